@@ -1,0 +1,18 @@
+//! # Fjord broker
+//!
+//! A Kafka-compatible broker. The parts that decide (log, producer state, metadata
+//! image) are separate from the thin runtime that owns sockets, tasks and timers.
+//!
+//! # Layout
+//!
+//! - `config`: the typed, validated broker and topic configuration (Kafka's names).
+//! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
+//! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
+//! - `log::producer_state`: idempotent producer sequence tracking.
+//! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
+//! - `protocol`: Kafka framing, the request guard, advertised API versions.
+//! - `server`: listeners, connections, request handlers per API, HTTP metrics/health.
+//! - `metrics`: Prometheus metric families.
+
+pub mod log;
+pub mod protocol;

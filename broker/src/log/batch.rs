@@ -1,0 +1,1 @@
+//! RecordBatch (magic v2) header parsing and validation.

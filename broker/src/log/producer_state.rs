@@ -1,0 +1,1 @@
+//! Idempotent producer state: the last sequence ranges per producer id.
