@@ -14,5 +14,7 @@
 //! - `server`: listeners, connections, request handlers per API, HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
+pub mod config;
 pub mod log;
+pub mod metadata;
 pub mod protocol;

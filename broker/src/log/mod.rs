@@ -98,9 +98,17 @@ pub enum AppendError {
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: u32 },
     #[error("producer {producer_id}: expected sequence {expected}, got {got}")]
-    OutOfOrderSequence { producer_id: i64, expected: i32, got: i32 },
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
     #[error("producer {producer_id}: epoch {got} is older than {current}")]
-    InvalidProducerEpoch { producer_id: i64, got: i16, current: i16 },
+    InvalidProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
     #[error("unsupported record batch: {0}")]
     Unsupported(String),
     #[error("log I/O: {0}")]
@@ -120,7 +128,11 @@ pub struct ReadInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("offset {offset} is outside the log [{log_start_offset}, {log_end_offset}]")]
-    OffsetOutOfRange { offset: i64, log_start_offset: i64, log_end_offset: i64 },
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
     #[error("log I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -137,7 +149,10 @@ impl Log {
     /// indexes and producer state are rebuilt where needed.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> std::io::Result<Log> {
         let _ = now_ms;
-        Ok(Log { dir: dir.to_path_buf(), config })
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            config,
+        })
     }
 
     pub fn dir(&self) -> &Path {

@@ -11,7 +11,9 @@ pub enum GuardError {
 /// Check a whole request frame (header and body, without the 4-byte size prefix).
 pub fn check_request(frame: &[u8]) -> Result<(), GuardError> {
     if frame.len() < 8 {
-        return Err(GuardError::Malformed("frame shorter than a request header".into()));
+        return Err(GuardError::Malformed(
+            "frame shorter than a request header".into(),
+        ));
     }
     Ok(())
 }

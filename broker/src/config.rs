@@ -1,0 +1,479 @@
+//! Broker and topic configuration: one typed, validated struct per scope, with
+//! Kafka's names where Kafka has one.
+//!
+//! Broker settings come from flags or `FJORD_*` environment variables (see
+//! `fjord --help`). Topic settings are Kafka topic configs (`retention.ms`, ...),
+//! stored as overrides in the cluster metadata; a topic's effective [`LogConfig`] is
+//! the broker default overlaid with its overrides.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::log::{LogConfig, TimestampType};
+
+/// Settings of one broker process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerConfig {
+    /// Directory holding this broker's logs and metadata.
+    #[arg(long, env = "FJORD_DATA_DIR", default_value = "./fjord-data")]
+    pub data_dir: PathBuf,
+
+    /// Address the Kafka protocol listener binds (host:port).
+    #[arg(long, env = "FJORD_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: SocketAddr,
+
+    /// Address clients are told to connect to (host:port); defaults to --kafka-listen.
+    #[arg(long, env = "FJORD_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Address of the HTTP listener serving /metrics, /health and /ready.
+    #[arg(long, env = "FJORD_HTTP_LISTEN", default_value = "127.0.0.1:9644")]
+    pub http_listen: SocketAddr,
+
+    /// This broker's id (node.id); a data directory belongs to one id.
+    #[arg(long, env = "FJORD_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Rack of this broker (broker.rack), reported to clients.
+    #[arg(long, env = "FJORD_RACK")]
+    pub rack: Option<String>,
+
+    /// Partitions of a topic created without a count (num.partitions).
+    #[arg(long, env = "FJORD_NUM_PARTITIONS", default_value_t = 1)]
+    pub num_partitions: i32,
+
+    /// Create a topic when a client asks for metadata of or produces to an unknown
+    /// topic (auto.create.topics.enable).
+    #[arg(long, env = "FJORD_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Replication factor of a topic created without one (default.replication.factor).
+    #[arg(long, env = "FJORD_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
+    pub default_replication_factor: i16,
+
+    /// Default min.insync.replicas of topics.
+    #[arg(long, env = "FJORD_MIN_INSYNC_REPLICAS", default_value_t = 1)]
+    pub min_insync_replicas: i32,
+
+    /// Default segment.bytes of topics (log.segment.bytes).
+    #[arg(long, env = "FJORD_LOG_SEGMENT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub log_segment_bytes: u64,
+
+    /// Default segment.ms of topics (log.roll.ms).
+    #[arg(long, env = "FJORD_LOG_ROLL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_roll_ms: i64,
+
+    /// Default retention.ms of topics (log.retention.ms); -1 keeps data forever.
+    #[arg(long, env = "FJORD_LOG_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_retention_ms: i64,
+
+    /// Default retention.bytes of topics (log.retention.bytes); -1 means no limit.
+    #[arg(long, env = "FJORD_LOG_RETENTION_BYTES", default_value_t = -1)]
+    pub log_retention_bytes: i64,
+
+    /// Default flush.messages of topics (log.flush.interval.messages); the default
+    /// leaves durability to the OS page cache, with fsync on segment roll and clean
+    /// shutdown, as Kafka does.
+    #[arg(long, env = "FJORD_LOG_FLUSH_INTERVAL_MESSAGES", default_value_t = i64::MAX)]
+    pub log_flush_interval_messages: i64,
+
+    /// Default flush.ms of topics (log.flush.interval.ms).
+    #[arg(long, env = "FJORD_LOG_FLUSH_INTERVAL_MS", default_value_t = i64::MAX)]
+    pub log_flush_interval_ms: i64,
+
+    /// How often segments are checked for roll, retention and flush.ms
+    /// (log.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "FJORD_LOG_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 300_000
+    )]
+    pub log_retention_check_interval_ms: u64,
+
+    /// Default max.message.bytes of topics (message.max.bytes): the largest record batch.
+    #[arg(long, env = "FJORD_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub message_max_bytes: u32,
+
+    /// The largest request frame accepted (socket.request.max.bytes).
+    #[arg(
+        long,
+        env = "FJORD_SOCKET_REQUEST_MAX_BYTES",
+        default_value_t = 104_857_600
+    )]
+    pub socket_request_max_bytes: u32,
+
+    /// The most client connections served at once (max.connections); further
+    /// connections are closed at once.
+    #[arg(long, env = "FJORD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Close client connections idle this long (connections.max.idle.ms).
+    #[arg(long, env = "FJORD_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
+    pub connections_max_idle_ms: u64,
+
+    /// Upper bound on a produce with acks=all or a fetch's wait (request.timeout.ms
+    /// caps what the client asks).
+    #[arg(long, env = "FJORD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Time allowed for a clean shutdown before the process exits anyway.
+    #[arg(long, env = "FJORD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}
+
+impl BrokerConfig {
+    /// Check relations between settings that the flag parser cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_id < 0 {
+            return Err(format!("--node-id {} must be >= 0", self.node_id));
+        }
+        if self.num_partitions < 1 {
+            return Err(format!(
+                "--num-partitions {} must be >= 1",
+                self.num_partitions
+            ));
+        }
+        if self.default_replication_factor < 1 {
+            return Err(format!(
+                "--default-replication-factor {} must be >= 1",
+                self.default_replication_factor
+            ));
+        }
+        if let Some(addr) = &self.advertised_listener {
+            parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
+        }
+        // Checking every topic default through the same validator as topic overrides
+        // keeps one definition of what a valid value is.
+        let defaults = TopicDefaults::from_broker(self);
+        for def in TOPIC_CONFIGS {
+            (def.validate)(&(def.default)(&defaults))
+                .map_err(|e| format!("broker default for {}: {e}", def.name))?;
+        }
+        Ok(())
+    }
+
+    /// The (host, port) clients are told to connect to.
+    pub fn advertised(&self) -> (String, i32) {
+        match &self.advertised_listener {
+            Some(a) => parse_host_port(a).expect("validated at startup"),
+            None => (
+                self.kafka_listen.ip().to_string(),
+                i32::from(self.kafka_listen.port()),
+            ),
+        }
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<(String, i32), String> {
+    let (host, port) = s.rsplit_once(':').ok_or("expected host:port")?;
+    let port: u16 = port.parse().map_err(|_| format!("bad port {port:?}"))?;
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    Ok((
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        i32::from(port),
+    ))
+}
+
+/// Broker-level defaults that topic configs inherit.
+#[derive(Debug, Clone)]
+pub struct TopicDefaults {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub max_message_bytes: u32,
+    pub min_insync_replicas: i32,
+}
+
+impl TopicDefaults {
+    pub fn from_broker(c: &BrokerConfig) -> Self {
+        TopicDefaults {
+            segment_bytes: c.log_segment_bytes,
+            segment_ms: c.log_roll_ms,
+            retention_ms: c.log_retention_ms,
+            retention_bytes: c.log_retention_bytes,
+            flush_messages: c.log_flush_interval_messages,
+            flush_ms: c.log_flush_interval_ms,
+            max_message_bytes: c.message_max_bytes,
+            min_insync_replicas: c.min_insync_replicas,
+        }
+    }
+}
+
+/// The Kafka config type reported by DescribeConfigs v3+ (`ConfigType` in Kafka).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One supported topic config: its name, type, how its default derives from the
+/// broker, and its validator.
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    pub doc: &'static str,
+    pub default: fn(&TopicDefaults) -> String,
+    pub validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v: &str| match v.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(n) => Err(format!("{n} is below the minimum {min}")),
+        Err(_) => Err(format!("{v:?} is not a whole number")),
+    }
+}
+
+macro_rules! at_least {
+    ($min:expr) => {
+        |v: &str| long_at_least($min)(v)
+    };
+}
+
+fn int_range(v: &str, min: i64, max: i64) -> Result<(), String> {
+    long_at_least(min)(v)?;
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a whole number"))?;
+    if n > max {
+        return Err(format!("{n} is above the maximum {max}"));
+    }
+    Ok(())
+}
+
+/// Topic configs Fjord understands. Anything else is refused with INVALID_CONFIG so
+/// a typo never silently does nothing.
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        config_type: ConfigType::List,
+        doc: "How old segments are discarded: delete (by retention.ms / retention.bytes).",
+        default: |_| "delete".into(),
+        // Compaction arrives with the consumer-group work; until then only delete is
+        // accepted, so nobody relies on compaction that does not happen.
+        validate: |v| match v.trim() {
+            "delete" => Ok(()),
+            other => Err(format!(
+                "cleanup.policy {other:?} is not supported (supported: delete)"
+            )),
+        },
+    },
+    TopicConfigDef {
+        name: "compression.type",
+        config_type: ConfigType::String,
+        doc: "Batches are stored as the producer compressed them (producer).",
+        default: |_| "producer".into(),
+        validate: |v| {
+            match v.trim() {
+            "producer" => Ok(()),
+            other => Err(format!(
+                "compression.type {other:?} is not supported: batches are stored as produced (producer)"
+            )),
+        }
+        },
+    },
+    TopicConfigDef {
+        name: "flush.messages",
+        config_type: ConfigType::Long,
+        doc: "fsync the log after this many messages.",
+        default: |d| d.flush_messages.to_string(),
+        validate: at_least!(1),
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        config_type: ConfigType::Long,
+        doc: "fsync the log when unflushed data is this old.",
+        default: |d| d.flush_ms.to_string(),
+        validate: at_least!(0),
+    },
+    TopicConfigDef {
+        name: "index.interval.bytes",
+        config_type: ConfigType::Int,
+        doc: "Bytes between two entries of the sparse offset index.",
+        default: |_| "4096".into(),
+        validate: |v| int_range(v, 0, i64::from(i32::MAX)),
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        config_type: ConfigType::Int,
+        doc: "The largest record batch accepted.",
+        default: |d| d.max_message_bytes.to_string(),
+        validate: |v| int_range(v, 0, i64::from(i32::MAX)),
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        config_type: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the append time.",
+        default: |_| "CreateTime".into(),
+        validate: |v| match v.trim() {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            other => Err(format!("{other:?} is not CreateTime or LogAppendTime")),
+        },
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        config_type: ConfigType::Int,
+        doc: "Replicas that must hold a batch before an acks=all produce succeeds.",
+        default: |d| d.min_insync_replicas.to_string(),
+        validate: |v| int_range(v, 1, i64::from(i32::MAX)),
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        config_type: ConfigType::Long,
+        doc: "Delete the oldest segments while the partition is larger; -1 means no limit.",
+        default: |d| d.retention_bytes.to_string(),
+        validate: at_least!(-1),
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        config_type: ConfigType::Long,
+        doc: "Delete segments whose newest record is older; -1 keeps data forever.",
+        default: |d| d.retention_ms.to_string(),
+        validate: at_least!(-1),
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        config_type: ConfigType::Int,
+        doc: "Roll a new segment file at this size.",
+        default: |d| d.segment_bytes.to_string(),
+        // Kafka's floor is 1 MiB; a lower floor keeps tests of rolling cheap.
+        validate: |v| int_range(v, 1024, i64::from(i32::MAX)),
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        config_type: ConfigType::Int,
+        doc: "The largest offset or time index file; a full index rolls the segment.",
+        default: |_| "10485760".into(),
+        validate: |v| int_range(v, 4096, i64::from(i32::MAX)),
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        config_type: ConfigType::Long,
+        doc: "Roll a new segment when the active one is this old.",
+        default: |d| d.segment_ms.to_string(),
+        validate: at_least!(1),
+    },
+    TopicConfigDef {
+        name: "unclean.leader.election.enable",
+        config_type: ConfigType::Boolean,
+        doc: "Allow an out-of-sync replica to become leader (may lose data).",
+        default: |_| "false".into(),
+        validate: |v| match v.trim() {
+            "true" | "false" => Ok(()),
+            other => Err(format!("{other:?} is not true or false")),
+        },
+    },
+];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Check one topic config override, with a message that names the config.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(), String> {
+    let def = topic_config_def(name).ok_or_else(|| format!("unknown topic config {name:?}"))?;
+    (def.validate)(value).map_err(|e| format!("invalid value for {name}: {e}"))
+}
+
+/// The effective value of a topic config: the override if set, else the broker default.
+pub fn effective_topic_config(
+    name: &str,
+    overrides: &BTreeMap<String, String>,
+    defaults: &TopicDefaults,
+) -> Option<String> {
+    let def = topic_config_def(name)?;
+    Some(
+        overrides
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| (def.default)(defaults)),
+    )
+}
+
+/// The storage settings of a topic from its (validated) overrides.
+pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &TopicDefaults) -> LogConfig {
+    let get = |name: &str| effective_topic_config(name, overrides, defaults).unwrap_or_default();
+    let num = |name: &str| get(name).trim().parse::<i64>().unwrap_or(0);
+    LogConfig {
+        segment_bytes: num("segment.bytes") as u64,
+        segment_ms: num("segment.ms"),
+        segment_index_bytes: num("segment.index.bytes") as u64,
+        index_interval_bytes: num("index.interval.bytes") as u64,
+        retention_ms: num("retention.ms"),
+        retention_bytes: num("retention.bytes"),
+        flush_messages: num("flush.messages"),
+        flush_ms: num("flush.ms"),
+        max_message_bytes: num("max.message.bytes") as u32,
+        timestamp_type: if get("message.timestamp.type").trim() == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        broker: BrokerConfig,
+    }
+
+    fn defaults() -> TopicDefaults {
+        TopicDefaults::from_broker(&Cli::parse_from(["fjord"]).broker)
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let c = Cli::parse_from(["fjord"]).broker;
+        c.validate().unwrap();
+        assert_eq!(c.kafka_listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.advertised(), ("127.0.0.1".to_string(), 9092));
+        let lc = log_config(&BTreeMap::new(), &defaults());
+        assert_eq!(lc, LogConfig::default());
+    }
+
+    #[test]
+    fn overrides_win_and_bad_values_are_named() {
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        let lc = log_config(&o, &defaults());
+        assert_eq!(lc.retention_ms, 1000);
+        assert_eq!(lc.timestamp_type, TimestampType::LogAppendTime);
+        let err = validate_topic_config("retention.ms", "-5").unwrap_err();
+        assert!(err.contains("retention.ms") && err.contains("-1"), "{err}");
+        assert!(validate_topic_config("retention.msx", "1")
+            .unwrap_err()
+            .contains("unknown"));
+        assert!(validate_topic_config("segment.bytes", "abc").is_err());
+    }
+
+    #[test]
+    fn advertised_listener_is_checked() {
+        let c = Cli::parse_from(["fjord", "--advertised-listener", "broker-0.fjord:9092"]).broker;
+        c.validate().unwrap();
+        assert_eq!(c.advertised(), ("broker-0.fjord".to_string(), 9092));
+        let bad = Cli::parse_from(["fjord", "--advertised-listener", "nohostport"]).broker;
+        assert!(bad.validate().is_err());
+    }
+}

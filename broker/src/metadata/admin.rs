@@ -1,0 +1,553 @@
+//! Admin decisions as pure functions: given the current image and a request, either
+//! the metadata records that carry it out or the Kafka error the client gets.
+//! Nothing here does I/O, so every rule is unit-tested directly.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::image::{MetadataImage, MetadataRecord, PartitionState};
+use crate::config::validate_topic_config;
+
+/// A refused admin request: the error code clients act on and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl AdminError {
+    fn new(code: ResponseError, message: impl Into<String>) -> Self {
+        AdminError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// Kafka's rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> AdminResult<()> {
+    let invalid = |why: String| Err(AdminError::new(ResponseError::InvalidTopicException, why));
+    if name.is_empty() {
+        return invalid("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return invalid(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > 249 {
+        return invalid(format!(
+            "topic name of {} characters exceeds 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return invalid(format!(
+            "topic name {name:?} has the illegal character {c:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// '.' and '_' collide in metric names, so Kafka refuses topics that differ only by them.
+fn collision_key(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+/// What a CreateTopics entry asks for, after defaults are filled in by the caller.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker default.
+    pub num_partitions: i32,
+    /// -1: the broker default.
+    pub replication_factor: i16,
+    /// Explicit replica lists per partition (then the two counts above must be -1).
+    pub assignments: Vec<(i32, Vec<i32>)>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Place `count` partitions starting at `first` on `brokers`, round-robin with a
+/// different first broker per partition so that leadership spreads.
+pub fn assign_replicas(brokers: &[i32], first: i32, count: i32, rf: i16) -> Vec<Vec<i32>> {
+    let n = brokers.len();
+    (first..first + count)
+        .map(|p| {
+            let start = usize::try_from(p).unwrap_or(0) % n.max(1);
+            (0..usize::try_from(rf).unwrap_or(0))
+                .map(|r| brokers[(start + r) % n])
+                .collect()
+        })
+        .collect()
+}
+
+fn partition_states(first: i32, replicas: Vec<Vec<i32>>) -> Vec<PartitionState> {
+    replicas
+        .into_iter()
+        .zip(first..)
+        .map(|(replicas, partition)| PartitionState {
+            partition,
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            isr: replicas.clone(),
+            replicas,
+        })
+        .collect()
+}
+
+fn check_configs(configs: &BTreeMap<String, String>) -> AdminResult<()> {
+    for (k, v) in configs {
+        validate_topic_config(k, v)
+            .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
+    }
+    Ok(())
+}
+
+fn check_assignment(brokers: &[i32], partition: i32, replicas: &[i32]) -> AdminResult<()> {
+    if replicas.is_empty() {
+        return Err(AdminError::new(
+            ResponseError::InvalidReplicaAssignment,
+            format!("partition {partition} has no replicas"),
+        ));
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        if !brokers.contains(r) {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!("partition {partition}: broker {r} is not registered"),
+            ));
+        }
+        if replicas[..i].contains(r) {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicaAssignment,
+                format!("partition {partition}: broker {r} is listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Plan a new topic on the registered `brokers`.
+pub fn plan_create_topic(
+    image: &MetadataImage,
+    brokers: &[i32],
+    req: &NewTopic,
+    default_partitions: i32,
+    default_replication_factor: i16,
+) -> AdminResult<MetadataRecord> {
+    validate_topic_name(&req.name)?;
+    if image.topic(&req.name).is_some() {
+        return Err(AdminError::new(
+            ResponseError::TopicAlreadyExists,
+            format!("topic {:?} already exists", req.name),
+        ));
+    }
+    let key = collision_key(&req.name);
+    if let Some(other) = image.topics().find(|t| collision_key(&t.name) == key) {
+        return Err(AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!(
+                "topic {:?} collides with existing topic {:?} ('.' and '_' are equivalent)",
+                req.name, other.name
+            ),
+        ));
+    }
+    check_configs(&req.configs)?;
+    let replicas = if req.assignments.is_empty() {
+        let count = if req.num_partitions == -1 {
+            default_partitions
+        } else {
+            req.num_partitions
+        };
+        let rf = if req.replication_factor == -1 {
+            default_replication_factor
+        } else {
+            req.replication_factor
+        };
+        if count < 1 {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!("number of partitions {count} must be at least 1"),
+            ));
+        }
+        if rf < 1 || usize::try_from(rf).unwrap_or(0) > brokers.len() {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "replication factor {rf} must be between 1 and the {} registered brokers",
+                    brokers.len()
+                ),
+            ));
+        }
+        assign_replicas(brokers, 0, count, rf)
+    } else {
+        if req.num_partitions != -1 || req.replication_factor != -1 {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                "give either replica assignments or partition count and replication factor, not both",
+            ));
+        }
+        let mut sorted = req.assignments.clone();
+        sorted.sort_by_key(|(p, _)| *p);
+        let mut replicas = Vec::with_capacity(sorted.len());
+        for (i, (p, r)) in sorted.into_iter().enumerate() {
+            if usize::try_from(p).ok() != Some(i) {
+                return Err(AdminError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "partitions must be numbered 0..{} without gaps",
+                        req.assignments.len()
+                    ),
+                ));
+            }
+            check_assignment(brokers, p, &r)?;
+            replicas.push(r);
+        }
+        replicas
+    };
+    Ok(MetadataRecord::TopicCreated {
+        name: req.name.clone(),
+        id: Uuid::new_v4(),
+        partitions: partition_states(0, replicas),
+        configs: req.configs.clone(),
+    })
+}
+
+/// Plan growing a topic to `count` partitions.
+pub fn plan_create_partitions(
+    image: &MetadataImage,
+    brokers: &[i32],
+    topic: &str,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+) -> AdminResult<MetadataRecord> {
+    let t = image.topic(topic).ok_or_else(|| {
+        AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {topic:?} does not exist"),
+        )
+    })?;
+    let current = i32::try_from(t.partitions.len()).unwrap_or(i32::MAX);
+    if count <= current {
+        return Err(AdminError::new(
+            ResponseError::InvalidPartitions,
+            format!("topic {topic:?} has {current} partitions; the count can only grow, not become {count}"),
+        ));
+    }
+    let added = count - current;
+    let rf = t.partitions.first().map_or(1, |p| p.replicas.len());
+    let replicas = match assignments {
+        Some(a) => {
+            if a.len() != usize::try_from(added).unwrap_or(0) {
+                return Err(AdminError::new(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("{} assignments given for {added} new partitions", a.len()),
+                ));
+            }
+            for (i, r) in a.iter().enumerate() {
+                check_assignment(brokers, current + i as i32, r)?;
+            }
+            a
+        }
+        None => {
+            if rf > brokers.len() {
+                return Err(AdminError::new(
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "replication factor {rf} exceeds the {} registered brokers",
+                        brokers.len()
+                    ),
+                ));
+            }
+            assign_replicas(brokers, current, added, rf as i16)
+        }
+    };
+    Ok(MetadataRecord::PartitionsCreated {
+        topic_id: t.id,
+        partitions: partition_states(current, replicas),
+    })
+}
+
+/// One IncrementalAlterConfigs operation (Kafka's OpType numbers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+impl ConfigOp {
+    pub fn from_wire(op: i8, name: String, value: Option<String>) -> AdminResult<ConfigOp> {
+        let need = |v: Option<String>| {
+            v.ok_or_else(|| {
+                AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("config {name:?}: no value given"),
+                )
+            })
+        };
+        Ok(match op {
+            0 => ConfigOp::Set(name.clone(), need(value)?),
+            1 => ConfigOp::Delete(name),
+            2 => ConfigOp::Append(name.clone(), need(value)?),
+            3 => ConfigOp::Subtract(name.clone(), need(value)?),
+            other => {
+                return Err(AdminError::new(
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        })
+    }
+}
+
+/// Plan config changes of a topic: `ops` applied to its overrides in order
+/// (incremental), or the overrides replaced by `ops`' Sets (legacy AlterConfigs).
+pub fn plan_alter_topic_configs(
+    image: &MetadataImage,
+    topic: &str,
+    ops: &[ConfigOp],
+    defaults_for_list: impl Fn(&str) -> Option<String>,
+) -> AdminResult<MetadataRecord> {
+    let t = image.topic(topic).ok_or_else(|| {
+        AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {topic:?} does not exist"),
+        )
+    })?;
+    let mut configs = t.configs.clone();
+    for op in ops {
+        match op {
+            ConfigOp::Set(k, v) => {
+                configs.insert(k.clone(), v.clone());
+            }
+            ConfigOp::Delete(k) => {
+                configs.remove(k);
+            }
+            ConfigOp::Append(k, v) | ConfigOp::Subtract(k, v) => {
+                let current = configs
+                    .get(k)
+                    .cloned()
+                    .or_else(|| defaults_for_list(k))
+                    .unwrap_or_default();
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if matches!(op, ConfigOp::Append(..)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(k.clone(), items.join(","));
+            }
+        }
+    }
+    for op in ops {
+        let name = match op {
+            ConfigOp::Set(k, _)
+            | ConfigOp::Delete(k)
+            | ConfigOp::Append(k, _)
+            | ConfigOp::Subtract(k, _) => k,
+        };
+        if let Some(v) = configs.get(name) {
+            validate_topic_config(name, v)
+                .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
+        } else {
+            // Deleting an unknown name is still a typo worth reporting.
+            validate_topic_config(name, "0")
+                .or_else(|e| {
+                    if e.starts_with("unknown") {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
+        }
+    }
+    Ok(MetadataRecord::TopicConfigsSet {
+        topic_id: t.id,
+        configs,
+    })
+}
+
+pub fn plan_delete_topic(image: &MetadataImage, topic: &str) -> AdminResult<MetadataRecord> {
+    let t = image.topic(topic).ok_or_else(|| {
+        AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {topic:?} does not exist"),
+        )
+    })?;
+    Ok(MetadataRecord::TopicDeleted { topic_id: t.id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: rf,
+            assignments: vec![],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn image_with(name: &str, partitions: i32) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let rec = plan_create_topic(&image, &[1], &new_topic(name, partitions, 1), 1, 1).unwrap();
+        image.apply(&rec).unwrap();
+        image
+    }
+
+    #[test]
+    fn create_fills_defaults_and_spreads_leaders() {
+        let image = MetadataImage::default();
+        let rec =
+            plan_create_topic(&image, &[1, 2, 3], &new_topic("orders", -1, -1), 6, 2).unwrap();
+        let MetadataRecord::TopicCreated { partitions, .. } = rec else {
+            panic!("{rec:?}")
+        };
+        assert_eq!(partitions.len(), 6);
+        let leaders: Vec<i32> = partitions.iter().map(|p| p.leader).collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+        assert!(partitions
+            .iter()
+            .all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
+    }
+
+    #[test]
+    fn create_refuses_what_kafka_refuses() {
+        let image = image_with("orders", 1);
+        let code = |t: NewTopic| plan_create_topic(&image, &[1], &t, 1, 1).unwrap_err().code;
+        assert_eq!(
+            code(new_topic("orders", 1, 1)),
+            ResponseError::TopicAlreadyExists
+        );
+        assert_eq!(
+            code(new_topic("bad/name", 1, 1)),
+            ResponseError::InvalidTopicException
+        );
+        assert_eq!(
+            code(new_topic("..", 1, 1)),
+            ResponseError::InvalidTopicException
+        );
+        assert_eq!(
+            code(new_topic(&"x".repeat(250), 1, 1)),
+            ResponseError::InvalidTopicException
+        );
+        assert_eq!(code(new_topic("t", 0, 1)), ResponseError::InvalidPartitions);
+        assert_eq!(
+            code(new_topic("t", 1, 2)),
+            ResponseError::InvalidReplicationFactor
+        );
+        let mut with_bad_config = new_topic("t", 1, 1);
+        with_bad_config
+            .configs
+            .insert("retention.ms".into(), "soon".into());
+        assert_eq!(code(with_bad_config), ResponseError::InvalidConfig);
+        let mut unknown_config = new_topic("t", 1, 1);
+        unknown_config
+            .configs
+            .insert("retention.mss".into(), "1".into());
+        assert_eq!(code(unknown_config), ResponseError::InvalidConfig);
+        let collides = image_with("a.b", 1);
+        let e = plan_create_topic(&collides, &[1], &new_topic("a_b", 1, 1), 1, 1).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidTopicException);
+    }
+
+    #[test]
+    fn explicit_assignments_are_checked() {
+        let image = MetadataImage::default();
+        let mut t = new_topic("t", -1, -1);
+        t.assignments = vec![(1, vec![2]), (0, vec![1])];
+        let rec = plan_create_topic(&image, &[1, 2], &t, 1, 1).unwrap();
+        let MetadataRecord::TopicCreated { partitions, .. } = rec else {
+            panic!()
+        };
+        assert_eq!(partitions[0].replicas, vec![1]);
+        assert_eq!(partitions[1].leader, 2);
+        t.assignments = vec![(0, vec![9])];
+        assert_eq!(
+            plan_create_topic(&image, &[1, 2], &t, 1, 1)
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidReplicaAssignment
+        );
+    }
+
+    #[test]
+    fn partitions_only_grow() {
+        let image = image_with("orders", 2);
+        let rec = plan_create_partitions(&image, &[1], "orders", 5, None).unwrap();
+        let MetadataRecord::PartitionsCreated { partitions, .. } = rec else {
+            panic!()
+        };
+        assert_eq!(
+            partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+            vec![2, 3, 4]
+        );
+        let e = plan_create_partitions(&image, &[1], "orders", 2, None).unwrap_err();
+        assert_eq!(e.code, ResponseError::InvalidPartitions);
+        let e = plan_create_partitions(&image, &[1], "nope", 3, None).unwrap_err();
+        assert_eq!(e.code, ResponseError::UnknownTopicOrPartition);
+    }
+
+    #[test]
+    fn incremental_config_ops() {
+        let image = image_with("orders", 1);
+        let ops = vec![
+            ConfigOp::Set("retention.ms".into(), "1000".into()),
+            ConfigOp::Set("segment.bytes".into(), "2048".into()),
+            ConfigOp::Delete("segment.bytes".into()),
+        ];
+        let rec = plan_alter_topic_configs(&image, "orders", &ops, |_| None).unwrap();
+        let MetadataRecord::TopicConfigsSet { configs, .. } = rec else {
+            panic!()
+        };
+        assert_eq!(
+            configs,
+            BTreeMap::from([("retention.ms".into(), "1000".into())])
+        );
+        let bad = plan_alter_topic_configs(
+            &image,
+            "orders",
+            &[ConfigOp::Set("retention.ms".into(), "x".into())],
+            |_| None,
+        );
+        assert_eq!(bad.unwrap_err().code, ResponseError::InvalidConfig);
+        let typo = plan_alter_topic_configs(
+            &image,
+            "orders",
+            &[ConfigOp::Delete("retention.mss".into())],
+            |_| None,
+        );
+        assert_eq!(typo.unwrap_err().code, ResponseError::InvalidConfig);
+        let append = plan_alter_topic_configs(
+            &image,
+            "orders",
+            &[ConfigOp::Append("cleanup.policy".into(), "delete".into())],
+            |_| Some("delete".into()),
+        )
+        .unwrap();
+        let MetadataRecord::TopicConfigsSet { configs, .. } = append else {
+            panic!()
+        };
+        assert_eq!(configs["cleanup.policy"], "delete");
+    }
+}
