@@ -17,4 +17,6 @@
 pub mod config;
 pub mod log;
 pub mod metadata;
+pub mod metrics;
 pub mod protocol;
+pub mod server;

@@ -1,1 +1,62 @@
-fn main() {}
+//! `fjord`: the Fjord broker binary.
+
+use clap::Parser;
+use fjord_broker::config::BrokerConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Fjord: a Kafka-compatible streaming broker.
+///
+/// Every flag can also be set as the FJORD_* environment variable shown.
+#[derive(Parser)]
+#[command(name = "fjord", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    broker: BrokerConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FJORD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fjord: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let result = runtime.block_on(async {
+        let signal_token = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested");
+            signal_token.cancel();
+        });
+        fjord_broker::server::run(cli.broker, shutdown).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fjord: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,173 @@
+//! Prometheus metric families of one broker, registered in one registry that the
+//! HTTP listener renders at `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests handled, by API name.
+    pub requests: IntCounterVec,
+    /// Error codes returned, by API name and Kafka error name (per topic/partition
+    /// where the API answers per partition).
+    pub request_errors: IntCounterVec,
+    /// Time from a request's arrival to its response, by API name.
+    pub request_duration: HistogramVec,
+    pub bytes_in: IntCounterVec,
+    pub bytes_out: IntCounterVec,
+    pub messages_in: IntCounterVec,
+    pub messages_out: IntCounterVec,
+    pub log_size_bytes: IntGaugeVec,
+    pub log_end_offset: IntGaugeVec,
+    pub log_start_offset: IntGaugeVec,
+    pub connections: IntGauge,
+    pub connections_rejected: IntCounter,
+    /// Connections closed because a request was malformed or too large.
+    pub requests_rejected: IntCounterVec,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "fjord_request_duration_seconds",
+                "Request handling time by API.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["api"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("unique metric");
+        let connections =
+            IntGauge::new("fjord_connections", "Open client connections.").expect("valid metric");
+        registry
+            .register(Box::new(connections.clone()))
+            .expect("unique metric");
+        let connections_rejected = IntCounter::new(
+            "fjord_connections_rejected_total",
+            "Connections closed at once because max.connections was reached.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(connections_rejected.clone()))
+            .expect("unique metric");
+        let tp = &["topic", "partition"];
+        Metrics {
+            requests: counter_vec(
+                &registry,
+                "fjord_requests_total",
+                "Requests by API.",
+                &["api"],
+            ),
+            request_errors: counter_vec(
+                &registry,
+                "fjord_request_errors_total",
+                "Error codes returned, by API and error.",
+                &["api", "error"],
+            ),
+            request_duration,
+            bytes_in: counter_vec(
+                &registry,
+                "fjord_bytes_in_total",
+                "Record bytes produced, by topic.",
+                &["topic"],
+            ),
+            bytes_out: counter_vec(
+                &registry,
+                "fjord_bytes_out_total",
+                "Record bytes fetched, by topic.",
+                &["topic"],
+            ),
+            messages_in: counter_vec(
+                &registry,
+                "fjord_messages_in_total",
+                "Records produced, by topic.",
+                &["topic"],
+            ),
+            messages_out: counter_vec(
+                &registry,
+                "fjord_messages_out_total",
+                "Records fetched (whole batches sent), by topic.",
+                &["topic"],
+            ),
+            log_size_bytes: gauge_vec(
+                &registry,
+                "fjord_log_size_bytes",
+                "Bytes on disk per partition.",
+                tp,
+            ),
+            log_end_offset: gauge_vec(
+                &registry,
+                "fjord_log_end_offset",
+                "Log end offset per partition.",
+                tp,
+            ),
+            log_start_offset: gauge_vec(
+                &registry,
+                "fjord_log_start_offset",
+                "Log start offset per partition.",
+                tp,
+            ),
+            connections,
+            connections_rejected,
+            requests_rejected: counter_vec(
+                &registry,
+                "fjord_requests_rejected_total",
+                "Requests refused before decoding (malformed, too large, unknown API), by reason.",
+                &["reason"],
+            ),
+            registry,
+        }
+    }
+
+    /// Render every family in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
+        String::from_utf8(out).expect("prometheus text is UTF-8")
+    }
+
+    /// Forget the per-partition series of a deleted topic.
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        let p = partition.to_string();
+        for g in [
+            &self.log_size_bytes,
+            &self.log_end_offset,
+            &self.log_start_offset,
+        ] {
+            let _ = g.remove_label_values(&[topic, &p]);
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,280 @@
+//! Topic administration (CreateTopics, DeleteTopics, CreatePartitions), producer ids
+//! (InitProducerId) and DescribeCluster. Decisions come from `metadata::admin`; this
+//! layer maps the wire types in and out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::*;
+
+use super::{count_error, str_bytes, RequestContext};
+use crate::config::{effective_topic_config, TOPIC_CONFIGS};
+use crate::metadata::admin::{
+    plan_create_partitions, plan_create_topic, plan_delete_topic, AdminError, NewTopic,
+};
+use crate::metadata::image::MetadataRecord;
+use crate::server::broker::Broker;
+
+pub async fn create_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
+    let v = ctx.version;
+    let brokers = broker.live_brokers();
+    let mut seen = BTreeSet::new();
+    let duplicated: BTreeSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        let outcome = if duplicated.contains(&name) {
+            Err(AdminError {
+                code: ResponseError::InvalidRequest,
+                message: format!("topic {name:?} appears more than once in the request"),
+            })
+        } else {
+            let new = NewTopic {
+                name: name.clone(),
+                num_partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                assignments: t
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
+                    .collect(),
+                configs: t
+                    .configs
+                    .iter()
+                    .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                    .collect(),
+            };
+            broker
+                .change_metadata(!req.validate_only, |image| {
+                    plan_create_topic(
+                        image,
+                        &brokers,
+                        &new,
+                        broker.config.num_partitions,
+                        broker.config.default_replication_factor,
+                    )
+                })
+                .await
+        };
+        match outcome {
+            Ok(MetadataRecord::TopicCreated {
+                id,
+                partitions,
+                configs,
+                ..
+            }) => {
+                tracing::info!(topic = %name, partitions = partitions.len(), validate_only = req.validate_only, "created topic");
+                if v >= 5 {
+                    result.num_partitions = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
+                    result.replication_factor =
+                        partitions.first().map_or(0, |p| p.replicas.len() as i16);
+                    result.configs = Some(describe_for_create(broker, &configs));
+                }
+                if v >= 7 && !req.validate_only {
+                    result.topic_id = id;
+                }
+            }
+            Ok(other) => unreachable!("create planned {other:?}"),
+            Err(e) => {
+                count_error(broker, ctx.api_key, e.code.code());
+                result.error_code = e.code.code();
+                result.error_message = Some(str_bytes(e.message));
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+/// CreateTopics v5+ reports the new topic's effective configs.
+fn describe_for_create(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let value = effective_topic_config(def.name, overrides, &broker.defaults);
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(def.name))
+                .with_value(value.map(str_bytes))
+                .with_config_source(if overrides.contains_key(def.name) {
+                    1
+                } else {
+                    5
+                })
+        })
+        .collect()
+}
+
+pub async fn delete_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let v = ctx.version;
+    // v6 names topics by name or id; older versions by name only.
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if v >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let image = broker.image();
+        let resolved = match &name {
+            Some(n) => Some(n.clone()),
+            None => image.topic_by_id(&id).map(|t| t.name.clone()),
+        };
+        let mut result = DeletableTopicResult::default()
+            .with_name(resolved.clone().map(|n| TopicName(str_bytes(n))));
+        if v >= 6 {
+            result.topic_id = image
+                .topic(resolved.as_deref().unwrap_or(""))
+                .map_or(id, |t| t.id);
+        }
+        let outcome = match &resolved {
+            None => Err(AdminError {
+                code: ResponseError::UnknownTopicId,
+                message: format!("no topic with id {id}"),
+            }),
+            Some(n) if n.starts_with("__") => Err(AdminError {
+                code: ResponseError::InvalidTopicException,
+                message: format!("internal topic {n:?} cannot be deleted"),
+            }),
+            Some(n) => broker
+                .change_metadata(true, |image| plan_delete_topic(image, n))
+                .await
+                .map(|_| ()),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(topic = ?resolved, "deleted topic"),
+            Err(e) => {
+                count_error(broker, ctx.api_key, e.code.code());
+                result.error_code = e.code.code();
+                if v >= 5 {
+                    result.error_message = Some(str_bytes(e.message));
+                }
+            }
+        }
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let brokers = broker.live_brokers();
+    let mut results = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let assignments = t.assignments.map(|a| {
+            a.into_iter()
+                .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
+                .collect()
+        });
+        let outcome = broker
+            .change_metadata(!req.validate_only, |image| {
+                plan_create_partitions(image, &brokers, &name, t.count, assignments)
+            })
+            .await;
+        let mut result = CreatePartitionsTopicResult::default().with_name(t.name);
+        match outcome {
+            Ok(_) => {
+                tracing::info!(topic = %name, count = t.count, validate_only = req.validate_only, "grew topic")
+            }
+            Err(e) => {
+                count_error(broker, ctx.api_key, e.code.code());
+                result.error_code = e.code.code();
+                result.error_message = Some(str_bytes(e.message));
+            }
+        }
+        results.push(result);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+pub async fn init_producer_id(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let fail = |code: ResponseError| {
+        count_error(broker, ctx.api_key, code.code());
+        InitProducerIdResponse::default()
+            .with_error_code(code.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
+    if req.transactional_id.is_some() {
+        // Transactions are not served (their APIs are not advertised).
+        return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    }
+    // An idempotent producer gets a fresh id with epoch 0, also when it asks to bump
+    // an old one (KIP-360): a new id fences nothing and restarts its sequences at 0.
+    match broker.allocate_producer_id().await {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "could not reserve producer ids");
+            fail(ResponseError::KafkaStorageError)
+        }
+    }
+}
+
+pub fn describe_cluster(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let (host, port) = broker.config.advertised();
+    let mut resp = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(broker.node_id()))
+            .with_host(str_bytes(host))
+            .with_port(port)
+            .with_rack(broker.config.rack.clone().map(str_bytes))]);
+    if ctx.version >= 1 {
+        resp.endpoint_type = req.endpoint_type;
+        // 1 = brokers; 2 = controllers, which are not exposed separately.
+        if req.endpoint_type != 1 {
+            resp.error_code = ResponseError::UnsupportedEndpointType.code();
+            resp.brokers.clear();
+            count_error(broker, ctx.api_key, resp.error_code);
+        }
+    }
+    resp
+}

@@ -1,0 +1,314 @@
+//! DescribeConfigs and IncrementalAlterConfigs for topics (and, read-only, the broker).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::*;
+
+use super::{count_error, str_bytes, RequestContext};
+use crate::config::{effective_topic_config, ConfigType, TOPIC_CONFIGS};
+use crate::metadata::admin::{plan_alter_topic_configs, AdminError, ConfigOp};
+use crate::server::broker::Broker;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+// Kafka's ConfigSource numbers.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    config_type: ConfigType,
+    doc: &'static str,
+    read_only: bool,
+}
+
+fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
+    let image = broker.image();
+    let t = image.topic(topic)?;
+    Some(
+        TOPIC_CONFIGS
+            .iter()
+            .map(|def| Entry {
+                name: def.name.to_string(),
+                value: effective_topic_config(def.name, &t.configs, &broker.defaults)
+                    .unwrap_or_default(),
+                source: if t.configs.contains_key(def.name) {
+                    SOURCE_TOPIC
+                } else {
+                    SOURCE_DEFAULT
+                },
+                config_type: def.config_type,
+                doc: def.doc,
+                read_only: false,
+            })
+            .collect(),
+    )
+}
+
+fn broker_entries(broker: &Broker) -> Vec<Entry> {
+    let c = &broker.config;
+    let (host, port) = c.advertised();
+    let entry = |name: &str, value: String, config_type, doc| Entry {
+        name: name.to_string(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        config_type,
+        doc,
+        read_only: true,
+    };
+    vec![
+        entry(
+            "node.id",
+            c.node_id.to_string(),
+            ConfigType::Int,
+            "This broker's id.",
+        ),
+        entry(
+            "broker.rack",
+            c.rack.clone().unwrap_or_default(),
+            ConfigType::String,
+            "Rack of this broker.",
+        ),
+        entry(
+            "advertised.listeners",
+            format!("PLAINTEXT://{host}:{port}"),
+            ConfigType::String,
+            "Address clients are told.",
+        ),
+        entry(
+            "num.partitions",
+            c.num_partitions.to_string(),
+            ConfigType::Int,
+            "Default partitions of new topics.",
+        ),
+        entry(
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            ConfigType::Boolean,
+            "Create unknown topics on metadata requests.",
+        ),
+        entry(
+            "default.replication.factor",
+            c.default_replication_factor.to_string(),
+            ConfigType::Int,
+            "Default replication factor of new topics.",
+        ),
+        entry(
+            "min.insync.replicas",
+            c.min_insync_replicas.to_string(),
+            ConfigType::Int,
+            "Default min.insync.replicas of topics.",
+        ),
+        entry(
+            "log.segment.bytes",
+            c.log_segment_bytes.to_string(),
+            ConfigType::Int,
+            "Default segment.bytes of topics.",
+        ),
+        entry(
+            "log.roll.ms",
+            c.log_roll_ms.to_string(),
+            ConfigType::Long,
+            "Default segment.ms of topics.",
+        ),
+        entry(
+            "log.retention.ms",
+            c.log_retention_ms.to_string(),
+            ConfigType::Long,
+            "Default retention.ms of topics.",
+        ),
+        entry(
+            "log.retention.bytes",
+            c.log_retention_bytes.to_string(),
+            ConfigType::Long,
+            "Default retention.bytes of topics.",
+        ),
+        entry(
+            "log.flush.interval.messages",
+            c.log_flush_interval_messages.to_string(),
+            ConfigType::Long,
+            "Default flush.messages of topics.",
+        ),
+        entry(
+            "log.flush.interval.ms",
+            c.log_flush_interval_ms.to_string(),
+            ConfigType::Long,
+            "Default flush.ms of topics.",
+        ),
+        entry(
+            "log.retention.check.interval.ms",
+            c.log_retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+            "Interval of log housekeeping.",
+        ),
+        entry(
+            "message.max.bytes",
+            c.message_max_bytes.to_string(),
+            ConfigType::Int,
+            "Default max.message.bytes of topics.",
+        ),
+        entry(
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+            ConfigType::Int,
+            "The largest request accepted.",
+        ),
+        entry(
+            "max.connections",
+            c.max_connections.to_string(),
+            ConfigType::Int,
+            "Client connections served at once.",
+        ),
+        entry(
+            "connections.max.idle.ms",
+            c.connections_max_idle_ms.to_string(),
+            ConfigType::Long,
+            "Idle connections are closed after this.",
+        ),
+    ]
+}
+
+pub fn describe_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let v = ctx.version;
+    let results = req
+        .resources
+        .into_iter()
+        .map(|r| {
+            let mut result = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let entries = match r.resource_type {
+                RESOURCE_TOPIC => topic_entries(broker, &r.resource_name).ok_or_else(|| {
+                    (
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {:?} does not exist", r.resource_name.as_str()),
+                    )
+                }),
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.as_str() == broker.node_id().to_string() =>
+                {
+                    Ok(broker_entries(broker))
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "broker {:?} is not this broker ({})",
+                        r.resource_name.as_str(),
+                        broker.node_id()
+                    ),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
+            match entries {
+                Ok(entries) => {
+                    let wanted = r.configuration_keys.as_ref();
+                    result.configs = entries
+                        .into_iter()
+                        .filter(|e| {
+                            wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                        })
+                        .map(|e| {
+                            let mut c = DescribeConfigsResourceResult::default()
+                                .with_name(str_bytes(e.name.clone()))
+                                .with_value(Some(str_bytes(e.value.clone())))
+                                .with_read_only(e.read_only)
+                                .with_config_source(e.source);
+                            if req.include_synonyms {
+                                c.synonyms = vec![DescribeConfigsSynonym::default()
+                                    .with_name(str_bytes(e.name))
+                                    .with_value(Some(str_bytes(e.value)))
+                                    .with_source(e.source)];
+                            }
+                            if v >= 3 {
+                                c.config_type = e.config_type as i8;
+                                if req.include_documentation {
+                                    c.documentation = Some(str_bytes(e.doc));
+                                }
+                            }
+                            c
+                        })
+                        .collect();
+                }
+                Err((code, message)) => {
+                    count_error(broker, ctx.api_key, code.code());
+                    result.error_code = code.code();
+                    result.error_message = Some(str_bytes(message));
+                }
+            }
+            result
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+pub async fn incremental_alter_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let outcome: Result<(), AdminError> = match r.resource_type {
+            RESOURCE_TOPIC => {
+                let ops: Result<Vec<ConfigOp>, AdminError> = r
+                    .configs
+                    .into_iter()
+                    .map(|c| {
+                        ConfigOp::from_wire(
+                            c.config_operation,
+                            c.name.to_string(),
+                            c.value.map(|v| v.to_string()),
+                        )
+                    })
+                    .collect();
+                match ops {
+                    Ok(ops) => {
+                        let defaults = &broker.defaults;
+                        broker
+                            .change_metadata(!req.validate_only, |image| {
+                                let list_default = |k: &str| effective_topic_config(k, &Default::default(), defaults);
+                                plan_alter_topic_configs(image, &name, &ops, list_default)
+                            })
+                            .await
+                            .map(|_| tracing::info!(topic = %name, validate_only = req.validate_only, "altered topic configs"))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            RESOURCE_BROKER => Err(AdminError {
+                code: ResponseError::InvalidConfig,
+                message: "broker configs are static: set them with flags or FJORD_* variables"
+                    .into(),
+            }),
+            other => Err(AdminError {
+                code: ResponseError::InvalidRequest,
+                message: format!("resource type {other} is not supported"),
+            }),
+        };
+        let mut resp = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        if let Err(e) = outcome {
+            count_error(broker, ctx.api_key, e.code.code());
+            resp.error_code = e.code.code();
+            resp.error_message = Some(str_bytes(e.message));
+        }
+        responses.push(resp);
+    }
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}

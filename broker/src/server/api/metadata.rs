@@ -1,0 +1,165 @@
+//! Metadata: brokers, topics with their ids, partitions, leaders and ISR, from this
+//! broker's image; unknown topics are created when auto-creation is on.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+
+use super::{count_error, str_bytes, RequestContext};
+use crate::metadata::admin::{plan_create_topic, validate_topic_name, NewTopic};
+use crate::metadata::image::TopicState;
+use crate::server::broker::Broker;
+
+pub fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
+    let (host, port) = broker.config.advertised();
+    MetadataResponseBroker::default()
+        .with_node_id(BrokerId(broker.node_id()))
+        .with_host(str_bytes(host))
+        .with_port(port)
+        .with_rack(broker.config.rack.clone().map(str_bytes))
+}
+
+fn topic_entry(t: &TopicState, version: i16) -> MetadataResponseTopic {
+    let partitions = t
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut e = MetadataResponsePartition::default()
+                .with_partition_index(p.partition)
+                .with_leader_id(BrokerId(p.leader))
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect());
+            if version >= 7 {
+                e.leader_epoch = p.leader_epoch;
+            }
+            if p.leader < 0 {
+                e.error_code = ResponseError::LeaderNotAvailable.code();
+            }
+            e
+        })
+        .collect();
+    let mut e = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(t.name.clone()))))
+        .with_partitions(partitions);
+    if version >= 1 {
+        e.is_internal = t.is_internal();
+    }
+    if version >= 10 {
+        e.topic_id = t.id;
+    }
+    e
+}
+
+fn error_topic(name: Option<TopicName>, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name)
+        .with_error_code(code.code())
+}
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: MetadataRequest,
+) -> MetadataResponse {
+    let v = ctx.version;
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match req.topics {
+        Some(list) if v == 0 && list.is_empty() => None,
+        other => other,
+    };
+    let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
+    let mut topics = Vec::new();
+    match requested {
+        None => {
+            let image = broker.image();
+            topics.extend(image.topics().map(|t| topic_entry(t, v)));
+        }
+        Some(list) => {
+            // Answer each name once, in request order.
+            let mut seen = BTreeMap::new();
+            for t in list {
+                let name = t.name.clone();
+                let key = name.as_ref().map(|n| n.0.to_string());
+                if let Some(k) = &key {
+                    if seen.insert(k.clone(), ()).is_some() {
+                        continue;
+                    }
+                }
+                topics.push(match key {
+                    Some(name) => lookup_or_create(broker, v, &name, allow_auto_create).await,
+                    None => match broker.image().topic_by_id(&t.topic_id) {
+                        Some(state) => topic_entry(state, v),
+                        None => {
+                            let mut e = error_topic(None, ResponseError::UnknownTopicId);
+                            e.topic_id = t.topic_id;
+                            e
+                        }
+                    },
+                });
+            }
+        }
+    }
+    for t in &topics {
+        count_error(broker, ctx.api_key, t.error_code);
+    }
+    let mut resp = MetadataResponse::default()
+        .with_brokers(vec![broker_entry(broker)])
+        .with_topics(topics);
+    if v >= 1 {
+        resp.controller_id = BrokerId(broker.node_id());
+    }
+    if v >= 2 {
+        resp.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
+    }
+    resp
+}
+
+async fn lookup_or_create(
+    broker: &Broker,
+    v: i16,
+    name: &str,
+    allow_auto_create: bool,
+) -> MetadataResponseTopic {
+    let topic_name = || Some(TopicName(str_bytes(name.to_string())));
+    if let Some(t) = broker.image().topic(name) {
+        return topic_entry(t, v);
+    }
+    if validate_topic_name(name).is_err() {
+        return error_topic(topic_name(), ResponseError::InvalidTopicException);
+    }
+    if !(allow_auto_create && broker.config.auto_create_topics) || name.starts_with("__") {
+        return error_topic(topic_name(), ResponseError::UnknownTopicOrPartition);
+    }
+    let new = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        assignments: vec![],
+        configs: BTreeMap::new(),
+    };
+    let brokers = broker.live_brokers();
+    let created = broker
+        .change_metadata(true, |image| {
+            plan_create_topic(
+                image,
+                &brokers,
+                &new,
+                broker.config.num_partitions,
+                broker.config.default_replication_factor,
+            )
+        })
+        .await;
+    match created {
+        Ok(_) => tracing::info!(topic = name, "auto-created topic"),
+        // Another request may have created it meanwhile; the image below tells.
+        Err(e) => tracing::debug!(topic = name, error = %e.message, "auto-creation did not happen"),
+    }
+    match broker.image().topic(name) {
+        Some(t) => topic_entry(t, v),
+        None => error_topic(topic_name(), ResponseError::UnknownTopicOrPartition),
+    }
+}

@@ -1,0 +1,116 @@
+//! Request handlers, one module per API family. Each handler takes the decoded
+//! request and returns the response body; Kafka-level failures are error codes in
+//! the response, never a Rust error. A Rust error here means the request could not
+//! be decoded or answered at all, and the connection is closed.
+
+pub mod admin;
+pub mod api_versions;
+pub mod configs;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::net::SocketAddr;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+use super::broker::Broker;
+use super::connection::encode_response;
+
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub peer: SocketAddr,
+}
+
+pub fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        _ => "Other",
+    }
+}
+
+/// Count a non-zero error code returned by `api` (per topic or partition).
+pub fn count_error(broker: &Broker, api: ApiKey, code: i16) {
+    if let Some(e) = ResponseError::try_from_code(code) {
+        broker
+            .metrics
+            .request_errors
+            .with_label_values(&[api_name(api), &format!("{e:?}")])
+            .inc();
+    }
+}
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+fn decode<T: Decodable>(mut body: Bytes, version: i16) -> anyhow::Result<T> {
+    T::decode(&mut body, version)
+}
+
+/// Decode the body, run the handler, encode the response (None for acks=0 produce).
+pub async fn dispatch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    body: Bytes,
+) -> anyhow::Result<Option<BytesMut>> {
+    let v = ctx.version;
+    let encode = |resp: &dyn ErasedEncodable| resp.encode_frame(ctx);
+    let frame = match ctx.api_key {
+        ApiKey::ApiVersions => encode(&api_versions::handle(decode(body, v)?, v)),
+        ApiKey::Metadata => encode(&metadata::handle(broker, ctx, decode(body, v)?).await),
+        ApiKey::Produce => match produce::handle(broker, ctx, decode(body, v)?).await {
+            Some(resp) => encode(&resp),
+            None => return Ok(None),
+        },
+        ApiKey::Fetch => encode(&fetch::handle(broker, ctx, decode(body, v)?).await),
+        ApiKey::ListOffsets => encode(&list_offsets::handle(broker, ctx, decode(body, v)?)),
+        ApiKey::CreateTopics => encode(&admin::create_topics(broker, ctx, decode(body, v)?).await),
+        ApiKey::DeleteTopics => encode(&admin::delete_topics(broker, ctx, decode(body, v)?).await),
+        ApiKey::CreatePartitions => {
+            encode(&admin::create_partitions(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::InitProducerId => {
+            encode(&admin::init_producer_id(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeCluster => encode(&admin::describe_cluster(broker, ctx, decode(body, v)?)),
+        ApiKey::DescribeConfigs => {
+            encode(&configs::describe_configs(broker, ctx, decode(body, v)?))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
+        }
+        other => anyhow::bail!("{other:?} is not served"),
+    }?;
+    Ok(Some(frame))
+}
+
+/// Lets `dispatch` encode any response type through one closure.
+trait ErasedEncodable {
+    fn encode_frame(&self, ctx: &RequestContext) -> anyhow::Result<BytesMut>;
+}
+
+impl<T: kafka_protocol::protocol::Encodable> ErasedEncodable for T {
+    fn encode_frame(&self, ctx: &RequestContext) -> anyhow::Result<BytesMut> {
+        encode_response(ctx.api_key, ctx.version, ctx.correlation_id, self)
+    }
+}

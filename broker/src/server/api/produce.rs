@@ -1,0 +1,145 @@
+//! Produce: validate and append each partition's batch, then answer per acks.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{count_error, str_bytes, RequestContext};
+use crate::config::effective_topic_config;
+use crate::log::AppendError;
+use crate::server::broker::{now_ms, Broker};
+
+fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Returns `None` for acks=0: the client expects no response at all.
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let v = ctx.version;
+    let acks = req.acks;
+    let image = broker.image();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for pd in topic.partition_data {
+            let mut resp = PartitionProduceResponse::default().with_index(pd.index);
+            let code = if !(-1..=1).contains(&acks) {
+                Err((
+                    ResponseError::InvalidRequiredAcks,
+                    format!("acks={acks} is not -1, 0 or 1"),
+                ))
+            } else if req.transactional_id.is_some() {
+                Err((
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "transactions are not supported".into(),
+                ))
+            } else {
+                append_one(
+                    broker, &image, &name, pd.index, pd.records, acks, v, &mut resp,
+                )
+            };
+            if let Err((code, message)) = code {
+                count_error(broker, ctx.api_key, code.code());
+                tracing::debug!(topic = %name, partition = pd.index, ?code, "produce refused: {message}");
+                resp.error_code = code.code();
+                resp.base_offset = -1;
+                if v >= 8 {
+                    resp.error_message = Some(str_bytes(message));
+                }
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn append_one(
+    broker: &Broker,
+    image: &crate::metadata::image::MetadataImage,
+    topic: &str,
+    index: i32,
+    records: Option<bytes::Bytes>,
+    acks: i16,
+    version: i16,
+    resp: &mut PartitionProduceResponse,
+) -> Result<(), (ResponseError, String)> {
+    let unknown = || {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {topic:?} partition {index} is not hosted here"),
+        )
+    };
+    let state = image.partition(topic, index).ok_or_else(unknown)?;
+    let partition = broker.partitions.get(topic, index).ok_or_else(unknown)?;
+    if acks == -1 {
+        let min_isr: usize = image
+            .topic(topic)
+            .and_then(|t| {
+                effective_topic_config("min.insync.replicas", &t.configs, &broker.defaults)
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        if state.isr.len() < min_isr {
+            return Err((
+                ResponseError::NotEnoughReplicas,
+                format!("topic {topic:?} partition {index}: {} in-sync replicas, min.insync.replicas is {min_isr}", state.isr.len()),
+            ));
+        }
+    }
+    let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
+        (
+            ResponseError::CorruptMessage,
+            format!("topic {topic:?} partition {index}: produce without records"),
+        )
+    })?;
+    let size = records.len() as u64;
+    // The only copy on the produce path: the request frame is shared, and the log
+    // rewrites the batch's base offset and leader epoch in place before its one write.
+    let buf = BytesMut::from(&records[..]);
+    let info = partition.append(buf, now_ms()).map_err(|e| {
+        if let AppendError::Io(io) = &e {
+            tracing::error!(topic, partition = index, error = %io, "log append failed");
+        }
+        (
+            append_error_code(&e),
+            format!("topic {topic:?} partition {index}: {e}"),
+        )
+    })?;
+    if !info.duplicate {
+        broker
+            .metrics
+            .bytes_in
+            .with_label_values(&[topic])
+            .inc_by(size);
+        broker
+            .metrics
+            .messages_in
+            .with_label_values(&[topic])
+            .inc_by((info.last_offset - info.base_offset + 1) as u64);
+    }
+    resp.base_offset = info.base_offset;
+    resp.log_append_time_ms = info.log_append_time_ms;
+    if version >= 5 {
+        resp.log_start_offset = info.log_start_offset;
+    }
+    Ok(())
+}

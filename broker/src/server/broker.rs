@@ -1,0 +1,268 @@
+//! The state one broker process shares between its connections: configuration, the
+//! metadata image and its store, the hosted partitions, producer id allocation and
+//! metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Mutex as AsyncMutex;
+
+use super::partition::{Partition, PartitionMap};
+use crate::config::{log_config, BrokerConfig, TopicDefaults};
+use crate::metadata::admin::AdminError;
+use crate::metadata::image::{MetadataImage, MetadataRecord, TopicState};
+use crate::metadata::store::MetadataStore;
+use crate::metrics::Metrics;
+
+/// Producer ids are reserved in the metadata log this many at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub defaults: TopicDefaults,
+    pub metrics: Metrics,
+    pub partitions: PartitionMap,
+    /// Readers take a cheap snapshot; writers replace it after the record is durable.
+    image: parking_lot::RwLock<Arc<MetadataImage>>,
+    /// Serializes metadata changes: plan against the image, append, apply.
+    writer: AsyncMutex<MetadataWriter>,
+    ready: AtomicBool,
+}
+
+struct MetadataWriter {
+    store: MetadataStore,
+    /// Next producer id to hand out; ids up to the image's reservation are free.
+    next_producer_id: i64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Broker {
+    /// Claim the data dir, replay the metadata log and open every hosted partition.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
+        let cluster_id = crate::metadata::claim_data_dir(&config.data_dir, config.node_id)?;
+        let (store, image) = MetadataStore::open(&config.data_dir.join("__cluster_metadata"))
+            .map_err(|e| e.to_string())?;
+        let defaults = TopicDefaults::from_broker(&config);
+        let next_producer_id = image.producer_ids_reserved_until;
+        let broker = Arc::new(Broker {
+            cluster_id,
+            defaults,
+            metrics: Metrics::new(),
+            partitions: PartitionMap::default(),
+            image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
+            writer: AsyncMutex::new(MetadataWriter {
+                store,
+                next_producer_id,
+            }),
+            ready: AtomicBool::new(false),
+            config,
+        });
+        let started = std::time::Instant::now();
+        broker
+            .install_image(image)
+            .map_err(|e| format!("opening partitions: {e}"))?;
+        tracing::info!(
+            partitions = broker.partitions.all().len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        Ok(broker)
+    }
+
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().clone()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// Brokers that can hold replicas. A single broker knows only itself; the
+    /// replicated cluster takes this from broker registrations.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        vec![self.node_id()]
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Plan a change against the current image and, if `commit`, make it durable and
+    /// apply it. Planning and committing under one lock keeps concurrent admin
+    /// requests from planning against a stale image.
+    pub async fn change_metadata(
+        &self,
+        commit: bool,
+        plan: impl FnOnce(&MetadataImage) -> Result<MetadataRecord, AdminError>,
+    ) -> Result<MetadataRecord, AdminError> {
+        let mut writer = self.writer.lock().await;
+        let record = plan(&self.image())?;
+        if commit {
+            self.commit_locked(&mut writer.store, &record)
+                .map_err(|message| AdminError {
+                    code: kafka_protocol::error::ResponseError::KafkaStorageError,
+                    message,
+                })?;
+        }
+        Ok(record)
+    }
+
+    fn commit_locked(
+        &self,
+        store: &mut MetadataStore,
+        record: &MetadataRecord,
+    ) -> Result<(), String> {
+        let mut image = (*self.image()).clone();
+        image.apply(record)?;
+        store.append(record).map_err(|e| {
+            // The change is not durable, so it must not become visible either.
+            tracing::error!(error = %e, "metadata log append failed");
+            e.to_string()
+        })?;
+        self.install_image(image)
+    }
+
+    /// Make the hosted partitions match `image`: open logs of new partitions, close
+    /// and delete logs of deleted topics, apply config changes. Then publish it.
+    fn install_image(&self, image: MetadataImage) -> Result<(), String> {
+        let old = self.image();
+        let now = now_ms();
+        for topic in image.topics() {
+            let hosted = self.partitions.topic(&topic.name);
+            let same_topic = hosted.first().is_none_or(|p| p.topic_id == topic.id);
+            if !same_topic {
+                self.drop_topic(&topic.name);
+            }
+            let hosted = self.partitions.topic(&topic.name);
+            if hosted.len() < topic.partitions.len() {
+                let mut all = hosted;
+                for p in &topic.partitions[all.len()..] {
+                    all.push(Arc::new(self.open_partition(
+                        topic,
+                        p.partition,
+                        p.leader_epoch,
+                        now,
+                    )?));
+                }
+                self.partitions.insert_topic(&topic.name, all);
+            }
+            if old
+                .topic(&topic.name)
+                .is_some_and(|o| o.configs != topic.configs)
+            {
+                let config = log_config(&topic.configs, &self.defaults);
+                for p in self.partitions.topic(&topic.name) {
+                    p.with_log_mut(|log| log.set_config(config.clone()));
+                }
+            }
+        }
+        for gone in old.topics().filter(|t| image.topic_by_id(&t.id).is_none()) {
+            self.drop_topic(&gone.name);
+        }
+        *self.image.write() = Arc::new(image);
+        Ok(())
+    }
+
+    fn open_partition(
+        &self,
+        topic: &TopicState,
+        index: i32,
+        epoch: i32,
+        now: i64,
+    ) -> Result<Partition, String> {
+        Partition::open(
+            &self.config.data_dir,
+            &topic.name,
+            topic.id,
+            index,
+            epoch,
+            log_config(&topic.configs, &self.defaults),
+            now,
+        )
+        .map_err(|e| format!("topic {:?} partition {index}: {e}", topic.name))
+    }
+
+    fn drop_topic(&self, name: &str) {
+        for p in self.partitions.remove_topic(name) {
+            self.metrics.forget_partition(name, p.index);
+            let dir = p.with_log(|l| l.dir().to_path_buf());
+            // Readers still holding file slices keep their open files; the data goes
+            // once they finish.
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
+            }
+        }
+    }
+
+    /// Hand out a producer id for an idempotent producer, reserving a new block in
+    /// the metadata log when the current one is used up.
+    pub async fn allocate_producer_id(&self) -> Result<i64, String> {
+        let mut writer = self.writer.lock().await;
+        if writer.next_producer_id >= self.image().producer_ids_reserved_until {
+            let record = MetadataRecord::ProducerIdsReserved {
+                next_producer_id: writer.next_producer_id + PRODUCER_ID_BLOCK,
+            };
+            self.commit_locked(&mut writer.store, &record)?;
+        }
+        let id = writer.next_producer_id;
+        writer.next_producer_id += 1;
+        Ok(id)
+    }
+
+    /// Periodic log maintenance: roll, retention, flush.ms; refreshes gauges.
+    pub fn housekeeping(&self) {
+        let now = now_ms();
+        for p in self.partitions.all() {
+            match p.with_log_mut(|log| log.housekeeping(now)) {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(topic = %p.topic, partition = p.index, segments = n, "deleted segments past retention")
+                }
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log housekeeping failed")
+                }
+            }
+        }
+        self.refresh_log_gauges();
+    }
+
+    pub fn refresh_log_gauges(&self) {
+        for p in self.partitions.all() {
+            let idx = p.index.to_string();
+            let labels = [p.topic.as_str(), idx.as_str()];
+            let (size, start, end) =
+                p.with_log(|l| (l.size_bytes(), l.log_start_offset(), l.log_end_offset()));
+            self.metrics
+                .log_size_bytes
+                .with_label_values(&labels)
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+            self.metrics
+                .log_start_offset
+                .with_label_values(&labels)
+                .set(start);
+            self.metrics
+                .log_end_offset
+                .with_label_values(&labels)
+                .set(end);
+        }
+    }
+
+    /// fsync and mark every log cleanly shut down.
+    pub fn close_logs(&self) {
+        for p in self.partitions.all() {
+            if let Err(e) = p.with_log_mut(|l| l.close()) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! One client connection: read size-prefixed frames, guard, decode, dispatch, and
+//! write responses in request order.
+//!
+//! Requests on a connection are handled one at a time, as Kafka does; a client
+//! pipelines by sending ahead, and TCP buffers what it sent. Every bound is explicit:
+//! frame size (`socket.request.max.bytes`), idle time (`connections.max.idle.ms`), and
+//! a frame buffer that grows only as bytes actually arrive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::api;
+use super::broker::Broker;
+use crate::protocol::guard::{self, GuardError};
+use crate::protocol::supported_versions;
+
+/// Read granularity for request frames: a client that declares a large frame but
+/// sends little costs us only what it sent.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Why a connection is closed.
+#[derive(Debug, thiserror::Error)]
+enum Close {
+    #[error("client closed the connection")]
+    Eof,
+    #[error("idle for {0} ms")]
+    Idle(u64),
+    #[error("broker shutting down")]
+    Shutdown,
+    #[error("request of {size} bytes exceeds socket.request.max.bytes {max}")]
+    FrameTooLarge { size: i64, max: u32 },
+    #[error("{0}")]
+    Refused(String),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    broker.metrics.connections.inc();
+    match serve_inner(&broker, stream, peer, &shutdown).await {
+        Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) => {}
+        Err(Close::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
+        Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
+    }
+    broker.metrics.connections.dec();
+}
+
+async fn serve_inner(
+    broker: &Broker,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Result<(), Close> {
+    let idle_ms = broker.config.connections_max_idle_ms;
+    let max = broker.config.socket_request_max_bytes;
+    loop {
+        let size = tokio::select! {
+            _ = shutdown.cancelled() => return Err(Close::Shutdown),
+            r = tokio::time::timeout(Duration::from_millis(idle_ms), stream.read_i32()) => match r {
+                Err(_) => return Err(Close::Idle(idle_ms)),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Close::Eof),
+                Ok(r) => r?,
+            },
+        };
+        if size < 0 || size as u32 > max {
+            broker
+                .metrics
+                .requests_rejected
+                .with_label_values(&["too_large"])
+                .inc();
+            return Err(Close::FrameTooLarge {
+                size: i64::from(size),
+                max,
+            });
+        }
+        let frame = read_frame(&mut stream, size as usize).await?;
+        if let Some(response) = handle_frame(broker, frame, peer).await? {
+            stream.write_all(&response).await?;
+        }
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<Bytes, Close> {
+    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    while buf.len() < size {
+        let missing = size - buf.len();
+        buf.reserve(missing.min(READ_CHUNK_BYTES));
+        let mut limited = (&mut buf).limit(missing);
+        if stream.read_buf(&mut limited).await? == 0 {
+            return Err(Close::Refused(format!(
+                "connection closed after {} of {size} declared request bytes",
+                buf.len()
+            )));
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Encode a response frame: size, header, body.
+pub fn encode_response<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> anyhow::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, api_key.response_header_version(version))?;
+    body.encode(&mut buf, version)?;
+    let len = i32::try_from(buf.len() - 4)?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf)
+}
+
+async fn handle_frame(
+    broker: &Broker,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<BytesMut>, Close> {
+    let head = match guard::check_request(&frame) {
+        Ok(head) => head,
+        Err(GuardError::UnsupportedVersion {
+            api_key: 18,
+            api_version,
+            correlation_id,
+        }) => {
+            broker
+                .metrics
+                .requests_rejected
+                .with_label_values(&["unsupported_version"])
+                .inc();
+            return Ok(Some(api::api_versions::unsupported(
+                correlation_id,
+                api_version,
+            )));
+        }
+        Err(e) => {
+            let reason = match e {
+                GuardError::UnknownApi { .. } => "unknown_api",
+                GuardError::UnsupportedVersion { .. } => "unsupported_version",
+                _ => "malformed",
+            };
+            broker
+                .metrics
+                .requests_rejected
+                .with_label_values(&[reason])
+                .inc();
+            return Err(Close::Refused(e.to_string()));
+        }
+    };
+    let unsupported = |what: &str| {
+        broker
+            .metrics
+            .requests_rejected
+            .with_label_values(&["unsupported_version"])
+            .inc();
+        Close::Refused(format!(
+            "{what} (API key {} version {})",
+            head.api_key, head.api_version
+        ))
+    };
+    let api_key = ApiKey::try_from(head.api_key).map_err(|_| unsupported("unknown API"))?;
+    let Some((lo, hi)) = supported_versions(api_key) else {
+        return Err(unsupported(&format!("{api_key:?} is not served")));
+    };
+    if head.api_version < lo || head.api_version > hi {
+        if api_key == ApiKey::ApiVersions {
+            return Ok(Some(api::api_versions::unsupported(
+                head.correlation_id,
+                head.api_version,
+            )));
+        }
+        return Err(unsupported(&format!(
+            "{api_key:?} version outside {lo}-{hi}"
+        )));
+    }
+    if api_key == ApiKey::Produce && head.api_version < 3 {
+        // Advertised only so that librdkafka keeps compression on (KAFKA-18659);
+        // message formats v0/v1 are not stored.
+        return Err(unsupported(
+            "Produce v0-2 (message format v0/v1) is not supported",
+        ));
+    }
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(head.api_version))
+        .map_err(|e| Close::Refused(format!("request header: {e}")))?;
+    let ctx = api::RequestContext {
+        api_key,
+        version: head.api_version,
+        correlation_id: header.correlation_id,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        peer,
+    };
+    let name = api::api_name(api_key);
+    let timer = broker
+        .metrics
+        .request_duration
+        .with_label_values(&[name])
+        .start_timer();
+    broker.metrics.requests.with_label_values(&[name]).inc();
+    let response = api::dispatch(broker, &ctx, buf).await.map_err(|e| {
+        broker
+            .metrics
+            .requests_rejected
+            .with_label_values(&["malformed"])
+            .inc();
+        Close::Refused(format!(
+            "{name} v{} from client {:?}: {e}",
+            ctx.version, ctx.client_id
+        ))
+    })?;
+    timer.observe_duration();
+    Ok(response)
+}

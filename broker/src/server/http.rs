@@ -1,0 +1,45 @@
+//! HTTP listener: `/metrics` (Prometheus text), `/health` (process up), `/ready`
+//! (logs loaded and the Kafka listener serving).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::broker::Broker;
+
+pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .with_state(broker);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "HTTP listener failed");
+    }
+}
+
+async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+    let b = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || b.refresh_log_gauges()).await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        broker.metrics.render(),
+    )
+}
+
+async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+    if broker.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}

@@ -1,0 +1,138 @@
+//! The runtime edge: listeners, connection tasks, timers and the HTTP endpoint. All
+//! decisions live in the modules it calls.
+
+pub mod api;
+pub mod broker;
+pub mod connection;
+pub mod http;
+pub mod partition;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::BrokerConfig;
+use broker::Broker;
+
+/// Start-up failures, each one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Storage(String),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Run one broker until `shutdown` is cancelled; then stop accepting, let requests
+/// in flight finish within the grace period, and close the logs cleanly.
+pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
+    config.validate().map_err(StartError::Config)?;
+    let kafka_listener = TcpListener::bind(config.kafka_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "Kafka listener",
+            addr: config.kafka_listen,
+            source,
+        })?;
+    let http_listener = TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "HTTP listener",
+            addr: config.http_listen,
+            source,
+        })?;
+    let opened = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Broker::open(config))
+            .await
+            .expect("open task")
+    };
+    let broker = opened.map_err(StartError::Storage)?;
+    let tasks = TaskTracker::new();
+    tasks.spawn(http::serve(broker.clone(), http_listener, shutdown.clone()));
+    tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
+    broker.set_ready();
+    let (host, port) = broker.config.advertised();
+    tracing::info!(
+        node_id = broker.node_id(),
+        listen = %broker.config.kafka_listen,
+        advertised = %format!("{host}:{port}"),
+        http = %broker.config.http_listen,
+        data_dir = %broker.config.data_dir.display(),
+        "fjord broker ready"
+    );
+    accept_loop(&broker, kafka_listener, &tasks, &shutdown).await;
+    tasks.close();
+    let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "tasks still running after the grace period"
+        );
+    }
+    let b = broker.clone();
+    tokio::task::spawn_blocking(move || b.close_logs())
+        .await
+        .expect("close task");
+    tracing::info!("fjord broker stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    broker: &Arc<Broker>,
+    listener: TcpListener,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            broker.metrics.connections_rejected.inc();
+            tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
+            continue;
+        };
+        let (b, s) = (broker.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            connection::serve(b, stream, peer, s).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let period = Duration::from_millis(broker.config.log_retention_check_interval_ms.max(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.housekeeping()).await;
+    }
+}
