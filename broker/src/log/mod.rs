@@ -1066,3 +1066,6 @@ fn read_recovery_point(dir: &Path) -> io::Result<Option<i64>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
