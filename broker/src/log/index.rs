@@ -160,10 +160,13 @@ impl OffsetIndex {
         let position = u32::try_from(position).map_err(|_| {
             io::Error::other(format!("position {position} exceeds the u32 index range"))
         })?;
-        if self
-            .entries
-            .last()
-            .is_some_and(|l| l.relative_offset >= relative_offset || l.position >= position)
+        // A full index stays sparser rather than growing past segment.index.bytes (the
+        // log rolls before appending to a segment whose index is full).
+        if self.is_full()
+            || self
+                .entries
+                .last()
+                .is_some_and(|l| l.relative_offset >= relative_offset || l.position >= position)
         {
             return Ok(());
         }

@@ -3,6 +3,27 @@
 //! This module does file I/O but makes no network or scheduling decisions; the
 //! server layer owns locking, timers and sockets. Reads return file ranges
 //! ([`FileSlice`]), not copied buffers, so the server can send them with sendfile.
+//!
+//! # Layout
+//!
+//! - `batch`: RecordBatch v2 header parsing, validation, CRC-32C, in-place rewrites.
+//! - `segment`: one `.log` file with its indexes; append, header scans, recovery.
+//! - `index`: the sparse `.index` and `.timeindex` files (Kafka's formats).
+//! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
+//! - `producer_state`: idempotent producer sequence checks (pure state machine).
+//!
+//! # Files in a partition directory
+//!
+//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments.
+//! - `<offset, 20 digits>.snapshot`: producer state as of that offset, written on roll
+//!   and close; the newest two are kept.
+//! - `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch offset` lines).
+//! - `recovery-point-offset-checkpoint`: `0` then the offset below which all segments
+//!   are fsynced; recovery starts at the segment holding it.
+//! - `.clean-shutdown`: written by [`Log::close`], removed before the next change;
+//!   while present nothing needs recovery.
+//!
+//! Small files are replaced atomically (write `*.tmp`, fsync, rename, fsync the dir).
 
 pub mod batch;
 pub mod epoch_cache;
@@ -837,14 +858,19 @@ impl Log {
         self.mark_dirty()?;
         if offset <= self.log_start_offset {
             // Nothing survives: start over at `offset` (Kafka's truncateFullyAndStartAt).
-            for segment in std::mem::take(&mut self.segments).into_values() {
-                segment.delete_files()?;
-            }
             let start = offset.max(0);
+            let old = std::mem::take(&mut self.segments);
+            let deleted = old.values().try_for_each(Segment::delete_files);
+            // The log keeps an active segment even when a deletion failed.
             self.segments.insert(
                 start,
                 Segment::create(&self.dir, start, &self.config, now_ms)?,
             );
+            deleted?;
+            // No batch of any producer is left (Kafka's truncateFullyAndStartAt).
+            for (_, path) in self.list_snapshots()? {
+                std::fs::remove_file(path)?;
+            }
             self.log_start_offset = start;
         } else {
             let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();

@@ -726,3 +726,113 @@ fn flush_messages_moves_the_recovery_point() {
     append(&mut log, &["c"], 2);
     assert_eq!(log.recovery_point(), 3);
 }
+
+#[test]
+fn every_offset_reads_back_with_a_sparse_index_before_and_after_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        index_interval_bytes: 150,
+        segment_bytes: 800,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), cfg.clone());
+    let mut offset = 0;
+    let mut expected = Vec::new();
+    for i in 0..60 {
+        let vals: Vec<String> = (0..(i % 3 + 1)).map(|j| format!("r{i}-{j}")).collect();
+        let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+        let info = append(&mut log, &refs, 1000 + i);
+        assert_eq!(info.base_offset, offset);
+        for v in vals {
+            expected.push((offset, v));
+            offset += 1;
+        }
+    }
+    assert!(log.segment_count() > 3);
+    let check = |log: &Log| {
+        for (o, v) in &expected {
+            let bytes = log
+                .read(*o, 300, i64::MAX, true)
+                .unwrap()
+                .slice
+                .unwrap()
+                .read_to_bytes()
+                .unwrap();
+            let records = decode_records(&bytes);
+            assert!(
+                records.first().unwrap().0 <= *o,
+                "read at {o} starts after it"
+            );
+            assert!(records.contains(&(*o, v.clone())), "read at {o} misses {v}");
+        }
+        assert_eq!(read_all(log, 0), expected);
+    };
+    check(&log);
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path(), cfg.clone());
+    check(&log);
+    drop(log);
+    // And after a crash with every segment recovered.
+    std::fs::remove_file(dir.path().join(CLEAN_SHUTDOWN_MARKER)).unwrap();
+    std::fs::remove_file(dir.path().join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+    let log = open(dir.path(), cfg);
+    check(&log);
+}
+
+#[test]
+fn crash_after_rolls_recovers_only_the_tail_and_keeps_older_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch_bytes = TestBatch::new(&["v0"], 0).encode().len() as u64;
+    let cfg = LogConfig {
+        segment_bytes: batch_bytes * 2,
+        ..config()
+    };
+    let mut log = open(dir.path(), cfg.clone());
+    for i in 0..5 {
+        append(&mut log, &[&format!("v{i}")], 100 + i);
+    }
+    assert_eq!(log.recovery_point(), 4);
+    drop(log);
+    let last = segment_files(dir.path(), "log").pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes.truncate(bytes.len() - 3);
+    std::fs::write(&last, bytes).unwrap();
+    let log = open(dir.path(), cfg);
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(read_all(&log, 0).len(), 4);
+    assert_eq!(log.recovery_point(), 4);
+}
+
+#[test]
+fn full_offset_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two offset index entries; the first batch of a segment is never indexed.
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_index_bytes: 24,
+            ..config()
+        },
+    );
+    for i in 0..4 {
+        append(&mut log, &["v"], i);
+    }
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(read_all(&log, 0).len(), 4);
+}
+
+#[test]
+fn truncating_everything_forgets_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    produce(&mut log, 7, 3, 0, &["a"]).unwrap();
+    log.close().unwrap();
+    log.truncate_to(0, 10).unwrap();
+    assert!(log.producer_state().is_empty());
+    drop(log);
+    let mut log = open(dir.path(), config());
+    assert!(log.producer_state().is_empty());
+    // An unknown producer may start at any sequence and any epoch.
+    assert_eq!(produce(&mut log, 7, 1, 9, &["b"]).unwrap().base_offset, 0);
+}
