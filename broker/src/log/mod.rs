@@ -3,15 +3,47 @@
 //! This module does file I/O but makes no network or scheduling decisions; the
 //! server layer owns locking, timers and sockets. Reads return file ranges
 //! ([`FileSlice`]), not copied buffers, so the server can send them with sendfile.
+//!
+//! # Layout
+//!
+//! - `batch`: RecordBatch v2 header parsing, validation, CRC-32C, in-place rewrites.
+//! - `segment`: one `.log` file with its indexes; append, header scans, recovery.
+//! - `index`: the sparse `.index` and `.timeindex` files (Kafka's formats).
+//! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
+//! - `producer_state`: idempotent producer sequence checks (pure state machine).
+//!
+//! # Files in a partition directory
+//!
+//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments.
+//! - `<offset, 20 digits>.snapshot`: producer state as of that offset, written on roll
+//!   and close; the newest two are kept.
+//! - `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch offset` lines).
+//! - `recovery-point-offset-checkpoint`: `0` then the offset below which all segments
+//!   are fsynced; recovery starts at the segment holding it.
+//! - `.clean-shutdown`: written by [`Log::close`], removed before the next change;
+//!   while present nothing needs recovery.
+//!
+//! Small files are replaced atomically (write `*.tmp`, fsync, rename, fsync the dir).
 
 pub mod batch;
+pub mod epoch_cache;
+mod index;
 pub mod producer_state;
+mod segment;
 
+use std::collections::BTreeMap;
 use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+
+use self::batch::BatchHeader;
+use self::epoch_cache::LeaderEpochCache;
+use self::producer_state::{BatchMetadata, LeaderCheck, ProducerStateManager};
+use self::segment::{parse_segment_name, segment_path, Segment};
 
 /// Per-topic storage settings, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +105,9 @@ pub struct FileSlice {
 impl FileSlice {
     /// Copy the range into memory (the fallback where sendfile cannot be used).
     pub fn read_to_bytes(&self) -> std::io::Result<Bytes> {
-        todo!()
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(Bytes::from(buf))
     }
 }
 
@@ -137,10 +171,83 @@ pub enum ReadError {
     Io(#[from] std::io::Error),
 }
 
+/// Kafka's text checkpoint of leader epochs.
+const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+/// The offset below which every segment is known to be on disk (fsynced).
+const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Written by [`Log::close`] after everything is fsynced; removed before the next
+/// change to the log, so its presence means no recovery is needed.
+const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
+const SNAPSHOT_SUFFIX: &str = "snapshot";
+/// Producer snapshots kept on disk (the newest ones).
+const SNAPSHOTS_RETAINED: usize = 2;
+/// A producer snapshot larger than this is not read (bounds memory on open).
+const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+/// The largest checkpoint text file read.
+const MAX_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
 /// One partition's log: segments under `<data-dir>/<topic>-<partition>/`.
 pub struct Log {
     dir: PathBuf,
     config: LogConfig,
+    /// By base offset; the last one is the active segment. Never empty.
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    epoch_cache: LeaderEpochCache,
+    producers: ProducerStateManager,
+    /// Every byte below this offset has been fsynced.
+    recovery_point: i64,
+    clean_marker_present: bool,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset)
+            .field("log_end_offset", &self.log_end_offset())
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+/// Write `name` in `dir` so that a crash leaves either the old or the new content.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    {
+        let file = File::create(&tmp)?;
+        file.write_all_at(bytes, 0)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Read a small file whole; `None` when missing or larger than `max_bytes`.
+fn read_small_file(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    if len > max_bytes {
+        tracing::warn!(path = %path.display(), len, max_bytes, "file too large; ignoring it");
+        return Ok(None);
+    }
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)?;
+    Ok(Some(buf))
+}
+
+fn invalid_data(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
 impl Log {
@@ -148,11 +255,149 @@ impl Log {
     /// shutdown: batches are validated (length, CRC-32C) and a torn tail is truncated;
     /// indexes and producer state are rebuilt where needed.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> std::io::Result<Log> {
-        let _ = now_ms;
-        Ok(Log {
+        std::fs::create_dir_all(dir)?;
+        let clean = dir.join(CLEAN_SHUTDOWN_MARKER).exists();
+        let recovery_point = if clean {
+            i64::MAX
+        } else {
+            read_recovery_point(dir)?.unwrap_or(0)
+        };
+
+        let mut log_bases = Vec::new();
+        let mut index_files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(".tmp") {
+                // An interrupted atomic write; the previous file is intact.
+                std::fs::remove_file(entry.path())?;
+                continue;
+            }
+            match parse_segment_name(name) {
+                Some((base, segment::LOG_SUFFIX)) => log_bases.push(base),
+                Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => {
+                    index_files.push((base, entry.path()))
+                }
+                _ => {}
+            }
+        }
+        log_bases.sort_unstable();
+        for (base, path) in index_files {
+            if log_bases.binary_search(&base).is_err() {
+                std::fs::remove_file(path)?;
+            }
+        }
+
+        let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
+        let mut first_recovered: Option<i64> = None;
+        for (i, &base) in log_bases.iter().enumerate() {
+            // Kafka recovers the segment holding the recovery point and all after it.
+            let next_base = log_bases.get(i + 1).copied();
+            let needs_recovery = !clean && next_base.is_none_or(|n| n > recovery_point);
+            let (segment, stats) = Segment::open(dir, base, &config, now_ms, needs_recovery)?;
+            if let Some(prev) = segments.values().next_back() {
+                if segment.base_offset < prev.next_offset {
+                    return Err(invalid_data(format!(
+                        "{}: segment {} overlaps the previous one ending at offset {}",
+                        dir.display(),
+                        segment.base_offset,
+                        prev.next_offset
+                    )));
+                }
+            }
+            let mut truncated = false;
+            if let Some(stats) = stats {
+                first_recovered.get_or_insert(base);
+                if stats.truncated_bytes > 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        segment = base,
+                        valid_batches = stats.valid_batches,
+                        valid_bytes = stats.valid_bytes,
+                        truncated_bytes = stats.truncated_bytes,
+                        "recovery truncated an invalid segment tail"
+                    );
+                    truncated = true;
+                }
+            }
+            segments.insert(base, segment);
+            if truncated {
+                // Nothing after a bad byte can be trusted to continue the log.
+                for &later in &log_bases[i + 1..] {
+                    tracing::warn!(dir = %dir.display(), segment = later, "deleting segment after a truncated one");
+                    for suffix in [
+                        segment::LOG_SUFFIX,
+                        segment::INDEX_SUFFIX,
+                        segment::TIME_INDEX_SUFFIX,
+                    ] {
+                        match std::fs::remove_file(segment_path(dir, later, suffix)) {
+                            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                            _ => {}
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(dir, 0, &config, now_ms)?);
+        }
+        let log_start_offset = *segments.keys().next().unwrap_or(&0);
+
+        let mut log = Log {
             dir: dir.to_path_buf(),
             config,
-        })
+            segments,
+            log_start_offset,
+            epoch_cache: LeaderEpochCache::default(),
+            producers: ProducerStateManager::new(),
+            recovery_point: 0,
+            clean_marker_present: clean,
+            unflushed_messages: 0,
+            last_flush_ms: now_ms,
+        };
+        let log_end_offset = log.log_end_offset();
+
+        // Leader epochs: the checkpoint covers what is before the first recovered
+        // segment; epochs of recovered batches are taken from the batches themselves.
+        let epoch_replay_from = match read_small_file(
+            &dir.join(LEADER_EPOCH_CHECKPOINT),
+            MAX_CHECKPOINT_BYTES,
+        )? {
+            Some(bytes) => {
+                match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(&bytes)) {
+                    Ok(cache) => {
+                        log.epoch_cache = cache;
+                        first_recovered.unwrap_or(log_end_offset)
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "unreadable leader epoch checkpoint; rebuilding");
+                        log_start_offset
+                    }
+                }
+            }
+            None => log_start_offset,
+        };
+        log.epoch_cache.truncate_from_end(epoch_replay_from);
+        let producer_replay_from = log.load_producer_snapshot()?;
+        log.replay(epoch_replay_from, producer_replay_from)?;
+        log.epoch_cache.truncate_from_start(log_start_offset);
+        log.write_epoch_checkpoint()?;
+
+        if first_recovered.is_some() {
+            // Recovered data sits in the page cache; make it durable before claiming it.
+            for segment in log.segments.values_mut() {
+                if first_recovered.is_some_and(|f| segment.base_offset >= f) {
+                    segment.flush()?;
+                }
+            }
+        }
+        log.recovery_point = log_end_offset;
+        if !clean {
+            log.write_recovery_point()?;
+        }
+        Ok(log)
     }
 
     pub fn dir(&self) -> &Path {
@@ -167,17 +412,206 @@ impl Log {
         self.config = config;
     }
 
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
     /// Append the record batches of one produce request as leader, with one write.
     /// Offsets and `partitionLeaderEpoch` are assigned here; a retried idempotent batch
     /// returns its original offsets without writing.
     pub fn append_as_leader(
         &mut self,
-        records: BytesMut,
+        mut records: BytesMut,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let _ = (records, leader_epoch, now_ms);
-        todo!()
+        let header = batch::validate_client_records(&records, self.config.max_message_bytes)?;
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        if header.is_idempotent() {
+            let check = self.producers.check_leader_append(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_sequence(),
+            )?;
+            if let LeaderCheck::Duplicate(original) = check {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if log_append_time {
+                        original.timestamp_ms
+                    } else {
+                        -1
+                    },
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
+
+        let base_offset = self.log_end_offset();
+        let mut header = BatchHeader {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            ..header
+        };
+        batch::set_base_offset(&mut records, base_offset);
+        batch::set_partition_leader_epoch(&mut records, leader_epoch);
+        if log_append_time {
+            batch::set_log_append_time(&mut records, now_ms);
+            header.max_timestamp_ms = now_ms;
+            header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+        }
+        self.write_batches(&records, &[(0, header)], now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Append batches replicated from the leader: offsets and epochs are kept as they
+    /// are; CRCs are checked and the offsets must continue the log.
+    pub fn append_as_follower(
+        &mut self,
+        records: Bytes,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let log_end_offset = self.log_end_offset();
+        let headers = batch::split_batches(&records)?;
+        let (Some((_, first)), Some((_, last))) = (headers.first(), headers.last()) else {
+            return Ok(AppendInfo {
+                base_offset: log_end_offset,
+                last_offset: log_end_offset - 1,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset,
+                duplicate: false,
+            });
+        };
+        let (base_offset, last_offset) = (first.base_offset, last.last_offset());
+        segment::check_follower_batches(&headers, log_end_offset).map_err(|e| {
+            AppendError::Corrupt(format!(
+                "follower append at log end offset {log_end_offset}: {e}"
+            ))
+        })?;
+        self.write_batches(&records, &headers, now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// The one write path: roll if needed, write `data` once, then update the epoch
+    /// cache, producer state and flush accounting.
+    fn write_batches(
+        &mut self,
+        data: &[u8],
+        headers: &[(usize, BatchHeader)],
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let Some((_, first)) = headers.first() else {
+            return Ok(());
+        };
+        let last_offset = headers
+            .last()
+            .map_or(first.last_offset(), |(_, h)| h.last_offset());
+        self.mark_dirty()?;
+        if self.active().should_roll(
+            data.len() as u64,
+            first.max_timestamp_ms,
+            last_offset,
+            &self.config,
+            now_ms,
+        ) {
+            self.roll(first.base_offset, now_ms)?;
+        }
+        let config = self.config.clone();
+        self.active_mut().append(data, headers, &config)?;
+        let mut epochs_changed = false;
+        let mut messages = 0i64;
+        for (_, h) in headers {
+            epochs_changed |= self
+                .epoch_cache
+                .assign(h.partition_leader_epoch, h.base_offset);
+            self.record_producer_batch(h);
+            messages += i64::from(h.records_count);
+        }
+        if epochs_changed {
+            self.write_epoch_checkpoint()?;
+        }
+        self.unflushed_messages += messages;
+        if self.unflushed_messages >= self.config.flush_messages {
+            self.flush(now_ms)?;
+        }
+        debug_assert_eq!(self.log_end_offset(), last_offset + 1);
+        Ok(())
+    }
+
+    fn record_producer_batch(&mut self, h: &BatchHeader) {
+        if h.is_idempotent() {
+            self.producers.record_batch(
+                h.producer_id,
+                h.producer_epoch,
+                BatchMetadata {
+                    first_seq: h.base_sequence,
+                    last_seq: h.last_sequence(),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    timestamp_ms: h.max_timestamp_ms,
+                },
+            );
+        }
+    }
+
+    /// Seal the active segment (final time index entry, fsync) and start a new one at
+    /// `base_offset` (the log end offset, or past it for a follower's offset gap).
+    fn roll(&mut self, base_offset: i64, now_ms: i64) -> io::Result<()> {
+        let log_end_offset = self.log_end_offset();
+        debug_assert!(base_offset >= log_end_offset);
+        if self.active().size_bytes == 0 && self.active().base_offset == base_offset {
+            return Ok(());
+        }
+        self.mark_dirty()?;
+        self.active_mut().seal()?;
+        let segment = Segment::create(&self.dir, base_offset, &self.config, now_ms)?;
+        self.segments.insert(base_offset, segment);
+        // Every older segment was sealed (fsynced) when it was rolled.
+        self.recovery_point = log_end_offset;
+        self.write_recovery_point()?;
+        self.write_producer_snapshot(log_end_offset)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled a new segment");
+        Ok(())
+    }
+
+    /// fsync the unflushed segments and move the recovery point to the log end.
+    fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        let recovery_point = self.recovery_point;
+        for segment in self.segments.values_mut().rev() {
+            segment.flush()?;
+            if segment.base_offset <= recovery_point {
+                break;
+            }
+        }
+        self.recovery_point = self.log_end_offset();
+        self.write_recovery_point()?;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
     }
 
     /// Whole batches from `offset` on, at most `max_bytes` (but at least one batch when
@@ -189,54 +623,475 @@ impl Log {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, ReadError> {
-        let _ = (offset, max_bytes, max_offset, min_one_batch);
-        todo!()
+        let log_end_offset = self.log_end_offset();
+        let log_start_offset = self.log_start_offset;
+        if offset < log_start_offset || offset > log_end_offset {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        let nothing = ReadInfo {
+            slice: None,
+            log_start_offset,
+            log_end_offset,
+        };
+        // Reads come from one segment: the first, from the one holding `offset`, that
+        // has a batch ending at or after it.
+        for segment in self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .into_iter()
+            .chain(self.segments.range(offset + 1..))
+        {
+            let segment = segment.1;
+            let Some((start, first)) = segment.find_batch(offset)? else {
+                continue;
+            };
+            if first.last_offset() >= max_offset {
+                return Ok(nothing);
+            }
+            let first_end = start + first.size_bytes();
+            // The batch holding max_offset starts where readable data ends.
+            let below_max_offset = if segment.next_offset <= max_offset {
+                segment.size_bytes
+            } else {
+                segment
+                    .find_batch(max_offset)?
+                    .map_or(segment.size_bytes, |(p, _)| p)
+            };
+            let limit = below_max_offset.min(start.saturating_add(max_bytes as u64));
+            let end = if limit < first_end {
+                if !min_one_batch {
+                    return Ok(nothing);
+                }
+                first_end
+            } else {
+                segment.boundary_at_or_below(limit)?
+            };
+            debug_assert!(end >= first_end && end <= segment.size_bytes);
+            let len = usize::try_from(end - start).map_err(|_| {
+                ReadError::Io(io::Error::other("read range exceeds the address space"))
+            })?;
+            return Ok(ReadInfo {
+                slice: Some(FileSlice {
+                    file: Arc::clone(&segment.log),
+                    position: start,
+                    len,
+                }),
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        Ok(nothing)
     }
 
     pub fn log_start_offset(&self) -> i64 {
-        todo!()
+        self.log_start_offset
     }
 
     pub fn log_end_offset(&self) -> i64 {
-        todo!()
+        self.active().next_offset
     }
 
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
-        todo!()
+        self.segments.values().map(|s| s.size_bytes).sum()
+    }
+
+    /// Number of segments (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The offset below which everything is known to be on disk.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     /// The first offset whose batch max timestamp is at least `timestamp_ms`, with
     /// that timestamp; `None` when every record is older.
     pub fn offset_for_timestamp(&self, timestamp_ms: i64) -> std::io::Result<Option<(i64, i64)>> {
-        let _ = timestamp_ms;
-        todo!()
+        for segment in self.segments.values() {
+            if segment.max_timestamp_ms < timestamp_ms {
+                continue;
+            }
+            if let Some((offset, ts)) = segment.find_by_timestamp(timestamp_ms)? {
+                return Ok(Some((offset.max(self.log_start_offset), ts)));
+            }
+        }
+        Ok(None)
     }
 
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    ///
+    /// Batch granularity: the offset is the last offset of the batch holding the
+    /// largest timestamp (finding the exact record would need per-record work).
     pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
-        todo!()
+        let mut best: Option<(i64, i64)> = None;
+        for segment in self.segments.values() {
+            if segment.max_timestamp_ms >= 0
+                && best.is_none_or(|(_, ts)| segment.max_timestamp_ms > ts)
+            {
+                best = Some((segment.offset_of_max_timestamp, segment.max_timestamp_ms));
+            }
+        }
+        best
     }
 
     /// The leader epoch of the last batch in the log (-1 when empty).
     pub fn latest_epoch(&self) -> i32 {
-        todo!()
+        self.epoch_cache.latest_epoch().unwrap_or(-1)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch <= `epoch` this log knows and the offset
+    /// where it ends (log end offset for the latest epoch). `None` is Kafka's
+    /// UNDEFINED_EPOCH/UNDEFINED_EPOCH_OFFSET answer.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.epoch_cache
+            .end_offset_for(epoch, self.log_end_offset())
+    }
+
+    /// The leader epoch that wrote `offset`, if known.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epoch_cache.epoch_for_offset(offset)
+    }
+
+    /// The idempotent producer state (for diagnostics and the server's describe calls).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     /// Roll, delete segments past retention, and fsync per flush.ms; called
     /// periodically by the server. Returns the number of segments deleted.
     pub fn housekeeping(&mut self, now_ms: i64) -> std::io::Result<usize> {
-        let _ = now_ms;
-        todo!()
+        // segment.ms for an idle partition: measured on the wall clock from when this
+        // process created or opened the segment (producer timestamps are only compared
+        // with each other at append time).
+        let active = self.active();
+        if active.size_bytes > 0
+            && now_ms.saturating_sub(active.created_ms) > self.config.segment_ms
+        {
+            let base = self.log_end_offset();
+            self.roll(base, now_ms)?;
+        }
+        let mut deleted = 0;
+        if self.config.retention_ms >= 0 {
+            let retention_ms = self.config.retention_ms;
+            deleted += self.delete_segments(now_ms, |segment| {
+                now_ms.saturating_sub(segment.largest_timestamp_ms()) > retention_ms
+            })?;
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess_bytes = self.size_bytes() as i64 - self.config.retention_bytes;
+            deleted += self.delete_segments(now_ms, |segment| {
+                if excess_bytes >= segment.size_bytes as i64 {
+                    excess_bytes -= segment.size_bytes as i64;
+                    true
+                } else {
+                    false
+                }
+            })?;
+        }
+        if self.recovery_point < self.log_end_offset()
+            && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms
+        {
+            self.flush(now_ms)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Delete the oldest segments while `deletable` says so, as Kafka: stop at the
+    /// first one kept; the active segment goes too (after a roll) unless it is empty.
+    fn delete_segments(
+        &mut self,
+        now_ms: i64,
+        mut deletable: impl FnMut(&Segment) -> bool,
+    ) -> io::Result<usize> {
+        let mut doomed = Vec::new();
+        let count = self.segments.len();
+        for (i, segment) in self.segments.values().enumerate() {
+            let is_last = i + 1 == count;
+            if (is_last && segment.size_bytes == 0) || !deletable(segment) {
+                break;
+            }
+            doomed.push(segment.base_offset);
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        self.mark_dirty()?;
+        if doomed.len() == count {
+            let base = self.log_end_offset();
+            self.roll(base, now_ms)?;
+        }
+        for base in &doomed {
+            if let Some(segment) = self.segments.remove(base) {
+                segment.delete_files()?;
+                tracing::info!(dir = %self.dir.display(), segment = base, "deleted segment past retention");
+            }
+        }
+        self.log_start_offset = self.log_start_offset.max(self.active_base_or_first());
+        if self.epoch_cache.truncate_from_start(self.log_start_offset) {
+            self.write_epoch_checkpoint()?;
+        }
+        Ok(doomed.len())
+    }
+
+    fn active_base_or_first(&self) -> i64 {
+        *self
+            .segments
+            .keys()
+            .next()
+            .expect("a log always has an active segment")
+    }
+
+    /// Drop everything at and after `offset` (a follower whose log diverged). A batch
+    /// holding `offset` goes whole. Index entries, leader epochs and producer state
+    /// follow the log.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> std::io::Result<()> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        self.mark_dirty()?;
+        if offset <= self.log_start_offset {
+            // Nothing survives: start over at `offset` (Kafka's truncateFullyAndStartAt).
+            let start = offset.max(0);
+            let old = std::mem::take(&mut self.segments);
+            let deleted = old.values().try_for_each(Segment::delete_files);
+            // The log keeps an active segment even when a deletion failed.
+            self.segments.insert(
+                start,
+                Segment::create(&self.dir, start, &self.config, now_ms)?,
+            );
+            deleted?;
+            // No batch of any producer is left (Kafka's truncateFullyAndStartAt).
+            for (_, path) in self.list_snapshots()? {
+                std::fs::remove_file(path)?;
+            }
+            self.log_start_offset = start;
+        } else {
+            let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+            for base in doomed {
+                if let Some(segment) = self.segments.remove(&base) {
+                    segment.delete_files()?;
+                }
+            }
+            self.active_mut().truncate_to(offset)?;
+        }
+        let log_end_offset = self.log_end_offset();
+        if self.epoch_cache.truncate_from_end(log_end_offset) {
+            self.write_epoch_checkpoint()?;
+        }
+        self.recovery_point = self.recovery_point.min(log_end_offset);
+        self.write_recovery_point()?;
+        for (snapshot, path) in self.list_snapshots()? {
+            if snapshot > log_end_offset {
+                std::fs::remove_file(path)?;
+            }
+        }
+        self.producers = ProducerStateManager::new();
+        let from = self.load_producer_snapshot()?;
+        self.replay(i64::MAX, from)?;
+        Ok(())
     }
 
     /// fsync everything and write the clean-shutdown state.
     pub fn close(&mut self) -> std::io::Result<()> {
-        todo!()
+        if self.clean_marker_present {
+            return Ok(());
+        }
+        self.active_mut().seal()?;
+        let log_end_offset = self.log_end_offset();
+        self.write_producer_snapshot(log_end_offset)?;
+        self.write_epoch_checkpoint()?;
+        self.recovery_point = log_end_offset;
+        self.write_recovery_point()?;
+        write_atomically(&self.dir, CLEAN_SHUTDOWN_MARKER, b"")?;
+        self.clean_marker_present = true;
+        Ok(())
     }
 
     /// Remove the log and its directory (topic deletion).
     pub fn delete(self) -> std::io::Result<()> {
         std::fs::remove_dir_all(&self.dir)
     }
+
+    /// The log is about to change: a later open must not trust it without recovery.
+    fn mark_dirty(&mut self) -> io::Result<()> {
+        if self.clean_marker_present {
+            match std::fs::remove_file(self.dir.join(CLEAN_SHUTDOWN_MARKER)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            sync_dir(&self.dir)?;
+            self.clean_marker_present = false;
+        }
+        Ok(())
+    }
+
+    fn write_epoch_checkpoint(&self) -> io::Result<()> {
+        write_atomically(
+            &self.dir,
+            LEADER_EPOCH_CHECKPOINT,
+            self.epoch_cache.encode_checkpoint().as_bytes(),
+        )
+    }
+
+    fn write_recovery_point(&self) -> io::Result<()> {
+        write_atomically(
+            &self.dir,
+            RECOVERY_POINT_CHECKPOINT,
+            format!("0\n{}\n", self.recovery_point).as_bytes(),
+        )
+    }
+
+    fn list_snapshots(&self) -> io::Result<Vec<(i64, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Some((offset, SNAPSHOT_SUFFIX)) =
+                entry.file_name().to_str().and_then(parse_segment_name)
+            {
+                out.push((offset, entry.path()));
+            }
+        }
+        out.sort_unstable_by_key(|(o, _)| *o);
+        Ok(out)
+    }
+
+    /// Snapshot producer state as of `offset` (the log end offset) and keep only the
+    /// newest snapshots.
+    fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
+        let name = format!("{offset:020}.{SNAPSHOT_SUFFIX}");
+        write_atomically(&self.dir, &name, &self.producers.encode_snapshot())?;
+        let snapshots = self.list_snapshots()?;
+        let excess = snapshots.len().saturating_sub(SNAPSHOTS_RETAINED);
+        for (_, path) in &snapshots[..excess] {
+            std::fs::remove_file(path)?;
+        }
+        Ok(())
+    }
+
+    /// Load the newest usable snapshot at or below the log end offset into
+    /// `self.producers`; returns the offset from which batches must be replayed.
+    fn load_producer_snapshot(&mut self) -> io::Result<i64> {
+        let log_end_offset = self.log_end_offset();
+        for (offset, path) in self.list_snapshots()?.into_iter().rev() {
+            if offset > log_end_offset {
+                // Taken before a truncation (recovery or divergence): it knows batches
+                // the log no longer has.
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let Some(bytes) = read_small_file(&path, MAX_SNAPSHOT_BYTES)? else {
+                continue;
+            };
+            match ProducerStateManager::decode_snapshot(&bytes) {
+                Ok(state) => {
+                    self.producers = state;
+                    return Ok(offset.max(self.log_start_offset));
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping producer snapshot")
+                }
+            }
+        }
+        self.producers = ProducerStateManager::new();
+        Ok(self.log_start_offset)
+    }
+
+    /// Scan batch headers from the earlier of the two offsets to the end, feeding the
+    /// epoch cache (batches at or after `epochs_from`) and producer state (at or after
+    /// `producers_from`).
+    fn replay(&mut self, epochs_from: i64, producers_from: i64) -> io::Result<()> {
+        let from = epochs_from.min(producers_from).max(self.log_start_offset);
+        if from >= self.log_end_offset() {
+            return Ok(());
+        }
+        let mut headers = Vec::new();
+        let first_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(b, _)| *b);
+        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+            let Some((mut position, _)) = segment.find_batch(from)? else {
+                continue;
+            };
+            while let Some(header) = segment.read_header(position)? {
+                headers.push(header);
+                position += header.size_bytes();
+                // Apply in bounded chunks: a long log must not hold every header.
+                if headers.len() >= 4096 {
+                    Self::apply_replayed(
+                        &mut self.epoch_cache,
+                        &mut self.producers,
+                        &headers,
+                        epochs_from,
+                        producers_from,
+                    );
+                    headers.clear();
+                }
+            }
+        }
+        Self::apply_replayed(
+            &mut self.epoch_cache,
+            &mut self.producers,
+            &headers,
+            epochs_from,
+            producers_from,
+        );
+        Ok(())
+    }
+
+    fn apply_replayed(
+        epochs: &mut LeaderEpochCache,
+        producers: &mut ProducerStateManager,
+        headers: &[BatchHeader],
+        epochs_from: i64,
+        producers_from: i64,
+    ) {
+        for h in headers {
+            if h.base_offset >= epochs_from {
+                epochs.assign(h.partition_leader_epoch, h.base_offset);
+            }
+            if h.base_offset >= producers_from && h.is_idempotent() {
+                producers.record_batch(
+                    h.producer_id,
+                    h.producer_epoch,
+                    BatchMetadata {
+                        first_seq: h.base_sequence,
+                        last_seq: h.last_sequence(),
+                        first_offset: h.base_offset,
+                        last_offset: h.last_offset(),
+                        timestamp_ms: h.max_timestamp_ms,
+                    },
+                );
+            }
+        }
+    }
 }
+
+fn read_recovery_point(dir: &Path) -> io::Result<Option<i64>> {
+    let Some(bytes) = read_small_file(&dir.join(RECOVERY_POINT_CHECKPOINT), 4096)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.lines();
+    match (
+        lines.next(),
+        lines.next().and_then(|l| l.trim().parse::<i64>().ok()),
+    ) {
+        (Some("0"), Some(offset)) => Ok(Some(offset)),
+        _ => {
+            tracing::warn!(dir = %dir.display(), "unreadable recovery point; recovering every segment");
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
