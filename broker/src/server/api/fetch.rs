@@ -13,18 +13,18 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use super::{count_error, RequestContext};
+use crate::log::batch::BatchHeader;
 use crate::log::ReadError;
 use crate::server::broker::Broker;
 
 /// Records counted in a run of whole batches (recordsCount of each v2 header).
-fn records_in(batches: &[u8]) -> u64 {
-    let mut pos = 0usize;
+fn records_in(mut batches: &[u8]) -> u64 {
     let mut n = 0u64;
-    while pos + 61 <= batches.len() {
-        let len = i32::from_be_bytes(batches[pos + 8..pos + 12].try_into().expect("4 bytes"));
-        let count = i32::from_be_bytes(batches[pos + 57..pos + 61].try_into().expect("4 bytes"));
-        n += u64::try_from(count).unwrap_or(0);
-        pos += 12 + usize::try_from(len).unwrap_or(usize::MAX - pos - 12);
+    while let Some(h) = BatchHeader::parse_prefix(batches) {
+        n += u64::try_from(h.records_count).unwrap_or(0);
+        batches = batches
+            .get(usize::try_from(h.size_bytes()).unwrap_or(usize::MAX)..)
+            .unwrap_or_default();
     }
     n
 }

@@ -7,8 +7,8 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
-pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 
 use std::net::SocketAddr;
@@ -83,7 +83,12 @@ pub async fn dispatch(
             None => return Ok(None),
         },
         ApiKey::Fetch => encode(&fetch::handle(broker, ctx, decode(body, v)?).await),
-        ApiKey::ListOffsets => encode(&list_offsets::handle(broker, ctx, decode(body, v)?)),
+        ApiKey::ListOffsets => encode(&offsets::handle(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetForLeaderEpoch => encode(&offsets::offset_for_leader_epoch(
+            broker,
+            ctx,
+            decode(body, v)?,
+        )),
         ApiKey::CreateTopics => encode(&admin::create_topics(broker, ctx, decode(body, v)?).await),
         ApiKey::DeleteTopics => encode(&admin::delete_topics(broker, ctx, decode(body, v)?).await),
         ApiKey::CreatePartitions => {

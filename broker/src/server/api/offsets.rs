@@ -1,0 +1,173 @@
+//! Offset lookups: ListOffsets (earliest -2, latest -1, max timestamp -3, or the first
+//! offset at or after a timestamp) and OffsetForLeaderEpoch (where an epoch ended, so
+//! a consumer can check its position after a leader change, KIP-320).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
+
+use super::{count_error, RequestContext};
+use crate::server::broker::Broker;
+use crate::server::partition::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let v = ctx.version;
+    let image = broker.image();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|lp| {
+                    let mut resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(lp.partition_index);
+                    let hosted = image
+                        .partition(name, lp.partition_index)
+                        .and(broker.partitions.get(name, lp.partition_index));
+                    let result = hosted
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|p| lookup(&p, lp, v, name));
+                    match result {
+                        Ok(Some((ts, offset, epoch))) => {
+                            resp.timestamp = ts;
+                            resp.offset = offset;
+                            if v >= 4 {
+                                resp.leader_epoch = epoch;
+                            }
+                        }
+                        // Nothing at or after the timestamp: Kafka answers offset -1.
+                        Ok(None) => {
+                            resp.timestamp = -1;
+                            resp.offset = -1;
+                        }
+                        Err(code) => {
+                            count_error(broker, ctx.api_key, code.code());
+                            resp.error_code = code.code();
+                            resp.timestamp = -1;
+                            resp.offset = -1;
+                        }
+                    }
+                    resp
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The (timestamp, offset, leader epoch) a ListOffsets entry asks for; None when no
+/// record is at or after the timestamp.
+fn lookup(
+    p: &Partition,
+    lp: &ListOffsetsPartition,
+    v: i16,
+    topic: &str,
+) -> Result<Option<(i64, i64, i32)>, ResponseError> {
+    if v >= 4 {
+        check_leader_epoch(p.leader_epoch(), lp.current_leader_epoch)?;
+    }
+    let hw = p.high_watermark();
+    p.with_log(|log| {
+        let found = match lp.timestamp {
+            LATEST => Some((-1, hw)),
+            EARLIEST => Some((-1, log.log_start_offset())),
+            MAX_TIMESTAMP if v >= 7 => log.max_timestamp_offset().map(|(o, ts)| (ts, o)),
+            ts if ts >= 0 => log
+                .offset_for_timestamp(ts)
+                .map_err(|e| {
+                    tracing::error!(topic, partition = lp.partition_index, error = %e, "time index lookup failed");
+                    ResponseError::KafkaStorageError
+                })?
+                .map(|(o, ts)| (ts, o))
+                .filter(|&(_, o)| o < hw),
+            _ => return Err(ResponseError::InvalidRequest),
+        };
+        Ok(found.map(|(ts, o)| (ts, o, log.epoch_for_offset(o).unwrap_or_else(|| log.latest_epoch()))))
+    })
+}
+
+/// Fencing shared by the offset APIs: a client naming an older leader epoch is
+/// fenced, one naming a newer epoch knows more than we do.
+fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError> {
+    match requested {
+        -1 => Ok(()),
+        r if r < current => Err(ResponseError::FencedLeaderEpoch),
+        r if r > current => Err(ResponseError::UnknownLeaderEpoch),
+        _ => Ok(()),
+    }
+}
+
+pub fn offset_for_leader_epoch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let image = broker.image();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let name = topic.topic.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|op| {
+                    let mut resp = EpochEndOffset::default().with_partition(op.partition);
+                    let hosted = image
+                        .partition(name, op.partition)
+                        .and(broker.partitions.get(name, op.partition));
+                    let result = hosted
+                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                        .and_then(|p| {
+                            check_leader_epoch(p.leader_epoch(), op.current_leader_epoch)?;
+                            Ok(p.with_log(|l| l.end_offset_for_epoch(op.leader_epoch)))
+                        });
+                    match result {
+                        Ok(Some((epoch, end_offset))) => {
+                            resp.leader_epoch = epoch;
+                            resp.end_offset = end_offset;
+                        }
+                        Ok(None) => {
+                            resp.leader_epoch = -1;
+                            resp.end_offset = -1;
+                        }
+                        Err(code) => {
+                            count_error(broker, ctx.api_key, code.code());
+                            resp.error_code = code.code();
+                            resp.leader_epoch = -1;
+                            resp.end_offset = -1;
+                        }
+                    }
+                    resp
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
