@@ -343,6 +343,11 @@ impl Log {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, &config, now_ms)?);
         }
+        // Only the active segment keeps its index entries in memory.
+        let sealed = segments.len().saturating_sub(1);
+        for segment in segments.values_mut().take(sealed) {
+            segment.unload_indexes()?;
+        }
         let log_start_offset = *segments.keys().next().unwrap_or(&0);
 
         let mut log = Log {
