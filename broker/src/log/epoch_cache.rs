@@ -44,8 +44,17 @@ impl LeaderEpochCache {
         }
         // Keep both sequences monotonic: a new entry supersedes any entry with an equal
         // or larger epoch or start offset (those came from a log that was truncated).
+        let before = self.entries.len();
         self.entries
             .retain(|e| e.epoch < epoch && e.start_offset < start_offset);
+        if self.entries.len() != before {
+            tracing::warn!(
+                epoch,
+                start_offset,
+                dropped = before - self.entries.len(),
+                "leader epoch entries that do not precede the new one were dropped"
+            );
+        }
         self.entries.push(EpochEntry {
             epoch,
             start_offset,

@@ -3,9 +3,12 @@
 //! Kafka's file formats, big-endian: an offset entry is (offset relative to the
 //! segment base u32, file position u32), pointing at the start of a batch whose last
 //! offset is the entry's offset; a time entry is (timestamp i64, relative offset u32):
-//! the largest timestamp seen so far and the batch where it appeared. Entries live in
-//! memory (bounded by `segment.index.bytes`) and are appended to the files with plain
-//! positional writes.
+//! the largest timestamp seen so far and the batch where it appeared.
+//!
+//! The active segment keeps its entries in memory (bounded by `segment.index.bytes`)
+//! and appends them with positional writes. Sealed segments drop them and binary-search
+//! the file with `pread` (page-cache hits in practice), so memory does not grow with
+//! the number of segments; Kafka gets the same effect from mmap.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -27,6 +30,42 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
+trait IndexEntry: Copy {
+    const BYTES: usize;
+    fn decode(b: &[u8]) -> Self;
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+impl IndexEntry for OffsetEntry {
+    const BYTES: usize = OFFSET_ENTRY_BYTES;
+    fn decode(b: &[u8]) -> Self {
+        OffsetEntry {
+            relative_offset: u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            position: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+        out.extend_from_slice(&self.position.to_be_bytes());
+    }
+}
+
+impl IndexEntry for TimeEntry {
+    const BYTES: usize = TIME_ENTRY_BYTES;
+    fn decode(b: &[u8]) -> Self {
+        let mut ts = [0u8; 8];
+        ts.copy_from_slice(&b[..8]);
+        TimeEntry {
+            timestamp_ms: i64::from_be_bytes(ts),
+            relative_offset: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
+        }
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+    }
+}
+
 fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
     OpenOptions::new()
         .read(true)
@@ -36,8 +75,9 @@ fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
         .open(path)
 }
 
-/// Read a whole index file, refusing files that cannot be an index of this segment.
-fn read_file_bounded(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+/// Decode a whole index file; `None` when missing, larger than an index of this
+/// segment can be, or not a whole number of entries.
+fn read_entries<E: IndexEntry>(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<E>>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -45,107 +85,199 @@ fn read_file_bounded(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>>
     };
     let len = file.metadata()?.len();
     // An index never grows past segment.index.bytes (plus one forced final entry).
-    if len > max_bytes + TIME_ENTRY_BYTES as u64 {
+    if len > max_bytes + E::BYTES as u64 || len % E::BYTES as u64 != 0 {
         return Ok(None);
     }
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0)?;
-    Ok(Some(buf))
+    Ok(Some(buf.chunks_exact(E::BYTES).map(E::decode).collect()))
+}
+
+/// The storage shared by both index kinds.
+struct IndexFile<E> {
+    file: File,
+    /// Resident entries (all of them, written or pending) while `resident`.
+    entries: Vec<E>,
+    resident: bool,
+    /// Entries `..written` are in the file; resident ones past it are pending.
+    written: usize,
+    last: Option<E>,
+    max_entries: usize,
+}
+
+impl<E: IndexEntry> IndexFile<E> {
+    fn new(file: File, entries: Vec<E>, max_bytes: u64) -> Self {
+        IndexFile {
+            file,
+            written: entries.len(),
+            last: entries.last().copied(),
+            entries,
+            resident: true,
+            max_entries: (max_bytes / E::BYTES as u64) as usize,
+        }
+    }
+
+    fn len(&self) -> usize {
+        if self.resident {
+            self.entries.len()
+        } else {
+            self.written
+        }
+    }
+
+    fn get(&self, i: usize) -> io::Result<E> {
+        if self.resident {
+            return Ok(self.entries[i]);
+        }
+        let mut buf = [0u8; 16];
+        let buf = &mut buf[..E::BYTES];
+        self.file.read_exact_at(buf, (i * E::BYTES) as u64)?;
+        Ok(E::decode(buf))
+    }
+
+    /// The number of leading entries for which `pred` holds (`pred` is monotone).
+    fn partition_point(&self, pred: impl Fn(&E) -> bool) -> io::Result<usize> {
+        if self.resident {
+            return Ok(self.entries.partition_point(pred));
+        }
+        let (mut lo, mut hi) = (0, self.written);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(&self.get(mid)?) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    fn ensure_resident(&mut self) -> io::Result<()> {
+        if !self.resident {
+            let mut buf = vec![0u8; self.written * E::BYTES];
+            self.file.read_exact_at(&mut buf, 0)?;
+            self.entries = buf.chunks_exact(E::BYTES).map(E::decode).collect();
+            self.resident = true;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, e: E) -> io::Result<()> {
+        self.ensure_resident()?;
+        self.entries.push(e);
+        self.last = Some(e);
+        Ok(())
+    }
+
+    fn write_pending(&mut self) -> io::Result<()> {
+        if !self.resident || self.written == self.entries.len() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity((self.entries.len() - self.written) * E::BYTES);
+        for e in &self.entries[self.written..] {
+            e.encode(&mut buf);
+        }
+        self.file
+            .write_all_at(&buf, (self.written * E::BYTES) as u64)?;
+        self.written = self.entries.len();
+        Ok(())
+    }
+
+    /// Keep the first `keep` entries.
+    fn truncate(&mut self, keep: usize) -> io::Result<()> {
+        self.ensure_resident()?;
+        self.entries.truncate(keep);
+        self.last = self.entries.last().copied();
+        self.written = self.written.min(keep);
+        self.file.set_len((self.written * E::BYTES) as u64)
+    }
+
+    /// Write what is pending and drop the in-memory copy.
+    fn unload(&mut self) -> io::Result<()> {
+        self.write_pending()?;
+        self.entries = Vec::new();
+        self.resident = false;
+        Ok(())
+    }
 }
 
 pub struct OffsetIndex {
-    file: File,
+    inner: IndexFile<OffsetEntry>,
     base_offset: i64,
-    entries: Vec<OffsetEntry>,
-    /// Entries `..written` are in the file; the rest wait for [`OffsetIndex::write_pending`].
-    written: usize,
-    max_entries: usize,
 }
 
 impl OffsetIndex {
     pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
         Ok(OffsetIndex {
-            file: open_rw(path, true)?,
+            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
             base_offset,
-            entries: Vec::new(),
-            written: 0,
-            max_entries: (max_bytes / OFFSET_ENTRY_BYTES as u64) as usize,
         })
     }
 
     /// Load an existing index; `None` when it is missing or fails the sanity checks
-    /// (size a multiple of the entry size, offsets and positions strictly increasing,
-    /// positions inside the log), so the caller rebuilds it.
+    /// (offsets and positions strictly increasing, positions inside the log), so the
+    /// caller rebuilds it.
     pub fn load(
         path: &Path,
         base_offset: i64,
         max_bytes: u64,
         log_size_bytes: u64,
     ) -> io::Result<Option<Self>> {
-        let Some(buf) = read_file_bounded(path, max_bytes)? else {
+        let Some(entries) = read_entries::<OffsetEntry>(path, max_bytes)? else {
             return Ok(None);
         };
-        if buf.len() % OFFSET_ENTRY_BYTES != 0 {
+        let monotonic = entries
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
+        let inside = entries
+            .last()
+            .is_none_or(|e| u64::from(e.position) < log_size_bytes);
+        if !monotonic || !inside {
             return Ok(None);
         }
-        let mut entries = Vec::with_capacity(buf.len() / OFFSET_ENTRY_BYTES);
-        for chunk in buf.chunks_exact(OFFSET_ENTRY_BYTES) {
-            let e = OffsetEntry {
-                relative_offset: u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
-                position: u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
-            };
-            let monotonic = entries.last().is_none_or(|l: &OffsetEntry| {
-                e.relative_offset > l.relative_offset && e.position > l.position
-            });
-            if !monotonic || u64::from(e.position) >= log_size_bytes {
-                return Ok(None);
-            }
-            entries.push(e);
-        }
         Ok(Some(OffsetIndex {
-            file: open_rw(path, false)?,
+            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
             base_offset,
-            written: entries.len(),
-            entries,
-            max_entries: (max_bytes / OFFSET_ENTRY_BYTES as u64) as usize,
         }))
     }
 
-    pub fn entries(&self) -> &[OffsetEntry] {
-        &self.entries
+    pub fn is_full(&self) -> bool {
+        self.inner.len() >= self.inner.max_entries
     }
 
-    pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+    /// The last entry as (offset, position).
+    pub fn last_entry(&self) -> Option<(i64, u64)> {
+        self.inner.last.map(|e| {
+            (
+                self.base_offset + i64::from(e.relative_offset),
+                u64::from(e.position),
+            )
+        })
     }
 
     /// The entry with the largest offset <= `offset`, as (offset, position); the
     /// segment start when there is none.
-    pub fn lookup(&self, offset: i64) -> (i64, u64) {
+    pub fn lookup(&self, offset: i64) -> io::Result<(i64, u64)> {
+        let base = self.base_offset;
         let n = self
-            .entries
-            .partition_point(|e| self.base_offset + i64::from(e.relative_offset) <= offset);
-        match n {
-            0 => (self.base_offset, 0),
-            n => {
-                let e = self.entries[n - 1];
-                (
-                    self.base_offset + i64::from(e.relative_offset),
-                    u64::from(e.position),
-                )
-            }
+            .inner
+            .partition_point(|e| base + i64::from(e.relative_offset) <= offset)?;
+        if n == 0 {
+            return Ok((base, 0));
         }
+        let e = self.inner.get(n - 1)?;
+        Ok((base + i64::from(e.relative_offset), u64::from(e.position)))
     }
 
     /// The largest indexed batch start at or below `position` (0 when none).
-    pub fn lookup_position(&self, position: u64) -> u64 {
+    pub fn lookup_position(&self, position: u64) -> io::Result<u64> {
         let n = self
-            .entries
-            .partition_point(|e| u64::from(e.position) <= position);
-        match n {
-            0 => 0,
-            n => u64::from(self.entries[n - 1].position),
+            .inner
+            .partition_point(|e| u64::from(e.position) <= position)?;
+        if n == 0 {
+            return Ok(0);
         }
+        Ok(u64::from(self.inner.get(n - 1)?.position))
     }
 
     /// Add an entry for a batch whose last offset is `last_offset`, starting at
@@ -164,116 +296,88 @@ impl OffsetIndex {
         // log rolls before appending to a segment whose index is full).
         if self.is_full()
             || self
-                .entries
-                .last()
+                .inner
+                .last
                 .is_some_and(|l| l.relative_offset >= relative_offset || l.position >= position)
         {
             return Ok(());
         }
-        self.entries.push(OffsetEntry {
+        self.inner.push(OffsetEntry {
             relative_offset,
             position,
-        });
-        Ok(())
+        })
     }
 
     /// Write the entries added since the last call, with one write.
     pub fn write_pending(&mut self) -> io::Result<()> {
-        if self.written == self.entries.len() {
-            return Ok(());
-        }
-        let mut buf = Vec::with_capacity((self.entries.len() - self.written) * OFFSET_ENTRY_BYTES);
-        for e in &self.entries[self.written..] {
-            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
-            buf.extend_from_slice(&e.position.to_be_bytes());
-        }
-        self.file
-            .write_all_at(&buf, (self.written * OFFSET_ENTRY_BYTES) as u64)?;
-        self.written = self.entries.len();
-        Ok(())
+        self.inner.write_pending()
     }
 
     /// Drop entries for offsets >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let base = self.base_offset;
         let keep = self
-            .entries
-            .partition_point(|e| self.base_offset + i64::from(e.relative_offset) < offset);
-        self.entries.truncate(keep);
-        self.written = self.written.min(keep);
-        self.file
-            .set_len((self.written * OFFSET_ENTRY_BYTES) as u64)
+            .inner
+            .partition_point(|e| base + i64::from(e.relative_offset) < offset)?;
+        self.inner.truncate(keep)
+    }
+
+    /// Drop the in-memory entries (the segment is sealed); lookups read the file.
+    pub fn unload(&mut self) -> io::Result<()> {
+        self.inner.unload()
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.inner.file.sync_data()
     }
 }
 
 pub struct TimeIndex {
-    file: File,
+    inner: IndexFile<TimeEntry>,
     base_offset: i64,
-    entries: Vec<TimeEntry>,
-    /// Entries `..written` are in the file; the rest wait for [`TimeIndex::write_pending`].
-    written: usize,
-    max_entries: usize,
 }
 
 impl TimeIndex {
     pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
         Ok(TimeIndex {
-            file: open_rw(path, true)?,
+            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
             base_offset,
-            entries: Vec::new(),
-            written: 0,
-            max_entries: (max_bytes / TIME_ENTRY_BYTES as u64) as usize,
         })
     }
 
-    /// Load an existing time index; `None` when missing or not sane (timestamps and
-    /// offsets must not decrease, offsets must be inside the segment).
+    /// Load an existing time index; `None` when missing or not sane (timestamps
+    /// strictly increasing, offsets not decreasing and inside the segment).
     pub fn load(
         path: &Path,
         base_offset: i64,
         max_bytes: u64,
         next_offset: i64,
     ) -> io::Result<Option<Self>> {
-        let Some(buf) = read_file_bounded(path, max_bytes)? else {
+        let Some(entries) = read_entries::<TimeEntry>(path, max_bytes)? else {
             return Ok(None);
         };
-        if buf.len() % TIME_ENTRY_BYTES != 0 {
+        let monotonic = entries.windows(2).all(|w| {
+            w[0].timestamp_ms < w[1].timestamp_ms && w[0].relative_offset <= w[1].relative_offset
+        });
+        let inside = entries
+            .last()
+            .is_none_or(|e| base_offset + i64::from(e.relative_offset) < next_offset);
+        if !monotonic || !inside {
             return Ok(None);
         }
-        let mut entries: Vec<TimeEntry> = Vec::with_capacity(buf.len() / TIME_ENTRY_BYTES);
-        for chunk in buf.chunks_exact(TIME_ENTRY_BYTES) {
-            let mut ts = [0u8; 8];
-            ts.copy_from_slice(&chunk[..8]);
-            let e = TimeEntry {
-                timestamp_ms: i64::from_be_bytes(ts),
-                relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
-            };
-            let monotonic = entries.last().is_none_or(|l| {
-                e.timestamp_ms > l.timestamp_ms && e.relative_offset >= l.relative_offset
-            });
-            if !monotonic || base_offset + i64::from(e.relative_offset) >= next_offset {
-                return Ok(None);
-            }
-            entries.push(e);
-        }
         Ok(Some(TimeIndex {
-            file: open_rw(path, false)?,
+            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
             base_offset,
-            written: entries.len(),
-            entries,
-            max_entries: (max_bytes / TIME_ENTRY_BYTES as u64) as usize,
         }))
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.inner.len() >= self.inner.max_entries
     }
 
+    /// The last entry as (timestamp, offset).
     pub fn last_entry(&self) -> Option<(i64, i64)> {
-        self.entries.last().map(|e| {
+        self.inner.last.map(|e| {
             (
                 e.timestamp_ms,
                 self.base_offset + i64::from(e.relative_offset),
@@ -284,11 +388,15 @@ impl TimeIndex {
     /// The offset of the last entry whose timestamp is strictly below `timestamp_ms`:
     /// every batch before it is older, so a scan for the first batch at or after
     /// `timestamp_ms` may start at its batch. `None`: scan from the segment start.
-    pub fn lookup_before(&self, timestamp_ms: i64) -> Option<i64> {
+    pub fn lookup_before(&self, timestamp_ms: i64) -> io::Result<Option<i64>> {
         let n = self
-            .entries
-            .partition_point(|e| e.timestamp_ms < timestamp_ms);
-        (n > 0).then(|| self.base_offset + i64::from(self.entries[n - 1].relative_offset))
+            .inner
+            .partition_point(|e| e.timestamp_ms < timestamp_ms)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let e = self.inner.get(n - 1)?;
+        Ok(Some(self.base_offset + i64::from(e.relative_offset)))
     }
 
     /// Add `(timestamp, offset)` when the timestamp grew; `force` skips the full
@@ -297,8 +405,8 @@ impl TimeIndex {
     pub fn maybe_push(&mut self, timestamp_ms: i64, offset: i64, force: bool) -> io::Result<()> {
         if timestamp_ms < 0
             || self
-                .entries
-                .last()
+                .inner
+                .last
                 .is_some_and(|l| timestamp_ms <= l.timestamp_ms)
         {
             return Ok(());
@@ -312,40 +420,78 @@ impl TimeIndex {
                 self.base_offset
             ))
         })?;
-        self.entries.push(TimeEntry {
+        self.inner.push(TimeEntry {
             timestamp_ms,
             relative_offset,
-        });
-        Ok(())
+        })
     }
 
     /// Write the entries added since the last call, with one write.
     pub fn write_pending(&mut self) -> io::Result<()> {
-        if self.written == self.entries.len() {
-            return Ok(());
-        }
-        let mut buf = Vec::with_capacity((self.entries.len() - self.written) * TIME_ENTRY_BYTES);
-        for e in &self.entries[self.written..] {
-            buf.extend_from_slice(&e.timestamp_ms.to_be_bytes());
-            buf.extend_from_slice(&e.relative_offset.to_be_bytes());
-        }
-        self.file
-            .write_all_at(&buf, (self.written * TIME_ENTRY_BYTES) as u64)?;
-        self.written = self.entries.len();
-        Ok(())
+        self.inner.write_pending()
     }
 
     /// Drop entries for offsets >= `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let base = self.base_offset;
         let keep = self
-            .entries
-            .partition_point(|e| self.base_offset + i64::from(e.relative_offset) < offset);
-        self.entries.truncate(keep);
-        self.written = self.written.min(keep);
-        self.file.set_len((self.written * TIME_ENTRY_BYTES) as u64)
+            .inner
+            .partition_point(|e| base + i64::from(e.relative_offset) < offset)?;
+        self.inner.truncate(keep)
+    }
+
+    /// Drop the in-memory entries (the segment is sealed); lookups read the file.
+    pub fn unload(&mut self) -> io::Result<()> {
+        self.inner.unload()
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.inner.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_agree_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut offsets = OffsetIndex::create(&dir.path().join("i"), 100, 1 << 20).unwrap();
+        let mut times = TimeIndex::create(&dir.path().join("t"), 100, 1 << 20).unwrap();
+        for i in 1..50u64 {
+            offsets.push(100 + i as i64 * 10, i * 1000).unwrap();
+            times
+                .maybe_push(i as i64 * 5, 100 + i as i64 * 10, false)
+                .unwrap();
+        }
+        offsets.write_pending().unwrap();
+        times.write_pending().unwrap();
+        let probe = |o: &OffsetIndex, t: &TimeIndex| {
+            (
+                (95..700).map(|x| o.lookup(x).unwrap()).collect::<Vec<_>>(),
+                (0..60_000)
+                    .step_by(333)
+                    .map(|p| o.lookup_position(p).unwrap())
+                    .collect::<Vec<_>>(),
+                (0..300)
+                    .map(|ts| t.lookup_before(ts).unwrap())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let resident = probe(&offsets, &times);
+        assert_eq!(resident.0[0], (100, 0));
+        assert_eq!(offsets.lookup(125).unwrap(), (120, 2000));
+        assert_eq!(times.lookup_before(11).unwrap(), Some(120));
+        offsets.unload().unwrap();
+        times.unload().unwrap();
+        assert_eq!(probe(&offsets, &times), resident);
+        // Mutation reloads the entries first.
+        offsets.truncate_to(300).unwrap();
+        assert_eq!(offsets.last_entry(), Some((290, 19_000)));
+        assert_eq!(
+            std::fs::metadata(dir.path().join("i")).unwrap().len(),
+            19 * OFFSET_ENTRY_BYTES as u64
+        );
     }
 }

@@ -200,6 +200,9 @@ pub struct Log {
     clean_marker_present: bool,
     unflushed_messages: i64,
     last_flush_ms: i64,
+    /// The latest `now_ms` the server passed in; the clock for calls that take none
+    /// (follower appends, truncation), so time stays injected and tests deterministic.
+    clock_ms: i64,
 }
 
 impl std::fmt::Debug for Log {
@@ -343,6 +346,11 @@ impl Log {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, &config, now_ms)?);
         }
+        // Only the active segment keeps its index entries in memory.
+        let sealed = segments.len().saturating_sub(1);
+        for segment in segments.values_mut().take(sealed) {
+            segment.unload_indexes()?;
+        }
         let log_start_offset = *segments.keys().next().unwrap_or(&0);
 
         let mut log = Log {
@@ -356,6 +364,7 @@ impl Log {
             clean_marker_present: clean,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
+            clock_ms: now_ms,
         };
         let log_end_offset = log.log_end_offset();
 
@@ -484,11 +493,8 @@ impl Log {
 
     /// Append batches replicated from the leader: offsets and epochs are kept as they
     /// are; CRCs are checked and the offsets must continue the log.
-    pub fn append_as_follower(
-        &mut self,
-        records: Bytes,
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
+    pub fn append_as_follower(&mut self, records: Bytes) -> Result<AppendInfo, AppendError> {
+        let now_ms = self.clock_ms;
         let log_end_offset = self.log_end_offset();
         let headers = batch::split_batches(&records)?;
         let (Some((_, first)), Some((_, last))) = (headers.first(), headers.last()) else {
@@ -527,6 +533,7 @@ impl Log {
         let Some((_, first)) = headers.first() else {
             return Ok(());
         };
+        self.clock_ms = self.clock_ms.max(now_ms);
         let last_offset = headers
             .last()
             .map_or(first.last_offset(), |(_, h)| h.last_offset());
@@ -767,6 +774,7 @@ impl Log {
     /// Roll, delete segments past retention, and fsync per flush.ms; called
     /// periodically by the server. Returns the number of segments deleted.
     pub fn housekeeping(&mut self, now_ms: i64) -> std::io::Result<usize> {
+        self.clock_ms = self.clock_ms.max(now_ms);
         // segment.ms for an idle partition: measured on the wall clock from when this
         // process created or opened the segment (producer timestamps are only compared
         // with each other at append time).
@@ -851,7 +859,8 @@ impl Log {
     /// Drop everything at and after `offset` (a follower whose log diverged). A batch
     /// holding `offset` goes whole. Index entries, leader epochs and producer state
     /// follow the log.
-    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> std::io::Result<()> {
+    pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
+        let now_ms = self.clock_ms;
         if offset >= self.log_end_offset() {
             return Ok(());
         }

@@ -197,13 +197,8 @@ impl Segment {
             tracing::warn!(path = %index_path.display(), "offset index missing or inconsistent; rebuilding");
             return Ok(None);
         };
-        let (last_indexed_offset, scan_from) = match offset_index.entries().last() {
-            Some(e) => (
-                base_offset + i64::from(e.relative_offset),
-                u64::from(e.position),
-            ),
-            None => (base_offset - 1, 0),
-        };
+        let (last_indexed_offset, scan_from) =
+            offset_index.last_entry().unwrap_or((base_offset - 1, 0));
         let Some(tail) = scan_headers(log, scan_from, size_bytes, base_offset)? else {
             tracing::warn!(
                 base_offset,
@@ -379,11 +374,19 @@ impl Segment {
             || last_offset - self.base_offset > MAX_RELATIVE_OFFSET
     }
 
-    /// Write the final time index entry and fsync everything (on roll and close).
+    /// Write the final time index entry, fsync everything and drop the in-memory index
+    /// entries (on roll and close).
     pub fn seal(&mut self) -> io::Result<()> {
         self.time_index
             .maybe_push(self.max_timestamp_ms, self.offset_of_max_timestamp, true)?;
-        self.flush()
+        self.flush()?;
+        self.unload_indexes()
+    }
+
+    /// Sealed segments answer index lookups from the files (see `index`).
+    pub fn unload_indexes(&mut self) -> io::Result<()> {
+        self.offset_index.unload()?;
+        self.time_index.unload()
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -401,7 +404,7 @@ impl Segment {
 
     /// The first batch whose last offset is >= `offset`, with its position.
     pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        let (_, mut position) = self.offset_index.lookup(offset);
+        let (_, mut position) = self.offset_index.lookup(offset)?;
         while let Some(header) = self.read_header(position)? {
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
@@ -414,7 +417,7 @@ impl Segment {
     /// The end of the last whole batch that ends at or before `limit` (a batch start,
     /// found from the index and a short scan).
     pub fn boundary_at_or_below(&self, limit: u64) -> io::Result<u64> {
-        let mut position = self.offset_index.lookup_position(limit);
+        let mut position = self.offset_index.lookup_position(limit)?;
         while position < limit {
             let Some(header) = self.read_header(position)? else {
                 break;
@@ -432,9 +435,9 @@ impl Segment {
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<(i64, i64)>> {
         let from_offset = self
             .time_index
-            .lookup_before(timestamp_ms)
+            .lookup_before(timestamp_ms)?
             .unwrap_or(self.base_offset);
-        let (_, mut position) = self.offset_index.lookup(from_offset);
+        let (_, mut position) = self.offset_index.lookup(from_offset)?;
         while let Some(header) = self.read_header(position)? {
             if header.max_timestamp_ms >= timestamp_ms {
                 return Ok(Some((header.base_offset, header.max_timestamp_ms)));
@@ -468,7 +471,7 @@ impl Segment {
         let scan_from = if ts < 0 {
             0
         } else {
-            self.offset_index.lookup(ts_offset).1
+            self.offset_index.lookup(ts_offset)?.1
         };
         let tail = scan_headers(&self.log, scan_from, self.size_bytes, self.base_offset)?
             .unwrap_or_default();
@@ -481,11 +484,7 @@ impl Segment {
             self.first_batch_timestamp_ms = None;
             self.offset_of_max_timestamp = self.base_offset;
         }
-        let last_indexed = self
-            .offset_index
-            .entries()
-            .last()
-            .map_or(0, |e| u64::from(e.position));
+        let last_indexed = self.offset_index.last_entry().map_or(0, |(_, p)| p);
         self.bytes_since_last_index_entry = self.size_bytes - last_indexed;
         Ok(self.next_offset)
     }

@@ -644,7 +644,7 @@ fn truncate_to_drops_data_epochs_and_producer_state() {
     )
     .unwrap();
     assert_eq!(log.latest_epoch(), 4);
-    log.truncate_to(3, 200).unwrap();
+    log.truncate_to(3).unwrap();
     assert_eq!(log.log_end_offset(), 3);
     assert_eq!(read_all(&log, 0).len(), 3);
     assert_eq!(log.latest_epoch(), 1);
@@ -670,7 +670,7 @@ fn truncate_to_before_the_log_start_empties_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), config());
     append(&mut log, &["a", "b"], 1);
-    log.truncate_to(0, 5).unwrap();
+    log.truncate_to(0).unwrap();
     assert_eq!(
         (
             log.log_start_offset(),
@@ -697,7 +697,7 @@ fn follower_append_keeps_offsets_and_rejects_going_back() {
         .read_to_bytes()
         .unwrap();
     let mut follower = open(dir.path(), config());
-    let info = follower.append_as_follower(fetched.clone(), 10).unwrap();
+    let info = follower.append_as_follower(fetched.clone()).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (0, 2));
     assert_eq!(
         values(&read_all(&follower, 0)),
@@ -705,7 +705,7 @@ fn follower_append_keeps_offsets_and_rejects_going_back() {
     );
     assert_eq!(follower.latest_epoch(), 1);
     assert!(matches!(
-        follower.append_as_follower(fetched, 10),
+        follower.append_as_follower(fetched),
         Err(AppendError::Corrupt(_))
     ));
     assert_eq!(follower.log_end_offset(), 3);
@@ -828,11 +828,46 @@ fn truncating_everything_forgets_producers() {
     let mut log = open(dir.path(), config());
     produce(&mut log, 7, 3, 0, &["a"]).unwrap();
     log.close().unwrap();
-    log.truncate_to(0, 10).unwrap();
+    log.truncate_to(0).unwrap();
     assert!(log.producer_state().is_empty());
     drop(log);
     let mut log = open(dir.path(), config());
     assert!(log.producer_state().is_empty());
     // An unknown producer may start at any sequence and any epoch.
     assert_eq!(produce(&mut log, 7, 1, 9, &["b"]).unwrap().base_offset, 0);
+}
+
+#[test]
+fn duplicate_under_log_append_time_reports_the_original_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..config()
+    };
+    let mut log = open(dir.path(), cfg);
+    let batch = || TestBatch::new(&["a"], 5).idempotent(3, 0, 0).encode();
+    let first = log.append_as_leader(batch(), 0, 1000).unwrap();
+    let retry = log.append_as_leader(batch(), 0, 2000).unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(
+        (retry.base_offset, retry.log_append_time_ms),
+        (first.base_offset, 1000)
+    );
+}
+
+#[test]
+fn flush_ms_flushes_in_housekeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            flush_ms: 100,
+            ..config()
+        },
+    );
+    append(&mut log, &["a"], 10);
+    log.housekeeping(99).unwrap();
+    assert_eq!(log.recovery_point(), 0);
+    log.housekeeping(100).unwrap();
+    assert_eq!(log.recovery_point(), 1);
 }
