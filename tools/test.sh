@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Fjord's whole test suite: the one command CI runs (via .ci/run) and developers run
+# (via `make test`). It installs what the suites need (Debian packages, a Python venv,
+# Maven artifacts, cargo-fuzz) and caches everything outside the checkout under
+# ${FJORD_CACHE:-~/.cache/fjord}, including cargo's target dir, so a fresh clone does
+# not rebuild from nothing.
+#
+# Every step runs even when an earlier one failed; the last line is the summary.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
+export FJORD_CACHE="$CACHE"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+mkdir -p "$CACHE"
+
+passed=0
+failed=0
+failures=()
+step() {
+  local name="$1"; shift
+  local start=$SECONDS
+  echo
+  echo "=== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== $name: ok ($((SECONDS - start))s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "=== $name: FAILED ($((SECONDS - start))s)"
+  fi
+}
+
+apt_deps() {
+  # kcat for the librdkafka CLI suite; cmake and a C toolchain for rdkafka-sys;
+  # curl for readiness probes; python3-venv for the Python suites.
+  local missing=()
+  for pkg in kcat cmake curl python3-venv; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+rust_tests() {
+  cargo build --workspace --bins && \
+    FJORD_BIN="$CARGO_TARGET_DIR/debug/fjord" cargo test --workspace -- --test-threads=2
+}
+
+# Start one broker on loopback with a fresh data dir, run the third-party client
+# suites against it, stop it with SIGTERM.
+client_compat() {
+  local dir port=29092 http=29644 pid rc
+  dir=$(mktemp -d)
+  "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" --kafka-listen "127.0.0.1:$port" \
+    --http-listen "127.0.0.1:$http" > "$dir/fjord.log" 2>&1 &
+  pid=$!
+  local deadline=$((SECONDS + 60))
+  until curl -sf "http://127.0.0.1:$http/ready" >/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null || (( SECONDS > deadline )); then
+      echo "broker did not become ready"; cat "$dir/fjord.log"; kill -9 "$pid" 2>/dev/null; return 1
+    fi
+    sleep 0.2
+  done
+  e2e/compat.sh "127.0.0.1:$port"
+  rc=$?
+  kill -TERM "$pid"; wait "$pid"
+  if [[ $rc -ne 0 ]]; then tail -n 50 "$dir/fjord.log"; fi
+  rm -rf "$dir"
+  return $rc
+}
+
+step "system packages" apt_deps
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "generated request schemas are current" python3 tools/gen_request_schemas.py --check
+step "rust unit and integration tests" rust_tests
+step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
+step "third-party client suites" client_compat
+
+echo
+if [[ $failed -gt 0 ]]; then
+  printf 'failed steps:\n'; printf '  %s\n' "${failures[@]}"
+fi
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]
