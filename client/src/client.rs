@@ -50,6 +50,12 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// Largest response frame accepted; a larger one closes the connection.
     pub max_response_bytes: usize,
+    /// Extra attempts of a produce, fetch or list-offsets call after a leadership error
+    /// (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, ...): the request was not applied,
+    /// so it is safe to send again once Metadata names the new leader.
+    pub leader_retries: u32,
+    /// Pause before such a retry, doubled each time.
+    pub retry_backoff: Duration,
 }
 
 impl Default for ClientConfig {
@@ -60,6 +66,8 @@ impl Default for ClientConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_in_flight: 64,
             max_response_bytes: 100 * 1024 * 1024,
+            leader_retries: 5,
+            retry_backoff: Duration::from_millis(50),
         }
     }
 }
@@ -527,19 +535,27 @@ impl Client {
         self.node_connection(leader).await
     }
 
-    /// Forgets a cached leader after an error that says it moved or vanished, so the next
-    /// call asks Metadata again.
-    async fn on_partition_error(&self, topic: &str, partition: i32, err: &Error) {
-        let stale = matches!(
+    /// After a failed partition call: forgets the cached leader when the error says it
+    /// moved or vanished, and says whether to retry (after a pause) or give up.
+    async fn on_partition_error(
+        &self,
+        topic: &str,
+        partition: i32,
+        err: &Error,
+        attempt: u32,
+    ) -> bool {
+        let leadership = matches!(
             err.kafka(),
             Some(
                 ResponseError::NotLeaderOrFollower
                     | ResponseError::LeaderNotAvailable
-                    | ResponseError::UnknownTopicOrPartition
                     | ResponseError::FencedLeaderEpoch
                     | ResponseError::UnknownLeaderEpoch
             )
-        ) || matches!(err, Error::Io { .. } | Error::ConnectionClosed { .. });
+        );
+        let stale = leadership
+            || err.kafka() == Some(ResponseError::UnknownTopicOrPartition)
+            || matches!(err, Error::Io { .. } | Error::ConnectionClosed { .. });
         if stale {
             self.state
                 .lock()
@@ -547,6 +563,12 @@ impl Client {
                 .leaders
                 .remove(&(topic.to_string(), partition));
         }
+        if leadership && attempt < self.config.leader_retries {
+            let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt.min(10));
+            tokio::time::sleep(backoff).await;
+            return true;
+        }
+        false
     }
 
     /// Metadata for `topics` (`None`: all topics; `Some(&[])`: brokers and controller
@@ -812,7 +834,8 @@ impl Client {
         Error::check(r.error_code, || resource.describe(), r.error_message.as_ref())
     }
 
-    /// Appends `records` as one batch to `topic`/`partition` through its leader.
+    /// Appends `records` as one batch to `topic`/`partition` through its leader, retrying
+    /// leadership errors (see [`ClientConfig::leader_retries`]).
     pub async fn produce(
         &self,
         topic: &str,
@@ -820,11 +843,15 @@ impl Client {
         records: &[ProduceRecord],
         options: &ProduceOptions,
     ) -> Result<Produced> {
-        let result = self.produce_once(topic, partition, records, options).await;
-        if let Err(err) = &result {
-            self.on_partition_error(topic, partition, err).await;
+        let mut attempt = 0;
+        loop {
+            match self.produce_once(topic, partition, records, options).await {
+                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                    attempt += 1
+                }
+                result => return result,
+            }
         }
-        result
     }
 
     async fn produce_once(
@@ -878,7 +905,7 @@ impl Client {
     }
 
     /// Reads records of `topic`/`partition` from `offset` through its leader (read
-    /// uncommitted, no fetch session).
+    /// uncommitted, no fetch session), retrying leadership errors.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -886,11 +913,15 @@ impl Client {
         offset: i64,
         options: &FetchOptions,
     ) -> Result<FetchedPartition> {
-        let result = self.fetch_once(topic, partition, offset, options).await;
-        if let Err(err) = &result {
-            self.on_partition_error(topic, partition, err).await;
+        let mut attempt = 0;
+        loop {
+            match self.fetch_once(topic, partition, offset, options).await {
+                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                    attempt += 1
+                }
+                result => return result,
+            }
         }
-        result
     }
 
     async fn fetch_once(
@@ -933,18 +964,23 @@ impl Client {
         })
     }
 
-    /// Looks up an offset of `topic`/`partition` through its leader.
+    /// Looks up an offset of `topic`/`partition` through its leader, retrying leadership
+    /// errors.
     pub async fn list_offsets(
         &self,
         topic: &str,
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset> {
-        let result = self.list_offsets_once(topic, partition, spec).await;
-        if let Err(err) = &result {
-            self.on_partition_error(topic, partition, err).await;
+        let mut attempt = 0;
+        loop {
+            match self.list_offsets_once(topic, partition, spec).await {
+                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                    attempt += 1
+                }
+                result => return result,
+            }
         }
-        result
     }
 
     async fn list_offsets_once(
