@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -724,7 +723,9 @@ impl Client {
         }
         let response = conn.send_at(&request, version).await?;
         let mut state = self.state.lock().await;
-        state.leaders.retain(|(t, _), _| !names.contains(&t.as_str()));
+        state
+            .leaders
+            .retain(|(t, _), _| !names.contains(&t.as_str()));
         drop(state);
         names
             .iter()
@@ -796,7 +797,11 @@ impl Client {
             .iter()
             .find(|r| r.resource_type == resource_type && r.resource_name.as_str() == resource_name)
             .ok_or_else(|| missing(resource.describe()))?;
-        Error::check(r.error_code, || resource.describe(), r.error_message.as_ref())?;
+        Error::check(
+            r.error_code,
+            || resource.describe(),
+            r.error_message.as_ref(),
+        )?;
         Ok(r.configs
             .iter()
             .map(|c| ConfigEntry {
@@ -831,7 +836,11 @@ impl Client {
             .iter()
             .find(|r| r.resource_type == resource_type && r.resource_name.as_str() == resource_name)
             .ok_or_else(|| missing(resource.describe()))?;
-        Error::check(r.error_code, || resource.describe(), r.error_message.as_ref())
+        Error::check(
+            r.error_code,
+            || resource.describe(),
+            r.error_message.as_ref(),
+        )
     }
 
     /// Appends `records` as one batch to `topic`/`partition` through its leader, retrying
@@ -846,7 +855,11 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.produce_once(topic, partition, records, options).await {
-                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                Err(err)
+                    if self
+                        .on_partition_error(topic, partition, &err, attempt)
+                        .await =>
+                {
                     attempt += 1
                 }
                 result => return result,
@@ -916,7 +929,11 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.fetch_once(topic, partition, offset, options).await {
-                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                Err(err)
+                    if self
+                        .on_partition_error(topic, partition, &err, attempt)
+                        .await =>
+                {
                     attempt += 1
                 }
                 result => return result,
@@ -975,7 +992,11 @@ impl Client {
         let mut attempt = 0;
         loop {
             match self.list_offsets_once(topic, partition, spec).await {
-                Err(err) if self.on_partition_error(topic, partition, &err, attempt).await => {
+                Err(err)
+                    if self
+                        .on_partition_error(topic, partition, &err, attempt)
+                        .await =>
+                {
                     attempt += 1
                 }
                 result => return result,
@@ -1022,7 +1043,3 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
-
-/// Keeps `Bytes` in the public signature surface documented via re-exports.
-#[allow(dead_code)]
-type _Bytes = Bytes;

@@ -54,7 +54,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("addr", &self.addr).finish()
+        f.debug_struct("Connection")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -166,7 +168,13 @@ impl Connection {
         let api = R::API;
         let version = self.version(api)?;
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let frame = frame::encode_request(api, version, correlation_id, &self.config.client_id, request)?;
+        let frame = frame::encode_request(
+            api,
+            version,
+            correlation_id,
+            &self.config.client_id,
+            request,
+        )?;
         self.enqueue(api, frame).await
     }
 
@@ -178,12 +186,7 @@ impl Connection {
         }
     }
 
-    async fn round_trip<B: Encodable>(
-        &self,
-        api: ApiKey,
-        version: i16,
-        body: &B,
-    ) -> Result<Bytes> {
+    async fn round_trip<B: Encodable>(&self, api: ApiKey, version: i16, body: &B) -> Result<Bytes> {
         let timeout = self.config.request_timeout;
         let deadline = tokio::time::Instant::now() + timeout;
         let _permit = tokio::time::timeout_at(deadline, self.in_flight.acquire())
@@ -191,7 +194,8 @@ impl Connection {
             .map_err(|_| self.timeout(api))?
             .map_err(|_| self.closed_error())?;
         let correlation_id = self.next_correlation_id.fetch_add(1, Ordering::Relaxed);
-        let frame = frame::encode_request(api, version, correlation_id, &self.config.client_id, body)?;
+        let frame =
+            frame::encode_request(api, version, correlation_id, &self.config.client_id, body)?;
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().unwrap();

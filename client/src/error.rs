@@ -50,7 +50,9 @@ pub enum Error {
         timeout: Duration,
     },
     /// A response frame declared a size outside `0..=max`.
-    #[error("connection to {addr}: response frame of {size} bytes exceeds max_response_bytes {max}")]
+    #[error(
+        "connection to {addr}: response frame of {size} bytes exceeds max_response_bytes {max}"
+    )]
     FrameTooLarge {
         /// The broker address.
         addr: String,
@@ -117,7 +119,10 @@ mod tests {
         assert_eq!(err.kafka(), Some(ResponseError::TopicAlreadyExists));
         let text = err.to_string();
         assert!(text.starts_with("topic \"orders\": "), "{text}");
-        assert!(text.contains("(Kafka error code 36): already there"), "{text}");
+        assert!(
+            text.contains("(Kafka error code 36): already there"),
+            "{text}"
+        );
         assert!(Error::check(0, || unreachable!(), None).is_ok());
     }
 }

@@ -51,7 +51,11 @@ pub(crate) fn correlation_id(frame: &[u8]) -> Option<i32> {
 }
 
 /// Decodes a response frame body (header + body, without the length prefix).
-pub(crate) fn decode_response<R: Decodable>(api: ApiKey, version: i16, mut frame: Bytes) -> Result<R> {
+pub(crate) fn decode_response<R: Decodable>(
+    api: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<R> {
     ResponseHeader::decode(&mut frame, api.response_header_version(version))
         .map_err(|e| Error::protocol(&format!("decoding {api:?} v{version} response header"), e))?;
     let body = R::decode(&mut frame, version)
@@ -74,9 +78,14 @@ mod tests {
 
     #[test]
     fn request_frame_is_length_prefixed_and_carries_header() {
-        let frame =
-            encode_request(ApiKey::Metadata, 9, 42, "fjord-test", &MetadataRequest::default())
-                .unwrap();
+        let frame = encode_request(
+            ApiKey::Metadata,
+            9,
+            42,
+            "fjord-test",
+            &MetadataRequest::default(),
+        )
+        .unwrap();
         let len = i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
         assert_eq!(len, frame.len() - 4);
         let mut rest = frame.slice(4..);
@@ -98,7 +107,10 @@ mod tests {
         assert_eq!(frame_len((-1i32).to_be_bytes(), 100), Err(-1));
         // Shorter than a correlation id cannot be a response.
         assert_eq!(frame_len(3i32.to_be_bytes(), 100), Err(3));
-        assert_eq!(frame_len(i32::MAX.to_be_bytes(), 1 << 20), Err(i64::from(i32::MAX)));
+        assert_eq!(
+            frame_len(i32::MAX.to_be_bytes(), 1 << 20),
+            Err(i64::from(i32::MAX))
+        );
     }
 
     #[test]
@@ -118,8 +130,8 @@ mod tests {
 
         let mut longer = BytesMut::from(&frame[..]);
         longer.put_u8(0);
-        let err = decode_response::<MetadataResponse>(ApiKey::Metadata, 12, longer.freeze())
-            .unwrap_err();
+        let err =
+            decode_response::<MetadataResponse>(ApiKey::Metadata, 12, longer.freeze()).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
     }
 }

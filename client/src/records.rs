@@ -183,7 +183,10 @@ mod tests {
             );
             assert_eq!(records[0].key.as_deref(), Some(&b"k-a"[..]));
             assert_eq!(records[0].timestamp_ms, 1_000);
-            assert_eq!(records[0].headers, vec![("h".into(), Some(Bytes::from("x")))]);
+            assert_eq!(
+                records[0].headers,
+                vec![("h".into(), Some(Bytes::from("x")))]
+            );
         }
     }
 

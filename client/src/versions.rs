@@ -151,14 +151,20 @@ mod tests {
         assert_eq!(v.version(ApiKey::Fetch), Some(12));
         assert_eq!(v.version(ApiKey::DescribeConfigs), None);
         assert_eq!(v.version(ApiKey::ListOffsets), None);
-        assert_eq!(v.broker_range(ApiKey::DescribeConfigs), Some(VersionRange { min: 0, max: 0 }));
+        assert_eq!(
+            v.broker_range(ApiKey::DescribeConfigs),
+            Some(VersionRange { min: 0, max: 0 })
+        );
     }
 
     #[test]
     fn old_broker_gets_older_version() {
-        let response = ApiVersionsResponse::default()
-            .with_api_keys(vec![advertised(ApiKey::Fetch, 0, 6)]);
-        assert_eq!(ApiVersions::negotiate(&response).version(ApiKey::Fetch), Some(6));
+        let response =
+            ApiVersionsResponse::default().with_api_keys(vec![advertised(ApiKey::Fetch, 0, 6)]);
+        assert_eq!(
+            ApiVersions::negotiate(&response).version(ApiKey::Fetch),
+            Some(6)
+        );
     }
 
     fn frame(version: i16, response: &ApiVersionsResponse) -> Bytes {
@@ -186,8 +192,8 @@ mod tests {
 
     #[test]
     fn handshake_at_requested_version() {
-        let response = ApiVersionsResponse::default()
-            .with_api_keys(vec![advertised(ApiKey::Metadata, 0, 12)]);
+        let response =
+            ApiVersionsResponse::default().with_api_keys(vec![advertised(ApiKey::Metadata, 0, 12)]);
         match read_handshake(3, frame(3, &response)).unwrap() {
             Handshake::Done(r) => assert_eq!(r.api_keys.len(), 1),
             other => panic!("expected an answer, got {other:?}"),

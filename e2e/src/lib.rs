@@ -162,7 +162,11 @@ impl BrokerProcess {
         self.child = Some(child);
         let deadline = started + self.options.ready_timeout;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 bail!(
                     "broker {} exited before ready ({status})\n{}",
@@ -315,7 +319,7 @@ pub enum Target {
     /// An existing broker from `FJORD_E2E_BOOTSTRAP`; left alone by the harness.
     External(String),
     /// A broker spawned for this test.
-    Spawned(BrokerProcess),
+    Spawned(Box<BrokerProcess>),
 }
 
 impl Target {
@@ -323,9 +327,9 @@ impl Target {
     pub async fn from_env() -> Result<Target> {
         match std::env::var("FJORD_E2E_BOOTSTRAP") {
             Ok(bootstrap) if !bootstrap.is_empty() => Ok(Target::External(bootstrap)),
-            _ => Ok(Target::Spawned(
+            _ => Ok(Target::Spawned(Box::new(
                 BrokerProcess::start(BrokerOptions::default()).await?,
-            )),
+            ))),
         }
     }
 

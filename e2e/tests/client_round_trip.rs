@@ -27,7 +27,10 @@ async fn wait_for_leaders(client: &Client, topic: &str, partitions: usize) -> Re
                 return Ok(());
             }
         }
-        ensure!(Instant::now() < deadline, "{topic}: no leaders within {DEADLINE:?}: {metadata:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "{topic}: no leaders within {DEADLINE:?}: {metadata:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -45,18 +48,32 @@ async fn client_round_trip() -> Result<()> {
 
     // CreateTopics: validate_only creates nothing; a real create reports id and layout.
     let new_topic = NewTopic::new(&topic, 2, 1).with_config("retention.ms", "3600000");
-    let validated = client.create_topics(&[new_topic.clone()], true).await?;
-    validated[0].1.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let validated = client
+        .create_topics(std::slice::from_ref(&new_topic), true)
+        .await?;
+    validated[0]
+        .1
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let absent = client.metadata(Some(&[&topic])).await?;
     ensure!(
         absent.topic(&topic).map(|t| t.error) == Some(Some(ResponseError::UnknownTopicOrPartition)),
         "validate_only created the topic: {absent:?}"
     );
     let created = client.create_topic(new_topic.clone()).await?;
-    ensure!(created.num_partitions == 2 && created.replication_factor == 1, "{created:?}");
-    ensure!(!created.topic_id.is_nil(), "CreateTopics returned no topic id");
+    ensure!(
+        created.num_partitions == 2 && created.replication_factor == 1,
+        "{created:?}"
+    );
+    ensure!(
+        !created.topic_id.is_nil(),
+        "CreateTopics returned no topic id"
+    );
     let again = client.create_topic(new_topic).await.unwrap_err();
-    ensure!(again.kafka() == Some(ResponseError::TopicAlreadyExists), "{again}");
+    ensure!(
+        again.kafka() == Some(ResponseError::TopicAlreadyExists),
+        "{again}"
+    );
     wait_for_leaders(&client, &topic, 2).await?;
     let metadata = client.metadata(Some(&[&topic])).await?;
     ensure!(metadata.topic(&topic).map(|t| t.topic_id) == Some(created.topic_id));
@@ -77,23 +94,44 @@ async fn client_round_trip() -> Result<()> {
         acks: 1,
         compression: Compression::Zstd,
     };
-    let p2 = client.produce(&topic, 0, &[with_header.clone()], &zstd).await?;
+    let p2 = client
+        .produce(&topic, 0, &[with_header.clone()], &zstd)
+        .await?;
     ensure!(p2.base_offset == 10, "second batch at {}", p2.base_offset);
 
     let fetched = client.fetch(&topic, 0, 0, &FetchOptions::default()).await?;
-    ensure!(fetched.high_watermark == 11, "high watermark {}", fetched.high_watermark);
+    ensure!(
+        fetched.high_watermark == 11,
+        "high watermark {}",
+        fetched.high_watermark
+    );
     let offsets: Vec<i64> = fetched.records.iter().map(|r| r.offset).collect();
     // A fetch may stop after the first batch; the rest is asked for below.
     ensure!(offsets.len() >= 10 && offsets == (0..offsets.len() as i64).collect::<Vec<_>>());
     for (i, r) in fetched.records.iter().take(10).enumerate() {
-        ensure!(r.key.as_deref() == Some(format!("k{i}").as_bytes()), "{r:?}");
-        ensure!(r.value.as_deref() == Some(format!("v{i}").as_bytes()), "{r:?}");
+        ensure!(
+            r.key.as_deref() == Some(format!("k{i}").as_bytes()),
+            "{r:?}"
+        );
+        ensure!(
+            r.value.as_deref() == Some(format!("v{i}").as_bytes()),
+            "{r:?}"
+        );
     }
     let mid = client.fetch(&topic, 0, 5, &FetchOptions::default()).await?;
-    ensure!(mid.records.first().map(|r| r.offset) == Some(5), "{:?}", mid.records.first());
-    let tail = client.fetch(&topic, 0, 10, &FetchOptions::default()).await?;
+    ensure!(
+        mid.records.first().map(|r| r.offset) == Some(5),
+        "{:?}",
+        mid.records.first()
+    );
+    let tail = client
+        .fetch(&topic, 0, 10, &FetchOptions::default())
+        .await?;
     let last = tail.records.first().context("no record at offset 10")?;
-    ensure!(last.offset == 10 && last.value.as_deref() == Some(&b"tail"[..]), "{last:?}");
+    ensure!(
+        last.offset == 10 && last.value.as_deref() == Some(&b"tail"[..]),
+        "{last:?}"
+    );
     ensure!(last.headers == with_header.headers && last.timestamp_ms == 1_700_000_000_000);
     let empty = client
         .fetch(
@@ -106,17 +144,26 @@ async fn client_round_trip() -> Result<()> {
             },
         )
         .await?;
-    ensure!(empty.records.is_empty() && empty.high_watermark == 0, "{empty:?}");
-    let out_of_range = client.fetch(&topic, 0, 1_000, &FetchOptions::default()).await;
     ensure!(
-        out_of_range.as_ref().err().and_then(|e| e.kafka()) == Some(ResponseError::OffsetOutOfRange),
+        empty.records.is_empty() && empty.high_watermark == 0,
+        "{empty:?}"
+    );
+    let out_of_range = client
+        .fetch(&topic, 0, 1_000, &FetchOptions::default())
+        .await;
+    ensure!(
+        out_of_range.as_ref().err().and_then(|e| e.kafka())
+            == Some(ResponseError::OffsetOutOfRange),
         "{out_of_range:?}"
     );
 
     // ListOffsets.
     let earliest = client.list_offsets(&topic, 0, OffsetSpec::Earliest).await?;
     let latest = client.list_offsets(&topic, 0, OffsetSpec::Latest).await?;
-    ensure!(earliest.offset == 0 && latest.offset == 11, "{earliest:?} {latest:?}");
+    ensure!(
+        earliest.offset == 0 && latest.offset == 11,
+        "{earliest:?} {latest:?}"
+    );
     let by_time = client
         .list_offsets(&topic, 0, OffsetSpec::Timestamp(1_700_000_000_000))
         .await?;
@@ -137,7 +184,10 @@ async fn client_round_trip() -> Result<()> {
             .and_then(|e| e.value.clone())
     };
     let configs = client.describe_configs(&resource).await?;
-    ensure!(value_of(&configs, "retention.ms").as_deref() == Some("3600000"), "{configs:?}");
+    ensure!(
+        value_of(&configs, "retention.ms").as_deref() == Some("3600000"),
+        "{configs:?}"
+    );
     client
         .incremental_alter_configs(
             &resource,
@@ -146,30 +196,48 @@ async fn client_round_trip() -> Result<()> {
         )
         .await?;
     let configs = client.describe_configs(&resource).await?;
-    ensure!(value_of(&configs, "retention.ms").as_deref() == Some("7200000"), "{configs:?}");
+    ensure!(
+        value_of(&configs, "retention.ms").as_deref() == Some("7200000"),
+        "{configs:?}"
+    );
     let invalid = client
         .incremental_alter_configs(
             &resource,
-            &[AlterConfigOp::Set("retention.ms".into(), "not-a-number".into())],
+            &[AlterConfigOp::Set(
+                "retention.ms".into(),
+                "not-a-number".into(),
+            )],
             false,
         )
         .await
         .unwrap_err();
-    ensure!(invalid.kafka() == Some(ResponseError::InvalidConfig), "{invalid}");
+    ensure!(
+        invalid.kafka() == Some(ResponseError::InvalidConfig),
+        "{invalid}"
+    );
 
     // DescribeConfigs on the broker.
     let broker_configs = client
         .describe_configs(&ConfigResource::Broker(broker_id))
         .await?;
-    ensure!(!broker_configs.is_empty(), "broker {broker_id} has no configs");
+    ensure!(
+        !broker_configs.is_empty(),
+        "broker {broker_id} has no configs"
+    );
 
     // CreatePartitions: validate_only changes nothing; growing works; shrinking fails.
     client.create_partitions(&topic, 4, true).await?;
     wait_for_leaders(&client, &topic, 2).await?;
     client.create_partitions(&topic, 4, false).await?;
     wait_for_leaders(&client, &topic, 4).await?;
-    let shrink = client.create_partitions(&topic, 3, false).await.unwrap_err();
-    ensure!(shrink.kafka() == Some(ResponseError::InvalidPartitions), "{shrink}");
+    let shrink = client
+        .create_partitions(&topic, 3, false)
+        .await
+        .unwrap_err();
+    ensure!(
+        shrink.kafka() == Some(ResponseError::InvalidPartitions),
+        "{shrink}"
+    );
     let p3 = client
         .produce(&topic, 3, &first[..1], &ProduceOptions::default())
         .await?;
@@ -185,7 +253,10 @@ async fn client_round_trip() -> Result<()> {
         if error == Some(ResponseError::UnknownTopicOrPartition) {
             break;
         }
-        ensure!(Instant::now() < deadline, "{topic} still listed: {metadata:?}");
+        ensure!(
+            Instant::now() < deadline,
+            "{topic} still listed: {metadata:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let again = client.delete_topics(&[&topic]).await?;

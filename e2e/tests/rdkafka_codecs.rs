@@ -48,7 +48,7 @@ async fn produce(bootstrap: &str, topic: &str, codec: &str) -> Result<Delivered>
         .set("acks", "all")
         .set("compression.type", codec)
         .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", &(MESSAGES * 2).to_string())
+        .set("queue.buffering.max.messages", (MESSAGES * 2).to_string())
         .set("message.timeout.ms", "120000")
         .create()
         .context("creating producer")?;
@@ -120,12 +120,16 @@ fn consume_and_check(bootstrap: &str, topic: &str, delivered: &Delivered) -> Res
         let message = message?;
         let at = (message.partition(), message.offset());
         let Some(&(key_index, seq)) = delivered.get(&at) else {
-            bail!("message at partition {} offset {} was never acknowledged", at.0, at.1);
+            bail!(
+                "message at partition {} offset {} was never acknowledged",
+                at.0,
+                at.1
+            );
         };
         ensure!(seen.insert(at, ()).is_none(), "offset {at:?} read twice");
         let key = std::str::from_utf8(message.key().context("message without key")?)?;
-        let value: u64 = std::str::from_utf8(message.payload().context("message without value")?)?
-            .parse()?;
+        let value: u64 =
+            std::str::from_utf8(message.payload().context("message without value")?)?.parse()?;
         ensure!(
             key == format!("key-{key_index}") && value == seq,
             "offset {at:?}: read {key}={value}, delivery report said key-{key_index}={seq}"
@@ -144,7 +148,10 @@ fn consume_and_check(bootstrap: &str, topic: &str, delivered: &Delivered) -> Res
         let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
         total += high - low;
     }
-    ensure!(total == MESSAGES as i64, "partitions hold {total} records, expected {MESSAGES}");
+    ensure!(
+        total == MESSAGES as i64,
+        "partitions hold {total} records, expected {MESSAGES}"
+    );
     Ok(())
 }
 
@@ -159,7 +166,10 @@ async fn round_trip(codec: &str) -> Result<()> {
     let (bootstrap_c, topic_c) = (bootstrap.clone(), topic.clone());
     tokio::task::spawn_blocking(move || consume_and_check(&bootstrap_c, &topic_c, &delivered))
         .await??;
-    println!("codec {codec}: consumed and checked in {:?}", started.elapsed());
+    println!(
+        "codec {codec}: consumed and checked in {:?}",
+        started.elapsed()
+    );
     drop(target);
     Ok(())
 }
