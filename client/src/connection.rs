@@ -362,3 +362,93 @@ impl ClientConfig {
 
 /// A default that callers can rely on in docs and tests.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use tokio::net::TcpListener;
+
+    /// Reads one request frame; returns (api key, version, correlation id).
+    async fn read_request(s: &mut TcpStream) -> (i16, i16, i32) {
+        let len = s.read_i32().await.unwrap() as usize;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        let mut b = Bytes::from(body);
+        let key = i16::from_be_bytes([b[0], b[1]]);
+        let version = i16::from_be_bytes([b[2], b[3]]);
+        let api = ApiKey::try_from(key).unwrap();
+        let header = RequestHeader::decode(&mut b, api.request_header_version(version)).unwrap();
+        (key, version, header.correlation_id)
+    }
+
+    async fn respond<R: Encodable>(s: &mut TcpStream, api: ApiKey, v: i16, id: i32, body: &R) {
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        ResponseHeader::default()
+            .with_correlation_id(id)
+            .encode(&mut buf, api.response_header_version(v))
+            .unwrap();
+        body.encode(&mut buf, v).unwrap();
+        let len = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&len.to_be_bytes());
+        s.write_all(&buf).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn pipelined_answers_out_of_order_timeout_and_frame_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let (_, v, id) = read_request(&mut s).await;
+            let versions =
+                ApiVersionsResponse::default().with_api_keys(vec![ApiVersion::default()
+                    .with_api_key(ApiKey::Metadata as i16)
+                    .with_min_version(0)
+                    .with_max_version(12)]);
+            respond(&mut s, ApiKey::ApiVersions, v, id, &versions).await;
+            // Two requests in flight; answer the second first.
+            let (_, v1, id1) = read_request(&mut s).await;
+            let (_, v2, id2) = read_request(&mut s).await;
+            for (v, id, controller) in [(v2, id2, 2), (v1, id1, 1)] {
+                let answer = MetadataResponse::default().with_controller_id(controller.into());
+                respond(&mut s, ApiKey::Metadata, v, id, &answer).await;
+            }
+            // Never answered: the client times out.
+            read_request(&mut s).await;
+            // Then a frame over the client's bound: the connection closes.
+            read_request(&mut s).await;
+            s.write_all(&(1i32 << 30).to_be_bytes()).await.unwrap();
+            s
+        });
+        let config = ClientConfig {
+            request_timeout: Duration::from_millis(300),
+            max_response_bytes: 1 << 20,
+            ..ClientConfig::default()
+        };
+        let conn = Connection::connect(&addr, &config).await.unwrap();
+        assert_eq!(conn.version(ApiKey::Metadata).unwrap(), 12);
+        assert!(matches!(
+            conn.version(ApiKey::Produce),
+            Err(Error::UnsupportedApi { .. })
+        ));
+        let request = MetadataRequest::default();
+        let (a, b) = tokio::join!(conn.send(&request), conn.send(&request));
+        assert_eq!(a.unwrap().controller_id, 1);
+        assert_eq!(b.unwrap().controller_id, 2);
+        assert!(matches!(
+            conn.send(&request).await,
+            Err(Error::Timeout { .. })
+        ));
+        let err = conn.send(&request).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::ConnectionClosed { reason, .. } if reason.contains("exceeds max_response_bytes")),
+            "{err}"
+        );
+        assert!(conn.is_closed());
+        drop(server.await.unwrap());
+    }
+}
