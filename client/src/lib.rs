@@ -1,1 +1,44 @@
+//! fjord-client: a small async Kafka-protocol client for the Fjord operator, tests and
+//! benchmarks. It speaks the wire protocol through the `kafka-protocol` crate's message
+//! types and adds only what those types leave out: connections, version negotiation,
+//! routing to leaders and typed errors.
+//!
+//! # Layout
+//!
+//! - `error`: the one [`Error`] enum; Kafka error codes become [`Error::Kafka`].
+//! - `frame`: size-prefixed request/response frames (pure, bounded).
+//! - `versions`: ApiVersions negotiation (pure): per API, the highest version both sides speak.
+//! - `connection`: one TCP stream, pipelined requests matched by correlation id.
+//! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
+//! - `client`: [`Client`]: bootstrap, metadata, admin calls, produce, fetch, list offsets.
+//!
+//! ```no_run
+//! # async fn demo() -> fjord_client::Result<()> {
+//! use fjord_client::{Client, ClientConfig, NewTopic, ProduceRecord, ProduceOptions, FetchOptions};
+//! let client = Client::connect(&["127.0.0.1:9092"], ClientConfig::default()).await?;
+//! client.create_topic(NewTopic::new("orders", 3, 1)).await?;
+//! let records = [ProduceRecord::new(Some("k"), "v")];
+//! let produced = client.produce("orders", 0, &records, &ProduceOptions::default()).await?;
+//! let fetched = client.fetch("orders", 0, produced.base_offset, &FetchOptions::default()).await?;
+//! assert_eq!(fetched.records[0].value.as_deref(), Some(&b"v"[..]));
+//! # Ok(()) }
+//! ```
 
+mod client;
+mod connection;
+mod error;
+mod frame;
+mod records;
+mod versions;
+
+pub use client::{
+    AlterConfigOp, BrokerMetadata, Client, ClientConfig, ClusterMetadata, ConfigEntry,
+    ConfigResource, CreatedTopic, FetchOptions, FetchedPartition, ListedOffset, NewTopic,
+    OffsetSpec, PartitionMetadata, ProduceOptions, Produced, TopicMetadata,
+};
+pub use connection::{ApiRequest, Connection};
+pub use error::{Error, Result};
+pub use kafka_protocol::records::Compression;
+pub use kafka_protocol::ResponseError;
+pub use records::{FetchedRecord, ProduceRecord};
+pub use versions::ApiVersions;

@@ -1,0 +1,388 @@
+//! End-to-end harness: real `fjord` broker processes on loopback.
+//!
+//! # Layout
+//!
+//! - [`BrokerProcess`]: one `fjord` process with its own temp data dir and free ports;
+//!   start, wait for `/ready`, SIGKILL, SIGTERM, restart on the same data dir. Killed on
+//!   drop; its logs are printed when the test panics.
+//! - [`Target`]: what a suite runs against: a spawned broker, or an existing one named by
+//!   `FJORD_E2E_BOOTSTRAP` (to prove a suite against another Kafka-compatible broker).
+//! - [`unique_topic`]: topic names that do not collide across runs on a shared broker.
+//!
+//! The binary is `FJORD_BIN`, else `fjord` in the target directory of the running test
+//! executable (build it first: `cargo build -p fjord-broker --bin fjord`).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// How long a broker may take from spawn to `/ready` before the harness gives up.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Settings of one broker process.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// `--node-id`.
+    pub node_id: u32,
+    /// Extra command-line arguments, after the harness's own.
+    pub args: Vec<String>,
+    /// Extra environment (`FJORD_*` settings).
+    pub env: Vec<(String, String)>,
+    /// Bound on spawn → ready.
+    pub ready_timeout: Duration,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            node_id: 1,
+            args: Vec::new(),
+            env: Vec::new(),
+            ready_timeout: READY_TIMEOUT,
+        }
+    }
+}
+
+/// One `fjord` broker process on loopback.
+pub struct BrokerProcess {
+    options: BrokerOptions,
+    binary: PathBuf,
+    // Dropped after `child` is killed (field order), so the process never outlives it.
+    dir: tempfile::TempDir,
+    kafka_port: u16,
+    http_port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl std::fmt::Debug for BrokerProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerProcess")
+            .field("node_id", &self.options.node_id)
+            .field("kafka_port", &self.kafka_port)
+            .field("http_port", &self.http_port)
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+/// The `fjord` binary: `FJORD_BIN`, else next to the running test executable's target
+/// directory (`target/<profile>/deps/test-… → target/<profile>/fjord`).
+pub fn fjord_binary() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("FJORD_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let candidate = d.join("fjord");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        if d.file_name().is_some_and(|n| n == "target") {
+            break;
+        }
+        dir = d.parent();
+    }
+    bail!(
+        "no fjord binary near {}: set FJORD_BIN or run `cargo build -p fjord-broker --bin fjord` \
+         with the same target dir and profile",
+        exe.display()
+    )
+}
+
+/// A port that was free a moment ago. (Another process could take it before the broker
+/// binds; the broker then fails to start and the harness reports its log.)
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl BrokerProcess {
+    /// Spawns a broker with a fresh data dir and free ports, and waits until it is ready.
+    pub async fn start(options: BrokerOptions) -> Result<BrokerProcess> {
+        let dir = tempfile::Builder::new()
+            .prefix("fjord-e2e-")
+            .tempdir()
+            .context("creating the broker's temp dir")?;
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        let mut broker = BrokerProcess {
+            options,
+            binary: fjord_binary()?,
+            dir,
+            kafka_port: free_port()?,
+            http_port: free_port()?,
+            child: None,
+            starts: 0,
+        };
+        broker.spawn_and_wait_ready().await?;
+        Ok(broker)
+    }
+
+    /// Spawns the process on this broker's data dir and ports; returns spawn → ready.
+    async fn spawn_and_wait_ready(&mut self) -> Result<Duration> {
+        if self.child.is_some() {
+            bail!("broker {} is already running", self.options.node_id);
+        }
+        self.starts += 1;
+        let stdout = self.log_file("stdout")?;
+        let stderr = self.log_file("stderr")?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--kafka-listen")
+            .arg(format!("127.0.0.1:{}", self.kafka_port))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{}", self.http_port))
+            .arg("--node-id")
+            .arg(self.options.node_id.to_string())
+            .args(&self.options.args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            // The backstop: a test that panics or forgets still takes the process down.
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let child = command
+            .spawn()
+            .with_context(|| format!("spawning {}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = started + self.options.ready_timeout;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!(
+                    "broker {} exited before ready ({status})\n{}",
+                    self.options.node_id,
+                    self.logs()
+                );
+            }
+            if http_status(self.http_port, "/ready").await == Some(200) {
+                return Ok(started.elapsed());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "broker {} not ready within {:?}\n{}",
+                    self.options.node_id,
+                    self.options.ready_timeout,
+                    self.logs()
+                );
+            }
+            // Poll interval of a condition wait, not a synchronisation sleep.
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn log_file(&self, stream: &str) -> Result<File> {
+        let path = self.dir.path().join(format!("{stream}.log"));
+        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        writeln!(file, "==== fjord start #{} ====", self.starts)?;
+        Ok(file)
+    }
+
+    /// The broker's data directory (kept across restarts).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `127.0.0.1:<kafka port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+
+    /// `127.0.0.1:<http port>`.
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.http_port)
+    }
+
+    /// The process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// SIGKILL, then reap the process.
+    pub async fn kill9(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("broker is not running")?;
+        child.start_kill().context("sending SIGKILL")?;
+        Ok(child.wait().await?)
+    }
+
+    /// SIGTERM, then wait up to `grace` for the process to exit; past it, SIGKILL and fail.
+    pub async fn sigterm(&mut self, grace: Duration) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("broker is not running")?;
+        let pid = child.id().context("broker already reaped")?;
+        kill(Pid::from_raw(pid as i32), Signal::SIGTERM).context("sending SIGTERM")?;
+        match tokio::time::timeout(grace, child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                child.start_kill()?;
+                child.wait().await?;
+                bail!(
+                    "broker {} still running {grace:?} after SIGTERM\n{}",
+                    self.options.node_id,
+                    self.logs()
+                )
+            }
+        }
+    }
+
+    /// Starts the broker again on the same data dir and ports (after [`Self::kill9`] or
+    /// [`Self::sigterm`]); returns the recovery time, spawn → ready.
+    pub async fn restart(&mut self) -> Result<Duration> {
+        self.spawn_and_wait_ready().await
+    }
+
+    /// The stdout and stderr logs of every start so far.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for stream in ["stdout", "stderr"] {
+            let path = self.dir.path().join(format!("{stream}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            out.push_str(&format!("---- {} ----\n{text}\n", path.display()));
+        }
+        out
+    }
+
+    /// Path of the temp dir holding data and logs.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+            // Reap where possible so no zombie lingers for the rest of the test binary.
+            let _ = child.try_wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "fjord broker {} logs (test failed):\n{}",
+                self.options.node_id,
+                self.logs()
+            );
+        }
+    }
+}
+
+/// The status code of `GET path` on `127.0.0.1:port`, or `None` if there is no valid
+/// answer within a second. A tiny HTTP/1.1 client: the readiness probe needs nothing more.
+pub async fn http_status(port: u16, path: &str) -> Option<u16> {
+    let probe = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = Vec::with_capacity(64);
+        let mut buf = [0u8; 256];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+            let n = stream.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        let mut parts = line.split_whitespace();
+        if !parts.next()?.starts_with("HTTP/1.") {
+            return None;
+        }
+        parts.next()?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), probe)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// What a suite runs against.
+#[derive(Debug)]
+pub enum Target {
+    /// An existing broker from `FJORD_E2E_BOOTSTRAP`; left alone by the harness.
+    External(String),
+    /// A broker spawned for this test.
+    Spawned(Box<BrokerProcess>),
+}
+
+impl Target {
+    /// `FJORD_E2E_BOOTSTRAP` if set, else a freshly spawned broker.
+    pub async fn from_env() -> Result<Target> {
+        match std::env::var("FJORD_E2E_BOOTSTRAP") {
+            Ok(bootstrap) if !bootstrap.is_empty() => Ok(Target::External(bootstrap)),
+            _ => Ok(Target::Spawned(Box::new(
+                BrokerProcess::start(BrokerOptions::default()).await?,
+            ))),
+        }
+    }
+
+    /// The bootstrap address clients connect to.
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Target::External(bootstrap) => bootstrap.clone(),
+            Target::Spawned(broker) => broker.bootstrap(),
+        }
+    }
+}
+
+/// `prefix-<pid>-<ms>-<n>`: unique per call, across processes and runs, so suites can share
+/// one long-lived broker.
+pub fn unique_topic(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{ms}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_topics_differ() {
+        assert_ne!(unique_topic("t"), unique_topic("t"));
+    }
+
+    #[tokio::test]
+    async fn http_status_reads_the_status_line() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for status in ["200 OK", "503 Service Unavailable"] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await.unwrap();
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        assert_eq!(http_status(port, "/ready").await, Some(200));
+        assert_eq!(http_status(port, "/ready").await, Some(503));
+        server.await.unwrap();
+        // Nothing listens any more.
+        assert_eq!(http_status(port, "/ready").await, None);
+    }
+}
