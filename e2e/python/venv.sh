@@ -9,7 +9,12 @@ stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "installing the Python clients into $venv" >&2
-  python3 -m venv "$venv" >&2
+  if ! python3 -m venv "$venv" >&2; then
+    # Debian's own python3 keeps ensurepip in a separate package.
+    sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >&2
+    rm -rf "$venv"; python3 -m venv "$venv" >&2
+  fi
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" >&2
   echo "$want" > "$stamp"
 fi
