@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs every client compatibility suite against one broker and sums them up:
+#
+#   e2e/compat.sh BOOTSTRAP            # e.g. e2e/compat.sh 127.0.0.1:19092
+#
+# Suites: kcat (librdkafka, from Debian), kafka-python and confluent-kafka (PyPI, in a
+# venv under ${FJORD_CACHE:-~/.cache/fjord}), and the Java kafka-clients suite once per
+# version in JAVA_CLIENT_VERSIONS (default "3.9.2 4.4.0": the last 3.x line and the newest).
+# Each installs what it needs on first use. One summary line per suite, then
+# "N passed, N failed" (suites); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
+# SUITES picks a subset: any of kcat kafka-python confluent-kafka java.
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
+bootstrap="$1"
+JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java}"
+CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
+LOG_DIR="${LOG_DIR:-$CACHE/compat-logs/$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$LOG_DIR"
+
+passed=0
+failed=0
+
+# run_suite NAME COMMAND...: runs one suite with its output in $LOG_DIR/NAME.log, then
+# prints "PASS|FAIL NAME (detail, seconds)" where the detail comes from the log.
+run_suite() {
+  local name="$1"; shift
+  local log="$LOG_DIR/$name.log" start=$SECONDS rc=0
+  echo "--- $name: $*" >&2
+  "$@" > "$log" 2>&1 || rc=$?
+  local secs=$((SECONDS - start)) detail
+  detail="$(summary_of "$name" "$log")"
+  if [[ $rc -eq 0 ]]; then
+    passed=$((passed + 1))
+    echo "PASS $name ($detail, ${secs}s)"
+  else
+    failed=$((failed + 1))
+    echo "FAIL $name (exit $rc; $detail, ${secs}s; log $log)"
+    tail -n 25 "$log" | sed 's/^/    /'
+  fi
+}
+
+summary_of() {
+  local name="$1" log="$2"
+  case "$name" in
+    kcat) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    kafka-python|confluent-kafka)
+      grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
+        | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
+    java-*)
+      grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
+        | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
+  esac
+}
+
+need() { command -v "$1" >/dev/null || { echo "compat.sh: $1 is required but not installed" >&2; exit 2; }; }
+need python3
+
+for suite in $SUITES; do
+  case "$suite" in
+    kcat) run_suite kcat "$HERE/kcat.sh" "$bootstrap" ;;
+    kafka-python) run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" test_kafka_python.py ;;
+    confluent-kafka) run_suite confluent-kafka "$HERE/python/run.sh" "$bootstrap" test_confluent_kafka.py ;;
+    java)
+      need java; need mvn
+      for v in $JAVA_CLIENT_VERSIONS; do
+        run_suite "java-$v" env FJORD_BOOTSTRAP="$bootstrap" \
+          mvn -B -f "$HERE/java/pom.xml" test -Dkafka.version="$v"
+      done ;;
+    *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
+  esac
+done
+
+echo "logs: $LOG_DIR"
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# kcat (librdkafka) against a broker: for each codec, produce MESSAGES keyed messages with
+# idempotence on, read them all back with kcat, and check every message arrived exactly
+# once, in order per key, at dense offsets per partition.
+#
+#   e2e/kcat.sh BOOTSTRAP
+#
+# Installs kcat from Debian if missing. kcat cannot create topics, so each topic is created
+# with the confluent-kafka admin client from the Python suites' venv (e2e/python/venv.sh);
+# nothing relies on the broker creating topics by itself.
+# Environment: MESSAGES (default 100000), KEYS (16), PARTITIONS (4), CODECS.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
+bootstrap="$1"
+MESSAGES="${MESSAGES:-100000}"
+KEYS="${KEYS:-16}"
+PARTITIONS="${PARTITIONS:-4}"
+CODECS="${CODECS:-none gzip snappy lz4 zstd}"
+
+if ! command -v kcat >/dev/null; then
+  echo "installing kcat from Debian" >&2
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >&2
+fi
+python="$("$HERE/python/venv.sh")"
+echo "kcat: $(kcat -V 2>&1 | grep -m1 Version)"
+
+create_topic() {
+  "$python" - "$bootstrap" "$1" "$PARTITIONS" <<'EOF'
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap, topic, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = AdminClient({"bootstrap.servers": bootstrap})
+admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=60)
+EOF
+}
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failed=0
+
+for codec in $CODECS; do
+  topic="e2e-kcat-$codec-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  start=$SECONDS
+  create_topic "$topic"
+
+  # kcat -L: the topic is in the metadata with all its partitions (waits up to 60 s for it).
+  deadline=$((SECONDS + 60))
+  until [[ "$(kcat -b "$bootstrap" -L -t "$topic" 2>/dev/null | grep -c '^    partition ')" == "$PARTITIONS" ]]; do
+    ((SECONDS < deadline)) || { echo "FAIL $codec: $topic not in metadata with $PARTITIONS partitions"; failed=1; continue 2; }
+    sleep 0.2  # poll interval, not a synchronisation
+  done
+
+  # key k(i % KEYS), value i. kcat exits non-zero if any message is not delivered.
+  if ! awk -v n="$MESSAGES" -v k="$KEYS" 'BEGIN { for (i = 0; i < n; i++) print "k" (i % k) "\t" i }' \
+      | kcat -P -b "$bootstrap" -t "$topic" -K $'\t' -z "$codec" \
+          -X enable.idempotence=true -X linger.ms=5 2> "$work/produce.err"; then
+    echo "FAIL $codec: kcat -P failed: $(tail -3 "$work/produce.err")"; failed=1; continue
+  fi
+
+  # -e: exit once every partition is read to its end.
+  if ! timeout 120 kcat -C -b "$bootstrap" -t "$topic" -o beginning -e -q \
+      -f '%k %s %p %o\n' > "$work/read.txt" 2> "$work/consume.err"; then
+    echo "FAIL $codec: kcat -C failed: $(tail -3 "$work/consume.err")"; failed=1; continue
+  fi
+
+  if summary="$(awk -v n="$MESSAGES" -v k="$KEYS" -f "$HERE/kcat-check.awk" "$work/read.txt")"; then
+    echo "ok   $codec: $summary ($((SECONDS - start))s)"
+  else
+    echo "FAIL $codec: $summary"
+    failed=1
+  fi
+done
+
+exit $failed

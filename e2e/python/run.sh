@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the Python client suites (kafka-python, confluent-kafka) against BOOTSTRAP.
+#   e2e/python/run.sh BOOTSTRAP [pytest args...]
+# The clients come from PyPI into a venv outside the repo (see venv.sh).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -ge 1 ]] || { echo "usage: $0 BOOTSTRAP [pytest args...]" >&2; exit 2; }
+bootstrap="$1"; shift
+python="$("$HERE/venv.sh")"
+cd "$HERE"
+FJORD_BOOTSTRAP="$bootstrap" exec "$python" -m pytest "$@"

@@ -1,0 +1,239 @@
+"""confluent-kafka (librdkafka inside) against the broker: keyed round trip per codec,
+admin calls, errors."""
+
+import os
+import time
+
+import pytest
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicCollection, TopicPartition)
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
+
+from conftest import (CODECS, DEADLINE_S, KEYS, check_dense_offsets, check_round_trip,
+                      unique_topic, wait_until)
+
+RECORDS = int(os.environ.get("E2E_CONFLUENT_RECORDS", "20000"))
+PARTITIONS = 3
+
+
+@pytest.fixture
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap, "client.id": "fjord-e2e-confluent"})
+
+
+def result(future):
+    return future.result(timeout=DEADLINE_S)
+
+
+def error_code(exc_info):
+    err = exc_info.value.args[0]
+    return err.code() if isinstance(err, KafkaError) else None
+
+
+def describe_topic(admin, topic):
+    return result(admin.describe_topics(TopicCollection([topic]))[topic])
+
+
+def partitions_with_leaders(admin, topic):
+    return sum(1 for p in describe_topic(admin, topic).partitions if p.leader is not None)
+
+
+def create_topic(admin, topic, partitions, configs=None):
+    result(admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                                         config=configs or {})])[topic])
+    wait_until(f"{topic} has {partitions} partitions with leaders",
+               lambda: partitions_with_leaders(admin, topic) == partitions)
+
+
+def topic_names(admin):
+    return set(admin.list_topics(timeout=DEADLINE_S).topics)
+
+
+def producer(bootstrap, **extra):
+    # Idempotence on, as the suites require; acks then defaults to all.
+    conf = {"bootstrap.servers": bootstrap, "client.id": "fjord-e2e-confluent",
+            "enable.idempotence": True}
+    conf.update(extra)
+    return Producer(conf)
+
+
+def consumer(bootstrap):
+    # assign() only: the group id is never used to join or commit. auto.offset.reset=error,
+    # so a wrong fetch position fails loudly instead of being reset.
+    return Consumer({"bootstrap.servers": bootstrap, "group.id": unique_topic("unused-group"),
+                     "enable.auto.commit": False, "auto.offset.reset": "error",
+                     "client.id": "fjord-e2e-confluent"})
+
+
+def consume_exactly(c, n):
+    got = []
+    end = time.monotonic() + DEADLINE_S
+    while len(got) < n:
+        assert time.monotonic() < end, f"read {len(got)} of {n} records within {DEADLINE_S}s"
+        for m in c.consume(num_messages=1000, timeout=0.5):
+            if m.error():
+                pytest.fail(f"consumer error: {m.error()}")
+            got.append(m)
+    extra = [m for m in c.consume(num_messages=10, timeout=0.5) if not m.error()]
+    assert not extra, f"{len(extra)} records beyond those produced"
+    return got
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_keyed_round_trip(bootstrap, admin, codec):
+    topic = unique_topic(f"ck-roundtrip-{codec}")
+    create_topic(admin, topic, PARTITIONS)
+
+    sent, errors = {}, []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            sent[msg.value().decode()] = (msg.key().decode(), msg.partition(), msg.offset())
+
+    p = producer(bootstrap, **{"compression.type": codec, "linger.ms": 5})
+    for i in range(RECORDS):
+        key = f"k{i % KEYS}"
+        p.produce(topic, key=key, value=f"{key}-{i}", on_delivery=delivered)
+        p.poll(0)
+    assert p.flush(DEADLINE_S) == 0, "messages still undelivered at the deadline"
+    assert not errors, errors[:5]
+    assert len(sent) == RECORDS
+    check_dense_offsets(sent)
+
+    c = consumer(bootstrap)
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+        got = consume_exactly(c, RECORDS)
+        check_round_trip(sent, [(m.key().decode(), m.value().decode(), m.partition(), m.offset())
+                                for m in got])
+
+        # seek() into the middle of one partition (likely mid-batch): reading starts exactly there.
+        partition = sent["k0-0"][1]
+        in_p = sorted((off, v) for v, (_k, p, off) in sent.items() if p == partition)
+        start = len(in_p) // 2 + 1
+        c.seek(TopicPartition(topic, partition, in_p[start][0]))
+        tail = consume_exactly(c, len(in_p) - start)
+        assert [(m.offset(), m.value().decode()) for m in tail] == in_p[start:]
+    finally:
+        c.close()
+
+
+def test_list_offsets(bootstrap, admin):
+    topic = unique_topic("ck-offsets")
+    create_topic(admin, topic, 1)
+    t0 = int(time.time() * 1000) - 3_600_000
+    p = producer(bootstrap)
+    offsets = []
+    for i in range(10):
+        # One record per flush, so each has its own batch and timestamp.
+        p.produce(topic, key="k", value=f"v{i}", partition=0, timestamp=t0 + i * 1000,
+                  on_delivery=lambda err, msg: offsets.append(msg.offset() if err is None else err))
+        assert p.flush(DEADLINE_S) == 0
+    assert offsets == list(range(10))
+
+    tp = TopicPartition(topic, 0)
+
+    def at(spec):
+        return result(admin.list_offsets({tp: spec})[tp])
+
+    assert at(OffsetSpec.earliest()).offset == 0
+    assert at(OffsetSpec.latest()).offset == 10
+    at5 = at(OffsetSpec.for_timestamp(t0 + 5000))
+    assert (at5.offset, at5.timestamp) == (5, t0 + 5000)
+    assert at(OffsetSpec.for_timestamp(t0 + 5500)).offset == 6
+    assert at(OffsetSpec.for_timestamp(t0 + 60_000)).offset == -1  # later than every record
+    result(admin.delete_topics([topic])[topic])
+
+
+def test_admin_create_describe_alter_grow_delete(admin):
+    topic = unique_topic("ck-admin")
+    configs = {"retention.ms": "123456789", "segment.bytes": "16777216"}
+    new = NewTopic(topic, num_partitions=3, replication_factor=1, config=configs)
+
+    result(admin.create_topics([new], validate_only=True)[topic])
+    assert topic not in topic_names(admin), "validate_only created the topic"
+
+    result(admin.create_topics([new])[topic])
+    wait_until("topic has 3 partitions with leaders", lambda: partitions_with_leaders(admin, topic) == 3)
+    d = describe_topic(admin, topic)
+    assert d.name == topic and not d.is_internal
+    assert d.topic_id is not None and str(d.topic_id) not in ("", "AAAAAAAAAAAAAAAAAAAAAA"), d.topic_id
+    assert [p.id for p in d.partitions] == [0, 1, 2]
+    cluster = result(admin.describe_cluster())
+    node_ids = {n.id for n in cluster.nodes}
+    for p in d.partitions:
+        assert p.leader.id in node_ids and [r.id for r in p.replicas] == [p.leader.id]
+
+    res = ConfigResource(ResourceType.TOPIC, topic)
+
+    def describe():
+        return result(admin.describe_configs([res])[res])
+
+    cfg = describe()
+    assert cfg["retention.ms"].value == "123456789"
+    assert cfg["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert not cfg["retention.ms"].is_default
+    assert cfg["segment.bytes"].value == "16777216"
+    assert cfg["cleanup.policy"].value == "delete"
+    assert cfg["cleanup.policy"].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert int(cfg["max.message.bytes"].value) > 0
+
+    alter = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "7200000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("segment.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
+    result(admin.incremental_alter_configs([alter])[alter])
+    wait_until("altered configs described", lambda: (
+        describe()["retention.ms"].value == "7200000"
+        and describe()["cleanup.policy"].value == "compact"
+        and describe()["segment.bytes"].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value))
+    assert describe()["segment.bytes"].value != "16777216"
+
+    result(admin.create_partitions([NewPartitions(topic, 5)])[topic])
+    wait_until("topic has 5 partitions", lambda: len(describe_topic(admin, topic).partitions) == 5)
+
+    result(admin.delete_topics([topic])[topic])
+    wait_until("topic gone", lambda: topic not in topic_names(admin))
+    with pytest.raises(KafkaException) as e:
+        describe_topic(admin, topic)
+    assert error_code(e) == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_describe_cluster(admin):
+    c = result(admin.describe_cluster())
+    assert c.cluster_id
+    assert c.nodes
+    for n in c.nodes:
+        assert n.id >= 0 and n.host and n.port > 0, n
+    if c.controller is not None:
+        assert c.controller.id in {n.id for n in c.nodes}
+
+
+def test_errors(bootstrap, admin):
+    topic = unique_topic("ck-errors")
+    create_topic(admin, topic, 3, {"max.message.bytes": "10000"})
+
+    with pytest.raises(KafkaException) as e:
+        result(admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic])
+    assert error_code(e) == KafkaError.TOPIC_ALREADY_EXISTS
+    for count in (3, 2):
+        with pytest.raises(KafkaException) as e:
+            result(admin.create_partitions([NewPartitions(topic, count)])[topic])
+        assert error_code(e) == KafkaError.INVALID_PARTITIONS, f"increase to {count}: {e.value}"
+
+    reports = []
+    p = producer(bootstrap)
+    # Under the client's own message.max.bytes: only the broker can refuse it.
+    p.produce(topic, value=os.urandom(20_000), partition=0,
+              on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+    assert p.flush(DEADLINE_S) == 0
+    [(err, _)] = reports
+    assert err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE, err
+    p.produce(topic, value=b"fits", partition=0,
+              on_delivery=lambda err, msg: reports.append((err, msg.offset())))
+    assert p.flush(DEADLINE_S) == 0
+    assert reports[1] == (None, 0), f"the rejected record took no offset: {reports[1]}"
+    result(admin.delete_topics([topic])[topic])
