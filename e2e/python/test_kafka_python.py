@@ -103,6 +103,7 @@ def test_keyed_round_trip(bootstrap, admin, codec):
         assert [(r.offset, r.value.decode()) for r in tail] == in_p[start:]
     finally:
         c.close()
+    admin.delete_topics([topic])  # only on success: a failed run leaves its topic to look at
 
 
 def test_list_offsets_earliest_latest_for_times(bootstrap, admin):
