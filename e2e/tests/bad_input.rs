@@ -165,7 +165,7 @@ async fn frame_over_socket_request_max_bytes_is_closed_without_answer() -> Resul
             after > before,
             "fjord_requests_rejected_total {before} -> {after}"
         );
-        // A frame at the limit's side of the line is still served.
+        // A small request on a new connection is still answered.
         let ok = metadata_v0(&[0, 0, 0, 0]);
         let mut stream = s.raw().await?;
         stream.write_all(&ok).await?;
@@ -472,6 +472,7 @@ async fn garbage_frames_leave_the_broker_serving() -> Result<()> {
     let result = async {
         let before = s.rejected_total().await?;
         let (mut answered, mut closed) = (0, 0);
+        let mut previous = String::from("no frame yet");
         for i in 0..FRAMES {
             let (api_key, api_version) = if rng.random_bool(0.75) {
                 let (key, min, max) = SERVED[rng.random_range(0..SERVED.len())];
@@ -500,7 +501,7 @@ async fn garbage_frames_leave_the_broker_serving() -> Result<()> {
             let mut stream = s
                 .raw()
                 .await
-                .with_context(|| format!("connecting for {what}"))?;
+                .with_context(|| format!("connecting for {what}, after {previous}"))?;
             write_tolerant(&mut stream, &frame).await?;
             // Half-close: whatever the broker makes of the frame, it then sees EOF and closes.
             let _ = stream.shutdown().await;
@@ -516,6 +517,7 @@ async fn garbage_frames_leave_the_broker_serving() -> Result<()> {
             } else {
                 closed += 1;
             }
+            previous = what;
         }
         println!("garbage frames: {answered} answered, {closed} closed without an answer");
         let after = s.rejected_total().await?;
