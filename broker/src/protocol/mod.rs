@@ -9,7 +9,8 @@ use kafka_protocol::messages::ApiKey;
 /// list an API that is not implemented: clients choose features from this answer.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // librdkafka turns compression off unless Produce v0 is advertised (KAFKA-18659);
-    // v0-2 (message format v0/v1) are refused per partition when used.
+    // v0-2 carry message formats v0/v1, which are not stored: such a request closes
+    // the connection with a log line (clients pick v3+ from this answer).
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 12),
     (ApiKey::ListOffsets, 1, 7),

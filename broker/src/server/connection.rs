@@ -177,7 +177,7 @@ async fn handle_frame(
     };
     let api_key = ApiKey::try_from(head.api_key).map_err(|_| unsupported("unknown API"))?;
     let Some((lo, hi)) = supported_versions(api_key) else {
-        return Err(unsupported(&format!("{api_key:?} is not served")));
+        return Err(refuse("unknown_api", &format!("{api_key:?} is not served")));
     };
     if head.api_version < lo || head.api_version > hi {
         if api_key == ApiKey::ApiVersions {
