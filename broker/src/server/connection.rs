@@ -164,18 +164,20 @@ async fn handle_frame(
             return Err(Close::Refused(e.to_string()));
         }
     };
-    let unsupported = |what: &str| {
+    let refuse = |reason: &str, what: &str| {
         broker
             .metrics
             .requests_rejected
-            .with_label_values(&["unsupported_version"])
+            .with_label_values(&[reason])
             .inc();
         Close::Refused(format!(
             "{what} (API key {} version {})",
             head.api_key, head.api_version
         ))
     };
-    let api_key = ApiKey::try_from(head.api_key).map_err(|_| unsupported("unknown API"))?;
+    let unsupported = |what: &str| refuse("unsupported_version", what);
+    let api_key =
+        ApiKey::try_from(head.api_key).map_err(|_| refuse("unknown_api", "unknown API"))?;
     let Some((lo, hi)) = supported_versions(api_key) else {
         return Err(refuse("unknown_api", &format!("{api_key:?} is not served")));
     };
