@@ -155,6 +155,8 @@ pub struct ReadInfo {
     /// Whole batches, starting with the one that holds the requested offset; `None`
     /// when there is nothing to return below `max_offset`.
     pub slice: Option<FileSlice>,
+    /// The offset after the last batch in `slice` (the requested offset when empty).
+    pub next_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
 }
@@ -641,6 +643,7 @@ impl Log {
         }
         let nothing = ReadInfo {
             slice: None,
+            next_offset: offset,
             log_start_offset,
             log_end_offset,
         };
@@ -679,6 +682,13 @@ impl Log {
                 segment.boundary_at_or_below(limit)?
             };
             debug_assert!(end >= first_end && end <= segment.size_bytes);
+            let next_offset = if end == segment.size_bytes {
+                segment.next_offset
+            } else {
+                segment
+                    .read_header(end)?
+                    .map_or(segment.next_offset, |h| h.base_offset)
+            };
             let len = usize::try_from(end - start).map_err(|_| {
                 ReadError::Io(io::Error::other("read range exceeds the address space"))
             })?;
@@ -688,6 +698,7 @@ impl Log {
                     position: start,
                     len,
                 }),
+                next_offset,
                 log_start_offset,
                 log_end_offset,
             });

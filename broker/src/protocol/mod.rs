@@ -1,6 +1,7 @@
 //! The Kafka wire protocol at the edge: framing, the request guard, and the
 //! advertised API versions.
 
+pub mod fetch_response;
 pub mod guard;
 
 use kafka_protocol::messages::ApiKey;
