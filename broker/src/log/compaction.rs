@@ -978,3 +978,6 @@ pub fn recover_interrupted_compaction(dir: &Path) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
