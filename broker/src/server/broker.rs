@@ -234,8 +234,9 @@ impl Broker {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log housekeeping failed")
                 }
             }
-            // A failed cleaning leaves the log as it was (its files are removed or
-            // completed on the next open); it is retried at the next round.
+            // A cleaning that fails before its swap leaves the log as it was and is
+            // retried next round; one that fails during the swap keeps serving the old
+            // segments, stops compacting that log, and is completed on the next open.
             if let Err(e) = p.compact(now) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }

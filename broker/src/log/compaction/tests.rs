@@ -995,3 +995,55 @@ fn a_damaged_swap_manifest_refuses_to_open() {
     let err = Log::open(dir.path(), compact_config(), 0).unwrap_err();
     assert!(err.to_string().contains("manifest"), "{err}");
 }
+
+/// Not a test: prints cleaning throughput. Run with
+/// `cargo test --release -p fjord-broker --lib -- --ignored compaction_throughput --nocapture`.
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn compaction_throughput() {
+    for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            segment_bytes: 64 << 20,
+            index_interval_bytes: 4096,
+            ..compact_config()
+        };
+        let mut log = Log::open(dir.path(), config, 0).unwrap();
+        let value = "v".repeat(100);
+        let keys: Vec<String> = (0..50_000).map(|k| format!("key-{k:08}")).collect();
+        let mut n = 0usize;
+        for b in 0..4_000 {
+            let recs: Vec<Kv<'_>> = (0..100)
+                .map(|i| {
+                    n += 1;
+                    (
+                        Some(keys[(b * 100 + i) * 7919 % keys.len()].as_str()),
+                        Some(value.as_str()),
+                    )
+                })
+                .collect();
+            let batch = encode_with(&recs, b as i64, codec, (NO_PRODUCER_ID, -1, -1));
+            log.append_as_leader(batch, 1, b as i64).unwrap();
+        }
+        roll(&mut log);
+        let plan = log.plan_compaction(10_000, log.log_end_offset()).unwrap();
+        let started = std::time::Instant::now();
+        let result = plan.run().unwrap();
+        let run = started.elapsed();
+        let s = result.stats.clone();
+        assert!(log.install_compaction(result).unwrap());
+        let secs = run.as_secs_f64();
+        println!(
+            "{codec:?}: {} records ({} MiB on disk) -> {} records ({} MiB) in {:.2} s: \
+             {:.0} MiB/s read, {:.2} M records/s",
+            s.records_read,
+            s.bytes_read >> 20,
+            s.records_retained,
+            s.bytes_written >> 20,
+            secs,
+            s.bytes_read as f64 / (1 << 20) as f64 / secs,
+            s.records_read as f64 / 1e6 / secs,
+        );
+        assert_eq!(s.records_read as usize, n);
+    }
+}
