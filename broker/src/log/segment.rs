@@ -19,7 +19,7 @@ pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 
 /// Relative offsets are stored as u32 but Kafka keeps them within i32.
-const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
+pub const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
 /// Positions in the offset index are u32; Kafka's segment.bytes is an int.
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 /// Chunk size for CRC checks during recovery: memory stays bounded whatever a
@@ -93,7 +93,21 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> io::Result<Segment> {
-        let log = open_log_file(&segment_path(dir, base_offset, LOG_SUFFIX), true)?;
+        Self::create_with_suffix(dir, base_offset, config, now_ms, "")
+    }
+
+    /// A new segment whose three file names end in `file_suffix` after the usual
+    /// suffix (the cleaner writes `.log.cleaned` and friends). Only the writing
+    /// methods may be used on it: `delete_files` knows the plain names only.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        file_suffix: &str,
+    ) -> io::Result<Segment> {
+        let path = |suffix: &str| segment_path(dir, base_offset, &format!("{suffix}{file_suffix}"));
+        let log = open_log_file(&path(LOG_SUFFIX), true)?;
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
@@ -101,12 +115,12 @@ impl Segment {
             size_bytes: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::create(
-                &segment_path(dir, base_offset, INDEX_SUFFIX),
+                &path(INDEX_SUFFIX),
                 base_offset,
                 config.segment_index_bytes,
             )?,
             time_index: TimeIndex::create(
-                &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
+                &path(TIME_INDEX_SUFFIX),
                 base_offset,
                 config.segment_index_bytes,
             )?,

@@ -208,9 +208,9 @@ fn segments_roll_by_time() {
     assert_eq!(log.segment_count(), 2);
     // An idle partition rolls in housekeeping, by the wall clock since the segment
     // was created (at now = 1501).
-    log.housekeeping(2501).unwrap();
+    log.housekeeping(2501, log.log_end_offset()).unwrap();
     assert_eq!(log.segment_count(), 2);
-    log.housekeeping(2502).unwrap();
+    log.housekeeping(2502, log.log_end_offset()).unwrap();
     assert_eq!(log.segment_count(), 3);
     assert_eq!(read_all(&log, 0).len(), 3);
 }
@@ -230,7 +230,7 @@ fn retention_by_time_deletes_old_segments_and_advances_log_start() {
     append(&mut log, &["old"], 100);
     append(&mut log, &["new"], 5000);
     assert_eq!(log.segment_count(), 2);
-    assert_eq!(log.housekeeping(5500).unwrap(), 1);
+    assert_eq!(log.housekeeping(5500, log.log_end_offset()).unwrap(), 1);
     assert_eq!(log.log_start_offset(), 1);
     assert!(matches!(
         log.read(0, 100, i64::MAX, true),
@@ -238,7 +238,7 @@ fn retention_by_time_deletes_old_segments_and_advances_log_start() {
     ));
     assert_eq!(values(&read_all(&log, 1)), vec![(1, "new")]);
     // When even the active segment is expired it is rolled and deleted.
-    assert_eq!(log.housekeeping(10_000).unwrap(), 1);
+    assert_eq!(log.housekeeping(10_000, log.log_end_offset()).unwrap(), 1);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
     assert_eq!(log.size_bytes(), 0);
     assert_eq!(append(&mut log, &["next"], 10_000).base_offset, 2);
@@ -261,7 +261,7 @@ fn retention_by_size_deletes_oldest_segments() {
         append(&mut log, &[&format!("v{i}")], 100);
     }
     assert_eq!(log.segment_count(), 5);
-    assert_eq!(log.housekeeping(200).unwrap(), 3);
+    assert_eq!(log.housekeeping(200, log.log_end_offset()).unwrap(), 3);
     assert_eq!(log.log_start_offset(), 3);
     assert_eq!(log.size_bytes(), batch_bytes * 2);
     assert_eq!(values(&read_all(&log, 3)), vec![(3, "v3"), (4, "v4")]);
@@ -866,8 +866,8 @@ fn flush_ms_flushes_in_housekeeping() {
         },
     );
     append(&mut log, &["a"], 10);
-    log.housekeeping(99).unwrap();
+    log.housekeeping(99, log.log_end_offset()).unwrap();
     assert_eq!(log.recovery_point(), 0);
-    log.housekeeping(100).unwrap();
+    log.housekeeping(100, log.log_end_offset()).unwrap();
     assert_eq!(log.recovery_point(), 1);
 }
