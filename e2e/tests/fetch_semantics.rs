@@ -297,9 +297,6 @@ async fn list_offsets_by_timestamp_between_batches() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "broker bug: ListOffsets by timestamp answers at batch granularity \
-            (log::segment::Segment::find_by_timestamp returns the batch's base offset and \
-            max timestamp), where Kafka returns the first record at or after the time"]
 async fn list_offsets_by_timestamp_inside_a_batch() -> Result<()> {
     let s = Setup::start().await?;
     let result = async {

@@ -501,7 +501,7 @@ fn producer_state_survives_crash_and_clean_restart() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     let dir = tempfile::tempdir().unwrap();
     let batch_bytes = TestBatch::new(&["a", "b"], 0).encode().len() as u64;
     let mut log = open(
@@ -512,12 +512,13 @@ fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
         },
     );
     for i in 0..8 {
-        append(&mut log, &["a", "b"], 100 * (i + 1)); // max timestamp 100*(i+1) + 1
+        append(&mut log, &["a", "b"], 100 * (i + 1)); // records at 100*(i+1) and +1
     }
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((2, 201)));
-    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((12, 701)));
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
+    // Inside a batch: the second record, not the batch's first.
+    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((1, 101)));
+    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((2, 200)));
+    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((12, 700)));
     assert_eq!(log.offset_for_timestamp(802).unwrap(), None);
     assert_eq!(log.max_timestamp_offset(), Some((15, 801)));
 }
