@@ -12,8 +12,10 @@ guard needs (types, version ranges, tags).
     python3 tools/gen_request_schemas.py --check   # exit 1 if the committed table is stale
 
 Every version the broker advertises (shared/KAFKA-COMPAT.md) is still described by the
-4.4.0 schemas, so a single jar is enough; Produce v0-2 are gone from them (KIP-896) and
-the broker refuses those versions before decoding anyway.
+4.4.0 schemas, so every range in the table comes from that one jar. Produce v0-2 are gone
+from them (KIP-896); the broker refuses those versions before decoding anyway. Where the
+4.4.0 and 3.9.1 schemas both list a version, they describe the same layout (compared
+field by field when this table was introduced), so older clients are read correctly.
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ fuzz_target!(|frame: &[u8]| {
     let mut buf = Bytes::copy_from_slice(frame);
     let header = RequestHeader::decode(&mut buf, head.header_version)
         .unwrap_or_else(|e| panic!("guard passed {head:?} but the header does not decode: {e:#}"));
-    assert_eq!(buf.len(), frame.len() - head.header_len, "header length: {head:?}");
+    assert_eq!(
+        buf.len(),
+        frame.len() - head.header_len,
+        "header length: {head:?}"
+    );
     let key = ApiKey::try_from(head.api_key).expect("guard passed an api key the decoder lacks");
     let body = RequestKind::decode(key, &mut buf, head.api_version)
         .unwrap_or_else(|e| panic!("guard passed {head:?} but the body does not decode: {e:#}"));

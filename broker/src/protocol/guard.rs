@@ -8,7 +8,10 @@
 //! (`schemas.rs`, written by `tools/gen_request_schemas.py`) and refuses any frame in which
 //! a declared length or count does not fit in the bytes that remain, counting every
 //! array element at its minimum encoded size. A frame that passes therefore makes the
-//! decoder allocate no more element slots than the frame has bytes.
+//! decoder allocate no more element slots than the frame has bytes. A slot is the decoded
+//! struct's in-memory size, which can be tens of times its smallest encoding (a flexible
+//! Metadata topic is 2 bytes on the wire), so the server's frame size limit is what
+//! bounds decoded memory.
 //!
 //! The guard is deliberately at least as strict as the decoder wherever they could read
 //! the same bytes differently, so that "passes the guard" implies "decodes, consuming
@@ -21,8 +24,9 @@
 //! - `-1`/null where the schema says the field is not nullable in that version, and any
 //!   other negative length, are refused; strings must be UTF-8.
 //!
-//! Bytes after the body are accepted: neither the decoder nor Kafka's own broker reject
-//! them, and `RequestHead::body_len` tells the caller where the body ends.
+//! Bytes after the body are accepted, as the decoder and Kafka's own request parsing
+//! (RequestContext.parseRequest) accept them; `RequestHead::body_len` tells the caller
+//! where the body ends.
 //!
 //! Cost: one pass over the frame. Every array element and tagged field consumes at least
 //! one byte (elements with no bytes in that version are bounded by the byte count too),
@@ -50,8 +54,10 @@ pub struct RequestHead {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     /// Not even api key, api version and correlation id.
-    #[error("request frame of {len} bytes is shorter than the 8 bytes of api key, api version and correlation id")]
-    TooShort { len: usize },
+    #[error(
+        "request frame is shorter than the 8 bytes of api key, api version and correlation id"
+    )]
+    TooShort,
     #[error(
         "request api key {api_key} (v{api_version}, correlation id {correlation_id}) is not served"
     )]
@@ -85,7 +91,7 @@ pub const MAX_NESTING: usize = 16;
 /// `head.header_version`) and the body without allocating more than the frame justifies.
 pub fn check_request(frame: &[u8]) -> Result<RequestHead, GuardError> {
     if frame.len() < 8 {
-        return Err(GuardError::TooShort { len: frame.len() });
+        return Err(GuardError::TooShort);
     }
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let api_version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -935,7 +941,7 @@ mod tests {
         for (name, frame) in &frames {
             for len in 0..frame.len() {
                 match check_request(&frame[..len]) {
-                    Err(GuardError::TooShort { .. }) if len < 8 => {}
+                    Err(GuardError::TooShort) if len < 8 => {}
                     Err(GuardError::Malformed { .. }) if len >= 8 => {}
                     other => panic!("{name} cut to {len} of {} bytes: {other:?}", frame.len()),
                 }
@@ -1096,10 +1102,7 @@ mod tests {
     #[test]
     fn short_frames_are_too_short() {
         for len in 0..8 {
-            assert_eq!(
-                check_request(&[0u8; 8][..len]),
-                Err(GuardError::TooShort { len })
-            );
+            assert_eq!(check_request(&[0u8; 8][..len]), Err(GuardError::TooShort));
         }
     }
 
