@@ -578,68 +578,43 @@ mod tests {
     /// Every API in the table, with the crate's request type (its default value and the
     /// versions the crate decodes).
     macro_rules! crate_requests {
-        ($($key:literal => $variant:ident),* $(,)?) => {
+        ($($key:literal => $variant:ident($ty:ty)),* $(,)?) => {
             fn crate_default(key: i16) -> (RequestKind, VersionRange) {
-                paste_free_match!(key, $($key => $variant),*)
-            }
-        };
-    }
-    macro_rules! paste_free_match {
-        ($k:expr, $($key:literal => $variant:ident),*) => {
-            match $k {
-                $($key => (
-                    RequestKind::$variant(Default::default()),
-                    request_versions(&RequestKind::$variant(Default::default())),
-                ),)*
-                other => panic!("api key {other} has no crate request type in this test"),
+                match key {
+                    $($key => (RequestKind::$variant(<$ty>::default()), <$ty as Message>::VERSIONS),)*
+                    other => panic!("api key {other} has no crate request type in this test"),
+                }
             }
         };
     }
     crate_requests! {
-        0 => Produce, 1 => Fetch, 2 => ListOffsets, 3 => Metadata, 8 => OffsetCommit,
-        9 => OffsetFetch, 10 => FindCoordinator, 11 => JoinGroup, 12 => Heartbeat,
-        13 => LeaveGroup, 14 => SyncGroup, 15 => DescribeGroups, 16 => ListGroups,
-        18 => ApiVersions, 19 => CreateTopics, 20 => DeleteTopics, 21 => DeleteRecords,
-        22 => InitProducerId, 23 => OffsetForLeaderEpoch, 32 => DescribeConfigs,
-        37 => CreatePartitions, 42 => DeleteGroups, 44 => IncrementalAlterConfigs,
-        45 => AlterPartitionReassignments, 46 => ListPartitionReassignments,
-        47 => OffsetDelete, 60 => DescribeCluster,
-    }
-
-    fn request_versions(kind: &RequestKind) -> VersionRange {
-        fn v<T: Message>(_: &T) -> VersionRange {
-            T::VERSIONS
-        }
-        match kind {
-            RequestKind::Produce(r) => v(r),
-            RequestKind::Fetch(r) => v(r),
-            RequestKind::ListOffsets(r) => v(r),
-            RequestKind::Metadata(r) => v(r),
-            RequestKind::OffsetCommit(r) => v(r),
-            RequestKind::OffsetFetch(r) => v(r),
-            RequestKind::FindCoordinator(r) => v(r),
-            RequestKind::JoinGroup(r) => v(r),
-            RequestKind::Heartbeat(r) => v(r),
-            RequestKind::LeaveGroup(r) => v(r),
-            RequestKind::SyncGroup(r) => v(r),
-            RequestKind::DescribeGroups(r) => v(r),
-            RequestKind::ListGroups(r) => v(r),
-            RequestKind::ApiVersions(r) => v(r),
-            RequestKind::CreateTopics(r) => v(r),
-            RequestKind::DeleteTopics(r) => v(r),
-            RequestKind::DeleteRecords(r) => v(r),
-            RequestKind::InitProducerId(r) => v(r),
-            RequestKind::OffsetForLeaderEpoch(r) => v(r),
-            RequestKind::DescribeConfigs(r) => v(r),
-            RequestKind::CreatePartitions(r) => v(r),
-            RequestKind::DeleteGroups(r) => v(r),
-            RequestKind::IncrementalAlterConfigs(r) => v(r),
-            RequestKind::AlterPartitionReassignments(r) => v(r),
-            RequestKind::ListPartitionReassignments(r) => v(r),
-            RequestKind::OffsetDelete(r) => v(r),
-            RequestKind::DescribeCluster(r) => v(r),
-            other => panic!("no version range for {other:?}"),
-        }
+        0 => Produce(ProduceRequest),
+        1 => Fetch(FetchRequest),
+        2 => ListOffsets(ListOffsetsRequest),
+        3 => Metadata(MetadataRequest),
+        8 => OffsetCommit(OffsetCommitRequest),
+        9 => OffsetFetch(OffsetFetchRequest),
+        10 => FindCoordinator(FindCoordinatorRequest),
+        11 => JoinGroup(JoinGroupRequest),
+        12 => Heartbeat(HeartbeatRequest),
+        13 => LeaveGroup(LeaveGroupRequest),
+        14 => SyncGroup(SyncGroupRequest),
+        15 => DescribeGroups(DescribeGroupsRequest),
+        16 => ListGroups(ListGroupsRequest),
+        18 => ApiVersions(ApiVersionsRequest),
+        19 => CreateTopics(CreateTopicsRequest),
+        20 => DeleteTopics(DeleteTopicsRequest),
+        21 => DeleteRecords(DeleteRecordsRequest),
+        22 => InitProducerId(InitProducerIdRequest),
+        23 => OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+        32 => DescribeConfigs(DescribeConfigsRequest),
+        37 => CreatePartitions(CreatePartitionsRequest),
+        42 => DeleteGroups(DeleteGroupsRequest),
+        44 => IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+        45 => AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+        46 => ListPartitionReassignments(ListPartitionReassignmentsRequest),
+        47 => OffsetDelete(OffsetDeleteRequest),
+        60 => DescribeCluster(DescribeClusterRequest),
     }
 
     fn versions(api: &Api) -> std::ops::RangeInclusive<i16> {
