@@ -48,6 +48,10 @@ pub struct RequestHead {
     pub header_len: usize,
     /// Bytes of the body as the schema reads it; anything after it is trailing.
     pub body_len: usize,
+    /// Array elements in the frame. Each becomes one decoded value of up to ~100 bytes
+    /// (tens of times its smallest encoding), so this, not the frame size, is what to
+    /// bound when limiting the memory a single request can make the decoder use.
+    pub array_elements: usize,
 }
 
 /// Why a frame was refused.
@@ -122,7 +126,7 @@ pub fn check_request(frame: &[u8]) -> Result<RequestHead, GuardError> {
 
     let flexible = api.flexible.contains(api_version);
     let header_version: i16 = if flexible { 2 } else { 1 };
-    let mut r = Reader { buf: frame, pos: 0 };
+    let mut r = Reader::new(frame);
     let header_flexible = REQUEST_HEADER_FLEXIBLE.contains(header_version);
     check_struct(&mut r, REQUEST_HEADER, header_version, header_flexible, 0)
         .map_err(|e| malformed(e.describe("RequestHeader", header_version)))?;
@@ -136,6 +140,7 @@ pub fn check_request(frame: &[u8]) -> Result<RequestHead, GuardError> {
         header_version,
         header_len,
         body_len: r.pos - header_len,
+        array_elements: r.elements,
     })
 }
 
@@ -309,9 +314,19 @@ type Check<T = ()> = Result<T, Fail>;
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Array elements seen so far.
+    elements: usize,
 }
 
 impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            elements: 0,
+        }
+    }
+
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -507,6 +522,7 @@ fn check_value(
                     r.remaining()
                 )));
             }
+            r.elements += count;
             for i in 0..count {
                 check_value(r, elem, false, flexible, version, flexible, depth + 1)
                     .map_err(|e| e.at(Seg::Index(i as u64)))?;
@@ -553,7 +569,7 @@ fn check_tagged_fields(
             return Err(Fail::new(format!("tag {tag} is not valid in v{version}"))
                 .at(Seg::Field(field.name)));
         }
-        let mut sub = Reader { buf: value, pos: 0 };
+        let mut sub = Reader::new(value);
         check_field(&mut sub, field, version, true, depth)
             .map_err(|e| e.at(Seg::Field(field.name)))?;
         if sub.remaining() != 0 {
@@ -563,6 +579,7 @@ fn check_tagged_fields(
             ))
             .at(Seg::Field(field.name)));
         }
+        r.elements += sub.elements;
     }
     Ok(())
 }
@@ -899,6 +916,19 @@ mod tests {
         for (name, frame) in populated_requests() {
             guarded_decode(&frame).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn array_elements_are_counted_at_every_level() {
+        let frames = populated_requests();
+        let elements = |name: &str| {
+            let (_, frame) = frames.iter().find(|(n, _)| n == name).unwrap();
+            check_request(frame).unwrap().array_elements
+        };
+        assert_eq!(elements("metadata-v0"), 3);
+        assert_eq!(elements("metadata-all-v1"), 0);
+        // One topic of two partitions, one forgotten topic of three partition ids.
+        assert_eq!(elements("fetch-v17"), 7);
     }
 
     #[test]
