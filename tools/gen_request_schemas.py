@@ -291,7 +291,7 @@ def generate(jar_file: Path) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--check", action="store_true", help="fail if the committed table differs")
     parser.add_argument("--jar", type=Path, default=None, help="kafka-clients jar to read")
     args = parser.parse_args()
