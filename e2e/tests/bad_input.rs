@@ -267,9 +267,6 @@ async fn unknown_api_key_is_closed() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "broker bug: server/connection.rs:178 counts an API key unknown to the protocol \
-            under reason=\"unsupported_version\" (the `unsupported` closure, line 167); \
-            the guard's own path labels it \"unknown_api\""]
 async fn unknown_api_key_is_counted_as_unknown_api() -> Result<()> {
     let s = Seeded::start(&[]).await?;
     let result = async {
@@ -374,9 +371,6 @@ async fn api_versions_unsupported_version_answers_v0() -> Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "broker bug: protocol::guard::check_request checks only the 8-byte header, so \
-            MetadataRequest::decode runs on the raw body and aborts the process allocating \
-            154 GB (the trap in KAFKA-COMPAT.md)"]
 async fn metadata_claiming_two_billion_topics_is_closed() -> Result<()> {
     let mut s = Seeded::start(&[]).await?;
     let result = async {
@@ -494,8 +488,6 @@ const SERVED: &[(i16, i16, i16)] = &[
 ];
 
 #[tokio::test]
-#[ignore = "broker bug: request bodies reach the kafka-protocol decoders unchecked \
-            (protocol::guard::check_request is a stub); random counts abort the process"]
 async fn garbage_frames_leave_the_broker_serving() -> Result<()> {
     const FRAMES: usize = 200;
     let seed: u64 = std::env::var("FJORD_E2E_SEED")

@@ -25,6 +25,12 @@ use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::supported_versions;
 
+/// The most array elements one request may carry. The guard ensures each element was
+/// sent on the wire, but a decoded element can be tens of times its wire size (a
+/// 2-byte topic entry becomes a ~70-byte struct); this bounds the decoded size of any
+/// request to around 100 MB whatever the frame size limit.
+const MAX_REQUEST_ARRAY_ELEMENTS: usize = 1_000_000;
+
 /// Read granularity for request frames: a client that declares a large frame but
 /// sends little costs us only what it sent.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -244,8 +250,17 @@ async fn handle_frame(
             "Produce v0-2 (message format v0/v1) is not supported",
         ));
     }
+    if head.array_elements > MAX_REQUEST_ARRAY_ELEMENTS {
+        return Err(refuse(
+            "too_large",
+            &format!(
+                "{} array elements exceed the limit of {MAX_REQUEST_ARRAY_ELEMENTS} per request",
+                head.array_elements
+            ),
+        ));
+    }
     let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(head.api_version))
+    let header = RequestHeader::decode(&mut buf, head.header_version)
         .map_err(|e| Close::Refused(format!("request header: {e}")))?;
     let ctx = api::RequestContext {
         api_key,
