@@ -6,6 +6,8 @@
 //! # Layout
 //!
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
+//! - `group`: the consumer group coordinator state machine (classic protocol) and the
+//!   `__consumer_offsets` record formats.
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
 //! - `log::producer_state`: idempotent producer sequence tracking.
@@ -15,6 +17,7 @@
 //! - `metrics`: Prometheus metric families.
 
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod metrics;
