@@ -436,7 +436,10 @@ fn append(partition: &Partition, records: &[GroupRecord]) -> Result<(), AppendEr
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset,
-            sequence: -1,
+            // The encoder keeps records in one batch only while offset - sequence is
+            // constant; the batch's base sequence is the first record's, -1 (no
+            // producer), which the log requires of a batch without producer id.
+            sequence: i32::try_from(offset).unwrap_or(i32::MAX) - 1,
             timestamp: now,
             key: Some(key),
             value,
@@ -549,4 +552,58 @@ pub fn client_host(peer: std::net::SocketAddr) -> String {
 
 pub fn to_str(s: Option<&StrBytes>) -> Option<String> {
     s.map(|s| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::OffsetValue;
+    use crate::log::LogConfig;
+
+    fn offset_record(partition: i32, offset: i64) -> GroupRecord {
+        GroupRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition,
+            value: Some(OffsetValue {
+                offset,
+                leader_epoch: 1,
+                metadata: "m".into(),
+                commit_timestamp_ms: 5,
+            }),
+        }
+    }
+
+    #[test]
+    fn records_are_appended_as_one_batch_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(
+            dir.path(),
+            OFFSETS_TOPIC,
+            uuid::Uuid::new_v4(),
+            0,
+            0,
+            LogConfig::default(),
+            0,
+        )
+        .unwrap();
+        let first: Vec<GroupRecord> = (0..5)
+            .map(|i| offset_record(i, 10 + i64::from(i)))
+            .collect();
+        // The log takes exactly one batch per append: five records must be one batch.
+        append(&p, &first).unwrap();
+        let tombstone = GroupRecord::Offset {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: None,
+        };
+        append(&p, std::slice::from_ref(&tombstone)).unwrap();
+        assert_eq!(p.high_watermark(), 6);
+        let mut got = Vec::new();
+        assert_eq!(read_partition(&p, |r| got.push(r)).unwrap(), 6);
+        let mut expected = first;
+        expected.push(tombstone);
+        assert_eq!(got, expected);
+    }
 }

@@ -403,11 +403,7 @@ type Wanted = Option<Vec<(String, i32)>>;
 type ByTopic = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 
 /// Committed offsets of one group: Ok(topic → partitions) or a group-level error.
-fn fetch_group(
-    broker: &Broker,
-    group_id: &str,
-    wanted: &Wanted,
-) -> Result<ByTopic, ResponseError> {
+fn fetch_group(broker: &Broker, group_id: &str, wanted: &Wanted) -> Result<ByTopic, ResponseError> {
     let rt = coordinator_for(broker, group_id)?;
     let found = rt.fetch_offsets(group_id, wanted.as_deref());
     // require_stable (KIP-447) waits for pending transactional offsets; without
