@@ -37,7 +37,7 @@ classpath() {
   if [[ ! -s "$cpfile" || "$HERE/apache-kafka/pom.xml" -nt "$cpfile" ]]; then
     mkdir -p "$CACHE"
     echo "resolving org.apache.kafka:kafka_2.13:$KAFKA_VERSION with Maven..." >&2
-    mvn -q -B -f "$HERE/apache-kafka/pom.xml" dependency:build-classpath \
+    mvn -q -B -Dstyle.color=never -f "$HERE/apache-kafka/pom.xml" dependency:build-classpath \
       -Dkafka.version="$KAFKA_VERSION" -Dmdep.outputFile="$cpfile.tmp" >&2 \
       || die "Maven could not resolve Kafka $KAFKA_VERSION"
     mv "$cpfile.tmp" "$cpfile"

@@ -60,7 +60,7 @@ need python3
 for suite in $SUITES; do
   case "$suite" in
     kcat) run_suite kcat "$HERE/kcat.sh" "$bootstrap" ;;
-    kafka-python) run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" test_kafka_python.py ;;
+    kafka-python) run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" test_checks.py test_kafka_python.py ;;
     confluent-kafka) run_suite confluent-kafka "$HERE/python/run.sh" "$bootstrap" test_confluent_kafka.py ;;
     java)
       need java; need mvn

@@ -27,13 +27,17 @@ fi
 python="$("$HERE/python/venv.sh")"
 echo "kcat: $(kcat -V 2>&1 | grep -m1 Version)"
 
-create_topic() {
-  "$python" - "$bootstrap" "$1" "$PARTITIONS" <<'EOF'
+# topic_admin create|delete TOPIC
+topic_admin() {
+  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" <<'EOF'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
-bootstrap, topic, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bootstrap, op, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 admin = AdminClient({"bootstrap.servers": bootstrap})
-admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=60)
+if op == "create":
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=60)
+else:
+    admin.delete_topics([topic])[topic].result(timeout=60)
 EOF
 }
 
@@ -44,7 +48,7 @@ failed=0
 for codec in $CODECS; do
   topic="e2e-kcat-$codec-$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   start=$SECONDS
-  create_topic "$topic"
+  topic_admin create "$topic"
 
   # kcat -L: the topic is in the metadata with all its partitions (waits up to 60 s for it).
   deadline=$((SECONDS + 60))
@@ -68,6 +72,7 @@ for codec in $CODECS; do
 
   if summary="$(awk -v n="$MESSAGES" -v k="$KEYS" -f "$HERE/kcat-check.awk" "$work/read.txt")"; then
     echo "ok   $codec: $summary ($((SECONDS - start))s)"
+    topic_admin delete "$topic"  # only on success: a failed run keeps its topic to look at
   else
     echo "FAIL $codec: $summary"
     failed=1

@@ -119,6 +119,7 @@ def test_keyed_round_trip(bootstrap, admin, codec):
         assert [(m.offset(), m.value().decode()) for m in tail] == in_p[start:]
     finally:
         c.close()
+    result(admin.delete_topics([topic])[topic])  # only on success: a failed run keeps its topic
 
 
 def test_list_offsets(bootstrap, admin):

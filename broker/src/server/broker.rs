@@ -231,11 +231,13 @@ impl Broker {
         Ok(id)
     }
 
-    /// Periodic log maintenance: roll, retention, flush.ms; refreshes gauges.
+    /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
+    /// compaction; refreshes gauges.
     pub fn housekeeping(&self) {
         let now = now_ms();
         for p in self.partitions.all() {
-            match p.with_log_mut(|log| log.housekeeping(now)) {
+            let hw = p.high_watermark();
+            match p.with_log_mut(|log| log.housekeeping(now, hw)) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(topic = %p.topic, partition = p.index, segments = n, "deleted segments past retention")
@@ -243,6 +245,12 @@ impl Broker {
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log housekeeping failed")
                 }
+            }
+            // A cleaning that fails before its swap leaves the log as it was and is
+            // retried next round; one that fails during the swap keeps serving the old
+            // segments, stops compacting that log, and is completed on the next open.
+            if let Err(e) = p.compact(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
         }
         self.refresh_log_gauges();

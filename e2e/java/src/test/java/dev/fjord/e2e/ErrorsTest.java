@@ -47,6 +47,9 @@ class ErrorsTest {
           .get(Broker.DEADLINE.toSeconds(), TimeUnit.SECONDS);
       assertEquals(0, md.offset(), "the rejected record took no offset");
     }
+    try (Admin admin = Broker.admin()) {
+      admin.deleteTopics(List.of(topic)).all().get();
+    }
   }
 
   @Test

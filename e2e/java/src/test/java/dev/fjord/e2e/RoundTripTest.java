@@ -105,6 +105,10 @@ class RoundTripTest {
       }
       assertEquals(inPartition.get(inPartition.size() - 1).offset + 1, consumer.position(tp));
     }
+    // Only on success: a failed run leaves its topic behind to look at.
+    try (Admin admin = Broker.admin()) {
+      admin.deleteTopics(List.of(topic)).all().get(Broker.DEADLINE.toSeconds(), TimeUnit.SECONDS);
+    }
   }
 
   private List<Sent> produce(String topic, String compression) throws Exception {
