@@ -13,7 +13,8 @@
 //! - `log::producer_state`: idempotent producer sequence tracking.
 //! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
 //! - `protocol`: Kafka framing, the request guard, advertised API versions.
-//! - `server`: listeners, connections, request handlers per API, HTTP metrics/health.
+//! - `server`: listeners, connections, request handlers per API, the group coordinator
+//!   runtime (`server::coordinator`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
 pub mod config;

@@ -60,15 +60,16 @@ pub struct GroupRuntime {
     rebalances_reported: AtomicU64,
 }
 
-/// The `__consumer_offsets` topic configs. Kafka's offsets topic is compacted; the
-/// storage engine does not compact yet, so time retention is switched off instead
-/// (never lose a live commit), and the log grows until compaction arrives.
+/// The `__consumer_offsets` topic configs, as Kafka sets them: compacted, so the
+/// partition keeps the latest record per group and per committed partition, and
+/// tombstones (deleted groups, expired offsets) eventually leave it. Time retention
+/// is off as well, so a live commit is never deleted with an old segment.
 fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
     let mut c = std::collections::BTreeMap::new();
+    c.insert("cleanup.policy".to_string(), "compact".to_string());
     c.insert("retention.ms".to_string(), "-1".to_string());
+    // offsets.topic.segment.bytes
     c.insert("segment.bytes".to_string(), "104857600".to_string());
-    // COMPACTION-FLIP: once config.rs accepts it, add
-    // c.insert("cleanup.policy".to_string(), "compact".to_string());
     c
 }
 
