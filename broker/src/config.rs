@@ -129,6 +129,52 @@ pub struct BrokerConfig {
     /// Time allowed for a clean shutdown before the process exits anyway.
     #[arg(long, env = "FJORD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Partitions of the internal `__consumer_offsets` topic when it is created
+    /// (offsets.topic.num.partitions); a group's coordinator is partition
+    /// abs(hash(group)) % this. An existing topic keeps its count.
+    #[arg(long, env = "FJORD_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
+    pub offsets_topic_num_partitions: i32,
+
+    /// The shortest session.timeout.ms a group member may ask for
+    /// (group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: i32,
+
+    /// The longest session.timeout.ms a group member may ask for
+    /// (group.max.session.timeout.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+
+    /// How long a new group's first rebalance waits for more members
+    /// (group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: i64,
+
+    /// Committed offsets of a group are removed once it has been empty this long
+    /// (offsets.retention.minutes).
+    #[arg(long, env = "FJORD_OFFSETS_RETENTION_MINUTES", default_value_t = 10080)]
+    pub offsets_retention_minutes: i64,
+
+    /// How often expired offsets are looked for (offsets.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "FJORD_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -154,6 +200,24 @@ impl BrokerConfig {
                 "--default-replication-factor {} must be >= 1",
                 self.default_replication_factor
             ));
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(format!(
+                "--offsets-topic-num-partitions {} must be >= 1",
+                self.offsets_topic_num_partitions
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(format!(
+                "--group-min-session-timeout-ms {} exceeds --group-max-session-timeout-ms {}",
+                self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+            ));
+        }
+        if self.group_initial_rebalance_delay_ms < 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "--group-initial-rebalance-delay-ms must be >= 0 and --offsets-retention-minutes >= 1"
+                    .to_string(),
+            );
         }
         if let Some(addr) = &self.advertised_listener {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;

@@ -28,6 +28,8 @@ pub struct Broker {
     /// Serializes metadata changes: plan against the image, append, apply.
     writer: AsyncMutex<MetadataWriter>,
     ready: AtomicBool,
+    /// The group coordinator, set once `__consumer_offsets` is loaded.
+    groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
 }
 
 struct MetadataWriter {
@@ -61,6 +63,7 @@ impl Broker {
                 next_producer_id,
             }),
             ready: AtomicBool::new(false),
+            groups: std::sync::OnceLock::new(),
             config,
         });
         let started = std::time::Instant::now();
@@ -87,6 +90,15 @@ impl Broker {
     /// replicated cluster takes this from broker registrations.
     pub fn live_brokers(&self) -> Vec<i32> {
         vec![self.node_id()]
+    }
+
+    /// The group coordinator; None until it has loaded.
+    pub fn groups(&self) -> Option<&Arc<super::coordinator::GroupRuntime>> {
+        self.groups.get()
+    }
+
+    pub fn set_groups(&self, runtime: Arc<super::coordinator::GroupRuntime>) {
+        let _ = self.groups.set(runtime);
     }
 
     pub fn set_ready(&self) {

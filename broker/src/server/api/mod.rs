@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -46,6 +47,17 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "Other",
     }
 }
@@ -118,6 +130,17 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
         }
+        ApiKey::FindCoordinator => encode(&groups::find_coordinator(broker, ctx, decode(body, v)?)),
+        ApiKey::JoinGroup => encode(&groups::join_group(broker, ctx, decode(body, v)?).await),
+        ApiKey::SyncGroup => encode(&groups::sync_group(broker, ctx, decode(body, v)?).await),
+        ApiKey::Heartbeat => encode(&groups::heartbeat(broker, ctx, decode(body, v)?)),
+        ApiKey::LeaveGroup => encode(&groups::leave_group(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetCommit => encode(&groups::offset_commit(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
+        ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?)),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))
