@@ -85,7 +85,7 @@ def close_all(members):
         raise errors[0]
 
 
-def wait_for_balance(members, partitions, each=None):
+def wait_for_balance(members, partitions, each=None, deadline_s=None):
     """Until the members hold every partition exactly once between them, each holding
     `each` partitions (or at least one)."""
     def balanced():
@@ -97,7 +97,11 @@ def wait_for_balance(members, partitions, each=None):
             return False
         union = set().union(*(m.assignment for m in members))
         return sum(sizes) == partitions and union == set(range(partitions))
-    wait_until(f"{len(members)} members share {partitions} partitions", balanced)
+    what = f"{len(members)} members share {partitions} partitions"
+    if deadline_s is None:
+        wait_until(what, balanced)
+    else:
+        wait_until(what, balanced, deadline_s)
 
 
 def wait_for_values(sink, values, members):
