@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::log::{LogConfig, TimestampType};
+use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Settings of one broker process.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +91,15 @@ pub struct BrokerConfig {
     )]
     pub log_retention_check_interval_ms: u64,
 
+    /// Forget an idempotent producer whose last batch is older than this
+    /// (producer.id.expiration.ms); a returning producer then starts afresh.
+    #[arg(
+        long,
+        env = "FJORD_PRODUCER_ID_EXPIRATION_MS",
+        default_value_t = 86_400_000
+    )]
+    pub producer_id_expiration_ms: i64,
+
     /// Default max.message.bytes of topics (message.max.bytes): the largest record batch.
     #[arg(long, env = "FJORD_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
     pub message_max_bytes: u32,
@@ -120,6 +129,52 @@ pub struct BrokerConfig {
     /// Time allowed for a clean shutdown before the process exits anyway.
     #[arg(long, env = "FJORD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+
+    /// Partitions of the internal `__consumer_offsets` topic when it is created
+    /// (offsets.topic.num.partitions); a group's coordinator is partition
+    /// abs(hash(group)) % this. An existing topic keeps its count.
+    #[arg(long, env = "FJORD_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
+    pub offsets_topic_num_partitions: i32,
+
+    /// The shortest session.timeout.ms a group member may ask for
+    /// (group.min.session.timeout.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6000
+    )]
+    pub group_min_session_timeout_ms: i32,
+
+    /// The longest session.timeout.ms a group member may ask for
+    /// (group.max.session.timeout.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: i32,
+
+    /// How long a new group's first rebalance waits for more members
+    /// (group.initial.rebalance.delay.ms).
+    #[arg(
+        long,
+        env = "FJORD_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 3000
+    )]
+    pub group_initial_rebalance_delay_ms: i64,
+
+    /// Committed offsets of a group are removed once it has been empty this long
+    /// (offsets.retention.minutes).
+    #[arg(long, env = "FJORD_OFFSETS_RETENTION_MINUTES", default_value_t = 10080)]
+    pub offsets_retention_minutes: i64,
+
+    /// How often expired offsets are looked for (offsets.retention.check.interval.ms).
+    #[arg(
+        long,
+        env = "FJORD_OFFSETS_RETENTION_CHECK_INTERVAL_MS",
+        default_value_t = 600_000
+    )]
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl BrokerConfig {
@@ -134,11 +189,35 @@ impl BrokerConfig {
                 self.num_partitions
             ));
         }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(format!(
+                "--producer-id-expiration-ms {} must be >= 1",
+                self.producer_id_expiration_ms
+            ));
+        }
         if self.default_replication_factor < 1 {
             return Err(format!(
                 "--default-replication-factor {} must be >= 1",
                 self.default_replication_factor
             ));
+        }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(format!(
+                "--offsets-topic-num-partitions {} must be >= 1",
+                self.offsets_topic_num_partitions
+            ));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(format!(
+                "--group-min-session-timeout-ms {} exceeds --group-max-session-timeout-ms {}",
+                self.group_min_session_timeout_ms, self.group_max_session_timeout_ms
+            ));
+        }
+        if self.group_initial_rebalance_delay_ms < 0 || self.offsets_retention_minutes < 1 {
+            return Err(
+                "--group-initial-rebalance-delay-ms must be >= 0 and --offsets-retention-minutes >= 1"
+                    .to_string(),
+            );
         }
         if let Some(addr) = &self.advertised_listener {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
@@ -190,6 +269,8 @@ pub struct TopicDefaults {
     pub flush_ms: i64,
     pub max_message_bytes: u32,
     pub min_insync_replicas: i32,
+    /// A broker setting in Kafka too, not a topic config; carried into every LogConfig.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl TopicDefaults {
@@ -203,6 +284,7 @@ impl TopicDefaults {
             flush_ms: c.log_flush_interval_ms,
             max_message_bytes: c.message_max_bytes,
             min_insync_replicas: c.min_insync_replicas,
+            producer_id_expiration_ms: c.producer_id_expiration_ms,
         }
     }
 }
@@ -214,6 +296,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -241,6 +324,15 @@ macro_rules! at_least {
     };
 }
 
+/// A double in `[min, max]` (Kafka's Range.between for DOUBLE configs).
+fn double_range(v: &str, min: f64, max: f64) -> Result<(), String> {
+    match v.trim().parse::<f64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(()),
+        Ok(n) => Err(format!("{n} is not between {min} and {max}")),
+        Err(_) => Err(format!("{v:?} is not a number")),
+    }
+}
+
 fn int_range(v: &str, min: i64, max: i64) -> Result<(), String> {
     long_at_least(min)(v)?;
     let n: i64 = v
@@ -259,16 +351,10 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "cleanup.policy",
         config_type: ConfigType::List,
-        doc: "How old segments are discarded: delete (by retention.ms / retention.bytes).",
+        doc: "How old data is discarded, a list: delete (segments past retention.ms / \
+              retention.bytes), compact (keep the latest record per key), or both.",
         default: |_| "delete".into(),
-        // Compaction arrives with the consumer-group work; until then only delete is
-        // accepted, so nobody relies on compaction that does not happen.
-        validate: |v| match v.trim() {
-            "delete" => Ok(()),
-            other => Err(format!(
-                "cleanup.policy {other:?} is not supported (supported: delete)"
-            )),
-        },
+        validate: |v| CleanupPolicy::parse(v).map(|_| ()),
     },
     TopicConfigDef {
         name: "compression.type",
@@ -283,6 +369,14 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
             )),
         }
         },
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        config_type: ConfigType::Long,
+        doc: "How long a tombstone stays readable on a compacted topic after the cleaning \
+              that first saw it.",
+        default: |_| "86400000".into(),
+        validate: at_least!(0),
     },
     TopicConfigDef {
         name: "flush.messages",
@@ -313,6 +407,13 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: |v| int_range(v, 0, i64::from(i32::MAX)),
     },
     TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "The longest a record may stay uncompacted, whatever the dirty ratio.",
+        default: |_| i64::MAX.to_string(),
+        validate: at_least!(1),
+    },
+    TopicConfigDef {
         name: "message.timestamp.type",
         config_type: ConfigType::String,
         doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the append time.",
@@ -321,6 +422,20 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
             "CreateTime" | "LogAppendTime" => Ok(()),
             other => Err(format!("{other:?} is not CreateTime or LogAppendTime")),
         },
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        config_type: ConfigType::Double,
+        doc: "Compact once the uncompacted part of the log exceeds this share of it.",
+        default: |_| "0.5".into(),
+        validate: |v| double_range(v, 0.0, 1.0),
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        config_type: ConfigType::Long,
+        doc: "Records newer than this are never compacted.",
+        default: |_| "0".into(),
+        validate: at_least!(0),
     },
     TopicConfigDef {
         name: "min.insync.replicas",
@@ -421,6 +536,16 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &TopicDefaults
         } else {
             TimestampType::CreateTime
         },
+        cleanup_policy: CleanupPolicy::parse(&get("cleanup.policy"))
+            .unwrap_or(CleanupPolicy::DELETE),
+        delete_retention_ms: num("delete.retention.ms"),
+        min_compaction_lag_ms: num("min.compaction.lag.ms"),
+        max_compaction_lag_ms: num("max.compaction.lag.ms"),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .trim()
+            .parse()
+            .unwrap_or(0.5),
+        producer_id_expiration_ms: defaults.producer_id_expiration_ms,
     }
 }
 
@@ -466,6 +591,88 @@ mod tests {
             .unwrap_err()
             .contains("unknown"));
         assert!(validate_topic_config("segment.bytes", "abc").is_err());
+    }
+
+    #[test]
+    fn cleanup_policy_is_a_list_of_delete_and_compact() {
+        let policy = |v: &str| {
+            let mut o = BTreeMap::new();
+            o.insert("cleanup.policy".to_string(), v.to_string());
+            validate_topic_config("cleanup.policy", v)?;
+            Ok::<_, String>(log_config(&o, &defaults()).cleanup_policy)
+        };
+        assert_eq!(policy("delete").unwrap(), CleanupPolicy::DELETE);
+        assert_eq!(policy("compact").unwrap(), CleanupPolicy::COMPACT);
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(policy("compact,delete").unwrap(), both);
+        assert_eq!(policy("delete, compact").unwrap(), both);
+        for bad in ["", "compacted", "delete,", "delete;compact"] {
+            let err = policy(bad).unwrap_err();
+            assert!(err.contains("cleanup.policy"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn compaction_configs_have_kafkas_names_defaults_and_ranges() {
+        let d = defaults();
+        let default_of = |name: &str| effective_topic_config(name, &BTreeMap::new(), &d).unwrap();
+        assert_eq!(default_of("delete.retention.ms"), "86400000");
+        assert_eq!(default_of("min.compaction.lag.ms"), "0");
+        assert_eq!(default_of("max.compaction.lag.ms"), i64::MAX.to_string());
+        assert_eq!(default_of("min.cleanable.dirty.ratio"), "0.5");
+        assert_eq!(
+            topic_config_def("min.cleanable.dirty.ratio")
+                .unwrap()
+                .config_type as i8,
+            6
+        );
+        for (name, good, bad) in [
+            ("delete.retention.ms", "0", "-1"),
+            ("min.compaction.lag.ms", "0", "-1"),
+            ("max.compaction.lag.ms", "1", "0"),
+            ("min.cleanable.dirty.ratio", "1", "1.01"),
+            ("min.cleanable.dirty.ratio", "0", "-0.1"),
+            ("min.cleanable.dirty.ratio", "0.25", "half"),
+        ] {
+            validate_topic_config(name, good).unwrap();
+            let err = validate_topic_config(name, bad).unwrap_err();
+            assert!(err.contains(name), "{name}={bad}: {err}");
+        }
+        let mut o = BTreeMap::new();
+        for (k, v) in [
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "1000"),
+            ("min.compaction.lag.ms", "2000"),
+            ("max.compaction.lag.ms", "3000"),
+            ("min.cleanable.dirty.ratio", "0.1"),
+        ] {
+            o.insert(k.to_string(), v.to_string());
+        }
+        let lc = log_config(&o, &d);
+        assert_eq!(lc.cleanup_policy, CleanupPolicy::COMPACT);
+        assert_eq!(
+            (
+                lc.delete_retention_ms,
+                lc.min_compaction_lag_ms,
+                lc.max_compaction_lag_ms
+            ),
+            (1000, 2000, 3000)
+        );
+        assert_eq!(lc.min_cleanable_dirty_ratio, 0.1);
+    }
+
+    #[test]
+    fn producer_id_expiration_is_a_broker_setting() {
+        let c = Cli::parse_from(["fjord", "--producer-id-expiration-ms", "60000"]).broker;
+        c.validate().unwrap();
+        let lc = log_config(&BTreeMap::new(), &TopicDefaults::from_broker(&c));
+        assert_eq!(lc.producer_id_expiration_ms, 60_000);
+        assert!(topic_config_def("producer.id.expiration.ms").is_none());
+        let bad = Cli::parse_from(["fjord", "--producer-id-expiration-ms", "0"]).broker;
+        assert!(bad.validate().is_err());
     }
 
     #[test]

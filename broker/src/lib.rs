@@ -6,15 +6,19 @@
 //! # Layout
 //!
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
+//! - `group`: the consumer group coordinator state machine (classic protocol) and the
+//!   `__consumer_offsets` record formats.
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
 //! - `log::producer_state`: idempotent producer sequence tracking.
 //! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
 //! - `protocol`: Kafka framing, the request guard, advertised API versions.
-//! - `server`: listeners, connections, request handlers per API, HTTP metrics/health.
+//! - `server`: listeners, connections, request handlers per API, the group coordinator
+//!   runtime (`server::coordinator`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod metrics;

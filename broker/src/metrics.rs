@@ -26,6 +26,14 @@ pub struct Metrics {
     pub connections_rejected: IntCounter,
     /// Connections closed because a request was malformed or too large.
     pub requests_rejected: IntCounterVec,
+    /// Consumer groups by state.
+    pub groups: IntGaugeVec,
+    pub group_members: IntGaugeVec,
+    pub group_rebalances: IntCounter,
+    /// Committed offset per group, topic and partition.
+    pub group_committed_offset: IntGaugeVec,
+    /// High watermark minus committed offset per group, topic and partition.
+    pub group_lag: IntGaugeVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -76,6 +84,15 @@ impl Metrics {
             .register(Box::new(connections_rejected.clone()))
             .expect("unique metric");
         let tp = &["topic", "partition"];
+        let group_rebalances = IntCounter::new(
+            "fjord_group_rebalances_total",
+            "Consumer group rebalances started.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(group_rebalances.clone()))
+            .expect("unique metric");
+        let gtp = &["group", "topic", "partition"];
         Metrics {
             requests: counter_vec(
                 &registry,
@@ -139,6 +156,31 @@ impl Metrics {
                 "fjord_requests_rejected_total",
                 "Requests refused before decoding (malformed, too large, unknown API), by reason.",
                 &["reason"],
+            ),
+            groups: gauge_vec(
+                &registry,
+                "fjord_groups",
+                "Consumer groups by state.",
+                &["state"],
+            ),
+            group_members: gauge_vec(
+                &registry,
+                "fjord_group_members",
+                "Members per consumer group.",
+                &["group"],
+            ),
+            group_rebalances,
+            group_committed_offset: gauge_vec(
+                &registry,
+                "fjord_group_committed_offset",
+                "Committed offset per group and partition.",
+                gtp,
+            ),
+            group_lag: gauge_vec(
+                &registry,
+                "fjord_group_lag",
+                "Log end offset (high watermark) minus committed offset per group and partition.",
+                gtp,
             ),
             registry,
         }

@@ -536,6 +536,29 @@ impl Client {
 
     /// After a failed partition call: forgets the cached leader when the error says it
     /// moved or vanished, and says whether to retry (after a pause) or give up.
+    /// Runs `op` against the partition's current leader, retrying leadership errors
+    /// (see [`ClientConfig::leader_retries`]): the broker did not apply the request.
+    async fn with_leader_retries<T>(
+        &self,
+        topic: &str,
+        partition: i32,
+        mut op: impl AsyncFnMut() -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(err)
+                    if self
+                        .on_partition_error(topic, partition, &err, attempt)
+                        .await =>
+                {
+                    attempt += 1
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn on_partition_error(
         &self,
         topic: &str,
@@ -852,19 +875,10 @@ impl Client {
         records: &[ProduceRecord],
         options: &ProduceOptions,
     ) -> Result<Produced> {
-        let mut attempt = 0;
-        loop {
-            match self.produce_once(topic, partition, records, options).await {
-                Err(err)
-                    if self
-                        .on_partition_error(topic, partition, &err, attempt)
-                        .await =>
-                {
-                    attempt += 1
-                }
-                result => return result,
-            }
-        }
+        self.with_leader_retries(topic, partition, async || {
+            self.produce_once(topic, partition, records, options).await
+        })
+        .await
     }
 
     async fn produce_once(
@@ -926,19 +940,10 @@ impl Client {
         offset: i64,
         options: &FetchOptions,
     ) -> Result<FetchedPartition> {
-        let mut attempt = 0;
-        loop {
-            match self.fetch_once(topic, partition, offset, options).await {
-                Err(err)
-                    if self
-                        .on_partition_error(topic, partition, &err, attempt)
-                        .await =>
-                {
-                    attempt += 1
-                }
-                result => return result,
-            }
-        }
+        self.with_leader_retries(topic, partition, async || {
+            self.fetch_once(topic, partition, offset, options).await
+        })
+        .await
     }
 
     async fn fetch_once(
@@ -989,19 +994,10 @@ impl Client {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset> {
-        let mut attempt = 0;
-        loop {
-            match self.list_offsets_once(topic, partition, spec).await {
-                Err(err)
-                    if self
-                        .on_partition_error(topic, partition, &err, attempt)
-                        .await =>
-                {
-                    attempt += 1
-                }
-                result => return result,
-            }
-        }
+        self.with_leader_retries(topic, partition, async || {
+            self.list_offsets_once(topic, partition, spec).await
+        })
+        .await
     }
 
     async fn list_offsets_once(

@@ -8,6 +8,7 @@
 //! - [`Target`]: what a suite runs against: a spawned broker, or an existing one named by
 //!   `FJORD_E2E_BOOTSTRAP` (to prove a suite against another Kafka-compatible broker).
 //! - [`unique_topic`]: topic names that do not collide across runs on a shared broker.
+//! - [`http_get`]: status and body of one HTTP GET (`/metrics`, `/health`, `/ready`).
 //!
 //! The binary is `FJORD_BIN`, else `fjord` in the target directory of the running test
 //! executable (build it first: `cargo build -p fjord-broker --bin fjord`).
@@ -313,6 +314,69 @@ pub async fn http_status(port: u16, path: &str) -> Option<u16> {
         .flatten()
 }
 
+/// `GET path` on `addr` (host:port): the status code and the body, read until the server
+/// closes (the request asks it to). Bounded by `timeout`; bodies over 16 MiB are refused.
+pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> Result<(u16, String)> {
+    const MAX_RESPONSE_BYTES: u64 = 16 << 20;
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        (&mut stream)
+            .take(MAX_RESPONSE_BYTES + 1)
+            .read_to_end(&mut raw)
+            .await?;
+        if raw.len() as u64 > MAX_RESPONSE_BYTES {
+            bail!("GET {path} on {addr}: response over {MAX_RESPONSE_BYTES} bytes");
+        }
+        let text = String::from_utf8(raw).context("response is not UTF-8")?;
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("GET {path} on {addr}: no end of headers in {text:?}"))?;
+        let status: u16 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("GET {path} on {addr}: bad status line in {head:?}"))?;
+        let chunked = head.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("transfer-encoding:") && l.contains("chunked")
+        });
+        let body = if chunked {
+            dechunk(body)?
+        } else {
+            body.to_string()
+        };
+        Ok((status, body))
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .with_context(|| format!("GET {path} on {addr}: no answer within {timeout:?}"))?
+}
+
+/// Decodes an HTTP/1.1 chunked body (chunk extensions and trailers ignored).
+fn dechunk(mut rest: &str) -> Result<String> {
+    let mut out = String::with_capacity(rest.len());
+    loop {
+        let (size_line, after) = rest.split_once("\r\n").context("chunk size line")?;
+        let size_hex = size_line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .with_context(|| format!("chunk size {size_hex:?}"))?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = after.get(..size).context("chunk shorter than its size")?;
+        out.push_str(chunk);
+        rest = after
+            .get(size..)
+            .and_then(|r| r.strip_prefix("\r\n"))
+            .context("chunk not followed by CRLF")?;
+    }
+}
+
 /// What a suite runs against.
 #[derive(Debug)]
 pub enum Target {
@@ -384,5 +448,28 @@ mod tests {
         server.await.unwrap();
         // Nothing listens any more.
         assert_eq!(http_status(port, "/ready").await, None);
+    }
+
+    #[tokio::test]
+    async fn http_get_reads_plain_and_chunked_bodies() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            for answer in [
+                "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nplain\n",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            ] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await.unwrap();
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let timeout = Duration::from_secs(5);
+        let plain = http_get(&addr, "/a", timeout).await.unwrap();
+        assert_eq!(plain, (200, "plain\n".to_string()));
+        let chunked = http_get(&addr, "/b", timeout).await.unwrap();
+        assert_eq!(chunked, (200, "abcde".to_string()));
+        server.await.unwrap();
     }
 }

@@ -33,18 +33,18 @@ pub const MAGIC_V2: i8 = 2;
 const LENGTH_AT: usize = 8;
 const LEADER_EPOCH_AT: usize = 12;
 const MAGIC_AT: usize = 16;
-const CRC_AT: usize = 17;
+pub const CRC_AT: usize = 17;
 /// The CRC covers attributes through the end of the batch.
 const CRC_FROM: usize = 21;
 const MAX_TIMESTAMP_AT: usize = 35;
 
 /// attributes bits 0-2: compression codec (0 none .. 4 zstd).
-const COMPRESSION_MASK: i16 = 0x07;
+pub const COMPRESSION_MASK: i16 = 0x07;
 const MAX_COMPRESSION_CODEC: i16 = 4;
 /// attributes bit 3: timestamps are LogAppendTime.
 pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+pub const CONTROL_BIT: i16 = 0x20;
 
 /// "No producer id": the batch is not idempotent.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -146,9 +146,23 @@ impl BatchHeader {
                 self.batch_length
             )));
         }
+        // Compaction leaves gaps: a stored batch may hold fewer records than its offset
+        // range (even none, for an emptied batch kept for its producer), never more.
         if self.last_offset_delta < 0
-            || self.records_count != self.last_offset_delta.wrapping_add(1)
+            || self.records_count < 0
+            || i64::from(self.records_count) > i64::from(self.last_offset_delta) + 1
         {
+            return Err(AppendError::Corrupt(format!(
+                "recordsCount {} does not fit lastOffsetDelta {} + 1",
+                self.records_count, self.last_offset_delta
+            )));
+        }
+        Ok(())
+    }
+
+    /// A batch as a producer sends it has one record per offset of its range.
+    fn check_client_count(&self) -> Result<(), AppendError> {
+        if self.records_count != self.last_offset_delta.wrapping_add(1) {
             return Err(AppendError::Corrupt(format!(
                 "recordsCount {} does not match lastOffsetDelta {} + 1",
                 self.records_count, self.last_offset_delta
@@ -223,6 +237,7 @@ pub fn validate_client_records(
         )));
     };
     header.check_structure()?;
+    header.check_client_count()?;
     let first_size = header.size_bytes();
     if first_size < records.len() as u64 {
         return Err(AppendError::Corrupt(format!(

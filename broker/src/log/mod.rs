@@ -11,6 +11,8 @@
 //! - `index`: the sparse `.index` and `.timeindex` files (Kafka's formats).
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
 //! - `producer_state`: idempotent producer sequence checks (pure state machine).
+//! - `records`: the records inside a batch: bounded decompression, parsing, rewriting.
+//! - `compaction`: the log cleaner for `cleanup.policy=compact` (plan, run, install).
 //!
 //! # Files in a partition directory
 //!
@@ -22,13 +24,18 @@
 //!   are fsynced; recovery starts at the segment holding it.
 //! - `.clean-shutdown`: written by [`Log::close`], removed before the next change;
 //!   while present nothing needs recovery.
+//! - `cleaner-offset-checkpoint`: where the dirty (not yet compacted) part of the log
+//!   starts; `cleaner-swap-manifest` and `*.cleaned` / `*.swap` files exist only while
+//!   a compaction is being installed (see `compaction`).
 //!
 //! Small files are replaced atomically (write `*.tmp`, fsync, rename, fsync the dir).
 
 pub mod batch;
+pub mod compaction;
 pub mod epoch_cache;
 mod index;
 pub mod producer_state;
+pub mod records;
 mod segment;
 
 use std::collections::BTreeMap;
@@ -68,6 +75,22 @@ pub struct LogConfig {
     pub max_message_bytes: u32,
     /// `message.timestamp.type`: keep the producer's time or stamp the append time.
     pub timestamp_type: TimestampType,
+    /// `cleanup.policy`: delete by retention, compact by key, or both.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long a tombstone survives after the cleaning that
+    /// first saw it, so consumers that lag less than this see the delete.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records newer than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: dirty records older than this force a cleaning whatever
+    /// the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean when dirty bytes exceed this share of the
+    /// cleanable log.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `producer.id.expiration.ms` (a broker setting in Kafka): forget an idempotent
+    /// producer whose last batch is older than this.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -83,7 +106,53 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             max_message_bytes: 1024 * 1024 + 12,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+            producer_id_expiration_ms: 24 * 3600 * 1000,
         }
+    }
+}
+
+/// `cleanup.policy`: a list of `delete` and `compact` (Kafka allows both, in any order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Segments past retention.ms / retention.bytes are deleted.
+    pub delete: bool,
+    /// The cleaner keeps the last record per key.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Parse Kafka's comma-separated list, e.g. `compact,delete`.
+    pub fn parse(value: &str) -> Result<CleanupPolicy, String> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for item in value.split(',').map(str::trim) {
+            match item {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                other => {
+                    return Err(format!(
+                        "{other:?} is not a cleanup policy (a list of delete, compact)"
+                    ))
+                }
+            }
+        }
+        Ok(policy)
     }
 }
 
@@ -145,6 +214,10 @@ pub enum AppendError {
     },
     #[error("unsupported record batch: {0}")]
     Unsupported(String),
+    /// Well-formed but refused by a topic rule, e.g. a record without a key on a
+    /// compacted topic (Kafka's InvalidRecordException, INVALID_RECORD).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     #[error("log I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -155,6 +228,8 @@ pub struct ReadInfo {
     /// Whole batches, starting with the one that holds the requested offset; `None`
     /// when there is nothing to return below `max_offset`.
     pub slice: Option<FileSlice>,
+    /// The offset after the last batch in `slice` (the requested offset when empty).
+    pub next_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
 }
@@ -203,6 +278,17 @@ pub struct Log {
     /// The latest `now_ms` the server passed in; the clock for calls that take none
     /// (follower appends, truncation), so time stays injected and tests deterministic.
     clock_ms: i64,
+    /// The cleaner checkpoint: offsets below it have been compacted.
+    first_dirty_offset: i64,
+    /// The earliest delete horizon of a tombstone the cleaner retained; a cleaning is
+    /// due when it passes (i64::MAX: none).
+    tombstone_horizon_ms: i64,
+    /// Bumped whenever offsets are rewritten (truncation), so a compaction planned
+    /// before is discarded instead of installed.
+    generation: u64,
+    /// Set when installing a compaction failed half way: the files are left for the
+    /// next open to complete, and nothing more is compacted until then.
+    compaction_disabled: bool,
 }
 
 impl std::fmt::Debug for Log {
@@ -259,6 +345,7 @@ impl Log {
     /// indexes and producer state are rebuilt where needed.
     pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> std::io::Result<Log> {
         std::fs::create_dir_all(dir)?;
+        compaction::recover_interrupted_compaction(dir)?;
         let clean = dir.join(CLEAN_SHUTDOWN_MARKER).exists();
         let recovery_point = if clean {
             i64::MAX
@@ -365,8 +452,20 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             clock_ms: now_ms,
+            first_dirty_offset: log_start_offset,
+            tombstone_horizon_ms: compaction::no_horizon(),
+            generation: 0,
+            compaction_disabled: false,
         };
         let log_end_offset = log.log_end_offset();
+        if let Some((dirty, horizon)) = compaction::read_cleaner_checkpoint(dir)? {
+            // Past the end (the log was truncated behind the checkpoint's back): Kafka
+            // starts over from the log start, which is always safe.
+            if (log_start_offset..=log_end_offset).contains(&dirty) {
+                log.first_dirty_offset = dirty;
+            }
+            log.tombstone_horizon_ms = horizon;
+        }
 
         // Leader epochs: the checkpoint covers what is before the first recovered
         // segment; epochs of recovered batches are taken from the batches themselves.
@@ -445,6 +544,14 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let header = batch::validate_client_records(&records, self.config.max_message_bytes)?;
+        if self.config.cleanup_policy.compact {
+            // Kafka looks inside batches for compacted topics only: a record without a
+            // key could never be compacted (and the cleaner would drop it).
+            records::check_compacted_produce(&records, &header).map_err(|e| match e {
+                records::KeyCheck::Corrupt(e) => AppendError::Corrupt(e.to_string()),
+                records::KeyCheck::Invalid(reason) => AppendError::InvalidRecord(reason),
+            })?;
+        }
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         if header.is_idempotent() {
             let check = self.producers.check_leader_append(
@@ -641,6 +748,7 @@ impl Log {
         }
         let nothing = ReadInfo {
             slice: None,
+            next_offset: offset,
             log_start_offset,
             log_end_offset,
         };
@@ -679,6 +787,13 @@ impl Log {
                 segment.boundary_at_or_below(limit)?
             };
             debug_assert!(end >= first_end && end <= segment.size_bytes);
+            let next_offset = if end == segment.size_bytes {
+                segment.next_offset
+            } else {
+                segment
+                    .read_header(end)?
+                    .map_or(segment.next_offset, |h| h.base_offset)
+            };
             let len = usize::try_from(end - start).map_err(|_| {
                 ReadError::Io(io::Error::other("read range exceeds the address space"))
             })?;
@@ -688,6 +803,7 @@ impl Log {
                     position: start,
                     len,
                 }),
+                next_offset,
                 log_start_offset,
                 log_end_offset,
             });
@@ -771,30 +887,46 @@ impl Log {
         &self.producers
     }
 
-    /// Roll, delete segments past retention, and fsync per flush.ms; called
-    /// periodically by the server. Returns the number of segments deleted.
-    pub fn housekeeping(&mut self, now_ms: i64) -> std::io::Result<usize> {
+    /// Roll, delete segments past retention (never at or above `high_watermark`),
+    /// expire idle producers, and fsync per flush.ms; called periodically by the
+    /// server. Returns the number of segments deleted. Compaction is separate
+    /// ([`Log::plan_compaction`]) so it can run without the write lock.
+    pub fn housekeeping(&mut self, now_ms: i64, high_watermark: i64) -> std::io::Result<usize> {
         self.clock_ms = self.clock_ms.max(now_ms);
         // segment.ms for an idle partition: measured on the wall clock from when this
         // process created or opened the segment (producer timestamps are only compared
         // with each other at append time).
         let active = self.active();
+        // KIP-354: on a compacted topic, the active segment is rolled once its first
+        // batch is older than max.compaction.lag.ms, or it could never be cleaned.
+        let compaction_overdue = self.config.cleanup_policy.compact
+            && active.first_batch_timestamp_ms.is_some_and(|ts| {
+                ts >= 0 && now_ms.saturating_sub(ts) > self.config.max_compaction_lag_ms
+            });
         if active.size_bytes > 0
-            && now_ms.saturating_sub(active.created_ms) > self.config.segment_ms
+            && (now_ms.saturating_sub(active.created_ms) > self.config.segment_ms
+                || compaction_overdue)
         {
             let base = self.log_end_offset();
             self.roll(base, now_ms)?;
         }
+        let expired = self
+            .producers
+            .expire(now_ms, self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::debug!(dir = %self.dir.display(), expired, "expired idle producers");
+        }
         let mut deleted = 0;
-        if self.config.retention_ms >= 0 {
+        // With `compact` alone, retention never deletes: the cleaner owns the log.
+        if self.config.cleanup_policy.delete && self.config.retention_ms >= 0 {
             let retention_ms = self.config.retention_ms;
-            deleted += self.delete_segments(now_ms, |segment| {
+            deleted += self.delete_segments(now_ms, high_watermark, |segment| {
                 now_ms.saturating_sub(segment.largest_timestamp_ms()) > retention_ms
             })?;
         }
-        if self.config.retention_bytes >= 0 {
+        if self.config.cleanup_policy.delete && self.config.retention_bytes >= 0 {
             let mut excess_bytes = self.size_bytes() as i64 - self.config.retention_bytes;
-            deleted += self.delete_segments(now_ms, |segment| {
+            deleted += self.delete_segments(now_ms, high_watermark, |segment| {
                 if excess_bytes >= segment.size_bytes as i64 {
                     excess_bytes -= segment.size_bytes as i64;
                     true
@@ -813,16 +945,22 @@ impl Log {
 
     /// Delete the oldest segments while `deletable` says so, as Kafka: stop at the
     /// first one kept; the active segment goes too (after a roll) unless it is empty.
+    /// A segment holding offsets at or above the high watermark is never deleted
+    /// (Kafka's rule: consumers and followers may not have it yet).
     fn delete_segments(
         &mut self,
         now_ms: i64,
+        high_watermark: i64,
         mut deletable: impl FnMut(&Segment) -> bool,
     ) -> io::Result<usize> {
         let mut doomed = Vec::new();
         let count = self.segments.len();
         for (i, segment) in self.segments.values().enumerate() {
             let is_last = i + 1 == count;
-            if (is_last && segment.size_bytes == 0) || !deletable(segment) {
+            if (is_last && segment.size_bytes == 0)
+                || segment.next_offset > high_watermark
+                || !deletable(segment)
+            {
                 break;
             }
             doomed.push(segment.base_offset);
@@ -893,6 +1031,14 @@ impl Log {
         let log_end_offset = self.log_end_offset();
         if self.epoch_cache.truncate_from_end(log_end_offset) {
             self.write_epoch_checkpoint()?;
+        }
+        // Offsets past the truncation point will be written anew: a compaction planned
+        // before must not install, and the cleaner must see the new data as dirty.
+        self.generation += 1;
+        let first_dirty = self.first_dirty_offset.min(log_end_offset);
+        if first_dirty != self.first_dirty_offset {
+            self.first_dirty_offset = first_dirty;
+            self.write_cleaner_checkpoint()?;
         }
         self.recovery_point = self.recovery_point.min(log_end_offset);
         self.write_recovery_point()?;

@@ -7,10 +7,11 @@
 //! [`BATCHES_RETAINED`] batches, so a retry of any in-flight batch (clients keep at most
 //! five in flight) is recognised and answered with its original offsets.
 //!
-//! TODO: producer expiry (`transactional.id.expiration.ms` / `producer.id.expiration.ms`);
-//! today an entry lives as long as the process and its snapshots.
+//! Entries expire as in Kafka (`producer.id.expiration.ms`): a producer whose last batch
+//! is older than the expiration is forgotten by [`ProducerStateManager::expire`], so
+//! the state of a partition does not grow with every producer it ever saw.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::log::batch::increment_sequence;
 use crate::log::AppendError;
@@ -161,6 +162,31 @@ impl ProducerStateManager {
         }
         entry.batches.push_back(batch);
         debug_assert!(entry.batches.len() <= BATCHES_RETAINED);
+    }
+
+    /// Forget producers whose last batch's timestamp is more than `expiration_ms` before
+    /// `now_ms` (Kafka compares the batch's max timestamp the same way). A forgotten
+    /// producer that comes back is treated as new: it may start at any sequence.
+    /// Returns how many were removed.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        let cutoff_ms = now_ms.saturating_sub(expiration_ms);
+        self.producers.retain(|_, entry| {
+            entry
+                .batches
+                .back()
+                .is_some_and(|last| last.timestamp_ms >= cutoff_ms)
+        });
+        before - self.producers.len()
+    }
+
+    /// Producer id → last offset of its last batch (the cleaner keeps that batch, even
+    /// emptied, so the producer's sequence state survives a reload).
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset)))
+            .collect()
     }
 
     /// Encode for a `.snapshot` file. Format (big-endian), version 1:
@@ -388,6 +414,32 @@ mod tests {
             s.check_leader_append(1, 0, 0, 3).unwrap(),
             LeaderCheck::Append
         );
+    }
+
+    #[test]
+    fn producers_idle_past_the_expiration_are_forgotten() {
+        let mut s = ProducerStateManager::new();
+        let at = |first_seq, offset, timestamp_ms| BatchMetadata {
+            timestamp_ms,
+            ..meta(first_seq, first_seq, offset)
+        };
+        s.record_batch(1, 0, at(0, 0, 1_000));
+        s.record_batch(2, 0, at(0, 1, 1_000));
+        s.record_batch(2, 0, at(1, 2, 5_000));
+        // Producer 1's last batch is 1000 ms old at 2000: kept at expiration 1000.
+        assert_eq!(s.expire(2_000, 1_000), 0);
+        assert_eq!(s.expire(2_001, 1_000), 1);
+        assert!(s.entry(1).is_none());
+        // Producer 2 is judged by its last batch, not its first.
+        assert!(s.entry(2).is_some());
+        assert_eq!(s.last_batch_offsets(), HashMap::from([(2, 2)]));
+        // A forgotten producer may start again anywhere, as a new one.
+        assert_eq!(
+            s.check_leader_append(1, 0, 40, 41).unwrap(),
+            LeaderCheck::Append
+        );
+        assert_eq!(s.expire(6_001, 1_000), 1);
+        assert!(s.is_empty());
     }
 
     #[test]

@@ -10,8 +10,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::log::batch::{BatchHeader, HEADER_BYTES};
+use crate::log::batch::{BatchHeader, HEADER_BYTES, TIMESTAMP_TYPE_BIT};
 use crate::log::index::{OffsetIndex, TimeIndex};
+use crate::log::records;
 use crate::log::LogConfig;
 
 pub const LOG_SUFFIX: &str = "log";
@@ -19,7 +20,7 @@ pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 
 /// Relative offsets are stored as u32 but Kafka keeps them within i32.
-const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
+pub const MAX_RELATIVE_OFFSET: i64 = i32::MAX as i64;
 /// Positions in the offset index are u32; Kafka's segment.bytes is an int.
 const MAX_SEGMENT_BYTES: u64 = i32::MAX as u64;
 /// Chunk size for CRC checks during recovery: memory stays bounded whatever a
@@ -93,7 +94,21 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> io::Result<Segment> {
-        let log = open_log_file(&segment_path(dir, base_offset, LOG_SUFFIX), true)?;
+        Self::create_with_suffix(dir, base_offset, config, now_ms, "")
+    }
+
+    /// A new segment whose three file names end in `file_suffix` after the usual
+    /// suffix (the cleaner writes `.log.cleaned` and friends). Only the writing
+    /// methods may be used on it: `delete_files` knows the plain names only.
+    pub fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        now_ms: i64,
+        file_suffix: &str,
+    ) -> io::Result<Segment> {
+        let path = |suffix: &str| segment_path(dir, base_offset, &format!("{suffix}{file_suffix}"));
+        let log = open_log_file(&path(LOG_SUFFIX), true)?;
         Ok(Segment {
             base_offset,
             log: Arc::new(log),
@@ -101,12 +116,12 @@ impl Segment {
             size_bytes: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::create(
-                &segment_path(dir, base_offset, INDEX_SUFFIX),
+                &path(INDEX_SUFFIX),
                 base_offset,
                 config.segment_index_bytes,
             )?,
             time_index: TimeIndex::create(
-                &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
+                &path(TIME_INDEX_SUFFIX),
                 base_offset,
                 config.segment_index_bytes,
             )?,
@@ -431,7 +446,10 @@ impl Segment {
         Ok(position)
     }
 
-    /// The first batch whose max timestamp is >= `timestamp_ms`: (base offset, max ts).
+    /// The first record whose timestamp is >= `timestamp_ms`: (offset, timestamp).
+    /// Batch headers narrow the search to one batch; only that batch's records are
+    /// decoded (ListOffsets by time is rare, so the per-record work stays off the hot
+    /// paths). With LogAppendTime every record carries the batch's max timestamp.
     pub fn find_by_timestamp(&self, timestamp_ms: i64) -> io::Result<Option<(i64, i64)>> {
         let from_offset = self
             .time_index
@@ -440,11 +458,47 @@ impl Segment {
         let (_, mut position) = self.offset_index.lookup(from_offset)?;
         while let Some(header) = self.read_header(position)? {
             if header.max_timestamp_ms >= timestamp_ms {
-                return Ok(Some((header.base_offset, header.max_timestamp_ms)));
+                return Ok(Some(self.first_record_at_or_after(
+                    position,
+                    &header,
+                    timestamp_ms,
+                )));
             }
             position += header.size_bytes().max(1);
         }
         Ok(None)
+    }
+
+    fn first_record_at_or_after(
+        &self,
+        position: u64,
+        header: &BatchHeader,
+        timestamp_ms: i64,
+    ) -> (i64, i64) {
+        let batch_level = (header.base_offset, header.max_timestamp_ms);
+        if header.attributes & TIMESTAMP_TYPE_BIT != 0 {
+            return batch_level;
+        }
+        let mut batch = vec![0u8; usize::try_from(header.size_bytes()).unwrap_or(0)];
+        if let Err(e) = self.log.read_exact_at(&mut batch, position) {
+            tracing::warn!(base_offset = header.base_offset, error = %e, "reading batch for a time lookup");
+            return batch_level;
+        }
+        let found = records::records_section(&batch, header).and_then(|section| {
+            let records = records::parse_records(header, &section)?;
+            Ok(records.iter().find_map(|r| {
+                let ts = header.base_timestamp_ms.saturating_add(r.timestamp_delta);
+                (ts >= timestamp_ms).then(|| (header.base_offset + i64::from(r.offset_delta), ts))
+            }))
+        });
+        match found {
+            Ok(Some(hit)) => hit,
+            Ok(None) => batch_level,
+            Err(e) => {
+                tracing::warn!(base_offset = header.base_offset, error = %e, "decoding batch for a time lookup");
+                batch_level
+            }
+        }
     }
 
     /// Drop every batch that holds an offset >= `offset` (a batch holding it is

@@ -208,9 +208,9 @@ fn segments_roll_by_time() {
     assert_eq!(log.segment_count(), 2);
     // An idle partition rolls in housekeeping, by the wall clock since the segment
     // was created (at now = 1501).
-    log.housekeeping(2501).unwrap();
+    log.housekeeping(2501, log.log_end_offset()).unwrap();
     assert_eq!(log.segment_count(), 2);
-    log.housekeeping(2502).unwrap();
+    log.housekeeping(2502, log.log_end_offset()).unwrap();
     assert_eq!(log.segment_count(), 3);
     assert_eq!(read_all(&log, 0).len(), 3);
 }
@@ -230,7 +230,7 @@ fn retention_by_time_deletes_old_segments_and_advances_log_start() {
     append(&mut log, &["old"], 100);
     append(&mut log, &["new"], 5000);
     assert_eq!(log.segment_count(), 2);
-    assert_eq!(log.housekeeping(5500).unwrap(), 1);
+    assert_eq!(log.housekeeping(5500, log.log_end_offset()).unwrap(), 1);
     assert_eq!(log.log_start_offset(), 1);
     assert!(matches!(
         log.read(0, 100, i64::MAX, true),
@@ -238,7 +238,7 @@ fn retention_by_time_deletes_old_segments_and_advances_log_start() {
     ));
     assert_eq!(values(&read_all(&log, 1)), vec![(1, "new")]);
     // When even the active segment is expired it is rolled and deleted.
-    assert_eq!(log.housekeeping(10_000).unwrap(), 1);
+    assert_eq!(log.housekeeping(10_000, log.log_end_offset()).unwrap(), 1);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
     assert_eq!(log.size_bytes(), 0);
     assert_eq!(append(&mut log, &["next"], 10_000).base_offset, 2);
@@ -261,7 +261,7 @@ fn retention_by_size_deletes_oldest_segments() {
         append(&mut log, &[&format!("v{i}")], 100);
     }
     assert_eq!(log.segment_count(), 5);
-    assert_eq!(log.housekeeping(200).unwrap(), 3);
+    assert_eq!(log.housekeeping(200, log.log_end_offset()).unwrap(), 3);
     assert_eq!(log.log_start_offset(), 3);
     assert_eq!(log.size_bytes(), batch_bytes * 2);
     assert_eq!(values(&read_all(&log, 3)), vec![(3, "v3"), (4, "v4")]);
@@ -501,7 +501,7 @@ fn producer_state_survives_crash_and_clean_restart() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     let dir = tempfile::tempdir().unwrap();
     let batch_bytes = TestBatch::new(&["a", "b"], 0).encode().len() as u64;
     let mut log = open(
@@ -512,12 +512,13 @@ fn offset_for_timestamp_finds_the_first_batch_at_or_after() {
         },
     );
     for i in 0..8 {
-        append(&mut log, &["a", "b"], 100 * (i + 1)); // max timestamp 100*(i+1) + 1
+        append(&mut log, &["a", "b"], 100 * (i + 1)); // records at 100*(i+1) and +1
     }
-    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((0, 101)));
-    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((2, 201)));
-    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((12, 701)));
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
+    // Inside a batch: the second record, not the batch's first.
+    assert_eq!(log.offset_for_timestamp(101).unwrap(), Some((1, 101)));
+    assert_eq!(log.offset_for_timestamp(102).unwrap(), Some((2, 200)));
+    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((12, 700)));
     assert_eq!(log.offset_for_timestamp(802).unwrap(), None);
     assert_eq!(log.max_timestamp_offset(), Some((15, 801)));
 }
@@ -866,8 +867,8 @@ fn flush_ms_flushes_in_housekeeping() {
         },
     );
     append(&mut log, &["a"], 10);
-    log.housekeeping(99).unwrap();
+    log.housekeeping(99, log.log_end_offset()).unwrap();
     assert_eq!(log.recovery_point(), 0);
-    log.housekeeping(100).unwrap();
+    log.housekeeping(100, log.log_end_offset()).unwrap();
     assert_eq!(log.recovery_point(), 1);
 }

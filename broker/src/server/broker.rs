@@ -28,6 +28,8 @@ pub struct Broker {
     /// Serializes metadata changes: plan against the image, append, apply.
     writer: AsyncMutex<MetadataWriter>,
     ready: AtomicBool,
+    /// The group coordinator, set once `__consumer_offsets` is loaded.
+    groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
 }
 
 struct MetadataWriter {
@@ -61,6 +63,7 @@ impl Broker {
                 next_producer_id,
             }),
             ready: AtomicBool::new(false),
+            groups: std::sync::OnceLock::new(),
             config,
         });
         let started = std::time::Instant::now();
@@ -87,6 +90,15 @@ impl Broker {
     /// replicated cluster takes this from broker registrations.
     pub fn live_brokers(&self) -> Vec<i32> {
         vec![self.node_id()]
+    }
+
+    /// The group coordinator; None until it has loaded.
+    pub fn groups(&self) -> Option<&Arc<super::coordinator::GroupRuntime>> {
+        self.groups.get()
+    }
+
+    pub fn set_groups(&self, runtime: Arc<super::coordinator::GroupRuntime>) {
+        let _ = self.groups.set(runtime);
     }
 
     pub fn set_ready(&self) {
@@ -219,11 +231,13 @@ impl Broker {
         Ok(id)
     }
 
-    /// Periodic log maintenance: roll, retention, flush.ms; refreshes gauges.
+    /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
+    /// compaction; refreshes gauges.
     pub fn housekeeping(&self) {
         let now = now_ms();
         for p in self.partitions.all() {
-            match p.with_log_mut(|log| log.housekeeping(now)) {
+            let hw = p.high_watermark();
+            match p.with_log_mut(|log| log.housekeeping(now, hw)) {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(topic = %p.topic, partition = p.index, segments = n, "deleted segments past retention")
@@ -231,6 +245,12 @@ impl Broker {
                 Err(e) => {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log housekeeping failed")
                 }
+            }
+            // A cleaning that fails before its swap leaves the log as it was and is
+            // retried next round; one that fails during the swap keeps serving the old
+            // segments, stops compacting that log, and is completed on the next open.
+            if let Err(e) = p.compact(now) {
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
         }
         self.refresh_log_gauges();

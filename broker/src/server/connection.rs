@@ -13,14 +13,23 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::sendfile::sendfile;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::api;
 use super::broker::Broker;
+use crate::log::FileSlice;
+use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::supported_versions;
+
+/// The most array elements one request may carry. The guard ensures each element was
+/// sent on the wire, but a decoded element can be tens of times its wire size (a
+/// 2-byte topic entry becomes a ~70-byte struct); this bounds the decoded size of any
+/// request to around 100 MB whatever the frame size limit.
+const MAX_REQUEST_ARRAY_ELEMENTS: usize = 1_000_000;
 
 /// Read granularity for request frames: a client that declares a large frame but
 /// sends little costs us only what it sent.
@@ -89,9 +98,51 @@ async fn serve_inner(
         }
         let frame = read_frame(&mut stream, size as usize).await?;
         if let Some(response) = handle_frame(broker, frame, peer).await? {
-            stream.write_all(&response).await?;
+            write_response(&mut stream, response).await?;
         }
     }
+}
+
+async fn write_response(stream: &mut TcpStream, response: api::Response) -> std::io::Result<()> {
+    match response {
+        api::Response::Frame(frame) => stream.write_all(&frame).await,
+        api::Response::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Bytes(b) => stream.write_all(&b).await?,
+                    Part::File(slice, len) => send_file(stream, &slice, len).await?,
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Send `len` bytes of a segment file straight from the page cache to the socket.
+async fn send_file(stream: &TcpStream, slice: &FileSlice, len: usize) -> std::io::Result<()> {
+    let mut offset = i64::try_from(slice.position).map_err(std::io::Error::other)?;
+    let end = offset + len as i64;
+    while offset < end {
+        stream.writable().await?;
+        let count = (end - offset) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            sendfile(stream, &*slice.file, Some(&mut offset), count).map_err(std::io::Error::from)
+        });
+        match sent {
+            // The frame's size is already on the wire: a file that shrank under us
+            // (truncated or deleted segment) leaves no way but closing the connection.
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "segment file ended before the fetched range",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<Bytes, Close> {
@@ -132,7 +183,7 @@ async fn handle_frame(
     broker: &Broker,
     frame: Bytes,
     peer: SocketAddr,
-) -> Result<Option<BytesMut>, Close> {
+) -> Result<Option<api::Response>, Close> {
     let head = match guard::check_request(&frame) {
         Ok(head) => head,
         Err(GuardError::UnsupportedVersion {
@@ -145,10 +196,10 @@ async fn handle_frame(
                 .requests_rejected
                 .with_label_values(&["unsupported_version"])
                 .inc();
-            return Ok(Some(api::api_versions::unsupported(
+            return Ok(Some(api::Response::Frame(api::api_versions::unsupported(
                 correlation_id,
                 api_version,
-            )));
+            ))));
         }
         Err(e) => {
             let reason = match e {
@@ -164,27 +215,29 @@ async fn handle_frame(
             return Err(Close::Refused(e.to_string()));
         }
     };
-    let unsupported = |what: &str| {
+    let refuse = |reason: &str, what: &str| {
         broker
             .metrics
             .requests_rejected
-            .with_label_values(&["unsupported_version"])
+            .with_label_values(&[reason])
             .inc();
         Close::Refused(format!(
             "{what} (API key {} version {})",
             head.api_key, head.api_version
         ))
     };
-    let api_key = ApiKey::try_from(head.api_key).map_err(|_| unsupported("unknown API"))?;
+    let unsupported = |what: &str| refuse("unsupported_version", what);
+    let api_key =
+        ApiKey::try_from(head.api_key).map_err(|_| refuse("unknown_api", "unknown API"))?;
     let Some((lo, hi)) = supported_versions(api_key) else {
-        return Err(unsupported(&format!("{api_key:?} is not served")));
+        return Err(refuse("unknown_api", &format!("{api_key:?} is not served")));
     };
     if head.api_version < lo || head.api_version > hi {
         if api_key == ApiKey::ApiVersions {
-            return Ok(Some(api::api_versions::unsupported(
+            return Ok(Some(api::Response::Frame(api::api_versions::unsupported(
                 head.correlation_id,
                 head.api_version,
-            )));
+            ))));
         }
         return Err(unsupported(&format!(
             "{api_key:?} version outside {lo}-{hi}"
@@ -197,8 +250,17 @@ async fn handle_frame(
             "Produce v0-2 (message format v0/v1) is not supported",
         ));
     }
+    if head.array_elements > MAX_REQUEST_ARRAY_ELEMENTS {
+        return Err(refuse(
+            "too_large",
+            &format!(
+                "{} array elements exceed the limit of {MAX_REQUEST_ARRAY_ELEMENTS} per request",
+                head.array_elements
+            ),
+        ));
+    }
     let mut buf = frame;
-    let header = RequestHeader::decode(&mut buf, api_key.request_header_version(head.api_version))
+    let header = RequestHeader::decode(&mut buf, head.header_version)
         .map_err(|e| Close::Refused(format!("request header: {e}")))?;
     let ctx = api::RequestContext {
         api_key,

@@ -29,7 +29,13 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     let b = broker.clone();
-    let _ = tokio::task::spawn_blocking(move || b.refresh_log_gauges()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        b.refresh_log_gauges();
+        if let Some(groups) = b.groups() {
+            groups.refresh_metrics(&b);
+        }
+    })
+    .await;
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         broker.metrics.render(),

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod broker;
 pub mod connection;
+pub mod coordinator;
 pub mod http;
 pub mod partition;
 
@@ -58,7 +59,16 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             .expect("open task")
     };
     let broker = opened.map_err(StartError::Storage)?;
+    let groups = coordinator::start(&broker)
+        .await
+        .map_err(StartError::Storage)?;
+    broker.set_groups(groups.clone());
     let tasks = TaskTracker::new();
+    tasks.spawn(coordinator::run_timer(
+        broker.clone(),
+        groups,
+        shutdown.clone(),
+    ));
     tasks.spawn(http::serve(broker.clone(), http_listener, shutdown.clone()));
     tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
     broker.set_ready();

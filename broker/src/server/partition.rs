@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::log::compaction::CompactionStats;
 use crate::log::{AppendError, AppendInfo, Log, LogConfig, ReadError, ReadInfo};
 
 pub struct Partition {
@@ -123,6 +124,20 @@ impl Partition {
 
     pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
         f(&mut self.log.write())
+    }
+
+    /// Compact the log if it is due: plan under the read lock, clean with no lock
+    /// (appends and fetches go on), install under the write lock. `None` when nothing
+    /// was due or the log changed meanwhile.
+    pub fn compact(&self, now_ms: i64) -> std::io::Result<Option<CompactionStats>> {
+        let hw = self.high_watermark();
+        let Some(plan) = self.with_log(|log| log.plan_compaction(now_ms, hw)) else {
+            return Ok(None);
+        };
+        let result = plan.run()?;
+        let stats = result.stats.clone();
+        let installed = self.with_log_mut(|log| log.install_compaction(result))?;
+        Ok(installed.then_some(stats))
     }
 }
 

@@ -1,49 +1,44 @@
 //! Fetch: whole batches from each partition up to the high watermark, waiting up to
 //! max_wait_ms for min_bytes to arrive.
 //!
+//! Record data is not read here: each partition contributes a file range that the
+//! connection sends with sendfile (see `protocol::fetch_response`).
+//!
 //! Fetch sessions (KIP-227) are not kept: every request is answered in full and the
 //! response carries session id 0, which clients accept as "no session".
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use super::{count_error, RequestContext};
-use crate::log::batch::BatchHeader;
-use crate::log::ReadError;
+use crate::log::{FileSlice, ReadError};
 use crate::server::broker::Broker;
 
-/// Records counted in a run of whole batches (recordsCount of each v2 header).
-fn records_in(mut batches: &[u8]) -> u64 {
-    let mut n = 0u64;
-    while let Some(h) = BatchHeader::parse_prefix(batches) {
-        n += u64::try_from(h.records_count).unwrap_or(0);
-        batches = batches
-            .get(usize::try_from(h.size_bytes()).unwrap_or(usize::MAX)..)
-            .unwrap_or_default();
-    }
-    n
+/// A fetch answer: the response fields, and per topic and partition the record data
+/// as a file range (`None`: no records).
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub records: Vec<Vec<Option<(FileSlice, usize)>>>,
 }
 
 struct Gathered {
-    response: FetchResponse,
+    reply: FetchReply,
     bytes: usize,
     any_error: bool,
 }
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) -> FetchReply {
     if req.session_id != 0 {
-        count_error(
-            broker,
-            ctx.api_key,
-            ResponseError::FetchSessionIdNotFound.code(),
-        );
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        let code = ResponseError::FetchSessionIdNotFound.code();
+        count_error(broker, ctx.api_key, code);
+        return FetchReply {
+            response: FetchResponse::default().with_error_code(code),
+            records: vec![],
+        };
     }
     let max_wait_ms = u64::try_from(req.max_wait_ms)
         .unwrap_or(0)
@@ -58,12 +53,21 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
             || watchers.is_empty()
             || tokio::time::Instant::now() >= deadline;
         if done {
-            for t in &gathered.response.responses {
-                for p in &t.partitions {
-                    count_error(broker, ctx.api_key, p.error_code);
+            let reply = gathered.reply;
+            for (t, topic) in reply.response.responses.iter().enumerate() {
+                let name = topic.topic.0.as_str();
+                for (p, part) in topic.partitions.iter().enumerate() {
+                    count_error(broker, ctx.api_key, part.error_code);
+                    if let Some((_, len)) = &reply.records[t][p] {
+                        broker
+                            .metrics
+                            .bytes_out
+                            .with_label_values(&[name])
+                            .inc_by(*len as u64);
+                    }
                 }
             }
-            return gathered.response;
+            return reply;
         }
         // Watchers were subscribed before reading, so an append that raced with the
         // read still wakes us.
@@ -88,86 +92,77 @@ fn gather(
     let mut bytes = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
+    let mut records = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = topic.topic.0.as_str();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
+        let mut topic_records = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
             let mut pd = PartitionData::default().with_partition_index(fp.partition);
+            let mut slice = None;
             let hosted = image
                 .partition(name, fp.partition)
                 .and(broker.partitions.get(name, fp.partition));
-            let Some(partition) = hosted else {
-                pd.error_code = ResponseError::UnknownTopicOrPartition.code();
-                any_error = true;
-                partitions.push(pd);
-                continue;
-            };
-            let epoch = partition.leader_epoch();
-            if v >= 9 && fp.current_leader_epoch != -1 && fp.current_leader_epoch != epoch {
-                pd.error_code = if fp.current_leader_epoch < epoch {
-                    ResponseError::FencedLeaderEpoch.code()
-                } else {
-                    ResponseError::UnknownLeaderEpoch.code()
-                };
-                any_error = true;
-                partitions.push(pd);
-                continue;
-            }
-            watchers.push(partition.subscribe());
-            let limit = usize::try_from(fp.partition_max_bytes)
-                .unwrap_or(0)
-                .min(remaining);
-            // Kafka's rule: the first batch of the response is returned whole even
-            // above the limits, or a consumer facing a large batch would stall.
-            let min_one = bytes == 0;
-            let records = match partition.read(fp.fetch_offset, limit, min_one) {
-                Ok(info) => {
-                    pd.log_start_offset = info.log_start_offset;
-                    match info.slice.map(|s| s.read_to_bytes()).transpose() {
-                        Ok(r) => r.unwrap_or_default(),
-                        Err(e) => {
-                            tracing::error!(topic = name, partition = fp.partition, error = %e, "log read failed");
-                            pd.error_code = ResponseError::KafkaStorageError.code();
-                            Bytes::new()
+            match hosted {
+                None => pd.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    let epoch = partition.leader_epoch();
+                    if v >= 9 && fp.current_leader_epoch != -1 && fp.current_leader_epoch != epoch {
+                        pd.error_code = if fp.current_leader_epoch < epoch {
+                            ResponseError::FencedLeaderEpoch.code()
+                        } else {
+                            ResponseError::UnknownLeaderEpoch.code()
+                        };
+                    } else {
+                        watchers.push(partition.subscribe());
+                        let limit = usize::try_from(fp.partition_max_bytes)
+                            .unwrap_or(0)
+                            .min(remaining);
+                        // Kafka's rule: the first batch of the response is returned whole
+                        // even above the limits, or a consumer facing a large batch stalls.
+                        let min_one = bytes == 0;
+                        match partition.read(fp.fetch_offset, limit, min_one) {
+                            Ok(info) => {
+                                pd.log_start_offset = info.log_start_offset;
+                                if let Some(s) = info.slice {
+                                    let records_out = info.next_offset - fp.fetch_offset.max(0);
+                                    broker
+                                        .metrics
+                                        .messages_out
+                                        .with_label_values(&[name])
+                                        .inc_by(u64::try_from(records_out).unwrap_or(0));
+                                    bytes += s.len;
+                                    remaining = remaining.saturating_sub(s.len);
+                                    slice = Some(s);
+                                }
+                            }
+                            Err(ReadError::OffsetOutOfRange {
+                                log_start_offset, ..
+                            }) => {
+                                pd.error_code = ResponseError::OffsetOutOfRange.code();
+                                pd.log_start_offset = log_start_offset;
+                            }
+                            Err(ReadError::Io(e)) => {
+                                tracing::error!(topic = name, partition = fp.partition, error = %e, "log read failed");
+                                pd.error_code = ResponseError::KafkaStorageError.code();
+                            }
                         }
+                        let hw = partition.high_watermark();
+                        pd.high_watermark = hw;
+                        // No transactions: everything below the high watermark is stable.
+                        pd.last_stable_offset = hw;
                     }
                 }
-                Err(ReadError::OffsetOutOfRange {
-                    log_start_offset, ..
-                }) => {
-                    pd.error_code = ResponseError::OffsetOutOfRange.code();
-                    pd.log_start_offset = log_start_offset;
-                    Bytes::new()
-                }
-                Err(ReadError::Io(e)) => {
-                    tracing::error!(topic = name, partition = fp.partition, error = %e, "log read failed");
-                    pd.error_code = ResponseError::KafkaStorageError.code();
-                    Bytes::new()
-                }
-            };
-            any_error |= pd.error_code != 0;
-            if !records.is_empty() {
-                broker
-                    .metrics
-                    .bytes_out
-                    .with_label_values(&[name])
-                    .inc_by(records.len() as u64);
-                broker
-                    .metrics
-                    .messages_out
-                    .with_label_values(&[name])
-                    .inc_by(records_in(&records));
             }
-            bytes += records.len();
-            remaining = remaining.saturating_sub(records.len());
-            let hw = partition.high_watermark();
-            pd.high_watermark = hw;
-            pd.last_stable_offset = hw;
+            any_error |= pd.error_code != 0;
             if v < 5 {
                 pd.log_start_offset = -1;
             }
             pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
-            pd.records = Some(records);
+            topic_records.push(slice.map(|s| {
+                let len = s.len;
+                (s, len)
+            }));
             partitions.push(pd);
         }
         responses.push(
@@ -175,9 +170,13 @@ fn gather(
                 .with_topic(topic.topic.clone())
                 .with_partitions(partitions),
         );
+        records.push(topic_records);
     }
     Gathered {
-        response: FetchResponse::default().with_responses(responses),
+        reply: FetchReply {
+            response: FetchResponse::default().with_responses(responses),
+            records,
+        },
         bytes,
         any_error,
     }

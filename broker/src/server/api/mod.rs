@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
@@ -20,6 +21,8 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::broker::Broker;
 use super::connection::encode_response;
+use crate::log::FileSlice;
+use crate::protocol::fetch_response::{self, Part};
 
 pub struct RequestContext {
     pub api_key: ApiKey,
@@ -44,6 +47,17 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "Other",
     }
 }
@@ -67,12 +81,19 @@ fn decode<T: Decodable>(mut body: Bytes, version: i16) -> anyhow::Result<T> {
     T::decode(&mut body, version)
 }
 
+/// An encoded response frame: in one buffer, or in parts where record data is sent
+/// from segment files.
+pub enum Response {
+    Frame(BytesMut),
+    Parts(Vec<Part<FileSlice>>),
+}
+
 /// Decode the body, run the handler, encode the response (None for acks=0 produce).
 pub async fn dispatch(
     broker: &Broker,
     ctx: &RequestContext,
     body: Bytes,
-) -> anyhow::Result<Option<BytesMut>> {
+) -> anyhow::Result<Option<Response>> {
     let v = ctx.version;
     let encode = |resp: &dyn ErasedEncodable| resp.encode_frame(ctx);
     let frame = match ctx.api_key {
@@ -82,7 +103,12 @@ pub async fn dispatch(
             Some(resp) => encode(&resp),
             None => return Ok(None),
         },
-        ApiKey::Fetch => encode(&fetch::handle(broker, ctx, decode(body, v)?).await),
+        ApiKey::Fetch => {
+            let reply = fetch::handle(broker, ctx, decode(body, v)?).await;
+            let parts =
+                fetch_response::encode(&reply.response, reply.records, v, ctx.correlation_id);
+            return Ok(Some(Response::Parts(parts)));
+        }
         ApiKey::ListOffsets => encode(&offsets::handle(broker, ctx, decode(body, v)?)),
         ApiKey::OffsetForLeaderEpoch => encode(&offsets::offset_for_leader_epoch(
             broker,
@@ -104,9 +130,20 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
         }
+        ApiKey::FindCoordinator => encode(&groups::find_coordinator(broker, ctx, decode(body, v)?)),
+        ApiKey::JoinGroup => encode(&groups::join_group(broker, ctx, decode(body, v)?).await),
+        ApiKey::SyncGroup => encode(&groups::sync_group(broker, ctx, decode(body, v)?).await),
+        ApiKey::Heartbeat => encode(&groups::heartbeat(broker, ctx, decode(body, v)?)),
+        ApiKey::LeaveGroup => encode(&groups::leave_group(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetCommit => encode(&groups::offset_commit(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
+        ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?)),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
-    Ok(Some(frame))
+    Ok(Some(Response::Frame(frame)))
 }
 
 /// Lets `dispatch` encode any response type through one closure.

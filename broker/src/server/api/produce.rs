@@ -17,6 +17,7 @@ fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
+        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
     }
 }
