@@ -4,23 +4,33 @@
 #   e2e/compat.sh BOOTSTRAP            # e.g. e2e/compat.sh 127.0.0.1:19092
 #
 # Suites: kcat (librdkafka, from Debian), kafka-python and confluent-kafka (PyPI, in a
-# venv under ${FJORD_CACHE:-~/.cache/fjord}), and the Java kafka-clients suite once per
-# version in JAVA_CLIENT_VERSIONS (default "3.9.2 4.4.0": the last 3.x line and the newest).
-# Each installs what it needs on first use. One summary line per suite, then
-# "N passed, N failed" (suites); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
-# SUITES picks a subset: any of kcat kafka-python confluent-kafka java.
+# venv under ${FJORD_CACHE:-~/.cache/fjord}), the Java kafka-clients suite once per
+# version in JAVA_CLIENT_VERSIONS (default "3.9.2 4.4.0": the last 3.x line and the newest),
+# and spring (Spring Kafka with spring-context). Each installs what it needs on first use.
+# One summary line per suite, then "N passed, N failed" (suites; ", N skipped" follows when
+# a suite was skipped); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
+# SUITES picks a subset: any of kcat kafka-python confluent-kafka java spring.
+# COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
+# "groups"; the spring suite is all groups, so it is skipped); default 1, included.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring}"
+COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
+case "$COMPAT_GROUPS" in
+  1) pytest_groups=(); maven_groups=() ;;
+  0) pytest_groups=(-m "not groups"); maven_groups=(-DexcludedGroups=groups) ;;
+  *) echo "compat.sh: COMPAT_GROUPS must be 0 or 1, not '$COMPAT_GROUPS'" >&2; exit 2 ;;
+esac
 CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
 LOG_DIR="${LOG_DIR:-$CACHE/compat-logs/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$LOG_DIR"
 
 passed=0
 failed=0
+skipped=0
 
 # run_suite NAME COMMAND...: runs one suite with its output in $LOG_DIR/NAME.log, then
 # prints "PASS|FAIL NAME (detail, seconds)" where the detail comes from the log.
@@ -48,7 +58,7 @@ summary_of() {
     kafka-python|confluent-kafka)
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
-    java-*)
+    java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
         | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
   esac
@@ -60,18 +70,34 @@ need python3
 for suite in $SUITES; do
   case "$suite" in
     kcat) run_suite kcat "$HERE/kcat.sh" "$bootstrap" ;;
-    kafka-python) run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" test_checks.py test_kafka_python.py ;;
-    confluent-kafka) run_suite confluent-kafka "$HERE/python/run.sh" "$bootstrap" test_confluent_kafka.py ;;
+    kafka-python)
+      run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" "${pytest_groups[@]}" \
+        test_checks.py test_group_checks.py test_kafka_python.py test_groups_kafka_python.py ;;
+    confluent-kafka)
+      run_suite confluent-kafka "$HERE/python/run.sh" "$bootstrap" "${pytest_groups[@]}" \
+        test_confluent_kafka.py test_groups_confluent_kafka.py ;;
     java)
       need java; need mvn
       for v in $JAVA_CLIENT_VERSIONS; do
         run_suite "java-$v" env FJORD_BOOTSTRAP="$bootstrap" \
-          mvn -B -f "$HERE/java/pom.xml" test -Dkafka.version="$v"
+          mvn -B -f "$HERE/java/pom.xml" test -Dkafka.version="$v" "${maven_groups[@]}"
       done ;;
+    spring)
+      need java; need mvn
+      if [[ $COMPAT_GROUPS == 0 ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP spring (COMPAT_GROUPS=0: it needs consumer groups)"
+      else
+        run_suite spring env FJORD_BOOTSTRAP="$bootstrap" mvn -B -f "$HERE/spring/pom.xml" test
+      fi ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done
 
 echo "logs: $LOG_DIR"
-echo "$passed passed, $failed failed"
+if [[ $skipped -gt 0 ]]; then
+  echo "$passed passed, $failed failed, $skipped skipped"
+else
+  echo "$passed passed, $failed failed"
+fi
 [[ $failed -eq 0 ]]
