@@ -3,11 +3,12 @@
 //! acks=all records with unique ids, and a network that delays, drops and reorders
 //! messages and can cut a broker off. Brokers crash (their log stays, everything else
 //! is lost) and restart. One seed fixes every choice, so a failing run replays exactly:
-//! `FJORD_SIM_SEED=<n> cargo test -p fjord-broker --lib replication::sim`.
+//! `FJORD_SIM_SEED=<n> cargo test -p fjord-broker --lib replication::sim`; a longer soak:
+//! `FJORD_SIM_SEEDS=<count>`.
 //!
 //! One test per invariant, each over many seeds:
 //! - no acknowledged acks=all write is lost (RF 3, min.insync.replicas 2, at most one
-//!   broker crashed or cut off at a time);
+//!   broker crashed, cut off or shutting down at a time);
 //! - the high watermark clients read from the current leader never goes back;
 //! - at most one broker leads a partition in a given leader epoch;
 //! - a follower's log up to its high watermark is a prefix of the leader's.
@@ -41,8 +42,8 @@ const CONTROLLER: Node = 0;
 const CLIENT: Node = 100;
 const STEP_MS: i64 = 10;
 /// Faults and traffic run this long, then the network heals and the cluster settles.
-const FAULTY_MS: i64 = 20_000;
-const SETTLE_MS: i64 = 8_000;
+const FAULTY_MS: i64 = 15_000;
+const SETTLE_MS: i64 = 5_000;
 const HEARTBEAT_MS: i64 = 300;
 const REGISTER_RETRY_MS: i64 = 1_000;
 const REQUEST_TIMEOUT_MS: i64 = 3_000;
@@ -133,6 +134,8 @@ enum Fault {
     Isolated(BrokerId),
     /// Cut off from the controller only: still fetched from and fetching.
     CutFromController(BrokerId),
+    /// SIGTERM: controlled shutdown, then the process exits (restarted on heal).
+    ControlledShutdown(BrokerId),
 }
 
 /// What a broker process holds; only `log` survives a crash.
@@ -142,6 +145,7 @@ struct Broker {
     log: MemLog,
     broker_epoch: Option<BrokerEpoch>,
     register_nonce: u64,
+    shutting_down: bool,
     next_register_ms: i64,
     next_heartbeat_ms: i64,
     metadata: ClusterState,
@@ -160,6 +164,7 @@ impl Broker {
             log,
             broker_epoch: None,
             register_nonce: 0,
+            shutting_down: false,
             next_register_ms: 0,
             next_heartbeat_ms: 0,
             metadata: ClusterState::default(),
@@ -192,6 +197,7 @@ pub(super) struct Outcome {
     /// Leader epochs led, truncations done: how much the run exercised.
     pub leader_epochs: usize,
     pub truncations: usize,
+    pub controlled_shutdowns: usize,
 }
 
 struct Sim {
@@ -214,6 +220,7 @@ struct Sim {
     leaders_by_epoch: BTreeMap<LeaderEpoch, BrokerId>,
     trace: VecDeque<String>,
     truncations: usize,
+    controlled_shutdowns: usize,
     check: Invariant,
 }
 
@@ -272,6 +279,7 @@ impl Sim {
             leaders_by_epoch: BTreeMap::new(),
             trace: VecDeque::new(),
             truncations: 0,
+            controlled_shutdowns: 0,
             check,
         }
     }
@@ -297,7 +305,7 @@ impl Sim {
             Fault::CutFromController(b) => {
                 !((from == b && to == CONTROLLER) || (from == CONTROLLER && to == b))
             }
-            Fault::None | Fault::Crashed(_) => true,
+            Fault::None | Fault::Crashed(_) | Fault::ControlledShutdown(_) => true,
         }
     }
 
@@ -343,6 +351,7 @@ impl Sim {
             acked: self.acked.len(),
             leader_epochs: self.leaders_by_epoch.len(),
             truncations: self.truncations,
+            controlled_shutdowns: self.controlled_shutdowns,
         })
     }
 
@@ -352,12 +361,16 @@ impl Sim {
         }
         if self.fault == Fault::None && self.now >= self.next_fault_ms {
             let b = self.rng.range(1, BROKERS as i64) as BrokerId;
-            self.fault = match self.rng.below(3) {
+            self.fault = match self.rng.below(4) {
                 0 => {
                     self.crash(b);
                     Fault::Crashed(b)
                 }
                 1 => Fault::Isolated(b),
+                2 => {
+                    self.broker(b).shutting_down = true;
+                    Fault::ControlledShutdown(b)
+                }
                 _ => Fault::CutFromController(b),
             };
             self.fault_until = self.now + self.rng.range(500, 4_000);
@@ -367,7 +380,7 @@ impl Sim {
 
     fn heal(&mut self) {
         self.trace(format!("heal {:?}", self.fault));
-        if let Fault::Crashed(b) = self.fault {
+        if let Fault::Crashed(b) | Fault::ControlledShutdown(b) = self.fault {
             self.restart(b);
         }
         self.fault = Fault::None;
@@ -522,6 +535,13 @@ impl Sim {
                     Err(ResponseError::StaleBrokerEpoch | ResponseError::BrokerIdNotRegistered)
                 ) {
                     broker.broker_epoch = None;
+                }
+                if broker.shutting_down && reply.is_ok_and(|r| r.should_shut_down) {
+                    // Leaderships moved away: the process exits.
+                    self.trace(format!("broker {b}: controlled shutdown done"));
+                    self.controlled_shutdowns += 1;
+                    self.crash(b);
+                    return Ok(());
                 }
                 if from_offset != broker.metadata_offset {
                     return Ok(());
@@ -782,7 +802,7 @@ impl Sim {
                         broker: b,
                         broker_epoch,
                         want_fence: false,
-                        want_shut_down: false,
+                        want_shut_down: broker.shutting_down,
                     },
                     metadata_offset: broker.metadata_offset,
                 };
@@ -907,23 +927,27 @@ mod tests {
 
     /// Every seed (or only `FJORD_SIM_SEED`), failing with the first bad seed's report.
     fn check_seeds(invariant: Invariant) {
+        let count = std::env::var("FJORD_SIM_SEEDS")
+            .map(|s| s.parse().expect("FJORD_SIM_SEEDS is a number"))
+            .unwrap_or(SEEDS);
         let seeds: Vec<u64> = match std::env::var("FJORD_SIM_SEED") {
             Ok(s) => vec![s.parse().expect("FJORD_SIM_SEED is a number")],
-            Err(_) => (0..SEEDS).collect(),
+            Err(_) => (0..count).collect(),
         };
-        let (mut acked, mut epochs, mut truncations) = (0, 0, 0);
+        let (mut acked, mut epochs, mut truncations, mut shutdowns) = (0, 0, 0, 0);
         for &seed in &seeds {
             match run_seed(seed, invariant) {
                 Ok(outcome) => {
                     acked += outcome.acked;
                     epochs += outcome.leader_epochs;
                     truncations += outcome.truncations;
+                    shutdowns += outcome.controlled_shutdowns;
                 }
                 Err(report) => panic!("{invariant:?} broken\n{report}"),
             }
         }
         println!(
-            "{} seeds: {acked} acknowledged writes, {epochs} leader epochs, {truncations} truncations",
+            "{} seeds: {acked} acknowledged writes, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns",
             seeds.len()
         );
         // A run that acknowledges nothing proves nothing.
