@@ -90,10 +90,10 @@ fn a_registered_broker_is_fenced_until_a_heartbeat_says_it_caught_up() {
         ..heartbeat(1, epoch.0)
     };
     let (reply, records) = c.heartbeat(1, behind);
-    assert_eq!(reply.unwrap().is_fenced, true);
+    assert!(reply.unwrap().is_fenced);
     assert_eq!(records, vec![]);
     let (reply, records) = c.heartbeat(2, heartbeat(1, epoch.0));
-    assert_eq!(reply.unwrap().is_fenced, false);
+    assert!(!reply.unwrap().is_fenced);
     assert_eq!(
         records,
         vec![ControllerRecord::BrokerUnfenced {
