@@ -12,6 +12,7 @@
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
 //! - `log::producer_state`: idempotent producer sequence tracking.
 //! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
+//! - `replication`: pure state machines of partition leaders, followers and the controller.
 //! - `protocol`: Kafka framing, the request guard, advertised API versions.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), HTTP metrics/health.
@@ -23,4 +24,5 @@ pub mod log;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod replication;
 pub mod server;

@@ -1,0 +1,916 @@
+//! The controller's decisions: broker registration, heartbeats and fencing, partition
+//! leader election, AlterPartition, controlled shutdown, preferred-leader election,
+//! reassignment and rack-aware placement.
+//!
+//! Every decision is a list of [`ControllerRecord`]s. The controller applies them to its
+//! own [`ClusterState`] at once (so the next decision sees them, as Kafka's active
+//! controller does) and the runtime appends them to the metadata Raft log; every broker
+//! applies the committed records, in log order, to its own `ClusterState`. A new active
+//! controller starts from the committed state. Broker liveness (last heartbeat) is the
+//! only state kept outside the log.
+//!
+//! # Mapping onto `metadata::image::MetadataRecord`
+//!
+//! | ControllerRecord        | MetadataRecord (to add in image.rs)          | Kafka record                       |
+//! |-------------------------|----------------------------------------------|------------------------------------|
+//! | `BrokerRegistered`      | new `BrokerRegistered` (brokers map, fenced) | RegisterBrokerRecord (fenced=true) |
+//! | `BrokerUnfenced`        | new `BrokerUnfenced`                         | UnfenceBrokerRecord                |
+//! | `BrokerFenced`          | new `BrokerFenced`                           | FenceBrokerRecord                  |
+//! | `BrokerShuttingDown`    | new `BrokerShuttingDown`                     | BrokerRegistrationChangeRecord     |
+//! | `BrokerUnregistered`    | new `BrokerUnregistered`                     | UnregisterBrokerRecord             |
+//! | `TopicCreated`          | existing `TopicCreated`                      | TopicRecord + PartitionRecord(s)   |
+//! | `PartitionChanged`      | new `PartitionChanged` (replace one entry)   | PartitionChangeRecord              |
+//!
+//! `PartitionState` needs three more fields to carry a [`PartitionRegistration`]:
+//! `partition_epoch`, `adding_replicas` and `removing_replicas` (default 0 / empty for
+//! records written before them, which is also how [`ClusterState::from_image`] reads
+//! today's image). `PartitionChanged` carries the whole new registration rather than
+//! Kafka's optional-field delta: applying it is a replacement, idempotent and easy to
+//! check.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::error::ResponseError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::leader::AlterPartitionRequest;
+use super::{
+    BrokerId, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration, TopicPartition, NO_LEADER,
+};
+use crate::metadata::image::MetadataImage;
+
+/// Changes with each registration of a broker process (Kafka uses the offset of the
+/// registration record). Requests carrying an older one come from a previous process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BrokerEpoch(pub i64);
+
+/// The topic config that allows electing a replica outside the ISR (losing data).
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// One change to the cluster metadata, decided by the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ControllerRecord {
+    /// A broker process registered; it starts fenced (KIP-841: no leadership, no ISR
+    /// membership) until a heartbeat says it has caught up with the metadata log.
+    BrokerRegistered {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        rack: Option<String>,
+    },
+    BrokerUnfenced {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    /// Heartbeats stopped for `broker.session.timeout.ms` (or a new process registered).
+    BrokerFenced {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    /// Controlled shutdown began: no new leaderships or ISR membership for it.
+    BrokerShuttingDown {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
+    BrokerUnregistered {
+        broker: BrokerId,
+    },
+    TopicCreated {
+        name: String,
+        topic_id: Uuid,
+        /// Indexed by partition number.
+        partitions: Vec<PartitionRegistration>,
+        configs: BTreeMap<String, String>,
+    },
+    /// The partition's new registration, replacing the old one whole.
+    PartitionChanged {
+        partition: TopicPartition,
+        registration: PartitionRegistration,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub epoch: BrokerEpoch,
+    pub rack: Option<String>,
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicInfo {
+    pub fn unclean_leader_election(&self) -> bool {
+        self.configs
+            .get(UNCLEAN_LEADER_ELECTION)
+            .map(String::as_str)
+            == Some("true")
+    }
+}
+
+/// What the records say: brokers, topics and partitions. The same on the controller
+/// and on every broker that applied the same records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterState {
+    brokers: BTreeMap<BrokerId, BrokerRegistration>,
+    topics: BTreeMap<Uuid, TopicInfo>,
+    partitions: BTreeMap<TopicPartition, PartitionRegistration>,
+    next_broker_epoch: i64,
+}
+
+impl ClusterState {
+    /// Today's image (topics, partitions, configs), with partition epochs at 0.
+    pub fn from_image(image: &MetadataImage) -> ClusterState {
+        let mut state = ClusterState::default();
+        for topic in image.topics() {
+            state.topics.insert(
+                topic.id,
+                TopicInfo {
+                    name: topic.name.clone(),
+                    configs: topic.configs.clone(),
+                },
+            );
+            for p in &topic.partitions {
+                state.partitions.insert(
+                    TopicPartition {
+                        topic_id: topic.id,
+                        partition: p.partition,
+                    },
+                    PartitionRegistration {
+                        replicas: p.replicas.clone(),
+                        isr: Isr::new(p.isr.clone()),
+                        leader: p.leader,
+                        leader_epoch: LeaderEpoch(p.leader_epoch),
+                        partition_epoch: PartitionEpoch(0),
+                        adding_replicas: vec![],
+                        removing_replicas: vec![],
+                    },
+                );
+            }
+        }
+        state
+    }
+
+    pub fn broker(&self, broker: BrokerId) -> Option<&BrokerRegistration> {
+        self.brokers.get(&broker)
+    }
+
+    pub fn brokers(&self) -> impl Iterator<Item = (BrokerId, &BrokerRegistration)> {
+        self.brokers.iter().map(|(&b, r)| (b, r))
+    }
+
+    pub fn topic(&self, topic_id: &Uuid) -> Option<&TopicInfo> {
+        self.topics.get(topic_id)
+    }
+
+    pub fn partition(&self, partition: &TopicPartition) -> Option<&PartitionRegistration> {
+        self.partitions.get(partition)
+    }
+
+    pub fn partitions(&self) -> impl Iterator<Item = (TopicPartition, &PartitionRegistration)> {
+        self.partitions.iter().map(|(&tp, r)| (tp, r))
+    }
+
+    /// May lead and be in an ISR: registered, unfenced, not shutting down (KIP-841).
+    pub fn is_eligible(&self, broker: BrokerId) -> bool {
+        self.brokers
+            .get(&broker)
+            .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// Apply one committed record. A record that does not fit means a corrupt log.
+    pub fn apply(&mut self, record: &ControllerRecord) -> Result<(), String> {
+        match record {
+            ControllerRecord::BrokerRegistered {
+                broker,
+                broker_epoch,
+                rack,
+            } => {
+                self.next_broker_epoch = self.next_broker_epoch.max(broker_epoch.0 + 1);
+                self.brokers.insert(
+                    *broker,
+                    BrokerRegistration {
+                        epoch: *broker_epoch,
+                        rack: rack.clone(),
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                    },
+                );
+            }
+            ControllerRecord::BrokerUnfenced {
+                broker,
+                broker_epoch,
+            } => registered(&mut self.brokers, *broker, *broker_epoch)?.fenced = false,
+            ControllerRecord::BrokerFenced {
+                broker,
+                broker_epoch,
+            } => registered(&mut self.brokers, *broker, *broker_epoch)?.fenced = true,
+            ControllerRecord::BrokerShuttingDown {
+                broker,
+                broker_epoch,
+            } => {
+                registered(&mut self.brokers, *broker, *broker_epoch)?.in_controlled_shutdown = true
+            }
+            ControllerRecord::BrokerUnregistered { broker } => {
+                self.brokers
+                    .remove(broker)
+                    .ok_or_else(|| format!("broker {broker} is not registered"))?;
+            }
+            ControllerRecord::TopicCreated {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
+                if self.topics.contains_key(topic_id)
+                    || self.topics.values().any(|t| &t.name == name)
+                {
+                    return Err(format!("topic {name:?} ({topic_id}) already exists"));
+                }
+                self.topics.insert(
+                    *topic_id,
+                    TopicInfo {
+                        name: name.clone(),
+                        configs: configs.clone(),
+                    },
+                );
+                for (i, registration) in partitions.iter().enumerate() {
+                    let tp = TopicPartition {
+                        topic_id: *topic_id,
+                        partition: i as i32,
+                    };
+                    self.partitions.insert(tp, registration.clone());
+                }
+            }
+            ControllerRecord::PartitionChanged {
+                partition,
+                registration,
+            } => {
+                let current = self
+                    .partitions
+                    .get_mut(partition)
+                    .ok_or_else(|| format!("partition {partition} does not exist"))?;
+                if registration.partition_epoch <= current.partition_epoch
+                    || registration.leader_epoch < current.leader_epoch
+                {
+                    return Err(format!(
+                        "partition {partition}: change to partition epoch {} / leader epoch {} does not follow {} / {}",
+                        registration.partition_epoch.0,
+                        registration.leader_epoch.0,
+                        current.partition_epoch.0,
+                        current.leader_epoch.0
+                    ));
+                }
+                *current = registration.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The registration a broker record refers to; another epoch means a corrupt log.
+fn registered(
+    brokers: &mut BTreeMap<BrokerId, BrokerRegistration>,
+    broker: BrokerId,
+    epoch: BrokerEpoch,
+) -> Result<&mut BrokerRegistration, String> {
+    match brokers.get_mut(&broker) {
+        Some(r) if r.epoch == epoch => Ok(r),
+        Some(r) => Err(format!(
+            "broker {broker}: record for epoch {} but registered with {}",
+            epoch.0, r.epoch.0
+        )),
+        None => Err(format!("broker {broker} is not registered")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker without a heartbeat this long is fenced.
+    pub session_timeout_ms: i64,
+    /// `auto.leader.rebalance.enable`: move leadership back to the preferred replica.
+    pub auto_leader_rebalance: bool,
+}
+
+impl Default for ControllerConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        ControllerConfig {
+            session_timeout_ms: 9_000,
+            auto_leader_rebalance: true,
+        }
+    }
+}
+
+/// A broker heartbeat (BrokerHeartbeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub broker: BrokerId,
+    pub broker_epoch: BrokerEpoch,
+    /// The broker has not caught up with the metadata log yet: keep it fenced.
+    pub want_fence: bool,
+    /// The broker is shutting down (SIGTERM): move its leaderships away.
+    pub want_shut_down: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub is_fenced: bool,
+    /// Controlled shutdown is done: the broker leads nothing and may exit.
+    pub should_shut_down: bool,
+}
+
+/// The active controller.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    config: ControllerConfig,
+    state: ClusterState,
+    last_heartbeat_ms: BTreeMap<BrokerId, i64>,
+}
+
+impl Controller {
+    /// Take over with the committed `state`. Every registered broker gets a full session
+    /// from now: liveness was not in the log.
+    pub fn new(config: ControllerConfig, state: ClusterState, now_ms: i64) -> Controller {
+        let last_heartbeat_ms = state.brokers.keys().map(|&b| (b, now_ms)).collect();
+        Controller {
+            config,
+            state,
+            last_heartbeat_ms,
+        }
+    }
+
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    /// BrokerRegistration. A new process of a registered broker replaces the old
+    /// registration and starts fenced, so its partitions elect other leaders first.
+    pub fn register_broker(
+        &mut self,
+        now_ms: i64,
+        broker: BrokerId,
+        rack: Option<String>,
+    ) -> (BrokerEpoch, Vec<ControllerRecord>) {
+        let broker_epoch = BrokerEpoch(self.state.next_broker_epoch);
+        let mut records = vec![ControllerRecord::BrokerRegistered {
+            broker,
+            broker_epoch,
+            rack,
+        }];
+        self.commit(&records);
+        self.last_heartbeat_ms.insert(broker, now_ms);
+        records.extend(self.reelect_partitions_of(broker));
+        (broker_epoch, records)
+    }
+
+    /// BrokerHeartbeat.
+    pub fn heartbeat(
+        &mut self,
+        now_ms: i64,
+        heartbeat: Heartbeat,
+    ) -> (Result<HeartbeatReply, ResponseError>, Vec<ControllerRecord>) {
+        let Heartbeat {
+            broker,
+            broker_epoch,
+            ..
+        } = heartbeat;
+        let Some(registration) = self.state.brokers.get(&broker) else {
+            return (Err(ResponseError::BrokerIdNotRegistered), vec![]);
+        };
+        if registration.epoch != broker_epoch {
+            return (Err(ResponseError::StaleBrokerEpoch), vec![]);
+        }
+        self.last_heartbeat_ms.insert(broker, now_ms);
+        let registration = registration.clone();
+        let mut records = Vec::new();
+        if heartbeat.want_shut_down && !registration.in_controlled_shutdown {
+            let r = vec![ControllerRecord::BrokerShuttingDown {
+                broker,
+                broker_epoch,
+            }];
+            self.commit(&r);
+            records.extend(r);
+            records.extend(self.reelect_partitions_of(broker));
+        } else if registration.fenced
+            && !heartbeat.want_fence
+            && !registration.in_controlled_shutdown
+        {
+            let r = vec![ControllerRecord::BrokerUnfenced {
+                broker,
+                broker_epoch,
+            }];
+            self.commit(&r);
+            records.extend(r);
+            // Offline partitions whose last ISR member this is come back.
+            records.extend(self.elect_offline_partitions());
+        }
+        let now = &self.state.brokers[&broker];
+        let leads_something = self.state.partitions.values().any(|p| p.leader == broker);
+        let reply = HeartbeatReply {
+            is_fenced: now.fenced,
+            should_shut_down: now.in_controlled_shutdown && !leads_something,
+        };
+        (Ok(reply), records)
+    }
+
+    /// Time passed: fence brokers whose session expired, elect leaders for offline
+    /// partitions, move leadership back to preferred replicas, finish reassignments.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<ControllerRecord> {
+        let mut records = Vec::new();
+        let expired: Vec<(BrokerId, BrokerEpoch)> = self
+            .state
+            .brokers
+            .iter()
+            .filter(|(_, r)| !r.fenced)
+            .filter(|(b, _)| {
+                let last = self.last_heartbeat_ms.get(b).copied().unwrap_or(now_ms);
+                now_ms - last > self.config.session_timeout_ms
+            })
+            .map(|(&b, r)| (b, r.epoch))
+            .collect();
+        // One broker at a time, as Kafka: each fencing sees the previous one's result, so
+        // an ISR keeps its last member.
+        for (broker, broker_epoch) in expired {
+            let r = vec![ControllerRecord::BrokerFenced {
+                broker,
+                broker_epoch,
+            }];
+            self.commit(&r);
+            records.extend(r);
+            records.extend(self.reelect_partitions_of(broker));
+        }
+        records.extend(self.elect_offline_partitions());
+        let tps: Vec<TopicPartition> = self.state.partitions.keys().copied().collect();
+        for tp in tps {
+            if let Some(next) = self.complete_reassignment(tp) {
+                records.push(self.change(tp, next));
+            }
+        }
+        if self.config.auto_leader_rebalance {
+            records.extend(self.elect_preferred_leaders());
+        }
+        records
+    }
+
+    /// AlterPartition from a partition leader: validate, then commit the new ISR (and
+    /// complete a reassignment it makes possible). Returns the partition's new state.
+    pub fn alter_partition(
+        &mut self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        request: &AlterPartitionRequest,
+    ) -> (
+        Result<PartitionRegistration, ResponseError>,
+        Vec<ControllerRecord>,
+    ) {
+        match self.check_alter_partition(broker, broker_epoch, request) {
+            Err(code) => (Err(code), vec![]),
+            Ok(next) => {
+                let tp = request.partition;
+                let mut records = vec![self.change(tp, next)];
+                if let Some(done) = self.complete_reassignment(tp) {
+                    records.push(self.change(tp, done));
+                }
+                (Ok(self.state.partitions[&tp].clone()), records)
+            }
+        }
+    }
+
+    fn check_alter_partition(
+        &self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        request: &AlterPartitionRequest,
+    ) -> Result<PartitionRegistration, ResponseError> {
+        match self.state.brokers.get(&broker) {
+            None => return Err(ResponseError::BrokerIdNotRegistered),
+            Some(r) if r.epoch != broker_epoch => return Err(ResponseError::StaleBrokerEpoch),
+            Some(_) => {}
+        }
+        let current = self
+            .state
+            .partitions
+            .get(&request.partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        if current.leader != broker {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if request.leader_epoch != current.leader_epoch {
+            return Err(ResponseError::FencedLeaderEpoch);
+        }
+        // KIP-497: the proposal must be built on the current state.
+        if request.partition_epoch != current.partition_epoch {
+            return Err(ResponseError::InvalidUpdateVersion);
+        }
+        let new_isr = &request.new_isr;
+        let is_replica =
+            |b: &BrokerId| current.replicas.contains(b) || current.adding_replicas.contains(b);
+        if !new_isr.contains(broker) || !new_isr.members().iter().all(is_replica) {
+            return Err(ResponseError::InvalidRequest);
+        }
+        // KIP-841: a fenced or shutting-down broker may not join the ISR.
+        if new_isr
+            .members()
+            .iter()
+            .any(|&b| !current.isr.contains(b) && !self.state.is_eligible(b))
+        {
+            return Err(ResponseError::IneligibleReplica);
+        }
+        let mut next = current.clone();
+        next.isr = new_isr.clone();
+        Ok(next)
+    }
+
+    /// AlterPartitionReassignments for one partition: `Some(target)` starts (or
+    /// replaces) a reassignment; `None` cancels the one in progress. As in Kafka, the
+    /// replicas after a cancellation are the current ones minus those being added, in
+    /// the current order (the original order is not kept).
+    pub fn alter_reassignment(
+        &mut self,
+        tp: TopicPartition,
+        target: Option<Vec<BrokerId>>,
+    ) -> Result<Vec<ControllerRecord>, ResponseError> {
+        let current = self
+            .state
+            .partitions
+            .get(&tp)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?
+            .clone();
+        let original: Vec<BrokerId> = current
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| !current.adding_replicas.contains(b))
+            .collect();
+        let mut next = current.clone();
+        match target {
+            None => {
+                if current.adding_replicas.is_empty() && current.removing_replicas.is_empty() {
+                    return Err(ResponseError::NoReassignmentInProgress);
+                }
+                next.replicas = original.clone();
+                next.adding_replicas.clear();
+                next.removing_replicas.clear();
+                next.isr = Isr::new(
+                    current
+                        .isr
+                        .members()
+                        .iter()
+                        .copied()
+                        .filter(|b| original.contains(b))
+                        .collect(),
+                );
+                if next.isr.is_empty() {
+                    // Only added replicas are in sync: cancelling would lose the data.
+                    return Err(ResponseError::InvalidReplicaAssignment);
+                }
+                if !original.contains(&next.leader) || !self.state.is_eligible(next.leader) {
+                    self.elect_within(&mut next, &original);
+                }
+            }
+            Some(target) => {
+                let distinct: BTreeSet<BrokerId> = target.iter().copied().collect();
+                if target.is_empty()
+                    || distinct.len() != target.len()
+                    || !target.iter().all(|b| self.state.brokers.contains_key(b))
+                {
+                    return Err(ResponseError::InvalidReplicaAssignment);
+                }
+                // Kafka's layout: target replicas first (so they are preferred), then
+                // the original ones being removed.
+                next.replicas = target.clone();
+                next.replicas
+                    .extend(original.iter().filter(|b| !target.contains(b)));
+                next.adding_replicas = target
+                    .iter()
+                    .copied()
+                    .filter(|b| !original.contains(b))
+                    .collect();
+                next.removing_replicas = original
+                    .iter()
+                    .copied()
+                    .filter(|b| !target.contains(b))
+                    .collect();
+            }
+        }
+        let mut records = vec![self.change(tp, next)];
+        if let Some(done) = self.complete_reassignment(tp) {
+            records.push(self.change(tp, done));
+        }
+        Ok(records)
+    }
+
+    /// CreateTopics with placement by the controller: replicas on unfenced brokers,
+    /// rack-aware, leadership spread from `start` (Kafka picks it at random; pass the
+    /// randomness in).
+    pub fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: Uuid,
+        partitions: i32,
+        replication_factor: usize,
+        configs: BTreeMap<String, String>,
+        start: usize,
+    ) -> Result<Vec<ControllerRecord>, ResponseError> {
+        if self.state.topics.values().any(|t| t.name == name) {
+            return Err(ResponseError::TopicAlreadyExists);
+        }
+        if partitions < 1 {
+            return Err(ResponseError::InvalidPartitions);
+        }
+        let brokers: Vec<(BrokerId, Option<String>)> = self
+            .state
+            .brokers
+            .iter()
+            .filter(|(&b, _)| self.state.is_eligible(b))
+            .map(|(&b, r)| (b, r.rack.clone()))
+            .collect();
+        let assignment = place_replicas(&brokers, partitions, replication_factor, start)?;
+        let records = vec![ControllerRecord::TopicCreated {
+            name: name.to_string(),
+            topic_id,
+            partitions: assignment
+                .into_iter()
+                .map(|replicas| PartitionRegistration {
+                    leader: replicas[0],
+                    isr: Isr::new(replicas.clone()),
+                    replicas,
+                    leader_epoch: LeaderEpoch(0),
+                    partition_epoch: PartitionEpoch(0),
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
+                })
+                .collect(),
+            configs,
+        }];
+        self.commit(&records);
+        Ok(records)
+    }
+
+    /// UnregisterBroker: the broker leaves the cluster (the operator empties it first);
+    /// its partitions are handled as if it were fenced.
+    pub fn unregister_broker(
+        &mut self,
+        broker: BrokerId,
+    ) -> Result<Vec<ControllerRecord>, ResponseError> {
+        if !self.state.brokers.contains_key(&broker) {
+            return Err(ResponseError::BrokerIdNotRegistered);
+        }
+        let mut records = vec![ControllerRecord::BrokerUnregistered { broker }];
+        self.commit(&records);
+        self.last_heartbeat_ms.remove(&broker);
+        records.extend(self.reelect_partitions_of(broker));
+        Ok(records)
+    }
+
+    fn commit(&mut self, records: &[ControllerRecord]) {
+        for r in records {
+            if let Err(e) = self.state.apply(r) {
+                panic!("controller produced a record that does not apply: {e}: {r:?}");
+            }
+        }
+    }
+
+    /// Commit a change of one partition; every change bumps the partition epoch.
+    fn change(&mut self, tp: TopicPartition, mut next: PartitionRegistration) -> ControllerRecord {
+        next.partition_epoch = PartitionEpoch(self.state.partitions[&tp].partition_epoch.0 + 1);
+        let record = ControllerRecord::PartitionChanged {
+            partition: tp,
+            registration: next,
+        };
+        self.commit(std::slice::from_ref(&record));
+        record
+    }
+
+    /// `broker` became ineligible (fenced, shutting down, re-registered, gone): drop it
+    /// from every ISR it is in (keeping an ISR's last member, whose log holds the
+    /// committed records) and move its leaderships to another ISR member.
+    fn reelect_partitions_of(&mut self, broker: BrokerId) -> Vec<ControllerRecord> {
+        let affected: Vec<TopicPartition> = self
+            .state
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.isr.contains(broker) || p.leader == broker)
+            .map(|(&tp, _)| tp)
+            .collect();
+        let mut records = Vec::new();
+        for tp in affected {
+            let current = self.state.partitions[&tp].clone();
+            let mut next = current.clone();
+            let shrunk = current.isr.without(broker);
+            if !shrunk.is_empty() {
+                next.isr = shrunk;
+            }
+            if !self.state.is_eligible(next.leader) {
+                let replicas = next.replicas.clone();
+                self.elect_within(&mut next, &replicas);
+            }
+            if next != current {
+                records.push(self.change(tp, next));
+            }
+        }
+        records
+    }
+
+    /// Partitions without a leader get one: an eligible ISR member, or, where the topic
+    /// allows unclean election, any eligible replica (its log becomes the truth).
+    fn elect_offline_partitions(&mut self) -> Vec<ControllerRecord> {
+        let offline: Vec<TopicPartition> = self
+            .state
+            .partitions
+            .iter()
+            .filter(|(_, p)| !p.has_leader())
+            .map(|(&tp, _)| tp)
+            .collect();
+        let mut records = Vec::new();
+        for tp in offline {
+            let current = self.state.partitions[&tp].clone();
+            let mut next = current.clone();
+            let replicas = next.replicas.clone();
+            self.elect_within(&mut next, &replicas);
+            if next.leader == NO_LEADER && self.unclean_allowed(&tp) {
+                if let Some(&b) = replicas.iter().find(|&&b| self.state.is_eligible(b)) {
+                    next.leader = b;
+                    next.isr = Isr::new(vec![b]);
+                    next.leader_epoch = LeaderEpoch(current.leader_epoch.0 + 1);
+                }
+            }
+            if next != current {
+                records.push(self.change(tp, next));
+            }
+        }
+        records
+    }
+
+    /// Preferred-leader election: the first replica leads again once it is back in the
+    /// ISR and eligible.
+    fn elect_preferred_leaders(&mut self) -> Vec<ControllerRecord> {
+        let moves: Vec<(TopicPartition, BrokerId)> = self
+            .state
+            .partitions
+            .iter()
+            .filter_map(|(&tp, p)| {
+                let &preferred = p.replicas.first()?;
+                // A reassignment moves leadership itself when it completes.
+                let reassigning = !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty();
+                (p.leader != preferred
+                    && !reassigning
+                    && p.isr.contains(preferred)
+                    && self.state.is_eligible(preferred))
+                .then_some((tp, preferred))
+            })
+            .collect();
+        let mut records = Vec::new();
+        for (tp, preferred) in moves {
+            let mut next = self.state.partitions[&tp].clone();
+            next.leader = preferred;
+            next.leader_epoch = LeaderEpoch(next.leader_epoch.0 + 1);
+            records.push(self.change(tp, next));
+        }
+        records
+    }
+
+    /// A reassignment completes once every added replica is in the ISR and a target
+    /// replica can lead: replicas become the target, the removed ones leave the ISR, and
+    /// leadership moves onto the target if it was on a removed replica.
+    fn complete_reassignment(&self, tp: TopicPartition) -> Option<PartitionRegistration> {
+        let current = &self.state.partitions[&tp];
+        if current.adding_replicas.is_empty() && current.removing_replicas.is_empty() {
+            return None;
+        }
+        if !current
+            .adding_replicas
+            .iter()
+            .all(|&b| current.isr.contains(b))
+        {
+            return None;
+        }
+        let target: Vec<BrokerId> = current
+            .replicas
+            .iter()
+            .copied()
+            .filter(|b| !current.removing_replicas.contains(b))
+            .collect();
+        let mut next = current.clone();
+        next.isr = Isr::new(
+            current
+                .isr
+                .members()
+                .iter()
+                .copied()
+                .filter(|b| target.contains(b))
+                .collect(),
+        );
+        if next.isr.is_empty() {
+            return None;
+        }
+        next.replicas = target.clone();
+        next.adding_replicas.clear();
+        next.removing_replicas.clear();
+        if !target.contains(&current.leader) || !self.state.is_eligible(current.leader) {
+            self.elect_within(&mut next, &target);
+            if next.leader == NO_LEADER {
+                return None;
+            }
+        }
+        Some(next)
+    }
+
+    /// Clean election: the first of `candidates` (in replica order) that is in the ISR
+    /// and eligible; `NO_LEADER` when none is. The leader epoch moves with any change.
+    fn elect_within(&self, next: &mut PartitionRegistration, candidates: &[BrokerId]) {
+        let leader = candidates
+            .iter()
+            .copied()
+            .find(|&b| next.isr.contains(b) && self.state.is_eligible(b))
+            .unwrap_or(NO_LEADER);
+        if leader != next.leader {
+            next.leader = leader;
+            next.leader_epoch = LeaderEpoch(next.leader_epoch.0 + 1);
+        }
+    }
+
+    fn unclean_allowed(&self, tp: &TopicPartition) -> bool {
+        self.state
+            .topics
+            .get(&tp.topic_id)
+            .is_some_and(TopicInfo::unclean_leader_election)
+    }
+}
+
+/// Rack-aware placement of `partitions` partitions with `replication_factor` replicas
+/// on `brokers` (id, rack). Each partition's replicas span as many racks as possible;
+/// leaders spread round-robin from `start`, and partitions with the same leader get
+/// different followers. Racks count only when every broker has one (as in Kafka).
+pub fn place_replicas(
+    brokers: &[(BrokerId, Option<String>)],
+    partitions: i32,
+    replication_factor: usize,
+    start: usize,
+) -> Result<Vec<Vec<BrokerId>>, ResponseError> {
+    let n = brokers.len();
+    if replication_factor == 0 || replication_factor > n {
+        return Err(ResponseError::InvalidReplicationFactor);
+    }
+    let rack_aware = brokers.iter().all(|(_, r)| r.is_some());
+    let rack_of = |b: BrokerId| -> Option<&str> {
+        brokers
+            .iter()
+            .find(|(id, _)| *id == b)
+            .and_then(|(_, r)| r.as_deref())
+            .filter(|_| rack_aware)
+    };
+    // Alternate racks: r0's first, r1's first, ..., r0's second, ...
+    let mut by_rack: BTreeMap<Option<&str>, Vec<BrokerId>> = BTreeMap::new();
+    for &(b, _) in brokers {
+        by_rack.entry(rack_of(b)).or_default().push(b);
+    }
+    for list in by_rack.values_mut() {
+        list.sort_unstable();
+    }
+    let racks = by_rack.len();
+    let mut ordered = Vec::with_capacity(n);
+    for i in 0..n {
+        for list in by_rack.values() {
+            if let Some(&b) = list.get(i) {
+                ordered.push(b);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(partitions.max(0) as usize);
+    for p in 0..partitions.max(0) as usize {
+        let first = (start + p) % n;
+        // Followers rotate by one more for each round of leaders.
+        let shift = if n > 1 { (p / n) % (n - 1) } else { 0 };
+        let leader = ordered[first];
+        let followers = (1..n).map(|k| ordered[(first + 1 + (k - 1 + shift) % (n - 1)) % n]);
+        let candidates: Vec<BrokerId> = std::iter::once(leader).chain(followers).collect();
+        let mut replicas: Vec<BrokerId> = Vec::with_capacity(replication_factor);
+        let mut used_racks: BTreeSet<Option<&str>> = BTreeSet::new();
+        // First pass: one per rack; second pass: fill up in candidate order.
+        for &b in &candidates {
+            if replicas.len() < replication_factor
+                && used_racks.len() < racks
+                && used_racks.insert(rack_of(b))
+            {
+                replicas.push(b);
+            }
+        }
+        for &b in &candidates {
+            if replicas.len() < replication_factor && !replicas.contains(&b) {
+                replicas.push(b);
+            }
+        }
+        out.push(replicas);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

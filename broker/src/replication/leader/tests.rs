@@ -1,0 +1,408 @@
+use kafka_protocol::error::ResponseError;
+use uuid::Uuid;
+
+use super::*;
+use crate::replication::{MemLog, NO_LEADER};
+
+const TP: TopicPartition = TopicPartition {
+    topic_id: Uuid::nil(),
+    partition: 0,
+};
+const LAG_MS: i64 = 10_000;
+
+fn config() -> LeaderConfig {
+    LeaderConfig {
+        replica_lag_time_max_ms: LAG_MS,
+        min_insync_replicas: 2,
+        alter_partition_retry_ms: 1_000,
+    }
+}
+
+fn registration(
+    isr: &[BrokerId],
+    leader_epoch: i32,
+    partition_epoch: i32,
+) -> PartitionRegistration {
+    PartitionRegistration {
+        replicas: vec![1, 2, 3],
+        isr: Isr::new(isr.to_vec()),
+        leader: 1,
+        leader_epoch: LeaderEpoch(leader_epoch),
+        partition_epoch: PartitionEpoch(partition_epoch),
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    }
+}
+
+/// Broker 1 leads epoch 5 with a log of `leo` records written in epoch 5.
+fn leader(isr: &[BrokerId], leo: i64) -> (PartitionLeader, MemLog) {
+    let log = MemLog::with_epochs(&vec![5; leo as usize]);
+    let l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(isr, 5, 7),
+        leo,
+        HighWatermark(0),
+        0,
+    );
+    (l, log)
+}
+
+fn fetch(replica: BrokerId, fetch_offset: i64) -> FollowerFetch {
+    FollowerFetch {
+        replica,
+        current_leader_epoch: LeaderEpoch(5),
+        fetch_offset,
+        last_fetched_epoch: if fetch_offset == 0 { -1 } else { 5 },
+    }
+}
+
+fn alter(isr: &[BrokerId]) -> LeaderAction {
+    LeaderAction::AlterPartition(AlterPartitionRequest {
+        partition: TP,
+        leader_epoch: LeaderEpoch(5),
+        partition_epoch: PartitionEpoch(7),
+        new_isr: Isr::new(isr.to_vec()),
+    })
+}
+
+fn waiter(id: u64, last_offset: i64) -> Option<ProduceWaiter> {
+    Some(ProduceWaiter {
+        id: ProduceId(id),
+        last_offset,
+        deadline_ms: 30_000,
+    })
+}
+
+fn done(id: u64) -> LeaderAction {
+    LeaderAction::CompleteProduce {
+        id: ProduceId(id),
+        error: None,
+    }
+}
+
+#[test]
+fn high_watermark_is_the_smallest_log_end_offset_in_the_isr_and_never_goes_back() {
+    let (mut l, log) = leader(&[1, 2, 3], 10);
+    // Unknown follower positions hold the high watermark.
+    let (answer, actions) = l.on_follower_fetch(1, &fetch(2, 10), &log);
+    assert_eq!(
+        answer,
+        FollowerFetchAnswer::Records {
+            fetch_offset: 10,
+            high_watermark: HighWatermark(0)
+        }
+    );
+    assert_eq!(actions, vec![]);
+    let (_, actions) = l.on_follower_fetch(2, &fetch(3, 4), &log);
+    assert_eq!(
+        actions,
+        vec![LeaderAction::HighWatermarkAdvanced(HighWatermark(4))]
+    );
+    // A position that goes back (a delayed fetch) does not move the watermark back.
+    let (_, actions) = l.on_follower_fetch(3, &fetch(3, 2), &log);
+    assert_eq!(actions, vec![]);
+    assert_eq!(l.high_watermark(), HighWatermark(4));
+}
+
+#[test]
+fn acks_all_is_refused_when_the_isr_is_below_min_insync_replicas() {
+    let (l, _) = leader(&[1], 0);
+    assert_eq!(l.check_produce(true), Err(ResponseError::NotEnoughReplicas));
+    assert_eq!(l.check_produce(false), Ok(()));
+    let (l, _) = leader(&[1, 3], 0);
+    assert_eq!(l.check_produce(true), Ok(()));
+}
+
+#[test]
+fn acks_all_completes_when_the_high_watermark_passes_the_batch() {
+    let (mut l, _) = leader(&[1, 2], 0);
+    let log = MemLog::with_epochs(&[5, 5, 5]);
+    assert_eq!(l.on_appended(1, 2, waiter(1, 1)), vec![]);
+    assert_eq!(l.on_appended(1, 3, waiter(2, 2)), vec![]);
+    let (_, actions) = l.on_follower_fetch(2, &fetch(2, 2), &log);
+    assert_eq!(
+        actions,
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(2)),
+            done(1)
+        ]
+    );
+    let (_, actions) = l.on_follower_fetch(3, &fetch(2, 3), &log);
+    assert_eq!(
+        actions,
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(3)),
+            done(2)
+        ]
+    );
+}
+
+#[test]
+fn a_lagging_follower_is_proposed_out_of_the_isr_and_counts_until_the_controller_agrees() {
+    let (mut l, log) = leader(&[1, 2, 3], 5);
+    l.on_appended(0, 5, waiter(1, 4));
+    l.on_follower_fetch(1, &fetch(2, 5), &log);
+    l.on_follower_fetch(1, &fetch(3, 3), &log);
+    assert_eq!(l.high_watermark(), HighWatermark(3));
+    // Broker 2 keeps fetching the whole log; broker 3 stops.
+    l.on_follower_fetch(LAG_MS, &fetch(2, 5), &log);
+    assert_eq!(
+        l.on_tick(LAG_MS),
+        vec![],
+        "exactly the lag time is still in sync"
+    );
+    l.on_follower_fetch(LAG_MS + 1, &fetch(2, 5), &log);
+    assert_eq!(l.on_tick(LAG_MS + 1), vec![alter(&[1, 2])]);
+    // While pending, the removed replica still holds the high watermark.
+    assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2, 3]));
+    assert_eq!(l.on_tick(LAG_MS + 2), vec![], "one proposal in flight");
+    let actions = l.on_alter_partition_response(LAG_MS + 3, Ok(registration(&[1, 2], 5, 8)));
+    assert_eq!(
+        actions,
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(5)),
+            done(1)
+        ]
+    );
+    assert_eq!(l.isr(), &Isr::new(vec![1, 2]));
+    assert_eq!(l.pending_isr(), None);
+}
+
+#[test]
+fn a_write_whose_isr_shrank_below_min_insync_replicas_gets_not_enough_replicas_after_append() {
+    let (mut l, log) = leader(&[1, 2], 3);
+    l.on_appended(0, 3, waiter(9, 2));
+    l.on_follower_fetch(0, &fetch(2, 1), &log);
+    assert_eq!(l.on_tick(LAG_MS + 1), vec![alter(&[1])]);
+    let actions = l.on_alter_partition_response(LAG_MS + 1, Ok(registration(&[1], 5, 8)));
+    assert_eq!(
+        actions,
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(3)),
+            LeaderAction::CompleteProduce {
+                id: ProduceId(9),
+                error: Some(ResponseError::NotEnoughReplicasAfterAppend)
+            }
+        ]
+    );
+}
+
+#[test]
+fn a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epoch_start() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    assert_eq!(l.high_watermark(), HighWatermark(6));
+    let (_, actions) = l.on_follower_fetch(1, &fetch(3, 5), &log);
+    assert_eq!(actions, vec![], "below the high watermark");
+    let (_, actions) = l.on_follower_fetch(2, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+    // Counted at once for the high watermark (maximal ISR), not for min.insync.
+    assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2, 3]));
+    assert_eq!(l.isr(), &Isr::new(vec![1, 2]));
+    // Refused (e.g. broker 3 is fenced): no new proposal before the backoff.
+    l.on_alter_partition_response(3, Err(ResponseError::IneligibleReplica));
+    assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2]));
+    let (_, actions) = l.on_follower_fetch(4, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![]);
+    let (_, actions) = l.on_follower_fetch(1_003, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+}
+
+#[test]
+fn a_follower_below_the_epoch_start_does_not_join_even_at_the_high_watermark() {
+    // Led epoch 5 from offset 6; the previous high watermark was 2.
+    let log = MemLog::with_epochs(&[3, 3, 3, 3, 3, 3]);
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 3], 5, 7),
+        6,
+        HighWatermark(2),
+        0,
+    );
+    let f = FollowerFetch {
+        replica: 2,
+        current_leader_epoch: LeaderEpoch(5),
+        fetch_offset: 4,
+        last_fetched_epoch: 3,
+    };
+    let (answer, actions) = l.on_follower_fetch(1, &f, &log);
+    assert!(matches!(answer, FollowerFetchAnswer::Records { .. }));
+    assert_eq!(actions, vec![]);
+}
+
+#[test]
+fn an_unanswered_proposal_is_sent_again_and_a_newer_state_settles_it() {
+    let (mut l, _) = leader(&[1, 2, 3], 0);
+    assert_eq!(l.on_tick(LAG_MS + 1), vec![alter(&[1])]);
+    assert_eq!(l.on_tick(LAG_MS + 500), vec![]);
+    assert_eq!(l.on_tick(LAG_MS + 1_001), vec![alter(&[1])]);
+    // The controller applied the first one; the metadata update arrives.
+    l.on_partition_update(LAG_MS + 1_002, registration(&[1], 5, 8));
+    assert_eq!(l.pending_isr(), None);
+    // A stale update is ignored.
+    l.on_partition_update(LAG_MS + 1_003, registration(&[1, 2, 3], 5, 7));
+    assert_eq!(l.isr(), &Isr::new(vec![1]));
+}
+
+#[test]
+fn a_follower_whose_log_diverged_is_told_where_its_epoch_ends_here() {
+    // Our log: epoch 2 at offsets 0..3, epoch 5 from offset 3.
+    let log = MemLog::with_epochs(&[2, 2, 2, 5, 5]);
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 2], 5, 7),
+        5,
+        HighWatermark(2),
+        0,
+    );
+    // The follower wrote epoch 4 (never ours) up to offset 6.
+    let f = FollowerFetch {
+        replica: 2,
+        current_leader_epoch: LeaderEpoch(5),
+        fetch_offset: 6,
+        last_fetched_epoch: 4,
+    };
+    let (answer, actions) = l.on_follower_fetch(1, &f, &log);
+    assert_eq!(
+        answer,
+        FollowerFetchAnswer::Diverging {
+            epoch: 2,
+            end_offset: 3,
+            high_watermark: HighWatermark(2)
+        }
+    );
+    assert_eq!(actions, vec![]);
+    assert_eq!(l.follower(2).unwrap().log_end_offset, None, "not counted");
+    // Same epoch but longer than ours in it.
+    let f = FollowerFetch {
+        last_fetched_epoch: 2,
+        fetch_offset: 4,
+        ..f
+    };
+    let (answer, _) = l.on_follower_fetch(1, &f, &log);
+    assert!(matches!(
+        answer,
+        FollowerFetchAnswer::Diverging {
+            epoch: 2,
+            end_offset: 3,
+            ..
+        }
+    ));
+    // Our log is empty: everything beyond it goes.
+    let empty = MemLog::default();
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 2], 5, 7),
+        0,
+        HighWatermark(0),
+        0,
+    );
+    let (answer, _) = l.on_follower_fetch(1, &f, &empty);
+    assert!(matches!(
+        answer,
+        FollowerFetchAnswer::Diverging {
+            epoch: -1,
+            end_offset: 0,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn fetches_with_another_leader_epoch_are_fenced_or_unknown() {
+    let (mut l, log) = leader(&[1, 2], 0);
+    let stale = FollowerFetch {
+        current_leader_epoch: LeaderEpoch(4),
+        ..fetch(2, 0)
+    };
+    let newer = FollowerFetch {
+        current_leader_epoch: LeaderEpoch(6),
+        ..fetch(2, 0)
+    };
+    let stranger = fetch(7, 0);
+    for (f, code) in [
+        (stale, ResponseError::FencedLeaderEpoch),
+        (newer, ResponseError::UnknownLeaderEpoch),
+        (stranger, ResponseError::NotLeaderOrFollower),
+    ] {
+        let (answer, actions) = l.on_follower_fetch(1, &f, &log);
+        assert_eq!(answer, FollowerFetchAnswer::Error(code));
+        assert_eq!(actions, vec![]);
+    }
+}
+
+#[test]
+fn clients_see_no_high_watermark_until_it_reaches_the_start_of_the_epoch() {
+    let log = MemLog::with_epochs(&[3, 3, 3, 3]);
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 2], 5, 7),
+        4,
+        HighWatermark(1),
+        0,
+    );
+    assert_eq!(
+        l.client_high_watermark(),
+        Err(ResponseError::OffsetNotAvailable)
+    );
+    let f = FollowerFetch {
+        last_fetched_epoch: 3,
+        ..fetch(2, 4)
+    };
+    l.on_follower_fetch(1, &f, &log);
+    assert_eq!(l.client_high_watermark(), Ok(HighWatermark(4)));
+}
+
+#[test]
+fn waiters_time_out_and_fail_over_with_not_leader() {
+    let (mut l, _) = leader(&[1, 2], 0);
+    l.on_appended(
+        0,
+        1,
+        waiter(1, 0).map(|w| ProduceWaiter {
+            deadline_ms: 5_000,
+            ..w
+        }),
+    );
+    l.on_appended(0, 2, waiter(2, 1));
+    assert_eq!(l.on_tick(4_999), vec![]);
+    assert_eq!(
+        l.on_tick(5_000),
+        vec![LeaderAction::CompleteProduce {
+            id: ProduceId(1),
+            error: Some(ResponseError::RequestTimedOut)
+        }]
+    );
+    assert_eq!(
+        l.resign(),
+        vec![LeaderAction::CompleteProduce {
+            id: ProduceId(2),
+            error: Some(ResponseError::NotLeaderOrFollower)
+        }]
+    );
+}
+
+#[test]
+fn a_single_replica_isr_commits_on_append() {
+    let mut reg = registration(&[1], 0, 0);
+    reg.replicas = vec![1];
+    let mut l = PartitionLeader::new(TP, 1, LeaderConfig::default(), reg, 0, HighWatermark(0), 0);
+    assert_eq!(
+        l.on_appended(0, 1, waiter(1, 0)),
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(1)),
+            done(1)
+        ]
+    );
+    assert_ne!(l.registration().leader, NO_LEADER);
+}
