@@ -12,8 +12,10 @@
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
 //! - `log::producer_state`: idempotent producer sequence tracking.
 //! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
-//! - `replication`: pure state machines of partition leaders, followers and the controller.
-//! - `protocol`: Kafka framing, the request guard, advertised API versions.
+//! - `log::compaction`: log cleaning for `cleanup.policy=compact`.
+//! - `protocol`: Kafka framing, the request guard, fetch responses, advertised APIs.
+//! - `replication`: pure state machines of partition leaders, followers and the
+//!   controller, with a deterministic cluster simulator in its tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
