@@ -32,6 +32,9 @@ pub const MAGIC_V2: i8 = 2;
 
 const LENGTH_AT: usize = 8;
 const LEADER_EPOCH_AT: usize = 12;
+/// baseOffset, batchLength and partitionLeaderEpoch: the prefix holding both fields
+/// the broker assigns on append.
+pub const BROKER_ASSIGNED_PREFIX_BYTES: usize = LEADER_EPOCH_AT + 4;
 const MAGIC_AT: usize = 16;
 pub const CRC_AT: usize = 17;
 /// The CRC covers attributes through the end of the batch.

@@ -466,7 +466,7 @@ impl CleanedWriter {
     fn flush(&mut self) -> io::Result<()> {
         if !self.headers.is_empty() {
             self.segment
-                .append(&self.pending, &self.headers, &self.config)?;
+                .append(&[&self.pending], &self.headers, &self.config)?;
             self.pending.clear();
             self.headers.clear();
         }

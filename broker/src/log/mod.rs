@@ -536,13 +536,15 @@ impl Log {
 
     /// Append the record batches of one produce request as leader, with one write.
     /// Offsets and `partitionLeaderEpoch` are assigned here; a retried idempotent batch
-    /// returns its original offsets without writing.
+    /// returns its original offsets without writing. The batch bytes are not copied
+    /// (unless LogAppendTime restamps them): `records` may be a slice of the request.
     pub fn append_as_leader(
         &mut self,
-        mut records: BytesMut,
+        records: impl Into<Bytes>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        let records: Bytes = records.into();
         let header = batch::validate_client_records(&records, self.config.max_message_bytes)?;
         if self.config.cleanup_policy.compact {
             // Kafka looks inside batches for compacted topics only: a record without a
@@ -581,14 +583,28 @@ impl Log {
             partition_leader_epoch: leader_epoch,
             ..header
         };
-        batch::set_base_offset(&mut records, base_offset);
-        batch::set_partition_leader_epoch(&mut records, leader_epoch);
-        if log_append_time {
-            batch::set_log_append_time(&mut records, now_ms);
+        // The two broker-assigned fields (baseOffset, partitionLeaderEpoch) sit in the
+        // first bytes and outside the CRC: they are written from a patched copy of that
+        // prefix, the rest straight from the request buffer.
+        let mut prefix = [0u8; batch::BROKER_ASSIGNED_PREFIX_BYTES];
+        let stamped;
+        let parts: [&[u8]; 2] = if log_append_time {
+            // LogAppendTime changes fields inside the CRC: restamp a copy.
+            let mut copy = BytesMut::from(&records[..]);
+            batch::set_base_offset(&mut copy, base_offset);
+            batch::set_partition_leader_epoch(&mut copy, leader_epoch);
+            batch::set_log_append_time(&mut copy, now_ms);
             header.max_timestamp_ms = now_ms;
             header.attributes |= batch::TIMESTAMP_TYPE_BIT;
-        }
-        self.write_batches(&records, &[(0, header)], now_ms)?;
+            stamped = copy;
+            [&stamped[..], &[]]
+        } else {
+            prefix.copy_from_slice(&records[..batch::BROKER_ASSIGNED_PREFIX_BYTES]);
+            batch::set_base_offset(&mut prefix, base_offset);
+            batch::set_partition_leader_epoch(&mut prefix, leader_epoch);
+            [&prefix, &records[batch::BROKER_ASSIGNED_PREFIX_BYTES..]]
+        };
+        self.write_batches(&parts, &[(0, header)], now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
@@ -619,7 +635,7 @@ impl Log {
                 "follower append at log end offset {log_end_offset}: {e}"
             ))
         })?;
-        self.write_batches(&records, &headers, now_ms)?;
+        self.write_batches(&[&records], &headers, now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -633,7 +649,7 @@ impl Log {
     /// cache, producer state and flush accounting.
     fn write_batches(
         &mut self,
-        data: &[u8],
+        data: &[&[u8]],
         headers: &[(usize, BatchHeader)],
         now_ms: i64,
     ) -> io::Result<()> {
@@ -645,8 +661,9 @@ impl Log {
             .last()
             .map_or(first.last_offset(), |(_, h)| h.last_offset());
         self.mark_dirty()?;
+        let data_bytes: usize = data.iter().map(|d| d.len()).sum();
         if self.active().should_roll(
-            data.len() as u64,
+            data_bytes as u64,
             first.max_timestamp_ms,
             last_offset,
             &self.config,

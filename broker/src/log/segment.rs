@@ -5,10 +5,12 @@
 //! readers (they stop at the in-memory size) and is overwritten by the next append.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use nix::sys::uio::pwritev;
 
 use crate::log::batch::{BatchHeader, HEADER_BYTES, TIMESTAMP_TYPE_BIT};
 use crate::log::index::{OffsetIndex, TimeIndex};
@@ -338,20 +340,21 @@ impl Segment {
         Ok(())
     }
 
-    /// Append already validated batches (`headers` with their positions in `data`)
-    /// with one write.
+    /// Append already validated batches (`headers` with their positions in the
+    /// concatenation of `data`) with one positional vectored write.
     pub fn append(
         &mut self,
-        data: &[u8],
+        data: &[&[u8]],
         headers: &[(usize, BatchHeader)],
         config: &LogConfig,
     ) -> io::Result<()> {
+        let len: usize = data.iter().map(|d| d.len()).sum();
         debug_assert_eq!(
             headers.iter().map(|(_, h)| h.size_bytes()).sum::<u64>(),
-            data.len() as u64
+            len as u64
         );
         let position = self.size_bytes;
-        if let Err(e) = self.log.write_all_at(data, position) {
+        if let Err(e) = write_all_vectored_at(&self.log, data, position) {
             // The in-memory size still marks the end; drop whatever part did land.
             let _ = self.log.set_len(position);
             return Err(e);
@@ -359,7 +362,7 @@ impl Segment {
         for (at, header) in headers {
             self.index_batch(header, position + *at as u64, config)?;
         }
-        self.size_bytes = position + data.len() as u64;
+        self.size_bytes = position + len as u64;
         self.offset_index.write_pending()?;
         self.time_index.write_pending()?;
         Ok(())
@@ -568,6 +571,26 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Write all of `parts` at `position`: one `pwritev` unless the kernel writes short.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut position: u64) -> io::Result<()> {
+    let mut bufs: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut slices = &mut bufs[..];
+    IoSlice::advance_slices(&mut slices, 0);
+    while !slices.is_empty() {
+        let offset = libc::off_t::try_from(position).map_err(io::Error::other)?;
+        let written = pwritev(file, slices, offset)?;
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "segment write made no progress",
+            ));
+        }
+        position += written as u64;
+        IoSlice::advance_slices(&mut slices, written);
+    }
+    Ok(())
 }
 
 fn read_header(file: &File, position: u64, end: u64) -> io::Result<Option<BatchHeader>> {

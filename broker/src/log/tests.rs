@@ -191,6 +191,29 @@ fn segments_roll_by_size_and_reads_span_them() {
 }
 
 #[test]
+fn no_segment_grows_past_segment_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch_bytes = TestBatch::new(&["v0"], 0).encode().len() as u64;
+    // Room for two and a half batches: the third must go to a new segment.
+    let segment_bytes = batch_bytes * 5 / 2;
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes,
+            ..config()
+        },
+    );
+    for i in 0..7 {
+        append(&mut log, &[&format!("v{i}")], 100 + i);
+    }
+    assert_eq!(log.segment_count(), 4);
+    for path in segment_files(dir.path(), "log") {
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len <= segment_bytes, "{} holds {len} bytes", path.display());
+    }
+}
+
+#[test]
 fn segments_roll_by_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use parking_lot::RwLock;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -94,7 +94,11 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    pub fn append(&self, records: BytesMut, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(
+        &self,
+        records: impl Into<Bytes>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
         let info = {
             let mut log = self.log.write();
             let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;

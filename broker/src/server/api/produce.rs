@@ -1,6 +1,5 @@
 //! Produce: validate and append each partition's batch, then answer per acks.
 
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -113,10 +112,8 @@ fn append_one(
         )
     })?;
     let size = records.len() as u64;
-    // The only copy on the produce path: the request frame is shared, and the log
-    // rewrites the batch's base offset and leader epoch in place before its one write.
-    let buf = BytesMut::from(&records[..]);
-    let info = partition.append(buf, now_ms()).map_err(|e| {
+    // The batch goes to the log as a slice of the request frame, without a copy.
+    let info = partition.append(records, now_ms()).map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
