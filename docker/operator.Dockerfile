@@ -31,7 +31,8 @@ FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p fjord-operator --bin fjord-operator \
- && install -D -m 0755 target/release/fjord-operator /out/fjord-operator
+ && mkdir -p /out \
+ && objcopy --strip-debug target/release/fjord-operator /out/fjord-operator
 
 FROM runtime AS operator
 COPY --from=builder /out/fjord-operator /usr/local/bin/fjord-operator
