@@ -16,7 +16,8 @@
 #    timeout. Everything it creates is removed at exit.
 #
 # Environment: FJORD_CACHE (~/.cache/fjord), CARGO_TARGET_DIR ($FJORD_CACHE/target),
-# RECORDS (20000), STOP_TIMEOUT (20 s), KAFKA_PORT (39192), HTTP_PORT (39644).
+# RECORDS (20000), STOP_TIMEOUT (20 s), KAFKA_PORT (39192), HTTP_PORT (39644), DOCKERD_ARGS.
+# A dockerd the script starts keeps running after it (later runs reuse it).
 # The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,27 +58,53 @@ if ! command -v dockerd >/dev/null; then
   as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker.io >/dev/null \
     || { fail "apt-get install docker.io"; finish; }
 fi
-command -v kcat >/dev/null || {
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq kcat >/dev/null || { fail "apt-get install kcat"; finish; }
-}
+if ! command -v kcat >/dev/null; then
+  echo "installing kcat from Debian"
+  as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq kcat >/dev/null \
+    || { fail "apt-get install kcat"; finish; }
+fi
 
-# wait_docker SECONDS: true once the daemon answers.
+# wait_docker SECONDS [PID]: true once the daemon answers; false at the deadline or as soon
+# as PID (the background dockerd) has exited.
 wait_docker() {
   local deadline=$((SECONDS + $1))
   until docker info >/dev/null 2>&1; do
     ((SECONDS < deadline)) || return 1
+    [[ -z "${2:-}" ]] || kill -0 "$2" 2>/dev/null || return 1
     sleep 0.5  # poll interval, not a synchronisation
   done
 }
+# start_dockerd ARGS...: dockerd in the background, true once it answers. setsid: the
+# daemon outlives this script, so later runs reuse it.
+start_dockerd() {
+  echo "starting dockerd${*:+ $*} (log: $log)"
+  if [[ $(id -u) -eq 0 ]]; then
+    setsid dockerd "$@" >>"$log" 2>&1 < /dev/null &
+  else
+    sudo setsid dockerd "$@" >>"$log" 2>&1 < /dev/null &
+  fi
+  wait_docker 60 $!
+}
 if ! docker info >/dev/null 2>&1; then
   log="$CACHE/docker/dockerd.log"
-  echo "starting dockerd (log: $log)"
-  # Setsid: the daemon outlives this script, so later runs reuse it.
-  as_root setsid dockerd >"$log" 2>&1 < /dev/null &
-  if ! wait_docker 60; then
-    fail "dockerd did not answer within 60 s; last lines of $log:"
-    tail -n 20 "$log" | sed 's/^/    /'
-    finish
+  : > "$log"
+  # DOCKERD_ARGS: extra flags. If the daemon cannot start (no iptables, no overlayfs in
+  # a sandbox), retry once without iptables (published ports then go through docker-proxy)
+  # and on the vfs storage driver.
+  # shellcheck disable=SC2086
+  if ! start_dockerd ${DOCKERD_ARGS:-}; then
+    echo "dockerd did not answer; last lines of $log:"; tail -n 5 "$log" | sed 's/^/    /'
+    # A daemon that is up but not answering holds the pid file; stop it before the retry.
+    if [[ -s /var/run/docker.pid ]]; then
+      pid="$(cat /var/run/docker.pid)"
+      as_root kill "$pid" 2>/dev/null
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    fi
+    if ! start_dockerd --iptables=false --storage-driver=vfs; then
+      fail "dockerd did not answer within 60 s; last lines of $log:"
+      tail -n 20 "$log" | sed 's/^/    /'
+      finish
+    fi
   fi
 fi
 echo "docker: server $(docker version -f '{{.Server.Version}}' 2>/dev/null), $(docker info -f '{{.Driver}}' 2>/dev/null) storage"
