@@ -29,9 +29,12 @@ LABEL org.opencontainers.image.title="fjord" \
 # ownership of the image's directory, and the broker (non-root) writes its logs there.
 # (docker/data holds only a placeholder; a directory cannot be created without a shell.)
 COPY --chown=10001:10001 docker/data/ /data/
+# NO_COLOR: container logs go to a log collector, not a terminal; tracing-subscriber
+# leaves out ANSI colours when it is set.
 ENV FJORD_DATA_DIR=/data \
     FJORD_KAFKA_LISTEN=0.0.0.0:9092 \
-    FJORD_HTTP_LISTEN=0.0.0.0:9644
+    FJORD_HTTP_LISTEN=0.0.0.0:9644 \
+    NO_COLOR=1
 # 9092 Kafka clients; 9093 broker-to-broker (replicated cluster); 9644 HTTP (health, metrics).
 EXPOSE 9092 9093 9644
 VOLUME /data

@@ -20,6 +20,8 @@ LABEL org.opencontainers.image.title="fjord-operator" \
       org.opencontainers.image.source="https://github.com/fjord-dev/fjord" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
+# Logs without ANSI colours (see the broker's Dockerfile).
+ENV NO_COLOR=1
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/fjord-operator"]
 
