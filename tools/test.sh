@@ -86,6 +86,7 @@ step "generated request schemas are current" schemas_current
 step "rust unit and integration tests" rust_tests
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
+step "container images" e2e/images.sh
 
 echo
 if [[ $failed -gt 0 ]]; then
