@@ -34,21 +34,34 @@ async fn main() -> anyhow::Result<()> {
             let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
             let value = format!("fjord-check {nanos}");
             let produced = client
-                .produce(topic, 0, &[ProduceRecord::new(Some("k"), value.as_str())], &ProduceOptions::default())
+                .produce(
+                    topic,
+                    0,
+                    &[ProduceRecord::new(Some("k"), value.clone())],
+                    &ProduceOptions::default(),
+                )
                 .await?;
             let fetched = client
                 .fetch(topic, 0, produced.base_offset, &FetchOptions::default())
                 .await?;
             let got = fetched.records.first().and_then(|r| r.value.clone());
             if got.as_deref() != Some(value.as_bytes()) {
-                bail!("produced {value:?} at offset {}, read back {got:?}", produced.base_offset);
+                bail!(
+                    "produced {value:?} at offset {}, read back {got:?}",
+                    produced.base_offset
+                );
             }
-            println!("roundtrip ok: topic {topic:?} offset {}", produced.base_offset);
+            println!(
+                "roundtrip ok: topic {topic:?} offset {}",
+                produced.base_offset
+            );
         }
         "topic" => {
             let md = client.metadata(Some(&[topic])).await?;
             let t = md.topic(topic).filter(|t| t.error.is_none());
-            let Some(t) = t else { bail!("topic {topic:?} not found") };
+            let Some(t) = t else {
+                bail!("topic {topic:?} not found")
+            };
             let configs: BTreeMap<String, String> = client
                 .describe_configs(&ConfigResource::Topic(topic.clone()))
                 .await?
