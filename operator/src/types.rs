@@ -5,6 +5,10 @@
 //! reconcilers never see it: replicas and partitions of at least one, partitions and
 //! storage that never shrink, a topic name that never changes.
 
+// kube's derive takes repeated `printcolumn(type_ = ...)` and `validation = ...` keys, which
+// clippy reads as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
