@@ -131,6 +131,7 @@ log "etcd started on 127.0.0.1:$ETCD_PORT (pid $!)"
   --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
+  --endpoint-reconciler-type none \
   > "$WORK/logs/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
 log "kube-apiserver started on 127.0.0.1:$API_PORT (pid $!)"

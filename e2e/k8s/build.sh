@@ -21,7 +21,7 @@ export GOFLAGS="-trimpath -buildvcs=false"
 par=${FJORD_GO_PARALLEL:-2}
 
 stamp_of() {
-    { cat "$here/go.mod" "$here/go.sum" "$here/cmd/etcd/main.go"; go version; echo "$HELM_VERSION"; } | sha256sum | cut -d' ' -f1
+    { cat "$0" "$here/go.mod" "$here/go.sum" "$here/cmd/etcd/main.go"; go version; echo "$HELM_VERSION"; } | sha256sum | cut -d' ' -f1
 }
 want=$(stamp_of)
 if [[ -f $bin/.stamp && $(cat "$bin/.stamp") == "$want" ]]; then
@@ -30,8 +30,17 @@ if [[ -f $bin/.stamp && $(cat "$bin/.stamp") == "$want" ]]; then
 fi
 
 cd "$here"
+# Built outside their git tree, the commands would report v0.0.0-master; stamp the
+# version from go.mod, as the release build does, so `--version`, discovery and helm's
+# kubeVersion checks see the real one.
+kver=$(awk '$1 == "k8s.io/kubernetes" {print $2}' go.mod)
+minor=$(echo "$kver" | cut -d. -f2)
+ldflags=""
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$kver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+done
 t0=$(date +%s)
-go build -p "$par" -o "$bin/" \
+go build -p "$par" -ldflags "$ldflags" -o "$bin/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
