@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Kubernetes suite: the operator and chart against a real control plane on loopback.
+#
+#   e2e/k8s.sh
+#
+# 1. Builds (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+#    kubectl and helm from their published Go modules (e2e/k8s/build.sh), the harness
+#    e2e/k8s/cmd/fake-kubelet, and the broker and operator binaries.
+# 2. Starts etcd, kube-apiserver (client-certificate auth, RBAC), kube-controller-manager
+#    (host-path provisioner) and kube-scheduler on 127.0.0.1, and fake-kubelet as the one
+#    Node: it runs each bound broker pod as a local `fjord` process (see its doc).
+# 3. `helm lint`, `helm template` (compared with e2e/k8s/golden/), `helm install` of the
+#    chart with the operator Deployment scaled to 0; the operator runs as a local process
+#    under the chart's ServiceAccount (a token from the TokenRequest API), so the chart's
+#    RBAC is what it gets.
+# 4. Applies e2e/k8s/examples (FjordCluster, Topic, ConsumerGroup) and checks what the
+#    API server holds, CEL rejections by server-side dry run, and the topic on the broker.
+#
+# Waits are on conditions with deadlines; timing figures are printed, never asserted.
+# Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
+# objects applied at once for the scale figure; default 1000, 0 skips), K8S_KEEP=1 keeps
+# the control plane running after the suite (for poking with kubectl).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+K8S_TOPICS="${K8S_TOPICS:-1000}"
+BIN="$CACHE/k8s/bin"
+NS=demo
+
+log() { echo "k8s: $*"; }
+fail() { echo "k8s: FAIL: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# wait_for DESCRIPTION DEADLINE_SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local what="$1" deadline=$(( $(date +%s) + $2 )); shift 2
+  local t0; t0=$(now)
+  until "$@" >/dev/null 2>&1; do
+    if (( $(date +%s) >= deadline )); then
+      "$@" || true
+      fail "timed out waiting for $what"
+    fi
+    sleep 0.5
+  done
+  log "$what after $(since "$t0")s"
+}
+
+"$HERE/k8s/build.sh"
+log "building broker, operator and harness"
+cargo build -q -p fjord-broker -p fjord-operator --bins
+(cd "$HERE/k8s" && GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false" go build -p 2 -o "$BIN/fake-kubelet" ./cmd/fake-kubelet)
+
+WORK="$(mktemp -d /tmp/fjord-k8s.XXXXXX)"
+PIDS=()
+cleanup() {
+  local rc=$?
+  if [[ -n "${K8S_KEEP:-}" ]]; then
+    log "K8S_KEEP set: control plane left running; KUBECONFIG=$WORK/admin.kubeconfig; pids ${PIDS[*]}"
+    return
+  fi
+  # Newest first: operator, harness (stops its pods and clears /etc/hosts), then the
+  # control plane.
+  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do kill "${PIDS[$i]}" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if (( rc != 0 )); then
+    for f in "$WORK"/logs/*.log; do echo "--- tail $f"; tail -n 20 "$f"; done
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/logs" "$WORK/pods"
+export KUBECONFIG="$WORK/admin.kubeconfig"
+kubectl() { "$BIN/kubectl" "$@"; }
+helm() { "$BIN/helm" "$@"; }
+
+# Ports: a per-run base in 20000-29999 so two suites on one machine rarely collide.
+base=$(( 20000 + (RANDOM % 1000) * 10 ))
+ETCD_PORT=$base ETCD_PEER=$((base + 1)) API_PORT=$((base + 2)) OP_PORT=$((base + 3))
+
+log "versions: $("$BIN/kube-apiserver" --version), etcd $("$BIN/etcd" --version | head -1 | awk '{print $3}'), $("$BIN/helm" version --short)"
+
+# --- certificates and kubeconfig --------------------------------------------------
+pki="$WORK/pki"; mkdir -p "$pki"
+(
+  cd "$pki"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=fjord-e2e-ca -keyout ca.key -out ca.crt 2>/dev/null
+  cat > san.cnf <<EOF
+[req]
+distinguished_name = dn
+[dn]
+[ext]
+subjectAltName = IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+EOF
+  openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr 2>/dev/null
+  openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.cnf -extensions ext -out apiserver.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=fjord-e2e-admin" -keyout admin.key -out admin.csr 2>/dev/null
+  openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -out admin.crt 2>/dev/null
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+)
+cat > "$KUBECONFIG" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$pki/ca.crt"}
+users:
+- name: admin
+  user: {client-certificate: "$pki/admin.crt", client-key: "$pki/admin.key"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: admin}
+current-context: e2e
+EOF
+
+# --- control plane -------------------------------------------------------------------
+"$BIN/etcd" --name e2e --data-dir "$WORK/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+  --initial-cluster "e2e=http://127.0.0.1:$ETCD_PEER" --quota-backend-bytes $((2 << 30)) \
+  > "$WORK/logs/etcd.log" 2>&1 &
+PIDS+=($!)
+log "etcd started on 127.0.0.1:$ETCD_PORT (pid $!)"
+
+"$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
+  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
+  --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
+  --endpoint-reconciler-type none \
+  > "$WORK/logs/kube-apiserver.log" 2>&1 &
+PIDS+=($!)
+log "kube-apiserver started on 127.0.0.1:$API_PORT (pid $!)"
+wait_for "kube-apiserver /readyz" 120 kubectl get --raw /readyz
+
+"$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port 0 --enable-hostpath-provisioner \
+  --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+  --use-service-account-credentials=false --controllers '*' \
+  > "$WORK/logs/kube-controller-manager.log" 2>&1 &
+PIDS+=($!)
+log "kube-controller-manager started (pid $!)"
+"$BIN/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port 0 \
+  > "$WORK/logs/kube-scheduler.log" 2>&1 &
+PIDS+=($!)
+log "kube-scheduler started (pid $!)"
+
+# Pods run `fjord` from the build; the harness finds commands in this directory only.
+ln -sf "$TARGET/debug/fjord" "$BIN/fjord"
+"$BIN/fake-kubelet" -kubeconfig "$KUBECONFIG" -bin-dir "$BIN" -log-dir "$WORK/pods" \
+  > "$WORK/logs/fake-kubelet.log" 2>&1 &
+PIDS+=($!)
+log "fake-kubelet started (pid $!)"
+wait_for "node Ready" 60 bash -c "\"$BIN/kubectl\" get node fjord-e2e-node -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+wait_for "default ServiceAccount" 60 kubectl get serviceaccount default -n default
+
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: hostpath
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+
+# --- chart -----------------------------------------------------------------------------
+CHART="$ROOT/charts/fjord-operator"
+helm lint --strict "$CHART" >/dev/null || { helm lint --strict "$CHART"; fail "helm lint"; }
+log "helm lint clean"
+golden="$HERE/k8s/golden/helm-template.yaml"
+helm template fjord "$CHART" --namespace fjord-system \
+  --set cluster.enabled=true --set image.tag=test > "$WORK/template.yaml"
+if [[ -n "${K8S_UPDATE_GOLDEN:-}" ]]; then cp "$WORK/template.yaml" "$golden"; fi
+diff -u "$golden" "$WORK/template.yaml" || fail "helm template output differs from $golden (K8S_UPDATE_GOLDEN=1 rewrites it)"
+log "helm template matches $golden"
+
+kubectl create namespace fjord-system >/dev/null
+t0=$(now)
+helm install fjord "$CHART" --namespace fjord-system --set replicaCount=0 --wait --timeout 2m >/dev/null
+log "helm install after $(since "$t0")s"
+for crd in fjordclusters topics consumergroups; do
+  kubectl wait --for condition=Established "crd/$crd.fjord.dev" --timeout 60s >/dev/null
+done
+kubectl get clusterrole fjord-fjord-operator >/dev/null || fail "chart created no ClusterRole"
+
+# The operator runs as the chart's ServiceAccount, so missing RBAC shows up here.
+token=$(kubectl create token fjord-fjord-operator -n fjord-system --duration 2h)
+cat > "$WORK/operator.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$pki/ca.crt"}
+users:
+- name: operator
+  user: {token: "$token"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: operator, namespace: fjord-system}
+current-context: e2e
+EOF
+KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG=info,kube=warn \
+  "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
+  > "$WORK/logs/fjord-operator.log" 2>&1 &
+PIDS+=($!)
+log "fjord-operator started as ServiceAccount fjord-system/fjord-fjord-operator (pid $!)"
+wait_for "operator /healthz" 30 curl -sf "http://127.0.0.1:$OP_PORT/healthz"
+wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-operator"
+
+# --- the README path ---------------------------------------------------------------------
+kubectl create namespace "$NS" >/dev/null
+t0=$(now)
+kubectl apply -n "$NS" -f "$HERE/k8s/examples/" >/dev/null
+cluster_ready() {
+  [[ "$(kubectl get fjordcluster demo -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+wait_for "FjordCluster demo Ready" 180 cluster_ready
+log "cluster Ready $(since "$t0")s after apply"
+
+jp() { kubectl get "$1" -n "$NS" -o jsonpath="$2"; }
+expect() { # expect WHAT ACTUAL WANTED
+  [[ "$2" == "$3" ]] || fail "$1: got '$2', want '$3'"
+}
+expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 1
+expect "statefulset serviceName" "$(jp statefulset/demo '{.spec.serviceName}')" demo-brokers
+expect "statefulset args" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args}')" \
+  '["--node-id=$(POD_INDEX)","--data-dir=/var/lib/fjord/data","--kafka-listen=$(POD_IP):9092","--advertised-listener=$(POD_NAME).demo-brokers.demo.svc:9092","--http-listen=$(POD_IP):9644"]'
+expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready
+expect "scrape annotation" "$(jp statefulset/demo '{.spec.template.metadata.annotations.prometheus\.io/scrape}')" true
+expect "claim size" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
+expect "headless service" "$(jp service/demo-brokers '{.spec.clusterIP}')" None
+expect "bootstrap service port" "$(jp service/demo-bootstrap '{.spec.ports[0].port}')" 9092
+expect "pdb maxUnavailable" "$(jp pdb/demo-brokers '{.spec.maxUnavailable}')" 1
+expect "configmap" "$(jp configmap/demo-config '{.data.FJORD_LOG_RETENTION_MS}')" 604800000
+uid=$(jp fjordcluster/demo '{.metadata.uid}')
+for obj in statefulset/demo service/demo-brokers service/demo-bootstrap pdb/demo-brokers configmap/demo-config; do
+  expect "$obj owner" "$(jp "$obj" '{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].uid}/{.metadata.ownerReferences[0].controller}')" "FjordCluster/$uid/true"
+  expect "$obj field manager" "$(jp "$obj" '{.metadata.managedFields[?(@.operation=="Apply")].manager}')" fjord-operator
+done
+expect "observedGeneration" "$(jp fjordcluster/demo '{.status.observedGeneration}')" "$(jp fjordcluster/demo '{.metadata.generation}')"
+expect "readyReplicas" "$(jp fjordcluster/demo '{.status.readyReplicas}')" 1
+expect "bootstrap" "$(jp fjordcluster/demo '{.status.bootstrap}')" demo-bootstrap.demo.svc:9092
+expect "broker 0" "$(jp fjordcluster/demo '{.status.brokers[0].state}')" Active
+expect "Degraded" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Degraded")].status}')" False
+expect "pod Ready" "$(jp pod/demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" True
+expect "scale subresource" "$(kubectl get --raw "/apis/fjord.dev/v1alpha1/namespaces/$NS/fjordclusters/demo/scale" | grep -o '"selector":"[^"]*"')" \
+  '"selector":"app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=fjord"'
+log "FjordCluster objects, owner references, status and scale subresource as expected"
+
+topic_ready() {
+  [[ "$(kubectl get topic "$1" -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+wait_for "Topic orders Ready" 60 topic_ready orders
+check() { "$TARGET/debug/fjord-check" "$@"; }
+expect "topic on broker" "$(check topic demo-bootstrap.demo.svc:9092 orders)" '{"configs":{"retention.ms":"86400000"},"partitions":3}'
+
+# Grow partitions and change configs through the resource.
+kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"partitions":6,"config":{"retention.ms":"3600000","cleanup.policy":"delete"}}}' >/dev/null
+broker_has() { [[ "$(check topic demo-bootstrap.demo.svc:9092 orders)" == "$1" ]]; }
+wait_for "partitions grown to 6 and configs set" 60 broker_has '{"configs":{"cleanup.policy":"delete","retention.ms":"3600000"},"partitions":6}'
+expect "topic status partitions" "$(jp topic/orders '{.status.partitions}')" 6
+
+# CEL rules, by server-side dry run.
+reject() { # reject WHAT EXPECTED_MESSAGE MANIFEST...
+  local what="$1" want="$2"; shift 2
+  local out
+  if out=$(kubectl "$@" --dry-run=server -n "$NS" 2>&1); then fail "$what was accepted"; fi
+  grep -qF "$want" <<<"$out" || fail "$what: rejected without '$want': $out"
+  log "rejected $what: $want"
+}
+reject "partitions decrease" "partitions may grow but never shrink" patch topic orders --type merge -p '{"spec":{"partitions":2}}'
+reject "partitions 0" "partitions must be at least 1" apply -f - <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"bad"},"spec":{"clusterRef":"demo","partitions":0}}'
+reject "topicName change" "topicName is immutable" patch topic orders --type merge -p '{"spec":{"topicName":"other"}}'
+reject "replicas 0" "replicas must be at least 1" patch fjordcluster demo --type merge -p '{"spec":{"replicas":0}}'
+reject "storage shrink" "storage size may grow but never shrink" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"512Mi"}}}'
+reject "bad quantity" "storage size must be a quantity" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"lots"}}}'
+
+# A Topic on a missing cluster.
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"orphan"},"spec":{"clusterRef":"nope","partitions":1}}'
+orphan_reason() { [[ "$(jp topic/orphan '{.status.conditions[?(@.type=="Ready")].reason}')" == ClusterNotFound ]]; }
+wait_for "Topic orphan ClusterNotFound" 30 orphan_reason
+
+# Deleting a Topic deletes the broker topic through the finalizer.
+expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic
+kubectl delete topic orders -n "$NS" --wait=true --timeout 60s >/dev/null
+topic_gone() { ! check topic demo-bootstrap.demo.svc:9092 orders; }
+wait_for "topic orders deleted on the broker" 30 topic_gone
+
+# ConsumerGroup: resource accepted and reconciled (status written).
+group_seen() { [[ -n "$(jp consumergroup/payments '{.status.observedGeneration}')" ]]; }
+wait_for "ConsumerGroup payments status" 30 group_seen
+log "ConsumerGroup payments: $(jp consumergroup/payments '{.status.conditions[0].reason}')"
+
+# Deleting the broker pod: the harness stops the process, the StatefulSet brings it back.
+old_uid=$(jp pod/demo-0 '{.metadata.uid}')
+kubectl delete pod demo-0 -n "$NS" --wait=true --timeout 90s >/dev/null
+new_pod() { [[ "$(jp pod/demo-0 '{.metadata.uid}')" != "$old_uid" ]] && cluster_ready; }
+wait_for "broker pod recreated and cluster Ready again" 120 new_pod
+
+# Many topics at once: a figure, not a pass/fail timer.
+if (( K8S_TOPICS > 0 )); then
+  for i in $(seq 1 "$K8S_TOPICS"); do
+    printf -- '---\napiVersion: fjord.dev/v1alpha1\nkind: Topic\nmetadata: {name: bulk-%d}\nspec: {clusterRef: demo, partitions: 1}\n' "$i"
+  done > "$WORK/bulk.yaml"
+  t0=$(now)
+  kubectl apply -n "$NS" -f "$WORK/bulk.yaml" >/dev/null
+  log "applied $K8S_TOPICS Topic objects in $(since "$t0")s"
+  all_ready() {
+    local n
+    n=$(kubectl get topics -n "$NS" -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^bulk-.* True$')
+    [[ "$n" -eq "$K8S_TOPICS" ]]
+  }
+  wait_for "$K8S_TOPICS Topics Ready" 900 all_ready
+  log "figure: $K8S_TOPICS topics Ready $(since "$t0")s after apply"
+fi
+
+curl -sf "http://127.0.0.1:$OP_PORT/metrics" | grep -q 'fjord_operator_reconciles_total{kind="Topic"}' \
+  || fail "operator /metrics lacks reconcile counts"
+log "PASS"
+echo "1 passed, 0 failed"

@@ -1,0 +1,347 @@
+//! FjordCluster controller: applies the desired objects of [`crate::desired`], decides
+//! scaling with [`crate::scale`], and writes status from the StatefulSet and from what
+//! the brokers report through fjord-client.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::conditions;
+use crate::context::{paused, Context};
+use crate::desired::{self, FIELD_MANAGER};
+use crate::scale::{self, BrokerState, ScaleDecision};
+use crate::types::{BrokerStatus, FjordCluster};
+use crate::{Error, Result};
+
+const KIND: &str = "FjordCluster";
+
+/// Server-side apply of `obj` under the operator's field manager. `force` takes over
+/// fields another manager set: the desired objects are the operator's alone.
+pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj
+        .meta()
+        .name
+        .clone()
+        .ok_or_else(|| Error::Invalid("object without name".into()))?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
+}
+
+/// Writes `status` with server-side apply on the status subresource.
+pub async fn apply_status<K>(api: &Api<K>, obj: &K, status: serde_json::Value) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}
+
+/// One reconcile of a FjordCluster.
+pub async fn reconcile(cluster: Arc<FjordCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.with_label_values(&[KIND]).inc();
+    let result = reconcile_inner(&cluster, &ctx).await;
+    ctx.metrics
+        .duration
+        .with_label_values(&[KIND])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action> {
+    let ns = cluster
+        .namespace()
+        .ok_or_else(|| Error::Invalid("FjordCluster without namespace".into()))?;
+    let api: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let generation = cluster.meta().generation;
+    let mut status = cluster.status.clone().unwrap_or_default();
+
+    if paused(cluster) {
+        conditions::set(
+            &mut status.conditions,
+            "Paused",
+            true,
+            "ReconciliationPaused",
+            format!("annotation {} is \"true\"", crate::types::PAUSE_ANNOTATION),
+            generation,
+        );
+        apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    conditions::remove(&mut status.conditions, "Paused");
+
+    let client = ctx.client.clone();
+    apply(
+        &Api::<ConfigMap>::namespaced(client.clone(), &ns),
+        &desired::desired_configmap(cluster),
+    )
+    .await?;
+    let services = Api::<Service>::namespaced(client.clone(), &ns);
+    apply(&services, &desired::desired_headless_service(cluster)).await?;
+    apply(&services, &desired::desired_bootstrap_service(cluster)).await?;
+    apply(
+        &Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns),
+        &desired::desired_pdb(cluster),
+    )
+    .await?;
+
+    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
+    let current = statefulsets
+        .get_opt(&cluster.name_any())
+        .await?
+        .and_then(|s| s.spec.replicas);
+
+    let bootstrap = desired::bootstrap_address(cluster);
+    let brokers = match broker_state(ctx, &bootstrap).await {
+        Ok(state) => Some(state),
+        Err(e) => {
+            tracing::debug!(cluster = %cluster.name_any(), error = %e, "brokers not reachable");
+            None
+        }
+    };
+    let decision = scale::decide(cluster.spec.replicas, current, brokers.as_ref());
+    let sts = apply(
+        &statefulsets,
+        &desired::desired_statefulset(cluster, decision.replicas()),
+    )
+    .await?;
+
+    let sts_status = sts.status.clone().unwrap_or_default();
+    status.replicas = sts_status.replicas;
+    status.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
+    status.label_selector = Some(desired::selector_string(cluster));
+    status.observed_generation = generation;
+    status.bootstrap = Some(bootstrap);
+    status.controller_id = brokers.as_ref().and_then(|b| b.controller_id);
+    status.under_replicated_partitions = brokers
+        .as_ref()
+        .map_or(0, |b| b.under_replicated_partitions);
+    status.offline_partitions = brokers.as_ref().map_or(0, |b| b.offline_partitions);
+    status.brokers = broker_statuses(cluster.spec.replicas, &decision, brokers.as_ref());
+
+    let was_blocked = conditions::is_true(&status.conditions, "ScaleDownBlocked");
+    match &decision {
+        ScaleDecision::Blocked { reason, .. } => {
+            conditions::set(
+                &mut status.conditions,
+                "ScaleDownBlocked",
+                true,
+                "BrokersHoldReplicas",
+                reason.clone(),
+                generation,
+            );
+            if !was_blocked {
+                ctx.event(
+                    cluster,
+                    EventType::Warning,
+                    "ScaleDownBlocked",
+                    reason.clone(),
+                )
+                .await;
+            }
+        }
+        ScaleDecision::Apply(_) => {
+            conditions::remove(&mut status.conditions, "ScaleDownBlocked");
+        }
+    }
+
+    let wanted = decision.replicas();
+    let registered = brokers.as_ref().map_or(0, |b| {
+        (0..wanted)
+            .filter(|id| b.registered.contains_key(id))
+            .count() as i32
+    });
+    let rolled_out = sts_status.observed_generation == sts.metadata.generation
+        && sts_status.updated_replicas.unwrap_or(0) == wanted
+        && status.replicas == wanted;
+    let ready = rolled_out && status.ready_replicas == wanted && registered == wanted;
+    conditions::set(
+        &mut status.conditions,
+        "Reconciling",
+        !ready,
+        if ready { "Reconciled" } else { "RollingOut" },
+        format!(
+            "{}/{wanted} pods ready, {registered}/{wanted} brokers registered",
+            status.ready_replicas
+        ),
+        generation,
+    );
+    let degraded = brokers.is_none() && status.ready_replicas > 0
+        || status.under_replicated_partitions > 0
+        || status.offline_partitions > 0;
+    let degraded_reason = if brokers.is_none() && status.ready_replicas > 0 {
+        "BrokersUnreachable"
+    } else if status.offline_partitions > 0 {
+        "OfflinePartitions"
+    } else if status.under_replicated_partitions > 0 {
+        "UnderReplicatedPartitions"
+    } else {
+        "Healthy"
+    };
+    conditions::set(
+        &mut status.conditions,
+        "Degraded",
+        degraded,
+        degraded_reason,
+        format!(
+            "{} under-replicated, {} offline partitions",
+            status.under_replicated_partitions, status.offline_partitions
+        ),
+        generation,
+    );
+    let was_ready = conditions::is_true(&status.conditions, "Ready");
+    let (ready_reason, ready_message) = if ready {
+        ("Ready", format!("{wanted} brokers ready"))
+    } else if brokers.is_none() {
+        (
+            "BrokersUnreachable",
+            format!(
+                "bootstrap {} not answering",
+                desired::bootstrap_address(cluster)
+            ),
+        )
+    } else {
+        (
+            "BrokersNotReady",
+            format!("{}/{wanted} brokers ready", status.ready_replicas),
+        )
+    };
+    conditions::set(
+        &mut status.conditions,
+        "Ready",
+        ready,
+        ready_reason,
+        ready_message.clone(),
+        generation,
+    );
+    if ready && !was_ready {
+        ctx.event(cluster, EventType::Normal, "Ready", ready_message)
+            .await;
+    }
+    apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        60
+    } else {
+        5
+    })))
+}
+
+async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
+    let client = ctx.broker(bootstrap).await?;
+    match client.metadata(None).await {
+        Ok(md) => Ok(BrokerState::from_metadata(&md)),
+        Err(e) => {
+            ctx.forget_broker(bootstrap).await;
+            Err(e.into())
+        }
+    }
+}
+
+fn broker_statuses(
+    wanted: i32,
+    decision: &ScaleDecision,
+    brokers: Option<&BrokerState>,
+) -> Vec<BrokerStatus> {
+    (0..decision.replicas())
+        .map(|id| {
+            let address = brokers.and_then(|b| b.registered.get(&id).cloned());
+            let state = if id >= wanted {
+                "Draining"
+            } else if address.is_some() {
+                "Active"
+            } else {
+                "Offline"
+            };
+            BrokerStatus {
+                id,
+                state: state.into(),
+                address,
+                replicas: brokers
+                    .and_then(|b| b.replicas_per_broker.get(&id).copied())
+                    .unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+fn error_policy(cluster: Arc<FjordCluster>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
+    ctx.metrics
+        .errors
+        .with_label_values(&[KIND, error.kind()])
+        .inc();
+    Action::requeue(ctx.backoff(&*cluster))
+}
+
+/// Runs the FjordCluster controller until the stream ends.
+pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
+    let client = ctx.client.clone();
+    let cfg = watcher::Config::default();
+    let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=fjord-operator");
+    Controller::new(crate::api::<FjordCluster>(&client, namespace), cfg)
+        .owns(crate::api::<StatefulSet>(&client, namespace), owned.clone())
+        .owns(crate::api::<Service>(&client, namespace), owned.clone())
+        .owns(crate::api::<ConfigMap>(&client, namespace), owned.clone())
+        .owns(crate::api::<PodDisruptionBudget>(&client, namespace), owned)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            match r {
+                Ok((obj, _)) => {
+                    tracing::debug!(kind = KIND, name = %obj.name, "reconciled")
+                }
+                Err(e) => tracing::debug!(kind = KIND, error = %e, "controller"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_statuses_mark_offline_and_draining() {
+        let brokers = BrokerState {
+            registered: [(0, "a:9092".to_string()), (2, "c:9092".to_string())].into(),
+            replicas_per_broker: [(2, 3)].into(),
+            ..BrokerState::default()
+        };
+        let decision = ScaleDecision::Blocked {
+            keep: 3,
+            wanted: 2,
+            reason: String::new(),
+        };
+        let s = broker_statuses(2, &decision, Some(&brokers));
+        let states: Vec<_> = s
+            .iter()
+            .map(|b| (b.id, b.state.as_str(), b.replicas))
+            .collect();
+        assert_eq!(
+            states,
+            [(0, "Active", 0), (1, "Offline", 0), (2, "Draining", 3)]
+        );
+        assert_eq!(s[0].address.as_deref(), Some("a:9092"));
+    }
+}

@@ -1,0 +1,44 @@
+//! fjord-operator: runs Fjord on Kubernetes. Users declare FjordCluster, Topic and
+//! ConsumerGroup resources; the controllers here turn them into StatefulSets, Services
+//! and broker-side state through the Kafka admin protocol (fjord-client).
+//!
+//! # Layout
+//!
+//! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules.
+//! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
+//! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
+//! - `scale`: pure scale-in/out decision from the spec and observed broker state.
+//! - `plan`: pure plan of broker-side steps for a Topic.
+//! - `conditions`: status conditions helpers.
+//! - `context`: shared controller state (clients, metrics, Events, backoff).
+//! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
+//! - `lease`: leader election through a Lease.
+//! - `metrics`: Prometheus metrics of the operator.
+//! - `error`: the crate's error type.
+
+pub mod cluster;
+pub mod conditions;
+pub mod context;
+pub mod crd;
+pub mod desired;
+mod error;
+pub mod group;
+pub mod lease;
+pub mod metrics;
+pub mod plan;
+pub mod scale;
+pub mod topic;
+pub mod types;
+
+pub use error::{Error, Result};
+
+/// An Api over one namespace, or over all when `namespace` is `None`.
+pub fn api<K>(client: &kube::Client, namespace: Option<&str>) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    }
+}

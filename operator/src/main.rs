@@ -1,0 +1,116 @@
+//! `fjord-operator`: runs the FjordCluster, Topic and ConsumerGroup controllers, with
+//! leader election through a Lease and an HTTP endpoint for `/metrics` and `/healthz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use fjord_operator::context::Context;
+use fjord_operator::lease::LeaderElector;
+use fjord_operator::metrics::Metrics;
+use fjord_operator::{cluster, group, topic};
+
+#[derive(Parser, Debug)]
+#[command(name = "fjord-operator", version, about)]
+struct Args {
+    /// Watch only this namespace; all namespaces when unset.
+    #[arg(long, env = "FJORD_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+    /// Address of the HTTP endpoint (/metrics, /healthz).
+    #[arg(
+        long,
+        env = "FJORD_OPERATOR_HTTP_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    http_listen: SocketAddr,
+    /// Elect a leader through a Lease before reconciling (needed with two replicas).
+    #[arg(long, env = "FJORD_OPERATOR_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Namespace of the Lease; the pod's namespace in a cluster.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "fjord-operator")]
+    lease_name: String,
+    /// Log format: text or json.
+    #[arg(long, env = "FJORD_OPERATOR_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    if args.log_format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let metrics = Metrics::default();
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
+
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.encode() }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("binding {}", args.http_listen))?;
+    tracing::info!(addr = %args.http_listen, "serving /metrics and /healthz");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let elector = args.leader_elect.then(|| {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("fjord-operator-{}", std::process::id()));
+        LeaderElector::new(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            identity,
+            Duration::from_secs(15),
+        )
+    });
+    if let Some(elector) = &elector {
+        tracing::info!(lease = %args.lease_name, "waiting for leadership");
+        elector.acquire().await;
+        tracing::info!("leading");
+    }
+
+    let ns = args.namespace.as_deref();
+    tracing::info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
+    let controllers = async {
+        tokio::join!(
+            cluster::run(ctx.clone(), ns),
+            topic::run(ctx.clone(), ns),
+            group::run(ctx.clone(), ns)
+        )
+    };
+    match &elector {
+        Some(elector) => tokio::select! {
+            _ = controllers => {}
+            _ = elector.keep() => {
+                // Exit rather than risk two leaders; the Deployment restarts us as a follower.
+                anyhow::bail!("lost the leader Lease");
+            }
+        },
+        None => {
+            controllers.await;
+        }
+    }
+    Ok(())
+}

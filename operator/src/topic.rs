@@ -1,0 +1,351 @@
+//! Topic controller: brings the broker's topic to the spec with the steps of
+//! [`crate::plan`], reverting drift on every periodic resync, and deletes the topic
+//! through a finalizer unless `deletionPolicy: Retain` or `fjord.dev/managed: "false"`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fjord_client::{ConfigResource, NewTopic, ResponseError};
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::cluster::apply_status;
+use crate::conditions;
+use crate::context::{paused, Context};
+use crate::desired;
+use crate::plan::{plan_topic, ObservedTopic, PlanError, TopicStep};
+use crate::types::{DeletionPolicy, FjordCluster, Topic, TopicStatus, MANAGED_ANNOTATION};
+use crate::{Error, Result};
+
+const KIND: &str = "Topic";
+/// Finalizer that deletes the broker's topic before the resource goes away.
+pub const FINALIZER: &str = "fjord.dev/topic";
+/// How often a Ready topic is compared with the broker again (drift by other tools
+/// raises no Kubernetes event).
+pub const RESYNC: Duration = Duration::from_secs(60);
+
+/// DescribeConfigs source of a config set on the topic itself (DYNAMIC_TOPIC_CONFIG).
+const SOURCE_TOPIC: i8 = 1;
+
+fn managed(topic: &Topic) -> bool {
+    topic
+        .annotations()
+        .get(MANAGED_ANNOTATION)
+        .is_none_or(|v| v != "false")
+}
+
+/// One reconcile of a Topic.
+pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.with_label_values(&[KIND]).inc();
+    let ns = topic
+        .namespace()
+        .ok_or_else(|| Error::Invalid("Topic without namespace".into()))?;
+    let api: Api<Topic> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, topic, |event| async {
+        match event {
+            Finalizer::Apply(topic) => apply_topic(&api, &topic, &ctx).await,
+            Finalizer::Cleanup(topic) => cleanup_topic(&topic, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .duration
+        .with_label_values(&[KIND])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn write_status(api: &Api<Topic>, topic: &Topic, status: &TopicStatus) -> Result<()> {
+    apply_status(api, topic, serde_json::to_value(status).unwrap()).await
+}
+
+async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<Action> {
+    let generation = topic.meta().generation;
+    let mut status = topic.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    let name = topic.topic_name();
+    status.topic_name = Some(name.clone());
+
+    if paused(topic) {
+        conditions::set(
+            &mut status.conditions,
+            "Paused",
+            true,
+            "ReconciliationPaused",
+            format!("annotation {} is \"true\"", crate::types::PAUSE_ANNOTATION),
+            generation,
+        );
+        write_status(api, topic, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    conditions::remove(&mut status.conditions, "Paused");
+
+    if !managed(topic) {
+        conditions::set(
+            &mut status.conditions,
+            "Ready",
+            true,
+            "Unmanaged",
+            format!(
+                "annotation {MANAGED_ANNOTATION} is \"false\": the broker's topic is left alone"
+            ),
+            generation,
+        );
+        write_status(api, topic, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+
+    let ns = topic.namespace().unwrap_or_default();
+    let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(cluster) = clusters.get_opt(&topic.spec.cluster_ref).await? else {
+        conditions::set(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ClusterNotFound",
+            format!(
+                "FjordCluster {:?} not found in namespace {ns:?}",
+                topic.spec.cluster_ref
+            ),
+            generation,
+        );
+        write_status(api, topic, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    };
+
+    let bootstrap = desired::bootstrap_address(&cluster);
+    match sync_broker(topic, &name, &bootstrap, ctx).await {
+        Ok(Synced::Done {
+            partitions,
+            replication_factor,
+            topic_id,
+            changed,
+        }) => {
+            status.partitions = Some(partitions);
+            status.replication_factor = Some(replication_factor);
+            status.topic_id = Some(topic_id);
+            conditions::remove(&mut status.conditions, "NotSupported");
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                true,
+                "Reconciled",
+                format!("topic {name:?} has {partitions} partitions"),
+                generation,
+            );
+            if !changed.is_empty() {
+                ctx.event(topic, EventType::Normal, "Reconciled", changed.join("; "))
+                    .await;
+            }
+            write_status(api, topic, &status).await?;
+            ctx.reset_backoff(topic);
+            Ok(Action::requeue(RESYNC))
+        }
+        Ok(Synced::NotSupported(message)) => {
+            conditions::set(
+                &mut status.conditions,
+                "NotSupported",
+                true,
+                "PartitionDecrease",
+                message.clone(),
+                generation,
+            );
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                "NotSupported",
+                message.clone(),
+                generation,
+            );
+            ctx.event(topic, EventType::Warning, "NotSupported", message)
+                .await;
+            write_status(api, topic, &status).await?;
+            Ok(Action::requeue(RESYNC))
+        }
+        Err(e) => {
+            let reason = match &e {
+                Error::Broker(b) => b
+                    .kafka()
+                    .map(|k| format!("KafkaError{}", k.code()))
+                    .unwrap_or_else(|| "BrokerUnreachable".into()),
+                other => other.kind().into(),
+            };
+            ctx.forget_broker(&bootstrap).await;
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                &reason,
+                e.to_string(),
+                generation,
+            );
+            write_status(api, topic, &status).await?;
+            Err(e)
+        }
+    }
+}
+
+enum Synced {
+    Done {
+        partitions: i32,
+        replication_factor: i32,
+        topic_id: String,
+        changed: Vec<String>,
+    },
+    NotSupported(String),
+}
+
+async fn sync_broker(topic: &Topic, name: &str, bootstrap: &str, ctx: &Context) -> Result<Synced> {
+    let client = ctx.broker(bootstrap).await?;
+    let observed = observe(&client, name).await?;
+    let steps = match plan_topic(&topic.spec, observed.as_ref()) {
+        Ok(steps) => steps,
+        Err(PlanError::PartitionDecrease { have, want }) => {
+            return Ok(Synced::NotSupported(format!(
+                "topic {name:?} has {have} partitions; spec asks for {want}, and partitions cannot be removed: nothing changed"
+            )))
+        }
+    };
+    let mut changed = Vec::new();
+    for step in steps {
+        match step {
+            TopicStep::Create => {
+                let mut new = NewTopic::new(
+                    name,
+                    topic.spec.partitions,
+                    topic.spec.replication_factor as i16,
+                );
+                new.configs = topic.spec.config.clone().into_iter().collect();
+                match client.create_topic(new).await {
+                    Ok(_) => changed.push(format!("created topic {name:?}")),
+                    // Created between our look and our create (an earlier reconcile whose
+                    // answer was lost): the next steps bring it to the spec.
+                    Err(e) if e.kafka() == Some(ResponseError::TopicAlreadyExists) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            TopicStep::GrowPartitions(n) => {
+                client.create_partitions(name, n, false).await?;
+                changed.push(format!("grew topic {name:?} to {n} partitions"));
+            }
+            TopicStep::AlterConfigs(ops) => {
+                client
+                    .incremental_alter_configs(&ConfigResource::Topic(name.into()), &ops, false)
+                    .await?;
+                changed.push(format!("set {} configs of topic {name:?}", ops.len()));
+            }
+        }
+    }
+    let md = client.metadata(Some(&[name])).await?;
+    let t = md
+        .topic(name)
+        .filter(|t| t.error.is_none())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "topic {name:?} missing from Metadata after reconcile"
+            ))
+        })?;
+    Ok(Synced::Done {
+        partitions: t.partitions.len() as i32,
+        replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as i32),
+        topic_id: t.topic_id.to_string(),
+        changed,
+    })
+}
+
+async fn observe(client: &fjord_client::Client, name: &str) -> Result<Option<ObservedTopic>> {
+    let md = client.metadata(Some(&[name])).await?;
+    let Some(t) = md.topic(name) else {
+        return Ok(None);
+    };
+    match t.error {
+        Some(ResponseError::UnknownTopicOrPartition) => return Ok(None),
+        Some(error) => {
+            return Err(fjord_client::Error::Kafka {
+                resource: format!("topic {name:?}"),
+                error,
+                message: None,
+            }
+            .into())
+        }
+        None => {}
+    }
+    let topic_configs: BTreeMap<String, String> = client
+        .describe_configs(&ConfigResource::Topic(name.into()))
+        .await?
+        .into_iter()
+        .filter(|c| c.source == SOURCE_TOPIC)
+        .filter_map(|c| c.value.map(|v| (c.name, v)))
+        .collect();
+    Ok(Some(ObservedTopic {
+        partitions: t.partitions.len() as i32,
+        topic_configs,
+    }))
+}
+
+async fn cleanup_topic(topic: &Topic, ctx: &Context) -> Result<Action> {
+    let name = topic.topic_name();
+    if topic.spec.deletion_policy == DeletionPolicy::Retain || !managed(topic) || paused(topic) {
+        tracing::info!(topic = %name, "resource deleted; topic kept on the broker");
+        return Ok(Action::await_change());
+    }
+    let ns = topic.namespace().unwrap_or_default();
+    let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(cluster) = clusters.get_opt(&topic.spec.cluster_ref).await? else {
+        // No cluster, no topic to delete.
+        return Ok(Action::await_change());
+    };
+    let bootstrap = desired::bootstrap_address(&cluster);
+    let client = ctx.broker(&bootstrap).await?;
+    for (_, result) in client.delete_topics(&[&name]).await? {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kafka() == Some(ResponseError::UnknownTopicOrPartition) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ctx.event(
+        topic,
+        EventType::Normal,
+        "Deleted",
+        format!("deleted topic {name:?}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(topic = %topic.name_any(), %error, "reconcile failed");
+    ctx.metrics
+        .errors
+        .with_label_values(&[KIND, error.kind()])
+        .inc();
+    Action::requeue(ctx.backoff(&*topic))
+}
+
+/// Runs the Topic controller until the stream ends.
+pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
+    let api = crate::api::<Topic>(&ctx.client, namespace);
+    Controller::new(api, watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(kind = KIND, error = %e, "controller");
+            }
+        })
+        .await;
+}
