@@ -63,8 +63,15 @@ cleanup() {
   fi
   # Newest first: operator, harness (stops its pods and clears /etc/hosts), then the
   # control plane.
-  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do kill "${PIDS[$i]}" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Each gets 15 s to stop before SIGKILL, so a slow graceful shutdown cannot hang
+  # the suite.
+  for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+    local pid=${PIDS[$i]} deadline=$(( $(date +%s) + 15 ))
+    kill "$pid" 2>/dev/null || continue
+    while kill -0 "$pid" 2>/dev/null && (( $(date +%s) < deadline )); do sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if (( rc != 0 )); then
     for f in "$WORK"/logs/*.log; do echo "--- tail $f"; tail -n 20 "$f"; done
   fi
