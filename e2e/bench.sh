@@ -22,9 +22,8 @@ if [[ -z "${FJORD_BIN:-}" ]]; then
 fi
 [[ -x "$FJORD_BIN" ]] || { echo "bench.sh: no fjord binary at $FJORD_BIN" >&2; exit 1; }
 
-# The Kafka classpath (broker + kafka-tools) is resolved and cached by the launcher;
-# 'status' on an empty dir resolves nothing, so resolve through a throwaway start only
-# when the cache is missing: the launcher's cache file is what we read.
+# The clients run from the classpath the Kafka launcher caches (it includes kafka-tools);
+# resolve it the launcher's way when this machine has not started Kafka yet.
 CP_FILE="${FJORD_CACHE:-$HOME/.cache/fjord}/apache-kafka-${KAFKA_VERSION:-4.4.0}.classpath"
 if [[ ! -s "$CP_FILE" ]]; then
   mkdir -p "$(dirname "$CP_FILE")"

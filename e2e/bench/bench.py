@@ -21,6 +21,9 @@ KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "19092"))
 FJORD_PORT = int(os.environ.get("FJORD_PORT", "19192"))
 FJORD_HTTP = int(os.environ.get("FJORD_HTTP_PORT", "19644"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# The same java the Kafka launcher picks.
+JAVA = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
+                                  if os.environ.get("JAVA_HOME") else "java")
 NA_RF3 = "n/a (needs the replicated cluster)"
 
 
@@ -266,7 +269,7 @@ class Tools:
         self.log4j = os.path.join(root, "e2e", "apache-kafka", "log4j2.xml")
 
     def java(self, main, args, timeout):
-        cmd = ["java", "-Xmx512m", "-XX:+UseG1GC", "-cp", self.cp,
+        cmd = [JAVA, "-Xmx512m", "-XX:+UseG1GC", "-cp", self.cp,
                f"-Dlog4j2.configurationFile={self.log4j}", "-Dkafka.log.file=/dev/null",
                main, *args]
         try:
