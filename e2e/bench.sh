@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of Fjord and Apache Kafka on this machine (issue 6).
+#
+#   e2e/bench.sh [--quick] [--keep]
+#
+# Starts one system at a time on loopback (Kafka, then Fjord, per durability profile),
+# drives both with the same client (Kafka's ProducerPerformance / ConsumerPerformance
+# from the kafka-tools jar, kcat for cold start), measures the machine's limits in the
+# same run, prints one table and writes target/bench/results.json.
+#
+# Environment: FJORD_BIN (default: release build in $CARGO_TARGET_DIR or target/),
+# BENCH_DIR (scratch dir for data, default target/bench/run), KAFKA_PORT / FJORD_PORT.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+if [[ -z "${FJORD_BIN:-}" ]]; then
+  echo "building fjord (release)..." >&2
+  (cd "$ROOT" && cargo build --release -q -p fjord-broker --bin fjord)
+  FJORD_BIN="$TARGET/release/fjord"
+fi
+[[ -x "$FJORD_BIN" ]] || { echo "bench.sh: no fjord binary at $FJORD_BIN" >&2; exit 1; }
+
+# The clients run from the classpath the Kafka launcher caches (it includes kafka-tools);
+# resolve it the launcher's way when this machine has not started Kafka yet.
+CP_FILE="${FJORD_CACHE:-$HOME/.cache/fjord}/apache-kafka-${KAFKA_VERSION:-4.4.0}.classpath"
+if [[ ! -s "$CP_FILE" ]]; then
+  mkdir -p "$(dirname "$CP_FILE")"
+  mvn -q -B -Dstyle.color=never -f "$HERE/apache-kafka/pom.xml" dependency:build-classpath \
+    -Dkafka.version="${KAFKA_VERSION:-4.4.0}" -Dmdep.outputFile="$CP_FILE" >&2
+fi
+
+exec python3 "$HERE/bench/bench.py" --root "$ROOT" --fjord-bin "$FJORD_BIN" \
+  --classpath-file "$CP_FILE" "$@"
