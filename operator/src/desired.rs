@@ -129,11 +129,22 @@ fn meta(cluster: &FjordCluster, name: String) -> ObjectMeta {
     }
 }
 
+/// Kafka broker config names whose `fjord` flag is spelled differently; every other
+/// name maps by rule (`log.retention.ms` → `--log-retention-ms`). The broker ignores
+/// `FJORD_*` variables it does not know, so a wrong mapping would silently do nothing.
+const BROKER_ENV_EXCEPTIONS: &[(&str, &str)] = &[
+    ("auto.create.topics.enable", "AUTO_CREATE_TOPICS"),
+    ("broker.rack", "RACK"),
+];
+
 /// Broker config as environment: `log.retention.ms` → `FJORD_LOG_RETENTION_MS`.
 pub fn broker_env(config: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     config
         .iter()
         .map(|(k, v)| {
+            if let Some((_, flag)) = BROKER_ENV_EXCEPTIONS.iter().find(|(name, _)| name == k) {
+                return (format!("FJORD_{flag}"), v.clone());
+            }
             let name: String = k
                 .chars()
                 .map(|c| {
@@ -712,7 +723,8 @@ mod tests {
         assert_owned(&cm.metadata);
         let data = cm.data.unwrap();
         assert_eq!(data["FJORD_LOG_RETENTION_MS"], "60000");
-        assert_eq!(data["FJORD_AUTO_CREATE_TOPICS_ENABLE"], "false");
+        // The broker's flag is --auto-create-topics (FJORD_AUTO_CREATE_TOPICS).
+        assert_eq!(data["FJORD_AUTO_CREATE_TOPICS"], "false");
         assert_eq!(data.len(), 2);
     }
 
