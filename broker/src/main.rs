@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         // Colour only for people at a terminal, not for log collectors.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    warn_unknown_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -50,6 +51,24 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("fjord: {e}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A misspelled `FJORD_*` variable would otherwise change nothing without a word.
+fn warn_unknown_env() {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .chain(["FJORD_LOG".to_string()])
+        .collect();
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("FJORD_") && !known.iter().any(|k| *k == name) {
+            tracing::warn!(variable = %name, "unknown FJORD_* environment variable ignored (see fjord --help)");
         }
     }
 }
