@@ -175,6 +175,105 @@ pub struct BrokerConfig {
         default_value_t = 600_000
     )]
     pub offsets_retention_check_interval_ms: u64,
+
+    /// The metadata quorum's voters, `id@host:port` of their internal listeners, comma
+    /// separated (controller.quorum.voters). Every voter must be started with the same
+    /// list. A broker not in the list joins as a learner. Unset: a one-broker cluster
+    /// whose only voter is this broker at --internal-listen.
+    #[arg(long, env = "FJORD_VOTERS", value_delimiter = ',')]
+    pub voters: Vec<Voter>,
+
+    /// Address of the internal gRPC listener (metadata quorum, heartbeats, replication).
+    #[arg(long, env = "FJORD_INTERNAL_LISTEN", default_value = "127.0.0.1:9093")]
+    pub internal_listen: SocketAddr,
+
+    /// Address other brokers reach this broker's internal listener at (host:port);
+    /// defaults to this broker's entry in --voters, else the advertised host with the
+    /// --internal-listen port.
+    #[arg(long, env = "FJORD_INTERNAL_ADVERTISED")]
+    pub internal_advertised: Option<String>,
+
+    /// How often a broker heartbeats to the controller (broker.heartbeat.interval.ms).
+    #[arg(
+        long,
+        env = "FJORD_BROKER_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 2_000
+    )]
+    pub broker_heartbeat_interval_ms: u64,
+
+    /// A broker without a heartbeat this long is fenced and loses its leaderships
+    /// (broker.session.timeout.ms).
+    #[arg(long, env = "FJORD_BROKER_SESSION_TIMEOUT_MS", default_value_t = 9_000)]
+    pub broker_session_timeout_ms: u64,
+
+    /// A follower that has not caught up for this long leaves the ISR
+    /// (replica.lag.time.max.ms).
+    #[arg(long, env = "FJORD_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
+    pub replica_lag_time_max_ms: u64,
+
+    /// Bytes a follower asks for per partition and fetch (replica.fetch.max.bytes).
+    #[arg(
+        long,
+        env = "FJORD_REPLICA_FETCH_MAX_BYTES",
+        default_value_t = 1024 * 1024
+    )]
+    pub replica_fetch_max_bytes: u32,
+
+    /// How long a follower fetch waits at the leader for new records
+    /// (replica.fetch.wait.max.ms).
+    #[arg(long, env = "FJORD_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500)]
+    pub replica_fetch_wait_max_ms: u64,
+
+    /// Wait after a failed follower fetch (replica.fetch.backoff.ms).
+    #[arg(long, env = "FJORD_REPLICA_FETCH_BACKOFF_MS", default_value_t = 1_000)]
+    pub replica_fetch_backoff_ms: u64,
+
+    /// Default of the topic config unclean.leader.election.enable: elect a replica
+    /// outside the ISR when no ISR member is left, losing acknowledged records.
+    #[arg(long, env = "FJORD_UNCLEAN_LEADER_ELECTION_ENABLE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub unclean_leader_election_enable: bool,
+
+    /// Move leadership back to the preferred (first) replica when it is in sync
+    /// (auto.leader.rebalance.enable).
+    #[arg(long, env = "FJORD_AUTO_LEADER_REBALANCE_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_leader_rebalance_enable: bool,
+
+    /// Metadata log entries between snapshots; older entries are then dropped.
+    #[arg(
+        long,
+        env = "FJORD_METADATA_SNAPSHOT_INTERVAL_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub metadata_snapshot_interval_entries: u64,
+}
+
+/// One voter of the metadata quorum: `id@host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    /// host:port of its internal listener.
+    pub address: String,
+}
+
+impl std::str::FromStr for Voter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Voter, String> {
+        let (id, address) = s
+            .trim()
+            .split_once('@')
+            .ok_or_else(|| format!("voter {s:?}: expected id@host:port"))?;
+        let id: i32 = id
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| format!("voter {s:?}: bad id {id:?}"))?;
+        parse_host_port(address).map_err(|e| format!("voter {s:?}: {e}"))?;
+        Ok(Voter {
+            id,
+            address: address.to_string(),
+        })
+    }
 }
 
 impl BrokerConfig {
@@ -219,6 +318,25 @@ impl BrokerConfig {
                     .to_string(),
             );
         }
+        let mut ids: Vec<i32> = self.voters.iter().map(|v| v.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err("--voters names a node id twice".to_string());
+        }
+        if let Some(addr) = &self.internal_advertised {
+            parse_host_port(addr).map_err(|e| format!("--internal-advertised {addr:?}: {e}"))?;
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return Err(format!(
+                "--broker-session-timeout-ms {} must exceed --broker-heartbeat-interval-ms {} (> 0)",
+                self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+            ));
+        }
+        if self.metadata_snapshot_interval_entries == 0 {
+            return Err("--metadata-snapshot-interval-entries must be >= 1".to_string());
+        }
         if let Some(addr) = &self.advertised_listener {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
         }
@@ -241,6 +359,39 @@ impl BrokerConfig {
                 i32::from(self.kafka_listen.port()),
             ),
         }
+    }
+    /// The voters of the metadata quorum: --voters, or this broker alone.
+    pub fn quorum_voters(&self) -> Vec<Voter> {
+        if self.voters.is_empty() {
+            vec![Voter {
+                id: self.node_id,
+                address: self.internal_address(),
+            }]
+        } else {
+            self.voters.clone()
+        }
+    }
+
+    /// host:port other brokers reach this broker's internal listener at.
+    pub fn internal_address(&self) -> String {
+        if let Some(a) = &self.internal_advertised {
+            return a.clone();
+        }
+        if let Some(v) = self.voters.iter().find(|v| v.id == self.node_id) {
+            return v.address.clone();
+        }
+        let ip = self.internal_listen.ip();
+        let host = if ip.is_unspecified() {
+            self.advertised().0
+        } else {
+            ip.to_string()
+        };
+        format!("{host}:{}", self.internal_listen.port())
+    }
+
+    /// Is this broker a voter of the metadata quorum (else a learner)?
+    pub fn is_voter(&self) -> bool {
+        self.quorum_voters().iter().any(|v| v.id == self.node_id)
     }
 }
 
@@ -269,6 +420,7 @@ pub struct TopicDefaults {
     pub flush_ms: i64,
     pub max_message_bytes: u32,
     pub min_insync_replicas: i32,
+    pub unclean_leader_election: bool,
     /// A broker setting in Kafka too, not a topic config; carried into every LogConfig.
     pub producer_id_expiration_ms: i64,
 }
@@ -284,6 +436,7 @@ impl TopicDefaults {
             flush_ms: c.log_flush_interval_ms,
             max_message_bytes: c.message_max_bytes,
             min_insync_replicas: c.min_insync_replicas,
+            unclean_leader_election: c.unclean_leader_election_enable,
             producer_id_expiration_ms: c.producer_id_expiration_ms,
         }
     }
@@ -484,7 +637,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "unclean.leader.election.enable",
         config_type: ConfigType::Boolean,
         doc: "Allow an out-of-sync replica to become leader (may lose data).",
-        default: |_| "false".into(),
+        default: |d| d.unclean_leader_election.to_string(),
         validate: |v| match v.trim() {
             "true" | "false" => Ok(()),
             other => Err(format!("{other:?} is not true or false")),

@@ -96,6 +96,9 @@ fn partition_states(first: i32, replicas: Vec<Vec<i32>>) -> Vec<PartitionState> 
             leader_epoch: 0,
             isr: replicas.clone(),
             replicas,
+            partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         })
         .collect()
 }

@@ -16,6 +16,52 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Bumped on every change (leader, ISR, replicas); see KIP-497.
+    #[serde(default)]
+    pub partition_epoch: i32,
+    /// Reassignment in progress: replicas being added (also listed in `replicas`) ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// ... and replicas that leave once every adding replica is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+}
+
+impl PartitionState {
+    /// Does `broker` hold (or is it receiving) a copy of this partition?
+    pub fn is_replica(&self, broker: i32) -> bool {
+        self.replicas.contains(&broker) || self.adding_replicas.contains(&broker)
+    }
+}
+
+/// Where clients and other brokers reach a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    /// Advertised Kafka listener.
+    pub host: String,
+    pub port: i32,
+    /// host:port of the internal gRPC listener.
+    pub internal: String,
+}
+
+/// A registered broker (KIP-631 broker registration with KIP-841 fencing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerState {
+    pub id: i32,
+    /// Changes with every registration of a broker process.
+    pub epoch: i64,
+    pub rack: Option<String>,
+    pub endpoint: BrokerEndpoint,
+    /// A fenced broker leads nothing and is in no ISR.
+    pub fenced: bool,
+    pub in_controlled_shutdown: bool,
+}
+
+impl BrokerState {
+    /// May lead partitions and be in an ISR.
+    pub fn is_eligible(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +107,34 @@ pub enum MetadataRecord {
     ProducerIdsReserved {
         next_producer_id: i64,
     },
+    /// A broker process registered; it starts fenced.
+    BrokerRegistered {
+        broker: i32,
+        broker_epoch: i64,
+        rack: Option<String>,
+        endpoint: BrokerEndpoint,
+    },
+    BrokerUnfenced {
+        broker: i32,
+        broker_epoch: i64,
+    },
+    BrokerFenced {
+        broker: i32,
+        broker_epoch: i64,
+    },
+    /// Controlled shutdown began.
+    BrokerShuttingDown {
+        broker: i32,
+        broker_epoch: i64,
+    },
+    BrokerUnregistered {
+        broker: i32,
+    },
+    /// One partition's new state (leader, ISR, replicas), replacing the old one whole.
+    PartitionChanged {
+        topic_id: Uuid,
+        partition: PartitionState,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,6 +143,9 @@ pub struct MetadataImage {
     names: BTreeMap<String, Uuid>,
     /// Every producer id below this may already be in use.
     pub producer_ids_reserved_until: i64,
+    brokers: BTreeMap<i32, BrokerState>,
+    /// The epoch the next broker registration gets.
+    pub next_broker_epoch: i64,
 }
 
 impl MetadataImage {
@@ -83,6 +160,15 @@ impl MetadataImage {
     /// Topics in name order.
     pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
         self.names.values().filter_map(|id| self.topics.get(id))
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerState> {
+        self.brokers.get(&id)
+    }
+
+    /// Registered brokers in id order.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerState> {
+        self.brokers.values()
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
@@ -160,8 +246,98 @@ impl MetadataImage {
                 }
                 self.producer_ids_reserved_until = *next_producer_id;
             }
+            MetadataRecord::BrokerRegistered {
+                broker,
+                broker_epoch,
+                rack,
+                endpoint,
+            } => {
+                if *broker_epoch < self.next_broker_epoch {
+                    return Err(format!(
+                        "broker {broker}: registration epoch {broker_epoch} is not new (next {})",
+                        self.next_broker_epoch
+                    ));
+                }
+                self.next_broker_epoch = broker_epoch + 1;
+                self.brokers.insert(
+                    *broker,
+                    BrokerState {
+                        id: *broker,
+                        epoch: *broker_epoch,
+                        rack: rack.clone(),
+                        endpoint: endpoint.clone(),
+                        fenced: true,
+                        in_controlled_shutdown: false,
+                    },
+                );
+            }
+            MetadataRecord::BrokerUnfenced {
+                broker,
+                broker_epoch,
+            } => self.registered(*broker, *broker_epoch)?.fenced = false,
+            MetadataRecord::BrokerFenced {
+                broker,
+                broker_epoch,
+            } => self.registered(*broker, *broker_epoch)?.fenced = true,
+            MetadataRecord::BrokerShuttingDown {
+                broker,
+                broker_epoch,
+            } => {
+                self.registered(*broker, *broker_epoch)?
+                    .in_controlled_shutdown = true
+            }
+            MetadataRecord::BrokerUnregistered { broker } => {
+                self.brokers
+                    .remove(broker)
+                    .ok_or_else(|| format!("broker {broker} is not registered"))?;
+            }
+            MetadataRecord::PartitionChanged {
+                topic_id,
+                partition,
+            } => {
+                let t = self
+                    .topics
+                    .get_mut(topic_id)
+                    .ok_or_else(|| format!("no topic with id {topic_id}"))?;
+                let current = usize::try_from(partition.partition)
+                    .ok()
+                    .and_then(|i| t.partitions.get_mut(i))
+                    .ok_or_else(|| {
+                        format!(
+                            "topic {:?} has no partition {}",
+                            t.name, partition.partition
+                        )
+                    })?;
+                if partition.partition_epoch <= current.partition_epoch
+                    || partition.leader_epoch < current.leader_epoch
+                {
+                    return Err(format!(
+                        "topic {:?} partition {}: change to partition epoch {} / leader epoch {} does not follow {} / {}",
+                        t.name,
+                        partition.partition,
+                        partition.partition_epoch,
+                        partition.leader_epoch,
+                        current.partition_epoch,
+                        current.leader_epoch
+                    ));
+                }
+                *current = partition.clone();
+            }
         }
         Ok(())
+    }
+}
+
+impl MetadataImage {
+    fn registered(&mut self, broker: i32, epoch: i64) -> Result<&mut BrokerState, String> {
+        match self.brokers.get_mut(&broker) {
+            Some(b) if b.epoch == epoch => Ok(b),
+            Some(b) => Err(format!(
+                "broker {broker}: record for epoch {epoch} but registered with {}",
+                b.epoch
+            )),
+            None => Err(format!("broker {broker} is not registered")),
+        }
     }
 }
 
@@ -176,6 +352,9 @@ mod tests {
             leader_epoch: 0,
             replicas: vec![1],
             isr: vec![1],
+            partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     }
 

@@ -9,24 +9,14 @@
 //! controller starts from the committed state. Broker liveness (last heartbeat) is the
 //! only state kept outside the log.
 //!
-//! # Mapping onto `metadata::image::MetadataRecord`
+//! # Records in the metadata log
 //!
-//! | ControllerRecord        | MetadataRecord (to add in image.rs)          | Kafka record                       |
-//! |-------------------------|----------------------------------------------|------------------------------------|
-//! | `BrokerRegistered`      | new `BrokerRegistered` (brokers map, fenced) | RegisterBrokerRecord (fenced=true) |
-//! | `BrokerUnfenced`        | new `BrokerUnfenced`                         | UnfenceBrokerRecord                |
-//! | `BrokerFenced`          | new `BrokerFenced`                           | FenceBrokerRecord                  |
-//! | `BrokerShuttingDown`    | new `BrokerShuttingDown`                     | BrokerRegistrationChangeRecord     |
-//! | `BrokerUnregistered`    | new `BrokerUnregistered`                     | UnregisterBrokerRecord             |
-//! | `TopicCreated`          | existing `TopicCreated`                      | TopicRecord + PartitionRecord(s)   |
-//! | `PartitionChanged`      | new `PartitionChanged` (replace one entry)   | PartitionChangeRecord              |
-//!
-//! `PartitionState` needs three more fields to carry a [`PartitionRegistration`]:
-//! `partition_epoch`, `adding_replicas` and `removing_replicas` (default 0 / empty for
-//! records written before them, which is also how [`ClusterState::from_image`] reads
-//! today's image). `PartitionChanged` carries the whole new registration rather than
-//! Kafka's optional-field delta: applying it is a replacement, idempotent and easy to
-//! check.
+//! [`ControllerRecord::into_metadata`] turns each record into the metadata log's
+//! `MetadataRecord` (same name; a registration gains the broker's endpoints).
+//! `PartitionChanged` carries the whole new registration rather than Kafka's
+//! optional-field delta (PartitionChangeRecord): applying it is a replacement,
+//! idempotent and easy to check. [`ClusterState::from_image`] reads the applied image
+//! back, so a new active controller starts from exactly what is committed.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,7 +28,7 @@ use super::leader::AlterPartitionRequest;
 use super::{
     BrokerId, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration, TopicPartition, NO_LEADER,
 };
-use crate::metadata::image::MetadataImage;
+use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord, PartitionState};
 
 /// Changes with each registration of a broker process (Kafka uses the offset of the
 /// registration record). Requests carrying an older one come from a previous process.
@@ -124,9 +114,23 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// Today's image (topics, partitions, configs), with partition epochs at 0.
+    /// The committed image as the controller sees it.
     pub fn from_image(image: &MetadataImage) -> ClusterState {
-        let mut state = ClusterState::default();
+        let mut state = ClusterState {
+            next_broker_epoch: image.next_broker_epoch,
+            ..ClusterState::default()
+        };
+        for b in image.brokers() {
+            state.brokers.insert(
+                b.id,
+                BrokerRegistration {
+                    epoch: BrokerEpoch(b.epoch),
+                    rack: b.rack.clone(),
+                    fenced: b.fenced,
+                    in_controlled_shutdown: b.in_controlled_shutdown,
+                },
+            );
+        }
         for topic in image.topics() {
             state.topics.insert(
                 topic.id,
@@ -141,15 +145,7 @@ impl ClusterState {
                         topic_id: topic.id,
                         partition: p.partition,
                     },
-                    PartitionRegistration {
-                        replicas: p.replicas.clone(),
-                        isr: Isr::new(p.isr.clone()),
-                        leader: p.leader,
-                        leader_epoch: LeaderEpoch(p.leader_epoch),
-                        partition_epoch: PartitionEpoch(0),
-                        adding_replicas: vec![],
-                        removing_replicas: vec![],
-                    },
+                    registration_of(p),
                 );
             }
         }
@@ -273,6 +269,99 @@ impl ClusterState {
     }
 }
 
+/// A partition of the metadata image as a [`PartitionRegistration`].
+pub fn registration_of(p: &PartitionState) -> PartitionRegistration {
+    PartitionRegistration {
+        replicas: p.replicas.clone(),
+        isr: Isr::new(p.isr.clone()),
+        leader: p.leader,
+        leader_epoch: LeaderEpoch(p.leader_epoch),
+        partition_epoch: PartitionEpoch(p.partition_epoch),
+        adding_replicas: p.adding_replicas.clone(),
+        removing_replicas: p.removing_replicas.clone(),
+    }
+}
+
+/// A [`PartitionRegistration`] as partition `partition` of the metadata image.
+pub fn partition_state(partition: i32, r: &PartitionRegistration) -> PartitionState {
+    PartitionState {
+        partition,
+        leader: r.leader,
+        leader_epoch: r.leader_epoch.0,
+        replicas: r.replicas.clone(),
+        isr: r.isr.members().to_vec(),
+        partition_epoch: r.partition_epoch.0,
+        adding_replicas: r.adding_replicas.clone(),
+        removing_replicas: r.removing_replicas.clone(),
+    }
+}
+
+impl ControllerRecord {
+    /// The record as it goes into the metadata log. A registration carries the
+    /// endpoints the broker registered with (the controller's decision does not need
+    /// them, every broker's Metadata answer does).
+    pub fn into_metadata(self, endpoint: impl Fn(BrokerId) -> BrokerEndpoint) -> MetadataRecord {
+        match self {
+            ControllerRecord::BrokerRegistered {
+                broker,
+                broker_epoch,
+                rack,
+            } => MetadataRecord::BrokerRegistered {
+                broker,
+                broker_epoch: broker_epoch.0,
+                rack,
+                endpoint: endpoint(broker),
+            },
+            ControllerRecord::BrokerUnfenced {
+                broker,
+                broker_epoch,
+            } => MetadataRecord::BrokerUnfenced {
+                broker,
+                broker_epoch: broker_epoch.0,
+            },
+            ControllerRecord::BrokerFenced {
+                broker,
+                broker_epoch,
+            } => MetadataRecord::BrokerFenced {
+                broker,
+                broker_epoch: broker_epoch.0,
+            },
+            ControllerRecord::BrokerShuttingDown {
+                broker,
+                broker_epoch,
+            } => MetadataRecord::BrokerShuttingDown {
+                broker,
+                broker_epoch: broker_epoch.0,
+            },
+            ControllerRecord::BrokerUnregistered { broker } => {
+                MetadataRecord::BrokerUnregistered { broker }
+            }
+            ControllerRecord::TopicCreated {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => MetadataRecord::TopicCreated {
+                name,
+                id: topic_id,
+                partitions: partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| partition_state(i as i32, r))
+                    .collect(),
+                configs,
+            },
+            ControllerRecord::PartitionChanged {
+                partition,
+                registration,
+            } => MetadataRecord::PartitionChanged {
+                topic_id: partition.topic_id,
+                partition: partition_state(partition.partition, &registration),
+            },
+        }
+    }
+}
+
 /// The registration a broker record refers to; another epoch means a corrupt log.
 fn registered(
     brokers: &mut BTreeMap<BrokerId, BrokerRegistration>,
@@ -347,6 +436,18 @@ impl Controller {
 
     pub fn state(&self) -> &ClusterState {
         &self.state
+    }
+
+    /// Replace the state with the committed one (after records this controller did not
+    /// decide, such as topic deletions and config changes, were applied). Brokers new
+    /// to it get a full session from now.
+    pub fn set_state(&mut self, state: ClusterState, now_ms: i64) {
+        for &b in state.brokers.keys() {
+            self.last_heartbeat_ms.entry(b).or_insert(now_ms);
+        }
+        self.last_heartbeat_ms
+            .retain(|b, _| state.brokers.contains_key(b));
+        self.state = state;
     }
 
     /// BrokerRegistration. A new process of a registered broker replaces the old
