@@ -220,6 +220,13 @@ pub enum AppendError {
     InvalidRecord(String),
     #[error("log I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// Raised by the server layer: this broker does not lead the partition.
+    #[error("this broker is not the partition's leader")]
+    NotLeader,
+    /// Raised by the server layer: acks=all with fewer in-sync replicas than
+    /// min.insync.replicas.
+    #[error("{isr} in-sync replicas, min.insync.replicas is {min}")]
+    NotEnoughReplicas { isr: usize, min: usize },
 }
 
 /// The result of a read.
@@ -1015,12 +1022,22 @@ impl Log {
     /// holding `offset` goes whole. Index entries, leader epochs and producer state
     /// follow the log.
     pub fn truncate_to(&mut self, offset: i64) -> std::io::Result<()> {
-        let now_ms = self.clock_ms;
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncate(offset, offset <= self.log_start_offset)
+    }
+
+    /// Drop the whole log and start empty at `offset`: a follower whose log ends
+    /// before its leader's log start (retention moved it) starts over there.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> std::io::Result<()> {
+        self.truncate(offset, true)
+    }
+
+    fn truncate(&mut self, offset: i64, fully: bool) -> std::io::Result<()> {
+        let now_ms = self.clock_ms;
         self.mark_dirty()?;
-        if offset <= self.log_start_offset {
+        if fully {
             // Nothing survives: start over at `offset` (Kafka's truncateFullyAndStartAt).
             let start = offset.max(0);
             let old = std::mem::take(&mut self.segments);

@@ -7,18 +7,28 @@ use std::sync::Arc;
 
 use tokio::sync::Mutex as AsyncMutex;
 
+use kafka_protocol::error::ResponseError;
+
 use super::partition::{Partition, PartitionMap};
 use crate::config::{log_config, BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
-use crate::metadata::image::{MetadataImage, MetadataRecord, TopicState};
+use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
 use crate::metadata::store::MetadataStore;
 use crate::metrics::Metrics;
+use crate::replication::controller::registration_of;
+use crate::replication::follower::FollowerConfig;
+use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
+use crate::replication::PartitionRegistration;
 
 /// Producer ids are reserved in the metadata log this many at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub struct Broker {
+    /// This broker itself, for spawning tasks from `&self` (follower fetch loops).
+    me: std::sync::Weak<Broker>,
     pub config: BrokerConfig,
+    /// gRPC channels to other brokers.
+    pub peers: super::replica::Peers,
     pub cluster_id: String,
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
@@ -30,6 +40,15 @@ pub struct Broker {
     ready: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
+}
+
+/// A broker as Metadata and DescribeCluster list it.
+#[derive(Debug, Clone)]
+pub struct ClusterBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
 }
 
 struct MetadataWriter {
@@ -52,7 +71,9 @@ impl Broker {
             .map_err(|e| e.to_string())?;
         let defaults = TopicDefaults::from_broker(&config);
         let next_producer_id = image.producer_ids_reserved_until;
-        let broker = Arc::new(Broker {
+        let broker = Arc::new_cyclic(|me| Broker {
+            me: me.clone(),
+            peers: super::replica::Peers::new(config.internal_listen),
             cluster_id,
             defaults,
             metrics: Metrics::new(),
@@ -86,10 +107,68 @@ impl Broker {
         self.config.node_id
     }
 
-    /// Brokers that can hold replicas. A single broker knows only itself; the
-    /// replicated cluster takes this from broker registrations.
+    /// Brokers that can hold replicas and lead: registered, unfenced, not shutting
+    /// down. Before any broker registered (a single broker), this broker alone.
     pub fn live_brokers(&self) -> Vec<i32> {
-        vec![self.node_id()]
+        let image = self.image();
+        if image.brokers().next().is_none() {
+            return vec![self.node_id()];
+        }
+        image
+            .brokers()
+            .filter(|b| b.is_eligible())
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// The brokers clients may connect to: registered and unfenced (before any broker
+    /// registered, this one).
+    pub fn cluster_brokers(&self) -> Vec<ClusterBroker> {
+        let image = self.image();
+        let listed: Vec<ClusterBroker> = image
+            .brokers()
+            .filter(|b| !b.fenced)
+            .map(|b| ClusterBroker {
+                id: b.id,
+                host: b.endpoint.host.clone(),
+                port: b.endpoint.port,
+                rack: b.rack.clone(),
+            })
+            .collect();
+        if !listed.is_empty() {
+            return listed;
+        }
+        let (host, port) = self.config.advertised();
+        vec![ClusterBroker {
+            id: self.node_id(),
+            host,
+            port,
+            rack: self.config.rack.clone(),
+        }]
+    }
+
+    /// The active controller's id as clients see it (-1 while there is none).
+    pub fn controller_id(&self) -> i32 {
+        self.node_id()
+    }
+
+    /// Ask the controller to change a partition's ISR (AlterPartition).
+    pub async fn alter_partition(
+        &self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionRegistration, ResponseError> {
+        let _ = request;
+        Err(ResponseError::NotController)
+    }
+
+    /// Send a partition leader's ISR proposals (if any) to the controller.
+    pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
+        if proposals.is_empty() {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            super::replica::spawn_isr_proposals(me, partition.clone(), proposals);
+        }
     }
 
     /// The group coordinator; None until it has loaded.
@@ -122,7 +201,7 @@ impl Broker {
         if commit {
             self.commit_locked(&mut writer.store, &record)
                 .map_err(|message| AdminError {
-                    code: kafka_protocol::error::ResponseError::KafkaStorageError,
+                    code: ResponseError::KafkaStorageError,
                     message,
                 })?;
         }
@@ -144,38 +223,50 @@ impl Broker {
         self.install_image(image)
     }
 
-    /// Make the hosted partitions match `image`: open logs of new partitions, close
-    /// and delete logs of deleted topics, apply config changes. Then publish it.
+    /// Make the hosted partitions match `image`: open the logs of partitions this
+    /// broker is a replica of, lead or follow each as the image says, close and delete
+    /// the logs of deleted topics and of partitions moved away, apply config changes.
+    /// Then publish it.
     fn install_image(&self, image: MetadataImage) -> Result<(), String> {
         let old = self.image();
         let now = now_ms();
+        let me = self.node_id();
         for topic in image.topics() {
             let hosted = self.partitions.topic(&topic.name);
-            let same_topic = hosted.first().is_none_or(|p| p.topic_id == topic.id);
-            if !same_topic {
+            if hosted.first().is_some_and(|p| p.topic_id != topic.id) {
                 self.drop_topic(&topic.name);
             }
-            let hosted = self.partitions.topic(&topic.name);
-            if hosted.len() < topic.partitions.len() {
-                let mut all = hosted;
-                for p in &topic.partitions[all.len()..] {
-                    all.push(Arc::new(self.open_partition(
-                        topic,
-                        p.partition,
-                        p.leader_epoch,
-                        now,
-                    )?));
-                }
-                self.partitions.insert_topic(&topic.name, all);
-            }
-            if old
+            let config_changed = old
                 .topic(&topic.name)
-                .is_some_and(|o| o.configs != topic.configs)
-            {
-                let config = log_config(&topic.configs, &self.defaults);
-                for p in self.partitions.topic(&topic.name) {
-                    p.with_log_mut(|log| log.set_config(config.clone()));
+                .is_some_and(|o| o.configs != topic.configs);
+            for p in &topic.partitions {
+                let hosted = self.partitions.get(&topic.name, p.partition);
+                if !p.is_replica(me) {
+                    if let Some(gone) = hosted {
+                        self.drop_partition(gone);
+                    }
+                    continue;
                 }
+                let partition = match hosted {
+                    Some(h) => {
+                        if config_changed {
+                            let config = log_config(&topic.configs, &self.defaults);
+                            h.with_log_mut(|log| log.set_config(config));
+                        }
+                        h
+                    }
+                    None => {
+                        let opened = Arc::new(self.open_partition(
+                            topic,
+                            p.partition,
+                            p.leader_epoch,
+                            now,
+                        )?);
+                        self.partitions.insert(opened.clone());
+                        opened
+                    }
+                };
+                self.follow_image(&partition, p, now);
             }
         }
         for gone in old.topics().filter(|t| image.topic_by_id(&t.id).is_none()) {
@@ -183,6 +274,39 @@ impl Broker {
         }
         *self.image.write() = Arc::new(image);
         Ok(())
+    }
+
+    /// Lead or follow `partition` as its state in the image says.
+    fn follow_image(&self, partition: &Arc<Partition>, state: &PartitionState, now: i64) {
+        let me = self.node_id();
+        let registration = registration_of(state);
+        if state.leader == me {
+            let config = LeaderConfig {
+                replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
+                    .unwrap_or(i64::MAX),
+                // Checked per request against the topic's min.insync.replicas.
+                min_insync_replicas: 1,
+                alter_partition_retry_ms: 1_000,
+            };
+            let proposals = partition.make_leader(me, config, registration, now);
+            self.propose_isr(partition, proposals);
+        } else {
+            let config = FollowerConfig {
+                fetch_backoff_ms: i64::try_from(self.config.replica_fetch_backoff_ms)
+                    .unwrap_or(i64::MAX),
+                fetch_timeout_ms: i64::try_from(
+                    self.config.replica_fetch_wait_max_ms + self.config.request_timeout_ms,
+                )
+                .unwrap_or(i64::MAX),
+            };
+            if let Some(stop) = partition.make_follower(me, config, &registration, now) {
+                if let (Some(me), Ok(rt)) =
+                    (self.me.upgrade(), tokio::runtime::Handle::try_current())
+                {
+                    rt.spawn(super::replica::run_follower(me, partition.clone(), stop));
+                }
+            }
+        }
     }
 
     fn open_partition(
@@ -206,13 +330,25 @@ impl Broker {
 
     fn drop_topic(&self, name: &str) {
         for p in self.partitions.remove_topic(name) {
-            self.metrics.forget_partition(name, p.index);
-            let dir = p.with_log(|l| l.dir().to_path_buf());
-            // Readers still holding file slices keep their open files; the data goes
-            // once they finish.
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
-            }
+            self.delete_partition(&p);
+        }
+    }
+
+    /// The partition moved to other brokers (reassignment): stop and delete it here.
+    fn drop_partition(&self, partition: Arc<Partition>) {
+        tracing::info!(topic = %partition.topic, partition = partition.index, "partition moved away; deleting its log here");
+        self.partitions.remove(&partition.topic, partition.index);
+        self.delete_partition(&partition);
+    }
+
+    fn delete_partition(&self, p: &Partition) {
+        p.make_offline();
+        self.metrics.forget_partition(&p.topic, p.index);
+        let dir = p.with_log(|l| l.dir().to_path_buf());
+        // Readers still holding file slices keep their open files; the data goes
+        // once they finish.
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
         }
     }
 
@@ -280,6 +416,8 @@ impl Broker {
     /// fsync and mark every log cleanly shut down.
     pub fn close_logs(&self) {
         for p in self.partitions.all() {
+            // Follower loops stop; waiting producers get NOT_LEADER_OR_FOLLOWER.
+            p.make_offline();
             if let Err(e) = p.with_log_mut(|l| l.close()) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
             }

@@ -588,6 +588,7 @@ mod tests {
             0,
         )
         .unwrap();
+        p.lead_alone(1, 0);
         let first: Vec<GroupRecord> = (0..5)
             .map(|i| offset_record(i, 10 + i64::from(i)))
             .collect();

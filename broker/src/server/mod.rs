@@ -7,6 +7,7 @@ pub mod connection;
 pub mod coordinator;
 pub mod http;
 pub mod partition;
+pub mod replica;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             addr: config.http_listen,
             source,
         })?;
+    let internal_listener = TcpListener::bind(config.internal_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "internal listener",
+            addr: config.internal_listen,
+            source,
+        })?;
     let opened = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || Broker::open(config))
@@ -71,6 +79,12 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     ));
     tasks.spawn(http::serve(broker.clone(), http_listener, shutdown.clone()));
     tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
+    tasks.spawn(serve_internal(
+        broker.clone(),
+        internal_listener,
+        shutdown.clone(),
+    ));
+    tasks.spawn(replica::run_leader_ticks(broker.clone(), shutdown.clone()));
     broker.set_ready();
     let (host, port) = broker.config.advertised();
     tracing::info!(
@@ -129,6 +143,18 @@ async fn accept_loop(
             connection::serve(b, stream, peer, s).await;
             drop(permit);
         });
+    }
+}
+
+/// The internal gRPC listener: follower replication (and the metadata quorum).
+async fn serve_internal(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let served = tonic::transport::Server::builder()
+        .add_service(replica::ReplicaService::server(broker.clone()))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "internal listener failed");
     }
 }
 

@@ -1,18 +1,29 @@
-//! A partition hosted by this broker: its log behind a lock, its leader epoch, and a
-//! watch channel that wakes fetches waiting for data.
+//! A partition hosted by this broker: its log behind a lock, its leader epoch, its
+//! replication role (the pure [`PartitionLeader`] or [`PartitionFollower`] of
+//! `crate::replication`, driven here), and watch channels that wake fetches waiting
+//! for data.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
-use tokio::sync::watch;
+use kafka_protocol::error::ResponseError;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{oneshot, watch};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
-use crate::log::{AppendError, AppendInfo, Log, LogConfig, ReadError, ReadInfo};
+use crate::log::{AppendError, AppendInfo, FileSlice, Log, LogConfig, ReadError, ReadInfo};
+use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
+use crate::replication::leader::{
+    AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
+    ProduceId, ProduceWaiter,
+};
+use crate::replication::{HighWatermark, PartitionRegistration};
 
 pub struct Partition {
     pub topic: String,
@@ -20,9 +31,48 @@ pub struct Partition {
     pub index: i32,
     leader_epoch: AtomicI32,
     log: RwLock<Log>,
-    /// The high watermark, announced after every append; fetches waiting for data
-    /// subscribe to it. On a single broker the high watermark is the log end offset.
+    /// The high watermark: what consumers may read. Fetches waiting for data subscribe
+    /// to it. A leader moves it with its followers; a follower takes its leader's.
     high_watermark: watch::Sender<i64>,
+    /// The log end offset, announced after every append and truncation; follower
+    /// fetches waiting at the leader subscribe to it.
+    log_end: watch::Sender<i64>,
+    /// Leader or follower state; taken before the log lock when both are needed.
+    role: Mutex<Role>,
+    /// acks=all produce requests waiting for the ISR, by waiter id.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<Option<ResponseError>>>>,
+    next_waiter: AtomicU64,
+}
+
+/// What this broker does for a partition it hosts.
+pub enum Role {
+    /// No leader is known, or the partition is being removed from this broker.
+    Offline,
+    Leader(Box<PartitionLeader>),
+    Follower {
+        state: PartitionFollower,
+        /// Stops the fetch loop of this follower.
+        stop: CancellationToken,
+    },
+}
+
+impl Role {
+    fn name(&self) -> &'static str {
+        match self {
+            Role::Offline => "offline",
+            Role::Leader(_) => "leader",
+            Role::Follower { .. } => "follower",
+        }
+    }
+}
+
+/// The answer to a follower's fetch, with the records to send.
+pub struct FollowerFetchResult {
+    pub answer: FollowerFetchAnswer,
+    pub records: Option<FileSlice>,
+    pub log_start_offset: i64,
+    /// ISR changes to propose to the controller.
+    pub proposals: Vec<AlterPartitionRequest>,
 }
 
 /// Kafka's `partition.metadata` file: binds a partition directory to its topic id, so
@@ -71,7 +121,10 @@ impl Partition {
         std::fs::create_dir_all(&dir)?;
         write_partition_metadata(&dir, &topic_id)?;
         let log = Log::open(&dir, config, now_ms)?;
-        let (high_watermark, _) = watch::channel(log.log_end_offset());
+        // The high watermark is not known until the partition's leader says (or, as
+        // leader, until the ISR has fetched); 0 never shows uncommitted records.
+        let (high_watermark, _) = watch::channel(0);
+        let (log_end, _) = watch::channel(log.log_end_offset());
         Ok(Partition {
             topic: topic.to_string(),
             topic_id,
@@ -79,7 +132,329 @@ impl Partition {
             leader_epoch: AtomicI32::new(leader_epoch),
             log: RwLock::new(log),
             high_watermark,
+            log_end,
+            role: Mutex::new(Role::Offline),
+            waiters: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(1),
         })
+    }
+
+    pub fn topic_partition(&self) -> crate::replication::TopicPartition {
+        crate::replication::TopicPartition {
+            topic_id: self.topic_id,
+            partition: self.index,
+        }
+    }
+
+    /// "leader", "follower" or "offline".
+    pub fn role_name(&self) -> &'static str {
+        self.role.lock().name()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.role.lock(), Role::Leader(_))
+    }
+
+    /// The committed ISR size when leading.
+    pub fn isr_len(&self) -> Option<usize> {
+        match &*self.role.lock() {
+            Role::Leader(l) => Some(l.isr().len()),
+            _ => None,
+        }
+    }
+
+    /// Become (or stay) leader of `registration`'s leader epoch. A new epoch starts a
+    /// fresh leader from the log; the same epoch updates the ISR and replicas. Returns
+    /// ISR proposals to send.
+    pub fn make_leader(
+        &self,
+        local: i32,
+        config: crate::replication::leader::LeaderConfig,
+        registration: PartitionRegistration,
+        now_ms: i64,
+    ) -> Vec<AlterPartitionRequest> {
+        let mut role = self.role.lock();
+        if let Role::Leader(leader) = &mut *role {
+            if leader.leader_epoch() == registration.leader_epoch {
+                let actions = leader.on_partition_update(now_ms, registration);
+                drop(role);
+                return self.perform(actions);
+            }
+        }
+        let previous = std::mem::replace(&mut *role, Role::Offline);
+        let mut actions = self.step_down(previous);
+        self.leader_epoch
+            .store(registration.leader_epoch.0, Ordering::Release);
+        let leo = self.log.read().log_end_offset();
+        let mut leader = PartitionLeader::new(
+            self.topic_partition(),
+            local,
+            config,
+            registration,
+            leo,
+            HighWatermark(self.high_watermark()),
+            now_ms,
+        );
+        // With no other replica in the ISR, everything in the log is committed now.
+        actions.extend(leader.on_appended(now_ms, leo, None));
+        *role = Role::Leader(Box::new(leader));
+        drop(role);
+        self.perform(actions)
+    }
+
+    /// Follow `registration`'s leader. Returns `Some(token)` when a fetch loop must be
+    /// started for this partition (it was not following before), `None` when the
+    /// running loop carries on with the new leader.
+    pub fn make_follower(
+        &self,
+        local: i32,
+        config: crate::replication::follower::FollowerConfig,
+        registration: &PartitionRegistration,
+        now_ms: i64,
+    ) -> Option<CancellationToken> {
+        let mut role = self.role.lock();
+        self.leader_epoch
+            .store(registration.leader_epoch.0, Ordering::Release);
+        if let Role::Follower { state, .. } = &mut *role {
+            state.on_leader_change(now_ms, registration.leader, registration.leader_epoch);
+            return None;
+        }
+        let previous = std::mem::replace(&mut *role, Role::Offline);
+        let actions = self.step_down(previous);
+        let stop = CancellationToken::new();
+        *role = Role::Follower {
+            state: PartitionFollower::new(
+                self.topic_partition(),
+                local,
+                config,
+                registration.leader,
+                registration.leader_epoch,
+                HighWatermark(self.high_watermark()),
+                now_ms,
+            ),
+            stop: stop.clone(),
+        };
+        drop(role);
+        self.perform(actions);
+        Some(stop)
+    }
+
+    /// Lead alone, as the only replica (tests that drive a partition directly).
+    #[cfg(test)]
+    pub fn lead_alone(&self, local: i32, now_ms: i64) {
+        let registration = PartitionRegistration {
+            replicas: vec![local],
+            isr: crate::replication::Isr::new(vec![local]),
+            leader: local,
+            leader_epoch: crate::replication::LeaderEpoch(self.leader_epoch()),
+            partition_epoch: crate::replication::PartitionEpoch(0),
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        };
+        let config = crate::replication::leader::LeaderConfig::default();
+        self.make_leader(local, config, registration, now_ms);
+    }
+
+    /// Stop leading or following (partition offline, moved away, or shutting down).
+    pub fn make_offline(&self) {
+        let previous = std::mem::replace(&mut *self.role.lock(), Role::Offline);
+        let actions = self.step_down(previous);
+        self.perform(actions);
+    }
+
+    fn step_down(&self, previous: Role) -> Vec<LeaderAction> {
+        match previous {
+            Role::Leader(leader) => leader.resign(),
+            Role::Follower { stop, .. } => {
+                stop.cancel();
+                vec![]
+            }
+            Role::Offline => vec![],
+        }
+    }
+
+    /// Carry out a leader's actions that stay in this partition (high watermark,
+    /// completed produce requests); return the ISR proposals for the controller.
+    fn perform(&self, actions: Vec<LeaderAction>) -> Vec<AlterPartitionRequest> {
+        let mut proposals = Vec::new();
+        for action in actions {
+            match action {
+                LeaderAction::HighWatermarkAdvanced(hw) => {
+                    self.high_watermark.send_if_modified(|cur| {
+                        let advanced = hw.0 > *cur;
+                        if advanced {
+                            *cur = hw.0;
+                        }
+                        advanced
+                    });
+                }
+                LeaderAction::CompleteProduce { id, error } => {
+                    if let Some(tx) = self.waiters.lock().remove(&id.0) {
+                        let _ = tx.send(error);
+                    }
+                }
+                LeaderAction::AlterPartition(request) => proposals.push(request),
+            }
+        }
+        proposals
+    }
+
+    /// Time passed: ISR shrinks and timed-out acks=all waiters (leader), or what the
+    /// follower should fetch next.
+    pub fn tick(&self, now_ms: i64) -> Vec<AlterPartitionRequest> {
+        let actions = match &mut *self.role.lock() {
+            Role::Leader(leader) => leader.on_tick(now_ms),
+            _ => return vec![],
+        };
+        self.perform(actions)
+    }
+
+    /// The controller's answer to an ISR proposal of this partition's leader.
+    pub fn on_alter_partition_response(
+        &self,
+        request: &AlterPartitionRequest,
+        response: Result<PartitionRegistration, ResponseError>,
+        now_ms: i64,
+    ) -> Vec<AlterPartitionRequest> {
+        let actions = match &mut *self.role.lock() {
+            Role::Leader(leader) if leader.leader_epoch() == request.leader_epoch => {
+                leader.on_alter_partition_response(now_ms, response)
+            }
+            _ => return vec![],
+        };
+        self.perform(actions)
+    }
+
+    /// A follower's fetch, at the leader: check its epoch, note its position, and
+    /// hand out the records after `fetch_offset` (up to the log end, not the high
+    /// watermark: followers copy uncommitted records too).
+    pub fn follower_fetch(
+        &self,
+        now_ms: i64,
+        fetch: &FollowerFetch,
+        max_bytes: usize,
+    ) -> FollowerFetchResult {
+        let mut role = self.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return FollowerFetchResult {
+                answer: FollowerFetchAnswer::Error(ResponseError::NotLeaderOrFollower),
+                records: None,
+                log_start_offset: -1,
+                proposals: vec![],
+            };
+        };
+        let log = self.log.read();
+        let (answer, actions) = leader.on_follower_fetch(now_ms, fetch, &*log);
+        let mut records = None;
+        let mut answer = answer;
+        if let FollowerFetchAnswer::Records { fetch_offset, .. } = answer {
+            match log.read(fetch_offset, max_bytes, log.log_end_offset(), true) {
+                Ok(info) => records = info.slice,
+                Err(ReadError::OffsetOutOfRange { .. }) => {
+                    answer = FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange)
+                }
+                Err(e) => {
+                    tracing::error!(topic = %self.topic, partition = self.index, error = %e, "reading for a follower failed");
+                    answer = FollowerFetchAnswer::Error(ResponseError::KafkaStorageError)
+                }
+            }
+        }
+        let log_start_offset = log.log_start_offset();
+        drop(log);
+        drop(role);
+        FollowerFetchResult {
+            answer,
+            records,
+            log_start_offset,
+            proposals: self.perform(actions),
+        }
+    }
+
+    /// The follower's next fetch, if it is time for one.
+    pub fn next_fetch(&self, now_ms: i64) -> Option<FetchRequest> {
+        let mut role = self.role.lock();
+        let Role::Follower { state, .. } = &mut *role else {
+            return None;
+        };
+        let log = self.log.read();
+        state
+            .on_tick(now_ms, &*log)
+            .into_iter()
+            .find_map(|a| match a {
+                FollowerAction::Fetch(r) => Some(r),
+                _ => None,
+            })
+    }
+
+    /// The leader's answer to this follower's fetch `request`: truncate, append and
+    /// take the high watermark as the follower state machine decides. A follower
+    /// below the leader's log start (retention moved it) restarts from there.
+    pub fn on_fetch_response(
+        &self,
+        now_ms: i64,
+        request: &FetchRequest,
+        answer: FollowerFetchAnswer,
+        records: Bytes,
+    ) -> Result<(), String> {
+        let mut role = self.role.lock();
+        let Role::Follower { state, .. } = &mut *role else {
+            return Ok(());
+        };
+        let mut log = self.log.write();
+        let records_end = records_end_offset(&records).unwrap_or(request.fetch.fetch_offset);
+        let actions = state.on_fetch_response(now_ms, request, answer, records_end, &*log);
+        for action in actions {
+            match action {
+                FollowerAction::TruncateTo(offset) => {
+                    tracing::info!(topic = %self.topic, partition = self.index, offset, "truncating a diverged log");
+                    log.truncate_to(offset)
+                        .map_err(|e| format!("truncating to {offset}: {e}"))?;
+                    self.log_end.send_replace(log.log_end_offset());
+                }
+                FollowerAction::AppendRecords => {
+                    log.append_as_follower(records.clone())
+                        .map_err(|e| format!("appending replicated records: {e}"))?;
+                    self.log_end.send_replace(log.log_end_offset());
+                }
+                FollowerAction::SetHighWatermark(hw) => {
+                    self.high_watermark.send_replace(hw.0);
+                }
+                FollowerAction::Fetch(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Follower: our log starts after the leader's log end or before its log start;
+    /// start over from `offset` with an empty log (Kafka's behaviour for a follower
+    /// out of range of its leader).
+    pub fn reset_to(&self, offset: i64) -> Result<(), String> {
+        let mut log = self.log.write();
+        log.truncate_fully_and_start_at(offset)
+            .map_err(|e| format!("resetting log to {offset}: {e}"))?;
+        self.log_end.send_replace(log.log_end_offset());
+        Ok(())
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end.borrow()
+    }
+
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
+    }
+
+    /// Followers' positions as seen by this leader: (broker, log end offset).
+    pub fn follower_positions(&self) -> BTreeMap<i32, Option<i64>> {
+        match &*self.role.lock() {
+            Role::Leader(l) => l
+                .registration()
+                .replicas
+                .iter()
+                .filter_map(|&b| l.follower(b).map(|f| (b, f.log_end_offset)))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -94,21 +469,84 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
+    /// Append as leader (acks=0/1, and the group coordinator's records).
     pub fn append(
         &self,
         records: impl Into<Bytes>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let info = {
+        self.append_as_leader(records.into(), now_ms, None)
+            .map(|(info, _, _)| info)
+    }
+
+    /// Append as leader for acks=all: refused with NotEnoughReplicas when the ISR is
+    /// smaller than `min_isr`; the receiver completes once the ISR holds the batch (or
+    /// with an error: timeout at `deadline_ms`, leadership lost).
+    #[allow(clippy::type_complexity)]
+    pub fn append_acks_all(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+        min_isr: usize,
+        deadline_ms: i64,
+    ) -> Result<
+        (
+            AppendInfo,
+            oneshot::Receiver<Option<ResponseError>>,
+            Vec<AlterPartitionRequest>,
+        ),
+        AppendError,
+    > {
+        let (info, rx, proposals) =
+            self.append_as_leader(records, now_ms, Some((min_isr, deadline_ms)))?;
+        Ok((info, rx.expect("a waiter was registered"), proposals))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn append_as_leader(
+        &self,
+        records: Bytes,
+        now_ms: i64,
+        wait: Option<(usize, i64)>,
+    ) -> Result<
+        (
+            AppendInfo,
+            Option<oneshot::Receiver<Option<ResponseError>>>,
+            Vec<AlterPartitionRequest>,
+        ),
+        AppendError,
+    > {
+        let mut role = self.role.lock();
+        let Role::Leader(leader) = &mut *role else {
+            return Err(AppendError::NotLeader);
+        };
+        if let Some((min_isr, _)) = wait {
+            let isr = leader.isr().len();
+            if isr < min_isr {
+                return Err(AppendError::NotEnoughReplicas { isr, min: min_isr });
+            }
+        }
+        let (info, leo) = {
             let mut log = self.log.write();
             let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
-            // Published under the log lock so announcements never go backwards.
-            if !info.duplicate {
-                self.high_watermark.send_replace(log.log_end_offset());
-            }
-            info
+            (info, log.log_end_offset())
         };
-        Ok(info)
+        self.log_end.send_replace(leo);
+        let mut receiver = None;
+        let waiter = wait.map(|(_, deadline_ms)| {
+            let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
+            self.waiters.lock().insert(id, tx);
+            receiver = Some(rx);
+            ProduceWaiter {
+                id: ProduceId(id),
+                last_offset: info.last_offset,
+                deadline_ms,
+            }
+        });
+        let actions = leader.on_appended(now_ms, leo, waiter);
+        drop(role);
+        Ok((info, receiver, self.perform(actions)))
     }
 
     /// Whole batches from `offset`, never past the high watermark.
@@ -145,33 +583,74 @@ impl Partition {
     }
 }
 
-/// The partitions hosted here, by topic name and index.
+/// The offset after the last batch in `records` (whole batches), if any.
+fn records_end_offset(records: &[u8]) -> Option<i64> {
+    let mut rest = records;
+    let mut end = None;
+    while let Some(h) = BatchHeader::parse_prefix(rest) {
+        end = Some(h.last_offset() + 1);
+        let size = usize::try_from(h.size_bytes()).ok()?;
+        if size == 0 || size > rest.len() {
+            break;
+        }
+        rest = &rest[size..];
+    }
+    end
+}
+
+/// The partitions hosted here (those this broker is a replica of), by topic name and
+/// index.
 #[derive(Default)]
 pub struct PartitionMap {
-    inner: RwLock<HashMap<String, Vec<Arc<Partition>>>>,
+    inner: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
 }
 
 impl PartitionMap {
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let map = self.inner.read();
-        usize::try_from(partition)
-            .ok()
-            .and_then(|i| map.get(topic)?.get(i).cloned())
+        self.inner.read().get(topic)?.get(&partition).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
-        self.inner.read().values().flatten().cloned().collect()
+        self.inner
+            .read()
+            .values()
+            .flat_map(|m| m.values())
+            .cloned()
+            .collect()
     }
 
+    /// The hosted partitions of `topic`, in index order.
     pub fn topic(&self, topic: &str) -> Vec<Arc<Partition>> {
-        self.inner.read().get(topic).cloned().unwrap_or_default()
+        self.inner
+            .read()
+            .get(topic)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
     }
 
-    pub fn insert_topic(&self, topic: &str, partitions: Vec<Arc<Partition>>) {
-        self.inner.write().insert(topic.to_string(), partitions);
+    pub fn insert(&self, partition: Arc<Partition>) {
+        self.inner
+            .write()
+            .entry(partition.topic.clone())
+            .or_default()
+            .insert(partition.index, partition);
+    }
+
+    pub fn remove(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let mut map = self.inner.write();
+        let parts = map.get_mut(topic)?;
+        let p = parts.remove(&index);
+        if parts.is_empty() {
+            map.remove(topic);
+        }
+        p
     }
 
     pub fn remove_topic(&self, topic: &str) -> Vec<Arc<Partition>> {
-        self.inner.write().remove(topic).unwrap_or_default()
+        self.inner
+            .write()
+            .remove(topic)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default()
     }
 }

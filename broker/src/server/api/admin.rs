@@ -258,15 +258,21 @@ pub fn describe_cluster(
     ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let (host, port) = broker.config.advertised();
+    let brokers = broker
+        .cluster_brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()))
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id()))
-            .with_host(str_bytes(host))
-            .with_port(port)
-            .with_rack(broker.config.rack.clone().map(str_bytes))]);
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_brokers(brokers);
     if ctx.version >= 1 {
         resp.endpoint_type = req.endpoint_type;
         // 1 = brokers; 2 = controllers, which are not exposed separately.

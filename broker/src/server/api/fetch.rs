@@ -100,12 +100,9 @@ fn gather(
         for fp in &topic.partitions {
             let mut pd = PartitionData::default().with_partition_index(fp.partition);
             let mut slice = None;
-            let hosted = image
-                .partition(name, fp.partition)
-                .and(broker.partitions.get(name, fp.partition));
-            match hosted {
-                None => pd.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
+            match super::led_partition(broker, &image, name, fp.partition) {
+                Err(code) => pd.error_code = code.code(),
+                Ok(partition) => {
                     let epoch = partition.leader_epoch();
                     if v >= 9 && fp.current_leader_epoch != -1 && fp.current_leader_epoch != epoch {
                         pd.error_code = if fp.current_leader_epoch < epoch {

@@ -11,19 +11,24 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::metadata::admin::{plan_create_topic, validate_topic_name, NewTopic};
-use crate::metadata::image::TopicState;
+use crate::metadata::image::{MetadataImage, TopicState};
 use crate::server::broker::Broker;
 
-pub fn broker_entry(broker: &Broker) -> MetadataResponseBroker {
-    let (host, port) = broker.config.advertised();
-    MetadataResponseBroker::default()
-        .with_node_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(host))
-        .with_port(port)
-        .with_rack(broker.config.rack.clone().map(str_bytes))
+fn broker_entries(broker: &Broker) -> Vec<MetadataResponseBroker> {
+    broker
+        .cluster_brokers()
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect()
 }
 
-fn topic_entry(t: &TopicState, version: i16) -> MetadataResponseTopic {
+fn topic_entry(t: &TopicState, version: i16, image: &MetadataImage) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -35,6 +40,16 @@ fn topic_entry(t: &TopicState, version: i16) -> MetadataResponseTopic {
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect());
             if version >= 7 {
                 e.leader_epoch = p.leader_epoch;
+            }
+            if version >= 5 {
+                // Replicas on brokers that are fenced or gone.
+                e.offline_replicas = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&r| image.broker(r).is_some_and(|b| b.fenced))
+                    .map(BrokerId)
+                    .collect();
             }
             if p.leader < 0 {
                 e.error_code = ResponseError::LeaderNotAvailable.code();
@@ -76,7 +91,7 @@ pub async fn handle(
     match requested {
         None => {
             let image = broker.image();
-            topics.extend(image.topics().map(|t| topic_entry(t, v)));
+            topics.extend(image.topics().map(|t| topic_entry(t, v, &image)));
         }
         Some(list) => {
             // Answer each name once, in request order.
@@ -89,10 +104,11 @@ pub async fn handle(
                         continue;
                     }
                 }
+                let image_now = broker.image();
                 topics.push(match key {
                     Some(name) => lookup_or_create(broker, v, &name, allow_auto_create).await,
-                    None => match broker.image().topic_by_id(&t.topic_id) {
-                        Some(state) => topic_entry(state, v),
+                    None => match image_now.topic_by_id(&t.topic_id) {
+                        Some(state) => topic_entry(state, v, &image_now),
                         None => {
                             let mut e = error_topic(None, ResponseError::UnknownTopicId);
                             e.topic_id = t.topic_id;
@@ -107,10 +123,10 @@ pub async fn handle(
         count_error(broker, ctx.api_key, t.error_code);
     }
     let mut resp = MetadataResponse::default()
-        .with_brokers(vec![broker_entry(broker)])
+        .with_brokers(broker_entries(broker))
         .with_topics(topics);
     if v >= 1 {
-        resp.controller_id = BrokerId(broker.node_id());
+        resp.controller_id = BrokerId(broker.controller_id());
     }
     if v >= 2 {
         resp.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
@@ -125,8 +141,9 @@ async fn lookup_or_create(
     allow_auto_create: bool,
 ) -> MetadataResponseTopic {
     let topic_name = || Some(TopicName(str_bytes(name.to_string())));
-    if let Some(t) = broker.image().topic(name) {
-        return topic_entry(t, v);
+    let image = broker.image();
+    if let Some(t) = image.topic(name) {
+        return topic_entry(t, v, &image);
     }
     if validate_topic_name(name).is_err() {
         return error_topic(topic_name(), ResponseError::InvalidTopicException);
@@ -158,8 +175,9 @@ async fn lookup_or_create(
         // Another request may have created it meanwhile; the image below tells.
         Err(e) => tracing::debug!(topic = name, error = %e.message, "auto-creation did not happen"),
     }
-    match broker.image().topic(name) {
-        Some(t) => topic_entry(t, v),
+    let image = broker.image();
+    match image.topic(name) {
+        Some(t) => topic_entry(t, v, &image),
         None => error_topic(topic_name(), ResponseError::UnknownTopicOrPartition),
     }
 }

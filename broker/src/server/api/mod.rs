@@ -73,6 +73,25 @@ pub fn count_error(broker: &Broker, api: ApiKey, code: i16) {
     }
 }
 
+/// The partition, if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION when it does
+/// not exist, NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh
+/// metadata and go there).
+pub fn led_partition(
+    broker: &Broker,
+    image: &crate::metadata::image::MetadataImage,
+    topic: &str,
+    index: i32,
+) -> Result<std::sync::Arc<crate::server::partition::Partition>, ResponseError> {
+    image
+        .partition(topic, index)
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    broker
+        .partitions
+        .get(topic, index)
+        .filter(|p| p.is_leader())
+        .ok_or(ResponseError::NotLeaderOrFollower)
+}
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -41,11 +41,7 @@ pub fn handle(
                 .map(|lp| {
                     let mut resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index);
-                    let hosted = image
-                        .partition(name, lp.partition_index)
-                        .and(broker.partitions.get(name, lp.partition_index));
-                    let result = hosted
-                        .ok_or(ResponseError::UnknownTopicOrPartition)
+                    let result = super::led_partition(broker, &image, name, lp.partition_index)
                         .and_then(|p| lookup(&p, lp, v, name));
                     match result {
                         Ok(Some((ts, offset, epoch))) => {
@@ -136,12 +132,8 @@ pub fn offset_for_leader_epoch(
                 .iter()
                 .map(|op| {
                     let mut resp = EpochEndOffset::default().with_partition(op.partition);
-                    let hosted = image
-                        .partition(name, op.partition)
-                        .and(broker.partitions.get(name, op.partition));
-                    let result = hosted
-                        .ok_or(ResponseError::UnknownTopicOrPartition)
-                        .and_then(|p| {
+                    let result =
+                        super::led_partition(broker, &image, name, op.partition).and_then(|p| {
                             check_leader_epoch(p.leader_epoch(), op.current_leader_epoch)?;
                             Ok(p.with_log(|l| l.end_offset_for_epoch(op.leader_epoch)))
                         });

@@ -18,6 +18,8 @@ fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
         AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
+        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
     }
 }
 
@@ -30,6 +32,11 @@ pub async fn handle(
     let v = ctx.version;
     let acks = req.acks;
     let image = broker.image();
+    // acks=all: how long the ISR may take, the client's timeout within the broker's bound.
+    let wait_ms = i64::from(req.timeout_ms.max(0))
+        .min(i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX));
+    let deadline_ms = now_ms() + wait_ms;
+    let mut waiting = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
@@ -48,8 +55,20 @@ pub async fn handle(
                 ))
             } else {
                 append_one(
-                    broker, &image, &name, pd.index, pd.records, acks, v, &mut resp,
+                    broker,
+                    &image,
+                    &name,
+                    pd.index,
+                    pd.records,
+                    (acks, deadline_ms),
+                    v,
+                    &mut resp,
                 )
+                .map(|rx| {
+                    if let Some(rx) = rx {
+                        waiting.push((responses.len(), partitions.len(), rx));
+                    }
+                })
             };
             if let Err((code, message)) = code {
                 count_error(broker, ctx.api_key, code.code());
@@ -68,9 +87,36 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    // acks=all: answer once the ISR holds every batch of the request (or with the
+    // error that ended the wait).
+    let until = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+    for (t, p, rx) in waiting {
+        let outcome = tokio::time::timeout_at(until, rx).await;
+        let error = match outcome {
+            Ok(Ok(None)) => None,
+            Ok(Ok(Some(code))) => Some(code),
+            Ok(Err(_)) => Some(ResponseError::NotLeaderOrFollower),
+            Err(_) => Some(ResponseError::RequestTimedOut),
+        };
+        if let Some(code) = error {
+            count_error(broker, ctx.api_key, code.code());
+            let resp = &mut responses[t].partition_responses[p];
+            resp.error_code = code.code();
+            resp.base_offset = -1;
+            if v >= 8 {
+                resp.error_message = Some(str_bytes(format!(
+                    "the in-sync replicas did not confirm the write: {code}"
+                )));
+            }
+        }
+    }
     (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+type AckWait = tokio::sync::oneshot::Receiver<Option<ResponseError>>;
+
+/// Append one partition's batch; for acks=all also returns what to wait on.
 #[allow(clippy::too_many_arguments)]
 fn append_one(
     broker: &Broker,
@@ -78,33 +124,26 @@ fn append_one(
     topic: &str,
     index: i32,
     records: Option<bytes::Bytes>,
-    acks: i16,
+    (acks, deadline_ms): (i16, i64),
     version: i16,
     resp: &mut PartitionProduceResponse,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<Option<AckWait>, (ResponseError, String)> {
     let unknown = || {
         (
             ResponseError::UnknownTopicOrPartition,
-            format!("topic {topic:?} partition {index} is not hosted here"),
+            format!("topic {topic:?} partition {index} does not exist"),
         )
     };
     let state = image.partition(topic, index).ok_or_else(unknown)?;
-    let partition = broker.partitions.get(topic, index).ok_or_else(unknown)?;
-    if acks == -1 {
-        let min_isr: usize = image
-            .topic(topic)
-            .and_then(|t| {
-                effective_topic_config("min.insync.replicas", &t.configs, &broker.defaults)
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        if state.isr.len() < min_isr {
-            return Err((
-                ResponseError::NotEnoughReplicas,
-                format!("topic {topic:?} partition {index}: {} in-sync replicas, min.insync.replicas is {min_isr}", state.isr.len()),
-            ));
-        }
-    }
+    let partition = broker.partitions.get(topic, index).ok_or_else(|| {
+        (
+            ResponseError::NotLeaderOrFollower,
+            format!(
+                "topic {topic:?} partition {index} is led by broker {}",
+                state.leader
+            ),
+        )
+    })?;
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
         (
             ResponseError::CorruptMessage,
@@ -112,8 +151,26 @@ fn append_one(
         )
     })?;
     let size = records.len() as u64;
+    let now = now_ms();
     // The batch goes to the log as a slice of the request frame, without a copy.
-    let info = partition.append(records, now_ms()).map_err(|e| {
+    let appended = if acks == -1 {
+        let min_isr: usize = image
+            .topic(topic)
+            .and_then(|t| {
+                effective_topic_config("min.insync.replicas", &t.configs, &broker.defaults)
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        partition
+            .append_acks_all(records, now, min_isr, deadline_ms)
+            .map(|(info, rx, proposals)| {
+                broker.propose_isr(&partition, proposals);
+                (info, Some(rx))
+            })
+    } else {
+        partition.append(records, now).map(|info| (info, None))
+    };
+    let (info, wait) = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
@@ -139,5 +196,5 @@ fn append_one(
     if version >= 5 {
         resp.log_start_offset = info.log_start_offset;
     }
-    Ok(())
+    Ok(wait)
 }

@@ -1,0 +1,339 @@
+//! Follower replication at the edge: the leader's `Replica.Fetch` gRPC service, one
+//! fetch loop per partition this broker follows, the leaders' periodic tick (ISR
+//! shrink, acks=all timeouts) and ISR proposals sent to the controller. The decisions
+//! are the pure state machines of `crate::replication`, held by each [`Partition`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+use uuid::Uuid;
+
+use super::broker::{now_ms, Broker};
+use super::partition::Partition;
+use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer};
+use crate::replication::{HighWatermark, LeaderEpoch};
+
+pub mod proto {
+    tonic::include_proto!("fjord.replica");
+}
+
+use proto::replica_client::ReplicaClient;
+use proto::replica_server::{Replica, ReplicaServer};
+
+/// How often leaders are ticked (ISR shrink checks, acks=all deadlines).
+const LEADER_TICK: Duration = Duration::from_millis(100);
+/// How long an idle follower loop sleeps before asking its state machine again.
+const FOLLOWER_IDLE: Duration = Duration::from_millis(50);
+/// Connecting to another broker's internal listener.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// gRPC channels to other brokers' internal listeners, by address. Channels connect
+/// lazily and reconnect by themselves; outgoing connections use this broker's internal
+/// IP as their source address when it listens on a specific one, so that traffic
+/// between two brokers on loopback can be told apart (and cut, in tests).
+pub struct Peers {
+    source: Option<IpAddr>,
+    channels: parking_lot::Mutex<HashMap<String, Channel>>,
+}
+
+impl Peers {
+    pub fn new(internal_listen: std::net::SocketAddr) -> Peers {
+        let ip = internal_listen.ip();
+        Peers {
+            source: (!ip.is_unspecified()).then_some(ip),
+            channels: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn channel(&self, address: &str) -> Result<Channel, String> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| format!("internal address {address:?}: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .local_address(self.source);
+        let channel = endpoint.connect_lazy();
+        channels.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// The leader's side of follower replication.
+pub struct ReplicaService {
+    broker: Arc<Broker>,
+}
+
+impl ReplicaService {
+    pub fn server(broker: Arc<Broker>) -> ReplicaServer<ReplicaService> {
+        ReplicaServer::new(ReplicaService { broker })
+            .max_decoding_message_size(64 * 1024)
+            // A response carries at most replica.fetch.max.bytes plus one batch.
+            .max_encoding_message_size(usize::MAX)
+    }
+}
+
+#[tonic::async_trait]
+impl Replica for ReplicaService {
+    async fn fetch(
+        &self,
+        request: tonic::Request<proto::FetchRequest>,
+    ) -> Result<tonic::Response<proto::FetchResponse>, tonic::Status> {
+        let req = request.into_inner();
+        let error = |code: ResponseError| proto::FetchResponse {
+            error_code: i32::from(code.code()),
+            ..Default::default()
+        };
+        let Ok(topic_id) = Uuid::from_slice(&req.topic_id) else {
+            return Ok(tonic::Response::new(error(ResponseError::InvalidRequest)));
+        };
+        let image = self.broker.image();
+        let Some(topic) = image.topic_by_id(&topic_id) else {
+            return Ok(tonic::Response::new(error(
+                ResponseError::UnknownTopicOrPartition,
+            )));
+        };
+        let Some(partition) = self.broker.partitions.get(&topic.name, req.partition) else {
+            return Ok(tonic::Response::new(error(
+                ResponseError::NotLeaderOrFollower,
+            )));
+        };
+        let fetch = FollowerFetch {
+            replica: req.replica_id,
+            current_leader_epoch: LeaderEpoch(req.current_leader_epoch),
+            fetch_offset: req.fetch_offset,
+            last_fetched_epoch: req.last_fetched_epoch,
+        };
+        let max_wait = Duration::from_millis(u64::from(req.max_wait_ms))
+            .min(Duration::from_millis(self.broker.config.request_timeout_ms));
+        let max_bytes = usize::try_from(req.max_bytes.max(1)).unwrap_or(usize::MAX);
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut log_end = partition.subscribe_log_end();
+        loop {
+            log_end.borrow_and_update();
+            let mut result = partition.follower_fetch(now_ms(), &fetch, max_bytes);
+            self.broker
+                .propose_isr(&partition, std::mem::take(&mut result.proposals));
+            let nothing_new = matches!(result.answer, FollowerFetchAnswer::Records { .. })
+                && result.records.is_none();
+            if !nothing_new || tokio::time::Instant::now() >= deadline {
+                return Ok(tonic::Response::new(self.respond(result).await?));
+            }
+            // Caught up: wait for an append or the deadline, then answer from the log.
+            // The follower's position was recorded either way.
+            let _ = tokio::time::timeout_at(deadline, log_end.changed()).await;
+        }
+    }
+}
+
+impl ReplicaService {
+    async fn respond(
+        &self,
+        result: super::partition::FollowerFetchResult,
+    ) -> Result<proto::FetchResponse, tonic::Status> {
+        let mut resp = proto::FetchResponse {
+            log_start_offset: result.log_start_offset,
+            ..Default::default()
+        };
+        match result.answer {
+            FollowerFetchAnswer::Records { high_watermark, .. } => {
+                resp.high_watermark = high_watermark.0;
+                if let Some(slice) = result.records {
+                    resp.records = tokio::task::spawn_blocking(move || slice.read_to_bytes())
+                        .await
+                        .map_err(|e| tonic::Status::internal(e.to_string()))?
+                        .map_err(|e| tonic::Status::internal(format!("reading records: {e}")))?;
+                }
+            }
+            FollowerFetchAnswer::Diverging {
+                epoch,
+                end_offset,
+                high_watermark,
+            } => {
+                resp.diverging = true;
+                resp.diverging_epoch = epoch;
+                resp.diverging_end_offset = end_offset;
+                resp.high_watermark = high_watermark.0;
+            }
+            FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
+        }
+        Ok(resp)
+    }
+}
+
+/// Send ISR proposals of `partition`'s leader to the controller and feed the answers
+/// back (which may produce further proposals).
+pub fn spawn_isr_proposals(
+    broker: Arc<Broker>,
+    partition: Arc<Partition>,
+    proposals: Vec<AlterPartitionRequest>,
+) {
+    for request in proposals {
+        let (broker, partition) = (broker.clone(), partition.clone());
+        tokio::spawn(async move {
+            tracing::info!(topic = %partition.topic, partition = partition.index,
+                isr = %request.new_isr, "proposing an ISR change");
+            let response = broker.alter_partition(request.clone()).await;
+            if let Err(code) = &response {
+                tracing::info!(topic = %partition.topic, partition = partition.index, ?code, "ISR change refused");
+            }
+            let more = partition.on_alter_partition_response(&request, response, now_ms());
+            broker.propose_isr(&partition, more);
+        });
+    }
+}
+
+/// Tick every partition this broker leads, until shutdown.
+pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(LEADER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        for p in broker.partitions.all() {
+            let proposals = p.tick(now);
+            broker.propose_isr(&p, proposals);
+        }
+    }
+}
+
+/// The fetch loop of one partition this broker follows; ends when `stop` is
+/// cancelled (leadership came here, the partition moved away, shutdown).
+pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: CancellationToken) {
+    let max_bytes = broker.config.replica_fetch_max_bytes;
+    let max_wait_ms = u32::try_from(broker.config.replica_fetch_wait_max_ms).unwrap_or(u32::MAX);
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let Some(request) = partition.next_fetch(now_ms()) else {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(FOLLOWER_IDLE) => continue,
+            }
+        };
+        let address = broker
+            .image()
+            .broker(request.leader)
+            .map(|b| b.endpoint.internal.clone());
+        let outcome = match address {
+            None => Err(format!("leader {} is not registered", request.leader)),
+            Some(address) => {
+                let call = fetch_from(
+                    &broker,
+                    &address,
+                    &partition,
+                    &request,
+                    max_bytes,
+                    max_wait_ms,
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = call => r,
+                }
+            }
+        };
+        let now = now_ms();
+        let (answer, records) = match outcome {
+            Ok(resp) => match answer_of(&resp) {
+                Ok(answer) => (answer, resp.records),
+                Err(ResponseError::OffsetOutOfRange)
+                    if resp.log_start_offset > partition.log_end_offset() =>
+                {
+                    // Retention at the leader passed our log end: start over there.
+                    tracing::warn!(topic = %partition.topic, partition = partition.index,
+                        leader_log_start = resp.log_start_offset, "follower fell behind the leader's log start");
+                    if let Err(e) = partition.reset_to(resp.log_start_offset) {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "follower reset failed");
+                    }
+                    (
+                        FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange),
+                        Default::default(),
+                    )
+                }
+                Err(code) => (FollowerFetchAnswer::Error(code), Default::default()),
+            },
+            Err(e) => {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, leader = request.leader, error = %e, "follower fetch failed");
+                (
+                    FollowerFetchAnswer::Error(ResponseError::NetworkException),
+                    Default::default(),
+                )
+            }
+        };
+        if let Err(e) = partition.on_fetch_response(now, &request, answer, records) {
+            // A disk error: keep trying after the backoff rather than spin.
+            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "replicating failed");
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(broker.config.replica_fetch_backoff_ms)) => {}
+            }
+        }
+    }
+}
+
+async fn fetch_from(
+    broker: &Broker,
+    address: &str,
+    partition: &Partition,
+    request: &crate::replication::follower::FetchRequest,
+    max_bytes: u32,
+    max_wait_ms: u32,
+) -> Result<proto::FetchResponse, String> {
+    let channel = broker.peers.channel(address)?;
+    let mut client = ReplicaClient::new(channel).max_decoding_message_size(
+        usize::try_from(max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(broker.config.message_max_bytes as usize)
+            .saturating_add(64 * 1024),
+    );
+    let mut req = tonic::Request::new(proto::FetchRequest {
+        replica_id: broker.node_id(),
+        topic_id: bytes::Bytes::copy_from_slice(partition.topic_id.as_bytes()),
+        partition: partition.index,
+        current_leader_epoch: request.fetch.current_leader_epoch.0,
+        fetch_offset: request.fetch.fetch_offset,
+        last_fetched_epoch: request.fetch.last_fetched_epoch,
+        max_bytes,
+        max_wait_ms,
+    });
+    req.set_timeout(
+        Duration::from_millis(u64::from(max_wait_ms))
+            + Duration::from_millis(broker.config.request_timeout_ms),
+    );
+    client
+        .fetch(req)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))
+}
+
+fn answer_of(resp: &proto::FetchResponse) -> Result<FollowerFetchAnswer, ResponseError> {
+    if resp.error_code != 0 {
+        let code = i16::try_from(resp.error_code).unwrap_or(-1);
+        return Err(ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError));
+    }
+    let high_watermark = HighWatermark(resp.high_watermark);
+    Ok(if resp.diverging {
+        FollowerFetchAnswer::Diverging {
+            epoch: resp.diverging_epoch,
+            end_offset: resp.diverging_end_offset,
+            high_watermark,
+        }
+    } else {
+        FollowerFetchAnswer::Records {
+            fetch_offset: 0,
+            high_watermark,
+        }
+    })
+}
