@@ -34,6 +34,39 @@ pub struct Metrics {
     pub group_committed_offset: IntGaugeVec,
     /// High watermark minus committed offset per group, topic and partition.
     pub group_lag: IntGaugeVec,
+    /// Partitions this broker leads whose ISR is smaller than their replica set.
+    pub under_replicated_partitions: IntGauge,
+    /// Partitions of the cluster without a leader (from this broker's metadata).
+    pub offline_partitions: IntGauge,
+    /// Partitions this broker leads.
+    pub leader_partitions: IntGauge,
+    /// ISR changes of partitions this broker leads, seen in committed metadata.
+    pub isr_shrinks: IntCounter,
+    pub isr_expands: IntCounter,
+    /// Leader log end offset minus the follower's, per partition and follower.
+    pub replica_lag: IntGaugeVec,
+    /// 1 when this broker is the active controller (metadata quorum leader).
+    pub active_controller: IntGauge,
+    /// The metadata quorum's Raft term, commit index and applied index here.
+    pub raft_term: IntGauge,
+    pub raft_commit_index: IntGauge,
+    pub raft_applied_index: IntGauge,
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("unique metric");
+    c
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -182,6 +215,57 @@ impl Metrics {
                 "Log end offset (high watermark) minus committed offset per group and partition.",
                 gtp,
             ),
+            under_replicated_partitions: gauge(
+                &registry,
+                "fjord_under_replicated_partitions",
+                "Partitions led here whose ISR is smaller than their replica set.",
+            ),
+            offline_partitions: gauge(
+                &registry,
+                "fjord_offline_partitions",
+                "Partitions of the cluster without a leader.",
+            ),
+            leader_partitions: gauge(
+                &registry,
+                "fjord_leader_partitions",
+                "Partitions this broker leads.",
+            ),
+            isr_shrinks: counter(
+                &registry,
+                "fjord_isr_shrinks_total",
+                "Committed ISR shrinks of partitions led here.",
+            ),
+            isr_expands: counter(
+                &registry,
+                "fjord_isr_expands_total",
+                "Committed ISR expansions of partitions led here.",
+            ),
+            replica_lag: gauge_vec(
+                &registry,
+                "fjord_replica_lag_messages",
+                "Leader log end offset minus the follower's, per partition and follower.",
+                &["topic", "partition", "follower"],
+            ),
+            active_controller: gauge(
+                &registry,
+                "fjord_active_controller",
+                "1 when this broker is the active controller.",
+            ),
+            raft_term: gauge(
+                &registry,
+                "fjord_raft_term",
+                "Current term of the metadata quorum.",
+            ),
+            raft_commit_index: gauge(
+                &registry,
+                "fjord_raft_commit_index",
+                "Highest committed metadata log index known here.",
+            ),
+            raft_applied_index: gauge(
+                &registry,
+                "fjord_raft_applied_index",
+                "Highest metadata log index applied here (commit minus applied is the apply lag).",
+            ),
             registry,
         }
     }
@@ -205,6 +289,7 @@ impl Metrics {
         ] {
             let _ = g.remove_label_values(&[topic, &p]);
         }
+
     }
 }
 

@@ -252,19 +252,15 @@ pub fn desired_pdb(cluster: &FjordCluster) -> PodDisruptionBudget {
     }
 }
 
-/// The `--voters` value: `id@host:internal-port` for the first brokers, or `None` for a
-/// single broker, which needs no quorum flags.
-pub fn voters(cluster: &FjordCluster) -> Option<String> {
-    if cluster.spec.replicas <= 1 {
-        return None;
-    }
+/// The `--voters` value: `id@host:internal-port` for the first brokers (up to
+/// three). A single broker is a quorum of one at its stable DNS name, so that growing
+/// the cluster later adds voters to a quorum whose first address stays valid.
+pub fn voters(cluster: &FjordCluster) -> String {
     let port = listeners(cluster).internal;
-    Some(
-        (0..cluster.spec.replicas.min(MAX_VOTERS))
-            .map(|n| format!("{n}@{}:{port}", broker_host(cluster, n)))
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+    (0..cluster.spec.replicas.clamp(1, MAX_VOTERS))
+        .map(|n| format!("{n}@{}:{port}", broker_host(cluster, n)))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
@@ -298,10 +294,8 @@ pub fn broker_args(cluster: &FjordCluster) -> Vec<String> {
         ),
         format!("--http-listen=$(POD_IP):{}", l.http),
     ];
-    if let Some(voters) = voters(cluster) {
-        args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
-        args.push(format!("--voters={voters}"));
-    }
+    args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
+    args.push(format!("--voters={}", voters(cluster)));
     args
 }
 
@@ -549,6 +543,8 @@ mod tests {
                 "--kafka-listen=$(POD_IP):9092",
                 "--advertised-listener=$(POD_NAME).demo-brokers.ns.svc:9092",
                 "--http-listen=$(POD_IP):9644",
+                "--internal-listen=$(POD_IP):9093",
+                "--voters=0@demo-0.demo-brokers.ns.svc:9093",
             ]
         );
         let env = c.env.as_ref().unwrap();
@@ -658,7 +654,7 @@ mod tests {
         ));
         // Scaling 3 → 5 keeps the voters and so the pod template.
         assert_eq!(voters(&cluster(3)), voters(&c));
-        assert_eq!(voters(&cluster(1)), None);
+        assert_eq!(voters(&cluster(1)), "0@demo-0.demo-brokers.ns.svc:9093");
     }
 
     #[test]

@@ -72,18 +72,28 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// Place `count` partitions starting at `first` on `brokers`, round-robin with a
-/// different first broker per partition so that leadership spreads.
-pub fn assign_replicas(brokers: &[i32], first: i32, count: i32, rf: i16) -> Vec<Vec<i32>> {
-    let n = brokers.len();
-    (first..first + count)
-        .map(|p| {
-            let start = usize::try_from(p).unwrap_or(0) % n.max(1);
-            (0..usize::try_from(rf).unwrap_or(0))
-                .map(|r| brokers[(start + r) % n])
-                .collect()
-        })
-        .collect()
+/// Place `count` partitions starting at partition `first` on `brokers`: rack-aware
+/// when every broker registered a rack (replicas of a partition on different racks),
+/// leaders round-robin so that leadership spreads. Validated by the callers (`rf` is
+/// between 1 and the broker count).
+pub fn assign_replicas(
+    image: &MetadataImage,
+    brokers: &[i32],
+    first: i32,
+    count: i32,
+    rf: i16,
+) -> Vec<Vec<i32>> {
+    let with_racks: Vec<(i32, Option<String>)> = brokers
+        .iter()
+        .map(|&b| (b, image.broker(b).and_then(|s| s.rack.clone())))
+        .collect();
+    crate::replication::controller::place_replicas(
+        &with_racks,
+        count,
+        usize::try_from(rf).unwrap_or(0),
+        usize::try_from(first).unwrap_or(0),
+    )
+    .unwrap_or_default()
 }
 
 fn partition_states(first: i32, replicas: Vec<Vec<i32>>) -> Vec<PartitionState> {
@@ -187,7 +197,7 @@ pub fn plan_create_topic(
                 ),
             ));
         }
-        assign_replicas(brokers, 0, count, rf)
+        assign_replicas(image, brokers, 0, count, rf)
     } else {
         if req.num_partitions != -1 || req.replication_factor != -1 {
             return Err(AdminError::new(
@@ -267,7 +277,7 @@ pub fn plan_create_partitions(
                     ),
                 ));
             }
-            assign_replicas(brokers, current, added, rf as i16)
+            assign_replicas(image, brokers, current, added, rf as i16)
         }
     };
     Ok(MetadataRecord::PartitionsCreated {

@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::replication::controller::registration_of;
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
-use crate::replication::PartitionRegistration;
+use crate::replication::{PartitionRegistration, TopicPartition};
 
 /// Producer ids are reserved in the metadata log this many at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -161,6 +161,16 @@ impl Broker {
         Err(ResponseError::NotController)
     }
 
+    /// Start (`Some(target)`) or cancel (`None`) a partition's reassignment.
+    pub async fn alter_reassignment(
+        &self,
+        partition: TopicPartition,
+        target: Option<Vec<i32>>,
+    ) -> Result<(), ResponseError> {
+        let _ = (partition, target);
+        Err(ResponseError::NotController)
+    }
+
     /// Send a partition leader's ISR proposals (if any) to the controller.
     pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
         if proposals.is_empty() {
@@ -266,6 +276,19 @@ impl Broker {
                         opened
                     }
                 };
+                if p.leader == me {
+                    if let Some(before) = old
+                        .topic_by_id(&topic.id)
+                        .and_then(|t| t.partitions.get(p.partition as usize))
+                        .filter(|b| b.leader == me)
+                    {
+                        if p.isr.len() < before.isr.len() {
+                            self.metrics.isr_shrinks.inc();
+                        } else if p.isr.len() > before.isr.len() {
+                            self.metrics.isr_expands.inc();
+                        }
+                    }
+                }
                 self.follow_image(&partition, p, now);
             }
         }
@@ -393,6 +416,40 @@ impl Broker {
     }
 
     pub fn refresh_log_gauges(&self) {
+        let image = self.image();
+        let offline = image
+            .topics()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.leader < 0)
+            .count();
+        self.metrics
+            .offline_partitions
+            .set(i64::try_from(offline).unwrap_or(i64::MAX));
+        let (mut leading, mut under) = (0i64, 0i64);
+        // Rebuilt each time, so followers and partitions that went away disappear.
+        self.metrics.replica_lag.reset();
+        for p in self.partitions.all() {
+            if let Some(isr) = p.isr_len() {
+                leading += 1;
+                let replicas = image
+                    .partition(&p.topic, p.index)
+                    .map_or(0, |s| s.replicas.len());
+                if isr < replicas {
+                    under += 1;
+                }
+                let idx = p.index.to_string();
+                let leo = p.log_end_offset();
+                for (follower, position) in p.follower_positions() {
+                    let lag = position.map_or(leo, |pos| (leo - pos).max(0));
+                    self.metrics
+                        .replica_lag
+                        .with_label_values(&[p.topic.as_str(), idx.as_str(), &follower.to_string()])
+                        .set(lag);
+                }
+            }
+        }
+        self.metrics.leader_partitions.set(leading);
+        self.metrics.under_replicated_partitions.set(under);
         for p in self.partitions.all() {
             let idx = p.index.to_string();
             let labels = [p.topic.as_str(), idx.as_str()];

@@ -11,6 +11,7 @@ pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod reassign;
 
 use std::net::SocketAddr;
 
@@ -46,6 +47,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::FindCoordinator => "FindCoordinator",
         ApiKey::JoinGroup => "JoinGroup",
@@ -143,6 +146,12 @@ pub async fn dispatch(
             encode(&admin::init_producer_id(broker, ctx, decode(body, v)?).await)
         }
         ApiKey::DescribeCluster => encode(&admin::describe_cluster(broker, ctx, decode(body, v)?)),
+        ApiKey::AlterPartitionReassignments => {
+            encode(&reassign::alter(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::ListPartitionReassignments => {
+            encode(&reassign::list(broker, ctx, decode(body, v)?))
+        }
         ApiKey::DescribeConfigs => {
             encode(&configs::describe_configs(broker, ctx, decode(body, v)?))
         }

@@ -1,0 +1,138 @@
+//! Partition reassignment (KIP-455): AlterPartitionReassignments starts or cancels
+//! moves that the controller carries out (add the target replicas, wait until they
+//! are in sync, move leadership, drop the old replicas); ListPartitionReassignments
+//! shows the moves in progress from this broker's metadata image.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
+use kafka_protocol::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
+use kafka_protocol::messages::*;
+
+use super::{count_error, str_bytes, RequestContext};
+use crate::replication::TopicPartition;
+use crate::server::broker::Broker;
+
+pub async fn alter(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    // v0 allows changing the replication factor; v1 asks (KIP-860).
+    let allow_rf_change = ctx.version < 1 || req.allow_replication_factor_change;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let target: Option<Vec<i32>> =
+                p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
+            let outcome = reassign_one(broker, &name, p.partition_index, target, allow_rf_change)
+                .await;
+            let mut resp =
+                ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
+            if let Err((code, message)) = outcome {
+                count_error(broker, ctx.api_key, code.code());
+                resp.error_code = code.code();
+                resp.error_message = Some(str_bytes(message));
+            }
+            partitions.push(resp);
+        }
+        responses.push(
+            ReassignableTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses);
+    if ctx.version >= 1 {
+        resp.allow_replication_factor_change = req.allow_replication_factor_change;
+    }
+    resp
+}
+
+async fn reassign_one(
+    broker: &Broker,
+    topic: &str,
+    index: i32,
+    target: Option<Vec<i32>>,
+    allow_rf_change: bool,
+) -> Result<(), (ResponseError, String)> {
+    let image = broker.image();
+    let (Some(t), Some(state)) = (image.topic(topic), image.partition(topic, index)) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic {topic:?} partition {index} does not exist"),
+        ));
+    };
+    if let Some(target) = &target {
+        let current_rf = state.replicas.len() - state.adding_replicas.len();
+        if !allow_rf_change && target.len() != current_rf {
+            return Err((
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "the reassignment changes the replication factor from {current_rf} to {}",
+                    target.len()
+                ),
+            ));
+        }
+        if let Some(b) = target.iter().find(|&&b| image.broker(b).is_none()) {
+            return Err((
+                ResponseError::InvalidReplicaAssignment,
+                format!("broker {b} is not registered"),
+            ));
+        }
+    }
+    let tp = TopicPartition {
+        topic_id: t.id,
+        partition: index,
+    };
+    broker
+        .alter_reassignment(tp, target.clone())
+        .await
+        .map_err(|code| (code, format!("topic {topic:?} partition {index}: {code}")))?;
+    tracing::info!(topic, partition = index, ?target, "reassignment requested");
+    Ok(())
+}
+
+pub fn list(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    req: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let image = broker.image();
+    let wanted = |topic: &str, index: i32| match &req.topics {
+        None => true,
+        Some(list) => list
+            .iter()
+            .any(|t| t.name.0.as_str() == topic && t.partition_indexes.contains(&index)),
+    };
+    let topics = image
+        .topics()
+        .filter_map(|t| {
+            let partitions: Vec<OngoingPartitionReassignment> = t
+                .partitions
+                .iter()
+                .filter(|p| !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty())
+                .filter(|p| wanted(&t.name, p.partition))
+                .map(|p| {
+                    let ids = |v: &[i32]| v.iter().copied().map(BrokerId).collect();
+                    OngoingPartitionReassignment::default()
+                        .with_partition_index(p.partition)
+                        .with_replicas(ids(&p.replicas))
+                        .with_adding_replicas(ids(&p.adding_replicas))
+                        .with_removing_replicas(ids(&p.removing_replicas))
+                })
+                .collect();
+            (!partitions.is_empty()).then(|| {
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(str_bytes(t.name.clone())))
+                    .with_partitions(partitions)
+            })
+        })
+        .collect();
+    ListPartitionReassignmentsResponse::default().with_topics(topics)
+}
