@@ -238,7 +238,7 @@ expect() { # expect WHAT ACTUAL WANTED
 expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 1
 expect "statefulset serviceName" "$(jp statefulset/demo '{.spec.serviceName}')" demo-brokers
 expect "statefulset args" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args}')" \
-  '["--node-id=$(POD_INDEX)","--data-dir=/var/lib/fjord/data","--kafka-listen=$(POD_IP):9092","--advertised-listener=$(POD_NAME).demo-brokers.demo.svc:9092","--http-listen=$(POD_IP):9644"]'
+  '["--node-id=$(POD_INDEX)","--data-dir=/var/lib/fjord/data","--kafka-listen=$(POD_IP):9092","--advertised-listener=$(POD_NAME).demo-brokers.demo.svc:9092","--http-listen=$(POD_IP):9644","--internal-listen=$(POD_IP):9093","--voters=0@demo-0.demo-brokers.demo.svc:9093"]'
 expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready
 expect "scrape annotation" "$(jp statefulset/demo '{.spec.template.metadata.annotations.prometheus\.io/scrape}')" true
 expect "claim size" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
