@@ -13,6 +13,8 @@
 //! - `log::producer_state`: idempotent producer sequence tracking.
 //! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
 //! - `log::compaction`: log cleaning for `cleanup.policy=compact`.
+//! - `quorum`: the metadata quorum: the Raft log on disk, openraft over gRPC, the
+//!   active controller on the Raft leader, broker registration and heartbeats.
 //! - `protocol`: Kafka framing, the request guard, fetch responses, advertised APIs.
 //! - `replication`: pure state machines of partition leaders, followers and the
 //!   controller, with a deterministic cluster simulator in its tests.
@@ -26,5 +28,6 @@ pub mod log;
 pub mod metadata;
 pub mod metrics;
 pub mod protocol;
+pub mod quorum;
 pub mod replication;
 pub mod server;

@@ -137,7 +137,8 @@ pub enum MetadataRecord {
     },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Serializable so that the metadata quorum can snapshot it whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
     topics: BTreeMap<Uuid, TopicState>,
     names: BTreeMap<String, Uuid>,

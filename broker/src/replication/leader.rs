@@ -88,8 +88,8 @@ pub enum FollowerFetchAnswer {
 }
 
 /// AlterPartition (KIP-497): ask the controller to make `new_isr` the ISR. The runtime
-/// adds this broker's id and broker epoch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// adds this broker's id and broker epoch. Serializable: it travels to the controller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AlterPartitionRequest {
     pub partition: TopicPartition,
     pub leader_epoch: LeaderEpoch,

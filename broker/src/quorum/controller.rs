@@ -1,0 +1,686 @@
+//! The active controller: runs on the Raft leader, owns the pure
+//! [`Controller`](crate::replication::controller::Controller), and commits each decision
+//! as one Raft entry. One task handles every request and tick in turn, so decisions are
+//! serialized and each sees the committed result of the previous one (a commit returns
+//! only after the leader applied it).
+//!
+//! The `Controller` gRPC service answers brokers; on a node that is not the active
+//! controller it answers NOT_CONTROLLER with the Raft leader as a hint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::state_machine::Shared;
+use super::{pb, ControllerReply, ControllerRequest, MetadataBatch, NodeId, TypeConfig};
+use crate::metadata::admin::AdminError;
+use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord};
+use crate::replication::controller::{
+    BrokerEpoch, ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
+};
+
+/// Requests waiting for the controller task.
+const QUEUE_BOUND: usize = 256;
+/// Longest wait for one commit before the controller gives up its term's state.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a promoted learner to catch up.
+const PROMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) struct Settings {
+    pub node_id: i32,
+    pub session_timeout_ms: i64,
+    pub auto_leader_rebalance: bool,
+    pub tick: Duration,
+}
+
+/// Shared between the controller task and the gRPC service: where to send requests
+/// while this node is the active controller.
+pub(crate) struct Handle {
+    settings: Settings,
+    active: Mutex<Option<mpsc::Sender<Cmd>>>,
+    /// Brokers being promoted from learner to voter.
+    promoting: Mutex<BTreeSet<NodeId>>,
+    /// Monotonic time origin for the controller's millisecond clock.
+    epoch: Instant,
+}
+
+impl Handle {
+    pub fn new(settings: Settings) -> Handle {
+        Handle {
+            settings,
+            active: Mutex::new(None),
+            promoting: Mutex::new(BTreeSet::new()),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.lock().is_some()
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.epoch.elapsed().as_millis() as i64
+    }
+}
+
+/// A request to the controller, as it travels over gRPC.
+#[derive(Debug, Clone)]
+pub(crate) enum Call {
+    Register(pb::RegisterBrokerRequest),
+    Heartbeat(pb::BrokerHeartbeatRequest),
+    Submit(pb::SubmitRequest),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    Register(pb::RegisterBrokerResponse),
+    Heartbeat(pb::BrokerHeartbeatResponse),
+    Submit(pb::SubmitResponse),
+}
+
+impl Answer {
+    /// `Some(hint)` when the answering node is not the controller.
+    pub fn not_controller(&self) -> Option<Option<(i32, String)>> {
+        let (code, leader) = match self {
+            Answer::Register(a) => (a.error_code, &a.leader),
+            Answer::Heartbeat(a) => (a.error_code, &a.leader),
+            Answer::Submit(a) => (a.error_code, &a.leader),
+        };
+        (code == i32::from(ResponseError::NotController.code())).then(|| {
+            leader
+                .as_ref()
+                .filter(|l| l.leader_id >= 0 && !l.leader_address.is_empty())
+                .map(|l| (l.leader_id, l.leader_address.clone()))
+        })
+    }
+}
+
+pub(crate) fn error_of(code: i32) -> Option<ResponseError> {
+    if code == 0 {
+        return None;
+    }
+    Some(
+        i16::try_from(code)
+            .ok()
+            .and_then(ResponseError::try_from_code)
+            .unwrap_or(ResponseError::UnknownServerError),
+    )
+}
+
+fn code_of(e: ResponseError) -> i32 {
+    i32::from(e.code())
+}
+
+/// The Raft leader this node knows of, with its address from the membership.
+pub(crate) fn leader_hint(raft: &Raft<TypeConfig>) -> Option<(i32, String)> {
+    let m = raft.metrics().borrow().clone();
+    let leader = m.current_leader?;
+    let node = m.membership_config.membership().get_node(&leader)?.clone();
+    Some((leader as i32, node.addr))
+}
+
+/// Send `call` to the node at `address`.
+pub(crate) async fn remote(
+    channels: &super::network::Channels,
+    address: &str,
+    call: Call,
+    timeout: Duration,
+) -> Result<Answer, String> {
+    let channel = channels.get(address)?;
+    let mut client = pb::controller_client::ControllerClient::new(channel);
+    let fut = async {
+        match call {
+            Call::Register(r) => {
+                let mut req = tonic::Request::new(r);
+                req.set_timeout(timeout);
+                client
+                    .register_broker(req)
+                    .await
+                    .map(|r| Answer::Register(r.into_inner()))
+            }
+            Call::Heartbeat(r) => {
+                let mut req = tonic::Request::new(r);
+                req.set_timeout(timeout);
+                client
+                    .broker_heartbeat(req)
+                    .await
+                    .map(|r| Answer::Heartbeat(r.into_inner()))
+            }
+            Call::Submit(r) => {
+                let mut req = tonic::Request::new(r);
+                req.set_timeout(timeout);
+                client
+                    .submit(req)
+                    .await
+                    .map(|r| Answer::Submit(r.into_inner()))
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(status)) => Err(format!("controller at {address}: {status}")),
+        Err(_) => Err(format!("controller at {address}: no answer in {timeout:?}")),
+    }
+}
+
+/// Work for the controller task; each carries where its answer goes.
+enum Cmd {
+    Register(
+        pb::RegisterBrokerRequest,
+        oneshot::Sender<pb::RegisterBrokerResponse>,
+    ),
+    Heartbeat(
+        pb::BrokerHeartbeatRequest,
+        oneshot::Sender<pb::BrokerHeartbeatResponse>,
+    ),
+    Submit(pb::SubmitRequest, oneshot::Sender<pb::SubmitResponse>),
+}
+
+/// The gRPC `Controller` service (also called directly when this node is the leader).
+pub(crate) struct Service {
+    handle: Arc<Handle>,
+    raft: Raft<TypeConfig>,
+}
+
+impl Service {
+    pub fn new(handle: Arc<Handle>, raft: Raft<TypeConfig>, _sm: Arc<Shared>) -> Service {
+        Service { handle, raft }
+    }
+
+    fn hint(&self) -> Option<pb::LeaderHint> {
+        let (id, address) = leader_hint(&self.raft).unwrap_or((-1, String::new()));
+        Some(pb::LeaderHint {
+            leader_id: id,
+            leader_address: address,
+        })
+    }
+
+    pub async fn handle(&self, call: Call) -> Answer {
+        let not_controller = code_of(ResponseError::NotController);
+        let sender = self.handle.active.lock().clone();
+        macro_rules! forward {
+            ($variant:ident, $req:expr, $resp:ident) => {{
+                let (tx, rx) = oneshot::channel();
+                let sent = match &sender {
+                    Some(s) => s.try_send(Cmd::$variant($req, tx)).is_ok(),
+                    None => false,
+                };
+                let answer = if sent { rx.await.ok() } else { None };
+                Answer::$variant(answer.unwrap_or_else(|| pb::$resp {
+                    error_code: not_controller,
+                    error_message: "not the active controller".into(),
+                    leader: self.hint(),
+                    ..Default::default()
+                }))
+            }};
+        }
+        match call {
+            Call::Register(r) => forward!(Register, r, RegisterBrokerResponse),
+            Call::Heartbeat(r) => forward!(Heartbeat, r, BrokerHeartbeatResponse),
+            Call::Submit(r) => forward!(Submit, r, SubmitResponse),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::controller_server::Controller for Service {
+    async fn register_broker(
+        &self,
+        req: tonic::Request<pb::RegisterBrokerRequest>,
+    ) -> Result<tonic::Response<pb::RegisterBrokerResponse>, tonic::Status> {
+        match self.handle(Call::Register(req.into_inner())).await {
+            Answer::Register(a) => Ok(tonic::Response::new(a)),
+            _ => Err(tonic::Status::internal("mismatched answer")),
+        }
+    }
+
+    async fn broker_heartbeat(
+        &self,
+        req: tonic::Request<pb::BrokerHeartbeatRequest>,
+    ) -> Result<tonic::Response<pb::BrokerHeartbeatResponse>, tonic::Status> {
+        match self.handle(Call::Heartbeat(req.into_inner())).await {
+            Answer::Heartbeat(a) => Ok(tonic::Response::new(a)),
+            _ => Err(tonic::Status::internal("mismatched answer")),
+        }
+    }
+
+    async fn submit(
+        &self,
+        req: tonic::Request<pb::SubmitRequest>,
+    ) -> Result<tonic::Response<pb::SubmitResponse>, tonic::Status> {
+        match self.handle(Call::Submit(req.into_inner())).await {
+            Answer::Submit(a) => Ok(tonic::Response::new(a)),
+            _ => Err(tonic::Status::internal("mismatched answer")),
+        }
+    }
+}
+
+/// Watches Raft leadership; while this node leads, runs the active controller.
+pub(crate) async fn run(
+    handle: Arc<Handle>,
+    raft: Raft<TypeConfig>,
+    sm: Arc<Shared>,
+    cancel: CancellationToken,
+) {
+    let me = handle.settings.node_id as NodeId;
+    let mut metrics = raft.metrics();
+    loop {
+        // Wait until this node leads and has applied an entry of its own term (the
+        // blank entry every new leader commits): its image then holds everything
+        // committed before it took over.
+        let term = loop {
+            let ready = {
+                let m = metrics.borrow_and_update();
+                (m.state == ServerState::Leader
+                    && m.current_leader == Some(me)
+                    && m.last_applied
+                        .is_some_and(|l| l.leader_id.term == m.current_term))
+                .then_some(m.current_term)
+            };
+            if let Some(term) = ready {
+                break term;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE_BOUND);
+        *handle.active.lock() = Some(tx);
+        tracing::info!(node = me, term, "active controller");
+        let mut active = Active {
+            handle: handle.clone(),
+            raft: raft.clone(),
+            sm: sm.clone(),
+            controller: Controller::new(
+                ControllerConfig {
+                    session_timeout_ms: handle.settings.session_timeout_ms,
+                    auto_leader_rebalance: handle.settings.auto_leader_rebalance,
+                },
+                ClusterState::from_image(&sm.image()),
+                handle.now_ms(),
+            ),
+        };
+        active.serve(rx, term, &mut metrics, &cancel).await;
+        *handle.active.lock() = None;
+        tracing::info!(node = me, term, "no longer the active controller");
+        if cancel.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Lost the controller's footing (leadership or a commit): drop the controller.
+struct Resign;
+
+struct Active {
+    handle: Arc<Handle>,
+    raft: Raft<TypeConfig>,
+    sm: Arc<Shared>,
+    controller: Controller,
+}
+
+impl Active {
+    async fn serve(
+        &mut self,
+        mut rx: mpsc::Receiver<Cmd>,
+        term: u64,
+        metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
+        cancel: &CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(self.handle.settings.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let me = self.handle.settings.node_id as NodeId;
+        loop {
+            let result = tokio::select! {
+                () = cancel.cancelled() => return,
+                changed = metrics.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let m = metrics.borrow_and_update();
+                    if m.state != ServerState::Leader || m.current_term != term || m.current_leader != Some(me) {
+                        return;
+                    }
+                    Ok(())
+                }
+                _ = tick.tick() => {
+                    let records = self.controller.tick(self.handle.now_ms());
+                    self.commit_decided(records, None).await.map(|_| ())
+                }
+                cmd = rx.recv() => match cmd {
+                    None => return,
+                    Some(cmd) => self.on_cmd(cmd).await,
+                }
+            };
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Commit records as one entry; the index it got (0: nothing to write).
+    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, Resign> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let write = self.raft.client_write(MetadataBatch(records));
+        match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+            Ok(Ok(resp)) => {
+                if let Some(e) = resp.data.error {
+                    // The controller's own state said it fits; the image disagrees.
+                    tracing::error!(error = %e, "controller decision did not apply; resyncing");
+                    return Err(Resign);
+                }
+                Ok(resp.log_id.index)
+            }
+            Ok(Err(e)) => {
+                tracing::info!("controller commit failed: {e}");
+                Err(Resign)
+            }
+            Err(_) => {
+                tracing::warn!("controller commit took over {COMMIT_TIMEOUT:?}");
+                Err(Resign)
+            }
+        }
+    }
+
+    /// Commit the controller's own decision, with endpoints from `registering` or the image.
+    async fn commit_decided(
+        &self,
+        records: Vec<ControllerRecord>,
+        registering: Option<(i32, BrokerEndpoint)>,
+    ) -> Result<u64, Resign> {
+        let image = self.sm.image();
+        let endpoint = |b: i32| match &registering {
+            Some((id, e)) if *id == b => e.clone(),
+            _ => image
+                .broker(b)
+                .map(|s| s.endpoint.clone())
+                .unwrap_or(BrokerEndpoint {
+                    host: String::new(),
+                    port: -1,
+                    internal: String::new(),
+                }),
+        };
+        let records = records
+            .into_iter()
+            .map(|r| r.into_metadata(endpoint))
+            .collect();
+        self.commit(records).await
+    }
+
+    fn applied(&self) -> u64 {
+        self.sm.applied_index()
+    }
+
+    async fn on_cmd(&mut self, cmd: Cmd) -> Result<(), Resign> {
+        match cmd {
+            Cmd::Register(req, reply) => {
+                let endpoint = BrokerEndpoint {
+                    host: req.host.clone(),
+                    port: req.port,
+                    internal: req.internal_address.clone(),
+                };
+                let rack = req.has_rack.then(|| req.rack.clone());
+                let (epoch, records) =
+                    self.controller
+                        .register_broker(self.handle.now_ms(), req.broker_id, rack);
+                self.commit_decided(records, Some((req.broker_id, endpoint)))
+                    .await?;
+                self.ensure_member(&req).await?;
+                let _ = reply.send(pb::RegisterBrokerResponse {
+                    broker_epoch: epoch.0,
+                    applied_index: self.applied(),
+                    ..Default::default()
+                });
+            }
+            Cmd::Heartbeat(req, reply) => {
+                let (result, records) = self.controller.heartbeat(
+                    self.handle.now_ms(),
+                    Heartbeat {
+                        broker: req.broker_id,
+                        broker_epoch: BrokerEpoch(req.broker_epoch),
+                        want_fence: req.want_fence,
+                        want_shut_down: req.want_shut_down,
+                    },
+                );
+                self.commit_decided(records, None).await?;
+                let answer = match result {
+                    Ok(r) => pb::BrokerHeartbeatResponse {
+                        is_fenced: r.is_fenced,
+                        should_shut_down: r.should_shut_down,
+                        applied_index: self.applied(),
+                        ..Default::default()
+                    },
+                    Err(code) => pb::BrokerHeartbeatResponse {
+                        error_code: code_of(code),
+                        error_message: format!("broker {}: {code:?}", req.broker_id),
+                        applied_index: self.applied(),
+                        ..Default::default()
+                    },
+                };
+                let _ = reply.send(answer);
+            }
+            Cmd::Submit(req, reply) => {
+                let answer = match serde_json::from_slice::<ControllerRequest>(&req.request_json) {
+                    Err(e) => Err(AdminError {
+                        code: ResponseError::InvalidRequest,
+                        message: format!("controller request: {e}"),
+                    }),
+                    Ok(r) => self.submit(req.broker_id, req.broker_epoch, r).await?,
+                };
+                let _ = reply.send(match answer {
+                    Ok((r, index)) => pb::SubmitResponse {
+                        reply_json: serde_json::to_vec(&r).unwrap_or_default().into(),
+                        log_index: index,
+                        ..Default::default()
+                    },
+                    Err(e) => pb::SubmitResponse {
+                        error_code: code_of(e.code),
+                        error_message: e.message,
+                        ..Default::default()
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The outcome of one request: the reply and the entry index to wait for, or the
+    /// Kafka error. `Err(Resign)` when committing failed.
+    async fn submit(
+        &mut self,
+        broker: i32,
+        broker_epoch: i64,
+        req: ControllerRequest,
+    ) -> Result<Result<(ControllerReply, u64), AdminError>, Resign> {
+        let refuse = |code: ResponseError, message: String| Ok(Err(AdminError { code, message }));
+        match req {
+            ControllerRequest::Records(records) => {
+                let image = self.sm.image();
+                if let Err((code, message)) = check_records(&image, &records) {
+                    return refuse(code, message);
+                }
+                let index = self.commit(records).await?;
+                self.controller.set_state(
+                    ClusterState::from_image(&self.sm.image()),
+                    self.handle.now_ms(),
+                );
+                Ok(Ok((ControllerReply::Done, index)))
+            }
+            ControllerRequest::AlterPartition(request) => {
+                let (result, records) =
+                    self.controller
+                        .alter_partition(broker, BrokerEpoch(broker_epoch), &request);
+                match result {
+                    Err(code) => refuse(
+                        code,
+                        format!("AlterPartition of {} refused", request.partition),
+                    ),
+                    Ok(registration) => {
+                        let index = self.commit_decided(records, None).await?;
+                        Ok(Ok((ControllerReply::Partition(registration), index)))
+                    }
+                }
+            }
+            ControllerRequest::AlterReassignment { partition, target } => {
+                match self.controller.alter_reassignment(partition, target) {
+                    Err(code) => refuse(code, format!("reassignment of {partition} refused")),
+                    Ok(records) => {
+                        let index = self.commit_decided(records, None).await?;
+                        Ok(Ok((ControllerReply::Done, index)))
+                    }
+                }
+            }
+            ControllerRequest::AllocateProducerIds { count } => {
+                if count <= 0 {
+                    return refuse(
+                        ResponseError::InvalidRequest,
+                        format!("producer id block of {count}"),
+                    );
+                }
+                let first = self.sm.image().producer_ids_reserved_until;
+                let index = self
+                    .commit(vec![MetadataRecord::ProducerIdsReserved {
+                        next_producer_id: first + count,
+                    }])
+                    .await?;
+                Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
+            }
+            ControllerRequest::UnregisterBroker { broker } => {
+                match self.controller.unregister_broker(broker) {
+                    Err(code) => refuse(code, format!("broker {broker} cannot be unregistered")),
+                    Ok(records) => {
+                        let index = self.commit_decided(records, None).await?;
+                        Ok(Ok((ControllerReply::Done, index)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Make a registering broker a Raft learner if it is not a member, and start its
+    /// promotion to voter when its --voters names it.
+    async fn ensure_member(&self, req: &pb::RegisterBrokerRequest) -> Result<(), Resign> {
+        let id = req.broker_id as NodeId;
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let m = membership.membership();
+        let is_voter = m.voter_ids().any(|v| v == id);
+        if m.get_node(&id).is_none() {
+            let node = BasicNode::new(&req.internal_address);
+            let add = self.raft.add_learner(id, node, false);
+            match tokio::time::timeout(COMMIT_TIMEOUT, add).await {
+                Ok(Ok(_)) => tracing::info!(broker = id, "added as metadata learner"),
+                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                    // Another membership change is in flight; the next registration
+                    // or the promotion retries.
+                    tracing::info!(broker = id, "learner not added yet: {e}");
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(broker = id, "learner not added: {e}");
+                    return Err(Resign);
+                }
+                Err(_) => return Err(Resign),
+            }
+        }
+        if req.wants_voter && !is_voter {
+            self.promote(id, req.internal_address.clone());
+        }
+        Ok(())
+    }
+
+    /// Promote a learner to voter once it has caught up (in the background: it takes
+    /// as long as the learner needs).
+    fn promote(&self, id: NodeId, address: String) {
+        if !self.handle.promoting.lock().insert(id) {
+            return;
+        }
+        let raft = self.raft.clone();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let result = tokio::time::timeout(PROMOTE_TIMEOUT, async {
+                // Blocking: returns once the learner is within the replication lag.
+                raft.add_learner(id, BasicNode::new(&address), true)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let add = BTreeMap::from([(id, BasicNode::new(&address))]);
+                raft.change_membership(ChangeMembers::AddVoters(add), false)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => tracing::info!(broker = id, "promoted to metadata voter"),
+                Ok(Err(e)) => tracing::warn!(broker = id, "promotion to voter failed: {e}"),
+                Err(_) => tracing::warn!(broker = id, "promotion to voter timed out"),
+            }
+            handle.promoting.lock().remove(&id);
+        });
+    }
+}
+
+/// Do `records` apply, all of them, to `image`? Else the Kafka error for the first
+/// that does not.
+fn check_records(
+    image: &MetadataImage,
+    records: &[MetadataRecord],
+) -> Result<(), (ResponseError, String)> {
+    let mut next = image.clone();
+    for r in records {
+        if let Err(message) = next.apply(r) {
+            let code = match r {
+                MetadataRecord::TopicCreated { name, .. } if next.topic(name).is_some() => {
+                    ResponseError::TopicAlreadyExists
+                }
+                _ if message.starts_with("no topic") || message.contains("has no partition") => {
+                    ResponseError::UnknownTopicOrPartition
+                }
+                _ => ResponseError::InvalidRequest,
+            };
+            return Err((code, message));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use std::collections::BTreeMap as Map;
+
+    #[test]
+    fn records_are_checked_against_the_image() {
+        let image = MetadataImage::default();
+        let create = |name: &str| MetadataRecord::TopicCreated {
+            name: name.into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: vec![],
+            configs: Map::new(),
+        };
+        assert!(check_records(&image, &[create("a")]).is_ok());
+        // Two creations of one name in one request: the second does not apply.
+        let (code, _) = check_records(&image, &[create("a"), create("a")]).unwrap_err();
+        assert_eq!(code, ResponseError::TopicAlreadyExists);
+        let mut with_a = image.clone();
+        with_a.apply(&create("a")).unwrap();
+        let (code, _) = check_records(&with_a, &[create("b"), create("a")]).unwrap_err();
+        assert_eq!(code, ResponseError::TopicAlreadyExists);
+        let (code, _) = check_records(
+            &with_a,
+            &[MetadataRecord::TopicDeleted {
+                topic_id: uuid::Uuid::new_v4(),
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(code, ResponseError::UnknownTopicOrPartition);
+    }
+}

@@ -1,0 +1,369 @@
+//! Quorums in one process on loopback, each with its own data dir and a tonic server
+//! serving `routes()`. Waits poll a condition against a deadline.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kafka_protocol::error::ResponseError;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::*;
+use crate::config::{BrokerConfig, Voter};
+use crate::metadata::image::{MetadataImage, MetadataRecord};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    broker: BrokerConfig,
+}
+
+struct NoApplier;
+
+impl MetadataApplier for NoApplier {
+    fn apply(&self, _image: Arc<MetadataImage>) {}
+}
+
+struct Node {
+    id: i32,
+    addr: SocketAddr,
+    dir: PathBuf,
+    quorum: Arc<Quorum>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+struct Opts {
+    voters: Vec<Voter>,
+    snapshot_interval: u64,
+}
+
+async fn start(id: i32, listener: TcpListener, dir: &Path, opts: &Opts) -> Node {
+    let addr = listener.local_addr().unwrap();
+    let mut config = Cli::parse_from(["fjord"]).broker;
+    config.node_id = id;
+    config.data_dir = dir.to_path_buf();
+    config.internal_listen = addr;
+    config.voters = opts.voters.clone();
+    config.broker_heartbeat_interval_ms = 100;
+    config.broker_session_timeout_ms = 1_000;
+    config.metadata_snapshot_interval_entries = opts.snapshot_interval;
+    config.validate().unwrap();
+    let quorum = Quorum::start(&config, Arc::new(NoApplier)).await.unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let routes = quorum.routes();
+    let server = tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let _ = tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Node {
+        id,
+        addr,
+        dir: dir.to_path_buf(),
+        quorum,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl Node {
+    /// Stop the quorum and the server, as a process exit would.
+    async fn stop(&mut self) {
+        self.quorum.shutdown().await;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            // Graceful: peers get GOAWAY and reconnect to the next server on the port.
+            if tokio::time::timeout(Duration::from_secs(2), server)
+                .await
+                .is_err()
+            {
+                panic!("node {}: server did not stop", self.id);
+            }
+        }
+    }
+
+    async fn restart(&mut self, opts: &Opts) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        let dir = self.dir.clone();
+        *self = start(self.id, listener, &dir, opts).await;
+    }
+}
+
+async fn listeners(n: usize) -> Vec<TcpListener> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    out
+}
+
+fn voters_of(listeners: &[TcpListener]) -> Vec<Voter> {
+    listeners
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Voter {
+            id: i as i32 + 1,
+            address: l.local_addr().unwrap().to_string(),
+        })
+        .collect()
+}
+
+async fn cluster(
+    n: usize,
+    dirs: &[tempfile::TempDir],
+    snapshot_interval: u64,
+) -> (Vec<Node>, Opts) {
+    let ls = listeners(n).await;
+    let opts = Opts {
+        voters: voters_of(&ls),
+        snapshot_interval,
+    };
+    let mut nodes = Vec::new();
+    for (i, l) in ls.into_iter().enumerate() {
+        nodes.push(start(i as i32 + 1, l, dirs[i].path(), &opts).await);
+    }
+    (nodes, opts)
+}
+
+/// Poll `cond` until it holds, failing the test with `what` after `secs`.
+async fn until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn within<T>(secs: u64, what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+fn topic(name: &str) -> ControllerRequest {
+    ControllerRequest::Records(vec![MetadataRecord::TopicCreated {
+        name: name.into(),
+        id: uuid::Uuid::new_v4(),
+        partitions: vec![],
+        configs: BTreeMap::new(),
+    }])
+}
+
+const SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn controller_index(nodes: &[Node]) -> Option<usize> {
+    nodes.iter().position(|n| n.quorum.status().is_controller)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_elect_register_and_replicate() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, _) = cluster(3, &dirs, 10_000).await;
+    for n in &nodes {
+        within(15, "brokers ready", n.quorum.wait_ready()).await;
+    }
+    until(5, "one controller", || controller_index(&nodes).is_some()).await;
+    let leader = controller_index(&nodes).unwrap();
+    for n in &nodes {
+        let image = n.quorum.image();
+        let b = image.broker(n.id).expect("registered");
+        assert!(!b.fenced, "broker {} unfenced", n.id);
+        assert_eq!(Some(b.epoch), n.quorum.broker_epoch());
+        let s = n.quorum.status();
+        assert_eq!(s.voters, vec![1, 2, 3]);
+        assert_eq!(s.controller_id, nodes[leader].id);
+    }
+    // Submitted on a follower: forwarded, committed, and visible there at once.
+    let follower = (leader + 1) % 3;
+    let reply = nodes[follower]
+        .quorum
+        .submit(topic("orders"), SUBMIT_TIMEOUT)
+        .await
+        .unwrap();
+    assert_eq!(reply, ControllerReply::Done);
+    assert!(nodes[follower].quorum.image().topic("orders").is_some());
+    until(5, "the topic on every node", || {
+        nodes
+            .iter()
+            .all(|n| n.quorum.image().topic("orders").is_some())
+    })
+    .await;
+    // The controller re-checks: the same name again is refused.
+    let err = nodes[follower]
+        .quorum
+        .submit(topic("orders"), SUBMIT_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ResponseError::TopicAlreadyExists);
+    // Producer id blocks do not overlap.
+    let a = nodes[0]
+        .quorum
+        .submit(
+            ControllerRequest::AllocateProducerIds { count: 10 },
+            SUBMIT_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let b = nodes[2]
+        .quorum
+        .submit(
+            ControllerRequest::AllocateProducerIds { count: 10 },
+            SUBMIT_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        a,
+        ControllerReply::ProducerIds {
+            first: 0,
+            count: 10
+        }
+    );
+    assert_eq!(
+        b,
+        ControllerReply::ProducerIds {
+            first: 10,
+            count: 10
+        }
+    );
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_controller_takes_over_and_a_restarted_node_catches_up() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, opts) = cluster(3, &dirs, 10_000).await;
+    for n in &nodes {
+        within(15, "brokers ready", n.quorum.wait_ready()).await;
+    }
+    until(5, "one controller", || controller_index(&nodes).is_some()).await;
+    let old = controller_index(&nodes).unwrap();
+    let old_id = nodes[old].id;
+    nodes[old].stop().await;
+    until(10, "a new controller", || {
+        nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != old && n.quorum.status().is_controller)
+    })
+    .await;
+    let other = (old + 1) % 3;
+    nodes[other]
+        .quorum
+        .submit(topic("after-failover"), SUBMIT_TIMEOUT)
+        .await
+        .unwrap();
+    // The old controller's process comes back on its data dir and catches up.
+    nodes[old].restart(&opts).await;
+    within(15, "restarted broker ready", nodes[old].quorum.wait_ready()).await;
+    until(10, "the restarted node to catch up", || {
+        nodes[old].quorum.image().topic("after-failover").is_some()
+    })
+    .await;
+    let image = nodes[old].quorum.image();
+    let b = image.broker(old_id).unwrap();
+    assert_eq!(Some(b.epoch), nodes[old].quorum.broker_epoch());
+    assert!(!b.fenced);
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_bound_the_log_and_seed_restarts_and_late_learners() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ls = listeners(2).await;
+    let mut ls = ls.into_iter();
+    let (l1, l2) = (ls.next().unwrap(), ls.next().unwrap());
+    // One voter; the second broker joins later as a learner.
+    let opts = Opts {
+        voters: vec![Voter {
+            id: 1,
+            address: l1.local_addr().unwrap().to_string(),
+        }],
+        snapshot_interval: 20,
+    };
+    let mut a = start(1, l1, dirs[0].path(), &opts).await;
+    within(10, "voter ready", a.quorum.wait_ready()).await;
+    for _ in 0..150 {
+        a.quorum
+            .submit(
+                ControllerRequest::AllocateProducerIds { count: 1 },
+                SUBMIT_TIMEOUT,
+            )
+            .await
+            .unwrap();
+    }
+    let reserved = a.quorum.image().producer_ids_reserved_until;
+    assert_eq!(reserved, 150);
+    until(5, "the log to be purged", || {
+        a.quorum.log_segment_count() <= 4
+    })
+    .await;
+    assert!(dirs[0]
+        .path()
+        .join("__cluster_metadata/snapshot.json")
+        .exists());
+
+    let mut b = start(2, l2, dirs[1].path(), &opts).await;
+    within(15, "learner ready", b.quorum.wait_ready()).await;
+    assert_eq!(b.quorum.image().producer_ids_reserved_until, reserved);
+    let s = b.quorum.status();
+    assert_eq!((s.voters, s.learners), (vec![1], vec![2]));
+
+    a.stop().await;
+    b.stop().await;
+    // A restart starts from the snapshot plus the log after it.
+    a.restart(&opts).await;
+    assert!(a.quorum.image().producer_ids_reserved_until >= 130);
+    within(10, "voter ready again", a.quorum.wait_ready()).await;
+    assert_eq!(a.quorum.image().producer_ids_reserved_until, reserved);
+    a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_heartbeats_stop_is_fenced() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut nodes, _) = cluster(3, &dirs, 10_000).await;
+    for n in &nodes {
+        within(15, "brokers ready", n.quorum.wait_ready()).await;
+    }
+    until(5, "one controller", || controller_index(&nodes).is_some()).await;
+    let leader = controller_index(&nodes).unwrap();
+    let silent = (leader + 1) % 3;
+    let silent_id = nodes[silent].id;
+    let epoch = nodes[silent].quorum.broker_epoch().unwrap();
+    nodes[silent].stop().await;
+    let stopped_at = Instant::now();
+    until(10, "the silent broker fenced", || {
+        nodes[leader]
+            .quorum
+            .image()
+            .broker(silent_id)
+            .is_some_and(|b| b.fenced && b.epoch == epoch)
+    })
+    .await;
+    // Not before its session (1 s) ran out.
+    assert!(stopped_at.elapsed() >= Duration::from_millis(900));
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if i != silent {
+            n.stop().await;
+        }
+    }
+}
