@@ -1,6 +1,6 @@
 //! The state one broker process shares between its connections: configuration, the
-//! metadata image and its store, the hosted partitions, producer id allocation and
-//! metrics.
+//! metadata image (applied from the metadata quorum), the hosted partitions and their
+//! replication roles, producer id allocation and metrics.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use super::partition::{Partition, PartitionMap};
 use crate::config::{log_config, BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
-use crate::metadata::store::MetadataStore;
+use crate::quorum::{ControllerReply, ControllerRequest, MetadataApplier, Quorum};
 use crate::metrics::Metrics;
 use crate::replication::controller::registration_of;
 use crate::replication::follower::FollowerConfig;
@@ -33,10 +33,16 @@ pub struct Broker {
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
     pub partitions: PartitionMap,
-    /// Readers take a cheap snapshot; writers replace it after the record is durable.
+    /// The installed image: readers take a cheap snapshot; the quorum's applier
+    /// replaces it once the hosted partitions match it.
     image: parking_lot::RwLock<Arc<MetadataImage>>,
-    /// Serializes metadata changes: plan against the image, append, apply.
-    writer: AsyncMutex<MetadataWriter>,
+    /// The metadata quorum, set once started.
+    quorum: std::sync::OnceLock<Arc<Quorum>>,
+    /// Serializes this broker's admin changes: plan against the image, submit, wait
+    /// until applied here.
+    writer: AsyncMutex<()>,
+    /// Producer ids handed to this broker by the controller, `next..end`.
+    producer_ids: AsyncMutex<(i64, i64)>,
     ready: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
@@ -51,12 +57,6 @@ pub struct ClusterBroker {
     pub rack: Option<String>,
 }
 
-struct MetadataWriter {
-    store: MetadataStore,
-    /// Next producer id to hand out; ids up to the image's reservation are free.
-    next_producer_id: i64,
-}
-
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -64,14 +64,24 @@ pub fn now_ms() -> i64 {
 }
 
 impl Broker {
-    /// Claim the data dir, replay the metadata log and open every hosted partition.
+    /// Claim the data dir. Partitions are opened as the metadata quorum's image
+    /// names them (see [`Broker::start_quorum`]).
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
-        let cluster_id = crate::metadata::claim_data_dir(&config.data_dir, config.node_id)?;
-        let (store, image) = MetadataStore::open(&config.data_dir.join("__cluster_metadata"))
-            .map_err(|e| e.to_string())?;
+        let claimed = crate::metadata::claim_data_dir(&config.data_dir, config.node_id)?;
+        // Every broker of a cluster reports the same cluster id: one derived from the
+        // first voter, which all share and which stays when voters are added. A single
+        // broker keeps the id it recorded.
+        let cluster_id = match config.voters.iter().min_by_key(|v| v.id) {
+            None => claimed,
+            Some(first) => {
+                let seed = format!("{}@{}", first.id, first.address);
+                let part = |salt: u32| u128::from(crc32c::crc32c_append(salt, seed.as_bytes()));
+                let id = (part(1) << 96) | (part(2) << 64) | (part(3) << 32) | part(4);
+                crate::metadata::base64_uuid(&uuid::Uuid::from_u128(id))
+            }
+        };
         let defaults = TopicDefaults::from_broker(&config);
-        let next_producer_id = image.producer_ids_reserved_until;
-        let broker = Arc::new_cyclic(|me| Broker {
+        Ok(Arc::new_cyclic(|me| Broker {
             me: me.clone(),
             peers: super::replica::Peers::new(config.internal_listen),
             cluster_id,
@@ -79,24 +89,45 @@ impl Broker {
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
             image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
-            writer: AsyncMutex::new(MetadataWriter {
-                store,
-                next_producer_id,
-            }),
+            quorum: std::sync::OnceLock::new(),
+            writer: AsyncMutex::new(()),
+            producer_ids: AsyncMutex::new((0, 0)),
             ready: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             config,
-        });
+        }))
+    }
+
+    /// Start the metadata quorum: replays the metadata log into this broker (opening
+    /// its partitions), then follows the committed log.
+    pub async fn start_quorum(self: &Arc<Self>) -> Result<Arc<Quorum>, String> {
         let started = std::time::Instant::now();
-        broker
-            .install_image(image)
-            .map_err(|e| format!("opening partitions: {e}"))?;
+        let quorum = Quorum::start(&self.config, self.clone()).await?;
+        let _ = self.quorum.set(quorum.clone());
         tracing::info!(
-            partitions = broker.partitions.all().len(),
+            partitions = self.partitions.all().len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
-            "logs loaded"
+            "metadata replayed, logs loaded"
         );
-        Ok(broker)
+        Ok(quorum)
+    }
+
+    pub fn quorum(&self) -> Option<&Arc<Quorum>> {
+        self.quorum.get()
+    }
+
+    /// Send a request to the active controller, bounded by request.timeout.ms.
+    async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply, AdminError> {
+        let quorum = self.quorum.get().ok_or_else(|| AdminError {
+            code: ResponseError::NotController,
+            message: "the metadata quorum is not started".to_string(),
+        })?;
+        quorum
+            .submit(
+                request,
+                std::time::Duration::from_millis(self.config.request_timeout_ms),
+            )
+            .await
     }
 
     pub fn image(&self) -> Arc<MetadataImage> {
@@ -149,7 +180,9 @@ impl Broker {
 
     /// The active controller's id as clients see it (-1 while there is none).
     pub fn controller_id(&self) -> i32 {
-        self.node_id()
+        self.quorum
+            .get()
+            .map_or(-1, |q| q.status().controller_id)
     }
 
     /// Ask the controller to change a partition's ISR (AlterPartition).
@@ -157,8 +190,14 @@ impl Broker {
         &self,
         request: AlterPartitionRequest,
     ) -> Result<PartitionRegistration, ResponseError> {
-        let _ = request;
-        Err(ResponseError::NotController)
+        match self
+            .submit(ControllerRequest::AlterPartition(request))
+            .await
+        {
+            Ok(ControllerReply::Partition(registration)) => Ok(registration),
+            Ok(_) => Err(ResponseError::UnknownServerError),
+            Err(e) => Err(e.code),
+        }
     }
 
     /// Start (`Some(target)`) or cancel (`None`) a partition's reassignment.
@@ -167,8 +206,10 @@ impl Broker {
         partition: TopicPartition,
         target: Option<Vec<i32>>,
     ) -> Result<(), ResponseError> {
-        let _ = (partition, target);
-        Err(ResponseError::NotController)
+        self.submit(ControllerRequest::AlterReassignment { partition, target })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code)
     }
 
     /// Send a partition leader's ISR proposals (if any) to the controller.
@@ -198,46 +239,29 @@ impl Broker {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Plan a change against the current image and, if `commit`, make it durable and
-    /// apply it. Planning and committing under one lock keeps concurrent admin
-    /// requests from planning against a stale image.
+    /// Plan a change against the current image and, if `commit`, have the controller
+    /// commit it; returns once it is applied here. Planning under one lock keeps this
+    /// broker's concurrent admin requests from planning against a stale image; the
+    /// controller re-checks the records against its own image.
     pub async fn change_metadata(
         &self,
         commit: bool,
         plan: impl FnOnce(&MetadataImage) -> Result<MetadataRecord, AdminError>,
     ) -> Result<MetadataRecord, AdminError> {
-        let mut writer = self.writer.lock().await;
+        let _writer = self.writer.lock().await;
         let record = plan(&self.image())?;
         if commit {
-            self.commit_locked(&mut writer.store, &record)
-                .map_err(|message| AdminError {
-                    code: ResponseError::KafkaStorageError,
-                    message,
-                })?;
+            self.submit(ControllerRequest::Records(vec![record.clone()]))
+                .await?;
         }
         Ok(record)
-    }
-
-    fn commit_locked(
-        &self,
-        store: &mut MetadataStore,
-        record: &MetadataRecord,
-    ) -> Result<(), String> {
-        let mut image = (*self.image()).clone();
-        image.apply(record)?;
-        store.append(record).map_err(|e| {
-            // The change is not durable, so it must not become visible either.
-            tracing::error!(error = %e, "metadata log append failed");
-            e.to_string()
-        })?;
-        self.install_image(image)
     }
 
     /// Make the hosted partitions match `image`: open the logs of partitions this
     /// broker is a replica of, lead or follow each as the image says, close and delete
     /// the logs of deleted topics and of partitions moved away, apply config changes.
     /// Then publish it.
-    fn install_image(&self, image: MetadataImage) -> Result<(), String> {
+    fn install_image(&self, image: Arc<MetadataImage>) -> Result<(), String> {
         let old = self.image();
         let now = now_ms();
         let me = self.node_id();
@@ -295,7 +319,7 @@ impl Broker {
         for gone in old.topics().filter(|t| image.topic_by_id(&t.id).is_none()) {
             self.drop_topic(&gone.name);
         }
-        *self.image.write() = Arc::new(image);
+        *self.image.write() = image;
         Ok(())
     }
 
@@ -375,18 +399,24 @@ impl Broker {
         }
     }
 
-    /// Hand out a producer id for an idempotent producer, reserving a new block in
-    /// the metadata log when the current one is used up.
+    /// Hand out a producer id for an idempotent producer, from a block the
+    /// controller reserved for this broker (KIP-730).
     pub async fn allocate_producer_id(&self) -> Result<i64, String> {
-        let mut writer = self.writer.lock().await;
-        if writer.next_producer_id >= self.image().producer_ids_reserved_until {
-            let record = MetadataRecord::ProducerIdsReserved {
-                next_producer_id: writer.next_producer_id + PRODUCER_ID_BLOCK,
-            };
-            self.commit_locked(&mut writer.store, &record)?;
+        let mut ids = self.producer_ids.lock().await;
+        if ids.0 >= ids.1 {
+            match self
+                .submit(ControllerRequest::AllocateProducerIds {
+                    count: PRODUCER_ID_BLOCK,
+                })
+                .await
+            {
+                Ok(ControllerReply::ProducerIds { first, count }) => *ids = (first, first + count),
+                Ok(other) => return Err(format!("unexpected controller reply {other:?}")),
+                Err(e) => return Err(e.message),
+            }
         }
-        let id = writer.next_producer_id;
-        writer.next_producer_id += 1;
+        let id = ids.0;
+        ids.0 += 1;
         Ok(id)
     }
 
@@ -449,6 +479,20 @@ impl Broker {
             }
         }
         self.metrics.leader_partitions.set(leading);
+        if let Some(q) = self.quorum.get() {
+            let status = q.status();
+            let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.metrics
+                .active_controller
+                .set(i64::from(status.is_controller));
+            self.metrics.raft_term.set(clamp(status.term));
+            self.metrics
+                .raft_commit_index
+                .set(clamp(status.last_log_index));
+            self.metrics
+                .raft_applied_index
+                .set(clamp(status.applied_index));
+        }
         self.metrics.under_replicated_partitions.set(under);
         for p in self.partitions.all() {
             let idx = p.index.to_string();
@@ -478,6 +522,16 @@ impl Broker {
             if let Err(e) = p.with_log_mut(|l| l.close()) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
             }
+        }
+    }
+}
+
+impl MetadataApplier for Broker {
+    fn apply(&self, image: Arc<MetadataImage>) {
+        if let Err(e) = self.install_image(image) {
+            // A partition that cannot be opened (disk full, permissions) stays
+            // unserved; the rest of the image is installed on the next change.
+            tracing::error!(error = %e, "installing metadata failed");
         }
     }
 }

@@ -60,31 +60,58 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             addr: config.internal_listen,
             source,
         })?;
-    let opened = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || Broker::open(config))
-            .await
-            .expect("open task")
-    };
-    let broker = opened.map_err(StartError::Storage)?;
+    let broker = Broker::open(config).map_err(StartError::Storage)?;
+    let quorum = broker.start_quorum().await.map_err(StartError::Storage)?;
+    // `serving` stops the listeners and tasks; a shutdown request first moves this
+    // broker's leaderships away (controlled shutdown) while it still serves.
+    let serving = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(serve_internal(
+        broker.clone(),
+        quorum.routes(),
+        internal_listener,
+        serving.clone(),
+    ));
+    tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
+    tasks.spawn(housekeeping(broker.clone(), serving.clone()));
+    tasks.spawn(replica::run_leader_ticks(broker.clone(), serving.clone()));
+    let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
+    {
+        let (quorum, serving, shutdown) = (quorum.clone(), serving.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            // Most of the grace period goes to moving leaderships; the rest to
+            // finishing requests and closing logs.
+            let moved = quorum.controlled_shutdown(grace.mul_f32(0.6)).await;
+            if moved {
+                tracing::info!("controlled shutdown complete: leaderships moved");
+            } else {
+                tracing::warn!("controlled shutdown not confirmed by the controller in time");
+            }
+            serving.cancel();
+        });
+    }
+    tracing::info!(
+        node_id = broker.node_id(),
+        voter = broker.config.is_voter(),
+        internal = %broker.config.internal_address(),
+        "waiting to join the cluster"
+    );
+    tokio::select! {
+        _ = quorum.wait_ready() => {}
+        _ = serving.cancelled() => {
+            return stop(&broker, &quorum, &tasks, grace).await;
+        }
+    }
     let groups = coordinator::start(&broker)
         .await
         .map_err(StartError::Storage)?;
     broker.set_groups(groups.clone());
-    let tasks = TaskTracker::new();
     tasks.spawn(coordinator::run_timer(
         broker.clone(),
         groups,
-        shutdown.clone(),
+        serving.clone(),
     ));
-    tasks.spawn(http::serve(broker.clone(), http_listener, shutdown.clone()));
-    tasks.spawn(housekeeping(broker.clone(), shutdown.clone()));
-    tasks.spawn(serve_internal(
-        broker.clone(),
-        internal_listener,
-        shutdown.clone(),
-    ));
-    tasks.spawn(replica::run_leader_ticks(broker.clone(), shutdown.clone()));
     broker.set_ready();
     let (host, port) = broker.config.advertised();
     tracing::info!(
@@ -95,15 +122,29 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         data_dir = %broker.config.data_dir.display(),
         "fjord broker ready"
     );
-    accept_loop(&broker, kafka_listener, &tasks, &shutdown).await;
+    accept_loop(&broker, kafka_listener, &tasks, &serving).await;
+    stop(&broker, &quorum, &tasks, grace).await
+}
+
+/// Let requests in flight finish within the grace period, stop the quorum, close
+/// the logs cleanly.
+async fn stop(
+    broker: &Arc<Broker>,
+    quorum: &Arc<crate::quorum::Quorum>,
+    tasks: &TaskTracker,
+    grace: Duration,
+) -> Result<(), StartError> {
     tasks.close();
-    let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
-    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+    if tokio::time::timeout(grace.mul_f32(0.4), tasks.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "tasks still running after the grace period"
         );
     }
+    quorum.shutdown().await;
     let b = broker.clone();
     tokio::task::spawn_blocking(move || b.close_logs())
         .await
@@ -146,10 +187,16 @@ async fn accept_loop(
     }
 }
 
-/// The internal gRPC listener: follower replication (and the metadata quorum).
-async fn serve_internal(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+/// The internal gRPC listener: the metadata quorum and follower replication.
+async fn serve_internal(
+    broker: Arc<Broker>,
+    quorum_routes: tonic::service::Routes,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
+        .add_routes(quorum_routes)
         .add_service(replica::ReplicaService::server(broker.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
