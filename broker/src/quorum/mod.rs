@@ -515,7 +515,7 @@ async fn quorum_exists(channels: &network::Channels, voters: &[Voter], me: i32) 
         want_shut_down: false,
     };
     for v in voters.iter().filter(|v| v.id != me) {
-        let call = controller::Call::Heartbeat(probe.clone());
+        let call = controller::Call::Heartbeat(probe);
         match controller::remote(channels, &v.address, call, Duration::from_millis(500)).await {
             // An answer other than "not the controller, and no leader known".
             Ok(a) if a.not_controller() != Some(None) => return true,
