@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +30,7 @@ use crate::replication::controller::{
 const QUEUE_BOUND: usize = 256;
 /// Longest wait for one commit before the controller gives up its term's state.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for a promoted learner to catch up.
+/// Longest effort to add a broker to the Raft membership (a learner catching up).
 const PROMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct Settings {
@@ -568,60 +567,62 @@ impl Active {
         }
     }
 
-    /// Make a registering broker a Raft learner if it is not a member, and start its
-    /// promotion to voter when its --voters names it.
+    /// Make a registering broker a Raft learner if it is not a member, and a voter
+    /// when its --voters names it. In the background: a promotion waits for the learner
+    /// to catch up, and openraft takes one membership change at a time, so it retries.
     async fn ensure_member(&self, req: &pb::RegisterBrokerRequest) -> Result<(), Resign> {
         let id = req.broker_id as NodeId;
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let m = membership.membership();
         let is_voter = m.voter_ids().any(|v| v == id);
-        if m.get_node(&id).is_none() {
-            let node = BasicNode::new(&req.internal_address);
-            let add = self.raft.add_learner(id, node, false);
-            match tokio::time::timeout(COMMIT_TIMEOUT, add).await {
-                Ok(Ok(_)) => tracing::info!(broker = id, "added as metadata learner"),
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                    // Another membership change is in flight; the next registration
-                    // or the promotion retries.
-                    tracing::info!(broker = id, "learner not added yet: {e}");
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(broker = id, "learner not added: {e}");
-                    return Err(Resign);
-                }
-                Err(_) => return Err(Resign),
-            }
-        }
-        if req.wants_voter && !is_voter {
-            self.promote(id, req.internal_address.clone());
+        let want_voter = req.wants_voter && !is_voter;
+        if m.get_node(&id).is_none() || want_voter {
+            self.join(id, req.internal_address.clone(), want_voter);
         }
         Ok(())
     }
 
-    /// Promote a learner to voter once it has caught up (in the background: it takes
-    /// as long as the learner needs).
-    fn promote(&self, id: NodeId, address: String) {
+    fn join(&self, id: NodeId, address: String, voter: bool) {
         if !self.handle.promoting.lock().insert(id) {
             return;
         }
         let raft = self.raft.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
-            let result = tokio::time::timeout(PROMOTE_TIMEOUT, async {
-                // Blocking: returns once the learner is within the replication lag.
-                raft.add_learner(id, BasicNode::new(&address), true)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let add = BTreeMap::from([(id, BasicNode::new(&address))]);
-                raft.change_membership(ChangeMembers::AddVoters(add), false)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-            match result {
-                Ok(Ok(_)) => tracing::info!(broker = id, "promoted to metadata voter"),
-                Ok(Err(e)) => tracing::warn!(broker = id, "promotion to voter failed: {e}"),
-                Err(_) => tracing::warn!(broker = id, "promotion to voter timed out"),
+            let deadline = Instant::now() + PROMOTE_TIMEOUT;
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                let attempt = async {
+                    // Blocking when promoting: returns once the learner is close enough.
+                    raft.add_learner(id, BasicNode::new(&address), voter)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if voter {
+                        let add = BTreeMap::from([(id, BasicNode::new(&address))]);
+                        raft.change_membership(ChangeMembers::AddVoters(add), false)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
+                    Ok::<(), String>(())
+                };
+                match tokio::time::timeout_at(deadline, attempt).await {
+                    Ok(Ok(())) => {
+                        tracing::info!(broker = id, voter, "joined the metadata quorum");
+                        break;
+                    }
+                    Ok(Err(e)) => tracing::info!(broker = id, voter, "not joined yet: {e}"),
+                    Err(_) => {
+                        tracing::warn!(broker = id, voter, "joining the metadata quorum timed out");
+                        break;
+                    }
+                }
+                if raft.metrics().borrow().state != ServerState::Leader
+                    || Instant::now() + backoff >= deadline
+                {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
             handle.promoting.lock().remove(&id);
         });

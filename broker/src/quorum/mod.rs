@@ -30,7 +30,9 @@
 //! membership does not hold as a voter is promoted once it has caught up, so a cluster
 //! grows from one voter to three by restarting with the longer list. Removing voters is
 //! not supported yet: a voter dropped from `--voters` stays a voter of the committed
-//! membership.
+//! membership. A fresh voter first asks the other voters whether a quorum runs and joins
+//! it if so; grow the voter set while the cluster is up (a fresh voter that finds no
+//! other voter reachable initializes with its --voters list).
 //!
 //! [`QuorumStatus`] has no commit index (openraft 0.9 does not report one); it reports
 //! the last log index and the applied index.
@@ -243,7 +245,11 @@ impl Quorum {
                 .is_initialized()
                 .await
                 .map_err(|e| format!("metadata raft: {e}"))?;
-            if fresh {
+            if fresh && quorum_exists(&channels, &voters, node_id).await {
+                tracing::info!(
+                    "metadata quorum found running: joining it rather than initializing"
+                );
+            } else if fresh {
                 let members: BTreeMap<NodeId, BasicNode> = voters
                     .iter()
                     .map(|v| (v.id as NodeId, BasicNode::new(&v.address)))
@@ -495,6 +501,28 @@ impl Quorum {
     fn known_leader(&self) -> Option<(i32, String)> {
         controller::leader_hint(&self.raft)
     }
+}
+
+/// Does another voter know of an initialized quorum? A fresh voter then joins it (it is
+/// promoted after registering) instead of initializing a second cluster. Each voter is
+/// asked once, briefly: on a cluster's first start nobody knows one, and all initialize
+/// with the same voters, which openraft allows.
+async fn quorum_exists(channels: &network::Channels, voters: &[Voter], me: i32) -> bool {
+    let probe = pb::BrokerHeartbeatRequest {
+        broker_id: -1,
+        broker_epoch: -1,
+        want_fence: true,
+        want_shut_down: false,
+    };
+    for v in voters.iter().filter(|v| v.id != me) {
+        let call = controller::Call::Heartbeat(probe);
+        match controller::remote(channels, &v.address, call, Duration::from_millis(500)).await {
+            // An answer other than "not the controller, and no leader known".
+            Ok(a) if a.not_controller() != Some(None) => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Register with the controller, then heartbeat; register again when the controller

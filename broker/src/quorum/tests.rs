@@ -367,3 +367,53 @@ async fn a_broker_whose_heartbeats_stop_is_fenced() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_voter_cluster_grows_to_three_voters() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ls = listeners(3).await;
+    let all = voters_of(&ls);
+    let one = Opts {
+        voters: all[..1].to_vec(),
+        snapshot_interval: 10_000,
+    };
+    let three = Opts {
+        voters: all.clone(),
+        snapshot_interval: 10_000,
+    };
+    let mut ls = ls.into_iter();
+    let mut first = start(1, ls.next().unwrap(), dirs[0].path(), &one).await;
+    within(10, "first voter ready", first.quorum.wait_ready()).await;
+    first
+        .quorum
+        .submit(topic("before-growth"), SUBMIT_TIMEOUT)
+        .await
+        .unwrap();
+    // The new brokers are started with the longer list; they join the running quorum.
+    let mut second = start(2, ls.next().unwrap(), dirs[1].path(), &three).await;
+    let mut third = start(3, ls.next().unwrap(), dirs[2].path(), &three).await;
+    until(20, "three voters", || {
+        first.quorum.status().voters == vec![1, 2, 3]
+    })
+    .await;
+    for n in [&second, &third] {
+        within(10, "new voter ready", n.quorum.wait_ready()).await;
+        assert!(n.quorum.image().topic("before-growth").is_some());
+    }
+    // The first broker restarts with the longer list too.
+    first.stop().await;
+    first.restart(&three).await;
+    within(15, "first voter ready again", first.quorum.wait_ready()).await;
+    second
+        .quorum
+        .submit(topic("after-growth"), SUBMIT_TIMEOUT)
+        .await
+        .unwrap();
+    until(5, "the topic on the first voter", || {
+        first.quorum.image().topic("after-growth").is_some()
+    })
+    .await;
+    for n in [&mut first, &mut second, &mut third] {
+        n.stop().await;
+    }
+}
