@@ -232,7 +232,8 @@ impl GroupRuntime {
     /// newer epoch reloads, and requests parked on the replaced shard are answered
     /// NOT_COORDINATOR. Does file I/O: call from a blocking context.
     pub fn become_leader(&self, partition: Arc<Partition>) {
-        let Some(load) = self.begin_load(&partition) else {
+        let load_epoch = partition.leader_epoch();
+        let Some(load) = self.begin_load(&partition, load_epoch) else {
             return;
         };
         let started = std::time::Instant::now();
@@ -244,7 +245,7 @@ impl GroupRuntime {
                 if self.finish_load(partition.clone(), load, coordinator) {
                     tracing::info!(
                         partition = partition.index,
-                        leader_epoch = partition.leader_epoch(),
+                        leader_epoch = load_epoch,
                         groups,
                         records,
                         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -265,10 +266,9 @@ impl GroupRuntime {
         }
     }
 
-    /// Mark the partition's shard as loading, unless it is already loaded or loading
-    /// at this leader epoch. Returns the load's token.
-    fn begin_load(&self, partition: &Partition) -> Option<u64> {
-        let epoch = partition.leader_epoch();
+    /// Mark the partition's shard as loading at `epoch`, unless it is already loaded
+    /// or loading at that leader epoch (or a newer one). Returns the load's token.
+    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<u64> {
         let load = self.next_load.fetch_add(1, Ordering::Relaxed);
         let replaced = {
             let mut slots = self.slots.lock();
@@ -302,12 +302,18 @@ impl GroupRuntime {
         coordinator: GroupCoordinator,
     ) -> bool {
         let mut slots = self.slots.lock();
-        match slots.get(&partition.index) {
-            Some(Slot::Loading { load: l, .. }) if *l == load => {}
+        // The epoch the load began at: if the partition's epoch moved on meanwhile,
+        // the call for the newer epoch loads again.
+        let leader_epoch = match slots.get(&partition.index) {
+            Some(Slot::Loading {
+                load: l,
+                leader_epoch,
+                ..
+            }) if *l == load => *leader_epoch,
             _ => return false,
-        }
+        };
         let shard = Shard {
-            leader_epoch: partition.leader_epoch(),
+            leader_epoch,
             partition: partition.clone(),
             next_request: AtomicU64::new(1),
             state: Mutex::new(ShardState {
@@ -915,13 +921,13 @@ mod tests {
         let rt = GroupRuntime::new(GroupConfig::default());
         assert_eq!(rt.shard(4).err(), Some(ResponseError::NotCoordinator));
 
-        let load = rt.begin_load(&p).unwrap();
+        let load = rt.begin_load(&p, 0).unwrap();
         assert_eq!(
             rt.shard(4).err(),
             Some(ResponseError::CoordinatorLoadInProgress)
         );
         // A second leadership call at the same epoch while loading does nothing.
-        assert_eq!(rt.begin_load(&p), None);
+        assert_eq!(rt.begin_load(&p, 0), None);
         assert!(rt.finish_load(
             p.clone(),
             load,
@@ -955,7 +961,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), Uuid::new_v4(), 0, 0);
         let rt = GroupRuntime::new(GroupConfig::default());
-        let load = rt.begin_load(&p).unwrap();
+        let load = rt.begin_load(&p, 0).unwrap();
         rt.resign(0);
         assert!(!rt.finish_load(p, load, GroupCoordinator::new(GroupConfig::default())));
         assert_eq!(rt.shard(0).err(), Some(ResponseError::NotCoordinator));

@@ -734,3 +734,101 @@ pub fn offset_delete(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use clap::Parser;
+    use kafka_protocol::messages::ApiKey;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        broker: BrokerConfig,
+    }
+
+    async fn broker(dir: &std::path::Path, flags: &[&str]) -> Arc<Broker> {
+        let mut args = vec!["fjord", "--data-dir", dir.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let config = Cli::parse_from(args).broker;
+        let broker = Broker::open(config).unwrap();
+        broker.set_groups(coordinator::start(&broker).await.unwrap());
+        broker
+    }
+
+    fn ctx(api_key: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api_key,
+            version,
+            correlation_id: 1,
+            client_id: "test".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+        }
+    }
+
+    fn find(key: &str) -> FindCoordinatorRequest {
+        FindCoordinatorRequest::default()
+            .with_key(str_bytes(key.to_string()))
+            .with_key_type(0)
+    }
+
+    fn heartbeat_error(broker: &Broker, group: &str) -> i16 {
+        heartbeat(
+            broker,
+            &ctx(ApiKey::Heartbeat, 0),
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(str_bytes(group.to_string())))
+                .with_member_id(str_bytes("m".to_string()))
+                .with_generation_id(1),
+        )
+        .error_code
+    }
+
+    #[tokio::test]
+    async fn find_coordinator_creates_the_offsets_topic_and_names_its_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), &["--offsets-topic-num-partitions", "4"]).await;
+        assert!(b.image().topic(OFFSETS_TOPIC).is_none());
+        // Before the topic exists no group is coordinated here.
+        assert_eq!(
+            heartbeat_error(&b, "g"),
+            ResponseError::NotCoordinator.code()
+        );
+
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3), find("g")).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.node_id, BrokerId(b.node_id()));
+        let (host, port) = b.config.advertised();
+        assert_eq!((resp.host.to_string(), resp.port), (host, port));
+        assert_eq!(b.image().topic(OFFSETS_TOPIC).unwrap().partitions.len(), 4);
+        // The group's shard is loaded: the heartbeat reaches the state machine.
+        assert_eq!(
+            heartbeat_error(&b, "g"),
+            ResponseError::UnknownMemberId.code()
+        );
+
+        // v4 batches keys; a second lookup does not create the topic again.
+        let req = FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![str_bytes("a".to_string()), str_bytes("b".to_string())]);
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 4), req).await;
+        assert_eq!(resp.coordinators.len(), 2);
+        for c in &resp.coordinators {
+            assert_eq!((c.error_code, c.node_id), (0, BrokerId(b.node_id())));
+        }
+    }
+
+    #[tokio::test]
+    async fn find_coordinator_does_not_create_a_smaller_offsets_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), &["--default-replication-factor", "3"]).await;
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 1), find("g")).await;
+        assert_eq!(
+            resp.error_code,
+            ResponseError::CoordinatorNotAvailable.code()
+        );
+        assert_eq!(resp.node_id, BrokerId(-1));
+        assert!(b.image().topic(OFFSETS_TOPIC).is_none());
+    }
+}
