@@ -1,11 +1,15 @@
-//! The group coordinator runtime: one pure [`GroupCoordinator`] per partition of
-//! `__consumer_offsets`, each behind its own lock together with the JoinGroup and
-//! SyncGroup requests parked on it. Records the state machine asks to persist are
-//! appended to that partition (one RecordBatch v2 per event, uncompressed, no
-//! producer id) before the answers that depend on them are sent; on start every
-//! partition is read back to rebuild groups and offsets. A timer task ticks the state
-//! machines (session, rebalance and sync deadlines), expires offsets and drops the
-//! offsets of deleted topics.
+//! The group coordinator runtime. The coordinator of group G is the leader of
+//! partition `partition_for(G, N)` of `__consumer_offsets`, so the runtime keeps one
+//! shard per partition this broker leads: [`GroupRuntime::become_leader`] reads the
+//! partition back into a fresh pure [`GroupCoordinator`], [`GroupRuntime::resign`]
+//! drops it, and a request for a group whose shard is not loaded here is answered
+//! NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while it loads) so that the client
+//! looks the coordinator up again. Each loaded shard sits behind its own lock
+//! together with the JoinGroup and SyncGroup requests parked on it. Records the state
+//! machine asks to persist are appended to that partition (one RecordBatch v2 per
+//! event, uncompressed, no producer id) before the answers that depend on them are
+//! sent. A timer task ticks the loaded state machines (session, rebalance and sync
+//! deadlines), expires offsets and drops the offsets of deleted topics.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,12 +25,13 @@ use kafka_protocol::records::{
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::broker::{now_ms, Broker};
 use super::partition::Partition;
 use crate::group::{
-    partition_for, Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest,
-    JoinResult, RequestId, SyncRequest, SyncResult, OFFSETS_TOPIC,
+    Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
+    RequestId, SyncRequest, SyncResult, OFFSETS_TOPIC,
 };
 use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
@@ -42,20 +47,57 @@ const BATCH_BYTES: usize = 512 * 1024;
 /// against a bug leaving a client hanging.
 const PARKED_SLACK: Duration = Duration::from_secs(5);
 
-struct Shard {
+/// The coordinator of the groups of one `__consumer_offsets` partition that this
+/// broker leads, at one leader epoch.
+pub struct Shard {
     partition: Arc<Partition>,
+    leader_epoch: i32,
+    next_request: AtomicU64,
     state: Mutex<ShardState>,
 }
 
 struct ShardState {
+    /// False once the shard is resigned or replaced by a newer epoch's: a request
+    /// that found the shard just before then must not act on it.
+    active: bool,
     coordinator: GroupCoordinator,
+    /// Parked requests. Dropping a sender (on resign) answers NOT_COORDINATOR.
     joins: HashMap<RequestId, oneshot::Sender<JoinResult>>,
     syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
 }
 
+/// What this broker holds for one `__consumer_offsets` partition; no entry means
+/// it does not coordinate that partition's groups.
+enum Slot {
+    Loading {
+        topic_id: Uuid,
+        leader_epoch: i32,
+        /// Tells this load from a later one for the same partition.
+        load: u64,
+    },
+    Loaded(Arc<Shard>),
+}
+
+impl Slot {
+    fn leads(&self, topic_id: Uuid, epoch: i32) -> bool {
+        match self {
+            Slot::Loading {
+                topic_id: t,
+                leader_epoch,
+                ..
+            } => *t == topic_id && *leader_epoch >= epoch,
+            Slot::Loaded(s) => s.partition.topic_id == topic_id && s.leader_epoch >= epoch,
+        }
+    }
+}
+
 pub struct GroupRuntime {
-    shards: Vec<Shard>,
-    next_request: AtomicU64,
+    config: GroupConfig,
+    /// By `__consumer_offsets` partition index.
+    slots: Mutex<HashMap<i32, Slot>>,
+    next_load: AtomicU64,
+    /// Rebalances counted by shards that have since been dropped.
+    rebalances_dropped: AtomicU64,
     /// For the rebalance counter: total already added to the metric.
     rebalances_reported: AtomicU64,
 }
@@ -73,210 +115,271 @@ fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
     c
 }
 
-/// Create `__consumer_offsets` if absent, then load every group from it.
+/// Build the runtime with no shard loaded: shards come with [`GroupRuntime::become_leader`].
 pub async fn start(broker: &Arc<Broker>) -> Result<Arc<GroupRuntime>, String> {
-    if broker.image().topic(OFFSETS_TOPIC).is_none() {
-        let brokers = broker.live_brokers();
-        let rf = broker
+    let config = GroupConfig {
+        min_session_timeout_ms: broker.config.group_min_session_timeout_ms,
+        max_session_timeout_ms: broker.config.group_max_session_timeout_ms,
+        initial_rebalance_delay_ms: broker.config.group_initial_rebalance_delay_ms,
+        offsets_retention_ms: broker
             .config
-            .default_replication_factor
-            .min(i16::try_from(brokers.len()).unwrap_or(i16::MAX));
-        let new = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: broker.config.offsets_topic_num_partitions,
-            replication_factor: rf,
-            assignments: Vec::new(),
-            configs: offsets_topic_configs(),
-        };
-        broker
-            .change_metadata(true, |image| {
-                plan_create_topic(image, &brokers, &new, 1, rf)
-            })
-            .await
-            .map_err(|e| format!("creating {OFFSETS_TOPIC}: {}", e.message))?;
-        tracing::info!(
-            partitions = broker.config.offsets_topic_num_partitions,
-            "created {OFFSETS_TOPIC}"
-        );
+            .offsets_retention_minutes
+            .saturating_mul(60_000),
+    };
+    Ok(Arc::new(GroupRuntime::new(config)))
+}
+
+/// Create `__consumer_offsets` unless it exists, as Kafka does on the first
+/// FindCoordinator for a group. With fewer live brokers than
+/// default.replication.factor the topic is not created smaller:
+/// COORDINATOR_NOT_AVAILABLE until enough brokers are up.
+pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> {
+    if broker.image().topic(OFFSETS_TOPIC).is_some() {
+        return Ok(());
     }
-    let b = broker.clone();
-    let runtime = tokio::task::spawn_blocking(move || GroupRuntime::load(&b))
+    let brokers = broker.live_brokers();
+    let rf = broker.config.default_replication_factor;
+    if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
+        tracing::warn!(
+            live_brokers = brokers.len(),
+            replication_factor = rf,
+            "not creating {OFFSETS_TOPIC}: fewer live brokers than default.replication.factor"
+        );
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    let new = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: broker.config.offsets_topic_num_partitions,
+        replication_factor: rf,
+        assignments: Vec::new(),
+        configs: offsets_topic_configs(),
+    };
+    // Planning runs under the metadata writer's lock, so of two concurrent
+    // FindCoordinators the second plans against the created topic.
+    match broker
+        .change_metadata(true, |image| {
+            plan_create_topic(image, &brokers, &new, 1, rf)
+        })
         .await
-        .map_err(|e| format!("loading groups: {e}"))??;
-    Ok(Arc::new(runtime))
+    {
+        Ok(_) => {
+            tracing::info!(
+                partitions = new.num_partitions,
+                replication_factor = rf,
+                "created {OFFSETS_TOPIC}"
+            );
+            Ok(())
+        }
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "could not create {OFFSETS_TOPIC}");
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+/// Load the `__consumer_offsets` partitions that the metadata image says this broker
+/// leads and whose hosted log is at the image's leader epoch. Harmless next to the
+/// replication runtime's own `become_leader` calls (those are idempotent); it covers
+/// a broker whose runtime does not call them, such as right after FindCoordinator
+/// created the topic or after a restart.
+pub async fn load_led_partitions(broker: &Broker, runtime: &Arc<GroupRuntime>) {
+    let image = broker.image();
+    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+        return;
+    };
+    let led: Vec<Arc<Partition>> = topic
+        .partitions
+        .iter()
+        .filter(|p| p.leader == broker.node_id())
+        .filter_map(|p| {
+            let hosted = broker.partitions.get(OFFSETS_TOPIC, p.partition)?;
+            (hosted.topic_id == topic.id
+                && hosted.leader_epoch() == p.leader_epoch
+                && !runtime.leads(&hosted))
+            .then_some(hosted)
+        })
+        .collect();
+    if led.is_empty() {
+        return;
+    }
+    let rt = runtime.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        for p in led {
+            rt.become_leader(p);
+        }
+    })
+    .await;
+    if let Err(e) = loaded {
+        tracing::error!(error = %e, "loading {OFFSETS_TOPIC} partitions failed");
+    }
 }
 
 impl GroupRuntime {
-    fn load(broker: &Broker) -> Result<GroupRuntime, String> {
-        // An existing topic keeps its partition count, as in Kafka; group placement
-        // follows the topic, not the flag.
-        let partitions = broker.partitions.topic(OFFSETS_TOPIC);
-        if partitions.is_empty() {
-            return Err(format!("{OFFSETS_TOPIC} has no hosted partitions"));
+    pub fn new(config: GroupConfig) -> GroupRuntime {
+        GroupRuntime {
+            config,
+            slots: Mutex::new(HashMap::new()),
+            next_load: AtomicU64::new(1),
+            rebalances_dropped: AtomicU64::new(0),
+            rebalances_reported: AtomicU64::new(0),
         }
-        let config = GroupConfig {
-            min_session_timeout_ms: broker.config.group_min_session_timeout_ms,
-            max_session_timeout_ms: broker.config.group_max_session_timeout_ms,
-            initial_rebalance_delay_ms: broker.config.group_initial_rebalance_delay_ms,
-            offsets_retention_ms: broker
-                .config
-                .offsets_retention_minutes
-                .saturating_mul(60_000),
+    }
+
+    /// Coordinate the groups of `partition`, which this broker now leads: read it
+    /// from its log start to its log end offset (a new leader's whole log is
+    /// committed) into a fresh coordinator. Idempotent for the same leader epoch; a
+    /// newer epoch reloads, and requests parked on the replaced shard are answered
+    /// NOT_COORDINATOR. Does file I/O: call from a blocking context.
+    pub fn become_leader(&self, partition: Arc<Partition>) {
+        let load_epoch = partition.leader_epoch();
+        let Some(load) = self.begin_load(&partition, load_epoch) else {
+            return;
         };
         let started = std::time::Instant::now();
+        let mut coordinator = GroupCoordinator::new(self.config.clone());
         let now = now_ms();
-        let mut shards = Vec::with_capacity(partitions.len());
-        let mut records_read = 0usize;
-        for p in partitions {
-            let mut coordinator = GroupCoordinator::new(config.clone());
-            records_read += read_partition(&p, |r| coordinator.replay(r, now))?;
-            shards.push(Shard {
-                partition: p,
-                state: Mutex::new(ShardState {
-                    coordinator,
-                    joins: HashMap::new(),
-                    syncs: HashMap::new(),
-                }),
-            });
-        }
-        let groups: usize = shards
-            .iter()
-            .map(|s| s.state.lock().coordinator.groups().count())
-            .sum();
-        tracing::info!(
-            groups,
-            records = records_read,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "group coordinator loaded"
-        );
-        Ok(GroupRuntime {
-            shards,
-            next_request: AtomicU64::new(1),
-            rebalances_reported: AtomicU64::new(0),
-        })
-    }
-
-    pub fn partition_count(&self) -> i32 {
-        i32::try_from(self.shards.len()).unwrap_or(i32::MAX)
-    }
-
-    fn shard(&self, group_id: &str) -> &Shard {
-        let i = partition_for(group_id, self.partition_count());
-        &self.shards[usize::try_from(i).unwrap_or(0)]
-    }
-
-    /// The `__consumer_offsets` partition coordinating `group_id`.
-    pub fn partition_of(&self, group_id: &str) -> &Arc<Partition> {
-        &self.shard(group_id).partition
-    }
-
-    pub async fn join(&self, req: JoinRequest) -> JoinResult {
-        let shard = self.shard(&req.group_id);
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let bound = Duration::from_millis(
-            u64::try_from(req.rebalance_timeout_ms.max(req.session_timeout_ms)).unwrap_or(0),
-        ) + PARKED_SLACK;
-        let member_id = req.member_id.clone();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = shard.state.lock();
-            state.joins.insert(id, tx);
-            let actions = state.coordinator.join(req, id, now_ms());
-            let _ = execute(&shard.partition, &mut state, actions);
-        }
-        match tokio::time::timeout(bound, rx).await {
-            Ok(Ok(result)) => result,
-            _ => {
-                shard.state.lock().joins.remove(&id);
-                tracing::warn!(member_id, "JoinGroup was not answered in time");
-                JoinResult::error(ResponseError::RebalanceInProgress, &member_id)
+        match read_partition(&partition, |r| coordinator.replay(r, now)) {
+            Ok(records) => {
+                let groups = coordinator.groups().count();
+                if self.finish_load(partition.clone(), load, coordinator) {
+                    tracing::info!(
+                        partition = partition.index,
+                        leader_epoch = load_epoch,
+                        groups,
+                        records,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "loaded group coordinator shard"
+                    );
+                }
             }
-        }
-    }
-
-    pub async fn sync(&self, req: SyncRequest, rebalance_timeout: Duration) -> SyncResult {
-        let shard = self.shard(&req.group_id);
-        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut state = shard.state.lock();
-            state.syncs.insert(id, tx);
-            let actions = state.coordinator.sync(req, id, now_ms());
-            if execute(&shard.partition, &mut state, actions).is_err() {
-                // The assignment is not durable; members will rejoin.
-                if let Some(tx) = state.syncs.remove(&id) {
-                    let _ = tx.send(SyncResult::error(ResponseError::CoordinatorNotAvailable));
+            Err(e) => {
+                // Clients hear NOT_COORDINATOR and retry; the next leadership change
+                // or restart loads again.
+                tracing::error!(error = %e, "could not load group coordinator shard");
+                let mut slots = self.slots.lock();
+                if matches!(slots.get(&partition.index), Some(Slot::Loading { load: l, .. }) if *l == load)
+                {
+                    slots.remove(&partition.index);
                 }
             }
         }
-        match tokio::time::timeout(rebalance_timeout + PARKED_SLACK, rx).await {
-            Ok(Ok(result)) => result,
-            _ => {
-                shard.state.lock().syncs.remove(&id);
-                SyncResult::error(ResponseError::RebalanceInProgress)
+    }
+
+    /// Mark the partition's shard as loading at `epoch`, unless it is already loaded
+    /// or loading at that leader epoch (or a newer one). Returns the load's token.
+    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<u64> {
+        let load = self.next_load.fetch_add(1, Ordering::Relaxed);
+        let replaced = {
+            let mut slots = self.slots.lock();
+            if slots
+                .get(&partition.index)
+                .is_some_and(|s| s.leads(partition.topic_id, epoch))
+            {
+                return None;
             }
+            slots.insert(
+                partition.index,
+                Slot::Loading {
+                    topic_id: partition.topic_id,
+                    leader_epoch: epoch,
+                    load,
+                },
+            )
+        };
+        if let Some(Slot::Loaded(old)) = replaced {
+            self.retire(&old);
+        }
+        Some(load)
+    }
+
+    /// Install a loaded coordinator unless the load was superseded meanwhile (by a
+    /// resign or a newer epoch's load).
+    fn finish_load(
+        &self,
+        partition: Arc<Partition>,
+        load: u64,
+        coordinator: GroupCoordinator,
+    ) -> bool {
+        let mut slots = self.slots.lock();
+        // The epoch the load began at: if the partition's epoch moved on meanwhile,
+        // the call for the newer epoch loads again.
+        let leader_epoch = match slots.get(&partition.index) {
+            Some(Slot::Loading {
+                load: l,
+                leader_epoch,
+                ..
+            }) if *l == load => *leader_epoch,
+            _ => return false,
+        };
+        let shard = Shard {
+            leader_epoch,
+            partition: partition.clone(),
+            next_request: AtomicU64::new(1),
+            state: Mutex::new(ShardState {
+                active: true,
+                coordinator,
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+            }),
+        };
+        slots.insert(partition.index, Slot::Loaded(Arc::new(shard)));
+        true
+    }
+
+    /// Stop coordinating the groups of partition `index`: its state is dropped and
+    /// requests parked on it are answered NOT_COORDINATOR.
+    pub fn resign(&self, index: i32) {
+        let removed = self.slots.lock().remove(&index);
+        if let Some(Slot::Loaded(old)) = removed {
+            tracing::info!(partition = index, "resigned group coordinator shard");
+            self.retire(&old);
         }
     }
 
-    pub fn heartbeat(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        generation_id: i32,
-    ) -> Option<ResponseError> {
-        self.shard(group_id).state.lock().coordinator.heartbeat(
-            group_id,
-            member_id,
-            group_instance_id,
-            generation_id,
-            now_ms(),
-        )
-    }
-
-    pub fn leave(
-        &self,
-        group_id: &str,
-        members: &[crate::group::MemberRef],
-    ) -> Vec<Option<ResponseError>> {
-        let shard = self.shard(group_id);
+    fn retire(&self, shard: &Shard) {
         let mut state = shard.state.lock();
-        let (errors, actions) = state.coordinator.leave(group_id, members, now_ms());
-        let _ = execute(&shard.partition, &mut state, actions);
-        errors
+        state.active = false;
+        // The waiting requests see their sender dropped: NOT_COORDINATOR.
+        state.joins.clear();
+        state.syncs.clear();
+        self.rebalances_dropped
+            .fetch_add(state.coordinator.rebalances_total(), Ordering::Relaxed);
     }
 
-    pub fn commit(&self, req: CommitRequest) -> Result<(), ResponseError> {
-        let shard = self.shard(&req.group_id);
-        let mut state = shard.state.lock();
-        let actions = state.coordinator.commit(req, now_ms())?;
-        execute(&shard.partition, &mut state, actions)
-    }
-
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-    ) -> Vec<(String, i32, Option<crate::group::OffsetValue>)> {
-        self.shard(group_id)
-            .state
+    /// Whether this broker loads or has loaded `partition` at its leader epoch.
+    fn leads(&self, partition: &Partition) -> bool {
+        self.slots
             .lock()
-            .coordinator
-            .fetch_offsets(group_id, partitions)
+            .get(&partition.index)
+            .is_some_and(|s| s.leads(partition.topic_id, partition.leader_epoch()))
     }
 
-    pub fn describe(&self, group_id: &str) -> crate::group::GroupDescription {
-        self.shard(group_id)
-            .state
+    /// The shard coordinating the groups of `__consumer_offsets` partition `index`:
+    /// NOT_COORDINATOR when not led here, COORDINATOR_LOAD_IN_PROGRESS while loading.
+    pub fn shard(&self, index: i32) -> Result<Arc<Shard>, ResponseError> {
+        match self.slots.lock().get(&index) {
+            None => Err(ResponseError::NotCoordinator),
+            Some(Slot::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress),
+            Some(Slot::Loaded(s)) => Ok(s.clone()),
+        }
+    }
+
+    fn loaded(&self) -> Vec<Arc<Shard>> {
+        self.slots
             .lock()
-            .coordinator
-            .describe(group_id)
+            .values()
+            .filter_map(|s| match s {
+                Slot::Loaded(s) => Some(s.clone()),
+                Slot::Loading { .. } => None,
+            })
+            .collect()
     }
 
-    /// (group id, protocol type, state) of every group.
+    /// (group id, protocol type, state) of every group coordinated here.
     pub fn list(&self) -> Vec<(String, String, crate::group::GroupState)> {
         let mut out = Vec::new();
-        for s in &self.shards {
+        for s in self.loaded() {
             let state = s.state.lock();
             out.extend(
                 state
@@ -288,28 +391,12 @@ impl GroupRuntime {
         out
     }
 
-    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        let shard = self.shard(group_id);
-        let mut state = shard.state.lock();
-        let actions = state.coordinator.delete_group(group_id)?;
-        execute(&shard.partition, &mut state, actions)
-    }
-
-    pub fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        let shard = self.shard(group_id);
-        let mut state = shard.state.lock();
-        let (errors, actions) = state.coordinator.delete_offsets(group_id, partitions)?;
-        execute(&shard.partition, &mut state, actions)?;
-        Ok(errors)
-    }
-
     fn each_shard(&self, f: impl Fn(&mut GroupCoordinator) -> Vec<Action>) {
-        for shard in &self.shards {
+        for shard in self.loaded() {
             let mut state = shard.state.lock();
+            if !state.active {
+                continue;
+            }
             let actions = f(&mut state.coordinator);
             let _ = execute(&shard.partition, &mut state, actions);
         }
@@ -326,8 +413,8 @@ impl GroupRuntime {
             .iter()
             .map(|s| (s.as_str(), 0))
             .collect();
-        let mut rebalances = 0u64;
-        for shard in &self.shards {
+        let mut rebalances = self.rebalances_dropped.load(Ordering::Relaxed);
+        for shard in self.loaded() {
             let state = shard.state.lock();
             rebalances += state.coordinator.rebalances_total();
             for g in state.coordinator.groups() {
@@ -341,6 +428,7 @@ impl GroupRuntime {
                     m.group_committed_offset
                         .with_label_values(&labels)
                         .set(v.offset);
+                    // Not hosted here when this broker is no replica of the partition.
                     if let Some(hosted) = broker.partitions.get(topic, *partition) {
                         let lag = (hosted.high_watermark() - v.offset).max(0);
                         m.group_lag.with_label_values(&labels).set(lag);
@@ -353,6 +441,153 @@ impl GroupRuntime {
         }
         let before = self.rebalances_reported.swap(rebalances, Ordering::Relaxed);
         m.group_rebalances.inc_by(rebalances.saturating_sub(before));
+    }
+}
+
+impl Shard {
+    /// The `__consumer_offsets` partition this shard coordinates.
+    pub fn partition(&self) -> &Arc<Partition> {
+        &self.partition
+    }
+
+    /// Lock the state of a shard still in service.
+    fn active(&self) -> Result<parking_lot::MutexGuard<'_, ShardState>, ResponseError> {
+        let state = self.state.lock();
+        if state.active {
+            Ok(state)
+        } else {
+            Err(ResponseError::NotCoordinator)
+        }
+    }
+
+    pub async fn join(&self, req: JoinRequest) -> JoinResult {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let bound = Duration::from_millis(
+            u64::try_from(req.rebalance_timeout_ms.max(req.session_timeout_ms)).unwrap_or(0),
+        ) + PARKED_SLACK;
+        let member_id = req.member_id.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = match self.active() {
+                Ok(s) => s,
+                Err(e) => return JoinResult::error(e, &member_id),
+            };
+            state.joins.insert(id, tx);
+            let actions = state.coordinator.join(req, id, now_ms());
+            let _ = execute(&self.partition, &mut state, actions);
+        }
+        match tokio::time::timeout(bound, rx).await {
+            Ok(Ok(result)) => result,
+            // Resigned while parked.
+            Ok(Err(_)) => JoinResult::error(ResponseError::NotCoordinator, &member_id),
+            Err(_) => {
+                self.state.lock().joins.remove(&id);
+                tracing::warn!(member_id, "JoinGroup was not answered in time");
+                JoinResult::error(ResponseError::RebalanceInProgress, &member_id)
+            }
+        }
+    }
+
+    pub async fn sync(&self, req: SyncRequest, rebalance_timeout: Duration) -> SyncResult {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut state = match self.active() {
+                Ok(s) => s,
+                Err(e) => return SyncResult::error(e),
+            };
+            state.syncs.insert(id, tx);
+            let actions = state.coordinator.sync(req, id, now_ms());
+            if let Err(e) = execute(&self.partition, &mut state, actions) {
+                // The assignment is not durable; members will rejoin (after looking
+                // the coordinator up again if this broker no longer leads).
+                if let Some(tx) = state.syncs.remove(&id) {
+                    let _ = tx.send(SyncResult::error(match e {
+                        ResponseError::NotCoordinator => e,
+                        _ => ResponseError::CoordinatorNotAvailable,
+                    }));
+                }
+            }
+        }
+        match tokio::time::timeout(rebalance_timeout + PARKED_SLACK, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => SyncResult::error(ResponseError::NotCoordinator),
+            Err(_) => {
+                self.state.lock().syncs.remove(&id);
+                SyncResult::error(ResponseError::RebalanceInProgress)
+            }
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        generation_id: i32,
+    ) -> Option<ResponseError> {
+        match self.active() {
+            Ok(mut state) => state.coordinator.heartbeat(
+                group_id,
+                member_id,
+                group_instance_id,
+                generation_id,
+                now_ms(),
+            ),
+            Err(e) => Some(e),
+        }
+    }
+
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[crate::group::MemberRef],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let mut state = self.active()?;
+        let (errors, actions) = state.coordinator.leave(group_id, members, now_ms());
+        let _ = execute(&self.partition, &mut state, actions);
+        Ok(errors)
+    }
+
+    pub fn commit(&self, req: CommitRequest) -> Result<(), ResponseError> {
+        let mut state = self.active()?;
+        let actions = state.coordinator.commit(req, now_ms())?;
+        execute(&self.partition, &mut state, actions)
+    }
+
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<(String, i32, Option<crate::group::OffsetValue>)>, ResponseError> {
+        Ok(self
+            .active()?
+            .coordinator
+            .fetch_offsets(group_id, partitions))
+    }
+
+    pub fn describe(
+        &self,
+        group_id: &str,
+    ) -> Result<crate::group::GroupDescription, ResponseError> {
+        Ok(self.active()?.coordinator.describe(group_id))
+    }
+
+    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        let mut state = self.active()?;
+        let actions = state.coordinator.delete_group(group_id)?;
+        execute(&self.partition, &mut state, actions)
+    }
+
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let mut state = self.active()?;
+        let (errors, actions) = state.coordinator.delete_offsets(group_id, partitions)?;
+        execute(&self.partition, &mut state, actions)?;
+        Ok(errors)
     }
 }
 
@@ -393,16 +628,34 @@ fn execute(
     }
     persisted.map_err(|e| match e {
         AppendError::MessageTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
-        _ => ResponseError::CoordinatorNotAvailable,
+        AppendError::Corrupt(_)
+        | AppendError::Unsupported(_)
+        | AppendError::InvalidRecord(_)
+        | AppendError::OutOfOrderSequence { .. }
+        | AppendError::InvalidProducerEpoch { .. } => ResponseError::CoordinatorNotAvailable,
+        // The partition refused as a non-leader, or its storage failed: as in Kafka,
+        // NOT_COORDINATOR sends the client to look the coordinator up again.
+        _ => ResponseError::NotCoordinator,
     })
 }
 
 /// Append `records` as uncompressed RecordBatch v2 batches without a producer id.
 fn append(partition: &Partition, records: &[GroupRecord]) -> Result<(), AppendError> {
     let now = now_ms();
+    append_with(records, now, |batch| {
+        partition.append(batch, now).map(|_| ())
+    })
+}
+
+/// Encode `records` as batches of at most [`BATCH_BYTES`] and hand each to `write`.
+fn append_with(
+    records: &[GroupRecord],
+    now: i64,
+    mut write: impl FnMut(BytesMut) -> Result<(), AppendError>,
+) -> Result<(), AppendError> {
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_bytes = 0usize;
-    let flush = |batch: &mut Vec<Record>| -> Result<(), AppendError> {
+    let mut flush = |batch: &mut Vec<Record>| -> Result<(), AppendError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -417,7 +670,7 @@ fn append(partition: &Partition, records: &[GroupRecord]) -> Result<(), AppendEr
         )
         .map_err(|e| AppendError::Corrupt(format!("encoding group records: {e}")))?;
         batch.clear();
-        partition.append(buf, now).map(|_| ())
+        write(buf)
     };
     for r in records {
         let (key, value) = r.encode();
@@ -450,7 +703,9 @@ fn append(partition: &Partition, records: &[GroupRecord]) -> Result<(), AppendEr
     flush(&mut pending)
 }
 
-/// Replay every record of `partition` into `apply`; returns how many were read.
+/// Replay every record of `partition` up to its log end offset into `apply`;
+/// returns how many were read. Reads past the high watermark on purpose: when a
+/// broker becomes leader, its whole log is committed.
 fn read_partition(
     partition: &Partition,
     mut apply: impl FnMut(GroupRecord),
@@ -462,11 +717,11 @@ fn read_partition(
         )
     };
     let mut offset = partition.with_log(|l| l.log_start_offset());
-    let end = partition.high_watermark();
+    let end = partition.with_log(|l| l.log_end_offset());
     let mut count = 0;
     while offset < end {
         let info = partition
-            .read(offset, 1 << 20, true)
+            .with_log(|l| l.read(offset, 1 << 20, end, true))
             .map_err(|e| what(&e))?;
         let Some(slice) = info.slice else { break };
         let bytes = slice.read_to_bytes().map_err(|e| what(&e))?;
@@ -513,8 +768,10 @@ fn read_partition(
     Ok(count)
 }
 
-/// Tick the state machines; expire offsets every `offsets.retention.check.interval.ms`;
-/// drop offsets of deleted topics whenever the topic set changes.
+/// Tick the loaded state machines; expire offsets every
+/// `offsets.retention.check.interval.ms`; on every metadata change load the
+/// `__consumer_offsets` partitions led here ([`load_led_partitions`]) and drop
+/// offsets of deleted topics.
 pub async fn run_timer(
     broker: Arc<Broker>,
     runtime: Arc<GroupRuntime>,
@@ -524,11 +781,18 @@ pub async fn run_timer(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry_every = broker.config.offsets_retention_check_interval_ms.max(100);
     let mut last_expiry = now_ms();
-    let mut last_image = broker.image();
+    let mut last_image = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        let image = broker.image();
+        let image_changed = last_image
+            .as_ref()
+            .is_none_or(|last| !Arc::ptr_eq(&image, last));
+        if image_changed {
+            load_led_partitions(&broker, &runtime).await;
         }
         let now = now_ms();
         runtime.each_shard(|c| c.tick(now));
@@ -536,12 +800,11 @@ pub async fn run_timer(
             last_expiry = now;
             runtime.each_shard(|c| c.expire_offsets(now));
         }
-        let image = broker.image();
-        if !Arc::ptr_eq(&image, &last_image) {
+        if image_changed {
             let topics: std::collections::HashSet<String> =
                 image.topics().map(|t| t.name.clone()).collect();
             runtime.each_shard(|c| c.remove_offsets_of_deleted_topics(|t| topics.contains(t)));
-            last_image = image;
+            last_image = Some(image);
         }
     }
 }
@@ -573,6 +836,213 @@ mod tests {
                 commit_timestamp_ms: 5,
             }),
         }
+    }
+
+    fn open(dir: &std::path::Path, topic_id: Uuid, index: i32, epoch: i32) -> Arc<Partition> {
+        Arc::new(
+            Partition::open(
+                dir,
+                OFFSETS_TOPIC,
+                topic_id,
+                index,
+                epoch,
+                LogConfig::default(),
+                0,
+            )
+            .unwrap(),
+        )
+    }
+
+    fn commit(group: &str, partition: i32, offset: i64) -> CommitRequest {
+        CommitRequest {
+            group_id: group.into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            generation_id: -1,
+            offsets: vec![(
+                "t".into(),
+                partition,
+                OffsetValue {
+                    offset,
+                    leader_epoch: 1,
+                    metadata: "m".into(),
+                    commit_timestamp_ms: 5,
+                },
+            )],
+        }
+    }
+
+    /// (partition, offset) of every offset group "g" committed.
+    fn committed(shard: &Shard) -> Vec<(i32, i64)> {
+        let mut got: Vec<(i32, i64)> = shard
+            .fetch_offsets("g", None)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, p, v)| Some((p, v?.offset)))
+            .collect();
+        got.sort_unstable();
+        got
+    }
+
+    #[test]
+    fn become_leader_loads_the_whole_log_including_past_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), Uuid::new_v4(), 0, 3);
+        append(&p, &[offset_record(0, 10), offset_record(1, 11)]).unwrap();
+        // Written by the previous leader but not yet known committed here: a new
+        // leader's whole log is committed, so the load must see it.
+        append_with(&[offset_record(1, 12)], 0, |batch| {
+            p.with_log_mut(|l| l.append_as_leader(batch, 3, 0))
+                .map(|_| ())
+        })
+        .unwrap();
+        assert!(p.high_watermark() < p.with_log(|l| l.log_end_offset()));
+
+        let rt = GroupRuntime::new(GroupConfig::default());
+        rt.become_leader(p.clone());
+        let shard = rt.shard(0).unwrap();
+        assert_eq!(committed(&shard), vec![(0, 10), (1, 12)]);
+        assert_eq!(rt.list().len(), 1);
+
+        // A new commit is appended to the partition and survives a reload.
+        shard.commit(commit("g", 2, 20)).unwrap();
+        let again = GroupRuntime::new(GroupConfig::default());
+        again.become_leader(p);
+        assert_eq!(
+            committed(&again.shard(0).unwrap()),
+            vec![(0, 10), (1, 12), (2, 20)]
+        );
+    }
+
+    #[test]
+    fn requests_for_shards_not_loaded_here_get_not_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), Uuid::new_v4(), 4, 0);
+        let rt = GroupRuntime::new(GroupConfig::default());
+        assert_eq!(rt.shard(4).err(), Some(ResponseError::NotCoordinator));
+
+        let load = rt.begin_load(&p, 0).unwrap();
+        assert_eq!(
+            rt.shard(4).err(),
+            Some(ResponseError::CoordinatorLoadInProgress)
+        );
+        // A second leadership call at the same epoch while loading does nothing.
+        assert_eq!(rt.begin_load(&p, 0), None);
+        assert!(rt.finish_load(
+            p.clone(),
+            load,
+            GroupCoordinator::new(GroupConfig::default())
+        ));
+        let shard = rt.shard(4).unwrap();
+        shard.commit(commit("g", 0, 7)).unwrap();
+        assert_eq!(rt.shard(3).err(), Some(ResponseError::NotCoordinator));
+
+        rt.resign(4);
+        assert_eq!(rt.shard(4).err(), Some(ResponseError::NotCoordinator));
+        assert!(rt.list().is_empty());
+        // A request that found the shard just before the resign acts on nothing.
+        assert_eq!(
+            shard.heartbeat("g", "m", None, 1),
+            Some(ResponseError::NotCoordinator)
+        );
+        assert_eq!(
+            shard.commit(commit("g", 0, 8)),
+            Err(ResponseError::NotCoordinator)
+        );
+        assert_eq!(
+            shard.fetch_offsets("g", None).err(),
+            Some(ResponseError::NotCoordinator)
+        );
+        assert_eq!(p.with_log(|l| l.log_end_offset()), 1);
+    }
+
+    #[test]
+    fn a_load_overtaken_by_a_resign_is_not_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), Uuid::new_v4(), 0, 0);
+        let rt = GroupRuntime::new(GroupConfig::default());
+        let load = rt.begin_load(&p, 0).unwrap();
+        rt.resign(0);
+        assert!(!rt.finish_load(p, load, GroupCoordinator::new(GroupConfig::default())));
+        assert_eq!(rt.shard(0).err(), Some(ResponseError::NotCoordinator));
+    }
+
+    #[tokio::test]
+    async fn resign_answers_parked_joins_not_coordinator() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path(), Uuid::new_v4(), 0, 0);
+        let rt = GroupRuntime::new(GroupConfig::default());
+        rt.become_leader(p);
+        let shard = rt.shard(0).unwrap();
+        let join = tokio::spawn({
+            let shard = shard.clone();
+            async move {
+                shard
+                    .join(JoinRequest {
+                        group_id: "g".into(),
+                        member_id: String::new(),
+                        group_instance_id: None,
+                        client_id: "c".into(),
+                        client_host: "/127.0.0.1".into(),
+                        session_timeout_ms: 10_000,
+                        rebalance_timeout_ms: 60_000,
+                        protocol_type: "consumer".into(),
+                        protocols: vec![("range".into(), Bytes::new())],
+                        require_known_member_id: false,
+                        new_member_id: "c-1".into(),
+                    })
+                    .await
+            }
+        });
+        // The first member of an empty group waits out group.initial.rebalance.delay.ms.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while shard.state.lock().joins.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "join never parked");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(!join.is_finished());
+        rt.resign(0);
+        let result = tokio::time::timeout(Duration::from_secs(10), join)
+            .await
+            .expect("resign answers the parked join")
+            .unwrap();
+        assert_eq!(result.error, Some(ResponseError::NotCoordinator));
+    }
+
+    #[test]
+    fn a_newer_leader_epoch_reloads_and_the_same_epoch_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let topic_id = Uuid::new_v4();
+        let p0 = open(dir.path(), topic_id, 0, 0);
+        let rt = GroupRuntime::new(GroupConfig::default());
+        rt.become_leader(p0.clone());
+        let first = rt.shard(0).unwrap();
+        first.commit(commit("g", 0, 5)).unwrap();
+        rt.become_leader(p0.clone());
+        assert!(Arc::ptr_eq(&first, &rt.shard(0).unwrap()));
+
+        // The same log at a newer leader epoch (another Partition over a copy, as
+        // the partition's epoch only changes through the replication runtime).
+        let copy = tempfile::tempdir().unwrap();
+        let name = format!("{OFFSETS_TOPIC}-0");
+        std::fs::create_dir(copy.path().join(&name)).unwrap();
+        for f in std::fs::read_dir(dir.path().join(&name)).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), copy.path().join(&name).join(f.file_name())).unwrap();
+        }
+        let p1 = open(copy.path(), topic_id, 0, 1);
+        rt.become_leader(p1);
+        let second = rt.shard(0).unwrap();
+        assert!(!Arc::ptr_eq(&first, &second));
+        assert_eq!(second.leader_epoch, 1);
+        assert_eq!(committed(&second), vec![(0, 5)]);
+        assert_eq!(
+            first.commit(commit("g", 0, 6)),
+            Err(ResponseError::NotCoordinator)
+        );
+        // A late call for the older epoch does not take the shard back.
+        rt.become_leader(p0);
+        assert!(Arc::ptr_eq(&second, &rt.shard(0).unwrap()));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `server::coordinator`; this layer maps the wire types in and out, gating fields
 //! by version.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
@@ -27,9 +28,12 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{count_error, str_bytes, RequestContext};
-use crate::group::{CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest};
+use crate::group::{
+    partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
+};
+use crate::metadata::image::{MetadataImage, PartitionState};
 use crate::server::broker::{now_ms, Broker};
-use crate::server::coordinator::{client_host, to_str, GroupRuntime};
+use crate::server::coordinator::{self, client_host, to_str, GroupRuntime, Shard};
 
 /// offset.metadata.max.bytes (Kafka's default).
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -44,39 +48,74 @@ fn err(broker: &Broker, ctx: &RequestContext, e: Option<ResponseError>) -> i16 {
     c
 }
 
-/// The coordinator runtime, or COORDINATOR_NOT_AVAILABLE while it is not loaded.
-fn runtime(broker: &Broker) -> Result<&GroupRuntime, ResponseError> {
+/// The coordinator runtime, or COORDINATOR_NOT_AVAILABLE before it is built.
+fn runtime(broker: &Broker) -> Result<&Arc<GroupRuntime>, ResponseError> {
     broker
         .groups()
-        .map(|g| g.as_ref())
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
-/// NOT_COORDINATOR unless this broker leads the group's `__consumer_offsets`
-/// partition (always so on a single broker; kept so that clients hear the right code
-/// once partitions move).
-fn coordinator_for<'a>(
-    broker: &'a Broker,
-    group_id: &str,
-) -> Result<&'a GroupRuntime, ResponseError> {
+/// The `__consumer_offsets` partition of `group_id` and its state in the image.
+fn offsets_partition<'a>(image: &'a MetadataImage, group_id: &str) -> Option<&'a PartitionState> {
+    let topic = image.topic(OFFSETS_TOPIC)?;
+    let n = i32::try_from(topic.partitions.len()).ok()?;
+    topic
+        .partitions
+        .get(usize::try_from(partition_for(group_id, n)).ok()?)
+}
+
+/// The shard coordinating `group_id` here: NOT_COORDINATOR unless this broker leads
+/// the group's `__consumer_offsets` partition and has loaded it,
+/// COORDINATOR_LOAD_IN_PROGRESS while it loads.
+fn coordinator_for(broker: &Broker, group_id: &str) -> Result<Arc<Shard>, ResponseError> {
     let rt = runtime(broker)?;
-    let p = rt.partition_of(group_id);
-    match broker.image().partition(&p.topic, p.index) {
-        Some(state) if state.leader == broker.node_id() => Ok(rt),
+    let image = broker.image();
+    match offsets_partition(&image, group_id) {
+        Some(p) if p.leader == broker.node_id() => rt.shard(p.partition),
         _ => Err(ResponseError::NotCoordinator),
     }
 }
 
-pub fn find_coordinator(
+/// Node id, host and port of the coordinator of `group_id`: the current leader of
+/// its `__consumer_offsets` partition, which is created on the first lookup.
+async fn find_group_coordinator(
+    broker: &Broker,
+    group_id: &str,
+) -> Result<(i32, String, i32), ResponseError> {
+    let rt = runtime(broker)?;
+    if broker.image().topic(OFFSETS_TOPIC).is_none() {
+        coordinator::create_offsets_topic(broker).await?;
+        // Load what this broker now leads, so that the first JoinGroup finds the
+        // group's shard (a no-op where the replication runtime already did).
+        coordinator::load_led_partitions(broker, rt).await;
+    }
+    let image = broker.image();
+    let leader = offsets_partition(&image, group_id)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?
+        .leader;
+    if leader < 0 {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    match image.broker(leader) {
+        Some(b) => Ok((leader, b.endpoint.host.clone(), b.endpoint.port)),
+        // This broker knows its own listener before (or without) registering.
+        None if leader == broker.node_id() => {
+            let (host, port) = broker.config.advertised();
+            Ok((leader, host, port))
+        }
+        None => Err(ResponseError::CoordinatorNotAvailable),
+    }
+}
+
+pub async fn find_coordinator(
     broker: &Broker,
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let v = ctx.version;
-    let (host, port) = broker.config.advertised();
-    let lookup = |key: &str| -> Result<(), ResponseError> {
+    let lookup = |key: String| async move {
         match req.key_type {
-            0 => coordinator_for(broker, key).map(|_| ()),
+            0 => find_group_coordinator(broker, &key).await,
             // Transactions are not served (InitProducerId refuses transactional ids),
             // so there is no transaction coordinator to name. Kafka answers this
             // retriable code while its transaction state topic is unavailable.
@@ -85,30 +124,27 @@ pub fn find_coordinator(
         }
     };
     if v >= 4 {
-        let coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|key| {
-                let c = Coordinator::default().with_key(key.clone());
-                match lookup(key) {
-                    Ok(()) => c
-                        .with_node_id(BrokerId(broker.node_id()))
-                        .with_host(str_bytes(host.clone()))
-                        .with_port(port),
-                    Err(e) => c
-                        .with_node_id(BrokerId(-1))
-                        .with_port(-1)
-                        .with_error_code(err(broker, ctx, Some(e)))
-                        .with_error_message(Some(str_bytes(e.to_string()))),
-                }
-            })
-            .collect();
+        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
+        for key in &req.coordinator_keys {
+            let c = Coordinator::default().with_key(key.clone());
+            coordinators.push(match lookup(key.to_string()).await {
+                Ok((node_id, host, port)) => c
+                    .with_node_id(BrokerId(node_id))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+                Err(e) => c
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1)
+                    .with_error_code(err(broker, ctx, Some(e)))
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            });
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     let mut resp = FindCoordinatorResponse::default();
-    match lookup(&req.key) {
-        Ok(()) => {
-            resp.node_id = BrokerId(broker.node_id());
+    match lookup(req.key.to_string()).await {
+        Ok((node_id, host, port)) => {
+            resp.node_id = BrokerId(node_id);
             resp.host = str_bytes(host);
             resp.port = port;
         }
@@ -308,11 +344,11 @@ pub fn leave_group(
             group_instance_id: None,
         }]
     };
-    let rt = match coordinator_for(broker, &group_id) {
-        Ok(rt) => rt,
+    let errors = match coordinator_for(broker, &group_id).and_then(|s| s.leave(&group_id, &members))
+    {
+        Ok(errors) => errors,
         Err(e) => return LeaveGroupResponse::default().with_error_code(err(broker, ctx, Some(e))),
     };
-    let errors = rt.leave(&group_id, &members);
     if v < 3 {
         return LeaveGroupResponse::default().with_error_code(err(broker, ctx, errors[0]));
     }
@@ -404,8 +440,7 @@ type ByTopic = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 
 /// Committed offsets of one group: Ok(topic → partitions) or a group-level error.
 fn fetch_group(broker: &Broker, group_id: &str, wanted: &Wanted) -> Result<ByTopic, ResponseError> {
-    let rt = coordinator_for(broker, group_id)?;
-    let found = rt.fetch_offsets(group_id, wanted.as_deref());
+    let found = coordinator_for(broker, group_id)?.fetch_offsets(group_id, wanted.as_deref())?;
     // require_stable (KIP-447) waits for pending transactional offsets; without
     // transactions no offset is ever pending, so every answer is stable.
     let mut by_topic: ByTopic = Vec::new();
@@ -565,11 +600,10 @@ pub fn describe_groups(
         .iter()
         .map(|g| {
             let out = DescribedGroup::default().with_group_id(g.clone());
-            let rt = match coordinator_for(broker, g) {
-                Ok(rt) => rt,
+            let d = match coordinator_for(broker, g).and_then(|s| s.describe(g)) {
+                Ok(d) => d,
                 Err(e) => return out.with_error_code(err(broker, ctx, Some(e))),
             };
-            let d = rt.describe(g);
             let mut out = out
                 .with_group_state(str_bytes(d.state.as_str()))
                 .with_protocol_type(str_bytes(d.protocol_type))
@@ -698,5 +732,103 @@ pub fn offset_delete(
                 .collect();
             OffsetDeleteResponse::default().with_topics(topics)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use clap::Parser;
+    use kafka_protocol::messages::ApiKey;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        broker: BrokerConfig,
+    }
+
+    async fn broker(dir: &std::path::Path, flags: &[&str]) -> Arc<Broker> {
+        let mut args = vec!["fjord", "--data-dir", dir.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let config = Cli::parse_from(args).broker;
+        let broker = Broker::open(config).unwrap();
+        broker.set_groups(coordinator::start(&broker).await.unwrap());
+        broker
+    }
+
+    fn ctx(api_key: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api_key,
+            version,
+            correlation_id: 1,
+            client_id: "test".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+        }
+    }
+
+    fn find(key: &str) -> FindCoordinatorRequest {
+        FindCoordinatorRequest::default()
+            .with_key(str_bytes(key.to_string()))
+            .with_key_type(0)
+    }
+
+    fn heartbeat_error(broker: &Broker, group: &str) -> i16 {
+        heartbeat(
+            broker,
+            &ctx(ApiKey::Heartbeat, 0),
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(str_bytes(group.to_string())))
+                .with_member_id(str_bytes("m".to_string()))
+                .with_generation_id(1),
+        )
+        .error_code
+    }
+
+    #[tokio::test]
+    async fn find_coordinator_creates_the_offsets_topic_and_names_its_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), &["--offsets-topic-num-partitions", "4"]).await;
+        assert!(b.image().topic(OFFSETS_TOPIC).is_none());
+        // Before the topic exists no group is coordinated here.
+        assert_eq!(
+            heartbeat_error(&b, "g"),
+            ResponseError::NotCoordinator.code()
+        );
+
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3), find("g")).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.node_id, BrokerId(b.node_id()));
+        let (host, port) = b.config.advertised();
+        assert_eq!((resp.host.to_string(), resp.port), (host, port));
+        assert_eq!(b.image().topic(OFFSETS_TOPIC).unwrap().partitions.len(), 4);
+        // The group's shard is loaded: the heartbeat reaches the state machine.
+        assert_eq!(
+            heartbeat_error(&b, "g"),
+            ResponseError::UnknownMemberId.code()
+        );
+
+        // v4 batches keys; a second lookup does not create the topic again.
+        let req = FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![str_bytes("a".to_string()), str_bytes("b".to_string())]);
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 4), req).await;
+        assert_eq!(resp.coordinators.len(), 2);
+        for c in &resp.coordinators {
+            assert_eq!((c.error_code, c.node_id), (0, BrokerId(b.node_id())));
+        }
+    }
+
+    #[tokio::test]
+    async fn find_coordinator_does_not_create_a_smaller_offsets_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), &["--default-replication-factor", "3"]).await;
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 1), find("g")).await;
+        assert_eq!(
+            resp.error_code,
+            ResponseError::CoordinatorNotAvailable.code()
+        );
+        assert_eq!(resp.node_id, BrokerId(-1));
+        assert!(b.image().topic(OFFSETS_TOPIC).is_none());
     }
 }

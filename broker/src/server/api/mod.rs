@@ -158,7 +158,9 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
         }
-        ApiKey::FindCoordinator => encode(&groups::find_coordinator(broker, ctx, decode(body, v)?)),
+        ApiKey::FindCoordinator => {
+            encode(&groups::find_coordinator(broker, ctx, decode(body, v)?).await)
+        }
         ApiKey::JoinGroup => encode(&groups::join_group(broker, ctx, decode(body, v)?).await),
         ApiKey::SyncGroup => encode(&groups::sync_group(broker, ctx, decode(body, v)?).await),
         ApiKey::Heartbeat => encode(&groups::heartbeat(broker, ctx, decode(body, v)?)),
