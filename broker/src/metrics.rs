@@ -289,7 +289,6 @@ impl Metrics {
         ] {
             let _ = g.remove_label_values(&[topic, &p]);
         }
-
     }
 }
 

@@ -13,8 +13,8 @@ use super::partition::{Partition, PartitionMap};
 use crate::config::{log_config, BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
-use crate::quorum::{ControllerReply, ControllerRequest, MetadataApplier, Quorum};
 use crate::metrics::Metrics;
+use crate::quorum::{ControllerReply, ControllerRequest, MetadataApplier, Quorum};
 use crate::replication::controller::registration_of;
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
@@ -180,9 +180,7 @@ impl Broker {
 
     /// The active controller's id as clients see it (-1 while there is none).
     pub fn controller_id(&self) -> i32 {
-        self.quorum
-            .get()
-            .map_or(-1, |q| q.status().controller_id)
+        self.quorum.get().map_or(-1, |q| q.status().controller_id)
     }
 
     /// Ask the controller to change a partition's ISR (AlterPartition).
@@ -314,6 +312,9 @@ impl Broker {
                     }
                 }
                 self.follow_image(&partition, p, now);
+                if topic.name == crate::group::OFFSETS_TOPIC {
+                    self.follow_coordination(&partition, p.leader == me);
+                }
             }
         }
         for gone in old.topics().filter(|t| image.topic_by_id(&t.id).is_none()) {
@@ -321,6 +322,29 @@ impl Broker {
         }
         *self.image.write() = image;
         Ok(())
+    }
+
+    /// The group coordinator of a `__consumer_offsets` partition is its leader: load
+    /// the partition's groups when leadership came here, drop them when it left.
+    fn follow_coordination(&self, partition: &Arc<Partition>, leads: bool) {
+        let Some(groups) = self.groups.get().cloned() else {
+            return;
+        };
+        if !leads {
+            groups.resign(partition.index);
+            return;
+        }
+        let (p, epoch) = (partition.clone(), partition.leader_epoch());
+        let load = move || {
+            // Leadership may have moved on while this waited for a thread.
+            if p.is_leader() && p.leader_epoch() == epoch {
+                groups.become_leader(p);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(load)),
+            Err(_) => load(),
+        }
     }
 
     /// Lead or follow `partition` as its state in the image says.
@@ -390,6 +414,11 @@ impl Broker {
 
     fn delete_partition(&self, p: &Partition) {
         p.make_offline();
+        if p.topic == crate::group::OFFSETS_TOPIC {
+            if let Some(groups) = self.groups.get() {
+                groups.resign(p.index);
+            }
+        }
         self.metrics.forget_partition(&p.topic, p.index);
         let dir = p.with_log(|l| l.dir().to_path_buf());
         // Readers still holding file slices keep their open files; the data goes

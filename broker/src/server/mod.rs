@@ -61,6 +61,12 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             source,
         })?;
     let broker = Broker::open(config).map_err(StartError::Storage)?;
+    // The group runtime exists before the metadata replay so that it hears of every
+    // `__consumer_offsets` leadership from the first one on.
+    let groups = coordinator::start(&broker)
+        .await
+        .map_err(StartError::Storage)?;
+    broker.set_groups(groups.clone());
     let quorum = broker.start_quorum().await.map_err(StartError::Storage)?;
     // `serving` stops the listeners and tasks; a shutdown request first moves this
     // broker's leaderships away (controlled shutdown) while it still serves.
@@ -103,10 +109,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             return stop(&broker, &quorum, &tasks, grace).await;
         }
     }
-    let groups = coordinator::start(&broker)
-        .await
-        .map_err(StartError::Storage)?;
-    broker.set_groups(groups.clone());
     tasks.spawn(coordinator::run_timer(
         broker.clone(),
         groups,

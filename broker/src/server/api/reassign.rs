@@ -28,10 +28,9 @@ pub async fn alter(
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
-            let target: Option<Vec<i32>> =
-                p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
-            let outcome = reassign_one(broker, &name, p.partition_index, target, allow_rf_change)
-                .await;
+            let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
+            let outcome =
+                reassign_one(broker, &name, p.partition_index, target, allow_rf_change).await;
             let mut resp =
                 ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             if let Err((code, message)) = outcome {
