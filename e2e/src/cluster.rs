@@ -144,7 +144,36 @@ impl Cluster {
         for (broker, started) in cluster.brokers.iter_mut().zip(started) {
             broker.wait_ready(started).await?;
         }
+        cluster.wait_for_brokers(options.ready_timeout).await?;
         Ok(cluster)
+    }
+
+    /// Waits until every running broker's Metadata lists every broker of the cluster, so a
+    /// test creating a topic with replication factor N finds N brokers to place it on.
+    pub async fn wait_for_brokers(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let everyone: Vec<i32> = self.node_ids();
+        for broker in self
+            .brokers
+            .iter()
+            .filter(|b| b.is_running() && !b.is_paused())
+        {
+            loop {
+                let listed = listed_brokers(&broker.bootstrap()).await;
+                if listed.as_deref() == Some(everyone.as_slice()) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!(
+                        "broker {}'s Metadata lists brokers {listed:?}, not {everyone:?}, after {timeout:?}",
+                        broker.node_id()
+                    );
+                }
+                // Poll interval of a condition wait.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Every broker's Kafka address, comma separated.
@@ -303,17 +332,36 @@ impl Cluster {
     }
 }
 
-/// What one broker's Metadata says of the partition, within a few seconds.
-async fn partition_leader(addr: &str, topic: &str, partition: i32) -> Option<PartitionLeader> {
-    let config = ClientConfig {
+/// Client settings of the harness's lookups: a silent broker must not hold a wait up.
+fn lookup_config() -> ClientConfig {
+    ClientConfig {
         client_id: "fjord-e2e-cluster".into(),
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(3),
         leader_retries: 0,
         ..ClientConfig::default()
-    };
+    }
+}
+
+/// The node ids, sorted, of the brokers one broker's Metadata lists.
+async fn listed_brokers(addr: &str) -> Option<Vec<i32>> {
     let lookup = async {
-        let client = Client::connect(&[addr], config).await.ok()?;
+        let client = Client::connect(&[addr], lookup_config()).await.ok()?;
+        let metadata = client.metadata(Some(&[])).await.ok()?;
+        let mut ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id).collect();
+        ids.sort_unstable();
+        Some(ids)
+    };
+    tokio::time::timeout(Duration::from_secs(5), lookup)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// What one broker's Metadata says of the partition, within a few seconds.
+async fn partition_leader(addr: &str, topic: &str, partition: i32) -> Option<PartitionLeader> {
+    let lookup = async {
+        let client = Client::connect(&[addr], lookup_config()).await.ok()?;
         let metadata = client.metadata(Some(&[topic])).await.ok()?;
         let p = metadata
             .topic(topic)?
