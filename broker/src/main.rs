@@ -1,4 +1,5 @@
-//! `fjord`: the Fjord broker binary.
+//! `fjord`: the Fjord broker binary. With no subcommand it runs one broker;
+//! `fjord dev` (module `dev`) runs a local cluster of broker processes.
 
 mod dev;
 
