@@ -33,6 +33,7 @@ COPY --chown=10001:10001 docker/data/ /data/
 # leaves out ANSI colours when it is set.
 ENV FJORD_DATA_DIR=/data \
     FJORD_KAFKA_LISTEN=0.0.0.0:9092 \
+    FJORD_INTERNAL_LISTEN=0.0.0.0:9093 \
     FJORD_HTTP_LISTEN=0.0.0.0:9644 \
     NO_COLOR=1
 # 9092 Kafka clients; 9093 broker-to-broker (replicated cluster); 9644 HTTP (health, metrics).

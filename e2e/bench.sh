@@ -9,7 +9,8 @@
 # same run, prints one table and writes target/bench/results.json.
 #
 # Environment: FJORD_BIN (default: release build in $CARGO_TARGET_DIR or target/),
-# BENCH_DIR (scratch dir for data, default target/bench/run), KAFKA_PORT / FJORD_PORT.
+# BENCH_DIR (scratch dir for data, default target/bench/run), KAFKA_PORT / FJORD_PORT /
+# FJORD_HTTP_PORT / FJORD_INTERNAL_PORT.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"

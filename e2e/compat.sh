@@ -12,6 +12,8 @@
 # SUITES picks a subset: any of kcat kafka-python confluent-kafka java spring.
 # COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
+# FJORD_REPLICATION_FACTOR: replication factor of the topics the suites create (default 1;
+# 3 against a 3-broker cluster). Topics created without one get the broker's default.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }

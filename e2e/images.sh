@@ -14,9 +14,18 @@
 #    produces with acks=all and reads back; SIGKILL and restart on the same volume loses
 #    no acknowledged record; `docker stop` (SIGTERM) ends in a clean exit 0 within the stop
 #    timeout. Everything it creates is removed at exit.
+# 4. Runs a 3-broker cluster of broker containers on that network, each on its own volume,
+#    with the arguments the operator's StatefulSet gives its pods (operator/src/desired.rs,
+#    broker_args): node ids 0..2, the three as voters by their DNS names, replication
+#    factor 3 and min.insync.replicas 2 as environment, as the operator's ConfigMap does.
+#    kcat produces with acks=all; the partition leader's container is killed and replaced
+#    on its volume while more is produced; every acknowledged record is read back; then
+#    `docker stop` stops each broker with exit 0 within the stop timeout.
 #
 # Environment: FJORD_CACHE (~/.cache/fjord), CARGO_TARGET_DIR ($FJORD_CACHE/target),
-# RECORDS (20000), STOP_TIMEOUT (20 s), KAFKA_PORT (39192), HTTP_PORT (39644), DOCKERD_ARGS.
+# RECORDS (20000), STOP_TIMEOUT (20 s), KAFKA_PORT (39192), HTTP_PORT (39644),
+# CLUSTER_KAFKA_PORT (39200: brokers 0..2 on 39200..39202), CLUSTER_HTTP_PORT (39650),
+# DOCKERD_ARGS.
 # A dockerd the script starts keeps running after it (later runs reuse it).
 # The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -uo pipefail
@@ -28,6 +37,8 @@ RECORDS="${RECORDS:-20000}"
 STOP_TIMEOUT="${STOP_TIMEOUT:-20}"
 KAFKA_PORT="${KAFKA_PORT:-39192}"
 HTTP_PORT="${HTTP_PORT:-39644}"
+CLUSTER_KAFKA_PORT="${CLUSTER_KAFKA_PORT:-39200}"
+CLUSTER_HTTP_PORT="${CLUSTER_HTTP_PORT:-39650}"
 BASE=fjord-base:bookworm
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 BROKER_IMAGE="fjord:$VERSION"
@@ -175,9 +186,12 @@ if ((operator)); then
 fi
 
 # ---- 3. run the broker image -------------------------------------------------------------
+# The 3-broker cluster's containers and volumes, by node id.
+cctr() { echo "fjord-images-c$1"; }
+cvol() { echo "fjord-images-c$1-data"; }
 remove_test_objects() {
-  docker rm -f "$CTR" >/dev/null 2>&1
-  docker volume rm "$VOL" >/dev/null 2>&1
+  docker rm -f "$CTR" "$(cctr 0)" "$(cctr 1)" "$(cctr 2)" >/dev/null 2>&1
+  docker volume rm "$VOL" "$(cvol 0)" "$(cvol 1)" "$(cvol 2)" >/dev/null 2>&1
   docker network rm "$NET" >/dev/null 2>&1
 }
 remove_test_objects  # leftovers of an interrupted run
@@ -211,7 +225,8 @@ run_broker() {
   docker rm -f "$CTR" >/dev/null 2>&1
   docker run -d --name "$CTR" --network "$NET" -v "$VOL:/data" \
     -p "127.0.0.1:$KAFKA_PORT:9092" -p "127.0.0.1:$HTTP_PORT:9644" \
-    "$BROKER_IMAGE" --node-id 1 --advertised-listener "127.0.0.1:$KAFKA_PORT" >/dev/null
+    "$BROKER_IMAGE" --node-id 1 --advertised-listener "127.0.0.1:$KAFKA_PORT" \
+    --internal-listen 0.0.0.0:9093 >/dev/null
 }
 
 if run_broker && wait_ready 60; then
@@ -267,11 +282,128 @@ else
   fail "after clean stop and start: read $(wc -l < "$work/read") of $((2 * RECORDS))"; logs_tail
 fi
 
-# The 3-broker cluster needs the replicated cluster (--voters).
-if docker run --rm --network none "$BROKER_IMAGE" --help 2>&1 | grep -q -- --voters; then
-  echo "3-broker cluster: TODO: the broker has --voters; the cluster test is not written yet"
-else
+# ---- 4. a 3-broker cluster ---------------------------------------------------------------
+if ! docker run --rm --network none "$BROKER_IMAGE" --help 2>&1 | grep -q -- --voters; then
   echo "3-broker cluster: n/a until the broker supports --voters"
+  finish
 fi
+CTOPIC=images-cluster
+cbootstrap="127.0.0.1:$CLUSTER_KAFKA_PORT,127.0.0.1:$((CLUSTER_KAFKA_PORT + 1)),127.0.0.1:$((CLUSTER_KAFKA_PORT + 2))"
+voters="0@$(cctr 0):9093,1@$(cctr 1):9093,2@$(cctr 2):9093"
+
+# run_cluster_broker N: a new container for broker N on its volume. The arguments are the
+# StatefulSet's (operator/src/desired.rs, broker_args) with the kubelet's $(POD_INDEX),
+# $(POD_IP) and $(POD_NAME) filled in, except where docker differs from a pod: listeners
+# bind 0.0.0.0 (the container's address is only known once it runs), the advertised
+# address is the published port (kcat runs on the host, which cannot resolve container
+# names), and the data dir is on the image's /data volume, which the broker's user owns.
+run_cluster_broker() {
+  local n="$1"
+  docker rm -f "$(cctr "$n")" >/dev/null 2>&1
+  docker run -d --name "$(cctr "$n")" --hostname "$(cctr "$n")" --network "$NET" \
+    -v "$(cvol "$n"):/data" \
+    -p "127.0.0.1:$((CLUSTER_KAFKA_PORT + n)):9092" -p "127.0.0.1:$((CLUSTER_HTTP_PORT + n)):9644" \
+    -e FJORD_DEFAULT_REPLICATION_FACTOR=3 -e FJORD_MIN_INSYNC_REPLICAS=2 \
+    "$BROKER_IMAGE" \
+    "--node-id=$n" \
+    "--data-dir=/data/data" \
+    "--kafka-listen=0.0.0.0:9092" \
+    "--advertised-listener=127.0.0.1:$((CLUSTER_KAFKA_PORT + n))" \
+    "--http-listen=0.0.0.0:9644" \
+    "--internal-listen=0.0.0.0:9093" \
+    "--voters=$voters" >/dev/null
+}
+# wait_cluster_ready SECONDS N...: brokers N... answer /ready.
+wait_cluster_ready() {
+  local deadline=$((SECONDS + $1)) n; shift
+  for n in "$@"; do
+    until curl -fsS "http://127.0.0.1:$((CLUSTER_HTTP_PORT + n))/ready" >/dev/null 2>&1; do
+      ((SECONDS < deadline)) && [[ "$(docker inspect -f '{{.State.Running}}' "$(cctr "$n")")" == true ]] || return 1
+      sleep 0.2  # poll interval, not a synchronisation
+    done
+  done
+}
+# partition_state: "LEADER ISR" of partition 0 of the topic, e.g. "1 1,2,0".
+partition_state() {
+  timeout 20 kcat -L -b "$cbootstrap" -t "$CTOPIC" 2>/dev/null \
+    | sed -n 's/.*partition 0, leader \([0-9-]*\), replicas: [0-9,]*, isrs: \([0-9,]*\).*/\1 \2/p' | head -n 1
+}
+# wait_in_sync SECONDS: partition 0 has a leader and all three replicas in its ISR.
+wait_in_sync() {
+  local deadline=$((SECONDS + $1)) state
+  until state="$(partition_state)" && [[ "$state" =~ ^[0-9]+\ [0-9]+,[0-9]+,[0-9]+$ ]]; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.5  # poll interval, not a synchronisation
+  done
+}
+cproduce() {
+  seq "$1" "$2" | kcat -P -b "$cbootstrap" -t "$CTOPIC" -X acks=all -X linger.ms=5 \
+    -X message.timeout.ms=120000 2> "$work/cproduce.err"
+}
+cconsume() {
+  timeout 120 kcat -C -b "$cbootstrap" -t "$CTOPIC" -o beginning -e -q -f '%s\n' > "$1" 2> "$work/cconsume.err"
+}
+clogs_tail() {
+  local n
+  for n in 0 1 2; do
+    echo "    --- $(cctr "$n")"; docker logs "$(cctr "$n")" 2>&1 | tail -n 10 | sed 's/^/    /'
+  done
+}
+
+for n in 0 1 2; do docker volume create "$(cvol "$n")" >/dev/null; done
+for n in 0 1 2; do run_cluster_broker "$n"; done
+if wait_cluster_ready 120 0 1 2; then
+  ok "3 broker containers ready (voters $voters)"
+else
+  fail "the 3 broker containers did not become ready"; clogs_tail; finish
+fi
+# The topic is created on first use with the brokers' default replication factor (3).
+if cproduce 1 "$RECORDS" && wait_in_sync 60; then
+  ok "produced $RECORDS records with acks=all, partition replicated on 3 brokers ($(partition_state))"
+else
+  fail "cluster produce: $(tail -n 3 "$work/cproduce.err"); partition: $(partition_state)"; clogs_tail; finish
+fi
+seq 1 "$RECORDS" > "$work/cacked"
+
+# SIGKILL the partition leader's container; the other two elect a new leader and keep
+# taking acks=all writes; a new container on the old volume catches up.
+leader="$(partition_state | cut -d' ' -f1)"
+if [[ "$leader" =~ ^[0-2]$ ]]; then
+  docker kill "$(cctr "$leader")" >/dev/null
+  if cproduce $((RECORDS + 1)) $((2 * RECORDS)); then
+    ok "leader (broker $leader) killed: $RECORDS more records acknowledged by the other two ($(partition_state))"
+  else
+    fail "produce with broker $leader down: $(tail -n 3 "$work/cproduce.err")"; clogs_tail
+  fi
+  seq 1 $((2 * RECORDS)) > "$work/cacked"
+  if run_cluster_broker "$leader" && wait_cluster_ready 120 "$leader" && wait_in_sync 120; then
+    ok "broker $leader back on its volume and in sync ($(partition_state))"
+  else
+    fail "broker $leader did not come back in sync: $(partition_state)"; clogs_tail
+  fi
+else
+  fail "no leader for partition 0 of $CTOPIC: '$leader'"
+fi
+if cconsume "$work/cread" && cmp -s "$work/cacked" "$work/cread"; then
+  ok "all $(wc -l < "$work/cacked") acknowledged records read back from the cluster, in order"
+else
+  fail "cluster consume: read $(wc -l < "$work/cread") of $(wc -l < "$work/cacked"): $(tail -n 3 "$work/cconsume.err")"
+  diff "$work/cacked" "$work/cread" | head -n 5 | sed 's/^/    /'; clogs_tail
+fi
+
+# docker stop (SIGTERM) each broker in turn, as a rolling restart or scale-in would: each
+# hands its leaderships away and exits 0 within the stop timeout.
+for n in 2 1 0; do
+  stop_start=$SECONDS
+  docker stop -t "$STOP_TIMEOUT" "$(cctr "$n")" >/dev/null
+  stop_s=$((SECONDS - stop_start))
+  code="$(docker inspect -f '{{.State.ExitCode}}' "$(cctr "$n")")"
+  if [[ "$code" == 0 ]] && ((stop_s < STOP_TIMEOUT)) && docker logs "$(cctr "$n")" 2>&1 | grep -q "fjord broker stopped"; then
+    ok "docker stop broker $n: exit 0 in ${stop_s}s (timeout ${STOP_TIMEOUT}s)"
+  else
+    fail "docker stop broker $n: exit code $code after ${stop_s}s (timeout ${STOP_TIMEOUT}s)"
+    docker logs "$(cctr "$n")" 2>&1 | tail -n 10 | sed 's/^/    /'
+  fi
+done
 
 finish

@@ -29,13 +29,14 @@ echo "kcat: $(kcat -V 2>&1 | grep -m1 Version)"
 
 # topic_admin create|delete TOPIC
 topic_admin() {
-  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" <<'EOF'
+  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" "${FJORD_REPLICATION_FACTOR:-1}" <<'EOF'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, op, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+replication_factor = int(sys.argv[5])
 admin = AdminClient({"bootstrap.servers": bootstrap})
 if op == "create":
-    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(timeout=60)
+    admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[topic].result(timeout=60)
 else:
     admin.delete_topics([topic])[topic].result(timeout=60)
 EOF

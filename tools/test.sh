@@ -50,13 +50,20 @@ rust_tests() {
     FJORD_BIN="$CARGO_TARGET_DIR/debug/fjord" cargo test --workspace -- --test-threads=2
 }
 
+# A loopback port nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # Start one broker on loopback with a fresh data dir, run the third-party client
 # suites against it, stop it with SIGTERM.
 client_compat() {
-  local dir port=29092 http=29644 pid rc
+  local dir port=29092 http=29644 internal pid rc
   dir=$(mktemp -d)
+  # Its own internal listener port: the default (9093) may be taken on this machine.
+  internal=$(free_port) || return 1
   "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" --kafka-listen "127.0.0.1:$port" \
-    --http-listen "127.0.0.1:$http" > "$dir/fjord.log" 2>&1 &
+    --http-listen "127.0.0.1:$http" --internal-listen "127.0.0.1:$internal" > "$dir/fjord.log" 2>&1 &
   pid=$!
   local deadline=$((SECONDS + 60))
   until curl -sf "http://127.0.0.1:$http/ready" >/dev/null; do
@@ -73,7 +80,46 @@ client_compat() {
   return $rc
 }
 
+# Start a 3-broker cluster with `fjord dev` (replication factor 3, min.insync.replicas 2)
+# on ports clear of the single-broker step's, run the same suites against it with every
+# topic they create replicated three times, stop it with SIGTERM.
+cluster_compat() {
+  local dir base=29192 pid rc bootstrap=""
+  dir=$(mktemp -d)
+  "$CARGO_TARGET_DIR/debug/fjord" dev --brokers 3 --base-port "$base" --data-dir "$dir/data" \
+    > "$dir/dev.out" 2> "$dir/dev.log" &
+  pid=$!
+  local deadline=$((SECONDS + 120))
+  # `fjord dev` prints "bootstrap: ..." once every broker answers /ready.
+  until bootstrap=$(sed -n 's/^bootstrap: //p' "$dir/dev.out" 2>/dev/null) && [[ -n $bootstrap ]]; do
+    if ! kill -0 "$pid" 2>/dev/null || (( SECONDS > deadline )); then
+      echo "the 3-broker cluster did not become ready"; tail -n 50 "$dir/dev.log"
+      kill -TERM "$pid" 2>/dev/null; wait "$pid"; rm -rf "$dir"; return 1
+    fi
+    sleep 0.2  # poll interval, not a synchronisation
+  done
+  echo "cluster ready: $bootstrap"
+  FJORD_REPLICATION_FACTOR=3 LOG_DIR="${LOG_DIR:-$CACHE/compat-logs/cluster-$(date +%Y%m%d-%H%M%S)}" \
+    e2e/compat.sh "$bootstrap"
+  rc=$?
+  kill -TERM "$pid"
+  if ! wait "$pid"; then
+    echo "fjord dev did not stop cleanly"; rc=1
+  fi
+  if [[ $rc -ne 0 ]]; then tail -n 80 "$dir/dev.log"; fi
+  rm -rf "$dir"
+  return $rc
+}
+
+iptables_dep() {
+  # The cluster fault suite cuts a broker off with iptables rules on loopback.
+  command -v iptables >/dev/null && return 0
+  echo "installing iptables"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null
+}
+
 step "system packages" apt_deps
+step "iptables for the cluster fault suite" iptables_dep
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 schemas_current() {
@@ -86,6 +132,7 @@ step "generated request schemas are current" schemas_current
 step "rust unit and integration tests" rust_tests
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
+step "client suites against a 3-broker cluster" cluster_compat
 step "container images" e2e/images.sh
 
 echo

@@ -1,4 +1,7 @@
-//! `fjord`: the Fjord broker binary.
+//! `fjord`: the Fjord broker binary. With no subcommand it runs one broker;
+//! `fjord dev` (module `dev`) runs a local cluster of broker processes.
+
+mod dev;
 
 use clap::Parser;
 use fjord_broker::config::BrokerConfig;
@@ -6,12 +9,20 @@ use tokio_util::sync::CancellationToken;
 
 /// Fjord: a Kafka-compatible streaming broker.
 ///
-/// Every flag can also be set as the FJORD_* environment variable shown.
+/// Without a subcommand, runs one broker. Every broker flag can also be set as the
+/// FJORD_* environment variable shown.
 #[derive(Parser)]
-#[command(name = "fjord", version, about, long_about = None)]
+#[command(name = "fjord", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     #[command(flatten)]
     broker: BrokerConfig,
+}
+
+#[derive(clap::Subcommand)]
+enum Subcommand {
+    Dev(dev::DevArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +47,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(Subcommand::Dev(args)) = cli.command {
+        return runtime.block_on(dev::run(args));
+    }
     let shutdown = CancellationToken::new();
     let result = runtime.block_on(async {
         let signal_token = shutdown.clone();

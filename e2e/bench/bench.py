@@ -20,6 +20,9 @@ import time
 KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "19092"))
 FJORD_PORT = int(os.environ.get("FJORD_PORT", "19192"))
 FJORD_HTTP = int(os.environ.get("FJORD_HTTP_PORT", "19644"))
+# The broker's internal listener (quorum, replication), bound even by a single broker; away
+# from its default 9093 and from Kafka's controller port (KAFKA_PORT + 1).
+FJORD_INTERNAL = int(os.environ.get("FJORD_INTERNAL_PORT", "19693"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The same java the Kafka launcher picks.
 JAVA = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
@@ -209,6 +212,7 @@ class Fjord:
         args = [self.bin, "--data-dir", os.path.join(self.dir, "data"),
                 "--kafka-listen", f"127.0.0.1:{self.port}",
                 "--http-listen", f"127.0.0.1:{FJORD_HTTP}",
+                "--internal-listen", f"127.0.0.1:{FJORD_INTERNAL}",
                 # Kafka's launcher sets this to 0 too; the first group join is not waited on.
                 "--group-initial-rebalance-delay-ms", "0"]
         if self.fsync:
@@ -539,7 +543,7 @@ def main():
     work = os.environ.get("BENCH_DIR", os.path.join(out_dir, "run"))
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
-    for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP):
+    for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP, FJORD_INTERNAL):
         if port_open(p):
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 

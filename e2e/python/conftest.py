@@ -9,6 +9,9 @@ import pytest
 DEADLINE_S = 60.0
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 KEYS = 8
+# Replication factor of the topics the suites create: 1 against one broker, 3 against a
+# 3-broker cluster (FJORD_REPLICATION_FACTOR).
+REPLICATION_FACTOR = int(os.environ.get("FJORD_REPLICATION_FACTOR", "1"))
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
-from conftest import (CODECS, DEADLINE_S, KEYS, check_dense_offsets, check_round_trip,
-                      unique_topic, wait_until)
+from conftest import (CODECS, DEADLINE_S, KEYS, REPLICATION_FACTOR, check_dense_offsets,
+                      check_round_trip, unique_topic, wait_until)
 
 RECORDS = int(os.environ.get("E2E_CONFLUENT_RECORDS", "20000"))
 PARTITIONS = 3
@@ -40,7 +40,7 @@ def partitions_with_leaders(admin, topic):
 
 
 def create_topic(admin, topic, partitions, configs=None):
-    result(admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1,
+    result(admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=REPLICATION_FACTOR,
                                          config=configs or {})])[topic])
     wait_until(f"{topic} has {partitions} partitions with leaders",
                lambda: partitions_with_leaders(admin, topic) == partitions)
@@ -152,7 +152,7 @@ def test_list_offsets(bootstrap, admin):
 def test_admin_create_describe_alter_grow_delete(admin):
     topic = unique_topic("ck-admin")
     configs = {"retention.ms": "123456789", "segment.bytes": "16777216"}
-    new = NewTopic(topic, num_partitions=3, replication_factor=1, config=configs)
+    new = NewTopic(topic, num_partitions=3, replication_factor=REPLICATION_FACTOR, config=configs)
 
     result(admin.create_topics([new], validate_only=True)[topic])
     assert topic not in topic_names(admin), "validate_only created the topic"
@@ -218,7 +218,7 @@ def test_errors(bootstrap, admin):
     create_topic(admin, topic, 3, {"max.message.bytes": "10000"})
 
     with pytest.raises(KafkaException) as e:
-        result(admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic])
+        result(admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=REPLICATION_FACTOR)])[topic])
     assert error_code(e) == KafkaError.TOPIC_ALREADY_EXISTS
     for count in (3, 2):
         with pytest.raises(KafkaException) as e:

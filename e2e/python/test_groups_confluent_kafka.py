@@ -9,7 +9,7 @@ from confluent_kafka import (ConsumerGroupState, ConsumerGroupTopicPartitions, C
                              KafkaException, Producer, TopicCollection, TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import DEADLINE_S, unique_topic, wait_until
+from conftest import DEADLINE_S, REPLICATION_FACTOR, unique_topic, wait_until
 from groups_common import (HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, Member, check_exactly_once,
                            check_genuine, check_read_by_owner, close_all, ends, owners,
                            partitions_read_by, unique_group, wait_for_balance, wait_for_values)
@@ -29,7 +29,7 @@ def result(future):
 
 
 def create_topic(admin, topic, partitions):
-    result(admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic])
+    result(admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=REPLICATION_FACTOR)])[topic])
 
     def with_leaders():
         d = result(admin.describe_topics(TopicCollection([topic]))[topic])

@@ -9,7 +9,7 @@ from kafka.admin import NewTopic
 from kafka.errors import GroupSubscribedToTopicError, NoError, UnknownMemberIdError
 from kafka.structs import OffsetAndMetadata
 
-from conftest import DEADLINE_S, unique_topic, wait_until
+from conftest import DEADLINE_S, REPLICATION_FACTOR, unique_topic, wait_until
 from groups_common import (HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, Member, check_exactly_once,
                            check_genuine, check_read_by_owner, close_all, ends, owners,
                            partitions_read_by, unique_group, wait_for_balance, wait_for_values)
@@ -27,7 +27,7 @@ def admin(bootstrap):
 
 
 def create_topic(admin, topic, partitions):
-    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.create_topics([NewTopic(topic, partitions, REPLICATION_FACTOR)])
 
     def with_leaders():
         [t] = admin.describe_topics([topic])

@@ -16,8 +16,8 @@ from kafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from conftest import (CODECS, DEADLINE_S, KEYS, check_dense_offsets, check_round_trip,
-                      unique_topic, wait_until)
+from conftest import (CODECS, DEADLINE_S, KEYS, REPLICATION_FACTOR, check_dense_offsets,
+                      check_round_trip, unique_topic, wait_until)
 
 RECORDS = int(os.environ.get("E2E_KAFKA_PYTHON_RECORDS", "20000"))
 PARTITIONS = 3
@@ -31,7 +31,7 @@ def admin(bootstrap):
 
 
 def create_topic(admin, topic, partitions, configs=None):
-    admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1,
+    admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": REPLICATION_FACTOR,
                                  "configs": configs or {}}})
     wait_until(f"{topic} has {partitions} partitions with leaders",
                lambda: partitions_with_leaders(admin, topic) == partitions)
@@ -135,7 +135,7 @@ def test_admin_create_describe_alter_grow_delete(admin):
     topic = unique_topic("kp-admin")
     configs = {"retention.ms": "123456789", "segment.bytes": "16777216"}
 
-    admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1, "configs": configs}},
+    admin.create_topics({topic: {"num_partitions": 3, "replication_factor": REPLICATION_FACTOR, "configs": configs}},
                         validate_only=True)
     assert topic not in admin.list_topics(), "validate_only created the topic"
 
@@ -196,7 +196,7 @@ def test_errors(bootstrap, admin):
     create_topic(admin, topic, 3, {"max.message.bytes": "10000"})
 
     with pytest.raises(TopicAlreadyExistsError):
-        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+        admin.create_topics({topic: {"num_partitions": 1, "replication_factor": REPLICATION_FACTOR}})
     for count in (3, 2):
         with pytest.raises(InvalidPartitionsError):
             admin.create_partitions({topic: count})

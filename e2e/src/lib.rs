@@ -2,9 +2,13 @@
 //!
 //! # Layout
 //!
-//! - [`BrokerProcess`]: one `fjord` process with its own temp data dir and free ports;
-//!   start, wait for `/ready`, SIGKILL, SIGTERM, restart on the same data dir. Killed on
-//!   drop; its logs are printed when the test panics.
+//! - [`BrokerProcess`]: one `fjord` process with its own temp data dir and free ports
+//!   (Kafka, internal, HTTP) on one loopback address; start, wait for `/ready`, SIGKILL,
+//!   SIGTERM, SIGSTOP/SIGCONT, restart on the same data dir. Killed on drop; its logs are
+//!   printed when the test panics.
+//! - [`cluster`]: [`Cluster`], N brokers wired as one replicated cluster, each on its own
+//!   loopback address so that iptables rules can cut one off ([`cluster::Firewall`]);
+//!   partition leader lookup.
 //! - [`Target`]: what a suite runs against: a spawned broker, or an existing one named by
 //!   `FJORD_E2E_BOOTSTRAP` (to prove a suite against another Kafka-compatible broker).
 //! - [`unique_topic`]: topic names that do not collide across runs on a shared broker.
@@ -15,7 +19,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +32,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+pub mod cluster;
+
+pub use cluster::{Cluster, ClusterOptions};
+
 /// How long a broker may take from spawn to `/ready` before the harness gives up.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -36,6 +44,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct BrokerOptions {
     /// `--node-id`.
     pub node_id: u32,
+    /// Loopback address every listener of the broker binds (any of 127.0.0.0/8).
+    pub host: Ipv4Addr,
     /// Extra command-line arguments, after the harness's own.
     pub args: Vec<String>,
     /// Extra environment (`FJORD_*` settings).
@@ -48,6 +58,7 @@ impl Default for BrokerOptions {
     fn default() -> Self {
         BrokerOptions {
             node_id: 1,
+            host: Ipv4Addr::LOCALHOST,
             args: Vec::new(),
             env: Vec::new(),
             ready_timeout: READY_TIMEOUT,
@@ -62,16 +73,21 @@ pub struct BrokerProcess {
     // Dropped after `child` is killed (field order), so the process never outlives it.
     dir: tempfile::TempDir,
     kafka_port: u16,
+    internal_port: u16,
     http_port: u16,
     child: Option<Child>,
     starts: u32,
+    /// Whether the process was paused with SIGSTOP and not yet resumed.
+    paused: bool,
 }
 
 impl std::fmt::Debug for BrokerProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerProcess")
             .field("node_id", &self.options.node_id)
+            .field("host", &self.options.host)
             .field("kafka_port", &self.kafka_port)
+            .field("internal_port", &self.internal_port)
             .field("http_port", &self.http_port)
             .field("dir", &self.dir.path())
             .finish()
@@ -106,33 +122,62 @@ pub fn fjord_binary() -> Result<PathBuf> {
 /// A port that was free a moment ago. (Another process could take it before the broker
 /// binds; the broker then fails to start and the harness reports its log.)
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding an ephemeral port")?;
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A port of `host` that was free a moment ago.
+pub fn free_port_on(host: Ipv4Addr) -> Result<u16> {
+    let listener =
+        TcpListener::bind((host, 0)).with_context(|| format!("binding a port on {host}"))?;
     Ok(listener.local_addr()?.port())
 }
 
 impl BrokerProcess {
     /// Spawns a broker with a fresh data dir and free ports, and waits until it is ready.
     pub async fn start(options: BrokerOptions) -> Result<BrokerProcess> {
+        let mut broker = BrokerProcess::prepare(options)?;
+        broker.spawn_and_wait_ready().await?;
+        Ok(broker)
+    }
+
+    /// A broker with its temp dir and ports chosen, not started yet: a cluster needs
+    /// every broker's internal address for `--voters` before it starts any.
+    pub fn prepare(options: BrokerOptions) -> Result<BrokerProcess> {
         let dir = tempfile::Builder::new()
             .prefix("fjord-e2e-")
             .tempdir()
             .context("creating the broker's temp dir")?;
         std::fs::create_dir_all(dir.path().join("data"))?;
-        let mut broker = BrokerProcess {
+        let host = options.host;
+        Ok(BrokerProcess {
             options,
             binary: fjord_binary()?,
             dir,
-            kafka_port: free_port()?,
-            http_port: free_port()?,
+            kafka_port: free_port_on(host)?,
+            // Always its own: the broker's default internal port is fixed (9093), and two
+            // brokers on one machine would collide on it.
+            internal_port: free_port_on(host)?,
+            http_port: free_port_on(host)?,
             child: None,
             starts: 0,
-        };
-        broker.spawn_and_wait_ready().await?;
-        Ok(broker)
+            paused: false,
+        })
+    }
+
+    /// Adds command-line arguments for every later start (e.g. `--voters`, which names
+    /// the other brokers' addresses).
+    pub fn push_args(&mut self, args: impl IntoIterator<Item = String>) {
+        self.options.args.extend(args);
     }
 
     /// Spawns the process on this broker's data dir and ports; returns spawn → ready.
     async fn spawn_and_wait_ready(&mut self) -> Result<Duration> {
+        let started = self.spawn()?;
+        self.wait_ready(started).await
+    }
+
+    /// Spawns the process on this broker's data dir and ports, without waiting.
+    pub fn spawn(&mut self) -> Result<Instant> {
         if self.child.is_some() {
             bail!("broker {} is already running", self.options.node_id);
         }
@@ -144,9 +189,11 @@ impl BrokerProcess {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--kafka-listen")
-            .arg(format!("127.0.0.1:{}", self.kafka_port))
+            .arg(self.bootstrap())
+            .arg("--internal-listen")
+            .arg(self.internal_addr())
             .arg("--http-listen")
-            .arg(format!("127.0.0.1:{}", self.http_port))
+            .arg(self.http_addr())
             .arg("--node-id")
             .arg(self.options.node_id.to_string())
             .args(&self.options.args)
@@ -161,6 +208,13 @@ impl BrokerProcess {
             .spawn()
             .with_context(|| format!("spawning {}", self.binary.display()))?;
         self.child = Some(child);
+        self.paused = false;
+        Ok(started)
+    }
+
+    /// Waits until the process spawned at `started` answers `/ready` with 200; fails
+    /// when it exits first or at its ready timeout. Returns spawn → ready.
+    pub async fn wait_ready(&mut self, started: Instant) -> Result<Duration> {
         let deadline = started + self.options.ready_timeout;
         loop {
             if let Some(status) = self
@@ -175,7 +229,7 @@ impl BrokerProcess {
                     self.logs()
                 );
             }
-            if http_status(self.http_port, "/ready").await == Some(200) {
+            if http_status_at(&self.http_addr(), "/ready").await == Some(200) {
                 return Ok(started.elapsed());
             }
             if Instant::now() >= deadline {
@@ -203,14 +257,67 @@ impl BrokerProcess {
         self.dir.path().join("data")
     }
 
-    /// `127.0.0.1:<kafka port>`.
+    /// `<host>:<kafka port>`.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.kafka_port)
+        format!("{}:{}", self.options.host, self.kafka_port)
     }
 
-    /// `127.0.0.1:<http port>`.
+    /// `<host>:<http port>`.
     pub fn http_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.http_port)
+        format!("{}:{}", self.options.host, self.http_port)
+    }
+
+    /// `<host>:<internal port>`: the internal listener (quorum, replication).
+    pub fn internal_addr(&self) -> String {
+        format!("{}:{}", self.options.host, self.internal_port)
+    }
+
+    /// The loopback address every listener of this broker binds.
+    pub fn host(&self) -> Ipv4Addr {
+        self.options.host
+    }
+
+    /// The internal listener's port.
+    pub fn internal_port(&self) -> u16 {
+        self.internal_port
+    }
+
+    /// `--node-id`.
+    pub fn node_id(&self) -> u32 {
+        self.options.node_id
+    }
+
+    /// Whether the process is running (spawned and not reaped; paused counts).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether the process is paused by [`Self::sigstop`].
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// SIGSTOP: the process freezes with its sockets open, as in a long GC pause or a
+    /// stalled VM; peers see silence, not a closed connection.
+    pub fn sigstop(&mut self) -> Result<()> {
+        self.signal(Signal::SIGSTOP)?;
+        self.paused = true;
+        Ok(())
+    }
+
+    /// SIGCONT: resumes a process paused by [`Self::sigstop`].
+    pub fn sigcont(&mut self) -> Result<()> {
+        self.signal(Signal::SIGCONT)?;
+        self.paused = false;
+        Ok(())
+    }
+
+    fn signal(&self, signal: Signal) -> Result<()> {
+        let pid = self
+            .pid()
+            .with_context(|| format!("broker {} is not running", self.options.node_id))?;
+        kill(Pid::from_raw(pid as i32), signal)
+            .with_context(|| format!("sending {signal} to broker {}", self.options.node_id))
     }
 
     /// The process id while running.
@@ -222,6 +329,7 @@ impl BrokerProcess {
     pub async fn kill9(&mut self) -> Result<ExitStatus> {
         let mut child = self.child.take().context("broker is not running")?;
         child.start_kill().context("sending SIGKILL")?;
+        self.paused = false;
         Ok(child.wait().await?)
     }
 
@@ -230,6 +338,11 @@ impl BrokerProcess {
         let mut child = self.child.take().context("broker is not running")?;
         let pid = child.id().context("broker already reaped")?;
         kill(Pid::from_raw(pid as i32), Signal::SIGTERM).context("sending SIGTERM")?;
+        if self.paused {
+            // A stopped process holds SIGTERM until it runs again.
+            kill(Pid::from_raw(pid as i32), Signal::SIGCONT).context("sending SIGCONT")?;
+            self.paused = false;
+        }
         match tokio::time::timeout(grace, child.wait()).await {
             Ok(status) => Ok(status?),
             Err(_) => {
@@ -287,10 +400,15 @@ impl Drop for BrokerProcess {
 /// The status code of `GET path` on `127.0.0.1:port`, or `None` if there is no valid
 /// answer within a second. A tiny HTTP/1.1 client: the readiness probe needs nothing more.
 pub async fn http_status(port: u16, path: &str) -> Option<u16> {
+    http_status_at(&format!("127.0.0.1:{port}"), path).await
+}
+
+/// The status code of `GET path` on `addr` (host:port), or `None` if there is no valid
+/// answer within a second.
+pub async fn http_status_at(addr: &str, path: &str) -> Option<u16> {
     let probe = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut head = Vec::with_capacity(64);
         let mut buf = [0u8; 256];

@@ -83,6 +83,8 @@ fn with_listeners(command: &mut Command, kafka: &str, data_dir: &Path) -> Result
         .arg("--kafka-listen")
         .arg(kafka)
         .arg("--http-listen")
+        .arg(format!("127.0.0.1:{}", free_port()?))
+        .arg("--internal-listen")
         .arg(format!("127.0.0.1:{}", free_port()?));
     Ok(())
 }
@@ -234,7 +236,8 @@ fn port_free(port: u16) -> bool {
 
 #[tokio::test]
 async fn no_arguments_serves_on_the_default_ports_and_dir() -> Result<()> {
-    for port in [9092, 9644] {
+    // Kafka, internal and HTTP listeners.
+    for port in [9092, 9093, 9644] {
         if !port_free(port) {
             println!(
                 "NOTE: no_arguments_serves_on_the_default_ports_and_dir skipped: \

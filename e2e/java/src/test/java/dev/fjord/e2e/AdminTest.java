@@ -45,7 +45,7 @@ class AdminTest {
     String topic = Broker.uniqueTopic("admin");
     try (Admin admin = Broker.admin()) {
       // validateOnly checks the request and creates nothing.
-      NewTopic newTopic = new NewTopic(topic, 3, (short) 1)
+      NewTopic newTopic = new NewTopic(topic, 3, Broker.replicationFactor())
           .configs(Map.of("retention.ms", "123456789", "segment.bytes", "16777216"));
       admin.createTopics(List.of(newTopic), new CreateTopicsOptions().validateOnly(true)).all().get();
       assertFalse(admin.listTopics().names().get().contains(topic), "validateOnly created the topic");
@@ -57,7 +57,7 @@ class AdminTest {
       var created = admin.createTopics(List.of(newTopic));
       created.all().get();
       assertEquals(3, created.numPartitions(topic).get());
-      assertEquals(1, created.replicationFactor(topic).get());
+      assertEquals(Broker.replicationFactor(), created.replicationFactor(topic).get().shortValue());
       Broker.waitUntil("topic listed", () -> names(admin).contains(topic));
 
       // describeTopics: partitions 0..2, each with a leader among the cluster's nodes, a topic id.

@@ -45,10 +45,19 @@ final class Broker {
     return Admin.create(common());
   }
 
+  /**
+   * Replication factor of the topics the suites create: FJORD_REPLICATION_FACTOR, default 1
+   * (one broker); 3 when the suites run against a 3-broker cluster.
+   */
+  static short replicationFactor() {
+    String rf = System.getenv("FJORD_REPLICATION_FACTOR");
+    return rf == null || rf.isBlank() ? 1 : Short.parseShort(rf.trim());
+  }
+
   /** Creates a topic explicitly (no test relies on auto-creation) and waits for it. */
   static void createTopic(Admin admin, String name, int partitions, Map<String, String> configs)
       throws Exception {
-    NewTopic t = new NewTopic(name, partitions, (short) 1).configs(configs);
+    NewTopic t = new NewTopic(name, partitions, replicationFactor()).configs(configs);
     admin.createTopics(java.util.List.of(t)).all().get(DEADLINE.toSeconds(), TimeUnit.SECONDS);
     waitUntil("topic " + name + " has " + partitions + " partitions with leaders", () -> {
       try {
