@@ -216,6 +216,10 @@ struct Workload {
 #[derive(Debug, Default)]
 struct Outcome {
     acked: Vec<(u32, u64)>,
+    /// The highest offset an acknowledgement named: the read-back goes at least
+    /// that far (right after a leader change the new leader's high watermark can
+    /// trail the old one's until its followers fetch).
+    last_acked_offset: i64,
     failed: u64,
     first_errors: Vec<String>,
 }
@@ -292,8 +296,9 @@ async fn produce(
             return;
         };
         let error = match delivery.await {
-            Ok(Ok(_)) => {
+            Ok(Ok(delivery)) => {
                 acked.lock().unwrap().push((key, seq));
+                outcome.last_acked_offset = outcome.last_acked_offset.max(delivery.offset);
                 return;
             }
             Ok(Err((e, _))) => e.to_string(),
@@ -411,7 +416,7 @@ fn now_ms() -> i64 {
 
 /// Reads the whole partition back and compares it with what was acknowledged.
 async fn check(cluster: &Cluster, topic: &str, outcome: &Outcome) -> Result<()> {
-    let records = read_all(cluster, topic).await?;
+    let records = read_all(cluster, topic, outcome.last_acked_offset).await?;
     let acked: HashSet<(u32, u64)> = outcome.acked.iter().copied().collect();
     let mut seen: HashMap<(u32, u64), u32> = HashMap::new();
     let mut highest: HashMap<u32, u64> = HashMap::new();
@@ -435,6 +440,7 @@ async fn check(cluster: &Cluster, topic: &str, outcome: &Outcome) -> Result<()> 
         *top = (*top).max(seq);
     }
     let lost = acked.iter().filter(|r| !seen.contains_key(r)).count();
+
     let duplicated: u64 = seen.values().map(|&n| u64::from(n) - 1).sum();
     println!(
         "acknowledged {}, lost {lost}, duplicated {duplicated}, out-of-order-per-key {out_of_order} \
@@ -470,8 +476,9 @@ fn parse_value(value: &str) -> Result<(u32, u64)> {
     Ok((key.parse()?, seq.parse()?))
 }
 
-/// Every record value of the partition up to its high watermark, in offset order.
-async fn read_all(cluster: &Cluster, topic: &str) -> Result<Vec<String>> {
+/// Every record value of the partition up to its high watermark, in offset order,
+/// reading at least past `at_least` (the high watermark must get there).
+async fn read_all(cluster: &Cluster, topic: &str, at_least: i64) -> Result<Vec<String>> {
     let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
     let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
     let deadline = Instant::now() + FAILOVER_TIMEOUT;
@@ -496,8 +503,12 @@ async fn read_all(cluster: &Cluster, topic: &str) -> Result<Vec<String>> {
             values.push(String::from_utf8_lossy(value).into_owned());
             offset = record.offset + 1;
         }
-        if offset >= fetched.high_watermark {
+        if offset >= fetched.high_watermark && offset > at_least {
             return Ok(values);
+        }
+        if offset >= fetched.high_watermark {
+            // Not there yet: wait for the high watermark to move.
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         ensure!(
             Instant::now() < deadline,

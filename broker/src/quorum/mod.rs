@@ -186,6 +186,11 @@ pub struct Quorum {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     registration: pb::RegisterBrokerRequest,
     heartbeat_interval: Duration,
+    /// broker.session.timeout.ms: without an answered heartbeat this long, this
+    /// broker must assume the controller has fenced it.
+    session_timeout: Duration,
+    /// When the controller last answered a heartbeat.
+    last_heartbeat_answered: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Quorum {
@@ -290,6 +295,8 @@ impl Quorum {
                 wants_voter: config.is_voter(),
             },
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+            session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+            last_heartbeat_answered: parking_lot::Mutex::new(None),
         });
         let ctl = tokio::spawn(controller::run(
             quorum.controller.clone(),
@@ -380,6 +387,17 @@ impl Quorum {
                 ),
             }),
         }
+    }
+
+    /// Has the controller answered a heartbeat lately? A broker cut off from the
+    /// controller for longer than the session timeout has been fenced by now: it must
+    /// stop acting as a partition leader. The margin of half a session keeps a
+    /// controller election (which gives every broker a fresh session) from making
+    /// connected brokers step back.
+    pub fn in_touch(&self) -> bool {
+        self.last_heartbeat_answered
+            .lock()
+            .is_some_and(|t| t.elapsed() < self.session_timeout.mul_f32(1.5))
     }
 
     /// This broker's epoch, once registered.
@@ -589,6 +607,7 @@ async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
                     }
                     Some(code) => tracing::warn!(?code, "broker heartbeat refused"),
                     None => {
+                        *q.last_heartbeat_answered.lock() = Some(Instant::now());
                         controller_index = a.applied_index;
                         if !a.is_fenced {
                             let _ = tokio::time::timeout(

@@ -44,6 +44,9 @@ pub struct Broker {
     /// Producer ids handed to this broker by the controller, `next..end`.
     producer_ids: AsyncMutex<(i64, i64)>,
     ready: AtomicBool,
+    /// Out of touch with the controller for longer than the session timeout: lead
+    /// nothing until a heartbeat is answered again.
+    cut_off: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
 }
@@ -93,6 +96,7 @@ impl Broker {
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),
             ready: AtomicBool::new(false),
+            cut_off: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             config,
         }))
@@ -347,11 +351,47 @@ impl Broker {
         }
     }
 
+    /// Is this broker cut off from the controller (and so leading nothing)?
+    pub fn is_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Acquire)
+    }
+
+    /// Check contact with the controller. A broker whose heartbeats went unanswered
+    /// for the session timeout has been fenced, and another broker leads its
+    /// partitions: it stops leading (acks=all waiters and producers get
+    /// NOT_LEADER_OR_FOLLOWER and look for the new leader) until a heartbeat is
+    /// answered, then takes up what the image says again.
+    pub fn check_contact(&self) {
+        let Some(quorum) = self.quorum.get() else {
+            return;
+        };
+        let in_touch = quorum.in_touch() || !self.is_ready();
+        let was_cut_off = self.cut_off.swap(!in_touch, Ordering::AcqRel);
+        if was_cut_off == in_touch {
+            let now = now_ms();
+            let image = self.image();
+            if in_touch {
+                tracing::info!("in touch with the controller again");
+            } else {
+                tracing::warn!("no heartbeat answered within the session timeout: leading nothing until the controller answers");
+            }
+            for p in self.partitions.all() {
+                if let Some(state) = image.partition(&p.topic, p.index) {
+                    if state.leader == self.node_id() {
+                        self.follow_image(&p, state, now);
+                    }
+                }
+            }
+        }
+    }
+
     /// Lead or follow `partition` as its state in the image says.
     fn follow_image(&self, partition: &Arc<Partition>, state: &PartitionState, now: i64) {
         let me = self.node_id();
         let registration = registration_of(state);
-        if state.leader == me {
+        if state.leader == me && self.cut_off.load(Ordering::Acquire) {
+            partition.make_offline();
+        } else if state.leader == me {
             let config = LeaderConfig {
                 replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
                     .unwrap_or(i64::MAX),

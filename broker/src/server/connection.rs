@@ -44,6 +44,10 @@ enum Close {
     Idle(u64),
     #[error("broker shutting down")]
     Shutdown,
+    /// Cut off from the controller: this broker's metadata may be stale, so clients
+    /// are sent to the other brokers they know.
+    #[error("cut off from the controller")]
+    CutOff,
     #[error("request of {size} bytes exceeds socket.request.max.bytes {max}")]
     FrameTooLarge { size: i64, max: u32 },
     #[error("{0}")]
@@ -61,7 +65,7 @@ pub async fn serve(
     let _ = stream.set_nodelay(true);
     broker.metrics.connections.inc();
     match serve_inner(&broker, stream, peer, &shutdown).await {
-        Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) => {}
+        Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) | Err(Close::CutOff) => {}
         Err(Close::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
         Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
     }
@@ -97,6 +101,9 @@ async fn serve_inner(
             });
         }
         let frame = read_frame(&mut stream, size as usize).await?;
+        if broker.is_cut_off() {
+            return Err(Close::CutOff);
+        }
         if let Some(response) = handle_frame(broker, frame, peer).await? {
             write_response(&mut stream, response).await?;
         }

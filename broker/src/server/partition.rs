@@ -39,6 +39,9 @@ pub struct Partition {
     log_end: watch::Sender<i64>,
     /// Leader or follower state; taken before the log lock when both are needed.
     role: Mutex<Role>,
+    /// Bumped on every leadership change seen here: a follower's fetch in flight to
+    /// a former leader is abandoned (that leader may be dead or cut off).
+    role_version: watch::Sender<u64>,
     /// acks=all produce requests waiting for the ISR, by waiter id.
     waiters: Mutex<HashMap<u64, oneshot::Sender<Option<ResponseError>>>>,
     next_waiter: AtomicU64,
@@ -134,6 +137,7 @@ impl Partition {
             high_watermark,
             log_end,
             role: Mutex::new(Role::Offline),
+            role_version: watch::channel(0).0,
             waiters: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
         })
@@ -216,6 +220,9 @@ impl Partition {
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
         if let Role::Follower { state, .. } = &mut *role {
+            if registration.leader_epoch > state.leader_epoch() {
+                self.role_version.send_modify(|v| *v += 1);
+            }
             state.on_leader_change(now_ms, registration.leader, registration.leader_epoch);
             return None;
         }
@@ -262,7 +269,20 @@ impl Partition {
         self.perform(actions);
     }
 
+    /// Fetches waiting here for data (followers long-polling this leader) look again
+    /// and learn the new state; follower loops abandon fetches in flight.
+    fn announce_role_change(&self) {
+        self.role_version.send_modify(|v| *v += 1);
+        self.log_end.send_modify(|_| {});
+    }
+
+    /// A receiver that sees every later leadership change of this partition.
+    pub fn watch_role(&self) -> watch::Receiver<u64> {
+        self.role_version.subscribe()
+    }
+
     fn step_down(&self, previous: Role) -> Vec<LeaderAction> {
+        self.announce_role_change();
         match previous {
             Role::Leader(leader) => leader.resign(),
             Role::Follower { stop, .. } => {

@@ -199,6 +199,7 @@ pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) 
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
+        broker.check_contact();
         let now = now_ms();
         for p in broker.partitions.all() {
             let proposals = p.tick(now);
@@ -212,10 +213,12 @@ pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) 
 pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: CancellationToken) {
     let max_bytes = broker.config.replica_fetch_max_bytes;
     let max_wait_ms = u32::try_from(broker.config.replica_fetch_wait_max_ms).unwrap_or(u32::MAX);
+    let mut role = partition.watch_role();
     loop {
         if stop.is_cancelled() {
             return;
         }
+        role.borrow_and_update();
         let Some(request) = partition.next_fetch(now_ms()) else {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -239,6 +242,9 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
                 );
                 tokio::select! {
                     _ = stop.cancelled() => return,
+                    // The leader changed: drop this fetch; the state machine already
+                    // forgot it and fetches from the new leader.
+                    _ = role.changed() => continue,
                     r = call => r,
                 }
             }

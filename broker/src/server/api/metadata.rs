@@ -28,14 +28,26 @@ fn broker_entries(broker: &Broker) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn topic_entry(t: &TopicState, version: i16, image: &MetadataImage) -> MetadataResponseTopic {
+/// `hidden_leader`: a broker cut off from the controller does not name itself leader
+/// (its metadata may be stale; clients ask another broker).
+fn topic_entry(
+    t: &TopicState,
+    version: i16,
+    image: &MetadataImage,
+    hidden_leader: Option<i32>,
+) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
+            let leader = if Some(p.leader) == hidden_leader {
+                -1
+            } else {
+                p.leader
+            };
             let mut e = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect());
             if version >= 7 {
@@ -51,7 +63,7 @@ fn topic_entry(t: &TopicState, version: i16, image: &MetadataImage) -> MetadataR
                     .map(BrokerId)
                     .collect();
             }
-            if p.leader < 0 {
+            if leader < 0 {
                 e.error_code = ResponseError::LeaderNotAvailable.code();
             }
             e
@@ -67,6 +79,10 @@ fn topic_entry(t: &TopicState, version: i16, image: &MetadataImage) -> MetadataR
         e.topic_id = t.id;
     }
     e
+}
+
+fn hidden(broker: &Broker) -> Option<i32> {
+    broker.is_cut_off().then(|| broker.node_id())
 }
 
 fn error_topic(name: Option<TopicName>, code: ResponseError) -> MetadataResponseTopic {
@@ -91,7 +107,11 @@ pub async fn handle(
     match requested {
         None => {
             let image = broker.image();
-            topics.extend(image.topics().map(|t| topic_entry(t, v, &image)));
+            topics.extend(
+                image
+                    .topics()
+                    .map(|t| topic_entry(t, v, &image, hidden(broker))),
+            );
         }
         Some(list) => {
             // Answer each name once, in request order.
@@ -108,7 +128,7 @@ pub async fn handle(
                 topics.push(match key {
                     Some(name) => lookup_or_create(broker, v, &name, allow_auto_create).await,
                     None => match image_now.topic_by_id(&t.topic_id) {
-                        Some(state) => topic_entry(state, v, &image_now),
+                        Some(state) => topic_entry(state, v, &image_now, hidden(broker)),
                         None => {
                             let mut e = error_topic(None, ResponseError::UnknownTopicId);
                             e.topic_id = t.topic_id;
@@ -143,7 +163,7 @@ async fn lookup_or_create(
     let topic_name = || Some(TopicName(str_bytes(name.to_string())));
     let image = broker.image();
     if let Some(t) = image.topic(name) {
-        return topic_entry(t, v, &image);
+        return topic_entry(t, v, &image, hidden(broker));
     }
     if validate_topic_name(name).is_err() {
         return error_topic(topic_name(), ResponseError::InvalidTopicException);
@@ -177,7 +197,7 @@ async fn lookup_or_create(
     }
     let image = broker.image();
     match image.topic(name) {
-        Some(t) => topic_entry(t, v, &image),
+        Some(t) => topic_entry(t, v, &image, hidden(broker)),
         None => error_topic(topic_name(), ResponseError::UnknownTopicOrPartition),
     }
 }
