@@ -5,7 +5,9 @@
 //! - the partition leader is paused with SIGSTOP (peers see silence, not a closed
 //!   socket), then resumed and finds itself a follower;
 //! - the partition leader is cut off from the other brokers with iptables, then healed;
-//!   while cut off it must not acknowledge any acks=all write.
+//!   while cut off it must not acknowledge any acks=all write;
+//! - the partition leader is stopped with SIGTERM (controlled shutdown: it hands its
+//!   leadership over and exits 0 within the grace period), then started again.
 //!
 //! After each, a checker reads the partition from the beginning and compares it with what
 //! the producer was told was acknowledged: nothing acknowledged may be missing, nothing
@@ -33,6 +35,8 @@ use tokio::task::JoinHandle;
 
 /// Bound on every failover, recovery and progress wait.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on a controlled shutdown (SIGTERM → exit).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Keys the producer cycles through; each has its own sequence.
 const KEYS: u32 = 8;
 /// Acknowledged records the producer must add in each phase to count as progress.
@@ -91,6 +95,36 @@ async fn leader_paused_and_resumed_loses_nothing_acknowledged() -> Result<()> {
     in_sync_leader(&cluster, &topic).await?;
     workload
         .wait_for_acks(workload.acked() + PROGRESS, "after the resume")
+        .await?;
+
+    let outcome = workload.finish().await?;
+    check(&cluster, &topic, &outcome).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_stopped_with_sigterm_hands_over_and_loses_nothing() -> Result<()> {
+    let (mut cluster, topic) = cluster_with_topic(3, false).await?;
+    let workload = Workload::start(&cluster.bootstrap(), &topic)?;
+    workload.wait_for_acks(PROGRESS, "before the stop").await?;
+
+    let old = in_sync_leader(&cluster, &topic).await?;
+    // The broker's own grace is 10 s (--shutdown-grace-ms); a controlled shutdown that
+    // does not finish well inside what Kubernetes or docker allow is a failure.
+    let status = cluster.sigterm(old.node_id, SHUTDOWN_TIMEOUT).await?;
+    ensure!(
+        status.success(),
+        "broker {} stopped with {status}",
+        old.node_id
+    );
+    new_leader_after(&cluster, &topic, &old).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the controlled shutdown")
+        .await?;
+
+    cluster.restart(old.node_id).await?;
+    in_sync_leader(&cluster, &topic).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the restart")
         .await?;
 
     let outcome = workload.finish().await?;
