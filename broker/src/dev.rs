@@ -183,6 +183,15 @@ pub async fn run(args: DevArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before any child exists: a signal from now on stops the brokers instead of leaving
+    // them running without their supervisor.
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("fjord dev: installing signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut supervisor = Supervisor::new();
     for broker in &plan.brokers {
         if let Err(e) = std::fs::create_dir_all(&broker.data_dir) {
@@ -198,14 +207,6 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     }
 
-    let mut signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("fjord dev: installing signal handlers: {e}");
-            supervisor.stop_all().await;
-            return ExitCode::FAILURE;
-        }
-    };
     let started = Instant::now();
     tokio::select! {
         ready = wait_all_ready(&plan) => {
@@ -241,7 +242,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
     loop {
         tokio::select! {
             _ = signals.recv() => {
-                eprintln!("fjord dev: stopping {} brokers", supervisor.running.len());
+                eprintln!("fjord dev: stopping the brokers ({} running)", supervisor.running.len());
                 return supervisor.stop_all().await;
             }
             Some((node_id, status)) = supervisor.exits.recv() => {

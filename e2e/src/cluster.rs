@@ -414,8 +414,9 @@ pub struct Firewall {
 impl Firewall {
     /// Creates the chain and checks that its rules drop loopback traffic on this machine.
     pub async fn install(block: u8) -> Result<Firewall> {
+        remove_abandoned_chains();
         // iptables limits chain names to 28 characters.
-        let chain = format!("FJORD-E2E-{}-{block}", std::process::id());
+        let chain = format!("{CHAIN_PREFIX}{}-{block}", std::process::id());
         iptables(&["-N", &chain]).map_err(|e| {
             e.context(
                 "this test needs root and iptables to cut a broker off the others \
@@ -501,6 +502,33 @@ async fn connects(from: Ipv4Addr, target: std::net::SocketAddr) -> bool {
     )
 }
 
+const CHAIN_PREFIX: &str = "FJORD-E2E-";
+
+/// Removes the chains of test processes that are gone without dropping their firewall
+/// (killed, aborted): their rules would otherwise cut brokers of later runs off.
+fn remove_abandoned_chains() {
+    let Ok(output) = Command::new("iptables").args(["-w", "-S"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some(chain) = line.strip_prefix("-N ") else {
+            continue;
+        };
+        let Some(pid) = chain
+            .strip_prefix(CHAIN_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if std::path::Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let _ = iptables(&["-D", "OUTPUT", "-j", chain]);
+        let _ = iptables(&["-F", chain]);
+        let _ = iptables(&["-X", chain]);
+    }
+}
+
 /// Runs `iptables -w ARGS`, failing with its stderr.
 fn iptables(args: &[&str]) -> Result<()> {
     let output = Command::new("iptables")
@@ -550,6 +578,29 @@ mod tests {
                 (SocketAddrV4::new(Ipv4Addr::LOCALHOST, 40001), internal),
             ]
         );
+    }
+
+    /// Needs root and iptables, like the isolation suite it serves.
+    #[tokio::test]
+    async fn firewall_cuts_two_addresses_apart_and_leaves_127_0_0_1_through() {
+        // A block no cluster of this process uses (they count up from 0).
+        let block = 255;
+        let firewall = Firewall::install(block).await.unwrap();
+        let chain = firewall.chain.clone();
+        let (a, b) = (broker_host(block, 1), broker_host(block, 2));
+        let listener = tokio::net::TcpListener::bind((b, 0)).await.unwrap();
+        let target = listener.local_addr().unwrap();
+        firewall.drop_between(a, b).unwrap();
+        assert!(!connects(a, target).await, "{a} still reaches {target}");
+        assert!(connects(Ipv4Addr::LOCALHOST, target).await);
+        firewall.clear().unwrap();
+        assert!(connects(a, target).await, "{a} cut off after clear");
+        drop(firewall);
+        let rules = Command::new("iptables")
+            .args(["-w", "-S"])
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&rules.stdout).contains(&chain));
     }
 
     #[test]

@@ -127,9 +127,19 @@ pub fn free_port() -> Result<u16> {
 
 /// A port of `host` that was free a moment ago.
 pub fn free_port_on(host: Ipv4Addr) -> Result<u16> {
-    let listener =
-        TcpListener::bind((host, 0)).with_context(|| format!("binding a port on {host}"))?;
-    Ok(listener.local_addr()?.port())
+    Ok(free_ports_on(host, 1)?[0])
+}
+
+/// `n` distinct ports of `host` that were free a moment ago (held together while chosen,
+/// so the system cannot hand out one twice).
+pub fn free_ports_on(host: Ipv4Addr, n: usize) -> Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind((host, 0)).with_context(|| format!("binding a port on {host}")))
+        .collect::<Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 impl BrokerProcess {
@@ -148,16 +158,16 @@ impl BrokerProcess {
             .tempdir()
             .context("creating the broker's temp dir")?;
         std::fs::create_dir_all(dir.path().join("data"))?;
-        let host = options.host;
+        // The internal port too, always: the broker's default (9093) is fixed, and two
+        // brokers on one machine would collide on it.
+        let ports = free_ports_on(options.host, 3)?;
         Ok(BrokerProcess {
             options,
             binary: fjord_binary()?,
             dir,
-            kafka_port: free_port_on(host)?,
-            // Always its own: the broker's default internal port is fixed (9093), and two
-            // brokers on one machine would collide on it.
-            internal_port: free_port_on(host)?,
-            http_port: free_port_on(host)?,
+            kafka_port: ports[0],
+            internal_port: ports[1],
+            http_port: ports[2],
             child: None,
             starts: 0,
             paused: false,

@@ -5,7 +5,9 @@
 //! - the partition leader is paused with SIGSTOP (peers see silence, not a closed
 //!   socket), then resumed and finds itself a follower;
 //! - the partition leader is cut off from the other brokers with iptables, then healed;
-//!   while cut off it must not acknowledge any acks=all write.
+//!   while cut off it must not acknowledge any acks=all write;
+//! - the partition leader is stopped with SIGTERM (controlled shutdown: it hands its
+//!   leadership over and exits 0 within the grace period), then started again.
 //!
 //! After each, a checker reads the partition from the beginning and compares it with what
 //! the producer was told was acknowledged: nothing acknowledged may be missing, nothing
@@ -27,11 +29,14 @@ use fjord_client::{Client, ClientConfig, FetchOptions, NewTopic};
 use fjord_e2e::cluster::PartitionLeader;
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 use kafka_protocol::ResponseError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::task::JoinHandle;
 
 /// Bound on every failover, recovery and progress wait.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on a controlled shutdown (SIGTERM → exit).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Keys the producer cycles through; each has its own sequence.
 const KEYS: u32 = 8;
 /// Acknowledged records the producer must add in each phase to count as progress.
@@ -48,7 +53,7 @@ const CLUSTER_ARGS: [&str; 3] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_and_restarted_loses_nothing_acknowledged() -> Result<()> {
-    let (mut cluster, topic) = cluster_with_topic(false).await?;
+    let (mut cluster, topic) = cluster_with_topic(3, false).await?;
     let workload = Workload::start(&cluster.bootstrap(), &topic)?;
     workload.wait_for_acks(PROGRESS, "before the kill").await?;
 
@@ -71,7 +76,7 @@ async fn leader_killed_and_restarted_loses_nothing_acknowledged() -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_paused_and_resumed_loses_nothing_acknowledged() -> Result<()> {
-    let (mut cluster, topic) = cluster_with_topic(false).await?;
+    let (mut cluster, topic) = cluster_with_topic(3, false).await?;
     let workload = Workload::start(&cluster.bootstrap(), &topic)?;
     workload.wait_for_acks(PROGRESS, "before the pause").await?;
 
@@ -97,8 +102,38 @@ async fn leader_paused_and_resumed_loses_nothing_acknowledged() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_stopped_with_sigterm_hands_over_and_loses_nothing() -> Result<()> {
+    let (mut cluster, topic) = cluster_with_topic(3, false).await?;
+    let workload = Workload::start(&cluster.bootstrap(), &topic)?;
+    workload.wait_for_acks(PROGRESS, "before the stop").await?;
+
+    let old = in_sync_leader(&cluster, &topic).await?;
+    // The broker's own grace is 10 s (--shutdown-grace-ms); a controlled shutdown that
+    // does not finish well inside what Kubernetes or docker allow is a failure.
+    let status = cluster.sigterm(old.node_id, SHUTDOWN_TIMEOUT).await?;
+    ensure!(
+        status.success(),
+        "broker {} stopped with {status}",
+        old.node_id
+    );
+    new_leader_after(&cluster, &topic, &old).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the controlled shutdown")
+        .await?;
+
+    cluster.restart(old.node_id).await?;
+    in_sync_leader(&cluster, &topic).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the restart")
+        .await?;
+
+    let outcome = workload.finish().await?;
+    check(&cluster, &topic, &outcome).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leader_stops_acknowledging_and_loses_nothing() -> Result<()> {
-    let (mut cluster, topic) = cluster_with_topic(true).await?;
+    let (mut cluster, topic) = cluster_with_topic(3, true).await?;
     let workload = Workload::start(&cluster.bootstrap(), &topic)?;
     workload
         .wait_for_acks(PROGRESS, "before the isolation")
@@ -146,10 +181,33 @@ async fn isolated_leader_stops_acknowledging_and_loses_nothing() -> Result<()> {
     check(&cluster, &topic, &outcome).await
 }
 
-/// A 3-broker cluster and a fresh topic of one partition, replicated three times with
-/// min.insync.replicas=2, its replicas all in sync.
-async fn cluster_with_topic(firewall: bool) -> Result<(Cluster, String)> {
+/// The baseline of the scenarios: without faults, on a single broker, the checker finds
+/// exactly what the producer was told. When this fails, the workload or the checker is
+/// wrong, not replication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_faults_the_checker_agrees_with_the_producer() -> Result<()> {
+    let (cluster, topic) = cluster_with_topic(1, false).await?;
+    let workload = Workload::start(&cluster.bootstrap(), &topic)?;
+    workload.wait_for_acks(PROGRESS, "on one broker").await?;
+    let outcome = workload.finish().await?;
+    ensure!(
+        outcome.failed == 0,
+        "sends failed: {:?}",
+        outcome.first_errors
+    );
+    check(&cluster, &topic, &outcome).await
+}
+
+/// A cluster of `brokers` and a fresh topic of one partition replicated on min(N, 3) of
+/// them, min.insync.replicas 2 from three brokers up (else 1), its replicas all in sync.
+async fn cluster_with_topic(brokers: u32, firewall: bool) -> Result<(Cluster, String)> {
+    let replication_factor = brokers.min(3);
+    let min_insync_replicas = if brokers >= 3 { 2 } else { 1 };
     let cluster = Cluster::start(ClusterOptions {
+        brokers,
+        voters: replication_factor,
+        replication_factor,
+        min_insync_replicas,
         args: CLUSTER_ARGS.map(String::from).into(),
         firewall,
         ..ClusterOptions::default()
@@ -159,22 +217,27 @@ async fn cluster_with_topic(firewall: bool) -> Result<(Cluster, String)> {
     let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
     let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
     client
-        .create_topic(NewTopic::new(&topic, 1, 3).with_config("min.insync.replicas", "2"))
+        .create_topic(
+            NewTopic::new(&topic, 1, replication_factor as i16)
+                .with_config("min.insync.replicas", min_insync_replicas.to_string()),
+        )
         .await
         .with_context(|| format!("creating {topic}"))?;
     in_sync_leader(&cluster, &topic).await?;
     Ok((cluster, topic))
 }
 
-/// Waits until the partition has a leader and all three replicas are in sync.
+/// Waits until the partition has a leader and every broker's replica is in sync (the
+/// topics here are replicated on every broker).
 async fn in_sync_leader(cluster: &Cluster, topic: &str) -> Result<PartitionLeader> {
+    let replicas = cluster.node_ids().len();
     cluster
         .wait_for_leader(
             topic,
             PARTITION,
             FAILOVER_TIMEOUT,
-            "with all 3 replicas in sync",
-            |l| l.isr.len() == 3,
+            &format!("with all {replicas} replicas in sync"),
+            |l| l.isr.len() == replicas,
         )
         .await
 }
@@ -205,23 +268,35 @@ async fn new_leader_after(
 }
 
 /// An idempotent acks=all producer writing `k<key>` → `k<key>:<seq>` in the background,
-/// recording every acknowledged (key, seq).
+/// recording what each record's delivery report said.
 struct Workload {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(u32, u64)>>>,
+    progress: Arc<Mutex<Outcome>>,
     task: JoinHandle<Result<Outcome>>,
 }
 
 /// What the producer was told.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Outcome {
+    /// (key, seq) of every acknowledged record.
     acked: Vec<(u32, u64)>,
     /// The highest offset an acknowledgement named: the read-back goes at least
     /// that far (right after a leader change the new leader's high watermark can
     /// trail the old one's until its followers fetch).
     last_acked_offset: i64,
+    /// Records whose delivery failed for good (not acknowledged; they may or may not be
+    /// in the log).
     failed: u64,
     first_errors: Vec<String>,
+}
+
+impl Outcome {
+    fn fail(&mut self, what: String) {
+        self.failed += 1;
+        if self.first_errors.len() < 5 {
+            self.first_errors.push(what);
+        }
+    }
 }
 
 impl Workload {
@@ -240,34 +315,42 @@ impl Workload {
             .create()
             .context("creating the rdkafka producer")?;
         let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
+        let progress = Arc::new(Mutex::new(Outcome::default()));
         let task = tokio::spawn(produce(
             producer,
             topic.to_string(),
             stop.clone(),
-            acked.clone(),
+            progress.clone(),
         ));
-        Ok(Workload { stop, acked, task })
+        Ok(Workload {
+            stop,
+            progress,
+            task,
+        })
     }
 
     fn acked(&self) -> usize {
-        self.acked.lock().unwrap().len()
+        self.progress.lock().unwrap().acked.len()
     }
 
     async fn wait_for_acks(&self, at_least: usize, what: &str) -> Result<()> {
-        let acked = self.acked.clone();
+        let progress = self.progress.clone();
         common::wait_for(
             &format!("{at_least} acknowledged records {what}"),
             FAILOVER_TIMEOUT,
             || {
-                let n = acked.lock().unwrap().len();
-                async move {
-                    Ok(if n >= at_least {
-                        Ok(())
-                    } else {
-                        Err(format!("{n} acknowledged"))
-                    })
-                }
+                let p = progress.lock().unwrap();
+                let seen = if p.acked.len() >= at_least {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} acknowledged, {} failed {:?}",
+                        p.acked.len(),
+                        p.failed,
+                        p.first_errors
+                    ))
+                };
+                async move { Ok(seen) }
             },
         )
         .await
@@ -284,29 +367,24 @@ async fn produce(
     producer: FutureProducer,
     topic: String,
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(u32, u64)>>>,
+    progress: Arc<Mutex<Outcome>>,
 ) -> Result<Outcome> {
-    let mut outcome = Outcome::default();
     let mut pending: VecDeque<(u32, u64, DeliveryFuture)> = VecDeque::new();
     let mut sequences = [0u64; KEYS as usize];
     let mut next_key = 0u32;
-    let settle = async |pending: &mut VecDeque<(u32, u64, DeliveryFuture)>,
-                        outcome: &mut Outcome| {
+    let settle = async |pending: &mut VecDeque<(u32, u64, DeliveryFuture)>| {
         let Some((key, seq, delivery)) = pending.pop_front() else {
             return;
         };
-        let error = match delivery.await {
+        let answer = delivery.await;
+        let mut p = progress.lock().unwrap();
+        match answer {
             Ok(Ok(delivery)) => {
-                acked.lock().unwrap().push((key, seq));
-                outcome.last_acked_offset = outcome.last_acked_offset.max(delivery.offset);
-                return;
+                p.acked.push((key, seq));
+                p.last_acked_offset = p.last_acked_offset.max(delivery.offset);
             }
-            Ok(Err((e, _))) => e.to_string(),
-            Err(_) => "delivery canceled".to_string(),
-        };
-        outcome.failed += 1;
-        if outcome.first_errors.len() < 5 {
-            outcome.first_errors.push(format!("k{key}:{seq}: {error}"));
+            Ok(Err((e, _))) => p.fail(format!("k{key}:{seq}: {e}")),
+            Err(_) => p.fail(format!("k{key}:{seq}: delivery canceled")),
         }
     };
     while !stop.load(Ordering::Relaxed) {
@@ -326,23 +404,31 @@ async fn produce(
                     break;
                 }
                 // The local queue is full: wait for an answer, then send again.
-                Err((_, back)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     if pending.is_empty() {
+                        // Poll interval while librdkafka drains its queue.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                    settle(&mut pending, &mut outcome).await;
+                    settle(&mut pending).await;
+                }
+                Err((e, _)) => {
+                    progress
+                        .lock()
+                        .unwrap()
+                        .fail(format!("k{key}:{seq}: not sent: {e}"));
+                    break;
                 }
             }
         }
         if pending.len() >= MAX_PENDING {
-            settle(&mut pending, &mut outcome).await;
+            settle(&mut pending).await;
         }
     }
     while !pending.is_empty() {
-        settle(&mut pending, &mut outcome).await;
+        settle(&mut pending).await;
     }
-    outcome.acked = acked.lock().unwrap().clone();
+    let outcome = progress.lock().unwrap().clone();
     Ok(outcome)
 }
 

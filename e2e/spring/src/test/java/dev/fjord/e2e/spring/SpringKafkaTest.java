@@ -96,7 +96,10 @@ class SpringKafkaTest {
 
     @Bean
     NewTopic topic(@Value("${fjord.e2e.topic}") String name) {
-      return TopicBuilder.name(name).partitions(PARTITIONS).replicas(1).build();
+      // FJORD_REPLICATION_FACTOR: 3 when the suite runs against a 3-broker cluster.
+      String rf = System.getenv("FJORD_REPLICATION_FACTOR");
+      int replicas = rf == null || rf.isBlank() ? 1 : Integer.parseInt(rf.trim());
+      return TopicBuilder.name(name).partitions(PARTITIONS).replicas(replicas).build();
     }
 
     @Bean
