@@ -178,43 +178,6 @@ pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> 
     }
 }
 
-/// Load the `__consumer_offsets` partitions that the metadata image says this broker
-/// leads and whose hosted log is at the image's leader epoch. Harmless next to the
-/// replication runtime's own `become_leader` calls (those are idempotent); it covers
-/// a broker whose runtime does not call them, such as right after FindCoordinator
-/// created the topic or after a restart.
-pub async fn load_led_partitions(broker: &Broker, runtime: &Arc<GroupRuntime>) {
-    let image = broker.image();
-    let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-        return;
-    };
-    let led: Vec<Arc<Partition>> = topic
-        .partitions
-        .iter()
-        .filter(|p| p.leader == broker.node_id())
-        .filter_map(|p| {
-            let hosted = broker.partitions.get(OFFSETS_TOPIC, p.partition)?;
-            (hosted.topic_id == topic.id
-                && hosted.leader_epoch() == p.leader_epoch
-                && !runtime.leads(&hosted))
-            .then_some(hosted)
-        })
-        .collect();
-    if led.is_empty() {
-        return;
-    }
-    let rt = runtime.clone();
-    let loaded = tokio::task::spawn_blocking(move || {
-        for p in led {
-            rt.become_leader(p);
-        }
-    })
-    .await;
-    if let Err(e) = loaded {
-        tracing::error!(error = %e, "loading {OFFSETS_TOPIC} partitions failed");
-    }
-}
-
 impl GroupRuntime {
     pub fn new(config: GroupConfig) -> GroupRuntime {
         GroupRuntime {
@@ -345,14 +308,6 @@ impl GroupRuntime {
         state.syncs.clear();
         self.rebalances_dropped
             .fetch_add(state.coordinator.rebalances_total(), Ordering::Relaxed);
-    }
-
-    /// Whether this broker loads or has loaded `partition` at its leader epoch.
-    fn leads(&self, partition: &Partition) -> bool {
-        self.slots
-            .lock()
-            .get(&partition.index)
-            .is_some_and(|s| s.leads(partition.topic_id, partition.leader_epoch()))
     }
 
     /// The shard coordinating the groups of `__consumer_offsets` partition `index`:
@@ -769,9 +724,8 @@ fn read_partition(
 }
 
 /// Tick the loaded state machines; expire offsets every
-/// `offsets.retention.check.interval.ms`; on every metadata change load the
-/// `__consumer_offsets` partitions led here ([`load_led_partitions`]) and drop
-/// offsets of deleted topics.
+/// `offsets.retention.check.interval.ms`; on every metadata change drop offsets of
+/// deleted topics.
 pub async fn run_timer(
     broker: Arc<Broker>,
     runtime: Arc<GroupRuntime>,
@@ -791,9 +745,6 @@ pub async fn run_timer(
         let image_changed = last_image
             .as_ref()
             .is_none_or(|last| !Arc::ptr_eq(&image, last));
-        if image_changed {
-            load_led_partitions(&broker, &runtime).await;
-        }
         let now = now_ms();
         runtime.each_shard(|c| c.tick(now));
         if now - last_expiry >= i64::try_from(expiry_every).unwrap_or(i64::MAX) {
@@ -849,6 +800,7 @@ mod tests {
                 LogConfig::default(),
                 0,
             )
+            .inspect(|p| p.lead_alone(1, 0))
             .unwrap(),
         )
     }

@@ -221,3 +221,26 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
         let _ = tokio::task::spawn_blocking(move || b.housekeeping()).await;
     }
 }
+
+/// A broker for tests that call handlers directly: a one-voter metadata quorum on an
+/// ephemeral internal port, registered and ready. The returned token stops it.
+#[cfg(test)]
+pub(crate) async fn test_broker(mut config: BrokerConfig) -> (Arc<Broker>, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    config.internal_listen = listener.local_addr().unwrap();
+    let broker = Broker::open(config).unwrap();
+    broker.set_groups(coordinator::start(&broker).await.unwrap());
+    let quorum = broker.start_quorum().await.unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve_internal(
+        broker.clone(),
+        quorum.routes(),
+        listener,
+        stop.clone(),
+    ));
+    tokio::time::timeout(Duration::from_secs(30), quorum.wait_ready())
+        .await
+        .expect("a one-broker cluster gets ready");
+    broker.set_ready();
+    (broker, stop)
+}

@@ -82,12 +82,9 @@ async fn find_group_coordinator(
     broker: &Broker,
     group_id: &str,
 ) -> Result<(i32, String, i32), ResponseError> {
-    let rt = runtime(broker)?;
+    runtime(broker)?;
     if broker.image().topic(OFFSETS_TOPIC).is_none() {
         coordinator::create_offsets_topic(broker).await?;
-        // Load what this broker now leads, so that the first JoinGroup finds the
-        // group's shard (a no-op where the replication runtime already did).
-        coordinator::load_led_partitions(broker, rt).await;
     }
     let image = broker.image();
     let leader = offsets_partition(&image, group_id)
@@ -752,9 +749,7 @@ mod tests {
         let mut args = vec!["fjord", "--data-dir", dir.to_str().unwrap()];
         args.extend_from_slice(flags);
         let config = Cli::parse_from(args).broker;
-        let broker = Broker::open(config).unwrap();
-        broker.set_groups(coordinator::start(&broker).await.unwrap());
-        broker
+        crate::server::test_broker(config).await.0
     }
 
     fn ctx(api_key: ApiKey, version: i16) -> RequestContext {
