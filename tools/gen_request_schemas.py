@@ -62,6 +62,7 @@ APIS: list[tuple[int, str, int]] = [
     (46, "ListPartitionReassignments", 0),
     (47, "OffsetDelete", 0),
     (60, "DescribeCluster", 2),
+    (64, "UnregisterBroker", 0),
 ]
 
 REPO = Path(__file__).resolve().parent.parent

@@ -21,9 +21,10 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest,
-    DescribeConfigsRequest, FetchRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, TopicName,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest,
+    IncrementalAlterConfigsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
+    MetadataRequest, ProduceRequest, TopicName, UnregisterBrokerRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -174,6 +175,17 @@ impl NewTopic {
         self.configs.push((name.into(), value.into()));
         self
     }
+}
+
+/// A partition reassignment in progress (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// Target replicas first, then those being removed.
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
 }
 
 /// What CreateTopics reports for a created (or validated) topic.
@@ -585,7 +597,11 @@ impl Client {
                 .leaders
                 .remove(&(topic.to_string(), partition));
         }
-        if leadership && attempt < self.config.leader_retries {
+        // A topic just created may not have reached every broker's metadata yet:
+        // retried a few times (UNKNOWN_TOPIC_OR_PARTITION is retriable in Kafka).
+        let unknown = err.kafka() == Some(ResponseError::UnknownTopicOrPartition)
+            && attempt < self.config.leader_retries.min(3);
+        if (leadership && attempt < self.config.leader_retries) || unknown {
             let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt.min(10));
             tokio::time::sleep(backoff).await;
             return true;
@@ -792,6 +808,87 @@ impl Client {
             r.error_code,
             || format!("topic {topic:?}"),
             r.error_message.as_ref(),
+        )
+    }
+
+    /// Moves `topic`/`partition` to `replicas` (the first one preferred as leader), or
+    /// cancels the move in progress with `None` (AlterPartitionReassignments). The
+    /// brokers copy the data and drop the old replicas in the background; watch
+    /// [`Client::list_partition_reassignments`] for completion.
+    pub async fn alter_partition_reassignment(
+        &self,
+        topic: &str,
+        partition: i32,
+        replicas: Option<Vec<i32>>,
+    ) -> Result<()> {
+        use kafka_protocol::messages::alter_partition_reassignments_request::{
+            ReassignablePartition, ReassignableTopic,
+        };
+        let request = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.config.request_timeout_ms())
+            .with_allow_replication_factor_change(true)
+            .with_topics(vec![ReassignableTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![ReassignablePartition::default()
+                    .with_partition_index(partition)
+                    .with_replicas(
+                        replicas.map(|r| r.into_iter().map(BrokerId).collect()),
+                    )])]);
+        let response = self.controller_connection().await?.send(&request).await?;
+        Error::check(
+            response.error_code,
+            || "reassignment".to_string(),
+            response.error_message.as_ref(),
+        )?;
+        let r = response
+            .responses
+            .iter()
+            .find(|t| t.name.as_str() == topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+            .ok_or_else(|| missing(format!("topic {topic:?} partition {partition}")))?;
+        Error::check(
+            r.error_code,
+            || format!("topic {topic:?} partition {partition}"),
+            r.error_message.as_ref(),
+        )
+    }
+
+    /// Every partition reassignment in progress.
+    pub async fn list_partition_reassignments(&self) -> Result<Vec<Reassignment>> {
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.config.request_timeout_ms())
+            .with_topics(None);
+        let response = self.controller_connection().await?.send(&request).await?;
+        Error::check(
+            response.error_code,
+            || "reassignments".to_string(),
+            response.error_message.as_ref(),
+        )?;
+        let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect();
+        Ok(response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| Reassignment {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    replicas: ids(&p.replicas),
+                    adding: ids(&p.adding_replicas),
+                    removing: ids(&p.removing_replicas),
+                })
+            })
+            .collect())
+    }
+
+    /// Removes a stopped broker that holds no replicas from the cluster
+    /// (UnregisterBroker).
+    pub async fn unregister_broker(&self, broker: i32) -> Result<()> {
+        let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(broker));
+        let response = self.controller_connection().await?.send(&request).await?;
+        Error::check(
+            response.error_code,
+            || format!("broker {broker}"),
+            response.error_message.as_ref(),
         )
     }
 

@@ -11,6 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
+};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
@@ -287,6 +292,9 @@ api_requests! {
     CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
     DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
+    AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
+    ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
+    UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse,
 }
 
 /// Marks the connection closed and fails every waiting request with `reason`.

@@ -34,7 +34,7 @@ mod versions;
 pub use client::{
     AlterConfigOp, BrokerMetadata, Client, ClientConfig, ClusterMetadata, ConfigEntry,
     ConfigResource, CreatedTopic, FetchOptions, FetchedPartition, ListedOffset, NewTopic,
-    OffsetSpec, PartitionMetadata, ProduceOptions, Produced, TopicMetadata,
+    OffsetSpec, PartitionMetadata, ProduceOptions, Produced, Reassignment, TopicMetadata,
 };
 pub use connection::{ApiRequest, Connection};
 pub use error::{Error, Result};

@@ -632,6 +632,7 @@ mod tests {
         46 => ListPartitionReassignments(ListPartitionReassignmentsRequest),
         47 => OffsetDelete(OffsetDeleteRequest),
         60 => DescribeCluster(DescribeClusterRequest),
+        64 => UnregisterBroker(UnregisterBrokerRequest),
     }
 
     fn versions(api: &Api) -> std::ops::RangeInclusive<i16> {

@@ -362,6 +362,10 @@ const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeFencedBrokers", Bool, V(2, X)),
 ];
 
+const UNREGISTER_BROKER: &[Field] = &[
+    f("BrokerId", I32, V(0, X)),
+];
+
 /// The request APIs the guard lets through, by api key.
 pub(crate) static APIS: &[Api] = &[
     Api { key: 0, name: "Produce", valid: V(3, 13), flexible: V(9, X), fields: PRODUCE },
@@ -391,4 +395,5 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 46, name: "ListPartitionReassignments", valid: V(0, 0), flexible: V(0, X), fields: LIST_PARTITION_REASSIGNMENTS },
     Api { key: 47, name: "OffsetDelete", valid: V(0, 0), flexible: NONE, fields: OFFSET_DELETE },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },
+    Api { key: 64, name: "UnregisterBroker", valid: V(0, 0), flexible: V(0, X), fields: UNREGISTER_BROKER },
 ];

@@ -214,6 +214,14 @@ impl Broker {
             .map_err(|e| e.code)
     }
 
+    /// Remove a stopped broker's registration (UnregisterBroker).
+    pub async fn unregister_broker(&self, broker: i32) -> Result<(), ResponseError> {
+        self.submit(ControllerRequest::UnregisterBroker { broker })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code)
+    }
+
     /// Send a partition leader's ISR proposals (if any) to the controller.
     pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
         if proposals.is_empty() {

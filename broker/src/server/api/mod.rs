@@ -49,6 +49,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "DescribeCluster",
         ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
+        ApiKey::UnregisterBroker => "UnregisterBroker",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::FindCoordinator => "FindCoordinator",
         ApiKey::JoinGroup => "JoinGroup",
@@ -151,6 +152,9 @@ pub async fn dispatch(
         }
         ApiKey::ListPartitionReassignments => {
             encode(&reassign::list(broker, ctx, decode(body, v)?))
+        }
+        ApiKey::UnregisterBroker => {
+            encode(&reassign::unregister_broker(broker, ctx, decode(body, v)?).await)
         }
         ApiKey::DescribeConfigs => {
             encode(&configs::describe_configs(broker, ctx, decode(body, v)?))

@@ -2,6 +2,7 @@
 //! moves that the controller carries out (add the target replicas, wait until they
 //! are in sync, move leadership, drop the old replicas); ListPartitionReassignments
 //! shows the moves in progress from this broker's metadata image.
+//! UnregisterBroker removes a stopped, emptied broker from the cluster.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -134,4 +135,60 @@ pub fn list(
         })
         .collect();
     ListPartitionReassignmentsResponse::default().with_topics(topics)
+}
+
+/// UnregisterBroker (KIP-631): a broker leaves the cluster for good. Refused while it
+/// still holds replicas (reassign them first: dropping it would lose copies) and while
+/// it runs (it would register again).
+pub async fn unregister_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    let id = req.broker_id.0;
+    let outcome = match check_unregister(broker, id) {
+        Ok(()) => broker
+            .unregister_broker(id)
+            .await
+            .map_err(|code| (code, format!("broker {id}: {code}"))),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(()) => {
+            tracing::info!(broker = id, "broker unregistered");
+            UnregisterBrokerResponse::default()
+        }
+        Err((code, message)) => {
+            count_error(broker, ctx.api_key, code.code());
+            UnregisterBrokerResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(message)))
+        }
+    }
+}
+
+fn check_unregister(broker: &Broker, id: i32) -> Result<(), (ResponseError, String)> {
+    let image = broker.image();
+    let state = image.broker(id).ok_or((
+        ResponseError::BrokerIdNotRegistered,
+        format!("broker {id} is not registered"),
+    ))?;
+    if !state.fenced {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("broker {id} is running; stop it before unregistering it"),
+        ));
+    }
+    let held = image
+        .topics()
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.is_replica(id))
+        .count();
+    if held > 0 {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("broker {id} still holds replicas of {held} partitions; reassign them first"),
+        ));
+    }
+    Ok(())
 }
