@@ -159,6 +159,16 @@ impl Partition {
         matches!(*self.role.lock(), Role::Leader(_))
     }
 
+    /// The high watermark as clients may be told it: OFFSET_NOT_AVAILABLE while a new
+    /// leader's high watermark is still below the start of its epoch (its followers
+    /// have not fetched yet; KIP-207), NOT_LEADER_OR_FOLLOWER off the leader.
+    pub fn client_high_watermark(&self) -> Result<i64, ResponseError> {
+        match &*self.role.lock() {
+            Role::Leader(l) => l.client_high_watermark().map(|hw| hw.0),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
+    }
+
     /// The committed ISR size when leading.
     pub fn isr_len(&self) -> Option<usize> {
         match &*self.role.lock() {

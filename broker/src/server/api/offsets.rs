@@ -85,7 +85,7 @@ fn lookup(
     if v >= 4 {
         check_leader_epoch(p.leader_epoch(), lp.current_leader_epoch)?;
     }
-    let hw = p.high_watermark();
+    let hw = p.client_high_watermark()?;
     p.with_log(|log| {
         let found = match lp.timestamp {
             LATEST => Some((-1, hw)),
