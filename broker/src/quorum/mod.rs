@@ -66,6 +66,7 @@ use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::{PartitionRegistration, TopicPartition};
 
 pub use log_store::LogStore;
+pub use network::Channels;
 
 pub(crate) mod pb {
     tonic::include_proto!("fjord.metadata");
@@ -226,10 +227,7 @@ impl Quorum {
         }
         .validate()
         .map_err(|e| format!("raft config: {e}"))?;
-        let listen_ip = config.internal_listen.ip();
-        let local_ip =
-            (listen_ip.is_loopback() && !listen_ip.is_unspecified()).then_some(listen_ip);
-        let channels = network::Channels::new(local_ip);
+        let channels = network::Channels::for_listener(config.internal_listen);
         let network = network::Network {
             channels: channels.clone(),
         };

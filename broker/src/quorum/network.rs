@@ -31,7 +31,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// a failure. Outgoing connections bind `local_ip` when set, so that rules on source
 /// addresses (tests cutting loopback brokers apart) see this node's address.
 #[derive(Clone)]
-pub(crate) struct Channels {
+pub struct Channels {
     local_ip: Option<IpAddr>,
     map: Arc<Mutex<HashMap<String, Channel>>>,
 }
@@ -42,6 +42,13 @@ impl Channels {
             local_ip,
             map: Arc::default(),
         }
+    }
+
+    /// Channels whose connections leave from the internal listener's address when it
+    /// is a specific loopback address (brokers sharing one machine).
+    pub fn for_listener(internal_listen: std::net::SocketAddr) -> Channels {
+        let ip = internal_listen.ip();
+        Channels::new((ip.is_loopback() && !ip.is_unspecified()).then_some(ip))
     }
 
     pub fn get(&self, address: &str) -> Result<Channel, String> {

@@ -27,8 +27,8 @@ pub struct Broker {
     /// This broker itself, for spawning tasks from `&self` (follower fetch loops).
     me: std::sync::Weak<Broker>,
     pub config: BrokerConfig,
-    /// gRPC channels to other brokers.
-    pub peers: super::replica::Peers,
+    /// gRPC channels to other brokers (follower fetches).
+    pub peers: crate::quorum::Channels,
     pub cluster_id: String,
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
@@ -86,7 +86,7 @@ impl Broker {
         let defaults = TopicDefaults::from_broker(&config);
         Ok(Arc::new_cyclic(|me| Broker {
             me: me.clone(),
-            peers: super::replica::Peers::new(config.internal_listen),
+            peers: crate::quorum::Channels::for_listener(config.internal_listen),
             cluster_id,
             defaults,
             metrics: Metrics::new(),

@@ -39,27 +39,9 @@ pub enum StartError {
 /// in flight finish within the grace period, and close the logs cleanly.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
-    let kafka_listener = TcpListener::bind(config.kafka_listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "Kafka listener",
-            addr: config.kafka_listen,
-            source,
-        })?;
-    let http_listener = TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "HTTP listener",
-            addr: config.http_listen,
-            source,
-        })?;
-    let internal_listener = TcpListener::bind(config.internal_listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "internal listener",
-            addr: config.internal_listen,
-            source,
-        })?;
+    let kafka_listener = bind(config.kafka_listen, "Kafka listener").await?;
+    let http_listener = bind(config.http_listen, "HTTP listener").await?;
+    let internal_listener = bind(config.internal_listen, "internal listener").await?;
     let broker = Broker::open(config).map_err(StartError::Storage)?;
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
@@ -126,6 +108,12 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     );
     accept_loop(&broker, kafka_listener, &tasks, &serving).await;
     stop(&broker, &quorum, &tasks, grace).await
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
 }
 
 /// Let requests in flight finish within the grace period, stop the quorum, close

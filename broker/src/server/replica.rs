@@ -3,14 +3,11 @@
 //! shrink, acks=all timeouts) and ISR proposals sent to the controller. The decisions
 //! are the pure state machines of `crate::replication`, held by each [`Partition`].
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
 use uuid::Uuid;
 
 use super::broker::{now_ms, Broker};
@@ -29,42 +26,6 @@ use proto::replica_server::{Replica, ReplicaServer};
 const LEADER_TICK: Duration = Duration::from_millis(100);
 /// How long an idle follower loop sleeps before asking its state machine again.
 const FOLLOWER_IDLE: Duration = Duration::from_millis(50);
-/// Connecting to another broker's internal listener.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// gRPC channels to other brokers' internal listeners, by address. Channels connect
-/// lazily and reconnect by themselves; outgoing connections use this broker's internal
-/// IP as their source address when it listens on a specific one, so that traffic
-/// between two brokers on loopback can be told apart (and cut, in tests).
-pub struct Peers {
-    source: Option<IpAddr>,
-    channels: parking_lot::Mutex<HashMap<String, Channel>>,
-}
-
-impl Peers {
-    pub fn new(internal_listen: std::net::SocketAddr) -> Peers {
-        let ip = internal_listen.ip();
-        Peers {
-            source: (!ip.is_unspecified()).then_some(ip),
-            channels: parking_lot::Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn channel(&self, address: &str) -> Result<Channel, String> {
-        let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(address) {
-            return Ok(c.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| format!("internal address {address:?}: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .local_address(self.source);
-        let channel = endpoint.connect_lazy();
-        channels.insert(address.to_string(), channel.clone());
-        Ok(channel)
-    }
-}
 
 /// The leader's side of follower replication.
 pub struct ReplicaService {
@@ -296,7 +257,7 @@ async fn fetch_from(
     max_bytes: u32,
     max_wait_ms: u32,
 ) -> Result<proto::FetchResponse, String> {
-    let channel = broker.peers.channel(address)?;
+    let channel = broker.peers.get(address)?;
     let mut client = ReplicaClient::new(channel).max_decoding_message_size(
         usize::try_from(max_bytes)
             .unwrap_or(usize::MAX)
