@@ -11,7 +11,8 @@
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
 //! - `log::producer_state`: idempotent producer sequence tracking.
-//! - `metadata`: the cluster metadata image (topics, partitions, configs) and its store.
+//! - `metadata`: the cluster metadata image (brokers, topics, partitions, configs) and
+//!   the pure admin planners.
 //! - `log::compaction`: log cleaning for `cleanup.policy=compact`.
 //! - `quorum`: the metadata quorum: the Raft log on disk, openraft over gRPC, the
 //!   active controller on the Raft leader, broker registration and heartbeats.
@@ -19,7 +20,8 @@
 //! - `replication`: pure state machines of partition leaders, followers and the
 //!   controller, with a deterministic cluster simulator in its tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
-//!   runtime (`server::coordinator`), HTTP metrics/health.
+//!   runtime (`server::coordinator`), follower replication (`server::replica`),
+//!   HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
 pub mod config;

@@ -1,9 +1,9 @@
-//! Cluster metadata: the image (pure state), admin planning (pure decisions), the
-//! local store (I/O), and this data directory's identity.
+//! Cluster metadata: the image (pure state), admin planning (pure decisions), and
+//! this data directory's identity. The image is replicated as a Raft log by
+//! `crate::quorum`.
 
 pub mod admin;
 pub mod image;
-pub mod store;
 
 use std::path::Path;
 
