@@ -146,7 +146,11 @@ def test_admin_create_describe_alter_grow_delete(admin):
     assert t["topic_id"] not in (None, "00000000-0000-0000-0000-000000000000"), t["topic_id"]
     assert sorted(p["partition_index"] for p in t["partitions"]) == [0, 1, 2]
     broker_ids = {b["broker_id"] for b in admin.describe_cluster()["brokers"]}
-    assert all(p["leader_id"] in broker_ids and p["replica_nodes"] == [p["leader_id"]]
+    # REPLICATION_FACTOR replicas on distinct brokers, led by the first (preferred) one.
+    assert all(p["leader_id"] in broker_ids
+               and len(set(p["replica_nodes"])) == REPLICATION_FACTOR
+               and set(p["replica_nodes"]) <= broker_ids
+               and p["replica_nodes"][0] == p["leader_id"]
                for p in t["partitions"]), t["partitions"]
 
     def describe():
