@@ -166,7 +166,10 @@ def test_admin_create_describe_alter_grow_delete(admin):
     cluster = result(admin.describe_cluster())
     node_ids = {n.id for n in cluster.nodes}
     for p in d.partitions:
-        assert p.leader.id in node_ids and [r.id for r in p.replicas] == [p.leader.id]
+        # REPLICATION_FACTOR replicas on distinct brokers, led by the first (preferred) one.
+        replicas = [r.id for r in p.replicas]
+        assert p.leader.id in node_ids and replicas[0] == p.leader.id
+        assert len(set(replicas)) == REPLICATION_FACTOR and set(replicas) <= node_ids
 
     res = ConfigResource(ResourceType.TOPIC, topic)
 
