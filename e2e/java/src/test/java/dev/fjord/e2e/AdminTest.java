@@ -74,8 +74,9 @@ class AdminTest {
         assertEquals(p, info.partition());
         assertNotNull(info.leader(), "leader of partition " + p);
         assertTrue(nodeIds.contains(info.leader().id()), "leader of " + p + " is a cluster node");
-        assertEquals(1, info.replicas().size());
-        assertEquals(1, info.isr().size());
+        assertEquals(Broker.replicationFactor(), info.replicas().size());
+        assertEquals(info.leader().id(), info.replicas().get(0).id(), "the preferred replica leads");
+        assertEquals(Broker.replicationFactor(), info.isr().size());
       }
 
       // describeConfigs: what was set, and defaults marked as such.
