@@ -1,6 +1,6 @@
 //! Partition reassignment on a real 3-broker cluster: a replica moves to another
 //! broker while the data stays readable, the old copy is deleted, and a broker that
-//! still holds replicas (or still runs) cannot be unregistered.
+//! still holds replicas (or still runs) cannot be unregistered until it is drained.
 
 use std::time::{Duration, Instant};
 
@@ -118,7 +118,7 @@ async fn a_replica_moves_to_another_broker_and_the_old_copy_goes() -> Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_holding_replicas_or_running_is_not_unregistered() -> Result<()> {
+async fn a_broker_is_unregistered_only_once_stopped_and_drained() -> Result<()> {
     let mut cluster = Cluster::start(ClusterOptions::default()).await?;
     let client = client(&cluster).await?;
     let topic = unique_topic("pinned");
@@ -150,6 +150,31 @@ async fn a_broker_holding_replicas_or_running_is_not_unregistered() -> Result<()
         t.partitions.iter().all(|p| p.replicas.contains(&3)),
         "the refused unregistration changed the replicas: {t:?}"
     );
+
+    // Drain it: every partition moves to the other two brokers. Then it can go.
+    for p in &t.partitions {
+        let target: Vec<i32> = p.replicas.iter().copied().filter(|&b| b != 3).collect();
+        client
+            .alter_partition_reassignment(&topic, p.partition, Some(target))
+            .await?;
+    }
+    let started = Instant::now();
+    loop {
+        let meta = client.metadata(Some(&[topic.as_str()])).await?;
+        let t = meta.topic(&topic).context("topic")?;
+        if t.partitions.iter().all(|p| !p.replicas.contains(&3)) {
+            break;
+        }
+        ensure!(started.elapsed() < DEADLINE, "broker 3 not drained: {t:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client.unregister_broker(3).await?;
+    let again = client.unregister_broker(3).await;
+    ensure!(
+        again.as_ref().err().and_then(|e| e.kafka()) == Some(ResponseError::BrokerIdNotRegistered),
+        "broker 3 still registered: {again:?}"
+    );
+    println!("broker 3 drained and unregistered");
     Ok(())
 }
 

@@ -797,11 +797,25 @@ mod tests {
         let (host, port) = b.config.advertised();
         assert_eq!((resp.host.to_string(), resp.port), (host, port));
         assert_eq!(b.image().topic(OFFSETS_TOPIC).unwrap().partitions.len(), 4);
-        // The group's shard is loaded: the heartbeat reaches the state machine.
-        assert_eq!(
-            heartbeat_error(&b, "g"),
-            ResponseError::UnknownMemberId.code()
-        );
+        // The group's shard loads in the background (NOT_COORDINATOR until the load
+        // starts, COORDINATOR_LOAD_IN_PROGRESS during it); then the heartbeat reaches
+        // the state machine.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let code = heartbeat_error(&b, "g");
+            if code == ResponseError::UnknownMemberId.code() {
+                break;
+            }
+            let loading = [
+                ResponseError::NotCoordinator.code(),
+                ResponseError::CoordinatorLoadInProgress.code(),
+            ];
+            assert!(
+                loading.contains(&code) && std::time::Instant::now() < deadline,
+                "heartbeat answered {code}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
 
         // v4 batches keys; a second lookup does not create the topic again.
         let req = FindCoordinatorRequest::default()

@@ -1,0 +1,85 @@
+//! acks=all against min.insync.replicas on a real 3-broker cluster: with fewer in-sync
+//! replicas than the topic asks for, acks=all writes are refused with
+//! NOT_ENOUGH_REPLICAS (nothing half-acknowledged) while acks=1 writes go on; once the
+//! replica is back in sync, acks=all works again.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use fjord_client::{
+    Client, ClientConfig, NewTopic, ProduceOptions, ProduceRecord, ResponseError,
+};
+use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions {
+        args: [
+            "--broker-heartbeat-interval-ms=200",
+            "--broker-session-timeout-ms=2000",
+            "--replica-lag-time-max-ms=2000",
+        ]
+        .map(String::from)
+        .into(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
+    let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    let topic = unique_topic("acks");
+    client
+        .create_topic(NewTopic::new(&topic, 1, 3).with_config("min.insync.replicas", "3"))
+        .await?;
+    let all = ProduceOptions::default();
+    let one = ProduceOptions {
+        acks: 1,
+        ..ProduceOptions::default()
+    };
+    let record = |v: &str| [ProduceRecord::new(None::<String>, v.to_string())];
+    client.produce(&topic, 0, &record("all-1"), &all).await?;
+
+    let leader = cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
+        .await?;
+    let follower = *cluster
+        .node_ids()
+        .iter()
+        .find(|&&b| b != leader.node_id)
+        .context("a follower")?;
+    cluster.kill9(follower).await?;
+    cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "with 2 in sync", |l| l.isr.len() == 2)
+        .await?;
+
+    // Below min.insync.replicas: refused, every time, with the retriable code.
+    let started = Instant::now();
+    loop {
+        match client.produce(&topic, 0, &record("all-2"), &all).await {
+            Err(e) if e.kafka() == Some(ResponseError::NotEnoughReplicas) => break,
+            other if started.elapsed() > DEADLINE => {
+                bail!("acks=all with 2 of 3 required replicas in sync: {other:?}")
+            }
+            // A leader change in between (the killed broker may have led) is retried.
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let kept = client.produce(&topic, 0, &record("one-1"), &one).await?;
+    println!("acks=1 appended at {} while acks=all is refused", kept.base_offset);
+
+    cluster.restart(follower).await?;
+    cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync again", |l| {
+            l.isr.len() == 3
+        })
+        .await?;
+    let again = client.produce(&topic, 0, &record("all-3"), &all).await?;
+    ensure!(
+        again.base_offset > kept.base_offset,
+        "acks=all after recovery at {} (acks=1 write at {})",
+        again.base_offset,
+        kept.base_offset
+    );
+    Ok(())
+}
