@@ -300,10 +300,11 @@ kubectl delete topic orders -n "$NS" --wait=true --timeout 60s >/dev/null
 topic_gone() { ! check topic demo-bootstrap.demo.svc:9092 orders; }
 wait_for "topic orders deleted on the broker" 30 topic_gone
 
-# ConsumerGroup: resource accepted and reconciled (status written).
-group_seen() { [[ -n "$(jp consumergroup/payments '{.status.observedGeneration}')" ]]; }
-wait_for "ConsumerGroup payments status" 30 group_seen
-log "ConsumerGroup payments: $(jp consumergroup/payments '{.status.conditions[0].reason}')"
+# ConsumerGroup: read from the coordinator (no consumer has used "payments", so it is
+# Dead: unknown to the coordinator) and Ready with reason Observed.
+group_seen() { [[ "$(jp consumergroup/payments '{.status.conditions[?(@.type=="Ready")].reason}')" == Observed && -n "$(jp consumergroup/payments '{.status.state}')" ]]; }
+wait_for "ConsumerGroup payments observed" 30 group_seen
+log "ConsumerGroup payments: state $(jp consumergroup/payments '{.status.state}'), lag $(jp consumergroup/payments '{.status.totalLag}')"
 
 # Deleting the broker pod: the harness stops the process, the StatefulSet brings it back.
 old_uid=$(jp pod/demo-0 '{.metadata.uid}')

@@ -398,11 +398,11 @@ impl std::fmt::Debug for Client {
     }
 }
 
-fn str_bytes(s: &str) -> StrBytes {
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn topic_name(s: &str) -> TopicName {
+pub(crate) fn topic_name(s: &str) -> TopicName {
     TopicName(str_bytes(s))
 }
 
@@ -410,11 +410,11 @@ fn opt_string(s: Option<&StrBytes>) -> Option<String> {
     s.map(|s| s.to_string())
 }
 
-fn partition_resource(topic: &str, partition: i32) -> String {
+pub(crate) fn partition_resource(topic: &str, partition: i32) -> String {
     format!("topic {topic:?} partition {partition}")
 }
 
-fn missing(what: String) -> Error {
+pub(crate) fn missing(what: String) -> Error {
     Error::Protocol(format!("response has no entry for {what}"))
 }
 
@@ -436,7 +436,7 @@ impl Client {
         &self.config
     }
 
-    async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>> {
+    pub(crate) async fn connection_to(&self, addr: &str) -> Result<Arc<Connection>> {
         let mut state = self.state.lock().await;
         if let Some(conn) = state.connections.get(addr) {
             if !conn.is_closed() {
@@ -450,7 +450,7 @@ impl Client {
 
     /// A connection to any broker: an open one if there is one, else the bootstrap
     /// addresses and then the known brokers, in order.
-    async fn any_connection(&self) -> Result<Arc<Connection>> {
+    pub(crate) async fn any_connection(&self) -> Result<Arc<Connection>> {
         let candidates: Vec<String> = {
             let state = self.state.lock().await;
             if let Some(conn) = state.connections.values().find(|c| !c.is_closed()) {
@@ -1091,10 +1091,21 @@ impl Client {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset> {
-        self.with_leader_retries(topic, partition, async || {
-            self.list_offsets_once(topic, partition, spec).await
-        })
-        .await
+        // An explicit loop, not `with_leader_retries`: the operator's controllers need
+        // this future to be `Send` for every lifetime, which an async closure's is not.
+        let mut attempt = 0;
+        loop {
+            match self.list_offsets_once(topic, partition, spec).await {
+                Err(err)
+                    if self
+                        .on_partition_error(topic, partition, &err, attempt)
+                        .await =>
+                {
+                    attempt += 1
+                }
+                result => return result,
+            }
+        }
     }
 
     async fn list_offsets_once(

@@ -24,6 +24,13 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
     MetadataResponse, ProduceRequest, ProduceResponse,
 };
+use kafka_protocol::messages::{
+    DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    SyncGroupResponse,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -295,6 +302,16 @@ api_requests! {
     AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
     UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse,
+    FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse,
+    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse,
+    ListGroups: ListGroupsRequest => ListGroupsResponse,
+    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse,
+    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse,
+    // Membership calls, for tests that act as a group member.
+    JoinGroup: JoinGroupRequest => JoinGroupResponse,
+    SyncGroup: SyncGroupRequest => SyncGroupResponse,
+    Heartbeat: HeartbeatRequest => HeartbeatResponse,
+    LeaveGroup: LeaveGroupRequest => LeaveGroupResponse,
 }
 
 /// Marks the connection closed and fails every waiting request with `reason`.

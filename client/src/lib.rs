@@ -11,6 +11,8 @@
 //! - `connection`: one TCP stream, pipelined requests matched by correlation id.
 //! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
 //! - `client`: [`Client`]: bootstrap, metadata, admin calls, produce, fetch, list offsets.
+//! - `groups`: consumer group calls at the group's coordinator: describe, list, fetch and
+//!   commit offsets.
 //!
 //! ```no_run
 //! # async fn demo() -> fjord_client::Result<()> {
@@ -28,6 +30,7 @@ mod client;
 mod connection;
 mod error;
 mod frame;
+mod groups;
 mod records;
 mod versions;
 
@@ -38,6 +41,9 @@ pub use client::{
 };
 pub use connection::{ApiRequest, Connection};
 pub use error::{Error, Result};
+pub use groups::{
+    decode_consumer_assignment, GroupDescription, GroupMemberDescription, ListedGroup,
+};
 pub use kafka_protocol::records::Compression;
 pub use kafka_protocol::ResponseError;
 pub use records::{FetchedRecord, ProduceRecord};

@@ -488,7 +488,9 @@ pub struct ConsumerGroupStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, ResetBlocked, ClusterNotFound, BrokerError, Paused.
+    /// Ready (reason Observed; ClusterNotFound; the Kafka error's name, such as
+    /// CoordinatorNotAvailable; BrokerUnreachable), ResetBlocked (GroupNotEmpty,
+    /// UnknownTopic: the reset waits and is tried again at the next refresh), Paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Group state as the coordinator reports it: Empty, PreparingRebalance,
