@@ -1,14 +1,13 @@
 //! acks=all against min.insync.replicas on a real 3-broker cluster: with fewer in-sync
 //! replicas than the topic asks for, acks=all writes are refused with
 //! NOT_ENOUGH_REPLICAS (nothing half-acknowledged) while acks=1 writes go on; once the
-//! replica is back in sync, acks=all works again.
+//! replica is back in sync, acks=all works again. And group coordination moves with
+//! the leadership of `__consumer_offsets`, committed offsets included.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use fjord_client::{
-    Client, ClientConfig, NewTopic, ProduceOptions, ProduceRecord, ResponseError,
-};
+use fjord_client::{Client, ClientConfig, NewTopic, ProduceOptions, ProduceRecord, ResponseError};
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -66,7 +65,10 @@ async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> 
         }
     }
     let kept = client.produce(&topic, 0, &record("one-1"), &one).await?;
-    println!("acks=1 appended at {} while acks=all is refused", kept.base_offset);
+    println!(
+        "acks=1 appended at {} while acks=all is refused",
+        kept.base_offset
+    );
 
     cluster.restart(follower).await?;
     cluster
@@ -80,6 +82,63 @@ async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> 
         "acks=all after recovery at {} (acks=1 write at {})",
         again.base_offset,
         kept.base_offset
+    );
+    Ok(())
+}
+
+/// The group coordinator is the leader of the group's `__consumer_offsets` partition:
+/// when its broker dies, the new leader rebuilds the group's committed offsets from
+/// the replicated partition and answers for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_coordinator_serves_the_committed_offsets() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions {
+        args: [
+            "--broker-heartbeat-interval-ms=200",
+            "--broker-session-timeout-ms=2000",
+            "--offsets-topic-num-partitions=3",
+        ]
+        .map(String::from)
+        .into(),
+        ..ClusterOptions::default()
+    })
+    .await?;
+    let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
+    let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    let topic = unique_topic("committed");
+    client.create_topic(NewTopic::new(&topic, 2, 3)).await?;
+    let group = unique_topic("group");
+    let offsets = vec![(topic.clone(), 0, 17), (topic.clone(), 1, 42)];
+    client.commit_offsets(&group, &offsets).await?;
+    ensure!(
+        client.fetch_offsets(&group).await? == offsets,
+        "committed offsets read back"
+    );
+
+    let old = client.find_coordinator(&group).await?;
+    cluster.kill9(old.node_id).await?;
+    let started = Instant::now();
+    let new = loop {
+        match client.find_coordinator(&group).await {
+            Ok(c) if c.node_id != old.node_id => break c,
+            other if started.elapsed() > DEADLINE => {
+                bail!(
+                    "no new coordinator for {group} after broker {} died: {other:?}",
+                    old.node_id
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let read = client.fetch_offsets(&group).await?;
+    println!(
+        "coordinator of {group}: broker {} -> {} in {:?}, offsets {read:?}",
+        old.node_id,
+        new.node_id,
+        started.elapsed()
+    );
+    ensure!(
+        read == offsets,
+        "the new coordinator answers {read:?}, not {offsets:?}"
     );
     Ok(())
 }

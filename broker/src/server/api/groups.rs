@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::server::partition::Partition;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -363,7 +365,7 @@ pub fn leave_group(
     )
 }
 
-pub fn offset_commit(
+pub async fn offset_commit(
     broker: &Broker,
     ctx: &RequestContext,
     req: OffsetCommitRequest,
@@ -402,8 +404,8 @@ pub fn offset_commit(
     }
     let group_error = match coordinator_for(broker, &group_id) {
         Err(e) => Some(e),
-        Ok(rt) => rt
-            .commit(CommitRequest {
+        Ok(rt) => {
+            let committed = rt.commit(CommitRequest {
                 group_id,
                 member_id: req.member_id.to_string(),
                 group_instance_id: if v >= 7 {
@@ -413,8 +415,12 @@ pub fn offset_commit(
                 },
                 generation_id: req.generation_id_or_member_epoch,
                 offsets,
-            })
-            .err(),
+            });
+            match committed {
+                Err(e) => Some(e),
+                Ok(()) => replicated(broker, rt.partition()).await.err(),
+            }
+        }
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = req
         .topics
@@ -429,6 +435,23 @@ pub fn offset_commit(
         );
     }
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Wait until the in-sync replicas of `partition` hold everything appended so far (a
+/// commit is acknowledged like an acks=all write, so a new coordinator has it).
+async fn replicated(broker: &Broker, partition: &Partition) -> Result<(), ResponseError> {
+    let target = partition.log_end_offset();
+    let mut hw = partition.subscribe();
+    let wait = Duration::from_millis(broker.config.request_timeout_ms);
+    let reached = tokio::time::timeout(wait, async {
+        hw.wait_for(|&h| h >= target).await.is_ok()
+    })
+    .await;
+    match reached {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ResponseError::NotCoordinator),
+        Err(_) => Err(ResponseError::RequestTimedOut),
+    }
 }
 
 type Wanted = Option<Vec<(String, i32)>>;

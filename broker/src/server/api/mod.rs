@@ -169,7 +169,7 @@ pub async fn dispatch(
         ApiKey::SyncGroup => encode(&groups::sync_group(broker, ctx, decode(body, v)?).await),
         ApiKey::Heartbeat => encode(&groups::heartbeat(broker, ctx, decode(body, v)?)),
         ApiKey::LeaveGroup => encode(&groups::leave_group(broker, ctx, decode(body, v)?)),
-        ApiKey::OffsetCommit => encode(&groups::offset_commit(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetCommit => encode(&groups::offset_commit(broker, ctx, decode(body, v)?).await),
         ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
         ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
