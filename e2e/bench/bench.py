@@ -688,8 +688,9 @@ def main():
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
     if a.quick:
-        # About 7 minutes here; the latency run is 30 s per system so that the client's
-        # JIT warm-up in its first second stays out of the p99.
+        # About 7 minutes here for the single-broker rows and 4 more for the three-broker
+        # ones (12 in all on a loaded machine); the latency run is 30 s per system so that
+        # the client's JIT warm-up in its first second stays out of the p99.
         sizes = {"n1k": 500_000, "n1k_all": 200_000, "n100": 2_000_000, "n100_all": 1_000_000,
                  "lat_rate": 5_000, "n_lat": 150_000}
     else:
