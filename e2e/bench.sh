@@ -3,14 +3,16 @@
 #
 #   e2e/bench.sh [--quick] [--keep]
 #
-# Starts one system at a time on loopback (Kafka, then Fjord, per durability profile),
-# drives both with the same client (Kafka's ProducerPerformance / ConsumerPerformance
-# from the kafka-tools jar, kcat for cold start), measures the machine's limits in the
-# same run, prints one table and writes target/bench/results.json.
+# Starts one system at a time on loopback (Kafka, then Fjord, per durability profile, then
+# each as a three-broker cluster with replication factor 3), drives both with the same
+# client (Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools jar, kcat
+# for cold start), measures the machine's limits in the same run, prints one table and
+# writes target/bench/results.json.
 #
 # Environment: FJORD_BIN (default: release build in $CARGO_TARGET_DIR or target/),
 # BENCH_DIR (scratch dir for data, default target/bench/run), KAFKA_PORT / FJORD_PORT /
-# FJORD_HTTP_PORT / FJORD_INTERNAL_PORT.
+# FJORD_HTTP_PORT / FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT / FJORD_CLUSTER_PORT (first
+# port of each three-broker cluster).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Fjord vs Apache Kafka, single broker, same client, same machine, one at a time.
+"""Fjord vs Apache Kafka, same client, same machine, one system at a time: a single broker
+in two durability profiles, then a cluster of three brokers on loopback with replication
+factor 3.
 
 Driven by e2e/bench.sh. Every figure is best effort: a workload that fails or times out
 records null and the run goes on; the run fails only if a system could not be measured
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "19092"))
 FJORD_PORT = int(os.environ.get("FJORD_PORT", "19192"))
@@ -23,11 +26,16 @@ FJORD_HTTP = int(os.environ.get("FJORD_HTTP_PORT", "19644"))
 # The broker's internal listener (quorum, replication), bound even by a single broker; away
 # from its default 9093 and from Kafka's controller port (KAFKA_PORT + 1).
 FJORD_INTERNAL = int(os.environ.get("FJORD_INTERNAL_PORT", "19693"))
+# The three-broker clusters: Kafka's client listeners on KAFKA_CLUSTER_PORT..+2 and its
+# controllers on +3..+5 (e2e/apache-kafka.sh start-cluster); Fjord's Kafka listeners on
+# FJORD_CLUSTER_PORT..+2, HTTP and internal listeners at `fjord dev`'s offsets from them.
+KAFKA_CLUSTER_PORT = int(os.environ.get("KAFKA_CLUSTER_PORT", "19292"))
+FJORD_CLUSTER_PORT = int(os.environ.get("FJORD_CLUSTER_PORT", "19392"))
+CLUSTER_BROKERS = 3
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # The same java the Kafka launcher picks.
 JAVA = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
                                   if os.environ.get("JAVA_HOME") else "java")
-NA_RF3 = "n/a (needs the replicated cluster)"
 
 
 def log(msg):
@@ -153,6 +161,7 @@ class Kafka:
         self.script = os.path.join(root, "e2e", "apache-kafka.sh")
         self.dir = os.path.join(work, f"kafka-{profile}")
         self.port = KAFKA_PORT
+        self.bootstrap = f"127.0.0.1:{self.port}"
         self.fsync = profile == "fsync"
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -203,6 +212,7 @@ class Fjord:
         self.bin = fjord_bin
         self.dir = os.path.join(work, f"fjord-{profile}")
         self.port = FJORD_PORT
+        self.bootstrap = f"127.0.0.1:{self.port}"
         self.fsync = profile == "fsync"
         self.proc = None
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -254,6 +264,109 @@ class Fjord:
         return ["flush.messages=1"] if self.fsync else []
 
 
+class KafkaCluster:
+    """Three combined broker+controller nodes with a static controller quorum, formatted
+    with one cluster id; default replication factor 3, min.insync.replicas 2."""
+    name = "kafka"
+
+    def __init__(self, root, work):
+        self.script = os.path.join(root, "e2e", "apache-kafka.sh")
+        self.dir = os.path.join(work, "kafka-rf3")
+        self.bootstrap = ",".join(f"127.0.0.1:{KAFKA_CLUSTER_PORT + i}"
+                                  for i in range(CLUSTER_BROKERS))
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, timeout=300):
+        try:
+            r = subprocess.run(["bash", self.script, "start-cluster", self.dir,
+                                str(KAFKA_CLUSTER_PORT), str(CLUSTER_BROKERS)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"kafka cluster did not start within {timeout}s")
+            return False
+        if r.returncode != 0:
+            log(f"kafka cluster start failed: {r.stderr.strip()[-2000:]}")
+        return r.returncode == 0
+
+    def stop(self):
+        subprocess.run(["bash", self.script, "stop-cluster", self.dir], capture_output=True,
+                       timeout=120)
+
+
+class FjordCluster:
+    """Three brokers, all voters of the metadata quorum, as `fjord dev --brokers 3` plans
+    them: default replication factor 3, min.insync.replicas 2."""
+    name = "fjord"
+
+    def __init__(self, fjord_bin, work):
+        self.bin = fjord_bin
+        self.dir = os.path.join(work, "fjord-rf3")
+        self.procs = []
+        self.nodes = fjord_cluster_nodes()
+        self.bootstrap = ",".join(f"127.0.0.1:{n['kafka']}" for n in self.nodes)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir, exist_ok=True)
+
+    def start(self, timeout=120):
+        voters = ",".join(f"{n['id']}@127.0.0.1:{n['internal']}" for n in self.nodes)
+        for n in self.nodes:
+            d = os.path.join(self.dir, f"node-{n['id']}")
+            os.makedirs(d, exist_ok=True)
+            args = [self.bin, "--node-id", str(n["id"]), "--voters", voters,
+                    "--data-dir", os.path.join(d, "data"),
+                    "--kafka-listen", f"127.0.0.1:{n['kafka']}",
+                    "--http-listen", f"127.0.0.1:{n['http']}",
+                    "--internal-listen", f"127.0.0.1:{n['internal']}",
+                    "--default-replication-factor", "3", "--min-insync-replicas", "2",
+                    "--group-initial-rebalance-delay-ms", "0"]
+            logf = open(os.path.join(d, "fjord.log"), "ab")
+            self.procs.append(subprocess.Popen(args, stdout=logf, stderr=logf,
+                                               stdin=subprocess.DEVNULL,
+                                               start_new_session=True))
+        # Ready when every broker answers /ready 200: registered with the controller and
+        # serving.
+        deadline = time.monotonic() + timeout
+        pending = list(self.nodes)
+        while pending and time.monotonic() < deadline:
+            for p, n in zip(self.procs, self.nodes):
+                if p.poll() is not None:
+                    log(f"fjord node {n['id']} exited with {p.returncode}; "
+                        f"see {self.dir}/node-{n['id']}/fjord.log")
+                    return False
+            pending = [n for n in pending if not http_ok(n["http"], "/ready")]
+            if pending:
+                time.sleep(0.1)  # readiness poll interval
+        if pending:
+            log(f"fjord cluster not ready within {timeout}s: nodes "
+                f"{[n['id'] for n in pending]}")
+        return not pending
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def fjord_cluster_nodes():
+    return [{"id": i + 1, "kafka": FJORD_CLUSTER_PORT + i, "http": FJORD_CLUSTER_PORT + 552 + i,
+             "internal": FJORD_CLUSTER_PORT + 1000 + i} for i in range(CLUSTER_BROKERS)]
+
+
+def http_ok(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def wait_gone(pid, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -287,19 +400,19 @@ class Tools:
             out = e.stdout
             return out.decode() if isinstance(out, bytes) else (out or "")
 
-    def create_topic(self, port, topic, configs):
-        args = ["--bootstrap-server", f"127.0.0.1:{port}", "--create", "--topic", topic,
-                "--partitions", "1", "--replication-factor", "1"]
+    def create_topic(self, bootstrap, topic, configs, replication_factor=1):
+        args = ["--bootstrap-server", bootstrap, "--create", "--topic", topic,
+                "--partitions", "1", "--replication-factor", str(replication_factor)]
         for c in configs:
             args += ["--config", c]
         out = self.java("org.apache.kafka.tools.TopicCommand", args, 60)
         return "Created topic" in out
 
-    def produce(self, port, topic, records, size, acks, throughput=-1, timeout=600):
+    def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600):
         out = self.java("org.apache.kafka.tools.ProducerPerformance", [
             "--topic", topic, "--num-records", str(records), "--record-size", str(size),
             "--throughput", str(throughput), "--producer-props",
-            f"bootstrap.servers=127.0.0.1:{port}", f"acks={acks}"], timeout)
+            f"bootstrap.servers={bootstrap}", f"acks={acks}"], timeout)
         # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency,
         #  p50 ms 50th, p95 ms 95th, p99 ms 99th, p999 ms 99.9th."
         m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
@@ -314,9 +427,9 @@ class Tools:
                 "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
                 "p99": float(m.group(8)), "p999": float(m.group(9))}
 
-    def consume(self, port, topic, records, timeout=300):
+    def consume(self, bootstrap, topic, records, timeout=300):
         out = self.java("org.apache.kafka.tools.ConsumerPerformance", [
-            "--bootstrap-server", f"127.0.0.1:{port}", "--topic", topic,
+            "--bootstrap-server", bootstrap, "--topic", topic,
             "--messages", str(records), "--timeout", "30000",
             "--group", f"bench-{topic}-{time.time_ns()}"], timeout)
         # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
@@ -371,10 +484,10 @@ def run_system(broker, tools, sizes, profile, full):
     log(f"{broker.name} [{profile}]: fresh start")
     if not broker.wait_ready(broker.launch()):
         return None
-    port = broker.port
+    bootstrap = broker.bootstrap
     cfg = broker.topic_configs()
     for t in ["cold", "p1k", "p100", "lat", "acksall"]:
-        if not tools.create_topic(port, t, cfg):
+        if not tools.create_topic(bootstrap, t, cfg):
             log(f"{broker.name}: could not create topic {t}")
     if profile == "default":
         # Cold start: stop, then time a fresh process to its first acknowledged produce.
@@ -388,22 +501,22 @@ def run_system(broker, tools, sizes, profile, full):
 
     log(f"{broker.name} [{profile}]: produce {sizes['n1k']} x 1KB acks=1")
     cpu0 = proc_cpu_seconds(pid)
-    p = tools.produce(port, "p1k", sizes["n1k"], 1024, 1)
+    p = tools.produce(bootstrap, "p1k", sizes["n1k"], 1024, 1)
     cpu1 = proc_cpu_seconds(pid)
     r["p1k"] = p
     if p and cpu0 is not None and cpu1 is not None:
         r["cpu_s_per_gb"] = (cpu1 - cpu0) / (sizes["n1k"] * 1024 / 1e9)
 
     log(f"{broker.name} [{profile}]: produce 1KB acks=all")
-    r["acksall"] = tools.produce(port, "acksall", sizes["n1k_all"], 1024, "all")
+    r["acksall"] = tools.produce(bootstrap, "acksall", sizes["n1k_all"], 1024, "all")
 
     if profile == "default":
         log(f"{broker.name}: produce {sizes['n100']} x 100B acks=1")
-        r["p100"] = tools.produce(port, "p100", sizes["n100"], 100, 1)
+        r["p100"] = tools.produce(bootstrap, "p100", sizes["n100"], 100, 1)
         log(f"{broker.name}: consume 1KB")
-        r["consume"] = tools.consume(port, "p1k", sizes["n1k"]) if p else None
+        r["consume"] = tools.consume(bootstrap, "p1k", sizes["n1k"]) if p else None
         log(f"{broker.name}: latency at {sizes['lat_rate']} msg/s x 1KB")
-        r["lat"] = tools.produce(port, "lat", sizes["n_lat"], 1024, 1,
+        r["lat"] = tools.produce(bootstrap, "lat", sizes["n_lat"], 1024, 1,
                                  throughput=sizes["lat_rate"])
         r["rss_mb"] = proc_hwm_mb(pid)
         if full:
@@ -412,14 +525,32 @@ def run_system(broker, tools, sizes, profile, full):
     return r
 
 
+def run_cluster(cluster, tools, sizes):
+    """Figures for one system as a three-broker cluster, replication factor 3, acks=all;
+    durability as in the single-broker default rows (no fsync per write)."""
+    log(f"{cluster.name} [3 brokers]: fresh start")
+    if not cluster.start():
+        return None
+    r = {}
+    for t in ("rf3p1k", "rf3p100"):
+        if not tools.create_topic(cluster.bootstrap, t, [], replication_factor=3):
+            log(f"{cluster.name}: could not create topic {t}")
+    log(f"{cluster.name} [3 brokers]: produce {sizes['n1k_all']} x 1KB acks=all RF=3")
+    r["rf3_p1k"] = tools.produce(cluster.bootstrap, "rf3p1k", sizes["n1k_all"], 1024, "all")
+    log(f"{cluster.name} [3 brokers]: produce {sizes['n100_all']} x 100B acks=all RF=3")
+    r["rf3_p100"] = tools.produce(cluster.bootstrap, "rf3p100", sizes["n100_all"], 100, "all")
+    cluster.stop()
+    return r
+
+
 def recovery(broker, tools, sizes):
     """Fill a topic with a large log, kill -9, time restart to first produce."""
-    port = broker.port
-    if not tools.create_topic(port, "big", broker.topic_configs()):
+    bootstrap = broker.bootstrap
+    if not tools.create_topic(bootstrap, "big", broker.topic_configs()):
         return None
     n = sizes["recovery_bytes"] // 1024
     log(f"{broker.name}: filling {sizes['recovery_bytes'] / 1e9:.1f} GB for the recovery run")
-    if not tools.produce(port, "big", n, 1024, 1, timeout=3600):
+    if not tools.produce(bootstrap, "big", n, 1024, 1, timeout=3600):
         return None
     broker.kill9()
     log(f"{broker.name}: restart after kill -9")
@@ -433,6 +564,7 @@ def build_rows(res, machine):
     k, f = res.get("kafka", {}), res.get("fjord", {})
     kd, fd = k.get("default") or {}, f.get("default") or {}
     ks, fs = k.get("fsync") or {}, f.get("fsync") or {}
+    kc, fc = k.get("rf3") or {}, f.get("rf3") or {}
 
     def g(d, *path):
         for p in path:
@@ -454,7 +586,12 @@ def build_rows(res, machine):
         True)
     row("produce 1KB acks=all 1 broker", "MB/s", g(kd, "acksall", "MBps"),
         g(fd, "acksall", "MBps"), True)
-    row("produce 1KB acks=all RF=3", "MB/s", None, None, True, NA_RF3)
+    row("produce 1KB acks=all RF=3", "MB/s", g(kc, "rf3_p1k", "MBps"), g(fc, "rf3_p1k", "MBps"),
+        True)
+    row("produce 100B acks=all RF=3", "MB/s", g(kc, "rf3_p100", "MBps"),
+        g(fc, "rf3_p100", "MBps"), True)
+    row("produce 100B acks=all RF=3", "msgs/s", g(kc, "rf3_p100", "msgs"),
+        g(fc, "rf3_p100", "msgs"), True)
     row("produce 1KB acks=1 1 broker fsync per batch", "MB/s", g(ks, "p1k", "MBps"),
         g(fs, "p1k", "MBps"), True)
     row("produce 1KB acks=all 1 broker fsync per batch", "MB/s", g(ks, "acksall", "MBps"),
@@ -543,17 +680,22 @@ def main():
     work = os.environ.get("BENCH_DIR", os.path.join(out_dir, "run"))
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
-    for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP, FJORD_INTERNAL):
+    cluster_ports = ([KAFKA_CLUSTER_PORT + i for i in range(2 * CLUSTER_BROKERS)]
+                     + [n[k] for n in fjord_cluster_nodes() for k in ("kafka", "http", "internal")])
+    for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP, FJORD_INTERNAL,
+              *cluster_ports):
         if port_open(p):
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
     if a.quick:
-        # About 7 minutes here; the latency run is 30 s per system so that the client's
-        # JIT warm-up in its first second stays out of the p99.
-        sizes = {"n1k": 500_000, "n1k_all": 200_000, "n100": 2_000_000,
+        # About 7 minutes here for the single-broker rows and 4 more for the three-broker
+        # ones (12 in all on a loaded machine); the latency run is 30 s per system so that
+        # the client's JIT warm-up in its first second stays out of the p99.
+        sizes = {"n1k": 500_000, "n1k_all": 200_000, "n100": 2_000_000, "n100_all": 1_000_000,
                  "lat_rate": 5_000, "n_lat": 150_000}
     else:
         sizes = {"n1k": 2_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
+                 "n100_all": 5_000_000,
                  "lat_rate": 5_000, "n_lat": 600_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     fsync_sizes = dict(sizes, n1k=sizes["n1k"] // 4, n1k_all=sizes["n1k_all"] // 4)
@@ -586,12 +728,26 @@ def main():
                 current[0] = None
             if not a.keep:
                 shutil.rmtree(b.dir, ignore_errors=True)
+    for mk in (lambda: KafkaCluster(a.root, work), lambda: FjordCluster(a.fjord_bin, work)):
+        c = mk()
+        current[0] = c
+        try:
+            res[c.name]["rf3"] = run_cluster(c, tools, sizes)
+        except Exception as e:  # a figure, never a failure
+            log(f"{c.name} [3 brokers] failed: {e!r}")
+            res[c.name]["rf3"] = None
+        finally:
+            c.stop()
+            current[0] = None
+        if not a.keep:
+            shutil.rmtree(c.dir, ignore_errors=True)
 
     rows = build_rows(res, machine)
     machine["elapsed_s"] = round(time.monotonic() - started)
     params = {"mode": "quick" if a.quick else "full", **sizes,
               "client": "kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0, kcat",
-              "partitions": 1}
+              "partitions": 1, "cluster_brokers": CLUSTER_BROKERS,
+              "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "params": params, "rows": rows, "raw": res}, f,
