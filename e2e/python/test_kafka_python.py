@@ -140,7 +140,9 @@ def test_admin_create_describe_alter_grow_delete(admin):
     assert topic not in admin.list_topics(), "validate_only created the topic"
 
     create_topic(admin, topic, 3, configs)
-    assert topic in admin.list_topics()
+    # Brokers apply the new topic from the metadata log independently: the one that
+    # answers may list it a moment later than the one that created it.
+    wait_until(f"{topic} listed", lambda: topic in admin.list_topics())
     [t] = admin.describe_topics([topic])
     assert t["name"] == topic and not t["is_internal"]
     assert t["topic_id"] not in (None, "00000000-0000-0000-0000-000000000000"), t["topic_id"]
