@@ -283,10 +283,6 @@ else
 fi
 
 # ---- 4. a 3-broker cluster ---------------------------------------------------------------
-if ! docker run --rm --network none "$BROKER_IMAGE" --help 2>&1 | grep -q -- --voters; then
-  echo "3-broker cluster: n/a until the broker supports --voters"
-  finish
-fi
 CTOPIC=images-cluster
 cbootstrap="127.0.0.1:$CLUSTER_KAFKA_PORT,127.0.0.1:$((CLUSTER_KAFKA_PORT + 1)),127.0.0.1:$((CLUSTER_KAFKA_PORT + 2))"
 voters="0@$(cctr 0):9093,1@$(cctr 1):9093,2@$(cctr 2):9093"
