@@ -443,10 +443,8 @@ async fn replicated(broker: &Broker, partition: &Partition) -> Result<(), Respon
     let target = partition.log_end_offset();
     let mut hw = partition.subscribe();
     let wait = Duration::from_millis(broker.config.request_timeout_ms);
-    let reached = tokio::time::timeout(wait, async {
-        hw.wait_for(|&h| h >= target).await.is_ok()
-    })
-    .await;
+    let reached =
+        tokio::time::timeout(wait, async { hw.wait_for(|&h| h >= target).await.is_ok() }).await;
     match reached {
         Ok(true) => Ok(()),
         Ok(false) => Err(ResponseError::NotCoordinator),
