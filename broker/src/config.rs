@@ -718,6 +718,53 @@ mod tests {
     }
 
     #[test]
+    fn voters_parse_and_name_this_brokers_internal_address() {
+        let c = Cli::parse_from([
+            "fjord",
+            "--node-id",
+            "2",
+            "--voters",
+            "1@a.svc:9093,2@b.svc:9093,3@c.svc:9093",
+            "--internal-listen",
+            "0.0.0.0:9093",
+        ])
+        .broker;
+        c.validate().unwrap();
+        assert_eq!(c.quorum_voters().len(), 3);
+        assert!(c.is_voter());
+        assert_eq!(c.internal_address(), "b.svc:9093");
+        // Without --voters: a quorum of this broker alone at its internal listener.
+        let single = Cli::parse_from(["fjord", "--internal-listen", "127.0.0.5:9999"]).broker;
+        assert_eq!(
+            single.quorum_voters(),
+            vec![Voter {
+                id: 1,
+                address: "127.0.0.5:9999".into()
+            }]
+        );
+        // A learner advertises its host with the internal port.
+        let learner = Cli::parse_from([
+            "fjord",
+            "--node-id",
+            "7",
+            "--voters",
+            "1@a:9093",
+            "--advertised-listener",
+            "seven.svc:9092",
+            "--internal-listen",
+            "0.0.0.0:9093",
+        ])
+        .broker;
+        assert!(!learner.is_voter());
+        assert_eq!(learner.internal_address(), "seven.svc:9093");
+        for bad in ["x@a:1", "1a:1", "1@nohost", "-1@a:1"] {
+            assert!(bad.parse::<Voter>().is_err(), "{bad}");
+        }
+        let twice = Cli::parse_from(["fjord", "--voters", "1@a:1,1@b:2"]).broker;
+        assert!(twice.validate().is_err());
+    }
+
+    #[test]
     fn defaults_are_kafkas() {
         let c = Cli::parse_from(["fjord"]).broker;
         c.validate().unwrap();
