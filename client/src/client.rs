@@ -6,6 +6,7 @@
 //! them anywhere.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -550,11 +551,14 @@ impl Client {
     /// moved or vanished, and says whether to retry (after a pause) or give up.
     /// Runs `op` against the partition's current leader, retrying leadership errors
     /// (see [`ClientConfig::leader_retries`]): the broker did not apply the request.
-    async fn with_leader_retries<T>(
+    // `op` is a closure returning a future rather than an async closure: the futures of
+    // async closures are not `Send` for every lifetime, which the operator's
+    // controllers need.
+    async fn with_leader_retries<T, F: Future<Output = Result<T>>>(
         &self,
         topic: &str,
         partition: i32,
-        mut op: impl AsyncFnMut() -> Result<T>,
+        mut op: impl FnMut() -> F,
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
@@ -972,8 +976,8 @@ impl Client {
         records: &[ProduceRecord],
         options: &ProduceOptions,
     ) -> Result<Produced> {
-        self.with_leader_retries(topic, partition, async || {
-            self.produce_once(topic, partition, records, options).await
+        self.with_leader_retries(topic, partition, || {
+            self.produce_once(topic, partition, records, options)
         })
         .await
     }
@@ -1037,8 +1041,8 @@ impl Client {
         offset: i64,
         options: &FetchOptions,
     ) -> Result<FetchedPartition> {
-        self.with_leader_retries(topic, partition, async || {
-            self.fetch_once(topic, partition, offset, options).await
+        self.with_leader_retries(topic, partition, || {
+            self.fetch_once(topic, partition, offset, options)
         })
         .await
     }
@@ -1091,21 +1095,10 @@ impl Client {
         partition: i32,
         spec: OffsetSpec,
     ) -> Result<ListedOffset> {
-        // An explicit loop, not `with_leader_retries`: the operator's controllers need
-        // this future to be `Send` for every lifetime, which an async closure's is not.
-        let mut attempt = 0;
-        loop {
-            match self.list_offsets_once(topic, partition, spec).await {
-                Err(err)
-                    if self
-                        .on_partition_error(topic, partition, &err, attempt)
-                        .await =>
-                {
-                    attempt += 1
-                }
-                result => return result,
-            }
-        }
+        self.with_leader_retries(topic, partition, || {
+            self.list_offsets_once(topic, partition, spec)
+        })
+        .await
     }
 
     async fn list_offsets_once(

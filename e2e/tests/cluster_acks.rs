@@ -12,21 +12,27 @@ use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> {
-    let mut cluster = Cluster::start(ClusterOptions {
-        args: [
-            "--broker-heartbeat-interval-ms=200",
-            "--broker-session-timeout-ms=2000",
-            "--replica-lag-time-max-ms=2000",
-        ]
-        .map(String::from)
-        .into(),
+/// Three brokers with short heartbeat and session timeouts (plus `extra` flags), and a
+/// client bootstrapped from all of them.
+async fn cluster(extra: &[&str]) -> Result<(Cluster, Client)> {
+    let mut args = vec![
+        "--broker-heartbeat-interval-ms=200",
+        "--broker-session-timeout-ms=2000",
+    ];
+    args.extend_from_slice(extra);
+    let cluster = Cluster::start(ClusterOptions {
+        args: args.into_iter().map(String::from).collect(),
         ..ClusterOptions::default()
     })
     .await?;
     let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
     let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    Ok((cluster, client))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> {
+    let (mut cluster, client) = cluster(&["--replica-lag-time-max-ms=2000"]).await?;
     let topic = unique_topic("acks");
     client
         .create_topic(NewTopic::new(&topic, 1, 3).with_config("min.insync.replicas", "3"))
@@ -91,19 +97,7 @@ async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> 
 /// the replicated partition and answers for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_group_coordinator_serves_the_committed_offsets() -> Result<()> {
-    let mut cluster = Cluster::start(ClusterOptions {
-        args: [
-            "--broker-heartbeat-interval-ms=200",
-            "--broker-session-timeout-ms=2000",
-            "--offsets-topic-num-partitions=3",
-        ]
-        .map(String::from)
-        .into(),
-        ..ClusterOptions::default()
-    })
-    .await?;
-    let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
-    let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    let (mut cluster, client) = cluster(&["--offsets-topic-num-partitions=3"]).await?;
     let topic = unique_topic("committed");
     client.create_topic(NewTopic::new(&topic, 2, 3)).await?;
     let group = unique_topic("group");
