@@ -1,6 +1,7 @@
 //! Partition reassignment on a real 3-broker cluster: a replica moves to another
 //! broker while the data stays readable, the old copy is deleted, and a broker that
-//! still holds replicas (or still runs) cannot be unregistered until it is drained.
+//! still holds replicas (or still runs) cannot be unregistered until it is drained; a
+//! metadata quorum voter cannot be unregistered at all.
 
 use std::time::{Duration, Instant};
 
@@ -119,23 +120,36 @@ async fn a_replica_moves_to_another_broker_and_the_old_copy_goes() -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_is_unregistered_only_once_stopped_and_drained() -> Result<()> {
-    let mut cluster = Cluster::start(ClusterOptions::default()).await?;
+    // Three voters and broker 4, a learner of the metadata quorum: voters cannot leave.
+    let mut cluster = Cluster::start(ClusterOptions {
+        brokers: 4,
+        ..ClusterOptions::default()
+    })
+    .await?;
     let client = client(&cluster).await?;
     let topic = unique_topic("pinned");
-    client.create_topic(NewTopic::new(&topic, 3, 3)).await?;
+    client.create_topic(NewTopic::new(&topic, 3, 4)).await?;
 
-    let running = client.unregister_broker(3).await;
+    let voter = client.unregister_broker(3).await;
+    ensure!(
+        voter
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("metadata quorum voter")),
+        "unregistering a voter: {voter:?}"
+    );
+
+    let running = client.unregister_broker(4).await;
     let code = running.as_ref().err().and_then(|e| e.kafka());
     ensure!(
         code == Some(ResponseError::InvalidRequest),
         "unregistering a running broker: {running:?}"
     );
 
-    cluster.sigterm(3, Duration::from_secs(30)).await?;
+    cluster.sigterm(4, Duration::from_secs(30)).await?;
     // Wait until the controller has fenced it (it stopped heartbeating).
     let started = Instant::now();
     let holding = loop {
-        match client.unregister_broker(3).await {
+        match client.unregister_broker(4).await {
             Err(e) if e.to_string().contains("still holds replicas") => break e,
             other if started.elapsed() > DEADLINE => {
                 bail!("unregistering a stopped broker that holds replicas: {other:?}")
@@ -147,13 +161,13 @@ async fn a_broker_is_unregistered_only_once_stopped_and_drained() -> Result<()> 
     let meta = client.metadata(Some(&[topic.as_str()])).await?;
     let t = meta.topic(&topic).context("topic")?;
     ensure!(
-        t.partitions.iter().all(|p| p.replicas.contains(&3)),
+        t.partitions.iter().all(|p| p.replicas.contains(&4)),
         "the refused unregistration changed the replicas: {t:?}"
     );
 
-    // Drain it: every partition moves to the other two brokers. Then it can go.
+    // Drain it: every partition moves to the other three brokers. Then it can go.
     for p in &t.partitions {
-        let target: Vec<i32> = p.replicas.iter().copied().filter(|&b| b != 3).collect();
+        let target: Vec<i32> = p.replicas.iter().copied().filter(|&b| b != 4).collect();
         client
             .alter_partition_reassignment(&topic, p.partition, Some(target))
             .await?;
@@ -162,19 +176,19 @@ async fn a_broker_is_unregistered_only_once_stopped_and_drained() -> Result<()> 
     loop {
         let meta = client.metadata(Some(&[topic.as_str()])).await?;
         let t = meta.topic(&topic).context("topic")?;
-        if t.partitions.iter().all(|p| !p.replicas.contains(&3)) {
+        if t.partitions.iter().all(|p| !p.replicas.contains(&4)) {
             break;
         }
-        ensure!(started.elapsed() < DEADLINE, "broker 3 not drained: {t:?}");
+        ensure!(started.elapsed() < DEADLINE, "broker 4 not drained: {t:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    client.unregister_broker(3).await?;
-    let again = client.unregister_broker(3).await;
+    client.unregister_broker(4).await?;
+    let again = client.unregister_broker(4).await;
     ensure!(
         again.as_ref().err().and_then(|e| e.kafka()) == Some(ResponseError::BrokerIdNotRegistered),
-        "broker 3 still registered: {again:?}"
+        "broker 4 still registered: {again:?}"
     );
-    println!("broker 3 drained and unregistered");
+    println!("broker 4 drained and unregistered");
     Ok(())
 }
 

@@ -556,10 +556,30 @@ impl Active {
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
             ControllerRequest::UnregisterBroker { broker } => {
+                let membership = self.raft.metrics().borrow().membership_config.clone();
+                if membership
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == broker as NodeId)
+                {
+                    return refuse(
+                        ResponseError::InvalidRequest,
+                        format!(
+                            "broker {broker} is a metadata quorum voter; voters cannot leave the quorum"
+                        ),
+                    );
+                }
                 match self.controller.unregister_broker(broker) {
                     Err(code) => refuse(code, format!("broker {broker} cannot be unregistered")),
                     Ok(records) => {
                         let index = self.commit_decided(records, None).await?;
+                        if membership
+                            .membership()
+                            .get_node(&(broker as NodeId))
+                            .is_some()
+                        {
+                            self.leave(broker as NodeId);
+                        }
                         Ok(Ok((ControllerReply::Done, index)))
                     }
                 }
@@ -589,43 +609,76 @@ impl Active {
         let raft = self.raft.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
-            let deadline = Instant::now() + PROMOTE_TIMEOUT;
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                let attempt = async {
-                    // Blocking when promoting: returns once the learner is close enough.
-                    raft.add_learner(id, BasicNode::new(&address), voter)
+            let what = if voter { "join as a voter" } else { "join" };
+            retry_membership_change(&raft, id, what, || async {
+                // Blocking when promoting: returns once the learner is close enough.
+                raft.add_learner(id, BasicNode::new(&address), voter)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if voter {
+                    let add = BTreeMap::from([(id, BasicNode::new(&address))]);
+                    raft.change_membership(ChangeMembers::AddVoters(add), false)
                         .await
                         .map_err(|e| e.to_string())?;
-                    if voter {
-                        let add = BTreeMap::from([(id, BasicNode::new(&address))]);
-                        raft.change_membership(ChangeMembers::AddVoters(add), false)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok::<(), String>(())
-                };
-                match tokio::time::timeout_at(deadline, attempt).await {
-                    Ok(Ok(())) => {
-                        tracing::info!(broker = id, voter, "joined the metadata quorum");
-                        break;
-                    }
-                    Ok(Err(e)) => tracing::info!(broker = id, voter, "not joined yet: {e}"),
-                    Err(_) => {
-                        tracing::warn!(broker = id, voter, "joining the metadata quorum timed out");
-                        break;
-                    }
                 }
-                if raft.metrics().borrow().state != ServerState::Leader
-                    || Instant::now() + backoff >= deadline
-                {
-                    break;
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
+                Ok(())
+            })
+            .await;
             handle.promoting.lock().remove(&id);
         });
+    }
+
+    /// Drop an unregistered broker's learner from the Raft membership, so the leader
+    /// stops replicating to it. (Should leadership move first, the learner stays a
+    /// member that nothing reads.)
+    fn leave(&self, id: NodeId) {
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            retry_membership_change(&raft, id, "leave", || async {
+                let remove = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+                raft.change_membership(remove, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        });
+    }
+}
+
+/// Runs a membership change for `broker` until it succeeds, retrying with backoff
+/// while this node leads, for at most [`PROMOTE_TIMEOUT`] (openraft takes one
+/// membership change at a time, so a change can be refused while another runs).
+async fn retry_membership_change<F, Fut>(
+    raft: &Raft<TypeConfig>,
+    broker: NodeId,
+    what: &str,
+    mut attempt: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + PROMOTE_TIMEOUT;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(())) => {
+                tracing::info!(broker, "metadata quorum: {what} done");
+                return;
+            }
+            Ok(Err(e)) => tracing::info!(broker, "metadata quorum: {what} not done yet: {e}"),
+            Err(_) => {
+                tracing::warn!(broker, "metadata quorum: {what} timed out");
+                return;
+            }
+        }
+        if raft.metrics().borrow().state != ServerState::Leader
+            || Instant::now() + backoff >= deadline
+        {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
     }
 }
 

@@ -417,3 +417,51 @@ async fn a_single_voter_cluster_grows_to_three_voters() {
         n.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_learner_leaves_the_quorum_and_voters_stay() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ls = listeners(2).await;
+    let mut ls = ls.into_iter();
+    let (l1, l2) = (ls.next().unwrap(), ls.next().unwrap());
+    let opts = Opts {
+        voters: vec![Voter {
+            id: 1,
+            address: l1.local_addr().unwrap().to_string(),
+        }],
+        snapshot_interval: 10_000,
+    };
+    let mut voter = start(1, l1, dirs[0].path(), &opts).await;
+    within(10, "voter ready", voter.quorum.wait_ready()).await;
+    let mut learner = start(2, l2, dirs[1].path(), &opts).await;
+    within(15, "learner ready", learner.quorum.wait_ready()).await;
+    assert_eq!(voter.quorum.status().learners, vec![2]);
+
+    let refused = voter
+        .quorum
+        .submit(
+            ControllerRequest::UnregisterBroker { broker: 1 },
+            SUBMIT_TIMEOUT,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ResponseError::InvalidRequest, "{refused:?}");
+    assert!(refused.message.contains("voter"), "{refused:?}");
+
+    learner.stop().await;
+    voter
+        .quorum
+        .submit(
+            ControllerRequest::UnregisterBroker { broker: 2 },
+            SUBMIT_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    assert!(voter.quorum.image().broker(2).is_none());
+    until(10, "the learner out of the membership", || {
+        voter.quorum.status().learners.is_empty()
+    })
+    .await;
+    assert_eq!(voter.quorum.status().voters, vec![1]);
+    voter.stop().await;
+}

@@ -137,9 +137,10 @@ pub fn list(
     ListPartitionReassignmentsResponse::default().with_topics(topics)
 }
 
-/// UnregisterBroker (KIP-631): a broker leaves the cluster for good. Refused while it
-/// still holds replicas (reassign them first: dropping it would lose copies) and while
-/// it runs (it would register again).
+/// UnregisterBroker (KIP-631): a broker leaves the cluster for good. Refused for a
+/// metadata quorum voter (the quorum does not shrink), while the broker still holds
+/// replicas (reassign them first: dropping it would lose copies) and while it runs (it
+/// would register again).
 pub async fn unregister_broker(
     broker: &Broker,
     ctx: &RequestContext,
@@ -173,6 +174,17 @@ fn check_unregister(broker: &Broker, id: i32) -> Result<(), (ResponseError, Stri
         ResponseError::BrokerIdNotRegistered,
         format!("broker {id} is not registered"),
     ))?;
+    // Only the controller's view of the membership is authoritative; this one is
+    // what the local Raft node last learnt, which is enough to answer early.
+    if broker
+        .quorum()
+        .is_some_and(|q| q.status().voters.contains(&id))
+    {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("broker {id} is a metadata quorum voter; voters cannot leave the quorum"),
+        ));
+    }
     if !state.fenced {
         return Err((
             ResponseError::InvalidRequest,
