@@ -8,6 +8,10 @@
 #   e2e/apache-kafka.sh status DIR
 #   e2e/apache-kafka.sh start-cluster DIR [PORT [N]]
 #   e2e/apache-kafka.sh stop-cluster  DIR
+#   e2e/apache-kafka.sh tool NAME ARGS...   # Kafka's own command-line tools, e.g.
+#       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
+#       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
+#       kafka-consumer-groups, kafka-reassign-partitions)
 #
 # DIR holds server.properties, the data (formatted on first start, kept across restarts),
 # server.log and kafka.pid. A cluster (N nodes, default 3, every one a voter of a static
@@ -28,16 +32,8 @@ if [[ -n "${JAVA:-}" ]]; then :; elif [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAV
 
 die() { echo "apache-kafka.sh: $*" >&2; exit 1; }
 usage() {
-  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR"
+  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR | tool NAME ARGS..."
 }
-
-[[ $# -ge 2 ]] || usage
-cmd="$1"
-dir="$2"
-port="${3:-19092}"
-nodes="${4:-3}"
-mkdir -p "$dir"
-dir="$(cd "$dir" && pwd)"
 
 # The classpath is resolved once per Kafka version and pom, then cached.
 classpath() {
@@ -52,6 +48,30 @@ classpath() {
   fi
   cat "$cpfile"
 }
+
+# Kafka's command-line tools, as the kafka-*.sh scripts of a Kafka release run them.
+if [[ "${1:-}" == tool ]]; then
+  [[ $# -ge 2 ]] || usage
+  case "$2" in
+    kafka-configs) class=org.apache.kafka.tools.ConfigCommand ;;
+    kafka-topics) class=org.apache.kafka.tools.TopicCommand ;;
+    kafka-console-producer) class=org.apache.kafka.tools.ConsoleProducer ;;
+    kafka-console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
+    kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+    kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
+    *) die "unknown tool $2" ;;
+  esac
+  shift 2
+  exec "$JAVA" -Xmx256m -Dlog4j2.level=warn -cp "$(classpath)" "$class" "$@"
+fi
+
+[[ $# -ge 2 ]] || usage
+cmd="$1"
+dir="$2"
+port="${3:-19092}"
+nodes="${4:-3}"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
 
 # Our process in node directory $1, and not a stale pid reused by something else: its
 # command line must name kafka.Kafka and that directory's server.properties.

@@ -13,8 +13,13 @@
 #    chart with the operator Deployment scaled to 0; the operator runs as a local process
 #    under the chart's ServiceAccount (a token from the TokenRequest API), so the chart's
 #    RBAC is what it gets.
-# 4. Applies e2e/k8s/examples (FjordCluster, Topic, ConsumerGroup) and checks what the
-#    API server holds, CEL rejections by server-side dry run, and the topic on the broker.
+# 4. Applies e2e/k8s/examples (a 3-broker FjordCluster, a Topic, a ConsumerGroup) and
+#    checks what the API server holds and what the brokers report; a consumer group's
+#    lag through Kafka's console clients; topic growth, config drift set back and a
+#    partition increase made by Kafka's kafka-configs / kafka-topics (NotSupported);
+#    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
+#    out to 4 brokers and back to 3, draining the removed broker; topic deletion through
+#    the finalizer; a deleted broker pod coming back; many Topics at once.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
@@ -215,6 +220,7 @@ current-context: e2e
 EOF
 KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG=info,kube=warn \
   "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
+    --topic-resync-seconds 5 \
   > "$WORK/logs/fjord-operator.log" 2>&1 &
 PIDS+=($!)
 log "fjord-operator started as ServiceAccount fjord-system/fjord-fjord-operator (pid $!)"
@@ -228,17 +234,18 @@ kubectl apply -n "$NS" -f "$HERE/k8s/examples/" >/dev/null
 cluster_ready() {
   [[ "$(kubectl get fjordcluster demo -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
-wait_for "FjordCluster demo Ready" 180 cluster_ready
+wait_for "FjordCluster demo Ready (3 brokers)" 240 cluster_ready
 log "cluster Ready $(since "$t0")s after apply"
 
 jp() { kubectl get "$1" -n "$NS" -o jsonpath="$2"; }
 expect() { # expect WHAT ACTUAL WANTED
   [[ "$2" == "$3" ]] || fail "$1: got '$2', want '$3'"
 }
-expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 1
+VOTERS="0@demo-0.demo-brokers.demo.svc:9093,1@demo-1.demo-brokers.demo.svc:9093,2@demo-2.demo-brokers.demo.svc:9093"
+expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "statefulset serviceName" "$(jp statefulset/demo '{.spec.serviceName}')" demo-brokers
 expect "statefulset args" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args}')" \
-  '["--node-id=$(POD_INDEX)","--data-dir=/var/lib/fjord/data","--kafka-listen=$(POD_IP):9092","--advertised-listener=$(POD_NAME).demo-brokers.demo.svc:9092","--http-listen=$(POD_IP):9644","--internal-listen=$(POD_IP):9093","--voters=0@demo-0.demo-brokers.demo.svc:9093"]'
+  "[\"--node-id=\$(POD_INDEX)\",\"--data-dir=/var/lib/fjord/data\",\"--kafka-listen=\$(POD_IP):9092\",\"--advertised-listener=\$(POD_NAME).demo-brokers.demo.svc:9092\",\"--http-listen=\$(POD_IP):9644\",\"--internal-listen=\$(POD_IP):9093\",\"--voters=$VOTERS\"]"
 expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready
 expect "scrape annotation" "$(jp statefulset/demo '{.spec.template.metadata.annotations.prometheus\.io/scrape}')" true
 expect "claim size" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
@@ -252,27 +259,74 @@ for obj in statefulset/demo service/demo-brokers service/demo-bootstrap pdb/demo
   expect "$obj field manager" "$(jp "$obj" '{.metadata.managedFields[?(@.operation=="Apply")].manager}')" fjord-operator
 done
 expect "observedGeneration" "$(jp fjordcluster/demo '{.status.observedGeneration}')" "$(jp fjordcluster/demo '{.metadata.generation}')"
-expect "readyReplicas" "$(jp fjordcluster/demo '{.status.readyReplicas}')" 1
+expect "readyReplicas" "$(jp fjordcluster/demo '{.status.readyReplicas}')" 3
 expect "bootstrap" "$(jp fjordcluster/demo '{.status.bootstrap}')" demo-bootstrap.demo.svc:9092
-expect "broker 0" "$(jp fjordcluster/demo '{.status.brokers[0].state}')" Active
+expect "broker states" "$(jp fjordcluster/demo '{.status.brokers[*].state}')" "Active Active Active"
+[[ "$(jp fjordcluster/demo '{.status.controllerId}')" =~ ^[012]$ ]] || fail "no controller id in status"
 expect "Degraded" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Degraded")].status}')" False
-expect "pod Ready" "$(jp pod/demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" True
+for i in 0 1 2; do
+  expect "pod demo-$i Ready" "$(jp "pod/demo-$i" '{.status.conditions[?(@.type=="Ready")].status}')" True
+done
 expect "scale subresource" "$(kubectl get --raw "/apis/fjord.dev/v1alpha1/namespaces/$NS/fjordclusters/demo/scale" | grep -o '"selector":"[^"]*"')" \
   '"selector":"app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=fjord"'
 log "FjordCluster objects, owner references, status and scale subresource as expected"
 
+BOOT=demo-bootstrap.demo.svc:9092
+check() { "$TARGET/debug/fjord-check" "$@"; }
+# Kafka's own command-line tools (kafka-configs, kafka-topics, console clients).
+kt() { "$HERE/apache-kafka.sh" tool "$@"; }
 topic_ready() {
   [[ "$(kubectl get topic "$1" -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
 wait_for "Topic orders Ready" 60 topic_ready orders
-check() { "$TARGET/debug/fjord-check" "$@"; }
-expect "topic on broker" "$(check topic demo-bootstrap.demo.svc:9092 orders)" '{"configs":{"retention.ms":"86400000"},"partitions":3}'
+expect "topic on broker" "$(check topic "$BOOT" orders)" \
+  '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+
+# A client: Kafka's console producer and a consumer in group "payments"; the
+# ConsumerGroup resource then reports the group and its lag.
+seq 1 10 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
+got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic orders --group payments \
+  --from-beginning --max-messages 10 --timeout-ms 60000 2>/dev/null | sort -n | paste -sd,)
+expect "records consumed by group payments" "$got" "1,2,3,4,5,6,7,8,9,10"
+seq 11 15 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
+group_lag() { [[ "$(jp consumergroup/payments '{.status.state} {.status.totalLag}')" == "Empty 5" ]]; }
+wait_for "ConsumerGroup payments: Empty, lag 5" 60 group_lag
+log "kubectl get consumergroups:"
+kubectl get consumergroups -n "$NS" | sed 's/^/k8s:   /'
 
 # Grow partitions and change configs through the resource.
 kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"partitions":6,"config":{"retention.ms":"3600000","cleanup.policy":"delete"}}}' >/dev/null
-broker_has() { [[ "$(check topic demo-bootstrap.demo.svc:9092 orders)" == "$1" ]]; }
-wait_for "partitions grown to 6 and configs set" 60 broker_has '{"configs":{"cleanup.policy":"delete","retention.ms":"3600000"},"partitions":6}'
+SPEC6='{"configs":{"cleanup.policy":"delete","min.insync.replicas":"2","retention.ms":"3600000"},"partitions":6,"replicationFactor":3}'
+broker_has() { [[ "$(check topic "$BOOT" orders)" == "$1" ]]; }
+wait_for "partitions grown to 6 and configs set" 60 broker_has "$SPEC6"
 expect "topic status partitions" "$(jp topic/orders '{.status.partitions}')" 6
+
+# Drift: while the resource is paused, other tools change the topic; once resumed, the
+# operator sets the configs back. A partition increase it cannot undo: NotSupported.
+pause() { kubectl annotate topic orders -n "$NS" --overwrite "fjord.dev/pause-reconciliation=$1" >/dev/null; }
+paused() { [[ "$(jp topic/orders '{.status.conditions[?(@.type=="Paused")].status}')" == True ]]; }
+pause true
+wait_for "Topic orders paused" 30 paused
+kt kafka-configs --bootstrap-server "$BOOT" --alter --entity-type topics --entity-name orders \
+  --add-config retention.ms=1000 --delete-config cleanup.policy >/dev/null
+DRIFTED='{"configs":{"min.insync.replicas":"2","retention.ms":"1000"},"partitions":6,"replicationFactor":3}'
+expect "configs changed by kafka-configs" "$(check topic "$BOOT" orders)" "$DRIFTED"
+t0=$(now)
+pause false
+wait_for "config drift set back" 60 broker_has "$SPEC6"
+log "figure: drift set back $(since "$t0")s after resuming (resync every 5 s)"
+
+pause true
+wait_for "Topic orders paused" 30 paused
+kt kafka-topics --bootstrap-server "$BOOT" --alter --topic orders --partitions 8 >/dev/null
+pause false
+not_supported() { [[ "$(jp topic/orders '{.status.conditions[?(@.type=="NotSupported")].status}/{.status.conditions[?(@.type=="Ready")].reason}')" == True/NotSupported ]]; }
+wait_for "Topic orders NotSupported after a partition increase by kafka-topics" 60 not_supported
+log "NotSupported: $(jp topic/orders '{.status.conditions[?(@.type=="NotSupported")].message}')"
+expect "partitions on the broker after NotSupported" "$(check topic "$BOOT" orders | grep -o '"partitions":[0-9]*')" '"partitions":8'
+kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"partitions":8}}' >/dev/null
+supported_again() { topic_ready orders && [[ -z "$(jp topic/orders '{.status.conditions[?(@.type=="NotSupported")].status}')" ]]; }
+wait_for "Topic orders Ready once the spec says 8" 60 supported_again
 
 # CEL rules, by server-side dry run.
 reject() { # reject WHAT EXPECTED_MESSAGE MANIFEST...
@@ -294,22 +348,56 @@ kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","k
 orphan_reason() { [[ "$(jp topic/orphan '{.status.conditions[?(@.type=="Ready")].reason}')" == ClusterNotFound ]]; }
 wait_for "Topic orphan ClusterNotFound" 30 orphan_reason
 
+# Scaling. Below three brokers the metadata quorum would lose voters: refused, and the
+# StatefulSet keeps its pods.
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":2}}' >/dev/null
+blocked() { [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].status}/{.status.conditions[?(@.type=="ScaleDownBlocked")].reason}')" == True/QuorumVoters ]]; }
+wait_for "scale-in to 2 refused (ScaleDownBlocked)" 60 blocked
+log "ScaleDownBlocked: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].message}')"
+expect "statefulset replicas while blocked" "$(jp statefulset/demo '{.spec.replicas}')" 3
+expect "pod template while blocked" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args[6]}')" "--voters=$VOTERS"
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":4}}' >/dev/null
+brokers_up() { [[ "$(check brokers "$BOOT" | grep -o '"up":\[[0-9,]*\]')" == "\"up\":[$1]" ]]; }
+four_ready() { cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 4 ]] && brokers_up 0,1,2,3; }
+t0=$(now)
+wait_for "scaled out to 4 brokers" 120 four_ready
+log "figure: 4th broker up and cluster Ready $(since "$t0")s after the edit"
+expect "ScaleDownBlocked cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].status}')" ""
+
+# Scaling in from 4 to 3 drains broker 3 first: its replicas move, then its pod goes,
+# then it is unregistered; every record stays readable.
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"moving"},"spec":{"clusterRef":"demo","partitions":4,"replicationFactor":2}}'
+wait_for "Topic moving Ready" 60 topic_ready moving
+on_broker_3=$(check brokers "$BOOT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"].get("3", 0))')
+(( on_broker_3 > 0 )) || fail "broker 3 holds no replicas to drain"
+seq 1 200 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic moving --producer-property acks=all >/dev/null
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+drained() {
+  cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 3 ]] && brokers_up 0,1,2 &&
+    ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 &&
+    [[ -n "$(kubectl get events -n "$NS" --field-selector reason=BrokerRemoved -o name)" ]]
+}
+wait_for "broker 3 drained ($on_broker_3 replicas), removed and unregistered" 180 drained
+log "figure: scale-in 4 -> 3 done $(since "$t0")s after the edit"
+[[ -n "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name)" ]] || fail "no Draining event"
+expect "replicas on broker 3" "$(check brokers "$BOOT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"].get("3", 0))')" 0
+# The example keeps claims on scale-in (storage.claimPolicyOnScaleDown: Retain).
+expect "claim of the removed broker" "$(jp pvc/data-demo-3 '{.metadata.name}')" data-demo-3
+got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic moving --from-beginning \
+  --max-messages 200 --timeout-ms 60000 2>/dev/null | sort -n | uniq | wc -l)
+expect "records of topic moving readable after the drain" "$got" 200
+
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic
 kubectl delete topic orders -n "$NS" --wait=true --timeout 60s >/dev/null
-topic_gone() { ! check topic demo-bootstrap.demo.svc:9092 orders; }
+topic_gone() { ! check topic "$BOOT" orders; }
 wait_for "topic orders deleted on the broker" 30 topic_gone
 
-# ConsumerGroup: read from the coordinator (no consumer has used "payments", so it is
-# Dead: unknown to the coordinator) and Ready with reason Observed.
-group_seen() { [[ "$(jp consumergroup/payments '{.status.conditions[?(@.type=="Ready")].reason}')" == Observed && -n "$(jp consumergroup/payments '{.status.state}')" ]]; }
-wait_for "ConsumerGroup payments observed" 30 group_seen
-log "ConsumerGroup payments: state $(jp consumergroup/payments '{.status.state}'), lag $(jp consumergroup/payments '{.status.totalLag}')"
-
-# Deleting the broker pod: the harness stops the process, the StatefulSet brings it back.
+# Deleting a broker pod: the harness stops the process, the StatefulSet brings it back.
 old_uid=$(jp pod/demo-0 '{.metadata.uid}')
 kubectl delete pod demo-0 -n "$NS" --wait=true --timeout 90s >/dev/null
-new_pod() { [[ "$(jp pod/demo-0 '{.metadata.uid}')" != "$old_uid" ]] && cluster_ready; }
+new_pod() { [[ "$(jp pod/demo-0 '{.metadata.uid}')" != "$old_uid" ]] && cluster_ready && brokers_up 0,1,2; }
 wait_for "broker pod recreated and cluster Ready again" 120 new_pod
 
 # Many topics at once: a figure, not a pass/fail timer.

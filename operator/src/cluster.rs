@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fjord_client::ResponseError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -20,7 +21,7 @@ use serde::Serialize;
 use crate::conditions;
 use crate::context::{paused, Context};
 use crate::desired::{self, FIELD_MANAGER};
-use crate::scale::{self, BrokerState, ScaleDecision};
+use crate::scale::{self, BrokerState, PartitionReplicas, ScaleDecision};
 use crate::types::{BrokerStatus, FjordCluster};
 use crate::{Error, Result};
 
@@ -113,7 +114,8 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         .and_then(|s| s.spec.replicas);
 
     let bootstrap = desired::bootstrap_address(cluster);
-    let brokers = match broker_state(ctx, &bootstrap).await {
+    let scaling_in = current.is_some_and(|c| cluster.spec.replicas < c);
+    let brokers = match broker_state(ctx, &bootstrap, scaling_in).await {
         Ok(state) => Some(state),
         Err(e) => {
             tracing::debug!(cluster = %cluster.name_any(), error = %e, "brokers not reachable");
@@ -121,11 +123,30 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         }
     };
     let decision = scale::decide(cluster.spec.replicas, current, brokers.as_ref());
+    if let ScaleDecision::Drain { moves, .. } = &decision {
+        start_moves(ctx, &bootstrap, moves).await?;
+    }
     let sts = apply(
         &statefulsets,
         &desired::desired_statefulset(cluster, decision.replicas()),
     )
     .await?;
+
+    // Brokers removed by a scale-in leave the cluster's registry once their pods are
+    // gone: those shrunk away now, and those an earlier reconcile could not finish.
+    let mut leaving: Vec<i32> = status
+        .brokers
+        .iter()
+        .map(|b| b.id)
+        .chain(decision.replicas()..current.unwrap_or(0))
+        .filter(|&id| id >= decision.replicas())
+        .collect();
+    leaving.sort_unstable();
+    leaving.dedup();
+    let leaving = match &brokers {
+        Some(b) => unregister_removed(ctx, cluster, &bootstrap, b, leaving).await,
+        None => leaving,
+    };
 
     let sts_status = sts.status.clone().unwrap_or_default();
     status.replicas = sts_status.replicas;
@@ -139,16 +160,28 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         .map_or(0, |b| b.under_replicated_partitions);
     status.offline_partitions = brokers.as_ref().map_or(0, |b| b.offline_partitions);
     status.brokers = broker_statuses(cluster.spec.replicas, &decision, brokers.as_ref());
+    status
+        .brokers
+        .extend(leaving.iter().map(|&id| BrokerStatus {
+            id,
+            state: "Removing".into(),
+            address: None,
+            replicas: 0,
+        }));
 
     let was_blocked = conditions::is_true(&status.conditions, "ScaleDownBlocked");
+    let was_draining = conditions::reason(&status.conditions, "Reconciling") == Some("Draining");
+    let mut draining = None;
     match &decision {
-        ScaleDecision::Blocked { reason, .. } => {
+        ScaleDecision::Blocked {
+            reason, message, ..
+        } => {
             conditions::set(
                 &mut status.conditions,
                 "ScaleDownBlocked",
                 true,
-                "BrokersHoldReplicas",
-                reason.clone(),
+                reason.as_str(),
+                message.clone(),
                 generation,
             );
             if !was_blocked {
@@ -156,10 +189,24 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
                     cluster,
                     EventType::Warning,
                     "ScaleDownBlocked",
-                    reason.clone(),
+                    message.clone(),
                 )
                 .await;
             }
+        }
+        ScaleDecision::Drain {
+            keep,
+            wanted,
+            moves,
+            in_progress,
+        } => {
+            conditions::remove(&mut status.conditions, "ScaleDownBlocked");
+            let message = scale::drain_message(*wanted, *keep, moves.len(), *in_progress);
+            if !was_draining {
+                ctx.event(cluster, EventType::Normal, "Draining", message.clone())
+                    .await;
+            }
+            draining = Some(message);
         }
         ScaleDecision::Apply(_) => {
             conditions::remove(&mut status.conditions, "ScaleDownBlocked");
@@ -175,16 +222,31 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     let rolled_out = sts_status.observed_generation == sts.metadata.generation
         && sts_status.updated_replicas.unwrap_or(0) == wanted
         && status.replicas == wanted;
-    let ready = rolled_out && status.ready_replicas == wanted && registered == wanted;
+    let ready = rolled_out
+        && status.ready_replicas == wanted
+        && registered == wanted
+        && draining.is_none()
+        && leaving.is_empty();
+    let (reconciling_reason, reconciling_message) = match draining {
+        Some(message) => ("Draining", message),
+        None if !leaving.is_empty() && rolled_out => (
+            "RemovingBrokers",
+            format!("waiting for removed brokers {leaving:?} to stop and leave the cluster"),
+        ),
+        None => (
+            if ready { "Reconciled" } else { "RollingOut" },
+            format!(
+                "{}/{wanted} pods ready, {registered}/{wanted} brokers registered",
+                status.ready_replicas
+            ),
+        ),
+    };
     conditions::set(
         &mut status.conditions,
         "Reconciling",
         !ready,
-        if ready { "Reconciled" } else { "RollingOut" },
-        format!(
-            "{}/{wanted} pods ready, {registered}/{wanted} brokers registered",
-            status.ready_replicas
-        ),
+        reconciling_reason,
+        reconciling_message,
         generation,
     );
     let degraded = brokers.is_none() && status.ready_replicas > 0
@@ -247,15 +309,76 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     })))
 }
 
-async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
+/// What the brokers report; the reassignments in progress only when scaling in.
+async fn broker_state(ctx: &Context, bootstrap: &str, scaling_in: bool) -> Result<BrokerState> {
     let client = ctx.broker(bootstrap).await?;
-    match client.metadata(None).await {
-        Ok(md) => Ok(BrokerState::from_metadata(&md)),
+    let asked = async {
+        let md = client.metadata(None).await?;
+        let reassignments = if scaling_in {
+            client.list_partition_reassignments().await?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, fjord_client::Error>(BrokerState::from_metadata(&md, &reassignments))
+    };
+    match asked.await {
+        Ok(state) => Ok(state),
         Err(e) => {
             ctx.forget_broker(bootstrap).await;
             Err(e.into())
         }
     }
+}
+
+/// Starts the reassignments that drain brokers about to be removed.
+async fn start_moves(ctx: &Context, bootstrap: &str, moves: &[PartitionReplicas]) -> Result<()> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.broker(bootstrap).await?;
+    for m in moves {
+        tracing::info!(topic = %m.topic, partition = m.partition, replicas = ?m.replicas, "moving replicas off a broker being removed");
+        client
+            .alter_partition_reassignment(&m.topic, m.partition, Some(m.replicas.clone()))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Unregisters the removed brokers among `leaving` that have stopped (no longer listed
+/// as up); returns those still to go. A broker still running, or not yet fenced by
+/// the controller, is tried again on a later reconcile.
+async fn unregister_removed(
+    ctx: &Context,
+    cluster: &FjordCluster,
+    bootstrap: &str,
+    brokers: &BrokerState,
+    leaving: Vec<i32>,
+) -> Vec<i32> {
+    let Ok(client) = ctx.broker(bootstrap).await else {
+        return leaving;
+    };
+    let mut still = Vec::new();
+    for id in leaving {
+        if brokers.registered.contains_key(&id) {
+            still.push(id);
+            continue;
+        }
+        match client.unregister_broker(id).await {
+            Ok(()) => {
+                let message = format!("broker {id} drained, stopped and unregistered");
+                tracing::info!(cluster = %cluster.name_any(), broker = id, "{message}");
+                ctx.event(cluster, EventType::Normal, "BrokerRemoved", message)
+                    .await;
+            }
+            Err(e) if e.kafka() == Some(ResponseError::BrokerIdNotRegistered) => {}
+            Err(e) => {
+                tracing::debug!(broker = id, error = %e, "removed broker not unregistered yet");
+                still.push(id);
+            }
+        }
+    }
+    still
 }
 
 fn broker_statuses(
@@ -331,7 +454,8 @@ mod tests {
         let decision = ScaleDecision::Blocked {
             keep: 3,
             wanted: 2,
-            reason: String::new(),
+            reason: scale::BlockedReason::ReplicationFactor,
+            message: String::new(),
         };
         let s = broker_statuses(2, &decision, Some(&brokers));
         let states: Vec<_> = s

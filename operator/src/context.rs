@@ -19,6 +19,9 @@ pub struct Context {
     pub client: kube::Client,
     /// Metrics registry and families.
     pub metrics: Metrics,
+    /// How often a Ready Topic is compared with its broker topic again, to set back
+    /// changes made by other tools (which raise no Kubernetes event).
+    pub topic_resync: Duration,
     recorder: Recorder,
     /// Broker clients by bootstrap address; dropped on error and reconnected on demand.
     brokers: Mutex<HashMap<String, Arc<BrokerClient>>>,
@@ -43,6 +46,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            topic_resync: crate::topic::DEFAULT_RESYNC,
             brokers: Mutex::default(),
             failures: std::sync::Mutex::default(),
         }

@@ -252,12 +252,14 @@ pub fn desired_pdb(cluster: &FjordCluster) -> PodDisruptionBudget {
     }
 }
 
-/// The `--voters` value: `id@host:internal-port` for the first brokers (up to
-/// three). A single broker is a quorum of one at its stable DNS name, so that growing
-/// the cluster later adds voters to a quorum whose first address stays valid.
-pub fn voters(cluster: &FjordCluster) -> String {
+/// The `--voters` value for a StatefulSet of `replicas` pods: `id@host:internal-port`
+/// for the first brokers (up to three). A single broker is a quorum of one at its
+/// stable DNS name, so that growing the cluster later adds voters to a quorum whose
+/// first address stays valid. It follows the replicas applied, not the spec, so a
+/// refused or pending scale-in does not roll the pods.
+pub fn voters(cluster: &FjordCluster, replicas: i32) -> String {
     let port = listeners(cluster).internal;
-    (0..cluster.spec.replicas.clamp(1, MAX_VOTERS))
+    (0..replicas.clamp(1, MAX_VOTERS))
         .map(|n| format!("{n}@{}:{port}", broker_host(cluster, n)))
         .collect::<Vec<_>>()
         .join(",")
@@ -280,7 +282,7 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 /// The broker container's arguments. `$(VAR)` references are expanded by the kubelet
 /// from the container's environment: POD_INDEX (the StatefulSet ordinal label),
 /// POD_NAME and POD_IP come from the downward API.
-pub fn broker_args(cluster: &FjordCluster) -> Vec<String> {
+pub fn broker_args(cluster: &FjordCluster, replicas: i32) -> Vec<String> {
     let l = listeners(cluster);
     let mut args = vec![
         "--node-id=$(POD_INDEX)".to_string(),
@@ -295,7 +297,7 @@ pub fn broker_args(cluster: &FjordCluster) -> Vec<String> {
         format!("--http-listen=$(POD_IP):{}", l.http),
     ];
     args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
-    args.push(format!("--voters={}", voters(cluster)));
+    args.push(format!("--voters={}", voters(cluster, replicas)));
     args
 }
 
@@ -356,7 +358,7 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
         ),
         image_pull_policy: cluster.spec.image_pull_policy.clone(),
         command: Some(vec!["fjord".into()]),
-        args: Some(broker_args(cluster)),
+        args: Some(broker_args(cluster, replicas)),
         env: Some(env),
         env_from: Some(vec![EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource {
@@ -653,8 +655,14 @@ mod tests {
                 .to_string()
         ));
         // Scaling 3 → 5 keeps the voters and so the pod template.
-        assert_eq!(voters(&cluster(3)), voters(&c));
-        assert_eq!(voters(&cluster(1)), "0@demo-0.demo-brokers.ns.svc:9093");
+        assert_eq!(voters(&c, 3), voters(&c, 5));
+        assert_eq!(voters(&c, 1), "0@demo-0.demo-brokers.ns.svc:9093");
+        // A spec asking for fewer brokers than run (a refused scale-in) changes nothing.
+        let fewer = cluster(2);
+        assert_eq!(
+            desired_statefulset(&fewer, 3).spec.template,
+            desired_statefulset(&cluster(3), 3).spec.template
+        );
     }
 
     #[test]

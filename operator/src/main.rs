@@ -34,6 +34,15 @@ struct Args {
     /// Name of the Lease.
     #[arg(long, default_value = "fjord-operator")]
     lease_name: String,
+    /// Seconds between comparisons of a Ready Topic with its broker topic, which set
+    /// back changes made by other tools.
+    #[arg(
+        long,
+        env = "FJORD_OPERATOR_TOPIC_RESYNC_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    topic_resync_seconds: u64,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_OPERATOR_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -57,7 +66,9 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API")?;
     let metrics = Metrics::default();
-    let ctx = Arc::new(Context::new(client.clone(), metrics.clone()));
+    let mut ctx = Context::new(client.clone(), metrics.clone());
+    ctx.topic_resync = Duration::from_secs(args.topic_resync_seconds);
+    let ctx = Arc::new(ctx);
 
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))

@@ -26,9 +26,8 @@ use crate::{Error, Result};
 const KIND: &str = "Topic";
 /// Finalizer that deletes the broker's topic before the resource goes away.
 pub const FINALIZER: &str = "fjord.dev/topic";
-/// How often a Ready topic is compared with the broker again (drift by other tools
-/// raises no Kubernetes event).
-pub const RESYNC: Duration = Duration::from_secs(60);
+/// Default of [`Context::topic_resync`].
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 
 /// DescribeConfigs source of a config set on the topic itself (DYNAMIC_TOPIC_CONFIG).
 const SOURCE_TOPIC: i8 = 1;
@@ -151,7 +150,7 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
             }
             write_status(api, topic, &status).await?;
             ctx.reset_backoff(topic);
-            Ok(Action::requeue(RESYNC))
+            Ok(Action::requeue(ctx.topic_resync))
         }
         Ok(Synced::NotSupported(message)) => {
             conditions::set(
@@ -173,7 +172,7 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
             ctx.event(topic, EventType::Warning, "NotSupported", message)
                 .await;
             write_status(api, topic, &status).await?;
-            Ok(Action::requeue(RESYNC))
+            Ok(Action::requeue(ctx.topic_resync))
         }
         Err(e) => {
             let reason = match &e {

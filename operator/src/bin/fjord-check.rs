@@ -3,8 +3,11 @@
 //!
 //! - `fjord-check roundtrip <bootstrap> <topic>`: creates the topic if missing,
 //!   produces one record and reads it back; exits non-zero unless it comes back.
-//! - `fjord-check topic <bootstrap> <topic>`: prints the topic's partition count and
-//!   topic-level configs as JSON (`{"partitions":3,"configs":{"retention.ms":"1"}}`).
+//! - `fjord-check topic <bootstrap> <topic>`: prints the topic's partition count,
+//!   replication factor and topic-level configs as JSON
+//!   (`{"partitions":3,"replicationFactor":3,"configs":{"retention.ms":"1"}}`).
+//! - `fjord-check brokers <bootstrap>`: prints the brokers that are up and the partition
+//!   replicas each broker holds, as JSON (`{"up":[0,1],"replicas":{"0":4,"1":4}}`).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,13 +21,29 @@ use fjord_client::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [cmd, bootstrap, topic] = args.as_slice() else {
-        bail!("usage: fjord-check roundtrip|topic <bootstrap> <topic>");
+    let usage = "usage: fjord-check roundtrip|topic <bootstrap> <topic> | brokers <bootstrap>";
+    let (cmd, bootstrap, topic) = match args.as_slice() {
+        [cmd, bootstrap, topic] if cmd != "brokers" => (cmd.as_str(), bootstrap, topic.clone()),
+        [cmd, bootstrap] if cmd == "brokers" => (cmd.as_str(), bootstrap, String::new()),
+        _ => bail!(usage),
     };
+    let topic = &topic;
     let client = Client::connect(&[bootstrap], ClientConfig::default())
         .await
         .with_context(|| format!("connecting to {bootstrap}"))?;
-    match cmd.as_str() {
+    match cmd {
+        "brokers" => {
+            let md = client.metadata(None).await?;
+            let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
+            for p in md.topics.iter().flat_map(|t| &t.partitions) {
+                for r in &p.replicas {
+                    *replicas.entry(r.to_string()).or_default() += 1;
+                }
+            }
+            let mut up: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
+            up.sort_unstable();
+            println!("{}", serde_json::json!({"up": up, "replicas": replicas}));
+        }
         "roundtrip" => {
             match client.create_topic(NewTopic::new(topic, 1, -1)).await {
                 Ok(_) => {}
@@ -71,7 +90,11 @@ async fn main() -> anyhow::Result<()> {
                 .collect();
             println!(
                 "{}",
-                serde_json::json!({"partitions": t.partitions.len(), "configs": configs})
+                serde_json::json!({
+                    "partitions": t.partitions.len(),
+                    "replicationFactor": t.partitions.first().map_or(0, |p| p.replicas.len()),
+                    "configs": configs,
+                })
             );
         }
         other => bail!("unknown command {other:?}"),
