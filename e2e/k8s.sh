@@ -164,6 +164,7 @@ log "kube-scheduler started (pid $!)"
 
 # Pods run `fjord` from the build; the harness finds commands in this directory only.
 ln -sf "$TARGET/debug/fjord" "$BIN/fjord"
+ln -sf "$TARGET/debug/fjord-check" "$BIN/fjord-check"  # the chart's `helm test` pod
 "$BIN/fake-kubelet" -kubeconfig "$KUBECONFIG" -bin-dir "$BIN" -log-dir "$WORK/pods" \
   > "$WORK/logs/fake-kubelet.log" 2>&1 &
 PIDS+=($!)
@@ -281,6 +282,13 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+
+# The chart's test hook: a pod that produces one record and reads it back.
+helm upgrade fjord "$CHART" --namespace fjord-system --reuse-values --set test.bootstrap="$BOOT" >/dev/null
+t0=$(now)
+helm test fjord --namespace fjord-system --timeout 2m >/dev/null || fail "helm test"
+expect "helm test pod" "$(kubectl get pod fjord-fjord-operator-test-roundtrip -n fjord-system -o jsonpath='{.status.phase}')" Succeeded
+log "helm test passed in $(since "$t0")s"
 
 # A client: Kafka's console producer and a consumer in group "payments"; the
 # ConsumerGroup resource then reports the group and its lag.
@@ -406,7 +414,8 @@ if (( K8S_TOPICS > 0 )); then
     printf -- '---\napiVersion: fjord.dev/v1alpha1\nkind: Topic\nmetadata: {name: bulk-%d}\nspec: {clusterRef: demo, partitions: 1}\n' "$i"
   done > "$WORK/bulk.yaml"
   t0=$(now)
-  kubectl apply -n "$NS" -f "$WORK/bulk.yaml" >/dev/null
+  # Server-side apply: one request per object (client-side apply reads each first).
+  kubectl apply --server-side -n "$NS" -f "$WORK/bulk.yaml" >/dev/null
   log "applied $K8S_TOPICS Topic objects in $(since "$t0")s"
   all_ready() {
     local n

@@ -134,6 +134,7 @@ step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
 step "client suites against a 3-broker cluster" cluster_compat
 step "container images" e2e/images.sh
+step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh
 
 echo
 if [[ $failed -gt 0 ]]; then

@@ -9,7 +9,8 @@
 //     address 127.0.0.N as pod IP, and each PersistentVolumeClaim volume replaced by
 //     the bound hostPath PV's directory (mount paths in args are rewritten to it);
 //   - writes pod status through the API server: Running, podIP, and Ready from the
-//     container's readiness probe (httpGet);
+//     container's readiness probe (httpGet); Succeeded or Failed with the exit code
+//     once the process exits (no restarts: a `helm test` pod runs once);
 //   - on pod deletion sends SIGTERM, then SIGKILL after the grace period, and removes
 //     the pod object, as a kubelet does;
 //   - plays cluster DNS: a marked block of /etc/hosts maps each pod's
@@ -53,11 +54,12 @@ const hostsBegin = "# BEGIN fjord-e2e fake-kubelet"
 const hostsEnd = "# END fjord-e2e fake-kubelet"
 
 type running struct {
-	cmd     *exec.Cmd
-	ip      string
-	done    chan struct{}
-	ready   bool
-	stopped bool
+	cmd      *exec.Cmd
+	ip       string
+	done     chan struct{}
+	exitCode int // set before done is closed
+	ready    bool
+	stopped  bool
 }
 
 type kubelet struct {
@@ -386,7 +388,12 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	r := &running{cmd: cmd, ip: ip, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); out.Close(); close(r.done) }()
+	go func() {
+		_ = cmd.Wait()
+		r.exitCode = cmd.ProcessState.ExitCode()
+		out.Close()
+		close(r.done)
+	}()
 	k.mu.Lock()
 	k.pods[string(pod.UID)] = r
 	k.mu.Unlock()
@@ -456,7 +463,9 @@ func (k *kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, r *running) 
 	}
 	s := &fresh.Status
 	s.Phase = corev1.PodRunning
-	if r.stopped {
+	if r.stopped && r.exitCode == 0 {
+		s.Phase = corev1.PodSucceeded
+	} else if r.stopped {
 		s.Phase = corev1.PodFailed
 	}
 	s.PodIP, s.PodIPs = r.ip, []corev1.PodIP{{IP: r.ip}}
@@ -473,7 +482,11 @@ func (k *kubelet) writeStatus(ctx context.Context, pod *corev1.Pod, r *running) 
 	c := fresh.Spec.Containers[0]
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: r.ready, Started: &[]bool{!r.stopped}[0]}
 	if r.stopped {
-		cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error", FinishedAt: now}
+		reason := "Error"
+		if r.exitCode == 0 {
+			reason = "Completed"
+		}
+		cs.State.Terminated = &corev1.ContainerStateTerminated{ExitCode: int32(r.exitCode), Reason: reason, FinishedAt: now}
 	} else {
 		cs.State.Running = &corev1.ContainerStateRunning{StartedAt: now}
 	}
