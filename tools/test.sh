@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fjord's whole test suite: the one command CI runs (via .ci/run) and developers run
 # (via `make test`). It installs what the suites need (Debian packages, a Python venv,
-# Maven artifacts, cargo-fuzz) and caches everything outside the checkout under
+# Maven artifacts, cargo-fuzz, and the Kubernetes control plane and helm built from
+# their Go modules) and caches everything outside the checkout under
 # ${FJORD_CACHE:-~/.cache/fjord}, including cargo's target dir, so a fresh clone does
 # not rebuild from nothing.
 #
