@@ -80,8 +80,10 @@ pub const DEFAULT_IMAGE: &str = "fjord:0.1.0";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FjordClusterSpec {
-    /// Number of brokers. Pod N runs broker N. Scaling in is refused (condition
-    /// ScaleDownBlocked) while the brokers to be removed still hold partition replicas.
+    /// Number of brokers. Pod N runs broker N. Scaling in first moves the replicas of the
+    /// brokers to be removed to the remaining ones, then removes them; a scale-in that
+    /// would remove a metadata quorum voter (brokers 0-2) or leave fewer brokers than a
+    /// partition's replicas is refused (condition ScaleDownBlocked).
     #[x_kube(validation = Rule::new("self >= 1").message("replicas must be at least 1"))]
     pub replicas: i32,
     /// Broker container image (contains the `fjord` binary).
