@@ -356,6 +356,13 @@ kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","k
 orphan_reason() { [[ "$(jp topic/orphan '{.status.conditions[?(@.type=="Ready")].reason}')" == ClusterNotFound ]]; }
 wait_for "Topic orphan ClusterNotFound" 30 orphan_reason
 
+# A Topic the broker refuses: the condition carries the broker's error code.
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"badconfig"},"spec":{"clusterRef":"demo","partitions":1,"config":{"retention.ms":"soon"}}}'
+broker_refused() { [[ "$(jp topic/badconfig '{.status.conditions[?(@.type=="Ready")].reason}')" == KafkaError40 ]]; }
+wait_for "Topic badconfig refused with INVALID_CONFIG (40)" 30 broker_refused
+log "badconfig: $(jp topic/badconfig '{.status.conditions[?(@.type=="Ready")].message}')"
+kubectl delete topic badconfig -n "$NS" --wait=true --timeout 60s >/dev/null
+
 # Scaling. Below three brokers the metadata quorum would lose voters: refused, and the
 # StatefulSet keeps its pods.
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":2}}' >/dev/null
@@ -428,5 +435,12 @@ fi
 
 curl -sf "http://127.0.0.1:$OP_PORT/metrics" | grep -q 'fjord_operator_reconciles_total{kind="Topic"}' \
   || fail "operator /metrics lacks reconcile counts"
+
+# Deleting the FjordCluster removes what it owns (garbage collection through owner
+# references) and keeps the claims (storage.claimPolicyOnDelete: Retain).
+kubectl delete fjordcluster demo -n "$NS" --wait=true --timeout 60s >/dev/null
+owned_gone() { ! kubectl get statefulset/demo service/demo-bootstrap configmap/demo-config -n "$NS" 2>/dev/null | grep -q .; }
+wait_for "StatefulSet, Services and ConfigMap of demo deleted" 120 owned_gone
+expect "claims kept after the cluster is deleted" "$(jp pvc '{.items[*].metadata.name}')" "data-demo-0 data-demo-1 data-demo-2 data-demo-3"
 log "PASS"
 echo "1 passed, 0 failed"

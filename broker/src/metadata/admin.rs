@@ -55,8 +55,11 @@ pub fn validate_topic_name(name: &str) -> AdminResult<()> {
 }
 
 /// '.' and '_' collide in metric names, so Kafka refuses topics that differ only by them.
-fn collision_key(name: &str) -> String {
-    name.replace('.', "_")
+/// Equal when '.' and '_' are taken as the same character (Kafka refuses such pairs:
+/// their metric names would clash).
+fn same_but_dot_underscore(a: &str, b: &str) -> bool {
+    let norm = |c: u8| if c == b'.' { b'_' } else { c };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| norm(x) == norm(y))
 }
 
 /// What a CreateTopics entry asks for, after defaults are filled in by the caller.
@@ -160,8 +163,13 @@ pub fn plan_create_topic(
             format!("topic {:?} already exists", req.name),
         ));
     }
-    let key = collision_key(&req.name);
-    if let Some(other) = image.topics().find(|t| collision_key(&t.name) == key) {
+    // Only names with '.' or '_' can collide without being equal (checked above).
+    let collides = req.name.contains(['.', '_']);
+    if let Some(other) = image
+        .topics()
+        .filter(|_| collides)
+        .find(|t| same_but_dot_underscore(&t.name, &req.name))
+    {
         return Err(AdminError::new(
             ResponseError::InvalidTopicException,
             format!(

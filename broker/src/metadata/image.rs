@@ -4,7 +4,9 @@
 //! holds the same image.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -137,11 +139,22 @@ pub enum MetadataRecord {
     },
 }
 
-/// Serializable so that the metadata quorum can snapshot it whole.
+/// Topics added or changed, and topics gone, between two images.
+#[derive(Debug, Default)]
+pub struct TopicChanges<'a> {
+    pub changed: Vec<&'a TopicState>,
+    pub gone: Vec<&'a TopicState>,
+}
+
+/// Serializable so that the metadata quorum can snapshot it whole. Successive images
+/// share structure (persistent maps; a change copies the path to the topic it touches
+/// and that topic only), so cloning an image and applying a record cost about the same
+/// with ten topics as with thousands, and an unchanged topic is the same allocation in
+/// both images.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
-    topics: BTreeMap<Uuid, TopicState>,
-    names: BTreeMap<String, Uuid>,
+    topics: OrdMap<Uuid, Arc<TopicState>>,
+    names: OrdMap<String, Uuid>,
     /// Every producer id below this may already be in use.
     pub producer_ids_reserved_until: i64,
     brokers: BTreeMap<i32, BrokerState>,
@@ -151,16 +164,61 @@ pub struct MetadataImage {
 
 impl MetadataImage {
     pub fn topic(&self, name: &str) -> Option<&TopicState> {
-        self.names.get(name).and_then(|id| self.topics.get(id))
+        self.names
+            .get(name)
+            .and_then(|id| self.topics.get(id))
+            .map(Arc::as_ref)
     }
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicState> {
-        self.topics.get(id)
+        self.topics.get(id).map(Arc::as_ref)
     }
 
     /// Topics in name order.
     pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
-        self.names.values().filter_map(|id| self.topics.get(id))
+        self.names
+            .values()
+            .filter_map(|id| self.topics.get(id))
+            .map(Arc::as_ref)
+    }
+
+    /// What changed from `old` to this image, by topic: the topics added or changed
+    /// here (in id order), and the topics of `old` that are gone. A merge of the two
+    /// id-ordered maps that compares shared topics by address, so it takes no lookups.
+    pub fn topic_changes<'a>(&'a self, old: &'a MetadataImage) -> TopicChanges<'a> {
+        let mut changes = TopicChanges::default();
+        let mut new = self.topics.iter().peekable();
+        let mut before = old.topics.iter().peekable();
+        loop {
+            match (new.peek(), before.peek()) {
+                (Some((n_id, n)), Some((o_id, o))) => match n_id.cmp(o_id) {
+                    std::cmp::Ordering::Less => {
+                        changes.changed.push(n);
+                        new.next();
+                    }
+                    std::cmp::Ordering::Greater => {
+                        changes.gone.push(o);
+                        before.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        if !Arc::ptr_eq(n, o) && n != o {
+                            changes.changed.push(n);
+                        }
+                        new.next();
+                        before.next();
+                    }
+                },
+                (Some((_, n)), None) => {
+                    changes.changed.push(n);
+                    new.next();
+                }
+                (None, Some((_, o))) => {
+                    changes.gone.push(o);
+                    before.next();
+                }
+                (None, None) => return changes,
+            }
+        }
     }
 
     pub fn broker(&self, id: i32) -> Option<&BrokerState> {
@@ -196,12 +254,12 @@ impl MetadataImage {
                 self.names.insert(name.clone(), *id);
                 self.topics.insert(
                     *id,
-                    TopicState {
+                    Arc::new(TopicState {
                         name: name.clone(),
                         id: *id,
                         partitions: partitions.clone(),
                         configs: configs.clone(),
-                    },
+                    }),
                 );
             }
             MetadataRecord::PartitionsCreated {
@@ -211,6 +269,7 @@ impl MetadataImage {
                 let t = self
                     .topics
                     .get_mut(topic_id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| format!("no topic with id {topic_id}"))?;
                 for p in partitions {
                     if usize::try_from(p.partition).ok() != Some(t.partitions.len()) {
@@ -228,6 +287,7 @@ impl MetadataImage {
                 let t = self
                     .topics
                     .get_mut(topic_id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| format!("no topic with id {topic_id}"))?;
                 t.configs = configs.clone();
             }
@@ -299,6 +359,7 @@ impl MetadataImage {
                 let t = self
                     .topics
                     .get_mut(topic_id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| format!("no topic with id {topic_id}"))?;
                 let current = usize::try_from(partition.partition)
                     .ok()

@@ -509,11 +509,13 @@ impl Active {
                 if let Err((code, message)) = check_records(&image, &records) {
                     return refuse(code, message);
                 }
-                let index = self.commit(records).await?;
-                self.controller.set_state(
-                    ClusterState::from_image(&self.sm.image()),
-                    self.handle.now_ms(),
-                );
+                let index = self.commit(records.clone()).await?;
+                if !self.controller.apply_topic_records(&records) {
+                    self.controller.set_state(
+                        ClusterState::from_image(&self.sm.image()),
+                        self.handle.now_ms(),
+                    );
+                }
                 Ok(Ok((ControllerReply::Done, index)))
             }
             ControllerRequest::AlterPartition(request) => {

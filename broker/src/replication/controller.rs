@@ -152,6 +152,53 @@ impl ClusterState {
         state
     }
 
+    /// Follow one committed topic record (topics, partitions added, configs, deletion),
+    /// as [`ClusterState::from_image`] would see it, without rereading the image.
+    /// Other records are ignored.
+    pub fn apply_topic_record(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::TopicCreated {
+                name,
+                id,
+                partitions,
+                configs,
+            } => {
+                self.topics.insert(
+                    *id,
+                    TopicInfo {
+                        name: name.clone(),
+                        configs: configs.clone(),
+                    },
+                );
+                self.insert_partitions(*id, partitions);
+            }
+            MetadataRecord::PartitionsCreated {
+                topic_id,
+                partitions,
+            } => self.insert_partitions(*topic_id, partitions),
+            MetadataRecord::TopicConfigsSet { topic_id, configs } => {
+                if let Some(t) = self.topics.get_mut(topic_id) {
+                    t.configs = configs.clone();
+                }
+            }
+            MetadataRecord::TopicDeleted { topic_id } => {
+                self.topics.remove(topic_id);
+                self.partitions.retain(|tp, _| tp.topic_id != *topic_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn insert_partitions(&mut self, topic_id: Uuid, partitions: &[PartitionState]) {
+        for p in partitions {
+            let tp = TopicPartition {
+                topic_id,
+                partition: p.partition,
+            };
+            self.partitions.insert(tp, registration_of(p));
+        }
+    }
+
     pub fn broker(&self, broker: BrokerId) -> Option<&BrokerRegistration> {
         self.brokers.get(&broker)
     }
@@ -436,6 +483,28 @@ impl Controller {
 
     pub fn state(&self) -> &ClusterState {
         &self.state
+    }
+
+    /// Follow committed topic records (admin changes planned by a broker) without
+    /// rebuilding the state from the image; false, with nothing changed, when a record
+    /// is not a topic record.
+    pub fn apply_topic_records(&mut self, records: &[MetadataRecord]) -> bool {
+        let topic_record = |r: &MetadataRecord| {
+            matches!(
+                r,
+                MetadataRecord::TopicCreated { .. }
+                    | MetadataRecord::PartitionsCreated { .. }
+                    | MetadataRecord::TopicConfigsSet { .. }
+                    | MetadataRecord::TopicDeleted { .. }
+            )
+        };
+        if !records.iter().all(topic_record) {
+            return false;
+        }
+        for r in records {
+            self.state.apply_topic_record(r);
+        }
+        true
     }
 
     /// Replace the state with the committed one (after records this controller did not

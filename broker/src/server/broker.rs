@@ -47,6 +47,8 @@ pub struct Broker {
     /// Out of touch with the controller for longer than the session timeout: lead
     /// nothing until a heartbeat is answered again.
     cut_off: AtomicBool,
+    /// The last image could not be installed whole: the next one looks at every topic.
+    install_failed: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
 }
@@ -97,6 +99,7 @@ impl Broker {
             producer_ids: AsyncMutex::new((0, 0)),
             ready: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
+            install_failed: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             config,
         }))
@@ -275,7 +278,42 @@ impl Broker {
         let old = self.image();
         let now = now_ms();
         let me = self.node_id();
-        for topic in image.topics() {
+        // Only the topics a change touched need work, so a change costs the same with
+        // thousands of topics. After a failure (a log that could not be opened) every
+        // topic is looked at again.
+        let mut changes = image.topic_changes(&old);
+        if self.install_failed.swap(false, Ordering::AcqRel) {
+            changes.changed = image.topics().collect();
+        }
+        // Deleted topics first: a topic deleted and created again under its name
+        // between two images must lose its old log before the new one opens.
+        for gone in &changes.gone {
+            if self
+                .partitions
+                .topic(&gone.name)
+                .first()
+                .is_some_and(|p| p.topic_id == gone.id)
+            {
+                self.drop_topic(&gone.name);
+            }
+        }
+        let result = self.install_topics(&old, &changes.changed, now, me);
+        if result.is_err() {
+            self.install_failed.store(true, Ordering::Release);
+        }
+        *self.image.write() = image;
+        result
+    }
+
+    /// Open, lead or follow, and configure the replicas here of `changed` topics.
+    fn install_topics(
+        &self,
+        old: &MetadataImage,
+        changed: &[&TopicState],
+        now: i64,
+        me: i32,
+    ) -> Result<(), String> {
+        for &topic in changed {
             let hosted = self.partitions.topic(&topic.name);
             if hosted.first().is_some_and(|p| p.topic_id != topic.id) {
                 self.drop_topic(&topic.name);
@@ -329,10 +367,6 @@ impl Broker {
                 }
             }
         }
-        for gone in old.topics().filter(|t| image.topic_by_id(&t.id).is_none()) {
-            self.drop_topic(&gone.name);
-        }
-        *self.image.write() = image;
         Ok(())
     }
 

@@ -428,3 +428,53 @@ fn placement_spans_racks_and_spreads_leaders() {
         Err(ResponseError::InvalidReplicationFactor)
     );
 }
+
+#[test]
+fn topic_records_update_the_state_as_rereading_the_image_would() {
+    let ps = |first: i32, n: i32| -> Vec<PartitionState> {
+        (first..first + n)
+            .map(|p| partition_state(p, &reg(&[1, 2], &[1], 1, 0, 0)))
+            .collect()
+    };
+    let other = Uuid::from_u128(8);
+    let records = vec![
+        MetadataRecord::TopicCreated {
+            name: "a".into(),
+            id: TOPIC,
+            partitions: ps(0, 2),
+            configs: BTreeMap::new(),
+        },
+        MetadataRecord::TopicCreated {
+            name: "b".into(),
+            id: other,
+            partitions: ps(0, 1),
+            configs: BTreeMap::new(),
+        },
+        MetadataRecord::PartitionsCreated {
+            topic_id: TOPIC,
+            partitions: ps(2, 1),
+        },
+        MetadataRecord::TopicConfigsSet {
+            topic_id: TOPIC,
+            configs: BTreeMap::from([(UNCLEAN_LEADER_ELECTION.to_string(), "true".to_string())]),
+        },
+        MetadataRecord::TopicDeleted { topic_id: other },
+    ];
+    let mut image = MetadataImage::default();
+    let mut controller = Controller::new(ControllerConfig::default(), ClusterState::default(), 0);
+    for r in &records {
+        image.apply(r).unwrap();
+        assert!(controller.apply_topic_records(std::slice::from_ref(r)));
+        assert_eq!(
+            controller.state,
+            ClusterState::from_image(&image),
+            "after {r:?}"
+        );
+    }
+    assert_eq!(controller.state.partitions().count(), 3);
+    // Anything else is left to a reread of the image.
+    let other_record = MetadataRecord::ProducerIdsReserved {
+        next_producer_id: 10,
+    };
+    assert!(!controller.apply_topic_records(&[other_record]));
+}
