@@ -24,7 +24,8 @@
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
 # objects applied at once for the scale figure; default 1000, 0 skips), K8S_KEEP=1 keeps
-# the control plane running after the suite (for poking with kubectl).
+# the control plane running after the suite (for poking with kubectl), K8S_OPERATOR_LOG
+# (the operator's RUST_LOG). A failed run keeps its logs under $FJORD_CACHE/k8s-logs.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -79,6 +80,8 @@ cleanup() {
   done
   if (( rc != 0 )); then
     for f in "$WORK"/logs/*.log; do echo "--- tail $f"; tail -n 20 "$f"; done
+    local kept; kept="$CACHE/k8s-logs/$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$kept" && cp -r "$WORK/logs" "$WORK/pods" "$kept/" && log "logs kept in $kept"
   fi
   rm -rf "$WORK"
 }
@@ -219,7 +222,7 @@ contexts:
   context: {cluster: e2e, user: operator, namespace: fjord-system}
 current-context: e2e
 EOF
-KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG=info,kube=warn \
+KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
   "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
     --topic-resync-seconds 5 \
   > "$WORK/logs/fjord-operator.log" 2>&1 &
@@ -232,6 +235,7 @@ wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord
 kubectl create namespace "$NS" >/dev/null
 t0=$(now)
 kubectl apply -n "$NS" -f "$HERE/k8s/examples/" >/dev/null
+group_applied=$(date +%s)
 cluster_ready() {
   [[ "$(kubectl get fjordcluster demo -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
@@ -297,7 +301,11 @@ got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic orders --grou
   --from-beginning --max-messages 10 --timeout-ms 60000 2>/dev/null | sort -n | paste -sd,)
 expect "records consumed by group payments" "$got" "1,2,3,4,5,6,7,8,9,10"
 seq 11 15 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
-group_lag() { [[ "$(jp consumergroup/payments '{.status.state} {.status.totalLag}')" == "Empty 5" ]]; }
+group_lag() {
+  local seen; seen=$(jp consumergroup/payments '{.status.state} {.status.totalLag}')
+  echo "ConsumerGroup payments: state and lag '$seen'" >&2
+  [[ "$seen" == "Empty 5" ]]
+}
 wait_for "ConsumerGroup payments: Empty, lag 5" 60 group_lag
 log "kubectl get consumergroups:"
 kubectl get consumergroups -n "$NS" | sed 's/^/k8s:   /'
@@ -433,8 +441,14 @@ if (( K8S_TOPICS > 0 )); then
   log "figure: $K8S_TOPICS topics Ready $(since "$t0")s after apply"
 fi
 
-curl -sf "http://127.0.0.1:$OP_PORT/metrics" | grep -q 'fjord_operator_reconciles_total{kind="Topic"}' \
-  || fail "operator /metrics lacks reconcile counts"
+metrics=$(curl -sf "http://127.0.0.1:$OP_PORT/metrics")
+grep -q 'fjord_operator_reconciles_total{kind="Topic"}' <<<"$metrics" || fail "operator /metrics lacks reconcile counts"
+# Status writes must not wake the controllers: the ConsumerGroup (resync 10 s) is
+# reconciled about once per resync, not in a loop.
+group_reconciles=$(awk '/^fjord_operator_reconciles_total\{kind="ConsumerGroup"\}/ {print int($2)}' <<<"$metrics")
+group_age=$(( $(date +%s) - group_applied ))
+log "ConsumerGroup reconciled ${group_reconciles:-0} times in ${group_age}s"
+(( ${group_reconciles:-0} <= group_age / 10 * 2 + 20 )) || fail "ConsumerGroup reconciled $group_reconciles times in ${group_age}s with resyncSeconds 10"
 
 # Deleting the FjordCluster removes what it owns (garbage collection through owner
 # references) and keeps the claims (storage.claimPolicyOnDelete: Retain).

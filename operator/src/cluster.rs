@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
@@ -420,9 +420,8 @@ fn error_policy(cluster: Arc<FjordCluster>, error: &Error, ctx: Arc<Context>) ->
 /// Runs the FjordCluster controller until the stream ends.
 pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let client = ctx.client.clone();
-    let cfg = watcher::Config::default();
     let owned = watcher::Config::default().labels("app.kubernetes.io/managed-by=fjord-operator");
-    Controller::new(crate::api::<FjordCluster>(&client, namespace), cfg)
+    crate::controller(crate::api::<FjordCluster>(&client, namespace))
         .owns(crate::api::<StatefulSet>(&client, namespace), owned.clone())
         .owns(crate::api::<Service>(&client, namespace), owned.clone())
         .owns(crate::api::<ConfigMap>(&client, namespace), owned.clone())

@@ -19,9 +19,8 @@ use fjord_client::{Client as BrokerClient, GroupDescription, OffsetSpec, Respons
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
-use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::cluster::apply_status;
@@ -489,7 +488,7 @@ fn error_policy(group: Arc<ConsumerGroup>, error: &Error, ctx: Arc<Context>) -> 
 pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let api = crate::api::<ConsumerGroup>(&ctx.client, namespace);
     let metrics = ctx.metrics.clone();
-    Controller::new(api, watcher::Config::default())
+    crate::controller(api)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| {

@@ -42,3 +42,32 @@ where
         None => kube::Api::all(client.clone()),
     }
 }
+
+/// A controller over the resources of `api` that is woken by changes to their spec
+/// (generation), annotations (pause, managed) and finalizers — not by the status writes
+/// every reconcile makes, which would otherwise wake it again at once. Periodic
+/// refreshes come from each reconcile's requeue.
+pub fn controller<K>(api: kube::Api<K>) -> kube::runtime::Controller<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::{predicates, reflector, watcher, Predicate, WatchStreamExt};
+    let (reader, writer) = reflector::store();
+    let changes = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers),
+            Default::default(),
+        );
+    kube::runtime::Controller::for_stream(changes, reader)
+}

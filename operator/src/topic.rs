@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use fjord_client::{ConfigResource, NewTopic, ResponseError};
 use futures::StreamExt;
 use kube::api::Api;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use crate::cluster::apply_status;
@@ -338,7 +337,7 @@ fn error_policy(topic: Arc<Topic>, error: &Error, ctx: Arc<Context>) -> Action {
 /// Runs the Topic controller until the stream ends.
 pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
     let api = crate::api::<Topic>(&ctx.client, namespace);
-    Controller::new(api, watcher::Config::default())
+    crate::controller(api)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|r| async move {
