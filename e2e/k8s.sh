@@ -315,7 +315,8 @@ kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"partitions":6,"co
 SPEC6='{"configs":{"cleanup.policy":"delete","min.insync.replicas":"2","retention.ms":"3600000"},"partitions":6,"replicationFactor":3}'
 broker_has() { [[ "$(check topic "$BOOT" orders)" == "$1" ]]; }
 wait_for "partitions grown to 6 and configs set" 60 broker_has "$SPEC6"
-expect "topic status partitions" "$(jp topic/orders '{.status.partitions}')" 6
+status_partitions() { [[ "$(jp topic/orders '{.status.partitions}')" == "$1" ]]; }
+wait_for "Topic orders status: 6 partitions" 30 status_partitions 6
 
 # Drift: while the resource is paused, other tools change the topic; once resumed, the
 # operator sets the configs back. A partition increase it cannot undo: NotSupported.
