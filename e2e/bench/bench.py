@@ -505,10 +505,11 @@ class RdBench:
         return {"MBps": p["MBps"], "msgs": p["msgs_per_s"], "elapsed_s": p["elapsed_s"],
                 "client_cpu_s": r["client_cpu_s"]}
 
-    def at_rate(self, bootstrap, topic, records, size, acks, rate, end_to_end):
+    def at_rate(self, bootstrap, topic, records, size, acks, rate, end_to_end, linger_ms=5):
         r = self.run("end-to-end" if end_to_end else "latency",
                      ["--bootstrap", bootstrap, "--topic", topic, "--count", str(records),
-                      "--size", str(size), "--acks", str(acks), "--rate", str(rate)],
+                      "--size", str(size), "--acks", str(acks), "--rate", str(rate),
+                      "--linger-ms", str(linger_ms)],
                      timeout=records // rate + 120)
         if r is None:
             return None
@@ -638,7 +639,7 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
     bootstrap = broker.bootstrap
     cfg = broker.topic_configs()
     with_java = rnd < sizes["java_rounds"]
-    topics = ["cold", "warm", "p1k", "p100", "lat", "e2e", "acksall"]
+    topics = ["cold", "warm", "p1k", "p100", "lat", "e2e", "lat0", "acksall"]
     if with_java:
         topics += ["j1k", "j100", "jlat", "jacksall"]
     for t in topics:
@@ -700,6 +701,11 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
         r["lat"] = rd.at_rate(bootstrap, "lat", n_lat, 1024, 1, rate, False)
         log(f"{broker.name}: end-to-end latency at {rate} msg/s x 1KB (librdkafka)")
         r["e2e"] = rd.at_rate(bootstrap, "e2e", n_lat, 1024, 1, rate, True)
+        # With linger.ms=0 each record leaves the client at once: what remains of the
+        # latency is the round trip and the broker.
+        log(f"{broker.name}: produce-to-ack latency at {rate} msg/s x 1KB, linger.ms=0")
+        r["lat0"] = rd.at_rate(bootstrap, "lat0", sizes["n_lat0"], 1024, 1, rate, False,
+                               linger_ms=0)
         if with_java:
             log(f"{broker.name}: 100B, consume and latency (Java)")
             r["j100"] = java.produce(bootstrap, "j100", sizes["n_j100"], 100, 1)
@@ -795,6 +801,12 @@ ROWS = [
     ("produce p99 latency at fixed rate", "ms", "default", ("lat", "p99"), False, "librdkafka"),
     ("produce p99.9 latency at fixed rate", "ms", "default", ("lat", "p999"), False,
      "librdkafka"),
+    ("produce p50 latency at fixed rate, linger.ms=0", "ms", "default", ("lat0", "p50"), False,
+     "librdkafka"),
+    ("produce p99 latency at fixed rate, linger.ms=0", "ms", "default", ("lat0", "p99"), False,
+     "librdkafka"),
+    ("produce p99.9 latency at fixed rate, linger.ms=0", "ms", "default", ("lat0", "p999"),
+     False, "librdkafka"),
     ("end-to-end p50 latency at fixed rate", "ms", "default", ("e2e", "e2e_p50"), False,
      "librdkafka"),
     ("end-to-end p99 latency at fixed rate", "ms", "default", ("e2e", "e2e_p99"), False,
@@ -939,13 +951,13 @@ def main():
     if a.quick:
         # About 13 minutes here on a loaded machine: three rounds, Kafka's Java tools in
         # the first only, record counts such that the slower system's run lasts several
-        # seconds. The librdkafka latency runs are 8 s (the first second left out), the
-        # Java one 15 s so that its JIT warm-up is a small part of it.
+        # seconds. The librdkafka latency runs are 8 s and 6 s (the first second left
+        # out), the Java one 15 s so that its JIT warm-up is a small part of it.
         sizes = {"rounds": 3, "java_rounds": 1,
                  "n1k": 600_000, "n1k_all": 300_000, "n100": 2_000_000,
                  "n1k_fsync": 75_000, "n1k_all_fsync": 50_000,
-                 "n_rf3_1k": 100_000, "n_rf3_100": 300_000,
-                 "lat_rate": 5_000, "n_lat": 40_000,
+                 "n_rf3_1k": 200_000, "n_rf3_100": 500_000,
+                 "lat_rate": 5_000, "n_lat": 40_000, "n_lat0": 30_000,
                  "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
                  "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
                  "n_jlat": 75_000, "n_warm": 200_000}
@@ -954,7 +966,7 @@ def main():
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
                  "n1k_fsync": 500_000, "n1k_all_fsync": 250_000,
                  "n_rf3_1k": 500_000, "n_rf3_100": 2_000_000,
-                 "lat_rate": 5_000, "n_lat": 300_000,
+                 "lat_rate": 5_000, "n_lat": 300_000, "n_lat0": 300_000,
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
                  "n_jlat": 300_000, "n_warm": 500_000,
