@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of Fjord and Apache Kafka on this machine (issue 6).
 #
-#   e2e/bench.sh [--quick] [--keep]
+#   e2e/bench.sh [--quick] [--keep] [--profile]
 #
-# Starts one system at a time on loopback (Kafka, then Fjord, per durability profile, then
-# each as a three-broker cluster with replication factor 3), drives both with the same
-# client (Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools jar, kcat
-# for cold start), measures the machine's limits in the same run, prints one table and
-# writes target/bench/results.json.
+# Starts one system at a time on loopback (Kafka and Fjord alternately, several rounds,
+# per durability profile, then each as a three-broker cluster with replication factor
+# 3), drives both with the same clients (fjord-bench, a librdkafka load generator on the
+# rdkafka crate; Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools
+# jar; kcat for cold start), measures the machine's limits in the same run, prints one
+# table of medians and writes target/bench/results.json. --profile also records Fjord
+# with `perf record -g` under the 1 KB produce and consume workloads of the first round
+# (target/bench/perf-*.txt), installing Debian's linux-perf when perf is missing.
 #
-# Environment: FJORD_BIN (default: release build in $CARGO_TARGET_DIR or target/),
-# BENCH_DIR (scratch dir for data, default target/bench/run), KAFKA_PORT / FJORD_PORT /
-# FJORD_HTTP_PORT / FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT / FJORD_CLUSTER_PORT (first
-# port of each three-broker cluster).
+# Environment: FJORD_BIN and FJORD_BENCH_BIN (default: release builds in $CARGO_TARGET_DIR
+# or target/), BENCH_DIR (scratch dir for data, default target/bench/run), BENCH_ROUNDS
+# (default 3 quick, 5 full), BENCH_SCALE (multiplies every record count), KAFKA_PORT / FJORD_PORT / FJORD_HTTP_PORT /
+# FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT / FJORD_CLUSTER_PORT (first port of each
+# three-broker cluster).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -24,9 +28,22 @@ if [[ -z "${FJORD_BIN:-}" ]]; then
   FJORD_BIN="$TARGET/release/fjord"
 fi
 [[ -x "$FJORD_BIN" ]] || { echo "bench.sh: no fjord binary at $FJORD_BIN" >&2; exit 1; }
+if [[ -z "${FJORD_BENCH_BIN:-}" ]]; then
+  echo "building fjord-bench (release)..." >&2
+  (cd "$ROOT" && cargo build --release -q -p fjord-e2e --bin fjord-bench)
+  FJORD_BENCH_BIN="$TARGET/release/fjord-bench"
+fi
+[[ -x "$FJORD_BENCH_BIN" ]] || { echo "bench.sh: no fjord-bench at $FJORD_BENCH_BIN" >&2; exit 1; }
 
-# The clients run from the classpath the Kafka launcher caches (it includes kafka-tools);
-# resolve it the launcher's way when this machine has not started Kafka yet.
+for arg in "$@"; do
+  if [[ "$arg" == --profile ]] && ! command -v perf > /dev/null; then
+    echo "installing linux-perf for --profile..." >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
+  fi
+done
+
+# The Java clients run from the classpath the Kafka launcher caches (it includes
+# kafka-tools); resolve it the launcher's way when this machine has not started Kafka yet.
 CP_FILE="${FJORD_CACHE:-$HOME/.cache/fjord}/apache-kafka-${KAFKA_VERSION:-4.4.0}.classpath"
 if [[ ! -s "$CP_FILE" ]]; then
   mkdir -p "$(dirname "$CP_FILE")"
@@ -35,4 +52,4 @@ if [[ ! -s "$CP_FILE" ]]; then
 fi
 
 exec python3 "$HERE/bench/bench.py" --root "$ROOT" --fjord-bin "$FJORD_BIN" \
-  --classpath-file "$CP_FILE" "$@"
+  --client-bin "$FJORD_BENCH_BIN" --classpath-file "$CP_FILE" "$@"

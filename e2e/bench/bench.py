@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Fjord vs Apache Kafka, same client, same machine, one system at a time: a single broker
+"""Fjord vs Apache Kafka, same clients, same machine, one system at a time: a single broker
 in two durability profiles, then a cluster of three brokers on loopback with replication
-factor 3.
+factor 3. Each setup runs several rounds, alternating Kafka and Fjord (K, F, K, F, ...),
+each on a fresh data directory; the table shows the median and the spread of the rounds.
+
+The clients: fjord-bench (librdkafka through the rdkafka crate) for the main rows, Kafka's
+own ProducerPerformance / ConsumerPerformance for the rows marked [Java], kcat for cold
+start and recovery.
 
 Driven by e2e/bench.sh. Every figure is best effort: a workload that fails or times out
-records null and the run goes on; the run fails only if a system could not be measured
-at all (did not start, or produced no figure).
+is logged, listed under the table and in results.json ("failures") and records null, and
+the run goes on; the run fails only if a system could not be measured at all.
 """
 import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -379,7 +386,20 @@ def wait_gone(pid, timeout=30):
 
 # ---------------------------------------------------------------- clients
 
-class Tools:
+# Kafka's tools print "MB" meaning 2^20 bytes; every figure here is in 10^6 bytes.
+MIB_TO_MB = 1024 * 1024 / 1e6
+
+
+def child_cpu_seconds():
+    """utime+stime of this process's reaped children: the difference across one blocking
+    client run is that client's CPU time (brokers are reaped only when stopped)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Java:
+    """Kafka's own ProducerPerformance / ConsumerPerformance from the kafka-tools jar."""
+
     def __init__(self, classpath_file, root):
         with open(classpath_file) as f:
             self.cp = f.read().strip()
@@ -392,21 +412,13 @@ class Tools:
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             if r.returncode != 0:
-                log(f"{main.rsplit('.', 1)[1]} exited {r.returncode}: "
-                    f"{(r.stderr or r.stdout).strip()[-600:]}")
+                fail(f"{main.rsplit('.', 1)[1]} exited {r.returncode}: "
+                     f"{(r.stderr or r.stdout).strip()[-600:]}")
             return r.stdout
         except subprocess.TimeoutExpired as e:
-            log(f"{main.rsplit('.', 1)[1]} timed out after {timeout}s")
+            fail(f"{main.rsplit('.', 1)[1]} timed out after {timeout}s")
             out = e.stdout
             return out.decode() if isinstance(out, bytes) else (out or "")
-
-    def create_topic(self, bootstrap, topic, configs, replication_factor=1):
-        args = ["--bootstrap-server", bootstrap, "--create", "--topic", topic,
-                "--partitions", "1", "--replication-factor", str(replication_factor)]
-        for c in configs:
-            args += ["--config", c]
-        out = self.java("org.apache.kafka.tools.TopicCommand", args, 60)
-        return "Created topic" in out
 
     def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600):
         out = self.java("org.apache.kafka.tools.ProducerPerformance", [
@@ -418,12 +430,10 @@ class Tools:
         m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
                       r"([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, "
                       r"(\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", out)
-        if not m:
+        if not m or int(m.group(1)) < records:
+            fail(f"ProducerPerformance to {topic}: no summary for {records} records")
             return None
-        sent = int(m.group(1))
-        if sent < records:
-            return None
-        return {"msgs": float(m.group(2)), "MBps": float(m.group(3)),
+        return {"msgs": float(m.group(2)), "MBps": float(m.group(3)) * MIB_TO_MB,
                 "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
                 "p99": float(m.group(8)), "p999": float(m.group(9))}
 
@@ -438,14 +448,99 @@ class Tools:
             parts = [p.strip() for p in line.split(",")]
             if len(parts) >= 10:
                 try:
-                    n = int(float(parts[4]))
-                    if n < records:
-                        return None
-                    return {"MBps": float(parts[3]), "msgs": float(parts[5]),
-                            "fetch_MBps": float(parts[8]), "fetch_msgs": float(parts[9])}
+                    if int(float(parts[4])) < records:
+                        break
+                    return {"MBps": float(parts[3]) * MIB_TO_MB, "msgs": float(parts[5]),
+                            "fetch_MBps": float(parts[8]) * MIB_TO_MB,
+                            "fetch_msgs": float(parts[9])}
                 except ValueError:
                     continue
+        fail(f"ConsumerPerformance from {topic}: fewer than {records} records read")
         return None
+
+
+class RdBench:
+    """fjord-bench (e2e/src/bin/fjord-bench.rs): librdkafka through the rdkafka crate. Each
+    call returns the run's JSON report plus `client_cpu_s`, or None after logging why; a
+    run with any delivery or consume error exits non-zero and gives None."""
+
+    def __init__(self, binary):
+        self.bin = binary
+
+    def run(self, sub, args, timeout=600):
+        cmd = [self.bin, sub, *args, "--timeout-s", str(timeout)]
+        cpu0 = child_cpu_seconds()
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60)
+        except subprocess.TimeoutExpired:
+            fail(f"fjord-bench {sub} {' '.join(args)}: no answer within {timeout + 60}s")
+            return None
+        cpu = child_cpu_seconds() - cpu0
+        report = None
+        for line in reversed(r.stdout.splitlines()):
+            if line.startswith("{"):
+                report = json.loads(line)
+                break
+        if r.returncode != 0 or report is None:
+            fail(f"fjord-bench {sub} {' '.join(args)} exited {r.returncode}: "
+                 f"{r.stderr.strip()[-800:]}")
+            return None
+        report["client_cpu_s"] = cpu
+        return report
+
+    def create_topic(self, bootstrap, topic, configs, replication_factor=1):
+        args = ["--bootstrap", bootstrap, "--topic", topic,
+                "--replication-factor", str(replication_factor)]
+        for c in configs:
+            args += ["--config", c]
+        return self.run("create-topic", args, timeout=60) is not None
+
+    def produce(self, bootstrap, topic, records, size, acks, timeout=600):
+        r = self.run("produce", ["--bootstrap", bootstrap, "--topic", topic,
+                                 "--count", str(records), "--size", str(size),
+                                 "--acks", str(acks)], timeout)
+        if r is None:
+            return None
+        p = r["produce"]
+        return {"MBps": p["MBps"], "msgs": p["msgs_per_s"], "elapsed_s": p["elapsed_s"],
+                "client_cpu_s": r["client_cpu_s"]}
+
+    def at_rate(self, bootstrap, topic, records, size, acks, rate, end_to_end, linger_ms=5):
+        r = self.run("end-to-end" if end_to_end else "latency",
+                     ["--bootstrap", bootstrap, "--topic", topic, "--count", str(records),
+                      "--size", str(size), "--acks", str(acks), "--rate", str(rate),
+                      "--linger-ms", str(linger_ms)],
+                     timeout=records // rate + 120)
+        if r is None:
+            return None
+        out = {"p50": r["ack_latency"]["p50_ms"], "p99": r["ack_latency"]["p99_ms"],
+               "p999": r["ack_latency"]["p999_ms"],
+               "sender_behind_max_ms": r["sender_behind_max_ms"]}
+        if end_to_end:
+            e = r["e2e_latency"]
+            out.update({"e2e_p50": e["p50_ms"], "e2e_p99": e["p99_ms"],
+                        "e2e_p999": e["p999_ms"]})
+        return out
+
+    def consume(self, bootstrap, topic, records, timeout=300):
+        r = self.run("consume", ["--bootstrap", bootstrap, "--topic", topic,
+                                 "--count", str(records)], timeout)
+        if r is None:
+            return None
+        c = r["consume"]
+        return {"MBps": c["MBps"], "msgs": c["msgs_per_s"], "elapsed_s": c["elapsed_s"],
+                "from_assign_MBps": r["from_assign"]["MBps"],
+                "first_record_ms": r["first_record_ms"], "client_cpu_s": r["client_cpu_s"]}
+
+
+FAILURES = []
+
+
+def fail(msg):
+    """A workload that failed: logged now, listed again under the table and in
+    results.json, and its figure left null."""
+    FAILURES.append(msg)
+    log(f"FAILED: {msg}")
 
 
 def kcat_ok(port, topic):
@@ -476,19 +571,80 @@ def timed_start(broker, topic, deadline_s):
     return first, ready
 
 
+class Profiler:
+    """`perf record -g` on one broker process for the length of one workload; the report
+    (flat profile by symbol, self time) lands in target/bench/perf-<name>.txt."""
+
+    def __init__(self, out_dir, enabled):
+        self.out_dir = out_dir
+        self.enabled = enabled and shutil.which("perf") is not None
+        self.proc = None
+
+    def start(self, pid, name):
+        if not self.enabled or not pid:
+            return
+        self.name = name
+        self.data = os.path.join(self.out_dir, f"perf-{name}.data")
+        self.err = open(os.path.join(self.out_dir, f"perf-{name}.log"), "w")
+        self.proc = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid),
+                                      "-o", self.data], stdout=subprocess.DEVNULL,
+                                     stderr=self.err)
+        # perf gives no sign when it has attached; half a second is ample here, and a
+        # late start only shortens the profile.
+        time.sleep(0.5)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.err.close()
+        txt = os.path.join(self.out_dir, f"perf-{self.name}.txt")
+        with open(txt, "w") as f:
+            subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
+                            "--percent-limit", "0.5", "-g", "none", "--sort", "dso,symbol"],
+                           stdout=f, stderr=subprocess.DEVNULL, timeout=300)
+        log(f"profile written to {txt}")
+        try:
+            os.unlink(self.data)
+        except OSError:
+            pass
+
+
 # ---------------------------------------------------------------- one system, one profile
 
-def run_system(broker, tools, sizes, profile, full):
-    """Returns a dict of figures for one system in one durability profile."""
+def measured(broker_pid, fn):
+    """Runs one workload; adds the broker's CPU seconds across it to the result."""
+    cpu0 = proc_cpu_seconds(broker_pid)
+    r = fn()
+    cpu1 = proc_cpu_seconds(broker_pid)
+    if r is not None and cpu0 is not None and cpu1 is not None:
+        r["broker_cpu_s"] = cpu1 - cpu0
+    return r
+
+
+def run_system(broker, rd, java, sizes, profile, rnd, profiler):
+    """Figures for one system in one durability profile, in round `rnd` (Kafka's Java
+    tools run only in the first `java_rounds` rounds)."""
     r = {}
-    log(f"{broker.name} [{profile}]: fresh start")
+    log(f"{broker.name} [{profile}] round {rnd + 1}: fresh start")
     if not broker.wait_ready(broker.launch()):
+        fail(f"{broker.name} [{profile}] did not start")
         return None
     bootstrap = broker.bootstrap
     cfg = broker.topic_configs()
-    for t in ["cold", "p1k", "p100", "lat", "acksall"]:
-        if not tools.create_topic(bootstrap, t, cfg):
-            log(f"{broker.name}: could not create topic {t}")
+    with_java = rnd < sizes["java_rounds"]
+    topics = ["cold", "warm", "p1k", "p100", "lat", "e2e", "lat0", "acksall"]
+    if with_java:
+        topics += ["j1k", "j100", "jlat", "jacksall"]
+    for t in topics:
+        if not rd.create_topic(bootstrap, t, cfg):
+            fail(f"{broker.name}: could not create topic {t}")
     if profile == "default":
         # Cold start: stop, then time a fresh process to its first acknowledged produce.
         broker.stop()
@@ -496,61 +652,115 @@ def run_system(broker, tools, sizes, profile, full):
         first, ready = timed_start(broker, "cold", 180)
         r["cold_start_s"] = first
         if not ready:
+            fail(f"{broker.name}: not ready after the cold start")
             return r or None
     pid = broker.pid()
+    # Warm-up, the same for both systems: a JVM runs its first requests interpreted, and a
+    # run that starts cold measures its JIT compiler as much as the broker.
+    log(f"{broker.name} [{profile}]: warm-up, {sizes['n_warm']} x 1KB produced and read")
+    if rd.produce(bootstrap, "warm", sizes["n_warm"], 1024, 1):
+        rd.consume(bootstrap, "warm", sizes["n_warm"])
+    sfx = "" if profile == "default" else "_fsync"
+    n1k, n1k_all = sizes["n1k" + sfx], sizes["n1k_all" + sfx]
+    n_j1k, n_j1k_all = sizes["n_j1k" + sfx], sizes["n_j1k_all" + sfx]
 
-    log(f"{broker.name} [{profile}]: produce {sizes['n1k']} x 1KB acks=1")
-    cpu0 = proc_cpu_seconds(pid)
-    p = tools.produce(bootstrap, "p1k", sizes["n1k"], 1024, 1)
-    cpu1 = proc_cpu_seconds(pid)
+    log(f"{broker.name} [{profile}]: produce {n1k} x 1KB acks=1 (librdkafka)")
+    prof = profile == "default" and rnd == 0 and isinstance(broker, Fjord)
+    if prof:
+        profiler.start(pid, "fjord-produce-1k")
+    p = measured(pid, lambda: rd.produce(bootstrap, "p1k", n1k, 1024, 1))
+    if prof:
+        profiler.stop()
     r["p1k"] = p
-    if p and cpu0 is not None and cpu1 is not None:
-        r["cpu_s_per_gb"] = (cpu1 - cpu0) / (sizes["n1k"] * 1024 / 1e9)
+    gb = n1k * 1024 / 1e9
+    if p and "broker_cpu_s" in p:
+        r["cpu_s_per_gb"] = p["broker_cpu_s"] / gb
+    if p:
+        r["p1k_client_cpu_s_per_gb"] = p["client_cpu_s"] / gb
 
-    log(f"{broker.name} [{profile}]: produce 1KB acks=all")
-    r["acksall"] = tools.produce(bootstrap, "acksall", sizes["n1k_all"], 1024, "all")
+    log(f"{broker.name} [{profile}]: produce {n1k_all} x 1KB acks=all (librdkafka)")
+    r["acksall"] = measured(pid, lambda: rd.produce(bootstrap, "acksall", n1k_all, 1024, "all"))
+    if with_java:
+        log(f"{broker.name} [{profile}]: produce 1KB acks=1 and acks=all (Java)")
+        r["j1k"] = java.produce(bootstrap, "j1k", n_j1k, 1024, 1)
+        r["jacksall"] = java.produce(bootstrap, "jacksall", n_j1k_all, 1024, "all")
 
     if profile == "default":
-        log(f"{broker.name}: produce {sizes['n100']} x 100B acks=1")
-        r["p100"] = tools.produce(bootstrap, "p100", sizes["n100"], 100, 1)
-        log(f"{broker.name}: consume 1KB")
-        r["consume"] = tools.consume(bootstrap, "p1k", sizes["n1k"]) if p else None
-        log(f"{broker.name}: latency at {sizes['lat_rate']} msg/s x 1KB")
-        r["lat"] = tools.produce(bootstrap, "lat", sizes["n_lat"], 1024, 1,
-                                 throughput=sizes["lat_rate"])
+        log(f"{broker.name}: produce {sizes['n100']} x 100B acks=1 (librdkafka)")
+        r["p100"] = measured(pid, lambda: rd.produce(bootstrap, "p100", sizes["n100"], 100, 1))
+        log(f"{broker.name}: consume {n1k} x 1KB (librdkafka)")
+        if prof:
+            profiler.start(pid, "fjord-consume-1k")
+        r["consume"] = measured(pid, lambda: rd.consume(bootstrap, "p1k", n1k)) if p else None
+        if prof:
+            profiler.stop()
+        if r["consume"]:
+            r["consume_client_cpu_s_per_gb"] = r["consume"]["client_cpu_s"] / gb
+        rate, n_lat = sizes["lat_rate"], sizes["n_lat"]
+        log(f"{broker.name}: produce-to-ack latency at {rate} msg/s x 1KB (librdkafka)")
+        r["lat"] = rd.at_rate(bootstrap, "lat", n_lat, 1024, 1, rate, False)
+        log(f"{broker.name}: end-to-end latency at {rate} msg/s x 1KB (librdkafka)")
+        r["e2e"] = rd.at_rate(bootstrap, "e2e", n_lat, 1024, 1, rate, True)
+        # With linger.ms=0 each record leaves the client at once, one produce request
+        # each: what remains of the latency is the round trip and the broker. The rate
+        # is lower than above because here it is a rate of requests, and Kafka on this
+        # machine queues at 5,000 requests/s (p50 above 100 ms).
+        rate0 = sizes["lat0_rate"]
+        log(f"{broker.name}: produce-to-ack latency at {rate0} msg/s x 1KB, linger.ms=0")
+        r["lat0"] = rd.at_rate(bootstrap, "lat0", sizes["n_lat0"], 1024, 1, rate0, False,
+                               linger_ms=0)
+        if with_java:
+            log(f"{broker.name}: 100B, consume and latency (Java)")
+            r["j100"] = java.produce(bootstrap, "j100", sizes["n_j100"], 100, 1)
+            r["jconsume"] = java.consume(bootstrap, "j1k", n_j1k) if r["j1k"] else None
+            r["jlat"] = java.produce(bootstrap, "jlat", sizes["n_jlat"], 1024, 1,
+                                     throughput=rate)
         r["rss_mb"] = proc_hwm_mb(pid)
-        if full:
-            r["recovery_s"] = recovery(broker, tools, sizes)
+        if sizes.get("recovery_bytes") and rnd == 0:
+            r["recovery_s"] = recovery(broker, rd, sizes)
     broker.stop()
     return r
 
 
-def run_cluster(cluster, tools, sizes):
-    """Figures for one system as a three-broker cluster, replication factor 3, acks=all;
-    durability as in the single-broker default rows (no fsync per write)."""
-    log(f"{cluster.name} [3 brokers]: fresh start")
+def run_cluster(cluster, rd, java, sizes, rnd):
+    """Figures for one system as a three-broker cluster, replication factor 3; durability
+    as in the single-broker default rows (no fsync per write)."""
+    log(f"{cluster.name} [3 brokers] round {rnd + 1}: fresh start")
+    t0 = time.monotonic()
     if not cluster.start():
+        fail(f"{cluster.name} [3 brokers] did not start")
         return None
-    r = {}
-    for t in ("rf3p1k", "rf3p100"):
-        if not tools.create_topic(cluster.bootstrap, t, [], replication_factor=3):
-            log(f"{cluster.name}: could not create topic {t}")
-    log(f"{cluster.name} [3 brokers]: produce {sizes['n1k_all']} x 1KB acks=all RF=3")
-    r["rf3_p1k"] = tools.produce(cluster.bootstrap, "rf3p1k", sizes["n1k_all"], 1024, "all")
-    log(f"{cluster.name} [3 brokers]: produce {sizes['n100_all']} x 100B acks=all RF=3")
-    r["rf3_p100"] = tools.produce(cluster.bootstrap, "rf3p100", sizes["n100_all"], 100, "all")
+    r = {"start_s": time.monotonic() - t0}
+    with_java = rnd < sizes["java_rounds"]
+    topics = ["warm", "rf3p1k", "rf3p100", "rf3a1"] + (["jrf3p1k"] if with_java else [])
+    for t in topics:
+        if not rd.create_topic(cluster.bootstrap, t, [], replication_factor=3):
+            fail(f"{cluster.name}: could not create topic {t}")
+    b = cluster.bootstrap
+    log(f"{cluster.name} [3 brokers]: warm-up, {sizes['n_warm'] // 2} x 1KB acks=all")
+    rd.produce(b, "warm", sizes["n_warm"] // 2, 1024, "all")
+    n1k, n100 = sizes["n_rf3_1k"], sizes["n_rf3_100"]
+    log(f"{cluster.name} [3 brokers]: produce {n1k} x 1KB acks=all RF=3")
+    r["rf3_p1k"] = rd.produce(b, "rf3p1k", n1k, 1024, "all")
+    log(f"{cluster.name} [3 brokers]: produce {n100} x 100B acks=all RF=3")
+    r["rf3_p100"] = rd.produce(b, "rf3p100", n100, 100, "all")
+    log(f"{cluster.name} [3 brokers]: produce {n1k} x 1KB acks=1 RF=3")
+    r["rf3_a1"] = rd.produce(b, "rf3a1", n1k, 1024, 1)
+    if with_java:
+        log(f"{cluster.name} [3 brokers]: produce 1KB acks=all RF=3 (Java)")
+        r["jrf3_p1k"] = java.produce(b, "jrf3p1k", sizes["n_jrf3_1k"], 1024, "all")
     cluster.stop()
     return r
 
 
-def recovery(broker, tools, sizes):
+def recovery(broker, rd, sizes):
     """Fill a topic with a large log, kill -9, time restart to first produce."""
     bootstrap = broker.bootstrap
-    if not tools.create_topic(bootstrap, "big", broker.topic_configs()):
+    if not rd.create_topic(bootstrap, "big", broker.topic_configs()):
         return None
     n = sizes["recovery_bytes"] // 1024
     log(f"{broker.name}: filling {sizes['recovery_bytes'] / 1e9:.1f} GB for the recovery run")
-    if not tools.produce(bootstrap, "big", n, 1024, 1, timeout=3600):
+    if not rd.produce(bootstrap, "big", n, 1024, 1, timeout=3600):
         return None
     broker.kill9()
     log(f"{broker.name}: restart after kill -9")
@@ -560,58 +770,92 @@ def recovery(broker, tools, sizes):
 
 # ---------------------------------------------------------------- table
 
-def build_rows(res, machine):
-    k, f = res.get("kafka", {}), res.get("fjord", {})
-    kd, fd = k.get("default") or {}, f.get("default") or {}
-    ks, fs = k.get("fsync") or {}, f.get("fsync") or {}
-    kc, fc = k.get("rf3") or {}, f.get("rf3") or {}
+def get(d, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
 
-    def g(d, *path):
-        for p in path:
-            if not isinstance(d, dict):
-                return None
-            d = d.get(p)
-        return d
 
+# (name, unit, profile, path into one run's figures, higher_is_better, client). The rows
+# named as issue 6 names them are measured with librdkafka (fjord-bench); the rows of
+# Kafka's own Java tools say "[Java]" in their names.
+ROWS = [
+    ("produce 1KB acks=1 1 broker", "MB/s", "default", ("p1k", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=1 1 broker", "msgs/s", "default", ("p1k", "msgs"), True, "librdkafka"),
+    ("produce 100B acks=1 1 broker", "MB/s", "default", ("p100", "MBps"), True, "librdkafka"),
+    ("produce 100B acks=1 1 broker", "msgs/s", "default", ("p100", "msgs"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all 1 broker", "MB/s", "default", ("acksall", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all RF=3", "MB/s", "rf3", ("rf3_p1k", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=all RF=3", "msgs/s", "rf3", ("rf3_p1k", "msgs"), True, "librdkafka"),
+    ("produce 100B acks=all RF=3", "MB/s", "rf3", ("rf3_p100", "MBps"), True, "librdkafka"),
+    ("produce 100B acks=all RF=3", "msgs/s", "rf3", ("rf3_p100", "msgs"), True, "librdkafka"),
+    ("produce 1KB acks=1 RF=3", "MB/s", "rf3", ("rf3_a1", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=1 1 broker fsync per batch", "MB/s", "fsync", ("p1k", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all 1 broker fsync per batch", "MB/s", "fsync", ("acksall", "MBps"),
+     True, "librdkafka"),
+    ("consume 1KB from page cache", "MB/s", "default", ("consume", "MBps"), True,
+     "librdkafka"),
+    ("produce p50 latency at fixed rate", "ms", "default", ("lat", "p50"), False, "librdkafka"),
+    ("produce p99 latency at fixed rate", "ms", "default", ("lat", "p99"), False, "librdkafka"),
+    ("produce p99.9 latency at fixed rate", "ms", "default", ("lat", "p999"), False,
+     "librdkafka"),
+    ("produce p50 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p50"), False,
+     "librdkafka"),
+    ("produce p99 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p99"), False,
+     "librdkafka"),
+    ("produce p99.9 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p999"),
+     False, "librdkafka"),
+    ("end-to-end p50 latency at fixed rate", "ms", "default", ("e2e", "e2e_p50"), False,
+     "librdkafka"),
+    ("end-to-end p99 latency at fixed rate", "ms", "default", ("e2e", "e2e_p99"), False,
+     "librdkafka"),
+    ("end-to-end p99.9 latency at fixed rate", "ms", "default", ("e2e", "e2e_p999"), False,
+     "librdkafka"),
+    ("broker peak RSS", "MB", "default", ("rss_mb",), False, "-"),
+    ("broker CPU seconds per GB", "s/GB", "default", ("cpu_s_per_gb",), False, "librdkafka"),
+    ("cold start", "s", "default", ("cold_start_s",), False, "kcat"),
+    ("recovery after kill -9", "s", "default", ("recovery_s",), False, "kcat"),
+    ("client CPU seconds per GB, produce 1KB acks=1", "s/GB", "default",
+     ("p1k_client_cpu_s_per_gb",), False, "librdkafka"),
+    ("client CPU seconds per GB, consume 1KB", "s/GB", "default",
+     ("consume_client_cpu_s_per_gb",), False, "librdkafka"),
+    ("produce 1KB acks=1 1 broker [Java]", "MB/s", "default", ("j1k", "MBps"), True, "java"),
+    ("produce 100B acks=1 1 broker [Java]", "MB/s", "default", ("j100", "MBps"), True, "java"),
+    ("produce 1KB acks=all 1 broker [Java]", "MB/s", "default", ("jacksall", "MBps"), True,
+     "java"),
+    ("produce 1KB acks=all RF=3 [Java]", "MB/s", "rf3", ("jrf3_p1k", "MBps"), True, "java"),
+    ("produce 1KB acks=1 1 broker fsync per batch [Java]", "MB/s", "fsync", ("j1k", "MBps"),
+     True, "java"),
+    ("consume 1KB from page cache [Java]", "MB/s", "default", ("jconsume", "fetch_MBps"), True,
+     "java"),
+    ("produce p99 latency at fixed rate [Java]", "ms", "default", ("jlat", "p99"), False,
+     "java"),
+]
+
+
+def rnd(v):
+    return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
+
+
+def build_rows(res, sizes):
+    """One row per figure: the median over the rounds that produced it, with every
+    round's value in kafka_runs / fjord_runs (null where a round failed)."""
     rows = []
-
-    def row(name, unit, kv, fv, hib, note=None):
-        rows.append({"name": name, "unit": unit, "kafka": kv, "fjord": fv,
-                     "higher_is_better": hib, **({"note": note} if note else {})})
-
-    row("produce 1KB acks=1 1 broker", "MB/s", g(kd, "p1k", "MBps"), g(fd, "p1k", "MBps"), True)
-    row("produce 1KB acks=1 1 broker", "msgs/s", g(kd, "p1k", "msgs"), g(fd, "p1k", "msgs"), True)
-    row("produce 100B acks=1 1 broker", "MB/s", g(kd, "p100", "MBps"), g(fd, "p100", "MBps"), True)
-    row("produce 100B acks=1 1 broker", "msgs/s", g(kd, "p100", "msgs"), g(fd, "p100", "msgs"),
-        True)
-    row("produce 1KB acks=all 1 broker", "MB/s", g(kd, "acksall", "MBps"),
-        g(fd, "acksall", "MBps"), True)
-    row("produce 1KB acks=all RF=3", "MB/s", g(kc, "rf3_p1k", "MBps"), g(fc, "rf3_p1k", "MBps"),
-        True)
-    row("produce 100B acks=all RF=3", "MB/s", g(kc, "rf3_p100", "MBps"),
-        g(fc, "rf3_p100", "MBps"), True)
-    row("produce 100B acks=all RF=3", "msgs/s", g(kc, "rf3_p100", "msgs"),
-        g(fc, "rf3_p100", "msgs"), True)
-    row("produce 1KB acks=1 1 broker fsync per batch", "MB/s", g(ks, "p1k", "MBps"),
-        g(fs, "p1k", "MBps"), True)
-    row("produce 1KB acks=all 1 broker fsync per batch", "MB/s", g(ks, "acksall", "MBps"),
-        g(fs, "acksall", "MBps"), True)
-    row("consume 1KB from page cache", "MB/s", g(kd, "consume", "fetch_MBps"),
-        g(fd, "consume", "fetch_MBps"), True)
-    for q, label in [("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")]:
-        row(f"produce {label} latency at fixed rate", "ms", g(kd, "lat", q), g(fd, "lat", q),
-            False)
-    row("broker peak RSS", "MB", kd.get("rss_mb"), fd.get("rss_mb"), False)
-    row("broker CPU seconds per GB", "s/GB", kd.get("cpu_s_per_gb"), fd.get("cpu_s_per_gb"),
-        False)
-    row("cold start", "s", kd.get("cold_start_s"), fd.get("cold_start_s"), False)
-    rec_note = None if ("recovery_s" in kd or "recovery_s" in fd) else "n/a (full run only)"
-    row("recovery after kill -9", "s", kd.get("recovery_s"), fd.get("recovery_s"), False,
-        rec_note)
-    for r in rows:
+    for name, unit, profile, path, hib, client in ROWS:
+        row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib}
         for s in ("kafka", "fjord"):
-            if isinstance(r[s], float):
-                r[s] = round(r[s], 3 if abs(r[s]) < 10 else 1)
+            runs = [get(r, *path) for r in res[s].get(profile, [])]
+            vals = [v for v in runs if v is not None]
+            row[s] = rnd(statistics.median(vals)) if vals else None
+            row[f"{s}_runs"] = [rnd(v) for v in runs]
+        if name == "recovery after kill -9" and row["kafka"] is None and row["fjord"] is None:
+            row["note"] = "n/a (full run only)"
+        rows.append(row)
     return rows
 
 
@@ -623,18 +867,27 @@ def fmt(v):
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def spread(runs):
+    vals = [v for v in runs if v is not None]
+    if len(vals) < 2:
+        return ""
+    return f"{fmt(min(vals))}-{fmt(max(vals))}"
+
+
 def print_table(rows, machine, params):
-    hdr = ["row", "unit", "Kafka", "Fjord", "Fjord/Kafka"]
+    hdr = ["row", "unit", "client", "Kafka", "Fjord", "Fjord/Kafka", "Kafka min-max",
+           "Fjord min-max"]
     lines = []
     for r in rows:
-        if r.get("note") and r["kafka"] is None and r["fjord"] is None:
-            lines.append([r["name"], r["unit"], r["note"], "", ""])
+        if r.get("note"):
+            lines.append([r["name"], r["unit"], r["client"], r["note"], "", "", "", ""])
             continue
         ratio = "-"
         if r["kafka"] and r["fjord"] is not None:
             ratio = f"{r['fjord'] / r['kafka']:.2f}x"
-        lines.append([r["name"], r["unit"], fmt(r["kafka"]), fmt(r["fjord"]), ratio])
-    w = [max(len(str(x[i])) for x in lines + [hdr]) for i in range(5)]
+        lines.append([r["name"], r["unit"], r["client"], fmt(r["kafka"]), fmt(r["fjord"]), ratio,
+                      spread(r["kafka_runs"]), spread(r["fjord_runs"])])
+    w = [max(len(str(x[i])) for x in lines + [hdr]) for i in range(len(hdr))]
     out = ["| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)) + " |",
            "|" + "|".join("-" * (x + 2) for x in w) + "|"]
     for x in lines:
@@ -644,24 +897,32 @@ def print_table(rows, machine, params):
     print("Machine limits (same run):")
     for k, v in machine.items():
         print(f"  {k}: {v}")
+
+    def fj(name, unit="MB/s"):
+        return next((r["fjord"] for r in rows if r["name"] == name and r["unit"] == unit), None)
+
     lb = machine.get("loopback_tcp_MBps")
-    cons = next((r["fjord"] for r in rows if r["name"] == "consume 1KB from page cache"), None)
-    prod = next((r["fjord"] for r in rows
-                 if r["name"] == "produce 1KB acks=1 1 broker" and r["unit"] == "MB/s"), None)
+    cons = fj("consume 1KB from page cache")
+    prod = fj("produce 1KB acks=1 1 broker")
     if lb and cons:
         print(f"  Fjord consume 1KB = {cons / lb:.1%} of loopback TCP bandwidth")
     if lb and prod:
         print(f"  Fjord produce 1KB acks=1 = {prod / lb:.1%} of loopback TCP bandwidth")
     d = machine.get("disk_seq_write_MBps")
     if d and prod:
-        print(f"  Fjord produce 1KB acks=1 = {prod / d:.1%} of sequential disk write")
-    fs = next((r["fjord"] for r in rows
-               if r["name"] == "produce 1KB acks=1 1 broker fsync per batch"), None)
-    # The producer's batches are 16 KiB (batch.size default), so the comparable disk
-    # figure is 16 KiB writes each followed by a sync.
-    dsync = machine.get("disk_seq_write_fdatasync_per_16KiB_MBps")
+        # Without fsync a produce ends in the page cache, so this may exceed 100%.
+        print(f"  Fjord produce 1KB acks=1 = {prod / d:.1%} of sequential disk write "
+              "(synced once at the end; the produce is not synced)")
+    fs = fj("produce 1KB acks=1 1 broker fsync per batch")
+    dsync = machine.get("disk_seq_write_fdatasync_per_1MiB_MBps")
     if dsync and fs:
-        print(f"  Fjord produce 1KB fsync per batch = {fs / dsync:.1%} of 16 KiB dsync writes")
+        # librdkafka's batches are up to 1 MB (batch.size), so the comparable disk figure
+        # is 1 MiB writes each followed by a sync.
+        print(f"  Fjord produce 1KB fsync per batch = {fs / dsync:.1%} of 1 MiB dsync writes")
+    if FAILURES:
+        print(f"\n{len(FAILURES)} workload(s) FAILED (their figures are missing):")
+        for f in FAILURES:
+            print(f"  - {f}")
     print(f"Parameters: {json.dumps(params)}")
 
 
@@ -671,9 +932,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
     ap.add_argument("--fjord-bin", required=True)
+    ap.add_argument("--client-bin", required=True, help="fjord-bench")
     ap.add_argument("--classpath-file", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
+    ap.add_argument("--profile", action="store_true",
+                    help="perf record Fjord under 1 KB produce and consume (first round)")
     a = ap.parse_args()
 
     out_dir = os.path.join(a.root, "target", "bench")
@@ -688,20 +952,42 @@ def main():
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
     if a.quick:
-        # About 7 minutes here for the single-broker rows and 4 more for the three-broker
-        # ones (12 in all on a loaded machine); the latency run is 30 s per system so that
-        # the client's JIT warm-up in its first second stays out of the p99.
-        sizes = {"n1k": 500_000, "n1k_all": 200_000, "n100": 2_000_000, "n100_all": 1_000_000,
-                 "lat_rate": 5_000, "n_lat": 150_000}
+        # About 13 minutes here on a loaded machine: three rounds, Kafka's Java tools in
+        # the first only, record counts such that the slower system's run lasts several
+        # seconds. The librdkafka latency runs are 8 s and 6 s (the first second left
+        # out), the Java one 15 s so that its JIT warm-up is a small part of it.
+        sizes = {"rounds": 3, "java_rounds": 1,
+                 "n1k": 600_000, "n1k_all": 300_000, "n100": 2_000_000,
+                 "n1k_fsync": 75_000, "n1k_all_fsync": 50_000,
+                 "n_rf3_1k": 200_000, "n_rf3_100": 500_000,
+                 "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
+                 "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
+                 "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
+                 "n_jlat": 75_000, "n_warm": 200_000}
     else:
-        sizes = {"n1k": 2_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
-                 "n100_all": 5_000_000,
-                 "lat_rate": 5_000, "n_lat": 600_000,
+        sizes = {"rounds": 5, "java_rounds": 5,
+                 "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
+                 "n1k_fsync": 500_000, "n1k_all_fsync": 250_000,
+                 "n_rf3_1k": 500_000, "n_rf3_100": 2_000_000,
+                 "lat_rate": 5_000, "n_lat": 300_000, "lat0_rate": 1_000,
+                 "n_lat0": 60_000,
+                 "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
+                 "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
+                 "n_jlat": 300_000, "n_warm": 500_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
-    fsync_sizes = dict(sizes, n1k=sizes["n1k"] // 4, n1k_all=sizes["n1k_all"] // 4)
+    sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
+    # BENCH_SCALE multiplies every record count (a smoke run of the script: 0.05).
+    scale = float(os.environ.get("BENCH_SCALE", "1"))
+    for k in sizes:
+        if k.startswith("n"):
+            sizes[k] = max(1, int(sizes[k] * scale))
     started = time.monotonic()
     machine = machine_limits(work, a.quick)
-    tools = Tools(a.classpath_file, a.root)
+    rd = RdBench(a.client_bin)
+    java = Java(a.classpath_file, a.root)
+    profiler = Profiler(out_dir, a.profile)
+    if a.profile and not profiler.enabled:
+        log("perf not found: running without profiles")
 
     res = {"kafka": {}, "fjord": {}}
     current = [None]
@@ -713,47 +999,54 @@ def main():
 
     signal.signal(signal.SIGINT, cleanup)
     signal.signal(signal.SIGTERM, cleanup)
-    for profile, sz in [("default", sizes), ("fsync", fsync_sizes)]:
-        for mk in (lambda: Kafka(a.root, work, profile),
-                   lambda: Fjord(a.fjord_bin, work, profile)):
-            b = mk()
-            current[0] = b
-            try:
-                res[b.name][profile] = run_system(b, tools, sz, profile, not a.quick)
-            except Exception as e:  # a figure, never a failure
-                log(f"{b.name} [{profile}] failed: {e!r}")
-                res[b.name][profile] = None
-            finally:
-                b.stop()
-                current[0] = None
-            if not a.keep:
-                shutil.rmtree(b.dir, ignore_errors=True)
-    for mk in (lambda: KafkaCluster(a.root, work), lambda: FjordCluster(a.fjord_bin, work)):
-        c = mk()
-        current[0] = c
+
+    def one(make, run, key):
+        b = make()
+        current[0] = b
         try:
-            res[c.name]["rf3"] = run_cluster(c, tools, sizes)
+            out = run(b)
         except Exception as e:  # a figure, never a failure
-            log(f"{c.name} [3 brokers] failed: {e!r}")
-            res[c.name]["rf3"] = None
+            fail(f"{b.name} [{key}]: {e!r}")
+            out = None
         finally:
-            c.stop()
+            b.stop()
             current[0] = None
         if not a.keep:
-            shutil.rmtree(c.dir, ignore_errors=True)
+            shutil.rmtree(b.dir, ignore_errors=True)
+        res[b.name].setdefault(key, []).append(out)
 
-    rows = build_rows(res, machine)
+    # Alternating: Kafka, Fjord, Kafka, Fjord, ... for each profile, each run on a fresh
+    # data directory, so slow drift in the machine's load hits both systems alike.
+    for profile in ("default", "fsync"):
+        for i in range(sizes["rounds"]):
+            one(lambda: Kafka(a.root, work, profile),
+                lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
+            one(lambda: Fjord(a.fjord_bin, work, profile),
+                lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
+    for i in range(sizes["rounds"]):
+        one(lambda: KafkaCluster(a.root, work), lambda c: run_cluster(c, rd, java, sizes, i),
+            "rf3")
+        one(lambda: FjordCluster(a.fjord_bin, work), lambda c: run_cluster(c, rd, java, sizes, i),
+            "rf3")
+
+    rows = build_rows(res, sizes)
     machine["elapsed_s"] = round(time.monotonic() - started)
+    try:
+        machine["loadavg_at_end"] = os.getloadavg()
+    except OSError:
+        pass
     params = {"mode": "quick" if a.quick else "full", **sizes,
-              "client": "kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0, kcat",
+              "clients": "librdkafka (fjord-bench, rdkafka crate) for the rows without "
+                         "[Java]; kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0 "
+                         "for [Java]; kcat for cold start and recovery",
               "partitions": 1, "cluster_brokers": CLUSTER_BROKERS,
               "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"machine": machine, "params": params, "rows": rows, "raw": res}, f,
-                  indent=2)
+        json.dump({"machine": machine, "params": params, "rows": rows, "failures": FAILURES,
+                   "raw": res}, f, indent=2)
     print_table(rows, machine, params)
-    print(f"\nwrote {os.path.join(out_dir, 'results.json')}")
+    print(f"\nwrote {os.path.join(out_dir, 'results.json')} ({machine['elapsed_s']} s)")
     for s in ("kafka", "fjord"):
         if not any(r[s] is not None for r in rows):
             sys.exit(f"bench: {s} could not be measured at all")

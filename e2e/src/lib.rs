@@ -13,6 +13,9 @@
 //!   `FJORD_E2E_BOOTSTRAP` (to prove a suite against another Kafka-compatible broker).
 //! - [`unique_topic`]: topic names that do not collide across runs on a shared broker.
 //! - [`http_get`]: status and body of one HTTP GET (`/metrics`, `/health`, `/ready`).
+//! - [`bench`]: the I/O-free parts of the benchmark client `fjord-bench`
+//!   (src/bin/fjord-bench.rs, driven by e2e/bench.sh): fixed-rate schedule, send times
+//!   carried in records, latency and throughput figures.
 //!
 //! The binary is `FJORD_BIN`, else `fjord` in the target directory of the running test
 //! executable (build it first: `cargo build -p fjord-broker --bin fjord`).
@@ -32,6 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+pub mod bench;
 pub mod cluster;
 
 pub use cluster::{Cluster, ClusterOptions};

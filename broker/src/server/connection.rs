@@ -4,7 +4,8 @@
 //! Requests on a connection are handled one at a time, as Kafka does; a client
 //! pipelines by sending ahead, and TCP buffers what it sent. Every bound is explicit:
 //! frame size (`socket.request.max.bytes`), idle time (`connections.max.idle.ms`), and
-//! a frame buffer that grows only as bytes actually arrive.
+//! a frame buffer of at most [`READ_UPFRONT_BYTES`] before the bytes arrive: past that
+//! it grows only as bytes actually arrive.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use nix::sys::sendfile::sendfile;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -31,9 +32,16 @@ use crate::protocol::supported_versions;
 /// request to around 100 MB whatever the frame size limit.
 const MAX_REQUEST_ARRAY_ELEMENTS: usize = 1_000_000;
 
-/// Read granularity for request frames: a client that declares a large frame but
-/// sends little costs us only what it sent.
+/// Read granularity for request frames larger than [`READ_UPFRONT_BYTES`]: a client that
+/// declares a large frame but sends little costs us only what it sent.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// Frames up to this size are read into one buffer of their declared size, allocated
+/// before the bytes arrive. Produce requests are up to about 1 MB with the clients'
+/// defaults (librdkafka `message.max.bytes`, Java `max.request.size`); growing their
+/// buffer chunk by chunk would copy each one again at every doubling. A client that
+/// declares a frame and sends nothing costs at most this much.
+const READ_UPFRONT_BYTES: usize = 2 * 1024 * 1024;
 
 /// Why a connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +160,17 @@ async fn send_file(stream: &TcpStream, slice: &FileSlice, len: usize) -> std::io
     Ok(())
 }
 
-async fn read_frame(stream: &mut TcpStream, size: usize) -> Result<Bytes, Close> {
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+/// The capacity of the buffer a frame of `size` bytes is first read into.
+fn initial_frame_capacity(size: usize) -> usize {
+    if size <= READ_UPFRONT_BYTES {
+        size
+    } else {
+        READ_CHUNK_BYTES
+    }
+}
+
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, size: usize) -> Result<Bytes, Close> {
+    let mut buf = BytesMut::with_capacity(initial_frame_capacity(size));
     while buf.len() < size {
         let missing = size - buf.len();
         buf.reserve(missing.min(READ_CHUNK_BYTES));
@@ -300,4 +317,60 @@ async fn handle_frame(
     })?;
     timer.observe_duration();
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_up_to_the_upfront_limit_get_their_whole_buffer_at_once() {
+        assert_eq!(initial_frame_capacity(0), 0);
+        assert_eq!(initial_frame_capacity(1_048_576), 1_048_576);
+        assert_eq!(
+            initial_frame_capacity(READ_UPFRONT_BYTES),
+            READ_UPFRONT_BYTES
+        );
+        assert_eq!(
+            initial_frame_capacity(READ_UPFRONT_BYTES + 1),
+            READ_CHUNK_BYTES
+        );
+        assert_eq!(initial_frame_capacity(100 << 20), READ_CHUNK_BYTES);
+    }
+
+    /// Writes `frame` in small pieces, as TCP may deliver it, then closes.
+    async fn read_in_pieces(frame: Vec<u8>, declared: usize) -> Result<Bytes, Close> {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let writer = tokio::spawn(async move {
+            for piece in frame.chunks(1000) {
+                client.write_all(piece).await.unwrap();
+            }
+        });
+        let read = read_frame(&mut server, declared).await;
+        writer.await.unwrap();
+        read
+    }
+
+    #[tokio::test]
+    async fn a_frame_read_in_pieces_comes_back_whole() {
+        for size in [1, 70_000, 1_000_000, READ_UPFRONT_BYTES + 100_000] {
+            let frame: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let read = read_in_pieces(frame.clone(), size).await.unwrap();
+            assert_eq!(read.len(), size);
+            assert!(
+                read[..] == frame[..],
+                "frame of {size} bytes read back changed"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_is_refused() {
+        let err = read_in_pieces(vec![7; 5000], 10_000).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("connection closed after 5000 of 10000 declared request bytes"),
+            "{err}"
+        );
+    }
 }
