@@ -14,9 +14,9 @@
 #
 # Environment: FJORD_BIN and FJORD_BENCH_BIN (default: release builds in $CARGO_TARGET_DIR
 # or target/), BENCH_DIR (scratch dir for data, default target/bench/run), BENCH_ROUNDS
-# (default 3 quick, 5 full), BENCH_SCALE (multiplies every record count), KAFKA_PORT / FJORD_PORT / FJORD_HTTP_PORT /
-# FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT / FJORD_CLUSTER_PORT (first port of each
-# three-broker cluster).
+# (default 3 quick, 5 full), BENCH_SCALE (multiplies every record count), KAFKA_PORT /
+# FJORD_PORT / FJORD_HTTP_PORT / FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT /
+# FJORD_CLUSTER_PORT (first port of each three-broker cluster).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
