@@ -303,7 +303,7 @@ expect "records consumed by group payments" "$got" "1,2,3,4,5,6,7,8,9,10"
 seq 11 15 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
 group_lag() {
   local seen; seen=$(jp consumergroup/payments '{.status.state} {.status.totalLag}')
-  echo "ConsumerGroup payments: state and lag '$seen'" >&2
+  echo "ConsumerGroup payments: state and lag '$seen'; status $(jp consumergroup/payments '{.status}')" >&2
   [[ "$seen" == "Empty 5" ]]
 }
 wait_for "ConsumerGroup payments: Empty, lag 5" 60 group_lag
@@ -392,7 +392,8 @@ expect "ScaleDownBlocked cleared" "$(jp fjordcluster/demo '{.status.conditions[?
 # then it is unregistered; every record stays readable.
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"moving"},"spec":{"clusterRef":"demo","partitions":4,"replicationFactor":2}}'
 wait_for "Topic moving Ready" 60 topic_ready moving
-on_broker_3=$(check brokers "$BOOT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"].get("3", 0))')
+replicas_on() { check brokers "$BOOT" | python3 -c "import json,sys; print(json.load(sys.stdin)['replicas'].get('$1', 0))"; }
+on_broker_3=$(replicas_on 3)
 (( on_broker_3 > 0 )) || fail "broker 3 holds no replicas to drain"
 seq 1 200 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic moving --producer-property acks=all >/dev/null
 t0=$(now)
@@ -405,7 +406,7 @@ drained() {
 wait_for "broker 3 drained ($on_broker_3 replicas), removed and unregistered" 180 drained
 log "figure: scale-in 4 -> 3 done $(since "$t0")s after the edit"
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name)" ]] || fail "no Draining event"
-expect "replicas on broker 3" "$(check brokers "$BOOT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["replicas"].get("3", 0))')" 0
+expect "replicas on broker 3" "$(replicas_on 3)" 0
 # The example keeps claims on scale-in (storage.claimPolicyOnScaleDown: Retain).
 expect "claim of the removed broker" "$(jp pvc/data-demo-3 '{.metadata.name}')" data-demo-3
 got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic moving --from-beginning \

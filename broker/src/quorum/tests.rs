@@ -122,6 +122,18 @@ fn voters_of(listeners: &[TcpListener]) -> Vec<Voter> {
         .collect()
 }
 
+/// Options naming the broker on `listener` (id 1) as the only voter; other brokers
+/// started with them join as learners.
+fn one_voter(listener: &TcpListener, snapshot_interval: u64) -> Opts {
+    Opts {
+        voters: vec![Voter {
+            id: 1,
+            address: listener.local_addr().unwrap().to_string(),
+        }],
+        snapshot_interval,
+    }
+}
+
 async fn cluster(
     n: usize,
     dirs: &[tempfile::TempDir],
@@ -292,13 +304,7 @@ async fn snapshots_bound_the_log_and_seed_restarts_and_late_learners() {
     let mut ls = ls.into_iter();
     let (l1, l2) = (ls.next().unwrap(), ls.next().unwrap());
     // One voter; the second broker joins later as a learner.
-    let opts = Opts {
-        voters: vec![Voter {
-            id: 1,
-            address: l1.local_addr().unwrap().to_string(),
-        }],
-        snapshot_interval: 20,
-    };
+    let opts = one_voter(&l1, 20);
     let mut a = start(1, l1, dirs[0].path(), &opts).await;
     within(10, "voter ready", a.quorum.wait_ready()).await;
     for _ in 0..150 {
@@ -424,13 +430,7 @@ async fn an_unregistered_learner_leaves_the_quorum_and_voters_stay() {
     let ls = listeners(2).await;
     let mut ls = ls.into_iter();
     let (l1, l2) = (ls.next().unwrap(), ls.next().unwrap());
-    let opts = Opts {
-        voters: vec![Voter {
-            id: 1,
-            address: l1.local_addr().unwrap().to_string(),
-        }],
-        snapshot_interval: 10_000,
-    };
+    let opts = one_voter(&l1, 10_000);
     let mut voter = start(1, l1, dirs[0].path(), &opts).await;
     within(10, "voter ready", voter.quorum.wait_ready()).await;
     let mut learner = start(2, l2, dirs[1].path(), &opts).await;

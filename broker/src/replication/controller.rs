@@ -132,22 +132,7 @@ impl ClusterState {
             );
         }
         for topic in image.topics() {
-            state.topics.insert(
-                topic.id,
-                TopicInfo {
-                    name: topic.name.clone(),
-                    configs: topic.configs.clone(),
-                },
-            );
-            for p in &topic.partitions {
-                state.partitions.insert(
-                    TopicPartition {
-                        topic_id: topic.id,
-                        partition: p.partition,
-                    },
-                    registration_of(p),
-                );
-            }
+            state.insert_topic(topic.id, &topic.name, &topic.configs, &topic.partitions);
         }
         state
     }
@@ -162,16 +147,7 @@ impl ClusterState {
                 id,
                 partitions,
                 configs,
-            } => {
-                self.topics.insert(
-                    *id,
-                    TopicInfo {
-                        name: name.clone(),
-                        configs: configs.clone(),
-                    },
-                );
-                self.insert_partitions(*id, partitions);
-            }
+            } => self.insert_topic(*id, name, configs, partitions),
             MetadataRecord::PartitionsCreated {
                 topic_id,
                 partitions,
@@ -187,6 +163,21 @@ impl ClusterState {
             }
             _ => {}
         }
+    }
+
+    fn insert_topic(
+        &mut self,
+        id: Uuid,
+        name: &str,
+        configs: &BTreeMap<String, String>,
+        partitions: &[PartitionState],
+    ) {
+        let info = TopicInfo {
+            name: name.to_string(),
+            configs: configs.clone(),
+        };
+        self.topics.insert(id, info);
+        self.insert_partitions(id, partitions);
     }
 
     fn insert_partitions(&mut self, topic_id: Uuid, partitions: &[PartitionState]) {
