@@ -59,6 +59,7 @@ if [[ "${1:-}" == tool ]]; then
     kafka-console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
     kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
     kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
+    kafka-get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
     *) die "unknown tool $2" ;;
   esac
   shift 2

@@ -298,7 +298,8 @@ log "helm test passed in $(since "$t0")s"
 # ConsumerGroup resource then reports the group and its lag.
 seq 1 10 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
 got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic orders --group payments \
-  --from-beginning --max-messages 10 --timeout-ms 60000 2>/dev/null | sort -n | paste -sd,)
+  --from-beginning --max-messages 10 --timeout-ms 60000 2>"$WORK/consumer.err" | sort -n | paste -sd,) \
+  || { grep -v SLF4J "$WORK/consumer.err" >&2 || true; fail "kafka-console-consumer in group payments"; }
 expect "records consumed by group payments" "$got" "1,2,3,4,5,6,7,8,9,10"
 seq 11 15 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
 group_lag() {

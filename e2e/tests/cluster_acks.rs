@@ -4,11 +4,16 @@
 //! replica is back in sync, acks=all works again. And group coordination moves with
 //! the leadership of `__consumer_offsets`, committed offsets included.
 
+mod common;
+
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use fjord_client::{Client, ClientConfig, NewTopic, ProduceOptions, ProduceRecord, ResponseError};
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
+
+use common::{encode_batch, metric, produce_raw, scrape, wait_for, BatchRecord};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -133,6 +138,71 @@ async fn a_new_group_coordinator_serves_the_committed_offsets() -> Result<()> {
     ensure!(
         read == offsets,
         "the new coordinator answers {read:?}, not {offsets:?}"
+    );
+    Ok(())
+}
+
+/// Produce requests are pipelined on a connection: while an acks=all request waits for
+/// a follower that has stopped, the next request on the same connection is appended at
+/// once instead of waiting behind it; both are answered, in order, once the follower
+/// catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_requests_on_one_connection_are_appended_while_earlier_ones_wait() -> Result<()> {
+    let (mut cluster, client) = cluster(&[]).await?;
+    let topic = unique_topic("pipeline");
+    client.create_topic(NewTopic::new(&topic, 1, 3)).await?;
+    let leader = cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
+        .await?;
+    let follower = *cluster
+        .node_ids()
+        .iter()
+        .find(|&&b| b != leader.node_id)
+        .context("a follower")?;
+    // Stopped, it stays in the ISR (replica.lag.time.max.ms is 30 s): acks=all waits.
+    cluster.sigstop(follower)?;
+    let broker = cluster.broker(leader.node_id);
+    let conn = common::connection(&broker.bootstrap()).await?;
+    let http = broker.http_addr();
+    let batch =
+        |value: &'static str| encode_batch(&[BatchRecord::new(value, 1_700_000_000_000)], None);
+    let mut first = pin!(produce_raw(&conn, &topic, 0, -1, batch("first")?));
+    let mut second = pin!(produce_raw(&conn, &topic, 0, -1, batch("second")?));
+    let appended = wait_for(
+        "both batches in the leader's log",
+        Duration::from_secs(20),
+        || async {
+            let text = scrape(&http).await?;
+            let messages = metric(
+                &text,
+                "fjord_messages_in_total",
+                &[("topic", topic.as_str())],
+            );
+            Ok(if messages == Some(2.0) {
+                Ok(())
+            } else {
+                Err(format!("messages in: {messages:?}"))
+            })
+        },
+    );
+    // Polled in this order, the requests go out first, then second.
+    tokio::select! {
+        biased;
+        answer = &mut first => bail!("answered with a follower stopped: {answer:?}"),
+        answer = &mut second => bail!("answered with a follower stopped: {answer:?}"),
+        appended = appended => appended?,
+    }
+    cluster.sigcont(follower)?;
+    let (first, second) = tokio::join!(first, second);
+    let (first, second) = (first?, second?);
+    ensure!(
+        (
+            first.error_code,
+            first.base_offset,
+            second.error_code,
+            second.base_offset
+        ) == (0, 0, 0, 1),
+        "answers: {first:?} {second:?}"
     );
     Ok(())
 }

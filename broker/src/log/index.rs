@@ -14,6 +14,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 pub const OFFSET_ENTRY_BYTES: usize = 8;
 pub const TIME_ENTRY_BYTES: usize = 12;
@@ -95,7 +96,8 @@ fn read_entries<E: IndexEntry>(path: &Path, max_bytes: u64) -> io::Result<Option
 
 /// The storage shared by both index kinds.
 struct IndexFile<E> {
-    file: File,
+    /// Shared with flushes that sync it outside the log's lock.
+    file: Arc<File>,
     /// Resident entries (all of them, written or pending) while `resident`.
     entries: Vec<E>,
     resident: bool,
@@ -108,7 +110,7 @@ struct IndexFile<E> {
 impl<E: IndexEntry> IndexFile<E> {
     fn new(file: File, entries: Vec<E>, max_bytes: u64) -> Self {
         IndexFile {
-            file,
+            file: Arc::new(file),
             written: entries.len(),
             last: entries.last().copied(),
             entries,
@@ -330,6 +332,11 @@ impl OffsetIndex {
     pub fn sync(&self) -> io::Result<()> {
         self.inner.file.sync_data()
     }
+
+    /// The file, for a sync outside the log's lock.
+    pub fn file(&self) -> Arc<File> {
+        self.inner.file.clone()
+    }
 }
 
 pub struct TimeIndex {
@@ -447,6 +454,11 @@ impl TimeIndex {
 
     pub fn sync(&self) -> io::Result<()> {
         self.inner.file.sync_data()
+    }
+
+    /// The file, for a sync outside the log's lock.
+    pub fn file(&self) -> Arc<File> {
+        self.inner.file.clone()
     }
 }
 

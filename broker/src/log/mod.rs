@@ -268,6 +268,35 @@ const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 /// The largest checkpoint text file read.
 const MAX_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How often a flush rewrites the recovery-point checkpoint at most (Kafka's
+/// log.flush.offset.checkpoint.interval.ms is a minute). Rolls, truncations and
+/// clean shutdown always write it.
+const RECOVERY_POINT_CHECKPOINT_MS: i64 = 5_000;
+
+/// An fsync of a log's unsynced files, taken by [`Log::prepare_flush`] and run
+/// without the log's lock.
+#[derive(Debug)]
+pub struct FlushJob {
+    files: Vec<Arc<File>>,
+    end_offset: i64,
+    generation: u64,
+}
+
+impl FlushJob {
+    /// fdatasync every file (blocking).
+    pub fn run(&self) -> io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Everything below this offset is durable once the job ran.
+    pub fn end_offset(&self) -> i64 {
+        self.end_offset
+    }
+}
+
 /// One partition's log: segments under `<data-dir>/<topic>-<partition>/`.
 pub struct Log {
     dir: PathBuf,
@@ -282,6 +311,9 @@ pub struct Log {
     clean_marker_present: bool,
     unflushed_messages: i64,
     last_flush_ms: i64,
+    /// When the recovery-point checkpoint was last written by a flush (see
+    /// [`RECOVERY_POINT_CHECKPOINT_MS`]).
+    recovery_point_written_ms: i64,
     /// The latest `now_ms` the server passed in; the clock for calls that take none
     /// (follower appends, truncation), so time stays injected and tests deterministic.
     clock_ms: i64,
@@ -458,6 +490,7 @@ impl Log {
             clean_marker_present: clean,
             unflushed_messages: 0,
             last_flush_ms: now_ms,
+            recovery_point_written_ms: now_ms,
             clock_ms: now_ms,
             first_dirty_offset: log_start_offset,
             tombstone_horizon_ms: compaction::no_horizon(),
@@ -643,6 +676,10 @@ impl Log {
             ))
         })?;
         self.write_batches(&[&records], &headers, now_ms)?;
+        // A follower syncs in line: one fetch response brings many batches.
+        if self.flush_due() {
+            self.flush(now_ms)?;
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -693,9 +730,6 @@ impl Log {
             self.write_epoch_checkpoint()?;
         }
         self.unflushed_messages += messages;
-        if self.unflushed_messages >= self.config.flush_messages {
-            self.flush(now_ms)?;
-        }
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
         Ok(())
     }
@@ -736,20 +770,62 @@ impl Log {
         Ok(())
     }
 
+    /// Whether `flush.messages` calls for a sync now. A leader's append does not sync
+    /// by itself: its caller syncs ([`Log::flush`], or the split
+    /// [`Log::prepare_flush`] / [`FlushJob::run`] / [`Log::complete_flush`] that lets
+    /// appends go on during the sync and one sync cover several requests).
+    pub fn flush_due(&self) -> bool {
+        self.unflushed_messages >= self.config.flush_messages
+    }
+
     /// fsync the unflushed segments and move the recovery point to the log end.
-    fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+    pub fn flush(&mut self, now_ms: i64) -> io::Result<()> {
+        let job = self.prepare_flush(now_ms)?;
+        job.run()?;
+        self.complete_flush(&job, now_ms)?;
+        Ok(())
+    }
+
+    /// The first half of a flush, under the log's lock: write the pending index
+    /// entries and take handles on the files holding unsynced data, up to the current
+    /// log end.
+    pub fn prepare_flush(&mut self, now_ms: i64) -> io::Result<FlushJob> {
         let recovery_point = self.recovery_point;
+        let mut files = Vec::new();
         for segment in self.segments.values_mut().rev() {
-            segment.flush()?;
+            segment.flush_files(&mut files)?;
             if segment.base_offset <= recovery_point {
                 break;
             }
         }
-        self.recovery_point = self.log_end_offset();
-        self.write_recovery_point()?;
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
-        Ok(())
+        Ok(FlushJob {
+            files,
+            end_offset: self.log_end_offset(),
+            generation: self.generation,
+        })
+    }
+
+    /// The last half of a flush, under the log's lock again once `job` ran: the
+    /// recovery point moves to what the job covered, unless the log was truncated
+    /// meanwhile (offsets past the truncation point are new, unsynced data). Returns
+    /// whether it moved. The checkpoint file is rewritten at most every
+    /// [`RECOVERY_POINT_CHECKPOINT_MS`]: a stale one only makes recovery after a
+    /// crash scan more.
+    pub fn complete_flush(&mut self, job: &FlushJob, now_ms: i64) -> io::Result<bool> {
+        if job.generation != self.generation {
+            return Ok(false);
+        }
+        if job.end_offset > self.recovery_point {
+            self.recovery_point = job.end_offset;
+            if now_ms.saturating_sub(self.recovery_point_written_ms) >= RECOVERY_POINT_CHECKPOINT_MS
+            {
+                self.write_recovery_point()?;
+                self.recovery_point_written_ms = now_ms;
+            }
+        }
+        Ok(true)
     }
 
     /// Whole batches from `offset` on, at most `max_bytes` (but at least one batch when

@@ -407,6 +407,19 @@ impl Segment {
         self.time_index.unload()
     }
 
+    /// Write the pending index entries and add the files to sync to `files` (the
+    /// split form of [`Segment::flush`]).
+    pub fn flush_files(&mut self, files: &mut Vec<Arc<File>>) -> io::Result<()> {
+        self.offset_index.write_pending()?;
+        self.time_index.write_pending()?;
+        files.extend([
+            self.log.clone(),
+            self.offset_index.file(),
+            self.time_index.file(),
+        ]);
+        Ok(())
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.offset_index.write_pending()?;
         self.time_index.write_pending()?;

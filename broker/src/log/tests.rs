@@ -746,9 +746,46 @@ fn flush_messages_moves_the_recovery_point() {
         },
     );
     append(&mut log, &["a", "b"], 1);
-    assert_eq!(log.recovery_point(), 0);
+    assert!(!log.flush_due());
     append(&mut log, &["c"], 2);
+    // The leader's caller syncs: the append itself only says a sync is due.
+    assert!(log.flush_due());
+    assert_eq!(log.recovery_point(), 0);
+    log.flush(2).unwrap();
+    assert!(!log.flush_due());
     assert_eq!(log.recovery_point(), 3);
+}
+
+#[test]
+fn a_split_flush_covers_what_was_appended_before_it_was_prepared() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    append(&mut log, &["a", "b"], 1);
+    let job = log.prepare_flush(1).unwrap();
+    // Appends go on while the job runs without the log's lock; they wait for the next.
+    append(&mut log, &["c"], 2);
+    job.run().unwrap();
+    assert!(log.complete_flush(&job, 2).unwrap());
+    assert_eq!(log.recovery_point(), 2);
+    let next = log.prepare_flush(3).unwrap();
+    next.run().unwrap();
+    assert!(log.complete_flush(&next, 3).unwrap());
+    assert_eq!(log.recovery_point(), 3);
+}
+
+#[test]
+fn a_split_flush_across_a_truncation_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config());
+    append(&mut log, &["a", "b", "c"], 1);
+    let job = log.prepare_flush(1).unwrap();
+    // A new leader's log replaces offsets 1.. while the sync runs: they are not the
+    // bytes the job synced.
+    log.truncate_to(1).unwrap();
+    append(&mut log, &["x", "y"], 2);
+    job.run().unwrap();
+    assert!(!log.complete_flush(&job, 2).unwrap());
+    assert_eq!(log.recovery_point(), 0);
 }
 
 #[test]

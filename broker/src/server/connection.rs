@@ -1,21 +1,31 @@
 //! One client connection: read size-prefixed frames, guard, decode, dispatch, and
 //! write responses in request order.
 //!
-//! Requests on a connection are handled one at a time, as Kafka does; a client
-//! pipelines by sending ahead, and TCP buffers what it sent. Every bound is explicit:
-//! frame size (`socket.request.max.bytes`), idle time (`connections.max.idle.ms`), and
-//! a frame buffer of at most [`READ_UPFRONT_BYTES`] before the bytes arrive: past that
-//! it grows only as bytes actually arrive.
+//! Requests on a connection take effect in the order they arrive and are answered in
+//! that order. Produce requests are pipelined: each one's batches are appended as soon
+//! as it is read, and while its answer waits (the ISR for acks=all, a sync for
+//! `flush.messages`) the next requests are read and appended too, up to
+//! [`MAX_PRODUCE_IN_FLIGHT`] waiting answers. Any other request starts once every
+//! request before it is answered, as in Kafka, where a connection has one request in
+//! progress. Every bound is explicit: frame size (`socket.request.max.bytes`), idle
+//! time (`connections.max.idle.ms`), answers waiting per connection, and a frame buffer
+//! of at most [`READ_UPFRONT_BYTES`] before the bytes arrive: past that it grows only
+//! as bytes actually arrive.
 
+use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use nix::sys::sendfile::sendfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +52,11 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// buffer chunk by chunk would copy each one again at every doubling. A client that
 /// declares a frame and sends nothing costs at most this much.
 const READ_UPFRONT_BYTES: usize = 2 * 1024 * 1024;
+
+/// Produce requests whose answers may wait at once on one connection; the next
+/// request is read once one of them is answered. Clients keep fewer in flight
+/// (5 with idempotence in the Java client and librdkafka).
+const MAX_PRODUCE_IN_FLIGHT: usize = 16;
 
 /// Why a connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -80,52 +95,126 @@ pub async fn serve(
     broker.metrics.connections.dec();
 }
 
+/// An answer still being worked out, in request order.
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Option<api::Response>, Close>> + Send + 'a>>;
+
 async fn serve_inner(
     broker: &Broker,
     mut stream: TcpStream,
     peer: SocketAddr,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let idle_ms = broker.config.connections_max_idle_ms;
-    let max = broker.config.socket_request_max_bytes;
+    let (reader, mut writer) = stream.split();
+    // Frames as a stream: a read in progress survives the select below answering a
+    // produce request meanwhile.
+    let frames = futures::stream::unfold(reader, |mut reader| async move {
+        let frame = read_request(broker, &mut reader).await;
+        Some((frame, reader))
+    });
+    tokio::pin!(frames);
+    let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
     loop {
-        let size = tokio::select! {
+        tokio::select! {
+            biased;
             _ = shutdown.cancelled() => return Err(Close::Shutdown),
-            r = tokio::time::timeout(Duration::from_millis(idle_ms), stream.read_i32()) => match r {
-                Err(_) => return Err(Close::Idle(idle_ms)),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Close::Eof),
-                Ok(r) => r?,
-            },
-        };
-        if size < 0 || size as u32 > max {
-            broker
-                .metrics
-                .requests_rejected
-                .with_label_values(&["too_large"])
-                .inc();
-            return Err(Close::FrameTooLarge {
-                size: i64::from(size),
-                max,
-            });
-        }
-        let frame = read_frame(&mut stream, size as usize).await?;
-        if broker.is_cut_off() {
-            return Err(Close::CutOff);
-        }
-        if let Some(response) = handle_frame(broker, frame, peer).await? {
-            write_response(&mut stream, response).await?;
+            answer = async { (&mut pending[0]).await }, if !pending.is_empty() => {
+                pending.pop_front();
+                if let Some(response) = answer? {
+                    write_response(&mut writer, response).await?;
+                }
+            }
+            frame = frames.next(), if pending.len() < MAX_PRODUCE_IN_FLIGHT => {
+                let frame = frame.expect("the frame stream never ends")?;
+                if broker.is_cut_off() {
+                    return Err(Close::CutOff);
+                }
+                let mut request = match parse_frame(broker, frame, peer)? {
+                    Parsed::Answer(response) => {
+                        drain(&mut pending, &mut writer).await?;
+                        write_response(&mut writer, response).await?;
+                        continue;
+                    }
+                    Parsed::Request(request) => request,
+                };
+                if request.ctx.api_key == ApiKey::Produce {
+                    let timer = request.timer(broker);
+                    let body = std::mem::take(&mut request.body);
+                    let produced = api::start_produce(broker, &request.ctx, body)
+                        .map_err(|e| request.refused(broker, e))?;
+                    let answer = produce_answer(broker, request, produced, timer);
+                    pending.push_back(Box::pin(answer));
+                } else {
+                    drain(&mut pending, &mut writer).await?;
+                    if let Some(response) = request.dispatch(broker).await? {
+                        write_response(&mut writer, response).await?;
+                    }
+                }
+            }
         }
     }
 }
 
-async fn write_response(stream: &mut TcpStream, response: api::Response) -> std::io::Result<()> {
+/// A produce request's answer, once what it waits on is done.
+async fn produce_answer(
+    broker: &Broker,
+    request: Request,
+    produced: api::produce::Produced,
+    timer: prometheus::HistogramTimer,
+) -> Result<Option<api::Response>, Close> {
+    let answer = api::finish_produce(broker, &request.ctx, produced).await;
+    let answer = answer.map_err(|e| request.refused(broker, e))?;
+    timer.observe_duration();
+    Ok(answer)
+}
+
+/// Answer every request waiting, in order: a request other than produce starts only
+/// then (see the module doc).
+async fn drain(
+    pending: &mut VecDeque<Pending<'_>>,
+    writer: &mut WriteHalf<'_>,
+) -> Result<(), Close> {
+    while let Some(earlier) = pending.pop_front() {
+        if let Some(response) = earlier.await? {
+            write_response(writer, response).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The next request frame, within the idle and size bounds.
+async fn read_request(broker: &Broker, reader: &mut ReadHalf<'_>) -> Result<Bytes, Close> {
+    let idle_ms = broker.config.connections_max_idle_ms;
+    let max = broker.config.socket_request_max_bytes;
+    let size = match tokio::time::timeout(Duration::from_millis(idle_ms), reader.read_i32()).await {
+        Err(_) => return Err(Close::Idle(idle_ms)),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Close::Eof),
+        Ok(r) => r?,
+    };
+    if size < 0 || size as u32 > max {
+        broker
+            .metrics
+            .requests_rejected
+            .with_label_values(&["too_large"])
+            .inc();
+        return Err(Close::FrameTooLarge {
+            size: i64::from(size),
+            max,
+        });
+    }
+    read_frame(reader, size as usize).await
+}
+
+async fn write_response(
+    stream: &mut WriteHalf<'_>,
+    response: api::Response,
+) -> std::io::Result<()> {
     match response {
         api::Response::Frame(frame) => stream.write_all(&frame).await,
         api::Response::Parts(parts) => {
             for part in parts {
                 match part {
                     Part::Bytes(b) => stream.write_all(&b).await?,
-                    Part::File(slice, len) => send_file(stream, &slice, len).await?,
+                    Part::File(slice, len) => send_file(stream.as_ref(), &slice, len).await?,
                 }
             }
             Ok(())
@@ -203,11 +292,55 @@ pub fn encode_response<R: Encodable>(
     Ok(buf)
 }
 
-async fn handle_frame(
-    broker: &Broker,
-    frame: Bytes,
-    peer: SocketAddr,
-) -> Result<Option<api::Response>, Close> {
+/// A request frame checked and its header decoded.
+enum Parsed {
+    /// Answered without a handler (an ApiVersions request of a version not served).
+    Answer(api::Response),
+    Request(Request),
+}
+
+struct Request {
+    ctx: api::RequestContext,
+    body: Bytes,
+}
+
+impl Request {
+    /// Counts the request and starts its duration timer.
+    fn timer(&self, broker: &Broker) -> prometheus::HistogramTimer {
+        let name = api::api_name(self.ctx.api_key);
+        broker.metrics.requests.with_label_values(&[name]).inc();
+        broker
+            .metrics
+            .request_duration
+            .with_label_values(&[name])
+            .start_timer()
+    }
+
+    /// A request that could not be decoded or answered closes the connection.
+    fn refused(&self, broker: &Broker, e: anyhow::Error) -> Close {
+        broker
+            .metrics
+            .requests_rejected
+            .with_label_values(&["malformed"])
+            .inc();
+        Close::Refused(format!(
+            "{} v{} from client {:?}: {e}",
+            api::api_name(self.ctx.api_key),
+            self.ctx.version,
+            self.ctx.client_id
+        ))
+    }
+
+    async fn dispatch(mut self, broker: &Broker) -> Result<Option<api::Response>, Close> {
+        let timer = self.timer(broker);
+        let answer = api::dispatch(broker, &self.ctx, std::mem::take(&mut self.body)).await;
+        let answer = answer.map_err(|e| self.refused(broker, e))?;
+        timer.observe_duration();
+        Ok(answer)
+    }
+}
+
+fn parse_frame(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Parsed, Close> {
     let head = match guard::check_request(&frame) {
         Ok(head) => head,
         Err(GuardError::UnsupportedVersion {
@@ -220,10 +353,9 @@ async fn handle_frame(
                 .requests_rejected
                 .with_label_values(&["unsupported_version"])
                 .inc();
-            return Ok(Some(api::Response::Frame(api::api_versions::unsupported(
-                correlation_id,
-                api_version,
-            ))));
+            return Ok(Parsed::Answer(api::Response::Frame(
+                api::api_versions::unsupported(correlation_id, api_version),
+            )));
         }
         Err(e) => {
             let reason = match e {
@@ -258,10 +390,9 @@ async fn handle_frame(
     };
     if head.api_version < lo || head.api_version > hi {
         if api_key == ApiKey::ApiVersions {
-            return Ok(Some(api::Response::Frame(api::api_versions::unsupported(
-                head.correlation_id,
-                head.api_version,
-            ))));
+            return Ok(Parsed::Answer(api::Response::Frame(
+                api::api_versions::unsupported(head.correlation_id, head.api_version),
+            )));
         }
         return Err(unsupported(&format!(
             "{api_key:?} version outside {lo}-{hi}"
@@ -297,26 +428,7 @@ async fn handle_frame(
             .unwrap_or_default(),
         peer,
     };
-    let name = api::api_name(api_key);
-    let timer = broker
-        .metrics
-        .request_duration
-        .with_label_values(&[name])
-        .start_timer();
-    broker.metrics.requests.with_label_values(&[name]).inc();
-    let response = api::dispatch(broker, &ctx, buf).await.map_err(|e| {
-        broker
-            .metrics
-            .requests_rejected
-            .with_label_values(&["malformed"])
-            .inc();
-        Close::Refused(format!(
-            "{name} v{} from client {:?}: {e}",
-            ctx.version, ctx.client_id
-        ))
-    })?;
-    timer.observe_duration();
-    Ok(response)
+    Ok(Parsed::Request(Request { ctx, body: buf }))
 }
 
 #[cfg(test)]

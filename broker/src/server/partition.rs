@@ -45,6 +45,20 @@ pub struct Partition {
     /// acks=all produce requests waiting for the ISR, by waiter id.
     waiters: Mutex<HashMap<u64, oneshot::Sender<Option<ResponseError>>>>,
     next_waiter: AtomicU64,
+    /// Held while a produce-driven sync runs (see [`Partition::flush_through`]).
+    flush_turn: tokio::sync::Mutex<()>,
+    flushes: AtomicU64,
+}
+
+/// A produce request's batch appended by the leader.
+pub struct Appended {
+    pub info: AppendInfo,
+    /// With acks=all: completes once the ISR holds the batch.
+    pub replicated: Option<oneshot::Receiver<Option<ResponseError>>>,
+    /// ISR changes to propose to the controller.
+    pub proposals: Vec<AlterPartitionRequest>,
+    /// `flush.messages` calls for a sync before the batch is acknowledged.
+    pub flush_due: bool,
 }
 
 /// What this broker does for a partition it hosts.
@@ -140,6 +154,8 @@ impl Partition {
             role_version: watch::channel(0).0,
             waiters: Mutex::new(HashMap::new()),
             next_waiter: AtomicU64::new(1),
+            flush_turn: tokio::sync::Mutex::new(()),
+            flushes: AtomicU64::new(0),
         })
     }
 
@@ -499,53 +515,40 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// Append as leader (acks=0/1, and the group coordinator's records).
+    /// Append as leader for the group coordinator's records; syncs in line when
+    /// `flush.messages` calls for it.
     pub fn append(
         &self,
         records: impl Into<Bytes>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_as_leader(records.into(), now_ms, None)
-            .map(|(info, _, _)| info)
+        let appended = self.append_as_leader(records.into(), now_ms, None)?;
+        if appended.flush_due {
+            self.log.write().flush(now_ms)?;
+        }
+        Ok(appended.info)
     }
 
-    /// Append as leader for acks=all: refused with NotEnoughReplicas when the ISR is
-    /// smaller than `min_isr`; the receiver completes once the ISR holds the batch (or
-    /// with an error: timeout at `deadline_ms`, leadership lost).
-    #[allow(clippy::type_complexity)]
-    pub fn append_acks_all(
+    /// Append a produce request's batch as leader. With `acks_all` = (min.insync.replicas,
+    /// deadline) the append is refused with NotEnoughReplicas when the ISR is smaller,
+    /// and [`Appended::replicated`] completes once the ISR holds the batch (or with an
+    /// error: timeout at the deadline, leadership lost). The batch is not synced here:
+    /// see [`Appended::flush_due`] and [`Partition::flush_through`].
+    pub fn append_produce(
         &self,
         records: Bytes,
         now_ms: i64,
-        min_isr: usize,
-        deadline_ms: i64,
-    ) -> Result<
-        (
-            AppendInfo,
-            oneshot::Receiver<Option<ResponseError>>,
-            Vec<AlterPartitionRequest>,
-        ),
-        AppendError,
-    > {
-        let (info, rx, proposals) =
-            self.append_as_leader(records, now_ms, Some((min_isr, deadline_ms)))?;
-        Ok((info, rx.expect("a waiter was registered"), proposals))
+        acks_all: Option<(usize, i64)>,
+    ) -> Result<Appended, AppendError> {
+        self.append_as_leader(records, now_ms, acks_all)
     }
 
-    #[allow(clippy::type_complexity)]
     fn append_as_leader(
         &self,
         records: Bytes,
         now_ms: i64,
         wait: Option<(usize, i64)>,
-    ) -> Result<
-        (
-            AppendInfo,
-            Option<oneshot::Receiver<Option<ResponseError>>>,
-            Vec<AlterPartitionRequest>,
-        ),
-        AppendError,
-    > {
+    ) -> Result<Appended, AppendError> {
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return Err(AppendError::NotLeader);
@@ -556,18 +559,18 @@ impl Partition {
                 return Err(AppendError::NotEnoughReplicas { isr, min: min_isr });
             }
         }
-        let (info, leo) = {
+        let (info, leo, flush_due) = {
             let mut log = self.log.write();
             let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
-            (info, log.log_end_offset())
+            (info, log.log_end_offset(), log.flush_due())
         };
         self.log_end.send_replace(leo);
-        let mut receiver = None;
+        let mut replicated = None;
         let waiter = wait.map(|(_, deadline_ms)| {
             let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             self.waiters.lock().insert(id, tx);
-            receiver = Some(rx);
+            replicated = Some(rx);
             ProduceWaiter {
                 id: ProduceId(id),
                 last_offset: info.last_offset,
@@ -576,7 +579,58 @@ impl Partition {
         });
         let actions = leader.on_appended(now_ms, leo, waiter);
         drop(role);
-        Ok((info, receiver, self.perform(actions)))
+        Ok(Appended {
+            info,
+            replicated,
+            proposals: self.perform(actions),
+            flush_due,
+        })
+    }
+
+    /// Wait until the log is synced through `last_offset` (group commit). One sync
+    /// runs at a time; requests that append while it runs wait their turn, and the
+    /// next sync covers all of them, so concurrent producers share each fdatasync
+    /// instead of queueing one sync each behind the log's lock. The sync runs on the
+    /// blocking pool with no lock held: appends and fetches go on meanwhile.
+    pub async fn flush_through(&self, last_offset: i64) -> Result<(), ResponseError> {
+        if self.log.read().recovery_point() > last_offset {
+            return Ok(());
+        }
+        let _turn = self.flush_turn.lock().await;
+        let job = {
+            let mut log = self.log.write();
+            if log.recovery_point() > last_offset {
+                return Ok(());
+            }
+            log.prepare_flush(crate::server::broker::now_ms())
+                .map_err(|e| self.storage_error("preparing a sync", &e))?
+        };
+        let job = tokio::task::spawn_blocking(move || job.run().map(|()| job))
+            .await
+            .map_err(|e| self.storage_error("syncing", &std::io::Error::other(e)))?
+            .map_err(|e| self.storage_error("syncing", &e))?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        let moved = self
+            .log
+            .write()
+            .complete_flush(&job, crate::server::broker::now_ms())
+            .map_err(|e| self.storage_error("writing the recovery point", &e))?;
+        // Truncated during the sync: the offsets were given up with the leadership.
+        if moved && job.end_offset() > last_offset {
+            Ok(())
+        } else {
+            Err(ResponseError::NotLeaderOrFollower)
+        }
+    }
+
+    /// Syncs run by [`Partition::flush_through`] so far.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
+
+    fn storage_error(&self, what: &str, e: &std::io::Error) -> ResponseError {
+        tracing::error!(topic = %self.topic, partition = self.index, error = %e, "{what} the log failed");
+        ResponseError::KafkaStorageError
     }
 
     /// Whole batches from `offset`, never past the high watermark.
@@ -682,5 +736,50 @@ impl PartitionMap {
             .remove(topic)
             .map(|m| m.into_values().collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::testing::TestBatch;
+
+    fn leader(dir: &Path, config: LogConfig) -> Partition {
+        let p = Partition::open(dir, "t", Uuid::new_v4(), 0, 0, config, 0).unwrap();
+        p.lead_alone(1, 0);
+        p
+    }
+
+    #[tokio::test]
+    async fn produce_requests_waiting_for_a_sync_share_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            flush_messages: 1,
+            ..LogConfig::default()
+        };
+        let p = leader(dir.path(), config);
+        let mut last_offsets = Vec::new();
+        for i in 0..8 {
+            let appended = p
+                .append_produce(TestBatch::new(&["v"], i).encode().into(), i, None)
+                .unwrap();
+            assert!(appended.flush_due);
+            last_offsets.push(appended.info.last_offset);
+        }
+        let waits = last_offsets.iter().map(|&o| p.flush_through(o));
+        for result in futures::future::join_all(waits).await {
+            assert_eq!(result, Ok(()));
+        }
+        // The first sync covered all eight batches; the others found them durable.
+        assert_eq!(p.flushes(), 1);
+        assert_eq!(p.with_log(|log| log.recovery_point()), 8);
+        // A batch appended after it needs a sync of its own.
+        let appended = p
+            .append_produce(TestBatch::new(&["w"], 9).encode().into(), 9, None)
+            .unwrap();
+        assert_eq!(p.flush_through(appended.info.last_offset).await, Ok(()));
+        assert_eq!(p.flushes(), 2);
+        assert_eq!(p.flush_through(0).await, Ok(()));
+        assert_eq!(p.flushes(), 2);
     }
 }

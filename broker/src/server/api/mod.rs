@@ -111,6 +111,29 @@ pub enum Response {
     Parts(Vec<Part<FileSlice>>),
 }
 
+/// A Produce request: decode it and append its batches, in the order requests arrive.
+/// Its answer comes from [`finish_produce`].
+pub fn start_produce(
+    broker: &Broker,
+    ctx: &RequestContext,
+    body: Bytes,
+) -> anyhow::Result<produce::Produced> {
+    Ok(produce::start(broker, ctx, decode(body, ctx.version)?))
+}
+
+/// Wait for what a produce request's answer needs (ISR, syncs) and encode it (None
+/// for acks=0).
+pub async fn finish_produce(
+    broker: &Broker,
+    ctx: &RequestContext,
+    produced: produce::Produced,
+) -> anyhow::Result<Option<Response>> {
+    match produced.finish(broker).await {
+        Some(resp) => Ok(Some(Response::Frame(resp.encode_frame(ctx)?))),
+        None => Ok(None),
+    }
+}
+
 /// Decode the body, run the handler, encode the response (None for acks=0 produce).
 pub async fn dispatch(
     broker: &Broker,
@@ -122,10 +145,10 @@ pub async fn dispatch(
     let frame = match ctx.api_key {
         ApiKey::ApiVersions => encode(&api_versions::handle(decode(body, v)?, v)),
         ApiKey::Metadata => encode(&metadata::handle(broker, ctx, decode(body, v)?).await),
-        ApiKey::Produce => match produce::handle(broker, ctx, decode(body, v)?).await {
-            Some(resp) => encode(&resp),
-            None => return Ok(None),
-        },
+        ApiKey::Produce => {
+            let produced = start_produce(broker, ctx, body)?;
+            return finish_produce(broker, ctx, produced).await;
+        }
         ApiKey::Fetch => {
             let reply = fetch::handle(broker, ctx, decode(body, v)?).await;
             let parts =

@@ -1,5 +1,7 @@
 //! Produce: validate and append each partition's batch, then answer per acks.
 
+use std::sync::Arc;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
@@ -8,6 +10,7 @@ use super::{count_error, str_bytes, RequestContext};
 use crate::config::effective_topic_config;
 use crate::log::AppendError;
 use crate::server::broker::{now_ms, Broker};
+use crate::server::partition::Partition;
 
 fn append_error_code(e: &AppendError) -> ResponseError {
     match e {
@@ -23,12 +26,85 @@ fn append_error_code(e: &AppendError) -> ResponseError {
     }
 }
 
-/// Returns `None` for acks=0: the client expects no response at all.
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: ProduceRequest,
-) -> Option<ProduceResponse> {
+/// A produce request whose batches are in the log: what is left is waiting for the
+/// ISR (acks=all) and for syncs (`flush.messages`) before answering.
+pub struct Produced {
+    acks: i16,
+    version: i16,
+    api_key: kafka_protocol::messages::ApiKey,
+    wait_ms: i64,
+    responses: Vec<TopicProduceResponse>,
+    /// Per (topic, partition) index into `responses`: what the answer waits on.
+    waits: Vec<(usize, usize, PartitionWait)>,
+}
+
+/// What one partition's answer waits on.
+struct PartitionWait {
+    partition: Arc<Partition>,
+    /// acks=all: the ISR's confirmation.
+    replicated: Option<AckWait>,
+    /// `flush.messages`: a sync through this offset.
+    flush_through: Option<i64>,
+}
+
+impl Produced {
+    /// Whether the answer is ready without waiting.
+    pub fn is_ready(&self) -> bool {
+        self.waits.is_empty()
+    }
+
+    /// Wait for the ISR and the syncs, then answer. `None` for acks=0: the client
+    /// expects no response at all.
+    pub async fn finish(self, broker: &Broker) -> Option<ProduceResponse> {
+        let Produced {
+            acks,
+            version: v,
+            api_key,
+            wait_ms,
+            mut responses,
+            waits,
+        } = self;
+        let until = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+        // Syncs first, all partitions at once; the ISR's confirmations are usually in by
+        // then.
+        let flushes = futures::future::join_all(waits.iter().map(|(_, _, w)| async {
+            match w.flush_through {
+                Some(offset) => w.partition.flush_through(offset).await.err(),
+                None => None,
+            }
+        }))
+        .await;
+        for ((t, p, w), flushed) in waits.into_iter().zip(flushes) {
+            let replicated = match w.replicated {
+                None => None,
+                Some(rx) => match tokio::time::timeout_at(until, rx).await {
+                    Ok(Ok(None)) => None,
+                    Ok(Ok(Some(code))) => Some(code),
+                    Ok(Err(_)) => Some(ResponseError::NotLeaderOrFollower),
+                    Err(_) => Some(ResponseError::RequestTimedOut),
+                },
+            };
+            let (code, what) = match (flushed, replicated) {
+                (Some(code), _) => (code, "the write could not be synced to disk"),
+                (None, Some(code)) => (code, "the in-sync replicas did not confirm the write"),
+                (None, None) => continue,
+            };
+            count_error(broker, api_key, code.code());
+            let resp = &mut responses[t].partition_responses[p];
+            resp.error_code = code.code();
+            resp.base_offset = -1;
+            if v >= 8 {
+                resp.error_message = Some(str_bytes(format!("{what}: {code}")));
+            }
+        }
+        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    }
+}
+
+/// Validate and append every partition's batch, in request order. The answer comes
+/// from [`Produced::finish`].
+pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Produced {
     let v = ctx.version;
     let acks = req.acks;
     let image = broker.image();
@@ -36,7 +112,7 @@ pub async fn handle(
     let wait_ms = i64::from(req.timeout_ms.max(0))
         .min(i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX));
     let deadline_ms = now_ms() + wait_ms;
-    let mut waiting = Vec::new();
+    let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
@@ -64,9 +140,9 @@ pub async fn handle(
                     v,
                     &mut resp,
                 )
-                .map(|rx| {
-                    if let Some(rx) = rx {
-                        waiting.push((responses.len(), partitions.len(), rx));
+                .map(|wait| {
+                    if let Some(wait) = wait {
+                        waits.push((responses.len(), partitions.len(), wait));
                     }
                 })
             };
@@ -87,36 +163,19 @@ pub async fn handle(
                 .with_partition_responses(partitions),
         );
     }
-    // acks=all: answer once the ISR holds every batch of the request (or with the
-    // error that ended the wait).
-    let until = tokio::time::Instant::now()
-        + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-    for (t, p, rx) in waiting {
-        let outcome = tokio::time::timeout_at(until, rx).await;
-        let error = match outcome {
-            Ok(Ok(None)) => None,
-            Ok(Ok(Some(code))) => Some(code),
-            Ok(Err(_)) => Some(ResponseError::NotLeaderOrFollower),
-            Err(_) => Some(ResponseError::RequestTimedOut),
-        };
-        if let Some(code) = error {
-            count_error(broker, ctx.api_key, code.code());
-            let resp = &mut responses[t].partition_responses[p];
-            resp.error_code = code.code();
-            resp.base_offset = -1;
-            if v >= 8 {
-                resp.error_message = Some(str_bytes(format!(
-                    "the in-sync replicas did not confirm the write: {code}"
-                )));
-            }
-        }
+    Produced {
+        acks,
+        version: v,
+        api_key: ctx.api_key,
+        wait_ms,
+        responses,
+        waits,
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
 type AckWait = tokio::sync::oneshot::Receiver<Option<ResponseError>>;
 
-/// Append one partition's batch; for acks=all also returns what to wait on.
+/// Append one partition's batch; also returns what its answer waits on, if anything.
 #[allow(clippy::too_many_arguments)]
 fn append_one(
     broker: &Broker,
@@ -127,7 +186,7 @@ fn append_one(
     (acks, deadline_ms): (i16, i64),
     version: i16,
     resp: &mut PartitionProduceResponse,
-) -> Result<Option<AckWait>, (ResponseError, String)> {
+) -> Result<Option<PartitionWait>, (ResponseError, String)> {
     let unknown = || {
         (
             ResponseError::UnknownTopicOrPartition,
@@ -153,7 +212,7 @@ fn append_one(
     let size = records.len() as u64;
     let now = now_ms();
     // The batch goes to the log as a slice of the request frame, without a copy.
-    let appended = if acks == -1 {
+    let acks_all = (acks == -1).then(|| {
         let min_isr: usize = image
             .topic(topic)
             .and_then(|t| {
@@ -161,16 +220,10 @@ fn append_one(
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or(1);
-        partition
-            .append_acks_all(records, now, min_isr, deadline_ms)
-            .map(|(info, rx, proposals)| {
-                broker.propose_isr(&partition, proposals);
-                (info, Some(rx))
-            })
-    } else {
-        partition.append(records, now).map(|info| (info, None))
-    };
-    let (info, wait) = appended.map_err(|e| {
+        (min_isr, deadline_ms)
+    });
+    let appended = partition.append_produce(records, now, acks_all);
+    let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
@@ -179,6 +232,8 @@ fn append_one(
             format!("topic {topic:?} partition {index}: {e}"),
         )
     })?;
+    broker.propose_isr(&partition, appended.proposals);
+    let info = appended.info;
     if !info.duplicate {
         broker
             .metrics
@@ -196,5 +251,12 @@ fn append_one(
     if version >= 5 {
         resp.log_start_offset = info.log_start_offset;
     }
-    Ok(wait)
+    let flush_through = appended.flush_due.then_some(info.last_offset);
+    Ok(
+        (appended.replicated.is_some() || flush_through.is_some()).then(|| PartitionWait {
+            partition,
+            replicated: appended.replicated,
+            flush_through,
+        }),
+    )
 }
