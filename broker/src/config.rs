@@ -136,6 +136,20 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
     pub offsets_topic_num_partitions: i32,
 
+    /// Replication factor of the internal `__consumer_offsets` topic when it is created
+    /// (offsets.topic.replication.factor), kept apart from --default-replication-factor
+    /// as in Kafka. It is capped at the number of metadata quorum voters (--voters, or
+    /// this broker alone), so a single broker creates the topic with one replica and a
+    /// cluster with three voters with three. Until that many brokers are alive,
+    /// FindCoordinator answers COORDINATOR_NOT_AVAILABLE rather than create the topic
+    /// with fewer replicas. An existing topic keeps its replicas.
+    #[arg(
+        long,
+        env = "FJORD_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        default_value_t = 3
+    )]
+    pub offsets_topic_replication_factor: i16,
+
     /// The shortest session.timeout.ms a group member may ask for
     /// (group.min.session.timeout.ms).
     #[arg(
@@ -306,6 +320,12 @@ impl BrokerConfig {
                 self.offsets_topic_num_partitions
             ));
         }
+        if self.offsets_topic_replication_factor < 1 {
+            return Err(format!(
+                "--offsets-topic-replication-factor {} must be >= 1",
+                self.offsets_topic_replication_factor
+            ));
+        }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return Err(format!(
                 "--group-min-session-timeout-ms {} exceeds --group-max-session-timeout-ms {}",
@@ -448,6 +468,7 @@ pub enum ConfigType {
     Boolean = 1,
     String = 2,
     Int = 3,
+    Short = 4,
     Long = 5,
     Double = 6,
     List = 7,
@@ -873,6 +894,17 @@ mod tests {
         assert!(topic_config_def("producer.id.expiration.ms").is_none());
         let bad = Cli::parse_from(["fjord", "--producer-id-expiration-ms", "0"]).broker;
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn offsets_topic_replication_factor_is_kafkas_and_checked() {
+        let c = Cli::parse_from(["fjord"]).broker;
+        assert_eq!(c.offsets_topic_replication_factor, 3);
+        let bad = Cli::parse_from(["fjord", "--offsets-topic-replication-factor", "0"]).broker;
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "--offsets-topic-replication-factor 0 must be >= 1"
+        );
     }
 
     #[test]

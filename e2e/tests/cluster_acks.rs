@@ -2,7 +2,9 @@
 //! replicas than the topic asks for, acks=all writes are refused with
 //! NOT_ENOUGH_REPLICAS (nothing half-acknowledged) while acks=1 writes go on; once the
 //! replica is back in sync, acks=all works again. And group coordination moves with
-//! the leadership of `__consumer_offsets`, committed offsets included.
+//! the leadership of `__consumer_offsets`, committed offsets included, and that topic
+//! is replicated on offsets.topic.replication.factor brokers whatever
+//! default.replication.factor says.
 
 mod common;
 
@@ -10,7 +12,9 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use fjord_client::{Client, ClientConfig, NewTopic, ProduceOptions, ProduceRecord, ResponseError};
+use fjord_client::{
+    Client, ClientConfig, ConfigResource, NewTopic, ProduceOptions, ProduceRecord, ResponseError,
+};
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 
 use common::{encode_batch, metric, produce_raw, scrape, wait_for, BatchRecord};
@@ -20,6 +24,11 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// Three brokers with short heartbeat and session timeouts (plus `extra` flags), and a
 /// client bootstrapped from all of them.
 async fn cluster(extra: &[&str]) -> Result<(Cluster, Client)> {
+    cluster_with(ClusterOptions::default(), extra).await
+}
+
+/// [`cluster`] from `options` rather than the harness's defaults.
+async fn cluster_with(options: ClusterOptions, extra: &[&str]) -> Result<(Cluster, Client)> {
     let mut args = vec![
         "--broker-heartbeat-interval-ms=200",
         "--broker-session-timeout-ms=2000",
@@ -27,7 +36,7 @@ async fn cluster(extra: &[&str]) -> Result<(Cluster, Client)> {
     args.extend_from_slice(extra);
     let cluster = Cluster::start(ClusterOptions {
         args: args.into_iter().map(String::from).collect(),
-        ..ClusterOptions::default()
+        ..options
     })
     .await?;
     let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
@@ -203,6 +212,115 @@ async fn produce_requests_on_one_connection_are_appended_while_earlier_ones_wait
             second.base_offset
         ) == (0, 0, 0, 1),
         "answers: {first:?} {second:?}"
+    );
+    Ok(())
+}
+
+/// Brokers started as the operator starts them, three voters and no replication flags
+/// (default.replication.factor 1): `__consumer_offsets` still gets
+/// offsets.topic.replication.factor (3) replicas. While a broker is down the topic is
+/// not created with fewer: FindCoordinator answers COORDINATOR_NOT_AVAILABLE until the
+/// broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_replicate_the_offsets_topic_three_times() -> Result<()> {
+    let options = ClusterOptions {
+        replication_factor: 1,
+        min_insync_replicas: 1,
+        ..ClusterOptions::default()
+    };
+    let (mut cluster, client) =
+        cluster_with(options, &["--offsets-topic-num-partitions=3"]).await?;
+    let offsets_rf = client
+        .describe_configs(&ConfigResource::Broker(1))
+        .await?
+        .into_iter()
+        .find(|c| c.name == "offsets.topic.replication.factor")
+        .and_then(|c| c.value);
+    ensure!(
+        offsets_rf.as_deref() == Some("3"),
+        "DescribeConfigs of broker 1: offsets.topic.replication.factor {offsets_rf:?}"
+    );
+    let group = unique_topic("group");
+
+    let down = 3;
+    cluster.kill9(down).await?;
+    // Bootstrapped from the survivors only, and answering the first refusal rather than
+    // retrying it.
+    let survivors: Vec<String> = cluster
+        .node_ids()
+        .into_iter()
+        .filter(|&id| id != down)
+        .map(|id| cluster.broker(id).bootstrap())
+        .collect();
+    let once = Client::connect(
+        &survivors,
+        ClientConfig {
+            leader_retries: 0,
+            ..ClientConfig::default()
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    loop {
+        let listed: Vec<i32> = once
+            .metadata(Some(&[]))
+            .await?
+            .brokers
+            .iter()
+            .map(|b| b.node_id)
+            .collect();
+        if !listed.contains(&down) {
+            break;
+        }
+        ensure!(
+            started.elapsed() < DEADLINE,
+            "broker {down} still listed {listed:?} after being killed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = once.find_coordinator(&group).await;
+    ensure!(
+        refused.as_ref().err().and_then(|e| e.kafka())
+            == Some(ResponseError::CoordinatorNotAvailable),
+        "FindCoordinator with 2 of 3 brokers up: {refused:?}"
+    );
+    let metadata = once.metadata(Some(&["__consumer_offsets"])).await?;
+    let topic = metadata.topic("__consumer_offsets");
+    ensure!(
+        topic.is_none_or(|t| t.error == Some(ResponseError::UnknownTopicOrPartition)),
+        "__consumer_offsets created with a broker down: {topic:?}"
+    );
+
+    cluster.restart(down).await?;
+    cluster.wait_for_brokers(DEADLINE).await?;
+    let coordinator = client.find_coordinator(&group).await?;
+    let metadata = client.metadata(Some(&["__consumer_offsets"])).await?;
+    let topic = metadata
+        .topic("__consumer_offsets")
+        .context("__consumer_offsets after FindCoordinator")?;
+    ensure!(
+        topic.partitions.len() == 3,
+        "__consumer_offsets has {} partitions",
+        topic.partitions.len()
+    );
+    for p in &topic.partitions {
+        let mut replicas = p.replicas.clone();
+        replicas.sort_unstable();
+        ensure!(
+            replicas == cluster.node_ids(),
+            "__consumer_offsets partition {} on brokers {:?}, not on all three",
+            p.partition,
+            p.replicas
+        );
+    }
+    println!(
+        "coordinator of {group}: broker {}; __consumer_offsets replicas {:?}",
+        coordinator.node_id,
+        topic
+            .partitions
+            .iter()
+            .map(|p| p.replicas.clone())
+            .collect::<Vec<_>>()
     );
     Ok(())
 }

@@ -215,6 +215,7 @@ fn help_lists_every_flag_with_env_and_default() -> Result<()> {
         ("--http-listen", "127.0.0.1:9644"),
         ("--node-id", "1"),
         ("--num-partitions", "1"),
+        ("--offsets-topic-replication-factor", "3"),
         ("--auto-create-topics", "true"),
         ("--socket-request-max-bytes", "104857600"),
         ("--log-retention-check-interval-ms", "300000"),

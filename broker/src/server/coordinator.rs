@@ -129,21 +129,36 @@ pub async fn start(broker: &Arc<Broker>) -> Result<Arc<GroupRuntime>, String> {
     Ok(Arc::new(GroupRuntime::new(config)))
 }
 
+/// The replication factor `__consumer_offsets` is created with:
+/// offsets.topic.replication.factor, capped at the number of metadata quorum voters.
+/// Kafka does not cap it (its single-broker example configs set it to 1 instead); the
+/// cap lets one broker, its own only voter, serve groups with no flags while a cluster
+/// of three or more voters gets Kafka's three replicas. Voters, not live or registered
+/// brokers, set the cap: every broker reads the same --voters, so the answer does not
+/// depend on how many brokers happen to be up at the first FindCoordinator.
+pub fn offsets_topic_replication_factor(configured: i16, voters: usize) -> i16 {
+    configured.min(i16::try_from(voters).unwrap_or(i16::MAX))
+}
+
 /// Create `__consumer_offsets` unless it exists, as Kafka does on the first
-/// FindCoordinator for a group. With fewer live brokers than
-/// default.replication.factor the topic is not created smaller:
+/// FindCoordinator for a group, with [`offsets_topic_replication_factor`] replicas.
+/// With fewer live brokers than that the topic is not created smaller:
 /// COORDINATOR_NOT_AVAILABLE until enough brokers are up.
 pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> {
     if broker.image().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
     let brokers = broker.live_brokers();
-    let rf = broker.config.default_replication_factor;
+    let voters = broker.config.quorum_voters().len();
+    let rf =
+        offsets_topic_replication_factor(broker.config.offsets_topic_replication_factor, voters);
     if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
         tracing::warn!(
             live_brokers = brokers.len(),
             replication_factor = rf,
-            "not creating {OFFSETS_TOPIC}: fewer live brokers than default.replication.factor"
+            offsets_topic_replication_factor = broker.config.offsets_topic_replication_factor,
+            quorum_voters = voters,
+            "not creating {OFFSETS_TOPIC}: fewer live brokers than its replication factor"
         );
         return Err(ResponseError::CoordinatorNotAvailable);
     }
@@ -834,6 +849,26 @@ mod tests {
             .collect();
         got.sort_unstable();
         got
+    }
+
+    #[test]
+    fn offsets_topic_replication_factor_is_capped_at_the_quorum_voters() {
+        // (offsets.topic.replication.factor, voters) -> replicas of the topic.
+        for (configured, voters, rf) in [
+            (3, 1, 1), // one broker, no flags
+            (3, 2, 2),
+            (3, 3, 3), // fjord dev --brokers 3, a 3+ broker StatefulSet
+            (3, 5, 3),
+            (1, 3, 1), // asked for fewer than the voters: as asked
+            (5, 3, 3),
+            (i16::MAX, 100_000, i16::MAX),
+        ] {
+            assert_eq!(
+                offsets_topic_replication_factor(configured, voters),
+                rf,
+                "offsets.topic.replication.factor {configured} with {voters} voters"
+            );
+        }
     }
 
     #[test]

@@ -100,6 +100,12 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             "Default replication factor of new topics.",
         ),
         entry(
+            "offsets.topic.replication.factor",
+            c.offsets_topic_replication_factor.to_string(),
+            ConfigType::Short,
+            "Replication factor of __consumer_offsets, capped at the metadata quorum voters.",
+        ),
+        entry(
             "min.insync.replicas",
             c.min_insync_replicas.to_string(),
             ConfigType::Int,

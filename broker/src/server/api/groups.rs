@@ -850,15 +850,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn find_coordinator_does_not_create_a_smaller_offsets_topic() {
+    async fn one_broker_creates_the_offsets_topic_with_one_replica() {
+        // offsets.topic.replication.factor 3 (the default) and default.replication.factor
+        // 3: a broker that is its own only voter still creates the topic, with one replica.
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path(), &["--default-replication-factor", "3"]).await;
+        assert_eq!(b.config.offsets_topic_replication_factor, 3);
         let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 1), find("g")).await;
-        assert_eq!(
-            resp.error_code,
-            ResponseError::CoordinatorNotAvailable.code()
-        );
-        assert_eq!(resp.node_id, BrokerId(-1));
-        assert!(b.image().topic(OFFSETS_TOPIC).is_none());
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.node_id, BrokerId(b.node_id()));
+        let image = b.image();
+        let topic = image.topic(OFFSETS_TOPIC).unwrap();
+        assert_eq!(topic.partitions.len(), 50);
+        for p in &topic.partitions {
+            assert_eq!(p.replicas, vec![b.node_id()], "partition {}", p.partition);
+        }
     }
 }
