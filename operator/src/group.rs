@@ -201,7 +201,8 @@ pub fn error_reason(error: &Error) -> String {
 
 // ---- Broker calls ----
 
-/// Log end offsets of `partitions`; those whose topic is gone are left out.
+/// Log end offsets of `partitions`; those whose topic or partition is gone are left
+/// out.
 async fn end_offsets(
     client: &BrokerClient,
     partitions: Vec<(String, i32)>,
@@ -222,13 +223,36 @@ async fn end_offsets(
         .collect()
         .await;
     let mut out = BTreeMap::new();
+    let mut unknown = Vec::new();
     for (key, listed) in answers {
         match listed {
             Ok(listed) => {
                 out.insert(key, listed.offset);
             }
-            Err(e) if e.kafka() == Some(ResponseError::UnknownTopicOrPartition) => {}
+            Err(e) if e.kafka() == Some(ResponseError::UnknownTopicOrPartition) => {
+                unknown.push(key)
+            }
             Err(e) => return Err(e.into()),
+        }
+    }
+    if !unknown.is_empty() {
+        // Left out only when the cluster says the partition is gone; a partition that
+        // exists but did not answer (metadata still spreading) fails this refresh, so
+        // the lag is never under-reported.
+        let names: BTreeSet<&str> = unknown.iter().map(|(t, _)| t.as_str()).collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        let metadata = client.metadata(Some(&names)).await?;
+        for (topic, partition) in &unknown {
+            let exists = metadata.topic(topic).is_some_and(|t| {
+                t.error.is_none() && t.partitions.iter().any(|p| p.partition == *partition)
+            });
+            if exists {
+                return Err(Error::Broker(fjord_client::Error::Kafka {
+                    resource: format!("topic {topic:?} partition {partition}"),
+                    error: ResponseError::UnknownTopicOrPartition,
+                    message: Some("its leader does not know it yet".into()),
+                }));
+            }
         }
     }
     Ok(out)

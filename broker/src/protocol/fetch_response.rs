@@ -33,13 +33,16 @@ impl<F> Part<F> {
 pub const MIN_VERSION: i16 = 4;
 pub const MAX_VERSION: i16 = 12;
 
-struct Writer<F> {
+struct Writer<'b, F> {
+    /// Parts done; the first is a placeholder for the head, which holds the frame size
+    /// and is patched last.
     parts: Vec<Part<F>>,
-    buf: BytesMut,
+    head: Option<BytesMut>,
+    buf: &'b mut BytesMut,
     flexible: bool,
 }
 
-impl<F> Writer<F> {
+impl<F> Writer<'_, F> {
     fn uvarint(&mut self, mut v: u32) {
         while v >= 0x80 {
             self.buf.put_u8((v as u8) | 0x80);
@@ -77,32 +80,49 @@ impl<F> Writer<F> {
     }
 
     fn file(&mut self, file: F, len: usize) {
-        let done = std::mem::take(&mut self.buf).freeze();
-        self.parts.push(Part::Bytes(done));
+        self.close_bytes();
         self.parts.push(Part::File(file, len));
+    }
+
+    /// End the bytes written since the last file part: split off the buffer, whose
+    /// storage the connection reuses once the parts are sent.
+    fn close_bytes(&mut self) {
+        let done = self.buf.split();
+        if self.head.is_none() {
+            self.head = Some(done);
+        } else {
+            self.parts.push(Part::Bytes(done.freeze()));
+        }
     }
 }
 
 /// Write the whole response frame (size prefix, header, body) for `version`.
 /// `records[t][p]` is the record data of `resp.responses[t].partitions[p]`; `None`
 /// writes an empty records field (never null: clients expect empty, as Kafka sends).
-/// The partitions' own `records` fields are ignored.
+/// The partitions' own `records` fields are ignored. The bytes around the record data
+/// are split off `buf` (empty on entry), so a caller that keeps `buf` reuses its
+/// storage once the parts are dropped.
 pub fn encode<F>(
     resp: &FetchResponse,
     records: Vec<Vec<Option<(F, usize)>>>,
     version: i16,
     correlation_id: i32,
+    buf: &mut BytesMut,
 ) -> Vec<Part<F>> {
     assert!(
         (MIN_VERSION..=MAX_VERSION).contains(&version),
         "fetch v{version} is not written here"
     );
     let flexible = version >= 12;
+    let partitions: usize = resp.responses.iter().map(|t| t.partitions.len()).sum();
     let mut w = Writer {
-        parts: Vec::new(),
-        buf: BytesMut::with_capacity(256),
+        parts: Vec::with_capacity(2 * partitions + 2),
+        head: None,
+        buf,
         flexible,
     };
+    // The head's place; it is patched in last.
+    w.parts.push(Part::Bytes(Bytes::new()));
     w.buf.put_i32(0); // frame size, filled in below
     w.buf.put_i32(correlation_id);
     w.no_tags(); // response header v1 for flexible versions
@@ -144,16 +164,12 @@ pub fn encode<F>(
         w.no_tags();
     }
     w.no_tags();
-    let rest = w.buf.freeze();
-    w.parts.push(Part::Bytes(rest));
-    let total: usize = w.parts.iter().map(Part::len).sum();
+    w.close_bytes();
+    let mut head = w.head.take().expect("the head is closed first");
+    let total: usize = head.len() + w.parts.iter().map(Part::len).sum::<usize>();
     let size = i32::try_from(total - 4).expect("a fetch response fits in an i32 frame");
-    // The first part always starts with the size placeholder.
-    if let Some(Part::Bytes(first)) = w.parts.first_mut() {
-        let mut head = BytesMut::from(&first[..]);
-        head[..4].copy_from_slice(&size.to_be_bytes());
-        *first = head.freeze();
-    }
+    head[..4].copy_from_slice(&size.to_be_bytes());
+    w.parts[0] = Part::Bytes(head.freeze());
     w.parts.retain(|p| !p.is_empty());
     w.parts
 }
@@ -235,7 +251,7 @@ mod tests {
                         .collect()
                 })
                 .collect();
-            let parts = encode(&resp, records, version, 42);
+            let parts = encode(&resp, records, version, 42, &mut BytesMut::new());
             // What the crate writes for the same response, with empty records where
             // none were given.
             let mut resp = resp;

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use nix::sys::sendfile::sendfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
@@ -57,6 +57,10 @@ const READ_UPFRONT_BYTES: usize = 2 * 1024 * 1024;
 /// request is read once one of them is answered. Clients keep fewer in flight
 /// (5 with idempotence in the Java client and librdkafka).
 const MAX_PRODUCE_IN_FLIGHT: usize = 16;
+
+/// Room reserved before encoding a response; larger ones grow the buffer, which
+/// keeps the larger storage for the next.
+const RESPONSE_BUFFER_BYTES: usize = 1024;
 
 /// Why a connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +99,9 @@ pub async fn serve(
     broker.metrics.connections.dec();
 }
 
-/// An answer still being worked out, in request order.
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Option<api::Response>, Close>> + Send + 'a>>;
+/// A produce request's answer still being worked out, in request order; encoded when
+/// its turn to be written comes.
+type Pending<'a> = Pin<Box<dyn Future<Output = (Request, Option<ProduceResponse>)> + Send + 'a>>;
 
 async fn serve_inner(
     broker: &Broker,
@@ -113,15 +118,15 @@ async fn serve_inner(
     });
     tokio::pin!(frames);
     let mut pending: VecDeque<Pending<'_>> = VecDeque::new();
+    // Responses are encoded into this buffer's storage (see `encode_response`).
+    let mut out = BytesMut::new();
     loop {
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Err(Close::Shutdown),
-            answer = async { (&mut pending[0]).await }, if !pending.is_empty() => {
+            (request, answer) = async { (&mut pending[0]).await }, if !pending.is_empty() => {
                 pending.pop_front();
-                if let Some(response) = answer? {
-                    write_response(&mut writer, response).await?;
-                }
+                write_produce_answer(broker, &mut writer, &mut out, request, answer).await?;
             }
             frame = frames.next(), if pending.len() < MAX_PRODUCE_IN_FLIGHT => {
                 let frame = frame.expect("the frame stream never ends")?;
@@ -130,7 +135,7 @@ async fn serve_inner(
                 }
                 let mut request = match parse_frame(broker, frame, peer)? {
                     Parsed::Answer(response) => {
-                        drain(&mut pending, &mut writer).await?;
+                        drain(broker, &mut pending, &mut writer, &mut out).await?;
                         write_response(&mut writer, response).await?;
                         continue;
                     }
@@ -141,11 +146,14 @@ async fn serve_inner(
                     let body = std::mem::take(&mut request.body);
                     let produced = api::start_produce(broker, &request.ctx, body)
                         .map_err(|e| request.refused(broker, e))?;
-                    let answer = produce_answer(broker, request, produced, timer);
-                    pending.push_back(Box::pin(answer));
+                    pending.push_back(Box::pin(async move {
+                        let answer = api::finish_produce(broker, produced).await;
+                        timer.observe_duration();
+                        (request, answer)
+                    }));
                 } else {
-                    drain(&mut pending, &mut writer).await?;
-                    if let Some(response) = request.dispatch(broker).await? {
+                    drain(broker, &mut pending, &mut writer, &mut out).await?;
+                    if let Some(response) = request.dispatch(broker, &mut out).await? {
                         write_response(&mut writer, response).await?;
                     }
                 }
@@ -154,29 +162,35 @@ async fn serve_inner(
     }
 }
 
-/// A produce request's answer, once what it waits on is done.
-async fn produce_answer(
+/// Encode and write a produce request's answer (nothing for acks=0).
+async fn write_produce_answer(
     broker: &Broker,
+    writer: &mut WriteHalf<'_>,
+    out: &mut BytesMut,
     request: Request,
-    produced: api::produce::Produced,
-    timer: prometheus::HistogramTimer,
-) -> Result<Option<api::Response>, Close> {
-    let answer = api::finish_produce(broker, &request.ctx, produced).await;
-    let answer = answer.map_err(|e| request.refused(broker, e))?;
-    timer.observe_duration();
-    Ok(answer)
+    answer: Option<ProduceResponse>,
+) -> Result<(), Close> {
+    let Some(answer) = answer else {
+        return Ok(());
+    };
+    let ctx = &request.ctx;
+    let frame = encode_response(ctx.api_key, ctx.version, ctx.correlation_id, &answer, out)
+        .map_err(|e| request.refused(broker, e))?;
+    write_response(writer, api::Response::Frame(frame)).await?;
+    Ok(())
 }
 
 /// Answer every request waiting, in order: a request other than produce starts only
 /// then (see the module doc).
 async fn drain(
+    broker: &Broker,
     pending: &mut VecDeque<Pending<'_>>,
     writer: &mut WriteHalf<'_>,
+    out: &mut BytesMut,
 ) -> Result<(), Close> {
     while let Some(earlier) = pending.pop_front() {
-        if let Some(response) = earlier.await? {
-            write_response(writer, response).await?;
-        }
+        let (request, answer) = earlier.await;
+        write_produce_answer(broker, writer, out, request, answer).await?;
     }
     Ok(())
 }
@@ -274,22 +288,26 @@ async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, size: usize) -> Result
     Ok(buf.freeze())
 }
 
-/// Encode a response frame: size, header, body.
+/// Encode a response frame (size, header, body) into `buf`'s storage and split it
+/// off: once the frame is written and dropped, the next encoding into `buf` reuses
+/// the same memory, so a connection does not allocate per response.
 pub fn encode_response<R: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: &R,
+    buf: &mut BytesMut,
 ) -> anyhow::Result<BytesMut> {
-    let mut buf = BytesMut::with_capacity(256);
+    buf.clear();
+    buf.reserve(RESPONSE_BUFFER_BYTES);
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
-        .encode(&mut buf, api_key.response_header_version(version))?;
-    body.encode(&mut buf, version)?;
+        .encode(buf, api_key.response_header_version(version))?;
+    body.encode(buf, version)?;
     let len = i32::try_from(buf.len() - 4)?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+    Ok(buf.split())
 }
 
 /// A request frame checked and its header decoded.
@@ -331,9 +349,14 @@ impl Request {
         ))
     }
 
-    async fn dispatch(mut self, broker: &Broker) -> Result<Option<api::Response>, Close> {
+    async fn dispatch(
+        mut self,
+        broker: &Broker,
+        out: &mut BytesMut,
+    ) -> Result<Option<api::Response>, Close> {
         let timer = self.timer(broker);
-        let answer = api::dispatch(broker, &self.ctx, std::mem::take(&mut self.body)).await;
+        let body = std::mem::take(&mut self.body);
+        let answer = api::dispatch(broker, &self.ctx, body, out).await;
         let answer = answer.map_err(|e| self.refused(broker, e))?;
         timer.observe_duration();
         Ok(answer)

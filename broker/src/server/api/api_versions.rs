@@ -33,5 +33,12 @@ pub fn unsupported(correlation_id: i32, requested: i16) -> BytesMut {
     let resp = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api_keys());
-    encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp).expect("v0 ApiVersions encodes")
+    encode_response(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &resp,
+        &mut BytesMut::new(),
+    )
+    .expect("v0 ApiVersions encodes")
 }

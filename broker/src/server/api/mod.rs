@@ -121,38 +121,38 @@ pub fn start_produce(
     Ok(produce::start(broker, ctx, decode(body, ctx.version)?))
 }
 
-/// Wait for what a produce request's answer needs (ISR, syncs) and encode it (None
-/// for acks=0).
+/// Wait for what a produce request's answer needs (ISR, syncs); None for acks=0.
 pub async fn finish_produce(
     broker: &Broker,
-    ctx: &RequestContext,
     produced: produce::Produced,
-) -> anyhow::Result<Option<Response>> {
-    match produced.finish(broker).await {
-        Some(resp) => Ok(Some(Response::Frame(resp.encode_frame(ctx)?))),
-        None => Ok(None),
-    }
+) -> Option<ProduceResponse> {
+    produced.finish(broker).await
 }
 
 /// Decode the body, run the handler, encode the response (None for acks=0 produce).
+/// Responses are encoded into `buf`'s storage (see [`encode_response`]).
 pub async fn dispatch(
     broker: &Broker,
     ctx: &RequestContext,
     body: Bytes,
+    buf: &mut BytesMut,
 ) -> anyhow::Result<Option<Response>> {
     let v = ctx.version;
-    let encode = |resp: &dyn ErasedEncodable| resp.encode_frame(ctx);
+    let mut encode = |resp: &dyn ErasedEncodable| resp.encode_frame(ctx, buf);
     let frame = match ctx.api_key {
         ApiKey::ApiVersions => encode(&api_versions::handle(decode(body, v)?, v)),
         ApiKey::Metadata => encode(&metadata::handle(broker, ctx, decode(body, v)?).await),
         ApiKey::Produce => {
             let produced = start_produce(broker, ctx, body)?;
-            return finish_produce(broker, ctx, produced).await;
+            match finish_produce(broker, produced).await {
+                Some(resp) => encode(&resp),
+                None => return Ok(None),
+            }
         }
         ApiKey::Fetch => {
             let reply = fetch::handle(broker, ctx, decode(body, v)?).await;
             let parts =
-                fetch_response::encode(&reply.response, reply.records, v, ctx.correlation_id);
+                fetch_response::encode(&reply.response, reply.records, v, ctx.correlation_id, buf);
             return Ok(Some(Response::Parts(parts)));
         }
         ApiKey::ListOffsets => encode(&offsets::handle(broker, ctx, decode(body, v)?)),
@@ -205,11 +205,11 @@ pub async fn dispatch(
 
 /// Lets `dispatch` encode any response type through one closure.
 trait ErasedEncodable {
-    fn encode_frame(&self, ctx: &RequestContext) -> anyhow::Result<BytesMut>;
+    fn encode_frame(&self, ctx: &RequestContext, buf: &mut BytesMut) -> anyhow::Result<BytesMut>;
 }
 
 impl<T: kafka_protocol::protocol::Encodable> ErasedEncodable for T {
-    fn encode_frame(&self, ctx: &RequestContext) -> anyhow::Result<BytesMut> {
-        encode_response(ctx.api_key, ctx.version, ctx.correlation_id, self)
+    fn encode_frame(&self, ctx: &RequestContext, buf: &mut BytesMut) -> anyhow::Result<BytesMut> {
+        encode_response(ctx.api_key, ctx.version, ctx.correlation_id, self, buf)
     }
 }
