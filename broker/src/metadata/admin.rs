@@ -77,8 +77,10 @@ pub struct NewTopic {
 
 /// Place `count` partitions starting at partition `first` on `brokers`: rack-aware
 /// when every broker registered a rack (replicas of a partition on different racks),
-/// leaders round-robin so that leadership spreads. Validated by the callers (`rf` is
-/// between 1 and the broker count).
+/// leaders round-robin so that leadership spreads. The round-robin starts one broker
+/// further for every topic already there (Kafka starts at a random broker), so that
+/// many small topics do not all put their first leader on the same broker.
+/// Validated by the callers (`rf` is between 1 and the broker count).
 pub fn assign_replicas(
     image: &MetadataImage,
     brokers: &[i32],
@@ -94,7 +96,7 @@ pub fn assign_replicas(
         &with_racks,
         count,
         usize::try_from(rf).unwrap_or(0),
-        usize::try_from(first).unwrap_or(0),
+        usize::try_from(first).unwrap_or(0) + image.topic_count(),
     )
     .unwrap_or_default()
 }
@@ -450,6 +452,21 @@ mod tests {
         assert!(partitions
             .iter()
             .all(|p| p.replicas.len() == 2 && p.isr == p.replicas));
+    }
+
+    #[test]
+    fn single_partition_topics_take_turns_leading() {
+        let mut image = MetadataImage::default();
+        let mut leaders = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            let rec = plan_create_topic(&image, &[1, 2, 3], &new_topic(name, 1, 3), 1, 1).unwrap();
+            let MetadataRecord::TopicCreated { partitions, .. } = &rec else {
+                panic!("{rec:?}")
+            };
+            leaders.push(partitions[0].leader);
+            image.apply(&rec).unwrap();
+        }
+        assert_eq!(leaders, vec![1, 2, 3, 1]);
     }
 
     #[test]

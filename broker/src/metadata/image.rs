@@ -174,6 +174,11 @@ impl MetadataImage {
         self.topics.get(id).map(Arc::as_ref)
     }
 
+    /// Number of topics.
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
     /// Topics in name order.
     pub fn topics(&self) -> impl Iterator<Item = &TopicState> {
         self.names
