@@ -522,28 +522,19 @@ impl Partition {
         records: impl Into<Bytes>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let appended = self.append_as_leader(records.into(), now_ms, None)?;
+        let appended = self.append_produce(records.into(), now_ms, None)?;
         if appended.flush_due {
             self.log.write().flush(now_ms)?;
         }
         Ok(appended.info)
     }
 
-    /// Append a produce request's batch as leader. With `acks_all` = (min.insync.replicas,
+    /// Append a produce request's batch as leader. With `wait` = (min.insync.replicas,
     /// deadline) the append is refused with NotEnoughReplicas when the ISR is smaller,
     /// and [`Appended::replicated`] completes once the ISR holds the batch (or with an
     /// error: timeout at the deadline, leadership lost). The batch is not synced here:
     /// see [`Appended::flush_due`] and [`Partition::flush_through`].
     pub fn append_produce(
-        &self,
-        records: Bytes,
-        now_ms: i64,
-        acks_all: Option<(usize, i64)>,
-    ) -> Result<Appended, AppendError> {
-        self.append_as_leader(records, now_ms, acks_all)
-    }
-
-    fn append_as_leader(
         &self,
         records: Bytes,
         now_ms: i64,

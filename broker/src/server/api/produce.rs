@@ -48,11 +48,6 @@ struct PartitionWait {
 }
 
 impl Produced {
-    /// Whether the answer is ready without waiting.
-    pub fn is_ready(&self) -> bool {
-        self.waits.is_empty()
-    }
-
     /// Wait for the ISR and the syncs, then answer. `None` for acks=0: the client
     /// expects no response at all.
     pub async fn finish(self, broker: &Broker) -> Option<ProduceResponse> {
