@@ -295,19 +295,29 @@ expect "helm test pod" "$(kubectl get pod fjord-fjord-operator-test-roundtrip -n
 log "helm test passed in $(since "$t0")s"
 
 # A client: Kafka's console producer and a consumer in group "payments"; the
-# ConsumerGroup resource then reports the group and its lag.
-seq 1 10 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
+# ConsumerGroup resource then reports the group and its lag. The records are keyed so
+# that every partition gets some (keys k1..k15 hash, by Kafka's murmur2, to partitions
+# 2,0,1,1,0,1,1,2,2,1 | 0,0,2,1,0 of 3): the consumer then reads from, and commits, all
+# three. Lag counts partitions with a committed offset only (as kafka-consumer-groups
+# does), so unkeyed records that the producer happened to put on a partition the
+# consumer had not positioned on before leaving would not show as lag.
+keyed() { for i in $(seq "$1" "$2"); do echo "k$i:$i"; done; }
+produce_keyed() {
+  kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders \
+    --reader-property parse.key=true --reader-property key.separator=: >/dev/null
+}
+keyed 1 10 | produce_keyed
 got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic orders --group payments \
   --from-beginning --max-messages 10 --timeout-ms 60000 2>"$WORK/consumer.err" | sort -n | paste -sd,) \
   || { grep -v SLF4J "$WORK/consumer.err" >&2 || true; fail "kafka-console-consumer in group payments"; }
 expect "records consumed by group payments" "$got" "1,2,3,4,5,6,7,8,9,10"
-seq 11 15 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic orders >/dev/null
+keyed 11 15 | produce_keyed
 group_lag() {
-  local seen; seen=$(jp consumergroup/payments '{.status.state} {.status.totalLag}')
-  echo "ConsumerGroup payments: state and lag '$seen'; status $(jp consumergroup/payments '{.status}')" >&2
-  [[ "$seen" == "Empty 5" ]]
+  local seen; seen=$(jp consumergroup/payments '{.status.state} {.status.totalLag} {.status.partitions[*].committedOffset}')
+  echo "ConsumerGroup payments: state, lag and committed offsets '$seen'; status $(jp consumergroup/payments '{.status}')" >&2
+  [[ "$seen" == "Empty 5 2 5 3" ]]
 }
-wait_for "ConsumerGroup payments: Empty, lag 5" 60 group_lag
+wait_for "ConsumerGroup payments: Empty, lag 5, committed offsets 2 5 3" 60 group_lag
 log "kubectl get consumergroups:"
 kubectl get consumergroups -n "$NS" | sed 's/^/k8s:   /'
 

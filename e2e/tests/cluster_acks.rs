@@ -17,7 +17,14 @@ use fjord_client::{
 };
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 
-use common::{encode_batch, metric, produce_raw, scrape, wait_for, BatchRecord};
+use bytes::BytesMut;
+use common::{
+    encode_batch, metric, produce_raw, produce_request, raw_frame, read_answer, scrape, wait_for,
+    Answer, BatchRecord,
+};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::io::AsyncWriteExt;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -321,6 +328,66 @@ async fn three_voters_replicate_the_offsets_topic_three_times() -> Result<()> {
             .iter()
             .map(|p| p.replicas.clone())
             .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+/// A client that sends an acks=all request and then closes its sending side still gets
+/// the answer, once the ISR has the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_sending_still_gets_its_produce_answer() -> Result<()> {
+    let (mut cluster, client) = cluster(&[]).await?;
+    let topic = unique_topic("halfclose");
+    client.create_topic(NewTopic::new(&topic, 1, 3)).await?;
+    let leader = cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
+        .await?;
+    let follower = *cluster
+        .node_ids()
+        .iter()
+        .find(|&&b| b != leader.node_id)
+        .context("a follower")?;
+    cluster.sigstop(follower)?;
+    let broker = cluster.broker(leader.node_id);
+    let http = broker.http_addr();
+    let batch = encode_batch(&[BatchRecord::new("last words", 1_700_000_000_000)], None)?;
+    let mut body = BytesMut::new();
+    produce_request(&topic, 0, -1, batch).encode(&mut body, 9)?;
+    let mut stream = tokio::net::TcpStream::connect(broker.bootstrap()).await?;
+    stream
+        .write_all(&raw_frame(ApiKey::Produce as i16, 9, 42, true, &body))
+        .await?;
+    stream.shutdown().await?;
+    // Appended, so the broker has read the request; the end of the stream comes next.
+    wait_for("the batch in the leader's log", DEADLINE, || async {
+        let text = scrape(&http).await?;
+        let messages = metric(
+            &text,
+            "fjord_messages_in_total",
+            &[("topic", topic.as_str())],
+        );
+        Ok(if messages == Some(1.0) {
+            Ok(())
+        } else {
+            Err(format!("messages in: {messages:?}"))
+        })
+    })
+    .await?;
+    cluster.sigcont(follower)?;
+    let Answer::Response(frame) = read_answer(&mut stream, DEADLINE).await? else {
+        bail!("the connection closed without the produce answer");
+    };
+    let mut frame = bytes::Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut frame, ApiKey::Produce.response_header_version(9))?;
+    let response = ProduceResponse::decode(&mut frame, 9)?;
+    let partition = &response.responses[0].partition_responses[0];
+    ensure!(
+        (
+            header.correlation_id,
+            partition.error_code,
+            partition.base_offset
+        ) == (42, 0, 0),
+        "answer: {header:?} {partition:?}"
     );
     Ok(())
 }

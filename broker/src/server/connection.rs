@@ -129,7 +129,15 @@ async fn serve_inner(
                 write_produce_answer(broker, &mut writer, &mut out, request, answer).await?;
             }
             frame = frames.next(), if pending.len() < MAX_PRODUCE_IN_FLIGHT => {
-                let frame = frame.expect("the frame stream never ends")?;
+                let frame = match frame.expect("the frame stream never ends") {
+                    Ok(frame) => frame,
+                    // A client that stops sending still gets the answers it waits for.
+                    Err(Close::Eof) => {
+                        drain(broker, &mut pending, &mut writer, &mut out).await?;
+                        return Err(Close::Eof);
+                    }
+                    Err(e) => return Err(e),
+                };
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }

@@ -222,6 +222,18 @@ pub fn encode_batch(records: &[BatchRecord], producer: Option<Idempotence>) -> R
     Ok(buf.freeze())
 }
 
+/// A Produce request holding `batch` for `topic`/`partition` (timeout 30 s).
+pub fn produce_request(topic: &str, partition: i32, acks: i16, batch: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])])
+}
+
 /// Sends one Produce request holding `batch` for `topic`/`partition` and returns that
 /// partition's answer.
 pub async fn produce_raw(
@@ -231,15 +243,9 @@ pub async fn produce_raw(
     acks: i16,
     batch: Bytes,
 ) -> Result<PartitionProduceResponse> {
-    let request = ProduceRequest::default()
-        .with_acks(acks)
-        .with_timeout_ms(30_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(batch))])]);
-    let response = conn.send(&request).await?;
+    let response = conn
+        .send(&produce_request(topic, partition, acks, batch))
+        .await?;
     response
         .responses
         .into_iter()
