@@ -158,14 +158,12 @@ async fn a_new_group_coordinator_serves_the_committed_offsets() -> Result<()> {
     Ok(())
 }
 
-/// Produce requests are pipelined on a connection: while an acks=all request waits for
-/// a follower that has stopped, the next request on the same connection is appended at
-/// once instead of waiting behind it; both are answered, in order, once the follower
-/// catches up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn produce_requests_on_one_connection_are_appended_while_earlier_ones_wait() -> Result<()> {
+/// A 3-broker cluster with an RF-3 topic whose partition 0 has a follower stopped
+/// (SIGSTOP): it stays in the ISR (replica.lag.time.max.ms is 30 s), so acks=all
+/// writes wait for it. Returns the cluster, the topic, its leader and that follower.
+async fn follower_stopped(prefix: &str) -> Result<(Cluster, String, i32, i32)> {
     let (mut cluster, client) = cluster(&[]).await?;
-    let topic = unique_topic("pipeline");
+    let topic = unique_topic(prefix);
     client.create_topic(NewTopic::new(&topic, 1, 3)).await?;
     let leader = cluster
         .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
@@ -175,32 +173,40 @@ async fn produce_requests_on_one_connection_are_appended_while_earlier_ones_wait
         .iter()
         .find(|&&b| b != leader.node_id)
         .context("a follower")?;
-    // Stopped, it stays in the ISR (replica.lag.time.max.ms is 30 s): acks=all waits.
     cluster.sigstop(follower)?;
-    let broker = cluster.broker(leader.node_id);
+    Ok((cluster, topic, leader.node_id, follower))
+}
+
+/// Waits until the broker serving metrics at `http` has appended `count` records to
+/// `topic` (its messages-in counter).
+async fn messages_in(http: &str, topic: &str, count: u32, timeout: Duration) -> Result<()> {
+    wait_for("records in the leader's log", timeout, || async {
+        let text = scrape(http).await?;
+        let messages = metric(&text, "fjord_messages_in_total", &[("topic", topic)]);
+        Ok(if messages == Some(f64::from(count)) {
+            Ok(())
+        } else {
+            Err(format!("messages in: {messages:?}, expected {count}"))
+        })
+    })
+    .await
+}
+
+/// Produce requests are pipelined on a connection: while an acks=all request waits for
+/// a follower that has stopped, the next request on the same connection is appended at
+/// once instead of waiting behind it; both are answered, in order, once the follower
+/// catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_requests_on_one_connection_are_appended_while_earlier_ones_wait() -> Result<()> {
+    let (mut cluster, topic, leader, follower) = follower_stopped("pipeline").await?;
+    let broker = cluster.broker(leader);
     let conn = common::connection(&broker.bootstrap()).await?;
     let http = broker.http_addr();
     let batch =
         |value: &'static str| encode_batch(&[BatchRecord::new(value, 1_700_000_000_000)], None);
     let mut first = pin!(produce_raw(&conn, &topic, 0, -1, batch("first")?));
     let mut second = pin!(produce_raw(&conn, &topic, 0, -1, batch("second")?));
-    let appended = wait_for(
-        "both batches in the leader's log",
-        Duration::from_secs(20),
-        || async {
-            let text = scrape(&http).await?;
-            let messages = metric(
-                &text,
-                "fjord_messages_in_total",
-                &[("topic", topic.as_str())],
-            );
-            Ok(if messages == Some(2.0) {
-                Ok(())
-            } else {
-                Err(format!("messages in: {messages:?}"))
-            })
-        },
-    );
+    let appended = messages_in(&http, &topic, 2, Duration::from_secs(20));
     // Polled in this order, the requests go out first, then second.
     tokio::select! {
         biased;
@@ -336,19 +342,8 @@ async fn three_voters_replicate_the_offsets_topic_three_times() -> Result<()> {
 /// the answer, once the ISR has the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_sending_still_gets_its_produce_answer() -> Result<()> {
-    let (mut cluster, client) = cluster(&[]).await?;
-    let topic = unique_topic("halfclose");
-    client.create_topic(NewTopic::new(&topic, 1, 3)).await?;
-    let leader = cluster
-        .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
-        .await?;
-    let follower = *cluster
-        .node_ids()
-        .iter()
-        .find(|&&b| b != leader.node_id)
-        .context("a follower")?;
-    cluster.sigstop(follower)?;
-    let broker = cluster.broker(leader.node_id);
+    let (mut cluster, topic, leader, follower) = follower_stopped("halfclose").await?;
+    let broker = cluster.broker(leader);
     let http = broker.http_addr();
     let batch = encode_batch(&[BatchRecord::new("last words", 1_700_000_000_000)], None)?;
     let mut body = BytesMut::new();
@@ -359,20 +354,7 @@ async fn a_client_that_stops_sending_still_gets_its_produce_answer() -> Result<(
         .await?;
     stream.shutdown().await?;
     // Appended, so the broker has read the request; the end of the stream comes next.
-    wait_for("the batch in the leader's log", DEADLINE, || async {
-        let text = scrape(&http).await?;
-        let messages = metric(
-            &text,
-            "fjord_messages_in_total",
-            &[("topic", topic.as_str())],
-        );
-        Ok(if messages == Some(1.0) {
-            Ok(())
-        } else {
-            Err(format!("messages in: {messages:?}"))
-        })
-    })
-    .await?;
+    messages_in(&http, &topic, 1, DEADLINE).await?;
     cluster.sigcont(follower)?;
     let Answer::Response(frame) = read_answer(&mut stream, DEADLINE).await? else {
         bail!("the connection closed without the produce answer");
