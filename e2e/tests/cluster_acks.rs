@@ -69,11 +69,7 @@ async fn acks_all_needs_min_insync_replicas_and_acks_1_does_not() -> Result<()> 
     let leader = cluster
         .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
         .await?;
-    let follower = *cluster
-        .node_ids()
-        .iter()
-        .find(|&&b| b != leader.node_id)
-        .context("a follower")?;
+    let follower = other_broker(&cluster, leader.node_id)?;
     cluster.kill9(follower).await?;
     cluster
         .wait_for_leader(&topic, 0, DEADLINE, "with 2 in sync", |l| l.isr.len() == 2)
@@ -158,6 +154,15 @@ async fn a_new_group_coordinator_serves_the_committed_offsets() -> Result<()> {
     Ok(())
 }
 
+/// A broker of `cluster` other than `leader`: with RF 3 on 3 brokers, a follower.
+fn other_broker(cluster: &Cluster, leader: i32) -> Result<i32> {
+    cluster
+        .node_ids()
+        .into_iter()
+        .find(|&b| b != leader)
+        .context("a follower")
+}
+
 /// A 3-broker cluster with an RF-3 topic whose partition 0 has a follower stopped
 /// (SIGSTOP): it stays in the ISR (replica.lag.time.max.ms is 30 s), so acks=all
 /// writes wait for it. Returns the cluster, the topic, its leader and that follower.
@@ -168,11 +173,7 @@ async fn follower_stopped(prefix: &str) -> Result<(Cluster, String, i32, i32)> {
     let leader = cluster
         .wait_for_leader(&topic, 0, DEADLINE, "with 3 in sync", |l| l.isr.len() == 3)
         .await?;
-    let follower = *cluster
-        .node_ids()
-        .iter()
-        .find(|&&b| b != leader.node_id)
-        .context("a follower")?;
+    let follower = other_broker(&cluster, leader.node_id)?;
     cluster.sigstop(follower)?;
     Ok((cluster, topic, leader.node_id, follower))
 }

@@ -329,10 +329,6 @@ impl OffsetIndex {
         self.inner.unload()
     }
 
-    pub fn sync(&self) -> io::Result<()> {
-        self.inner.file.sync_data()
-    }
-
     /// The file, for a sync outside the log's lock.
     pub fn file(&self) -> Arc<File> {
         self.inner.file.clone()
@@ -450,10 +446,6 @@ impl TimeIndex {
     /// Drop the in-memory entries (the segment is sealed); lookups read the file.
     pub fn unload(&mut self) -> io::Result<()> {
         self.inner.unload()
-    }
-
-    pub fn sync(&self) -> io::Result<()> {
-        self.inner.file.sync_data()
     }
 
     /// The file, for a sync outside the log's lock.

@@ -421,11 +421,9 @@ impl Segment {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        self.offset_index.write_pending()?;
-        self.time_index.write_pending()?;
-        self.log.sync_data()?;
-        self.offset_index.sync()?;
-        self.time_index.sync()
+        let mut files = Vec::with_capacity(3);
+        self.flush_files(&mut files)?;
+        files.iter().try_for_each(|f| f.sync_data())
     }
 
     /// The header of the batch starting at `position`, if a whole header is there.

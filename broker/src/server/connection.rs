@@ -155,7 +155,7 @@ async fn serve_inner(
                     let produced = api::start_produce(broker, &request.ctx, body)
                         .map_err(|e| request.refused(broker, e))?;
                     pending.push_back(Box::pin(async move {
-                        let answer = api::finish_produce(broker, produced).await;
+                        let answer = produced.finish(broker).await;
                         timer.observe_duration();
                         (request, answer)
                     }));

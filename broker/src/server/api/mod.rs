@@ -112,21 +112,13 @@ pub enum Response {
 }
 
 /// A Produce request: decode it and append its batches, in the order requests arrive.
-/// Its answer comes from [`finish_produce`].
+/// Its answer comes from [`produce::Produced::finish`].
 pub fn start_produce(
     broker: &Broker,
     ctx: &RequestContext,
     body: Bytes,
 ) -> anyhow::Result<produce::Produced> {
     Ok(produce::start(broker, ctx, decode(body, ctx.version)?))
-}
-
-/// Wait for what a produce request's answer needs (ISR, syncs); None for acks=0.
-pub async fn finish_produce(
-    broker: &Broker,
-    produced: produce::Produced,
-) -> Option<ProduceResponse> {
-    produced.finish(broker).await
 }
 
 /// Decode the body, run the handler, encode the response (None for acks=0 produce).
@@ -144,7 +136,7 @@ pub async fn dispatch(
         ApiKey::Metadata => encode(&metadata::handle(broker, ctx, decode(body, v)?).await),
         ApiKey::Produce => {
             let produced = start_produce(broker, ctx, body)?;
-            match finish_produce(broker, produced).await {
+            match produced.finish(broker).await {
                 Some(resp) => encode(&resp),
                 None => return Ok(None),
             }

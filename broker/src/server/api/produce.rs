@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::config::effective_topic_config;
@@ -31,7 +31,6 @@ fn append_error_code(e: &AppendError) -> ResponseError {
 pub struct Produced {
     acks: i16,
     version: i16,
-    api_key: kafka_protocol::messages::ApiKey,
     wait_ms: i64,
     responses: Vec<TopicProduceResponse>,
     /// Per (topic, partition) index into `responses`: what the answer waits on.
@@ -54,7 +53,6 @@ impl Produced {
         let Produced {
             acks,
             version: v,
-            api_key,
             wait_ms,
             mut responses,
             waits,
@@ -85,7 +83,7 @@ impl Produced {
                 (None, Some(code)) => (code, "the in-sync replicas did not confirm the write"),
                 (None, None) => continue,
             };
-            count_error(broker, api_key, code.code());
+            count_error(broker, ApiKey::Produce, code.code());
             let resp = &mut responses[t].partition_responses[p];
             resp.error_code = code.code();
             resp.base_offset = -1;
@@ -161,7 +159,6 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
     Produced {
         acks,
         version: v,
-        api_key: ctx.api_key,
         wait_ms,
         responses,
         waits,
