@@ -691,6 +691,17 @@ pub fn effective_topic_config(
     )
 }
 
+/// A topic's `min.insync.replicas` from its (validated) overrides, at least 1.
+pub fn min_insync_replicas(
+    overrides: &BTreeMap<String, String>,
+    defaults: &TopicDefaults,
+) -> usize {
+    effective_topic_config("min.insync.replicas", overrides, defaults)
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The storage settings of a topic from its (validated) overrides.
 pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &TopicDefaults) -> LogConfig {
     let get = |name: &str| effective_topic_config(name, overrides, defaults).unwrap_or_default();

@@ -10,7 +10,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use kafka_protocol::error::ResponseError;
 
 use super::partition::{Partition, PartitionMap};
-use crate::config::{log_config, BrokerConfig, TopicDefaults};
+use crate::config::{log_config, min_insync_replicas, BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
 use crate::metrics::Metrics;
@@ -361,7 +361,7 @@ impl Broker {
                         }
                     }
                 }
-                self.follow_image(&partition, p, now);
+                self.follow_image(&partition, topic, p, now);
                 if topic.name == crate::group::OFFSETS_TOPIC {
                     self.follow_coordination(&partition, p.leader == me);
                 }
@@ -418,17 +418,26 @@ impl Broker {
                 tracing::warn!("no heartbeat answered within the session timeout: leading nothing until the controller answers");
             }
             for p in self.partitions.all() {
-                if let Some(state) = image.partition(&p.topic, p.index) {
+                let Some(topic) = image.topic(&p.topic) else {
+                    continue;
+                };
+                if let Some(state) = topic.partitions.get(p.index as usize) {
                     if state.leader == self.node_id() {
-                        self.follow_image(&p, state, now);
+                        self.follow_image(&p, topic, state, now);
                     }
                 }
             }
         }
     }
 
-    /// Lead or follow `partition` as its state in the image says.
-    fn follow_image(&self, partition: &Arc<Partition>, state: &PartitionState, now: i64) {
+    /// Lead or follow `partition` of `topic` as its state in the image says.
+    fn follow_image(
+        &self,
+        partition: &Arc<Partition>,
+        topic: &TopicState,
+        state: &PartitionState,
+        now: i64,
+    ) {
         let me = self.node_id();
         let registration = registration_of(state);
         if state.leader == me && self.cut_off.load(Ordering::Acquire) {
@@ -437,8 +446,9 @@ impl Broker {
             let config = LeaderConfig {
                 replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
                     .unwrap_or(i64::MAX),
-                // Checked per request against the topic's min.insync.replicas.
-                min_insync_replicas: 1,
+                // Taken from the image when it is installed, so the leader state
+                // machine alone judges each acks=all write.
+                min_insync_replicas: min_insync_replicas(&topic.configs, &self.defaults),
                 alter_partition_retry_ms: 1_000,
             };
             let proposals = partition.make_leader(me, config, registration, now);

@@ -50,6 +50,16 @@ pub struct Partition {
     flushes: AtomicU64,
 }
 
+/// How a leader's append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0 and acks=1: once the batch is in the leader's log.
+    Leader,
+    /// acks=all: once the ISR, at least `min.insync.replicas` strong, holds the batch;
+    /// an error at `deadline_ms` at the latest.
+    All { deadline_ms: i64 },
+}
+
 /// A produce request's batch appended by the leader.
 pub struct Appended {
     pub info: AppendInfo,
@@ -206,6 +216,7 @@ impl Partition {
         let mut role = self.role.lock();
         if let Role::Leader(leader) = &mut *role {
             if leader.leader_epoch() == registration.leader_epoch {
+                leader.reconfigure(config);
                 let actions = leader.on_partition_update(now_ms, registration);
                 drop(role);
                 return self.perform(actions);
@@ -515,40 +526,48 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// Append as leader for the group coordinator's records; syncs in line when
-    /// `flush.messages` calls for it.
-    pub fn append(
+    /// Append the group coordinator's records as leader, acknowledged like an acks=all
+    /// produce (see [`Appended::replicated`]); syncs in line when `flush.messages`
+    /// calls for it.
+    pub fn append_replicated(
         &self,
         records: impl Into<Bytes>,
         now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
-        let appended = self.append_produce(records.into(), now_ms, None)?;
+        deadline_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let appended = self.append_produce(records.into(), now_ms, Acks::All { deadline_ms })?;
         if appended.flush_due {
             self.log.write().flush(now_ms)?;
         }
-        Ok(appended.info)
+        Ok(appended)
     }
 
-    /// Append a produce request's batch as leader. With `wait` = (min.insync.replicas,
-    /// deadline) the append is refused with NotEnoughReplicas when the ISR is smaller,
-    /// and [`Appended::replicated`] completes once the ISR holds the batch (or with an
-    /// error: timeout at the deadline, leadership lost). The batch is not synced here:
-    /// see [`Appended::flush_due`] and [`Partition::flush_through`].
+    /// Append a produce request's batch as leader. With [`Acks::All`] the leader state
+    /// machine decides: the append is refused with NotEnoughReplicas when the ISR is
+    /// below the topic's `min.insync.replicas`, and [`Appended::replicated`] completes
+    /// once the ISR holds the batch, or with an error (NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    /// when the ISR shrank below the minimum meanwhile, a timeout at the deadline,
+    /// leadership lost). The batch is not synced here: see [`Appended::flush_due`] and
+    /// [`Partition::flush_through`].
     pub fn append_produce(
         &self,
         records: Bytes,
         now_ms: i64,
-        wait: Option<(usize, i64)>,
+        acks: Acks,
     ) -> Result<Appended, AppendError> {
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return Err(AppendError::NotLeader);
         };
-        if let Some((min_isr, _)) = wait {
-            let isr = leader.isr().len();
-            if isr < min_isr {
-                return Err(AppendError::NotEnoughReplicas { isr, min: min_isr });
-            }
+        let deadline_ms = match acks {
+            Acks::Leader => None,
+            Acks::All { deadline_ms } => Some(deadline_ms),
+        };
+        if leader.check_produce(deadline_ms.is_some()).is_err() {
+            return Err(AppendError::NotEnoughReplicas {
+                isr: leader.isr().len(),
+                min: leader.config().min_insync_replicas,
+            });
         }
         let (info, leo, flush_due) = {
             let mut log = self.log.write();
@@ -557,7 +576,7 @@ impl Partition {
         };
         self.log_end.send_replace(leo);
         let mut replicated = None;
-        let waiter = wait.map(|(_, deadline_ms)| {
+        let waiter = deadline_ms.map(|deadline_ms| {
             let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             self.waiters.lock().insert(id, tx);
@@ -752,7 +771,7 @@ mod tests {
         let mut last_offsets = Vec::new();
         for i in 0..8 {
             let appended = p
-                .append_produce(TestBatch::new(&["v"], i).encode().into(), i, None)
+                .append_produce(TestBatch::new(&["v"], i).encode().into(), i, Acks::Leader)
                 .unwrap();
             assert!(appended.flush_due);
             last_offsets.push(appended.info.last_offset);
@@ -766,7 +785,7 @@ mod tests {
         assert_eq!(p.with_log(|log| log.recovery_point()), 8);
         // A batch appended after it needs a sync of its own.
         let appended = p
-            .append_produce(TestBatch::new(&["w"], 9).encode().into(), 9, None)
+            .append_produce(TestBatch::new(&["w"], 9).encode().into(), 9, Acks::Leader)
             .unwrap();
         assert_eq!(p.flush_through(appended.info.last_offset).await, Ok(()));
         assert_eq!(p.flushes(), 2);

@@ -188,8 +188,8 @@ pub async fn dispatch(
         ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
         ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
-        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?)),
-        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?)),
+        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),
+        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?).await),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))

@@ -7,12 +7,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
-use crate::config::effective_topic_config;
 use crate::log::AppendError;
 use crate::server::broker::{now_ms, Broker};
-use crate::server::partition::Partition;
+use crate::server::partition::{Acks, Partition};
 
-fn append_error_code(e: &AppendError) -> ResponseError {
+pub(crate) fn append_error_code(e: &AppendError) -> ResponseError {
     match e {
         AppendError::Corrupt(_) => ResponseError::CorruptMessage,
         AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
@@ -204,17 +203,12 @@ fn append_one(
     let size = records.len() as u64;
     let now = now_ms();
     // The batch goes to the log as a slice of the request frame, without a copy.
-    let acks_all = (acks == -1).then(|| {
-        let min_isr: usize = image
-            .topic(topic)
-            .and_then(|t| {
-                effective_topic_config("min.insync.replicas", &t.configs, &broker.defaults)
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        (min_isr, deadline_ms)
-    });
-    let appended = partition.append_produce(records, now, acks_all);
+    let acks = if acks == -1 {
+        Acks::All { deadline_ms }
+    } else {
+        Acks::Leader
+    };
+    let appended = partition.append_produce(records, now, acks);
     let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
