@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
 //! - `group`: the consumer group coordinator state machine (classic protocol) and the
 //!   `__consumer_offsets` record formats.
@@ -24,6 +25,7 @@
 //!   HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;

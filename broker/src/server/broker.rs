@@ -10,6 +10,7 @@ use tokio::sync::Mutex as AsyncMutex;
 use kafka_protocol::error::ResponseError;
 
 use super::partition::{Partition, PartitionMap};
+use crate::clock::SharedClock;
 use crate::config::{log_config, min_insync_replicas, BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
@@ -27,6 +28,8 @@ pub struct Broker {
     /// This broker itself, for spawning tasks from `&self` (follower fetch loops).
     me: std::sync::Weak<Broker>,
     pub config: BrokerConfig,
+    /// The one clock of this broker, handed down to its partitions and coordinators.
+    pub clock: SharedClock,
     /// gRPC channels to other brokers (follower fetches).
     pub peers: crate::quorum::Channels,
     pub cluster_id: String,
@@ -62,16 +65,10 @@ pub struct ClusterBroker {
     pub rack: Option<String>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Broker {
     /// Claim the data dir. Partitions are opened as the metadata quorum's image
     /// names them (see [`Broker::start_quorum`]).
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
+    pub fn open(config: BrokerConfig, clock: SharedClock) -> Result<Arc<Broker>, String> {
         let claimed = crate::metadata::claim_data_dir(&config.data_dir, config.node_id)?;
         // Every broker of a cluster reports the same cluster id: one derived from the
         // first voter, which all share and which stays when voters are added. A single
@@ -102,6 +99,7 @@ impl Broker {
             install_failed: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             config,
+            clock,
         }))
     }
 
@@ -276,7 +274,6 @@ impl Broker {
     /// Then publish it.
     fn install_image(&self, image: Arc<MetadataImage>) -> Result<(), String> {
         let old = self.image();
-        let now = now_ms();
         let me = self.node_id();
         // Only the topics a change touched need work, so a change costs the same with
         // thousands of topics. After a failure (a log that could not be opened) every
@@ -297,7 +294,7 @@ impl Broker {
                 self.drop_topic(&gone.name);
             }
         }
-        let result = self.install_topics(&old, &changes.changed, now, me);
+        let result = self.install_topics(&old, &changes.changed, me);
         if result.is_err() {
             self.install_failed.store(true, Ordering::Release);
         }
@@ -310,7 +307,6 @@ impl Broker {
         &self,
         old: &MetadataImage,
         changed: &[&TopicState],
-        now: i64,
         me: i32,
     ) -> Result<(), String> {
         for &topic in changed {
@@ -338,12 +334,8 @@ impl Broker {
                         h
                     }
                     None => {
-                        let opened = Arc::new(self.open_partition(
-                            topic,
-                            p.partition,
-                            p.leader_epoch,
-                            now,
-                        )?);
+                        let opened =
+                            Arc::new(self.open_partition(topic, p.partition, p.leader_epoch)?);
                         self.partitions.insert(opened.clone());
                         opened
                     }
@@ -361,7 +353,7 @@ impl Broker {
                         }
                     }
                 }
-                self.follow_image(&partition, topic, p, now);
+                self.follow_image(&partition, topic, p);
                 if topic.name == crate::group::OFFSETS_TOPIC {
                     self.follow_coordination(&partition, p.leader == me);
                 }
@@ -410,7 +402,6 @@ impl Broker {
         let in_touch = quorum.in_touch() || !self.is_ready();
         let was_cut_off = self.cut_off.swap(!in_touch, Ordering::AcqRel);
         if was_cut_off == in_touch {
-            let now = now_ms();
             let image = self.image();
             if in_touch {
                 tracing::info!("in touch with the controller again");
@@ -423,7 +414,7 @@ impl Broker {
                 };
                 if let Some(state) = topic.partitions.get(p.index as usize) {
                     if state.leader == self.node_id() {
-                        self.follow_image(&p, topic, state, now);
+                        self.follow_image(&p, topic, state);
                     }
                 }
             }
@@ -431,13 +422,7 @@ impl Broker {
     }
 
     /// Lead or follow `partition` of `topic` as its state in the image says.
-    fn follow_image(
-        &self,
-        partition: &Arc<Partition>,
-        topic: &TopicState,
-        state: &PartitionState,
-        now: i64,
-    ) {
+    fn follow_image(&self, partition: &Arc<Partition>, topic: &TopicState, state: &PartitionState) {
         let me = self.node_id();
         let registration = registration_of(state);
         if state.leader == me && self.cut_off.load(Ordering::Acquire) {
@@ -451,7 +436,7 @@ impl Broker {
                 min_insync_replicas: min_insync_replicas(&topic.configs, &self.defaults),
                 alter_partition_retry_ms: 1_000,
             };
-            let proposals = partition.make_leader(me, config, registration, now);
+            let proposals = partition.make_leader(me, config, registration);
             self.propose_isr(partition, proposals);
         } else {
             let config = FollowerConfig {
@@ -462,7 +447,7 @@ impl Broker {
                 )
                 .unwrap_or(i64::MAX),
             };
-            if let Some(stop) = partition.make_follower(me, config, &registration, now) {
+            if let Some(stop) = partition.make_follower(me, config, &registration) {
                 if let (Some(me), Ok(rt)) =
                     (self.me.upgrade(), tokio::runtime::Handle::try_current())
                 {
@@ -477,7 +462,6 @@ impl Broker {
         topic: &TopicState,
         index: i32,
         epoch: i32,
-        now: i64,
     ) -> Result<Partition, String> {
         Partition::open(
             &self.config.data_dir,
@@ -486,7 +470,7 @@ impl Broker {
             index,
             epoch,
             log_config(&topic.configs, &self.defaults),
-            now,
+            self.clock.clone(),
         )
         .map_err(|e| format!("topic {:?} partition {index}: {e}", topic.name))
     }
@@ -544,7 +528,7 @@ impl Broker {
     /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
     /// compaction; refreshes gauges.
     pub fn housekeeping(&self) {
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         for p in self.partitions.all() {
             let hw = p.high_watermark();
             match p.with_log_mut(|log| log.housekeeping(now, hw)) {
@@ -559,7 +543,7 @@ impl Broker {
             // A cleaning that fails before its swap leaves the log as it was and is
             // retried next round; one that fails during the swap keeps serving the old
             // segments, stops compacting that log, and is completed on the next open.
-            if let Err(e) = p.compact(now) {
+            if let Err(e) = p.compact() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
         }

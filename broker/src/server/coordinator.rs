@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::broker::{now_ms, Broker};
+use super::broker::Broker;
 use super::partition::Partition;
 use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
@@ -222,7 +222,7 @@ impl GroupRuntime {
         };
         let started = std::time::Instant::now();
         let mut coordinator = GroupCoordinator::new(self.config.clone());
-        let now = now_ms();
+        let now = partition.clock().now_ms();
         match read_partition(&partition, |r| coordinator.replay(r, now)) {
             Ok(records) => {
                 let groups = coordinator.groups().count();
@@ -427,6 +427,11 @@ impl Shard {
         &self.partition
     }
 
+    /// The coordinator's time: the broker's monotonic clock.
+    fn now_ms(&self) -> i64 {
+        self.partition.clock().now_ms()
+    }
+
     /// Lock the state of a shard still in service.
     fn active(&self) -> Result<parking_lot::MutexGuard<'_, ShardState>, ResponseError> {
         let state = self.state.lock();
@@ -450,7 +455,7 @@ impl Shard {
                 Err(e) => return JoinResult::error(e, &member_id),
             };
             state.joins.insert(id, tx);
-            let actions = state.coordinator.join(req, id, now_ms());
+            let actions = state.coordinator.join(req, id, self.now_ms());
             let _ = self.execute(&mut state, actions);
         }
         match tokio::time::timeout(bound, rx).await {
@@ -480,7 +485,7 @@ impl Shard {
                 Err(e) => return SyncResult::error(e),
             };
             state.syncs.insert(id, tx);
-            let actions = state.coordinator.sync(req, id, now_ms());
+            let actions = state.coordinator.sync(req, id, self.now_ms());
             let _ = self.execute(&mut state, actions);
         }
         match tokio::time::timeout(rebalance_timeout + PARKED_SLACK, rx).await {
@@ -506,7 +511,7 @@ impl Shard {
                 member_id,
                 group_instance_id,
                 generation_id,
-                now_ms(),
+                self.now_ms(),
             ),
             Err(e) => Some(e),
         }
@@ -518,7 +523,7 @@ impl Shard {
         members: &[crate::group::MemberRef],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         let mut state = self.active()?;
-        let (errors, actions) = state.coordinator.leave(group_id, members, now_ms());
+        let (errors, actions) = state.coordinator.leave(group_id, members, self.now_ms());
         let _ = self.execute(&mut state, actions);
         Ok(errors)
     }
@@ -528,7 +533,7 @@ impl Shard {
     pub async fn commit(self: &Arc<Self>, req: CommitRequest) -> Result<(), ResponseError> {
         let written = {
             let mut state = self.active()?;
-            let actions = state.coordinator.commit(req, now_ms())?;
+            let actions = state.coordinator.commit(req, self.now_ms())?;
             self.execute(&mut state, actions)?
         };
         await_written(written, WriteKind::Offsets).await
@@ -601,8 +606,9 @@ impl Shard {
             deliver(state, answers, None);
             return Ok(None);
         }
-        let now = now_ms();
-        let written = match append(&self.partition, &records, now, now + self.write_timeout_ms) {
+        let clock = self.partition.clock();
+        let deadline_ms = clock.now_ms() + self.write_timeout_ms;
+        let written = match append(&self.partition, &records, clock.wall_ms(), deadline_ms) {
             Ok(acks) => Write::new(acks),
             Err(e) => {
                 tracing::error!(topic = %self.partition.topic, partition = self.partition.index, error = %e, "could not persist group records");
@@ -643,7 +649,7 @@ impl Shard {
     ) {
         tracing::warn!(topic = %self.partition.topic, partition = self.partition.index, error = %code, "group records not written");
         deliver(state, answers, Some(write_error(code, WriteKind::Group)));
-        let now = now_ms();
+        let now = self.now_ms();
         for record in records {
             let actions = state.coordinator.group_write_failed(record, now);
             // A rebalance being prepared writes nothing; its answers go out now.
@@ -750,16 +756,16 @@ fn deliver(state: &mut ShardState, answers: Vec<Action>, error: Option<ResponseE
 }
 
 /// Append `records` as uncompressed RecordBatch v2 batches without a producer id,
-/// each acknowledged like an acks=all produce by `deadline_ms`.
+/// stamped `wall_ms`, each acknowledged like an acks=all produce by `deadline_ms`.
 fn append(
     partition: &Partition,
     records: &[GroupRecord],
-    now: i64,
+    wall_ms: i64,
     deadline_ms: i64,
 ) -> Result<Vec<AckWait>, AppendError> {
     let mut acks = Vec::new();
-    append_with(records, now, |batch| {
-        let appended = partition.append_replicated(batch, now, deadline_ms)?;
+    append_with(records, wall_ms, |batch| {
+        let appended = partition.append_replicated(batch, deadline_ms)?;
         acks.extend(appended.replicated);
         Ok(())
     })?;
@@ -898,7 +904,8 @@ pub async fn run_timer(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry_every = broker.config.offsets_retention_check_interval_ms.max(100);
-    let mut last_expiry = now_ms();
+    let clock = broker.clock.clone();
+    let mut last_expiry = clock.now_ms();
     let mut last_image = None;
     loop {
         tokio::select! {
@@ -909,11 +916,13 @@ pub async fn run_timer(
         let image_changed = last_image
             .as_ref()
             .is_none_or(|last| !Arc::ptr_eq(&image, last));
-        let now = now_ms();
+        let now = clock.now_ms();
         runtime.each_shard(|c| c.tick(now));
         if now - last_expiry >= i64::try_from(expiry_every).unwrap_or(i64::MAX) {
             last_expiry = now;
-            runtime.each_shard(|c| c.expire_offsets(now));
+            // Offsets expire by their commit time, a wall-clock timestamp.
+            let wall = clock.wall_ms();
+            runtime.each_shard(|c| c.expire_offsets(wall));
         }
         if image_changed {
             let topics: std::collections::HashSet<String> =
@@ -962,9 +971,9 @@ mod tests {
                 index,
                 epoch,
                 LogConfig::default(),
-                0,
+                crate::clock::SystemClock::shared(),
             )
-            .inspect(|p| p.lead_alone(1, 0))
+            .inspect(|p| p.lead_alone(1))
             .unwrap(),
         )
     }
@@ -1164,7 +1173,7 @@ mod tests {
                 0,
                 0,
                 LogConfig::default(),
-                0,
+                crate::clock::SystemClock::shared(),
             )
             .unwrap(),
         );
@@ -1181,7 +1190,7 @@ mod tests {
             min_insync_replicas: 2,
             ..LeaderConfig::default()
         };
-        p.make_leader(1, config, registration, 0);
+        p.make_leader(1, config, registration);
         let rt = GroupRuntime::new(GroupConfig {
             initial_rebalance_delay_ms: 0,
             ..GroupConfig::default()
@@ -1270,7 +1279,7 @@ mod tests {
                 fetch_offset: p.log_end_offset(),
                 last_fetched_epoch: 0,
             };
-            p.follower_fetch(1, &fetch, 1 << 20);
+            p.follower_fetch(&fetch, 1 << 20);
         }
         let result = tokio::time::timeout(Duration::from_secs(10), sync)
             .await
@@ -1302,7 +1311,7 @@ mod tests {
             min_insync_replicas: 2,
             ..LeaderConfig::default()
         };
-        p.make_leader(1, config, shrunk, 1);
+        p.make_leader(1, config, shrunk);
         let result = tokio::time::timeout(Duration::from_secs(10), sync)
             .await
             .unwrap()
@@ -1376,10 +1385,10 @@ mod tests {
             0,
             0,
             LogConfig::default(),
-            0,
+            crate::clock::SystemClock::shared(),
         )
         .unwrap();
-        p.lead_alone(1, 0);
+        p.lead_alone(1);
         let first: Vec<GroupRecord> = (0..5)
             .map(|i| offset_record(i, 10 + i64::from(i)))
             .collect();

@@ -42,7 +42,8 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     let kafka_listener = bind(config.kafka_listen, "Kafka listener").await?;
     let http_listener = bind(config.http_listen, "HTTP listener").await?;
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
-    let broker = Broker::open(config).map_err(StartError::Storage)?;
+    let broker =
+        Broker::open(config, crate::clock::SystemClock::shared()).map_err(StartError::Storage)?;
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
     let groups = coordinator::start(&broker)
@@ -216,7 +217,7 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
 pub(crate) async fn test_broker(mut config: BrokerConfig) -> (Arc<Broker>, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.internal_listen = listener.local_addr().unwrap();
-    let broker = Broker::open(config).unwrap();
+    let broker = Broker::open(config, crate::clock::SystemClock::shared()).unwrap();
     broker.set_groups(coordinator::start(&broker).await.unwrap());
     let quorum = broker.start_quorum().await.unwrap();
     let stop = CancellationToken::new();

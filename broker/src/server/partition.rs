@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
 use crate::log::{AppendError, AppendInfo, FileSlice, Log, LogConfig, ReadError, ReadInfo};
@@ -27,6 +28,8 @@ use crate::replication::{HighWatermark, PartitionRegistration};
 
 pub struct Partition {
     pub topic: String,
+    /// Monotonic time for the replication state machines, wall time for the log.
+    clock: SharedClock,
     pub topic_id: Uuid,
     pub index: i32,
     leader_epoch: AtomicI32,
@@ -133,7 +136,7 @@ impl Partition {
         index: i32,
         leader_epoch: i32,
         config: LogConfig,
-        now_ms: i64,
+        clock: SharedClock,
     ) -> std::io::Result<Partition> {
         let dir = partition_dir(data_dir, topic, index);
         let expected = crate::metadata::base64_uuid(&topic_id);
@@ -147,12 +150,13 @@ impl Partition {
         }
         std::fs::create_dir_all(&dir)?;
         write_partition_metadata(&dir, &topic_id)?;
-        let log = Log::open(&dir, config, now_ms)?;
+        let log = Log::open(&dir, config, clock.wall_ms())?;
         // The high watermark is not known until the partition's leader says (or, as
         // leader, until the ISR has fetched); 0 never shows uncommitted records.
         let (high_watermark, _) = watch::channel(0);
         let (log_end, _) = watch::channel(log.log_end_offset());
         Ok(Partition {
+            clock,
             topic: topic.to_string(),
             topic_id,
             index,
@@ -167,6 +171,11 @@ impl Partition {
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
         })
+    }
+
+    /// The broker's clock, which this partition's state machines run on.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     pub fn topic_partition(&self) -> crate::replication::TopicPartition {
@@ -211,8 +220,8 @@ impl Partition {
         local: i32,
         config: crate::replication::leader::LeaderConfig,
         registration: PartitionRegistration,
-        now_ms: i64,
     ) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         if let Role::Leader(leader) = &mut *role {
             if leader.leader_epoch() == registration.leader_epoch {
@@ -251,8 +260,8 @@ impl Partition {
         local: i32,
         config: crate::replication::follower::FollowerConfig,
         registration: &PartitionRegistration,
-        now_ms: i64,
     ) -> Option<CancellationToken> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
@@ -285,7 +294,7 @@ impl Partition {
 
     /// Lead alone, as the only replica (tests that drive a partition directly).
     #[cfg(test)]
-    pub fn lead_alone(&self, local: i32, now_ms: i64) {
+    pub fn lead_alone(&self, local: i32) {
         let registration = PartitionRegistration {
             replicas: vec![local],
             isr: crate::replication::Isr::new(vec![local]),
@@ -296,7 +305,7 @@ impl Partition {
             removing_replicas: vec![],
         };
         let config = crate::replication::leader::LeaderConfig::default();
-        self.make_leader(local, config, registration, now_ms);
+        self.make_leader(local, config, registration);
     }
 
     /// Stop leading or following (partition offline, moved away, or shutting down).
@@ -358,7 +367,8 @@ impl Partition {
 
     /// Time passed: ISR shrinks and timed-out acks=all waiters (leader), or what the
     /// follower should fetch next.
-    pub fn tick(&self, now_ms: i64) -> Vec<AlterPartitionRequest> {
+    pub fn tick(&self) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
             Role::Leader(leader) => leader.on_tick(now_ms),
             _ => return vec![],
@@ -371,8 +381,8 @@ impl Partition {
         &self,
         request: &AlterPartitionRequest,
         response: Result<PartitionRegistration, ResponseError>,
-        now_ms: i64,
     ) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
             Role::Leader(leader) if leader.leader_epoch() == request.leader_epoch => {
                 leader.on_alter_partition_response(now_ms, response)
@@ -385,12 +395,8 @@ impl Partition {
     /// A follower's fetch, at the leader: check its epoch, note its position, and
     /// hand out the records after `fetch_offset` (up to the log end, not the high
     /// watermark: followers copy uncommitted records too).
-    pub fn follower_fetch(
-        &self,
-        now_ms: i64,
-        fetch: &FollowerFetch,
-        max_bytes: usize,
-    ) -> FollowerFetchResult {
+    pub fn follower_fetch(&self, fetch: &FollowerFetch, max_bytes: usize) -> FollowerFetchResult {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return FollowerFetchResult {
@@ -428,7 +434,8 @@ impl Partition {
     }
 
     /// The follower's next fetch, if it is time for one.
-    pub fn next_fetch(&self, now_ms: i64) -> Option<FetchRequest> {
+    pub fn next_fetch(&self) -> Option<FetchRequest> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Follower { state, .. } = &mut *role else {
             return None;
@@ -448,7 +455,6 @@ impl Partition {
     /// below the leader's log start (retention moved it) restarts from there.
     pub fn on_fetch_response(
         &self,
-        now_ms: i64,
         request: &FetchRequest,
         answer: FollowerFetchAnswer,
         records: Bytes,
@@ -457,6 +463,7 @@ impl Partition {
         let Role::Follower { state, .. } = &mut *role else {
             return Ok(());
         };
+        let now_ms = self.clock.now_ms();
         let mut log = self.log.write();
         let records_end = records_end_offset(&records).unwrap_or(request.fetch.fetch_offset);
         let actions = state.on_fetch_response(now_ms, request, answer, records_end, &*log);
@@ -532,12 +539,11 @@ impl Partition {
     pub fn append_replicated(
         &self,
         records: impl Into<Bytes>,
-        now_ms: i64,
         deadline_ms: i64,
     ) -> Result<Appended, AppendError> {
-        let appended = self.append_produce(records.into(), now_ms, Acks::All { deadline_ms })?;
+        let appended = self.append_produce(records.into(), Acks::All { deadline_ms })?;
         if appended.flush_due {
-            self.log.write().flush(now_ms)?;
+            self.log.write().flush(self.clock.wall_ms())?;
         }
         Ok(appended)
     }
@@ -549,12 +555,8 @@ impl Partition {
     /// when the ISR shrank below the minimum meanwhile, a timeout at the deadline,
     /// leadership lost). The batch is not synced here: see [`Appended::flush_due`] and
     /// [`Partition::flush_through`].
-    pub fn append_produce(
-        &self,
-        records: Bytes,
-        now_ms: i64,
-        acks: Acks,
-    ) -> Result<Appended, AppendError> {
+    pub fn append_produce(&self, records: Bytes, acks: Acks) -> Result<Appended, AppendError> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return Err(AppendError::NotLeader);
@@ -571,7 +573,7 @@ impl Partition {
         }
         let (info, leo, flush_due) = {
             let mut log = self.log.write();
-            let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
+            let info = log.append_as_leader(records, self.leader_epoch(), self.clock.wall_ms())?;
             (info, log.log_end_offset(), log.flush_due())
         };
         self.log_end.send_replace(leo);
@@ -612,7 +614,7 @@ impl Partition {
             if log.recovery_point() > last_offset {
                 return Ok(());
             }
-            log.prepare_flush(crate::server::broker::now_ms())
+            log.prepare_flush(self.clock.wall_ms())
                 .map_err(|e| self.storage_error("preparing a sync", &e))?
         };
         let job = tokio::task::spawn_blocking(move || job.run().map(|()| job))
@@ -623,7 +625,7 @@ impl Partition {
         let moved = self
             .log
             .write()
-            .complete_flush(&job, crate::server::broker::now_ms())
+            .complete_flush(&job, self.clock.wall_ms())
             .map_err(|e| self.storage_error("writing the recovery point", &e))?;
         // Truncated during the sync: the offsets were given up with the leadership.
         if moved && job.end_offset() > last_offset {
@@ -665,7 +667,8 @@ impl Partition {
     /// Compact the log if it is due: plan under the read lock, clean with no lock
     /// (appends and fetches go on), install under the write lock. `None` when nothing
     /// was due or the log changed meanwhile.
-    pub fn compact(&self, now_ms: i64) -> std::io::Result<Option<CompactionStats>> {
+    pub fn compact(&self) -> std::io::Result<Option<CompactionStats>> {
+        let now_ms = self.clock.wall_ms();
         let hw = self.high_watermark();
         let Some(plan) = self.with_log(|log| log.plan_compaction(now_ms, hw)) else {
             return Ok(None);
@@ -752,12 +755,97 @@ impl PartitionMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::log::batch::testing::TestBatch;
 
     fn leader(dir: &Path, config: LogConfig) -> Partition {
-        let p = Partition::open(dir, "t", Uuid::new_v4(), 0, 0, config, 0).unwrap();
-        p.lead_alone(1, 0);
+        let p = Partition::open(
+            dir,
+            "t",
+            Uuid::new_v4(),
+            0,
+            0,
+            config,
+            crate::clock::ManualClock::new(0),
+        )
+        .unwrap();
+        p.lead_alone(1);
         p
+    }
+
+    /// Leader (broker 1) of replicas [1,2,3], all in sync, on `clock`, with followers
+    /// 2 and 3 caught up.
+    fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
+        use crate::replication::leader::{FollowerFetch, LeaderConfig};
+        use crate::replication::{Isr, LeaderEpoch, PartitionEpoch};
+        let p =
+            Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap();
+        let registration = PartitionRegistration {
+            replicas: vec![1, 2, 3],
+            isr: Isr::new(vec![1, 2, 3]),
+            leader: 1,
+            leader_epoch: LeaderEpoch(0),
+            partition_epoch: PartitionEpoch(0),
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        };
+        let config = LeaderConfig {
+            replica_lag_time_max_ms: 10_000,
+            min_insync_replicas: 2,
+            alter_partition_retry_ms: 1_000,
+        };
+        p.make_leader(1, config, registration);
+        for replica in [2, 3] {
+            let fetch = FollowerFetch {
+                replica,
+                current_leader_epoch: LeaderEpoch(0),
+                fetch_offset: 0,
+                last_fetched_epoch: -1,
+            };
+            p.follower_fetch(&fetch, 1 << 20);
+        }
+        p
+    }
+
+    #[test]
+    fn a_wall_clock_step_neither_shrinks_the_isr_nor_times_out_acks_all() {
+        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let p = replicated_leader(dir.path(), clock.clone());
+        let appended = p
+            .append_produce(
+                TestBatch::new(&["v"], 1).encode().into(),
+                Acks::All {
+                    deadline_ms: clock.now_ms() + 5_000,
+                },
+            )
+            .unwrap();
+        let mut replicated = appended.replicated.unwrap();
+        // Someone sets the time an hour ahead, then an hour back.
+        for wall in [clock.wall_ms() + 3_600_000, clock.wall_ms() - 3_600_000] {
+            clock.set_wall(wall);
+            clock.advance(100);
+            assert_eq!(
+                p.tick(),
+                vec![],
+                "ISR change proposed after a wall clock step"
+            );
+            assert!(
+                replicated.try_recv().is_err(),
+                "acks=all answered after a wall clock step"
+            );
+        }
+        // Durations still pass: the deadline, then the followers' lag.
+        clock.advance(5_000);
+        assert_eq!(p.tick(), vec![]);
+        assert_eq!(
+            replicated.try_recv(),
+            Ok(Some(ResponseError::RequestTimedOut))
+        );
+        clock.advance(5_000);
+        let shrink = p.tick();
+        assert_eq!(shrink.len(), 1, "the silent followers leave the ISR");
+        assert_eq!(shrink[0].new_isr.members(), &[1]);
     }
 
     #[tokio::test]
@@ -771,7 +859,7 @@ mod tests {
         let mut last_offsets = Vec::new();
         for i in 0..8 {
             let appended = p
-                .append_produce(TestBatch::new(&["v"], i).encode().into(), i, Acks::Leader)
+                .append_produce(TestBatch::new(&["v"], i).encode().into(), Acks::Leader)
                 .unwrap();
             assert!(appended.flush_due);
             last_offsets.push(appended.info.last_offset);
@@ -785,7 +873,7 @@ mod tests {
         assert_eq!(p.with_log(|log| log.recovery_point()), 8);
         // A batch appended after it needs a sync of its own.
         let appended = p
-            .append_produce(TestBatch::new(&["w"], 9).encode().into(), 9, Acks::Leader)
+            .append_produce(TestBatch::new(&["w"], 9).encode().into(), Acks::Leader)
             .unwrap();
         assert_eq!(p.flush_through(appended.info.last_offset).await, Ok(()));
         assert_eq!(p.flushes(), 2);

@@ -32,7 +32,7 @@ use crate::group::{
     partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
 };
 use crate::metadata::image::{MetadataImage, PartitionState};
-use crate::server::broker::{now_ms, Broker};
+use crate::server::broker::Broker;
 use crate::server::coordinator::{self, client_host, to_str, GroupRuntime, Shard};
 
 /// offset.metadata.max.bytes (Kafka's default).
@@ -371,7 +371,8 @@ pub async fn offset_commit(
     let v = ctx.version;
     let group_id = req.group_id.0.to_string();
     let image = broker.image();
-    let now = now_ms();
+    // Commit times are record timestamps: wall clock.
+    let now = broker.clock.wall_ms();
     // Per partition: an error of its own, or None and a place in the commit.
     let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut offsets = Vec::new();

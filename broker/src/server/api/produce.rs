@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::log::AppendError;
-use crate::server::broker::{now_ms, Broker};
+use crate::server::broker::Broker;
 use crate::server::partition::{Acks, Partition};
 
 pub(crate) fn append_error_code(e: &AppendError) -> ResponseError {
@@ -103,7 +103,7 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
     // acks=all: how long the ISR may take, the client's timeout within the broker's bound.
     let wait_ms = i64::from(req.timeout_ms.max(0))
         .min(i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX));
-    let deadline_ms = now_ms() + wait_ms;
+    let deadline_ms = broker.clock.now_ms() + wait_ms;
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -201,14 +201,13 @@ fn append_one(
         )
     })?;
     let size = records.len() as u64;
-    let now = now_ms();
     // The batch goes to the log as a slice of the request frame, without a copy.
     let acks = if acks == -1 {
         Acks::All { deadline_ms }
     } else {
         Acks::Leader
     };
-    let appended = partition.append_produce(records, now, acks);
+    let appended = partition.append_produce(records, acks);
     let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
