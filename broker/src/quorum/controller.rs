@@ -557,6 +557,7 @@ impl Active {
                     .await?;
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
+            ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.applied_index()))),
             ControllerRequest::UnregisterBroker { broker } => {
                 let membership = self.raft.metrics().borrow().membership_config.clone();
                 if membership

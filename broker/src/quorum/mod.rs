@@ -125,6 +125,10 @@ pub enum ControllerRequest {
     AllocateProducerIds { count: i64 },
     /// `Controller::unregister_broker`.
     UnregisterBroker { broker: i32 },
+    /// Nothing to commit: answered with the controller's last applied entry, so that
+    /// the caller's image, once caught up with it, holds everything the controller had
+    /// decided when it answered (a barrier before planning an admin change).
+    Sync,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

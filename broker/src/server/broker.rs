@@ -143,10 +143,10 @@ impl Broker {
         self.config.node_id
     }
 
-    /// Brokers that can hold replicas and lead: registered, unfenced, not shutting
-    /// down. Before any broker registered (a single broker), this broker alone.
-    pub fn live_brokers(&self) -> Vec<i32> {
-        let image = self.image();
+    /// Brokers of `image` that can hold replicas and lead: registered, unfenced, not
+    /// shutting down. Before any broker registered (a single broker), this broker
+    /// alone. Admin changes plan with the image [`Broker::change_metadata`] hands them.
+    pub fn live_brokers(&self, image: &MetadataImage) -> Vec<i32> {
         if image.brokers().next().is_none() {
             return vec![self.node_id()];
         }
@@ -183,9 +183,17 @@ impl Broker {
         }]
     }
 
-    /// The active controller's id as clients see it (-1 while there is none).
-    pub fn controller_id(&self) -> i32 {
-        self.quorum.get().map_or(-1, |q| q.status().controller_id)
+    /// The controller id to tell clients along with `listed`, the brokers of the same
+    /// answer: clients send admin requests there, and any broker forwards them to the
+    /// active controller, so it must be a listed broker (librdkafka waits for one it
+    /// knows). The Raft leader when it is listed, else this broker, else the first.
+    pub fn controller_id(&self, listed: &[ClusterBroker]) -> i32 {
+        let raft_leader = self.quorum.get().map_or(-1, |q| q.status().controller_id);
+        [raft_leader, self.node_id()]
+            .into_iter()
+            .find(|id| listed.iter().any(|b| b.id == *id))
+            .or_else(|| listed.first().map(|b| b.id))
+            .unwrap_or(-1)
     }
 
     /// Ask the controller to change a partition's ISR (AlterPartition).
@@ -260,6 +268,9 @@ impl Broker {
         plan: impl FnOnce(&MetadataImage) -> Result<MetadataRecord, AdminError>,
     ) -> Result<MetadataRecord, AdminError> {
         let _writer = self.writer.lock().await;
+        // Plan against everything the controller has decided: a broker that started a
+        // moment ago may not have applied the latest registrations yet.
+        self.submit(ControllerRequest::Sync).await?;
         let record = plan(&self.image())?;
         if commit {
             self.submit(ControllerRequest::Records(vec![record.clone()]))

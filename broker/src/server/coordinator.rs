@@ -35,7 +35,7 @@ use crate::group::{
 };
 use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
-use crate::metadata::admin::{plan_create_topic, NewTopic};
+use crate::metadata::admin::{plan_create_topic, AdminError, NewTopic};
 
 /// How often the state machines are ticked. Deadlines are seconds apart in
 /// practice (session timeouts are at least group.min.session.timeout.ms).
@@ -153,20 +153,9 @@ pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> 
     if broker.image().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let brokers = broker.live_brokers();
     let voters = broker.config.quorum_voters().len();
     let rf =
         offsets_topic_replication_factor(broker.config.offsets_topic_replication_factor, voters);
-    if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
-        tracing::warn!(
-            live_brokers = brokers.len(),
-            replication_factor = rf,
-            offsets_topic_replication_factor = broker.config.offsets_topic_replication_factor,
-            quorum_voters = voters,
-            "not creating {OFFSETS_TOPIC}: fewer live brokers than its replication factor"
-        );
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
     let new = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: broker.config.offsets_topic_num_partitions,
@@ -178,6 +167,18 @@ pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> 
     // FindCoordinators the second plans against the created topic.
     match broker
         .change_metadata(true, |image| {
+            let brokers = broker.live_brokers(image);
+            if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
+                return Err(AdminError {
+                    code: ResponseError::CoordinatorNotAvailable,
+                    message: format!(
+                        "not created: {} live brokers, fewer than its replication factor {rf} \
+                         (offsets.topic.replication.factor {}, {voters} quorum voters)",
+                        brokers.len(),
+                        broker.config.offsets_topic_replication_factor
+                    ),
+                });
+            }
             plan_create_topic(image, &brokers, &new, 1, rf)
         })
         .await

@@ -39,7 +39,11 @@ pub enum StartError {
 /// in flight finish within the grace period, and close the logs cleanly.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
-    let kafka_listener = bind(config.kafka_listen, "Kafka listener").await?;
+    // Bound now, so a taken port fails the start, but listening only once ready:
+    // until this broker has joined the cluster and caught up with the metadata log,
+    // clients are refused and try another broker, instead of being served from an
+    // image that does not know the cluster yet.
+    let kafka_socket = bind_unlistened(config.kafka_listen, "Kafka listener")?;
     let http_listener = bind(config.http_listen, "HTTP listener").await?;
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
     let broker =
@@ -97,6 +101,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         groups,
         serving.clone(),
     ));
+    let kafka_listener = kafka_socket
+        .listen(KAFKA_BACKLOG)
+        .map_err(|source| StartError::Bind {
+            what: "Kafka listener",
+            addr: broker.config.kafka_listen,
+            source,
+        })?;
     broker.set_ready();
     let (host, port) = broker.config.advertised();
     tracing::info!(
@@ -109,6 +120,26 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     );
     accept_loop(&broker, kafka_listener, &tasks, &serving).await;
     stop(&broker, &quorum, &tasks, grace).await
+}
+
+/// Pending connections the Kafka listener queues before they are accepted.
+const KAFKA_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` that does not accept connections until it listens.
+fn bind_unlistened(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpSocket, StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    Ok(socket)
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
