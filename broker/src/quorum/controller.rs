@@ -558,6 +558,20 @@ impl Active {
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
             ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.applied_index()))),
+            ControllerRequest::ReplicaStorage { partition, offline } => {
+                match self.controller.replica_storage(
+                    broker,
+                    BrokerEpoch(broker_epoch),
+                    partition,
+                    offline,
+                ) {
+                    Err(code) => refuse(code, format!("storage report for {partition} refused")),
+                    Ok(records) => {
+                        let index = self.commit_decided(records, None).await?;
+                        Ok(Ok((ControllerReply::Done, index)))
+                    }
+                }
+            }
             ControllerRequest::UnregisterBroker { broker } => {
                 let membership = self.raft.metrics().borrow().membership_config.clone();
                 if membership

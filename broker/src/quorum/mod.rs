@@ -125,6 +125,12 @@ pub enum ControllerRequest {
     AllocateProducerIds { count: i64 },
     /// `Controller::unregister_broker`.
     UnregisterBroker { broker: i32 },
+    /// `Controller::replica_storage`: this broker's copy of `partition` cannot be
+    /// served (`offline`) or can be again.
+    ReplicaStorage {
+        partition: TopicPartition,
+        offline: bool,
+    },
     /// Nothing to commit: answered with the controller's last applied entry, so that
     /// the caller's image, once caught up with it, holds everything the controller had
     /// decided when it answered (a barrier before planning an admin change).

@@ -128,6 +128,10 @@ pub struct PartitionRegistration {
     pub adding_replicas: Vec<BrokerId>,
     /// ... and replicas to drop once every adding replica is in the ISR.
     pub removing_replicas: Vec<BrokerId>,
+    /// Replicas whose broker reported its copy unusable (storage): not elected, not
+    /// added to the ISR, until the broker reports it back. Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {

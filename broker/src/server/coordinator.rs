@@ -1186,6 +1186,7 @@ mod tests {
             partition_epoch: PartitionEpoch(0),
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         };
         let config = LeaderConfig {
             min_insync_replicas: 2,
@@ -1307,6 +1308,7 @@ mod tests {
             partition_epoch: PartitionEpoch(1),
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         };
         let config = LeaderConfig {
             min_insync_replicas: 2,

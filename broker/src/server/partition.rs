@@ -303,6 +303,7 @@ impl Partition {
             partition_epoch: crate::replication::PartitionEpoch(0),
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         };
         let config = crate::replication::leader::LeaderConfig::default();
         self.make_leader(local, config, registration);
@@ -788,6 +789,7 @@ mod tests {
             partition_epoch: PartitionEpoch(0),
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         };
         let config = LeaderConfig {
             replica_lag_time_max_ms: 10_000,
