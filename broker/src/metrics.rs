@@ -26,6 +26,10 @@ pub struct Metrics {
     pub connections_rejected: IntCounter,
     /// Connections closed because a request was malformed or too large.
     pub requests_rejected: IntCounterVec,
+    /// Bytes of request frames being read (see `server::request_budget`).
+    pub request_read_bytes: IntGauge,
+    /// Connections closed for a client too slow or silent, by reason.
+    pub connections_closed: IntCounterVec,
     /// Consumer groups by state.
     pub groups: IntGaugeVec,
     pub group_members: IntGaugeVec,
@@ -188,6 +192,21 @@ impl Metrics {
                 &registry,
                 "fjord_requests_rejected_total",
                 "Requests refused before decoding (malformed, too large, unknown API), by reason.",
+                &["reason"],
+            ),
+            request_read_bytes: gauge(
+                &registry,
+                "fjord_request_read_bytes",
+                "Bytes of request frames being read: room taken from queued.max.request.bytes, \
+                 plus small frames that never wait for it.",
+            ),
+            connections_closed: counter_vec(
+                &registry,
+                "fjord_connections_closed_total",
+                "Connections closed for a slow or silent client, by reason: idle (no request \
+                 for connections.max.idle.ms), idle_mid_frame (no byte of a begun request for \
+                 as long), frame_deadline (request not read within --request-read-timeout-ms), \
+                 no_room (no room in queued.max.request.bytes within as long).",
                 &["reason"],
             ),
             groups: gauge_vec(

@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod http;
 pub mod partition;
 pub mod replica;
+pub mod request_budget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +151,10 @@ async fn accept_loop(
     shutdown: &CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let budget = Arc::new(request_budget::RequestBudget::new(
+        broker.config.queued_max_request_bytes,
+        broker.metrics.request_read_bytes.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -169,9 +174,9 @@ async fn accept_loop(
             tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
             continue;
         };
-        let (b, s) = (broker.clone(), shutdown.clone());
+        let (b, budget, s) = (broker.clone(), budget.clone(), shutdown.clone());
         tasks.spawn(async move {
-            connection::serve(b, stream, peer, s).await;
+            connection::serve(b, budget, stream, peer, s).await;
             drop(permit);
         });
     }
