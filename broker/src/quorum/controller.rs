@@ -38,6 +38,8 @@ pub(crate) struct Settings {
     pub session_timeout_ms: i64,
     pub auto_leader_rebalance: bool,
     pub tick: Duration,
+    /// Whether this node's metadata log writes land.
+    pub write_health: Arc<super::WriteHealth>,
 }
 
 /// Shared between the controller task and the gRPC service: where to send requests
@@ -470,7 +472,18 @@ impl Active {
                 let _ = reply.send(answer);
             }
             Cmd::Submit(req, reply) => {
+                let failing = self.handle.settings.write_health.failing();
                 let answer = match serde_json::from_slice::<ControllerRequest>(&req.request_json) {
+                    // A write is blocked on this node's log: a change would queue behind
+                    // it and time out, then apply unseen once the disk recovers.
+                    _ if failing.is_some() => Err(AdminError {
+                        code: ResponseError::KafkaStorageError,
+                        message: format!(
+                            "the metadata log of controller {} cannot be written ({}); retrying",
+                            self.handle.settings.node_id,
+                            failing.unwrap_or_default()
+                        ),
+                    }),
                     Err(e) => Err(AdminError {
                         code: ResponseError::InvalidRequest,
                         message: format!("controller request: {e}"),
