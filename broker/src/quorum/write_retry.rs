@@ -22,11 +22,11 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// First wait after a failed write; doubled per failure up to [`RETRY_MAX`].
@@ -60,20 +60,30 @@ pub fn error_label(e: &io::Error) -> &'static str {
 
 /// Whether the metadata quorum's writes are landing, shared with the broker's
 /// readiness check and metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriteHealth {
     /// Writes failing right now (a log append and a snapshot may retry at once).
-    failing: AtomicU64,
+    failing: watch::Sender<u64>,
     /// The last failure: what was written and the error.
     last_error: Mutex<Option<String>>,
     /// Failed attempts since start, by [`error_label`].
     failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
+impl Default for WriteHealth {
+    fn default() -> Self {
+        WriteHealth {
+            failing: watch::channel(0).0,
+            last_error: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+}
+
 impl WriteHealth {
     /// `Some(what failed and why)` while a write is being retried.
     pub fn failing(&self) -> Option<String> {
-        if self.failing.load(Ordering::Acquire) == 0 {
+        if *self.failing.borrow() == 0 {
             return None;
         }
         Some(
@@ -82,6 +92,18 @@ impl WriteHealth {
                 .clone()
                 .unwrap_or_else(|| "metadata write failing".to_string()),
         )
+    }
+
+    /// Resolves once a write is failing (at once if one is).
+    pub async fn wait_failing(&self) {
+        let mut failing = self.failing.subscribe();
+        // The sender lives as long as `self`.
+        let _ = failing.wait_for(|&n| n > 0).await;
+    }
+
+    /// Changes whenever a write starts or stops failing.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.failing.subscribe()
     }
 
     /// Failed attempts since start, by error label.
@@ -150,7 +172,7 @@ impl Retry {
                     self.health.record_failure(what, &e);
                     if !counted {
                         counted = true;
-                        self.health.failing.fetch_add(1, Ordering::AcqRel);
+                        self.health.failing.send_modify(|n| *n += 1);
                     }
                     if failures % WARN_EVERY_ATTEMPTS == 1 {
                         tracing::warn!(
@@ -173,7 +195,7 @@ impl Retry {
             }
         };
         if counted {
-            self.health.failing.fetch_sub(1, Ordering::AcqRel);
+            self.health.failing.send_modify(|n| *n -= 1);
         }
         result
     }
