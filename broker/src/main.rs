@@ -37,7 +37,6 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     warn_unknown_env();
-    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,42 +66,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("fjord: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-/// Raise the soft limit of open files (RLIMIT_NOFILE) to the hard limit. A broker holds
-/// a descriptor per connection and per open segment and index file, and the usual soft
-/// default of 1024 is far below what a broker with a few hundred partitions needs,
-/// while the hard limit is what the operator (systemd, the container runtime) allows.
-fn raise_open_files_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
-        Ok(limits) => limits,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the open files limit (RLIMIT_NOFILE)");
-            return;
-        }
-    };
-    if soft >= hard {
-        tracing::info!(
-            soft,
-            hard,
-            "open files limit (RLIMIT_NOFILE) is at its hard limit"
-        );
-        return;
-    }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-        Ok(()) => tracing::info!(
-            before = soft,
-            after = hard,
-            "raised the open files limit (RLIMIT_NOFILE) to its hard limit"
-        ),
-        Err(e) => tracing::warn!(
-            soft,
-            hard,
-            error = %e,
-            "cannot raise the open files limit (RLIMIT_NOFILE) to its hard limit"
-        ),
     }
 }
 

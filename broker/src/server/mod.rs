@@ -40,10 +40,14 @@ pub enum StartError {
 /// in flight finish within the grace period, and close the logs cleanly.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
+    // Before any file or socket is opened; said once the start is sure to go on, so
+    // that a start that fails says one line only.
+    let open_files = raise_open_files_limit();
     let kafka_listener = bind(config.kafka_listen, "Kafka listener").await?;
     let http_listener = bind(config.http_listen, "HTTP listener").await?;
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
     let broker = Broker::open(config).map_err(StartError::Storage)?;
+    open_files.log();
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
     let groups = coordinator::start(&broker)
@@ -109,6 +113,68 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     );
     accept_loop(&broker, kafka_listener, &tasks, &serving).await;
     stop(&broker, &quorum, &tasks, grace).await
+}
+
+/// What became of the soft limit of open files.
+#[derive(Debug)]
+enum OpenFilesLimit {
+    AtHard(u64),
+    Raised {
+        before: u64,
+        after: u64,
+    },
+    NotRaised {
+        soft: u64,
+        hard: u64,
+        error: nix::Error,
+    },
+    Unknown(nix::Error),
+}
+
+impl OpenFilesLimit {
+    fn log(&self) {
+        match self {
+            OpenFilesLimit::AtHard(limit) => {
+                tracing::info!(limit, "open files limit (RLIMIT_NOFILE) at its hard limit")
+            }
+            OpenFilesLimit::Raised { before, after } => tracing::info!(
+                before,
+                after,
+                "raised the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::NotRaised { soft, hard, error } => tracing::warn!(
+                soft,
+                hard,
+                error = %error,
+                "cannot raise the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::Unknown(error) => {
+                tracing::warn!(error = %error, "cannot read the open files limit (RLIMIT_NOFILE)")
+            }
+        }
+    }
+}
+
+/// Raise the soft limit of open files (RLIMIT_NOFILE) to the hard limit. A broker holds
+/// a descriptor per connection and per open segment and index file, and the usual soft
+/// default of 1024 is far below what a broker with a few hundred partitions needs,
+/// while the hard limit is what the operator (systemd, the container runtime) allows.
+fn raise_open_files_limit() -> OpenFilesLimit {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => return OpenFilesLimit::Unknown(error),
+    };
+    if soft >= hard {
+        return OpenFilesLimit::AtHard(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => OpenFilesLimit::Raised {
+            before: soft,
+            after: hard,
+        },
+        Err(error) => OpenFilesLimit::NotRaised { soft, hard, error },
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
