@@ -151,7 +151,9 @@ async fn a_broker_whose_disk_fills_during_a_metadata_write_comes_back_by_itself(
         eprintln!("{e:#}\n{}", broker.logs());
     }
     // The broker goes before the disk under it.
-    drop(broker);
+    if broker.is_running() {
+        broker.kill9().await?;
+    }
     drop(disk);
     result
 }
@@ -293,5 +295,182 @@ async fn run(broker: &mut BrokerProcess, disk: &Path) -> Result<()> {
     if broker.pid().is_none() {
         bail!("the broker exited");
     }
+    Ok(())
+}
+
+/// The `/ready` status of `broker`, or 0 when it does not answer.
+async fn ready_code(broker: &BrokerProcess) -> u16 {
+    ready_status(broker).await.map_or(0, |(status, _)| status)
+}
+
+/// Node ids of the live brokers `broker`'s Metadata lists.
+async fn listed_brokers(broker: &BrokerProcess) -> Result<Vec<i32>> {
+    let metadata = common::client(&broker.bootstrap())
+        .await?
+        .metadata(Some(&[]))
+        .await?;
+    let mut ids: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id).collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_whose_disk_fills_steps_back_and_rejoins_by_itself() -> Result<()> {
+    let mut brokers = Vec::new();
+    for node_id in 1..=3 {
+        brokers.push(BrokerProcess::prepare(BrokerOptions {
+            node_id,
+            args: ["--offsets-topic-num-partitions", "2"]
+                .map(String::from)
+                .to_vec(),
+            ..BrokerOptions::default()
+        })?);
+    }
+    let voters = brokers
+        .iter()
+        .map(|b| format!("{}@{}", b.node_id(), b.internal_addr()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut disks = Vec::new();
+    for broker in &mut brokers {
+        broker.push_args([format!("--voters={voters}")]);
+        disks.push(Tmpfs::mount(&broker.data_dir(), DISK_BYTES)?);
+    }
+    let result = run_cluster(&mut brokers, &disks).await;
+    if let Err(e) = &result {
+        eprintln!("{e:#}");
+        for broker in &brokers {
+            eprintln!("{}", broker.logs());
+        }
+    }
+    for broker in &mut brokers {
+        if broker.is_running() {
+            broker.kill9().await?;
+        }
+    }
+    drop(disks);
+    result
+}
+
+async fn run_cluster(brokers: &mut [BrokerProcess], disks: &[Tmpfs]) -> Result<()> {
+    let mut started = Vec::new();
+    for broker in brokers.iter_mut() {
+        started.push(broker.spawn()?);
+    }
+    for (broker, started) in brokers.iter_mut().zip(started) {
+        broker.wait_ready(started).await?;
+    }
+    let bootstrap: Vec<String> = brokers.iter().map(BrokerProcess::bootstrap).collect();
+    for broker in brokers.iter() {
+        common::wait_for("every broker listed", DEADLINE, || async {
+            let listed = listed_brokers(broker).await?;
+            Ok(if listed == [1, 2, 3] {
+                Ok(())
+            } else {
+                Err(format!("{listed:?}"))
+            })
+        })
+        .await?;
+    }
+    let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    let controller = client.metadata(Some(&[])).await?.controller_id;
+    ensure!((1..=3).contains(&controller), "controller {controller}");
+    let full = &brokers[controller as usize - 1];
+    let filler = fill(&disks[controller as usize - 1].path)?;
+    let full_at = Instant::now();
+    println!("disk of broker {controller} (the controller) filled");
+
+    // Metadata changes go on: the first one blocks the full voter's log, and the
+    // others elect a controller among themselves.
+    let mut changes = 0;
+    common::wait_for(
+        "the full voter's metadata log failing",
+        DEADLINE * 2,
+        || {
+            changes += 1;
+            let (client, full) = (&client, full);
+            let topic = format!("during-{changes}");
+            async move {
+                let created = client
+                    .create_topics(&[NewTopic::new(&topic, 8, 1)], false)
+                    .await;
+                let status = ready_code(full).await;
+                Ok(if status == 503 {
+                    Ok(())
+                } else {
+                    Err(format!("/ready {status} after CreateTopics {created:?}"))
+                })
+            }
+        },
+    )
+    .await?;
+    ensure!(write_failing(full).await? == 1.0);
+    let failing_after = full_at.elapsed();
+    let others: Vec<&BrokerProcess> = brokers
+        .iter()
+        .filter(|b| b.node_id() as i32 != controller)
+        .collect();
+    // The full voter is fenced; the others keep the cluster's metadata moving.
+    common::wait_for(
+        "the full broker fenced by a new controller",
+        DEADLINE,
+        || async {
+            let listed = listed_brokers(others[0]).await?;
+            Ok(if listed.len() == 2 && !listed.contains(&controller) {
+                Ok(())
+            } else {
+                Err(format!("{listed:?}"))
+            })
+        },
+    )
+    .await?;
+    let fenced_after = full_at.elapsed();
+    let healthy = common::client(&others[0].bootstrap()).await?;
+    let topic = healthy
+        .create_topic(NewTopic::new("while-full", 1, 2))
+        .await?;
+    println!(
+        "disk full: broker {controller} not ready after {failing_after:?} ({changes} \
+         CreateTopics), fenced after {fenced_after:?}; {topic:?} created by controller {}",
+        healthy.metadata(Some(&[])).await?.controller_id
+    );
+
+    std::fs::remove_file(&filler)?;
+    let freed_at = Instant::now();
+    common::wait_for("/ready 200 after space returned", DEADLINE * 2, || async {
+        let status = ready_code(full).await;
+        Ok(if status == 200 {
+            Ok(())
+        } else {
+            Err(format!("/ready {status}"))
+        })
+    })
+    .await?;
+    ensure!(write_failing(full).await? == 0.0);
+    let ready_after = freed_at.elapsed();
+    common::wait_for("the full broker listed again", DEADLINE, || async {
+        let listed = listed_brokers(others[0]).await?;
+        Ok(if listed == [1, 2, 3] {
+            Ok(())
+        } else {
+            Err(format!("{listed:?}"))
+        })
+    })
+    .await?;
+    let client = Client::connect(&bootstrap, ClientConfig::default()).await?;
+    client.create_topic(NewTopic::new("after", 1, 3)).await?;
+    let options = ProduceOptions::default();
+    let produced = client
+        .produce("after", 0, &values(3, "after"), &options)
+        .await?;
+    let fetched = client
+        .fetch("after", 0, produced.base_offset, &FetchOptions::default())
+        .await?;
+    ensure!(fetched.records.len() == 3, "{fetched:?}");
+    println!(
+        "space freed: broker {controller} ready after {ready_after:?}, back in the cluster \
+         and an RF=3 topic produced and fetched after {:?}",
+        freed_at.elapsed()
+    );
     Ok(())
 }

@@ -489,6 +489,23 @@ impl Quorum {
                     message: format!("no active controller answered in time ({last_error})"),
                 });
             }
+            let failing = match call {
+                controller::Call::Submit(_) => self.write_health.failing(),
+                // A sole voter answers heartbeats while its log fails (see controller).
+                _ => None,
+            };
+            if let Some(why) = failing {
+                // This node could not apply the change in time, and blocked on the
+                // write its Raft may still name itself leader while the other voters
+                // have moved on: no answer would come in time.
+                return Err(AdminError {
+                    code: ResponseError::KafkaStorageError,
+                    message: format!(
+                        "broker {} cannot write its metadata log ({why}); retrying",
+                        self.node_id
+                    ),
+                });
+            }
             let target = hint
                 .take()
                 .or_else(|| self.known_leader())
