@@ -117,9 +117,27 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Close client connections idle this long (connections.max.idle.ms).
+    /// Close client connections idle this long (connections.max.idle.ms): no request
+    /// begun, or no byte of a request begun, for this long.
     #[arg(long, env = "FJORD_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
     pub connections_max_idle_ms: u64,
+
+    /// Bytes of requests being read at once, over all connections
+    /// (queued.max.request.bytes). When they are taken, connections wait for room before
+    /// reading the rest of a request; a larger request is read alone, and requests of
+    /// up to 16 KiB never wait.
+    #[arg(
+        long,
+        env = "FJORD_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = 104_857_600
+    )]
+    pub queued_max_request_bytes: u64,
+
+    /// Close a connection whose request is not complete this long after its size
+    /// arrived, time spent waiting for room in --queued-max-request-bytes included.
+    /// The default is clients' request.timeout.ms: past it, the client has given up.
+    #[arg(long, env = "FJORD_REQUEST_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_read_timeout_ms: u64,
 
     /// Upper bound on a produce with acks=all or a fetch's wait (request.timeout.ms
     /// caps what the client asks).
@@ -352,6 +370,12 @@ impl BrokerConfig {
             return Err(format!(
                 "--broker-session-timeout-ms {} must exceed --broker-heartbeat-interval-ms {} (> 0)",
                 self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+            ));
+        }
+        if self.queued_max_request_bytes == 0 || self.request_read_timeout_ms == 0 {
+            return Err(format!(
+                "--queued-max-request-bytes {} and --request-read-timeout-ms {} must be >= 1",
+                self.queued_max_request_bytes, self.request_read_timeout_ms
             ));
         }
         if self.metadata_snapshot_interval_entries == 0 {

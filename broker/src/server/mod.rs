@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod http;
 pub mod partition;
 pub mod replica;
+pub mod request_budget;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub enum StartError {
 /// in flight finish within the grace period, and close the logs cleanly.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
+    // Before any file or socket is opened; said once the start is sure to go on, so
+    // that a start that fails says one line only.
+    let open_files = raise_open_files_limit();
     // Bound now, so a taken port fails the start, but listening only once ready:
     // until this broker has joined the cluster and caught up with the metadata log,
     // clients are refused and try another broker, instead of being served from an
@@ -48,6 +52,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
     let broker =
         Broker::open(config, crate::clock::SystemClock::shared()).map_err(StartError::Storage)?;
+    open_files.log();
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
     let groups = coordinator::start(&broker)
@@ -142,6 +147,68 @@ fn bind_unlistened(
     Ok(socket)
 }
 
+/// What became of the soft limit of open files.
+#[derive(Debug)]
+enum OpenFilesLimit {
+    AtHard(u64),
+    Raised {
+        before: u64,
+        after: u64,
+    },
+    NotRaised {
+        soft: u64,
+        hard: u64,
+        error: nix::Error,
+    },
+    Unknown(nix::Error),
+}
+
+impl OpenFilesLimit {
+    fn log(&self) {
+        match self {
+            OpenFilesLimit::AtHard(limit) => {
+                tracing::info!(limit, "open files limit (RLIMIT_NOFILE) at its hard limit")
+            }
+            OpenFilesLimit::Raised { before, after } => tracing::info!(
+                before,
+                after,
+                "raised the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::NotRaised { soft, hard, error } => tracing::warn!(
+                soft,
+                hard,
+                error = %error,
+                "cannot raise the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::Unknown(error) => {
+                tracing::warn!(error = %error, "cannot read the open files limit (RLIMIT_NOFILE)")
+            }
+        }
+    }
+}
+
+/// Raise the soft limit of open files (RLIMIT_NOFILE) to the hard limit. A broker holds
+/// a descriptor per connection and per open segment and index file, and the usual soft
+/// default of 1024 is far below what a broker with a few hundred partitions needs,
+/// while the hard limit is what the operator (systemd, the container runtime) allows.
+fn raise_open_files_limit() -> OpenFilesLimit {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => return OpenFilesLimit::Unknown(error),
+    };
+    if soft >= hard {
+        return OpenFilesLimit::AtHard(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => OpenFilesLimit::Raised {
+            before: soft,
+            after: hard,
+        },
+        Err(error) => OpenFilesLimit::NotRaised { soft, hard, error },
+    }
+}
+
 async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -182,6 +249,10 @@ async fn accept_loop(
     shutdown: &CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let budget = Arc::new(request_budget::RequestBudget::new(
+        broker.config.queued_max_request_bytes,
+        broker.metrics.request_read_bytes.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -201,9 +272,9 @@ async fn accept_loop(
             tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
             continue;
         };
-        let (b, s) = (broker.clone(), shutdown.clone());
+        let (b, budget, s) = (broker.clone(), budget.clone(), shutdown.clone());
         tasks.spawn(async move {
-            connection::serve(b, stream, peer, s).await;
+            connection::serve(b, budget, stream, peer, s).await;
             drop(permit);
         });
     }
