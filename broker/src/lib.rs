@@ -19,13 +19,16 @@
 //!   active controller on the Raft leader, broker registration and heartbeats.
 //! - `protocol`: Kafka framing, the request guard, fetch responses, advertised APIs.
 //! - `replication`: pure state machines of partition leaders, followers and the
-//!   controller, with a deterministic cluster simulator in its tests.
+//!   controller.
 //! - `storage`: the storage seam: every file operation of segments, indexes,
 //!   checkpoints and the metadata log, with fault injection for tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
 //!   HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
+//! - `sim` (tests only): a seeded simulation of a cluster on the runtime glue (real
+//!   partitions and logs, the replica fetcher's answer handling, the group coordinator
+//!   runtime) under network and process faults, one test per replication invariant.
 
 pub mod clock;
 pub mod config;
@@ -37,4 +40,6 @@ pub mod protocol;
 pub mod quorum;
 pub mod replication;
 pub mod server;
+#[cfg(test)]
+mod sim;
 pub mod storage;

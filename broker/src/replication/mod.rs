@@ -8,8 +8,9 @@
 //!   fencing (KIP-841), leader election, AlterPartition, controlled shutdown,
 //!   preferred-leader election, reassignment, rack-aware placement. Its output is
 //!   [`controller::ControllerRecord`]s for the metadata Raft log.
-//! - `sim` (tests only): a seeded simulator of brokers, a controller and a faulty
-//!   network, with one test per replication invariant.
+//!
+//! The crate's `sim` drives these state machines through the runtime around them
+//! (partitions, logs, the replica fetcher) under faults.
 //!
 //! Time is always passed in (`now_ms`, milliseconds on a monotonic clock); nothing here
 //! reads a clock, sleeps, or touches the network or disk. The runtime performs the
@@ -18,8 +19,6 @@
 pub mod controller;
 pub mod follower;
 pub mod leader;
-#[cfg(test)]
-mod sim;
 
 use std::fmt;
 

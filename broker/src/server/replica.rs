@@ -6,12 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::broker::Broker;
 use super::partition::Partition;
+use crate::replication::follower::FetchRequest;
 use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer};
 use crate::replication::{HighWatermark, LeaderEpoch};
 
@@ -97,36 +99,47 @@ impl Replica for ReplicaService {
 impl ReplicaService {
     async fn respond(
         &self,
-        result: super::partition::FollowerFetchResult,
+        mut result: super::partition::FollowerFetchResult,
     ) -> Result<proto::FetchResponse, tonic::Status> {
-        let mut resp = proto::FetchResponse {
-            log_start_offset: result.log_start_offset,
-            ..Default::default()
+        let records = match result.records.take() {
+            Some(slice) => tokio::task::spawn_blocking(move || slice.read_to_bytes())
+                .await
+                .map_err(|e| tonic::Status::internal(e.to_string()))?
+                .map_err(|e| tonic::Status::internal(format!("reading records: {e}")))?,
+            None => Bytes::new(),
         };
-        match result.answer {
-            FollowerFetchAnswer::Records { high_watermark, .. } => {
-                resp.high_watermark = high_watermark.0;
-                if let Some(slice) = result.records {
-                    resp.records = tokio::task::spawn_blocking(move || slice.read_to_bytes())
-                        .await
-                        .map_err(|e| tonic::Status::internal(e.to_string()))?
-                        .map_err(|e| tonic::Status::internal(format!("reading records: {e}")))?;
-                }
-            }
-            FollowerFetchAnswer::Diverging {
-                epoch,
-                end_offset,
-                high_watermark,
-            } => {
-                resp.diverging = true;
-                resp.diverging_epoch = epoch;
-                resp.diverging_end_offset = end_offset;
-                resp.high_watermark = high_watermark.0;
-            }
-            FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
-        }
-        Ok(resp)
+        Ok(fetch_response(&result, records))
     }
+}
+
+/// The leader's answer to a follower fetch as it goes on the wire: the state machine's
+/// answer, with `records` (read from the answer's file slice) when it sends records.
+pub fn fetch_response(
+    result: &super::partition::FollowerFetchResult,
+    records: Bytes,
+) -> proto::FetchResponse {
+    let mut resp = proto::FetchResponse {
+        log_start_offset: result.log_start_offset,
+        ..Default::default()
+    };
+    match result.answer {
+        FollowerFetchAnswer::Records { high_watermark, .. } => {
+            resp.high_watermark = high_watermark.0;
+            resp.records = records;
+        }
+        FollowerFetchAnswer::Diverging {
+            epoch,
+            end_offset,
+            high_watermark,
+        } => {
+            resp.diverging = true;
+            resp.diverging_epoch = epoch;
+            resp.diverging_end_offset = end_offset;
+            resp.high_watermark = high_watermark.0;
+        }
+        FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
+    }
+    resp
 }
 
 /// Send ISR proposals of `partition`'s leader to the controller and feed the answers
@@ -209,34 +222,7 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
                 }
             }
         };
-        let (answer, records) = match outcome {
-            Ok(resp) => match answer_of(&resp) {
-                Ok(answer) => (answer, resp.records),
-                Err(ResponseError::OffsetOutOfRange)
-                    if resp.log_start_offset > partition.log_end_offset() =>
-                {
-                    // Retention at the leader passed our log end: start over there.
-                    tracing::warn!(topic = %partition.topic, partition = partition.index,
-                        leader_log_start = resp.log_start_offset, "follower fell behind the leader's log start");
-                    if let Err(e) = partition.reset_to(resp.log_start_offset) {
-                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "follower reset failed");
-                    }
-                    (
-                        FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange),
-                        Default::default(),
-                    )
-                }
-                Err(code) => (FollowerFetchAnswer::Error(code), Default::default()),
-            },
-            Err(e) => {
-                tracing::debug!(topic = %partition.topic, partition = partition.index, leader = request.leader, error = %e, "follower fetch failed");
-                (
-                    FollowerFetchAnswer::Error(ResponseError::NetworkException),
-                    Default::default(),
-                )
-            }
-        };
-        if let Err(e) = partition.on_fetch_response(&request, answer, records) {
+        if let Err(e) = on_fetch_answer(&partition, &request, outcome) {
             // A disk error: keep trying after the backoff rather than spin.
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "replicating failed");
             tokio::select! {
@@ -247,11 +233,51 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
     }
 }
 
+/// A follower's handling of its leader's answer to `request`, or of the call's
+/// failure (`Err`, counted as a network error so the state machine backs off): the
+/// partition truncates, appends and takes the high watermark as its follower state
+/// machine decides. A follower whose log ends before the leader's log start
+/// (retention there moved past it) starts over at that log start. `Err` is a failed
+/// write of this broker's log.
+pub fn on_fetch_answer(
+    partition: &Partition,
+    request: &FetchRequest,
+    outcome: Result<proto::FetchResponse, String>,
+) -> Result<(), String> {
+    let mut reset_failed = None;
+    let (answer, records) = match outcome {
+        Ok(resp) => match answer_of(&resp) {
+            Ok(answer) => (answer, resp.records),
+            Err(ResponseError::OffsetOutOfRange)
+                if resp.log_start_offset > partition.log_end_offset() =>
+            {
+                tracing::warn!(topic = %partition.topic, partition = partition.index,
+                    leader_log_start = resp.log_start_offset, "follower fell behind the leader's log start");
+                reset_failed = partition.reset_to(resp.log_start_offset).err();
+                (
+                    FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange),
+                    Bytes::new(),
+                )
+            }
+            Err(code) => (FollowerFetchAnswer::Error(code), Bytes::new()),
+        },
+        Err(e) => {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, leader = request.leader, error = %e, "follower fetch failed");
+            (
+                FollowerFetchAnswer::Error(ResponseError::NetworkException),
+                Bytes::new(),
+            )
+        }
+    };
+    partition.on_fetch_response(request, answer, records)?;
+    reset_failed.map_or(Ok(()), Err)
+}
+
 async fn fetch_from(
     broker: &Broker,
     address: &str,
     partition: &Partition,
-    request: &crate::replication::follower::FetchRequest,
+    request: &FetchRequest,
     max_bytes: u32,
     max_wait_ms: u32,
 ) -> Result<proto::FetchResponse, String> {

@@ -1,0 +1,583 @@
+//! One simulated broker: a real [`Partition`] on a data directory that outlives the
+//! process, driven through the calls the broker's runtime makes. Leadership comes from
+//! the metadata the broker applied, as `Broker::follow_image` takes it up; follower
+//! fetches go through `next_fetch`, the leader's `follower_fetch` and the replica
+//! fetcher's own answer handling ([`replica::on_fetch_answer`]); acks=all produce and
+//! offset commits are answered when the partition's waiters complete. A crash drops
+//! the process and everything it held in memory; a restart reopens the partition,
+//! which runs the log's recovery.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
+use uuid::Uuid;
+
+use super::invariants::LogView;
+use super::net::{Msg, Node, CLIENT, CONTROLLER};
+use crate::clock::{Clock, ManualClock};
+use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
+use crate::log::batch::testing::TestBatch;
+use crate::log::{AppendError, CleanupPolicy, LogConfig};
+use crate::replication::controller::{BrokerEpoch, ClusterState, ControllerRecord, Heartbeat};
+use crate::replication::follower::FollowerConfig;
+use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
+use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPartition};
+use crate::server::api::produce::append_error_code;
+use crate::server::coordinator::GroupRuntime;
+use crate::server::partition::{Acks, Partition};
+use crate::server::replica;
+
+pub(super) const TP: TopicPartition = TopicPartition {
+    topic_id: Uuid::from_u128(0xf70d),
+    partition: 0,
+};
+/// The topic whose offsets the committing client commits.
+pub(super) const COMMITTED_TOPIC: &str = "orders";
+pub(super) const SESSION_TIMEOUT_MS: i64 = 1_500;
+pub(super) const REQUEST_TIMEOUT_MS: i64 = 3_000;
+const HEARTBEAT_MS: i64 = 300;
+const REGISTER_RETRY_MS: i64 = 1_000;
+/// About eight one-record batches per follower fetch.
+const FETCH_MAX_BYTES: usize = 600;
+
+const LEADER_CONFIG: LeaderConfig = LeaderConfig {
+    replica_lag_time_max_ms: 1_000,
+    min_insync_replicas: 2,
+    alter_partition_retry_ms: 300,
+};
+const FOLLOWER_CONFIG: FollowerConfig = FollowerConfig {
+    fetch_backoff_ms: 100,
+    fetch_timeout_ms: 500,
+};
+
+/// What the client does with the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Workload {
+    /// acks=all records with unique ids to topic "sim".
+    Produce,
+    /// Offset commits; the partition is `__consumer_offsets` partition 0 and its
+    /// leader runs the group coordinator.
+    Commit,
+}
+
+impl Workload {
+    pub fn topic(self) -> &'static str {
+        match self {
+            Workload::Produce => "sim",
+            Workload::Commit => OFFSETS_TOPIC,
+        }
+    }
+
+    /// Small segments and dense indexes, so that runs roll segments, truncate across
+    /// them and recover several.
+    fn log_config(self) -> LogConfig {
+        let config = LogConfig {
+            segment_bytes: 4096,
+            index_interval_bytes: 256,
+            ..LogConfig::default()
+        };
+        match self {
+            Workload::Produce => config,
+            Workload::Commit => LogConfig {
+                cleanup_policy: CleanupPolicy::COMPACT,
+                ..config
+            },
+        }
+    }
+}
+
+/// What a broker asks of the simulator after handling an event.
+#[derive(Default)]
+pub(super) struct Outbox {
+    pub sends: Vec<(Node, Msg)>,
+    pub trace: Vec<String>,
+    /// Leader epochs this broker started leading.
+    pub led: Vec<LeaderEpoch>,
+    /// The group coordinator was loaded here (a failover of the coordinator).
+    pub coordinator_loaded: bool,
+    pub truncations: usize,
+    pub controlled_shutdown_done: bool,
+}
+
+impl Outbox {
+    fn send(&mut self, to: Node, msg: Msg) {
+        self.sends.push((to, msg));
+    }
+}
+
+pub(super) struct SimBroker {
+    pub id: BrokerId,
+    data_dir: PathBuf,
+    clock: Arc<ManualClock>,
+    workload: Workload,
+    /// `None` while the process is down.
+    pub process: Option<Process>,
+}
+
+/// What the broker process holds; all of it is lost in a crash.
+pub(super) struct Process {
+    pub partition: Arc<Partition>,
+    /// The group coordinator runtime (commit workload only).
+    pub groups: Option<GroupRuntime>,
+    pub broker_epoch: Option<BrokerEpoch>,
+    register_nonce: u64,
+    pub shutting_down: bool,
+    next_register_ms: i64,
+    next_heartbeat_ms: i64,
+    heartbeat_answered_ms: i64,
+    /// No heartbeat answered for longer than the broker tolerates: it leads nothing
+    /// (`Broker::check_contact`).
+    cut_off: bool,
+    metadata: ClusterState,
+    metadata_offset: usize,
+    /// A failed replication write: the fetch loop backs off until then.
+    fetch_paused_until_ms: i64,
+    produces: Vec<PendingProduce>,
+    commits: Vec<PendingCommit>,
+    pub view: LogView,
+}
+
+struct PendingProduce {
+    id: u64,
+    offset: i64,
+    replicated: oneshot::Receiver<Option<ResponseError>>,
+}
+
+type CommitFuture = Pin<Box<dyn Future<Output = Result<(), ResponseError>>>>;
+
+struct PendingCommit {
+    id: u64,
+    group: usize,
+    offset: i64,
+    future: CommitFuture,
+}
+
+pub(super) fn group_id(group: usize) -> String {
+    format!("group-{group}")
+}
+
+impl SimBroker {
+    pub fn new(
+        id: BrokerId,
+        data_dir: PathBuf,
+        clock: Arc<ManualClock>,
+        workload: Workload,
+    ) -> SimBroker {
+        SimBroker {
+            id,
+            data_dir,
+            clock,
+            workload,
+            process: None,
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.process.is_some()
+    }
+
+    /// Start the process: open the partition (recovering its log).
+    pub fn start(&mut self, now: i64) -> Result<(), String> {
+        let partition = Partition::open(
+            &self.data_dir,
+            self.workload.topic(),
+            TP.topic_id,
+            TP.partition,
+            0,
+            self.workload.log_config(),
+            self.clock.clone(),
+        )
+        .map_err(|e| format!("broker {}: reopening the partition failed: {e}", self.id))?;
+        let partition = Arc::new(partition);
+        self.process = Some(Process {
+            view: LogView::new(&partition),
+            partition,
+            groups: (self.workload == Workload::Commit)
+                .then(|| GroupRuntime::new(GroupConfig::default())),
+            broker_epoch: None,
+            register_nonce: 0,
+            shutting_down: false,
+            next_register_ms: now,
+            next_heartbeat_ms: now,
+            heartbeat_answered_ms: now,
+            cut_off: false,
+            metadata: ClusterState::default(),
+            metadata_offset: 0,
+            fetch_paused_until_ms: now,
+            produces: Vec::new(),
+            commits: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// The process dies: nothing in memory survives, the files stay as written.
+    pub fn crash(&mut self) {
+        self.process = None;
+    }
+
+    /// The end of a controlled shutdown: logs closed cleanly, then the process exits.
+    pub fn exit(&mut self) -> Result<(), String> {
+        if let Some(p) = self.process.take() {
+            p.partition.make_offline();
+            p.partition
+                .with_log_mut(|l| l.close())
+                .map_err(|e| format!("broker {}: closing the log failed: {e}", self.id))?;
+        }
+        Ok(())
+    }
+
+    pub fn begin_shutdown(&mut self) {
+        if let Some(p) = &mut self.process {
+            p.shutting_down = true;
+        }
+    }
+
+    /// The cluster starts formed: registered with this broker epoch.
+    pub fn set_registered(&mut self, epoch: Option<BrokerEpoch>) {
+        if let Some(p) = &mut self.process {
+            p.broker_epoch = epoch;
+        }
+    }
+
+    /// Lead, follow or neither as the applied metadata says (`Broker::follow_image`),
+    /// and coordinate the partition's groups while leading it
+    /// (`Broker::follow_coordination`).
+    fn follow_metadata(&mut self, out: &mut Outbox) {
+        let me = self.id;
+        let Some(p) = &mut self.process else { return };
+        let Some(reg) = p.metadata.partition(&TP).cloned() else {
+            return;
+        };
+        let partition = &p.partition;
+        let was = (partition.is_leader(), partition.leader_epoch());
+        let leads = reg.leader == me;
+        if leads && p.cut_off {
+            partition.make_offline();
+        } else if leads {
+            let epoch = reg.leader_epoch;
+            let proposals = partition.make_leader(me, LEADER_CONFIG, reg);
+            if was != (true, epoch.0) {
+                let leo = partition.log_end_offset();
+                out.trace
+                    .push(format!("broker {me}: leader of epoch {} at {leo}", epoch.0));
+                out.led.push(epoch);
+            }
+            propose(me, p.broker_epoch, proposals, out);
+        } else if is_replica(&reg, me) {
+            // The runtime starts a fetch loop on the returned token; here the
+            // simulator's ticks are that loop.
+            let _ = partition.make_follower(me, FOLLOWER_CONFIG, &reg);
+        } else {
+            partition.make_offline();
+        }
+        if let Some(groups) = &p.groups {
+            if !leads {
+                groups.resign(TP.partition);
+            } else if partition.is_leader() {
+                let before = groups.shard(TP.partition).ok().map(|s| Arc::as_ptr(&s));
+                groups.become_leader(partition.clone());
+                let after = groups.shard(TP.partition).ok().map(|s| Arc::as_ptr(&s));
+                if after.is_some() && after != before {
+                    out.trace.push(format!(
+                        "broker {me}: coordinator loaded at epoch {}",
+                        partition.leader_epoch()
+                    ));
+                    out.coordinator_loaded = true;
+                }
+            }
+        }
+    }
+
+    pub fn on_message(
+        &mut self,
+        now: i64,
+        from: Node,
+        msg: Msg,
+        out: &mut Outbox,
+    ) -> Result<(), String> {
+        let b = self.id;
+        let Some(p) = &mut self.process else {
+            return Ok(());
+        };
+        match msg {
+            Msg::Registered {
+                nonce,
+                broker_epoch,
+            } => {
+                if p.broker_epoch.is_none() && nonce == p.register_nonce {
+                    p.broker_epoch = Some(broker_epoch);
+                    p.next_heartbeat_ms = now;
+                    p.heartbeat_answered_ms = now;
+                }
+            }
+            Msg::HeartbeatReply {
+                reply,
+                from_offset,
+                records,
+            } => {
+                match &reply {
+                    Ok(_) => p.heartbeat_answered_ms = now,
+                    Err(ResponseError::StaleBrokerEpoch | ResponseError::BrokerIdNotRegistered) => {
+                        p.broker_epoch = None
+                    }
+                    Err(_) => {}
+                }
+                if p.shutting_down && reply.is_ok_and(|r| r.should_shut_down) {
+                    // Leaderships moved away: the process exits.
+                    out.trace
+                        .push(format!("broker {b}: controlled shutdown done"));
+                    out.controlled_shutdown_done = true;
+                    return Ok(());
+                }
+                if from_offset != p.metadata_offset {
+                    return Ok(());
+                }
+                apply_metadata(b, &mut p.metadata, &records)?;
+                p.metadata_offset += records.len();
+                self.follow_metadata(out);
+            }
+            Msg::AlterPartitionReply { request, result } => {
+                let proposals = p.partition.on_alter_partition_response(&request, result);
+                propose(b, p.broker_epoch, proposals, out);
+            }
+            Msg::Fetch(request) => {
+                let mut result = p.partition.follower_fetch(&request.fetch, FETCH_MAX_BYTES);
+                propose(
+                    b,
+                    p.broker_epoch,
+                    std::mem::take(&mut result.proposals),
+                    out,
+                );
+                let outcome = match result.records.take().map(|s| s.read_to_bytes()) {
+                    None => Ok(replica::fetch_response(&result, Default::default())),
+                    Some(Ok(records)) => Ok(replica::fetch_response(&result, records)),
+                    Some(Err(e)) => Err(format!("reading records: {e}")),
+                };
+                out.send(from, Msg::FetchReply { request, outcome });
+            }
+            Msg::FetchReply { request, outcome } => {
+                let log_end = p.partition.log_end_offset();
+                if let Err(e) = replica::on_fetch_answer(&p.partition, &request, outcome) {
+                    return Err(format!("broker {b}: replicating failed: {e}"));
+                }
+                let now_end = p.partition.log_end_offset();
+                if now_end < log_end {
+                    p.view.truncated();
+                    out.truncations += 1;
+                    out.trace
+                        .push(format!("broker {b}: truncated to {now_end}"));
+                }
+            }
+            Msg::Produce { id } => {
+                let batch = TestBatch::new(&[&id.to_string()], self.clock.wall_ms()).encode();
+                let acks = Acks::All {
+                    deadline_ms: now + REQUEST_TIMEOUT_MS,
+                };
+                match p.partition.append_produce(batch.freeze(), acks) {
+                    Ok(appended) => {
+                        propose(b, p.broker_epoch, appended.proposals, out);
+                        p.produces.push(PendingProduce {
+                            id,
+                            offset: appended.info.base_offset,
+                            replicated: appended.replicated.expect("acks=all waits"),
+                        });
+                    }
+                    Err(e @ AppendError::Io(_)) => {
+                        return Err(format!("broker {b}: appending record {id} failed: {e}"))
+                    }
+                    Err(e) => {
+                        let result = Err(append_error_code(&e));
+                        out.send(CLIENT, Msg::ProduceReply { id, result });
+                    }
+                }
+            }
+            Msg::Commit { id, group, offset } => {
+                let groups = p.groups.as_ref().expect("commits go to a coordinator");
+                let shard = match groups.shard(TP.partition) {
+                    Ok(shard) => shard,
+                    Err(code) => {
+                        let result = Err(code);
+                        out.send(
+                            CLIENT,
+                            Msg::CommitReply {
+                                id,
+                                group,
+                                offset,
+                                result,
+                            },
+                        );
+                        return Ok(());
+                    }
+                };
+                let request = CommitRequest {
+                    group_id: group_id(group),
+                    member_id: String::new(),
+                    group_instance_id: None,
+                    generation_id: -1,
+                    offsets: vec![(
+                        COMMITTED_TOPIC.to_string(),
+                        0,
+                        OffsetValue {
+                            offset,
+                            leader_epoch: -1,
+                            metadata: String::new(),
+                            commit_timestamp_ms: self.clock.wall_ms(),
+                        },
+                    )],
+                };
+                // The append happens at the first poll, as when the connection task
+                // awaits the commit at once.
+                p.commits.push(PendingCommit {
+                    id,
+                    group,
+                    offset,
+                    future: Box::pin(async move { shard.commit(request).await }),
+                });
+                poll_commits(p, out);
+            }
+            other => unreachable!("broker {b} got {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// One step of the broker's timers and loops: registration and heartbeats, the
+    /// controller contact check, the leader tick, the follower's next fetch, and the
+    /// answers of produce requests and commits whose wait ended.
+    pub fn tick(&mut self, now: i64, out: &mut Outbox) -> Result<(), String> {
+        let b = self.id;
+        let Some(p) = &mut self.process else {
+            return Ok(());
+        };
+        match p.broker_epoch {
+            None if now >= p.next_register_ms => {
+                p.register_nonce += 1;
+                p.next_register_ms = now + REGISTER_RETRY_MS;
+                out.send(
+                    CONTROLLER,
+                    Msg::Register {
+                        nonce: p.register_nonce,
+                    },
+                );
+            }
+            Some(broker_epoch) if now >= p.next_heartbeat_ms => {
+                p.next_heartbeat_ms = now + HEARTBEAT_MS;
+                let msg = Msg::Heartbeat {
+                    heartbeat: Heartbeat {
+                        broker: b,
+                        broker_epoch,
+                        want_fence: false,
+                        want_shut_down: p.shutting_down,
+                    },
+                    metadata_offset: p.metadata_offset,
+                };
+                out.send(CONTROLLER, msg);
+            }
+            _ => {}
+        }
+        // `QuorumClient::in_touch`: an unregistered broker is not serving yet.
+        let in_touch =
+            p.broker_epoch.is_none() || now - p.heartbeat_answered_ms < SESSION_TIMEOUT_MS * 3 / 2;
+        if p.cut_off == in_touch {
+            p.cut_off = !in_touch;
+            out.trace.push(format!(
+                "broker {b}: {}",
+                if in_touch {
+                    "in touch with the controller again"
+                } else {
+                    "cut off from the controller: leading nothing"
+                }
+            ));
+            self.follow_metadata(out);
+        }
+        let Some(p) = &mut self.process else {
+            return Ok(());
+        };
+        let proposals = p.partition.tick();
+        propose(b, p.broker_epoch, proposals, out);
+        if now >= p.fetch_paused_until_ms {
+            if let Some(request) = p.partition.next_fetch() {
+                out.send(request.leader, Msg::Fetch(request));
+            }
+        }
+        p.produces.retain_mut(|w| {
+            let result = match w.replicated.try_recv() {
+                Err(TryRecvError::Empty) => return true,
+                Ok(None) => Ok(w.offset),
+                Ok(Some(code)) => Err(code),
+                // The partition dropped its waiters: no longer its leader.
+                Err(TryRecvError::Closed) => Err(ResponseError::NotLeaderOrFollower),
+            };
+            out.send(CLIENT, Msg::ProduceReply { id: w.id, result });
+            false
+        });
+        poll_commits(p, out);
+        Ok(())
+    }
+}
+
+fn is_replica(reg: &PartitionRegistration, b: BrokerId) -> bool {
+    reg.replicas.contains(&b) || reg.adding_replicas.contains(&b)
+}
+
+fn apply_metadata(
+    b: BrokerId,
+    metadata: &mut ClusterState,
+    records: &[ControllerRecord],
+) -> Result<(), String> {
+    for r in records {
+        metadata
+            .apply(r)
+            .map_err(|e| format!("broker {b}: metadata record does not apply: {e}"))?;
+    }
+    Ok(())
+}
+
+/// ISR proposals go to the controller with this broker's epoch (none before it is
+/// registered: the leader proposes again after its retry interval).
+fn propose(
+    b: BrokerId,
+    broker_epoch: Option<BrokerEpoch>,
+    proposals: Vec<AlterPartitionRequest>,
+    out: &mut Outbox,
+) {
+    for request in proposals {
+        out.trace
+            .push(format!("broker {b}: propose ISR {}", request.new_isr));
+        if let Some(broker_epoch) = broker_epoch {
+            out.send(
+                CONTROLLER,
+                Msg::AlterPartition {
+                    broker_epoch,
+                    request,
+                },
+            );
+        }
+    }
+}
+
+/// Poll each waiting commit once; commits spawn no task, so nothing else wakes them.
+fn poll_commits(p: &mut Process, out: &mut Outbox) {
+    let mut cx = Context::from_waker(Waker::noop());
+    p.commits
+        .retain_mut(|c| match c.future.as_mut().poll(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(result) => {
+                out.send(
+                    CLIENT,
+                    Msg::CommitReply {
+                        id: c.id,
+                        group: c.group,
+                        offset: c.offset,
+                        result,
+                    },
+                );
+                false
+            }
+        });
+}

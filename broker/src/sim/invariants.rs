@@ -1,0 +1,349 @@
+//! The invariants, checked on what the brokers hold: records are read back through
+//! each broker's real log (batches checked, records parsed) and compared with what the
+//! client was told; the group coordinator is asked for the offsets it serves.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::broker::{group_id, Process, Workload, COMMITTED_TOPIC, TP};
+use super::Sim;
+use crate::log::batch::{validate_batch, BatchHeader};
+use crate::log::records::{parse_records, records_section};
+use crate::replication::{BrokerId, LeaderEpoch};
+use crate::server::partition::Partition;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Invariant {
+    /// No acknowledged acks=all write is lost (RF 3, min.insync.replicas 2, at most one
+    /// broker crashed, cut off or shutting down at a time).
+    NoAckedWriteLost,
+    /// The high watermark clients read from the current leader never goes back.
+    HighWatermarkNeverGoesBack,
+    /// At most one broker leads a partition in a given leader epoch.
+    OneLeaderPerEpoch,
+    /// A follower's log up to its high watermark is a prefix of the leader's.
+    FollowerPrefixOfLeader,
+    /// An acknowledged offset commit is served by every later coordinator: the one
+    /// loaded after each failover reads it back from the partition.
+    AckedCommitSurvivesFailover,
+}
+
+impl Invariant {
+    pub fn workload(self) -> Workload {
+        match self {
+            Invariant::AckedCommitSurvivesFailover => Workload::Commit,
+            _ => Workload::Produce,
+        }
+    }
+}
+
+/// One record as read back from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredRecord {
+    pub offset: i64,
+    /// The leader epoch of its batch.
+    pub epoch: i32,
+    pub value: Option<Vec<u8>>,
+}
+
+/// A broker's log as read back. Reads are incremental while the log only grows; a
+/// truncation (seen by the broker handling the fetch answer), a moved log start, and
+/// every [`FULL_READ_EVERY`]-th refresh read it whole again.
+pub(super) struct LogView {
+    log_end: watch::Receiver<i64>,
+    records: Arc<Vec<StoredRecord>>,
+    /// Bumped whenever `records` changes.
+    version: u64,
+    start: i64,
+    end: i64,
+    whole: bool,
+    refreshes: u64,
+}
+
+/// A log that changed in place (a bug, or a disk) is found within this many
+/// refreshes.
+const FULL_READ_EVERY: u64 = 16;
+
+impl LogView {
+    pub fn new(partition: &Partition) -> LogView {
+        LogView {
+            log_end: partition.subscribe_log_end(),
+            records: Arc::new(Vec::new()),
+            version: 0,
+            start: 0,
+            end: 0,
+            whole: false,
+            refreshes: 0,
+        }
+    }
+
+    /// The log was truncated: read it whole next time.
+    pub fn truncated(&mut self) {
+        self.whole = false;
+    }
+
+    fn records(&mut self, partition: &Partition) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
+        if self.whole && !self.log_end.has_changed().unwrap_or(true) {
+            return Ok((self.records.clone(), self.version));
+        }
+        self.log_end.borrow_and_update();
+        let (start, end) = partition.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
+        self.refreshes += 1;
+        let incremental = self.whole
+            && start == self.start
+            && end >= self.end
+            && self.refreshes % FULL_READ_EVERY != 0;
+        if incremental {
+            if end > self.end {
+                let more = read_log(partition, self.end)?;
+                Arc::make_mut(&mut self.records).extend(more);
+            }
+        } else {
+            self.records = Arc::new(read_log(partition, start)?);
+        }
+        (self.start, self.end, self.whole) = (start, end, true);
+        self.version += 1;
+        Ok((self.records.clone(), self.version))
+    }
+}
+
+impl Process {
+    /// This broker's records as read back, and their version.
+    fn records(&mut self) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
+        self.view.records(&self.partition)
+    }
+}
+
+/// Every record from `from` to the log end, through `Log::read`.
+fn read_log(partition: &Partition, from: i64) -> Result<Vec<StoredRecord>, String> {
+    partition.with_log(|log| {
+        let mut out = Vec::new();
+        let mut offset = from;
+        let end = log.log_end_offset();
+        while offset < end {
+            let info = log
+                .read(offset, 1 << 20, end, true)
+                .map_err(|e| format!("reading the log at {offset}: {e}"))?;
+            let Some(slice) = info.slice else { break };
+            let bytes = slice
+                .read_to_bytes()
+                .map_err(|e| format!("reading the log at {offset}: {e}"))?;
+            parse_batches(&bytes, &mut out)?;
+            if info.next_offset <= offset {
+                return Err(format!("reading the log at {offset} made no progress"));
+            }
+            offset = info.next_offset;
+        }
+        Ok(out)
+    })
+}
+
+fn parse_batches(mut bytes: &[u8], out: &mut Vec<StoredRecord>) -> Result<(), String> {
+    while !bytes.is_empty() {
+        let header = BatchHeader::parse_prefix(bytes)
+            .ok_or_else(|| format!("{} bytes left after a batch", bytes.len()))?;
+        let size = usize::try_from(header.size_bytes())
+            .ok()
+            .filter(|&s| s <= bytes.len())
+            .ok_or_else(|| format!("batch at {} runs past the read", header.base_offset))?;
+        let (batch, rest) = bytes.split_at(size);
+        let header = validate_batch(batch).map_err(|e| e.to_string())?;
+        let section = records_section(batch, &header).map_err(|e| e.to_string())?;
+        for r in parse_records(&header, &section).map_err(|e| e.to_string())? {
+            out.push(StoredRecord {
+                offset: header.base_offset + i64::from(r.offset_delta),
+                epoch: header.partition_leader_epoch,
+                value: r.value.map(<[u8]>::to_vec),
+            });
+        }
+        bytes = rest;
+    }
+    Ok(())
+}
+
+fn value_at(records: &[StoredRecord], offset: i64) -> Option<&StoredRecord> {
+    records
+        .binary_search_by_key(&offset, |r| r.offset)
+        .ok()
+        .map(|i| &records[i])
+}
+
+impl Sim {
+    /// The broker the controller names leader, if it is up and acting as leader of
+    /// that epoch.
+    pub(super) fn acting_leader(&self) -> Option<BrokerId> {
+        let reg = self.controller.state().partition(&TP)?;
+        let p = self
+            .brokers
+            .get(usize::try_from(reg.leader - 1).ok()?)?
+            .process
+            .as_ref()?;
+        (p.partition.is_leader() && p.partition.leader_epoch() == reg.leader_epoch.0)
+            .then_some(reg.leader)
+    }
+
+    fn process(&mut self, b: BrokerId) -> &mut Process {
+        self.brokers[(b - 1) as usize]
+            .process
+            .as_mut()
+            .expect("a broker that is up")
+    }
+
+    /// Broker `b` started leading `epoch`.
+    pub(super) fn check_led(&mut self, b: BrokerId, epoch: LeaderEpoch) -> Result<(), String> {
+        if let Some(&other) = self.leaders_by_epoch.get(&epoch) {
+            if other != b && self.check == Invariant::OneLeaderPerEpoch {
+                return Err(format!(
+                    "brokers {other} and {b} both led leader epoch {}",
+                    epoch.0
+                ));
+            }
+        }
+        self.leaders_by_epoch.insert(epoch, b);
+        Ok(())
+    }
+
+    pub(super) fn check_invariants(&mut self, at_end: bool) -> Result<(), String> {
+        let Some(leader) = self.acting_leader() else {
+            return if at_end {
+                Err("no acting leader after the cluster settled".into())
+            } else {
+                Ok(())
+            };
+        };
+        match self.check {
+            Invariant::NoAckedWriteLost => self.check_acked_writes(leader, at_end),
+            Invariant::HighWatermarkNeverGoesBack => {
+                if let Ok(hw) = self.process(leader).partition.client_high_watermark() {
+                    if hw < self.highest_client_hw {
+                        return Err(format!(
+                            "leader {leader} shows clients high watermark {hw} after {}",
+                            self.highest_client_hw
+                        ));
+                    }
+                    self.highest_client_hw = hw;
+                }
+                Ok(())
+            }
+            Invariant::OneLeaderPerEpoch => Ok(()), // checked as leaders are made
+            Invariant::FollowerPrefixOfLeader => self.check_follower_prefixes(leader),
+            Invariant::AckedCommitSurvivesFailover => self.check_acked_commits(leader, at_end),
+        }
+    }
+
+    fn check_acked_writes(&mut self, leader: BrokerId, at_end: bool) -> Result<(), String> {
+        let p = self.process(leader);
+        let (records, version) = p.records()?;
+        let (hw, log_end) = (p.partition.high_watermark(), p.partition.log_end_offset());
+        // Acknowledged records never change: only a changed log or new acknowledgements
+        // need a look.
+        let checked = (leader, version, self.acked_writes.len());
+        if self.last_checked == Some(checked) && !at_end {
+            return Ok(());
+        }
+        self.last_checked = Some(checked);
+        for (&id, &offset) in &self.acked_writes {
+            let found = value_at(&records, offset).and_then(|r| r.value.as_deref());
+            if found != Some(id.to_string().as_bytes()) {
+                return Err(format!(
+                    "acknowledged record {id} at offset {offset} is lost: leader {leader} holds {:?} there (log end {log_end})",
+                    found.map(String::from_utf8_lossy),
+                ));
+            }
+        }
+        if at_end {
+            if let Some((&id, &offset)) = self.acked_writes.iter().find(|(_, &o)| o >= hw) {
+                return Err(format!(
+                    "acknowledged record {id} at offset {offset} is above the settled high watermark {hw}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_follower_prefixes(&mut self, leader: BrokerId) -> Result<(), String> {
+        let (leader_records, leader_version) = self.process(leader).records()?;
+        let leader_end = self.process(leader).partition.log_end_offset();
+        for f in 1..=self.brokers.len() as BrokerId {
+            let Some(p) = self.brokers[(f - 1) as usize].process.as_mut() else {
+                continue;
+            };
+            if f == leader || p.partition.role_name() != "follower" {
+                continue;
+            }
+            let hw = p.partition.high_watermark();
+            let (records, version) = p.records()?;
+            // Neither log nor the high watermark moved since this pair was compared.
+            let compared = (leader, leader_version, version, hw);
+            if self.prefixes_checked.get(&f) == Some(&compared) {
+                continue;
+            }
+            let below = |r: &&StoredRecord| r.offset < hw;
+            let theirs: Vec<&StoredRecord> = records.iter().take_while(below).collect();
+            let ours: Vec<&StoredRecord> = leader_records.iter().take_while(below).collect();
+            if theirs != ours {
+                let first = theirs
+                    .iter()
+                    .zip(&ours)
+                    .find(|(a, b)| a != b)
+                    .map(|(a, b)| format!("first difference: {a:?} against the leader's {b:?}"))
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{} records against the leader's {}",
+                            theirs.len(),
+                            ours.len()
+                        )
+                    });
+                return Err(format!(
+                    "follower {f} (high watermark {hw}, log end {}) is not a prefix of leader {leader} (log end {leader_end}): {first}",
+                    p.partition.log_end_offset()
+                ));
+            }
+            self.prefixes_checked.insert(f, compared);
+        }
+        Ok(())
+    }
+
+    /// The acting coordinator serves every acknowledged commit. It holds what it
+    /// loaded from the partition plus what it accepted since, so this holds after each
+    /// failover exactly when the new coordinator read the acknowledged offsets back.
+    pub(super) fn check_acked_commits(
+        &mut self,
+        leader: BrokerId,
+        at_end: bool,
+    ) -> Result<(), String> {
+        let acked: BTreeMap<usize, i64> = self.acked_commits.clone();
+        let p = self.process(leader);
+        let groups = p
+            .groups
+            .as_ref()
+            .expect("the commit workload runs coordinators");
+        let shard = match groups.shard(TP.partition) {
+            Ok(shard) => shard,
+            Err(code) if at_end => {
+                return Err(format!(
+                    "the coordinator on leader {leader} is not serving after the cluster settled: {code:?}"
+                ))
+            }
+            Err(_) => return Ok(()),
+        };
+        let partition = [(COMMITTED_TOPIC.to_string(), 0)];
+        for (&group, &offset) in &acked {
+            let served = shard
+                .fetch_offsets(&group_id(group), Some(&partition))
+                .map_err(|e| format!("coordinator on {leader}: {e:?}"))?
+                .first()
+                .and_then(|(_, _, v)| v.as_ref().map(|v| v.offset));
+            if served.is_none_or(|o| o < offset) {
+                return Err(format!(
+                    "{} committed offset {offset} (acknowledged) but coordinator {leader} at epoch {} serves {served:?}",
+                    group_id(group),
+                    p.partition.leader_epoch()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
