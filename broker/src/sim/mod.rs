@@ -25,6 +25,7 @@ mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,6 +56,8 @@ pub(super) struct Outcome {
     pub truncations: usize,
     pub controlled_shutdowns: usize,
     pub coordinator_loads: usize,
+    /// A hash of every traced event: equal for two runs of a seed.
+    pub fingerprint: u64,
 }
 
 /// The committing client's state for one group.
@@ -92,6 +95,7 @@ struct Sim {
     prefixes_checked: BTreeMap<BrokerId, (BrokerId, u64, u64, i64)>,
     leaders_by_epoch: BTreeMap<LeaderEpoch, BrokerId>,
     trace: VecDeque<String>,
+    fingerprint: std::hash::DefaultHasher,
     truncations: usize,
     controlled_shutdowns: usize,
     coordinator_loads: usize,
@@ -166,6 +170,7 @@ impl Sim {
             prefixes_checked: BTreeMap::new(),
             leaders_by_epoch: BTreeMap::new(),
             trace: VecDeque::new(),
+            fingerprint: std::hash::DefaultHasher::new(),
             truncations: 0,
             controlled_shutdowns: 0,
             coordinator_loads: 0,
@@ -177,7 +182,9 @@ impl Sim {
         if self.trace.len() == TRACE_TAIL {
             self.trace.pop_front();
         }
-        self.trace.push_back(format!("t={} {event}", self.now));
+        let line = format!("t={} {event}", self.now);
+        line.hash(&mut self.fingerprint);
+        self.trace.push_back(line);
     }
 
     fn broker(&mut self, id: BrokerId) -> &mut SimBroker {
@@ -228,6 +235,7 @@ impl Sim {
             truncations: self.truncations,
             controlled_shutdowns: self.controlled_shutdowns,
             coordinator_loads: self.coordinator_loads,
+            fingerprint: self.fingerprint.finish(),
         })
     }
 

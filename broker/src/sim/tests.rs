@@ -61,3 +61,21 @@ fn a_followers_committed_log_is_a_prefix_of_the_leaders() {
 fn an_acknowledged_commit_survives_every_coordinator_failover() {
     check_seeds(Invariant::AckedCommitSurvivesFailover);
 }
+
+/// Nothing outside the seed steers a run: no wall clock, no thread scheduling, no
+/// hash order, no temp dir name.
+#[test]
+fn a_seed_replays_exactly() {
+    for invariant in [
+        Invariant::NoAckedWriteLost,
+        Invariant::AckedCommitSurvivesFailover,
+    ] {
+        let first = run_seed(7, invariant).expect("seed 7 passes");
+        let again = run_seed(7, invariant).expect("seed 7 passes");
+        assert_eq!(first.fingerprint, again.fingerprint, "{invariant:?}");
+        assert_eq!(
+            (first.acked, first.leader_epochs, first.truncations),
+            (again.acked, again.leader_epochs, again.truncations),
+        );
+    }
+}
