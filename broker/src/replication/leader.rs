@@ -422,16 +422,23 @@ impl PartitionLeader {
     ) -> Vec<LeaderAction> {
         match response {
             Ok(registration) => self.on_partition_update(now_ms, registration),
-            Err(_) => {
-                // Refused (stale epochs, ineligible replica, ...): forget the proposal;
-                // the metadata update or a later fetch brings a fresh one, not before
-                // the backoff so a refused replica does not loop.
+            // Checked after the epochs, so the controller read the proposal against
+            // the state it was built on and did not apply it: forget it; the metadata
+            // update or a later fetch brings a fresh one, not before the backoff so a
+            // refused replica does not loop.
+            Err(ResponseError::IneligibleReplica | ResponseError::InvalidRequest) => {
                 self.pending = None;
                 self.propose_after_ms = now_ms + self.config.alter_partition_retry_ms;
                 let mut actions = Vec::new();
                 self.maybe_advance_high_watermark(&mut actions);
                 actions
             }
+            // Anything else (stale epochs, a timeout, leadership moving) may answer a
+            // resend of a proposal the controller already applied, or precede its
+            // application: it stays pending, in the maximal ISR, until the metadata
+            // tells what the controller holds (Kafka resets to the committed state only
+            // on INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED).
+            Err(_) => Vec::new(),
         }
     }
 

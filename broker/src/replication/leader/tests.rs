@@ -211,6 +211,50 @@ fn a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epoch_sta
     assert_eq!(actions, vec![alter(&[1, 2, 3])]);
 }
 
+/// The controller applied an expansion whose answer was lost; the resent proposal is
+/// refused as stale. The added replica may already be elected (a preferred-leader
+/// election right after the expansion), so it keeps counting for the high watermark
+/// until the metadata says what the controller holds. Forgetting the proposal here
+/// acknowledged a write that the new leader did not have (simulator seed 139).
+#[test]
+fn a_proposal_refused_as_stale_may_have_been_applied_and_keeps_counting() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let (_, actions) = l.on_follower_fetch(1, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+    let log = MemLog::with_epochs(&[5; 7]);
+    l.on_appended(2, 7, waiter(1, 6));
+    l.on_follower_fetch(3, &fetch(2, 7), &log);
+    for refusal in [
+        ResponseError::InvalidUpdateVersion,
+        ResponseError::FencedLeaderEpoch,
+        ResponseError::NotLeaderOrFollower,
+        ResponseError::RequestTimedOut,
+    ] {
+        let actions = l.on_alter_partition_response(4, Err(refusal));
+        assert_eq!(
+            actions,
+            vec![],
+            "{refusal:?}: broker 3 has not fetched offset 6"
+        );
+        assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2, 3]), "{refusal:?}");
+        assert_eq!(l.high_watermark(), HighWatermark(6));
+    }
+    // Sent again until the metadata settles it.
+    assert_eq!(l.on_tick(1_004), vec![alter(&[1, 2, 3])]);
+    let actions = l.on_partition_update(1_005, registration(&[1, 2, 3], 5, 8));
+    assert_eq!(actions, vec![]);
+    assert_eq!(l.pending_isr(), None);
+    let (_, actions) = l.on_follower_fetch(1_006, &fetch(3, 7), &log);
+    assert_eq!(
+        actions,
+        vec![
+            LeaderAction::HighWatermarkAdvanced(HighWatermark(7)),
+            done(1)
+        ]
+    );
+}
+
 #[test]
 fn a_follower_below_the_epoch_start_does_not_join_even_at_the_high_watermark() {
     // Led epoch 5 from offset 6; the previous high watermark was 2.
