@@ -213,6 +213,9 @@ impl Sim {
                 Ok(())
             };
         };
+        if at_end {
+            self.check_converged(leader)?;
+        }
         match self.check {
             Invariant::NoAckedWriteLost => self.check_acked_writes(leader, at_end),
             Invariant::HighWatermarkNeverGoesBack => {
@@ -231,6 +234,36 @@ impl Sim {
             Invariant::FollowerPrefixOfLeader => self.check_follower_prefixes(leader),
             Invariant::AckedCommitSurvivesFailover => self.check_acked_commits(leader, at_end),
         }
+    }
+
+    /// Once faults stop, the cluster heals: every replica is back in the ISR with the
+    /// leader's whole log. A replica that stays out (stuck on a divergence, never
+    /// fetching) breaks no safety rule by itself, but the next fault would.
+    fn check_converged(&mut self, leader: BrokerId) -> Result<(), String> {
+        let (leader_records, _) = self.process(leader).records()?;
+        let isr = self.process(leader).partition.isr_len();
+        if isr != Some(self.brokers.len()) {
+            return Err(format!(
+                "the ISR of leader {leader} has {isr:?} members after the cluster settled"
+            ));
+        }
+        for f in 1..=self.brokers.len() as BrokerId {
+            if f == leader {
+                continue;
+            }
+            let Some(p) = self.brokers[(f - 1) as usize].process.as_mut() else {
+                return Err(format!("broker {f} is down after the cluster settled"));
+            };
+            let (records, _) = p.records()?;
+            if records != leader_records {
+                return Err(format!(
+                    "follower {f} (log end {}) does not hold leader {leader}'s log (log end {}) after the cluster settled",
+                    p.partition.log_end_offset(),
+                    leader_records.last().map_or(0, |r| r.offset + 1),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn check_acked_writes(&mut self, leader: BrokerId, at_end: bool) -> Result<(), String> {

@@ -209,8 +209,10 @@ impl Sim {
             let faulty = self.now < FAULTY_MS;
             if faulty {
                 self.inject_faults()?;
-            } else if self.network.fault != Fault::None {
-                self.heal()?;
+            } else {
+                if self.network.fault != Fault::None {
+                    self.heal()?;
+                }
                 self.network.drop_percent = 0;
             }
             self.deliver()?;
