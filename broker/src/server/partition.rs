@@ -778,19 +778,10 @@ mod tests {
     /// 2 and 3 caught up.
     fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
         use crate::replication::leader::{FollowerFetch, LeaderConfig};
-        use crate::replication::{Isr, LeaderEpoch, PartitionEpoch};
+        use crate::replication::LeaderEpoch;
         let p =
             Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap();
-        let registration = PartitionRegistration {
-            replicas: vec![1, 2, 3],
-            isr: Isr::new(vec![1, 2, 3]),
-            leader: 1,
-            leader_epoch: LeaderEpoch(0),
-            partition_epoch: PartitionEpoch(0),
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-            offline_replicas: vec![],
-        };
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
         let config = LeaderConfig {
             replica_lag_time_max_ms: 10_000,
             min_insync_replicas: 2,
