@@ -19,6 +19,8 @@
 //! - `protocol`: Kafka framing, the request guard, fetch responses, advertised APIs.
 //! - `replication`: pure state machines of partition leaders, followers and the
 //!   controller, with a deterministic cluster simulator in its tests.
+//! - `storage`: the storage seam: every file operation of segments, indexes,
+//!   checkpoints and the metadata log, with fault injection for tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
 //!   HTTP metrics/health.
@@ -33,3 +35,4 @@ pub mod protocol;
 pub mod quorum;
 pub mod replication;
 pub mod server;
+pub mod storage;
