@@ -785,7 +785,11 @@ mod tests {
         let err = seg.write_all_at(b"cc", 4).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOSPC));
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
-        assert_eq!(seg.size_bytes().unwrap(), 4, "the failed write landed nothing");
+        assert_eq!(
+            seg.size_bytes().unwrap(),
+            4,
+            "the failed write landed nothing"
+        );
         // One call only: the 4th goes through.
         seg.write_all_at(b"dd", 4).unwrap();
         assert_eq!(std::fs::read(seg.path()).unwrap(), b"aabbdd");

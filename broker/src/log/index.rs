@@ -10,11 +10,11 @@
 //! the file with `pread` (page-cache hits in practice), so memory does not grow with
 //! the number of segments; Kafka gets the same effect from mmap.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+
+use crate::log::handles::{LogStorage, SegmentFile};
+use crate::storage::{FileKind, OpenMode};
 
 pub const OFFSET_ENTRY_BYTES: usize = 8;
 pub const TIME_ENTRY_BYTES: usize = 12;
@@ -67,37 +67,31 @@ impl IndexEntry for TimeEntry {
     }
 }
 
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-}
-
-/// Decode a whole index file; `None` when missing, larger than an index of this
-/// segment can be, or not a whole number of entries.
-fn read_entries<E: IndexEntry>(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<E>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+/// Decode a whole index file without changing it; `None` when missing, larger than an
+/// index of this segment can be, or not a whole number of entries.
+fn read_entries<E: IndexEntry>(
+    storage: &LogStorage,
+    path: &Path,
+    max_bytes: u64,
+) -> io::Result<Option<Vec<E>>> {
+    // An index never grows past segment.index.bytes (plus one forced final entry).
+    let limit = max_bytes + E::BYTES as u64;
+    let bytes = match storage.disk.read_if_exists(path, FileKind::Index, limit) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
-    // An index never grows past segment.index.bytes (plus one forced final entry).
-    if len > max_bytes + E::BYTES as u64 || len % E::BYTES as u64 != 0 {
+    if bytes.len() % E::BYTES != 0 {
         return Ok(None);
     }
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(Some(buf.chunks_exact(E::BYTES).map(E::decode).collect()))
+    Ok(Some(bytes.chunks_exact(E::BYTES).map(E::decode).collect()))
 }
 
 /// The storage shared by both index kinds.
 struct IndexFile<E> {
-    /// Shared with flushes that sync it outside the log's lock.
-    file: Arc<File>,
+    /// Opened on demand; pinned while the segment is active.
+    file: SegmentFile,
     /// Resident entries (all of them, written or pending) while `resident`.
     entries: Vec<E>,
     resident: bool,
@@ -105,17 +99,30 @@ struct IndexFile<E> {
     written: usize,
     last: Option<E>,
     max_entries: usize,
+    /// The file may hold stale bytes past the written entries (the index is being
+    /// rebuilt): the next write cuts them off.
+    stale_tail: bool,
 }
 
 impl<E: IndexEntry> IndexFile<E> {
-    fn new(file: File, entries: Vec<E>, max_bytes: u64) -> Self {
+    fn new(file: SegmentFile, entries: Vec<E>, max_bytes: u64) -> Self {
         IndexFile {
-            file: Arc::new(file),
+            file,
             written: entries.len(),
             last: entries.last().copied(),
             entries,
             resident: true,
             max_entries: (max_bytes / E::BYTES as u64) as usize,
+            stale_tail: false,
+        }
+    }
+
+    /// An empty index to be filled from a scan of the log; the file on disk is
+    /// replaced by the first write.
+    fn rebuilt(file: SegmentFile, max_bytes: u64) -> Self {
+        IndexFile {
+            stale_tail: true,
+            ..IndexFile::new(file, Vec::new(), max_bytes)
         }
     }
 
@@ -133,7 +140,7 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         let mut buf = [0u8; 16];
         let buf = &mut buf[..E::BYTES];
-        self.file.read_exact_at(buf, (i * E::BYTES) as u64)?;
+        self.file.get()?.read_exact_at(buf, (i * E::BYTES) as u64)?;
         Ok(E::decode(buf))
     }
 
@@ -142,10 +149,14 @@ impl<E: IndexEntry> IndexFile<E> {
         if self.resident {
             return Ok(self.entries.partition_point(pred));
         }
+        let file = self.file.get()?;
         let (mut lo, mut hi) = (0, self.written);
+        let mut buf = [0u8; 16];
+        let buf = &mut buf[..E::BYTES];
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if pred(&self.get(mid)?) {
+            file.read_exact_at(buf, (mid * E::BYTES) as u64)?;
+            if pred(&E::decode(buf)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -157,7 +168,7 @@ impl<E: IndexEntry> IndexFile<E> {
     fn ensure_resident(&mut self) -> io::Result<()> {
         if !self.resident {
             let mut buf = vec![0u8; self.written * E::BYTES];
-            self.file.read_exact_at(&mut buf, 0)?;
+            self.file.get()?.read_exact_at(&mut buf, 0)?;
             self.entries = buf.chunks_exact(E::BYTES).map(E::decode).collect();
             self.resident = true;
         }
@@ -172,16 +183,22 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     fn write_pending(&mut self) -> io::Result<()> {
-        if !self.resident || self.written == self.entries.len() {
+        if !self.resident || (self.written == self.entries.len() && !self.stale_tail) {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity((self.entries.len() - self.written) * E::BYTES);
-        for e in &self.entries[self.written..] {
-            e.encode(&mut buf);
+        let file = self.file.get()?;
+        if self.written < self.entries.len() {
+            let mut buf = Vec::with_capacity((self.entries.len() - self.written) * E::BYTES);
+            for e in &self.entries[self.written..] {
+                e.encode(&mut buf);
+            }
+            file.write_all_at(&buf, (self.written * E::BYTES) as u64)?;
+            self.written = self.entries.len();
         }
-        self.file
-            .write_all_at(&buf, (self.written * E::BYTES) as u64)?;
-        self.written = self.entries.len();
+        if self.stale_tail {
+            file.set_len((self.written * E::BYTES) as u64)?;
+            self.stale_tail = false;
+        }
         Ok(())
     }
 
@@ -191,7 +208,9 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.truncate(keep);
         self.last = self.entries.last().copied();
         self.written = self.written.min(keep);
-        self.file.set_len((self.written * E::BYTES) as u64)
+        self.file.get()?.set_len((self.written * E::BYTES) as u64)?;
+        self.stale_tail = false;
+        Ok(())
     }
 
     /// Write what is pending and drop the in-memory copy.
@@ -203,29 +222,61 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 }
 
+/// The file of a new index, created empty.
+fn create_file(storage: &LogStorage, path: PathBuf, pinned: bool) -> io::Result<SegmentFile> {
+    SegmentFile::open_now(
+        &storage.handles,
+        &storage.disk,
+        path,
+        FileKind::Index,
+        OpenMode::TRUNCATE,
+        pinned,
+    )
+}
+
+fn lazy_file(storage: &LogStorage, path: PathBuf) -> SegmentFile {
+    SegmentFile::existing(&storage.handles, &storage.disk, path, FileKind::Index)
+}
+
 pub struct OffsetIndex {
     inner: IndexFile<OffsetEntry>,
     base_offset: i64,
 }
 
 impl OffsetIndex {
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
+    /// A new, empty index file (pinned: the segment is active).
+    pub fn create(
+        storage: &LogStorage,
+        path: PathBuf,
+        base_offset: i64,
+        max_bytes: u64,
+    ) -> io::Result<Self> {
         Ok(OffsetIndex {
-            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
+            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
             base_offset,
         })
     }
 
-    /// Load an existing index; `None` when it is missing or fails the sanity checks
-    /// (offsets and positions strictly increasing, positions inside the log), so the
-    /// caller rebuilds it.
+    /// An empty index that replaces the file at `path` when first written (filled by
+    /// a scan of the segment).
+    pub fn rebuilt(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        OffsetIndex {
+            inner: IndexFile::rebuilt(lazy_file(storage, path), max_bytes),
+            base_offset,
+        }
+    }
+
+    /// Load an existing index without changing it; `None` when it is missing or fails
+    /// the sanity checks (offsets and positions strictly increasing, positions inside
+    /// the log), so the caller rebuilds it.
     pub fn load(
-        path: &Path,
+        storage: &LogStorage,
+        path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         log_size_bytes: u64,
     ) -> io::Result<Option<Self>> {
-        let Some(entries) = read_entries::<OffsetEntry>(path, max_bytes)? else {
+        let Some(entries) = read_entries::<OffsetEntry>(storage, &path, max_bytes)? else {
             return Ok(None);
         };
         let monotonic = entries
@@ -238,7 +289,7 @@ impl OffsetIndex {
             return Ok(None);
         }
         Ok(Some(OffsetIndex {
-            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
+            inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))
     }
@@ -329,9 +380,9 @@ impl OffsetIndex {
         self.inner.unload()
     }
 
-    /// The file, for a sync outside the log's lock.
-    pub fn file(&self) -> Arc<File> {
-        self.inner.file.clone()
+    /// The file (to sync it outside the log's lock, pin or retire it).
+    pub fn file(&self) -> &SegmentFile {
+        &self.inner.file
     }
 }
 
@@ -341,22 +392,38 @@ pub struct TimeIndex {
 }
 
 impl TimeIndex {
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
+    /// A new, empty index file (pinned: the segment is active).
+    pub fn create(
+        storage: &LogStorage,
+        path: PathBuf,
+        base_offset: i64,
+        max_bytes: u64,
+    ) -> io::Result<Self> {
         Ok(TimeIndex {
-            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
+            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
             base_offset,
         })
     }
 
-    /// Load an existing time index; `None` when missing or not sane (timestamps
-    /// strictly increasing, offsets not decreasing and inside the segment).
+    /// See [`OffsetIndex::rebuilt`].
+    pub fn rebuilt(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        TimeIndex {
+            inner: IndexFile::rebuilt(lazy_file(storage, path), max_bytes),
+            base_offset,
+        }
+    }
+
+    /// Load an existing time index without changing it; `None` when missing or not
+    /// sane (timestamps strictly increasing, offsets not decreasing and inside the
+    /// segment).
     pub fn load(
-        path: &Path,
+        storage: &LogStorage,
+        path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         next_offset: i64,
     ) -> io::Result<Option<Self>> {
-        let Some(entries) = read_entries::<TimeEntry>(path, max_bytes)? else {
+        let Some(entries) = read_entries::<TimeEntry>(storage, &path, max_bytes)? else {
             return Ok(None);
         };
         let monotonic = entries.windows(2).all(|w| {
@@ -369,7 +436,7 @@ impl TimeIndex {
             return Ok(None);
         }
         Ok(Some(TimeIndex {
-            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
+            inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))
     }
@@ -448,9 +515,9 @@ impl TimeIndex {
         self.inner.unload()
     }
 
-    /// The file, for a sync outside the log's lock.
-    pub fn file(&self) -> Arc<File> {
-        self.inner.file.clone()
+    /// The file (to sync it outside the log's lock, pin or retire it).
+    pub fn file(&self) -> &SegmentFile {
+        &self.inner.file
     }
 }
 
@@ -461,8 +528,10 @@ mod tests {
     #[test]
     fn lookups_agree_in_memory_and_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let mut offsets = OffsetIndex::create(&dir.path().join("i"), 100, 1 << 20).unwrap();
-        let mut times = TimeIndex::create(&dir.path().join("t"), 100, 1 << 20).unwrap();
+        let storage = LogStorage::default();
+        let mut offsets =
+            OffsetIndex::create(&storage, dir.path().join("i"), 100, 1 << 20).unwrap();
+        let mut times = TimeIndex::create(&storage, dir.path().join("t"), 100, 1 << 20).unwrap();
         for i in 1..50u64 {
             offsets.push(100 + i as i64 * 10, i * 1000).unwrap();
             times
