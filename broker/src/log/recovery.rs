@@ -446,3 +446,6 @@ fn read_recovery_point(disk: &Disk, dir: &Path) -> io::Result<Option<i64>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
