@@ -1228,4 +1228,6 @@ impl Log {
 }
 
 #[cfg(test)]
+mod storage_tests;
+#[cfg(test)]
 mod tests;
