@@ -51,6 +51,13 @@ pub struct Metrics {
     pub raft_term: IntGauge,
     pub raft_commit_index: IntGauge,
     pub raft_applied_index: IntGauge,
+    /// Log bytes the background scrub checked and found valid.
+    pub log_scrub_verified_bytes: IntCounter,
+    /// Damage the scrub found in a partition's log (each is logged with its file and
+    /// byte position).
+    pub log_damage_found: IntCounterVec,
+    /// Segment files held open now, across all partitions.
+    pub log_open_segment_files: IntGauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -265,6 +272,22 @@ impl Metrics {
                 &registry,
                 "fjord_raft_applied_index",
                 "Highest metadata log index applied here (commit minus applied is the apply lag).",
+            ),
+            log_scrub_verified_bytes: counter(
+                &registry,
+                "fjord_log_scrub_verified_bytes_total",
+                "Log bytes the background scrub checked (CRC-32C) and found valid.",
+            ),
+            log_damage_found: counter_vec(
+                &registry,
+                "fjord_log_damage_found_total",
+                "Damaged places the scrub found in a partition's log.",
+                tp,
+            ),
+            log_open_segment_files: gauge(
+                &registry,
+                "fjord_log_open_segment_files",
+                "Segment files (.log, .index, .timeindex) held open, across all partitions.",
             ),
             registry,
         }

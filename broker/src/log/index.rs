@@ -88,6 +88,17 @@ fn read_entries<E: IndexEntry>(
     Ok(Some(bytes.chunks_exact(E::BYTES).map(E::decode).collect()))
 }
 
+/// What loading an index file found.
+pub enum IndexLoad<T> {
+    Usable(T),
+    /// Missing or malformed: rebuild it from the log.
+    Rebuild(String),
+    /// Well-formed, but it describes batches past the end of the log file. Index
+    /// entries are written after their batch and fsynced with it when the segment is
+    /// rolled, so for a sealed segment this means the log lost data.
+    PastLogEnd(String),
+}
+
 /// The storage shared by both index kinds.
 struct IndexFile<E> {
     /// Opened on demand; pinned while the segment is active.
@@ -266,29 +277,36 @@ impl OffsetIndex {
         }
     }
 
-    /// Load an existing index without changing it; `None` when it is missing or fails
-    /// the sanity checks (offsets and positions strictly increasing, positions inside
-    /// the log), so the caller rebuilds it.
+    /// Load an existing index without changing it, checking that offsets and positions
+    /// strictly increase and that the positions are inside the log.
     pub fn load(
         storage: &LogStorage,
         path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         log_size_bytes: u64,
-    ) -> io::Result<Option<Self>> {
+    ) -> io::Result<IndexLoad<Self>> {
         let Some(entries) = read_entries::<OffsetEntry>(storage, &path, max_bytes)? else {
-            return Ok(None);
+            return Ok(IndexLoad::Rebuild("missing or not whole entries".into()));
         };
         let monotonic = entries
             .windows(2)
             .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
-        let inside = entries
-            .last()
-            .is_none_or(|e| u64::from(e.position) < log_size_bytes);
-        if !monotonic || !inside {
-            return Ok(None);
+        if !monotonic {
+            return Ok(IndexLoad::Rebuild("entries out of order".into()));
         }
-        Ok(Some(OffsetIndex {
+        if let Some(last) = entries
+            .last()
+            .filter(|e| u64::from(e.position) >= log_size_bytes)
+        {
+            return Ok(IndexLoad::PastLogEnd(format!(
+                "the offset index has the batch ending at offset {} at byte {}, past the end \
+                 of the {log_size_bytes}-byte log file: data is missing",
+                base_offset + i64::from(last.relative_offset),
+                last.position
+            )));
+        }
+        Ok(IndexLoad::Usable(OffsetIndex {
             inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))
@@ -413,29 +431,35 @@ impl TimeIndex {
         }
     }
 
-    /// Load an existing time index without changing it; `None` when missing or not
-    /// sane (timestamps strictly increasing, offsets not decreasing and inside the
-    /// segment).
+    /// Load an existing time index without changing it, checking that timestamps
+    /// strictly increase, offsets do not decrease and stay inside the segment.
     pub fn load(
         storage: &LogStorage,
         path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         next_offset: i64,
-    ) -> io::Result<Option<Self>> {
+    ) -> io::Result<IndexLoad<Self>> {
         let Some(entries) = read_entries::<TimeEntry>(storage, &path, max_bytes)? else {
-            return Ok(None);
+            return Ok(IndexLoad::Rebuild("missing or not whole entries".into()));
         };
         let monotonic = entries.windows(2).all(|w| {
             w[0].timestamp_ms < w[1].timestamp_ms && w[0].relative_offset <= w[1].relative_offset
         });
-        let inside = entries
-            .last()
-            .is_none_or(|e| base_offset + i64::from(e.relative_offset) < next_offset);
-        if !monotonic || !inside {
-            return Ok(None);
+        if !monotonic {
+            return Ok(IndexLoad::Rebuild("entries out of order".into()));
         }
-        Ok(Some(TimeIndex {
+        if let Some(last) = entries
+            .last()
+            .map(|e| base_offset + i64::from(e.relative_offset))
+            .filter(|&offset| offset >= next_offset)
+        {
+            return Ok(IndexLoad::PastLogEnd(format!(
+                "the time index refers to offset {last}, past the segment's last batch (ending \
+                 before offset {next_offset}): data is missing"
+            )));
+        }
+        Ok(IndexLoad::Usable(TimeIndex {
             inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::log::batch::{BatchHeader, HEADER_BYTES, TIMESTAMP_TYPE_BIT};
 use crate::log::handles::{LogStorage, SegmentFile};
-use crate::log::index::{OffsetIndex, TimeIndex};
+use crate::log::index::{IndexLoad, OffsetIndex, TimeIndex};
 use crate::log::records;
 use crate::log::LogConfig;
 use crate::storage::{DiskFile, FileKind, OpenMode};
@@ -54,6 +54,15 @@ pub struct SegmentDamage {
     /// The offset the next batch would have started at (one past the last valid one).
     pub next_offset: i64,
     pub reason: String,
+}
+
+/// What a trusted load of a segment concluded.
+enum Trust {
+    Trusted(Box<Segment>),
+    /// Something does not hold up: check every batch (and rebuild the indexes).
+    Verify,
+    /// The indexes describe batches the log file does not have.
+    Lost(String),
 }
 
 /// A segment as [`Segment::load`] found it.
@@ -230,8 +239,9 @@ impl Segment {
         );
         let file = log.get()?;
         let file_bytes = file.size_bytes()?;
+        let mut lost = None;
         if !verify {
-            if let Some(segment) = Self::load_trusted(
+            let trust = Self::load_trusted(
                 storage,
                 dir,
                 base_offset,
@@ -240,12 +250,17 @@ impl Segment {
                 &log,
                 &file,
                 file_bytes,
-            )? {
-                return Ok(Loaded {
-                    segment,
-                    file_bytes,
-                    damage: None,
-                });
+            )?;
+            match trust {
+                Trust::Trusted(segment) => {
+                    return Ok(Loaded {
+                        segment: *segment,
+                        file_bytes,
+                        damage: None,
+                    })
+                }
+                Trust::Verify => {}
+                Trust::Lost(reason) => lost = Some(reason),
             }
         }
         let scan = verify_batches(&file, 0, file_bytes, base_offset, u64::MAX)?;
@@ -267,11 +282,16 @@ impl Segment {
         segment.verified_bytes = scan.end;
         segment.verified_next_offset = scan.next_offset;
         segment.indexes_stale = true;
-        let damage = scan.damage.map(|(position, reason)| SegmentDamage {
-            position,
-            next_offset: scan.next_offset,
-            reason,
-        });
+        // Damage inside the file comes first; if the batches are all valid, the indexes
+        // still say some are missing after them.
+        let damage =
+            scan.damage
+                .or(lost.map(|reason| (scan.end, reason)))
+                .map(|(position, reason)| SegmentDamage {
+                    position,
+                    next_offset: scan.next_offset,
+                    reason,
+                });
         Ok(Loaded {
             segment,
             file_bytes,
@@ -280,7 +300,6 @@ impl Segment {
     }
 
     /// Load indexes and find the end by scanning headers after the last index entry.
-    /// `None`: something does not hold up, verify instead.
     #[allow(clippy::too_many_arguments)]
     fn load_trusted(
         storage: &LogStorage,
@@ -291,18 +310,21 @@ impl Segment {
         log: &SegmentFile,
         file: &DiskFile,
         size_bytes: u64,
-    ) -> io::Result<Option<Segment>> {
+    ) -> io::Result<Trust> {
         let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
-        let Some(offset_index) = OffsetIndex::load(
+        let offset_index = match OffsetIndex::load(
             storage,
             index_path.clone(),
             base_offset,
             config.segment_index_bytes,
             size_bytes,
-        )?
-        else {
-            tracing::warn!(path = %index_path.display(), "offset index missing or inconsistent; checking the segment to rebuild it");
-            return Ok(None);
+        )? {
+            IndexLoad::Usable(index) => index,
+            IndexLoad::Rebuild(why) => {
+                tracing::warn!(path = %index_path.display(), why, "offset index unusable; checking the segment to rebuild it");
+                return Ok(Trust::Verify);
+            }
+            IndexLoad::PastLogEnd(why) => return Ok(Trust::Lost(why)),
         };
         let (last_indexed_offset, scan_from) =
             offset_index.last_entry().unwrap_or((base_offset - 1, 0));
@@ -311,27 +333,30 @@ impl Segment {
                 path = %log.path().display(),
                 "segment tail does not match its index; checking the segment"
             );
-            return Ok(None);
+            return Ok(Trust::Verify);
         };
         if scan_from > 0 && tail.first_last_offset != Some(last_indexed_offset) {
             tracing::warn!(
                 path = %index_path.display(),
                 "offset index entry does not point at its batch; checking the segment to rebuild it"
             );
-            return Ok(None);
+            return Ok(Trust::Verify);
         }
         let next_offset = tail.next_offset.unwrap_or(base_offset);
         let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
-        let Some(time_index) = TimeIndex::load(
+        let time_index = match TimeIndex::load(
             storage,
             time_path.clone(),
             base_offset,
             config.segment_index_bytes,
             next_offset,
-        )?
-        else {
-            tracing::warn!(path = %time_path.display(), "time index missing or inconsistent; checking the segment to rebuild it");
-            return Ok(None);
+        )? {
+            IndexLoad::Usable(index) => index,
+            IndexLoad::Rebuild(why) => {
+                tracing::warn!(path = %time_path.display(), why, "time index unusable; checking the segment to rebuild it");
+                return Ok(Trust::Verify);
+            }
+            IndexLoad::PastLogEnd(why) => return Ok(Trust::Lost(why)),
         };
         let (mut max_timestamp_ms, mut offset_of_max_timestamp) =
             time_index.last_entry().unwrap_or((-1, base_offset));
@@ -347,7 +372,7 @@ impl Segment {
         {
             // Batches carry timestamps but the time index has none: it was lost.
             tracing::warn!(path = %time_path.display(), "time index lost its entries; checking the segment to rebuild it");
-            return Ok(None);
+            return Ok(Trust::Verify);
         }
         let mut segment =
             Segment::assemble(base_offset, log.clone(), offset_index, time_index, now_ms);
@@ -357,7 +382,7 @@ impl Segment {
         segment.max_timestamp_ms = max_timestamp_ms;
         segment.offset_of_max_timestamp = offset_of_max_timestamp;
         segment.first_batch_timestamp_ms = first_batch_timestamp_ms;
-        Ok(Some(segment))
+        Ok(Trust::Trusted(Box::new(segment)))
     }
 
     /// Carry out what [`Segment::load`] found, once the log may be changed: cut the
@@ -635,6 +660,10 @@ impl Segment {
         let Some((position, header)) = self.find_batch(offset)? else {
             return Ok(self.next_offset);
         };
+        // Indexes first: an index left longer than its log reads as lost data on the
+        // next open, a log left longer than its index is only scanned further.
+        self.offset_index.truncate_to(offset)?;
+        self.time_index.truncate_to(offset)?;
         let file = self.log.get()?;
         file.set_len(position)?;
         self.size_bytes = position;
@@ -646,8 +675,6 @@ impl Segment {
         if self.verified_bytes > position {
             (self.verified_bytes, self.verified_next_offset) = (position, self.next_offset);
         }
-        self.offset_index.truncate_to(offset)?;
-        self.time_index.truncate_to(offset)?;
         // Recompute the tail state from the last surviving time index entry's batch:
         // every batch before it is no newer than that entry.
         let (ts, ts_offset) = self

@@ -317,3 +317,31 @@ fn a_scrub_result_for_a_segment_that_changed_meanwhile_is_discarded() {
         3 * batch_bytes()
     );
 }
+
+#[test]
+fn a_rolled_segment_that_lost_whole_batches_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = three_rolled_segments(dir.path());
+    let b = batch_bytes();
+    // Cut at a batch boundary: every batch left is whole and valid, but the indexes
+    // written and fsynced with the segment describe batches it no longer has.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&logs[1])
+        .unwrap()
+        .set_len(3 * b)
+        .unwrap();
+    let before = snapshot(dir.path());
+    let (path, position, reason) =
+        expect_corrupt(Log::open(dir.path(), five_batch_segments(), 0).unwrap_err());
+    assert_eq!((&path, position), (&logs[1], 3 * b));
+    assert!(reason.contains("data is missing"), "{reason}");
+    assert_eq!(snapshot(dir.path()), before);
+    // The truncating open keeps segment 0 and the three batches, offsets 0..8.
+    let (log, dropped) =
+        Log::open_truncating_damage(&LogStorage::default(), dir.path(), five_batch_segments(), 0)
+            .unwrap();
+    assert_eq!(dropped.unwrap().first_lost_offset, 8);
+    assert_eq!(log.log_end_offset(), 8);
+    assert_eq!(read_all(&log, 0).len(), 8);
+}
