@@ -50,14 +50,16 @@ impl Default for LogStorage {
     }
 }
 
-/// The broker-wide set of open segment files, bounded to `max_open` (pinned files of
-/// active segments count but are never closed, so the bound can be exceeded by them).
+/// The broker-wide set of open segment files: at most `max_open` of them unpinned.
+/// Pinned files (the active segments') stay open on top of the bound.
 pub struct FileHandles {
     max_open: usize,
     /// Slots holding an open file, pinned ones included.
     open: AtomicUsize,
+    /// Pinned slots holding an open file.
+    pinned_open: AtomicUsize,
     /// Unpinned slots that may hold an open file, in clock order. Entries of slots
-    /// dropped meanwhile are skipped (and removed) when met.
+    /// dropped or pinned meanwhile are skipped (and removed) when met.
     clock: Mutex<VecDeque<Weak<Slot>>>,
 }
 
@@ -71,11 +73,12 @@ impl fmt::Debug for FileHandles {
 }
 
 impl FileHandles {
-    /// At least one file stays open whatever `max_open` says.
+    /// At least one unpinned file stays open whatever `max_open` says.
     pub fn new(max_open: usize) -> Arc<FileHandles> {
         Arc::new(FileHandles {
             max_open: max_open.max(1),
             open: AtomicUsize::new(0),
+            pinned_open: AtomicUsize::new(0),
             clock: Mutex::new(VecDeque::new()),
         })
     }
@@ -84,16 +87,40 @@ impl FileHandles {
         self.max_open
     }
 
-    /// Segment files held open now (not counting those only fetches in flight hold).
+    /// Segment files held open now, pinned ones included (not counting those only
+    /// fetches in flight hold).
     pub fn open_count(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
+        self.open.load(Ordering::Acquire)
+    }
+
+    fn unpinned_open(&self) -> usize {
+        self.open_count()
+            .saturating_sub(self.pinned_open.load(Ordering::Acquire))
+    }
+
+    /// Keep the counters in step with one slot's change, made under its lock.
+    fn account(&self, before: (bool, bool), after: (bool, bool)) {
+        let ((had, was_pinned), (has, pinned)) = (before, after);
+        if has && !had {
+            self.open.fetch_add(1, Ordering::AcqRel);
+        }
+        let (pinned_before, pinned_after) = (had && was_pinned, has && pinned);
+        if pinned_after && !pinned_before {
+            self.pinned_open.fetch_add(1, Ordering::AcqRel);
+        }
+        if pinned_before && !pinned_after {
+            self.pinned_open.fetch_sub(1, Ordering::AcqRel);
+        }
+        if had && !has {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Put an unpinned slot with an open file on the clock, then close files until
     /// the bound holds.
     fn admit(&self, slot: &Arc<Slot>) {
         let mut clock = self.clock.lock();
-        if !slot.pinned.load(Ordering::Acquire) && !slot.queued.swap(true, Ordering::AcqRel) {
+        if !slot.queued.swap(true, Ordering::AcqRel) {
             clock.push_back(Arc::downgrade(slot));
         }
         self.evict(&mut clock);
@@ -107,7 +134,7 @@ impl FileHandles {
     fn evict(&self, clock: &mut VecDeque<Weak<Slot>>) {
         // Two passes at most: the first may only clear reference bits.
         let mut budget = 2 * clock.len() + 1;
-        while self.open.load(Ordering::Acquire) > self.max_open && budget > 0 {
+        while self.unpinned_open() > self.max_open && budget > 0 {
             budget -= 1;
             let Some(weak) = clock.pop_front() else {
                 return;
@@ -115,28 +142,29 @@ impl FileHandles {
             let Some(slot) = weak.upgrade() else {
                 continue;
             };
-            if slot.pinned.load(Ordering::Acquire) {
-                slot.queued.store(false, Ordering::Release);
-                continue;
-            }
             if slot.referenced.swap(false, Ordering::AcqRel) {
                 clock.push_back(weak);
                 continue;
             }
             // A slot busy opening or reading is skipped, never waited for (that thread
             // may be waiting for this lock).
-            let closed = slot.file.try_lock().map(|mut file| file.take());
-            match closed {
-                Some(file) => {
-                    if file.is_some() {
-                        self.open.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    slot.queued.store(false, Ordering::Release);
-                }
-                None => clock.push_back(weak),
+            let Some(mut state) = slot.state.try_lock() else {
+                clock.push_back(weak);
+                continue;
+            };
+            slot.queued.store(false, Ordering::Release);
+            if !state.pinned && state.file.is_some() {
+                state.file = None;
+                self.account((true, false), (false, false));
             }
         }
     }
+}
+
+/// What a slot holds, changed only under its lock.
+struct SlotState {
+    file: Option<DiskFile>,
+    pinned: bool,
 }
 
 struct Slot {
@@ -147,8 +175,7 @@ struct Slot {
     reopen: OpenMode,
     disk: Disk,
     handles: Arc<FileHandles>,
-    file: Mutex<Option<DiskFile>>,
-    pinned: AtomicBool,
+    state: Mutex<SlotState>,
     referenced: AtomicBool,
     /// On the clock queue; changed under the clock's lock only.
     queued: AtomicBool,
@@ -158,9 +185,9 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if self.file.get_mut().take().is_some() {
-            self.handles.open.fetch_sub(1, Ordering::AcqRel);
-        }
+        let state = self.state.get_mut();
+        let before = (state.file.is_some(), state.pinned);
+        self.handles.account(before, (false, false));
     }
 }
 
@@ -173,10 +200,11 @@ pub struct SegmentFile {
 
 impl fmt::Debug for SegmentFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.slot.state.lock();
         f.debug_struct("SegmentFile")
             .field("path", &self.slot.path)
-            .field("open", &self.slot.file.lock().is_some())
-            .field("pinned", &self.slot.pinned.load(Ordering::Relaxed))
+            .field("open", &state.file.is_some())
+            .field("pinned", &state.pinned)
             .finish()
     }
 }
@@ -199,8 +227,10 @@ impl SegmentFile {
                 },
                 disk: disk.clone(),
                 handles: Arc::clone(handles),
-                file: Mutex::new(None),
-                pinned: AtomicBool::new(false),
+                state: Mutex::new(SlotState {
+                    file: None,
+                    pinned: false,
+                }),
                 referenced: AtomicBool::new(false),
                 queued: AtomicBool::new(false),
                 retired: AtomicBool::new(false),
@@ -218,7 +248,7 @@ impl SegmentFile {
         pinned: bool,
     ) -> io::Result<SegmentFile> {
         let file = SegmentFile::existing(handles, disk, path, kind);
-        file.slot.pinned.store(pinned, Ordering::Release);
+        file.slot.state.lock().pinned = pinned;
         file.open_with(mode)?;
         Ok(file)
     }
@@ -230,8 +260,8 @@ impl SegmentFile {
     /// The open file, opening it if the cache closed it.
     pub fn get(&self) -> io::Result<DiskFile> {
         {
-            let file = self.slot.file.lock();
-            if let Some(f) = &*file {
+            let state = self.slot.state.lock();
+            if let Some(f) = &state.file {
                 self.slot.referenced.store(true, Ordering::Relaxed);
                 return Ok(f.clone());
             }
@@ -242,36 +272,47 @@ impl SegmentFile {
     /// (Re)open the file with `mode`, replacing any open handle.
     pub fn open_with(&self, mode: OpenMode) -> io::Result<DiskFile> {
         let slot = &self.slot;
-        let opened = {
-            let mut file = slot.file.lock();
+        let (opened, pinned) = {
+            let mut state = slot.state.lock();
             if slot.retired.load(Ordering::Acquire) {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!("{}: the segment was deleted", slot.path.display()),
                 ));
             }
-            if let (Some(f), false) = (&*file, mode.truncate) {
+            if let (Some(f), false) = (&state.file, mode.truncate) {
                 return Ok(f.clone());
             }
             let opened = slot.disk.open(&slot.path, slot.kind, mode)?;
-            if file.replace(opened.clone()).is_none() {
-                slot.handles.open.fetch_add(1, Ordering::AcqRel);
-            }
-            opened
+            let before = (state.file.is_some(), state.pinned);
+            state.file = Some(opened.clone());
+            slot.handles.account(before, (true, state.pinned));
+            (opened, state.pinned)
         };
-        slot.handles.admit(slot);
+        if !pinned {
+            slot.handles.admit(slot);
+        }
         Ok(opened)
     }
 
     /// Keep the file open until [`SegmentFile::unpin`] (active segments).
     pub fn pin(&self) {
-        self.slot.pinned.store(true, Ordering::Release);
+        let mut state = self.slot.state.lock();
+        let before = (state.file.is_some(), state.pinned);
+        state.pinned = true;
+        self.slot.handles.account(before, (before.0, true));
     }
 
     /// Let the cache close the file again (the segment was rolled).
     pub fn unpin(&self) {
-        self.slot.pinned.store(false, Ordering::Release);
-        if self.slot.file.lock().is_some() {
+        let open = {
+            let mut state = self.slot.state.lock();
+            let before = (state.file.is_some(), state.pinned);
+            state.pinned = false;
+            self.slot.handles.account(before, (before.0, false));
+            before.0
+        };
+        if open {
             self.slot.handles.admit(&self.slot);
         }
     }
@@ -280,9 +321,10 @@ impl SegmentFile {
     /// `Arc<File>` keep reading what they have.
     pub fn retire(&self) {
         self.slot.retired.store(true, Ordering::Release);
-        if self.slot.file.lock().take().is_some() {
-            self.slot.handles.open.fetch_sub(1, Ordering::AcqRel);
-        }
+        let mut state = self.slot.state.lock();
+        let before = (state.file.is_some(), state.pinned);
+        state.file = None;
+        self.slot.handles.account(before, (false, state.pinned));
     }
 
     /// Retire the file and remove it from the disk (deleting its segment).
@@ -297,6 +339,11 @@ impl SegmentFile {
     /// Whether two handles are the same file of the same segment.
     pub fn same(&self, other: &SegmentFile) -> bool {
         Arc::ptr_eq(&self.slot, &other.slot)
+    }
+
+    #[cfg(test)]
+    fn is_open(&self) -> bool {
+        self.slot.state.lock().file.is_some()
     }
 }
 
@@ -348,11 +395,12 @@ mod tests {
             files[1].get().unwrap();
             f.get().unwrap();
         }
-        assert!(files[0].slot.file.lock().is_some(), "pinned");
-        assert!(files[1].slot.file.lock().is_some(), "referenced");
-        assert_eq!(handles.open_count(), 3);
+        assert!(files[0].is_open(), "pinned");
+        assert!(files[1].is_open(), "referenced");
+        // The pinned file is on top of the bound.
+        assert_eq!(handles.open_count(), 4);
         files[0].unpin();
-        assert!(handles.open_count() <= 3);
+        assert_eq!(handles.open_count(), 3);
     }
 
     #[test]
@@ -363,10 +411,7 @@ mod tests {
         let in_flight = files[0].get().unwrap();
         files[1].get().unwrap();
         files[2].get().unwrap();
-        assert!(
-            files[0].slot.file.lock().is_none(),
-            "evicted from the cache"
-        );
+        assert!(!files[0].is_open(), "evicted from the cache");
         std::fs::remove_file(files[0].path()).unwrap();
         files[0].retire();
         assert_eq!(in_flight.read_to_end().unwrap(), b"0");

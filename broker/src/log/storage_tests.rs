@@ -334,3 +334,43 @@ fn open_segment_files_stay_within_the_bound_while_every_segment_is_read() {
     let records = batch::testing::decode_records(&first.read_to_bytes().unwrap());
     assert_eq!(values(&records), vec![(0, "v0")]);
 }
+
+/// Not a test: prints the cost of the log's hot paths (appends, fetch reads) with every
+/// file operation going through the seam and the handle cache. Run with
+/// `cargo test --release -p fjord-broker --lib -- --ignored log_hot_path_throughput --nocapture`.
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn log_hot_path_throughput() {
+    const BATCHES: i64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let value = "x".repeat(1000);
+    let batch = TestBatch::new(&[value.as_str()], 10).encode().freeze();
+    let cfg = LogConfig {
+        segment_bytes: 64 * 1024 * 1024,
+        index_interval_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let mut log = Log::open(dir.path(), cfg, 0).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..BATCHES {
+        log.append_as_leader(batch.clone(), 1, 10).unwrap();
+    }
+    let append = started.elapsed();
+    let started = std::time::Instant::now();
+    let mut bytes = 0;
+    for round in 0..5 {
+        let mut offset = round;
+        while offset < BATCHES {
+            let info = log.read(offset, 16 * 1024, i64::MAX, true).unwrap();
+            bytes += info.slice.map_or(0, |s| s.len);
+            offset = info.next_offset;
+        }
+    }
+    let read = started.elapsed();
+    println!(
+        "appends: {:.0}/s ({:.1} MB/s); fetch reads (16 KiB slices, 5 passes): {:.0} MB/s of slices",
+        BATCHES as f64 / append.as_secs_f64(),
+        BATCHES as f64 * batch.len() as f64 / append.as_secs_f64() / 1e6,
+        bytes as f64 / read.as_secs_f64() / 1e6
+    );
+}
