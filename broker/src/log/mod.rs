@@ -567,9 +567,12 @@ impl Log {
             // The batches are in the log: failing the append now would tell the client
             // they are not. The checkpoint is written before the recovery point moves
             // past them (a flush, a roll, close).
-            self.epoch_checkpoint_stale = true;
-            if let Err(e) = self.write_epoch_checkpoint() {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "writing the leader epoch checkpoint failed; retried before the next flush");
+            match self.write_epoch_checkpoint() {
+                Ok(()) => self.epoch_checkpoint_stale = false,
+                Err(e) => {
+                    self.epoch_checkpoint_stale = true;
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "writing the leader epoch checkpoint failed; retried before the next flush");
+                }
             }
         }
         self.unflushed_messages += messages;

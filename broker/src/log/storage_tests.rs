@@ -374,3 +374,18 @@ fn log_hot_path_throughput() {
         bytes as f64 / read.as_secs_f64() / 1e6
     );
 }
+
+#[test]
+fn appends_write_checkpoints_only_when_an_epoch_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let mut log = faulty_log(dir.path(), &plan, config());
+    let writes = || plan.calls(Op::Write, FileKind::Checkpoint);
+    let before = writes();
+    for epoch in [1, 1, 1, 2, 2, 2] {
+        log.append_as_leader(TestBatch::new(&["a"], 10).encode(), epoch, 10)
+            .unwrap();
+    }
+    // One leader-epoch checkpoint per new epoch, nothing per append.
+    assert_eq!(writes() - before, 2);
+}
