@@ -601,14 +601,42 @@ impl Segment {
     }
 
     /// The first batch whose last offset is >= `offset`, with its position.
+    ///
+    /// A sealed segment's index is only sanity-checked when loaded (its last entry), so
+    /// every lookup checks the entry it used: the batch there must end at the entry's
+    /// offset. A wrong entry costs a scan from the segment start, never a slice that
+    /// starts in the middle of a batch; a header that is not a batch is an error.
     pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        let (_, mut position) = self.offset_index.lookup(offset)?;
+        let (indexed_offset, mut position) = self.offset_index.lookup(offset)?;
+        let mut from_index = position > 0;
         let file = self.log.get()?;
         while let Some(header) = read_header(&file, position, self.size_bytes)? {
+            let sound = header.check_structure().is_ok()
+                && position + header.size_bytes() <= self.size_bytes;
+            if from_index && (!sound || header.last_offset() != indexed_offset) {
+                tracing::warn!(
+                    path = %self.offset_index.file().path().display(),
+                    offset = indexed_offset,
+                    position,
+                    "offset index entry does not point at its batch; scanning the segment"
+                );
+                (position, from_index) = (0, false);
+                continue;
+            }
+            if !sound {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: no valid batch header at byte {position}",
+                        self.log.path().display()
+                    ),
+                ));
+            }
+            from_index = false;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
             }
-            position += header.size_bytes().max(1);
+            position += header.size_bytes();
         }
         Ok(None)
     }

@@ -345,3 +345,29 @@ fn a_rolled_segment_that_lost_whole_batches_is_refused() {
     assert_eq!(log.log_end_offset(), 8);
     assert_eq!(read_all(&log, 0).len(), 8);
 }
+
+#[test]
+fn a_wrong_entry_in_the_middle_of_a_trusted_index_never_misplaces_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    three_rolled_segments(dir.path());
+    let b = batch_bytes();
+    // Still increasing and inside the log, so the open trusts it; the entry for offset
+    // 7 (the middle segment's third batch, at 2b) now points 10 bytes into it.
+    let index = &segment_files(dir.path(), "index")[1];
+    let mut bytes = std::fs::read(index).unwrap();
+    let entry = (0..bytes.len() / 8)
+        .find(|i| bytes[i * 8..i * 8 + 4] == 2u32.to_be_bytes())
+        .unwrap();
+    bytes[entry * 8 + 4..entry * 8 + 8].copy_from_slice(&(2 * b as u32 + 10).to_be_bytes());
+    std::fs::write(index, bytes).unwrap();
+    let log = open(dir.path(), five_batch_segments());
+    for offset in 5..10 {
+        let slice = log.read(offset, 1, i64::MAX, true).unwrap().slice.unwrap();
+        let records = crate::log::batch::testing::decode_records(&slice.read_to_bytes().unwrap());
+        assert_eq!(
+            values(&records),
+            vec![(offset, format!("v{offset:03}").as_str())],
+            "reading offset {offset}"
+        );
+    }
+}
