@@ -60,6 +60,13 @@ pub struct Metrics {
     pub metadata_write_failing: IntGauge,
     /// Failed metadata writes, by error (ENOSPC, EIO, ...).
     pub metadata_write_failures: IntCounterVec,
+    /// Log bytes the background scrub checked and found valid.
+    pub log_scrub_verified_bytes: IntCounter,
+    /// Damage the scrub found in a partition's log (each is logged with its file and
+    /// byte position).
+    pub log_damage_found: IntCounterVec,
+    /// Segment files held open now, across all partitions.
+    pub log_open_segment_files: IntGauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -302,6 +309,22 @@ impl Metrics {
                 "Failed attempts at writing this broker's metadata log, vote or snapshot, by \
                  error.",
                 &["error"],
+            ),
+            log_scrub_verified_bytes: counter(
+                &registry,
+                "fjord_log_scrub_verified_bytes_total",
+                "Log bytes the background scrub checked (CRC-32C) and found valid.",
+            ),
+            log_damage_found: counter_vec(
+                &registry,
+                "fjord_log_damage_found_total",
+                "Damaged places the scrub found in a partition's log.",
+                tp,
+            ),
+            log_open_segment_files: gauge(
+                &registry,
+                "fjord_log_open_segment_files",
+                "Segment files (.log, .index, .timeindex) held open, across all partitions.",
             ),
             registry,
         }

@@ -36,6 +36,8 @@ pub struct Broker {
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
     pub partitions: PartitionMap,
+    /// The storage seam and the bound on open segment files shared by every log here.
+    pub log_storage: crate::log::LogStorage,
     /// The installed image: readers take a cheap snapshot; the quorum's applier
     /// replaces it once the hosted partitions match it.
     image: parking_lot::RwLock<Arc<MetadataImage>>,
@@ -90,6 +92,10 @@ impl Broker {
             defaults,
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
+            log_storage: crate::log::LogStorage::new(
+                crate::storage::Disk::real(),
+                config.log_open_files_max,
+            ),
             image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
             quorum: std::sync::OnceLock::new(),
             writer: AsyncMutex::new(()),
@@ -474,7 +480,8 @@ impl Broker {
         index: i32,
         epoch: i32,
     ) -> Result<Partition, String> {
-        Partition::open(
+        Partition::open_in(
+            &self.log_storage,
             &self.config.data_dir,
             &topic.name,
             topic.id,
@@ -610,6 +617,9 @@ impl Broker {
                 .set(clamp(status.applied_index));
         }
         self.metrics.under_replicated_partitions.set(under);
+        self.metrics
+            .log_open_segment_files
+            .set(i64::try_from(self.log_storage.handles.open_count()).unwrap_or(i64::MAX));
         for p in self.partitions.all() {
             let idx = p.index.to_string();
             let labels = [p.topic.as_str(), idx.as_str()];

@@ -9,6 +9,7 @@ pub mod http;
 pub mod partition;
 pub mod replica;
 pub mod request_budget;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     ));
     tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
     tasks.spawn(housekeeping(broker.clone(), serving.clone()));
+    tasks.spawn(scrub::run(broker.clone(), serving.clone()));
     tasks.spawn(replica::run_leader_ticks(broker.clone(), serving.clone()));
     let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
     {

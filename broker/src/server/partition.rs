@@ -18,7 +18,9 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
-use crate::log::{AppendError, AppendInfo, FileSlice, Log, LogConfig, ReadError, ReadInfo};
+use crate::log::{
+    AppendError, AppendInfo, FileSlice, Log, LogConfig, LogStorage, ReadError, ReadInfo,
+};
 use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
 use crate::replication::leader::{
     AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
@@ -128,8 +130,33 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
 }
 
 impl Partition {
-    /// Open (recovering) or create the partition's log.
+    /// [`Partition::open_in`] with a bound on open files of its own.
     pub fn open(
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<Partition> {
+        let storage = LogStorage::default();
+        Self::open_in(
+            &storage,
+            data_dir,
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            config,
+            clock,
+        )
+    }
+
+    /// Open (recovering) or create the partition's log, on the broker's `storage`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_in(
+        storage: &LogStorage,
         data_dir: &Path,
         topic: &str,
         topic_id: Uuid,
@@ -150,7 +177,7 @@ impl Partition {
         }
         std::fs::create_dir_all(&dir)?;
         write_partition_metadata(&dir, &topic_id)?;
-        let log = Log::open(&dir, config, clock.wall_ms())?;
+        let log = Log::open_in(storage, &dir, config, clock.wall_ms())?;
         // The high watermark is not known until the partition's leader says (or, as
         // leader, until the ISR has fetched); 0 never shows uncommitted records.
         let (high_watermark, _) = watch::channel(0);
