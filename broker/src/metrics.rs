@@ -42,6 +42,8 @@ pub struct Metrics {
     pub under_replicated_partitions: IntGauge,
     /// Partitions of the cluster without a leader (from this broker's metadata).
     pub offline_partitions: IntGauge,
+    /// Replicas hosted here that cannot be served (storage), by topic and partition.
+    pub offline_replicas: IntGauge,
     /// Partitions this broker leads.
     pub leader_partitions: IntGauge,
     /// ISR changes of partitions this broker leads, seen in committed metadata.
@@ -250,6 +252,12 @@ impl Metrics {
                 &registry,
                 "fjord_under_replicated_partitions",
                 "Partitions led here whose ISR is smaller than their replica set.",
+            ),
+            offline_replicas: gauge(
+                &registry,
+                "fjord_offline_replicas",
+                "Replicas hosted here whose log cannot be served (not openable, failed or \
+                 damaged): requests get KAFKA_STORAGE_ERROR while they are retried.",
             ),
             offline_partitions: gauge(
                 &registry,

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use common::{metric, scrape, wait_for, DEADLINE};
+use fjord_client::ResponseError;
 use fjord_e2e::{unique_topic, BrokerOptions, BrokerProcess};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -112,6 +113,37 @@ async fn stopped_broker_with_records(
     Ok((broker, dir))
 }
 
+/// `topic`'s only partition is offline on `broker`: produce answers
+/// KAFKA_STORAGE_ERROR (never a timeout, never an offset), Metadata shows no leader and
+/// the replica offline, and the offline replicas gauge counts it.
+async fn expect_offline(broker: &BrokerProcess, topic: &str) -> Result<()> {
+    let conn = common::connection(&broker.bootstrap()).await?;
+    let batch = common::encode_batch(&[common::BatchRecord::new("after the damage", 0)], None)?;
+    let answer = common::produce_raw(&conn, topic, 0, -1, batch).await?;
+    ensure!(
+        answer.error_code == ResponseError::KafkaStorageError.code(),
+        "produce to the damaged partition: {answer:?}"
+    );
+    let node = broker.node_id() as i32;
+    let client = common::client(&broker.bootstrap()).await?;
+    wait_for("Metadata to show the replica offline", DEADLINE, || async {
+        let metadata = client.metadata(Some(&[topic])).await?;
+        let p = metadata
+            .topic(topic)
+            .and_then(|t| t.partitions.first())
+            .map(|p| (p.leader_id, p.offline_replicas.clone()));
+        Ok(match p {
+            Some((-1, offline)) if offline == [node] => Ok(()),
+            other => Err(format!("leader and offline replicas: {other:?}")),
+        })
+    })
+    .await?;
+    let text = scrape(&broker.http_addr()).await?;
+    let offline = metric(&text, "fjord_offline_replicas", &[]);
+    ensure!(offline == Some(1.0), "fjord_offline_replicas {offline:?}");
+    Ok(())
+}
+
 /// Prints the broker's logs when the test failed, then hands the result on.
 fn with_logs(broker: &BrokerProcess, result: Result<()>) -> Result<()> {
     if result.is_err() {
@@ -157,21 +189,14 @@ async fn a_rolled_segment_cut_in_half_costs_no_intact_segment_and_no_offset() ->
         )
         .await?;
 
-        // A new record never gets an offset a stored record had: the partition is
-        // either not served (KAFKA_STORAGE_ERROR, once the runtime takes it offline)
-        // or continues after the last offset ever used.
-        let producer = producer(&broker.bootstrap(), 10_000)?;
-        let record = FutureRecord::to(&topic)
-            .key("k")
-            .payload("after the damage");
-        match producer.send(record, Duration::from_secs(15)).await {
-            Ok(delivered) => ensure!(
-                delivered.offset >= RECORDS as i64,
-                "a new record got offset {}, already used before the restart",
-                delivered.offset
-            ),
-            Err((e, _)) => println!("produce after the damage refused: {e}"),
-        }
+        // The partition is offline here and nothing else holds its data: it is not
+        // served (a new record could only reuse an offset), and says why.
+        expect_offline(&broker, &topic).await?;
+        // The broker's other partitions are served.
+        let other = unique_topic("healthy");
+        create_topic(&broker.bootstrap(), &other).await?;
+        let fine = produce(&producer(&broker.bootstrap(), 30_000)?, &other, 1).await?;
+        ensure!(fine == [0], "another topic on the same broker: {fine:?}");
 
         // No segment was deleted or lost a byte (the damaged one included: it is left
         // as found for the operator or the leader to repair).
@@ -233,7 +258,8 @@ async fn the_scrub_finds_a_flipped_bit_in_a_rolled_segment() -> Result<()> {
                     && l.contains("position=0")),
             "no log line names {name} at position 0"
         );
-        Ok(())
+        // Serving it would hand consumers a corrupt batch.
+        expect_offline(&broker, &topic).await
     }
     .await;
     with_logs(&broker, result)

@@ -357,6 +357,8 @@ pub struct Log {
     epoch_checkpoint_stale: bool,
     /// Damage the scrub found (see `scrub`).
     damage: Option<Damage>,
+    /// The first offset whose batch the scrub found damaged (with `damage`).
+    damage_offset: Option<i64>,
     /// The scrub's first segment to look at: every earlier one is verified.
     scrub_from: i64,
 }

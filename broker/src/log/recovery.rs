@@ -373,6 +373,7 @@ fn open_log(
         sync_failed: Arc::new(AtomicBool::new(false)),
         epoch_checkpoint_stale: false,
         damage: None,
+        damage_offset: None,
         scrub_from: i64::MIN,
     };
     let log_end_offset = log.log_end_offset();

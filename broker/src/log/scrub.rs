@@ -132,7 +132,10 @@ impl Log {
                 reason = %damage.reason,
                 "scrub found damage in the log"
             );
-            self.damage.get_or_insert_with(|| damage.clone());
+            if self.damage.is_none() {
+                self.damage = Some(damage.clone());
+                self.damage_offset = Some(range.next_offset);
+            }
             report.damage = Some(damage);
         }
         // Segments before the first unfinished one need no second look.
@@ -165,5 +168,22 @@ impl Log {
     /// consumers a corrupt batch.
     pub fn damage(&self) -> Option<&Damage> {
         self.damage.as_ref()
+    }
+
+    /// Cut the log at the damage the scrub found: the damaged batch and everything
+    /// after it go, to be fetched again from the leader (for a replica whose data the
+    /// rest of the ISR holds). Returns the offset the log now ends at, `None` when no
+    /// damage was found.
+    pub fn truncate_damage(&mut self) -> io::Result<Option<i64>> {
+        let Some(offset) = self.damage_offset else {
+            return Ok(None);
+        };
+        self.truncate_to(offset)?;
+        self.damage = None;
+        self.damage_offset = None;
+        for segment in self.segments.values_mut() {
+            segment.damaged = false;
+        }
+        Ok(Some(self.log_end_offset()))
     }
 }

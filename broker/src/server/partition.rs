@@ -19,7 +19,8 @@ use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
 use crate::log::{
-    AppendError, AppendInfo, FileSlice, Log, LogConfig, LogStorage, ReadError, ReadInfo,
+    AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
+    ReadInfo,
 };
 use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
 use crate::replication::leader::{
@@ -129,6 +130,28 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
+/// The partition's directory, bound to `topic_id`; one left by a deleted topic of the
+/// same name is removed first.
+fn prepare_dir(
+    data_dir: &Path,
+    topic: &str,
+    topic_id: Uuid,
+    index: i32,
+) -> std::io::Result<PathBuf> {
+    let dir = partition_dir(data_dir, topic, index);
+    let expected = crate::metadata::base64_uuid(&topic_id);
+    match read_partition_topic_id(&dir) {
+        Some(found) if found != expected => {
+            tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
+            std::fs::remove_dir_all(&dir)?;
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&dir)?;
+    write_partition_metadata(&dir, &topic_id)?;
+    Ok(dir)
+}
+
 impl Partition {
     /// [`Partition::open_in`] with a bound on open files of its own.
     pub fn open(
@@ -153,7 +176,8 @@ impl Partition {
         )
     }
 
-    /// Open (recovering) or create the partition's log, on the broker's `storage`.
+    /// Open (recovering) or create the partition's log, on the broker's `storage`. A
+    /// damaged log is refused (`OpenError::Corrupt` inside the `io::Error`).
     #[allow(clippy::too_many_arguments)]
     pub fn open_in(
         storage: &LogStorage,
@@ -165,24 +189,51 @@ impl Partition {
         config: LogConfig,
         clock: SharedClock,
     ) -> std::io::Result<Partition> {
-        let dir = partition_dir(data_dir, topic, index);
-        let expected = crate::metadata::base64_uuid(&topic_id);
-        match read_partition_topic_id(&dir) {
-            Some(found) if found != expected => {
-                // Left behind by a deleted topic of the same name.
-                tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
-                std::fs::remove_dir_all(&dir)?;
-            }
-            _ => {}
-        }
-        std::fs::create_dir_all(&dir)?;
-        write_partition_metadata(&dir, &topic_id)?;
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
         let log = Log::open_in(storage, &dir, config, clock.wall_ms())?;
+        Ok(Partition::from_log(
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            log,
+            clock,
+        ))
+    }
+
+    /// [`Partition::open_in`] for a replica whose data the rest of the ISR holds: a
+    /// damaged log is cut at the last whole batch before the damage, and the rest is
+    /// fetched again from the leader (see `Log::open_truncating_damage`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_repairing(
+        storage: &LogStorage,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<(Partition, Option<DroppedData>)> {
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
+        let (log, dropped) = Log::open_truncating_damage(storage, &dir, config, clock.wall_ms())?;
+        let partition = Partition::from_log(topic, topic_id, index, leader_epoch, log, clock);
+        Ok((partition, dropped))
+    }
+
+    fn from_log(
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        log: Log,
+        clock: SharedClock,
+    ) -> Partition {
         // The high watermark is not known until the partition's leader says (or, as
         // leader, until the ISR has fetched); 0 never shows uncommitted records.
         let (high_watermark, _) = watch::channel(0);
         let (log_end, _) = watch::channel(log.log_end_offset());
-        Ok(Partition {
+        Partition {
             clock,
             topic: topic.to_string(),
             topic_id,
@@ -197,7 +248,7 @@ impl Partition {
             next_waiter: AtomicU64::new(1),
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
-        })
+        }
     }
 
     /// The broker's clock, which this partition's state machines run on.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::Broker;
+use super::offline::Cause;
 
 /// Bytes checked per step: a tenth of a second's worth, within bounds (a step holds a
 /// file open and one 64 KiB buffer; the log's lock is not held while it reads).
@@ -66,8 +67,11 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
                         path = %damage.path.display(),
                         position = damage.position,
                         reason = %damage.reason,
-                        "scrub found damaged log data; the partition's log is marked damaged"
+                        "scrub found damaged log data"
                     );
+                    // Serving it would hand consumers a corrupt batch.
+                    broker.take_offline(&partition, Cause::Damaged(damage.clone()));
+                    break;
                 }
                 let pause = Duration::from_secs_f64(report.verified_bytes as f64 / rate as f64);
                 tokio::select! {

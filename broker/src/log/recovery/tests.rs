@@ -280,6 +280,27 @@ fn the_scrub_finds_a_flipped_bit_in_a_rolled_segment_a_clean_open_trusted() {
 }
 
 #[test]
+fn a_log_cut_at_the_damage_the_scrub_found_keeps_what_was_before_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = three_rolled_segments(dir.path());
+    let b = batch_bytes();
+    flip_byte(&logs[1], b + HEADER_BYTES as u64 + 2);
+    let mut log = open(dir.path(), five_batch_segments());
+    assert_eq!(log.truncate_damage().unwrap(), None, "nothing found yet");
+    while log.scrub(1 << 20).unwrap().pending {}
+    assert!(log.damage().is_some());
+    // The middle segment starts at offset 5: its first batch is kept.
+    assert_eq!(log.truncate_damage().unwrap(), Some(6));
+    assert_eq!((log.damage(), log.log_end_offset()), (None, 6));
+    let kept: Vec<String> = read_all(&log, 0).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(kept, ["v000", "v001", "v002", "v003", "v004", "v005"]);
+    // Fetched back from the leader: the log continues at the cut.
+    append(&mut log, &["again"], 2_000);
+    assert_eq!(log.log_end_offset(), 7);
+    assert_eq!(read_all(&log, 0)[6], (6, "again".to_string()));
+}
+
+#[test]
 fn the_scrub_has_nothing_to_do_for_what_this_process_wrote_or_recovered() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), five_batch_segments());

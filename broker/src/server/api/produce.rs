@@ -9,6 +9,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use super::{count_error, str_bytes, RequestContext};
 use crate::log::AppendError;
 use crate::server::broker::Broker;
+use crate::server::offline::Cause;
 use crate::server::partition::{Acks, Partition};
 
 pub(crate) fn append_error_code(e: &AppendError) -> ResponseError {
@@ -68,6 +69,14 @@ impl Produced {
         }))
         .await;
         for ((t, p, w), flushed) in waits.into_iter().zip(flushes) {
+            if flushed == Some(ResponseError::KafkaStorageError) {
+                // Nothing written since the failed sync is known durable until the log
+                // is opened again: stop serving it until it has been.
+                broker.take_offline(
+                    &w.partition,
+                    Cause::Unavailable("a sync of the log to disk failed".into()),
+                );
+            }
             let replicated = match w.replicated {
                 None => None,
                 Some(rx) => match tokio::time::timeout_at(until, rx).await {
@@ -185,6 +194,12 @@ fn append_one(
         )
     };
     let state = image.partition(topic, index).ok_or_else(unknown)?;
+    if let Some(cause) = broker.offline.cause(topic, index) {
+        return Err((
+            ResponseError::KafkaStorageError,
+            format!("topic {topic:?} partition {index} is offline on this broker: {cause}"),
+        ));
+    }
     let partition = broker.partitions.get(topic, index).ok_or_else(|| {
         (
             ResponseError::NotLeaderOrFollower,
