@@ -613,7 +613,7 @@ impl Shard {
             Ok(acks) => Write::new(acks),
             Err(e) => {
                 tracing::error!(topic = %self.partition.topic, partition = self.partition.index, error = %e, "could not persist group records");
-                let code = crate::server::api::produce::append_error_code(&e);
+                let code = super::partition::append_error_code(&e);
                 self.write_failed(state, &records, answers, code);
                 return Err(write_error(code, WriteKind::Offsets));
             }

@@ -774,6 +774,21 @@ fn records_end_offset(records: &[u8]) -> Option<i64> {
     end
 }
 
+/// The Kafka error code of a refused append.
+pub fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
+        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
+        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+    }
+}
+
 /// The partitions hosted here (those this broker is a replica of), by topic name and
 /// index.
 #[derive(Default)]

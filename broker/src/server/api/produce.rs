@@ -12,20 +12,6 @@ use crate::server::broker::Broker;
 use crate::server::offline::Cause;
 use crate::server::partition::{Acks, Partition};
 
-pub(crate) fn append_error_code(e: &AppendError) -> ResponseError {
-    match e {
-        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
-        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
-        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
-        AppendError::Io(_) => ResponseError::KafkaStorageError,
-        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
-        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
-    }
-}
-
 /// A produce request whose batches are in the log: what is left is waiting for the
 /// ISR (acks=all) and for syncs (`flush.messages`) before answering.
 pub struct Produced {
@@ -228,7 +214,7 @@ fn append_one(
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
         (
-            append_error_code(&e),
+            crate::server::partition::append_error_code(&e),
             format!("topic {topic:?} partition {index}: {e}"),
         )
     })?;
