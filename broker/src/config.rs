@@ -91,6 +91,23 @@ pub struct BrokerConfig {
     )]
     pub log_retention_check_interval_ms: u64,
 
+    /// The most segment files (`.log`, `.index`, `.timeindex`) held open at once across
+    /// all partitions (log.open.files.max); others are opened again when read. The
+    /// files of each partition's active segment stay open on top of it.
+    #[arg(long, env = "FJORD_LOG_OPEN_FILES_MAX", default_value_t = crate::log::handles::DEFAULT_MAX_OPEN_FILES)]
+    pub log_open_files_max: usize,
+
+    /// Byte rate of the background scrub that checks the CRC-32C of log data this
+    /// broker has not read since it opened it (segments trusted after a clean
+    /// shutdown), in the spirit of log.cleaner.io.max.bytes.per.second; 0 turns the
+    /// scrub off.
+    #[arg(
+        long,
+        env = "FJORD_LOG_SCRUB_IO_MAX_BYTES_PER_SECOND",
+        default_value_t = 16 * 1024 * 1024
+    )]
+    pub log_scrub_io_max_bytes_per_second: u64,
+
     /// Forget an idempotent producer whose last batch is older than this
     /// (producer.id.expiration.ms); a returning producer then starts afresh.
     #[arg(

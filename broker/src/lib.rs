@@ -24,7 +24,7 @@
 //!   checkpoints and the metadata log, with fault injection for tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
-//!   HTTP metrics/health.
+//!   the background log scrub (`server::scrub`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 //! - `sim` (tests only): a seeded simulation of a cluster on the runtime glue (real
 //!   partitions and logs, the replica fetcher's answer handling, the group coordinator

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub under_replicated_partitions: IntGauge,
     /// Partitions of the cluster without a leader (from this broker's metadata).
     pub offline_partitions: IntGauge,
+    /// Replicas hosted here that cannot be served (storage), by topic and partition.
+    pub offline_replicas: IntGauge,
     /// Partitions this broker leads.
     pub leader_partitions: IntGauge,
     /// ISR changes of partitions this broker leads, seen in committed metadata.
@@ -60,6 +62,13 @@ pub struct Metrics {
     pub metadata_write_failing: IntGauge,
     /// Failed metadata writes, by error (ENOSPC, EIO, ...).
     pub metadata_write_failures: IntCounterVec,
+    /// Log bytes the background scrub checked and found valid.
+    pub log_scrub_verified_bytes: IntCounter,
+    /// Damage the scrub found in a partition's log (each is logged with its file and
+    /// byte position).
+    pub log_damage_found: IntCounterVec,
+    /// Segment files held open now, across all partitions.
+    pub log_open_segment_files: IntGauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -244,6 +253,12 @@ impl Metrics {
                 "fjord_under_replicated_partitions",
                 "Partitions led here whose ISR is smaller than their replica set.",
             ),
+            offline_replicas: gauge(
+                &registry,
+                "fjord_offline_replicas",
+                "Replicas hosted here whose log cannot be served (not openable, failed or \
+                 damaged): requests get KAFKA_STORAGE_ERROR while they are retried.",
+            ),
             offline_partitions: gauge(
                 &registry,
                 "fjord_offline_partitions",
@@ -302,6 +317,22 @@ impl Metrics {
                 "Failed attempts at writing this broker's metadata log, vote or snapshot, by \
                  error.",
                 &["error"],
+            ),
+            log_scrub_verified_bytes: counter(
+                &registry,
+                "fjord_log_scrub_verified_bytes_total",
+                "Log bytes the background scrub checked (CRC-32C) and found valid.",
+            ),
+            log_damage_found: counter_vec(
+                &registry,
+                "fjord_log_damage_found_total",
+                "Damaged places the scrub found in a partition's log.",
+                tp,
+            ),
+            log_open_segment_files: gauge(
+                &registry,
+                "fjord_log_open_segment_files",
+                "Segment files (.log, .index, .timeindex) held open, across all partitions.",
             ),
             registry,
         }

@@ -217,6 +217,19 @@ impl ClusterState {
             .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
     }
 
+    /// A request from `broker` carrying `broker_epoch` comes from its current process.
+    pub fn check_broker_epoch(
+        &self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<(), ResponseError> {
+        match self.brokers.get(&broker) {
+            None => Err(ResponseError::BrokerIdNotRegistered),
+            Some(r) if r.epoch != broker_epoch => Err(ResponseError::StaleBrokerEpoch),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// May `broker` lead `p` or join its ISR: eligible, and its copy not offline.
     pub fn can_serve(&self, broker: BrokerId, p: &PartitionRegistration) -> bool {
         self.is_eligible(broker) && !p.offline_replicas.contains(&broker)
@@ -656,11 +669,7 @@ impl Controller {
         broker_epoch: BrokerEpoch,
         request: &AlterPartitionRequest,
     ) -> Result<PartitionRegistration, ResponseError> {
-        match self.state.brokers.get(&broker) {
-            None => return Err(ResponseError::BrokerIdNotRegistered),
-            Some(r) if r.epoch != broker_epoch => return Err(ResponseError::StaleBrokerEpoch),
-            Some(_) => {}
-        }
+        self.state.check_broker_epoch(broker, broker_epoch)?;
         let current = self
             .state
             .partitions
@@ -710,11 +719,7 @@ impl Controller {
         tp: TopicPartition,
         offline: bool,
     ) -> Result<Vec<ControllerRecord>, ResponseError> {
-        match self.state.brokers.get(&broker) {
-            None => return Err(ResponseError::BrokerIdNotRegistered),
-            Some(r) if r.epoch != broker_epoch => return Err(ResponseError::StaleBrokerEpoch),
-            Some(_) => {}
-        }
+        self.state.check_broker_epoch(broker, broker_epoch)?;
         let current = self
             .state
             .partitions

@@ -137,6 +137,27 @@ impl PartitionRegistration {
     pub fn has_leader(&self) -> bool {
         self.leader != NO_LEADER
     }
+
+    /// A registration with no reassignment and no offline replica (tests).
+    #[cfg(test)]
+    pub(crate) fn of(
+        replicas: &[BrokerId],
+        isr: &[BrokerId],
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    ) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: replicas.to_vec(),
+            isr: Isr::new(isr.to_vec()),
+            leader,
+            leader_epoch: LeaderEpoch(leader_epoch),
+            partition_epoch: PartitionEpoch(partition_epoch),
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            offline_replicas: vec![],
+        }
+    }
 }
 
 /// What the leader's log answers for the follower fetch protocol. Implemented for the

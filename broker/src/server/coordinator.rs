@@ -613,7 +613,7 @@ impl Shard {
             Ok(acks) => Write::new(acks),
             Err(e) => {
                 tracing::error!(topic = %self.partition.topic, partition = self.partition.index, error = %e, "could not persist group records");
-                let code = crate::server::api::produce::append_error_code(&e);
+                let code = super::partition::append_error_code(&e);
                 self.write_failed(state, &records, answers, code);
                 return Err(write_error(code, WriteKind::Offsets));
             }
@@ -1165,7 +1165,7 @@ mod tests {
     /// ISR and min.insync.replicas 2, coordinating its groups.
     fn replicated_shard(dir: &std::path::Path) -> (Arc<Partition>, Arc<Shard>) {
         use crate::replication::leader::LeaderConfig;
-        use crate::replication::{Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration};
+        use crate::replication::PartitionRegistration;
         let p = Arc::new(
             Partition::open(
                 dir,
@@ -1178,16 +1178,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let registration = PartitionRegistration {
-            replicas: vec![1, 2, 3],
-            isr: Isr::new(vec![1, 2, 3]),
-            leader: 1,
-            leader_epoch: LeaderEpoch(0),
-            partition_epoch: PartitionEpoch(0),
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-            offline_replicas: vec![],
-        };
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
         let config = LeaderConfig {
             min_insync_replicas: 2,
             ..LeaderConfig::default()
@@ -1295,21 +1286,12 @@ mod tests {
     async fn a_sync_whose_assignment_fell_below_min_insync_replicas_is_refused_and_the_group_rebalances(
     ) {
         use crate::replication::leader::LeaderConfig;
-        use crate::replication::{Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration};
+        use crate::replication::PartitionRegistration;
         let dir = tempfile::tempdir().unwrap();
         let (p, shard) = replicated_shard(dir.path());
         let sync = sync_alone(&shard, &p, "g").await;
         // The controller takes the silent followers out of the ISR.
-        let shrunk = PartitionRegistration {
-            replicas: vec![1, 2, 3],
-            isr: Isr::new(vec![1]),
-            leader: 1,
-            leader_epoch: LeaderEpoch(0),
-            partition_epoch: PartitionEpoch(1),
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-            offline_replicas: vec![],
-        };
+        let shrunk = PartitionRegistration::of(&[1, 2, 3], &[1], 1, 0, 1);
         let config = LeaderConfig {
             min_insync_replicas: 2,
             ..LeaderConfig::default()

@@ -6,9 +6,12 @@ pub mod broker;
 pub mod connection;
 pub mod coordinator;
 pub mod http;
+pub mod install;
+pub mod offline;
 pub mod partition;
 pub mod replica;
 pub mod request_budget;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,7 +75,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     ));
     tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
     tasks.spawn(housekeeping(broker.clone(), serving.clone()));
+    tasks.spawn(scrub::run(broker.clone(), serving.clone()));
     tasks.spawn(replica::run_leader_ticks(broker.clone(), serving.clone()));
+    tasks.spawn(retry_offline_replicas(broker.clone(), serving.clone()));
     let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
     {
         let (quorum, serving, shutdown) = (quorum.clone(), serving.clone(), shutdown.clone());
@@ -295,6 +300,21 @@ async fn serve_internal(
         .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "internal listener failed");
+    }
+}
+
+/// How often offline replicas are looked at (each has its own backoff).
+const OFFLINE_RETRY_TICK: Duration = Duration::from_millis(250);
+
+async fn retry_offline_replicas(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(OFFLINE_RETRY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        broker.retry_offline().await;
     }
 }
 

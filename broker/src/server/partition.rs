@@ -18,7 +18,10 @@ use uuid::Uuid;
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
-use crate::log::{AppendError, AppendInfo, FileSlice, Log, LogConfig, ReadError, ReadInfo};
+use crate::log::{
+    AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
+    ReadInfo,
+};
 use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
 use crate::replication::leader::{
     AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
@@ -127,8 +130,30 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
+/// The partition's directory, bound to `topic_id`; one left by a deleted topic of the
+/// same name is removed first.
+fn prepare_dir(
+    data_dir: &Path,
+    topic: &str,
+    topic_id: Uuid,
+    index: i32,
+) -> std::io::Result<PathBuf> {
+    let dir = partition_dir(data_dir, topic, index);
+    let expected = crate::metadata::base64_uuid(&topic_id);
+    match read_partition_topic_id(&dir) {
+        Some(found) if found != expected => {
+            tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
+            std::fs::remove_dir_all(&dir)?;
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&dir)?;
+    write_partition_metadata(&dir, &topic_id)?;
+    Ok(dir)
+}
+
 impl Partition {
-    /// Open (recovering) or create the partition's log.
+    /// [`Partition::open_in`] with a bound on open files of its own.
     pub fn open(
         data_dir: &Path,
         topic: &str,
@@ -138,24 +163,77 @@ impl Partition {
         config: LogConfig,
         clock: SharedClock,
     ) -> std::io::Result<Partition> {
-        let dir = partition_dir(data_dir, topic, index);
-        let expected = crate::metadata::base64_uuid(&topic_id);
-        match read_partition_topic_id(&dir) {
-            Some(found) if found != expected => {
-                // Left behind by a deleted topic of the same name.
-                tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
-                std::fs::remove_dir_all(&dir)?;
-            }
-            _ => {}
-        }
-        std::fs::create_dir_all(&dir)?;
-        write_partition_metadata(&dir, &topic_id)?;
-        let log = Log::open(&dir, config, clock.wall_ms())?;
+        let storage = LogStorage::default();
+        Self::open_in(
+            &storage,
+            data_dir,
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            config,
+            clock,
+        )
+    }
+
+    /// Open (recovering) or create the partition's log, on the broker's `storage`. A
+    /// damaged log is refused (`OpenError::Corrupt` inside the `io::Error`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_in(
+        storage: &LogStorage,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<Partition> {
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
+        let log = Log::open_in(storage, &dir, config, clock.wall_ms())?;
+        Ok(Partition::from_log(
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            log,
+            clock,
+        ))
+    }
+
+    /// [`Partition::open_in`] for a replica whose data the rest of the ISR holds: a
+    /// damaged log is cut at the last whole batch before the damage, and the rest is
+    /// fetched again from the leader (see `Log::open_truncating_damage`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_repairing(
+        storage: &LogStorage,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<(Partition, Option<DroppedData>)> {
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
+        let (log, dropped) = Log::open_truncating_damage(storage, &dir, config, clock.wall_ms())?;
+        let partition = Partition::from_log(topic, topic_id, index, leader_epoch, log, clock);
+        Ok((partition, dropped))
+    }
+
+    fn from_log(
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        log: Log,
+        clock: SharedClock,
+    ) -> Partition {
         // The high watermark is not known until the partition's leader says (or, as
         // leader, until the ISR has fetched); 0 never shows uncommitted records.
         let (high_watermark, _) = watch::channel(0);
         let (log_end, _) = watch::channel(log.log_end_offset());
-        Ok(Partition {
+        Partition {
             clock,
             topic: topic.to_string(),
             topic_id,
@@ -170,7 +248,7 @@ impl Partition {
             next_waiter: AtomicU64::new(1),
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
-        })
+        }
     }
 
     /// The broker's clock, which this partition's state machines run on.
@@ -696,6 +774,21 @@ fn records_end_offset(records: &[u8]) -> Option<i64> {
     end
 }
 
+/// The Kafka error code of a refused append.
+pub fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
+        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
+        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+    }
+}
+
 /// The partitions hosted here (those this broker is a replica of), by topic name and
 /// index.
 #[derive(Default)]
@@ -778,19 +871,10 @@ mod tests {
     /// 2 and 3 caught up.
     fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
         use crate::replication::leader::{FollowerFetch, LeaderConfig};
-        use crate::replication::{Isr, LeaderEpoch, PartitionEpoch};
+        use crate::replication::LeaderEpoch;
         let p =
             Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap();
-        let registration = PartitionRegistration {
-            replicas: vec![1, 2, 3],
-            isr: Isr::new(vec![1, 2, 3]),
-            leader: 1,
-            leader_epoch: LeaderEpoch(0),
-            partition_epoch: PartitionEpoch(0),
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-            offline_replicas: vec![],
-        };
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
         let config = LeaderConfig {
             replica_lag_time_max_ms: 10_000,
             min_insync_replicas: 2,

@@ -23,16 +23,7 @@ fn reg(
     le: i32,
     pe: i32,
 ) -> PartitionRegistration {
-    PartitionRegistration {
-        replicas: replicas.to_vec(),
-        isr: Isr::new(isr.to_vec()),
-        leader,
-        leader_epoch: LeaderEpoch(le),
-        partition_epoch: PartitionEpoch(pe),
-        adding_replicas: vec![],
-        removing_replicas: vec![],
-        offline_replicas: vec![],
-    }
+    PartitionRegistration::of(replicas, isr, leader, le, pe)
 }
 
 fn changed(registration: PartitionRegistration) -> ControllerRecord {

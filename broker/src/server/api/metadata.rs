@@ -53,12 +53,14 @@ fn topic_entry(
                 e.leader_epoch = p.leader_epoch;
             }
             if version >= 5 {
-                // Replicas on brokers that are fenced or gone.
+                // Replicas whose broker reported them unusable, or on fenced brokers.
                 e.offline_replicas = p
                     .replicas
                     .iter()
                     .copied()
-                    .filter(|&r| image.broker(r).is_some_and(|b| b.fenced))
+                    .filter(|&r| {
+                        p.offline_replicas.contains(&r) || image.broker(r).is_some_and(|b| b.fenced)
+                    })
                     .map(BrokerId)
                     .collect();
             }

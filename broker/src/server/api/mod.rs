@@ -78,8 +78,9 @@ pub fn count_error(broker: &Broker, api: ApiKey, code: i16) {
 }
 
 /// The partition, if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION when it does
-/// not exist, NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh
-/// metadata and go there).
+/// not exist, KAFKA_STORAGE_ERROR when its replica here cannot be served,
+/// NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh metadata and
+/// go there).
 pub fn led_partition(
     broker: &Broker,
     image: &crate::metadata::image::MetadataImage,
@@ -89,6 +90,9 @@ pub fn led_partition(
     image
         .partition(topic, index)
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if broker.offline.contains(topic, index) {
+        return Err(ResponseError::KafkaStorageError);
+    }
     broker
         .partitions
         .get(topic, index)

@@ -9,21 +9,8 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use super::{count_error, str_bytes, RequestContext};
 use crate::log::AppendError;
 use crate::server::broker::Broker;
+use crate::server::offline::Cause;
 use crate::server::partition::{Acks, Partition};
-
-pub(crate) fn append_error_code(e: &AppendError) -> ResponseError {
-    match e {
-        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
-        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
-        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
-        AppendError::Io(_) => ResponseError::KafkaStorageError,
-        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
-        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
-    }
-}
 
 /// A produce request whose batches are in the log: what is left is waiting for the
 /// ISR (acks=all) and for syncs (`flush.messages`) before answering.
@@ -68,6 +55,14 @@ impl Produced {
         }))
         .await;
         for ((t, p, w), flushed) in waits.into_iter().zip(flushes) {
+            if flushed == Some(ResponseError::KafkaStorageError) {
+                // Nothing written since the failed sync is known durable until the log
+                // is opened again: stop serving it until it has been.
+                broker.take_offline(
+                    &w.partition,
+                    Cause::Unavailable("a sync of the log to disk failed".into()),
+                );
+            }
             let replicated = match w.replicated {
                 None => None,
                 Some(rx) => match tokio::time::timeout_at(until, rx).await {
@@ -185,6 +180,12 @@ fn append_one(
         )
     };
     let state = image.partition(topic, index).ok_or_else(unknown)?;
+    if let Some(cause) = broker.offline.cause(topic, index) {
+        return Err((
+            ResponseError::KafkaStorageError,
+            format!("topic {topic:?} partition {index} is offline on this broker: {cause}"),
+        ));
+    }
     let partition = broker.partitions.get(topic, index).ok_or_else(|| {
         (
             ResponseError::NotLeaderOrFollower,
@@ -213,7 +214,7 @@ fn append_one(
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
         (
-            append_error_code(&e),
+            crate::server::partition::append_error_code(&e),
             format!("topic {topic:?} partition {index}: {e}"),
         )
     })?;
