@@ -28,9 +28,8 @@ use crate::replication::controller::{BrokerEpoch, ClusterState, ControllerRecord
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
 use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPartition};
-use crate::server::api::produce::append_error_code;
 use crate::server::coordinator::GroupRuntime;
-use crate::server::partition::{Acks, Partition};
+use crate::server::partition::{append_error_code, Acks, Partition};
 use crate::server::replica;
 
 pub(super) const TP: TopicPartition = TopicPartition {
