@@ -5,7 +5,8 @@
 //! fetcher's own answer handling ([`replica::on_fetch_answer`]); acks=all produce and
 //! offset commits are answered when the partition's waiters complete. A crash drops
 //! the process and everything it held in memory; a restart reopens the partition,
-//! which runs the log's recovery.
+//! which runs the log's recovery. The log's files go through the storage seam, whose
+//! fault plan can tear the process's next write and kill it there.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ use super::net::{Msg, Node, CLIENT, CONTROLLER};
 use crate::clock::{Clock, ManualClock};
 use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
 use crate::log::batch::testing::TestBatch;
-use crate::log::{AppendError, CleanupPolicy, LogConfig};
+use crate::log::{AppendError, CleanupPolicy, LogConfig, LogStorage};
 use crate::replication::controller::{BrokerEpoch, ClusterState, ControllerRecord, Heartbeat};
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
@@ -31,6 +32,7 @@ use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPart
 use crate::server::coordinator::GroupRuntime;
 use crate::server::partition::{append_error_code, Acks, Partition};
 use crate::server::replica;
+use crate::storage::{Disk, Fault, FaultPlan, FaultRule, FileKind, Op};
 
 pub(super) const TP: TopicPartition = TopicPartition {
     topic_id: Uuid::from_u128(0xf70d),
@@ -44,6 +46,9 @@ const HEARTBEAT_MS: i64 = 300;
 const REGISTER_RETRY_MS: i64 = 1_000;
 /// About eight one-record batches per follower fetch.
 const FETCH_MAX_BYTES: usize = 600;
+/// Segment files kept open beyond the active segment's: small, so reads reopen
+/// files the bound closed.
+const MAX_OPEN_FILES: usize = 4;
 
 const LEADER_CONFIG: LeaderConfig = LeaderConfig {
     replica_lag_time_max_ms: 1_000,
@@ -122,6 +127,8 @@ pub(super) struct SimBroker {
 /// What the broker process holds; all of it is lost in a crash.
 pub(super) struct Process {
     pub partition: Arc<Partition>,
+    /// The faults of this process's disk.
+    faults: Arc<FaultPlan>,
     /// The group coordinator runtime (commit workload only).
     pub groups: Option<GroupRuntime>,
     pub broker_epoch: Option<BrokerEpoch>,
@@ -181,9 +188,13 @@ impl SimBroker {
         self.process.is_some()
     }
 
-    /// Start the process: open the partition (recovering its log).
+    /// Start the process: open the partition (recovering its log) on a disk of its
+    /// own.
     pub fn start(&mut self, now: i64) -> Result<(), String> {
-        let partition = Partition::open(
+        let faults = FaultPlan::new();
+        let storage = LogStorage::new(Disk::with_faults(faults.clone()), MAX_OPEN_FILES);
+        let partition = Partition::open_in(
+            &storage,
             &self.data_dir,
             self.workload.topic(),
             TP.topic_id,
@@ -197,6 +208,7 @@ impl SimBroker {
         self.process = Some(Process {
             view: LogView::new(&partition),
             partition,
+            faults,
             groups: (self.workload == Workload::Commit)
                 .then(|| GroupRuntime::new(GroupConfig::default())),
             broker_epoch: None,
@@ -218,6 +230,29 @@ impl SimBroker {
     /// The process dies: nothing in memory survives, the files stay as written.
     pub fn crash(&mut self) {
         self.process = None;
+    }
+
+    /// The process's next write to a file of `kind` lands only its first `bytes` and
+    /// the process dies in it.
+    pub fn tear_next_write(&mut self, kind: FileKind, bytes: usize) {
+        if let Some(p) = &self.process {
+            p.faults
+                .add(FaultRule::new(Op::Write, Fault::Torn(bytes)).kind(kind));
+        }
+    }
+
+    /// The torn write has not come: the disk behaves again.
+    pub fn clear_disk_faults(&mut self) {
+        if let Some(p) = &self.process {
+            p.faults.clear();
+        }
+    }
+
+    /// The process died in a torn write (every file operation fails from then on).
+    pub fn died_in_torn_write(&self) -> bool {
+        self.process
+            .as_ref()
+            .is_some_and(|p| p.faults.has_crashed())
     }
 
     /// The end of a controlled shutdown: logs closed cleanly, then the process exits.

@@ -3,7 +3,8 @@
 //! on disk) driven through the calls the runtime makes, one controller (the pure
 //! [`Controller`]), a client, and a network that delays, drops and reorders messages
 //! and can cut a broker off. Brokers crash (their files stay, everything in memory is
-//! lost), shut down in a controlled way, and restart, reopening and recovering their
+//! lost), die in a torn write (the storage seam lands only the start of their last
+//! write), shut down in a controlled way, and restart, reopening and recovering their
 //! logs. One seed fixes every choice; time is one [`ManualClock`] the simulator moves,
 //! so a failing run replays exactly:
 //! `FJORD_SIM_SEED=<n> cargo test -p fjord-broker --lib sim::`; a longer soak:
@@ -34,6 +35,7 @@ use crate::replication::controller::{
     ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
 };
 use crate::replication::{BrokerId, LeaderEpoch};
+use crate::storage::FileKind;
 
 use broker::{Outbox, SimBroker, Workload, REQUEST_TIMEOUT_MS, SESSION_TIMEOUT_MS, TP};
 use invariants::Invariant;
@@ -55,6 +57,7 @@ pub(super) struct Outcome {
     pub leader_epochs: usize,
     pub truncations: usize,
     pub controlled_shutdowns: usize,
+    pub torn_writes: usize,
     pub coordinator_loads: usize,
     /// A hash of every traced event: equal for two runs of a seed.
     pub fingerprint: u64,
@@ -98,6 +101,7 @@ struct Sim {
     fingerprint: std::hash::DefaultHasher,
     truncations: usize,
     controlled_shutdowns: usize,
+    torn_writes: usize,
     coordinator_loads: usize,
     check: Invariant,
 }
@@ -173,6 +177,7 @@ impl Sim {
             fingerprint: std::hash::DefaultHasher::new(),
             truncations: 0,
             controlled_shutdowns: 0,
+            torn_writes: 0,
             coordinator_loads: 0,
             check,
         })
@@ -219,11 +224,8 @@ impl Sim {
             let records = self.controller.tick(self.now);
             self.commit(records);
             for b in 1..=BROKERS {
-                let mut out = Outbox::default();
                 let now = self.now;
-                let result = self.broker(b).tick(now, &mut out);
-                self.flush(b, out)?;
-                result?;
+                self.on_broker(b, |broker, out| broker.tick(now, out))?;
             }
             if faulty {
                 self.client();
@@ -236,6 +238,7 @@ impl Sim {
             leader_epochs: self.leaders_by_epoch.len(),
             truncations: self.truncations,
             controlled_shutdowns: self.controlled_shutdowns,
+            torn_writes: self.torn_writes,
             coordinator_loads: self.coordinator_loads,
             fingerprint: self.fingerprint.finish(),
         })
@@ -247,7 +250,7 @@ impl Sim {
         }
         if self.network.fault == Fault::None && self.now >= self.next_fault_ms {
             let b = self.rng.range(1, BROKERS as i64) as BrokerId;
-            let fault = match self.rng.below(4) {
+            let fault = match self.rng.below(5) {
                 0 => {
                     self.broker(b).crash();
                     Fault::Crashed(b)
@@ -256,6 +259,17 @@ impl Sim {
                 2 => {
                     self.broker(b).begin_shutdown();
                     Fault::ControlledShutdown(b)
+                }
+                3 => {
+                    // Mostly record batches; sometimes an index entry or a checkpoint.
+                    let kind = match self.rng.below(4) {
+                        0 => FileKind::Index,
+                        1 => FileKind::Checkpoint,
+                        _ => FileKind::Segment,
+                    };
+                    let bytes = self.rng.below(200) as usize;
+                    self.broker(b).tear_next_write(kind, bytes);
+                    Fault::TornWrite(b, kind)
                 }
                 _ => Fault::CutFromController(b),
             };
@@ -269,12 +283,18 @@ impl Sim {
     fn heal(&mut self) -> Result<(), String> {
         let fault = self.network.fault;
         self.trace(format!("heal {fault:?}"));
-        if let Fault::Crashed(b) | Fault::ControlledShutdown(b) = fault {
-            let now = self.now;
-            let broker = self.broker(b);
-            // A broker whose controlled shutdown has not finished is killed.
-            broker.crash();
-            broker.start(now)?;
+        let now = self.now;
+        match fault {
+            Fault::Crashed(b) | Fault::ControlledShutdown(b) | Fault::TornWrite(b, _) => {
+                let broker = self.broker(b);
+                broker.clear_disk_faults();
+                if !broker.is_up() || matches!(fault, Fault::ControlledShutdown(_)) {
+                    // A broker whose controlled shutdown has not finished is killed.
+                    broker.crash();
+                    broker.start(now)?;
+                }
+            }
+            Fault::None | Fault::Isolated(_) | Fault::CutFromController(_) => {}
         }
         self.network.fault = Fault::None;
         self.next_fault_ms = self.now + self.rng.range(500, 3_000);
@@ -291,15 +311,32 @@ impl Sim {
                 CONTROLLER => self.on_controller_message(e.from, e.msg),
                 CLIENT => self.on_client_message(e.msg),
                 b => {
-                    let mut out = Outbox::default();
                     let now = self.now;
-                    let result = self.broker(b).on_message(now, e.from, e.msg, &mut out);
-                    self.flush(b, out)?;
-                    result?;
+                    self.on_broker(b, |broker, out| broker.on_message(now, e.from, e.msg, out))?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Let broker `b` handle an event, then carry out what it asked for and check what
+    /// it did. A process that died in a torn write meanwhile is gone: what failed in it
+    /// is the crash, not an error.
+    fn on_broker(
+        &mut self,
+        b: BrokerId,
+        event: impl FnOnce(&mut SimBroker, &mut Outbox) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut out = Outbox::default();
+        let result = event(self.broker(b), &mut out);
+        if self.broker(b).died_in_torn_write() {
+            self.broker(b).crash();
+            self.torn_writes += 1;
+            self.trace(format!("broker {b}: died in a torn write"));
+            return Ok(());
+        }
+        self.flush(b, out)?;
+        result
     }
 
     /// Carry out what broker `b` asked for, and check what it did.

@@ -9,6 +9,7 @@ use crate::replication::follower::FetchRequest;
 use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::{BrokerId, PartitionRegistration};
 use crate::server::replica::proto;
+use crate::storage::FileKind;
 
 /// A broker id, or one of the two other nodes.
 pub(super) type Node = i32;
@@ -106,6 +107,9 @@ pub(super) struct Envelope {
 pub(super) enum Fault {
     None,
     Crashed(BrokerId),
+    /// The broker's next write to a file of this kind lands only its first bytes and
+    /// the process dies there (the storage seam's torn write).
+    TornWrite(BrokerId, FileKind),
     /// Cut off from every other node.
     Isolated(BrokerId),
     /// Cut off from the controller only: still fetched from and fetching.
@@ -143,7 +147,10 @@ impl Network {
             Fault::CutFromController(b) => {
                 !((from == b && to == CONTROLLER) || (from == CONTROLLER && to == b))
             }
-            Fault::None | Fault::Crashed(_) | Fault::ControlledShutdown(_) => true,
+            Fault::None
+            | Fault::Crashed(_)
+            | Fault::TornWrite(..)
+            | Fault::ControlledShutdown(_) => true,
         }
     }
 

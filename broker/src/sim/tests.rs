@@ -12,7 +12,8 @@ fn check_seeds(invariant: Invariant) {
         Ok(s) => vec![s.parse().expect("FJORD_SIM_SEED is a number")],
         Err(_) => (0..count).collect(),
     };
-    let (mut acked, mut epochs, mut truncations, mut shutdowns, mut loads) = (0, 0, 0, 0, 0);
+    let (mut acked, mut epochs, mut truncations, mut shutdowns, mut torn, mut loads) =
+        (0, 0, 0, 0, 0, 0);
     for &seed in &seeds {
         match run_seed(seed, invariant) {
             Ok(outcome) => {
@@ -20,13 +21,14 @@ fn check_seeds(invariant: Invariant) {
                 epochs += outcome.leader_epochs;
                 truncations += outcome.truncations;
                 shutdowns += outcome.controlled_shutdowns;
+                torn += outcome.torn_writes;
                 loads += outcome.coordinator_loads;
             }
             Err(report) => panic!("{invariant:?} broken\n{report}"),
         }
     }
     println!(
-        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns, {loads} coordinator loads",
+        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns, {torn} torn writes, {loads} coordinator loads",
         seeds.len()
     );
     // A run that acknowledges nothing proves nothing.
