@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 use uuid::Uuid;
 
-use super::invariants::LogView;
+use super::invariants::{check_recovered, LogView, StoredRecord};
 use super::net::{Msg, Node, CLIENT, CONTROLLER};
 use crate::clock::{Clock, ManualClock};
 use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
@@ -122,6 +122,10 @@ pub(super) struct SimBroker {
     workload: Workload,
     /// `None` while the process is down.
     pub process: Option<Process>,
+    /// The log as read back just before the process last stopped (unless it died in a
+    /// torn write, after which nothing can be read), to compare with what the next
+    /// process recovers.
+    held_at_stop: Option<Arc<Vec<StoredRecord>>>,
 }
 
 /// What the broker process holds; all of it is lost in a crash.
@@ -181,6 +185,7 @@ impl SimBroker {
             clock,
             workload,
             process: None,
+            held_at_stop: None,
         }
     }
 
@@ -205,7 +210,7 @@ impl SimBroker {
         )
         .map_err(|e| format!("broker {}: reopening the partition failed: {e}", self.id))?;
         let partition = Arc::new(partition);
-        self.process = Some(Process {
+        let mut process = Process {
             view: LogView::new(&partition),
             partition,
             faults,
@@ -223,13 +228,24 @@ impl SimBroker {
             fetch_paused_until_ms: now,
             produces: Vec::new(),
             commits: Vec::new(),
-        });
+        };
+        if let Some(held) = self.held_at_stop.take() {
+            let (recovered, _) = process.records()?;
+            check_recovered(self.id, &held, &recovered)?;
+        }
+        self.process = Some(process);
         Ok(())
     }
 
     /// The process dies: nothing in memory survives, the files stay as written.
-    pub fn crash(&mut self) {
-        self.process = None;
+    pub fn crash(&mut self) -> Result<(), String> {
+        if let Some(mut p) = self.process.take() {
+            self.held_at_stop = match p.faults.has_crashed() {
+                false => Some(p.records()?.0),
+                true => None,
+            };
+        }
+        Ok(())
     }
 
     /// The process's next write to a file of `kind` lands only its first `bytes` and
@@ -257,13 +273,13 @@ impl SimBroker {
 
     /// The end of a controlled shutdown: logs closed cleanly, then the process exits.
     pub fn exit(&mut self) -> Result<(), String> {
-        if let Some(p) = self.process.take() {
+        if let Some(p) = &mut self.process {
             p.partition.make_offline();
             p.partition
                 .with_log_mut(|l| l.close())
                 .map_err(|e| format!("broker {}: closing the log failed: {e}", self.id))?;
         }
-        Ok(())
+        self.crash()
     }
 
     pub fn begin_shutdown(&mut self) {

@@ -111,7 +111,7 @@ impl LogView {
 
 impl Process {
     /// This broker's records as read back, and their version.
-    fn records(&mut self) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
+    pub(super) fn records(&mut self) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
         self.view.records(&self.partition)
     }
 }
@@ -161,6 +161,28 @@ fn parse_batches(mut bytes: &[u8], out: &mut Vec<StoredRecord>) -> Result<(), St
         bytes = rest;
     }
     Ok(())
+}
+
+/// A process that stopped with every write complete (a crash between writes, or a
+/// controlled shutdown) leaves a log that recovers to exactly what it held: recovery
+/// neither cuts durable batches nor lets offsets be handed out twice.
+pub(super) fn check_recovered(
+    b: BrokerId,
+    held: &[StoredRecord],
+    recovered: &[StoredRecord],
+) -> Result<(), String> {
+    if held == recovered {
+        return Ok(());
+    }
+    let first = held
+        .iter()
+        .zip(recovered)
+        .find(|(a, b)| a != b)
+        .map(|(a, b)| format!("first difference: held {a:?}, recovered {b:?}"))
+        .unwrap_or_else(|| format!("held {} records, recovered {}", held.len(), recovered.len()));
+    Err(format!(
+        "broker {b}: the restarted log is not what the stopped process held: {first}"
+    ))
 }
 
 fn value_at(records: &[StoredRecord], offset: i64) -> Option<&StoredRecord> {

@@ -252,7 +252,7 @@ impl Sim {
             let b = self.rng.range(1, BROKERS as i64) as BrokerId;
             let fault = match self.rng.below(5) {
                 0 => {
-                    self.broker(b).crash();
+                    self.broker(b).crash()?;
                     Fault::Crashed(b)
                 }
                 1 => Fault::Isolated(b),
@@ -290,7 +290,7 @@ impl Sim {
                 broker.clear_disk_faults();
                 if !broker.is_up() || matches!(fault, Fault::ControlledShutdown(_)) {
                     // A broker whose controlled shutdown has not finished is killed.
-                    broker.crash();
+                    broker.crash()?;
                     broker.start(now)?;
                 }
             }
@@ -330,7 +330,7 @@ impl Sim {
         let mut out = Outbox::default();
         let result = event(self.broker(b), &mut out);
         if self.broker(b).died_in_torn_write() {
-            self.broker(b).crash();
+            self.broker(b).crash()?;
             self.torn_writes += 1;
             self.trace(format!("broker {b}: died in a torn write"));
             return Ok(());
