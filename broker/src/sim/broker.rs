@@ -50,9 +50,11 @@ const FETCH_MAX_BYTES: usize = 600;
 /// files the bound closed.
 const MAX_OPEN_FILES: usize = 4;
 
+/// The topic's `min.insync.replicas`.
+pub(super) const MIN_INSYNC_REPLICAS: usize = 2;
 const LEADER_CONFIG: LeaderConfig = LeaderConfig {
     replica_lag_time_max_ms: 1_000,
-    min_insync_replicas: 2,
+    min_insync_replicas: MIN_INSYNC_REPLICAS,
     alter_partition_retry_ms: 300,
 };
 const FOLLOWER_CONFIG: FollowerConfig = FollowerConfig {
@@ -107,6 +109,8 @@ pub(super) struct Outbox {
     pub coordinator_loaded: bool,
     pub truncations: usize,
     pub controlled_shutdown_done: bool,
+    /// acks=all produce requests answered with success: (record id, offset).
+    pub acknowledged: Vec<(u64, i64)>,
 }
 
 impl Outbox {
@@ -191,6 +195,14 @@ impl SimBroker {
 
     pub fn is_up(&self) -> bool {
         self.process.is_some()
+    }
+
+    /// What a stopped broker's log holds, when known (not after a torn write).
+    pub fn held_while_down(&self) -> Option<&[StoredRecord]> {
+        match self.process {
+            None => self.held_at_stop.as_deref().map(Vec::as_slice),
+            Some(_) => None,
+        }
     }
 
     /// Start the process: open the partition (recovering its log) on a disk of its
@@ -558,7 +570,10 @@ impl SimBroker {
         p.produces.retain_mut(|w| {
             let result = match w.replicated.try_recv() {
                 Err(TryRecvError::Empty) => return true,
-                Ok(None) => Ok(w.offset),
+                Ok(None) => {
+                    out.acknowledged.push((w.id, w.offset));
+                    Ok(w.offset)
+                }
                 Ok(Some(code)) => Err(code),
                 // The partition dropped its waiters: no longer its leader.
                 Err(TryRecvError::Closed) => Err(ResponseError::NotLeaderOrFollower),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::broker::{group_id, Process, Workload, COMMITTED_TOPIC, TP};
+use super::broker::{group_id, Process, Workload, COMMITTED_TOPIC, MIN_INSYNC_REPLICAS, TP};
 use super::Sim;
 use crate::log::batch::{validate_batch, BatchHeader};
 use crate::log::records::{parse_records, records_section};
@@ -17,7 +17,8 @@ use crate::server::partition::Partition;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Invariant {
     /// No acknowledged acks=all write is lost (RF 3, min.insync.replicas 2, at most one
-    /// broker crashed, cut off or shutting down at a time).
+    /// broker crashed, cut off or shutting down at a time), and each was held by at
+    /// least min.insync.replicas brokers when the leader acknowledged it.
     NoAckedWriteLost,
     /// The high watermark clients read from the current leader never goes back.
     HighWatermarkNeverGoesBack,
@@ -284,6 +285,39 @@ impl Sim {
                     leader_records.last().map_or(0, |r| r.offset + 1),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Leader `leader` answers acks=all success for record `id` at `offset`: at least
+    /// min.insync.replicas brokers hold it. A broker that is down holds what it held
+    /// when it stopped; one that died in a torn write cannot be read and counts as
+    /// holding it.
+    pub(super) fn check_acknowledged(
+        &mut self,
+        leader: BrokerId,
+        id: u64,
+        offset: i64,
+    ) -> Result<(), String> {
+        let value = id.to_string();
+        let mut holders = Vec::new();
+        for b in 1..=self.brokers.len() as BrokerId {
+            let holds_it = |records: &[StoredRecord]| {
+                value_at(records, offset).and_then(|r| r.value.as_deref()) == Some(value.as_bytes())
+            };
+            let broker = &mut self.brokers[(b - 1) as usize];
+            let holds = match broker.process.as_mut() {
+                Some(p) => holds_it(&p.records()?.0),
+                None => broker.held_while_down().is_none_or(holds_it),
+            };
+            if holds {
+                holders.push(b);
+            }
+        }
+        if holders.len() < MIN_INSYNC_REPLICAS {
+            return Err(format!(
+                "leader {leader} acknowledged record {id} at offset {offset} held by brokers {holders:?} only (min.insync.replicas {MIN_INSYNC_REPLICAS})"
+            ));
         }
         Ok(())
     }

@@ -30,6 +30,8 @@ use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
+
 use crate::clock::ManualClock;
 use crate::replication::controller::{
     ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
@@ -58,6 +60,9 @@ pub(super) struct Outcome {
     pub truncations: usize,
     pub controlled_shutdowns: usize,
     pub torn_writes: usize,
+    /// Writes refused or failed for too small an ISR (NOT_ENOUGH_REPLICAS and
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    pub not_enough_replicas: usize,
     pub coordinator_loads: usize,
     /// A hash of every traced event: equal for two runs of a seed.
     pub fingerprint: u64,
@@ -102,6 +107,7 @@ struct Sim {
     truncations: usize,
     controlled_shutdowns: usize,
     torn_writes: usize,
+    not_enough_replicas: usize,
     coordinator_loads: usize,
     check: Invariant,
 }
@@ -178,6 +184,7 @@ impl Sim {
             truncations: 0,
             controlled_shutdowns: 0,
             torn_writes: 0,
+            not_enough_replicas: 0,
             coordinator_loads: 0,
             check,
         })
@@ -239,6 +246,7 @@ impl Sim {
             truncations: self.truncations,
             controlled_shutdowns: self.controlled_shutdowns,
             torn_writes: self.torn_writes,
+            not_enough_replicas: self.not_enough_replicas,
             coordinator_loads: self.coordinator_loads,
             fingerprint: self.fingerprint.finish(),
         })
@@ -348,6 +356,11 @@ impl Sim {
             self.send(b, to, msg);
         }
         self.truncations += out.truncations;
+        if self.check == Invariant::NoAckedWriteLost {
+            for (id, offset) in out.acknowledged {
+                self.check_acknowledged(b, id, offset)?;
+            }
+        }
         for epoch in out.led {
             self.check_led(b, epoch)?;
         }
@@ -465,7 +478,16 @@ impl Sim {
                     self.trace(format!("client: {id} acked at {offset}"));
                     self.acked_writes.insert(id, offset);
                 }
-                Err(code) => self.trace(format!("client: {id} failed {code:?}")),
+                Err(code) => {
+                    if matches!(
+                        code,
+                        ResponseError::NotEnoughReplicas
+                            | ResponseError::NotEnoughReplicasAfterAppend
+                    ) {
+                        self.not_enough_replicas += 1;
+                    }
+                    self.trace(format!("client: {id} failed {code:?}"))
+                }
             },
             Msg::CommitReply {
                 id,

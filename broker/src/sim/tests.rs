@@ -12,8 +12,8 @@ fn check_seeds(invariant: Invariant) {
         Ok(s) => vec![s.parse().expect("FJORD_SIM_SEED is a number")],
         Err(_) => (0..count).collect(),
     };
-    let (mut acked, mut epochs, mut truncations, mut shutdowns, mut torn, mut loads) =
-        (0, 0, 0, 0, 0, 0);
+    let (mut acked, mut epochs, mut truncations, mut shutdowns, mut torn, mut too_few, mut loads) =
+        (0, 0, 0, 0, 0, 0, 0);
     for &seed in &seeds {
         match run_seed(seed, invariant) {
             Ok(outcome) => {
@@ -22,13 +22,14 @@ fn check_seeds(invariant: Invariant) {
                 truncations += outcome.truncations;
                 shutdowns += outcome.controlled_shutdowns;
                 torn += outcome.torn_writes;
+                too_few += outcome.not_enough_replicas;
                 loads += outcome.coordinator_loads;
             }
             Err(report) => panic!("{invariant:?} broken\n{report}"),
         }
     }
     println!(
-        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns, {torn} torn writes, {loads} coordinator loads",
+        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns, {torn} torn writes, {too_few} writes refused below min.insync.replicas, {loads} coordinator loads",
         seeds.len()
     );
     // A run that acknowledges nothing proves nothing.
