@@ -341,12 +341,15 @@ impl PartitionLeader {
                     )
                 }
                 None => {
-                    // We know no epoch that old (or none at all): nothing of the
-                    // follower's beyond our log end can match.
+                    // The follower's epoch is after every epoch of our log: we have
+                    // not appended in our own epoch yet. Kafka's leader puts its epoch
+                    // in the cache when elected, so the follower's epoch ends where
+                    // ours starts, after our latest epoch; with an empty log nothing
+                    // of the follower's can match.
                     return (
                         FollowerFetchAnswer::Diverging {
-                            epoch: -1,
-                            end_offset: self.log_end_offset,
+                            epoch: log.latest_epoch(),
+                            end_offset: self.epoch_start_offset,
                             high_watermark: self.high_watermark,
                         },
                         actions,

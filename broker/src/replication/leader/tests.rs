@@ -361,6 +361,64 @@ fn a_follower_whose_log_diverged_is_told_where_its_epoch_ends_here() {
     ));
 }
 
+/// A new leader that has not appended in its epoch yet: its log's epochs end below
+/// the follower's last epoch (written by a leader this one never followed). The
+/// follower's epoch ends, here, where this leader's epoch starts, and the answer
+/// names our latest epoch there, so the follower truncates to where that epoch ends
+/// in its own log. Answering "no epoch known, keep up to our log end" left the
+/// follower with a record of another epoch at an offset we hold in ours: it fetched
+/// the same divergence forever and never rejoined the ISR (simulator seed 2448).
+#[test]
+fn a_follower_ahead_of_our_epochs_is_told_where_our_epoch_starts() {
+    // Our log: epoch 3 at offsets 0..3; we lead epoch 5 from offset 3.
+    let log = MemLog::with_epochs(&[3, 3, 3]);
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 2], 5, 7),
+        3,
+        HighWatermark(2),
+        0,
+    );
+    // The follower holds epoch 4 from offset 2: [3, 3, 4, 4].
+    let f = FollowerFetch {
+        replica: 2,
+        current_leader_epoch: LeaderEpoch(5),
+        fetch_offset: 4,
+        last_fetched_epoch: 4,
+    };
+    let (answer, _) = l.on_follower_fetch(1, &f, &log);
+    assert_eq!(
+        answer,
+        FollowerFetchAnswer::Diverging {
+            epoch: 3,
+            end_offset: 3,
+            high_watermark: HighWatermark(2)
+        }
+    );
+    let mut follower = crate::replication::follower::PartitionFollower::new(
+        TP,
+        2,
+        crate::replication::follower::FollowerConfig::default(),
+        1,
+        LeaderEpoch(5),
+        HighWatermark(2),
+        0,
+    );
+    let theirs = MemLog::with_epochs(&[3, 3, 4, 4]);
+    let crate::replication::follower::FollowerAction::Fetch(request) =
+        follower.on_tick(1, &theirs)[0]
+    else {
+        panic!("a follower with a leader fetches");
+    };
+    let actions = follower.on_fetch_response(2, &request, answer, 4, &theirs);
+    assert_eq!(
+        actions,
+        vec![crate::replication::follower::FollowerAction::TruncateTo(2)]
+    );
+}
+
 #[test]
 fn fetches_with_another_leader_epoch_are_fenced_or_unknown() {
     let (mut l, log) = leader(&[1, 2], 0);
