@@ -40,6 +40,19 @@ impl Invariant {
     }
 }
 
+/// What the checks remember between steps.
+#[derive(Default)]
+pub(super) struct Checked {
+    pub leaders_by_epoch: BTreeMap<LeaderEpoch, BrokerId>,
+    /// The highest high watermark a client was shown.
+    highest_client_hw: i64,
+    /// (leader, its log's version, acknowledgements) last found intact.
+    acked_writes: Option<(BrokerId, u64, usize)>,
+    /// By follower: (leader, leader's log version, follower's log version, follower's
+    /// high watermark) last found a prefix.
+    prefixes: BTreeMap<BrokerId, (BrokerId, u64, u64, i64)>,
+}
+
 /// One record as read back from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct StoredRecord {
@@ -216,7 +229,7 @@ impl Sim {
 
     /// Broker `b` started leading `epoch`.
     pub(super) fn check_led(&mut self, b: BrokerId, epoch: LeaderEpoch) -> Result<(), String> {
-        if let Some(&other) = self.leaders_by_epoch.get(&epoch) {
+        if let Some(&other) = self.checked.leaders_by_epoch.get(&epoch) {
             if other != b && self.check == Invariant::OneLeaderPerEpoch {
                 return Err(format!(
                     "brokers {other} and {b} both led leader epoch {}",
@@ -224,7 +237,7 @@ impl Sim {
                 ));
             }
         }
-        self.leaders_by_epoch.insert(epoch, b);
+        self.checked.leaders_by_epoch.insert(epoch, b);
         Ok(())
     }
 
@@ -243,13 +256,13 @@ impl Sim {
             Invariant::NoAckedWriteLost => self.check_acked_writes(leader, at_end),
             Invariant::HighWatermarkNeverGoesBack => {
                 if let Ok(hw) = self.process(leader).partition.client_high_watermark() {
-                    if hw < self.highest_client_hw {
+                    if hw < self.checked.highest_client_hw {
                         return Err(format!(
                             "leader {leader} shows clients high watermark {hw} after {}",
-                            self.highest_client_hw
+                            self.checked.highest_client_hw
                         ));
                     }
-                    self.highest_client_hw = hw;
+                    self.checked.highest_client_hw = hw;
                 }
                 Ok(())
             }
@@ -329,10 +342,10 @@ impl Sim {
         // Acknowledged records never change: only a changed log or new acknowledgements
         // need a look.
         let checked = (leader, version, self.acked_writes.len());
-        if self.last_checked == Some(checked) && !at_end {
+        if self.checked.acked_writes == Some(checked) && !at_end {
             return Ok(());
         }
-        self.last_checked = Some(checked);
+        self.checked.acked_writes = Some(checked);
         for (&id, &offset) in &self.acked_writes {
             let found = value_at(&records, offset).and_then(|r| r.value.as_deref());
             if found != Some(id.to_string().as_bytes()) {
@@ -366,7 +379,7 @@ impl Sim {
             let (records, version) = p.records()?;
             // Neither log nor the high watermark moved since this pair was compared.
             let compared = (leader, leader_version, version, hw);
-            if self.prefixes_checked.get(&f) == Some(&compared) {
+            if self.checked.prefixes.get(&f) == Some(&compared) {
                 continue;
             }
             let below = |r: &&StoredRecord| r.offset < hw;
@@ -390,7 +403,7 @@ impl Sim {
                     p.partition.log_end_offset()
                 ));
             }
-            self.prefixes_checked.insert(f, compared);
+            self.checked.prefixes.insert(f, compared);
         }
         Ok(())
     }

@@ -36,11 +36,11 @@ use crate::clock::ManualClock;
 use crate::replication::controller::{
     ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
 };
-use crate::replication::{BrokerId, LeaderEpoch};
+use crate::replication::BrokerId;
 use crate::storage::FileKind;
 
 use broker::{Outbox, SimBroker, Workload, REQUEST_TIMEOUT_MS, SESSION_TIMEOUT_MS, TP};
-use invariants::Invariant;
+use invariants::{Checked, Invariant};
 use net::{Fault, Msg, Network, Node, Rng, CLIENT, CONTROLLER};
 
 const BROKERS: i32 = 3;
@@ -52,6 +52,7 @@ const SETTLE_MS: i64 = 5_000;
 const GROUPS: usize = 4;
 const TRACE_TAIL: usize = 60;
 
+#[derive(Debug, Default)]
 pub(super) struct Outcome {
     /// Acknowledged writes or commits.
     pub acked: usize,
@@ -93,22 +94,12 @@ struct Sim {
     acked_writes: BTreeMap<u64, i64>,
     /// Highest acknowledged committed offset, by group.
     acked_commits: BTreeMap<usize, i64>,
-    acked_commit_count: usize,
     group_clients: Vec<GroupClient>,
-    highest_client_hw: i64,
-    /// The leader's records and the acknowledgements last found intact.
-    last_checked: Option<(BrokerId, u64, usize)>,
-    /// By follower: (leader, leader's log version, follower's log version, follower's
-    /// high watermark) last found a prefix.
-    prefixes_checked: BTreeMap<BrokerId, (BrokerId, u64, u64, i64)>,
-    leaders_by_epoch: BTreeMap<LeaderEpoch, BrokerId>,
+    /// What the invariant checks remember between steps.
+    checked: Checked,
     trace: VecDeque<String>,
     fingerprint: std::hash::DefaultHasher,
-    truncations: usize,
-    controlled_shutdowns: usize,
-    torn_writes: usize,
-    not_enough_replicas: usize,
-    coordinator_loads: usize,
+    outcome: Outcome,
     check: Invariant,
 }
 
@@ -173,19 +164,11 @@ impl Sim {
             next_request_id: 1,
             acked_writes: BTreeMap::new(),
             acked_commits: BTreeMap::new(),
-            acked_commit_count: 0,
             group_clients: (0..GROUPS).map(|_| GroupClient::default()).collect(),
-            highest_client_hw: 0,
-            last_checked: None,
-            prefixes_checked: BTreeMap::new(),
-            leaders_by_epoch: BTreeMap::new(),
+            checked: Checked::default(),
             trace: VecDeque::new(),
             fingerprint: std::hash::DefaultHasher::new(),
-            truncations: 0,
-            controlled_shutdowns: 0,
-            torn_writes: 0,
-            not_enough_replicas: 0,
-            coordinator_loads: 0,
+            outcome: Outcome::default(),
             check,
         })
     }
@@ -240,16 +223,10 @@ impl Sim {
             self.check_invariants(false)?;
         }
         self.check_invariants(true)?;
-        Ok(Outcome {
-            acked: self.acked_writes.len() + self.acked_commit_count,
-            leader_epochs: self.leaders_by_epoch.len(),
-            truncations: self.truncations,
-            controlled_shutdowns: self.controlled_shutdowns,
-            torn_writes: self.torn_writes,
-            not_enough_replicas: self.not_enough_replicas,
-            coordinator_loads: self.coordinator_loads,
-            fingerprint: self.fingerprint.finish(),
-        })
+        self.outcome.acked += self.acked_writes.len();
+        self.outcome.leader_epochs = self.checked.leaders_by_epoch.len();
+        self.outcome.fingerprint = self.fingerprint.finish();
+        Ok(std::mem::take(&mut self.outcome))
     }
 
     fn inject_faults(&mut self) -> Result<(), String> {
@@ -339,7 +316,7 @@ impl Sim {
         let result = event(self.broker(b), &mut out);
         if self.broker(b).died_in_torn_write() {
             self.broker(b).crash()?;
-            self.torn_writes += 1;
+            self.outcome.torn_writes += 1;
             self.trace(format!("broker {b}: died in a torn write"));
             return Ok(());
         }
@@ -355,7 +332,7 @@ impl Sim {
         for (to, msg) in out.sends {
             self.send(b, to, msg);
         }
-        self.truncations += out.truncations;
+        self.outcome.truncations += out.truncations;
         if self.check == Invariant::NoAckedWriteLost {
             for (id, offset) in out.acknowledged {
                 self.check_acknowledged(b, id, offset)?;
@@ -365,13 +342,13 @@ impl Sim {
             self.check_led(b, epoch)?;
         }
         if out.coordinator_loaded {
-            self.coordinator_loads += 1;
+            self.outcome.coordinator_loads += 1;
             if self.check == Invariant::AckedCommitSurvivesFailover {
                 self.check_acked_commits(b, false)?;
             }
         }
         if out.controlled_shutdown_done {
-            self.controlled_shutdowns += 1;
+            self.outcome.controlled_shutdowns += 1;
             self.broker(b).exit()?;
         }
         Ok(())
@@ -484,7 +461,7 @@ impl Sim {
                         ResponseError::NotEnoughReplicas
                             | ResponseError::NotEnoughReplicasAfterAppend
                     ) {
-                        self.not_enough_replicas += 1;
+                        self.outcome.not_enough_replicas += 1;
                     }
                     self.trace(format!("client: {id} failed {code:?}"))
                 }
@@ -502,7 +479,7 @@ impl Sim {
                 match result {
                     Ok(()) => {
                         self.trace(format!("client: group {group} commit of {offset} acked"));
-                        self.acked_commit_count += 1;
+                        self.outcome.acked += 1;
                         let acked = self.acked_commits.entry(group).or_insert(offset);
                         *acked = (*acked).max(offset);
                     }
