@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 use uuid::Uuid;
 
-use super::invariants::{check_recovered, LogView, StoredRecord};
+use super::invariants::{check_recovered, LogRead, LogView};
 use super::net::{Msg, Node, CLIENT, CONTROLLER};
 use crate::clock::{Clock, ManualClock};
 use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
@@ -49,6 +49,8 @@ const FETCH_MAX_BYTES: usize = 600;
 /// Segment files kept open beyond the active segment's: small, so reads reopen
 /// files the bound closed.
 const MAX_OPEN_FILES: usize = 4;
+/// How often a broker runs log housekeeping (retention), as `Broker::housekeeping`.
+const HOUSEKEEPING_MS: i64 = 500;
 
 /// The topic's `min.insync.replicas`.
 pub(super) const MIN_INSYNC_REPLICAS: usize = 2;
@@ -81,15 +83,20 @@ impl Workload {
     }
 
     /// Small segments and dense indexes, so that runs roll segments, truncate across
-    /// them and recover several.
+    /// them and recover several. The produced topic keeps about a second of records
+    /// (`retention.bytes`): a follower away longer finds its log end below its
+    /// leader's log start and starts over there.
     fn log_config(self) -> LogConfig {
         let config = LogConfig {
-            segment_bytes: 4096,
+            segment_bytes: 2048,
             index_interval_bytes: 256,
             ..LogConfig::default()
         };
         match self {
-            Workload::Produce => config,
+            Workload::Produce => LogConfig {
+                retention_bytes: 4096,
+                ..config
+            },
             Workload::Commit => LogConfig {
                 cleanup_policy: CleanupPolicy::COMPACT,
                 ..config
@@ -108,6 +115,10 @@ pub(super) struct Outbox {
     /// The group coordinator was loaded here (a failover of the coordinator).
     pub coordinator_loaded: bool,
     pub truncations: usize,
+    /// Followers that started over at their leader's log start.
+    pub resets: usize,
+    /// Segments deleted by retention.
+    pub segments_deleted: usize,
     pub controlled_shutdown_done: bool,
     /// acks=all produce requests answered with success: (record id, offset).
     pub acknowledged: Vec<(u64, i64)>,
@@ -129,7 +140,7 @@ pub(super) struct SimBroker {
     /// The log as read back just before the process last stopped (unless it died in a
     /// torn write, after which nothing can be read), to compare with what the next
     /// process recovers.
-    held_at_stop: Option<Arc<Vec<StoredRecord>>>,
+    held_at_stop: Option<LogRead>,
 }
 
 /// What the broker process holds; all of it is lost in a crash.
@@ -152,6 +163,7 @@ pub(super) struct Process {
     metadata_offset: usize,
     /// A failed replication write: the fetch loop backs off until then.
     fetch_paused_until_ms: i64,
+    next_housekeeping_ms: i64,
     produces: Vec<PendingProduce>,
     commits: Vec<PendingCommit>,
     pub view: LogView,
@@ -198,9 +210,9 @@ impl SimBroker {
     }
 
     /// What a stopped broker's log holds, when known (not after a torn write).
-    pub fn held_while_down(&self) -> Option<&[StoredRecord]> {
+    pub fn held_while_down(&self) -> Option<&LogRead> {
         match self.process {
-            None => self.held_at_stop.as_deref().map(Vec::as_slice),
+            None => self.held_at_stop.as_ref(),
             Some(_) => None,
         }
     }
@@ -238,11 +250,12 @@ impl SimBroker {
             metadata: ClusterState::default(),
             metadata_offset: 0,
             fetch_paused_until_ms: now,
+            next_housekeeping_ms: now + HOUSEKEEPING_MS,
             produces: Vec::new(),
             commits: Vec::new(),
         };
         if let Some(held) = self.held_at_stop.take() {
-            let (recovered, _) = process.records()?;
+            let recovered = process.read_log()?;
             check_recovered(self.id, &held, &recovered)?;
         }
         self.process = Some(process);
@@ -253,7 +266,7 @@ impl SimBroker {
     pub fn crash(&mut self) -> Result<(), String> {
         if let Some(mut p) = self.process.take() {
             self.held_at_stop = match p.faults.has_crashed() {
-                false => Some(p.records()?.0),
+                false => Some(p.read_log()?),
                 true => None,
             };
         }
@@ -424,12 +437,19 @@ impl SimBroker {
                 out.send(from, Msg::FetchReply { request, outcome });
             }
             Msg::FetchReply { request, outcome } => {
-                let log_end = p.partition.log_end_offset();
+                let bounds =
+                    |p: &Partition| p.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
+                let (start, end) = bounds(&p.partition);
                 if let Err(e) = replica::on_fetch_answer(&p.partition, &request, outcome) {
                     return Err(format!("broker {b}: replicating failed: {e}"));
                 }
-                let now_end = p.partition.log_end_offset();
-                if now_end < log_end {
+                let (now_start, now_end) = bounds(&p.partition);
+                if now_start > start {
+                    out.resets += 1;
+                    out.trace.push(format!(
+                        "broker {b}: started over at the leader's log start {now_start}"
+                    ));
+                } else if now_end < end {
                     p.view.truncated();
                     out.truncations += 1;
                     out.trace
@@ -562,6 +582,15 @@ impl SimBroker {
         };
         let proposals = p.partition.tick();
         propose(b, p.broker_epoch, proposals, out);
+        if now >= p.next_housekeeping_ms {
+            p.next_housekeeping_ms = now + HOUSEKEEPING_MS;
+            let hw = p.partition.high_watermark();
+            let wall = self.clock.wall_ms();
+            out.segments_deleted += p
+                .partition
+                .with_log_mut(|log| log.housekeeping(wall, hw))
+                .map_err(|e| format!("broker {b}: log housekeeping failed: {e}"))?;
+        }
         if now >= p.fetch_paused_until_ms {
             if let Some(request) = p.partition.next_fetch() {
                 out.send(request.leader, Msg::Fetch(request));

@@ -62,9 +62,34 @@ pub(super) struct StoredRecord {
     pub value: Option<Vec<u8>>,
 }
 
+/// A log as read back: its start offset (retention and resets move it) and its
+/// records, with a version bumped whenever either changes.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct LogRead {
+    pub start: i64,
+    pub records: Arc<Vec<StoredRecord>>,
+    pub version: u64,
+}
+
+impl LogRead {
+    /// The records at and after `offset`.
+    fn from(&self, offset: i64) -> &[StoredRecord] {
+        &self.records[self.records.partition_point(|r| r.offset < offset)..]
+    }
+
+    /// Holds the record with value `value` at `offset`, or held it before retention
+    /// (or a reset to its leader's log start) deleted it: only committed records go
+    /// that way.
+    fn holds(&self, offset: i64, value: &[u8]) -> bool {
+        offset < self.start
+            || value_at(&self.records, offset).and_then(|r| r.value.as_deref()) == Some(value)
+    }
+}
+
 /// A broker's log as read back. Reads are incremental while the log only grows; a
-/// truncation (seen by the broker handling the fetch answer), a moved log start, and
-/// every [`FULL_READ_EVERY`]-th refresh read it whole again.
+/// truncation (seen by the broker handling the fetch answer), a moved log start
+/// (retention, a reset), and every [`FULL_READ_EVERY`]-th refresh read it whole
+/// again.
 pub(super) struct LogView {
     log_end: watch::Receiver<i64>,
     records: Arc<Vec<StoredRecord>>,
@@ -98,12 +123,13 @@ impl LogView {
         self.whole = false;
     }
 
-    fn records(&mut self, partition: &Partition) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
-        if self.whole && !self.log_end.has_changed().unwrap_or(true) {
-            return Ok((self.records.clone(), self.version));
+    fn read(&mut self, partition: &Partition) -> Result<LogRead, String> {
+        // Retention moves the log start without announcing a log end.
+        let (start, end) = partition.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
+        if self.whole && start == self.start && !self.log_end.has_changed().unwrap_or(true) {
+            return Ok(self.snapshot());
         }
         self.log_end.borrow_and_update();
-        let (start, end) = partition.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
         self.refreshes += 1;
         let incremental = self.whole
             && start == self.start
@@ -119,14 +145,22 @@ impl LogView {
         }
         (self.start, self.end, self.whole) = (start, end, true);
         self.version += 1;
-        Ok((self.records.clone(), self.version))
+        Ok(self.snapshot())
+    }
+
+    fn snapshot(&self) -> LogRead {
+        LogRead {
+            start: self.start,
+            records: self.records.clone(),
+            version: self.version,
+        }
     }
 }
 
 impl Process {
-    /// This broker's records as read back, and their version.
-    pub(super) fn records(&mut self) -> Result<(Arc<Vec<StoredRecord>>, u64), String> {
-        self.view.records(&self.partition)
+    /// This broker's log as read back.
+    pub(super) fn read_log(&mut self) -> Result<LogRead, String> {
+        self.view.read(&self.partition)
     }
 }
 
@@ -182,15 +216,16 @@ fn parse_batches(mut bytes: &[u8], out: &mut Vec<StoredRecord>) -> Result<(), St
 /// neither cuts durable batches nor lets offsets be handed out twice.
 pub(super) fn check_recovered(
     b: BrokerId,
-    held: &[StoredRecord],
-    recovered: &[StoredRecord],
+    held: &LogRead,
+    recovered: &LogRead,
 ) -> Result<(), String> {
-    if held == recovered {
+    if held.start == recovered.start && held.records == recovered.records {
         return Ok(());
     }
+    let (held, recovered) = (&held.records, &recovered.records);
     let first = held
         .iter()
-        .zip(recovered)
+        .zip(recovered.iter())
         .find(|(a, b)| a != b)
         .map(|(a, b)| format!("first difference: held {a:?}, recovered {b:?}"))
         .unwrap_or_else(|| format!("held {} records, recovered {}", held.len(), recovered.len()));
@@ -276,7 +311,7 @@ impl Sim {
     /// leader's whole log. A replica that stays out (stuck on a divergence, never
     /// fetching) breaks no safety rule by itself, but the next fault would.
     fn check_converged(&mut self, leader: BrokerId) -> Result<(), String> {
-        let (leader_records, _) = self.process(leader).records()?;
+        let ours = self.process(leader).read_log()?;
         let isr = self.process(leader).partition.isr_len();
         if isr != Some(self.brokers.len()) {
             return Err(format!(
@@ -290,12 +325,13 @@ impl Sim {
             let Some(p) = self.brokers[(f - 1) as usize].process.as_mut() else {
                 return Err(format!("broker {f} is down after the cluster settled"));
             };
-            let (records, _) = p.records()?;
-            if records != leader_records {
+            let theirs = p.read_log()?;
+            let from = ours.start.max(theirs.start);
+            if theirs.from(from) != ours.from(from) {
                 return Err(format!(
-                    "follower {f} (log end {}) does not hold leader {leader}'s log (log end {}) after the cluster settled",
+                    "follower {f} (log end {}) does not hold leader {leader}'s log (log end {}) from offset {from} after the cluster settled",
                     p.partition.log_end_offset(),
-                    leader_records.last().map_or(0, |r| r.offset + 1),
+                    ours.records.last().map_or(0, |r| r.offset + 1),
                 ));
             }
         }
@@ -315,13 +351,12 @@ impl Sim {
         let value = id.to_string();
         let mut holders = Vec::new();
         for b in 1..=self.brokers.len() as BrokerId {
-            let holds_it = |records: &[StoredRecord]| {
-                value_at(records, offset).and_then(|r| r.value.as_deref()) == Some(value.as_bytes())
-            };
             let broker = &mut self.brokers[(b - 1) as usize];
             let holds = match broker.process.as_mut() {
-                Some(p) => holds_it(&p.records()?.0),
-                None => broker.held_while_down().is_none_or(holds_it),
+                Some(p) => p.read_log()?.holds(offset, value.as_bytes()),
+                None => broker
+                    .held_while_down()
+                    .is_none_or(|held| held.holds(offset, value.as_bytes())),
             };
             if holds {
                 holders.push(b);
@@ -337,23 +372,26 @@ impl Sim {
 
     fn check_acked_writes(&mut self, leader: BrokerId, at_end: bool) -> Result<(), String> {
         let p = self.process(leader);
-        let (records, version) = p.records()?;
+        let log = p.read_log()?;
         let (hw, log_end) = (p.partition.high_watermark(), p.partition.log_end_offset());
         // Acknowledged records never change: only a changed log or new acknowledgements
         // need a look.
-        let checked = (leader, version, self.acked_writes.len());
+        let checked = (leader, log.version, self.acked_writes.len());
         if self.checked.acked_writes == Some(checked) && !at_end {
             return Ok(());
         }
         self.checked.acked_writes = Some(checked);
-        for (&id, &offset) in &self.acked_writes {
-            let found = value_at(&records, offset).and_then(|r| r.value.as_deref());
-            if found != Some(id.to_string().as_bytes()) {
-                return Err(format!(
-                    "acknowledged record {id} at offset {offset} is lost: leader {leader} holds {:?} there (log end {log_end})",
-                    found.map(String::from_utf8_lossy),
-                ));
-            }
+        // Below the log start, retention deleted it: it was committed.
+        let lost = self
+            .acked_writes
+            .iter()
+            .find(|(id, &offset)| !log.holds(offset, id.to_string().as_bytes()));
+        if let Some((&id, &offset)) = lost {
+            let found = value_at(&log.records, offset).and_then(|r| r.value.as_deref());
+            return Err(format!(
+                "acknowledged record {id} at offset {offset} is lost: leader {leader} holds {:?} there (log end {log_end})",
+                found.map(String::from_utf8_lossy),
+            ));
         }
         if at_end {
             if let Some((&id, &offset)) = self.acked_writes.iter().find(|(_, &o)| o >= hw) {
@@ -366,7 +404,7 @@ impl Sim {
     }
 
     fn check_follower_prefixes(&mut self, leader: BrokerId) -> Result<(), String> {
-        let (leader_records, leader_version) = self.process(leader).records()?;
+        let ours = self.process(leader).read_log()?;
         let leader_end = self.process(leader).partition.log_end_offset();
         for f in 1..=self.brokers.len() as BrokerId {
             let Some(p) = self.brokers[(f - 1) as usize].process.as_mut() else {
@@ -376,15 +414,18 @@ impl Sim {
                 continue;
             }
             let hw = p.partition.high_watermark();
-            let (records, version) = p.records()?;
+            let theirs_read = p.read_log()?;
             // Neither log nor the high watermark moved since this pair was compared.
-            let compared = (leader, leader_version, version, hw);
+            let compared = (leader, ours.version, theirs_read.version, hw);
             if self.checked.prefixes.get(&f) == Some(&compared) {
                 continue;
             }
+            // Below both log starts, retention deleted what was committed.
+            let from = ours.start.max(theirs_read.start);
             let below = |r: &&StoredRecord| r.offset < hw;
-            let theirs: Vec<&StoredRecord> = records.iter().take_while(below).collect();
-            let ours: Vec<&StoredRecord> = leader_records.iter().take_while(below).collect();
+            let theirs: Vec<&StoredRecord> =
+                theirs_read.from(from).iter().take_while(below).collect();
+            let ours: Vec<&StoredRecord> = ours.from(from).iter().take_while(below).collect();
             if theirs != ours {
                 let first = theirs
                     .iter()

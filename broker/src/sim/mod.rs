@@ -59,6 +59,9 @@ pub(super) struct Outcome {
     /// Leader epochs led, truncations done, ...: how much the run exercised.
     pub leader_epochs: usize,
     pub truncations: usize,
+    /// Followers that started over at their leader's log start (retention).
+    pub resets: usize,
+    pub segments_deleted: usize,
     pub controlled_shutdowns: usize,
     pub torn_writes: usize,
     /// Writes refused or failed for too small an ISR (NOT_ENOUGH_REPLICAS and
@@ -333,6 +336,8 @@ impl Sim {
             self.send(b, to, msg);
         }
         self.outcome.truncations += out.truncations;
+        self.outcome.resets += out.resets;
+        self.outcome.segments_deleted += out.segments_deleted;
         if self.check == Invariant::NoAckedWriteLost {
             for (id, offset) in out.acknowledged {
                 self.check_acknowledged(b, id, offset)?;

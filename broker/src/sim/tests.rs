@@ -14,12 +14,15 @@ fn check_seeds(invariant: Invariant) {
     };
     let (mut acked, mut epochs, mut truncations, mut shutdowns, mut torn, mut too_few, mut loads) =
         (0, 0, 0, 0, 0, 0, 0);
+    let (mut resets, mut deleted) = (0, 0);
     for &seed in &seeds {
         match run_seed(seed, invariant) {
             Ok(outcome) => {
                 acked += outcome.acked;
                 epochs += outcome.leader_epochs;
                 truncations += outcome.truncations;
+                resets += outcome.resets;
+                deleted += outcome.segments_deleted;
                 shutdowns += outcome.controlled_shutdowns;
                 torn += outcome.torn_writes;
                 too_few += outcome.not_enough_replicas;
@@ -29,7 +32,7 @@ fn check_seeds(invariant: Invariant) {
         }
     }
     println!(
-        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {shutdowns} controlled shutdowns, {torn} torn writes, {too_few} writes refused below min.insync.replicas, {loads} coordinator loads",
+        "{} seeds: {acked} acknowledged, {epochs} leader epochs, {truncations} truncations, {resets} resets to the leader's log start, {deleted} segments deleted by retention, {shutdowns} controlled shutdowns, {torn} torn writes, {too_few} writes refused below min.insync.replicas, {loads} coordinator loads",
         seeds.len()
     );
     // A run that acknowledges nothing proves nothing.
