@@ -63,10 +63,10 @@ fn seed_0_a_new_leader_hides_its_high_watermark_below_its_epoch_start() {
 /// With the high watermark over the committed ISR instead of committed ∪ pending, a
 /// write acknowledged while an expansion was in flight was not on the next leader.
 #[test]
-fn seed_13_the_high_watermark_waits_for_replicas_being_added() {
-    replay(13, Invariant::NoAckedWriteLost);
-    replay(13, Invariant::FollowerPrefixOfLeader);
-    replay(231, Invariant::HighWatermarkNeverGoesBack);
+fn seed_121_the_high_watermark_waits_for_replicas_being_added() {
+    replay(121, Invariant::NoAckedWriteLost);
+    replay(121, Invariant::FollowerPrefixOfLeader);
+    replay(121, Invariant::HighWatermarkNeverGoesBack);
 }
 
 /// Without the leader's last-fetched-epoch check, a follower holding another epoch's
@@ -77,28 +77,19 @@ fn seed_0_a_diverged_follower_does_not_count_for_the_high_watermark() {
     replay(0, Invariant::FollowerPrefixOfLeader);
 }
 
-/// A leader that has not appended in its epoch answers a follower whose last epoch
-/// it never held with where its own epoch starts; answering "keep up to my log end"
-/// left the follower on a record of another epoch, refetching the same divergence
-/// for good and never back in the ISR.
+/// Electing any live replica (not only ISR members) lost acknowledged records and
+/// an acknowledged offset commit.
 #[test]
-fn seed_2448_a_follower_ahead_of_a_new_leaders_epochs_truncates_to_its_epoch_start() {
-    replay(2448, Invariant::NoAckedWriteLost);
-}
-
-/// Electing any live replica (not only ISR members) lost an acknowledged offset
-/// commit, and left replicas out of the ISR for good.
-#[test]
-fn seed_22_clean_election_only_picks_isr_members() {
-    replay(22, Invariant::AckedCommitSurvivesFailover);
-    replay(7, Invariant::NoAckedWriteLost);
+fn seed_15_clean_election_only_picks_isr_members() {
+    replay(15, Invariant::NoAckedWriteLost);
+    replay(16, Invariant::AckedCommitSurvivesFailover);
 }
 
 /// Emptying the ISR when its last member is fenced left the partition without a
 /// leader for good.
 #[test]
-fn seed_132_the_last_isr_member_is_kept() {
-    replay(132, Invariant::OneLeaderPerEpoch);
+fn seed_218_the_last_isr_member_is_kept() {
+    replay(218, Invariant::OneLeaderPerEpoch);
 }
 
 /// Completing acks=all waiters without the min.insync.replicas check acknowledged a
@@ -115,11 +106,19 @@ fn seed_0_a_diverged_follower_truncates_before_appending() {
     replay(0, Invariant::FollowerPrefixOfLeader);
 }
 
+/// A follower whose log end fell below its leader's log start (retention there) and
+/// does not start over at that log start gets OFFSET_OUT_OF_RANGE for good and
+/// never rejoins the ISR.
+#[test]
+fn seed_2_a_follower_behind_its_leaders_log_start_starts_over_there() {
+    replay(2, Invariant::NoAckedWriteLost);
+}
+
 /// A coordinator that answers an offset commit before the ISR holds it lost the
 /// commit in the next failover.
 #[test]
-fn seed_2_an_offset_commit_is_answered_once_the_isr_holds_it() {
-    replay(2, Invariant::AckedCommitSurvivesFailover);
+fn seed_4_an_offset_commit_is_answered_once_the_isr_holds_it() {
+    replay(4, Invariant::AckedCommitSurvivesFailover);
 }
 
 #[test]
