@@ -11,7 +11,10 @@
 //! - `index`: the sparse `.index` and `.timeindex` files (Kafka's formats).
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
 //! - `producer_state`: idempotent producer sequence checks (pure state machine).
-//! - `records`: the records inside a batch: bounded decompression, parsing, rewriting.
+//! - `records`: the records inside a batch: the one record parser (in memory or
+//!   streamed), rewriting for the cleaner.
+//! - `codec`: the compression codecs: bounded streaming readers, compression.
+//! - `validate`: every check a produced batch passes before it is stored.
 //! - `compaction`: the log cleaner for `cleanup.policy=compact` (plan, run, install).
 //!
 //! # Files in a partition directory
@@ -31,12 +34,14 @@
 //! Small files are replaced atomically (write `*.tmp`, fsync, rename, fsync the dir).
 
 pub mod batch;
+pub mod codec;
 pub mod compaction;
 pub mod epoch_cache;
 mod index;
 pub mod producer_state;
 pub mod records;
 mod segment;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -585,15 +590,8 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let records: Bytes = records.into();
-        let header = batch::validate_client_records(&records, self.config.max_message_bytes)?;
-        if self.config.cleanup_policy.compact {
-            // Kafka looks inside batches for compacted topics only: a record without a
-            // key could never be compacted (and the cleaner would drop it).
-            records::check_compacted_produce(&records, &header).map_err(|e| match e {
-                records::KeyCheck::Corrupt(e) => AppendError::Corrupt(e.to_string()),
-                records::KeyCheck::Invalid(reason) => AppendError::InvalidRecord(reason),
-            })?;
-        }
+        let valid = validate::validate_produce(&records, &self.config)?;
+        let header = valid.header;
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         if header.is_idempotent() {
             let check = self.producers.check_leader_append(
@@ -628,14 +626,25 @@ impl Log {
         // prefix, the rest straight from the request buffer.
         let mut prefix = [0u8; batch::BROKER_ASSIGNED_PREFIX_BYTES];
         let stamped;
-        let parts: [&[u8]; 2] = if log_append_time {
-            // LogAppendTime changes fields inside the CRC: restamp a copy.
+        // LogAppendTime, or (as Kafka does) a CreateTime maxTimestamp that is not the
+        // largest record timestamp, changes fields inside the CRC: restamp a copy.
+        let restamp = if log_append_time {
+            Some((true, now_ms))
+        } else {
+            valid
+                .needs_restamp(self.config.timestamp_type)
+                .then_some((false, valid.max_timestamp_ms))
+        };
+        let parts: [&[u8]; 2] = if let Some((log_append_time, max_timestamp_ms)) = restamp {
             let mut copy = BytesMut::from(&records[..]);
             batch::set_base_offset(&mut copy, base_offset);
             batch::set_partition_leader_epoch(&mut copy, leader_epoch);
-            batch::set_log_append_time(&mut copy, now_ms);
-            header.max_timestamp_ms = now_ms;
-            header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+            batch::set_max_timestamp(&mut copy, log_append_time, max_timestamp_ms);
+            header.max_timestamp_ms = max_timestamp_ms;
+            header.attributes &= !batch::TIMESTAMP_TYPE_BIT;
+            if log_append_time {
+                header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+            }
             stamped = copy;
             [&stamped[..], &[]]
         } else {
