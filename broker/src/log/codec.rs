@@ -38,9 +38,58 @@ const SNAPPY_MAX_EXPANSION: usize = 22;
 
 /// The LZ4 frame magic number (little-endian on the wire).
 const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
-/// FLG bit 5: blocks are independent. Kafka's Java LZ4 reader refuses frames without it
-/// ("dependent block stream is unsupported"), so such a batch would stop Java consumers.
+/// FLG bits: a dictionary id follows, a content checksum ends the frame, the content
+/// size follows, every block carries a checksum, blocks are independent.
+const LZ4_DICT_ID: u8 = 0x01;
+const LZ4_CONTENT_CHECKSUM: u8 = 0x04;
+const LZ4_CONTENT_SIZE: u8 = 0x08;
+const LZ4_BLOCK_CHECKSUM: u8 = 0x10;
 const LZ4_BLOCK_INDEPENDENCE: u8 = 0x20;
+/// The high bit of a block size: the block is stored uncompressed.
+const LZ4_UNCOMPRESSED_BLOCK: u32 = 0x8000_0000;
+
+/// Walk the block sizes of the one LZ4 frame `data` must be (the decoder checks the
+/// descriptor's checksum and decodes the blocks). Kafka's Java LZ4 reader refuses
+/// frames whose blocks are linked ("dependent block stream is unsupported") and fails
+/// on a frame cut short, while the decoder here would take a frame that stops at a
+/// block boundary for a whole one: either batch would stop Java consumers.
+fn check_lz4_frame(data: &[u8]) -> Result<(), String> {
+    if !data.starts_with(&LZ4_MAGIC) {
+        return Err("no lz4 frame magic".into());
+    }
+    let flg = *data.get(4).ok_or("truncated lz4 frame descriptor")?;
+    if flg & LZ4_BLOCK_INDEPENDENCE == 0 {
+        return Err(
+            "the lz4 frame links its blocks; Kafka's lz4 format has independent blocks".into(),
+        );
+    }
+    let optional = |bit: u8, bytes: usize| if flg & bit != 0 { bytes } else { 0 };
+    // Magic, FLG, BD, the optional fields, the descriptor checksum.
+    let mut at = 4 + 2 + optional(LZ4_CONTENT_SIZE, 8) + optional(LZ4_DICT_ID, 4) + 1;
+    let block_checksum = optional(LZ4_BLOCK_CHECKSUM, 4);
+    loop {
+        let Some(size) = data.get(at..at + 4) else {
+            return Err(format!(
+                "the lz4 frame ends at byte {at} without its end mark"
+            ));
+        };
+        let size = u32::from_le_bytes(size.try_into().expect("four bytes"));
+        at += 4;
+        if size == 0 {
+            break;
+        }
+        at = at
+            .checked_add((size & !LZ4_UNCOMPRESSED_BLOCK) as usize + block_checksum)
+            .filter(|&end| end <= data.len())
+            .ok_or_else(|| format!("lz4 block of {size} bytes at byte {at} is truncated"))?;
+    }
+    at += optional(LZ4_CONTENT_CHECKSUM, 4);
+    match at.cmp(&data.len()) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Greater => Err("the lz4 content checksum is truncated".into()),
+        std::cmp::Ordering::Less => Err(format!("{} bytes follow the lz4 frame", data.len() - at)),
+    }
+}
 
 /// Why a compressed records section could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -109,15 +158,7 @@ pub fn decoder<'a>(codec: Compression, data: &'a [u8]) -> Result<Box<dyn Read + 
         // Java's GZIPInputStream reads concatenated members too.
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(data)),
         Compression::Lz4 => {
-            if let Some(flg) = data.strip_prefix(&LZ4_MAGIC).and_then(|d| d.first()) {
-                if flg & LZ4_BLOCK_INDEPENDENCE == 0 {
-                    return Err(corrupt(
-                        "the lz4 frame links its blocks; Kafka's lz4 format has \
-                         independent blocks"
-                            .into(),
-                    ));
-                }
-            }
+            check_lz4_frame(data).map_err(corrupt)?;
             Box::new(lz4_flex::frame::FrameDecoder::new(data))
         }
         // `with_buffer`: a slice is already buffered, no second copy.
@@ -379,6 +420,49 @@ mod tests {
         let linked = e.finish().unwrap();
         let err = decompress(Compression::Lz4, &linked, 1 << 20).unwrap_err();
         assert!(err.to_string().contains("links its blocks"), "{err}");
+    }
+
+    #[test]
+    fn an_lz4_frame_must_be_whole_and_alone() {
+        let data = b"independent blocks ".repeat(10_000);
+        let frame = compress(Compression::Lz4, &data).unwrap();
+        assert_eq!(
+            decompress(Compression::Lz4, &frame, data.len()).unwrap(),
+            data
+        );
+        // Without its end mark (the decoder alone would take it), or in the middle of it.
+        for cut in [4, 1] {
+            let err =
+                decompress(Compression::Lz4, &frame[..frame.len() - cut], 1 << 20).unwrap_err();
+            assert!(err.to_string().contains("without its end mark"), "{err}");
+        }
+        // In the middle of a block.
+        let err = decompress(Compression::Lz4, &frame[..frame.len() / 2], 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("is truncated"), "{err}");
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        let err = decompress(Compression::Lz4, &two, 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("bytes follow the lz4 frame"),
+            "{err}"
+        );
+        // With block and content checksums, as some producers write it.
+        let info = lz4_flex::frame::FrameInfo::new()
+            .block_checksums(true)
+            .content_checksum(true)
+            .content_size(Some(data.len() as u64));
+        let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        e.write_all(&data).unwrap();
+        let checked = e.finish().unwrap();
+        assert_eq!(
+            decompress(Compression::Lz4, &checked, data.len()).unwrap(),
+            data
+        );
+        let err = decompress(Compression::Lz4, &checked[..checked.len() - 2], 1 << 20).unwrap_err();
+        assert!(
+            err.to_string().contains("content checksum is truncated"),
+            "{err}"
+        );
     }
 
     #[test]

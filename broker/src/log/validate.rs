@@ -145,3 +145,6 @@ fn refusal(e: RecordError) -> AppendError {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;
