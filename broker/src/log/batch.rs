@@ -37,8 +37,9 @@ const LEADER_EPOCH_AT: usize = 12;
 pub const BROKER_ASSIGNED_PREFIX_BYTES: usize = LEADER_EPOCH_AT + 4;
 const MAGIC_AT: usize = 16;
 pub const CRC_AT: usize = 17;
+pub const ATTRIBUTES_AT: usize = 21;
 /// The CRC covers attributes through the end of the batch.
-const CRC_FROM: usize = 21;
+const CRC_FROM: usize = ATTRIBUTES_AT;
 const MAX_TIMESTAMP_AT: usize = 35;
 
 /// attributes bits 0-2: compression codec (0 none .. 4 zstd).

@@ -632,3 +632,84 @@ pub fn delete_horizon_ms(header: &BatchHeader) -> Option<i64> {
 pub fn is_control(header: &BatchHeader) -> bool {
     header.attributes & CONTROL_BIT != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One record whose value is `n` zeros.
+    fn zeros_record(n: usize) -> Vec<u8> {
+        let mut body = vec![0u8, 0, 0];
+        put_varlong(&mut body, -1);
+        put_varlong(&mut body, n as i64);
+        body.resize(body.len() + n, 0);
+        put_varlong(&mut body, 0);
+        let mut out = Vec::new();
+        put_varlong(&mut out, body.len() as i64);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn a_stream_stops_one_byte_past_its_cap_for_every_codec() {
+        let section = zeros_record(100_000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let data = compress(codec, &section).unwrap();
+            let mut src = StreamSource::new(codec, &data, section.len()).unwrap();
+            let r = read_record(&mut src).unwrap();
+            assert_eq!((r.key, r.value), (None, Some(())));
+            assert!(src.at_end().unwrap(), "{codec:?}");
+            assert_eq!(src.position(), section.len() as u64);
+
+            let mut src = StreamSource::new(codec, &data, section.len() - 1).unwrap();
+            match read_record(&mut src) {
+                Err(RecordFault::Source(SourceError::Codec(CodecError::TooLarge { cap }))) => {
+                    assert_eq!(cap, section.len() - 1)
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            // Never more than the cap and the byte that proves it was passed.
+            assert!(src.produced <= section.len() as u64, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn the_slice_and_stream_sources_read_the_same_records() {
+        let mut section = Vec::new();
+        for i in 0..100i64 {
+            let mut body = vec![0u8];
+            put_varlong(&mut body, i * 1000);
+            put_varlong(&mut body, i);
+            put_varlong(&mut body, 3);
+            body.extend_from_slice(b"key");
+            put_varlong(&mut body, i * 300);
+            body.resize(body.len() + (i * 300) as usize, b'v');
+            put_varlong(&mut body, 1);
+            put_varlong(&mut body, 1);
+            body.push(b'h');
+            put_varlong(&mut body, -1);
+            put_varlong(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+        let data = compress(Compression::Zstd, &section).unwrap();
+        let mut slice = SliceSource::new(&section);
+        let mut stream = StreamSource::new(Compression::Zstd, &data, 1 << 30).unwrap();
+        for i in 0..100 {
+            let a = read_record(&mut slice).unwrap();
+            let b = read_record(&mut stream).unwrap();
+            assert_eq!(
+                (a.timestamp_delta, a.offset_delta, a.key_at),
+                (b.timestamp_delta, b.offset_delta, b.key_at),
+                "record {i}"
+            );
+            assert_eq!(a.key, Some(&b"key"[..]));
+            assert_eq!(slice.position(), stream.position());
+        }
+        assert!(slice.at_end().unwrap() && stream.at_end().unwrap());
+    }
+}

@@ -564,3 +564,80 @@ fn a_wrong_max_timestamp_is_restamped_and_the_records_kept() {
     assert_eq!(second.attributes & TIMESTAMP_TYPE_BIT, 0);
     assert_eq!(second.max_timestamp_ms, TS);
 }
+
+/// Each poison batch kind, through the log's one produce entry point: refused, nothing
+/// stored. (Before produce validated records, every one of these was stored.)
+#[test]
+fn refused_batches_never_reach_the_log() {
+    let not_gzip = {
+        let mut b = batch(&[rec(0, "not gzip")], Compression::None);
+        b[22] |= Compression::Gzip as u8;
+        recrc(&mut b);
+        b
+    };
+    let huge_value = {
+        let mut s = vec![0u8, 0, 0];
+        put_varlong(&mut s, -1);
+        put_varlong(&mut s, i64::from(i32::MAX));
+        s.extend_from_slice(b"short");
+        put_varlong(&mut s, 0);
+        batch_of(&with_length(&s), 1, Compression::None, Framing::Java)
+    };
+    let long_varint = {
+        let mut s = vec![0u8, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00];
+        put_varlong(&mut s, -1);
+        put_varlong(&mut s, -1);
+        put_varlong(&mut s, 0);
+        batch_of(&with_length(&s), 1, Compression::None, Framing::Java)
+    };
+    let three = [
+        rec(0, "aaaaaaaaaa"),
+        rec(1, "bbbbbbbbbb"),
+        rec(2, "cccccccccc"),
+    ];
+    let fewer = batch_of(&section(&three[..2]), 3, Compression::Snappy, Framing::Java);
+    let repeated_delta = batch(
+        &[
+            rec(0, "a"),
+            Rec {
+                offset_delta: 0,
+                ..rec(1, "b")
+            },
+        ],
+        Compression::Lz4,
+    );
+    let header_lie = {
+        let mut b = body(&rec(0, "v"));
+        b.pop();
+        put_varlong(&mut b, 1_000_000);
+        batch_of(&with_length(&b), 1, Compression::None, Framing::Java)
+    };
+    let negative_key = {
+        let mut s = vec![0u8, 0, 0];
+        put_varlong(&mut s, -2);
+        put_varlong(&mut s, -1);
+        put_varlong(&mut s, 0);
+        batch_of(&with_length(&s), 1, Compression::Zstd, Framing::Java)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = crate::log::Log::open(dir.path(), delete_topic(), 0).unwrap();
+    for (what, b) in [
+        ("gzip flag, payload not gzip", not_gzip),
+        ("value of 2^31-1 bytes", huge_value),
+        ("6-byte varint", long_varint),
+        ("count above the records", fewer),
+        ("offset deltas 0, 0", repeated_delta),
+        ("a million headers", header_lie),
+        ("key length -2", negative_key),
+    ] {
+        let result = log.append_as_leader(b, 0, TS);
+        assert!(
+            matches!(
+                result,
+                Err(AppendError::Corrupt(_) | AppendError::InvalidRecord(_))
+            ),
+            "{what}: {result:?}"
+        );
+        assert_eq!(log.log_end_offset(), 0, "{what} was stored");
+    }
+}
