@@ -312,3 +312,100 @@ async fn a_decompression_bomb_costs_no_memory() -> Result<()> {
     }
     result
 }
+
+/// Writes the batches librdkafka and Kafka's Java producer send for each codec (three
+/// keyed records with headers, one batch) to `$FJORD_FIXTURES`, for the broker's unit
+/// tests (broker/src/log/validate/fixtures). Each is the first batch of a topic as the
+/// log stored it, baseOffset 0 and partitionLeaderEpoch reset to -1 (both outside the
+/// CRC); the rest are the client's bytes. The Java ones need Kafka's classpath (see
+/// e2e/apache-kafka.sh).
+///
+///     FJORD_FIXTURES=$PWD/broker/src/log/validate/fixtures \
+///       cargo test -p fjord-e2e --test poison_batches -- --ignored write_client_batch_fixtures
+#[tokio::test]
+#[ignore = "writes test fixtures"]
+async fn write_client_batch_fixtures() -> Result<()> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let out = std::path::PathBuf::from(std::env::var("FJORD_FIXTURES").context("FJORD_FIXTURES")?);
+    std::fs::create_dir_all(&out)?;
+    let broker = BrokerProcess::start(BrokerOptions::default()).await?;
+    let client = common::client(&broker.bootstrap()).await?;
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    for codec in codecs {
+        let topic = format!("librdkafka-{codec}");
+        client.create_topic(NewTopic::new(&topic, 1, 1)).await?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap())
+            .set("compression.type", codec)
+            .set("linger.ms", "500")
+            .create()?;
+        let sends: Vec<_> = (0..3)
+            .map(|i| {
+                let (key, value) = (format!("k{i}"), format!("value {i} ").repeat(20));
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "h",
+                    value: Some(&format!("{i}")),
+                });
+                let record = FutureRecord::to(&topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload(&value)
+                    .headers(headers);
+                producer.send_result(record).map_err(|(e, _)| e)
+            })
+            .collect::<Result<_, _>>()?;
+        for send in sends {
+            send.await?.map_err(|(e, _)| e)?;
+        }
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/apache-kafka.sh");
+    for codec in codecs {
+        let topic = format!("java-{codec}");
+        client.create_topic(NewTopic::new(&topic, 1, 1)).await?;
+        let mut child = std::process::Command::new("bash")
+            .args([
+                script,
+                "tool",
+                "kafka-console-producer",
+                "--bootstrap-server",
+            ])
+            .arg(broker.bootstrap())
+            .args(["--topic", &topic, "--compression-codec", codec])
+            .args([
+                "--property",
+                "parse.key=true",
+                "--property",
+                "parse.headers=true",
+            ])
+            .args(["--producer-property", "linger.ms=500"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()?;
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().context("stdin")?;
+            for i in 0..3 {
+                writeln!(stdin, "h:{i}\tk{i}\t{}", format!("value {i} ").repeat(20))?;
+            }
+        }
+        ensure!(child.wait()?.success(), "console producer for {codec}");
+    }
+    for prefix in ["librdkafka", "java"] {
+        for codec in codecs {
+            let log = broker
+                .data_dir()
+                .join(format!("{prefix}-{codec}-0"))
+                .join("00000000000000000000.log");
+            let bytes = std::fs::read(&log).with_context(|| log.display().to_string())?;
+            let spans = common::batch_spans(&bytes);
+            let first = spans.first().context("no batch")?;
+            ensure!(first.records_count == 3, "{prefix} {codec}: {spans:?}");
+            let mut batch = bytes[..first.size_bytes].to_vec();
+            batch[..8].copy_from_slice(&0i64.to_be_bytes());
+            batch[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+            std::fs::write(out.join(format!("{prefix}-{codec}.bin")), batch)?;
+        }
+    }
+    Ok(())
+}
