@@ -3,10 +3,12 @@
 //! decompressed section), whole-section decompression for the cleaner and time lookups,
 //! and compression in the framing Java producers use.
 //!
-//! Memory is bounded for any input: a streaming reader holds the codec's own state (a
-//! gzip window, one lz4 block of at most 4 MiB, a zstd window) and one snappy block whose
-//! declared length is checked against what its compressed bytes can possibly yield; the
-//! caller caps the total it reads (see [`decompressed_cap`]).
+//! Memory is bounded for any input. A streaming reader holds the codec's own state: a
+//! 32 KiB gzip window, one lz4 block (4 MiB at most), a zstd window of at most 16 MiB
+//! ([`ZSTD_WINDOW_LOG_MAX`]), or one snappy block, whose declared length is checked
+//! against what its compressed bytes can encode (22 times their size; raw snappy, as
+//! librdkafka writes it, is one block). The caller caps the total it reads (see
+//! [`decompressed_cap`]).
 
 use std::io::{self, Read, Write};
 
@@ -91,12 +93,78 @@ fn check_lz4_frame(data: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The largest zstd window decoded: 16 MiB. A zstd decoder holds its whole window, so
+/// this bounds its memory whatever a frame declares (zstd's own default allows 128 MiB).
+/// Producers' frames use 2 MiB at the default level 3 and 8 MiB at level 19; only the
+/// "ultra" levels 20-22 need more, and their batches are refused.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 24;
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Skippable frames: magic 0x184D2A50-5F, then a 4-byte length.
+const ZSTD_SKIPPABLE_MAGIC: u32 = 0x184d_2a50;
+
+/// The window the first zstd frame of `data` needs (RFC 8878 3.1.1.1), checked against
+/// [`ZSTD_WINDOW_LOG_MAX`] so the refusal names it; a malformed header is left to the
+/// decoder.
+fn check_zstd_window(data: &[u8]) -> Result<(), CodecError> {
+    let mut at = 0usize;
+    while let Some(magic) = data.get(at..at + 4) {
+        let magic = u32::from_le_bytes(magic.try_into().expect("four bytes"));
+        if magic & !0xf != ZSTD_SKIPPABLE_MAGIC {
+            break;
+        }
+        let Some(len) = data.get(at + 4..at + 8) else {
+            return Ok(());
+        };
+        at += 8 + u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
+    }
+    let Some(header) = data.get(at..).filter(|h| h.starts_with(&ZSTD_MAGIC)) else {
+        return Ok(());
+    };
+    let Some(&descriptor) = header.get(4) else {
+        return Ok(());
+    };
+    let single_segment = descriptor & 0x20 != 0;
+    let window = if single_segment {
+        // The window is the content size, stored after the dictionary id.
+        let dict_id_bytes = [0, 1, 2, 4][usize::from(descriptor & 0x3)];
+        let size_bytes = [1, 2, 4, 8][usize::from(descriptor >> 6)];
+        let from = 5 + dict_id_bytes;
+        let Some(field) = header.get(from..from + size_bytes) else {
+            return Ok(());
+        };
+        let mut le = [0u8; 8];
+        le[..size_bytes].copy_from_slice(field);
+        // A 2-byte content size is stored minus 256.
+        u64::from_le_bytes(le) + if size_bytes == 2 { 256 } else { 0 }
+    } else {
+        let Some(&w) = header.get(5) else {
+            return Ok(());
+        };
+        let base = 1u64 << (10 + (w >> 3));
+        base + (base / 8) * u64::from(w & 0x7)
+    };
+    let max = 1u64 << ZSTD_WINDOW_LOG_MAX;
+    if window > max {
+        return Err(CodecError::Unsupported {
+            codec: "zstd",
+            reason: format!(
+                "the zstd frame needs a window of {window} bytes, more than the {max} \
+                 decoded (compression levels up to 19 stay within it)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Why a compressed records section could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// The bytes are not a valid stream of the batch's codec (Kafka: CORRUPT_MESSAGE).
     #[error("{codec} records do not decompress: {reason}")]
     Corrupt { codec: &'static str, reason: String },
+    /// A valid stream Fjord refuses to decode (INVALID_RECORD).
+    #[error("{reason}")]
+    Unsupported { codec: &'static str, reason: String },
     /// More decompressed bytes than the cap allows.
     #[error("records decompress to more than {cap} bytes")]
     TooLarge { cap: usize },
@@ -161,10 +229,16 @@ pub fn decoder<'a>(codec: Compression, data: &'a [u8]) -> Result<Box<dyn Read + 
             check_lz4_frame(data).map_err(corrupt)?;
             Box::new(lz4_flex::frame::FrameDecoder::new(data))
         }
-        // `with_buffer`: a slice is already buffered, no second copy.
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(data).map_err(|e| corrupt(e.to_string()))?,
-        ),
+        Compression::Zstd => {
+            check_zstd_window(data)?;
+            // `with_buffer`: a slice is already buffered, no second copy.
+            let mut d = zstd::stream::read::Decoder::with_buffer(data)
+                .map_err(|e| corrupt(e.to_string()))?;
+            // Frames after the first are held to the same window by the decoder.
+            d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| corrupt(e.to_string()))?;
+            Box::new(d)
+        }
         Compression::Snappy => {
             if data.starts_with(&XERIAL_MAGIC) {
                 let blocks = data
@@ -463,6 +537,45 @@ mod tests {
             err.to_string().contains("content checksum is truncated"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_zstd_window_past_16_mib_is_refused_before_decoding() {
+        let data = vec![3u8; 1 << 20];
+        let encode = |window_log: u32, pledged: Option<u64>| {
+            let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            e.window_log(window_log).unwrap();
+            e.set_pledged_src_size(pledged).unwrap();
+            e.include_contentsize(pledged.is_some()).unwrap();
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        // At the limit.
+        let at = encode(ZSTD_WINDOW_LOG_MAX, None);
+        assert_eq!(decompress(Compression::Zstd, &at, 1 << 20).unwrap(), data);
+        let past = encode(ZSTD_WINDOW_LOG_MAX + 1, None);
+        let err = decompress(Compression::Zstd, &past, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::Unsupported { reason, .. }
+                if reason.contains("window of 33554432 bytes")),
+            "{err}"
+        );
+        // A single-segment frame's window is its content size.
+        let single = encode(ZSTD_WINDOW_LOG_MAX, Some(data.len() as u64));
+        assert_eq!(single[4] & 0x20, 0x20, "single segment");
+        assert_eq!(
+            decompress(Compression::Zstd, &single, 1 << 20).unwrap(),
+            data
+        );
+        let mut lying = single.clone();
+        lying[5..9].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        let err = decompress(Compression::Zstd, &lying, 1 << 20).unwrap_err();
+        assert!(matches!(err, CodecError::Unsupported { .. }), "{err}");
+        // A second frame past the limit is refused by the decoder.
+        let mut two = at.clone();
+        two.extend_from_slice(&past);
+        let err = decompress(Compression::Zstd, &two, 4 << 20).unwrap_err();
+        assert!(matches!(err, CodecError::Corrupt { .. }), "{err}");
     }
 
     #[test]

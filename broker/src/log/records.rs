@@ -64,6 +64,10 @@ impl RecordError {
                 base_offset: header.base_offset,
                 reason: e.to_string(),
             },
+            CodecError::Unsupported { reason, .. } => RecordError::Malformed {
+                base_offset: header.base_offset,
+                reason,
+            },
             CodecError::TooLarge { cap } => RecordError::DecompressedTooLarge {
                 base_offset: header.base_offset,
                 compressed,
@@ -99,6 +103,10 @@ pub fn decompress(
             base_offset,
             compressed: data.len(),
             cap,
+        },
+        CodecError::Unsupported { reason, .. } => RecordError::Malformed {
+            base_offset,
+            reason,
         },
         e => RecordError::Codec {
             base_offset,

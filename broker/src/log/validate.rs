@@ -12,8 +12,8 @@
 //! - INVALID_RECORD: the batch is intact but breaks a rule: record count against the
 //!   offset range or the records present, a length, varint or header count that does not
 //!   fit, offset deltas other than 0, 1, 2, ..., a record without a key on a compacted
-//!   topic, more than one batch, a control batch. Also records that decompress past the
-//!   cap (Fjord's own bound; Kafka has none).
+//!   topic, more than one batch, a control batch. Also Fjord's own bounds, which Kafka
+//!   does not have: records that decompress past the cap, a zstd window over 16 MiB.
 //! - MESSAGE_TOO_LARGE: the batch is larger than `max.message.bytes`.
 //!
 //! One rule Kafka enforces by rewriting is kept here by restamping: the header's
