@@ -239,14 +239,15 @@ async fn zstd_in_a_produce_older_than_v7_is_unsupported() -> Result<()> {
     Ok(())
 }
 
-/// A zstd frame (RFC 8878) of `head` stored raw, then `zeros` zero bytes as RLE blocks of
-/// 128 KiB: about 4 bytes on the wire per 128 KiB decompressed.
-fn zstd_bomb(head: &[u8], zeros: usize) -> Vec<u8> {
+/// A zstd frame (RFC 8878) with a window of 2^`window_log` bytes holding `head` stored
+/// raw, then `zeros` zero bytes as RLE blocks of 128 KiB: about 4 bytes on the wire per
+/// 128 KiB decompressed.
+fn zstd_bomb(window_log: u8, head: &[u8], zeros: usize) -> Vec<u8> {
     const BLOCK: usize = 128 * 1024;
     let mut f = vec![0x28, 0xb5, 0x2f, 0xfd];
     // Frame header descriptor: no content size, not single-segment, no checksum, no
-    // dictionary; window descriptor: 2^17 bytes.
-    f.extend_from_slice(&[0x00, 7 << 3]);
+    // dictionary; then the window descriptor.
+    f.extend_from_slice(&[0x00, (window_log - 10) << 3]);
     let block_header = |f: &mut Vec<u8>, last: bool, kind: u32, size: usize| {
         let h = (size as u32) << 3 | kind << 1 | u32::from(last);
         f.extend_from_slice(&h.to_le_bytes()[..3]);
@@ -287,23 +288,27 @@ async fn a_decompression_bomb_costs_no_memory() -> Result<()> {
             .await?;
         let conn = common::connection(&broker.bootstrap()).await?;
         let head = record_head(Some(b"k"), VALUE as i64, VALUE);
-        // The value's zeros, then a zero byte for the header count.
-        let bomb = batch_with_section(Compression::Zstd, &zstd_bomb(&head, VALUE + 1))?;
-        ensure!(bomb.len() < 4096, "the bomb is {} bytes", bomb.len());
         let pid = broker.pid().context("broker pid")?;
-        let before = peak_rss_kib(pid)?;
-        let answer = produce_raw(&conn, &topic, 0, -1, bomb).await?;
-        let after = peak_rss_kib(pid)?;
-        ensure!(
-            after - before < 16 * 1024,
-            "peak RSS grew from {before} KiB to {after} KiB ({})",
-            described(&answer)
-        );
-        expect_refused(
-            &answer,
-            ResponseError::InvalidRecord,
-            &["decompress to more than 67108864 bytes"],
-        )?;
+        // A window of 128 KiB, the records streaming past the cap; and one of 128 MiB
+        // (zstd's own limit), which a decoder would fill with the records it holds.
+        for (window_log, says) in [
+            (17, "decompress to more than 67108864 bytes"),
+            (27, "needs a window of 134217728 bytes"),
+        ] {
+            // The value's zeros, then a zero byte for the header count.
+            let frame = zstd_bomb(window_log, &head, VALUE + 1);
+            let bomb = batch_with_section(Compression::Zstd, &frame)?;
+            ensure!(bomb.len() < 4096, "the bomb is {} bytes", bomb.len());
+            let before = peak_rss_kib(pid)?;
+            let answer = produce_raw(&conn, &topic, 0, -1, bomb).await?;
+            let after = peak_rss_kib(pid)?;
+            ensure!(
+                after - before < 16 * 1024,
+                "window 2^{window_log}: peak RSS grew from {before} KiB to {after} KiB ({})",
+                described(&answer)
+            );
+            expect_refused(&answer, ResponseError::InvalidRecord, &[says])?;
+        }
         Ok(())
     }
     .await;
