@@ -635,14 +635,14 @@ impl Log {
                 .needs_restamp(self.config.timestamp_type)
                 .then_some((false, valid.max_timestamp_ms))
         };
-        let parts: [&[u8]; 2] = if let Some((log_append_time, max_timestamp_ms)) = restamp {
+        let parts: [&[u8]; 2] = if let Some((append_time, max_timestamp_ms)) = restamp {
             let mut copy = BytesMut::from(&records[..]);
             batch::set_base_offset(&mut copy, base_offset);
             batch::set_partition_leader_epoch(&mut copy, leader_epoch);
-            batch::set_max_timestamp(&mut copy, log_append_time, max_timestamp_ms);
+            batch::set_max_timestamp(&mut copy, append_time, max_timestamp_ms);
             header.max_timestamp_ms = max_timestamp_ms;
             header.attributes &= !batch::TIMESTAMP_TYPE_BIT;
-            if log_append_time {
+            if append_time {
                 header.attributes |= batch::TIMESTAMP_TYPE_BIT;
             }
             stamped = copy;

@@ -57,12 +57,16 @@ pub fn validate_produce(records: &[u8], config: &LogConfig) -> Result<ValidBatch
     let section = &records[HEADER_BYTES..];
     let checked = match codec_of(&header).map_err(refusal)? {
         Compression::None => {
-            check_records(&header, &mut SliceSource::new(section), section, compacted)
+            let mut src = SliceSource::new(section);
+            check_records(&header, &mut src, section.len(), section.len(), compacted)
         }
-        codec => match StreamSource::new(codec, section, decompressed_cap(section.len())) {
-            Ok(mut src) => check_records(&header, &mut src, section, compacted),
-            Err(e) => Err(RecordError::from_codec(e, &header, section.len())),
-        },
+        codec => {
+            let cap = decompressed_cap(section.len());
+            match StreamSource::new(codec, section, cap) {
+                Ok(mut src) => check_records(&header, &mut src, cap, section.len(), compacted),
+                Err(e) => Err(RecordError::from_codec(e, &header, section.len())),
+            }
+        }
     };
     Ok(ValidBatch {
         header,
@@ -71,11 +75,14 @@ pub fn validate_produce(records: &[u8], config: &LogConfig) -> Result<ValidBatch
 }
 
 /// Walk every record: count, structure, offset deltas 0, 1, 2, ..., keys when
-/// `compacted`, nothing after the last. Returns the largest record timestamp.
+/// `compacted`, nothing after the last. `room` is the most bytes `src` can yield,
+/// `compressed` the size of the records section as sent. Returns the largest record
+/// timestamp.
 fn check_records<S: RecordSource>(
     header: &BatchHeader,
     src: &mut S,
-    section: &[u8],
+    room: usize,
+    compressed: usize,
     compacted: bool,
 ) -> Result<i64, RecordError> {
     let malformed = |reason: String| RecordError::Malformed {
@@ -86,11 +93,6 @@ fn check_records<S: RecordSource>(
     let count = header.records_count as usize;
     // Each record takes at least MIN_RECORD_BYTES, so a count the records cannot hold is
     // refused before any is read.
-    let room = if codec_of(header)? == Compression::None {
-        section.len()
-    } else {
-        decompressed_cap(section.len())
-    };
     if count > room / MIN_RECORD_BYTES {
         return Err(malformed(format!(
             "{count} records cannot fit in {room} bytes of records"
@@ -98,7 +100,7 @@ fn check_records<S: RecordSource>(
     }
     let mut max_timestamp_ms = NO_TIMESTAMP;
     for i in 0..count {
-        let r = read_record(src).map_err(|f| f.at(header, i, section.len()))?;
+        let r = read_record(src).map_err(|f| f.at(header, i, compressed))?;
         // Kafka rewrites a compressed batch with other deltas and stores an uncompressed
         // one as it is, so consumers would read offsets the log never assigned; Fjord
         // stores the client's bytes, so it refuses them.
@@ -123,7 +125,7 @@ fn check_records<S: RecordSource>(
     }
     let at_end = src
         .at_end()
-        .map_err(|e| RecordFault::Source(e).at(header, count, section.len()))?;
+        .map_err(|e| RecordFault::Source(e).at(header, count, compressed))?;
     if !at_end {
         return Err(malformed(format!(
             "bytes follow the last of the {count} records the header declares"
