@@ -980,7 +980,7 @@ def main():
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
     if a.quick:
-        # About 13 minutes here on a loaded machine: three rounds, Kafka's Java tools in
+        # About 14 minutes here on a loaded machine: three rounds, Kafka's Java tools in
         # the first only, record counts such that the slower system's run lasts several
         # seconds. The librdkafka latency runs are 8 s and 6 s (the first second left
         # out), the Java one 15 s so that its JIT warm-up is a small part of it.
