@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - `backoff`: exponential backoff, the one rule for retries.
 //! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
 //! - `group`: the consumer group coordinator state machine (classic protocol) and the
@@ -27,6 +28,7 @@
 //!   the background log scrub (`server::scrub`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod group;
