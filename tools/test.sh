@@ -36,9 +36,10 @@ step() {
 
 apt_deps() {
   # kcat for the librdkafka CLI suite; cmake and a C toolchain for rdkafka-sys;
-  # curl for readiness probes; python3-venv for the Python suites.
+  # curl for readiness probes; python3-venv for the Python suites; faketime (libfaketime)
+  # for the wall-clock step suite.
   local missing=()
-  for pkg in kcat cmake curl python3-venv; do
+  for pkg in kcat cmake curl python3-venv faketime; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0

@@ -91,6 +91,23 @@ pub struct BrokerConfig {
     )]
     pub log_retention_check_interval_ms: u64,
 
+    /// The most segment files (`.log`, `.index`, `.timeindex`) held open at once across
+    /// all partitions (log.open.files.max); others are opened again when read. The
+    /// files of each partition's active segment stay open on top of it.
+    #[arg(long, env = "FJORD_LOG_OPEN_FILES_MAX", default_value_t = crate::log::handles::DEFAULT_MAX_OPEN_FILES)]
+    pub log_open_files_max: usize,
+
+    /// Byte rate of the background scrub that checks the CRC-32C of log data this
+    /// broker has not read since it opened it (segments trusted after a clean
+    /// shutdown), in the spirit of log.cleaner.io.max.bytes.per.second; 0 turns the
+    /// scrub off.
+    #[arg(
+        long,
+        env = "FJORD_LOG_SCRUB_IO_MAX_BYTES_PER_SECOND",
+        default_value_t = 16 * 1024 * 1024
+    )]
+    pub log_scrub_io_max_bytes_per_second: u64,
+
     /// Forget an idempotent producer whose last batch is older than this
     /// (producer.id.expiration.ms); a returning producer then starts afresh.
     #[arg(
@@ -117,9 +134,27 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
-    /// Close client connections idle this long (connections.max.idle.ms).
+    /// Close client connections idle this long (connections.max.idle.ms): no request
+    /// begun, or no byte of a request begun, for this long.
     #[arg(long, env = "FJORD_CONNECTIONS_MAX_IDLE_MS", default_value_t = 600_000)]
     pub connections_max_idle_ms: u64,
+
+    /// Bytes of requests being read at once, over all connections
+    /// (queued.max.request.bytes). When they are taken, connections wait for room before
+    /// reading the rest of a request; a larger request is read alone, and requests of
+    /// up to 16 KiB never wait.
+    #[arg(
+        long,
+        env = "FJORD_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = 104_857_600
+    )]
+    pub queued_max_request_bytes: u64,
+
+    /// Close a connection whose request is not complete this long after its size
+    /// arrived, time spent waiting for room in --queued-max-request-bytes included.
+    /// The default is clients' request.timeout.ms: past it, the client has given up.
+    #[arg(long, env = "FJORD_REQUEST_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_read_timeout_ms: u64,
 
     /// Upper bound on a produce with acks=all or a fetch's wait (request.timeout.ms
     /// caps what the client asks).
@@ -352,6 +387,12 @@ impl BrokerConfig {
             return Err(format!(
                 "--broker-session-timeout-ms {} must exceed --broker-heartbeat-interval-ms {} (> 0)",
                 self.broker_session_timeout_ms, self.broker_heartbeat_interval_ms
+            ));
+        }
+        if self.queued_max_request_bytes == 0 || self.request_read_timeout_ms == 0 {
+            return Err(format!(
+                "--queued-max-request-bytes {} and --request-read-timeout-ms {} must be >= 1",
+                self.queued_max_request_bytes, self.request_read_timeout_ms
             ));
         }
         if self.metadata_snapshot_interval_entries == 0 {
@@ -689,6 +730,17 @@ pub fn effective_topic_config(
             .cloned()
             .unwrap_or_else(|| (def.default)(defaults)),
     )
+}
+
+/// A topic's `min.insync.replicas` from its (validated) overrides, at least 1.
+pub fn min_insync_replicas(
+    overrides: &BTreeMap<String, String>,
+    defaults: &TopicDefaults,
+) -> usize {
+    effective_topic_config("min.insync.replicas", overrides, defaults)
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// The storage settings of a topic from its (validated) overrides.

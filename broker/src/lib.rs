@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //!
+//! - `backoff`: exponential backoff, the one rule for retries.
+//! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
 //! - `group`: the consumer group coordinator state machine (classic protocol) and the
 //!   `__consumer_offsets` record formats.
@@ -19,11 +21,15 @@
 //! - `protocol`: Kafka framing, the request guard, fetch responses, advertised APIs.
 //! - `replication`: pure state machines of partition leaders, followers and the
 //!   controller, with a deterministic cluster simulator in its tests.
+//! - `storage`: the storage seam: every file operation of segments, indexes,
+//!   checkpoints and the metadata log, with fault injection for tests.
 //! - `server`: listeners, connections, request handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
-//!   HTTP metrics/health.
+//!   the background log scrub (`server::scrub`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
 
+pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod group;
 pub mod log;
@@ -33,3 +39,4 @@ pub mod protocol;
 pub mod quorum;
 pub mod replication;
 pub mod server;
+pub mod storage;

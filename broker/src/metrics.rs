@@ -26,6 +26,10 @@ pub struct Metrics {
     pub connections_rejected: IntCounter,
     /// Connections closed because a request was malformed or too large.
     pub requests_rejected: IntCounterVec,
+    /// Bytes of request frames being read (see `server::request_budget`).
+    pub request_read_bytes: IntGauge,
+    /// Connections closed for a client too slow or silent, by reason.
+    pub connections_closed: IntCounterVec,
     /// Consumer groups by state.
     pub groups: IntGaugeVec,
     pub group_members: IntGaugeVec,
@@ -38,6 +42,8 @@ pub struct Metrics {
     pub under_replicated_partitions: IntGauge,
     /// Partitions of the cluster without a leader (from this broker's metadata).
     pub offline_partitions: IntGauge,
+    /// Replicas hosted here that cannot be served (storage), by topic and partition.
+    pub offline_replicas: IntGauge,
     /// Partitions this broker leads.
     pub leader_partitions: IntGauge,
     /// ISR changes of partitions this broker leads, seen in committed metadata.
@@ -51,6 +57,18 @@ pub struct Metrics {
     pub raft_term: IntGauge,
     pub raft_commit_index: IntGauge,
     pub raft_applied_index: IntGauge,
+    /// 1 while a write of this broker's metadata log (or vote, or snapshot) is failing
+    /// and being retried; the broker is not ready meanwhile.
+    pub metadata_write_failing: IntGauge,
+    /// Failed metadata writes, by error (ENOSPC, EIO, ...).
+    pub metadata_write_failures: IntCounterVec,
+    /// Log bytes the background scrub checked and found valid.
+    pub log_scrub_verified_bytes: IntCounter,
+    /// Damage the scrub found in a partition's log (each is logged with its file and
+    /// byte position).
+    pub log_damage_found: IntCounterVec,
+    /// Segment files held open now, across all partitions.
+    pub log_open_segment_files: IntGauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -190,6 +208,21 @@ impl Metrics {
                 "Requests refused before decoding (malformed, too large, unknown API), by reason.",
                 &["reason"],
             ),
+            request_read_bytes: gauge(
+                &registry,
+                "fjord_request_read_bytes",
+                "Bytes of request frames being read: room taken from queued.max.request.bytes, \
+                 plus small frames that never wait for it.",
+            ),
+            connections_closed: counter_vec(
+                &registry,
+                "fjord_connections_closed_total",
+                "Connections closed for a slow or silent client, by reason: idle (no request \
+                 for connections.max.idle.ms), idle_mid_frame (no byte of a begun request for \
+                 as long), frame_deadline (request not read within --request-read-timeout-ms), \
+                 no_room (no room in queued.max.request.bytes within as long).",
+                &["reason"],
+            ),
             groups: gauge_vec(
                 &registry,
                 "fjord_groups",
@@ -219,6 +252,12 @@ impl Metrics {
                 &registry,
                 "fjord_under_replicated_partitions",
                 "Partitions led here whose ISR is smaller than their replica set.",
+            ),
+            offline_replicas: gauge(
+                &registry,
+                "fjord_offline_replicas",
+                "Replicas hosted here whose log cannot be served (not openable, failed or \
+                 damaged): requests get KAFKA_STORAGE_ERROR while they are retried.",
             ),
             offline_partitions: gauge(
                 &registry,
@@ -266,7 +305,50 @@ impl Metrics {
                 "fjord_raft_applied_index",
                 "Highest metadata log index applied here (commit minus applied is the apply lag).",
             ),
+            metadata_write_failing: gauge(
+                &registry,
+                "fjord_metadata_write_failing",
+                "1 while a write of this broker's metadata log, vote or snapshot fails and is \
+                 retried (the broker is not ready meanwhile).",
+            ),
+            metadata_write_failures: counter_vec(
+                &registry,
+                "fjord_metadata_write_failures_total",
+                "Failed attempts at writing this broker's metadata log, vote or snapshot, by \
+                 error.",
+                &["error"],
+            ),
+            log_scrub_verified_bytes: counter(
+                &registry,
+                "fjord_log_scrub_verified_bytes_total",
+                "Log bytes the background scrub checked (CRC-32C) and found valid.",
+            ),
+            log_damage_found: counter_vec(
+                &registry,
+                "fjord_log_damage_found_total",
+                "Damaged places the scrub found in a partition's log.",
+                tp,
+            ),
+            log_open_segment_files: gauge(
+                &registry,
+                "fjord_log_open_segment_files",
+                "Segment files (.log, .index, .timeindex) held open, across all partitions.",
+            ),
             registry,
+        }
+    }
+
+    /// Show the metadata writes' health: whether one is failing now, and the failed
+    /// attempts so far by error label.
+    pub fn observe_metadata_writes(
+        &self,
+        failing: bool,
+        failures: &std::collections::BTreeMap<&'static str, u64>,
+    ) {
+        self.metadata_write_failing.set(i64::from(failing));
+        for (error, total) in failures {
+            let counter = self.metadata_write_failures.with_label_values(&[error]);
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

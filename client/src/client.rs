@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -158,6 +160,9 @@ pub struct NewTopic {
     pub replication_factor: i16,
     /// Topic configs, e.g. `("retention.ms", "60000")`.
     pub configs: Vec<(String, String)>,
+    /// Replicas of each partition, in partition order (the first one preferred as
+    /// leader); empty to let the brokers place them.
+    pub assignments: Vec<Vec<i32>>,
 }
 
 impl NewTopic {
@@ -168,6 +173,16 @@ impl NewTopic {
             num_partitions,
             replication_factor,
             configs: Vec::new(),
+            assignments: Vec::new(),
+        }
+    }
+
+    /// A topic whose partitions have the given replicas (partition count and
+    /// replication factor follow from them).
+    pub fn with_assignments(name: impl Into<String>, assignments: Vec<Vec<i32>>) -> Self {
+        NewTopic {
+            assignments,
+            ..NewTopic::new(name, -1, -1)
         }
     }
 
@@ -705,6 +720,19 @@ impl Client {
                             .with_name(topic_name(&t.name))
                             .with_num_partitions(t.num_partitions)
                             .with_replication_factor(t.replication_factor)
+                            .with_assignments(
+                                t.assignments
+                                    .iter()
+                                    .zip(0..)
+                                    .map(|(replicas, partition)| {
+                                        CreatableReplicaAssignment::default()
+                                            .with_partition_index(partition)
+                                            .with_broker_ids(
+                                                replicas.iter().copied().map(BrokerId).collect(),
+                                            )
+                                    })
+                                    .collect(),
+                            )
                             .with_configs(
                                 t.configs
                                     .iter()

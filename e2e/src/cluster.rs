@@ -92,6 +92,18 @@ impl Cluster {
     /// Starts every broker, then waits until each answers `/ready`. (All are spawned
     /// before any is waited for: a voter is not ready before the quorum has a majority.)
     pub async fn start(options: ClusterOptions) -> Result<Cluster> {
+        let ready_timeout = options.ready_timeout;
+        let (mut cluster, started) = Cluster::spawn(options).await?;
+        for (broker, started) in cluster.brokers.iter_mut().zip(started) {
+            broker.wait_ready(started).await?;
+        }
+        cluster.wait_for_brokers(ready_timeout).await?;
+        Ok(cluster)
+    }
+
+    /// Spawns every broker and returns at once, with each one's spawn time: for tests of
+    /// what clients meet while a cluster starts.
+    pub async fn spawn(options: ClusterOptions) -> Result<(Cluster, Vec<Instant>)> {
         static BLOCKS: AtomicU8 = AtomicU8::new(0);
         if options.brokers == 0 || options.brokers > 200 {
             bail!("a cluster of {} brokers", options.brokers);
@@ -141,11 +153,7 @@ impl Cluster {
         for broker in &mut cluster.brokers {
             started.push(broker.spawn()?);
         }
-        for (broker, started) in cluster.brokers.iter_mut().zip(started) {
-            broker.wait_ready(started).await?;
-        }
-        cluster.wait_for_brokers(options.ready_timeout).await?;
-        Ok(cluster)
+        Ok((cluster, started))
     }
 
     /// Waits until every running broker's Metadata lists every broker of the cluster, so a

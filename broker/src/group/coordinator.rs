@@ -538,6 +538,36 @@ impl GroupCoordinator {
         self.rebalances_total
     }
 
+    /// A group record of this event did not reach `min.insync.replicas` replicas (or
+    /// this broker stopped leading first): the members were not told what it held
+    /// (their answers carried the write's error), and nothing durable backs the
+    /// generation it described, so a group still in that generation rebalances and its
+    /// members rejoin (Kafka resets the assignment and prepares a rebalance when
+    /// storing it fails).
+    pub fn group_write_failed(&mut self, record: &GroupRecord, now_ms: i64) -> Vec<Action> {
+        let mut out = Vec::new();
+        let GroupRecord::Group {
+            group: id,
+            value: Some(value),
+        } = record
+        else {
+            return out;
+        };
+        let Some(group) = self.groups.get_mut(id) else {
+            return out;
+        };
+        if group.generation_id == value.generation_id && !group.members.is_empty() {
+            maybe_prepare_rebalance(
+                group,
+                &self.config,
+                &mut self.rebalances_total,
+                now_ms,
+                &mut out,
+            );
+        }
+        out
+    }
+
     // ---- JoinGroup ----
 
     pub fn join(&mut self, req: JoinRequest, request: RequestId, now_ms: i64) -> Vec<Action> {

@@ -57,16 +57,15 @@
 //! the new one, never a mix.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::log::batch::{compute_crc, BatchHeader, HEADER_BYTES};
+use crate::log::handles::{LogStorage, SegmentFile};
 use crate::log::records::{self, Record};
 use crate::log::segment::{self, segment_path, Segment, MAX_RELATIVE_OFFSET};
-use crate::log::{sync_dir, write_atomically, Log, LogConfig};
+use crate::log::{Log, LogConfig};
+use crate::storage::{Disk, FileKind};
 
 /// `<dir>/cleaner-offset-checkpoint`: `0`, the first dirty offset, and the earliest
 /// delete horizon of a retained tombstone (or -1).
@@ -263,7 +262,7 @@ struct SourceSegment {
     next_offset: i64,
     size_bytes: u64,
     first_batch_timestamp_ms: Option<i64>,
-    file: Arc<File>,
+    file: SegmentFile,
 }
 
 impl SourceSegment {
@@ -273,7 +272,7 @@ impl SourceSegment {
             next_offset: s.next_offset,
             size_bytes: s.size_bytes,
             first_batch_timestamp_ms: s.first_batch_timestamp_ms,
-            file: Arc::clone(&s.log),
+            file: s.log.clone(),
         }
     }
 }
@@ -293,6 +292,7 @@ pub enum CompactionReason {
 #[derive(Debug)]
 pub struct CompactionPlan {
     dir: PathBuf,
+    storage: LogStorage,
     config: LogConfig,
     generation: u64,
     now_ms: i64,
@@ -322,6 +322,7 @@ pub struct CompactionStats {
 #[derive(Debug)]
 pub struct CompactionResult {
     dir: PathBuf,
+    disk: Disk,
     generation: u64,
     /// Each cleaned segment with the source segments it replaces (the first has its base).
     groups: Vec<Vec<SourceSegment>>,
@@ -334,7 +335,7 @@ impl CompactionResult {
     /// Remove the `.cleaned` files (a result that will not be installed).
     pub fn discard(self) {
         for group in &self.groups {
-            remove_segment_files(&self.dir, group[0].base_offset, CLEANED_SUFFIX);
+            remove_segment_files(&self.disk, &self.dir, group[0].base_offset, CLEANED_SUFFIX);
         }
     }
 }
@@ -345,21 +346,29 @@ fn suffixed(suffix: &str, extra: &str) -> String {
 
 /// Remove a segment's three files with `extra` appended to their names; best effort
 /// (used on paths that are already failing or discarding).
-fn remove_segment_files(dir: &Path, base_offset: i64, extra: &str) {
+fn remove_segment_files(disk: &Disk, dir: &Path, base_offset: i64, extra: &str) {
     for suffix in [
         segment::LOG_SUFFIX,
         segment::INDEX_SUFFIX,
         segment::TIME_INDEX_SUFFIX,
     ] {
-        let _ = std::fs::remove_file(segment_path(dir, base_offset, &suffixed(suffix, extra)));
+        let path = segment_path(dir, base_offset, &suffixed(suffix, extra));
+        let _ = disk.remove_file(&path, kind_of(suffix));
     }
 }
 
-fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// The kind of a segment file by its (plain) suffix.
+fn kind_of(suffix: &str) -> FileKind {
+    if suffix == segment::LOG_SUFFIX {
+        FileKind::Segment
+    } else {
+        FileKind::Index
     }
+}
+
+fn remove_if_exists(disk: &Disk, dir: &Path, base_offset: i64, suffix: &str) -> io::Result<()> {
+    disk.remove_file_if_exists(&segment_path(dir, base_offset, suffix), kind_of(suffix))
+        .map(|_| ())
 }
 
 /// Sequential, CRC-checked reads of the whole batches of a source segment.
@@ -402,6 +411,7 @@ impl<'a> BatchReader<'a> {
         self.buf.resize(want as usize, 0);
         self.segment
             .file
+            .get()?
             .read_exact_at(&mut self.buf, self.position)?;
         self.buf_position = self.position;
         Ok(())
@@ -490,7 +500,7 @@ impl CompactionPlan {
         let result = self.run_inner(&mut created);
         if result.is_err() {
             for base in created {
-                remove_segment_files(&self.dir, base, CLEANED_SUFFIX);
+                remove_segment_files(&self.storage.disk, &self.dir, base, CLEANED_SUFFIX);
             }
         }
         result
@@ -520,6 +530,7 @@ impl CompactionPlan {
             let base = group[0].base_offset;
             created.push(base);
             let segment = Segment::create_with_suffix(
+                &self.storage,
                 &self.dir,
                 base,
                 &self.config,
@@ -542,9 +553,10 @@ impl CompactionPlan {
             stats.segments_written += 1;
             groups.push(group);
         }
-        sync_dir(&self.dir)?;
+        self.storage.disk.sync_dir(&self.dir)?;
         Ok(CompactionResult {
             dir: self.dir.clone(),
+            disk: self.storage.disk.clone(),
             generation: self.generation,
             groups,
             next_first_dirty_offset: end_offset,
@@ -718,6 +730,7 @@ impl Log {
         };
         Some(CompactionPlan {
             dir: self.dir.clone(),
+            storage: self.storage.clone(),
             config: config.clone(),
             generation: self.generation,
             now_ms,
@@ -745,7 +758,7 @@ impl Log {
             && result.groups.iter().flatten().all(|source| {
                 source.base_offset < active_base
                     && self.segments.get(&source.base_offset).is_some_and(|s| {
-                        Arc::ptr_eq(&s.log, &source.file) && s.size_bytes == source.size_bytes
+                        s.log.same(&source.file) && s.size_bytes == source.size_bytes
                     })
             });
         if !unchanged {
@@ -782,6 +795,7 @@ impl Log {
     /// readable after unlink).
     fn swap_in(&mut self, result: &CompactionResult) -> io::Result<()> {
         let dir = self.dir.clone();
+        let disk = self.storage.disk.clone();
         for group in &result.groups {
             let base = group[0].base_offset;
             for suffix in [
@@ -789,18 +803,15 @@ impl Log {
                 segment::TIME_INDEX_SUFFIX,
                 segment::LOG_SUFFIX,
             ] {
-                std::fs::rename(
-                    segment_path(&dir, base, &suffixed(suffix, CLEANED_SUFFIX)),
-                    segment_path(&dir, base, &suffixed(suffix, SWAP_SUFFIX)),
+                disk.rename(
+                    &segment_path(&dir, base, &suffixed(suffix, CLEANED_SUFFIX)),
+                    &segment_path(&dir, base, &suffixed(suffix, SWAP_SUFFIX)),
+                    kind_of(suffix),
                 )?;
             }
         }
-        sync_dir(&dir)?;
-        write_atomically(
-            &dir,
-            SWAP_MANIFEST,
-            encode_manifest(&result.groups).as_bytes(),
-        )?;
+        disk.sync_dir(&dir)?;
+        self.write_checkpoint(SWAP_MANIFEST, encode_manifest(&result.groups).as_bytes())?;
         for group in &result.groups {
             for source in &group[1..] {
                 for suffix in [
@@ -808,18 +819,40 @@ impl Log {
                     segment::INDEX_SUFFIX,
                     segment::TIME_INDEX_SUFFIX,
                 ] {
-                    remove_if_exists(&segment_path(&dir, source.base_offset, suffix))?;
+                    remove_if_exists(&disk, &dir, source.base_offset, suffix)?;
                 }
             }
             // A rename replaces the old `<b0>` files; readers holding them keep reading.
-            finish_swap(&dir, group[0].base_offset)?;
+            finish_swap(&disk, &dir, group[0].base_offset)?;
         }
-        sync_dir(&dir)?;
+        disk.sync_dir(&dir)?;
         let mut cleaned = Vec::with_capacity(result.groups.len());
         for group in &result.groups {
             let base = group[0].base_offset;
-            let (mut segment, _) = Segment::open(&dir, base, &self.config, self.clock_ms, false)?;
-            segment.unload_indexes()?;
+            let loaded = Segment::load(
+                &self.storage,
+                &dir,
+                base,
+                &self.config,
+                self.clock_ms,
+                false,
+            )?;
+            if let Some(damage) = loaded.damage {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "cleaned segment {} at byte {}: {}",
+                        loaded.segment.log.path().display(),
+                        damage.position,
+                        damage.reason
+                    ),
+                ));
+            }
+            let mut segment = loaded.segment;
+            segment.finish_load(&self.config, loaded.file_bytes, false)?;
+            // Written (and checked) by the cleaner in this process.
+            segment.verified_bytes = segment.size_bytes;
+            segment.verified_next_offset = segment.next_offset;
             cleaned.push(segment);
         }
         for source in result.groups.iter().flatten() {
@@ -828,8 +861,8 @@ impl Log {
         for segment in cleaned {
             self.segments.insert(segment.base_offset, segment);
         }
-        std::fs::remove_file(dir.join(SWAP_MANIFEST))?;
-        sync_dir(&dir)
+        disk.remove_file(&dir.join(SWAP_MANIFEST), FileKind::Checkpoint)?;
+        disk.sync_dir(&dir)
     }
 
     pub(crate) fn write_cleaner_checkpoint(&self) -> io::Result<()> {
@@ -838,8 +871,7 @@ impl Log {
         } else {
             self.tombstone_horizon_ms
         };
-        write_atomically(
-            &self.dir,
+        self.write_checkpoint(
             CLEANER_CHECKPOINT,
             format!("0\n{}\n{horizon}\n", self.first_dirty_offset).as_bytes(),
         )
@@ -852,8 +884,9 @@ impl Log {
 }
 
 /// Read the cleaner checkpoint: (first dirty offset, earliest tombstone horizon).
-pub(crate) fn read_cleaner_checkpoint(dir: &Path) -> io::Result<Option<(i64, i64)>> {
-    let Some(bytes) = crate::log::read_small_file(&dir.join(CLEANER_CHECKPOINT), 4096)? else {
+pub(crate) fn read_cleaner_checkpoint(disk: &Disk, dir: &Path) -> io::Result<Option<(i64, i64)>> {
+    let Some(bytes) = crate::log::read_small_file(disk, &dir.join(CLEANER_CHECKPOINT), 4096)?
+    else {
         return Ok(None);
     };
     let text = String::from_utf8_lossy(&bytes);
@@ -907,14 +940,14 @@ fn parse_manifest(text: &str) -> Option<Vec<Vec<i64>>> {
 
 /// Rename the swap files of the cleaned segment at `base` over its final names, the
 /// `.log` last: once `<base>.log.swap` is gone the group is fully installed.
-fn finish_swap(dir: &Path, base: i64) -> io::Result<()> {
+fn finish_swap(disk: &Disk, dir: &Path, base: i64) -> io::Result<()> {
     for suffix in [
         segment::INDEX_SUFFIX,
         segment::TIME_INDEX_SUFFIX,
         segment::LOG_SUFFIX,
     ] {
         let swap = segment_path(dir, base, &suffixed(suffix, SWAP_SUFFIX));
-        match std::fs::rename(&swap, segment_path(dir, base, suffix)) {
+        match disk.rename(&swap, &segment_path(dir, base, suffix), kind_of(suffix)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
@@ -924,9 +957,10 @@ fn finish_swap(dir: &Path, base: i64) -> io::Result<()> {
 
 /// Finish or roll back a compaction interrupted by a crash; run before the segments
 /// are loaded. See the module docs.
-pub fn recover_interrupted_compaction(dir: &Path) -> io::Result<()> {
+pub fn recover_interrupted_compaction(disk: &Disk, dir: &Path) -> io::Result<()> {
     let manifest_path = dir.join(SWAP_MANIFEST);
-    let manifest = crate::log::read_small_file(&manifest_path, crate::log::MAX_CHECKPOINT_BYTES)?;
+    let manifest =
+        crate::log::read_small_file(disk, &manifest_path, crate::log::MAX_CHECKPOINT_BYTES)?;
     let mut changed = false;
     if let Some(bytes) = &manifest {
         // Written atomically, so it is whole; anything else is damage we must not guess
@@ -943,7 +977,7 @@ pub fn recover_interrupted_compaction(dir: &Path) -> io::Result<()> {
         for bases in groups {
             let base = bases[0];
             let log_swap = segment_path(dir, base, &suffixed(segment::LOG_SUFFIX, SWAP_SUFFIX));
-            if !log_swap.exists() {
+            if !disk.exists(&log_swap, FileKind::Segment)? {
                 continue;
             }
             tracing::warn!(dir = %dir.display(), segment = base, "completing an interrupted compaction swap");
@@ -953,28 +987,32 @@ pub fn recover_interrupted_compaction(dir: &Path) -> io::Result<()> {
                     segment::INDEX_SUFFIX,
                     segment::TIME_INDEX_SUFFIX,
                 ] {
-                    remove_if_exists(&segment_path(dir, replaced, suffix))?;
+                    remove_if_exists(disk, dir, replaced, suffix)?;
                 }
             }
-            finish_swap(dir, base)?;
+            finish_swap(disk, dir, base)?;
         }
         changed = true;
     }
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if name.ends_with(CLEANED_SUFFIX) || name.ends_with(SWAP_SUFFIX) {
-            tracing::warn!(path = %entry.path().display(), "removing a leftover file of an interrupted compaction");
-            std::fs::remove_file(entry.path())?;
+    for name in disk.read_dir(dir)? {
+        let Some(text) = name.to_str() else { continue };
+        if text.ends_with(CLEANED_SUFFIX) || text.ends_with(SWAP_SUFFIX) {
+            let path = dir.join(&name);
+            tracing::warn!(path = %path.display(), "removing a leftover file of an interrupted compaction");
+            let kind = if text.contains(".log.") {
+                FileKind::Segment
+            } else {
+                FileKind::Index
+            };
+            disk.remove_file(&path, kind)?;
             changed = true;
         }
     }
     if manifest.is_some() {
-        remove_if_exists(&manifest_path)?;
+        disk.remove_file_if_exists(&manifest_path, FileKind::Checkpoint)?;
     }
     if changed {
-        sync_dir(dir)?;
+        disk.sync_dir(dir)?;
     }
     Ok(())
 }

@@ -10,11 +10,11 @@
 //! the file with `pread` (page-cache hits in practice), so memory does not grow with
 //! the number of segments; Kafka gets the same effect from mmap.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+
+use crate::log::handles::{LogStorage, SegmentFile};
+use crate::storage::{FileKind, OpenMode};
 
 pub const OFFSET_ENTRY_BYTES: usize = 8;
 pub const TIME_ENTRY_BYTES: usize = 12;
@@ -67,37 +67,42 @@ impl IndexEntry for TimeEntry {
     }
 }
 
-fn open_rw(path: &Path, truncate: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-}
-
-/// Decode a whole index file; `None` when missing, larger than an index of this
-/// segment can be, or not a whole number of entries.
-fn read_entries<E: IndexEntry>(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<E>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+/// Decode a whole index file without changing it; `None` when missing, larger than an
+/// index of this segment can be, or not a whole number of entries.
+fn read_entries<E: IndexEntry>(
+    storage: &LogStorage,
+    path: &Path,
+    max_bytes: u64,
+) -> io::Result<Option<Vec<E>>> {
+    // An index never grows past segment.index.bytes (plus one forced final entry).
+    let limit = max_bytes + E::BYTES as u64;
+    let bytes = match storage.disk.read_if_exists(path, FileKind::Index, limit) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = file.metadata()?.len();
-    // An index never grows past segment.index.bytes (plus one forced final entry).
-    if len > max_bytes + E::BYTES as u64 || len % E::BYTES as u64 != 0 {
+    if bytes.len() % E::BYTES != 0 {
         return Ok(None);
     }
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(Some(buf.chunks_exact(E::BYTES).map(E::decode).collect()))
+    Ok(Some(bytes.chunks_exact(E::BYTES).map(E::decode).collect()))
+}
+
+/// What loading an index file found.
+pub enum IndexLoad<T> {
+    Usable(T),
+    /// Missing or malformed: rebuild it from the log.
+    Rebuild(String),
+    /// Well-formed, but it describes batches past the end of the log file. Index
+    /// entries are written after their batch and fsynced with it when the segment is
+    /// rolled, so for a sealed segment this means the log lost data.
+    PastLogEnd(String),
 }
 
 /// The storage shared by both index kinds.
 struct IndexFile<E> {
-    /// Shared with flushes that sync it outside the log's lock.
-    file: Arc<File>,
+    /// Opened on demand; pinned while the segment is active.
+    file: SegmentFile,
     /// Resident entries (all of them, written or pending) while `resident`.
     entries: Vec<E>,
     resident: bool,
@@ -105,17 +110,30 @@ struct IndexFile<E> {
     written: usize,
     last: Option<E>,
     max_entries: usize,
+    /// The file may hold stale bytes past the written entries (the index is being
+    /// rebuilt): the next write cuts them off.
+    stale_tail: bool,
 }
 
 impl<E: IndexEntry> IndexFile<E> {
-    fn new(file: File, entries: Vec<E>, max_bytes: u64) -> Self {
+    fn new(file: SegmentFile, entries: Vec<E>, max_bytes: u64) -> Self {
         IndexFile {
-            file: Arc::new(file),
+            file,
             written: entries.len(),
             last: entries.last().copied(),
             entries,
             resident: true,
             max_entries: (max_bytes / E::BYTES as u64) as usize,
+            stale_tail: false,
+        }
+    }
+
+    /// An empty index to be filled from a scan of the log; the file on disk is
+    /// replaced by the first write.
+    fn rebuilt(file: SegmentFile, max_bytes: u64) -> Self {
+        IndexFile {
+            stale_tail: true,
+            ..IndexFile::new(file, Vec::new(), max_bytes)
         }
     }
 
@@ -133,7 +151,7 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         let mut buf = [0u8; 16];
         let buf = &mut buf[..E::BYTES];
-        self.file.read_exact_at(buf, (i * E::BYTES) as u64)?;
+        self.file.get()?.read_exact_at(buf, (i * E::BYTES) as u64)?;
         Ok(E::decode(buf))
     }
 
@@ -142,10 +160,14 @@ impl<E: IndexEntry> IndexFile<E> {
         if self.resident {
             return Ok(self.entries.partition_point(pred));
         }
+        let file = self.file.get()?;
         let (mut lo, mut hi) = (0, self.written);
+        let mut buf = [0u8; 16];
+        let buf = &mut buf[..E::BYTES];
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if pred(&self.get(mid)?) {
+            file.read_exact_at(buf, (mid * E::BYTES) as u64)?;
+            if pred(&E::decode(buf)) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -157,7 +179,7 @@ impl<E: IndexEntry> IndexFile<E> {
     fn ensure_resident(&mut self) -> io::Result<()> {
         if !self.resident {
             let mut buf = vec![0u8; self.written * E::BYTES];
-            self.file.read_exact_at(&mut buf, 0)?;
+            self.file.get()?.read_exact_at(&mut buf, 0)?;
             self.entries = buf.chunks_exact(E::BYTES).map(E::decode).collect();
             self.resident = true;
         }
@@ -172,16 +194,22 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     fn write_pending(&mut self) -> io::Result<()> {
-        if !self.resident || self.written == self.entries.len() {
+        if !self.resident || (self.written == self.entries.len() && !self.stale_tail) {
             return Ok(());
         }
-        let mut buf = Vec::with_capacity((self.entries.len() - self.written) * E::BYTES);
-        for e in &self.entries[self.written..] {
-            e.encode(&mut buf);
+        let file = self.file.get()?;
+        if self.written < self.entries.len() {
+            let mut buf = Vec::with_capacity((self.entries.len() - self.written) * E::BYTES);
+            for e in &self.entries[self.written..] {
+                e.encode(&mut buf);
+            }
+            file.write_all_at(&buf, (self.written * E::BYTES) as u64)?;
+            self.written = self.entries.len();
         }
-        self.file
-            .write_all_at(&buf, (self.written * E::BYTES) as u64)?;
-        self.written = self.entries.len();
+        if self.stale_tail {
+            file.set_len((self.written * E::BYTES) as u64)?;
+            self.stale_tail = false;
+        }
         Ok(())
     }
 
@@ -191,7 +219,9 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries.truncate(keep);
         self.last = self.entries.last().copied();
         self.written = self.written.min(keep);
-        self.file.set_len((self.written * E::BYTES) as u64)
+        self.file.get()?.set_len((self.written * E::BYTES) as u64)?;
+        self.stale_tail = false;
+        Ok(())
     }
 
     /// Write what is pending and drop the in-memory copy.
@@ -203,42 +233,81 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 }
 
+/// The file of a new index, created empty.
+fn create_file(storage: &LogStorage, path: PathBuf, pinned: bool) -> io::Result<SegmentFile> {
+    SegmentFile::open_now(
+        &storage.handles,
+        &storage.disk,
+        path,
+        FileKind::Index,
+        OpenMode::TRUNCATE,
+        pinned,
+    )
+}
+
+fn lazy_file(storage: &LogStorage, path: PathBuf) -> SegmentFile {
+    SegmentFile::existing(&storage.handles, &storage.disk, path, FileKind::Index)
+}
+
 pub struct OffsetIndex {
     inner: IndexFile<OffsetEntry>,
     base_offset: i64,
 }
 
 impl OffsetIndex {
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
+    /// A new, empty index file (pinned: the segment is active).
+    pub fn create(
+        storage: &LogStorage,
+        path: PathBuf,
+        base_offset: i64,
+        max_bytes: u64,
+    ) -> io::Result<Self> {
         Ok(OffsetIndex {
-            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
+            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
             base_offset,
         })
     }
 
-    /// Load an existing index; `None` when it is missing or fails the sanity checks
-    /// (offsets and positions strictly increasing, positions inside the log), so the
-    /// caller rebuilds it.
+    /// An empty index that replaces the file at `path` when first written (filled by
+    /// a scan of the segment).
+    pub fn rebuilt(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        OffsetIndex {
+            inner: IndexFile::rebuilt(lazy_file(storage, path), max_bytes),
+            base_offset,
+        }
+    }
+
+    /// Load an existing index without changing it, checking that offsets and positions
+    /// strictly increase and that the positions are inside the log.
     pub fn load(
-        path: &Path,
+        storage: &LogStorage,
+        path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         log_size_bytes: u64,
-    ) -> io::Result<Option<Self>> {
-        let Some(entries) = read_entries::<OffsetEntry>(path, max_bytes)? else {
-            return Ok(None);
+    ) -> io::Result<IndexLoad<Self>> {
+        let Some(entries) = read_entries::<OffsetEntry>(storage, &path, max_bytes)? else {
+            return Ok(IndexLoad::Rebuild("missing or not whole entries".into()));
         };
         let monotonic = entries
             .windows(2)
             .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position);
-        let inside = entries
-            .last()
-            .is_none_or(|e| u64::from(e.position) < log_size_bytes);
-        if !monotonic || !inside {
-            return Ok(None);
+        if !monotonic {
+            return Ok(IndexLoad::Rebuild("entries out of order".into()));
         }
-        Ok(Some(OffsetIndex {
-            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
+        if let Some(last) = entries
+            .last()
+            .filter(|e| u64::from(e.position) >= log_size_bytes)
+        {
+            return Ok(IndexLoad::PastLogEnd(format!(
+                "the offset index has the batch ending at offset {} at byte {}, past the end \
+                 of the {log_size_bytes}-byte log file: data is missing",
+                base_offset + i64::from(last.relative_offset),
+                last.position
+            )));
+        }
+        Ok(IndexLoad::Usable(OffsetIndex {
+            inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))
     }
@@ -329,9 +398,9 @@ impl OffsetIndex {
         self.inner.unload()
     }
 
-    /// The file, for a sync outside the log's lock.
-    pub fn file(&self) -> Arc<File> {
-        self.inner.file.clone()
+    /// The file (to sync it outside the log's lock, pin or retire it).
+    pub fn file(&self) -> &SegmentFile {
+        &self.inner.file
     }
 }
 
@@ -341,35 +410,57 @@ pub struct TimeIndex {
 }
 
 impl TimeIndex {
-    pub fn create(path: &Path, base_offset: i64, max_bytes: u64) -> io::Result<Self> {
+    /// A new, empty index file (pinned: the segment is active).
+    pub fn create(
+        storage: &LogStorage,
+        path: PathBuf,
+        base_offset: i64,
+        max_bytes: u64,
+    ) -> io::Result<Self> {
         Ok(TimeIndex {
-            inner: IndexFile::new(open_rw(path, true)?, Vec::new(), max_bytes),
+            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
             base_offset,
         })
     }
 
-    /// Load an existing time index; `None` when missing or not sane (timestamps
-    /// strictly increasing, offsets not decreasing and inside the segment).
+    /// See [`OffsetIndex::rebuilt`].
+    pub fn rebuilt(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        TimeIndex {
+            inner: IndexFile::rebuilt(lazy_file(storage, path), max_bytes),
+            base_offset,
+        }
+    }
+
+    /// Load an existing time index without changing it, checking that timestamps
+    /// strictly increase, offsets do not decrease and stay inside the segment.
     pub fn load(
-        path: &Path,
+        storage: &LogStorage,
+        path: PathBuf,
         base_offset: i64,
         max_bytes: u64,
         next_offset: i64,
-    ) -> io::Result<Option<Self>> {
-        let Some(entries) = read_entries::<TimeEntry>(path, max_bytes)? else {
-            return Ok(None);
+    ) -> io::Result<IndexLoad<Self>> {
+        let Some(entries) = read_entries::<TimeEntry>(storage, &path, max_bytes)? else {
+            return Ok(IndexLoad::Rebuild("missing or not whole entries".into()));
         };
         let monotonic = entries.windows(2).all(|w| {
             w[0].timestamp_ms < w[1].timestamp_ms && w[0].relative_offset <= w[1].relative_offset
         });
-        let inside = entries
-            .last()
-            .is_none_or(|e| base_offset + i64::from(e.relative_offset) < next_offset);
-        if !monotonic || !inside {
-            return Ok(None);
+        if !monotonic {
+            return Ok(IndexLoad::Rebuild("entries out of order".into()));
         }
-        Ok(Some(TimeIndex {
-            inner: IndexFile::new(open_rw(path, false)?, entries, max_bytes),
+        if let Some(last) = entries
+            .last()
+            .map(|e| base_offset + i64::from(e.relative_offset))
+            .filter(|&offset| offset >= next_offset)
+        {
+            return Ok(IndexLoad::PastLogEnd(format!(
+                "the time index refers to offset {last}, past the segment's last batch (ending \
+                 before offset {next_offset}): data is missing"
+            )));
+        }
+        Ok(IndexLoad::Usable(TimeIndex {
+            inner: IndexFile::new(lazy_file(storage, path), entries, max_bytes),
             base_offset,
         }))
     }
@@ -448,9 +539,9 @@ impl TimeIndex {
         self.inner.unload()
     }
 
-    /// The file, for a sync outside the log's lock.
-    pub fn file(&self) -> Arc<File> {
-        self.inner.file.clone()
+    /// The file (to sync it outside the log's lock, pin or retire it).
+    pub fn file(&self) -> &SegmentFile {
+        &self.inner.file
     }
 }
 
@@ -461,8 +552,10 @@ mod tests {
     #[test]
     fn lookups_agree_in_memory_and_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let mut offsets = OffsetIndex::create(&dir.path().join("i"), 100, 1 << 20).unwrap();
-        let mut times = TimeIndex::create(&dir.path().join("t"), 100, 1 << 20).unwrap();
+        let storage = LogStorage::default();
+        let mut offsets =
+            OffsetIndex::create(&storage, dir.path().join("i"), 100, 1 << 20).unwrap();
+        let mut times = TimeIndex::create(&storage, dir.path().join("t"), 100, 1 << 20).unwrap();
         for i in 1..50u64 {
             offsets.push(100 + i as i64 * 10, i * 1000).unwrap();
             times

@@ -9,6 +9,9 @@
 //! - `batch`: RecordBatch v2 header parsing, validation, CRC-32C, in-place rewrites.
 //! - `segment`: one `.log` file with its indexes; append, header scans, recovery.
 //! - `index`: the sparse `.index` and `.timeindex` files (Kafka's formats).
+//! - `handles`: the broker-wide bound on open segment files (opened on demand).
+//! - `recovery`: [`Log::open`] and its variants; torn tails, damage, [`OpenError`].
+//! - `scrub`: background checksums of data not read since the log was opened.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
 //! - `producer_state`: idempotent producer sequence checks (pure state machine).
 //! - `records`: the records inside a batch: the one record parser (in memory or
@@ -32,14 +35,19 @@
 //!   a compaction is being installed (see `compaction`).
 //!
 //! Small files are replaced atomically (write `*.tmp`, fsync, rename, fsync the dir).
+//! Every file operation goes through the storage seam (`crate::storage`), so tests
+//! can make any of them fail.
 
 pub mod batch;
 pub mod codec;
 pub mod compaction;
 pub mod epoch_cache;
+pub mod handles;
 mod index;
 pub mod producer_state;
 pub mod records;
+mod recovery;
+pub mod scrub;
 mod segment;
 pub mod validate;
 
@@ -48,14 +56,19 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use self::batch::BatchHeader;
 use self::epoch_cache::LeaderEpochCache;
+pub use self::handles::{FileHandles, LogStorage};
 use self::producer_state::{BatchMetadata, LeaderCheck, ProducerStateManager};
-use self::segment::{parse_segment_name, segment_path, Segment};
+pub use self::recovery::{Damage, DroppedData, OpenError};
+pub use self::scrub::{ScrubJob, ScrubReport};
+use self::segment::{parse_segment_name, Segment};
+use crate::storage::{Disk, DiskFile, FileKind};
 
 /// Per-topic storage settings, with Kafka's names and defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,16 +295,21 @@ const RECOVERY_POINT_CHECKPOINT_MS: i64 = 5_000;
 /// without the log's lock.
 #[derive(Debug)]
 pub struct FlushJob {
-    files: Vec<Arc<File>>,
+    files: Vec<DiskFile>,
     end_offset: i64,
     generation: u64,
+    sync_failed: Arc<AtomicBool>,
 }
 
 impl FlushJob {
-    /// fdatasync every file (blocking).
+    /// fdatasync every file (blocking). A failure is remembered by the log (see
+    /// [`Log::complete_flush`]).
     pub fn run(&self) -> io::Result<()> {
         for file in &self.files {
-            file.sync_data()?;
+            if let Err(e) = file.sync_data() {
+                self.sync_failed.store(true, Ordering::Release);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -305,6 +323,7 @@ impl FlushJob {
 /// One partition's log: segments under `<data-dir>/<topic>-<partition>/`.
 pub struct Log {
     dir: PathBuf,
+    storage: LogStorage,
     config: LogConfig,
     /// By base offset; the last one is the active segment. Never empty.
     segments: BTreeMap<i64, Segment>,
@@ -333,6 +352,20 @@ pub struct Log {
     /// Set when installing a compaction failed half way: the files are left for the
     /// next open to complete, and nothing more is compacted until then.
     compaction_disabled: bool,
+    /// An fsync of this log failed. The kernel may have dropped the pages it could not
+    /// write and report the next fsync as a success, so nothing written before is
+    /// known durable: the recovery point stays where it was and no clean shutdown is
+    /// recorded, so the next open recovers from there.
+    sync_failed: Arc<AtomicBool>,
+    /// The leader epoch checkpoint could not be written after an append; it is
+    /// written again before the recovery point moves past the batch.
+    epoch_checkpoint_stale: bool,
+    /// Damage the scrub found (see `scrub`).
+    damage: Option<Damage>,
+    /// The first offset whose batch the scrub found damaged (with `damage`).
+    damage_offset: Option<i64>,
+    /// The scrub's first segment to look at: every earlier one is verified.
+    scrub_from: i64,
 }
 
 impl std::fmt::Debug for Log {
@@ -346,213 +379,19 @@ impl std::fmt::Debug for Log {
     }
 }
 
-/// Write `name` in `dir` so that a crash leaves either the old or the new content.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let file = File::create(&tmp)?;
-        file.write_all_at(bytes, 0)?;
-        file.sync_all()?;
+/// Read a small file whole; `None` when missing or larger than `max_bytes` (a damaged
+/// checkpoint is ignored, not trusted).
+fn read_small_file(disk: &Disk, path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
+    match disk.read_if_exists(path, FileKind::Checkpoint, max_bytes) {
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring the file");
+            Ok(None)
+        }
+        other => other,
     }
-    std::fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Read a small file whole; `None` when missing or larger than `max_bytes`.
-fn read_small_file(path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let len = file.metadata()?.len();
-    if len > max_bytes {
-        tracing::warn!(path = %path.display(), len, max_bytes, "file too large; ignoring it");
-        return Ok(None);
-    }
-    let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)?;
-    Ok(Some(buf))
-}
-
-fn invalid_data(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
 impl Log {
-    /// Open (or create) the log in `dir`, recovering any segment not covered by a clean
-    /// shutdown: batches are validated (length, CRC-32C) and a torn tail is truncated;
-    /// indexes and producer state are rebuilt where needed.
-    pub fn open(dir: &Path, config: LogConfig, now_ms: i64) -> std::io::Result<Log> {
-        std::fs::create_dir_all(dir)?;
-        compaction::recover_interrupted_compaction(dir)?;
-        let clean = dir.join(CLEAN_SHUTDOWN_MARKER).exists();
-        let recovery_point = if clean {
-            i64::MAX
-        } else {
-            read_recovery_point(dir)?.unwrap_or(0)
-        };
-
-        let mut log_bases = Vec::new();
-        let mut index_files = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name.ends_with(".tmp") {
-                // An interrupted atomic write; the previous file is intact.
-                std::fs::remove_file(entry.path())?;
-                continue;
-            }
-            match parse_segment_name(name) {
-                Some((base, segment::LOG_SUFFIX)) => log_bases.push(base),
-                Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => {
-                    index_files.push((base, entry.path()))
-                }
-                _ => {}
-            }
-        }
-        log_bases.sort_unstable();
-        for (base, path) in index_files {
-            if log_bases.binary_search(&base).is_err() {
-                std::fs::remove_file(path)?;
-            }
-        }
-
-        let mut segments: BTreeMap<i64, Segment> = BTreeMap::new();
-        let mut first_recovered: Option<i64> = None;
-        for (i, &base) in log_bases.iter().enumerate() {
-            // Kafka recovers the segment holding the recovery point and all after it.
-            let next_base = log_bases.get(i + 1).copied();
-            let needs_recovery = !clean && next_base.is_none_or(|n| n > recovery_point);
-            let (segment, stats) = Segment::open(dir, base, &config, now_ms, needs_recovery)?;
-            if let Some(prev) = segments.values().next_back() {
-                if segment.base_offset < prev.next_offset {
-                    return Err(invalid_data(format!(
-                        "{}: segment {} overlaps the previous one ending at offset {}",
-                        dir.display(),
-                        segment.base_offset,
-                        prev.next_offset
-                    )));
-                }
-            }
-            let mut truncated = false;
-            if let Some(stats) = stats {
-                first_recovered.get_or_insert(base);
-                if stats.truncated_bytes > 0 {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        segment = base,
-                        valid_batches = stats.valid_batches,
-                        valid_bytes = stats.valid_bytes,
-                        truncated_bytes = stats.truncated_bytes,
-                        "recovery truncated an invalid segment tail"
-                    );
-                    truncated = true;
-                }
-            }
-            segments.insert(base, segment);
-            if truncated {
-                // Nothing after a bad byte can be trusted to continue the log.
-                for &later in &log_bases[i + 1..] {
-                    tracing::warn!(dir = %dir.display(), segment = later, "deleting segment after a truncated one");
-                    for suffix in [
-                        segment::LOG_SUFFIX,
-                        segment::INDEX_SUFFIX,
-                        segment::TIME_INDEX_SUFFIX,
-                    ] {
-                        match std::fs::remove_file(segment_path(dir, later, suffix)) {
-                            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                            _ => {}
-                        }
-                    }
-                }
-                break;
-            }
-        }
-        if segments.is_empty() {
-            segments.insert(0, Segment::create(dir, 0, &config, now_ms)?);
-        }
-        // Only the active segment keeps its index entries in memory.
-        let sealed = segments.len().saturating_sub(1);
-        for segment in segments.values_mut().take(sealed) {
-            segment.unload_indexes()?;
-        }
-        let log_start_offset = *segments.keys().next().unwrap_or(&0);
-
-        let mut log = Log {
-            dir: dir.to_path_buf(),
-            config,
-            segments,
-            log_start_offset,
-            epoch_cache: LeaderEpochCache::default(),
-            producers: ProducerStateManager::new(),
-            recovery_point: 0,
-            clean_marker_present: clean,
-            unflushed_messages: 0,
-            last_flush_ms: now_ms,
-            recovery_point_written_ms: now_ms,
-            clock_ms: now_ms,
-            first_dirty_offset: log_start_offset,
-            tombstone_horizon_ms: compaction::no_horizon(),
-            generation: 0,
-            compaction_disabled: false,
-        };
-        let log_end_offset = log.log_end_offset();
-        if let Some((dirty, horizon)) = compaction::read_cleaner_checkpoint(dir)? {
-            // Past the end (the log was truncated behind the checkpoint's back): Kafka
-            // starts over from the log start, which is always safe.
-            if (log_start_offset..=log_end_offset).contains(&dirty) {
-                log.first_dirty_offset = dirty;
-            }
-            log.tombstone_horizon_ms = horizon;
-        }
-
-        // Leader epochs: the checkpoint covers what is before the first recovered
-        // segment; epochs of recovered batches are taken from the batches themselves.
-        let epoch_replay_from = match read_small_file(
-            &dir.join(LEADER_EPOCH_CHECKPOINT),
-            MAX_CHECKPOINT_BYTES,
-        )? {
-            Some(bytes) => {
-                match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(&bytes)) {
-                    Ok(cache) => {
-                        log.epoch_cache = cache;
-                        first_recovered.unwrap_or(log_end_offset)
-                    }
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "unreadable leader epoch checkpoint; rebuilding");
-                        log_start_offset
-                    }
-                }
-            }
-            None => log_start_offset,
-        };
-        log.epoch_cache.truncate_from_end(epoch_replay_from);
-        let producer_replay_from = log.load_producer_snapshot()?;
-        log.replay(epoch_replay_from, producer_replay_from)?;
-        log.epoch_cache.truncate_from_start(log_start_offset);
-        log.write_epoch_checkpoint()?;
-
-        if first_recovered.is_some() {
-            // Recovered data sits in the page cache; make it durable before claiming it.
-            for segment in log.segments.values_mut() {
-                if first_recovered.is_some_and(|f| segment.base_offset >= f) {
-                    segment.flush()?;
-                }
-            }
-        }
-        log.recovery_point = log_end_offset;
-        if !clean {
-            log.write_recovery_point()?;
-        }
-        Ok(log)
-    }
-
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -735,8 +574,17 @@ impl Log {
             self.record_producer_batch(h);
             messages += i64::from(h.records_count);
         }
-        if epochs_changed {
-            self.write_epoch_checkpoint()?;
+        if epochs_changed || self.epoch_checkpoint_stale {
+            // The batches are in the log: failing the append now would tell the client
+            // they are not. The checkpoint is written before the recovery point moves
+            // past them (a flush, a roll, close).
+            match self.write_epoch_checkpoint() {
+                Ok(()) => self.epoch_checkpoint_stale = false,
+                Err(e) => {
+                    self.epoch_checkpoint_stale = true;
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "writing the leader epoch checkpoint failed; retried before the next flush");
+                }
+            }
         }
         self.unflushed_messages += messages;
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
@@ -768,11 +616,15 @@ impl Log {
             return Ok(());
         }
         self.mark_dirty()?;
+        self.ensure_epoch_checkpoint()?;
         self.active_mut().seal()?;
-        let segment = Segment::create(&self.dir, base_offset, &self.config, now_ms)?;
+        let segment = Segment::create(&self.storage, &self.dir, base_offset, &self.config, now_ms)?;
+        self.active().set_active(false);
         self.segments.insert(base_offset, segment);
         // Every older segment was sealed (fsynced) when it was rolled.
-        self.recovery_point = log_end_offset;
+        if !self.sync_failed.load(Ordering::Acquire) {
+            self.recovery_point = log_end_offset;
+        }
         self.write_recovery_point()?;
         self.write_producer_snapshot(log_end_offset)?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled a new segment");
@@ -813,6 +665,7 @@ impl Log {
             files,
             end_offset: self.log_end_offset(),
             generation: self.generation,
+            sync_failed: Arc::clone(&self.sync_failed),
         })
     }
 
@@ -822,10 +675,18 @@ impl Log {
     /// whether it moved. The checkpoint file is rewritten at most every
     /// [`RECOVERY_POINT_CHECKPOINT_MS`]: a stale one only makes recovery after a
     /// crash scan more.
+    ///
+    /// After any failed sync of this log (see [`FlushJob::run`]) it is an error: the
+    /// data may not be on disk whatever later syncs say, until the log is reopened
+    /// and recovered.
     pub fn complete_flush(&mut self, job: &FlushJob, now_ms: i64) -> io::Result<bool> {
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(self.sync_failed_error());
+        }
         if job.generation != self.generation {
             return Ok(false);
         }
+        self.ensure_epoch_checkpoint()?;
         if job.end_offset > self.recovery_point {
             self.recovery_point = job.end_offset;
             if now_ms.saturating_sub(self.recovery_point_written_ms) >= RECOVERY_POINT_CHECKPOINT_MS
@@ -908,7 +769,7 @@ impl Log {
             })?;
             return Ok(ReadInfo {
                 slice: Some(FileSlice {
-                    file: Arc::clone(&segment.log),
+                    file: Arc::clone(segment.log.get()?.file()),
                     position: start,
                     len,
                 }),
@@ -1127,15 +988,16 @@ impl Log {
             let start = offset.max(0);
             let old = std::mem::take(&mut self.segments);
             let deleted = old.values().try_for_each(Segment::delete_files);
+            drop(old);
             // The log keeps an active segment even when a deletion failed.
             self.segments.insert(
                 start,
-                Segment::create(&self.dir, start, &self.config, now_ms)?,
+                Segment::create(&self.storage, &self.dir, start, &self.config, now_ms)?,
             );
             deleted?;
             // No batch of any producer is left (Kafka's truncateFullyAndStartAt).
             for (_, path) in self.list_snapshots()? {
-                std::fs::remove_file(path)?;
+                self.storage.disk.remove_file(&path, FileKind::Checkpoint)?;
             }
             self.log_start_offset = start;
         } else {
@@ -1145,8 +1007,10 @@ impl Log {
                     segment.delete_files()?;
                 }
             }
+            self.active().set_active(true);
             self.active_mut().truncate_to(offset)?;
         }
+        self.scrub_from = i64::MIN;
         let log_end_offset = self.log_end_offset();
         if self.epoch_cache.truncate_from_end(log_end_offset) {
             self.write_epoch_checkpoint()?;
@@ -1163,7 +1027,7 @@ impl Log {
         self.write_recovery_point()?;
         for (snapshot, path) in self.list_snapshots()? {
             if snapshot > log_end_offset {
-                std::fs::remove_file(path)?;
+                self.storage.disk.remove_file(&path, FileKind::Checkpoint)?;
             }
         }
         self.producers = ProducerStateManager::new();
@@ -1173,50 +1037,81 @@ impl Log {
     }
 
     /// fsync everything and write the clean-shutdown state.
+    ///
+    /// After a failed sync (see [`Log::complete_flush`]) no clean shutdown is
+    /// recorded and this is an error: the next open recovers from the recovery point.
     pub fn close(&mut self) -> std::io::Result<()> {
         if self.clean_marker_present {
             return Ok(());
         }
         self.active_mut().seal()?;
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(self.sync_failed_error());
+        }
         let log_end_offset = self.log_end_offset();
         self.write_producer_snapshot(log_end_offset)?;
         self.write_epoch_checkpoint()?;
+        self.epoch_checkpoint_stale = false;
         self.recovery_point = log_end_offset;
         self.write_recovery_point()?;
-        write_atomically(&self.dir, CLEAN_SHUTDOWN_MARKER, b"")?;
+        self.write_checkpoint(CLEAN_SHUTDOWN_MARKER, b"")?;
         self.clean_marker_present = true;
         Ok(())
     }
 
     /// Remove the log and its directory (topic deletion).
     pub fn delete(self) -> std::io::Result<()> {
-        std::fs::remove_dir_all(&self.dir)
+        self.storage.disk.remove_dir_all(&self.dir)
+    }
+
+    fn sync_failed_error(&self) -> io::Error {
+        io::Error::other(format!(
+            "{}: an fsync of this log failed; nothing past offset {} is known to be on \
+             disk until the log is reopened and recovered",
+            self.dir.display(),
+            self.recovery_point
+        ))
     }
 
     /// The log is about to change: a later open must not trust it without recovery.
     fn mark_dirty(&mut self) -> io::Result<()> {
         if self.clean_marker_present {
-            match std::fs::remove_file(self.dir.join(CLEAN_SHUTDOWN_MARKER)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            sync_dir(&self.dir)?;
+            self.storage.disk.remove_file_if_exists(
+                &self.dir.join(CLEAN_SHUTDOWN_MARKER),
+                FileKind::Checkpoint,
+            )?;
+            self.storage.disk.sync_dir(&self.dir)?;
             self.clean_marker_present = false;
         }
         Ok(())
     }
 
+    /// Replace the small file `name` of this log atomically and durably.
+    fn write_checkpoint(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.storage
+            .disk
+            .write_atomically(&self.dir, name, FileKind::Checkpoint, bytes)
+    }
+
     fn write_epoch_checkpoint(&self) -> io::Result<()> {
-        write_atomically(
-            &self.dir,
+        self.write_checkpoint(
             LEADER_EPOCH_CHECKPOINT,
             self.epoch_cache.encode_checkpoint().as_bytes(),
         )
     }
 
+    /// Write the epoch checkpoint if an append could not (before the recovery point
+    /// moves past batches it lacks).
+    fn ensure_epoch_checkpoint(&mut self) -> io::Result<()> {
+        if self.epoch_checkpoint_stale {
+            self.write_epoch_checkpoint()?;
+            self.epoch_checkpoint_stale = false;
+        }
+        Ok(())
+    }
+
     fn write_recovery_point(&self) -> io::Result<()> {
-        write_atomically(
-            &self.dir,
+        self.write_checkpoint(
             RECOVERY_POINT_CHECKPOINT,
             format!("0\n{}\n", self.recovery_point).as_bytes(),
         )
@@ -1224,15 +1119,11 @@ impl Log {
 
     fn list_snapshots(&self) -> io::Result<Vec<(i64, PathBuf)>> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            let entry = entry?;
-            if let Some((offset, SNAPSHOT_SUFFIX)) =
-                entry.file_name().to_str().and_then(parse_segment_name)
-            {
-                out.push((offset, entry.path()));
+        for name in self.storage.disk.read_dir(&self.dir)? {
+            if let Some((offset, SNAPSHOT_SUFFIX)) = name.to_str().and_then(parse_segment_name) {
+                out.push((offset, self.dir.join(&name)));
             }
         }
-        out.sort_unstable_by_key(|(o, _)| *o);
         Ok(out)
     }
 
@@ -1240,11 +1131,11 @@ impl Log {
     /// newest snapshots.
     fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
         let name = format!("{offset:020}.{SNAPSHOT_SUFFIX}");
-        write_atomically(&self.dir, &name, &self.producers.encode_snapshot())?;
+        self.write_checkpoint(&name, &self.producers.encode_snapshot())?;
         let snapshots = self.list_snapshots()?;
         let excess = snapshots.len().saturating_sub(SNAPSHOTS_RETAINED);
         for (_, path) in &snapshots[..excess] {
-            std::fs::remove_file(path)?;
+            self.storage.disk.remove_file(path, FileKind::Checkpoint)?;
         }
         Ok(())
     }
@@ -1257,10 +1148,11 @@ impl Log {
             if offset > log_end_offset {
                 // Taken before a truncation (recovery or divergence): it knows batches
                 // the log no longer has.
-                std::fs::remove_file(&path)?;
+                self.storage.disk.remove_file(&path, FileKind::Checkpoint)?;
                 continue;
             }
-            let Some(bytes) = read_small_file(&path, MAX_SNAPSHOT_BYTES)? else {
+            let Some(bytes) = read_small_file(&self.storage.disk, &path, MAX_SNAPSHOT_BYTES)?
+            else {
                 continue;
             };
             match ProducerStateManager::decode_snapshot(&bytes) {
@@ -1349,23 +1241,7 @@ impl Log {
     }
 }
 
-fn read_recovery_point(dir: &Path) -> io::Result<Option<i64>> {
-    let Some(bytes) = read_small_file(&dir.join(RECOVERY_POINT_CHECKPOINT), 4096)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines = text.lines();
-    match (
-        lines.next(),
-        lines.next().and_then(|l| l.trim().parse::<i64>().ok()),
-    ) {
-        (Some("0"), Some(offset)) => Ok(Some(offset)),
-        _ => {
-            tracing::warn!(dir = %dir.display(), "unreadable recovery point; recovering every segment");
-            Ok(None)
-        }
-    }
-}
-
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod tests;

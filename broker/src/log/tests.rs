@@ -3,24 +3,24 @@
 use super::batch::testing::{decode_records, TestBatch};
 use super::*;
 
-fn config() -> LogConfig {
+pub(crate) fn config() -> LogConfig {
     LogConfig {
         index_interval_bytes: 0,
         ..LogConfig::default()
     }
 }
 
-fn open(dir: &Path, config: LogConfig) -> Log {
+pub(crate) fn open(dir: &Path, config: LogConfig) -> Log {
     Log::open(dir, config, 0).unwrap()
 }
 
-fn append(log: &mut Log, values: &[&str], ts: i64) -> AppendInfo {
+pub(crate) fn append(log: &mut Log, values: &[&str], ts: i64) -> AppendInfo {
     log.append_as_leader(TestBatch::new(values, ts).encode(), 1, ts)
         .unwrap()
 }
 
 /// Everything from `offset` to the log end, reading segment by segment as a consumer.
-fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, String)> {
+pub(crate) fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, String)> {
     let mut out = Vec::new();
     while offset < log.log_end_offset() {
         let info = log.read(offset, 1 << 20, i64::MAX, true).unwrap();
@@ -36,11 +36,11 @@ fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, String)> {
     out
 }
 
-fn values(records: &[(i64, String)]) -> Vec<(i64, &str)> {
+pub(crate) fn values(records: &[(i64, String)]) -> Vec<(i64, &str)> {
     records.iter().map(|(o, v)| (*o, v.as_str())).collect()
 }
 
-fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+pub(crate) fn segment_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

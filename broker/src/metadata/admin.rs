@@ -114,6 +114,7 @@ fn partition_states(first: i32, replicas: Vec<Vec<i32>>) -> Vec<PartitionState> 
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         })
         .collect()
 }

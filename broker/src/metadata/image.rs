@@ -27,6 +27,10 @@ pub struct PartitionState {
     /// ... and replicas that leave once every adding replica is in sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removing_replicas: Vec<i32>,
+    /// Replicas whose broker cannot serve its copy (unreadable, damaged or unopenable
+    /// storage): never elected, never in the ISR unless as its last member.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_replicas: Vec<i32>,
 }
 
 impl PartitionState {
@@ -422,6 +426,7 @@ mod tests {
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         }
     }
 

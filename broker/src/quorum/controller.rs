@@ -6,6 +6,14 @@
 //!
 //! The `Controller` gRPC service answers brokers; on a node that is not the active
 //! controller it answers NOT_CONTROLLER with the Raft leader as a hint.
+//!
+//! While this node's metadata log cannot be written (a write is retried below openraft,
+//! see `write_retry`), nothing can be committed: admin changes are refused with
+//! KAFKA_STORAGE_ERROR. The only voter of a cluster stays the controller meanwhile and
+//! answers what needs no write (heartbeats of unchanged brokers), so its broker keeps
+//! serving; with other voters it steps back, since its Raft node, blocked on the write,
+//! may already have been replaced by a leader it cannot hear of, and its brokers must
+//! then be fenced rather than answered by a stale controller.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state_machine::Shared;
 use super::{pb, ControllerReply, ControllerRequest, MetadataBatch, NodeId, TypeConfig};
+use crate::backoff::Backoff;
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord};
 use crate::replication::controller::{
@@ -38,6 +47,8 @@ pub(crate) struct Settings {
     pub session_timeout_ms: i64,
     pub auto_leader_rebalance: bool,
     pub tick: Duration,
+    /// Whether this node's metadata log writes land.
+    pub write_health: Arc<super::WriteHealth>,
 }
 
 /// Shared between the controller task and the gRPC service: where to send requests
@@ -274,14 +285,21 @@ pub(crate) async fn run(
     loop {
         // Wait until this node leads and has applied an entry of its own term (the
         // blank entry every new leader commits): its image then holds everything
-        // committed before it took over.
+        // committed before it took over. Everything appended must be applied too, so
+        // that a decision written late, once a failing log recovered, is in the image
+        // the controller starts from; and with other voters, the log must be writable.
+        let health = &handle.settings.write_health;
+        let mut health_changed = health.subscribe();
         let term = loop {
             let ready = {
                 let m = metrics.borrow_and_update();
+                let applied = m.last_applied.map(|l| l.index);
                 (m.state == ServerState::Leader
                     && m.current_leader == Some(me)
                     && m.last_applied
-                        .is_some_and(|l| l.leader_id.term == m.current_term))
+                        .is_some_and(|l| l.leader_id.term == m.current_term)
+                    && applied >= m.last_log_index
+                    && (health.failing().is_none() || is_sole_voter(&m, me)))
                 .then_some(m.current_term)
             };
             if let Some(term) = ready {
@@ -290,6 +308,7 @@ pub(crate) async fn run(
             tokio::select! {
                 () = cancel.cancelled() => return,
                 changed = metrics.changed() => if changed.is_err() { return },
+                _ = health_changed.changed() => {}
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE_BOUND);
@@ -317,8 +336,21 @@ pub(crate) async fn run(
     }
 }
 
-/// Lost the controller's footing (leadership or a commit): drop the controller.
-struct Resign;
+/// Is `me` the only voter of the committed membership?
+fn is_sole_voter(m: &openraft::RaftMetrics<NodeId, BasicNode>, me: NodeId) -> bool {
+    let mut voters = m.membership_config.membership().voter_ids();
+    voters.next() == Some(me) && voters.next().is_none()
+}
+
+/// Why a decision was not committed.
+enum NotCommitted {
+    /// Lost the controller's footing (leadership, or a commit that failed or did not
+    /// apply): drop the controller and rebuild it from the image.
+    Resign,
+    /// This node's metadata log cannot be written now: the decision is dropped (see
+    /// the module doc).
+    LogFailing,
+}
 
 struct Active {
     handle: Arc<Handle>,
@@ -338,6 +370,7 @@ impl Active {
         let mut tick = tokio::time::interval(self.handle.settings.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let me = self.handle.settings.node_id as NodeId;
+        let mut degraded = false;
         loop {
             let result = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -360,34 +393,64 @@ impl Active {
                     Some(cmd) => self.on_cmd(cmd).await,
                 }
             };
-            if result.is_err() {
+            match result {
+                Ok(()) => {}
+                Err(NotCommitted::Resign) => return,
+                Err(NotCommitted::LogFailing) => {
+                    let m = metrics.borrow().clone();
+                    if !is_sole_voter(&m, me) {
+                        return;
+                    }
+                    // The pure controller counted the dropped decision as made.
+                    self.controller.set_state(
+                        ClusterState::from_image(&self.sm.image()),
+                        self.handle.now_ms(),
+                    );
+                    degraded = true;
+                }
+            }
+            if degraded && self.handle.settings.write_health.failing().is_none() {
+                // The blocked write landed: start again from the image once applied.
                 return;
             }
         }
     }
 
     /// Commit records as one entry; the index it got (0: nothing to write).
-    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, Resign> {
+    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<u64, NotCommitted> {
         if records.is_empty() {
             return Ok(0);
         }
+        let health = &self.handle.settings.write_health;
+        if health.failing().is_some() {
+            return Err(NotCommitted::LogFailing);
+        }
         let write = self.raft.client_write(MetadataBatch(records));
-        match tokio::time::timeout(COMMIT_TIMEOUT, write).await {
+        let written = tokio::select! {
+            written = tokio::time::timeout(COMMIT_TIMEOUT, write) => written,
+            // The write waits below openraft until the disk takes it; not answering
+            // meanwhile would starve every broker's heartbeat.
+            () = health.wait_failing() => {
+                tracing::warn!("metadata log cannot be written: controller decisions wait");
+                return Err(NotCommitted::LogFailing);
+            }
+        };
+        match written {
             Ok(Ok(resp)) => {
                 if let Some(e) = resp.data.error {
                     // The controller's own state said it fits; the image disagrees.
                     tracing::error!(error = %e, "controller decision did not apply; resyncing");
-                    return Err(Resign);
+                    return Err(NotCommitted::Resign);
                 }
                 Ok(resp.log_id.index)
             }
             Ok(Err(e)) => {
                 tracing::info!("controller commit failed: {e}");
-                Err(Resign)
+                Err(NotCommitted::Resign)
             }
             Err(_) => {
                 tracing::warn!("controller commit took over {COMMIT_TIMEOUT:?}");
-                Err(Resign)
+                Err(NotCommitted::Resign)
             }
         }
     }
@@ -397,7 +460,7 @@ impl Active {
         &self,
         records: Vec<ControllerRecord>,
         registering: Option<(i32, BrokerEndpoint)>,
-    ) -> Result<u64, Resign> {
+    ) -> Result<u64, NotCommitted> {
         let image = self.sm.image();
         let endpoint = |b: i32| match &registering {
             Some((id, e)) if *id == b => e.clone(),
@@ -421,7 +484,7 @@ impl Active {
         self.sm.applied_index()
     }
 
-    async fn on_cmd(&mut self, cmd: Cmd) -> Result<(), Resign> {
+    async fn on_cmd(&mut self, cmd: Cmd) -> Result<(), NotCommitted> {
         match cmd {
             Cmd::Register(req, reply) => {
                 let endpoint = BrokerEndpoint {
@@ -470,7 +533,18 @@ impl Active {
                 let _ = reply.send(answer);
             }
             Cmd::Submit(req, reply) => {
+                let failing = self.handle.settings.write_health.failing();
                 let answer = match serde_json::from_slice::<ControllerRequest>(&req.request_json) {
+                    // A write is blocked on this node's log: a change would queue behind
+                    // it and time out, then apply unseen once the disk recovers.
+                    _ if failing.is_some() => Err(AdminError {
+                        code: ResponseError::KafkaStorageError,
+                        message: format!(
+                            "the metadata log of controller {} cannot be written ({}); retrying",
+                            self.handle.settings.node_id,
+                            failing.unwrap_or_default()
+                        ),
+                    }),
                     Err(e) => Err(AdminError {
                         code: ResponseError::InvalidRequest,
                         message: format!("controller request: {e}"),
@@ -495,13 +569,13 @@ impl Active {
     }
 
     /// The outcome of one request: the reply and the entry index to wait for, or the
-    /// Kafka error. `Err(Resign)` when committing failed.
+    /// Kafka error. `Err(NotCommitted::Resign)` when committing failed.
     async fn submit(
         &mut self,
         broker: i32,
         broker_epoch: i64,
         req: ControllerRequest,
-    ) -> Result<Result<(ControllerReply, u64), AdminError>, Resign> {
+    ) -> Result<Result<(ControllerReply, u64), AdminError>, NotCommitted> {
         let refuse = |code: ResponseError, message: String| Ok(Err(AdminError { code, message }));
         match req {
             ControllerRequest::Records(records) => {
@@ -557,6 +631,21 @@ impl Active {
                     .await?;
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
+            ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.applied_index()))),
+            ControllerRequest::ReplicaStorage { partition, offline } => {
+                match self.controller.replica_storage(
+                    broker,
+                    BrokerEpoch(broker_epoch),
+                    partition,
+                    offline,
+                ) {
+                    Err(code) => refuse(code, format!("storage report for {partition} refused")),
+                    Ok(records) => {
+                        let index = self.commit_decided(records, None).await?;
+                        Ok(Ok((ControllerReply::Done, index)))
+                    }
+                }
+            }
             ControllerRequest::UnregisterBroker { broker } => {
                 let membership = self.raft.metrics().borrow().membership_config.clone();
                 if membership
@@ -592,7 +681,7 @@ impl Active {
     /// Make a registering broker a Raft learner if it is not a member, and a voter
     /// when its --voters names it. In the background: a promotion waits for the learner
     /// to catch up, and openraft takes one membership change at a time, so it retries.
-    async fn ensure_member(&self, req: &pb::RegisterBrokerRequest) -> Result<(), Resign> {
+    async fn ensure_member(&self, req: &pb::RegisterBrokerRequest) -> Result<(), NotCommitted> {
         let id = req.broker_id as NodeId;
         let membership = self.raft.metrics().borrow().membership_config.clone();
         let m = membership.membership();
@@ -661,7 +750,7 @@ async fn retry_membership_change<F, Fut>(
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let deadline = Instant::now() + PROMOTE_TIMEOUT;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     loop {
         match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(())) => {
@@ -674,13 +763,13 @@ async fn retry_membership_change<F, Fut>(
                 return;
             }
         }
+        let delay = backoff.next_delay();
         if raft.metrics().borrow().state != ServerState::Leader
-            || Instant::now() + backoff >= deadline
+            || Instant::now() + delay >= deadline
         {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -709,34 +798,5 @@ fn check_records(
 }
 
 #[cfg(test)]
-mod unit {
-    use super::*;
-    use std::collections::BTreeMap as Map;
-
-    #[test]
-    fn records_are_checked_against_the_image() {
-        let image = MetadataImage::default();
-        let create = |name: &str| MetadataRecord::TopicCreated {
-            name: name.into(),
-            id: uuid::Uuid::new_v4(),
-            partitions: vec![],
-            configs: Map::new(),
-        };
-        assert!(check_records(&image, &[create("a")]).is_ok());
-        // Two creations of one name in one request: the second does not apply.
-        let (code, _) = check_records(&image, &[create("a"), create("a")]).unwrap_err();
-        assert_eq!(code, ResponseError::TopicAlreadyExists);
-        let mut with_a = image.clone();
-        with_a.apply(&create("a")).unwrap();
-        let (code, _) = check_records(&with_a, &[create("b"), create("a")]).unwrap_err();
-        assert_eq!(code, ResponseError::TopicAlreadyExists);
-        let (code, _) = check_records(
-            &with_a,
-            &[MetadataRecord::TopicDeleted {
-                topic_id: uuid::Uuid::new_v4(),
-            }],
-        )
-        .unwrap_err();
-        assert_eq!(code, ResponseError::UnknownTopicOrPartition);
-    }
-}
+#[path = "controller_tests.rs"]
+mod unit;

@@ -7,12 +7,19 @@
 //! segments are dropped. The vote and the purge point each live in a small JSON file
 //! replaced atomically (write, fsync, rename, fsync directory).
 //!
+//! Every file operation goes through the storage seam ([`Disk`]), and every write is
+//! retried until it lands ([`super::write_retry`]): openraft treats a storage error as
+//! fatal. Memory changes only once the disk holds the change, and an append that failed
+//! part way (a full disk, an I/O error, a failed fsync, whose written pages may be lost)
+//! is rolled back to the last whole entry, removing the segments it created, before the
+//! next attempt writes it again. The log thus never holds a partial frame with entries
+//! after it.
+//!
 //! Every live entry is also kept in memory: the log holds at most the entries since the
 //! last snapshot plus `max_in_snapshot_log_to_keep`, so it stays small.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,18 +30,39 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::write_retry::Retry;
 use super::{NodeId, TypeConfig};
+use crate::storage::{Disk, DiskFile, FileKind, OpenMode};
 
 const SEGMENT_SUFFIX: &str = "raftlog";
 const FRAME_HEADER: usize = 8;
 /// A frame longer than this is corruption, not an entry (entries are metadata batches).
 const FRAME_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// The vote, the purge point and the commit hint are a few dozen bytes.
+const SMALL_JSON_MAX_BYTES: u64 = 64 * 1024;
 
 /// Where one entry sits on disk.
 #[derive(Debug, Clone, Copy)]
 struct Position {
     segment: u64,
     offset: u64,
+}
+
+/// The last segment, open for appending.
+#[derive(Clone)]
+struct Active {
+    base: u64,
+    file: DiskFile,
+    /// Bytes of whole frames in it.
+    len: u64,
+}
+
+/// What a failed append left on disk, to undo before the next write.
+struct Undo {
+    /// Segments it created (their bases).
+    created: Vec<u64>,
+    /// The segment that was active, and its length before the append.
+    truncate: Option<(DiskFile, u64)>,
 }
 
 struct Inner {
@@ -44,8 +72,8 @@ struct Inner {
     positions: BTreeMap<u64, Position>,
     /// Segment base index -> number of entries written to it.
     segments: BTreeMap<u64, u64>,
-    /// The last segment, open for appending, and its length.
-    active: Option<(u64, File, u64)>,
+    active: Option<Active>,
+    undo: Option<Undo>,
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId<NodeId>>,
     purged: Option<LogId<NodeId>>,
@@ -55,6 +83,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
+    disk: Disk,
+    retry: Retry,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -70,30 +100,29 @@ fn segment_path(dir: &Path, base: u64) -> PathBuf {
 }
 
 /// Write `value` as JSON to `dir/name`, replacing it atomically and durably.
-pub(crate) fn write_atomic<T: Serialize>(dir: &Path, name: &str, value: &T) -> io::Result<()> {
+pub(crate) fn write_json_atomically<T: Serialize>(
+    disk: &Disk,
+    dir: &Path,
+    name: &str,
+    value: &T,
+) -> io::Result<()> {
     let bytes = serde_json::to_vec(value).map_err(io_err)?;
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    disk.write_atomically(dir, name, FileKind::Checkpoint, &bytes)
 }
 
-pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+/// The JSON value in `path`, `None` when there is no file; a file longer than
+/// `max_bytes` is an error.
+pub(crate) fn read_json<T: DeserializeOwned>(
+    disk: &Disk,
+    path: &Path,
+    max_bytes: u64,
+) -> io::Result<Option<T>> {
+    match disk.read_if_exists(path, FileKind::Checkpoint, max_bytes)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| io_err(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn frame(entry: &Entry<TypeConfig>) -> io::Result<Vec<u8>> {
@@ -135,17 +164,28 @@ fn read_segment(bytes: &[u8]) -> (Vec<(u64, Entry<TypeConfig>)>, u64) {
 
 impl LogStore {
     /// Open (or create) the log in `dir`, cutting a torn tail. A new segment starts
-    /// every `segment_entries_max` entries, so purging can delete whole files.
-    pub fn open(dir: &Path, segment_entries_max: u64) -> io::Result<LogStore> {
-        std::fs::create_dir_all(dir)?;
-        let vote = read_json(&dir.join("vote.json"))?;
-        let purged: Option<LogId<NodeId>> = read_json(&dir.join("purged.json"))?;
+    /// every `segment_entries_max` entries, so purging can delete whole files. Later
+    /// writes are retried with `retry`.
+    pub fn open(
+        disk: Disk,
+        dir: &Path,
+        segment_entries_max: u64,
+        retry: Retry,
+    ) -> io::Result<LogStore> {
+        disk.create_dir_all(dir)?;
+        let vote = read_json(&disk, &dir.join("vote.json"), SMALL_JSON_MAX_BYTES)?;
+        let purged: Option<LogId<NodeId>> =
+            read_json(&disk, &dir.join("purged.json"), SMALL_JSON_MAX_BYTES)?;
         // A torn committed.json only loses a hint: replay then waits for the leader.
-        let committed = read_json(&dir.join("committed.json")).unwrap_or(None);
+        let committed =
+            read_json(&disk, &dir.join("committed.json"), SMALL_JSON_MAX_BYTES).unwrap_or(None);
         let mut bases = Vec::new();
-        for e in std::fs::read_dir(dir)? {
-            let path = e?.path();
-            if path.extension().is_some_and(|x| x == SEGMENT_SUFFIX) {
+        for name in disk.read_dir(dir)? {
+            let path = dir.join(&name);
+            if path.extension().is_some_and(|x| x == "tmp") {
+                // A replacement that did not complete; the file it replaces is whole.
+                disk.remove_file_if_exists(&path, FileKind::Checkpoint)?;
+            } else if path.extension().is_some_and(|x| x == SEGMENT_SUFFIX) {
                 if let Some(base) = path
                     .file_stem()
                     .and_then(|s| s.to_str())
@@ -163,6 +203,7 @@ impl LogStore {
             positions: BTreeMap::new(),
             segments: BTreeMap::new(),
             active: None,
+            undo: None,
             vote,
             committed,
             purged,
@@ -173,11 +214,10 @@ impl LogStore {
             let path = segment_path(dir, base);
             if torn {
                 // Everything after a torn frame was written after it: not durable.
-                std::fs::remove_file(&path)?;
+                disk.remove_file(&path, FileKind::MetadataLog)?;
                 continue;
             }
-            let mut bytes = Vec::new();
-            File::open(&path)?.read_to_end(&mut bytes)?;
+            let bytes = disk.read(&path, FileKind::MetadataLog)?;
             let (frames, valid) = read_segment(&bytes);
             let mut count = 0;
             for (offset, entry) in frames {
@@ -212,13 +252,13 @@ impl LogStore {
                     len = bytes.len(),
                     "metadata log: cutting a torn tail"
                 );
-                let f = OpenOptions::new().write(true).open(&path)?;
+                let f = disk.open(&path, FileKind::MetadataLog, OpenMode::READ_WRITE)?;
                 f.set_len(valid)?;
                 f.sync_all()?;
                 torn = true;
             }
             if count == 0 {
-                std::fs::remove_file(&path)?;
+                disk.remove_file(&path, FileKind::MetadataLog)?;
             } else {
                 inner.segments.insert(base, count);
             }
@@ -229,13 +269,15 @@ impl LogStore {
         }
         if let Some((&base, _)) = inner.segments.iter().next_back() {
             let path = segment_path(dir, base);
-            let f = OpenOptions::new().append(true).open(&path)?;
-            let len = f.metadata()?.len();
-            inner.active = Some((base, f, len));
+            let file = disk.open(&path, FileKind::MetadataLog, OpenMode::READ_WRITE)?;
+            let len = file.size_bytes()?;
+            inner.active = Some(Active { base, file, len });
         }
-        sync_dir(dir)?;
+        disk.sync_dir(dir)?;
         Ok(LogStore {
             inner: Arc::new(Mutex::new(inner)),
+            disk,
+            retry,
         })
     }
 
@@ -244,141 +286,236 @@ impl LogStore {
         self.inner.lock().segments.len()
     }
 
-    fn append_sync(&self, entries: Vec<Entry<TypeConfig>>) -> io::Result<()> {
+    /// Append `entries` durably, retrying until they land.
+    async fn append_entries(&self, entries: Vec<Entry<TypeConfig>>) -> io::Result<()> {
+        // Framing does not depend on the disk: its errors are not retried.
+        let frames = entries
+            .iter()
+            .map(|e| Ok((e.log_id.index, frame(e)?)))
+            .collect::<io::Result<Vec<_>>>()?;
+        let placed = self
+            .retry
+            .run("metadata log append", || {
+                self.inner.lock().try_append(&self.disk, &frames)
+            })
+            .await?;
         let mut inner = self.inner.lock();
-        for entry in entries {
-            let index = entry.log_id.index;
-            let bytes = frame(&entry)?;
-            let follows = inner
-                .positions
-                .keys()
-                .next_back()
-                .is_none_or(|last| last + 1 == index);
-            let roll = match &inner.active {
-                None => true,
-                Some((base, _, _)) => inner.segments[base] >= inner.segment_entries_max || !follows,
-            };
-            if roll {
-                if let Some((_, f, _)) = &inner.active {
-                    f.sync_data()?;
-                }
-                let path = segment_path(&inner.dir, index);
-                let f = OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
-                    .write(true)
-                    .open(&path)?;
-                sync_dir(&inner.dir)?;
-                inner.segments.insert(index, 0);
-                inner.active = Some((index, f, 0));
-            }
-            let Some((base, f, len)) = inner.active.as_mut() else {
-                return Err(io_err("no active segment"));
-            };
-            let (base, offset) = (*base, *len);
-            f.write_all(&bytes)?;
-            *len += bytes.len() as u64;
-            *inner.segments.get_mut(&base).expect("active segment") += 1;
-            inner.positions.insert(
-                index,
-                Position {
-                    segment: base,
-                    offset,
-                },
-            );
+        for (entry, (index, position)) in entries.into_iter().zip(placed) {
+            inner.positions.insert(index, position);
             inner.entries.insert(index, entry);
-        }
-        if let Some((_, f, _)) = &inner.active {
-            f.sync_data()?;
         }
         Ok(())
     }
 
     /// Delete entries from `index` on (a new leader overwrote them).
-    fn truncate_sync(&self, index: u64) -> io::Result<()> {
-        let mut inner = self.inner.lock();
-        let Some(pos) = inner.positions.get(&index).copied() else {
-            inner.entries.split_off(&index);
-            return Ok(());
-        };
-        let later: Vec<u64> = inner
-            .segments
-            .range(pos.segment + 1..)
-            .map(|(&b, _)| b)
-            .collect();
-        inner.active = None;
-        for base in later {
-            std::fs::remove_file(segment_path(&inner.dir, base))?;
-            inner.segments.remove(&base);
-        }
-        let path = segment_path(&inner.dir, pos.segment);
-        if pos.offset == 0 {
-            std::fs::remove_file(&path)?;
-            inner.segments.remove(&pos.segment);
-        } else {
-            let f = OpenOptions::new().append(true).open(&path)?;
-            f.set_len(pos.offset)?;
-            f.sync_all()?;
-            let kept = inner
-                .positions
-                .range(pos.segment..index)
-                .filter(|(_, p)| p.segment == pos.segment)
-                .count() as u64;
-            inner.segments.insert(pos.segment, kept);
-            inner.active = Some((pos.segment, f, pos.offset));
-        }
-        inner.entries.split_off(&index);
-        inner.positions.split_off(&index);
-        if inner.active.is_none() {
-            if let Some((&base, _)) = inner.segments.iter().next_back() {
-                let path = segment_path(&inner.dir, base);
-                let f = OpenOptions::new().append(true).open(&path)?;
-                let len = f.metadata()?.len();
-                inner.active = Some((base, f, len));
-            }
-        }
-        sync_dir(&inner.dir)
+    async fn truncate_entries(&self, index: u64) -> io::Result<()> {
+        self.retry
+            .run("metadata log truncation", || {
+                self.inner.lock().try_truncate(&self.disk, index)
+            })
+            .await
     }
 
     /// Forget entries up to `log_id` (a snapshot holds them). The purge point is made
     /// durable first; then every segment holding only purged entries is deleted.
-    fn purge_sync(&self, log_id: LogId<NodeId>) -> io::Result<()> {
-        let mut inner = self.inner.lock();
-        write_atomic(&inner.dir, "purged.json", &log_id)?;
-        inner.purged = Some(log_id);
-        let keep_from = log_id.index + 1;
-        inner.entries = inner.entries.split_off(&keep_from);
-        inner.positions = inner.positions.split_off(&keep_from);
-        let bases: Vec<u64> = inner.segments.keys().copied().collect();
-        if inner.positions.is_empty() {
-            // Nothing live is left (a snapshot past the end of the log was installed):
-            // the next entry starts a fresh segment.
-            inner.active = None;
-            for base in bases {
-                std::fs::remove_file(segment_path(&inner.dir, base))?;
-            }
-            inner.segments.clear();
-            return sync_dir(&inner.dir);
-        }
-        let active = inner.active.as_ref().map(|(b, _, _)| *b);
-        for (i, base) in bases.iter().enumerate() {
-            // Entries of a segment end where the next one begins.
-            let next = bases.get(i + 1).copied();
-            let all_purged = match next {
-                Some(next) => next <= keep_from,
-                None => false,
-            };
-            if all_purged && Some(*base) != active {
-                std::fs::remove_file(segment_path(&inner.dir, *base))?;
-                inner.segments.remove(base);
-            }
-        }
-        Ok(())
+    async fn purge_entries(&self, log_id: LogId<NodeId>) -> io::Result<()> {
+        self.retry
+            .run("metadata log purge", || {
+                self.inner.lock().try_purge(&self.disk, log_id)
+            })
+            .await
     }
 
     fn read_range<RB: RangeBounds<u64>>(&self, range: RB) -> Vec<Entry<TypeConfig>> {
         let inner = self.inner.lock();
         inner.entries.range(range).map(|(_, e)| e.clone()).collect()
+    }
+}
+
+impl Inner {
+    /// Undo what a failed append left on disk; an error leaves the rest for later.
+    fn finish_undo(&mut self, disk: &Disk) -> io::Result<()> {
+        let Some(undo) = self.undo.as_mut() else {
+            return Ok(());
+        };
+        while let Some(&base) = undo.created.last() {
+            disk.remove_file_if_exists(&segment_path(&self.dir, base), FileKind::MetadataLog)?;
+            undo.created.pop();
+        }
+        if let Some((file, len)) = &undo.truncate {
+            file.set_len(*len)?;
+        }
+        self.undo = None;
+        Ok(())
+    }
+
+    /// One attempt at writing `frames` (index, bytes) after the log's end, fsynced.
+    /// Changes the active segment and segment counts only when it succeeds, and
+    /// returns where each entry went; on failure it rolls the files back to the last
+    /// whole entry (or leaves that to the next attempt, should the rollback fail too).
+    fn try_append(
+        &mut self,
+        disk: &Disk,
+        frames: &[(u64, Vec<u8>)],
+    ) -> io::Result<Vec<(u64, Position)>> {
+        self.finish_undo(disk)?;
+        let mut active = self.active.clone();
+        let mut segments = self.segments.clone();
+        let mut created = Vec::new();
+        let mut placed = Vec::with_capacity(frames.len());
+        let mut last = self.positions.keys().next_back().copied();
+        let mut write = || -> io::Result<()> {
+            for (index, bytes) in frames {
+                let index = *index;
+                let follows = last.is_none_or(|l| l + 1 == index);
+                let roll = match &active {
+                    None => true,
+                    Some(a) => segments[&a.base] >= self.segment_entries_max || !follows,
+                };
+                if roll {
+                    if let Some(a) = &active {
+                        a.file.sync_data()?;
+                    }
+                    created.push(index);
+                    let path = segment_path(&self.dir, index);
+                    let file = disk.open(&path, FileKind::MetadataLog, OpenMode::TRUNCATE)?;
+                    disk.sync_dir(&self.dir)?;
+                    segments.insert(index, 0);
+                    active = Some(Active {
+                        base: index,
+                        file,
+                        len: 0,
+                    });
+                }
+                let a = active.as_mut().expect("a segment is open");
+                a.file.write_all_at(bytes, a.len)?;
+                placed.push((
+                    index,
+                    Position {
+                        segment: a.base,
+                        offset: a.len,
+                    },
+                ));
+                a.len += bytes.len() as u64;
+                *segments.get_mut(&a.base).expect("active segment") += 1;
+                last = Some(index);
+            }
+            if let Some(a) = &active {
+                a.file.sync_data()?;
+            }
+            Ok(())
+        };
+        match write() {
+            Ok(()) => {
+                self.active = active;
+                self.segments = segments;
+                Ok(placed)
+            }
+            Err(e) => {
+                self.undo = Some(Undo {
+                    created,
+                    truncate: self.active.as_ref().map(|a| (a.file.clone(), a.len)),
+                });
+                if let Err(undo) = self.finish_undo(disk) {
+                    tracing::debug!(error = %undo, "metadata log: rollback left for the next attempt");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt at deleting entries from `index` on: the files first (each step
+    /// repeatable), memory once they are done.
+    fn try_truncate(&mut self, disk: &Disk, index: u64) -> io::Result<()> {
+        self.finish_undo(disk)?;
+        let Some(pos) = self.positions.get(&index).copied() else {
+            self.entries.split_off(&index);
+            return Ok(());
+        };
+        let later: Vec<u64> = self
+            .segments
+            .range(pos.segment + 1..)
+            .map(|(&b, _)| b)
+            .collect();
+        for base in later.iter().rev() {
+            disk.remove_file_if_exists(&segment_path(&self.dir, *base), FileKind::MetadataLog)?;
+        }
+        let path = segment_path(&self.dir, pos.segment);
+        let kept = if pos.offset == 0 {
+            disk.remove_file_if_exists(&path, FileKind::MetadataLog)?;
+            None
+        } else {
+            let file = match &self.active {
+                Some(a) if a.base == pos.segment => a.file.clone(),
+                _ => disk.open(&path, FileKind::MetadataLog, OpenMode::READ_WRITE)?,
+            };
+            file.set_len(pos.offset)?;
+            file.sync_all()?;
+            Some(file)
+        };
+        disk.sync_dir(&self.dir)?;
+        for base in later {
+            self.segments.remove(&base);
+        }
+        // Without a kept segment the next append starts a new one.
+        self.active = match kept {
+            None => {
+                self.segments.remove(&pos.segment);
+                None
+            }
+            Some(file) => {
+                let entries = self
+                    .positions
+                    .range(pos.segment..index)
+                    .filter(|(_, p)| p.segment == pos.segment)
+                    .count() as u64;
+                self.segments.insert(pos.segment, entries);
+                Some(Active {
+                    base: pos.segment,
+                    file,
+                    len: pos.offset,
+                })
+            }
+        };
+        self.entries.split_off(&index);
+        self.positions.split_off(&index);
+        Ok(())
+    }
+
+    /// One attempt at purging up to `log_id`: the purge point, then whole segments.
+    fn try_purge(&mut self, disk: &Disk, log_id: LogId<NodeId>) -> io::Result<()> {
+        self.finish_undo(disk)?;
+        write_json_atomically(disk, &self.dir, "purged.json", &log_id)?;
+        let keep_from = log_id.index + 1;
+        // Nothing live left (a snapshot past the end of the log was installed): every
+        // segment goes, and the next entry starts a fresh one.
+        let nothing_left = self.positions.range(keep_from..).next().is_none();
+        let bases: Vec<u64> = self.segments.keys().copied().collect();
+        let active = self.active.as_ref().map(|a| a.base);
+        let doomed: Vec<u64> = if nothing_left {
+            bases
+        } else {
+            // Entries of a segment end where the next one begins.
+            bases
+                .windows(2)
+                .filter(|w| w[1] <= keep_from && Some(w[0]) != active)
+                .map(|w| w[0])
+                .collect()
+        };
+        for base in &doomed {
+            disk.remove_file_if_exists(&segment_path(&self.dir, *base), FileKind::MetadataLog)?;
+        }
+        if nothing_left {
+            disk.sync_dir(&self.dir)?;
+            self.active = None;
+        }
+        for base in doomed {
+            self.segments.remove(&base);
+        }
+        self.purged = Some(log_id);
+        self.entries = self.entries.split_off(&keep_from);
+        self.positions = self.positions.split_off(&keep_from);
+        Ok(())
     }
 }
 
@@ -413,10 +550,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        let mut inner = self.inner.lock();
-        write_atomic(&inner.dir, "vote.json", vote)
+        let dir = self.inner.lock().dir.clone();
+        self.retry
+            .run("metadata vote", || {
+                write_json_atomically(&self.disk, &dir, "vote.json", vote)
+            })
+            .await
             .map_err(|e| StorageError::from(StorageIOError::write_vote(&e)))?;
-        inner.vote = Some(*vote);
+        self.inner.lock().vote = Some(*vote);
         Ok(())
     }
 
@@ -429,14 +570,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
         // A hint for replay on restart (entries up to it may be applied at once), so it
-        // is replaced atomically but not fsynced: losing it only delays replay.
-        let mut inner = self.inner.lock();
-        inner.committed = committed;
+        // is replaced atomically but neither fsynced nor retried: losing it, or keeping
+        // an older one, only delays replay.
+        let dir = {
+            let mut inner = self.inner.lock();
+            inner.committed = committed;
+            inner.dir.clone()
+        };
         let bytes = serde_json::to_vec(&committed).map_err(|e| storage_err(io_err(e)))?;
-        let tmp = inner.dir.join("committed.json.tmp");
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, inner.dir.join("committed.json")))
-            .map_err(storage_err)
+        let tmp = dir.join("committed.json.tmp");
+        let written = self
+            .disk
+            .write(&tmp, FileKind::Checkpoint, &bytes)
+            .and_then(|()| {
+                self.disk
+                    .rename(&tmp, &dir.join("committed.json"), FileKind::Checkpoint)
+            });
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "metadata commit hint not saved");
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -453,7 +606,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        let result = self.append_sync(entries);
+        let result = self.append_entries(entries).await;
         let ret = result
             .as_ref()
             .map_err(|e| storage_err(io::Error::new(e.kind(), e.to_string())))
@@ -463,148 +616,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.truncate_sync(log_id.index).map_err(storage_err)
+        self.truncate_entries(log_id.index)
+            .await
+            .map_err(storage_err)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.purge_sync(log_id).map_err(storage_err)
+        self.purge_entries(log_id).await.map_err(storage_err)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::quorum::MetadataBatch;
-    use openraft::{CommittedLeaderId, EntryPayload};
-
-    fn entry(term: u64, index: u64) -> Entry<TypeConfig> {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-            payload: EntryPayload::Normal(MetadataBatch(vec![])),
-        }
-    }
-
-    fn indexes(store: &LogStore) -> Vec<u64> {
-        store
-            .read_range(..)
-            .iter()
-            .map(|e| e.log_id.index)
-            .collect()
-    }
-
-    #[test]
-    fn entries_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 4).unwrap();
-        store
-            .append_sync((1..=10).map(|i| entry(1, i)).collect())
-            .unwrap();
-        assert_eq!(store.segment_count(), 3);
-        drop(store);
-        let store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(indexes(&store), (1..=10).collect::<Vec<_>>());
-        store.append_sync(vec![entry(2, 11)]).unwrap();
-        let store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(indexes(&store).last(), Some(&11));
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 100).unwrap();
-        store
-            .append_sync((1..=5).map(|i| entry(1, i)).collect())
-            .unwrap();
-        drop(store);
-        let path = segment_path(dir.path(), 1);
-        let len = std::fs::metadata(&path).unwrap().len();
-        // A crash in the middle of the last frame ...
-        let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len - 3).unwrap();
-        let store = LogStore::open(dir.path(), 100).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
-        // ... and a flipped byte in an earlier one.
-        store.append_sync(vec![entry(1, 5)]).unwrap();
-        drop(store);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let (frames, _) = read_segment(&bytes);
-        let third = frames[2].0 as usize;
-        bytes[third + FRAME_HEADER + 2] ^= 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-        let store = LogStore::open(dir.path(), 100).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2]);
-        store.append_sync(vec![entry(2, 3)]).unwrap();
-        let store = LogStore::open(dir.path(), 100).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2, 3]);
-    }
-
-    #[test]
-    fn truncate_drops_the_tail_across_segments() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), 3).unwrap();
-        store
-            .append_sync((1..=8).map(|i| entry(1, i)).collect())
-            .unwrap();
-        store.truncate_sync(5).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
-        store.append_sync(vec![entry(2, 5), entry(2, 6)]).unwrap();
-        // Truncating at a segment's first entry removes the file.
-        store.truncate_sync(4).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2, 3]);
-        let store = LogStore::open(dir.path(), 3).unwrap();
-        assert_eq!(indexes(&store), vec![1, 2, 3]);
-        store.append_sync(vec![entry(3, 4)]).unwrap();
-        let store = LogStore::open(dir.path(), 3).unwrap();
-        let terms: Vec<u64> = store
-            .read_range(..)
-            .iter()
-            .map(|e| e.log_id.leader_id.term)
-            .collect();
-        assert_eq!(terms, vec![1, 1, 1, 3]);
-    }
-
-    #[tokio::test]
-    async fn purge_deletes_whole_segments_and_is_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = LogStore::open(dir.path(), 4).unwrap();
-        store
-            .append_sync((1..=12).map(|i| entry(1, i)).collect())
-            .unwrap();
-        assert_eq!(store.segment_count(), 3);
-        let purged = LogId::new(CommittedLeaderId::new(1, 1), 6);
-        store.purge(purged).await.unwrap();
-        // Segment 1..=4 is gone; 5..=8 still holds 7 and 8.
-        assert_eq!(store.segment_count(), 2);
-        assert_eq!(indexes(&store), (7..=12).collect::<Vec<_>>());
-        let mut store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(indexes(&store), (7..=12).collect::<Vec<_>>());
-        let state = store.get_log_state().await.unwrap();
-        assert_eq!(state.last_purged_log_id, Some(purged));
-        assert_eq!(state.last_log_id.map(|l| l.index), Some(12));
-        // Purging everything leaves the purge point as the last log id.
-        let all = LogId::new(CommittedLeaderId::new(1, 1), 12);
-        store.purge(all).await.unwrap();
-        let mut store = LogStore::open(dir.path(), 4).unwrap();
-        let state = store.get_log_state().await.unwrap();
-        assert_eq!(state.last_log_id, Some(all));
-        assert!(indexes(&store).is_empty());
-        assert_eq!(store.segment_count(), 0);
-        // A snapshot installed past the log's end: the log goes on after a gap.
-        let far = LogId::new(CommittedLeaderId::new(2, 1), 40);
-        store.purge(far).await.unwrap();
-        store.append_sync(vec![entry(2, 41)]).unwrap();
-        let store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(indexes(&store), vec![41]);
-    }
-
-    #[tokio::test]
-    async fn the_vote_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(store.read_vote().await.unwrap(), None);
-        let vote = Vote::new(3, 2);
-        store.save_vote(&vote).await.unwrap();
-        let mut store = LogStore::open(dir.path(), 4).unwrap();
-        assert_eq!(store.read_vote().await.unwrap(), Some(vote));
-    }
-}
+#[path = "log_store_tests.rs"]
+mod tests;

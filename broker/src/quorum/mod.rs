@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - `log_store`: the Raft log on disk (CRC-framed segments, vote, purge point).
+//! - `write_retry`: every metadata write retried until it lands, and the health the
+//!   broker's readiness and metrics report.
 //! - `state_machine`: the [`MetadataImage`] as Raft state machine, with snapshots.
 //! - `network`: openraft's `RaftNetwork` over tonic, the `Raft` gRPC service, channels.
 //! - `controller`: the controller loop on the Raft leader (drives the pure
@@ -43,6 +45,7 @@ mod network;
 mod state_machine;
 #[cfg(test)]
 mod tests;
+mod write_retry;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -59,14 +62,17 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::{BrokerConfig, Voter};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord};
 use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::{PartitionRegistration, TopicPartition};
+use crate::storage::Disk;
 
 pub use log_store::LogStore;
 pub use network::Channels;
+pub use write_retry::WriteHealth;
 
 pub(crate) mod pb {
     tonic::include_proto!("fjord.metadata");
@@ -125,6 +131,16 @@ pub enum ControllerRequest {
     AllocateProducerIds { count: i64 },
     /// `Controller::unregister_broker`.
     UnregisterBroker { broker: i32 },
+    /// `Controller::replica_storage`: this broker's copy of `partition` cannot be
+    /// served (`offline`) or can be again.
+    ReplicaStorage {
+        partition: TopicPartition,
+        offline: bool,
+    },
+    /// Nothing to commit: answered with the controller's last applied entry, so that
+    /// the caller's image, once caught up with it, holds everything the controller had
+    /// decided when it answered (a barrier before planning an admin change).
+    Sync,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +208,8 @@ pub struct Quorum {
     session_timeout: Duration,
     /// When the controller last answered a heartbeat.
     last_heartbeat_answered: parking_lot::Mutex<Option<Instant>>,
+    /// Whether this node's metadata writes land.
+    write_health: Arc<WriteHealth>,
 }
 
 impl Quorum {
@@ -207,9 +225,13 @@ impl Quorum {
         let dir = config.data_dir.join("__cluster_metadata");
         let interval = config.metadata_snapshot_interval_entries.max(1);
         let segment_entries = interval.clamp(16, 4096);
-        let log = LogStore::open(&dir, segment_entries)
+        let disk = Disk::real();
+        let cancel = CancellationToken::new();
+        let write_health = Arc::new(WriteHealth::default());
+        let retry = write_retry::Retry::new(write_health.clone(), cancel.clone());
+        let log = LogStore::open(disk.clone(), &dir, segment_entries, retry.clone())
             .map_err(|e| format!("metadata log in {}: {e}", dir.display()))?;
-        let sm = state_machine::StateMachine::open(&dir, applier)
+        let sm = state_machine::StateMachine::open(disk, &dir, applier, retry)
             .map_err(|e| format!("metadata snapshot in {}: {e}", dir.display()))?;
         let shared = sm.shared();
         let raft_config = openraft::Config {
@@ -277,11 +299,12 @@ impl Quorum {
                 session_timeout_ms: config.broker_session_timeout_ms as i64,
                 auto_leader_rebalance: config.auto_leader_rebalance_enable,
                 tick: Duration::from_millis(config.broker_heartbeat_interval_ms.min(250)),
+                write_health: write_health.clone(),
             })),
             broker: watch::channel(BrokerStatus::default()).0,
             want_shut_down: AtomicBool::new(false),
             heartbeat_now: Notify::new(),
-            cancel: CancellationToken::new(),
+            cancel,
             tasks: Mutex::new(Vec::new()),
             registration: pb::RegisterBrokerRequest {
                 broker_id: node_id,
@@ -295,6 +318,7 @@ impl Quorum {
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
             last_heartbeat_answered: parking_lot::Mutex::new(None),
+            write_health,
         });
         let ctl = tokio::spawn(controller::run(
             quorum.controller.clone(),
@@ -447,6 +471,12 @@ impl Quorum {
         }
     }
 
+    /// Whether this node's metadata log, vote and snapshot writes land; while one is
+    /// failing it is retried, and this broker is not ready.
+    pub fn write_health(&self) -> &Arc<WriteHealth> {
+        &self.write_health
+    }
+
     /// Segment files of the metadata log (bounded by snapshots).
     pub fn log_segment_count(&self) -> usize {
         self.log.segment_count()
@@ -459,7 +489,7 @@ impl Quorum {
         call: controller::Call,
         deadline: Instant,
     ) -> Result<controller::Answer, AdminError> {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut hint: Option<(i32, String)> = None;
         let mut next_voter = 0usize;
         let mut last_error = String::from("no controller known");
@@ -468,6 +498,23 @@ impl Quorum {
                 return Err(AdminError {
                     code: ResponseError::RequestTimedOut,
                     message: format!("no active controller answered in time ({last_error})"),
+                });
+            }
+            let failing = match call {
+                controller::Call::Submit(_) => self.write_health.failing(),
+                // A sole voter answers heartbeats while its log fails (see controller).
+                _ => None,
+            };
+            if let Some(why) = failing {
+                // This node could not apply the change in time, and blocked on the
+                // write its Raft may still name itself leader while the other voters
+                // have moved on: no answer would come in time.
+                return Err(AdminError {
+                    code: ResponseError::KafkaStorageError,
+                    message: format!(
+                        "broker {} cannot write its metadata log ({why}); retrying",
+                        self.node_id
+                    ),
                 });
             }
             let target = hint
@@ -504,9 +551,8 @@ impl Quorum {
                 },
                 Err(e) => last_error = e,
             }
-            let wake = (Instant::now() + backoff).min(deadline);
+            let wake = (Instant::now() + backoff.next_delay()).min(deadline);
             tokio::time::sleep_until(wake).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -544,7 +590,7 @@ async fn quorum_exists(channels: &network::Channels, voters: &[Voter], me: i32) 
 /// Register with the controller, then heartbeat; register again when the controller
 /// no longer knows this process (StaleBrokerEpoch, BrokerIdNotRegistered).
 async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let Some(q) = quorum.upgrade() else { return };
         let interval = q.heartbeat_interval;
@@ -567,11 +613,10 @@ async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
         };
         let Some((epoch, mut controller_index)) = registered else {
             drop(q);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            tokio::time::sleep(backoff.next_delay()).await;
             continue;
         };
-        backoff = BACKOFF_MIN;
+        backoff.reset();
         tracing::info!(broker = q.node_id, epoch, "broker registered");
         q.broker.send_replace(BrokerStatus {
             epoch: Some(epoch),

@@ -1,6 +1,7 @@
 //! The replicated state machine: the [`MetadataImage`], the last applied log id and
 //! the Raft membership. Snapshots are the serialized image; the latest is kept in
-//! `snapshot.json` (replaced atomically) and loaded on start.
+//! `snapshot.json` (replaced atomically, retried until it lands like every metadata
+//! write) and loaded on start.
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
@@ -16,11 +17,16 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::log_store::{read_json, write_atomic};
+use super::log_store::{read_json, write_json_atomically};
+use super::write_retry::Retry;
 use super::{BatchOutcome, MetadataApplier, NodeId, TypeConfig};
 use crate::metadata::image::MetadataImage;
+use crate::storage::Disk;
 
 const SNAPSHOT_FILE: &str = "snapshot.json";
+/// A snapshot is the whole metadata image; far more than a large cluster's image is
+/// corruption.
+const SNAPSHOT_MAX_BYTES: u64 = 4 << 30;
 
 #[derive(Serialize, Deserialize)]
 struct SnapshotFile {
@@ -37,6 +43,8 @@ struct State {
 }
 
 pub(crate) struct Shared {
+    disk: Disk,
+    retry: Retry,
     dir: PathBuf,
     state: Mutex<State>,
     applier: Arc<dyn MetadataApplier>,
@@ -76,9 +84,16 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl StateMachine {
     /// Load the latest snapshot from `dir` (if any) and hand its image to the applier.
-    pub fn open(dir: &Path, applier: Arc<dyn MetadataApplier>) -> io::Result<StateMachine> {
-        std::fs::create_dir_all(dir)?;
-        let file: Option<SnapshotFile> = read_json(&dir.join(SNAPSHOT_FILE))?;
+    /// Later snapshot writes are retried with `retry`.
+    pub fn open(
+        disk: Disk,
+        dir: &Path,
+        applier: Arc<dyn MetadataApplier>,
+        retry: Retry,
+    ) -> io::Result<StateMachine> {
+        disk.create_dir_all(dir)?;
+        let file: Option<SnapshotFile> =
+            read_json(&disk, &dir.join(SNAPSHOT_FILE), SNAPSHOT_MAX_BYTES)?;
         let state = match file {
             Some(SnapshotFile { meta, image }) => {
                 let data = serde_json::to_vec(&image).map_err(io::Error::other)?;
@@ -99,6 +114,8 @@ impl StateMachine {
         let index = state.last_applied.map_or(0, |l| l.index);
         let image = state.image.clone();
         let shared = Arc::new(Shared {
+            disk,
+            retry,
             dir: dir.to_path_buf(),
             state: Mutex::new(state),
             applier,
@@ -113,6 +130,17 @@ impl StateMachine {
 
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
+    }
+}
+
+impl Shared {
+    /// Write `file` as the latest snapshot, retrying until it lands.
+    async fn write_snapshot(&self, file: &SnapshotFile) -> io::Result<()> {
+        self.retry
+            .run("metadata snapshot", || {
+                write_json_atomically(&self.disk, &self.dir, SNAPSHOT_FILE, file)
+            })
+            .await
     }
 }
 
@@ -133,7 +161,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             meta: meta.clone(),
             image: (*image).clone(),
         };
-        write_atomic(&self.shared.dir, SNAPSHOT_FILE, &file)
+        self.shared
+            .write_snapshot(&file)
+            .await
             .map_err(|e| StorageError::from(StorageIOError::write_snapshot(None, &e)))?;
         self.shared.state.lock().snapshot = Some((meta.clone(), data.clone()));
         tracing::debug!(snapshot = %meta.snapshot_id, "metadata snapshot built");
@@ -222,7 +252,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: meta.clone(),
             image: image.clone(),
         };
-        write_atomic(&self.shared.dir, SNAPSHOT_FILE, &file).map_err(|e| {
+        self.shared.write_snapshot(&file).await.map_err(|e| {
             StorageError::from(StorageIOError::write_snapshot(Some(meta.signature()), &e))
         })?;
         let image = Arc::new(image);

@@ -217,6 +217,24 @@ impl ClusterState {
             .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
     }
 
+    /// A request from `broker` carrying `broker_epoch` comes from its current process.
+    pub fn check_broker_epoch(
+        &self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<(), ResponseError> {
+        match self.brokers.get(&broker) {
+            None => Err(ResponseError::BrokerIdNotRegistered),
+            Some(r) if r.epoch != broker_epoch => Err(ResponseError::StaleBrokerEpoch),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// May `broker` lead `p` or join its ISR: eligible, and its copy not offline.
+    pub fn can_serve(&self, broker: BrokerId, p: &PartitionRegistration) -> bool {
+        self.is_eligible(broker) && !p.offline_replicas.contains(&broker)
+    }
+
     /// Apply one committed record. A record that does not fit means a corrupt log.
     pub fn apply(&mut self, record: &ControllerRecord) -> Result<(), String> {
         match record {
@@ -317,6 +335,7 @@ pub fn registration_of(p: &PartitionState) -> PartitionRegistration {
         partition_epoch: PartitionEpoch(p.partition_epoch),
         adding_replicas: p.adding_replicas.clone(),
         removing_replicas: p.removing_replicas.clone(),
+        offline_replicas: p.offline_replicas.clone(),
     }
 }
 
@@ -331,6 +350,7 @@ pub fn partition_state(partition: i32, r: &PartitionRegistration) -> PartitionSt
         partition_epoch: r.partition_epoch.0,
         adding_replicas: r.adding_replicas.clone(),
         removing_replicas: r.removing_replicas.clone(),
+        offline_replicas: r.offline_replicas.clone(),
     }
 }
 
@@ -649,11 +669,7 @@ impl Controller {
         broker_epoch: BrokerEpoch,
         request: &AlterPartitionRequest,
     ) -> Result<PartitionRegistration, ResponseError> {
-        match self.state.brokers.get(&broker) {
-            None => return Err(ResponseError::BrokerIdNotRegistered),
-            Some(r) if r.epoch != broker_epoch => return Err(ResponseError::StaleBrokerEpoch),
-            Some(_) => {}
-        }
+        self.state.check_broker_epoch(broker, broker_epoch)?;
         let current = self
             .state
             .partitions
@@ -675,17 +691,65 @@ impl Controller {
         if !new_isr.contains(broker) || !new_isr.members().iter().all(is_replica) {
             return Err(ResponseError::InvalidRequest);
         }
-        // KIP-841: a fenced or shutting-down broker may not join the ISR.
+        // KIP-841: a fenced or shutting-down broker may not join the ISR, nor a replica
+        // whose copy is offline.
         if new_isr
             .members()
             .iter()
-            .any(|&b| !current.isr.contains(b) && !self.state.is_eligible(b))
+            .any(|&b| !current.isr.contains(b) && !self.state.can_serve(b, current))
         {
             return Err(ResponseError::IneligibleReplica);
         }
         let mut next = current.clone();
         next.isr = new_isr.clone();
         Ok(next)
+    }
+
+    /// A broker reports that its copy of `tp` cannot be served (`offline`: storage
+    /// unreadable, damaged or not openable) or can be again. Offline, it leaves the ISR
+    /// (unless it is the last member, whose log holds the committed records: the
+    /// partition is then without leader until it comes back) and loses the
+    /// leadership; back online, it leads again only if the partition has no leader and
+    /// it is in the ISR, and otherwise rejoins the ISR as any follower does, by
+    /// catching up. Reports that change nothing commit nothing.
+    pub fn replica_storage(
+        &mut self,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        tp: TopicPartition,
+        offline: bool,
+    ) -> Result<Vec<ControllerRecord>, ResponseError> {
+        self.state.check_broker_epoch(broker, broker_epoch)?;
+        let current = self
+            .state
+            .partitions
+            .get(&tp)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?
+            .clone();
+        if !current.replicas.contains(&broker)
+            || current.offline_replicas.contains(&broker) == offline
+        {
+            return Ok(vec![]);
+        }
+        let mut next = current.clone();
+        let replicas = next.replicas.clone();
+        if offline {
+            next.offline_replicas.push(broker);
+            next.offline_replicas.sort_unstable();
+            let shrunk = next.isr.without(broker);
+            if !shrunk.is_empty() {
+                next.isr = shrunk;
+            }
+            if next.leader == broker {
+                self.elect_within(&mut next, &replicas);
+            }
+        } else {
+            next.offline_replicas.retain(|&b| b != broker);
+            if !next.has_leader() {
+                self.elect_within(&mut next, &replicas);
+            }
+        }
+        Ok(vec![self.change(tp, next)])
     }
 
     /// AlterPartitionReassignments for one partition: `Some(target)` starts (or
@@ -806,6 +870,7 @@ impl Controller {
                     partition_epoch: PartitionEpoch(0),
                     adding_replicas: vec![],
                     removing_replicas: vec![],
+                    offline_replicas: vec![],
                 })
                 .collect(),
             configs,
@@ -840,6 +905,9 @@ impl Controller {
 
     /// Commit a change of one partition; every change bumps the partition epoch.
     fn change(&mut self, tp: TopicPartition, mut next: PartitionRegistration) -> ControllerRecord {
+        // A replica that moved away takes its offline mark with it.
+        let replicas = next.replicas.clone();
+        next.offline_replicas.retain(|b| replicas.contains(b));
         next.partition_epoch = PartitionEpoch(self.state.partitions[&tp].partition_epoch.0 + 1);
         let record = ControllerRecord::PartitionChanged {
             partition: tp,
@@ -868,7 +936,7 @@ impl Controller {
             if !shrunk.is_empty() {
                 next.isr = shrunk;
             }
-            if !self.state.is_eligible(next.leader) {
+            if !self.state.can_serve(next.leader, &next) {
                 let replicas = next.replicas.clone();
                 self.elect_within(&mut next, &replicas);
             }
@@ -896,7 +964,7 @@ impl Controller {
             let replicas = next.replicas.clone();
             self.elect_within(&mut next, &replicas);
             if next.leader == NO_LEADER && self.unclean_allowed(&tp) {
-                if let Some(&b) = replicas.iter().find(|&&b| self.state.is_eligible(b)) {
+                if let Some(&b) = replicas.iter().find(|&&b| self.state.can_serve(b, &next)) {
                     next.leader = b;
                     next.isr = Isr::new(vec![b]);
                     next.leader_epoch = LeaderEpoch(current.leader_epoch.0 + 1);
@@ -923,7 +991,7 @@ impl Controller {
                 (p.leader != preferred
                     && !reassigning
                     && p.isr.contains(preferred)
-                    && self.state.is_eligible(preferred))
+                    && self.state.can_serve(preferred, p))
                 .then_some((tp, preferred))
             })
             .collect();
@@ -974,7 +1042,7 @@ impl Controller {
         next.replicas = target.clone();
         next.adding_replicas.clear();
         next.removing_replicas.clear();
-        if !target.contains(&current.leader) || !self.state.is_eligible(current.leader) {
+        if !target.contains(&current.leader) || !self.state.can_serve(current.leader, &next) {
             self.elect_within(&mut next, &target);
             if next.leader == NO_LEADER {
                 return None;
@@ -989,7 +1057,7 @@ impl Controller {
         let leader = candidates
             .iter()
             .copied()
-            .find(|&b| next.isr.contains(b) && self.state.is_eligible(b))
+            .find(|&b| next.isr.contains(b) && self.state.can_serve(b, next))
             .unwrap_or(NO_LEADER);
         if leader != next.leader {
             next.leader = leader;

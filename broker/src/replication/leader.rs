@@ -253,6 +253,16 @@ impl PartitionLeader {
         }
     }
 
+    pub fn config(&self) -> &LeaderConfig {
+        &self.config
+    }
+
+    /// The topic's settings changed (`min.insync.replicas`): requests from now on, and
+    /// waiting acks=all requests when they complete, are judged by the new ones.
+    pub fn reconfigure(&mut self, config: LeaderConfig) {
+        self.config = config;
+    }
+
     /// Before appending a produce: acks=all is refused with NOT_ENOUGH_REPLICAS when the
     /// committed ISR is smaller than `min.insync.replicas` (nothing is written).
     pub fn check_produce(&self, acks_all: bool) -> Result<(), ResponseError> {

@@ -128,11 +128,36 @@ pub struct PartitionRegistration {
     pub adding_replicas: Vec<BrokerId>,
     /// ... and replicas to drop once every adding replica is in the ISR.
     pub removing_replicas: Vec<BrokerId>,
+    /// Replicas whose broker reported its copy unusable (storage): not elected, not
+    /// added to the ISR, until the broker reports it back. Sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
     pub fn has_leader(&self) -> bool {
         self.leader != NO_LEADER
+    }
+
+    /// A registration with no reassignment and no offline replica (tests).
+    #[cfg(test)]
+    pub(crate) fn of(
+        replicas: &[BrokerId],
+        isr: &[BrokerId],
+        leader: BrokerId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    ) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: replicas.to_vec(),
+            isr: Isr::new(isr.to_vec()),
+            leader,
+            leader_epoch: LeaderEpoch(leader_epoch),
+            partition_epoch: PartitionEpoch(partition_epoch),
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            offline_replicas: vec![],
+        }
     }
 }
 

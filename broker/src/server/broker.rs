@@ -10,14 +10,13 @@ use tokio::sync::Mutex as AsyncMutex;
 use kafka_protocol::error::ResponseError;
 
 use super::partition::{Partition, PartitionMap};
-use crate::config::{log_config, BrokerConfig, TopicDefaults};
+use crate::clock::SharedClock;
+use crate::config::{BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
-use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState, TopicState};
+use crate::metadata::image::{MetadataImage, MetadataRecord};
 use crate::metrics::Metrics;
-use crate::quorum::{ControllerReply, ControllerRequest, MetadataApplier, Quorum};
-use crate::replication::controller::registration_of;
-use crate::replication::follower::FollowerConfig;
-use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
+use crate::quorum::{ControllerReply, ControllerRequest, Quorum};
+use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::{PartitionRegistration, TopicPartition};
 
 /// Producer ids are reserved in the metadata log this many at a time.
@@ -25,17 +24,26 @@ const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub struct Broker {
     /// This broker itself, for spawning tasks from `&self` (follower fetch loops).
-    me: std::sync::Weak<Broker>,
+    pub(super) me: std::sync::Weak<Broker>,
     pub config: BrokerConfig,
+    /// The one clock of this broker, handed down to its partitions and coordinators.
+    pub clock: SharedClock,
     /// gRPC channels to other brokers (follower fetches).
     pub peers: crate::quorum::Channels,
     pub cluster_id: String,
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
     pub partitions: PartitionMap,
+    /// The storage seam and the bound on open segment files shared by every log here.
+    pub log_storage: crate::log::LogStorage,
     /// The installed image: readers take a cheap snapshot; the quorum's applier
     /// replaces it once the hosted partitions match it.
-    image: parking_lot::RwLock<Arc<MetadataImage>>,
+    pub(super) image: parking_lot::RwLock<Arc<MetadataImage>>,
+    /// Held while the hosted partitions are changed to match the image (installing an
+    /// image, putting a replica back in service), so the two never interleave.
+    pub(super) install: parking_lot::Mutex<()>,
+    /// Replicas hosted here that cannot be served (see `offline`).
+    pub offline: super::offline::OfflineReplicas,
     /// The metadata quorum, set once started.
     quorum: std::sync::OnceLock<Arc<Quorum>>,
     /// Serializes this broker's admin changes: plan against the image, submit, wait
@@ -46,9 +54,7 @@ pub struct Broker {
     ready: AtomicBool,
     /// Out of touch with the controller for longer than the session timeout: lead
     /// nothing until a heartbeat is answered again.
-    cut_off: AtomicBool,
-    /// The last image could not be installed whole: the next one looks at every topic.
-    install_failed: AtomicBool,
+    pub(super) cut_off: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
 }
@@ -62,16 +68,10 @@ pub struct ClusterBroker {
     pub rack: Option<String>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Broker {
     /// Claim the data dir. Partitions are opened as the metadata quorum's image
     /// names them (see [`Broker::start_quorum`]).
-    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, String> {
+    pub fn open(config: BrokerConfig, clock: SharedClock) -> Result<Arc<Broker>, String> {
         let claimed = crate::metadata::claim_data_dir(&config.data_dir, config.node_id)?;
         // Every broker of a cluster reports the same cluster id: one derived from the
         // first voter, which all share and which stays when voters are added. A single
@@ -93,15 +93,21 @@ impl Broker {
             defaults,
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
+            log_storage: crate::log::LogStorage::new(
+                crate::storage::Disk::real(),
+                config.log_open_files_max,
+            ),
             image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
+            install: parking_lot::Mutex::new(()),
+            offline: Default::default(),
             quorum: std::sync::OnceLock::new(),
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),
             ready: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
-            install_failed: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             config,
+            clock,
         }))
     }
 
@@ -124,7 +130,10 @@ impl Broker {
     }
 
     /// Send a request to the active controller, bounded by request.timeout.ms.
-    async fn submit(&self, request: ControllerRequest) -> Result<ControllerReply, AdminError> {
+    pub(super) async fn submit(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerReply, AdminError> {
         let quorum = self.quorum.get().ok_or_else(|| AdminError {
             code: ResponseError::NotController,
             message: "the metadata quorum is not started".to_string(),
@@ -145,10 +154,10 @@ impl Broker {
         self.config.node_id
     }
 
-    /// Brokers that can hold replicas and lead: registered, unfenced, not shutting
-    /// down. Before any broker registered (a single broker), this broker alone.
-    pub fn live_brokers(&self) -> Vec<i32> {
-        let image = self.image();
+    /// Brokers of `image` that can hold replicas and lead: registered, unfenced, not
+    /// shutting down. Before any broker registered (a single broker), this broker
+    /// alone. Admin changes plan with the image [`Broker::change_metadata`] hands them.
+    pub fn live_brokers(&self, image: &MetadataImage) -> Vec<i32> {
         if image.brokers().next().is_none() {
             return vec![self.node_id()];
         }
@@ -185,9 +194,17 @@ impl Broker {
         }]
     }
 
-    /// The active controller's id as clients see it (-1 while there is none).
-    pub fn controller_id(&self) -> i32 {
-        self.quorum.get().map_or(-1, |q| q.status().controller_id)
+    /// The controller id to tell clients along with `listed`, the brokers of the same
+    /// answer: clients send admin requests there, and any broker forwards them to the
+    /// active controller, so it must be a listed broker (librdkafka waits for one it
+    /// knows). The Raft leader when it is listed, else this broker, else the first.
+    pub fn controller_id(&self, listed: &[ClusterBroker]) -> i32 {
+        let raft_leader = self.quorum.get().map_or(-1, |q| q.status().controller_id);
+        [raft_leader, self.node_id()]
+            .into_iter()
+            .find(|id| listed.iter().any(|b| b.id == *id))
+            .or_else(|| listed.first().map(|b| b.id))
+            .unwrap_or(-1)
     }
 
     /// Ask the controller to change a partition's ISR (AlterPartition).
@@ -262,135 +279,15 @@ impl Broker {
         plan: impl FnOnce(&MetadataImage) -> Result<MetadataRecord, AdminError>,
     ) -> Result<MetadataRecord, AdminError> {
         let _writer = self.writer.lock().await;
+        // Plan against everything the controller has decided: a broker that started a
+        // moment ago may not have applied the latest registrations yet.
+        self.submit(ControllerRequest::Sync).await?;
         let record = plan(&self.image())?;
         if commit {
             self.submit(ControllerRequest::Records(vec![record.clone()]))
                 .await?;
         }
         Ok(record)
-    }
-
-    /// Make the hosted partitions match `image`: open the logs of partitions this
-    /// broker is a replica of, lead or follow each as the image says, close and delete
-    /// the logs of deleted topics and of partitions moved away, apply config changes.
-    /// Then publish it.
-    fn install_image(&self, image: Arc<MetadataImage>) -> Result<(), String> {
-        let old = self.image();
-        let now = now_ms();
-        let me = self.node_id();
-        // Only the topics a change touched need work, so a change costs the same with
-        // thousands of topics. After a failure (a log that could not be opened) every
-        // topic is looked at again.
-        let mut changes = image.topic_changes(&old);
-        if self.install_failed.swap(false, Ordering::AcqRel) {
-            changes.changed = image.topics().collect();
-        }
-        // Deleted topics first: a topic deleted and created again under its name
-        // between two images must lose its old log before the new one opens.
-        for gone in &changes.gone {
-            if self
-                .partitions
-                .topic(&gone.name)
-                .first()
-                .is_some_and(|p| p.topic_id == gone.id)
-            {
-                self.drop_topic(&gone.name);
-            }
-        }
-        let result = self.install_topics(&old, &changes.changed, now, me);
-        if result.is_err() {
-            self.install_failed.store(true, Ordering::Release);
-        }
-        *self.image.write() = image;
-        result
-    }
-
-    /// Open, lead or follow, and configure the replicas here of `changed` topics.
-    fn install_topics(
-        &self,
-        old: &MetadataImage,
-        changed: &[&TopicState],
-        now: i64,
-        me: i32,
-    ) -> Result<(), String> {
-        for &topic in changed {
-            let hosted = self.partitions.topic(&topic.name);
-            if hosted.first().is_some_and(|p| p.topic_id != topic.id) {
-                self.drop_topic(&topic.name);
-            }
-            let config_changed = old
-                .topic(&topic.name)
-                .is_some_and(|o| o.configs != topic.configs);
-            for p in &topic.partitions {
-                let hosted = self.partitions.get(&topic.name, p.partition);
-                if !p.is_replica(me) {
-                    if let Some(gone) = hosted {
-                        self.drop_partition(gone);
-                    }
-                    continue;
-                }
-                let partition = match hosted {
-                    Some(h) => {
-                        if config_changed {
-                            let config = log_config(&topic.configs, &self.defaults);
-                            h.with_log_mut(|log| log.set_config(config));
-                        }
-                        h
-                    }
-                    None => {
-                        let opened = Arc::new(self.open_partition(
-                            topic,
-                            p.partition,
-                            p.leader_epoch,
-                            now,
-                        )?);
-                        self.partitions.insert(opened.clone());
-                        opened
-                    }
-                };
-                if p.leader == me {
-                    if let Some(before) = old
-                        .topic_by_id(&topic.id)
-                        .and_then(|t| t.partitions.get(p.partition as usize))
-                        .filter(|b| b.leader == me)
-                    {
-                        if p.isr.len() < before.isr.len() {
-                            self.metrics.isr_shrinks.inc();
-                        } else if p.isr.len() > before.isr.len() {
-                            self.metrics.isr_expands.inc();
-                        }
-                    }
-                }
-                self.follow_image(&partition, p, now);
-                if topic.name == crate::group::OFFSETS_TOPIC {
-                    self.follow_coordination(&partition, p.leader == me);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The group coordinator of a `__consumer_offsets` partition is its leader: load
-    /// the partition's groups when leadership came here, drop them when it left.
-    fn follow_coordination(&self, partition: &Arc<Partition>, leads: bool) {
-        let Some(groups) = self.groups.get().cloned() else {
-            return;
-        };
-        if !leads {
-            groups.resign(partition.index);
-            return;
-        }
-        let (p, epoch) = (partition.clone(), partition.leader_epoch());
-        let load = move || {
-            // Leadership may have moved on while this waited for a thread.
-            if p.is_leader() && p.leader_epoch() == epoch {
-                groups.become_leader(p);
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(load)),
-            Err(_) => load(),
-        }
     }
 
     /// Is this broker cut off from the controller (and so leading nothing)?
@@ -410,7 +307,6 @@ impl Broker {
         let in_touch = quorum.in_touch() || !self.is_ready();
         let was_cut_off = self.cut_off.swap(!in_touch, Ordering::AcqRel);
         if was_cut_off == in_touch {
-            let now = now_ms();
             let image = self.image();
             if in_touch {
                 tracing::info!("in touch with the controller again");
@@ -418,95 +314,15 @@ impl Broker {
                 tracing::warn!("no heartbeat answered within the session timeout: leading nothing until the controller answers");
             }
             for p in self.partitions.all() {
-                if let Some(state) = image.partition(&p.topic, p.index) {
+                let Some(topic) = image.topic(&p.topic) else {
+                    continue;
+                };
+                if let Some(state) = topic.partitions.get(p.index as usize) {
                     if state.leader == self.node_id() {
-                        self.follow_image(&p, state, now);
+                        self.follow_image(&p, topic, state);
                     }
                 }
             }
-        }
-    }
-
-    /// Lead or follow `partition` as its state in the image says.
-    fn follow_image(&self, partition: &Arc<Partition>, state: &PartitionState, now: i64) {
-        let me = self.node_id();
-        let registration = registration_of(state);
-        if state.leader == me && self.cut_off.load(Ordering::Acquire) {
-            partition.make_offline();
-        } else if state.leader == me {
-            let config = LeaderConfig {
-                replica_lag_time_max_ms: i64::try_from(self.config.replica_lag_time_max_ms)
-                    .unwrap_or(i64::MAX),
-                // Checked per request against the topic's min.insync.replicas.
-                min_insync_replicas: 1,
-                alter_partition_retry_ms: 1_000,
-            };
-            let proposals = partition.make_leader(me, config, registration, now);
-            self.propose_isr(partition, proposals);
-        } else {
-            let config = FollowerConfig {
-                fetch_backoff_ms: i64::try_from(self.config.replica_fetch_backoff_ms)
-                    .unwrap_or(i64::MAX),
-                fetch_timeout_ms: i64::try_from(
-                    self.config.replica_fetch_wait_max_ms + self.config.request_timeout_ms,
-                )
-                .unwrap_or(i64::MAX),
-            };
-            if let Some(stop) = partition.make_follower(me, config, &registration, now) {
-                if let (Some(me), Ok(rt)) =
-                    (self.me.upgrade(), tokio::runtime::Handle::try_current())
-                {
-                    rt.spawn(super::replica::run_follower(me, partition.clone(), stop));
-                }
-            }
-        }
-    }
-
-    fn open_partition(
-        &self,
-        topic: &TopicState,
-        index: i32,
-        epoch: i32,
-        now: i64,
-    ) -> Result<Partition, String> {
-        Partition::open(
-            &self.config.data_dir,
-            &topic.name,
-            topic.id,
-            index,
-            epoch,
-            log_config(&topic.configs, &self.defaults),
-            now,
-        )
-        .map_err(|e| format!("topic {:?} partition {index}: {e}", topic.name))
-    }
-
-    fn drop_topic(&self, name: &str) {
-        for p in self.partitions.remove_topic(name) {
-            self.delete_partition(&p);
-        }
-    }
-
-    /// The partition moved to other brokers (reassignment): stop and delete it here.
-    fn drop_partition(&self, partition: Arc<Partition>) {
-        tracing::info!(topic = %partition.topic, partition = partition.index, "partition moved away; deleting its log here");
-        self.partitions.remove(&partition.topic, partition.index);
-        self.delete_partition(&partition);
-    }
-
-    fn delete_partition(&self, p: &Partition) {
-        p.make_offline();
-        if p.topic == crate::group::OFFSETS_TOPIC {
-            if let Some(groups) = self.groups.get() {
-                groups.resign(p.index);
-            }
-        }
-        self.metrics.forget_partition(&p.topic, p.index);
-        let dir = p.with_log(|l| l.dir().to_path_buf());
-        // Readers still holding file slices keep their open files; the data goes
-        // once they finish.
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove partition directory");
         }
     }
 
@@ -534,7 +350,7 @@ impl Broker {
     /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
     /// compaction; refreshes gauges.
     pub fn housekeeping(&self) {
-        let now = now_ms();
+        let now = self.clock.wall_ms();
         for p in self.partitions.all() {
             let hw = p.high_watermark();
             match p.with_log_mut(|log| log.housekeeping(now, hw)) {
@@ -549,7 +365,7 @@ impl Broker {
             // A cleaning that fails before its swap leaves the log as it was and is
             // retried next round; one that fails during the swap keeps serving the old
             // segments, stops compacting that log, and is completed on the next open.
-            if let Err(e) = p.compact(now) {
+            if let Err(e) = p.compact() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
         }
@@ -590,6 +406,9 @@ impl Broker {
             }
         }
         self.metrics.leader_partitions.set(leading);
+        self.metrics
+            .offline_replicas
+            .set(i64::try_from(self.offline.len()).unwrap_or(i64::MAX));
         if let Some(q) = self.quorum.get() {
             let status = q.status();
             let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
@@ -605,6 +424,9 @@ impl Broker {
                 .set(clamp(status.applied_index));
         }
         self.metrics.under_replicated_partitions.set(under);
+        self.metrics
+            .log_open_segment_files
+            .set(i64::try_from(self.log_storage.handles.open_count()).unwrap_or(i64::MAX));
         for p in self.partitions.all() {
             let idx = p.index.to_string();
             let labels = [p.topic.as_str(), idx.as_str()];
@@ -633,16 +455,6 @@ impl Broker {
             if let Err(e) = p.with_log_mut(|l| l.close()) {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing log failed");
             }
-        }
-    }
-}
-
-impl MetadataApplier for Broker {
-    fn apply(&self, image: Arc<MetadataImage>) {
-        if let Err(e) = self.install_image(image) {
-            // A partition that cannot be opened (disk full, permissions) stays
-            // unserved; the rest of the image is installed on the next change.
-            tracing::error!(error = %e, "installing metadata failed");
         }
     }
 }

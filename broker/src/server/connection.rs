@@ -8,7 +8,10 @@
 //! [`MAX_PRODUCE_IN_FLIGHT`] waiting answers. Any other request starts once every
 //! request before it is answered, as in Kafka, where a connection has one request in
 //! progress. Every bound is explicit: frame size (`socket.request.max.bytes`), idle
-//! time (`connections.max.idle.ms`), answers waiting per connection, and a frame buffer
+//! time (`connections.max.idle.ms`, between requests and between the bytes of one),
+//! the time to read a request once its size arrived (`--request-read-timeout-ms`),
+//! the bytes of requests being read over all connections (`queued.max.request.bytes`,
+//! see [`super::request_budget`]), answers waiting per connection, and a frame buffer
 //! of at most [`READ_UPFRONT_BYTES`] before the bytes arrive: past that it grows only
 //! as bytes actually arrive.
 
@@ -27,10 +30,12 @@ use nix::sys::sendfile::sendfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api;
 use super::broker::Broker;
+use super::request_budget::RequestBudget;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
@@ -69,6 +74,33 @@ enum Close {
     Eof,
     #[error("idle for {0} ms")]
     Idle(u64),
+    #[error(
+        "request of {size} bytes stalled after {received} bytes: none for \
+         connections.max.idle.ms {idle_ms}"
+    )]
+    IdleMidFrame {
+        size: usize,
+        received: usize,
+        idle_ms: u64,
+    },
+    #[error(
+        "request of {size} bytes not complete within --request-read-timeout-ms {timeout_ms} \
+         ({received} bytes received)"
+    )]
+    FrameDeadline {
+        size: usize,
+        received: usize,
+        timeout_ms: u64,
+    },
+    #[error(
+        "no room for a request of {size} bytes in queued.max.request.bytes {budget} within \
+         --request-read-timeout-ms {timeout_ms}"
+    )]
+    NoRoom {
+        size: usize,
+        budget: u64,
+        timeout_ms: u64,
+    },
     #[error("broker shutting down")]
     Shutdown,
     /// Cut off from the controller: this broker's metadata may be stale, so clients
@@ -83,20 +115,57 @@ enum Close {
     Io(#[from] std::io::Error),
 }
 
+impl Close {
+    /// The `reason` label of `fjord_connections_closed_total`, for a close caused by a
+    /// client too slow or silent.
+    fn slow_client_reason(&self) -> Option<&'static str> {
+        match self {
+            Close::Idle(_) => Some("idle"),
+            Close::IdleMidFrame { .. } => Some("idle_mid_frame"),
+            Close::FrameDeadline { .. } => Some("frame_deadline"),
+            Close::NoRoom { .. } => Some("no_room"),
+            _ => None,
+        }
+    }
+}
+
 pub async fn serve(
     broker: Arc<Broker>,
+    budget: Arc<RequestBudget>,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     broker.metrics.connections.inc();
-    match serve_inner(&broker, stream, peer, &shutdown).await {
+    let conn = Conn {
+        broker: &broker,
+        budget: &budget,
+        peer,
+    };
+    match serve_inner(conn, stream, &shutdown).await {
         Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) | Err(Close::CutOff) => {}
         Err(Close::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
-        Err(e) => tracing::warn!(%peer, "closing connection: {e}"),
+        Err(e) => {
+            if let Some(reason) = e.slow_client_reason() {
+                broker
+                    .metrics
+                    .connections_closed
+                    .with_label_values(&[reason])
+                    .inc();
+            }
+            tracing::warn!(%peer, "closing connection: {e}")
+        }
     }
     broker.metrics.connections.dec();
+}
+
+/// What a connection's tasks share.
+#[derive(Clone, Copy)]
+struct Conn<'a> {
+    broker: &'a Broker,
+    budget: &'a RequestBudget,
+    peer: SocketAddr,
 }
 
 /// A produce request's answer still being worked out, in request order; encoded when
@@ -104,16 +173,18 @@ pub async fn serve(
 type Pending<'a> = Pin<Box<dyn Future<Output = (Request, Option<ProduceResponse>)> + Send + 'a>>;
 
 async fn serve_inner(
-    broker: &Broker,
+    conn: Conn<'_>,
     mut stream: TcpStream,
-    peer: SocketAddr,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
+    let Conn { broker, peer, .. } = conn;
     let (reader, mut writer) = stream.split();
     // Frames as a stream: a read in progress survives the select below answering a
-    // produce request meanwhile.
-    let frames = futures::stream::unfold(reader, |mut reader| async move {
-        let frame = read_request(broker, &mut reader).await;
+    // produce request meanwhile. Its timers start when it is first polled, and it is
+    // polled until it completes (the in-flight bound is checked between frames), so
+    // the broker's own waits never count against the client.
+    let frames = futures::stream::unfold(reader, move |mut reader| async move {
+        let frame = read_request(conn, &mut reader).await;
         Some((frame, reader))
     });
     tokio::pin!(frames);
@@ -203,8 +274,9 @@ async fn drain(
     Ok(())
 }
 
-/// The next request frame, within the idle and size bounds.
-async fn read_request(broker: &Broker, reader: &mut ReadHalf<'_>) -> Result<Bytes, Close> {
+/// The next request frame, within the idle, size, time and memory bounds.
+async fn read_request(conn: Conn<'_>, reader: &mut ReadHalf<'_>) -> Result<Bytes, Close> {
+    let broker = conn.broker;
     let idle_ms = broker.config.connections_max_idle_ms;
     let max = broker.config.socket_request_max_bytes;
     let size = match tokio::time::timeout(Duration::from_millis(idle_ms), reader.read_i32()).await {
@@ -223,7 +295,74 @@ async fn read_request(broker: &Broker, reader: &mut ReadHalf<'_>) -> Result<Byte
             max,
         });
     }
-    read_frame(reader, size as usize).await
+    let timer = FrameTimer::start(
+        Instant::now(),
+        broker.config.request_read_timeout_ms,
+        idle_ms,
+    );
+    let Ok(_reservation) =
+        tokio::time::timeout_at(timer.deadline, conn.budget.reserve(size as u32)).await
+    else {
+        return Err(Close::NoRoom {
+            size: size as usize,
+            budget: conn.budget.budget_bytes(),
+            timeout_ms: timer.timeout_ms,
+        });
+    };
+    read_frame(reader, size as usize, &timer).await
+}
+
+/// The time bounds of one frame being read, from the moment its size arrived.
+#[derive(Debug, Clone, Copy)]
+struct FrameTimer {
+    /// When the whole frame must have arrived.
+    deadline: Instant,
+    timeout_ms: u64,
+    idle_ms: u64,
+}
+
+impl FrameTimer {
+    fn start(size_read_at: Instant, timeout_ms: u64, idle_ms: u64) -> FrameTimer {
+        FrameTimer {
+            deadline: size_read_at + Duration::from_millis(timeout_ms),
+            timeout_ms,
+            idle_ms,
+        }
+    }
+
+    /// By when more bytes must arrive, given when bytes last arrived, and why the
+    /// connection is closed if they do not: whichever of the frame deadline and the
+    /// idle timeout comes first.
+    fn next_wait(&self, last_bytes_at: Instant) -> (Instant, Stall) {
+        let idle_until = last_bytes_at + Duration::from_millis(self.idle_ms);
+        if idle_until < self.deadline {
+            (idle_until, Stall::Idle)
+        } else {
+            (self.deadline, Stall::Deadline)
+        }
+    }
+
+    fn close(&self, stall: Stall, size: usize, received: usize) -> Close {
+        match stall {
+            Stall::Idle => Close::IdleMidFrame {
+                size,
+                received,
+                idle_ms: self.idle_ms,
+            },
+            Stall::Deadline => Close::FrameDeadline {
+                size,
+                received,
+                timeout_ms: self.timeout_ms,
+            },
+        }
+    }
+}
+
+/// Which bound a frame's read ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    Idle,
+    Deadline,
 }
 
 async fn write_response(
@@ -280,18 +419,29 @@ fn initial_frame_capacity(size: usize) -> usize {
     }
 }
 
-async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S, size: usize) -> Result<Bytes, Close> {
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    size: usize,
+    timer: &FrameTimer,
+) -> Result<Bytes, Close> {
     let mut buf = BytesMut::with_capacity(initial_frame_capacity(size));
+    let mut last_bytes_at = Instant::now();
     while buf.len() < size {
         let missing = size - buf.len();
         buf.reserve(missing.min(READ_CHUNK_BYTES));
         let mut limited = (&mut buf).limit(missing);
-        if stream.read_buf(&mut limited).await? == 0 {
+        let (until, stall) = timer.next_wait(last_bytes_at);
+        let read = match tokio::time::timeout_at(until, stream.read_buf(&mut limited)).await {
+            Ok(read) => read?,
+            Err(_) => return Err(timer.close(stall, size, buf.len())),
+        };
+        if read == 0 {
             return Err(Close::Refused(format!(
                 "connection closed after {} of {size} declared request bytes",
                 buf.len()
             )));
         }
+        last_bytes_at = Instant::now();
     }
     Ok(buf.freeze())
 }
@@ -481,6 +631,11 @@ mod tests {
         assert_eq!(initial_frame_capacity(100 << 20), READ_CHUNK_BYTES);
     }
 
+    /// Limits that a test frame never reaches.
+    fn patient() -> FrameTimer {
+        FrameTimer::start(Instant::now(), 600_000, 600_000)
+    }
+
     /// Writes `frame` in small pieces, as TCP may deliver it, then closes.
     async fn read_in_pieces(frame: Vec<u8>, declared: usize) -> Result<Bytes, Close> {
         let (mut client, mut server) = tokio::io::duplex(4096);
@@ -489,9 +644,111 @@ mod tests {
                 client.write_all(piece).await.unwrap();
             }
         });
-        let read = read_frame(&mut server, declared).await;
+        let read = read_frame(&mut server, declared, &patient()).await;
         writer.await.unwrap();
         read
+    }
+
+    #[test]
+    fn a_frame_waits_for_whichever_of_idle_and_deadline_comes_first() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let timer = FrameTimer::start(t0, 30_000, 10_000);
+        assert_eq!(timer.next_wait(t0), (t0 + ms(10_000), Stall::Idle));
+        assert_eq!(
+            timer.next_wait(t0 + ms(19_999)),
+            (t0 + ms(29_999), Stall::Idle)
+        );
+        // At the limit the deadline decides: the frame as a whole is late.
+        assert_eq!(
+            timer.next_wait(t0 + ms(20_000)),
+            (t0 + ms(30_000), Stall::Deadline)
+        );
+        assert_eq!(
+            timer.next_wait(t0 + ms(29_000)),
+            (t0 + ms(30_000), Stall::Deadline)
+        );
+        // An idle timeout longer than the deadline never applies mid-frame.
+        let timer = FrameTimer::start(t0, 30_000, 600_000);
+        assert_eq!(timer.next_wait(t0), (t0 + ms(30_000), Stall::Deadline));
+    }
+
+    /// Sends `sent` bytes of a `declared`-byte frame, then keeps the stream open and
+    /// silent (or trickles a byte per `trickle`), and reads it with `timer`.
+    async fn read_stalled(
+        declared: usize,
+        sent: usize,
+        trickle: Option<Duration>,
+        timer: FrameTimer,
+    ) -> Close {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn(async move {
+            client.write_all(&vec![1; sent]).await.unwrap();
+            loop {
+                match trickle {
+                    // The pause paces a client that is slow on purpose.
+                    Some(every) => tokio::time::sleep(every).await,
+                    None => std::future::pending().await,
+                }
+                if client.write_all(&[2]).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            read_frame(&mut server, declared, &timer),
+        )
+        .await
+        .expect("the frame's own bounds end the read");
+        writer.abort();
+        read.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn a_frame_stalled_mid_way_is_closed_at_its_deadline() {
+        let timer = FrameTimer::start(Instant::now(), 200, 600_000);
+        let err = read_stalled(10_000, 3000, None, timer).await;
+        assert!(
+            matches!(
+                err,
+                Close::FrameDeadline {
+                    size: 10_000,
+                    received: 3000,
+                    timeout_ms: 200
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.slow_client_reason(), Some("frame_deadline"));
+    }
+
+    #[tokio::test]
+    async fn a_frame_trickling_in_is_closed_at_its_deadline() {
+        let timer = FrameTimer::start(Instant::now(), 300, 600_000);
+        let err = read_stalled(10_000, 10, Some(Duration::from_millis(5)), timer).await;
+        match err {
+            Close::FrameDeadline { received, .. } => assert!(received > 10, "{received}"),
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_with_no_bytes_for_the_idle_time_is_closed_as_idle() {
+        let timer = FrameTimer::start(Instant::now(), 600_000, 200);
+        let err = read_stalled(10_000, 3000, None, timer).await;
+        assert!(
+            matches!(
+                err,
+                Close::IdleMidFrame {
+                    size: 10_000,
+                    received: 3000,
+                    idle_ms: 200
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(err.slow_client_reason(), Some("idle_mid_frame"));
     }
 
     #[tokio::test]

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::broker::{now_ms, Broker};
+use super::broker::Broker;
 use super::partition::Partition;
 use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
@@ -35,7 +35,7 @@ use crate::group::{
 };
 use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
-use crate::metadata::admin::{plan_create_topic, NewTopic};
+use crate::metadata::admin::{plan_create_topic, AdminError, NewTopic};
 
 /// How often the state machines are ticked. Deadlines are seconds apart in
 /// practice (session timeouts are at least group.min.session.timeout.ms).
@@ -52,6 +52,7 @@ const PARKED_SLACK: Duration = Duration::from_secs(5);
 pub struct Shard {
     partition: Arc<Partition>,
     leader_epoch: i32,
+    write_timeout_ms: i64,
     next_request: AtomicU64,
     state: Mutex<ShardState>,
 }
@@ -93,6 +94,8 @@ impl Slot {
 
 pub struct GroupRuntime {
     config: GroupConfig,
+    /// How long a group write may wait for the ISR (request.timeout.ms).
+    write_timeout_ms: i64,
     /// By `__consumer_offsets` partition index.
     slots: Mutex<HashMap<i32, Slot>>,
     next_load: AtomicU64,
@@ -126,7 +129,9 @@ pub async fn start(broker: &Arc<Broker>) -> Result<Arc<GroupRuntime>, String> {
             .offsets_retention_minutes
             .saturating_mul(60_000),
     };
-    Ok(Arc::new(GroupRuntime::new(config)))
+    let mut runtime = GroupRuntime::new(config);
+    runtime.write_timeout_ms = i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX);
+    Ok(Arc::new(runtime))
 }
 
 /// The replication factor `__consumer_offsets` is created with:
@@ -148,20 +153,9 @@ pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> 
     if broker.image().topic(OFFSETS_TOPIC).is_some() {
         return Ok(());
     }
-    let brokers = broker.live_brokers();
     let voters = broker.config.quorum_voters().len();
     let rf =
         offsets_topic_replication_factor(broker.config.offsets_topic_replication_factor, voters);
-    if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
-        tracing::warn!(
-            live_brokers = brokers.len(),
-            replication_factor = rf,
-            offsets_topic_replication_factor = broker.config.offsets_topic_replication_factor,
-            quorum_voters = voters,
-            "not creating {OFFSETS_TOPIC}: fewer live brokers than its replication factor"
-        );
-        return Err(ResponseError::CoordinatorNotAvailable);
-    }
     let new = NewTopic {
         name: OFFSETS_TOPIC.to_string(),
         num_partitions: broker.config.offsets_topic_num_partitions,
@@ -173,6 +167,18 @@ pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> 
     // FindCoordinators the second plans against the created topic.
     match broker
         .change_metadata(true, |image| {
+            let brokers = broker.live_brokers(image);
+            if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
+                return Err(AdminError {
+                    code: ResponseError::CoordinatorNotAvailable,
+                    message: format!(
+                        "not created: {} live brokers, fewer than its replication factor {rf} \
+                         (offsets.topic.replication.factor {}, {voters} quorum voters)",
+                        brokers.len(),
+                        broker.config.offsets_topic_replication_factor
+                    ),
+                });
+            }
             plan_create_topic(image, &brokers, &new, 1, rf)
         })
         .await
@@ -197,6 +203,7 @@ impl GroupRuntime {
     pub fn new(config: GroupConfig) -> GroupRuntime {
         GroupRuntime {
             config,
+            write_timeout_ms: 30_000,
             slots: Mutex::new(HashMap::new()),
             next_load: AtomicU64::new(1),
             rebalances_dropped: AtomicU64::new(0),
@@ -216,7 +223,7 @@ impl GroupRuntime {
         };
         let started = std::time::Instant::now();
         let mut coordinator = GroupCoordinator::new(self.config.clone());
-        let now = now_ms();
+        let now = partition.clock().now_ms();
         match read_partition(&partition, |r| coordinator.replay(r, now)) {
             Ok(records) => {
                 let groups = coordinator.groups().count();
@@ -292,6 +299,7 @@ impl GroupRuntime {
         };
         let shard = Shard {
             leader_epoch,
+            write_timeout_ms: self.write_timeout_ms,
             partition: partition.clone(),
             next_request: AtomicU64::new(1),
             state: Mutex::new(ShardState {
@@ -368,7 +376,7 @@ impl GroupRuntime {
                 continue;
             }
             let actions = f(&mut state.coordinator);
-            let _ = execute(&shard.partition, &mut state, actions);
+            let _ = shard.execute(&mut state, actions);
         }
     }
 
@@ -420,6 +428,11 @@ impl Shard {
         &self.partition
     }
 
+    /// The coordinator's time: the broker's monotonic clock.
+    fn now_ms(&self) -> i64 {
+        self.partition.clock().now_ms()
+    }
+
     /// Lock the state of a shard still in service.
     fn active(&self) -> Result<parking_lot::MutexGuard<'_, ShardState>, ResponseError> {
         let state = self.state.lock();
@@ -430,7 +443,7 @@ impl Shard {
         }
     }
 
-    pub async fn join(&self, req: JoinRequest) -> JoinResult {
+    pub async fn join(self: &Arc<Self>, req: JoinRequest) -> JoinResult {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let bound = Duration::from_millis(
             u64::try_from(req.rebalance_timeout_ms.max(req.session_timeout_ms)).unwrap_or(0),
@@ -443,8 +456,8 @@ impl Shard {
                 Err(e) => return JoinResult::error(e, &member_id),
             };
             state.joins.insert(id, tx);
-            let actions = state.coordinator.join(req, id, now_ms());
-            let _ = execute(&self.partition, &mut state, actions);
+            let actions = state.coordinator.join(req, id, self.now_ms());
+            let _ = self.execute(&mut state, actions);
         }
         match tokio::time::timeout(bound, rx).await {
             Ok(Ok(result)) => result,
@@ -458,7 +471,13 @@ impl Shard {
         }
     }
 
-    pub async fn sync(&self, req: SyncRequest, rebalance_timeout: Duration) -> SyncResult {
+    /// SyncGroup. The leader's assignment is answered to the members only once the
+    /// ISR, at least `min.insync.replicas` strong, holds it (see [`Shard::execute`]).
+    pub async fn sync(
+        self: &Arc<Self>,
+        req: SyncRequest,
+        rebalance_timeout: Duration,
+    ) -> SyncResult {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -467,17 +486,8 @@ impl Shard {
                 Err(e) => return SyncResult::error(e),
             };
             state.syncs.insert(id, tx);
-            let actions = state.coordinator.sync(req, id, now_ms());
-            if let Err(e) = execute(&self.partition, &mut state, actions) {
-                // The assignment is not durable; members will rejoin (after looking
-                // the coordinator up again if this broker no longer leads).
-                if let Some(tx) = state.syncs.remove(&id) {
-                    let _ = tx.send(SyncResult::error(match e {
-                        ResponseError::NotCoordinator => e,
-                        _ => ResponseError::CoordinatorNotAvailable,
-                    }));
-                }
-            }
+            let actions = state.coordinator.sync(req, id, self.now_ms());
+            let _ = self.execute(&mut state, actions);
         }
         match tokio::time::timeout(rebalance_timeout + PARKED_SLACK, rx).await {
             Ok(Ok(result)) => result,
@@ -502,27 +512,32 @@ impl Shard {
                 member_id,
                 group_instance_id,
                 generation_id,
-                now_ms(),
+                self.now_ms(),
             ),
             Err(e) => Some(e),
         }
     }
 
     pub fn leave(
-        &self,
+        self: &Arc<Self>,
         group_id: &str,
         members: &[crate::group::MemberRef],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         let mut state = self.active()?;
-        let (errors, actions) = state.coordinator.leave(group_id, members, now_ms());
-        let _ = execute(&self.partition, &mut state, actions);
+        let (errors, actions) = state.coordinator.leave(group_id, members, self.now_ms());
+        let _ = self.execute(&mut state, actions);
         Ok(errors)
     }
 
-    pub fn commit(&self, req: CommitRequest) -> Result<(), ResponseError> {
-        let mut state = self.active()?;
-        let actions = state.coordinator.commit(req, now_ms())?;
-        execute(&self.partition, &mut state, actions)
+    /// OffsetCommit: answered once the ISR, at least `min.insync.replicas` strong,
+    /// holds the offsets, as an acks=all produce.
+    pub async fn commit(self: &Arc<Self>, req: CommitRequest) -> Result<(), ResponseError> {
+        let written = {
+            let mut state = self.active()?;
+            let actions = state.coordinator.commit(req, self.now_ms())?;
+            self.execute(&mut state, actions)?
+        };
+        await_written(written, WriteKind::Offsets).await
     }
 
     pub fn fetch_offsets(
@@ -543,78 +558,219 @@ impl Shard {
         Ok(self.active()?.coordinator.describe(group_id))
     }
 
-    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        let mut state = self.active()?;
-        let actions = state.coordinator.delete_group(group_id)?;
-        execute(&self.partition, &mut state, actions)
+    pub async fn delete_group(self: &Arc<Self>, group_id: &str) -> Result<(), ResponseError> {
+        let written = {
+            let mut state = self.active()?;
+            let actions = state.coordinator.delete_group(group_id)?;
+            self.execute(&mut state, actions)?
+        };
+        await_written(written, WriteKind::Group).await
     }
 
-    pub fn delete_offsets(
-        &self,
+    pub async fn delete_offsets(
+        self: &Arc<Self>,
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
-        let mut state = self.active()?;
-        let (errors, actions) = state.coordinator.delete_offsets(group_id, partitions)?;
-        execute(&self.partition, &mut state, actions)?;
+        let (errors, written) = {
+            let mut state = self.active()?;
+            let (errors, actions) = state.coordinator.delete_offsets(group_id, partitions)?;
+            (errors, self.execute(&mut state, actions)?)
+        };
+        await_written(written, WriteKind::Offsets).await?;
         Ok(errors)
+    }
+
+    /// Carry out the actions of one event: append its records (in order), then answer
+    /// the parked requests. Records count as written only once the partition's leader
+    /// state machine says the ISR, at least `min.insync.replicas` strong, holds them,
+    /// so answers that come with records are held back until then (in a task of their
+    /// own); if the write fails, they carry its error instead, and the coordinator
+    /// hears of each group record that failed. Returns the write for a caller that
+    /// answers its own request from it; a local append failure is returned at once.
+    fn execute(
+        self: &Arc<Self>,
+        state: &mut ShardState,
+        actions: Vec<Action>,
+    ) -> Result<Option<Write>, ResponseError> {
+        let (records, answers): (Vec<Action>, Vec<Action>) = actions
+            .into_iter()
+            .partition(|a| matches!(a, Action::Persist(_)));
+        let records: Vec<GroupRecord> = records
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Persist(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        if records.is_empty() {
+            deliver(state, answers, None);
+            return Ok(None);
+        }
+        let clock = self.partition.clock();
+        let deadline_ms = clock.now_ms() + self.write_timeout_ms;
+        let written = match append(&self.partition, &records, clock.wall_ms(), deadline_ms) {
+            Ok(acks) => Write::new(acks),
+            Err(e) => {
+                tracing::error!(topic = %self.partition.topic, partition = self.partition.index, error = %e, "could not persist group records");
+                let code = super::partition::append_error_code(&e);
+                self.write_failed(state, &records, answers, code);
+                return Err(write_error(code, WriteKind::Offsets));
+            }
+        };
+        let groups_written = records
+            .iter()
+            .any(|r| matches!(r, GroupRecord::Group { .. }));
+        if !answers.is_empty() || groups_written {
+            let (shard, write) = (self.clone(), written.clone());
+            tokio::spawn(async move {
+                let outcome = write.await;
+                let mut state = shard.state.lock();
+                if !state.active {
+                    return;
+                }
+                match outcome {
+                    Ok(()) => deliver(&mut state, answers, None),
+                    Err(code) => shard.write_failed(&mut state, &records, answers, code),
+                }
+            });
+        }
+        Ok(Some(written))
+    }
+
+    /// `records` were not written (`code` is the append's or the ISR wait's error):
+    /// the answers that came with them get the error, and the coordinator decides what
+    /// becomes of the groups they described.
+    fn write_failed(
+        self: &Arc<Self>,
+        state: &mut ShardState,
+        records: &[GroupRecord],
+        answers: Vec<Action>,
+        code: ResponseError,
+    ) {
+        tracing::warn!(topic = %self.partition.topic, partition = self.partition.index, error = %code, "group records not written");
+        deliver(state, answers, Some(write_error(code, WriteKind::Group)));
+        let now = self.now_ms();
+        for record in records {
+            let actions = state.coordinator.group_write_failed(record, now);
+            // A rebalance being prepared writes nothing; its answers go out now.
+            let _ = self.execute(state, actions);
+        }
     }
 }
 
-/// Carry out the actions of one event: append the records (in order, before any
-/// answer), then answer parked requests. A failed append is returned so that the
-/// caller answers its own request with an error.
-fn execute(
-    partition: &Partition,
-    state: &mut ShardState,
-    actions: Vec<Action>,
-) -> Result<(), ResponseError> {
-    let mut records = Vec::new();
-    let mut answers = Vec::new();
-    for a in actions {
-        match a {
-            Action::Persist(r) => records.push(r),
-            other => answers.push(other),
+/// Records appended for one event: done once the ISR holds every batch, or the leader
+/// state machine's error (NOT_ENOUGH_REPLICAS_AFTER_APPEND, a timeout, leadership
+/// lost). Shared between the request that caused the write and the answers held back
+/// for it.
+type Write =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<(), ResponseError>>>;
+
+trait WriteExt {
+    fn new(acks: Vec<AckWait>) -> Self;
+}
+
+impl WriteExt for Write {
+    fn new(acks: Vec<AckWait>) -> Write {
+        use futures::FutureExt;
+        async move {
+            for ack in acks {
+                match ack.await {
+                    Ok(None) => {}
+                    Ok(Some(code)) => return Err(code),
+                    // The partition dropped its waiters: no longer its leader.
+                    Err(_) => return Err(ResponseError::NotLeaderOrFollower),
+                }
+            }
+            Ok(())
         }
+        .boxed()
+        .shared()
     }
-    let persisted = append(partition, &records);
-    if let Err(e) = &persisted {
-        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "could not persist group records");
+}
+
+type AckWait = oneshot::Receiver<Option<ResponseError>>;
+
+/// What a group write was for, which decides the error its requests get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteKind {
+    Offsets,
+    Group,
+}
+
+async fn await_written(written: Option<Write>, kind: WriteKind) -> Result<(), ResponseError> {
+    match written {
+        None => Ok(()),
+        Some(w) => w.await.map_err(|code| write_error(code, kind)),
     }
+}
+
+/// The error a client gets when a group write fails with `code` (Kafka's mapping):
+/// too few in-sync replicas make the coordinator unavailable for now, a lost
+/// leadership or a storage failure sends the client to look the coordinator up again.
+fn write_error(code: ResponseError, kind: WriteKind) -> ResponseError {
+    match code {
+        ResponseError::NotEnoughReplicas
+        | ResponseError::NotEnoughReplicasAfterAppend
+        | ResponseError::UnknownTopicOrPartition => ResponseError::CoordinatorNotAvailable,
+        ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
+            ResponseError::NotCoordinator
+        }
+        ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge => match kind {
+            WriteKind::Offsets => ResponseError::InvalidCommitOffsetSize,
+            WriteKind::Group => ResponseError::UnknownServerError,
+        },
+        ResponseError::RequestTimedOut if kind == WriteKind::Group => {
+            ResponseError::RebalanceInProgress
+        }
+        ResponseError::CorruptMessage
+        | ResponseError::InvalidRecord
+        | ResponseError::OutOfOrderSequenceNumber
+        | ResponseError::InvalidProducerEpoch
+        | ResponseError::UnsupportedForMessageFormat => ResponseError::CoordinatorNotAvailable,
+        other => other,
+    }
+}
+
+/// Answer parked requests; with `error`, every JoinGroup and SyncGroup answer carries
+/// it instead of its result (the write it depended on failed).
+fn deliver(state: &mut ShardState, answers: Vec<Action>, error: Option<ResponseError>) {
     for a in answers {
         match a {
             Action::Join { request, result } => {
                 if let Some(tx) = state.joins.remove(&request) {
+                    let result = match error {
+                        Some(code) => JoinResult::error(code, &result.member_id),
+                        None => result,
+                    };
                     let _ = tx.send(result);
                 }
             }
             Action::Sync { request, result } => {
                 if let Some(tx) = state.syncs.remove(&request) {
-                    let _ = tx.send(result);
+                    let _ = tx.send(error.map_or(result, SyncResult::error));
                 }
             }
-            Action::Persist(_) => unreachable!("split above"),
+            Action::Persist(_) => unreachable!("records are split off before"),
         }
     }
-    persisted.map_err(|e| match e {
-        AppendError::MessageTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
-        AppendError::Corrupt(_)
-        | AppendError::Unsupported(_)
-        | AppendError::InvalidRecord(_)
-        | AppendError::OutOfOrderSequence { .. }
-        | AppendError::InvalidProducerEpoch { .. } => ResponseError::CoordinatorNotAvailable,
-        // The partition refused as a non-leader, or its storage failed: as in Kafka,
-        // NOT_COORDINATOR sends the client to look the coordinator up again.
-        _ => ResponseError::NotCoordinator,
-    })
 }
 
-/// Append `records` as uncompressed RecordBatch v2 batches without a producer id.
-fn append(partition: &Partition, records: &[GroupRecord]) -> Result<(), AppendError> {
-    let now = now_ms();
-    append_with(records, now, |batch| {
-        partition.append(batch, now).map(|_| ())
-    })
+/// Append `records` as uncompressed RecordBatch v2 batches without a producer id,
+/// stamped `wall_ms`, each acknowledged like an acks=all produce by `deadline_ms`.
+fn append(
+    partition: &Partition,
+    records: &[GroupRecord],
+    wall_ms: i64,
+    deadline_ms: i64,
+) -> Result<Vec<AckWait>, AppendError> {
+    let mut acks = Vec::new();
+    append_with(records, wall_ms, |batch| {
+        let appended = partition.append_replicated(batch, deadline_ms)?;
+        acks.extend(appended.replicated);
+        Ok(())
+    })?;
+    Ok(acks)
 }
 
 /// Encode `records` as batches of at most [`BATCH_BYTES`] and hand each to `write`.
@@ -749,7 +905,8 @@ pub async fn run_timer(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let expiry_every = broker.config.offsets_retention_check_interval_ms.max(100);
-    let mut last_expiry = now_ms();
+    let clock = broker.clock.clone();
+    let mut last_expiry = clock.now_ms();
     let mut last_image = None;
     loop {
         tokio::select! {
@@ -760,11 +917,13 @@ pub async fn run_timer(
         let image_changed = last_image
             .as_ref()
             .is_none_or(|last| !Arc::ptr_eq(&image, last));
-        let now = now_ms();
+        let now = clock.now_ms();
         runtime.each_shard(|c| c.tick(now));
         if now - last_expiry >= i64::try_from(expiry_every).unwrap_or(i64::MAX) {
             last_expiry = now;
-            runtime.each_shard(|c| c.expire_offsets(now));
+            // Offsets expire by their commit time, a wall-clock timestamp.
+            let wall = clock.wall_ms();
+            runtime.each_shard(|c| c.expire_offsets(wall));
         }
         if image_changed {
             let topics: std::collections::HashSet<String> =
@@ -813,9 +972,9 @@ mod tests {
                 index,
                 epoch,
                 LogConfig::default(),
-                0,
+                crate::clock::SystemClock::shared(),
             )
-            .inspect(|p| p.lead_alone(1, 0))
+            .inspect(|p| p.lead_alone(1))
             .unwrap(),
         )
     }
@@ -871,11 +1030,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn become_leader_loads_the_whole_log_including_past_the_high_watermark() {
+    #[tokio::test]
+    async fn become_leader_loads_the_whole_log_including_past_the_high_watermark() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), Uuid::new_v4(), 0, 3);
-        append(&p, &[offset_record(0, 10), offset_record(1, 11)]).unwrap();
+        append(
+            &p,
+            &[offset_record(0, 10), offset_record(1, 11)],
+            0,
+            i64::MAX,
+        )
+        .unwrap();
         // Written by the previous leader but not yet known committed here: a new
         // leader's whole log is committed, so the load must see it.
         append_with(&[offset_record(1, 12)], 0, |batch| {
@@ -892,7 +1057,7 @@ mod tests {
         assert_eq!(rt.list().len(), 1);
 
         // A new commit is appended to the partition and survives a reload.
-        shard.commit(commit("g", 2, 20)).unwrap();
+        shard.commit(commit("g", 2, 20)).await.unwrap();
         let again = GroupRuntime::new(GroupConfig::default());
         again.become_leader(p);
         assert_eq!(
@@ -901,8 +1066,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn requests_for_shards_not_loaded_here_get_not_coordinator() {
+    #[tokio::test]
+    async fn requests_for_shards_not_loaded_here_get_not_coordinator() {
         let dir = tempfile::tempdir().unwrap();
         let p = open(dir.path(), Uuid::new_v4(), 4, 0);
         let rt = GroupRuntime::new(GroupConfig::default());
@@ -921,7 +1086,7 @@ mod tests {
             GroupCoordinator::new(GroupConfig::default())
         ));
         let shard = rt.shard(4).unwrap();
-        shard.commit(commit("g", 0, 7)).unwrap();
+        shard.commit(commit("g", 0, 7)).await.unwrap();
         assert_eq!(rt.shard(3).err(), Some(ResponseError::NotCoordinator));
 
         rt.resign(4);
@@ -933,7 +1098,7 @@ mod tests {
             Some(ResponseError::NotCoordinator)
         );
         assert_eq!(
-            shard.commit(commit("g", 0, 8)),
+            shard.commit(commit("g", 0, 8)).await,
             Err(ResponseError::NotCoordinator)
         );
         assert_eq!(
@@ -996,15 +1161,178 @@ mod tests {
         assert_eq!(result.error, Some(ResponseError::NotCoordinator));
     }
 
-    #[test]
-    fn a_newer_leader_epoch_reloads_and_the_same_epoch_is_idempotent() {
+    /// A `__consumer_offsets` partition led by broker 1 with followers 2 and 3 in the
+    /// ISR and min.insync.replicas 2, coordinating its groups.
+    fn replicated_shard(dir: &std::path::Path) -> (Arc<Partition>, Arc<Shard>) {
+        use crate::replication::leader::LeaderConfig;
+        use crate::replication::PartitionRegistration;
+        let p = Arc::new(
+            Partition::open(
+                dir,
+                OFFSETS_TOPIC,
+                Uuid::new_v4(),
+                0,
+                0,
+                LogConfig::default(),
+                crate::clock::SystemClock::shared(),
+            )
+            .unwrap(),
+        );
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
+        let config = LeaderConfig {
+            min_insync_replicas: 2,
+            ..LeaderConfig::default()
+        };
+        p.make_leader(1, config, registration);
+        let rt = GroupRuntime::new(GroupConfig {
+            initial_rebalance_delay_ms: 0,
+            ..GroupConfig::default()
+        });
+        rt.become_leader(p.clone());
+        let shard = rt.shard(0).unwrap();
+        (p, shard)
+    }
+
+    fn join_request(group: &str) -> JoinRequest {
+        JoinRequest {
+            group_id: group.into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+            new_member_id: "c-1".into(),
+        }
+    }
+
+    /// The leader's SyncGroup of a one-member group, in a task: its assignment is
+    /// written to the partition and the answer waits for the ISR.
+    async fn sync_alone(
+        shard: &Arc<Shard>,
+        p: &Partition,
+        group: &str,
+    ) -> tokio::task::JoinHandle<SyncResult> {
+        let joined = shard.join(join_request(group)).await;
+        assert_eq!(joined.error, None);
+        let before = p.log_end_offset();
+        let sync = tokio::spawn({
+            let shard = shard.clone();
+            let member = joined.member_id.clone();
+            let group = group.to_string();
+            async move {
+                shard
+                    .sync(
+                        SyncRequest {
+                            group_id: group,
+                            member_id: member.clone(),
+                            group_instance_id: None,
+                            generation_id: joined.generation_id,
+                            protocol_type: None,
+                            protocol_name: None,
+                            assignments: vec![(member, Bytes::from_static(b"all of it"))],
+                        },
+                        Duration::from_secs(10),
+                    )
+                    .await
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while p.log_end_offset() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "assignment never written"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        sync
+    }
+
+    #[tokio::test]
+    async fn a_sync_is_answered_once_the_isr_holds_the_assignment() {
+        use crate::replication::leader::FollowerFetch;
+        use crate::replication::LeaderEpoch;
+        let dir = tempfile::tempdir().unwrap();
+        let (p, shard) = replicated_shard(dir.path());
+        let sync = sync_alone(&shard, &p, "g").await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !sync.is_finished(),
+            "answered before the followers had the assignment"
+        );
+        for replica in [2, 3] {
+            let fetch = FollowerFetch {
+                replica,
+                current_leader_epoch: LeaderEpoch(0),
+                fetch_offset: p.log_end_offset(),
+                last_fetched_epoch: 0,
+            };
+            p.follower_fetch(&fetch, 1 << 20);
+        }
+        let result = tokio::time::timeout(Duration::from_secs(10), sync)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(result.error, None);
+        assert_eq!(&result.assignment[..], b"all of it");
+    }
+
+    #[tokio::test]
+    async fn a_sync_whose_assignment_fell_below_min_insync_replicas_is_refused_and_the_group_rebalances(
+    ) {
+        use crate::replication::leader::LeaderConfig;
+        use crate::replication::PartitionRegistration;
+        let dir = tempfile::tempdir().unwrap();
+        let (p, shard) = replicated_shard(dir.path());
+        let sync = sync_alone(&shard, &p, "g").await;
+        // The controller takes the silent followers out of the ISR.
+        let shrunk = PartitionRegistration::of(&[1, 2, 3], &[1], 1, 0, 1);
+        let config = LeaderConfig {
+            min_insync_replicas: 2,
+            ..LeaderConfig::default()
+        };
+        p.make_leader(1, config, shrunk);
+        let result = tokio::time::timeout(Duration::from_secs(10), sync)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(result.error, Some(ResponseError::CoordinatorNotAvailable));
+        assert!(result.assignment.is_empty());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = shard.describe("g").unwrap().state;
+            if state == crate::group::GroupState::PreparingRebalance {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "group stayed {state:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A commit now is refused before anything is written.
+        let end = p.log_end_offset();
+        assert_eq!(
+            shard.commit(commit("h", 0, 1)).await,
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
+        assert_eq!(p.log_end_offset(), end);
+    }
+
+    #[tokio::test]
+    async fn a_newer_leader_epoch_reloads_and_the_same_epoch_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let topic_id = Uuid::new_v4();
         let p0 = open(dir.path(), topic_id, 0, 0);
         let rt = GroupRuntime::new(GroupConfig::default());
         rt.become_leader(p0.clone());
         let first = rt.shard(0).unwrap();
-        first.commit(commit("g", 0, 5)).unwrap();
+        first.commit(commit("g", 0, 5)).await.unwrap();
         rt.become_leader(p0.clone());
         assert!(Arc::ptr_eq(&first, &rt.shard(0).unwrap()));
 
@@ -1024,7 +1352,7 @@ mod tests {
         assert_eq!(second.leader_epoch, 1);
         assert_eq!(committed(&second), vec![(0, 5)]);
         assert_eq!(
-            first.commit(commit("g", 0, 6)),
+            first.commit(commit("g", 0, 6)).await,
             Err(ResponseError::NotCoordinator)
         );
         // A late call for the older epoch does not take the shard back.
@@ -1042,22 +1370,22 @@ mod tests {
             0,
             0,
             LogConfig::default(),
-            0,
+            crate::clock::SystemClock::shared(),
         )
         .unwrap();
-        p.lead_alone(1, 0);
+        p.lead_alone(1);
         let first: Vec<GroupRecord> = (0..5)
             .map(|i| offset_record(i, 10 + i64::from(i)))
             .collect();
         // The log takes exactly one batch per append: five records must be one batch.
-        append(&p, &first).unwrap();
+        append(&p, &first, 0, i64::MAX).unwrap();
         let tombstone = GroupRecord::Offset {
             group: "g".into(),
             topic: "t".into(),
             partition: 0,
             value: None,
         };
-        append(&p, std::slice::from_ref(&tombstone)).unwrap();
+        append(&p, std::slice::from_ref(&tombstone), 0, i64::MAX).unwrap();
         assert_eq!(p.high_watermark(), 6);
         let mut got = Vec::new();
         assert_eq!(read_partition(&p, |r| got.push(r)).unwrap(), 6);

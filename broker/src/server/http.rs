@@ -1,5 +1,7 @@
-//! HTTP listener: `/metrics` (Prometheus text), `/health` (process up), `/ready`
-//! (logs loaded and the Kafka listener serving).
+//! HTTP listener: `/metrics` (Prometheus text), `/health` (process up: a liveness
+//! check), `/ready` (logs loaded, the Kafka listener serving, and the metadata log
+//! writable: while a metadata write fails and is retried, the broker cannot take part
+//! in metadata changes, and says why).
 
 use std::sync::Arc;
 
@@ -28,6 +30,12 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+    if let Some(quorum) = broker.quorum() {
+        let health = quorum.write_health();
+        broker
+            .metrics
+            .observe_metadata_writes(health.failing().is_some(), &health.failures());
+    }
     let b = broker.clone();
     let _ = tokio::task::spawn_blocking(move || {
         b.refresh_log_gauges();
@@ -43,9 +51,14 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
 }
 
 async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
-    if broker.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    if !broker.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string());
+    }
+    match broker.quorum().and_then(|q| q.write_health().failing()) {
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("metadata write failing, retrying: {why}\n"),
+        ),
+        None => (StatusCode::OK, "ready\n".to_string()),
     }
 }

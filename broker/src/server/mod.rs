@@ -6,8 +6,12 @@ pub mod broker;
 pub mod connection;
 pub mod coordinator;
 pub mod http;
+pub mod install;
+pub mod offline;
 pub mod partition;
 pub mod replica;
+pub mod request_budget;
+pub mod scrub;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,10 +43,19 @@ pub enum StartError {
 /// in flight finish within the grace period, and close the logs cleanly.
 pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<(), StartError> {
     config.validate().map_err(StartError::Config)?;
-    let kafka_listener = bind(config.kafka_listen, "Kafka listener").await?;
+    // Before any file or socket is opened; said once the start is sure to go on, so
+    // that a start that fails says one line only.
+    let open_files = raise_open_files_limit();
+    // Bound now, so a taken port fails the start, but listening only once ready:
+    // until this broker has joined the cluster and caught up with the metadata log,
+    // clients are refused and try another broker, instead of being served from an
+    // image that does not know the cluster yet.
+    let kafka_socket = bind_unlistened(config.kafka_listen, "Kafka listener")?;
     let http_listener = bind(config.http_listen, "HTTP listener").await?;
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
-    let broker = Broker::open(config).map_err(StartError::Storage)?;
+    let broker =
+        Broker::open(config, crate::clock::SystemClock::shared()).map_err(StartError::Storage)?;
+    open_files.log();
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
     let groups = coordinator::start(&broker)
@@ -62,7 +75,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     ));
     tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
     tasks.spawn(housekeeping(broker.clone(), serving.clone()));
+    tasks.spawn(scrub::run(broker.clone(), serving.clone()));
     tasks.spawn(replica::run_leader_ticks(broker.clone(), serving.clone()));
+    tasks.spawn(retry_offline_replicas(broker.clone(), serving.clone()));
     let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
     {
         let (quorum, serving, shutdown) = (quorum.clone(), serving.clone(), shutdown.clone());
@@ -96,6 +111,13 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         groups,
         serving.clone(),
     ));
+    let kafka_listener = kafka_socket
+        .listen(KAFKA_BACKLOG)
+        .map_err(|source| StartError::Bind {
+            what: "Kafka listener",
+            addr: broker.config.kafka_listen,
+            source,
+        })?;
     broker.set_ready();
     let (host, port) = broker.config.advertised();
     tracing::info!(
@@ -108,6 +130,88 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     );
     accept_loop(&broker, kafka_listener, &tasks, &serving).await;
     stop(&broker, &quorum, &tasks, grace).await
+}
+
+/// Pending connections the Kafka listener queues before they are accepted.
+const KAFKA_BACKLOG: u32 = 1024;
+
+/// A socket bound to `addr` that does not accept connections until it listens.
+fn bind_unlistened(
+    addr: std::net::SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpSocket, StartError> {
+    let err = |source| StartError::Bind { what, addr, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    Ok(socket)
+}
+
+/// What became of the soft limit of open files.
+#[derive(Debug)]
+enum OpenFilesLimit {
+    AtHard(u64),
+    Raised {
+        before: u64,
+        after: u64,
+    },
+    NotRaised {
+        soft: u64,
+        hard: u64,
+        error: nix::Error,
+    },
+    Unknown(nix::Error),
+}
+
+impl OpenFilesLimit {
+    fn log(&self) {
+        match self {
+            OpenFilesLimit::AtHard(limit) => {
+                tracing::info!(limit, "open files limit (RLIMIT_NOFILE) at its hard limit")
+            }
+            OpenFilesLimit::Raised { before, after } => tracing::info!(
+                before,
+                after,
+                "raised the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::NotRaised { soft, hard, error } => tracing::warn!(
+                soft,
+                hard,
+                error = %error,
+                "cannot raise the open files limit (RLIMIT_NOFILE) to its hard limit"
+            ),
+            OpenFilesLimit::Unknown(error) => {
+                tracing::warn!(error = %error, "cannot read the open files limit (RLIMIT_NOFILE)")
+            }
+        }
+    }
+}
+
+/// Raise the soft limit of open files (RLIMIT_NOFILE) to the hard limit. A broker holds
+/// a descriptor per connection and per open segment and index file, and the usual soft
+/// default of 1024 is far below what a broker with a few hundred partitions needs,
+/// while the hard limit is what the operator (systemd, the container runtime) allows.
+fn raise_open_files_limit() -> OpenFilesLimit {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(error) => return OpenFilesLimit::Unknown(error),
+    };
+    if soft >= hard {
+        return OpenFilesLimit::AtHard(soft);
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => OpenFilesLimit::Raised {
+            before: soft,
+            after: hard,
+        },
+        Err(error) => OpenFilesLimit::NotRaised { soft, hard, error },
+    }
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &'static str) -> Result<TcpListener, StartError> {
@@ -150,6 +254,10 @@ async fn accept_loop(
     shutdown: &CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(broker.config.max_connections));
+    let budget = Arc::new(request_budget::RequestBudget::new(
+        broker.config.queued_max_request_bytes,
+        broker.metrics.request_read_bytes.clone(),
+    ));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -169,9 +277,9 @@ async fn accept_loop(
             tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
             continue;
         };
-        let (b, s) = (broker.clone(), shutdown.clone());
+        let (b, budget, s) = (broker.clone(), budget.clone(), shutdown.clone());
         tasks.spawn(async move {
-            connection::serve(b, stream, peer, s).await;
+            connection::serve(b, budget, stream, peer, s).await;
             drop(permit);
         });
     }
@@ -192,6 +300,21 @@ async fn serve_internal(
         .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "internal listener failed");
+    }
+}
+
+/// How often offline replicas are looked at (each has its own backoff).
+const OFFLINE_RETRY_TICK: Duration = Duration::from_millis(250);
+
+async fn retry_offline_replicas(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(OFFLINE_RETRY_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        broker.retry_offline().await;
     }
 }
 
@@ -216,7 +339,7 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
 pub(crate) async fn test_broker(mut config: BrokerConfig) -> (Arc<Broker>, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.internal_listen = listener.local_addr().unwrap();
-    let broker = Broker::open(config).unwrap();
+    let broker = Broker::open(config, crate::clock::SystemClock::shared()).unwrap();
     broker.set_groups(coordinator::start(&broker).await.unwrap());
     let quorum = broker.start_quorum().await.unwrap();
     let stop = CancellationToken::new();

@@ -15,9 +15,13 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::CompactionStats;
-use crate::log::{AppendError, AppendInfo, FileSlice, Log, LogConfig, ReadError, ReadInfo};
+use crate::log::{
+    AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
+    ReadInfo,
+};
 use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
 use crate::replication::leader::{
     AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
@@ -27,6 +31,8 @@ use crate::replication::{HighWatermark, PartitionRegistration};
 
 pub struct Partition {
     pub topic: String,
+    /// Monotonic time for the replication state machines, wall time for the log.
+    clock: SharedClock,
     pub topic_id: Uuid,
     pub index: i32,
     leader_epoch: AtomicI32,
@@ -48,6 +54,16 @@ pub struct Partition {
     /// Held while a produce-driven sync runs (see [`Partition::flush_through`]).
     flush_turn: tokio::sync::Mutex<()>,
     flushes: AtomicU64,
+}
+
+/// How a leader's append is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// acks=0 and acks=1: once the batch is in the leader's log.
+    Leader,
+    /// acks=all: once the ISR, at least `min.insync.replicas` strong, holds the batch;
+    /// an error at `deadline_ms` at the latest.
+    All { deadline_ms: i64 },
 }
 
 /// A produce request's batch appended by the leader.
@@ -114,8 +130,30 @@ pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
 }
 
+/// The partition's directory, bound to `topic_id`; one left by a deleted topic of the
+/// same name is removed first.
+fn prepare_dir(
+    data_dir: &Path,
+    topic: &str,
+    topic_id: Uuid,
+    index: i32,
+) -> std::io::Result<PathBuf> {
+    let dir = partition_dir(data_dir, topic, index);
+    let expected = crate::metadata::base64_uuid(&topic_id);
+    match read_partition_topic_id(&dir) {
+        Some(found) if found != expected => {
+            tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
+            std::fs::remove_dir_all(&dir)?;
+        }
+        _ => {}
+    }
+    std::fs::create_dir_all(&dir)?;
+    write_partition_metadata(&dir, &topic_id)?;
+    Ok(dir)
+}
+
 impl Partition {
-    /// Open (recovering) or create the partition's log.
+    /// [`Partition::open_in`] with a bound on open files of its own.
     pub fn open(
         data_dir: &Path,
         topic: &str,
@@ -123,26 +161,80 @@ impl Partition {
         index: i32,
         leader_epoch: i32,
         config: LogConfig,
-        now_ms: i64,
+        clock: SharedClock,
     ) -> std::io::Result<Partition> {
-        let dir = partition_dir(data_dir, topic, index);
-        let expected = crate::metadata::base64_uuid(&topic_id);
-        match read_partition_topic_id(&dir) {
-            Some(found) if found != expected => {
-                // Left behind by a deleted topic of the same name.
-                tracing::warn!(dir = %dir.display(), found, expected, "removing partition directory of an older topic");
-                std::fs::remove_dir_all(&dir)?;
-            }
-            _ => {}
-        }
-        std::fs::create_dir_all(&dir)?;
-        write_partition_metadata(&dir, &topic_id)?;
-        let log = Log::open(&dir, config, now_ms)?;
+        let storage = LogStorage::default();
+        Self::open_in(
+            &storage,
+            data_dir,
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            config,
+            clock,
+        )
+    }
+
+    /// Open (recovering) or create the partition's log, on the broker's `storage`. A
+    /// damaged log is refused (`OpenError::Corrupt` inside the `io::Error`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_in(
+        storage: &LogStorage,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<Partition> {
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
+        let log = Log::open_in(storage, &dir, config, clock.wall_ms())?;
+        Ok(Partition::from_log(
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            log,
+            clock,
+        ))
+    }
+
+    /// [`Partition::open_in`] for a replica whose data the rest of the ISR holds: a
+    /// damaged log is cut at the last whole batch before the damage, and the rest is
+    /// fetched again from the leader (see `Log::open_truncating_damage`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_repairing(
+        storage: &LogStorage,
+        data_dir: &Path,
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+        clock: SharedClock,
+    ) -> std::io::Result<(Partition, Option<DroppedData>)> {
+        let dir = prepare_dir(data_dir, topic, topic_id, index)?;
+        let (log, dropped) = Log::open_truncating_damage(storage, &dir, config, clock.wall_ms())?;
+        let partition = Partition::from_log(topic, topic_id, index, leader_epoch, log, clock);
+        Ok((partition, dropped))
+    }
+
+    fn from_log(
+        topic: &str,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        log: Log,
+        clock: SharedClock,
+    ) -> Partition {
         // The high watermark is not known until the partition's leader says (or, as
         // leader, until the ISR has fetched); 0 never shows uncommitted records.
         let (high_watermark, _) = watch::channel(0);
         let (log_end, _) = watch::channel(log.log_end_offset());
-        Ok(Partition {
+        Partition {
+            clock,
             topic: topic.to_string(),
             topic_id,
             index,
@@ -156,7 +248,12 @@ impl Partition {
             next_waiter: AtomicU64::new(1),
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
-        })
+        }
+    }
+
+    /// The broker's clock, which this partition's state machines run on.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     pub fn topic_partition(&self) -> crate::replication::TopicPartition {
@@ -201,11 +298,12 @@ impl Partition {
         local: i32,
         config: crate::replication::leader::LeaderConfig,
         registration: PartitionRegistration,
-        now_ms: i64,
     ) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         if let Role::Leader(leader) = &mut *role {
             if leader.leader_epoch() == registration.leader_epoch {
+                leader.reconfigure(config);
                 let actions = leader.on_partition_update(now_ms, registration);
                 drop(role);
                 return self.perform(actions);
@@ -240,8 +338,8 @@ impl Partition {
         local: i32,
         config: crate::replication::follower::FollowerConfig,
         registration: &PartitionRegistration,
-        now_ms: i64,
     ) -> Option<CancellationToken> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
@@ -274,7 +372,7 @@ impl Partition {
 
     /// Lead alone, as the only replica (tests that drive a partition directly).
     #[cfg(test)]
-    pub fn lead_alone(&self, local: i32, now_ms: i64) {
+    pub fn lead_alone(&self, local: i32) {
         let registration = PartitionRegistration {
             replicas: vec![local],
             isr: crate::replication::Isr::new(vec![local]),
@@ -283,9 +381,10 @@ impl Partition {
             partition_epoch: crate::replication::PartitionEpoch(0),
             adding_replicas: vec![],
             removing_replicas: vec![],
+            offline_replicas: vec![],
         };
         let config = crate::replication::leader::LeaderConfig::default();
-        self.make_leader(local, config, registration, now_ms);
+        self.make_leader(local, config, registration);
     }
 
     /// Stop leading or following (partition offline, moved away, or shutting down).
@@ -347,7 +446,8 @@ impl Partition {
 
     /// Time passed: ISR shrinks and timed-out acks=all waiters (leader), or what the
     /// follower should fetch next.
-    pub fn tick(&self, now_ms: i64) -> Vec<AlterPartitionRequest> {
+    pub fn tick(&self) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
             Role::Leader(leader) => leader.on_tick(now_ms),
             _ => return vec![],
@@ -360,8 +460,8 @@ impl Partition {
         &self,
         request: &AlterPartitionRequest,
         response: Result<PartitionRegistration, ResponseError>,
-        now_ms: i64,
     ) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
             Role::Leader(leader) if leader.leader_epoch() == request.leader_epoch => {
                 leader.on_alter_partition_response(now_ms, response)
@@ -374,12 +474,8 @@ impl Partition {
     /// A follower's fetch, at the leader: check its epoch, note its position, and
     /// hand out the records after `fetch_offset` (up to the log end, not the high
     /// watermark: followers copy uncommitted records too).
-    pub fn follower_fetch(
-        &self,
-        now_ms: i64,
-        fetch: &FollowerFetch,
-        max_bytes: usize,
-    ) -> FollowerFetchResult {
+    pub fn follower_fetch(&self, fetch: &FollowerFetch, max_bytes: usize) -> FollowerFetchResult {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return FollowerFetchResult {
@@ -417,7 +513,8 @@ impl Partition {
     }
 
     /// The follower's next fetch, if it is time for one.
-    pub fn next_fetch(&self, now_ms: i64) -> Option<FetchRequest> {
+    pub fn next_fetch(&self) -> Option<FetchRequest> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Follower { state, .. } = &mut *role else {
             return None;
@@ -437,7 +534,6 @@ impl Partition {
     /// below the leader's log start (retention moved it) restarts from there.
     pub fn on_fetch_response(
         &self,
-        now_ms: i64,
         request: &FetchRequest,
         answer: FollowerFetchAnswer,
         records: Bytes,
@@ -446,6 +542,7 @@ impl Partition {
         let Role::Follower { state, .. } = &mut *role else {
             return Ok(());
         };
+        let now_ms = self.clock.now_ms();
         let mut log = self.log.write();
         let records_end = records_end_offset(&records).unwrap_or(request.fetch.fetch_offset);
         let actions = state.on_fetch_response(now_ms, request, answer, records_end, &*log);
@@ -515,49 +612,52 @@ impl Partition {
         self.high_watermark.subscribe()
     }
 
-    /// Append as leader for the group coordinator's records; syncs in line when
-    /// `flush.messages` calls for it.
-    pub fn append(
+    /// Append the group coordinator's records as leader, acknowledged like an acks=all
+    /// produce (see [`Appended::replicated`]); syncs in line when `flush.messages`
+    /// calls for it.
+    pub fn append_replicated(
         &self,
         records: impl Into<Bytes>,
-        now_ms: i64,
-    ) -> Result<AppendInfo, AppendError> {
-        let appended = self.append_produce(records.into(), now_ms, None)?;
+        deadline_ms: i64,
+    ) -> Result<Appended, AppendError> {
+        let appended = self.append_produce(records.into(), Acks::All { deadline_ms })?;
         if appended.flush_due {
-            self.log.write().flush(now_ms)?;
+            self.log.write().flush(self.clock.wall_ms())?;
         }
-        Ok(appended.info)
+        Ok(appended)
     }
 
-    /// Append a produce request's batch as leader. With `wait` = (min.insync.replicas,
-    /// deadline) the append is refused with NotEnoughReplicas when the ISR is smaller,
-    /// and [`Appended::replicated`] completes once the ISR holds the batch (or with an
-    /// error: timeout at the deadline, leadership lost). The batch is not synced here:
-    /// see [`Appended::flush_due`] and [`Partition::flush_through`].
-    pub fn append_produce(
-        &self,
-        records: Bytes,
-        now_ms: i64,
-        wait: Option<(usize, i64)>,
-    ) -> Result<Appended, AppendError> {
+    /// Append a produce request's batch as leader. With [`Acks::All`] the leader state
+    /// machine decides: the append is refused with NotEnoughReplicas when the ISR is
+    /// below the topic's `min.insync.replicas`, and [`Appended::replicated`] completes
+    /// once the ISR holds the batch, or with an error (NOT_ENOUGH_REPLICAS_AFTER_APPEND
+    /// when the ISR shrank below the minimum meanwhile, a timeout at the deadline,
+    /// leadership lost). The batch is not synced here: see [`Appended::flush_due`] and
+    /// [`Partition::flush_through`].
+    pub fn append_produce(&self, records: Bytes, acks: Acks) -> Result<Appended, AppendError> {
+        let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
             return Err(AppendError::NotLeader);
         };
-        if let Some((min_isr, _)) = wait {
-            let isr = leader.isr().len();
-            if isr < min_isr {
-                return Err(AppendError::NotEnoughReplicas { isr, min: min_isr });
-            }
+        let deadline_ms = match acks {
+            Acks::Leader => None,
+            Acks::All { deadline_ms } => Some(deadline_ms),
+        };
+        if leader.check_produce(deadline_ms.is_some()).is_err() {
+            return Err(AppendError::NotEnoughReplicas {
+                isr: leader.isr().len(),
+                min: leader.config().min_insync_replicas,
+            });
         }
         let (info, leo, flush_due) = {
             let mut log = self.log.write();
-            let info = log.append_as_leader(records, self.leader_epoch(), now_ms)?;
+            let info = log.append_as_leader(records, self.leader_epoch(), self.clock.wall_ms())?;
             (info, log.log_end_offset(), log.flush_due())
         };
         self.log_end.send_replace(leo);
         let mut replicated = None;
-        let waiter = wait.map(|(_, deadline_ms)| {
+        let waiter = deadline_ms.map(|deadline_ms| {
             let id = self.next_waiter.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = oneshot::channel();
             self.waiters.lock().insert(id, tx);
@@ -593,7 +693,7 @@ impl Partition {
             if log.recovery_point() > last_offset {
                 return Ok(());
             }
-            log.prepare_flush(crate::server::broker::now_ms())
+            log.prepare_flush(self.clock.wall_ms())
                 .map_err(|e| self.storage_error("preparing a sync", &e))?
         };
         let job = tokio::task::spawn_blocking(move || job.run().map(|()| job))
@@ -604,7 +704,7 @@ impl Partition {
         let moved = self
             .log
             .write()
-            .complete_flush(&job, crate::server::broker::now_ms())
+            .complete_flush(&job, self.clock.wall_ms())
             .map_err(|e| self.storage_error("writing the recovery point", &e))?;
         // Truncated during the sync: the offsets were given up with the leadership.
         if moved && job.end_offset() > last_offset {
@@ -646,7 +746,8 @@ impl Partition {
     /// Compact the log if it is due: plan under the read lock, clean with no lock
     /// (appends and fetches go on), install under the write lock. `None` when nothing
     /// was due or the log changed meanwhile.
-    pub fn compact(&self, now_ms: i64) -> std::io::Result<Option<CompactionStats>> {
+    pub fn compact(&self) -> std::io::Result<Option<CompactionStats>> {
+        let now_ms = self.clock.wall_ms();
         let hw = self.high_watermark();
         let Some(plan) = self.with_log(|log| log.plan_compaction(now_ms, hw)) else {
             return Ok(None);
@@ -671,6 +772,21 @@ fn records_end_offset(records: &[u8]) -> Option<i64> {
         rest = &rest[size..];
     }
     end
+}
+
+/// The Kafka error code of a refused append.
+pub fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
+        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
+        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+    }
 }
 
 /// The partitions hosted here (those this broker is a replica of), by topic name and
@@ -733,12 +849,89 @@ impl PartitionMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Clock;
     use crate::log::batch::testing::TestBatch;
 
     fn leader(dir: &Path, config: LogConfig) -> Partition {
-        let p = Partition::open(dir, "t", Uuid::new_v4(), 0, 0, config, 0).unwrap();
-        p.lead_alone(1, 0);
+        let p = Partition::open(
+            dir,
+            "t",
+            Uuid::new_v4(),
+            0,
+            0,
+            config,
+            crate::clock::ManualClock::new(0),
+        )
+        .unwrap();
+        p.lead_alone(1);
         p
+    }
+
+    /// Leader (broker 1) of replicas [1,2,3], all in sync, on `clock`, with followers
+    /// 2 and 3 caught up.
+    fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
+        use crate::replication::leader::{FollowerFetch, LeaderConfig};
+        use crate::replication::LeaderEpoch;
+        let p =
+            Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap();
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
+        let config = LeaderConfig {
+            replica_lag_time_max_ms: 10_000,
+            min_insync_replicas: 2,
+            alter_partition_retry_ms: 1_000,
+        };
+        p.make_leader(1, config, registration);
+        for replica in [2, 3] {
+            let fetch = FollowerFetch {
+                replica,
+                current_leader_epoch: LeaderEpoch(0),
+                fetch_offset: 0,
+                last_fetched_epoch: -1,
+            };
+            p.follower_fetch(&fetch, 1 << 20);
+        }
+        p
+    }
+
+    #[test]
+    fn a_wall_clock_step_neither_shrinks_the_isr_nor_times_out_acks_all() {
+        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let p = replicated_leader(dir.path(), clock.clone());
+        let appended = p
+            .append_produce(
+                TestBatch::new(&["v"], 1).encode().into(),
+                Acks::All {
+                    deadline_ms: clock.now_ms() + 5_000,
+                },
+            )
+            .unwrap();
+        let mut replicated = appended.replicated.unwrap();
+        // Someone sets the time an hour ahead, then an hour back.
+        for wall in [clock.wall_ms() + 3_600_000, clock.wall_ms() - 3_600_000] {
+            clock.set_wall(wall);
+            clock.advance(100);
+            assert_eq!(
+                p.tick(),
+                vec![],
+                "ISR change proposed after a wall clock step"
+            );
+            assert!(
+                replicated.try_recv().is_err(),
+                "acks=all answered after a wall clock step"
+            );
+        }
+        // Durations still pass: the deadline, then the followers' lag.
+        clock.advance(5_000);
+        assert_eq!(p.tick(), vec![]);
+        assert_eq!(
+            replicated.try_recv(),
+            Ok(Some(ResponseError::RequestTimedOut))
+        );
+        clock.advance(5_000);
+        let shrink = p.tick();
+        assert_eq!(shrink.len(), 1, "the silent followers leave the ISR");
+        assert_eq!(shrink[0].new_isr.members(), &[1]);
     }
 
     #[tokio::test]
@@ -752,7 +945,7 @@ mod tests {
         let mut last_offsets = Vec::new();
         for i in 0..8 {
             let appended = p
-                .append_produce(TestBatch::new(&["v"], i).encode().into(), i, None)
+                .append_produce(TestBatch::new(&["v"], i).encode().into(), Acks::Leader)
                 .unwrap();
             assert!(appended.flush_due);
             last_offsets.push(appended.info.last_offset);
@@ -766,7 +959,7 @@ mod tests {
         assert_eq!(p.with_log(|log| log.recovery_point()), 8);
         // A batch appended after it needs a sync of its own.
         let appended = p
-            .append_produce(TestBatch::new(&["w"], 9).encode().into(), 9, None)
+            .append_produce(TestBatch::new(&["w"], 9).encode().into(), Acks::Leader)
             .unwrap();
         assert_eq!(p.flush_through(appended.info.last_offset).await, Ok(()));
         assert_eq!(p.flushes(), 2);

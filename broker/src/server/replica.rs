@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::broker::{now_ms, Broker};
+use super::broker::Broker;
 use super::partition::Partition;
 use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer};
 use crate::replication::{HighWatermark, LeaderEpoch};
@@ -79,7 +79,7 @@ impl Replica for ReplicaService {
         let mut log_end = partition.subscribe_log_end();
         loop {
             log_end.borrow_and_update();
-            let mut result = partition.follower_fetch(now_ms(), &fetch, max_bytes);
+            let mut result = partition.follower_fetch(&fetch, max_bytes);
             self.broker
                 .propose_isr(&partition, std::mem::take(&mut result.proposals));
             let nothing_new = matches!(result.answer, FollowerFetchAnswer::Records { .. })
@@ -145,7 +145,7 @@ pub fn spawn_isr_proposals(
             if let Err(code) = &response {
                 tracing::info!(topic = %partition.topic, partition = partition.index, ?code, "ISR change refused");
             }
-            let more = partition.on_alter_partition_response(&request, response, now_ms());
+            let more = partition.on_alter_partition_response(&request, response);
             broker.propose_isr(&partition, more);
         });
     }
@@ -161,9 +161,8 @@ pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) 
             _ = tick.tick() => {}
         }
         broker.check_contact();
-        let now = now_ms();
         for p in broker.partitions.all() {
-            let proposals = p.tick(now);
+            let proposals = p.tick();
             broker.propose_isr(&p, proposals);
         }
     }
@@ -180,7 +179,7 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
             return;
         }
         role.borrow_and_update();
-        let Some(request) = partition.next_fetch(now_ms()) else {
+        let Some(request) = partition.next_fetch() else {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(FOLLOWER_IDLE) => continue,
@@ -210,7 +209,6 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
                 }
             }
         };
-        let now = now_ms();
         let (answer, records) = match outcome {
             Ok(resp) => match answer_of(&resp) {
                 Ok(answer) => (answer, resp.records),
@@ -238,7 +236,7 @@ pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: 
                 )
             }
         };
-        if let Err(e) = partition.on_fetch_response(now, &request, answer, records) {
+        if let Err(e) = partition.on_fetch_response(&request, answer, records) {
             // A disk error: keep trying after the backoff rather than spin.
             tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "replicating failed");
             tokio::select! {

@@ -959,9 +959,11 @@ fn crash_after_the_commit_point_completes_the_swap() {
                     .unwrap();
                 }
             }
-            write_atomically(
+            let disk = Disk::real();
+            disk.write_atomically(
                 dir.path(),
                 SWAP_MANIFEST,
+                FileKind::Checkpoint,
                 encode_manifest(&result.groups).as_bytes(),
             )
             .unwrap();
@@ -975,14 +977,13 @@ fn crash_after_the_commit_point_completes_the_swap() {
                         segment::INDEX_SUFFIX,
                         segment::TIME_INDEX_SUFFIX,
                     ] {
-                        remove_if_exists(&segment_path(dir.path(), source.base_offset, suffix))
-                            .unwrap();
+                        remove_if_exists(&disk, dir.path(), source.base_offset, suffix).unwrap();
                     }
                 }
                 if i == stop_after_groups && delete_only {
                     break;
                 }
-                finish_swap(dir.path(), group[0].base_offset).unwrap();
+                finish_swap(&disk, dir.path(), group[0].base_offset).unwrap();
             }
             drop(log);
             let log = reopen(dir.path());

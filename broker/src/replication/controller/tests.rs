@@ -23,15 +23,7 @@ fn reg(
     le: i32,
     pe: i32,
 ) -> PartitionRegistration {
-    PartitionRegistration {
-        replicas: replicas.to_vec(),
-        isr: Isr::new(isr.to_vec()),
-        leader,
-        leader_epoch: LeaderEpoch(le),
-        partition_epoch: PartitionEpoch(pe),
-        adding_replicas: vec![],
-        removing_replicas: vec![],
-    }
+    PartitionRegistration::of(replicas, isr, leader, le, pe)
 }
 
 fn changed(registration: PartitionRegistration) -> ControllerRecord {
@@ -477,4 +469,92 @@ fn topic_records_update_the_state_as_rereading_the_image_would() {
         next_producer_id: 10,
     };
     assert!(!controller.apply_topic_records(&[other_record]));
+}
+
+fn offline(mut r: PartitionRegistration, brokers: &[BrokerId]) -> PartitionRegistration {
+    r.offline_replicas = brokers.to_vec();
+    r
+}
+
+#[test]
+fn an_offline_replica_loses_leadership_and_isr_membership_and_is_not_elected() {
+    let mut c = cluster(3, &[]);
+    // Broker 1 cannot open its copy: 2 leads, 1 leaves the ISR.
+    let records = c.replica_storage(1, BrokerEpoch(0), TP, true).unwrap();
+    assert_eq!(
+        records,
+        vec![changed(offline(reg(&[1, 2, 3], &[2, 3], 2, 1, 1), &[1]))]
+    );
+    // Reported again: nothing to change.
+    assert_eq!(c.replica_storage(1, BrokerEpoch(0), TP, true), Ok(vec![]));
+    // The leader may not add it back to the ISR while it is offline.
+    let back = AlterPartitionRequest {
+        partition: TP,
+        leader_epoch: LeaderEpoch(1),
+        partition_epoch: PartitionEpoch(1),
+        new_isr: Isr::new(vec![1, 2, 3]),
+    };
+    assert_eq!(
+        c.alter_partition(2, BrokerEpoch(1), &back).0,
+        Err(ResponseError::IneligibleReplica)
+    );
+    // Nor is it elected when the others go, nor made preferred leader.
+    tick_without(&mut c, SESSION_MS + 1, &[2, 3]);
+    assert_eq!(
+        c.state().partition(&TP),
+        Some(&offline(reg(&[1, 2, 3], &[3], NO_LEADER, 3, 3), &[1]))
+    );
+}
+
+#[test]
+fn the_last_isr_member_offline_leaves_the_partition_leaderless_until_it_is_back() {
+    let mut c = cluster(3, &[]);
+    // 2 and 3 fall out of the ISR; 1 is the last member.
+    tick_without(&mut c, SESSION_MS + 1, &[2, 3]);
+    let before = c.state().partition(&TP).unwrap().clone();
+    assert_eq!((before.leader, before.isr.members()), (1, &[1][..]));
+    let records = c.replica_storage(1, BrokerEpoch(0), TP, true).unwrap();
+    let mut expected = before.clone();
+    expected.leader = NO_LEADER;
+    expected.leader_epoch = LeaderEpoch(before.leader_epoch.0 + 1);
+    expected.partition_epoch = PartitionEpoch(before.partition_epoch.0 + 1);
+    expected.offline_replicas = vec![1];
+    assert_eq!(records, vec![changed(expected.clone())]);
+    // Its copy is usable again: it leads again, as the ISR's last member.
+    let records = c.replica_storage(1, BrokerEpoch(0), TP, false).unwrap();
+    let mut again = expected;
+    again.leader = 1;
+    again.leader_epoch = LeaderEpoch(again.leader_epoch.0 + 1);
+    again.partition_epoch = PartitionEpoch(again.partition_epoch.0 + 1);
+    again.offline_replicas = vec![];
+    assert_eq!(records, vec![changed(again)]);
+}
+
+#[test]
+fn a_replica_back_online_rejoins_the_isr_by_catching_up() {
+    let mut c = cluster(3, &[]);
+    c.replica_storage(3, BrokerEpoch(2), TP, true).unwrap();
+    let records = c.replica_storage(3, BrokerEpoch(2), TP, false).unwrap();
+    // Back, but not in the ISR: the leader adds it once it has caught up.
+    assert_eq!(records, vec![changed(reg(&[1, 2, 3], &[1, 2], 1, 0, 2))]);
+    let expand = AlterPartitionRequest {
+        partition: TP,
+        leader_epoch: LeaderEpoch(0),
+        partition_epoch: PartitionEpoch(2),
+        new_isr: Isr::new(vec![1, 2, 3]),
+    };
+    assert!(c.alter_partition(1, BrokerEpoch(0), &expand).0.is_ok());
+    // Reports from a stale process or about unknown partitions are refused.
+    assert_eq!(
+        c.replica_storage(3, BrokerEpoch(7), TP, true),
+        Err(ResponseError::StaleBrokerEpoch)
+    );
+    let unknown = TopicPartition {
+        topic_id: TOPIC,
+        partition: 9,
+    };
+    assert_eq!(
+        c.replica_storage(3, BrokerEpoch(2), unknown, true),
+        Err(ResponseError::UnknownTopicOrPartition)
+    );
 }

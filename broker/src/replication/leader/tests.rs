@@ -31,6 +31,7 @@ fn registration(
         partition_epoch: PartitionEpoch(partition_epoch),
         adding_replicas: vec![],
         removing_replicas: vec![],
+        offline_replicas: vec![],
     }
 }
 

@@ -27,7 +27,6 @@ pub async fn create_topics(
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let v = ctx.version;
-    let brokers = broker.live_brokers();
     let mut seen = BTreeSet::new();
     let duplicated: BTreeSet<String> = req
         .topics
@@ -69,7 +68,7 @@ pub async fn create_topics(
                 .change_metadata(!req.validate_only, |image| {
                     plan_create_topic(
                         image,
-                        &brokers,
+                        &broker.live_brokers(image),
                         &new,
                         broker.config.num_partitions,
                         broker.config.default_replication_factor,
@@ -194,7 +193,6 @@ pub async fn create_partitions(
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let brokers = broker.live_brokers();
     let mut results = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -205,6 +203,7 @@ pub async fn create_partitions(
         });
         let outcome = broker
             .change_metadata(!req.validate_only, |image| {
+                let brokers = broker.live_brokers(image);
                 plan_create_partitions(image, &brokers, &name, t.count, assignments)
             })
             .await;
@@ -258,8 +257,9 @@ pub fn describe_cluster(
     ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let brokers = broker
-        .cluster_brokers()
+    let listed = broker.cluster_brokers();
+    let controller_id = broker.controller_id(&listed);
+    let brokers = listed
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()
@@ -271,7 +271,7 @@ pub fn describe_cluster(
         .collect();
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers);
     if ctx.version >= 1 {
         resp.endpoint_type = req.endpoint_type;

@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::partition::Partition;
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -34,7 +32,7 @@ use crate::group::{
     partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
 };
 use crate::metadata::image::{MetadataImage, PartitionState};
-use crate::server::broker::{now_ms, Broker};
+use crate::server::broker::Broker;
 use crate::server::coordinator::{self, client_host, to_str, GroupRuntime, Shard};
 
 /// offset.metadata.max.bytes (Kafka's default).
@@ -373,7 +371,8 @@ pub async fn offset_commit(
     let v = ctx.version;
     let group_id = req.group_id.0.to_string();
     let image = broker.image();
-    let now = now_ms();
+    // Commit times are record timestamps: wall clock.
+    let now = broker.clock.wall_ms();
     // Per partition: an error of its own, or None and a place in the commit.
     let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut offsets = Vec::new();
@@ -416,10 +415,7 @@ pub async fn offset_commit(
                 generation_id: req.generation_id_or_member_epoch,
                 offsets,
             });
-            match committed {
-                Err(e) => Some(e),
-                Ok(()) => replicated(broker, rt.partition()).await.err(),
-            }
+            committed.await.err()
         }
     };
     let mut topics: Vec<OffsetCommitResponseTopic> = req
@@ -435,21 +431,6 @@ pub async fn offset_commit(
         );
     }
     OffsetCommitResponse::default().with_topics(topics)
-}
-
-/// Wait until the in-sync replicas of `partition` hold everything appended so far (a
-/// commit is acknowledged like an acks=all write, so a new coordinator has it).
-async fn replicated(broker: &Broker, partition: &Partition) -> Result<(), ResponseError> {
-    let target = partition.log_end_offset();
-    let mut hw = partition.subscribe();
-    let wait = Duration::from_millis(broker.config.request_timeout_ms);
-    let reached =
-        tokio::time::timeout(wait, async { hw.wait_for(|&h| h >= target).await.is_ok() }).await;
-    match reached {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ResponseError::NotCoordinator),
-        Err(_) => Err(ResponseError::RequestTimedOut),
-    }
 }
 
 type Wanted = Option<Vec<(String, i32)>>;
@@ -686,30 +667,30 @@ pub fn list_groups(
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub fn delete_groups(
+pub async fn delete_groups(
     broker: &Broker,
     ctx: &RequestContext,
     req: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = req
-        .groups_names
-        .iter()
-        .map(|g| {
-            let e = coordinator_for(broker, g)
-                .and_then(|rt| rt.delete_group(g))
-                .err();
-            if e.is_none() {
-                tracing::info!(group = %g.0, "deleted group");
-            }
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in &req.groups_names {
+        let e = match coordinator_for(broker, g) {
+            Ok(rt) => rt.delete_group(g).await.err(),
+            Err(e) => Some(e),
+        };
+        if e.is_none() {
+            tracing::info!(group = %g.0, "deleted group");
+        }
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
-                .with_error_code(err(broker, ctx, e))
-        })
-        .collect();
+                .with_error_code(err(broker, ctx, e)),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }
 
-pub fn offset_delete(
+pub async fn offset_delete(
     broker: &Broker,
     ctx: &RequestContext,
     req: OffsetDeleteRequest,
@@ -724,8 +705,10 @@ pub fn offset_delete(
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let result =
-        coordinator_for(broker, &group_id).and_then(|rt| rt.delete_offsets(&group_id, &wanted));
+    let result = match coordinator_for(broker, &group_id) {
+        Ok(rt) => rt.delete_offsets(&group_id, &wanted).await,
+        Err(e) => Err(e),
+    };
     match result {
         Err(e) => OffsetDeleteResponse::default().with_error_code(err(broker, ctx, Some(e))),
         Ok(errors) => {

@@ -12,11 +12,10 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::{count_error, str_bytes, RequestContext};
 use crate::metadata::admin::{plan_create_topic, validate_topic_name, NewTopic};
 use crate::metadata::image::{MetadataImage, TopicState};
-use crate::server::broker::Broker;
+use crate::server::broker::{Broker, ClusterBroker};
 
-fn broker_entries(broker: &Broker) -> Vec<MetadataResponseBroker> {
-    broker
-        .cluster_brokers()
+fn broker_entries(listed: Vec<ClusterBroker>) -> Vec<MetadataResponseBroker> {
+    listed
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()
@@ -54,12 +53,14 @@ fn topic_entry(
                 e.leader_epoch = p.leader_epoch;
             }
             if version >= 5 {
-                // Replicas on brokers that are fenced or gone.
+                // Replicas whose broker reported them unusable, or on fenced brokers.
                 e.offline_replicas = p
                     .replicas
                     .iter()
                     .copied()
-                    .filter(|&r| image.broker(r).is_some_and(|b| b.fenced))
+                    .filter(|&r| {
+                        p.offline_replicas.contains(&r) || image.broker(r).is_some_and(|b| b.fenced)
+                    })
                     .map(BrokerId)
                     .collect();
             }
@@ -142,12 +143,12 @@ pub async fn handle(
     for t in &topics {
         count_error(broker, ctx.api_key, t.error_code);
     }
-    let mut resp = MetadataResponse::default()
-        .with_brokers(broker_entries(broker))
-        .with_topics(topics);
+    let mut resp = MetadataResponse::default().with_topics(topics);
+    let listed = broker.cluster_brokers();
     if v >= 1 {
-        resp.controller_id = BrokerId(broker.controller_id());
+        resp.controller_id = BrokerId(broker.controller_id(&listed));
     }
+    resp.brokers = broker_entries(listed);
     if v >= 2 {
         resp.cluster_id = Some(str_bytes(broker.cluster_id.clone()));
     }
@@ -178,12 +179,11 @@ async fn lookup_or_create(
         assignments: vec![],
         configs: BTreeMap::new(),
     };
-    let brokers = broker.live_brokers();
     let created = broker
         .change_metadata(true, |image| {
             plan_create_topic(
                 image,
-                &brokers,
+                &broker.live_brokers(image),
                 &new,
                 broker.config.num_partitions,
                 broker.config.default_replication_factor,

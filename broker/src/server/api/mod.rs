@@ -78,8 +78,9 @@ pub fn count_error(broker: &Broker, api: ApiKey, code: i16) {
 }
 
 /// The partition, if this broker leads it: UNKNOWN_TOPIC_OR_PARTITION when it does
-/// not exist, NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh
-/// metadata and go there).
+/// not exist, KAFKA_STORAGE_ERROR when its replica here cannot be served,
+/// NOT_LEADER_OR_FOLLOWER when another broker leads it (clients refresh metadata and
+/// go there).
 pub fn led_partition(
     broker: &Broker,
     image: &crate::metadata::image::MetadataImage,
@@ -89,6 +90,9 @@ pub fn led_partition(
     image
         .partition(topic, index)
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    if broker.offline.contains(topic, index) {
+        return Err(ResponseError::KafkaStorageError);
+    }
     broker
         .partitions
         .get(topic, index)
@@ -188,8 +192,8 @@ pub async fn dispatch(
         ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
         ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
-        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?)),
-        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?)),
+        ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),
+        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?).await),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))

@@ -7,26 +7,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
-use crate::config::effective_topic_config;
 use crate::log::batch::ATTRIBUTES_AT;
 use crate::log::codec::Compression;
 use crate::log::AppendError;
-use crate::server::broker::{now_ms, Broker};
-use crate::server::partition::Partition;
-
-fn append_error_code(e: &AppendError) -> ResponseError {
-    match e {
-        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
-        AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
-        AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
-        AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
-        AppendError::Io(_) => ResponseError::KafkaStorageError,
-        AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
-        AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
-    }
-}
+use crate::server::broker::Broker;
+use crate::server::offline::Cause;
+use crate::server::partition::{Acks, Partition};
 
 /// A produce request whose batches are in the log: what is left is waiting for the
 /// ISR (acks=all) and for syncs (`flush.messages`) before answering.
@@ -71,6 +57,14 @@ impl Produced {
         }))
         .await;
         for ((t, p, w), flushed) in waits.into_iter().zip(flushes) {
+            if flushed == Some(ResponseError::KafkaStorageError) {
+                // Nothing written since the failed sync is known durable until the log
+                // is opened again: stop serving it until it has been.
+                broker.take_offline(
+                    &w.partition,
+                    Cause::Unavailable("a sync of the log to disk failed".into()),
+                );
+            }
             let replicated = match w.replicated {
                 None => None,
                 Some(rx) => match tokio::time::timeout_at(until, rx).await {
@@ -106,7 +100,7 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
     // acks=all: how long the ISR may take, the client's timeout within the broker's bound.
     let wait_ms = i64::from(req.timeout_ms.max(0))
         .min(i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX));
-    let deadline_ms = now_ms() + wait_ms;
+    let deadline_ms = broker.clock.now_ms() + wait_ms;
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -188,6 +182,12 @@ fn append_one(
         )
     };
     let state = image.partition(topic, index).ok_or_else(unknown)?;
+    if let Some(cause) = broker.offline.cause(topic, index) {
+        return Err((
+            ResponseError::KafkaStorageError,
+            format!("topic {topic:?} partition {index} is offline on this broker: {cause}"),
+        ));
+    }
     let partition = broker.partitions.get(topic, index).ok_or_else(|| {
         (
             ResponseError::NotLeaderOrFollower,
@@ -216,25 +216,19 @@ fn append_one(
         ));
     }
     let size = records.len() as u64;
-    let now = now_ms();
     // The batch goes to the log as a slice of the request frame, without a copy.
-    let acks_all = (acks == -1).then(|| {
-        let min_isr: usize = image
-            .topic(topic)
-            .and_then(|t| {
-                effective_topic_config("min.insync.replicas", &t.configs, &broker.defaults)
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        (min_isr, deadline_ms)
-    });
-    let appended = partition.append_produce(records, now, acks_all);
+    let acks = if acks == -1 {
+        Acks::All { deadline_ms }
+    } else {
+        Acks::Leader
+    };
+    let appended = partition.append_produce(records, acks);
     let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
         }
         (
-            append_error_code(&e),
+            crate::server::partition::append_error_code(&e),
             format!("topic {topic:?} partition {index}: {e}"),
         )
     })?;
