@@ -420,8 +420,10 @@ impl Log {
 
     /// Append the record batches of one produce request as leader, with one write.
     /// Offsets and `partitionLeaderEpoch` are assigned here; a retried idempotent batch
-    /// returns its original offsets without writing. The batch bytes are not copied
-    /// (unless LogAppendTime restamps them): `records` may be a slice of the request.
+    /// returns its original offsets without writing. Every record is checked first
+    /// (`validate`). The batch bytes are not copied unless maxTimestamp is restamped
+    /// (LogAppendTime, or a CreateTime maxTimestamp other than the largest record
+    /// timestamp): `records` may be a slice of the request.
     pub fn append_as_leader(
         &mut self,
         records: impl Into<Bytes>,
