@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Fuzz the request guard together with the kafka-protocol decoder it protects.
+# Fuzz the request guard together with the kafka-protocol decoder it protects
+# (request_decode), and the validator of produced record batches (record_validate).
 #
-#   tools/fuzz.sh [seconds]      # default 60; exits non-zero when a crash is found
+#   tools/fuzz.sh [seconds] [target...]   # default 60 s each, both targets; exits
+#                                         # non-zero when a crash is found
 #
-# Seeds (valid frames of every api and version) are committed in
-# fuzz/seeds/request_decode; regenerate them with
+# Seeds are committed in fuzz/seeds/<target>. request_decode's (valid frames of every api
+# and version) are regenerated with
 #   FJORD_FUZZ_SEEDS=$PWD/fuzz/seeds/request_decode \
 #     cargo test -p fjord-broker --lib -- --ignored write_fuzz_seeds
-# New inputs go to fuzz/corpus/request_decode, crashes to fuzz/artifacts/ (both ignored
-# by git). A crash becomes a regression test in broker/src/protocol/guard.rs.
+# record_validate's are the client batches of broker/src/log/validate/fixtures, as sent
+# and wrapped (see the target's header). New inputs go to fuzz/corpus/<target>, crashes
+# to fuzz/artifacts/ (both ignored by git). A crash becomes a regression test in
+# broker/src/protocol/guard.rs or broker/src/log/validate/tests.rs.
 set -euo pipefail
 
 seconds="${1:-60}"
@@ -24,13 +28,23 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-corpus="$repo/fuzz/corpus/request_decode"
-seeds="$repo/fuzz/seeds/request_decode"
-mkdir -p "$corpus"
+targets=("${@:2}")
+[[ ${#targets[@]} -gt 0 ]] || targets=(request_decode record_validate)
 
 cd "$repo/fuzz"
-# -max_len covers frames with a few populated arrays; -rss_limit_mb turns an
-# allocation the guard should have prevented into a reported crash, not a hang.
-exec cargo +nightly fuzz run --sanitizer "$sanitizer" --target-dir "$target_dir" \
-    request_decode "$corpus" "$seeds" -- \
-    -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1
+for target in "${targets[@]}"; do
+    case "$target" in
+        # -max_len covers frames with a few populated arrays; -rss_limit_mb turns an
+        # allocation the guard should have prevented into a reported crash, not a hang.
+        request_decode) limits=(-max_len=65536 -rss_limit_mb=2048) ;;
+        # One allocation above 64 MiB is a crash: the validator holds a fixed buffer and
+        # one codec's state (a zstd window of 16 MiB at most), never the records.
+        record_validate) limits=(-max_len=262144 -rss_limit_mb=2048 -malloc_limit_mb=64) ;;
+        *) echo "fuzz.sh: unknown target $target" >&2; exit 2 ;;
+    esac
+    corpus="$repo/fuzz/corpus/$target"
+    mkdir -p "$corpus"
+    cargo +nightly fuzz run --sanitizer "$sanitizer" --target-dir "$target_dir" \
+        "$target" "$corpus" "$repo/fuzz/seeds/$target" -- \
+        -max_total_time="$seconds" "${limits[@]}" -print_final_stats=1
+done

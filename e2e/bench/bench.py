@@ -495,10 +495,10 @@ class RdBench:
             args += ["--config", c]
         return self.run("create-topic", args, timeout=60) is not None
 
-    def produce(self, bootstrap, topic, records, size, acks, timeout=600):
+    def produce(self, bootstrap, topic, records, size, acks, timeout=600, extra=()):
         r = self.run("produce", ["--bootstrap", bootstrap, "--topic", topic,
                                  "--count", str(records), "--size", str(size),
-                                 "--acks", str(acks)], timeout)
+                                 "--acks", str(acks), *extra], timeout)
         if r is None:
             return None
         p = r["produce"]
@@ -534,6 +534,8 @@ class RdBench:
 
 
 FAILURES = []
+# The codecs of the validation-cost rows (librdkafka's compression.type values).
+CODECS = ("none", "lz4", "zstd")
 
 
 def fail(msg):
@@ -640,6 +642,8 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
     cfg = broker.topic_configs()
     with_java = rnd < sizes["java_rounds"]
     topics = ["cold", "warm", "p1k", "p100", "lat", "e2e", "lat0", "acksall"]
+    if profile == "default":
+        topics += [f"text-{c}" for c in CODECS]
     if with_java:
         topics += ["j1k", "j100", "jlat", "jacksall"]
     for t in topics:
@@ -696,6 +700,18 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
             profiler.stop()
         if r["consume"]:
             r["consume_client_cpu_s_per_gb"] = r["consume"]["client_cpu_s"] / gb
+        # Validation cost: the same JSON-like 1 KB records uncompressed, lz4 and zstd
+        # (librdkafka's default level); both brokers decompress every batch to check its
+        # records, so broker CPU per GB of record values is what the check costs.
+        n_text = sizes["n_text"]
+        for codec in CODECS:
+            log(f"{broker.name}: produce {n_text} x 1KB text, {codec} (librdkafka)")
+            t = measured(pid, lambda: rd.produce(
+                bootstrap, f"text-{codec}", n_text, 1024, 1,
+                extra=["--payload", "text", "-X", f"compression.type={codec}"]))
+            r[f"text_{codec}"] = t
+            if t and "broker_cpu_s" in t:
+                r[f"text_{codec}_cpu_s_per_gb"] = t["broker_cpu_s"] / (n_text * 1024 / 1e9)
         rate, n_lat = sizes["lat_rate"], sizes["n_lat"]
         log(f"{broker.name}: produce-to-ack latency at {rate} msg/s x 1KB (librdkafka)")
         r["lat"] = rd.at_rate(bootstrap, "lat", n_lat, 1024, 1, rate, False)
@@ -818,6 +834,18 @@ ROWS = [
      "librdkafka"),
     ("broker peak RSS", "MB", "default", ("rss_mb",), False, "-"),
     ("broker CPU seconds per GB", "s/GB", "default", ("cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text uncompressed", "s/GB", "default",
+     ("text_none_cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text lz4", "s/GB", "default",
+     ("text_lz4_cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text zstd", "s/GB", "default",
+     ("text_zstd_cpu_s_per_gb",), False, "librdkafka"),
+    ("produce 1KB text uncompressed acks=1 1 broker", "MB/s", "default", ("text_none", "MBps"),
+     True, "librdkafka"),
+    ("produce 1KB text lz4 acks=1 1 broker", "MB/s", "default", ("text_lz4", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB text zstd acks=1 1 broker", "MB/s", "default", ("text_zstd", "MBps"), True,
+     "librdkafka"),
     ("cold start", "s", "default", ("cold_start_s",), False, "kcat"),
     ("recovery after kill -9", "s", "default", ("recovery_s",), False, "kcat"),
     ("client CPU seconds per GB, produce 1KB acks=1", "s/GB", "default",
@@ -952,7 +980,7 @@ def main():
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
     if a.quick:
-        # About 13 minutes here on a loaded machine: three rounds, Kafka's Java tools in
+        # About 14 minutes here on a loaded machine: three rounds, Kafka's Java tools in
         # the first only, record counts such that the slower system's run lasts several
         # seconds. The librdkafka latency runs are 8 s and 6 s (the first second left
         # out), the Java one 15 s so that its JIT warm-up is a small part of it.
@@ -963,7 +991,7 @@ def main():
                  "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
                  "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
                  "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
-                 "n_jlat": 75_000, "n_warm": 200_000}
+                 "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -973,7 +1001,7 @@ def main():
                  "n_lat0": 60_000,
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
-                 "n_jlat": 300_000, "n_warm": 500_000,
+                 "n_jlat": 300_000, "n_warm": 500_000, "n_text": 1_000_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
     # BENCH_SCALE multiplies every record count (a smoke run of the script: 0.05).

@@ -1,7 +1,7 @@
 //! RecordBatch (magic v2) header parsing and validation.
 //!
-//! Only the 61-byte header and the CRC are ever looked at: records stay opaque bytes
-//! (a produce costs no per-record work). Layout, big-endian:
+//! The 61-byte header and the CRC; the records inside are parsed by `records` and a
+//! produced batch's records checked by `validate`. Layout, big-endian:
 //!
 //! ```text
 //!  0 baseOffset i64        | outside the CRC, rewritten by the log
@@ -37,8 +37,9 @@ const LEADER_EPOCH_AT: usize = 12;
 pub const BROKER_ASSIGNED_PREFIX_BYTES: usize = LEADER_EPOCH_AT + 4;
 const MAGIC_AT: usize = 16;
 pub const CRC_AT: usize = 17;
+pub const ATTRIBUTES_AT: usize = 21;
 /// The CRC covers attributes through the end of the batch.
-const CRC_FROM: usize = 21;
+const CRC_FROM: usize = ATTRIBUTES_AT;
 const MAX_TIMESTAMP_AT: usize = 35;
 
 /// attributes bits 0-2: compression codec (0 none .. 4 zstd).
@@ -162,17 +163,6 @@ impl BatchHeader {
         }
         Ok(())
     }
-
-    /// A batch as a producer sends it has one record per offset of its range.
-    fn check_client_count(&self) -> Result<(), AppendError> {
-        if self.records_count != self.last_offset_delta.wrapping_add(1) {
-            return Err(AppendError::Corrupt(format!(
-                "recordsCount {} does not match lastOffsetDelta {} + 1",
-                self.records_count, self.last_offset_delta
-            )));
-        }
-        Ok(())
-    }
 }
 
 /// `seq + delta` with the wrap at i32::MAX that producers use.
@@ -215,57 +205,72 @@ pub fn validate_batch(batch: &[u8]) -> Result<BatchHeader, AppendError> {
     Ok(header)
 }
 
-/// Validate the records of one produce request for one partition, as a leader.
+/// Validate the header and CRC of the records of one produce request for one partition,
+/// as a leader (the records inside are checked by `log::validate`).
 ///
-/// For magic v2 a produce carries exactly one batch per partition (Kafka answers
-/// INVALID_RECORD otherwise), its baseOffset must be 0, and it must not exceed
-/// `max.message.bytes`.
+/// For magic v2 a produce carries exactly one batch per partition, its baseOffset must be
+/// 0, and it must not exceed `max.message.bytes`. The errors are Kafka's: INVALID_RECORD
+/// for a batch that breaks a produce rule (Kafka's produce request checks and
+/// `LogValidator.validateBatch`), CORRUPT_MESSAGE for damaged bytes, MESSAGE_TOO_LARGE.
 pub fn validate_client_records(
     records: &[u8],
     max_message_bytes: u32,
 ) -> Result<BatchHeader, AppendError> {
-    // Magic first: an old-format producer deserves "unsupported", not "corrupt".
+    let invalid = |reason: String| Err(AppendError::InvalidRecord(reason));
+    // Magic first: an old-format producer is told so rather than that the batch is short.
     if let Some(&magic) = records.get(MAGIC_AT) {
         if magic as i8 != MAGIC_V2 {
-            return Err(AppendError::Unsupported(format!(
-                "record batch magic {} (only magic 2 is supported)",
+            return invalid(format!(
+                "record batch magic {}; produce requests carry magic {MAGIC_V2} batches only",
                 magic as i8
-            )));
+            ));
         }
     }
     let Some(header) = BatchHeader::parse_prefix(records) else {
-        return Err(AppendError::Corrupt(format!(
-            "records of {} bytes are shorter than the {HEADER_BYTES}-byte batch header",
+        return invalid(format!(
+            "records of {} bytes hold no whole record batch (the header alone is \
+             {HEADER_BYTES} bytes)",
             records.len()
-        )));
+        ));
     };
-    header.check_structure()?;
-    header.check_client_count()?;
-    let first_size = header.size_bytes();
-    if first_size < records.len() as u64 {
+    if header.batch_length < MIN_BATCH_LENGTH {
         return Err(AppendError::Corrupt(format!(
-            "produce carries more than one record batch ({} bytes, first batch {first_size}); \
-             magic v2 allows exactly one per partition",
-            records.len()
+            "batchLength {} is below the header size {MIN_BATCH_LENGTH}",
+            header.batch_length
         )));
     }
-    if first_size > records.len() as u64 {
-        return Err(AppendError::Corrupt(format!(
-            "batchLength {} exceeds the {} bytes received",
+    let size = header.size_bytes();
+    if size > records.len() as u64 {
+        return invalid(format!(
+            "batchLength {} exceeds the {} bytes received: no whole record batch",
             header.batch_length,
             records.len() - LOG_OVERHEAD_BYTES
-        )));
+        ));
     }
-    if first_size > u64::from(max_message_bytes) {
+    if size < records.len() as u64 {
+        return invalid(format!(
+            "produce carries more than one record batch ({} bytes, first batch {size}); \
+             magic v2 allows exactly one per partition",
+            records.len()
+        ));
+    }
+    if header.base_offset != 0 {
+        return invalid(format!(
+            "baseOffset of a produced batch must be 0, got {}",
+            header.base_offset
+        ));
+    }
+    if size > u64::from(max_message_bytes) {
         return Err(AppendError::MessageTooLarge {
             size: records.len(),
             max: max_message_bytes,
         });
     }
-    if header.base_offset != 0 {
+    let crc = compute_crc(records);
+    if crc != header.crc {
         return Err(AppendError::Corrupt(format!(
-            "baseOffset of a produced batch must be 0, got {}",
-            header.base_offset
+            "CRC-32C {crc:#010x} does not match the batch's {:#010x}",
+            header.crc
         )));
     }
     if header.attributes & COMPRESSION_MASK > MAX_COMPRESSION_CODEC {
@@ -274,26 +279,36 @@ pub fn validate_client_records(
             header.attributes & COMPRESSION_MASK
         )));
     }
-    if header.is_control() {
-        return Err(AppendError::Corrupt(
-            "clients may not write control batches".into(),
+    if header.last_offset_delta < 0 {
+        return invalid(format!(
+            "lastOffsetDelta {} gives an empty offset range",
+            header.last_offset_delta
         ));
+    }
+    if header.records_count <= 0 {
+        return invalid(format!(
+            "recordsCount {} (a produced batch holds at least one record)",
+            header.records_count
+        ));
+    }
+    // A batch as a producer sends it has one record per offset of its range.
+    if i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1 {
+        return invalid(format!(
+            "recordsCount {} does not match lastOffsetDelta {} + 1",
+            header.records_count, header.last_offset_delta
+        ));
+    }
+    if header.is_control() {
+        return invalid("clients may not write control batches".into());
     }
     if header.is_transactional() {
         return Err(AppendError::Unsupported("transactional batches".into()));
     }
     if header.is_idempotent() && (header.producer_epoch < 0 || header.base_sequence < 0) {
-        return Err(AppendError::Corrupt(format!(
+        return invalid(format!(
             "idempotent batch of producer {} has epoch {} and base sequence {}",
             header.producer_id, header.producer_epoch, header.base_sequence
-        )));
-    }
-    let crc = compute_crc(records);
-    if crc != header.crc {
-        return Err(AppendError::Corrupt(format!(
-            "CRC-32C {crc:#010x} does not match the batch's {:#010x}",
-            header.crc
-        )));
+        ));
     }
     Ok(header)
 }
@@ -335,12 +350,20 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.to_be_bytes());
 }
 
-/// Stamp LogAppendTime: maxTimestamp = now and the timestamp-type bit set. Both are
-/// inside the CRC, so it is recomputed (as Kafka does).
+/// Stamp LogAppendTime: maxTimestamp = now and the timestamp-type bit set.
 pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attributes = i16_at(batch, CRC_FROM) | TIMESTAMP_TYPE_BIT;
+    set_max_timestamp(batch, true, now_ms);
+}
+
+/// Set maxTimestamp and the timestamp type (LogAppendTime when `log_append_time`, else
+/// CreateTime). Both are inside the CRC, so it is recomputed (as Kafka does).
+pub fn set_max_timestamp(batch: &mut [u8], log_append_time: bool, max_timestamp_ms: i64) {
+    let mut attributes = i16_at(batch, CRC_FROM) & !TIMESTAMP_TYPE_BIT;
+    if log_append_time {
+        attributes |= TIMESTAMP_TYPE_BIT;
+    }
     batch[CRC_FROM..CRC_FROM + 2].copy_from_slice(&attributes.to_be_bytes());
-    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp_ms.to_be_bytes());
     let crc = compute_crc(batch);
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
@@ -349,6 +372,7 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
+    use crate::log::records::{self, put_varlong};
     use bytes::{BufMut, BytesMut};
 
     #[derive(Debug, Clone)]
@@ -416,34 +440,7 @@ pub(crate) mod testing {
         }
     }
 
-    fn put_varlong(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
-
-    fn get_varlong(b: &[u8], pos: &mut usize) -> i64 {
-        let mut z = 0u64;
-        let mut shift = 0;
-        loop {
-            let byte = b[*pos];
-            *pos += 1;
-            z |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
-            }
-            shift += 7;
-        }
-        ((z >> 1) as i64) ^ -((z & 1) as i64)
-    }
-
-    /// Decode whole uncompressed batches into (offset, value) pairs.
+    /// Decode whole batches (any codec) into (offset, value) pairs.
     pub fn decode_records(mut b: &[u8]) -> Vec<(i64, String)> {
         let mut out = Vec::new();
         while !b.is_empty() {
@@ -456,21 +453,10 @@ pub(crate) mod testing {
                 "CRC of batch at {}",
                 h.base_offset
             );
-            let mut pos = HEADER_BYTES;
-            for _ in 0..h.records_count {
-                let _len = get_varlong(batch, &mut pos);
-                pos += 1;
-                let _ts = get_varlong(batch, &mut pos);
-                let offset_delta = get_varlong(batch, &mut pos);
-                let key_len = get_varlong(batch, &mut pos);
-                if key_len > 0 {
-                    pos += key_len as usize;
-                }
-                let value_len = get_varlong(batch, &mut pos) as usize;
-                let value = String::from_utf8(batch[pos..pos + value_len].to_vec()).unwrap();
-                pos += value_len;
-                let _headers = get_varlong(batch, &mut pos);
-                out.push((h.base_offset + offset_delta, value));
+            let section = records::records_section(batch, &h).expect("records decompress");
+            for r in records::parse_records(&h, &section).expect("records parse") {
+                let value = String::from_utf8(r.value.unwrap_or_default().to_vec()).unwrap();
+                out.push((h.base_offset + i64::from(r.offset_delta), value));
             }
             b = &b[size..];
         }
@@ -523,14 +509,28 @@ mod tests {
         assert_ne!(h.attributes & TIMESTAMP_TYPE_BIT, 0);
     }
 
+    /// `b` with `edit` applied and the CRC made to match again.
+    fn edited(b: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut b = b.to_vec();
+        edit(&mut b);
+        let crc = compute_crc(&b);
+        b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn invalid_record(result: Result<BatchHeader, AppendError>, says: &str) {
+        match result {
+            Err(AppendError::InvalidRecord(m)) if m.contains(says) => {}
+            other => panic!("expected INVALID_RECORD saying {says:?}, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn magic_other_than_two_is_unsupported() {
-        let mut b = TestBatch::new(&["x"], 5).encode();
-        b[MAGIC_AT] = 1;
-        assert!(matches!(
-            validate_client_records(&b, 1 << 20),
-            Err(AppendError::Unsupported(_))
-        ));
+    fn magic_other_than_two_is_an_invalid_record() {
+        // Kafka's produce request check: v3+ requests carry magic 2 batches only.
+        let b = TestBatch::new(&["x"], 5).encode();
+        let old = edited(&b, |b| b[MAGIC_AT] = 1);
+        invalid_record(validate_client_records(&old, 1 << 20), "magic 1");
     }
 
     #[test]
@@ -538,10 +538,9 @@ mod tests {
         let mut b = TestBatch::new(&["x"], 5).encode();
         let second = TestBatch::new(&["y"], 6).encode();
         b.extend_from_slice(&second);
-        let err = validate_client_records(&b, 1 << 20).unwrap_err();
-        assert!(
-            err.to_string().contains("more than one record batch"),
-            "{err}"
+        invalid_record(
+            validate_client_records(&b, 1 << 20),
+            "more than one record batch",
         );
         // A follower fetch may carry several.
         assert_eq!(split_batches(&b).unwrap().len(), 2);
@@ -550,24 +549,66 @@ mod tests {
     #[test]
     fn length_and_count_are_checked_against_the_buffer() {
         let b = TestBatch::new(&["x", "y"], 5).encode();
-        assert!(matches!(
+        invalid_record(
             validate_client_records(&b[..b.len() - 1], 1 << 20),
-            Err(AppendError::Corrupt(_))
-        ));
-        assert!(matches!(
+            "no whole record batch",
+        );
+        invalid_record(
             validate_client_records(&b[..30], 1 << 20),
-            Err(AppendError::Corrupt(_))
-        ));
-        let mut bad_count = b.clone();
-        bad_count[57..61].copy_from_slice(&5i32.to_be_bytes());
-        assert!(matches!(
-            validate_client_records(&bad_count, 1 << 20),
-            Err(AppendError::Corrupt(_))
-        ));
+            "no whole record batch",
+        );
         let too_big = validate_client_records(&b, 10).unwrap_err();
         assert!(matches!(
             too_big,
             AppendError::MessageTooLarge { max: 10, .. }
+        ));
+        // At the limit the batch is accepted.
+        validate_client_records(&b, b.len() as u32).unwrap();
+        // batchLength below the header: damaged bytes, CORRUPT_MESSAGE.
+        let mut short = b.to_vec();
+        short[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&(MIN_BATCH_LENGTH - 1).to_be_bytes());
+        assert!(matches!(
+            validate_client_records(&short, 1 << 20),
+            Err(AppendError::Corrupt(m)) if m.contains("below the header size")
+        ));
+    }
+
+    #[test]
+    fn header_rules_of_produced_batches_are_invalid_records() {
+        let b = TestBatch::new(&["x", "y"], 5).encode();
+        let count = |n: i32| edited(&b, |b| b[57..61].copy_from_slice(&n.to_be_bytes()));
+        invalid_record(
+            validate_client_records(&count(5), 1 << 20),
+            "recordsCount 5 does not match lastOffsetDelta 1 + 1",
+        );
+        invalid_record(
+            validate_client_records(&count(1), 1 << 20),
+            "recordsCount 1 does not match",
+        );
+        invalid_record(
+            validate_client_records(&count(0), 1 << 20),
+            "recordsCount 0",
+        );
+        let delta = edited(&b, |b| b[23..27].copy_from_slice(&(-1i32).to_be_bytes()));
+        invalid_record(
+            validate_client_records(&delta, 1 << 20),
+            "lastOffsetDelta -1",
+        );
+        let offset = edited(&b, |b| set_base_offset(b, 7));
+        invalid_record(validate_client_records(&offset, 1 << 20), "baseOffset");
+        let control = edited(&b, |b| b[CRC_FROM + 1] |= CONTROL_BIT as u8);
+        invalid_record(validate_client_records(&control, 1 << 20), "control");
+        let no_sequence = TestBatch::new(&["x"], 5).idempotent(3, 0, -1).encode();
+        invalid_record(
+            validate_client_records(&no_sequence, 1 << 20),
+            "base sequence -1",
+        );
+        // The CRC is checked before the rules: a flipped count is damage, not a lie.
+        let mut flipped = b.to_vec();
+        flipped[60] ^= 1;
+        assert!(matches!(
+            validate_client_records(&flipped, 1 << 20),
+            Err(AppendError::Corrupt(_))
         ));
     }
 

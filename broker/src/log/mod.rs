@@ -14,7 +14,10 @@
 //! - `scrub`: background checksums of data not read since the log was opened.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
 //! - `producer_state`: idempotent producer sequence checks (pure state machine).
-//! - `records`: the records inside a batch: bounded decompression, parsing, rewriting.
+//! - `records`: the records inside a batch: the one record parser (in memory or
+//!   streamed), rewriting for the cleaner.
+//! - `codec`: the compression codecs: bounded streaming readers, compression.
+//! - `validate`: every check a produced batch passes before it is stored.
 //! - `compaction`: the log cleaner for `cleanup.policy=compact` (plan, run, install).
 //!
 //! # Files in a partition directory
@@ -36,6 +39,7 @@
 //! can make any of them fail.
 
 pub mod batch;
+pub mod codec;
 pub mod compaction;
 pub mod epoch_cache;
 pub mod handles;
@@ -45,6 +49,7 @@ pub mod records;
 mod recovery;
 pub mod scrub;
 mod segment;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -415,8 +420,10 @@ impl Log {
 
     /// Append the record batches of one produce request as leader, with one write.
     /// Offsets and `partitionLeaderEpoch` are assigned here; a retried idempotent batch
-    /// returns its original offsets without writing. The batch bytes are not copied
-    /// (unless LogAppendTime restamps them): `records` may be a slice of the request.
+    /// returns its original offsets without writing. Every record is checked first
+    /// (`validate`). The batch bytes are not copied unless maxTimestamp is restamped
+    /// (LogAppendTime, or a CreateTime maxTimestamp other than the largest record
+    /// timestamp): `records` may be a slice of the request.
     pub fn append_as_leader(
         &mut self,
         records: impl Into<Bytes>,
@@ -424,15 +431,8 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let records: Bytes = records.into();
-        let header = batch::validate_client_records(&records, self.config.max_message_bytes)?;
-        if self.config.cleanup_policy.compact {
-            // Kafka looks inside batches for compacted topics only: a record without a
-            // key could never be compacted (and the cleaner would drop it).
-            records::check_compacted_produce(&records, &header).map_err(|e| match e {
-                records::KeyCheck::Corrupt(e) => AppendError::Corrupt(e.to_string()),
-                records::KeyCheck::Invalid(reason) => AppendError::InvalidRecord(reason),
-            })?;
-        }
+        let valid = validate::validate_produce(&records, &self.config)?;
+        let header = valid.header;
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         if header.is_idempotent() {
             let check = self.producers.check_leader_append(
@@ -467,14 +467,25 @@ impl Log {
         // prefix, the rest straight from the request buffer.
         let mut prefix = [0u8; batch::BROKER_ASSIGNED_PREFIX_BYTES];
         let stamped;
-        let parts: [&[u8]; 2] = if log_append_time {
-            // LogAppendTime changes fields inside the CRC: restamp a copy.
+        // LogAppendTime, or (as Kafka does) a CreateTime maxTimestamp that is not the
+        // largest record timestamp, changes fields inside the CRC: restamp a copy.
+        let restamp = if log_append_time {
+            Some((true, now_ms))
+        } else {
+            valid
+                .needs_restamp(self.config.timestamp_type)
+                .then_some((false, valid.max_timestamp_ms))
+        };
+        let parts: [&[u8]; 2] = if let Some((append_time, max_timestamp_ms)) = restamp {
             let mut copy = BytesMut::from(&records[..]);
             batch::set_base_offset(&mut copy, base_offset);
             batch::set_partition_leader_epoch(&mut copy, leader_epoch);
-            batch::set_log_append_time(&mut copy, now_ms);
-            header.max_timestamp_ms = now_ms;
-            header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+            batch::set_max_timestamp(&mut copy, append_time, max_timestamp_ms);
+            header.max_timestamp_ms = max_timestamp_ms;
+            header.attributes &= !batch::TIMESTAMP_TYPE_BIT;
+            if append_time {
+                header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+            }
             stamped = copy;
             [&stamped[..], &[]]
         } else {

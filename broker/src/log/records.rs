@@ -1,8 +1,5 @@
-//! The records inside a RecordBatch v2: bounded decompression, record parsing and
-//! re-encoding of retained records.
-//!
-//! The log looks inside batches only where Kafka does too: the key check on produce to
-//! a compacted topic, and the cleaner. Everywhere else records stay opaque bytes.
+//! The records inside a RecordBatch v2: the one record parser (over records in memory or
+//! streamed out of a decompressor), and re-encoding of retained records for the cleaner.
 //!
 //! Record layout (after the 61-byte batch header, possibly compressed as a whole):
 //!
@@ -13,49 +10,42 @@
 //! ```
 //!
 //! Every length and count is checked against the bytes that remain before anything is
-//! allocated; decompressed output is capped (see [`decompressed_cap`]) so a small batch
-//! claiming gigabytes (a "zip bomb") is an error, not an out-of-memory abort.
+//! read past it, and nothing is allocated per record; decompressed output is capped (see
+//! [`decompressed_cap`]) so a small batch claiming gigabytes (a "zip bomb") is an error,
+//! not an out-of-memory abort.
 
 use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use crate::log::batch::{
     compute_crc, BatchHeader, COMPRESSION_MASK, CONTROL_BIT, CRC_AT, HEADER_BYTES,
     LOG_OVERHEAD_BYTES, MAGIC_V2, TIMESTAMP_TYPE_BIT,
 };
+use crate::log::codec::{self, CodecError};
+pub use crate::log::codec::{compress, decompressed_cap, Compression};
 
 /// attributes bit 6 (KIP-534): baseTimestamp holds the delete horizon of the batch's
 /// tombstones, set by the cleaner the first time it rewrites the batch.
 pub const DELETE_HORIZON_BIT: i16 = 0x40;
 
-/// The floor of the decompressed-size cap: a legitimate batch of up to this many
-/// decompressed bytes is always accepted, whatever its compression ratio.
-pub const MIN_DECOMPRESSED_CAP_BYTES: usize = 64 * 1024 * 1024;
-/// Above the floor, records may decompress to at most this many times their compressed
-/// size. Real producer data compresses far less than 64:1; a bomb compresses more.
-pub const MAX_COMPRESSION_RATIO: usize = 64;
+/// The fixed fields of a record body: attributes, timestamp delta, offset delta, key
+/// length, value length and header count, one byte each at least.
+const MIN_RECORD_BODY_BYTES: usize = 6;
+/// The smallest encoded record: its length varint and the fixed fields.
+pub const MIN_RECORD_BYTES: usize = 1 + MIN_RECORD_BODY_BYTES;
 
-/// The most bytes the records of a batch with `compressed_bytes` of compressed records
-/// may decompress to: `max(64 MiB, 64 × compressed_bytes)`.
-pub fn decompressed_cap(compressed_bytes: usize) -> usize {
-    MIN_DECOMPRESSED_CAP_BYTES.max(compressed_bytes.saturating_mul(MAX_COMPRESSION_RATIO))
-}
-
-/// The smallest encoded record: length, attributes, timestamp delta, offset delta, key
-/// length, value length and header count, one byte each.
-const MIN_RECORD_BYTES: usize = 7;
-
-/// xerial snappy-java's stream header, which Java producers write around snappy blocks.
-const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
-/// The xerial header: magic, version 1, compatible version 1.
-const XERIAL_HEADER_BYTES: usize = 16;
-/// Block size of xerial framing written by the cleaner (snappy-java's default).
-const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+/// Bytes of decompressed records a [`StreamSource`] holds at a time.
+const STREAM_BUFFER_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// The records do not parse, or break a rule of produced batches (Kafka's
+    /// InvalidRecordException: INVALID_RECORD).
     #[error("batch at offset {base_offset}: {reason}")]
-    Corrupt { base_offset: i64, reason: String },
+    Malformed { base_offset: i64, reason: String },
+    /// The records section is not a valid stream of its codec (CORRUPT_MESSAGE).
+    #[error("batch at offset {base_offset}: {reason}")]
+    Codec { base_offset: i64, reason: String },
     #[error(
         "batch at offset {base_offset}: records decompress to more than {cap} bytes \
          (the cap is max(64 MiB, 64 × the {compressed} compressed bytes))"
@@ -67,168 +57,62 @@ pub enum RecordError {
     },
 }
 
+impl RecordError {
+    pub fn from_codec(e: CodecError, header: &BatchHeader, compressed: usize) -> RecordError {
+        match e {
+            CodecError::Corrupt { .. } => RecordError::Codec {
+                base_offset: header.base_offset,
+                reason: e.to_string(),
+            },
+            CodecError::Unsupported { reason, .. } => RecordError::Malformed {
+                base_offset: header.base_offset,
+                reason,
+            },
+            CodecError::TooLarge { cap } => RecordError::DecompressedTooLarge {
+                base_offset: header.base_offset,
+                compressed,
+                cap,
+            },
+        }
+    }
+}
+
 impl From<RecordError> for io::Error {
     fn from(e: RecordError) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, e)
     }
 }
 
-/// Kafka's compression codecs, by their attribute value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None = 0,
-    Gzip = 1,
-    Snappy = 2,
-    Lz4 = 3,
-    Zstd = 4,
+/// The codec of a stored or produced batch.
+pub fn codec_of(header: &BatchHeader) -> Result<Compression, RecordError> {
+    Compression::of_header(header).map_err(|reason| RecordError::Codec {
+        base_offset: header.base_offset,
+        reason,
+    })
 }
 
-impl Compression {
-    pub fn of(header: &BatchHeader) -> Result<Compression, RecordError> {
-        Ok(match header.attributes & COMPRESSION_MASK {
-            0 => Compression::None,
-            1 => Compression::Gzip,
-            2 => Compression::Snappy,
-            3 => Compression::Lz4,
-            4 => Compression::Zstd,
-            other => {
-                return Err(RecordError::Corrupt {
-                    base_offset: header.base_offset,
-                    reason: format!("unknown compression codec {other}"),
-                })
-            }
-        })
-    }
-}
-
-/// Decompress `data` (a batch's records section), refusing output beyond `cap` bytes.
+/// Decompress `data` (a batch's records section) whole, refusing output beyond `cap`.
 pub fn decompress(
     codec: Compression,
     data: &[u8],
     cap: usize,
     base_offset: i64,
 ) -> Result<Vec<u8>, RecordError> {
-    let too_large = || RecordError::DecompressedTooLarge {
-        base_offset,
-        compressed: data.len(),
-        cap,
-    };
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| RecordError::Corrupt {
-        base_offset,
-        reason: format!("{what} records do not decompress: {e}"),
-    };
-    // Streaming codecs read through `take(cap + 1)`: one byte past the cap proves a bomb
-    // without ever holding more than cap + 1 bytes.
-    let read_capped = |reader: &mut dyn Read, what: &str| {
-        let mut out = Vec::new();
-        reader
-            .take(cap as u64 + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| corrupt(what, &e))?;
-        if out.len() > cap {
-            return Err(too_large());
-        }
-        Ok(out)
-    };
-    match codec {
-        Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => read_capped(&mut flate2::read::MultiGzDecoder::new(data), "gzip"),
-        Compression::Lz4 => read_capped(&mut lz4_flex::frame::FrameDecoder::new(data), "lz4"),
-        Compression::Zstd => {
-            let mut decoder =
-                zstd::stream::read::Decoder::new(data).map_err(|e| corrupt("zstd", &e))?;
-            read_capped(&mut decoder, "zstd")
-        }
-        Compression::Snappy => {
-            if data.starts_with(&XERIAL_MAGIC) {
-                decompress_xerial(data, cap, base_offset)
-            } else {
-                // Raw snappy (librdkafka and others): the length is declared up front.
-                let len = snap::raw::decompress_len(data).map_err(|e| corrupt("snappy", &e))?;
-                if len > cap {
-                    return Err(too_large());
-                }
-                snap::raw::Decoder::new()
-                    .decompress_vec(data)
-                    .map_err(|e| corrupt("snappy", &e))
-            }
-        }
-    }
-}
-
-/// snappy-java's framing: the 16-byte header, then blocks of (length u32, raw snappy).
-fn decompress_xerial(data: &[u8], cap: usize, base_offset: i64) -> Result<Vec<u8>, RecordError> {
-    let corrupt = |reason: String| RecordError::Corrupt {
-        base_offset,
-        reason,
-    };
-    let mut rest = data
-        .get(XERIAL_HEADER_BYTES..)
-        .ok_or_else(|| corrupt("truncated snappy-java header".into()))?;
-    let mut out = Vec::new();
-    let mut decoder = snap::raw::Decoder::new();
-    while !rest.is_empty() {
-        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(corrupt("truncated snappy-java block length".into()));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        let block = tail
-            .get(..len)
-            .ok_or_else(|| corrupt(format!("snappy-java block of {len} bytes is truncated")))?;
-        let block_len = snap::raw::decompress_len(block)
-            .map_err(|e| corrupt(format!("snappy records do not decompress: {e}")))?;
-        if out.len().saturating_add(block_len) > cap {
-            return Err(RecordError::DecompressedTooLarge {
-                base_offset,
-                compressed: data.len(),
-                cap,
-            });
-        }
-        let start = out.len();
-        out.resize(start + block_len, 0);
-        decoder
-            .decompress(block, &mut out[start..])
-            .map_err(|e| corrupt(format!("snappy records do not decompress: {e}")))?;
-        rest = &tail[len..];
-    }
-    Ok(out)
-}
-
-/// Compress a records section with `codec`, in the framing Java producers use.
-pub fn compress(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
-    match codec {
-        Compression::None => Ok(data.to_vec()),
-        Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data)?;
-            e.finish()
-        }
-        Compression::Snappy => {
-            let mut out = Vec::with_capacity(XERIAL_HEADER_BYTES + data.len() / 2);
-            out.extend_from_slice(&XERIAL_MAGIC);
-            out.extend_from_slice(&1i32.to_be_bytes());
-            out.extend_from_slice(&1i32.to_be_bytes());
-            let mut encoder = snap::raw::Encoder::new();
-            for chunk in data.chunks(XERIAL_BLOCK_BYTES) {
-                let block = encoder.compress_vec(chunk).map_err(io::Error::other)?;
-                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            Ok(out)
-        }
-        Compression::Lz4 => {
-            // Kafka's LZ4 reader handles independent 64 KiB blocks (its own writer's
-            // settings); linked blocks or other sizes are not safe for every client.
-            let info = lz4_flex::frame::FrameInfo::new()
-                .block_size(lz4_flex::frame::BlockSize::Max64KB)
-                .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-            e.write_all(data)?;
-            e.finish().map_err(io::Error::other)
-        }
-        // Level 3 is Kafka's default compression.zstd.level.
-        Compression::Zstd => zstd::stream::encode_all(data, 3),
-    }
+    codec::decompress(codec, data, cap).map_err(|e| match e {
+        CodecError::TooLarge { cap } => RecordError::DecompressedTooLarge {
+            base_offset,
+            compressed: data.len(),
+            cap,
+        },
+        CodecError::Unsupported { reason, .. } => RecordError::Malformed {
+            base_offset,
+            reason,
+        },
+        e => RecordError::Codec {
+            base_offset,
+            reason: e.to_string(),
+        },
+    })
 }
 
 /// The records section of a whole batch, decompressed (borrowed when uncompressed).
@@ -237,7 +121,7 @@ pub fn records_section<'a>(
     header: &BatchHeader,
 ) -> Result<Cow<'a, [u8]>, RecordError> {
     let data = &batch[HEADER_BYTES..];
-    match Compression::of(header)? {
+    match codec_of(header)? {
         Compression::None => Ok(Cow::Borrowed(data)),
         codec => Ok(Cow::Owned(decompress(
             codec,
@@ -261,56 +145,355 @@ pub struct Record<'a> {
     pub tail: &'a [u8],
 }
 
-struct Cursor<'a> {
+/// Why a [`RecordSource`] gave no more bytes.
+#[derive(Debug)]
+pub enum SourceError {
+    /// The records section ended.
+    End,
+    /// The decompressor failed or passed the cap.
+    Codec(CodecError),
+}
+
+/// Why [`read_record`] could not read a record.
+#[derive(Debug)]
+pub enum RecordFault {
+    Source(SourceError),
+    Malformed(String),
+}
+
+impl From<SourceError> for RecordFault {
+    fn from(e: SourceError) -> RecordFault {
+        RecordFault::Source(e)
+    }
+}
+
+impl RecordFault {
+    /// As the error of record `index` of the batch of `header`, whose records section has
+    /// `compressed` bytes.
+    pub fn at(self, header: &BatchHeader, index: usize, compressed: usize) -> RecordError {
+        let malformed = |reason| RecordError::Malformed {
+            base_offset: header.base_offset,
+            reason,
+        };
+        match self {
+            RecordFault::Malformed(what) => malformed(format!("record {index}: {what}")),
+            RecordFault::Source(SourceError::End) => malformed(format!(
+                "record {index} of {}: the records end inside it",
+                header.records_count
+            )),
+            RecordFault::Source(SourceError::Codec(e)) => {
+                RecordError::from_codec(e, header, compressed)
+            }
+        }
+    }
+}
+
+/// Where the record parser reads: records in memory ([`SliceSource`], fields borrowed)
+/// or streamed out of a decompressor ([`StreamSource`], fields skipped).
+pub trait RecordSource {
+    /// What a key, value or header field yields: its bytes, or nothing when streamed.
+    type Bytes;
+    fn byte(&mut self) -> Result<u8, SourceError>;
+    /// The next `n` bytes, consumed.
+    fn take(&mut self, n: usize) -> Result<Self::Bytes, SourceError>;
+    /// Bytes consumed so far.
+    fn position(&self) -> u64;
+    /// Whether every byte has been consumed (a stream is read to its end, which is where
+    /// codecs check their trailers and checksums).
+    fn at_end(&mut self) -> Result<bool, SourceError>;
+}
+
+/// Records held in memory.
+pub struct SliceSource<'a> {
     b: &'a [u8],
     pos: usize,
 }
 
-impl<'a> Cursor<'a> {
-    fn varlong(&mut self) -> Option<i64> {
-        let mut z = 0u64;
-        for i in 0..10 {
-            let byte = *self.b.get(self.pos)?;
-            self.pos += 1;
-            z |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Some(((z >> 1) as i64) ^ -((z & 1) as i64));
+impl<'a> SliceSource<'a> {
+    pub fn new(b: &'a [u8]) -> Self {
+        SliceSource { b, pos: 0 }
+    }
+}
+
+impl<'a> RecordSource for SliceSource<'a> {
+    type Bytes = &'a [u8];
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, SourceError> {
+        let b = *self.b.get(self.pos).ok_or(SourceError::End)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SourceError> {
+        let end = self.pos.checked_add(n).ok_or(SourceError::End)?;
+        let s = self.b.get(self.pos..end).ok_or(SourceError::End)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    #[inline]
+    fn position(&self) -> u64 {
+        self.pos as u64
+    }
+
+    fn at_end(&mut self) -> Result<bool, SourceError> {
+        Ok(self.pos == self.b.len())
+    }
+}
+
+/// Records read out of a decompressor through a fixed buffer: memory stays at the
+/// buffer and the codec's own state however large the records are, and reading more
+/// than `cap` bytes in total is an error.
+pub struct StreamSource<'a> {
+    reader: Box<dyn Read + 'a>,
+    codec: Compression,
+    buf: Box<[u8]>,
+    at: usize,
+    end: usize,
+    /// Bytes read out of the decompressor so far.
+    produced: u64,
+    cap: u64,
+}
+
+impl<'a> StreamSource<'a> {
+    /// A source of the records in `data` compressed with `codec`, at most `cap` bytes.
+    pub fn new(codec: Compression, data: &'a [u8], cap: usize) -> Result<Self, CodecError> {
+        Ok(StreamSource {
+            reader: codec::decoder(codec, data)?,
+            codec,
+            buf: vec![0u8; STREAM_BUFFER_BYTES].into_boxed_slice(),
+            at: 0,
+            end: 0,
+            produced: 0,
+            cap: cap as u64,
+        })
+    }
+
+    /// Refill an empty buffer. Reads at most one byte past the cap: enough to prove it
+    /// was passed.
+    fn fill(&mut self) -> Result<(), SourceError> {
+        debug_assert_eq!(self.at, self.end);
+        let room = (self.cap + 1).saturating_sub(self.produced);
+        let want = self
+            .buf
+            .len()
+            .min(usize::try_from(room).unwrap_or(usize::MAX));
+        loop {
+            match self.reader.read(&mut self.buf[..want]) {
+                Ok(0) => return Err(SourceError::End),
+                Ok(n) => {
+                    self.produced += n as u64;
+                    if self.produced > self.cap {
+                        return Err(SourceError::Codec(CodecError::TooLarge {
+                            cap: self.cap as usize,
+                        }));
+                    }
+                    (self.at, self.end) = (0, n);
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SourceError::Codec(codec::corrupt(self.codec, e))),
             }
         }
-        None
     }
+}
 
-    fn varint(&mut self) -> Option<i32> {
-        i32::try_from(self.varlong()?).ok()
-    }
+impl RecordSource for StreamSource<'_> {
+    type Bytes = ();
 
-    fn i8(&mut self) -> Option<i8> {
-        let b = *self.b.get(self.pos)?;
-        self.pos += 1;
-        Some(b as i8)
-    }
-
-    /// A length-prefixed byte string; -1 is null.
-    fn bytes(&mut self) -> Option<Option<&'a [u8]>> {
-        let len = self.varint()?;
-        if len == -1 {
-            return Some(None);
+    #[inline]
+    fn byte(&mut self) -> Result<u8, SourceError> {
+        if self.at == self.end {
+            self.fill()?;
         }
-        let len = usize::try_from(len).ok()?;
-        let s = self.b.get(self.pos..self.pos.checked_add(len)?)?;
-        self.pos += len;
-        Some(Some(s))
+        let b = self.buf[self.at];
+        self.at += 1;
+        Ok(b)
     }
+
+    fn take(&mut self, mut n: usize) -> Result<(), SourceError> {
+        loop {
+            let here = self.end - self.at;
+            if n <= here {
+                self.at += n;
+                return Ok(());
+            }
+            n -= here;
+            self.at = self.end;
+            self.fill()?;
+        }
+    }
+
+    #[inline]
+    fn position(&self) -> u64 {
+        self.produced - (self.end - self.at) as u64
+    }
+
+    fn at_end(&mut self) -> Result<bool, SourceError> {
+        if self.at < self.end {
+            return Ok(false);
+        }
+        match self.fill() {
+            Ok(()) => Ok(false),
+            Err(SourceError::End) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A zigzag varint of at most 32 bits (5 bytes), as Kafka reads it. Longer encodings, and
+/// 5-byte ones carrying bits beyond 32, are refused: Java clients would reject them and
+/// librdkafka would read a different value.
+#[inline]
+pub fn read_varint<S: RecordSource>(src: &mut S) -> Result<i32, RecordFault> {
+    let mut z = 0u32;
+    for i in 0..5 {
+        let b = src.byte()?;
+        if i == 4 && b > 0x0f {
+            break;
+        }
+        z |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((z >> 1) as i32) ^ -((z & 1) as i32));
+        }
+    }
+    Err(RecordFault::Malformed(
+        "a varint is longer than 32 bits".into(),
+    ))
+}
+
+/// A zigzag varlong of at most 64 bits (10 bytes).
+#[inline]
+pub fn read_varlong<S: RecordSource>(src: &mut S) -> Result<i64, RecordFault> {
+    let mut z = 0u64;
+    for i in 0..10 {
+        let b = src.byte()?;
+        if i == 9 && b > 0x01 {
+            break;
+        }
+        z |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(((z >> 1) as i64) ^ -((z & 1) as i64));
+        }
+    }
+    Err(RecordFault::Malformed(
+        "a varlong is longer than 64 bits".into(),
+    ))
+}
+
+/// Append `v` as a zigzag varint (any width up to 64 bits).
+pub fn put_varlong(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// The fields of one record as [`read_record`] found them.
+#[derive(Debug)]
+pub struct RawRecord<B> {
+    pub attributes: i8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<B>,
+    pub value: Option<B>,
+    /// Where the key length starts: the record's tail runs from here to its end.
+    pub key_at: u64,
+}
+
+/// A length-prefixed byte string of the record that ends at `end`; -1 is null.
+#[inline]
+fn read_bytes<S: RecordSource>(
+    src: &mut S,
+    end: u64,
+    what: &str,
+) -> Result<Option<S::Bytes>, RecordFault> {
+    let len = read_varint(src)?;
+    if len == -1 {
+        return Ok(None);
+    }
+    // Java reads any negative length as null, but librdkafka fails on one below -1: a
+    // batch holding it would stop librdkafka consumers.
+    let left = end.saturating_sub(src.position());
+    let len = u64::try_from(len)
+        .map_err(|_| RecordFault::Malformed(format!("{what} length {len} is negative")))?;
+    if len > left {
+        return Err(RecordFault::Malformed(format!(
+            "{what} length {len} overruns the record ({left} bytes left in it)"
+        )));
+    }
+    Ok(Some(src.take(len as usize)?))
+}
+
+/// Read one record: every length against the record's own declared length, every varint
+/// bounded, the header count against the bytes it would need. Nothing is allocated.
+pub fn read_record<S: RecordSource>(src: &mut S) -> Result<RawRecord<S::Bytes>, RecordFault> {
+    let len = read_varint(src)?;
+    let len = u64::try_from(len)
+        .ok()
+        .filter(|&l| l >= MIN_RECORD_BODY_BYTES as u64)
+        .ok_or_else(|| {
+            RecordFault::Malformed(format!(
+                "record length {len} is below the {MIN_RECORD_BODY_BYTES} bytes of a \
+                 record's fixed fields"
+            ))
+        })?;
+    let start = src.position();
+    let end = start + len;
+    let attributes = src.byte()? as i8;
+    let timestamp_delta = read_varlong(src)?;
+    let offset_delta = read_varint(src)?;
+    let key_at = src.position();
+    let key = read_bytes(src, end, "key")?;
+    let value = read_bytes(src, end, "value")?;
+    let headers = read_varint(src)?;
+    if headers < 0 {
+        return Err(RecordFault::Malformed(format!(
+            "header count {headers} is negative"
+        )));
+    }
+    for h in 0..headers {
+        // Each header takes at least two bytes, so a count the record cannot hold runs
+        // out of its bytes long before it costs anything.
+        if src.position() >= end {
+            return Err(RecordFault::Malformed(format!(
+                "header count {headers} is more than the record's {len} bytes hold \
+                 (they end after header {h})"
+            )));
+        }
+        if read_bytes(src, end, "header key")?.is_none() {
+            return Err(RecordFault::Malformed(format!("header {h} has a null key")));
+        }
+        read_bytes(src, end, "header value")?;
+    }
+    let read = src.position() - start;
+    if read != len {
+        return Err(RecordFault::Malformed(format!(
+            "record length {len} does not match the {read} bytes of its fields"
+        )));
+    }
+    Ok(RawRecord {
+        attributes,
+        timestamp_delta,
+        offset_delta,
+        key,
+        value,
+        key_at,
+    })
 }
 
 /// Parse the `records_count` records of a batch from its decompressed records section.
 /// The records must fill the section exactly and their offset deltas must increase
-/// within `0..=lastOffsetDelta`.
+/// within `0..=lastOffsetDelta` (a cleaned batch may have gaps).
 pub fn parse_records<'a>(
     header: &BatchHeader,
     section: &'a [u8],
 ) -> Result<Vec<Record<'a>>, RecordError> {
-    let corrupt = |reason: String| RecordError::Corrupt {
+    let corrupt = |reason: String| RecordError::Malformed {
         base_offset: header.base_offset,
         reason,
     };
@@ -323,105 +506,35 @@ pub fn parse_records<'a>(
         )));
     }
     let mut out = Vec::with_capacity(count);
-    let mut c = Cursor { b: section, pos: 0 };
+    let mut src = SliceSource::new(section);
     let mut previous_delta = -1i64;
     for i in 0..count {
-        let truncated = || corrupt(format!("record {i} is truncated or malformed"));
-        let len = c.varint().ok_or_else(truncated)?;
-        let len = usize::try_from(len).map_err(|_| truncated())?;
-        let end = c.pos.checked_add(len).filter(|&e| e <= section.len());
-        let end = end.ok_or_else(truncated)?;
-        let mut r = Cursor {
-            b: &section[..end],
-            pos: c.pos,
-        };
-        let attributes = r.i8().ok_or_else(truncated)?;
-        let timestamp_delta = r.varlong().ok_or_else(truncated)?;
-        let offset_delta = r.varint().ok_or_else(truncated)?;
-        let tail_from = r.pos;
-        let key = r.bytes().ok_or_else(truncated)?;
-        let value = r.bytes().ok_or_else(truncated)?;
-        let headers = r.varint().ok_or_else(truncated)?;
-        if headers < 0 {
-            return Err(truncated());
-        }
-        for _ in 0..headers {
-            // Header keys are never null; each header is at least two bytes, so a huge
-            // count runs out of bytes long before it costs anything.
-            r.bytes().flatten().ok_or_else(truncated)?;
-            r.bytes().ok_or_else(truncated)?;
-        }
-        if r.pos != end {
+        let r = read_record(&mut src).map_err(|f| f.at(header, i, section.len()))?;
+        if i64::from(r.offset_delta) <= previous_delta || r.offset_delta > header.last_offset_delta
+        {
             return Err(corrupt(format!(
-                "record {i} declares {len} bytes but holds {}",
-                r.pos - c.pos
-            )));
-        }
-        if i64::from(offset_delta) <= previous_delta || offset_delta > header.last_offset_delta {
-            return Err(corrupt(format!(
-                "record {i} has offset delta {offset_delta} (previous {previous_delta}, \
+                "record {i} has offset delta {} (previous {previous_delta}, \
                  lastOffsetDelta {})",
-                header.last_offset_delta
+                r.offset_delta, header.last_offset_delta
             )));
         }
-        previous_delta = i64::from(offset_delta);
+        previous_delta = i64::from(r.offset_delta);
         out.push(Record {
-            attributes,
-            timestamp_delta,
-            offset_delta,
-            key,
-            value,
-            tail: &section[tail_from..end],
+            attributes: r.attributes,
+            timestamp_delta: r.timestamp_delta,
+            offset_delta: r.offset_delta,
+            key: r.key,
+            value: r.value,
+            tail: &section[r.key_at as usize..src.pos],
         });
-        c.pos = end;
     }
-    if c.pos != section.len() {
+    if src.pos != section.len() {
         return Err(corrupt(format!(
             "{} bytes follow the last of {count} records",
-            section.len() - c.pos
+            section.len() - src.pos
         )));
     }
     Ok(out)
-}
-
-/// Produce to a compacted topic: every record needs a key, and (as for any client
-/// batch in Kafka) record offset deltas must be 0, 1, 2, ...
-pub fn check_compacted_produce(batch: &[u8], header: &BatchHeader) -> Result<(), KeyCheck> {
-    let section = records_section(batch, header).map_err(KeyCheck::Corrupt)?;
-    let records = parse_records(header, &section).map_err(KeyCheck::Corrupt)?;
-    for (i, r) in records.iter().enumerate() {
-        if r.offset_delta as usize != i {
-            return Err(KeyCheck::Invalid(format!(
-                "record {i} has offset delta {}; a produced batch numbers its records 0, 1, 2, ...",
-                r.offset_delta
-            )));
-        }
-        if r.key.is_none() {
-            return Err(KeyCheck::Invalid(format!(
-                "record {i} has no key; a compacted topic (cleanup.policy=compact) \
-                 accepts only keyed records"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Why [`check_compacted_produce`] refused a batch.
-#[derive(Debug)]
-pub enum KeyCheck {
-    /// The batch cannot be read (bad compression, malformed records, a bomb).
-    Corrupt(RecordError),
-    /// Readable, but not acceptable on a compacted topic (Kafka: INVALID_RECORD).
-    Invalid(String),
-}
-
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
 }
 
 /// Write a batch holding `records` (a subset of `original`'s, in order) with the
@@ -437,7 +550,7 @@ pub fn build_batch(
     records: &[Record<'_>],
     delete_horizon_ms: Option<i64>,
 ) -> io::Result<Vec<u8>> {
-    let codec = Compression::of(original)?;
+    let codec = codec_of(original)?;
     let base_timestamp_ms = delete_horizon_ms.unwrap_or(original.base_timestamp_ms);
     let log_append_time = original.attributes & TIMESTAMP_TYPE_BIT != 0;
     let mut max_timestamp_ms = if log_append_time {
@@ -526,4 +639,85 @@ pub fn delete_horizon_ms(header: &BatchHeader) -> Option<i64> {
 
 pub fn is_control(header: &BatchHeader) -> bool {
     header.attributes & CONTROL_BIT != 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One record whose value is `n` zeros.
+    fn zeros_record(n: usize) -> Vec<u8> {
+        let mut body = vec![0u8, 0, 0];
+        put_varlong(&mut body, -1);
+        put_varlong(&mut body, n as i64);
+        body.resize(body.len() + n, 0);
+        put_varlong(&mut body, 0);
+        let mut out = Vec::new();
+        put_varlong(&mut out, body.len() as i64);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn a_stream_stops_one_byte_past_its_cap_for_every_codec() {
+        let section = zeros_record(100_000);
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let data = compress(codec, &section).unwrap();
+            let mut src = StreamSource::new(codec, &data, section.len()).unwrap();
+            let r = read_record(&mut src).unwrap();
+            assert_eq!((r.key, r.value), (None, Some(())));
+            assert!(src.at_end().unwrap(), "{codec:?}");
+            assert_eq!(src.position(), section.len() as u64);
+
+            let mut src = StreamSource::new(codec, &data, section.len() - 1).unwrap();
+            match read_record(&mut src) {
+                Err(RecordFault::Source(SourceError::Codec(CodecError::TooLarge { cap }))) => {
+                    assert_eq!(cap, section.len() - 1)
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            // Never more than the cap and the byte that proves it was passed.
+            assert!(src.produced <= section.len() as u64, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn the_slice_and_stream_sources_read_the_same_records() {
+        let mut section = Vec::new();
+        for i in 0..100i64 {
+            let mut body = vec![0u8];
+            put_varlong(&mut body, i * 1000);
+            put_varlong(&mut body, i);
+            put_varlong(&mut body, 3);
+            body.extend_from_slice(b"key");
+            put_varlong(&mut body, i * 300);
+            body.resize(body.len() + (i * 300) as usize, b'v');
+            put_varlong(&mut body, 1);
+            put_varlong(&mut body, 1);
+            body.push(b'h');
+            put_varlong(&mut body, -1);
+            put_varlong(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+        let data = compress(Compression::Zstd, &section).unwrap();
+        let mut slice = SliceSource::new(&section);
+        let mut stream = StreamSource::new(Compression::Zstd, &data, 1 << 30).unwrap();
+        for i in 0..100 {
+            let a = read_record(&mut slice).unwrap();
+            let b = read_record(&mut stream).unwrap();
+            assert_eq!(
+                (a.timestamp_delta, a.offset_delta, a.key_at),
+                (b.timestamp_delta, b.offset_delta, b.key_at),
+                "record {i}"
+            );
+            assert_eq!(a.key, Some(&b"key"[..]));
+            assert_eq!(slice.position(), stream.position());
+        }
+        assert!(slice.at_end().unwrap() && stream.at_end().unwrap());
+    }
 }

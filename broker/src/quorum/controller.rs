@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::state_machine::Shared;
 use super::{pb, ControllerReply, ControllerRequest, MetadataBatch, NodeId, TypeConfig};
+use crate::backoff::Backoff;
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord};
 use crate::replication::controller::{
@@ -749,7 +750,7 @@ async fn retry_membership_change<F, Fut>(
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let deadline = Instant::now() + PROMOTE_TIMEOUT;
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
     loop {
         match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(())) => {
@@ -762,13 +763,13 @@ async fn retry_membership_change<F, Fut>(
                 return;
             }
         }
+        let delay = backoff.next_delay();
         if raft.metrics().borrow().state != ServerState::Leader
-            || Instant::now() + backoff >= deadline
+            || Instant::now() + delay >= deadline
         {
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -62,6 +62,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::{BrokerConfig, Voter};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord};
@@ -488,7 +489,7 @@ impl Quorum {
         call: controller::Call,
         deadline: Instant,
     ) -> Result<controller::Answer, AdminError> {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut hint: Option<(i32, String)> = None;
         let mut next_voter = 0usize;
         let mut last_error = String::from("no controller known");
@@ -550,9 +551,8 @@ impl Quorum {
                 },
                 Err(e) => last_error = e,
             }
-            let wake = (Instant::now() + backoff).min(deadline);
+            let wake = (Instant::now() + backoff.next_delay()).min(deadline);
             tokio::time::sleep_until(wake).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -590,7 +590,7 @@ async fn quorum_exists(channels: &network::Channels, voters: &[Voter], me: i32) 
 /// Register with the controller, then heartbeat; register again when the controller
 /// no longer knows this process (StaleBrokerEpoch, BrokerIdNotRegistered).
 async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
     loop {
         let Some(q) = quorum.upgrade() else { return };
         let interval = q.heartbeat_interval;
@@ -613,11 +613,10 @@ async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
         };
         let Some((epoch, mut controller_index)) = registered else {
             drop(q);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            tokio::time::sleep(backoff.next_delay()).await;
             continue;
         };
-        backoff = BACKOFF_MIN;
+        backoff.reset();
         tracing::info!(broker = q.node_id, epoch, "broker registered");
         q.broker.send_replace(BrokerStatus {
             epoch: Some(epoch),

@@ -29,6 +29,8 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
+
 /// First wait after a failed write; doubled per failure up to [`RETRY_MAX`].
 pub const RETRY_MIN: Duration = Duration::from_millis(25);
 /// Longest wait between two attempts: how long the broker may take to notice that
@@ -38,12 +40,6 @@ pub const RETRY_MAX: Duration = Duration::from_secs(1);
 /// Attempts between two warnings about the same failing write (the first failure is
 /// always logged).
 const WARN_EVERY_ATTEMPTS: u32 = 60;
-
-/// The wait after the `failures`-th consecutive failure (1-based).
-pub fn retry_delay(failures: u32, min: Duration, max: Duration) -> Duration {
-    let doublings = failures.saturating_sub(1).min(31);
-    min.saturating_mul(1u32 << doublings).min(max)
-}
 
 /// The `error` label of a failed write: the errno name operators search for.
 pub fn error_label(e: &io::Error) -> &'static str {
@@ -158,6 +154,7 @@ impl Retry {
         mut attempt: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
         let mut failures = 0u32;
+        let mut backoff = Backoff::new(self.min, self.max);
         let mut counted = false;
         let result = loop {
             match attempt() {
@@ -181,7 +178,7 @@ impl Retry {
                             "{what} failed; retrying until it lands (not ready meanwhile)"
                         );
                     }
-                    let delay = retry_delay(failures, self.min, self.max);
+                    let delay = backoff.next_delay();
                     tokio::select! {
                         () = self.cancel.cancelled() => {
                             break Err(io::Error::new(
@@ -204,18 +201,6 @@ impl Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_delay_doubles_from_the_minimum_up_to_the_maximum() {
-        let (min, max) = (Duration::from_millis(25), Duration::from_secs(1));
-        let ms = |failures| retry_delay(failures, min, max).as_millis();
-        assert_eq!(ms(0), 25);
-        assert_eq!(ms(1), 25);
-        assert_eq!(ms(2), 50);
-        assert_eq!(ms(6), 800);
-        assert_eq!(ms(7), 1000);
-        assert_eq!(ms(u32::MAX), 1000);
-    }
 
     #[test]
     fn errors_are_labelled_by_errno() {

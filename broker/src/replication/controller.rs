@@ -722,10 +722,9 @@ impl Controller {
         self.state.check_broker_epoch(broker, broker_epoch)?;
         let current = self
             .state
-            .partitions
-            .get(&tp)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?
-            .clone();
+            .partition(&tp)
+            .cloned()
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
         if !current.replicas.contains(&broker)
             || current.offline_replicas.contains(&broker) == offline
         {
@@ -763,10 +762,9 @@ impl Controller {
     ) -> Result<Vec<ControllerRecord>, ResponseError> {
         let current = self
             .state
-            .partitions
-            .get(&tp)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?
-            .clone();
+            .partition(&tp)
+            .cloned()
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
         let original: Vec<BrokerId> = current
             .replicas
             .iter()

@@ -15,17 +15,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::partition::Partition;
+use crate::backoff::Backoff;
 use crate::log::Damage;
 use crate::metadata::image::PartitionState;
 
-/// First retry after this long; doubled up to [`MAX_BACKOFF_MS`].
-const FIRST_BACKOFF_MS: i64 = 500;
-const MAX_BACKOFF_MS: i64 = 30_000;
+/// First retry after this long; doubled up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Why a replica is offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +94,7 @@ pub struct OfflineReplica {
     /// The open log the scrub found damaged; `None` when the log could not be opened.
     pub open: Option<Arc<Partition>>,
     pub next_try_ms: i64,
-    backoff_ms: i64,
+    backoff: Backoff,
     /// `Hold` has been logged.
     pub held: bool,
 }
@@ -133,7 +135,7 @@ impl OfflineReplicas {
                 cause,
                 open,
                 next_try_ms: now_ms,
-                backoff_ms: FIRST_BACKOFF_MS,
+                backoff: Backoff::new(RETRY_MIN, RETRY_MAX),
                 held: false,
             },
         );
@@ -212,8 +214,8 @@ impl OfflineReplicas {
     /// Try `topic`/`index` again later, waiting twice as long as last time.
     pub fn back_off(&self, topic: &str, index: i32, now_ms: i64) {
         if let Some(r) = self.replicas.lock().get_mut(&(topic.to_string(), index)) {
-            r.next_try_ms = now_ms + r.backoff_ms;
-            r.backoff_ms = (r.backoff_ms * 2).min(MAX_BACKOFF_MS);
+            let delay = i64::try_from(r.backoff.next_delay().as_millis()).unwrap_or(i64::MAX);
+            r.next_try_ms = now_ms.saturating_add(delay);
         }
     }
 
@@ -310,6 +312,6 @@ mod tests {
             now = next;
         }
         assert_eq!(&waits[..4], &[500, 1_000, 2_000, 4_000]);
-        assert_eq!(waits[9], MAX_BACKOFF_MS);
+        assert_eq!(waits[9], RETRY_MAX.as_millis() as i64);
     }
 }

@@ -3,6 +3,7 @@
 //!
 //!     fjord-bench create-topic --bootstrap B --topic T [--replication-factor 3] [--config k=v]
 //!     fjord-bench produce      --bootstrap B --topic T --count N --size S --acks 1|all
+//!                              [--payload repeated|text]
 //!     fjord-bench latency      --bootstrap B --topic T --rate R --count N --size S --acks 1
 //!     fjord-bench end-to-end   --bootstrap B --topic T --rate R --count N --size S --acks 1
 //!     fjord-bench consume      --bootstrap B --topic T --count N
@@ -117,6 +118,61 @@ struct ProduceArgs {
     common: Common,
     #[command(flatten)]
     producer: ProducerArgs,
+    /// Record values: one value of repeated bytes, or 1,024 different values of
+    /// JSON-like text that compress about as event data does (librdkafka's batches:
+    /// lz4 2.6:1, snappy 2.8:1, zstd 4.5:1, gzip 5:1), for runs with
+    /// `-X compression.type=...`.
+    #[arg(long, value_enum, default_value_t = Payload::Repeated)]
+    payload: Payload,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Payload {
+    Repeated,
+    Text,
+}
+
+/// Distinct values of this many per [`text_values`] pool: a 1 MB batch of 1 KB records
+/// holds each once, so a codec finds no more repetition than within one event stream.
+const TEXT_VALUES: usize = 1024;
+
+/// `count` values of exactly `size` bytes of JSON-like events: a few field names and
+/// words from a small vocabulary, with numbers that vary (xorshift, fixed seed).
+fn text_values(size: usize, count: usize) -> Vec<Vec<u8>> {
+    const WORDS: [&str; 16] = [
+        "click", "view", "purchase", "search", "login", "logout", "checkout", "cart", "home",
+        "items", "account", "settings", "mobile", "desktop", "tablet", "api",
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let mut v = Vec::with_capacity(size + 128);
+            while v.len() < size {
+                let r = next();
+                let word = |shift: u32| WORDS[(r >> shift) as usize % WORDS.len()];
+                let event = format!(
+                    "{{\"ts\":{},\"user\":\"u{}\",\"event\":\"{}\",\"path\":\"/{}/{}\",\
+                     \"device\":\"{}\",\"ms\":{}}}\n",
+                    1_700_000_000_000 + (r % 100_000_000),
+                    (r >> 20) % 100_000,
+                    word(40),
+                    word(44),
+                    (r >> 48) % 10_000,
+                    word(52),
+                    (r >> 56) % 250,
+                );
+                v.extend_from_slice(event.as_bytes());
+            }
+            v.truncate(size);
+            v
+        })
+        .collect()
 }
 
 #[derive(Args)]
@@ -339,10 +395,14 @@ fn produce(a: &ProduceArgs) -> Result<Value> {
     let epoch = Instant::now();
     let deadline = epoch + Duration::from_secs(common.timeout_s);
     let producer = producer(common, p, Deliveries::new(epoch, false, 0))?;
-    let value = vec![b'x'; p.size];
+    let values = match a.payload {
+        Payload::Repeated => vec![vec![b'x'; p.size]],
+        Payload::Text => text_values(p.size, TEXT_VALUES),
+    };
     let start = Instant::now();
     for i in 0..p.count {
-        send(&producer, common, &value, 0, deadline)?;
+        let value = &values[i as usize % values.len()];
+        send(&producer, common, value, 0, deadline)?;
         // Stop early on a failure rather than queue the rest behind it.
         if i % 4096 == 0 && producer.context().failed.load(Ordering::Relaxed) > 0 {
             break;
@@ -356,6 +416,7 @@ fn produce(a: &ProduceArgs) -> Result<Value> {
     Ok(json!({
         "mode": "produce",
         "settings": producer_settings(common, p),
+        "payload": format!("{:?}", a.payload).to_lowercase(),
         "produce": throughput(delivered, delivered * p.size as u64, elapsed),
         "errors": failed + p.count.saturating_sub(delivered + failed),
         "first_error": d.first_error(),

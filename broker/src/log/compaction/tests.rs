@@ -552,8 +552,16 @@ fn decompression_bombs_are_refused() {
             "{codec:?}"
         );
     }
-    // A batch whose records section inflates past 64 MiB, as a produce and in the log.
-    let bomb_section = zstd::encode_all(&vec![0u8; 65 << 20][..], 3).unwrap();
+    // A batch whose one record's value inflates past 64 MiB, as a produce and in the log.
+    let mut body = vec![0u8, 0, 0]; // attributes, timestamp delta, offset delta
+    put_bytes(&mut body, Some("k"));
+    put_varlong(&mut body, 65 << 20);
+    body.resize(body.len() + (65 << 20), 0);
+    put_varlong(&mut body, 0); // no headers
+    let mut section = Vec::new();
+    put_varlong(&mut section, body.len() as i64);
+    section.extend_from_slice(&body);
+    let bomb_section = zstd::encode_all(&section[..], 3).unwrap();
     let mut bomb = encode(&[kv("k", "v")], 5);
     let h = BatchHeader::parse_prefix(&bomb).unwrap();
     bomb.truncate(HEADER_BYTES);
@@ -566,15 +574,17 @@ fn decompression_bombs_are_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), compact_config(), 0).unwrap();
-    let err = log.append_as_leader(bomb.clone(), 1, 5).unwrap_err();
-    assert!(
-        matches!(&err, AppendError::Corrupt(m) if m.contains("64 MiB")),
-        "{err}"
-    );
-    // Written while the topic was delete-only, then compacted: the cleaning fails,
-    // leaving the log as it was and no files behind.
-    log.set_config(LogConfig::default());
-    log.append_as_leader(bomb, 1, 5).unwrap();
+    for config in [compact_config(), LogConfig::default()] {
+        log.set_config(config);
+        let err = log.append_as_leader(bomb.clone(), 1, 5).unwrap_err();
+        assert!(
+            matches!(&err, AppendError::InvalidRecord(m) if m.contains("64 MiB")),
+            "{err}"
+        );
+    }
+    // Stored anyway (as a follower stores what its leader wrote), then compacted: the
+    // cleaning fails, leaving the log as it was and no files behind.
+    log.append_as_follower(bytes::Bytes::from(bomb)).unwrap();
     roll(&mut log);
     log.set_config(compact_config());
     let plan = log.plan_compaction(10, log.log_end_offset()).unwrap();

@@ -7,6 +7,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::log::batch::ATTRIBUTES_AT;
+use crate::log::codec::Compression;
 use crate::log::AppendError;
 use crate::server::broker::Broker;
 use crate::server::offline::Cause;
@@ -195,12 +197,24 @@ fn append_one(
             ),
         )
     })?;
+    // Kafka: INVALID_RECORD, a produce request carries one batch per partition.
     let records = records.filter(|r| !r.is_empty()).ok_or_else(|| {
         (
-            ResponseError::CorruptMessage,
+            ResponseError::InvalidRecord,
             format!("topic {topic:?} partition {index}: produce without records"),
         )
     })?;
+    // zstd came with Produce v7 (KIP-110); Kafka refuses it in older requests, whose
+    // clients could not read it back.
+    let codec = records
+        .get(ATTRIBUTES_AT..ATTRIBUTES_AT + 2)
+        .and_then(|a| Compression::from_attributes(i16::from_be_bytes([a[0], a[1]])));
+    if version < 7 && codec == Some(Compression::Zstd) {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            format!("topic {topic:?} partition {index}: zstd batches need Produce v7 or later"),
+        ));
+    }
     let size = records.len() as u64;
     // The batch goes to the log as a slice of the request frame, without a copy.
     let acks = if acks == -1 {
