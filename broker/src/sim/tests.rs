@@ -54,7 +54,7 @@ fn replay(seed: u64, invariant: Invariant) {
 // choices; when those choices change, find the seeds again the same way.
 
 /// Without OFFSET_NOT_AVAILABLE below the epoch start, a new leader shows clients
-/// its own (older) high watermark: 8 after its predecessor showed 9.
+/// its own (older) high watermark, below what its predecessor showed.
 #[test]
 fn seed_0_a_new_leader_hides_its_high_watermark_below_its_epoch_start() {
     replay(0, Invariant::HighWatermarkNeverGoesBack);
