@@ -700,6 +700,26 @@ impl Controller {
         {
             return Err(ResponseError::IneligibleReplica);
         }
+        // KIP-903: each replica being added was seen fetching by the leader with a
+        // broker epoch; it must be the broker's current one, or the fetch came from a
+        // process since replaced (whose log the new one may not hold). A replica added
+        // without one is refused too.
+        let registered_epoch = |b: BrokerId| self.state.broker(b).map(|r| r.epoch);
+        let fetched_epoch = |b: BrokerId| {
+            request
+                .added_epochs
+                .iter()
+                .find(|(added, _)| *added == b)
+                .map(|&(_, epoch)| epoch)
+        };
+        if new_isr
+            .members()
+            .iter()
+            .filter(|&&b| b != broker && !current.isr.contains(b))
+            .any(|&b| fetched_epoch(b).is_none() || fetched_epoch(b) != registered_epoch(b))
+        {
+            return Err(ResponseError::IneligibleReplica);
+        }
         let mut next = current.clone();
         next.isr = new_isr.clone();
         Ok(next)

@@ -132,6 +132,8 @@ impl PartitionFollower {
                 current_leader_epoch: self.leader_epoch,
                 fetch_offset: log.log_end_offset(),
                 last_fetched_epoch: log.latest_epoch(),
+                // The runtime sends its broker epoch with the fetch.
+                broker_epoch: None,
             },
         };
         self.in_flight = Some((request, now_ms));
@@ -248,6 +250,7 @@ mod tests {
                 current_leader_epoch: LeaderEpoch(5),
                 fetch_offset,
                 last_fetched_epoch,
+                broker_epoch: None,
             },
         }
     }

@@ -14,6 +14,7 @@
 
 use kafka_protocol::error::ResponseError;
 
+use super::controller::BrokerEpoch;
 use super::{
     BrokerId, EpochLog, HighWatermark, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration,
     TopicPartition,
@@ -65,6 +66,10 @@ pub struct FollowerFetch {
     pub fetch_offset: i64,
     /// The epoch of the last batch in the follower's log, -1 when empty.
     pub last_fetched_epoch: i32,
+    /// KIP-903: the broker epoch of the follower's process, when it has one. A fetch
+    /// without it never adds the follower to the ISR, and one carrying an epoch older
+    /// than the follower's last is from a process that is gone.
+    pub broker_epoch: Option<BrokerEpoch>,
 }
 
 /// The answer to a follower fetch.
@@ -96,6 +101,11 @@ pub struct AlterPartitionRequest {
     /// The partition epoch the proposal was built on; the controller refuses any other.
     pub partition_epoch: PartitionEpoch,
     pub new_isr: Isr,
+    /// KIP-903: the broker epoch each replica being added fetched with. The controller
+    /// refuses the change if one is not that broker's registered epoch: the fetch came
+    /// from a process that has since restarted, with a log it may no longer hold.
+    #[serde(default)]
+    pub added_epochs: Vec<(BrokerId, BrokerEpoch)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +132,8 @@ pub struct FollowerState {
     last_fetch_leader_log_end_offset: i64,
     /// The last time the follower had everything the leader had.
     pub last_caught_up_ms: Option<i64>,
+    /// The broker epoch of its latest fetch that carried one.
+    pub broker_epoch: Option<BrokerEpoch>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,11 +315,21 @@ impl PartitionLeader {
     ) -> (FollowerFetchAnswer, Vec<LeaderAction>) {
         let mut actions = Vec::new();
         self.log_end_offset = self.log_end_offset.max(log.log_end_offset());
-        if !self.followers.contains_key(&fetch.replica) {
+        let Some(known) = self.followers.get(&fetch.replica) else {
             return (
                 FollowerFetchAnswer::Error(ResponseError::NotLeaderOrFollower),
                 actions,
             );
+        };
+        // KIP-903: a fetch from an earlier process of the follower (a long poll that
+        // outlived it) says nothing about the log the follower holds now.
+        if let (Some(sent), Some(latest)) = (fetch.broker_epoch, known.broker_epoch) {
+            if sent < latest {
+                return (
+                    FollowerFetchAnswer::Error(ResponseError::NotLeaderOrFollower),
+                    actions,
+                );
+            }
         }
         // KIP-320: the follower's view of the leader epoch must be ours.
         if fetch.current_leader_epoch < self.leader_epoch() {
@@ -368,6 +390,9 @@ impl PartitionLeader {
         // its previous fetch if it now has what we had then.
         let leader_end = self.log_end_offset;
         let state = self.followers.get_mut(&fetch.replica).expect("checked");
+        if fetch.broker_epoch.is_some() {
+            state.broker_epoch = fetch.broker_epoch;
+        }
         if fetch.fetch_offset >= leader_end {
             state.last_caught_up_ms = Some(now_ms);
         } else if fetch.fetch_offset >= state.last_fetch_leader_log_end_offset {
@@ -557,12 +582,17 @@ impl PartitionLeader {
         if self.committed.isr.contains(follower) {
             return;
         }
-        let Some(leo) = self.followers.get(&follower).and_then(|f| f.log_end_offset) else {
+        let Some(FollowerState {
+            log_end_offset: Some(leo),
+            broker_epoch: Some(broker_epoch),
+            ..
+        }) = self.followers.get(&follower).copied()
+        else {
             return;
         };
         if leo >= self.high_watermark.0 && leo >= self.epoch_start_offset {
             let new_isr = self.committed.isr.with(follower);
-            self.propose(now_ms, new_isr, actions);
+            self.propose(now_ms, new_isr, vec![(follower, broker_epoch)], actions);
         }
     }
 
@@ -591,15 +621,22 @@ impl PartitionLeader {
         let new_isr = out_of_sync
             .iter()
             .fold(self.committed.isr.clone(), |isr, &b| isr.without(b));
-        self.propose(now_ms, new_isr, actions);
+        self.propose(now_ms, new_isr, Vec::new(), actions);
     }
 
-    fn propose(&mut self, now_ms: i64, new_isr: Isr, actions: &mut Vec<LeaderAction>) {
+    fn propose(
+        &mut self,
+        now_ms: i64,
+        new_isr: Isr,
+        added_epochs: Vec<(BrokerId, BrokerEpoch)>,
+        actions: &mut Vec<LeaderAction>,
+    ) {
         let request = AlterPartitionRequest {
             partition: self.partition,
             leader_epoch: self.committed.leader_epoch,
             partition_epoch: self.committed.partition_epoch,
             new_isr,
+            added_epochs,
         };
         actions.push(LeaderAction::AlterPartition(request.clone()));
         self.pending = Some(PendingIsr {

@@ -948,6 +948,7 @@ mod tests {
     use super::*;
     use crate::group::OffsetValue;
     use crate::log::LogConfig;
+    use crate::replication::controller::BrokerEpoch;
 
     fn offset_record(partition: i32, offset: i64) -> GroupRecord {
         GroupRecord::Offset {
@@ -1271,6 +1272,7 @@ mod tests {
                 current_leader_epoch: LeaderEpoch(0),
                 fetch_offset: p.log_end_offset(),
                 last_fetched_epoch: 0,
+                broker_epoch: Some(BrokerEpoch(0)),
             };
             p.follower_fetch(&fetch, 1 << 20);
         }

@@ -851,6 +851,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::log::batch::testing::TestBatch;
+    use crate::replication::controller::BrokerEpoch;
 
     fn leader(dir: &Path, config: LogConfig) -> Partition {
         let p = Partition::open(
@@ -887,6 +888,7 @@ mod tests {
                 current_leader_epoch: LeaderEpoch(0),
                 fetch_offset: 0,
                 last_fetched_epoch: -1,
+                broker_epoch: Some(BrokerEpoch(0)),
             };
             p.follower_fetch(&fetch, 1 << 20);
         }

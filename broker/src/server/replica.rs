@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::broker::Broker;
 use super::partition::Partition;
+use crate::replication::controller::BrokerEpoch;
 use crate::replication::follower::FetchRequest;
 use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer};
 use crate::replication::{HighWatermark, LeaderEpoch};
@@ -73,6 +74,7 @@ impl Replica for ReplicaService {
             current_leader_epoch: LeaderEpoch(req.current_leader_epoch),
             fetch_offset: req.fetch_offset,
             last_fetched_epoch: req.last_fetched_epoch,
+            broker_epoch: req.replica_epoch.map(BrokerEpoch),
         };
         let max_wait = Duration::from_millis(u64::from(req.max_wait_ms))
             .min(Duration::from_millis(self.broker.config.request_timeout_ms));
@@ -297,6 +299,7 @@ async fn fetch_from(
         last_fetched_epoch: request.fetch.last_fetched_epoch,
         max_bytes,
         max_wait_ms,
+        replica_epoch: broker.quorum().and_then(|q| q.broker_epoch()),
     });
     req.set_timeout(
         Duration::from_millis(u64::from(max_wait_ms))

@@ -27,7 +27,7 @@ use crate::log::batch::testing::TestBatch;
 use crate::log::{AppendError, CleanupPolicy, LogConfig, LogStorage};
 use crate::replication::controller::{BrokerEpoch, ClusterState, ControllerRecord, Heartbeat};
 use crate::replication::follower::FollowerConfig;
-use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
+use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, LeaderConfig};
 use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPartition};
 use crate::server::coordinator::GroupRuntime;
 use crate::server::partition::{append_error_code, Acks, Partition};
@@ -421,8 +421,15 @@ impl SimBroker {
                 let proposals = p.partition.on_alter_partition_response(&request, result);
                 propose(b, p.broker_epoch, proposals, out);
             }
-            Msg::Fetch(request) => {
-                let mut result = p.partition.follower_fetch(&request.fetch, FETCH_MAX_BYTES);
+            Msg::Fetch {
+                request,
+                broker_epoch,
+            } => {
+                let fetch = FollowerFetch {
+                    broker_epoch,
+                    ..request.fetch
+                };
+                let mut result = p.partition.follower_fetch(&fetch, FETCH_MAX_BYTES);
                 propose(
                     b,
                     p.broker_epoch,
@@ -593,7 +600,14 @@ impl SimBroker {
         }
         if now >= p.fetch_paused_until_ms {
             if let Some(request) = p.partition.next_fetch() {
-                out.send(request.leader, Msg::Fetch(request));
+                let broker_epoch = p.broker_epoch;
+                out.send(
+                    request.leader,
+                    Msg::Fetch {
+                        request,
+                        broker_epoch,
+                    },
+                );
             }
         }
         p.produces.retain_mut(|w| {

@@ -67,7 +67,11 @@ pub(super) enum Msg {
         request: AlterPartitionRequest,
         result: Result<PartitionRegistration, ResponseError>,
     },
-    Fetch(FetchRequest),
+    /// A follower fetch, with the broker epoch of the process that sent it.
+    Fetch {
+        request: FetchRequest,
+        broker_epoch: Option<BrokerEpoch>,
+    },
     /// The leader's answer as the replica service sends it; `Err` is a failed call.
     FetchReply {
         request: FetchRequest,

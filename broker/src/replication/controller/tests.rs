@@ -53,6 +53,14 @@ fn cluster(n: i32, configs: &[(&str, &str)]) -> Controller {
     c
 }
 
+/// The broker epochs the members of `cluster` registered with.
+fn registered(members: &[BrokerId]) -> Vec<(BrokerId, BrokerEpoch)> {
+    members
+        .iter()
+        .map(|&b| (b, BrokerEpoch(i64::from(b) - 1)))
+        .collect()
+}
+
 /// Everyone but `silent` heartbeats at `now`, then the controller ticks.
 fn tick_without(c: &mut Controller, now: i64, silent: &[BrokerId]) -> Vec<ControllerRecord> {
     let brokers: Vec<(BrokerId, BrokerEpoch)> =
@@ -135,6 +143,7 @@ fn the_last_isr_member_stays_and_the_partition_waits_for_it() {
             leader_epoch: LeaderEpoch(0),
             partition_epoch: PartitionEpoch(0),
             new_isr: Isr::new(vec![1]),
+            added_epochs: vec![],
         },
     );
     assert_eq!(result, Ok(reg(&[1, 2, 3], &[1], 1, 0, 1)));
@@ -169,6 +178,7 @@ fn unclean_election_happens_only_when_the_topic_allows_it() {
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
                 new_isr: Isr::new(vec![1]),
+                added_epochs: vec![],
             },
         )
         .0
@@ -195,6 +205,7 @@ fn alter_partition_refuses_stale_epochs_strangers_and_ineligible_replicas() {
         leader_epoch: LeaderEpoch(le),
         partition_epoch: PartitionEpoch(pe),
         new_isr: Isr::new(isr.to_vec()),
+        added_epochs: registered(isr),
     };
     let cases = [
         (
@@ -239,6 +250,37 @@ fn alter_partition_refuses_stale_epochs_strangers_and_ineligible_replicas() {
     let (result, records) = c.alter_partition(1, BrokerEpoch(0), &request(&[1], 0, 1));
     assert_eq!(result, Ok(reg(&[1, 2, 3], &[1], 1, 0, 2)));
     assert_eq!(records, vec![changed(reg(&[1, 2, 3], &[1], 1, 0, 2))]);
+}
+
+/// KIP-903: the leader saw broker 3 fetching, but the fetch came from a process that
+/// has since restarted (a long poll that outlived it), whose log may be gone. Adding
+/// it needs the broker epoch of its current registration.
+#[test]
+fn a_replica_is_added_only_with_the_broker_epoch_it_is_registered_with() {
+    let mut c = cluster(3, &[]);
+    let shrink = AlterPartitionRequest {
+        partition: TP,
+        leader_epoch: LeaderEpoch(0),
+        partition_epoch: PartitionEpoch(0),
+        new_isr: Isr::new(vec![1, 2]),
+        added_epochs: vec![],
+    };
+    c.alter_partition(1, BrokerEpoch(0), &shrink).0.unwrap();
+    let (restarted, _) = c.register_broker(1, 3, None);
+    c.heartbeat(1, heartbeat(3, restarted.0)).0.unwrap();
+    let expand = |added_epochs| AlterPartitionRequest {
+        partition_epoch: PartitionEpoch(1),
+        new_isr: Isr::new(vec![1, 2, 3]),
+        added_epochs,
+        ..shrink.clone()
+    };
+    for stale in [vec![(3, BrokerEpoch(2))], vec![]] {
+        let (result, records) = c.alter_partition(1, BrokerEpoch(0), &expand(stale.clone()));
+        assert_eq!(result, Err(ResponseError::IneligibleReplica), "{stale:?}");
+        assert_eq!(records, vec![]);
+    }
+    let (result, _) = c.alter_partition(1, BrokerEpoch(0), &expand(vec![(3, restarted)]));
+    assert_eq!(result, Ok(reg(&[1, 2, 3], &[1, 2, 3], 1, 0, 2)));
 }
 
 #[test]
@@ -288,6 +330,7 @@ fn leadership_returns_to_the_preferred_replica_once_it_is_back_in_the_isr() {
             leader_epoch: LeaderEpoch(1),
             partition_epoch: PartitionEpoch(1),
             new_isr: Isr::new(vec![1, 2, 3]),
+            added_epochs: vec![(1, epoch)],
         },
     );
     assert_eq!(result, Ok(reg(&[1, 2, 3], &[1, 2, 3], 2, 1, 2)));
@@ -316,6 +359,7 @@ fn reassignment_adds_waits_for_sync_moves_leadership_then_drops_old_replicas() {
             leader_epoch: LeaderEpoch(0),
             partition_epoch: PartitionEpoch(1),
             new_isr: Isr::new(vec![1, 2, 3, 4]),
+            added_epochs: vec![(4, BrokerEpoch(3))],
         },
     );
     let synced = PartitionRegistration {
@@ -363,6 +407,7 @@ fn a_restarted_broker_re_registers_fenced_and_its_leaderships_move_first() {
             leader_epoch: LeaderEpoch(0),
             partition_epoch: PartitionEpoch(0),
             new_isr: Isr::new(vec![1]),
+            added_epochs: vec![],
         },
     );
     assert_eq!(result, Err(ResponseError::StaleBrokerEpoch));
@@ -493,6 +538,7 @@ fn an_offline_replica_loses_leadership_and_isr_membership_and_is_not_elected() {
         leader_epoch: LeaderEpoch(1),
         partition_epoch: PartitionEpoch(1),
         new_isr: Isr::new(vec![1, 2, 3]),
+        added_epochs: vec![(1, BrokerEpoch(0))],
     };
     assert_eq!(
         c.alter_partition(2, BrokerEpoch(1), &back).0,
@@ -542,6 +588,7 @@ fn a_replica_back_online_rejoins_the_isr_by_catching_up() {
         leader_epoch: LeaderEpoch(0),
         partition_epoch: PartitionEpoch(2),
         new_isr: Isr::new(vec![1, 2, 3]),
+        added_epochs: vec![(3, BrokerEpoch(2))],
     };
     assert!(c.alter_partition(1, BrokerEpoch(0), &expand).0.is_ok());
     // Reports from a stale process or about unknown partitions are refused.

@@ -56,16 +56,39 @@ fn fetch(replica: BrokerId, fetch_offset: i64) -> FollowerFetch {
         current_leader_epoch: LeaderEpoch(5),
         fetch_offset,
         last_fetched_epoch: if fetch_offset == 0 { -1 } else { 5 },
+        broker_epoch: Some(broker_epoch(replica)),
     }
 }
 
+/// The broker epoch each follower's process fetches with.
+fn broker_epoch(replica: BrokerId) -> BrokerEpoch {
+    BrokerEpoch(100 + i64::from(replica))
+}
+
+/// A proposal removing replicas.
 fn alter(isr: &[BrokerId]) -> LeaderAction {
     LeaderAction::AlterPartition(AlterPartitionRequest {
         partition: TP,
         leader_epoch: LeaderEpoch(5),
         partition_epoch: PartitionEpoch(7),
         new_isr: Isr::new(isr.to_vec()),
+        added_epochs: vec![],
     })
+}
+
+/// A proposal adding `added`, with the broker epoch it fetched with.
+fn expand(isr: &[BrokerId], added: BrokerId) -> LeaderAction {
+    LeaderAction::AlterPartition(AlterPartitionRequest {
+        added_epochs: vec![(added, broker_epoch(added))],
+        ..proposal(alter(isr))
+    })
+}
+
+fn proposal(action: LeaderAction) -> AlterPartitionRequest {
+    match action {
+        LeaderAction::AlterPartition(request) => request,
+        other => panic!("not a proposal: {other:?}"),
+    }
 }
 
 fn waiter(id: u64, last_offset: i64) -> Option<ProduceWaiter> {
@@ -198,7 +221,7 @@ fn a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epoch_sta
     let (_, actions) = l.on_follower_fetch(1, &fetch(3, 5), &log);
     assert_eq!(actions, vec![], "below the high watermark");
     let (_, actions) = l.on_follower_fetch(2, &fetch(3, 6), &log);
-    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
     // Counted at once for the high watermark (maximal ISR), not for min.insync.
     assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2, 3]));
     assert_eq!(l.isr(), &Isr::new(vec![1, 2]));
@@ -208,7 +231,50 @@ fn a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epoch_sta
     let (_, actions) = l.on_follower_fetch(4, &fetch(3, 6), &log);
     assert_eq!(actions, vec![]);
     let (_, actions) = l.on_follower_fetch(1_003, &fetch(3, 6), &log);
-    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+}
+
+/// KIP-903: the leader proposes a replica only with the broker epoch it fetched with
+/// (the controller checks it is the current one), and a fetch from an earlier process
+/// of that broker (a long poll that outlived it) is refused without being counted.
+#[test]
+fn isr_expansion_names_the_followers_broker_epoch_and_older_processes_are_refused() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let unregistered = FollowerFetch {
+        broker_epoch: None,
+        ..fetch(3, 6)
+    };
+    let (answer, actions) = l.on_follower_fetch(1, &unregistered, &log);
+    assert!(matches!(answer, FollowerFetchAnswer::Records { .. }));
+    assert_eq!(actions, vec![], "no broker epoch, no expansion");
+    let (_, actions) = l.on_follower_fetch(2, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+    l.on_alter_partition_response(3, Err(ResponseError::IneligibleReplica));
+
+    // Broker 3 restarted with a newer epoch and an empty log; the old process's fetch
+    // claiming offset 6 arrives after the new one's.
+    let restarted = FollowerFetch {
+        broker_epoch: Some(BrokerEpoch(500)),
+        ..fetch(3, 0)
+    };
+    l.on_follower_fetch(4, &restarted, &log);
+    let (answer, actions) = l.on_follower_fetch(5, &fetch(3, 6), &log);
+    assert_eq!(
+        answer,
+        FollowerFetchAnswer::Error(ResponseError::NotLeaderOrFollower)
+    );
+    assert_eq!(actions, vec![]);
+    assert_eq!(l.follower(3).and_then(|f| f.log_end_offset), Some(0));
+    // Caught up, the new process is proposed with its own epoch.
+    let caught_up = FollowerFetch {
+        broker_epoch: Some(BrokerEpoch(500)),
+        ..fetch(3, 6)
+    };
+    let (_, actions) = l.on_follower_fetch(1_004, &caught_up, &log);
+    let mut proposal = proposal(expand(&[1, 2, 3], 3));
+    proposal.added_epochs = vec![(3, BrokerEpoch(500))];
+    assert_eq!(actions, vec![LeaderAction::AlterPartition(proposal)]);
 }
 
 /// The controller applied an expansion whose answer was lost; the resent proposal is
@@ -221,7 +287,7 @@ fn a_proposal_refused_as_stale_may_have_been_applied_and_keeps_counting() {
     let (mut l, log) = leader(&[1, 2], 6);
     l.on_follower_fetch(0, &fetch(2, 6), &log);
     let (_, actions) = l.on_follower_fetch(1, &fetch(3, 6), &log);
-    assert_eq!(actions, vec![alter(&[1, 2, 3])]);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
     let log = MemLog::with_epochs(&[5; 7]);
     l.on_appended(2, 7, waiter(1, 6));
     l.on_follower_fetch(3, &fetch(2, 7), &log);
@@ -241,7 +307,7 @@ fn a_proposal_refused_as_stale_may_have_been_applied_and_keeps_counting() {
         assert_eq!(l.high_watermark(), HighWatermark(6));
     }
     // Sent again until the metadata settles it.
-    assert_eq!(l.on_tick(1_004), vec![alter(&[1, 2, 3])]);
+    assert_eq!(l.on_tick(1_004), vec![expand(&[1, 2, 3], 3)]);
     let actions = l.on_partition_update(1_005, registration(&[1, 2, 3], 5, 8));
     assert_eq!(actions, vec![]);
     assert_eq!(l.pending_isr(), None);
@@ -273,6 +339,7 @@ fn a_follower_below_the_epoch_start_does_not_join_even_at_the_high_watermark() {
         current_leader_epoch: LeaderEpoch(5),
         fetch_offset: 4,
         last_fetched_epoch: 3,
+        broker_epoch: Some(broker_epoch(2)),
     };
     let (answer, actions) = l.on_follower_fetch(1, &f, &log);
     assert!(matches!(answer, FollowerFetchAnswer::Records { .. }));
@@ -312,6 +379,7 @@ fn a_follower_whose_log_diverged_is_told_where_its_epoch_ends_here() {
         current_leader_epoch: LeaderEpoch(5),
         fetch_offset: 6,
         last_fetched_epoch: 4,
+        broker_epoch: Some(broker_epoch(2)),
     };
     let (answer, actions) = l.on_follower_fetch(1, &f, &log);
     assert_eq!(
@@ -387,6 +455,7 @@ fn a_follower_ahead_of_our_epochs_is_told_where_our_epoch_starts() {
         current_leader_epoch: LeaderEpoch(5),
         fetch_offset: 4,
         last_fetched_epoch: 4,
+        broker_epoch: Some(broker_epoch(2)),
     };
     let (answer, _) = l.on_follower_fetch(1, &f, &log);
     assert_eq!(
