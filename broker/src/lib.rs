@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //!
+//! - `auth`: who a client is (Kafka principals).
 //! - `backoff`: exponential backoff, the one rule for retries.
 //! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
@@ -31,6 +32,7 @@
 //!   partitions and logs, the replica fetcher's answer handling, the group coordinator
 //!   runtime) under network and process faults, one test per replication invariant.
 
+pub mod auth;
 pub mod backoff;
 pub mod clock;
 pub mod config;

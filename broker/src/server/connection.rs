@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
+use crate::auth::Principal;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
@@ -178,6 +179,8 @@ async fn serve_inner(
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
     let Conn { broker, peer, .. } = conn;
+    // No listener authenticates yet.
+    let principal = Principal::anonymous();
     let (reader, mut writer) = stream.split();
     // Frames as a stream: a read in progress survives the select below answering a
     // produce request meanwhile. Its timers start when it is first polled, and it is
@@ -212,7 +215,7 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
-                let mut request = match parse_frame(broker, frame, peer)? {
+                let mut request = match parse_frame(broker, frame, peer, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;
                         write_response(&mut writer, response).await?;
@@ -521,7 +524,12 @@ impl Request {
     }
 }
 
-fn parse_frame(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Parsed, Close> {
+fn parse_frame(
+    broker: &Broker,
+    frame: Bytes,
+    peer: SocketAddr,
+    principal: &Principal,
+) -> Result<Parsed, Close> {
     let head = match guard::check_request(&frame) {
         Ok(head) => head,
         Err(GuardError::UnsupportedVersion {
@@ -608,6 +616,7 @@ fn parse_frame(broker: &Broker, frame: Bytes, peer: SocketAddr) -> Result<Parsed
             .map(|s| s.to_string())
             .unwrap_or_default(),
         peer,
+        principal: principal.clone(),
     };
     Ok(Parsed::Request(Request { ctx, body: buf }))
 }

@@ -31,6 +31,8 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// Who the connection authenticated as.
+    pub principal: crate::auth::Principal,
 }
 
 pub fn api_name(key: ApiKey) -> &'static str {
