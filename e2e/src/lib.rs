@@ -123,8 +123,7 @@ pub fn fjord_binary() -> Result<PathBuf> {
     )
 }
 
-/// A port that was free a moment ago. (Another process could take it before the broker
-/// binds; the broker then fails to start and the harness reports its log.)
+/// A port that was free a moment ago.
 pub fn free_port() -> Result<u16> {
     free_port_on(Ipv4Addr::LOCALHOST)
 }
@@ -134,16 +133,56 @@ pub fn free_port_on(host: Ipv4Addr) -> Result<u16> {
     Ok(free_ports_on(host, 1)?[0])
 }
 
-/// `n` distinct ports of `host` that were free a moment ago (held together while chosen,
-/// so the system cannot hand out one twice).
+/// Test ports come from below the kernel's ephemeral range, so an outgoing connection
+/// of any process cannot take one between the choice and the broker's bind (ports the
+/// system hands out for port 0 are in that range, and were seen taken). Chosen at
+/// random, never twice in one process, and checked free by binding.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..29_000;
+
+/// `n` distinct ports of `host` that were free a moment ago (held together while chosen).
 pub fn free_ports_on(host: Ipv4Addr, n: usize) -> Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind((host, 0)).with_context(|| format!("binding a port on {host}")))
-        .collect::<Result<Vec<_>>>()?;
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    anyhow::ensure!(
+        TEST_PORTS.end <= ephemeral_start,
+        "test ports {TEST_PORTS:?} overlap the ephemeral range starting at {ephemeral_start}"
+    );
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    let mut listeners = Vec::with_capacity(n);
+    let mut tries = 0;
+    while listeners.len() < n {
+        tries += 1;
+        anyhow::ensure!(tries < 10_000, "no free port of {host} in {TEST_PORTS:?}");
+        let span = u64::from(TEST_PORTS.end - TEST_PORTS.start);
+        let port = TEST_PORTS.start + (random_u64() % span) as u16;
+        if handed_out.contains(&port) {
+            continue;
+        }
+        if let Ok(l) = TcpListener::bind((host, port)) {
+            handed_out.push(port);
+            listeners.push(l);
+        }
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
+}
+
+/// A random number from the standard library's randomly keyed hasher.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
 }
 
 impl BrokerProcess {
