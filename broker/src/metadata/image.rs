@@ -10,6 +10,8 @@ use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::auth::acl::{AclBinding, AclStore};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     pub partition: i32,
@@ -141,6 +143,15 @@ pub enum MetadataRecord {
         topic_id: Uuid,
         partition: PartitionState,
     },
+    /// An ACL was created (Kafka's AccessControlEntryRecord).
+    AclCreated {
+        id: Uuid,
+        binding: AclBinding,
+    },
+    /// An ACL was deleted (Kafka's RemoveAccessControlEntryRecord).
+    AclRemoved {
+        id: Uuid,
+    },
 }
 
 /// Topics added or changed, and topics gone, between two images.
@@ -164,6 +175,8 @@ pub struct MetadataImage {
     brokers: BTreeMap<i32, BrokerState>,
     /// The epoch the next broker registration gets.
     pub next_broker_epoch: i64,
+    #[serde(default)]
+    acls: AclStore,
 }
 
 impl MetadataImage {
@@ -228,6 +241,11 @@ impl MetadataImage {
                 (None, None) => return changes,
             }
         }
+    }
+
+    /// The cluster's ACLs, which every broker's authorizer reads.
+    pub fn acls(&self) -> &AclStore {
+        &self.acls
     }
 
     pub fn broker(&self, id: i32) -> Option<&BrokerState> {
@@ -393,6 +411,10 @@ impl MetadataImage {
                     ));
                 }
                 *current = partition.clone();
+            }
+            MetadataRecord::AclCreated { id, binding } => self.acls.create(*id, binding)?,
+            MetadataRecord::AclRemoved { id } => {
+                self.acls.remove(*id)?;
             }
         }
         Ok(())
