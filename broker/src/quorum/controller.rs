@@ -632,11 +632,11 @@ impl Active {
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
             ControllerRequest::CreateAcls(bindings) => {
-                let planned = self
-                    .sm
-                    .image()
-                    .acls()
-                    .plan_create(&bindings, uuid::Uuid::new_v4);
+                let planned = self.sm.image().acls().plan_create(
+                    &bindings,
+                    crate::auth::acl::MAX_ACLS,
+                    uuid::Uuid::new_v4,
+                );
                 let records = match planned {
                     Err(e) => return refuse(ResponseError::InvalidRequest, e.0),
                     Ok(p) => p

@@ -110,12 +110,18 @@ impl<'a> Authorizer<'a> {
         principal: &'a Principal,
         host: IpAddr,
     ) -> Authorizer<'a> {
+        // Without an authorizer nothing is looked up: the request path pays nothing.
+        let (principal_name, host) = if config.enabled() {
+            (principal.to_string(), host.to_canonical().to_string())
+        } else {
+            Default::default()
+        };
         Authorizer {
             config,
             acls,
             principal,
-            principal_name: principal.to_string(),
-            host: host.to_canonical().to_string(),
+            principal_name,
+            host,
         }
     }
 

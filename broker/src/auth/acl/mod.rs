@@ -24,6 +24,9 @@ pub const CLUSTER_NAME: &str = "kafka-cluster";
 pub const WILDCARD: &str = "*";
 /// `User:*`: an ACL principal that matches every user.
 pub const WILDCARD_PRINCIPAL: &str = "User:*";
+/// The most ACLs a cluster holds (every broker keeps them all in memory); Kafka has
+/// no limit, a hundred thousand is far beyond what deployments use.
+pub const MAX_ACLS: usize = 100_000;
 
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal),+ $(,)? }) => {

@@ -165,10 +165,12 @@ impl AclStore {
     /// The ACLs to create for a CreateAcls: each binding validated (any invalid one
     /// refuses the whole change, the broker having answered it already), bindings
     /// already present or repeated left out (creating an existing ACL succeeds and
-    /// changes nothing, as in Kafka), each new one with a fresh id.
+    /// changes nothing, as in Kafka), each new one with a fresh id. The cluster holds
+    /// at most `max_acls` ACLs: every broker keeps them all in memory.
     pub fn plan_create(
         &self,
         bindings: &[AclBinding],
+        max_acls: usize,
         mut new_id: impl FnMut() -> Uuid,
     ) -> Result<Vec<(Uuid, AclBinding)>, InvalidAcl> {
         let mut planned: Vec<(Uuid, AclBinding)> = Vec::new();
@@ -184,6 +186,13 @@ impl AclStore {
                 }
             };
             planned.push((id, b.clone()));
+        }
+        if self.len() + planned.len() > max_acls {
+            return Err(InvalidAcl(format!(
+                "{} new ACLs would exceed the cluster's limit of {max_acls} (it holds {})",
+                planned.len(),
+                self.len()
+            )));
         }
         Ok(planned)
     }

@@ -722,12 +722,26 @@ fn the_store_replays_creations_and_removals_and_plans_changes() {
     let c = topic_acl("c", PatternType::Literal, "User:alice", Read, Allow);
     let mut ids = [idb, idb, Uuid::from_u128(7)].into_iter();
     let planned = s
-        .plan_create(&[b.clone(), c.clone(), c.clone()], || ids.next().unwrap())
+        .plan_create(&[b.clone(), c.clone(), c.clone()], 10, || {
+            ids.next().unwrap()
+        })
         .unwrap();
     assert_eq!(planned, vec![(Uuid::from_u128(7), c.clone())]);
     let mut invalid = c.clone();
     invalid.entry.operation = Any;
-    assert!(s.plan_create(&[c.clone(), invalid], Uuid::new_v4).is_err());
+    assert!(s
+        .plan_create(&[c.clone(), invalid], 10, Uuid::new_v4)
+        .is_err());
+    // The limit counts what is held and what is new; existing bindings are free.
+    assert_eq!(s.len(), 1);
+    let one = |max| s.plan_create(std::slice::from_ref(&c), max, Uuid::new_v4);
+    assert_eq!(one(2).unwrap().len(), 1);
+    let e = one(1).unwrap_err();
+    assert!(e.0.contains("limit of 1"), "{e}");
+    assert!(s
+        .plan_create(std::slice::from_ref(&b), 1, Uuid::new_v4)
+        .unwrap()
+        .is_empty());
     s.create(Uuid::from_u128(7), &c).unwrap();
     let by_principal = AclBindingFilter {
         principal: Some("User:alice".into()),
