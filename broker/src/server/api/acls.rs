@@ -276,5 +276,5 @@ pub async fn delete_acls(
 }
 
 #[cfg(test)]
-#[path = "acls_tests.rs"]
+#[path = "acls_tests/mod.rs"]
 mod tests;
