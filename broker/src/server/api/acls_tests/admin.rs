@@ -159,3 +159,77 @@ async fn topic_administration_needs_create_delete_alter_and_config_rights() {
     assert_eq!(codes(&resp), 0);
     assert!(b.image().topic("a1").is_none());
 }
+
+#[tokio::test]
+async fn topics_named_by_id_keep_their_names_hidden() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    create_topic(&b, "hidden").await;
+    let id = b.image().topic("hidden").unwrap().id;
+    let alice = "User:alice";
+    let by_id = MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+        .with_topic_id(id)
+        .with_name(None)]));
+    let resp =
+        crate::server::api::metadata::handle(&b, &ctx(ApiKey::Metadata, 12, alice), by_id).await;
+    let t = &resp.topics[0];
+    assert_eq!(
+        (t.error_code, t.name.is_none(), t.topic_id),
+        (TAF, true, id)
+    );
+    assert!(t.partitions.is_empty());
+
+    let delete = DeleteTopicsRequest::default().with_topics(vec![DeleteTopicState::default()
+        .with_name(None)
+        .with_topic_id(id)]);
+    let resp = admin::delete_topics(&b, &ctx(ApiKey::DeleteTopics, 6, alice), delete).await;
+    let r = &resp.responses[0];
+    assert_eq!(
+        (r.error_code, r.name.is_none(), r.topic_id),
+        (TAF, true, id)
+    );
+    assert!(b.image().topic("hidden").is_some());
+    // By name, the id of a topic alice may not describe is not told either.
+    let delete = DeleteTopicsRequest::default().with_topics(vec![
+        DeleteTopicState::default().with_name(Some(TopicName(str_bytes("hidden"))))
+    ]);
+    let resp = admin::delete_topics(&b, &ctx(ApiKey::DeleteTopics, 6, alice), delete).await;
+    assert_eq!(
+        (resp.responses[0].error_code, resp.responses[0].topic_id),
+        (TAF, uuid::Uuid::nil())
+    );
+}
+
+#[tokio::test]
+async fn create_on_the_cluster_creates_any_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    let alice = "User:alice";
+    grant(
+        &b,
+        vec![creation(
+            Rt::Cluster,
+            CLUSTER_NAME,
+            Pt::Literal,
+            alice,
+            Op::Create,
+            Perm::Allow,
+        )],
+    )
+    .await;
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name(TopicName(str_bytes("x")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+        CreatableTopic::default()
+            .with_name(TopicName(str_bytes("y")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let resp = admin::create_topics(&b, &ctx(ApiKey::CreateTopics, 7, alice), req).await;
+    let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, 0]);
+}

@@ -275,3 +275,87 @@ async fn cluster_operations_need_rights_on_the_cluster() {
     let resp = admin::describe_cluster(&b, &ctx(ApiKey::DescribeCluster, 0, alice), describe);
     assert_eq!(resp.cluster_authorized_operations, 1 << Op::Describe.code());
 }
+
+#[tokio::test]
+async fn offset_delete_needs_delete_on_the_group_and_read_on_the_topic() {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    create_topic(&b, "orders").await;
+    let alice = "User:alice";
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(str_bytes("g")))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(str_bytes("orders")))
+            .with_partitions(vec![
+                OffsetDeleteRequestPartition::default().with_partition_index(0)
+            ])]);
+    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
+    assert_eq!(resp.error_code, GAF);
+    grant(
+        &b,
+        vec![creation(
+            Rt::Group,
+            "g",
+            Pt::Literal,
+            alice,
+            Op::Delete,
+            Perm::Allow,
+        )],
+    )
+    .await;
+    // The group gets an offset (the coordinator loads in the background first); then
+    // alice may delete offsets of the group, but not of a topic she may not read.
+    let find = FindCoordinatorRequest::default()
+        .with_key(str_bytes("g"))
+        .with_key_type(0);
+    let admin = |api| ctx(api, 8, "User:admin");
+    groups::find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3, "User:admin"), find).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let resp =
+            groups::offset_commit(&b, &admin(ApiKey::OffsetCommit), commit("g", "orders")).await;
+        let code = resp.topics[0].partitions[0].error_code;
+        if code == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "commit answered {code}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
+    assert_eq!(resp.error_code, 0);
+    assert_eq!(resp.topics[0].partitions[0].error_code, TAF);
+    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, "User:admin"), req).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn a_transaction_coordinator_lookup_needs_describe_on_the_transactional_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    let find = FindCoordinatorRequest::default()
+        .with_key(str_bytes("tx"))
+        .with_key_type(1);
+    let resp = groups::find_coordinator(
+        &b,
+        &ctx(ApiKey::FindCoordinator, 3, "User:alice"),
+        find.clone(),
+    )
+    .await;
+    assert_eq!(
+        resp.error_code,
+        ResponseError::TransactionalIdAuthorizationFailed.code()
+    );
+    // Allowed, it meets the absence of transactions here.
+    let resp =
+        groups::find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3, "User:admin"), find).await;
+    assert_eq!(
+        resp.error_code,
+        ResponseError::CoordinatorNotAvailable.code()
+    );
+}
