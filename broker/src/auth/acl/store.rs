@@ -13,12 +13,16 @@ use super::{
     ResourceType, WILDCARD,
 };
 
+type Entries = OrdMap<Uuid, AccessControlEntry>;
+
 /// Persistent maps, so an image that changes something else shares the whole store.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "Vec<(Uuid, AclBinding)>", into = "Vec<(Uuid, AclBinding)>")]
 pub struct AclStore {
     by_id: OrdMap<Uuid, AclBinding>,
-    by_pattern: OrdMap<ResourcePattern, OrdMap<Uuid, AccessControlEntry>>,
+    /// (type, pattern type) → name → the entries of that pattern; keyed so that a
+    /// lookup borrows the resource name (no allocation per decision).
+    by_pattern: OrdMap<(ResourceType, PatternType), OrdMap<String, Entries>>,
     /// Per resource type, the name lengths (bytes) of PREFIXED patterns and how many
     /// patterns have each.
     prefix_lengths: OrdMap<ResourceType, OrdMap<usize, usize>>,
@@ -62,9 +66,14 @@ impl AclStore {
         self.by_id.iter().filter(|(_, b)| filter.matches(b))
     }
 
-    pub fn contains(&self, binding: &AclBinding) -> bool {
+    fn entries(&self, pattern: &ResourcePattern) -> Option<&Entries> {
         self.by_pattern
-            .get(&binding.pattern)
+            .get(&(pattern.resource_type, pattern.pattern_type))?
+            .get(pattern.name.as_str())
+    }
+
+    pub fn contains(&self, binding: &AclBinding) -> bool {
+        self.entries(&binding.pattern)
             .is_some_and(|entries| entries.values().any(|e| *e == binding.entry))
     }
 
@@ -88,10 +97,17 @@ impl AclStore {
             .remove(&id)
             .ok_or_else(|| format!("no ACL with id {id}"))?;
         let pattern = &binding.pattern;
-        if let Some(entries) = self.by_pattern.get_mut(pattern) {
+        let key = (pattern.resource_type, pattern.pattern_type);
+        let Some(names) = self.by_pattern.get_mut(&key) else {
+            return Ok(binding);
+        };
+        if let Some(entries) = names.get_mut(pattern.name.as_str()) {
             entries.remove(&id);
             if entries.is_empty() {
-                self.by_pattern.remove(pattern);
+                names.remove(pattern.name.as_str());
+                if names.is_empty() {
+                    self.by_pattern.remove(&key);
+                }
                 if pattern.pattern_type == PatternType::Prefixed {
                     let lengths = self
                         .prefix_lengths
@@ -113,7 +129,13 @@ impl AclStore {
     }
 
     fn insert(&mut self, id: Uuid, binding: AclBinding) {
-        let entries = self.by_pattern.entry(binding.pattern.clone()).or_default();
+        let pattern = &binding.pattern;
+        let entries = self
+            .by_pattern
+            .entry((pattern.resource_type, pattern.pattern_type))
+            .or_default()
+            .entry(pattern.name.clone())
+            .or_default();
         if entries.is_empty() && binding.pattern.pattern_type == PatternType::Prefixed {
             *self
                 .prefix_lengths
@@ -133,26 +155,27 @@ impl AclStore {
         resource_type: ResourceType,
         name: &'a str,
     ) -> impl Iterator<Item = &'a AccessControlEntry> + 'a {
-        let literal = std::iter::once(name)
-            .chain((name != WILDCARD).then_some(WILDCARD))
-            .map(|n| (n, PatternType::Literal));
-        let prefixed = self
-            .prefix_lengths
-            .get(&resource_type)
+        let literal = self
+            .by_pattern
+            .get(&(resource_type, PatternType::Literal))
             .into_iter()
-            .flat_map(|lengths| lengths.keys())
-            .filter(move |&&len| len <= name.len() && name.is_char_boundary(len))
-            .map(move |&len| (&name[..len], PatternType::Prefixed));
-        literal
-            .chain(prefixed)
-            .filter_map(move |(n, pattern_type)| {
-                self.by_pattern.get(&ResourcePattern {
-                    resource_type,
-                    name: n.to_string(),
-                    pattern_type,
-                })
-            })
-            .flat_map(|entries| entries.values())
+            .flat_map(move |names| {
+                std::iter::once(name)
+                    .chain((name != WILDCARD).then_some(WILDCARD))
+                    .filter_map(move |n| names.get(n))
+            });
+        let prefixed = self
+            .by_pattern
+            .get(&(resource_type, PatternType::Prefixed))
+            .zip(self.prefix_lengths.get(&resource_type))
+            .into_iter()
+            .flat_map(move |(names, lengths)| {
+                lengths
+                    .keys()
+                    .filter(move |&&len| len <= name.len() && name.is_char_boundary(len))
+                    .filter_map(move |&len| names.get(&name[..len]))
+            });
+        literal.chain(prefixed).flat_map(|entries| entries.values())
     }
 
     /// Every ACL on a resource type (for "may this principal do X on some topic").

@@ -761,3 +761,37 @@ fn the_store_replays_creations_and_removals_and_plans_changes() {
         }])
         .is_err());
 }
+
+/// Cost of one decision as the ACL set grows: a few map lookups, growing with the
+/// logarithm of the set, where a scan of every ACL would grow with the set itself.
+///
+///     cargo test -p fjord-broker --lib --release acl_decision_cost -- --ignored --nocapture
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn acl_decision_cost() {
+    let config = standard();
+    let who = alice();
+    for n in [10usize, 1_000, 100_000] {
+        let mut acls = AclStore::default();
+        for i in 0..n {
+            let pt = if i % 10 == 0 {
+                PatternType::Prefixed
+            } else {
+                PatternType::Literal
+            };
+            let b = topic_acl(&format!("topic-{i}"), pt, "User:alice", Write, Allow);
+            acls.create(Uuid::new_v4(), &b).unwrap();
+        }
+        let a = Authorizer::new(&config, &acls, &who, HOST.parse().unwrap());
+        let names: Vec<String> = (0..1000).map(|i| format!("topic-{}", i * 7 % n)).collect();
+        let rounds = 200_000;
+        let started = std::time::Instant::now();
+        let mut allowed = 0;
+        for i in 0..rounds {
+            allowed += usize::from(a.authorize(Write, Topic, &names[i % names.len()]));
+        }
+        let per = started.elapsed() / u32::try_from(rounds).unwrap();
+        assert_eq!(allowed, rounds);
+        println!("{n:>7} ACLs: {per:?} per decision");
+    }
+}
