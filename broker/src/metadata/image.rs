@@ -498,6 +498,57 @@ mod tests {
     }
 
     #[test]
+    fn acls_are_created_and_removed_by_id_and_kept_in_snapshots() {
+        use crate::auth::acl::*;
+        let binding = AclBinding {
+            pattern: ResourcePattern {
+                resource_type: ResourceType::Topic,
+                name: "orders".into(),
+                pattern_type: PatternType::Literal,
+            },
+            entry: AccessControlEntry {
+                principal: "User:alice".into(),
+                host: "*".into(),
+                operation: AclOperation::Read,
+                permission: PermissionType::Allow,
+            },
+        };
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        // A snapshot written before images held ACLs reads as an image without any.
+        let json = serde_json::to_string(&image).unwrap();
+        assert!(json.contains(",\"acls\":[]"), "{json}");
+        let old: MetadataImage = serde_json::from_str(&json.replace(",\"acls\":[]", "")).unwrap();
+        assert!(old.acls().is_empty());
+        image
+            .apply(&MetadataRecord::AclCreated {
+                id,
+                binding: binding.clone(),
+            })
+            .unwrap();
+        let snapshot: MetadataImage =
+            serde_json::from_str(&serde_json::to_string(&image).unwrap()).unwrap();
+        assert_eq!(snapshot, image);
+        assert_eq!(
+            snapshot
+                .acls()
+                .applying_to(ResourceType::Topic, "orders")
+                .count(),
+            1
+        );
+        image.apply(&MetadataRecord::AclRemoved { id }).unwrap();
+        assert!(image.acls().is_empty());
+        // Removing twice, or creating one twice, means the log is corrupt.
+        assert!(image.apply(&MetadataRecord::AclRemoved { id }).is_err());
+        let twice = MetadataRecord::AclCreated {
+            id: Uuid::new_v4(),
+            binding,
+        };
+        image.apply(&twice).unwrap();
+        assert!(image.apply(&twice).is_err());
+    }
+
+    #[test]
     fn duplicate_names_are_refused() {
         let mut image = MetadataImage::default();
         let rec = |id| MetadataRecord::TopicCreated {
