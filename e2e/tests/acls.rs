@@ -356,3 +356,79 @@ async fn acls_decide_for_real_clients_and_persist_across_a_restart() -> Result<(
     broker.sigterm(Duration::from_secs(30)).await?;
     Ok(())
 }
+
+/// Every broker of a cluster enforces the same ACLs: one created through broker 1 is
+/// listed by every broker and decides on every broker's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_of_a_cluster_enforces_the_same_acls() -> Result<()> {
+    use fjord_e2e::{Cluster, ClusterOptions};
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{DescribeAclsRequest, MetadataRequest, TopicName};
+    const ANY: i8 = 1;
+
+    // No super user: with no ACL on a resource everyone may use it, so User:ANONYMOUS
+    // may create the first ACL.
+    let cluster = Cluster::start(ClusterOptions {
+        args: [
+            "--authorizer",
+            "standard",
+            "--allow-everyone-if-no-acl-found",
+            "true",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    })
+    .await?;
+    let admin = common::client(&cluster.broker(1).bootstrap()).await?;
+    admin.create_topic(NewTopic::new("hidden", 1, 3)).await?;
+    let first = common::connection(&cluster.broker(1).bootstrap()).await?;
+    let created = first
+        .send(
+            &CreateAclsRequest::default()
+                .with_creations(vec![acl(TOPIC, "hidden", LITERAL, DESCRIBE, DENY)]),
+        )
+        .await?;
+    ensure!(
+        created.results[0].error_code == 0,
+        "{:?}",
+        created.results[0]
+    );
+
+    let denied = ResponseError::TopicAuthorizationFailed.code();
+    for id in cluster.node_ids() {
+        let conn = common::connection(&cluster.broker(id).bootstrap()).await?;
+        common::wait_for(&format!("broker {id} to deny the topic"), DEADLINE, || {
+            let conn = &conn;
+            async move {
+                let metadata = MetadataRequest::default()
+                    .with_topics(Some(vec![MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_static_str("hidden"))))]));
+                let code = conn.send(&metadata).await?.topics[0].error_code;
+                let listed = conn
+                    .send(
+                        &DescribeAclsRequest::default()
+                            .with_resource_type_filter(ANY)
+                            .with_resource_name_filter(None)
+                            .with_pattern_type_filter(ANY)
+                            .with_principal_filter(None)
+                            .with_host_filter(None)
+                            .with_operation(ANY)
+                            .with_permission_type(ANY),
+                    )
+                    .await?
+                    .resources
+                    .len();
+                Ok(if code == denied && listed == 1 {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "metadata error {code}, {listed} ACL resources listed"
+                    ))
+                })
+            }
+        })
+        .await?;
+    }
+    Ok(())
+}
