@@ -229,40 +229,41 @@ pub fn describe_configs(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let entries = match may_configure(
+            let allowed = may_configure(
                 &auth,
                 ctx,
                 AclOperation::DescribeConfigs,
                 r.resource_type,
                 &r.resource_name,
-            ) {
-                Err(e) => Err((e.code, e.message)),
-                Ok(()) => match r.resource_type {
-                    RESOURCE_TOPIC => topic_entries(broker, &r.resource_name).ok_or_else(|| {
-                        (
-                            ResponseError::UnknownTopicOrPartition,
-                            format!("topic {:?} does not exist", r.resource_name.as_str()),
-                        )
-                    }),
-                    RESOURCE_BROKER
-                        if r.resource_name.is_empty()
-                            || r.resource_name.as_str() == broker.node_id().to_string() =>
-                    {
-                        Ok(broker_entries(broker))
-                    }
-                    RESOURCE_BROKER => Err((
-                        ResponseError::InvalidRequest,
-                        format!(
-                            "broker {:?} is not this broker ({})",
-                            r.resource_name.as_str(),
-                            broker.node_id()
-                        ),
-                    )),
-                    other => Err((
-                        ResponseError::InvalidRequest,
-                        format!("resource type {other} is not supported"),
-                    )),
-                },
+            );
+            let entries = match r.resource_type {
+                _ if allowed.is_err() => allowed
+                    .map(|()| Vec::new())
+                    .map_err(|e| (e.code, e.message)),
+                RESOURCE_TOPIC => topic_entries(broker, &r.resource_name).ok_or_else(|| {
+                    (
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic {:?} does not exist", r.resource_name.as_str()),
+                    )
+                }),
+                RESOURCE_BROKER
+                    if r.resource_name.is_empty()
+                        || r.resource_name.as_str() == broker.node_id().to_string() =>
+                {
+                    Ok(broker_entries(broker))
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest,
+                    format!(
+                        "broker {:?} is not this broker ({})",
+                        r.resource_name.as_str(),
+                        broker.node_id()
+                    ),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
             };
             match entries {
                 Ok(entries) => {
