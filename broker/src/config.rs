@@ -294,6 +294,10 @@ pub struct BrokerConfig {
         default_value_t = 10_000
     )]
     pub metadata_snapshot_interval_entries: u64,
+
+    /// Authorization: `--authorizer`, `--super-users`, `--allow-everyone-if-no-acl-found`.
+    #[command(flatten)]
+    pub authorizer: crate::auth::acl::AuthorizerConfig,
 }
 
 /// One voter of the metadata quorum: `id@host:port`.

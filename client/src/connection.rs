@@ -25,6 +25,10 @@ use kafka_protocol::messages::{
     MetadataResponse, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::messages::{
+    CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse,
+    DescribeAclsRequest, DescribeAclsResponse,
+};
+use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
@@ -307,6 +311,9 @@ api_requests! {
     ListGroups: ListGroupsRequest => ListGroupsResponse,
     OffsetFetch: OffsetFetchRequest => OffsetFetchResponse,
     OffsetCommit: OffsetCommitRequest => OffsetCommitResponse,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
     // Membership calls, for tests that act as a group member.
     JoinGroup: JoinGroupRequest => JoinGroupResponse,
     SyncGroup: SyncGroupRequest => SyncGroupResponse,

@@ -223,6 +223,12 @@ impl BrokerProcess {
         self.options.args.extend(args);
     }
 
+    /// Replaces the extra command-line arguments for every later start (a restart with
+    /// other settings on the same data dir).
+    pub fn set_args(&mut self, args: Vec<String>) {
+        self.options.args = args;
+    }
+
     /// Spawns the process on this broker's data dir and ports; returns spawn → ready.
     async fn spawn_and_wait_ready(&mut self) -> Result<Duration> {
         let started = self.spawn()?;

@@ -1,6 +1,8 @@
 //! Who a client is: the principal a connection authenticated as, in Kafka's
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
-//! Listeners decide it (TLS client certificate, SASL); authorization reads it.
+//! Listeners decide it (TLS client certificate, SASL); authorization (`acl`) reads it.
+
+pub mod acl;
 
 use std::fmt;
 use std::sync::Arc;

@@ -277,6 +277,42 @@ const OFFSET_FOR_LEADER_EPOCH: &[Field] = &[
     f("Topics", Array(&Struct(OFFSET_FOR_LEADER_EPOCH_OFFSET_FOR_LEADER_TOPIC)), V(0, X)),
 ];
 
+const DESCRIBE_ACLS: &[Field] = &[
+    f("ResourceTypeFilter", I8, V(0, X)),
+    f("ResourceNameFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("PatternTypeFilter", I8, V(1, X)),
+    f("PrincipalFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("HostFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("Operation", I8, V(0, X)),
+    f("PermissionType", I8, V(0, X)),
+];
+
+const CREATE_ACLS_ACL_CREATION: &[Field] = &[
+    f("ResourceType", I8, V(0, X)),
+    f("ResourceName", Str, V(0, X)),
+    f("ResourcePatternType", I8, V(1, X)),
+    f("Principal", Str, V(0, X)),
+    f("Host", Str, V(0, X)),
+    f("Operation", I8, V(0, X)),
+    f("PermissionType", I8, V(0, X)),
+];
+const CREATE_ACLS: &[Field] = &[
+    f("Creations", Array(&Struct(CREATE_ACLS_ACL_CREATION)), V(0, X)),
+];
+
+const DELETE_ACLS_DELETE_ACLS_FILTER: &[Field] = &[
+    f("ResourceTypeFilter", I8, V(0, X)),
+    f("ResourceNameFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("PatternTypeFilter", I8, V(1, X)),
+    f("PrincipalFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("HostFilter", Str, V(0, X)).nullable(V(0, X)),
+    f("Operation", I8, V(0, X)),
+    f("PermissionType", I8, V(0, X)),
+];
+const DELETE_ACLS: &[Field] = &[
+    f("Filters", Array(&Struct(DELETE_ACLS_DELETE_ACLS_FILTER)), V(0, X)),
+];
+
 const DESCRIBE_CONFIGS_DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[
     f("ResourceType", I8, V(0, X)),
     f("ResourceName", Str, V(0, X)),
@@ -387,6 +423,9 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 21, name: "DeleteRecords", valid: V(0, 2), flexible: V(2, X), fields: DELETE_RECORDS },
     Api { key: 22, name: "InitProducerId", valid: V(0, 5), flexible: V(2, X), fields: INIT_PRODUCER_ID },
     Api { key: 23, name: "OffsetForLeaderEpoch", valid: V(2, 4), flexible: V(4, X), fields: OFFSET_FOR_LEADER_EPOCH },
+    Api { key: 29, name: "DescribeAcls", valid: V(1, 3), flexible: V(2, X), fields: DESCRIBE_ACLS },
+    Api { key: 30, name: "CreateAcls", valid: V(1, 3), flexible: V(2, X), fields: CREATE_ACLS },
+    Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
     Api { key: 32, name: "DescribeConfigs", valid: V(1, 4), flexible: V(4, X), fields: DESCRIBE_CONFIGS },
     Api { key: 37, name: "CreatePartitions", valid: V(0, 3), flexible: V(2, X), fields: CREATE_PARTITIONS },
     Api { key: 42, name: "DeleteGroups", valid: V(0, 2), flexible: V(2, X), fields: DELETE_GROUPS },

@@ -631,6 +631,40 @@ impl Active {
                     .await?;
                 Ok(Ok((ControllerReply::ProducerIds { first, count }, index)))
             }
+            ControllerRequest::CreateAcls(bindings) => {
+                let planned = self.sm.image().acls().plan_create(
+                    &bindings,
+                    crate::auth::acl::MAX_ACLS,
+                    uuid::Uuid::new_v4,
+                );
+                let records = match planned {
+                    Err(e) => return refuse(ResponseError::InvalidRequest, e.0),
+                    Ok(p) => p
+                        .into_iter()
+                        .map(|(id, binding)| MetadataRecord::AclCreated { id, binding }),
+                };
+                let index = self.commit(records.collect()).await?;
+                Ok(Ok((ControllerReply::Done, index)))
+            }
+            ControllerRequest::DeleteAcls(filters) => {
+                let matched = match self.sm.image().acls().plan_delete(&filters) {
+                    Err(e) => return refuse(ResponseError::InvalidRequest, e.0),
+                    Ok(m) => m,
+                };
+                let ids: BTreeSet<uuid::Uuid> =
+                    matched.iter().flatten().map(|(id, _)| *id).collect();
+                let index = self
+                    .commit(
+                        ids.into_iter()
+                            .map(|id| MetadataRecord::AclRemoved { id })
+                            .collect(),
+                    )
+                    .await?;
+                let deleted = matched
+                    .into_iter()
+                    .map(|m| m.into_iter().map(|(_, b)| b).collect());
+                Ok(Ok((ControllerReply::AclsDeleted(deleted.collect()), index)))
+            }
             ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.applied_index()))),
             ControllerRequest::ReplicaStorage { partition, offline } => {
                 match self.controller.replica_storage(

@@ -62,6 +62,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::acl::{AclBinding, AclBindingFilter};
 use crate::backoff::Backoff;
 use crate::config::{BrokerConfig, Voter};
 use crate::metadata::admin::AdminError;
@@ -137,6 +138,12 @@ pub enum ControllerRequest {
         partition: TopicPartition,
         offline: bool,
     },
+    /// CreateAcls: the controller validates the bindings and commits one ACL-created
+    /// record, with a fresh id, for each one its image does not hold yet.
+    CreateAcls(Vec<AclBinding>),
+    /// DeleteAcls: commits an ACL-removed record for every ACL of the controller's
+    /// image that a filter matches; answered with `AclsDeleted`.
+    DeleteAcls(Vec<AclBindingFilter>),
     /// Nothing to commit: answered with the controller's last applied entry, so that
     /// the caller's image, once caught up with it, holds everything the controller had
     /// decided when it answered (a barrier before planning an admin change).
@@ -153,6 +160,8 @@ pub enum ControllerReply {
         first: i64,
         count: i64,
     },
+    /// Per DeleteAcls filter, the ACLs it removed.
+    AclsDeleted(Vec<Vec<AclBinding>>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

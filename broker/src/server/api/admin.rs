@@ -14,6 +14,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::*;
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::config::{effective_topic_config, TOPIC_CONFIGS};
 use crate::metadata::admin::{
     plan_create_partitions, plan_create_topic, plan_delete_topic, AdminError, NewTopic,
@@ -35,6 +36,10 @@ pub async fn create_topics(
         .filter(|n| !seen.insert(n.clone()))
         .collect();
     let mut results = Vec::with_capacity(req.topics.len());
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    // CREATE on the cluster creates any topic; else CREATE on the topic (Kafka).
+    let cluster_create = auth.cluster(AclOperation::Create);
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(t.name.clone());
@@ -43,6 +48,10 @@ pub async fn create_topics(
                 code: ResponseError::InvalidRequest,
                 message: format!("topic {name:?} appears more than once in the request"),
             })
+        } else if !cluster_create
+            && !auth.authorize(AclOperation::Create, ResourceType::Topic, &name)
+        {
+            Err(denied(ctx, "create", &name))
         } else {
             let new = NewTopic {
                 name: name.clone(),
@@ -88,7 +97,13 @@ pub async fn create_topics(
                     result.num_partitions = i32::try_from(partitions.len()).unwrap_or(i32::MAX);
                     result.replication_factor =
                         partitions.first().map_or(0, |p| p.replicas.len() as i16);
-                    result.configs = Some(describe_for_create(broker, &configs));
+                    // The effective configs only to whom may describe them.
+                    if auth.authorize(AclOperation::DescribeConfigs, ResourceType::Topic, &name) {
+                        result.configs = Some(describe_for_create(broker, &configs));
+                    } else {
+                        result.topic_config_error_code =
+                            ResponseError::TopicAuthorizationFailed.code();
+                    }
                 }
                 if v >= 7 && !req.validate_only {
                     result.topic_id = id;
@@ -104,6 +119,14 @@ pub async fn create_topics(
         results.push(result);
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// TOPIC_AUTHORIZATION_FAILED for `op` on `topic`.
+fn denied(ctx: &RequestContext, op: &str, topic: &str) -> AdminError {
+    AdminError {
+        code: ResponseError::TopicAuthorizationFailed,
+        message: format!("{} may not {op} topic {topic:?}", ctx.principal),
+    }
 }
 
 /// CreateTopics v5+ reports the new topic's effective configs.
@@ -146,17 +169,29 @@ pub async fn delete_topics(
             .collect()
     };
     let mut responses = Vec::with_capacity(targets.len());
+    let cluster_delete = {
+        let image = broker.image();
+        super::acls::authorizer(broker, ctx, &image).cluster(AclOperation::Delete)
+    };
     for (name, id) in targets {
         let image = broker.image();
+        let auth = super::acls::authorizer(broker, ctx, &image);
         let resolved = match &name {
             Some(n) => Some(n.clone()),
             None => image.topic_by_id(&id).map(|t| t.name.clone()),
         };
-        let mut result = DeletableTopicResult::default()
-            .with_name(resolved.clone().map(|n| TopicName(str_bytes(n))));
+        let may = |op, n: &str| cluster_delete || auth.authorize(op, ResourceType::Topic, n);
+        let describable = resolved
+            .as_deref()
+            .is_some_and(|n| may(AclOperation::Describe, n));
+        // A topic named by id that the principal may not describe keeps its name hidden.
+        let shown = resolved.clone().filter(|_| name.is_some() || describable);
+        let mut result =
+            DeletableTopicResult::default().with_name(shown.map(|n| TopicName(str_bytes(n))));
         if v >= 6 {
             result.topic_id = image
                 .topic(resolved.as_deref().unwrap_or(""))
+                .filter(|_| describable)
                 .map_or(id, |t| t.id);
         }
         let outcome = match &resolved {
@@ -164,6 +199,13 @@ pub async fn delete_topics(
                 code: ResponseError::UnknownTopicId,
                 message: format!("no topic with id {id}"),
             }),
+            // Kafka's order: not describable, then unknown, then not deletable.
+            Some(n) if !describable => Err(denied(ctx, "describe", n)),
+            Some(n) if image.topic(n).is_none() => Err(AdminError {
+                code: ResponseError::UnknownTopicOrPartition,
+                message: format!("topic {n:?} does not exist"),
+            }),
+            Some(n) if !may(AclOperation::Delete, n) => Err(denied(ctx, "delete", n)),
             Some(n) if n.starts_with("__") => Err(AdminError {
                 code: ResponseError::InvalidTopicException,
                 message: format!("internal topic {n:?} cannot be deleted"),
@@ -194,8 +236,21 @@ pub async fn create_partitions(
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
     for t in req.topics {
         let name = t.name.0.to_string();
+        if !auth.authorize(AclOperation::Alter, ResourceType::Topic, &name) {
+            let e = denied(ctx, "alter", &name);
+            count_error(broker, ctx.api_key, e.code.code());
+            results.push(
+                CreatePartitionsTopicResult::default()
+                    .with_name(t.name)
+                    .with_error_code(e.code.code())
+                    .with_error_message(Some(str_bytes(e.message))),
+            );
+            continue;
+        }
         let assignments = t.assignments.map(|a| {
             a.into_iter()
                 .map(|x| x.broker_ids.into_iter().map(|b| b.0).collect())
@@ -239,6 +294,14 @@ pub async fn init_producer_id(
         // Transactions are not served (their APIs are not advertised).
         return fail(ResponseError::TransactionalIdAuthorizationFailed);
     }
+    // IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    if !auth.cluster(AclOperation::IdempotentWrite)
+        && !auth.authorize_by_resource_type(AclOperation::Write, ResourceType::Topic)
+    {
+        return fail(ResponseError::ClusterAuthorizationFailed);
+    }
     // An idempotent producer gets a fresh id with epoch 0, also when it asks to bump
     // an old one (KIP-360): a new id fences nothing and restarts its sequences at 0.
     match broker.allocate_producer_id().await {
@@ -273,6 +336,17 @@ pub fn describe_cluster(
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(controller_id))
         .with_brokers(brokers);
+    if req.include_cluster_authorized_operations {
+        // Kafka answers DescribeCluster to anyone; the operations only to whom may
+        // describe the cluster.
+        let image = broker.image();
+        let auth = super::acls::authorizer(broker, ctx, &image);
+        resp.cluster_authorized_operations = if auth.cluster(AclOperation::Describe) {
+            auth.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    }
     if ctx.version >= 1 {
         resp.endpoint_type = req.endpoint_type;
         // 1 = brokers; 2 = controllers, which are not exposed separately.

@@ -8,6 +8,7 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::*;
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, Authorizer, ResourceType};
 use crate::config::{effective_topic_config, ConfigType, TOPIC_CONFIGS};
 use crate::metadata::admin::{plan_alter_topic_configs, AdminError, ConfigOp};
 use crate::server::broker::Broker;
@@ -180,12 +181,47 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
     ]
 }
 
+/// Kafka's rule for config resources: a topic's configs need `op` on the topic
+/// (TOPIC_AUTHORIZATION_FAILED), a broker's need `op` on the cluster
+/// (CLUSTER_AUTHORIZATION_FAILED). Other types are refused later as unsupported.
+fn may_configure(
+    auth: &Authorizer,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), AdminError> {
+    let (allowed, code, what) = match resource_type {
+        RESOURCE_TOPIC => (
+            auth.authorize(op, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+            format!("topic {name:?}"),
+        ),
+        RESOURCE_BROKER => (
+            auth.cluster(op),
+            ResponseError::ClusterAuthorizationFailed,
+            "the cluster".to_string(),
+        ),
+        _ => return Ok(()),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AdminError {
+            code,
+            message: format!("{} may not {op:?} on {what}", ctx.principal),
+        })
+    }
+}
+
 pub fn describe_configs(
     broker: &Broker,
     ctx: &RequestContext,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let v = ctx.version;
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
     let results = req
         .resources
         .into_iter()
@@ -193,7 +229,17 @@ pub fn describe_configs(
             let mut result = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            let allowed = may_configure(
+                &auth,
+                ctx,
+                AclOperation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            );
             let entries = match r.resource_type {
+                _ if allowed.is_err() => allowed
+                    .map(|()| Vec::new())
+                    .map_err(|e| (e.code, e.message)),
                 RESOURCE_TOPIC => topic_entries(broker, &r.resource_name).ok_or_else(|| {
                     (
                         ResponseError::UnknownTopicOrPartition,
@@ -267,9 +313,19 @@ pub async fn incremental_alter_configs(
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut responses = Vec::with_capacity(req.resources.len());
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
     for r in req.resources {
         let name = r.resource_name.to_string();
+        let allowed = may_configure(
+            &auth,
+            ctx,
+            AclOperation::AlterConfigs,
+            r.resource_type,
+            &name,
+        );
         let outcome: Result<(), AdminError> = match r.resource_type {
+            _ if allowed.is_err() => allowed,
             RESOURCE_TOPIC => {
                 let ops: Result<Vec<ConfigOp>, AdminError> = r
                     .configs

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use super::{count_error, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
 use crate::log::{FileSlice, ReadError};
 use crate::server::broker::Broker;
 
@@ -93,14 +94,21 @@ fn gather(
     let mut any_error = false;
     let mut responses = Vec::with_capacity(req.topics.len());
     let mut records = Vec::with_capacity(req.topics.len());
+    let auth = super::acls::authorizer(broker, ctx, &image);
     for topic in &req.topics {
         let name = topic.topic.0.as_str();
+        let may_read = auth.authorize(AclOperation::Read, ResourceType::Topic, name);
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         let mut topic_records = Vec::with_capacity(topic.partitions.len());
         for fp in &topic.partitions {
             let mut pd = PartitionData::default().with_partition_index(fp.partition);
             let mut slice = None;
-            match super::led_partition(broker, &image, name, fp.partition) {
+            let led = if may_read {
+                super::led_partition(broker, &image, name, fp.partition)
+            } else {
+                Err(ResponseError::TopicAuthorizationFailed)
+            };
+            match led {
                 Err(code) => pd.error_code = code.code(),
                 Ok(partition) => {
                     let epoch = partition.leader_epoch();

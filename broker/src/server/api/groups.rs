@@ -28,6 +28,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
 use crate::group::{
     partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
 };
@@ -46,6 +47,20 @@ fn err(broker: &Broker, ctx: &RequestContext, e: Option<ResponseError>) -> i16 {
     let c = code(e);
     count_error(broker, ctx.api_key, c);
     c
+}
+
+/// GROUP_AUTHORIZATION_FAILED unless the principal may do `op` on the group.
+fn group_access(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    group_id: &str,
+) -> Result<(), ResponseError> {
+    let image = broker.image();
+    super::acls::authorizer(broker, ctx, &image)
+        .authorize(op, ResourceType::Group, group_id)
+        .then_some(())
+        .ok_or(ResponseError::GroupAuthorizationFailed)
 }
 
 /// The coordinator runtime, or COORDINATOR_NOT_AVAILABLE before it is built.
@@ -112,11 +127,22 @@ pub async fn find_coordinator(
     let v = ctx.version;
     let lookup = |key: String| async move {
         match req.key_type {
-            0 => find_group_coordinator(broker, &key).await,
+            0 => {
+                group_access(broker, ctx, AclOperation::Describe, &key)?;
+                find_group_coordinator(broker, &key).await
+            }
+            1 => {
+                let image = broker.image();
+                let auth = super::acls::authorizer(broker, ctx, &image);
+                if !auth.authorize(AclOperation::Describe, ResourceType::TransactionalId, &key) {
+                    return Err(ResponseError::TransactionalIdAuthorizationFailed);
+                }
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
             // Transactions are not served (InitProducerId refuses transactional ids),
-            // so there is no transaction coordinator to name. Kafka answers this
-            // retriable code while its transaction state topic is unavailable.
-            1 => Err(ResponseError::CoordinatorNotAvailable),
+            // so there is no transaction coordinator to name (key type 1 above). Kafka
+            // answers that retriable code while its transaction state topic is
+            // unavailable.
             _ => Err(ResponseError::InvalidRequest),
         }
     };
@@ -164,7 +190,9 @@ pub async fn join_group(
 ) -> JoinGroupResponse {
     let v = ctx.version;
     let group_id = req.group_id.0.to_string();
-    let result = match coordinator_for(broker, &group_id) {
+    let coordinator = group_access(broker, ctx, AclOperation::Read, &group_id)
+        .and_then(|()| coordinator_for(broker, &group_id));
+    let result = match coordinator {
         Err(e) => crate::group::JoinResult::error(e, &req.member_id),
         Ok(rt) => {
             let new_member_id = format!(
@@ -248,7 +276,9 @@ pub async fn sync_group(
 ) -> SyncGroupResponse {
     let v = ctx.version;
     let group_id = req.group_id.0.to_string();
-    let result = match coordinator_for(broker, &group_id) {
+    let coordinator = group_access(broker, ctx, AclOperation::Read, &group_id)
+        .and_then(|()| coordinator_for(broker, &group_id));
+    let result = match coordinator {
         Err(e) => crate::group::SyncResult::error(e),
         Ok(rt) => {
             // Bound the wait like Kafka's client does: the sync is answered once the
@@ -304,7 +334,9 @@ pub fn heartbeat(
     req: HeartbeatRequest,
 ) -> HeartbeatResponse {
     let group_id = req.group_id.0.to_string();
-    let result = match coordinator_for(broker, &group_id) {
+    let coordinator = group_access(broker, ctx, AclOperation::Read, &group_id)
+        .and_then(|()| coordinator_for(broker, &group_id));
+    let result = match coordinator {
         Err(e) => Some(e),
         Ok(rt) => rt.heartbeat(
             &group_id,
@@ -341,8 +373,10 @@ pub fn leave_group(
             group_instance_id: None,
         }]
     };
-    let errors = match coordinator_for(broker, &group_id).and_then(|s| s.leave(&group_id, &members))
-    {
+    let left = group_access(broker, ctx, AclOperation::Read, &group_id)
+        .and_then(|()| coordinator_for(broker, &group_id))
+        .and_then(|s| s.leave(&group_id, &members));
+    let errors = match left {
         Ok(errors) => errors,
         Err(e) => return LeaveGroupResponse::default().with_error_code(err(broker, ctx, Some(e))),
     };
@@ -371,15 +405,23 @@ pub async fn offset_commit(
     let v = ctx.version;
     let group_id = req.group_id.0.to_string();
     let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    // READ on the group, then READ on each topic (Kafka).
+    let group_denied = group_access(broker, ctx, AclOperation::Read, &group_id).err();
     // Commit times are record timestamps: wall clock.
     let now = broker.clock.wall_ms();
     // Per partition: an error of its own, or None and a place in the commit.
     let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
     let mut offsets = Vec::new();
     for (ti, t) in req.topics.iter().enumerate() {
+        let may_read = auth.authorize(AclOperation::Read, ResourceType::Topic, &t.name);
         for p in &t.partitions {
             let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
-            let own = if image.partition(&t.name, p.partition_index).is_none() {
+            let own = if group_denied.is_some() {
+                group_denied
+            } else if !may_read {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if image.partition(&t.name, p.partition_index).is_none() {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > OFFSET_METADATA_MAX_BYTES {
                 Some(ResponseError::OffsetMetadataTooLarge)
@@ -402,6 +444,7 @@ pub async fn offset_commit(
         }
     }
     let group_error = match coordinator_for(broker, &group_id) {
+        _ if group_denied.is_some() => group_denied,
         Err(e) => Some(e),
         Ok(rt) => {
             let committed = rt.commit(CommitRequest {
@@ -434,22 +477,52 @@ pub async fn offset_commit(
 }
 
 type Wanted = Option<Vec<(String, i32)>>;
+/// Topics (with the partitions asked) the principal may not describe.
+type Denied = Vec<(String, Vec<i32>)>;
 /// Committed offsets by topic, each partition with its offset if any.
 type ByTopic = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
 
 /// Committed offsets of one group: Ok(topic → partitions) or a group-level error.
-fn fetch_group(broker: &Broker, group_id: &str, wanted: &Wanted) -> Result<ByTopic, ResponseError> {
+/// As in Kafka: GROUP_AUTHORIZATION_FAILED without DESCRIBE on the group; topics the
+/// principal may not describe are not read: named ones come back in `.1` (answered
+/// TOPIC_AUTHORIZATION_FAILED), and with every topic asked they are left out.
+fn fetch_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group_id: &str,
+    wanted: &Wanted,
+) -> Result<(ByTopic, Denied), ResponseError> {
+    group_access(broker, ctx, AclOperation::Describe, group_id)?;
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let describable = |t: &str| auth.authorize(AclOperation::Describe, ResourceType::Topic, t);
+    let mut denied: Denied = Vec::new();
+    let wanted: Wanted = wanted.as_ref().map(|w| {
+        w.iter()
+            .filter(|(t, p)| {
+                let ok = describable(t);
+                if !ok {
+                    match denied.iter_mut().find(|(n, _)| n == t) {
+                        Some((_, ps)) => ps.push(*p),
+                        None => denied.push((t.clone(), vec![*p])),
+                    }
+                }
+                ok
+            })
+            .cloned()
+            .collect()
+    });
     let found = coordinator_for(broker, group_id)?.fetch_offsets(group_id, wanted.as_deref())?;
     // require_stable (KIP-447) waits for pending transactional offsets; without
     // transactions no offset is ever pending, so every answer is stable.
     let mut by_topic: ByTopic = Vec::new();
-    for (t, p, v) in found {
+    for (t, p, v) in found.into_iter().filter(|(t, _, _)| describable(t)) {
         match by_topic.iter_mut().find(|(n, _)| *n == t) {
             Some((_, ps)) => ps.push((p, v)),
             None => by_topic.push((t, vec![(p, v)])),
         }
     }
-    Ok(by_topic)
+    Ok((by_topic, denied))
 }
 
 fn wanted_v1_7(req: &OffsetFetchRequest, v: i16) -> Wanted {
@@ -491,8 +564,8 @@ pub fn offset_fetch(
                         .collect()
                 });
                 let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, &group_id, &wanted) {
-                    Ok(topics) => {
+                match fetch_group(broker, ctx, &group_id, &wanted) {
+                    Ok((topics, denied)) => {
                         out.topics = topics
                             .into_iter()
                             .map(|(t, ps)| {
@@ -520,6 +593,23 @@ pub fn offset_fetch(
                                     )
                             })
                             .collect();
+                        let code = err(broker, ctx, Some(ResponseError::TopicAuthorizationFailed));
+                        out.topics.extend(denied.into_iter().map(|(t, ps)| {
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(str_bytes(t)))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|p| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(-1)
+                                                .with_committed_leader_epoch(-1)
+                                                .with_metadata(Some(StrBytes::default()))
+                                                .with_error_code(code)
+                                        })
+                                        .collect(),
+                                )
+                        }));
                     }
                     Err(e) => out.error_code = err(broker, ctx, Some(e)),
                 }
@@ -543,21 +633,32 @@ pub fn offset_fetch(
         }
         r
     };
-    match fetch_group(broker, &group_id, &wanted) {
-        Ok(topics) => OffsetFetchResponse::default().with_topics(
-            topics
-                .into_iter()
-                .map(|(t, ps)| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(str_bytes(t)))
-                        .with_partitions(
-                            ps.into_iter()
-                                .map(|(p, o)| partition(p, o.as_ref(), 0))
-                                .collect(),
-                        )
-                })
-                .collect(),
-        ),
+    match fetch_group(broker, ctx, &group_id, &wanted) {
+        Ok((topics, denied)) => {
+            let found = topics.into_iter().map(|(t, ps)| {
+                let ps: Vec<_> = ps
+                    .into_iter()
+                    .map(|(p, o)| partition(p, o.as_ref(), 0))
+                    .collect();
+                (t, ps)
+            });
+            let code = ResponseError::TopicAuthorizationFailed.code();
+            let denied = denied.into_iter().map(|(t, ps)| {
+                count_error(broker, ctx.api_key, code);
+                let ps: Vec<_> = ps.into_iter().map(|p| partition(p, None, code)).collect();
+                (t, ps)
+            });
+            OffsetFetchResponse::default().with_topics(
+                found
+                    .chain(denied)
+                    .map(|(t, ps)| {
+                        OffsetFetchResponseTopic::default()
+                            .with_name(TopicName(str_bytes(t)))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            )
+        }
         Err(e) => {
             let c = err(broker, ctx, Some(e));
             // v1 has no top-level error: every partition carries it.
@@ -599,7 +700,10 @@ pub fn describe_groups(
         .iter()
         .map(|g| {
             let out = DescribedGroup::default().with_group_id(g.clone());
-            let d = match coordinator_for(broker, g).and_then(|s| s.describe(g)) {
+            let described = group_access(broker, ctx, AclOperation::Describe, g)
+                .and_then(|()| coordinator_for(broker, g))
+                .and_then(|s| s.describe(g));
+            let d = match described {
                 Ok(d) => d,
                 Err(e) => return out.with_error_code(err(broker, ctx, Some(e))),
             };
@@ -626,8 +730,9 @@ pub fn describe_groups(
                         .collect(),
                 );
             if v >= 3 && req.include_authorized_operations {
-                // No ACLs: every group operation is allowed (READ, DELETE, DESCRIBE).
-                out.authorized_operations = (1 << 3) | (1 << 6) | (1 << 8);
+                let image = broker.image();
+                out.authorized_operations = super::acls::authorizer(broker, ctx, &image)
+                    .authorized_operations(ResourceType::Group, g);
             }
             out
         })
@@ -650,10 +755,15 @@ pub fn list_groups(
     } else {
         Vec::new()
     };
+    // Every group with DESCRIBE on the cluster, else those it may describe (Kafka).
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let all = auth.cluster(AclOperation::Describe);
     let groups = rt
         .list()
         .into_iter()
         .filter(|(_, _, s)| filter.is_empty() || filter.contains(&s.as_str().to_lowercase()))
+        .filter(|(id, _, _)| all || auth.authorize(AclOperation::Describe, ResourceType::Group, id))
         .map(|(id, protocol_type, state)| {
             let mut g = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(id)))
@@ -674,7 +784,9 @@ pub async fn delete_groups(
 ) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for g in &req.groups_names {
-        let e = match coordinator_for(broker, g) {
+        let coordinator = group_access(broker, ctx, AclOperation::Delete, g)
+            .and_then(|()| coordinator_for(broker, g));
+        let e = match coordinator {
             Ok(rt) => rt.delete_group(g).await.err(),
             Err(e) => Some(e),
         };
@@ -696,16 +808,28 @@ pub async fn offset_delete(
     req: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group_id = req.group_id.0.to_string();
+    // DELETE on the group, READ on each topic (Kafka).
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let readable: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| auth.authorize(AclOperation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let wanted: Vec<(String, i32)> = req
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&readable)
+        .filter(|(_, &r)| r)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.0.to_string(), p.partition_index))
         })
         .collect();
-    let result = match coordinator_for(broker, &group_id) {
+    let coordinator = group_access(broker, ctx, AclOperation::Delete, &group_id)
+        .and_then(|()| coordinator_for(broker, &group_id));
+    let result = match coordinator {
         Ok(rt) => rt.delete_offsets(&group_id, &wanted).await,
         Err(e) => Err(e),
     };
@@ -716,16 +840,22 @@ pub async fn offset_delete(
             let topics = req
                 .topics
                 .iter()
-                .map(|t| {
+                .zip(readable)
+                .map(|(t, readable)| {
                     OffsetDeleteResponseTopic::default()
                         .with_name(t.name.clone())
                         .with_partitions(
                             t.partitions
                                 .iter()
                                 .map(|p| {
+                                    let e = if readable {
+                                        errors.next().flatten()
+                                    } else {
+                                        Some(ResponseError::TopicAuthorizationFailed)
+                                    };
                                     OffsetDeleteResponsePartition::default()
                                         .with_partition_index(p.partition_index)
-                                        .with_error_code(err(broker, ctx, errors.next().flatten()))
+                                        .with_error_code(err(broker, ctx, e))
                                 })
                                 .collect(),
                         )

@@ -10,6 +10,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::metadata::admin::{plan_create_topic, validate_topic_name, NewTopic};
 use crate::metadata::image::{MetadataImage, TopicState};
 use crate::server::broker::{Broker, ClusterBroker};
@@ -104,13 +105,18 @@ pub async fn handle(
         other => other,
     };
     let allow_auto_create = v < 4 || req.allow_auto_topic_creation;
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let describable =
+        |name: &str| auth.authorize(AclOperation::Describe, ResourceType::Topic, name);
     let mut topics = Vec::new();
     match requested {
+        // All topics: only those the principal may describe, without a word on the rest.
         None => {
-            let image = broker.image();
             topics.extend(
                 image
                     .topics()
+                    .filter(|t| describable(&t.name))
                     .map(|t| topic_entry(t, v, &image, hidden(broker))),
             );
         }
@@ -127,8 +133,22 @@ pub async fn handle(
                 }
                 let image_now = broker.image();
                 topics.push(match key {
-                    Some(name) => lookup_or_create(broker, v, &name, allow_auto_create).await,
+                    // Refused whether or not it exists, so existence is not disclosed.
+                    Some(name) if !describable(&name) => {
+                        error_topic(t.name, ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(name) => {
+                        let may_create = auth.cluster(AclOperation::Create)
+                            || auth.authorize(AclOperation::Create, ResourceType::Topic, &name);
+                        let create = allow_auto_create.then_some(may_create);
+                        lookup_or_create(broker, v, &name, create).await
+                    }
                     None => match image_now.topic_by_id(&t.topic_id) {
+                        Some(state) if !describable(&state.name) => {
+                            let mut e = error_topic(None, ResponseError::TopicAuthorizationFailed);
+                            e.topic_id = t.topic_id;
+                            e
+                        }
                         Some(state) => topic_entry(state, v, &image_now, hidden(broker)),
                         None => {
                             let mut e = error_topic(None, ResponseError::UnknownTopicId);
@@ -140,10 +160,27 @@ pub async fn handle(
             }
         }
     }
-    for t in &topics {
+    for t in &mut topics {
         count_error(broker, ctx.api_key, t.error_code);
+        if v >= 8 && req.include_topic_authorized_operations {
+            if let Some(name) = t
+                .name
+                .as_ref()
+                .filter(|_| t.error_code != ResponseError::TopicAuthorizationFailed.code())
+            {
+                t.topic_authorized_operations =
+                    auth.authorized_operations(ResourceType::Topic, name);
+            }
+        }
     }
     let mut resp = MetadataResponse::default().with_topics(topics);
+    if (8..=10).contains(&v) && req.include_cluster_authorized_operations {
+        resp.cluster_authorized_operations = if auth.cluster(AclOperation::Describe) {
+            auth.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    }
     let listed = broker.cluster_brokers();
     if v >= 1 {
         resp.controller_id = BrokerId(broker.controller_id(&listed));
@@ -155,11 +192,13 @@ pub async fn handle(
     resp
 }
 
+/// `create`: None when the request does not allow auto-creation, else whether the
+/// principal may create the topic (CREATE on the cluster or the topic).
 async fn lookup_or_create(
     broker: &Broker,
     v: i16,
     name: &str,
-    allow_auto_create: bool,
+    create: Option<bool>,
 ) -> MetadataResponseTopic {
     let topic_name = || Some(TopicName(str_bytes(name.to_string())));
     let image = broker.image();
@@ -169,8 +208,11 @@ async fn lookup_or_create(
     if validate_topic_name(name).is_err() {
         return error_topic(topic_name(), ResponseError::InvalidTopicException);
     }
-    if !(allow_auto_create && broker.config.auto_create_topics) || name.starts_with("__") {
+    if create.is_none() || !broker.config.auto_create_topics || name.starts_with("__") {
         return error_topic(topic_name(), ResponseError::UnknownTopicOrPartition);
+    }
+    if create == Some(false) {
+        return error_topic(topic_name(), ResponseError::TopicAuthorizationFailed);
     }
     let new = NewTopic {
         name: name.to_string(),

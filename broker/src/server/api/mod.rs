@@ -3,6 +3,7 @@
 //! the response, never a Rust error. A Rust error here means the request could not
 //! be decoded or answered at all, and the connection is closed.
 
+pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
@@ -64,6 +65,9 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::OffsetFetch => "OffsetFetch",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         _ => "Other",
     }
 }
@@ -196,6 +200,9 @@ pub async fn dispatch(
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
         ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),
         ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeAcls => encode(&acls::describe_acls(broker, ctx, decode(body, v)?)),
+        ApiKey::CreateAcls => encode(&acls::create_acls(broker, ctx, decode(body, v)?).await),
+        ApiKey::DeleteAcls => encode(&acls::delete_acls(broker, ctx, decode(body, v)?).await),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{count_error, RequestContext};
+use crate::auth::acl::{AclOperation, Authorizer, ResourceType};
 use crate::server::broker::Broker;
 use crate::server::partition::Partition;
 
@@ -30,18 +31,23 @@ pub fn handle(
 ) -> ListOffsetsResponse {
     let v = ctx.version;
     let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
     let topics = req
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.name.0.as_str();
+            let described = described(&auth, name);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|lp| {
                     let mut resp = ListOffsetsPartitionResponse::default()
                         .with_partition_index(lp.partition_index);
-                    let result = super::led_partition(broker, &image, name, lp.partition_index)
+                    let result = described
+                        .and_then(|()| {
+                            super::led_partition(broker, &image, name, lp.partition_index)
+                        })
                         .and_then(|p| lookup(&p, lp, v, name));
                     match result {
                         Ok(Some((ts, offset, epoch))) => {
@@ -105,6 +111,14 @@ fn lookup(
     })
 }
 
+/// Both offset APIs need DESCRIBE on the topic (Kafka; a follower's
+/// OffsetForLeaderEpoch is not on this port in Fjord).
+fn described(auth: &Authorizer, topic: &str) -> Result<(), ResponseError> {
+    auth.authorize(AclOperation::Describe, ResourceType::Topic, topic)
+        .then_some(())
+        .ok_or(ResponseError::TopicAuthorizationFailed)
+}
+
 /// Fencing shared by the offset APIs: a client naming an older leader epoch is
 /// fenced, one naming a newer epoch knows more than we do.
 fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError> {
@@ -122,18 +136,21 @@ pub fn offset_for_leader_epoch(
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
     let topics = req
         .topics
         .into_iter()
         .map(|topic| {
             let name = topic.topic.0.as_str();
+            let described = described(&auth, name);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|op| {
                     let mut resp = EpochEndOffset::default().with_partition(op.partition);
-                    let result =
-                        super::led_partition(broker, &image, name, op.partition).and_then(|p| {
+                    let result = described
+                        .and_then(|()| super::led_partition(broker, &image, name, op.partition))
+                        .and_then(|p| {
                             check_leader_epoch(p.leader_epoch(), op.current_leader_epoch)?;
                             Ok(p.with_log(|l| l.end_offset_for_epoch(op.leader_epoch)))
                         });

@@ -7,6 +7,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::{AclOperation, ResourceType};
 use crate::log::batch::ATTRIBUTES_AT;
 use crate::log::codec::Compression;
 use crate::log::AppendError;
@@ -103,8 +104,11 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
     let deadline_ms = broker.clock.now_ms() + wait_ms;
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
+    let auth = super::acls::authorizer(broker, ctx, &image);
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
+        // Kafka answers an unauthorized topic so whether or not it exists.
+        let may_write = auth.authorize(AclOperation::Write, ResourceType::Topic, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let mut resp = PartitionProduceResponse::default().with_index(pd.index);
@@ -117,6 +121,11 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
                     "transactions are not supported".into(),
+                ))
+            } else if !may_write {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not write to topic {name:?}", ctx.principal),
                 ))
             } else {
                 append_one(

@@ -14,6 +14,7 @@ use kafka_protocol::messages::list_partition_reassignments_response::{
 use kafka_protocol::messages::*;
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::auth::acl::AclOperation;
 use crate::replication::TopicPartition;
 use crate::server::broker::Broker;
 
@@ -24,14 +25,19 @@ pub async fn alter(
 ) -> AlterPartitionReassignmentsResponse {
     // v0 allows changing the replication factor; v1 asks (KIP-860).
     let allow_rf_change = ctx.version < 1 || req.allow_replication_factor_change;
+    let denied = super::acls::cluster_denied(broker, ctx, AclOperation::Alter);
     let mut responses = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let target: Option<Vec<i32>> = p.replicas.map(|r| r.into_iter().map(|b| b.0).collect());
-            let outcome =
-                reassign_one(broker, &name, p.partition_index, target, allow_rf_change).await;
+            let outcome = match &denied {
+                Some(e) => Err((e.code, e.message.clone())),
+                None => {
+                    reassign_one(broker, &name, p.partition_index, target, allow_rf_change).await
+                }
+            };
             let mut resp =
                 ReassignablePartitionResponse::default().with_partition_index(p.partition_index);
             if let Err((code, message)) = outcome {
@@ -48,6 +54,10 @@ pub async fn alter(
         );
     }
     let mut resp = AlterPartitionReassignmentsResponse::default().with_responses(responses);
+    if let Some(e) = denied {
+        resp.error_code = e.code.code();
+        resp.error_message = Some(str_bytes(e.message));
+    }
     if ctx.version >= 1 {
         resp.allow_replication_factor_change = req.allow_replication_factor_change;
     }
@@ -100,9 +110,14 @@ async fn reassign_one(
 
 pub fn list(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if let Some(e) = super::acls::cluster_denied(broker, ctx, AclOperation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(e.code.code())
+            .with_error_message(Some(str_bytes(e.message)));
+    }
     let image = broker.image();
     let wanted = |topic: &str, index: i32| match &req.topics {
         None => true,
@@ -147,6 +162,11 @@ pub async fn unregister_broker(
     req: UnregisterBrokerRequest,
 ) -> UnregisterBrokerResponse {
     let id = req.broker_id.0;
+    if let Some(e) = super::acls::cluster_denied(broker, ctx, AclOperation::Alter) {
+        return UnregisterBrokerResponse::default()
+            .with_error_code(e.code.code())
+            .with_error_message(Some(str_bytes(e.message)));
+    }
     let outcome = match check_unregister(broker, id) {
         Ok(()) => broker
             .unregister_broker(id)
