@@ -1,6 +1,6 @@
 //! Consumer group APIs (classic protocol): FindCoordinator, JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups,
-//! DeleteGroups, OffsetDelete. Decisions come from `group::GroupCoordinator` through
+//! Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups (the offset APIs
+//! are in `group_offsets`). Decisions come from `group::GroupCoordinator` through
 //! `server::coordinator`; this layer maps the wire types in and out, gating fields
 //! by version.
 
@@ -14,43 +14,28 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_delete_response::{
-    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
-};
-use kafka_protocol::messages::offset_fetch_response::{
-    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
-    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
-};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
-use crate::group::{
-    partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
-};
+use crate::group::{partition_for, JoinRequest, MemberRef, SyncRequest, OFFSETS_TOPIC};
 use crate::metadata::image::{MetadataImage, PartitionState};
 use crate::server::broker::Broker;
 use crate::server::coordinator::{self, client_host, to_str, GroupRuntime, Shard};
-
-/// offset.metadata.max.bytes (Kafka's default).
-const OFFSET_METADATA_MAX_BYTES: usize = 4096;
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
 }
 
-fn err(broker: &Broker, ctx: &RequestContext, e: Option<ResponseError>) -> i16 {
+pub(super) fn err(broker: &Broker, ctx: &RequestContext, e: Option<ResponseError>) -> i16 {
     let c = code(e);
     count_error(broker, ctx.api_key, c);
     c
 }
 
 /// GROUP_AUTHORIZATION_FAILED unless the principal may do `op` on the group.
-fn group_access(
+pub(super) fn group_access(
     broker: &Broker,
     ctx: &RequestContext,
     op: AclOperation,
@@ -82,7 +67,10 @@ fn offsets_partition<'a>(image: &'a MetadataImage, group_id: &str) -> Option<&'a
 /// The shard coordinating `group_id` here: NOT_COORDINATOR unless this broker leads
 /// the group's `__consumer_offsets` partition and has loaded it,
 /// COORDINATOR_LOAD_IN_PROGRESS while it loads.
-fn coordinator_for(broker: &Broker, group_id: &str) -> Result<Arc<Shard>, ResponseError> {
+pub(super) fn coordinator_for(
+    broker: &Broker,
+    group_id: &str,
+) -> Result<Arc<Shard>, ResponseError> {
     let rt = runtime(broker)?;
     let image = broker.image();
     match offsets_partition(&image, group_id) {
@@ -397,298 +385,6 @@ pub fn leave_group(
     )
 }
 
-pub async fn offset_commit(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: OffsetCommitRequest,
-) -> OffsetCommitResponse {
-    let v = ctx.version;
-    let group_id = req.group_id.0.to_string();
-    let image = broker.image();
-    let auth = super::acls::authorizer(broker, ctx, &image);
-    // READ on the group, then READ on each topic (Kafka).
-    let group_denied = group_access(broker, ctx, AclOperation::Read, &group_id).err();
-    // Commit times are record timestamps: wall clock.
-    let now = broker.clock.wall_ms();
-    // Per partition: an error of its own, or None and a place in the commit.
-    let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
-    let mut offsets = Vec::new();
-    for (ti, t) in req.topics.iter().enumerate() {
-        let may_read = auth.authorize(AclOperation::Read, ResourceType::Topic, &t.name);
-        for p in &t.partitions {
-            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
-            let own = if group_denied.is_some() {
-                group_denied
-            } else if !may_read {
-                Some(ResponseError::TopicAuthorizationFailed)
-            } else if image.partition(&t.name, p.partition_index).is_none() {
-                Some(ResponseError::UnknownTopicOrPartition)
-            } else if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                Some(ResponseError::OffsetMetadataTooLarge)
-            } else {
-                None
-            };
-            if own.is_none() {
-                offsets.push((
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    OffsetValue {
-                        offset: p.committed_offset,
-                        leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
-                        metadata,
-                        commit_timestamp_ms: now,
-                    },
-                ));
-            }
-            per_partition.push((ti, p.partition_index, own));
-        }
-    }
-    let group_error = match coordinator_for(broker, &group_id) {
-        _ if group_denied.is_some() => group_denied,
-        Err(e) => Some(e),
-        Ok(rt) => {
-            let committed = rt.commit(CommitRequest {
-                group_id,
-                member_id: req.member_id.to_string(),
-                group_instance_id: if v >= 7 {
-                    to_str(req.group_instance_id.as_ref())
-                } else {
-                    None
-                },
-                generation_id: req.generation_id_or_member_epoch,
-                offsets,
-            });
-            committed.await.err()
-        }
-    };
-    let mut topics: Vec<OffsetCommitResponseTopic> = req
-        .topics
-        .iter()
-        .map(|t| OffsetCommitResponseTopic::default().with_name(t.name.clone()))
-        .collect();
-    for (ti, partition, own) in per_partition {
-        topics[ti].partitions.push(
-            OffsetCommitResponsePartition::default()
-                .with_partition_index(partition)
-                .with_error_code(err(broker, ctx, own.or(group_error))),
-        );
-    }
-    OffsetCommitResponse::default().with_topics(topics)
-}
-
-type Wanted = Option<Vec<(String, i32)>>;
-/// Topics (with the partitions asked) the principal may not describe.
-type Denied = Vec<(String, Vec<i32>)>;
-/// Committed offsets by topic, each partition with its offset if any.
-type ByTopic = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
-
-/// Committed offsets of one group: Ok(topic → partitions) or a group-level error.
-/// As in Kafka: GROUP_AUTHORIZATION_FAILED without DESCRIBE on the group; topics the
-/// principal may not describe are not read: named ones come back in `.1` (answered
-/// TOPIC_AUTHORIZATION_FAILED), and with every topic asked they are left out.
-fn fetch_group(
-    broker: &Broker,
-    ctx: &RequestContext,
-    group_id: &str,
-    wanted: &Wanted,
-) -> Result<(ByTopic, Denied), ResponseError> {
-    group_access(broker, ctx, AclOperation::Describe, group_id)?;
-    let image = broker.image();
-    let auth = super::acls::authorizer(broker, ctx, &image);
-    let describable = |t: &str| auth.authorize(AclOperation::Describe, ResourceType::Topic, t);
-    let mut denied: Denied = Vec::new();
-    let wanted: Wanted = wanted.as_ref().map(|w| {
-        w.iter()
-            .filter(|(t, p)| {
-                let ok = describable(t);
-                if !ok {
-                    match denied.iter_mut().find(|(n, _)| n == t) {
-                        Some((_, ps)) => ps.push(*p),
-                        None => denied.push((t.clone(), vec![*p])),
-                    }
-                }
-                ok
-            })
-            .cloned()
-            .collect()
-    });
-    let found = coordinator_for(broker, group_id)?.fetch_offsets(group_id, wanted.as_deref())?;
-    // require_stable (KIP-447) waits for pending transactional offsets; without
-    // transactions no offset is ever pending, so every answer is stable.
-    let mut by_topic: ByTopic = Vec::new();
-    for (t, p, v) in found.into_iter().filter(|(t, _, _)| describable(t)) {
-        match by_topic.iter_mut().find(|(n, _)| *n == t) {
-            Some((_, ps)) => ps.push((p, v)),
-            None => by_topic.push((t, vec![(p, v)])),
-        }
-    }
-    Ok((by_topic, denied))
-}
-
-fn wanted_v1_7(req: &OffsetFetchRequest, v: i16) -> Wanted {
-    // v1 always names partitions; from v2 null asks for every committed offset.
-    let topics = req.topics.as_ref()?;
-    let _ = v;
-    Some(
-        topics
-            .iter()
-            .flat_map(|t| {
-                t.partition_indexes
-                    .iter()
-                    .map(move |p| (t.name.0.to_string(), *p))
-            })
-            .collect(),
-    )
-}
-
-pub fn offset_fetch(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: OffsetFetchRequest,
-) -> OffsetFetchResponse {
-    let v = ctx.version;
-    let none = |p: i32| (p, None::<OffsetValue>);
-    if v >= 8 {
-        let groups = req
-            .groups
-            .iter()
-            .map(|g| {
-                let group_id = g.group_id.0.to_string();
-                let wanted: Wanted = g.topics.as_ref().map(|ts| {
-                    ts.iter()
-                        .flat_map(|t| {
-                            t.partition_indexes
-                                .iter()
-                                .map(move |p| (t.name.0.to_string(), *p))
-                        })
-                        .collect()
-                });
-                let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, ctx, &group_id, &wanted) {
-                    Ok((topics, denied)) => {
-                        out.topics = topics
-                            .into_iter()
-                            .map(|(t, ps)| {
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(TopicName(str_bytes(t)))
-                                    .with_partitions(
-                                        ps.into_iter()
-                                            .map(|(p, o)| {
-                                                let o = o.as_ref();
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(
-                                                        o.map_or(-1, |o| o.offset),
-                                                    )
-                                                    .with_committed_leader_epoch(
-                                                        o.map_or(-1, |o| o.leader_epoch),
-                                                    )
-                                                    .with_metadata(Some(str_bytes(
-                                                        o.map_or(String::new(), |o| {
-                                                            o.metadata.clone()
-                                                        }),
-                                                    )))
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect();
-                        let code = err(broker, ctx, Some(ResponseError::TopicAuthorizationFailed));
-                        out.topics.extend(denied.into_iter().map(|(t, ps)| {
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(str_bytes(t)))
-                                .with_partitions(
-                                    ps.into_iter()
-                                        .map(|p| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(-1)
-                                                .with_committed_leader_epoch(-1)
-                                                .with_metadata(Some(StrBytes::default()))
-                                                .with_error_code(code)
-                                        })
-                                        .collect(),
-                                )
-                        }));
-                    }
-                    Err(e) => out.error_code = err(broker, ctx, Some(e)),
-                }
-                out
-            })
-            .collect();
-        return OffsetFetchResponse::default().with_groups(groups);
-    }
-    let group_id = req.group_id.0.to_string();
-    let wanted = wanted_v1_7(&req, v);
-    let partition = |p: i32, o: Option<&OffsetValue>, e: i16| {
-        let mut r = OffsetFetchResponsePartition::default()
-            .with_partition_index(p)
-            .with_committed_offset(o.map_or(-1, |o| o.offset))
-            .with_metadata(Some(str_bytes(
-                o.map_or(String::new(), |o| o.metadata.clone()),
-            )))
-            .with_error_code(e);
-        if v >= 5 {
-            r.committed_leader_epoch = o.map_or(-1, |o| o.leader_epoch);
-        }
-        r
-    };
-    match fetch_group(broker, ctx, &group_id, &wanted) {
-        Ok((topics, denied)) => {
-            let found = topics.into_iter().map(|(t, ps)| {
-                let ps: Vec<_> = ps
-                    .into_iter()
-                    .map(|(p, o)| partition(p, o.as_ref(), 0))
-                    .collect();
-                (t, ps)
-            });
-            let code = ResponseError::TopicAuthorizationFailed.code();
-            let denied = denied.into_iter().map(|(t, ps)| {
-                count_error(broker, ctx.api_key, code);
-                let ps: Vec<_> = ps.into_iter().map(|p| partition(p, None, code)).collect();
-                (t, ps)
-            });
-            OffsetFetchResponse::default().with_topics(
-                found
-                    .chain(denied)
-                    .map(|(t, ps)| {
-                        OffsetFetchResponseTopic::default()
-                            .with_name(TopicName(str_bytes(t)))
-                            .with_partitions(ps)
-                    })
-                    .collect(),
-            )
-        }
-        Err(e) => {
-            let c = err(broker, ctx, Some(e));
-            // v1 has no top-level error: every partition carries it.
-            let topics = req
-                .topics
-                .iter()
-                .flatten()
-                .map(|t| {
-                    OffsetFetchResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partition_indexes
-                                .iter()
-                                .map(|p| {
-                                    let (p, o) = none(*p);
-                                    partition(p, o.as_ref(), c)
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            let mut resp = OffsetFetchResponse::default().with_topics(topics);
-            if v >= 2 {
-                resp.error_code = c;
-            }
-            resp
-        }
-    }
-}
-
 pub fn describe_groups(
     broker: &Broker,
     ctx: &RequestContext,
@@ -800,70 +496,6 @@ pub async fn delete_groups(
         );
     }
     DeleteGroupsResponse::default().with_results(results)
-}
-
-pub async fn offset_delete(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: OffsetDeleteRequest,
-) -> OffsetDeleteResponse {
-    let group_id = req.group_id.0.to_string();
-    // DELETE on the group, READ on each topic (Kafka).
-    let image = broker.image();
-    let auth = super::acls::authorizer(broker, ctx, &image);
-    let readable: Vec<bool> = req
-        .topics
-        .iter()
-        .map(|t| auth.authorize(AclOperation::Read, ResourceType::Topic, &t.name))
-        .collect();
-    let wanted: Vec<(String, i32)> = req
-        .topics
-        .iter()
-        .zip(&readable)
-        .filter(|(_, &r)| r)
-        .flat_map(|(t, _)| {
-            t.partitions
-                .iter()
-                .map(move |p| (t.name.0.to_string(), p.partition_index))
-        })
-        .collect();
-    let coordinator = group_access(broker, ctx, AclOperation::Delete, &group_id)
-        .and_then(|()| coordinator_for(broker, &group_id));
-    let result = match coordinator {
-        Ok(rt) => rt.delete_offsets(&group_id, &wanted).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Err(e) => OffsetDeleteResponse::default().with_error_code(err(broker, ctx, Some(e))),
-        Ok(errors) => {
-            let mut errors = errors.into_iter();
-            let topics = req
-                .topics
-                .iter()
-                .zip(readable)
-                .map(|(t, readable)| {
-                    OffsetDeleteResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    let e = if readable {
-                                        errors.next().flatten()
-                                    } else {
-                                        Some(ResponseError::TopicAuthorizationFailed)
-                                    };
-                                    OffsetDeleteResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(err(broker, ctx, e))
-                                })
-                                .collect(),
-                        )
-                })
-                .collect();
-            OffsetDeleteResponse::default().with_topics(topics)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod api_versions;
 pub mod configs;
 pub mod fetch;
+pub mod group_offsets;
 pub mod groups;
 pub mod metadata;
 pub mod offsets;
@@ -194,12 +195,16 @@ pub async fn dispatch(
         ApiKey::SyncGroup => encode(&groups::sync_group(broker, ctx, decode(body, v)?).await),
         ApiKey::Heartbeat => encode(&groups::heartbeat(broker, ctx, decode(body, v)?)),
         ApiKey::LeaveGroup => encode(&groups::leave_group(broker, ctx, decode(body, v)?)),
-        ApiKey::OffsetCommit => encode(&groups::offset_commit(broker, ctx, decode(body, v)?).await),
-        ApiKey::OffsetFetch => encode(&groups::offset_fetch(broker, ctx, decode(body, v)?)),
+        ApiKey::OffsetCommit => {
+            encode(&group_offsets::offset_commit(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::OffsetFetch => encode(&group_offsets::offset_fetch(broker, ctx, decode(body, v)?)),
         ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
         ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),
-        ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?).await),
+        ApiKey::OffsetDelete => {
+            encode(&group_offsets::offset_delete(broker, ctx, decode(body, v)?).await)
+        }
         ApiKey::DescribeAcls => encode(&acls::describe_acls(broker, ctx, decode(body, v)?)),
         ApiKey::CreateAcls => encode(&acls::create_acls(broker, ctx, decode(body, v)?).await),
         ApiKey::DeleteAcls => encode(&acls::delete_acls(broker, ctx, decode(body, v)?).await),

@@ -9,7 +9,7 @@ use kafka_protocol::messages::*;
 use super::*;
 use crate::auth::acl::{AclOperation as Op, PatternType as Pt, PermissionType as Perm};
 use crate::auth::acl::{ResourceType as Rt, CLUSTER_NAME};
-use crate::server::api::{admin, groups, reassign};
+use crate::server::api::{admin, group_offsets, groups, reassign};
 
 fn commit(group: &str, topic: &str) -> OffsetCommitRequest {
     OffsetCommitRequest::default()
@@ -43,7 +43,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
         GAF
     );
     let code = |r: &OffsetCommitResponse| r.topics[0].partitions[0].error_code;
-    let resp = groups::offset_commit(
+    let resp = group_offsets::offset_commit(
         &b,
         &ctx(ApiKey::OffsetCommit, 8, alice),
         commit("g", "orders"),
@@ -66,7 +66,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
     .await;
     let resp = groups::find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3, alice), find).await;
     assert_eq!(resp.error_code, 0);
-    let resp = groups::offset_commit(
+    let resp = group_offsets::offset_commit(
         &b,
         &ctx(ApiKey::OffsetCommit, 8, alice),
         commit("g", "orders"),
@@ -88,7 +88,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
     // The group's coordinator loads in the background.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let resp = groups::offset_commit(
+        let resp = group_offsets::offset_commit(
             &b,
             &ctx(ApiKey::OffsetCommit, 8, alice),
             commit("g", "orders"),
@@ -123,7 +123,8 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
         .with_name(TopicName(str_bytes("orders")))
         .with_partition_indexes(vec![0])]);
     let bob = "User:bob";
-    let resp = groups::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
+    let resp =
+        group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
     assert_eq!(resp.groups[0].error_code, GAF);
     grant(
         &b,
@@ -137,11 +138,12 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
         )],
     )
     .await;
-    let resp = groups::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
+    let resp =
+        group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
     assert_eq!(resp.groups[0].topics[0].partitions[0].error_code, TAF);
-    let resp = groups::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(None));
+    let resp = group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(None));
     assert!(resp.groups[0].topics.is_empty());
-    let resp = groups::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, alice), fetch(None));
+    let resp = group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, alice), fetch(None));
     assert_eq!(resp.groups[0].topics[0].partitions[0].committed_offset, 0);
 
     // DescribeGroups / ListGroups: DESCRIBE; DeleteGroups: DELETE.
@@ -292,7 +294,8 @@ async fn offset_delete_needs_delete_on_the_group_and_read_on_the_topic() {
             .with_partitions(vec![
                 OffsetDeleteRequestPartition::default().with_partition_index(0)
             ])]);
-    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
+    let resp =
+        group_offsets::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
     assert_eq!(resp.error_code, GAF);
     grant(
         &b,
@@ -316,7 +319,8 @@ async fn offset_delete_needs_delete_on_the_group_and_read_on_the_topic() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let resp =
-            groups::offset_commit(&b, &admin(ApiKey::OffsetCommit), commit("g", "orders")).await;
+            group_offsets::offset_commit(&b, &admin(ApiKey::OffsetCommit), commit("g", "orders"))
+                .await;
         let code = resp.topics[0].partitions[0].error_code;
         if code == 0 {
             break;
@@ -327,10 +331,12 @@ async fn offset_delete_needs_delete_on_the_group_and_read_on_the_topic() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
+    let resp =
+        group_offsets::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
     assert_eq!(resp.error_code, 0);
     assert_eq!(resp.topics[0].partitions[0].error_code, TAF);
-    let resp = groups::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, "User:admin"), req).await;
+    let resp =
+        group_offsets::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, "User:admin"), req).await;
     assert_eq!(resp.topics[0].partitions[0].error_code, 0);
 }
 
