@@ -7,8 +7,12 @@
 //!   membership's), and only in N's own name.
 //! - A registration or heartbeat only for broker N (a heartbeat for broker -1 is the
 //!   probe a starting voter sends to find a running quorum, and names nobody).
-//! - A controller request only in N's own name; an ISR change (AlterPartition) only
-//!   from the partition's current leader.
+//! - A controller request only in N's own name. That makes the controller's own
+//!   rules hold for the proved node: an ISR change (AlterPartition) is accepted only
+//!   from the partition's current leader with its current epochs
+//!   (`Controller::alter_partition`), a storage report only for N's own replicas. Those
+//!   rules stay there, in one place, and their answers go only to a proved broker,
+//!   which holds the whole metadata log anyway.
 //! - A follower fetch only by N for itself, of a partition N is an assigned replica of.
 //!
 //! Metadata records a broker submits are limited, whoever calls (even on a plaintext
@@ -25,8 +29,7 @@ use std::collections::BTreeSet;
 
 use super::internal_tls::Caller;
 use super::ControllerRequest;
-use crate::metadata::image::{MetadataImage, MetadataRecord, PartitionState};
-use crate::replication::TopicPartition;
+use crate::metadata::image::{MetadataRecord, PartitionState};
 
 /// One internal call, as far as authorization looks at it.
 #[derive(Debug, Clone, Copy)]
@@ -61,11 +64,6 @@ pub enum Refusal {
     ClaimsAnotherNode { caller: i32, claimed: i32 },
     #[error("node {0} is not a metadata quorum voter")]
     NotAVoter(i32),
-    #[error("node {caller} is not the leader of {partition}")]
-    NotLeader {
-        caller: i32,
-        partition: TopicPartition,
-    },
     #[error("node {0} is not an assigned replica of the partition")]
     NotAReplica(i32),
     #[error("a {0} record is the controller's own decision")]
@@ -74,10 +72,9 @@ pub enum Refusal {
     UnplacedPartition { partition: i32, what: &'static str },
 }
 
-/// What the rules consult.
+/// What the rules consult beyond the call.
 #[derive(Debug, Clone, Copy)]
 pub struct Roles<'a> {
-    pub image: &'a MetadataImage,
     /// Metadata quorum voters: configured and committed.
     pub voters: &'a BTreeSet<i32>,
 }
@@ -122,41 +119,11 @@ pub fn authorize(
         InternalCall::RegisterBroker { broker } => in_own_name(broker),
         InternalCall::BrokerHeartbeat { broker: -1 } => Ok(()),
         InternalCall::BrokerHeartbeat { broker } => in_own_name(broker),
-        InternalCall::Submit { broker, request } => {
-            in_own_name(broker)?;
-            match request {
-                None => Ok(()),
-                Some(ControllerRequest::AlterPartition(r)) => {
-                    let leader = roles
-                        .image
-                        .topic_by_id(&r.partition.topic_id)
-                        .and_then(|t| {
-                            t.partitions
-                                .get(usize::try_from(r.partition.partition).ok()?)
-                        })
-                        .map(|p| p.leader);
-                    if leader == Some(node) {
-                        Ok(())
-                    } else {
-                        Err(Refusal::NotLeader {
-                            caller: node,
-                            partition: r.partition,
-                        })
-                    }
-                }
-                // A broker's report on its own replicas, admin changes planned by a
-                // broker for its clients (their ACLs are checked on the Kafka side),
-                // producer id blocks and barriers: any broker, in its own name.
-                Some(
-                    ControllerRequest::Records(_)
-                    | ControllerRequest::ReplicaStorage { .. }
-                    | ControllerRequest::AlterReassignment { .. }
-                    | ControllerRequest::AllocateProducerIds { .. }
-                    | ControllerRequest::UnregisterBroker { .. }
-                    | ControllerRequest::Sync,
-                ) => Ok(()),
-            }
-        }
+        // Every request a broker makes in its own name: its ISR changes and storage
+        // reports (judged by the controller, see the module doc), admin changes
+        // planned for its clients (their ACLs are checked on the Kafka side; records
+        // limited above), producer id blocks and barriers.
+        InternalCall::Submit { broker, .. } => in_own_name(broker),
         InternalCall::ReplicaFetch { replica, partition } => {
             in_own_name(replica)?;
             if partition.is_some_and(|p| p.is_replica(node)) {

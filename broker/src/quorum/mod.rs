@@ -352,7 +352,6 @@ impl Quorum {
     pub fn routes(self: &Arc<Self>) -> tonic::service::Routes {
         let raft = pb::raft_server::RaftServer::new(network::RaftService {
             raft: self.raft.clone(),
-            sm: self.sm.clone(),
             configured_voters: self.voters.iter().map(|v| v.id).collect(),
         })
         .max_decoding_message_size(usize::MAX)

@@ -25,7 +25,6 @@ use tonic::transport::{Channel, Endpoint};
 use super::authz::{self, InternalCall, Roles};
 use super::internal_tls::{self, InternalTls};
 use super::pb;
-use super::state_machine::Shared;
 use super::{NodeId, TypeConfig};
 
 /// How long a TCP connect to another node may take.
@@ -209,7 +208,6 @@ impl RaftNetwork<TypeConfig> for Peer {
 /// The receiving side: hands each message from a voter to the local Raft node.
 pub(crate) struct RaftService {
     pub raft: openraft::Raft<TypeConfig>,
-    pub sm: Arc<Shared>,
     /// The configured voters (`--voters`): a fresh node knows no membership yet.
     pub configured_voters: BTreeSet<i32>,
 }
@@ -233,11 +231,7 @@ impl RaftService {
                 .voter_ids()
                 .filter_map(|v| i32::try_from(v).ok()),
         );
-        let image = self.sm.image();
-        let roles = Roles {
-            image: &image,
-            voters: &voters,
-        };
+        let roles = Roles { voters: &voters };
         // Nothing is decoded for a caller that may send no Raft message at all.
         authz::check(caller, &InternalCall::Raft { sender: None }, &roles)?;
         let message: T = serde_json::from_slice(&req.into_inner().json)

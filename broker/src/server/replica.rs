@@ -66,7 +66,6 @@ impl Replica for ReplicaService {
                 partition: state,
             },
             &crate::quorum::authz::Roles {
-                image: &image,
                 voters: &Default::default(),
             },
         )?;
