@@ -236,6 +236,10 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_INTERNAL_LISTEN", default_value = "127.0.0.1:9093")]
     pub internal_listen: SocketAddr,
 
+    /// Mutual TLS between brokers on the internal listener (`--internal-ssl-*`).
+    #[command(flatten)]
+    pub internal_tls: crate::quorum::internal_tls::InternalTlsArgs,
+
     /// Address other brokers reach this broker's internal listener at (host:port);
     /// defaults to this broker's entry in --voters, else the advertised host with the
     /// --internal-listen port.
@@ -385,6 +389,7 @@ impl BrokerConfig {
         if let Some(addr) = &self.internal_advertised {
             parse_host_port(addr).map_err(|e| format!("--internal-advertised {addr:?}: {e}"))?;
         }
+        self.internal_tls.files()?;
         if self.broker_heartbeat_interval_ms == 0
             || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
         {

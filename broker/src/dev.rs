@@ -3,6 +3,11 @@
 //! The plan (ports, voters, data dirs, replication defaults) is pure and unit-tested; the
 //! supervisor spawns one child per broker, prefixes their log lines with the node id,
 //! waits for every `/ready`, and on Ctrl-C or SIGTERM stops them with SIGTERM.
+//!
+//! Even this local cluster is authenticated inside: each start makes a fresh CA and a
+//! certificate per broker (naming its node id, see `quorum::internal_tls`) under
+//! `<data-dir>/internal-tls/`, and the brokers talk to each other over mutual TLS. The
+//! CA's key is never written, so no other certificate can join.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -77,6 +82,8 @@ pub struct ClusterPlan {
     /// min.insync.replicas: 2 from three brokers up (one replica may fail without
     /// refusing acks=all writes), else 1.
     pub min_insync_replicas: u16,
+    /// Where the internal plane's CA and node certificates go.
+    pub tls_dir: PathBuf,
 }
 
 const HOST: &str = "127.0.0.1";
@@ -118,6 +125,7 @@ pub fn plan(brokers: u16, base_port: u16, data_dir: &Path) -> Result<ClusterPlan
         voters,
         replication_factor: n.min(3),
         min_insync_replicas: if n >= 3 { 2 } else { 1 },
+        tls_dir: data_dir.join("internal-tls"),
     })
 }
 
@@ -152,6 +160,15 @@ impl ClusterPlan {
                 "--min-insync-replicas",
                 self.min_insync_replicas.to_string(),
             ),
+            (
+                "--internal-ssl-certificate",
+                self.node_certificate(broker.node_id).display().to_string(),
+            ),
+            (
+                "--internal-ssl-key",
+                self.node_key(broker.node_id).display().to_string(),
+            ),
+            ("--internal-ssl-ca", self.ca().display().to_string()),
         ];
         let user_gives = |flag: &str| {
             extra
@@ -164,6 +181,56 @@ impl ClusterPlan {
             .map(|(flag, value)| format!("{flag}={value}"))
             .chain(extra.iter().cloned())
             .collect()
+    }
+}
+
+impl ClusterPlan {
+    fn ca(&self) -> PathBuf {
+        self.tls_dir.join("ca.pem")
+    }
+
+    fn node_certificate(&self, node: u16) -> PathBuf {
+        self.tls_dir.join(format!("node-{node}.pem"))
+    }
+
+    fn node_key(&self, node: u16) -> PathBuf {
+        self.tls_dir.join(format!("node-{node}.key"))
+    }
+
+    /// A fresh CA and a certificate and key per broker, written to `tls_dir` (keys
+    /// readable by the owner only).
+    pub fn write_internal_certificates(&self) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = &self.tls_dir;
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let ca = fjord_broker::quorum::internal_ca::LocalCa::new("fjord dev internal CA")
+            .map_err(|e| format!("making the internal CA: {e}"))?;
+        let write = |path: PathBuf, text: &str, mode: u32| {
+            // Written aside and renamed, so a broker never reads half a file.
+            let tmp = path.with_extension("new");
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&tmp)
+                .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+            std::io::Write::write_all(&mut file, text.as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| format!("writing {}: {e}", path.display()))
+        };
+        for broker in &self.brokers {
+            let cert = ca
+                .issue_node(i32::from(broker.node_id))
+                .map_err(|e| format!("certificate of broker {}: {e}", broker.node_id))?;
+            write(
+                self.node_certificate(broker.node_id),
+                &cert.certificate_pem,
+                0o644,
+            )?;
+            write(self.node_key(broker.node_id), &cert.key_pem, 0o600)?;
+        }
+        write(self.ca(), ca.certificate_pem(), 0o644)
     }
 }
 
@@ -192,6 +259,10 @@ pub async fn run(args: DevArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = plan.write_internal_certificates() {
+        eprintln!("fjord dev: {e}");
+        return ExitCode::FAILURE;
+    }
     let mut supervisor = Supervisor::new();
     for broker in &plan.brokers {
         if let Err(e) = std::fs::create_dir_all(&broker.data_dir) {
@@ -532,6 +603,9 @@ mod tests {
                 "--voters=1@127.0.0.1:10092,2@127.0.0.1:10093,3@127.0.0.1:10094",
                 "--default-replication-factor=3",
                 "--min-insync-replicas=2",
+                "--internal-ssl-certificate=/d/internal-tls/node-2.pem",
+                "--internal-ssl-key=/d/internal-tls/node-2.key",
+                "--internal-ssl-ca=/d/internal-tls/ca.pem",
             ]
         );
         let extra: Vec<String> = ["--min-insync-replicas", "1", "--log-retention-ms=1000"]
@@ -553,5 +627,40 @@ mod tests {
         assert!(p
             .broker_args(&p.brokers[0], &extra)
             .contains(&"--node-id=1".to_string()));
+    }
+
+    #[test]
+    fn every_broker_gets_a_certificate_naming_it_from_one_fresh_ca() {
+        use fjord_broker::quorum::internal_tls::{InternalTls, InternalTlsArgs};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = plan(4, 9092, dir.path()).unwrap();
+        p.write_internal_certificates().unwrap();
+        let ca_before = std::fs::read(p.ca()).unwrap();
+        for b in &p.brokers {
+            let args = p.broker_args(b, &[]);
+            let flag = |name: &str| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix(&format!("{name}=")))
+                    .map(PathBuf::from)
+            };
+            let tls = InternalTlsArgs {
+                certificate: flag("--internal-ssl-certificate"),
+                key: flag("--internal-ssl-key"),
+                ca: flag("--internal-ssl-ca"),
+            };
+            // Loading checks that the certificate names this broker's node id.
+            assert!(InternalTls::from_args(i32::from(b.node_id), &tls)
+                .unwrap()
+                .is_some());
+            assert!(InternalTls::from_args(i32::from(b.node_id) + 1, &tls).is_err());
+            let mode = std::fs::metadata(p.node_key(b.node_id))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        p.write_internal_certificates().unwrap();
+        assert_ne!(std::fs::read(p.ca()).unwrap(), ca_before);
     }
 }

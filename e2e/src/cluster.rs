@@ -34,6 +34,9 @@ pub struct ClusterOptions {
     pub min_insync_replicas: u32,
     /// Extra command-line arguments of every broker, after the harness's own.
     pub args: Vec<String>,
+    /// Extra command-line arguments of one broker (by node id), after `args`: each
+    /// broker's own certificate, for instance.
+    pub broker_args: std::collections::BTreeMap<u32, Vec<String>>,
     /// Extra environment of every broker.
     pub env: Vec<(String, String)>,
     /// Install and check the iptables chain at start, so a test that will isolate a
@@ -51,6 +54,7 @@ impl Default for ClusterOptions {
             replication_factor: 3,
             min_insync_replicas: 2,
             args: Vec::new(),
+            broker_args: Default::default(),
             env: Vec::new(),
             firewall: false,
             ready_timeout: READY_TIMEOUT,
@@ -141,7 +145,15 @@ impl Cluster {
                     format!("--min-insync-replicas={}", options.min_insync_replicas),
                 ]
                 .into_iter()
-                .chain(options.args.iter().cloned()),
+                .chain(options.args.iter().cloned())
+                .chain(
+                    options
+                        .broker_args
+                        .get(&broker.node_id())
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                ),
             );
         }
         let mut cluster = Cluster {

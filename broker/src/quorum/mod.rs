@@ -9,6 +9,10 @@
 //!   broker's readiness and metrics report.
 //! - `state_machine`: the [`MetadataImage`] as Raft state machine, with snapshots.
 //! - `network`: openraft's `RaftNetwork` over tonic, the `Raft` gRPC service, channels.
+//! - `internal_tls`: mutual TLS on the internal listener; a node's id bound to its
+//!   certificate (SAN URI `fjord://node/<id>`), reloaded when the files change.
+//! - `authz`: who may make which internal call (the pure rules, by role).
+//! - `internal_ca`: a CA made on the spot and node certificates (`fjord dev`, tests).
 //! - `controller`: the controller loop on the Raft leader (drives the pure
 //!   [`Controller`](crate::replication::controller::Controller)) and the `Controller`
 //!   gRPC service brokers call.
@@ -39,7 +43,10 @@
 //! [`QuorumStatus`] has no commit index (openraft 0.9 does not report one); it reports
 //! the last log index and the applied index.
 
+pub mod authz;
 mod controller;
+pub mod internal_ca;
+pub mod internal_tls;
 mod log_store;
 mod network;
 mod state_machine;
@@ -75,7 +82,8 @@ pub use log_store::LogStore;
 pub use network::Channels;
 pub use write_retry::WriteHealth;
 
-pub(crate) mod pb {
+/// The `fjord.metadata` gRPC messages and stubs (public so that tests can play a peer).
+pub mod pb {
     tonic::include_proto!("fjord.metadata");
 }
 
@@ -229,6 +237,7 @@ impl Quorum {
     /// leader). Binds no socket: serve [`Quorum::routes`].
     pub async fn start(
         config: &BrokerConfig,
+        channels: Channels,
         applier: Arc<dyn MetadataApplier>,
     ) -> Result<Arc<Quorum>, String> {
         let dir = config.data_dir.join("__cluster_metadata");
@@ -258,7 +267,6 @@ impl Quorum {
         }
         .validate()
         .map_err(|e| format!("raft config: {e}"))?;
-        let channels = network::Channels::for_listener(config.internal_listen);
         let network = network::Network {
             channels: channels.clone(),
         };
@@ -353,6 +361,7 @@ impl Quorum {
     pub fn routes(self: &Arc<Self>) -> tonic::service::Routes {
         let raft = pb::raft_server::RaftServer::new(network::RaftService {
             raft: self.raft.clone(),
+            configured_voters: self.voters.iter().map(|v| v.id).collect(),
         })
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
@@ -540,6 +549,7 @@ impl Quorum {
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 controller::remote(
                     &self.channels,
+                    target.0,
                     &target.1,
                     call.clone(),
                     remaining.min(CONTROLLER_RPC_TIMEOUT),
@@ -587,7 +597,9 @@ async fn quorum_exists(channels: &network::Channels, voters: &[Voter], me: i32) 
     };
     for v in voters.iter().filter(|v| v.id != me) {
         let call = controller::Call::Heartbeat(probe);
-        match controller::remote(channels, &v.address, call, Duration::from_millis(500)).await {
+        let answer =
+            controller::remote(channels, v.id, &v.address, call, Duration::from_millis(500)).await;
+        match answer {
             // An answer other than "not the controller, and no leader known".
             Ok(a) if a.not_controller() != Some(None) => return true,
             _ => {}

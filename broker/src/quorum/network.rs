@@ -1,8 +1,9 @@
 //! Raft messages over the internal gRPC listener: openraft's `RaftNetwork` on the
 //! sending side, the `fjord.metadata.Raft` service on the receiving side, and the pool
-//! of lazily connected channels (shared with the controller client).
+//! of lazily connected channels (shared with the controller client and replication),
+//! over mutual TLS when the internal plane has it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,39 +22,66 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
+use super::authz::{self, InternalCall, Roles};
+use super::internal_tls::{self, InternalTls};
 use super::pb;
 use super::{NodeId, TypeConfig};
 
 /// How long a TCP connect to another node may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// One lazily connected channel per peer address. A channel reconnects by itself after
-/// a failure. Outgoing connections bind `local_ip` when set, so that rules on source
-/// addresses (tests cutting loopback brokers apart) see this node's address.
+/// One lazily connected channel per peer (node id and address). A channel reconnects
+/// by itself after a failure. Outgoing connections bind `local_ip` when set, so that
+/// rules on source addresses (tests cutting loopback brokers apart) see this node's
+/// address. With internal TLS every connection presents this broker's certificate and
+/// accepts only the node it dials (see `internal_tls`).
 #[derive(Clone)]
 pub struct Channels {
     local_ip: Option<IpAddr>,
-    map: Arc<Mutex<HashMap<String, Channel>>>,
+    tls: Option<Arc<InternalTls>>,
+    map: Arc<Mutex<HashMap<(i32, String), Channel>>>,
 }
 
 impl Channels {
-    pub fn new(local_ip: Option<IpAddr>) -> Channels {
+    pub fn new(local_ip: Option<IpAddr>, tls: Option<Arc<InternalTls>>) -> Channels {
         Channels {
             local_ip,
+            tls,
             map: Arc::default(),
         }
     }
 
     /// Channels whose connections leave from the internal listener's address when it
     /// is a specific loopback address (brokers sharing one machine).
-    pub fn for_listener(internal_listen: std::net::SocketAddr) -> Channels {
+    pub fn for_listener(
+        internal_listen: std::net::SocketAddr,
+        tls: Option<Arc<InternalTls>>,
+    ) -> Channels {
         let ip = internal_listen.ip();
-        Channels::new((ip.is_loopback() && !ip.is_unspecified()).then_some(ip))
+        Channels::new(
+            (ip.is_loopback() && !ip.is_unspecified()).then_some(ip),
+            tls,
+        )
     }
 
-    pub fn get(&self, address: &str) -> Result<Channel, String> {
+    /// The channels of a broker with `config`: its internal TLS files loaded (and the
+    /// certificate checked to name its node id) when configured.
+    pub fn for_config(config: &crate::config::BrokerConfig) -> Result<Channels, String> {
+        let tls = InternalTls::from_args(config.node_id, &config.internal_tls)
+            .map_err(|e| e.to_string())?;
+        Ok(Channels::for_listener(config.internal_listen, tls))
+    }
+
+    /// This broker's internal TLS, None on a plaintext internal plane.
+    pub fn internal_tls(&self) -> Option<&Arc<InternalTls>> {
+        self.tls.as_ref()
+    }
+
+    /// The channel to `node` at `address`.
+    pub fn get(&self, node: i32, address: &str) -> Result<Channel, String> {
         let mut map = self.map.lock();
-        if let Some(c) = map.get(address) {
+        let key = (node, address.to_string());
+        if let Some(c) = map.get(&key) {
             return Ok(c.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{address}"))
@@ -61,8 +89,16 @@ impl Channels {
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .local_address(self.local_ip);
-        let channel = endpoint.connect_lazy();
-        map.insert(address.to_string(), channel.clone());
+        let channel = match &self.tls {
+            None => endpoint.connect_lazy(),
+            Some(tls) => endpoint.connect_with_connector_lazy(internal_tls::TlsConnector {
+                tls: tls.clone(),
+                expected: node,
+                address: address.to_string(),
+                local_ip: self.local_ip,
+            }),
+        };
+        map.insert(key, channel.clone());
         Ok(channel)
     }
 }
@@ -111,7 +147,8 @@ impl Peer {
     {
         let net = |e: String| RPCError::Network(NetworkError::new(&std::io::Error::other(e)));
         let json = serde_json::to_vec(req).map_err(|e| net(e.to_string()))?;
-        let channel = self.channels.get(&self.address).map_err(net)?;
+        let target = i32::try_from(self.target).map_err(|e| net(e.to_string()))?;
+        let channel = self.channels.get(target, &self.address).map_err(net)?;
         let mut client = pb::raft_client::RaftClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
@@ -168,14 +205,41 @@ impl RaftNetwork<TypeConfig> for Peer {
     }
 }
 
-/// The receiving side: hands each message to the local Raft node.
+/// The receiving side: hands each message from a voter to the local Raft node.
 pub(crate) struct RaftService {
     pub raft: openraft::Raft<TypeConfig>,
+    /// The configured voters (`--voters`): a fresh node knows no membership yet.
+    pub configured_voters: BTreeSet<i32>,
 }
 
-fn decode<T: DeserializeOwned>(req: tonic::Request<pb::RaftMessage>) -> Result<T, tonic::Status> {
-    serde_json::from_slice(&req.into_inner().json)
-        .map_err(|e| tonic::Status::invalid_argument(format!("raft message: {e}")))
+impl RaftService {
+    /// Decode a message the caller may send: a voter's, in its own name (the node
+    /// whose vote the message carries).
+    fn authorized<T: DeserializeOwned>(
+        &self,
+        req: tonic::Request<pb::RaftMessage>,
+        sender: impl FnOnce(&T) -> Option<NodeId>,
+    ) -> Result<T, tonic::Status> {
+        let caller = internal_tls::caller_of(&req);
+        let mut voters = self.configured_voters.clone();
+        voters.extend(
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter_map(|v| i32::try_from(v).ok()),
+        );
+        let roles = Roles { voters: &voters };
+        // Nothing is decoded for a caller that may send no Raft message at all.
+        authz::check(caller, &InternalCall::Raft { sender: None }, &roles)?;
+        let message: T = serde_json::from_slice(&req.into_inner().json)
+            .map_err(|e| tonic::Status::invalid_argument(format!("raft message: {e}")))?;
+        let sender = sender(&message).map(|s| i32::try_from(s).unwrap_or(-1));
+        authz::check(caller, &InternalCall::Raft { sender }, &roles)?;
+        Ok(message)
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
@@ -190,7 +254,10 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(req)?;
+        let rpc: AppendEntriesRequest<TypeConfig> = self
+            .authorized(req, |r: &AppendEntriesRequest<TypeConfig>| {
+                r.vote.leader_id().voted_for()
+            })?;
         encode(&self.raft.append_entries(rpc).await)
     }
 
@@ -198,7 +265,9 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let rpc: VoteRequest<NodeId> = decode(req)?;
+        let rpc: VoteRequest<NodeId> = self.authorized(req, |r: &VoteRequest<NodeId>| {
+            r.vote.leader_id().voted_for()
+        })?;
         encode(&self.raft.vote(rpc).await)
     }
 
@@ -206,7 +275,10 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         req: tonic::Request<pb::RaftMessage>,
     ) -> Result<tonic::Response<pb::RaftMessage>, tonic::Status> {
-        let rpc: InstallSnapshotRequest<TypeConfig> = decode(req)?;
+        let rpc: InstallSnapshotRequest<TypeConfig> = self
+            .authorized(req, |r: &InstallSnapshotRequest<TypeConfig>| {
+                r.vote.leader_id().voted_for()
+            })?;
         encode(&self.raft.install_snapshot(rpc).await)
     }
 }

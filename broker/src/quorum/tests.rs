@@ -56,11 +56,17 @@ async fn start(id: i32, listener: TcpListener, dir: &Path, opts: &Opts) -> Node 
     config.broker_session_timeout_ms = 1_000;
     config.metadata_snapshot_interval_entries = opts.snapshot_interval;
     config.validate().unwrap();
-    let quorum = Quorum::start(&config, Arc::new(NoApplier)).await.unwrap();
+    let quorum = Quorum::start(
+        &config,
+        Channels::for_config(&config).unwrap(),
+        Arc::new(NoApplier),
+    )
+    .await
+    .unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let routes = quorum.routes();
     let server = tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let incoming = super::internal_tls::incoming(listener, None);
         let _ = tonic::transport::Server::builder()
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async {

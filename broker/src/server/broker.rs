@@ -86,9 +86,10 @@ impl Broker {
             }
         };
         let defaults = TopicDefaults::from_broker(&config);
+        let peers = crate::quorum::Channels::for_config(&config)?;
         Ok(Arc::new_cyclic(|me| Broker {
             me: me.clone(),
-            peers: crate::quorum::Channels::for_listener(config.internal_listen),
+            peers,
             cluster_id,
             defaults,
             metrics: Metrics::new(),
@@ -115,7 +116,7 @@ impl Broker {
     /// its partitions), then follows the committed log.
     pub async fn start_quorum(self: &Arc<Self>) -> Result<Arc<Quorum>, String> {
         let started = std::time::Instant::now();
-        let quorum = Quorum::start(&self.config, self.clone()).await?;
+        let quorum = Quorum::start(&self.config, self.peers.clone(), self.clone()).await?;
         let _ = self.quorum.set(quorum.clone());
         tracing::info!(
             partitions = self.partitions.all().len(),

@@ -285,14 +285,24 @@ async fn accept_loop(
     }
 }
 
-/// The internal gRPC listener: the metadata quorum and follower replication.
+/// The internal gRPC listener: the metadata quorum and follower replication, over
+/// mutual TLS when `--internal-ssl-*` is set (each call is then authorized by the
+/// caller's node id, see `quorum::authz`), else plaintext as before.
 async fn serve_internal(
     broker: Arc<Broker>,
     quorum_routes: tonic::service::Routes,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let tls = broker.peers.internal_tls().cloned();
+    if tls.is_none() {
+        tracing::warn!(
+            voters = broker.config.quorum_voters().len(),
+            "the internal listener is plaintext and unauthenticated (no --internal-ssl-certificate, \
+             --internal-ssl-key, --internal-ssl-ca): anyone who reaches it can act as any broker"
+        );
+    }
+    let incoming = crate::quorum::internal_tls::incoming(listener, tls);
     let served = tonic::transport::Server::builder()
         .add_routes(quorum_routes)
         .add_service(replica::ReplicaService::server(broker.clone()))

@@ -50,15 +50,32 @@ impl Replica for ReplicaService {
         &self,
         request: tonic::Request<proto::FetchRequest>,
     ) -> Result<tonic::Response<proto::FetchResponse>, tonic::Status> {
+        let caller = crate::quorum::internal_tls::caller_of(&request);
         let req = request.into_inner();
+        let image = self.broker.image();
+        let topic_id = Uuid::from_slice(&req.topic_id).ok();
+        let state = topic_id
+            .and_then(|id| image.topic_by_id(&id))
+            .and_then(|t| t.partitions.get(usize::try_from(req.partition).ok()?));
+        // Before anything is answered: to a peer that may not fetch this partition,
+        // even whether it exists is not told.
+        crate::quorum::authz::check(
+            caller,
+            &crate::quorum::authz::InternalCall::ReplicaFetch {
+                replica: req.replica_id,
+                partition: state,
+            },
+            &crate::quorum::authz::Roles {
+                voters: &Default::default(),
+            },
+        )?;
         let error = |code: ResponseError| proto::FetchResponse {
             error_code: i32::from(code.code()),
             ..Default::default()
         };
-        let Ok(topic_id) = Uuid::from_slice(&req.topic_id) else {
+        let Some(topic_id) = topic_id else {
             return Ok(tonic::Response::new(error(ResponseError::InvalidRequest)));
         };
-        let image = self.broker.image();
         let Some(topic) = image.topic_by_id(&topic_id) else {
             return Ok(tonic::Response::new(error(
                 ResponseError::UnknownTopicOrPartition,
@@ -283,7 +300,7 @@ async fn fetch_from(
     max_bytes: u32,
     max_wait_ms: u32,
 ) -> Result<proto::FetchResponse, String> {
-    let channel = broker.peers.get(address)?;
+    let channel = broker.peers.get(request.leader, address)?;
     let mut client = ReplicaClient::new(channel).max_decoding_message_size(
         usize::try_from(max_bytes)
             .unwrap_or(usize::MAX)
