@@ -150,6 +150,10 @@ pub fn check_broker_records(records: &[MetadataRecord]) -> Result<(), Refusal> {
             MetadataRecord::ProducerIdsReserved { .. } => {
                 return Err(Refusal::ControllerRecord("ProducerIdsReserved"))
             }
+            // The controller writes these from CreateAcls/DeleteAcls requests.
+            MetadataRecord::AclCreated { .. } | MetadataRecord::AclRemoved { .. } => {
+                return Err(Refusal::ControllerRecord("ACL"))
+            }
             MetadataRecord::BrokerRegistered { .. }
             | MetadataRecord::BrokerUnfenced { .. }
             | MetadataRecord::BrokerFenced { .. }
