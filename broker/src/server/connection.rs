@@ -37,6 +37,7 @@ use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
 use crate::auth::Principal;
+use crate::config::listeners::Listener;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
@@ -133,6 +134,7 @@ impl Close {
 pub async fn serve(
     broker: Arc<Broker>,
     budget: Arc<RequestBudget>,
+    listener: Arc<Listener>,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
@@ -142,6 +144,7 @@ pub async fn serve(
     let conn = Conn {
         broker: &broker,
         budget: &budget,
+        listener: &listener,
         peer,
     };
     match serve_inner(conn, stream, &shutdown).await {
@@ -166,6 +169,8 @@ pub async fn serve(
 struct Conn<'a> {
     broker: &'a Broker,
     budget: &'a RequestBudget,
+    /// The listener the connection arrived on: its name and security protocol.
+    listener: &'a Arc<Listener>,
     peer: SocketAddr,
 }
 
@@ -178,7 +183,12 @@ async fn serve_inner(
     mut stream: TcpStream,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let Conn { broker, peer, .. } = conn;
+    let Conn {
+        broker,
+        peer,
+        listener,
+        ..
+    } = conn;
     // No listener authenticates yet.
     let principal = Principal::anonymous();
     let (reader, mut writer) = stream.split();
@@ -215,7 +225,7 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
-                let mut request = match parse_frame(broker, frame, peer, &principal)? {
+                let mut request = match parse_frame(broker, frame, peer, listener, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;
                         write_response(&mut writer, response).await?;
@@ -528,6 +538,7 @@ fn parse_frame(
     broker: &Broker,
     frame: Bytes,
     peer: SocketAddr,
+    listener: &Arc<Listener>,
     principal: &Principal,
 ) -> Result<Parsed, Close> {
     let head = match guard::check_request(&frame) {
@@ -616,6 +627,7 @@ fn parse_frame(
             .map(|s| s.to_string())
             .unwrap_or_default(),
         peer,
+        listener: listener.clone(),
         principal: principal.clone(),
     };
     Ok(Parsed::Request(Request { ctx, body: buf }))
