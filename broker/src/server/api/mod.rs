@@ -13,6 +13,9 @@ pub mod offsets;
 pub mod produce;
 pub mod reassign;
 
+#[cfg(test)]
+mod listener_tests;
+
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
