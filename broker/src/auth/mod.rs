@@ -2,6 +2,8 @@
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
 //! Listeners decide it (TLS client certificate, SASL); authorization reads it.
 
+pub mod ssl_principal;
+
 use std::fmt;
 use std::sync::Arc;
 
