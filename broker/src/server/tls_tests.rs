@@ -152,7 +152,11 @@ async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
     )
     .await;
     assert_eq!(principal.unwrap(), Principal::user("alice"));
-    assert_eq!(serial, Some(vec![1]), "the client saw the broker's certificate");
+    assert_eq!(
+        serial,
+        Some(vec![1]),
+        "the client saw the broker's certificate"
+    );
 
     let (refused, seen) = connect(&acceptor, client_config(&ca.pem, None)).await;
     assert!(refused.unwrap_err().contains("handshake"));
@@ -194,8 +198,11 @@ async fn rotated_files_serve_new_handshakes_and_a_bad_file_keeps_the_old_ones() 
     assert_eq!(serial, Some(vec![1]));
 
     let (cert, key) = leaf(&ca, "broker", 2);
-    files.write("server.pem", &cert);
+    // Half-way through a rotation the key does not match the certificate: refused.
     files.write("server.key", &key);
+    let err = acceptor.reload().unwrap_err().to_string();
+    assert!(err.contains("TLS configuration"), "{err}");
+    files.write("server.pem", &cert);
     assert!(acceptor.reload().unwrap());
     let (_, serial) = connect(&acceptor, client_config(&ca.pem, None)).await;
     assert_eq!(serial, Some(vec![2]));
