@@ -7,6 +7,9 @@
 #   broker.pem, broker.key      the broker's certificate (localhost, 127.0.0.1) and key
 #   client.pem, client.key      a client certificate, subject CN=client,OU=e2e,O=Fjord
 #   stranger.pem, stranger.key  a client certificate from another CA (must be refused)
+#   client-keystore.pem, stranger-keystore.pem
+#                               key and certificate in one file, for the Java client's
+#                               ssl.keystore.type=PEM
 #
 # Keys are unencrypted PKCS#8 PEM, as Kafka's ssl.keystore.type=PEM reads them.
 set -euo pipefail
@@ -38,4 +41,6 @@ leaf test broker "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
 leaf test client "/O=Fjord/OU=e2e/CN=client"
 leaf other stranger "/CN=stranger"
 cp test-ca.pem ca.pem
+cat client.key client.pem > client-keystore.pem
+cat stranger.key stranger.pem > stranger-keystore.pem
 echo "$dir"
