@@ -27,6 +27,15 @@ fn new_ca(name: &str) -> Ca {
 
 /// A certificate for `cn` (a server for localhost, or a client) and its key, in PEM.
 fn leaf(ca: &Ca, cn: &str, serial: u64) -> (String, String) {
+    leaf_with(ca, cn, serial, |_| {})
+}
+
+fn leaf_with(
+    ca: &Ca,
+    cn: &str,
+    serial: u64,
+    adjust: impl FnOnce(&mut CertificateParams),
+) -> (String, String) {
     let mut params =
         CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
@@ -35,6 +44,7 @@ fn leaf(ca: &Ca, cn: &str, serial: u64) -> (String, String) {
         .push(DnType::OrganizationName, "Fjord Test");
     params.distinguished_name.push(DnType::CommonName, cn);
     params.serial_number = Some(serial.into());
+    adjust(&mut params);
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &ca.issuer).unwrap();
     (cert.pem(), key.serialize_pem())
@@ -160,6 +170,18 @@ async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
 
     let (refused, seen) = connect(&acceptor, client_config(&ca.pem, None)).await;
     assert!(refused.unwrap_err().contains("handshake"));
+    assert_eq!(seen, None);
+
+    let expired = leaf_with(&ca, "old", 8, |p| {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
+    let (refused, seen) = connect(&acceptor, client_config(&ca.pem, Some(expired))).await;
+    let refused = refused.unwrap_err();
+    assert!(
+        refused.contains("handshake") && refused.contains("xpired"),
+        "{refused}"
+    );
     assert_eq!(seen, None);
 
     let stranger = new_ca("Other CA");
