@@ -365,6 +365,13 @@ fn protocol_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        broker: crate::config::BrokerConfig,
+    }
 
     fn resolve3(l: &str, a: &str, m: &str) -> Result<Listeners, ListenerError> {
         resolve(&ListenerSettings {
@@ -511,5 +518,70 @@ mod tests {
                 "{unroutable}"
             );
         }
+    }
+
+    #[test]
+    fn named_listeners_come_from_flags_and_the_shorthand_is_one_plaintext_listener() {
+        let c = Cli::parse_from([
+            "fjord",
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:9092,SSL://:9093",
+            "--advertised-listeners",
+            "SSL://broker-0.svc:9093",
+            "--ssl-keystore-location",
+            "/etc/fjord/tls/broker.pem",
+        ])
+        .broker;
+        c.validate().unwrap();
+        let mut no_keystore = c.clone();
+        no_keystore.ssl.ssl_keystore_location = None;
+        assert_eq!(
+            no_keystore.validate().unwrap_err(),
+            "an SSL or SASL_SSL listener needs --ssl-keystore-location (PEM certificate chain)"
+        );
+        let mut no_truststore = c.clone();
+        no_truststore.ssl.ssl_client_auth = crate::config::ssl::SslClientAuth::Required;
+        assert_eq!(
+            no_truststore.validate().unwrap_err(),
+            "--ssl-client-auth required needs --ssl-truststore-location (PEM CA certificates)"
+        );
+        let l = c.listeners().unwrap();
+        let ssl = &l.0[1];
+        assert_eq!(
+            (ssl.name.as_str(), ssl.protocol),
+            ("SSL", SecurityProtocol::Ssl)
+        );
+        assert_eq!(ssl.advertised_host, "broker-0.svc");
+        assert_eq!(c.advertised(), ("127.0.0.1".to_string(), 9092));
+        let short = Cli::parse_from([
+            "fjord",
+            "--kafka-listen",
+            "0.0.0.0:19092",
+            "--advertised-listener",
+            "b.svc:19092",
+        ])
+        .broker;
+        let l = short.listeners().unwrap();
+        assert_eq!(l.0.len(), 1);
+        assert_eq!(
+            (l.first().name.as_str(), l.first().protocol),
+            ("PLAINTEXT", SecurityProtocol::Plaintext)
+        );
+        assert_eq!(l.first().bind_address(), "0.0.0.0:19092");
+        assert_eq!(short.advertised(), ("b.svc".to_string(), 19092));
+        // The shorthand and the listener list do not mix.
+        assert!(Cli::try_parse_from([
+            "fjord",
+            "--listeners",
+            "PLAINTEXT://:9092",
+            "--kafka-listen",
+            "127.0.0.1:9092"
+        ])
+        .is_err());
+        let unmapped = Cli::parse_from(["fjord", "--listeners", "CLIENT://:9092"]).broker;
+        assert_eq!(
+            unmapped.validate().unwrap_err(),
+            "listener CLIENT has no security protocol in --listener-security-protocol-map"
+        );
     }
 }

@@ -26,9 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use nix::sys::sendfile::sendfile;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +36,6 @@ use super::request_budget::RequestBudget;
 use super::stream::{ClientStream, StreamReader, StreamWriter};
 use crate::auth::Principal;
 use crate::config::listeners::Listener;
-use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::supported_versions;
@@ -384,76 +381,13 @@ async fn write_response(stream: &mut StreamWriter, response: api::Response) -> s
             for part in parts {
                 match part {
                     Part::Bytes(b) => stream.write_all(&b).await?,
-                    Part::File(slice, len) => match stream.zero_copy_socket() {
-                        Some(socket) => send_file(socket, &slice, len).await?,
-                        None => write_file(stream, &slice, len).await?,
-                    },
+                    Part::File(slice, len) => stream.write_file_range(&slice, len).await?,
                 }
             }
         }
     }
     // TLS holds encrypted records until flushed; plain TCP has nothing to flush.
     stream.flush().await
-}
-
-/// Bytes of a segment file read at once where sendfile cannot be used.
-const FILE_COPY_CHUNK_BYTES: usize = 256 * 1024;
-
-/// Send `len` bytes of a segment file through user space (TLS): read in chunks, so a
-/// large fetch costs one chunk of memory, not the whole range.
-async fn write_file(
-    stream: &mut StreamWriter,
-    slice: &FileSlice,
-    len: usize,
-) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len.min(FILE_COPY_CHUNK_BYTES)];
-    let mut done = 0usize;
-    while done < len {
-        let n = (len - done).min(buf.len());
-        // A read of the page cache, as sendfile's would be; segment data being fetched
-        // is almost always cached.
-        let read = slice
-            .file
-            .read_at(&mut buf[..n], slice.position + done as u64)?;
-        if read == 0 {
-            // As with sendfile: the frame's size is on the wire already.
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "segment file ended before the fetched range",
-            ));
-        }
-        stream.write_all(&buf[..read]).await?;
-        done += read;
-    }
-    Ok(())
-}
-
-/// Send `len` bytes of a segment file straight from the page cache to the socket.
-async fn send_file(stream: &TcpStream, slice: &FileSlice, len: usize) -> std::io::Result<()> {
-    let mut offset = i64::try_from(slice.position).map_err(std::io::Error::other)?;
-    let end = offset + len as i64;
-    while offset < end {
-        stream.writable().await?;
-        let count = (end - offset) as usize;
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            sendfile(stream, &*slice.file, Some(&mut offset), count).map_err(std::io::Error::from)
-        });
-        match sent {
-            // The frame's size is already on the wire: a file that shrank under us
-            // (truncated or deleted segment) leaves no way but closing the connection.
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "segment file ended before the fetched range",
-                ))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The capacity of the buffer a frame of `size` bytes is first read into.

@@ -9,10 +9,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use nix::sys::sendfile::sendfile;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::log::FileSlice;
 
 pub enum ClientStream {
     Tcp(TcpStream),
@@ -53,6 +56,71 @@ impl StreamWriter {
             StreamWriter::Tls(_) => None,
         }
     }
+
+    /// Write `len` bytes of a segment file: with sendfile where the stream allows it,
+    /// else through user space.
+    pub async fn write_file_range(&mut self, slice: &FileSlice, len: usize) -> io::Result<()> {
+        match self.zero_copy_socket() {
+            Some(socket) => send_file(socket, slice, len).await,
+            None => write_file(self, slice, len).await,
+        }
+    }
+}
+
+/// Send `len` bytes of a segment file straight from the page cache to the socket.
+async fn send_file(stream: &TcpStream, slice: &FileSlice, len: usize) -> io::Result<()> {
+    let mut offset = i64::try_from(slice.position).map_err(io::Error::other)?;
+    let end = offset + len as i64;
+    while offset < end {
+        stream.writable().await?;
+        let count = (end - offset) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            sendfile(stream, &*slice.file, Some(&mut offset), count).map_err(io::Error::from)
+        });
+        match sent {
+            // The frame's size is already on the wire: a file that shrank under us
+            // (truncated or deleted segment) leaves no way but closing the connection.
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file ended before the fetched range",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of a segment file read at once where sendfile cannot be used.
+const FILE_COPY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Send `len` bytes of a segment file through user space (TLS): read in chunks, so a
+/// large fetch costs one chunk of memory, not the whole range.
+async fn write_file(stream: &mut StreamWriter, slice: &FileSlice, len: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len.min(FILE_COPY_CHUNK_BYTES)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        // A read of the page cache, as sendfile's would be; segment data being fetched
+        // is almost always cached.
+        let read = slice
+            .file
+            .read_at(&mut buf[..n], slice.position + done as u64)?;
+        if read == 0 {
+            // As with sendfile: the frame's size is on the wire already.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "segment file ended before the fetched range",
+            ));
+        }
+        stream.write_all(&buf[..read]).await?;
+        done += read;
+    }
+    Ok(())
 }
 
 impl AsyncRead for StreamReader {
