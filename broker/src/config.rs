@@ -15,12 +15,6 @@ use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 pub mod listeners;
 pub mod ssl;
 
-/// Where the Kafka listener binds when no listener is configured.
-pub const DEFAULT_KAFKA_LISTEN: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
-    9092,
-);
-
 /// Settings of one broker process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerConfig {
@@ -52,9 +46,14 @@ pub struct BrokerConfig {
     pub ssl: ssl::SslConfig,
 
     /// Shorthand for `--listeners PLAINTEXT://<address>`: the address of a single
-    /// PLAINTEXT listener (host:port). Default 127.0.0.1:9092.
-    #[arg(long, env = "FJORD_KAFKA_LISTEN", conflicts_with = "listeners")]
-    pub kafka_listen: Option<SocketAddr>,
+    /// PLAINTEXT listener (host:port), used when --listeners is not given.
+    #[arg(
+        long,
+        env = "FJORD_KAFKA_LISTEN",
+        default_value = "127.0.0.1:9092",
+        conflicts_with = "listeners"
+    )]
+    pub kafka_listen: SocketAddr,
 
     /// Shorthand for `--advertised-listeners PLAINTEXT://<host:port>` with
     /// --kafka-listen: what clients are told to connect to; defaults to --kafka-listen.
@@ -456,8 +455,7 @@ impl BrokerConfig {
         let (bound, advertised) = match &self.listeners {
             Some(l) => (l.as_str(), self.advertised_listeners.as_deref()),
             None => {
-                let addr = self.kafka_listen.unwrap_or(DEFAULT_KAFKA_LISTEN);
-                shorthand = format!("PLAINTEXT://{addr}");
+                shorthand = format!("PLAINTEXT://{}", self.kafka_listen);
                 advertised_shorthand = self
                     .advertised_listener
                     .as_ref()
