@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use fjord_e2e::{free_port, unique_topic, BrokerOptions, BrokerProcess};
+use fjord_e2e::{free_port, http_get, unique_topic, BrokerOptions, BrokerProcess};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -221,6 +221,14 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
         logs.contains("TLS connection refused"),
         "no refused handshake logged\n{logs}"
     );
+    let (_, metrics) = http_get(&broker.http_addr(), "/metrics", Duration::from_secs(10)).await?;
+    let refused: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("fjord_connections_closed_total{reason=\"tls_handshake\"} "))
+        .with_context(|| format!("no tls_handshake closes in /metrics\n{metrics}"))?
+        .trim()
+        .parse()?;
+    assert!(refused >= 2.0, "{refused} refused handshakes counted");
 
     // 4. The principal of the client certificate, as Kafka names it.
     assert!(

@@ -394,6 +394,10 @@ async fn accept_loop(
                             (stream::ClientStream::Tls(Box::new(tls_stream)), principal)
                         }
                         Err(e) => {
+                            b.metrics
+                                .connections_closed
+                                .with_label_values(&["tls_handshake"])
+                                .inc();
                             tracing::info!(%peer, listener = %l.name, error = %e, "TLS connection refused");
                             return;
                         }
