@@ -46,13 +46,9 @@ pub struct BrokerConfig {
     pub ssl: ssl::SslConfig,
 
     /// Shorthand for `--listeners PLAINTEXT://<address>`: the address of a single
-    /// PLAINTEXT listener (host:port), used when --listeners is not given.
-    #[arg(
-        long,
-        env = "FJORD_KAFKA_LISTEN",
-        default_value = "127.0.0.1:9092",
-        conflicts_with = "listeners"
-    )]
+    /// PLAINTEXT listener (host:port). Ignored when --listeners is given, so that an
+    /// image's FJORD_KAFKA_LISTEN does not stand in the way of named listeners.
+    #[arg(long, env = "FJORD_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
     pub kafka_listen: SocketAddr,
 
     /// Shorthand for `--advertised-listeners PLAINTEXT://<host:port>` with

@@ -569,13 +569,28 @@ mod tests {
         );
         assert_eq!(l.first().bind_address(), "0.0.0.0:19092");
         assert_eq!(short.advertised(), ("b.svc".to_string(), 19092));
-        // The shorthand and the listener list do not mix.
+        // --listeners wins over the shorthand's address (an image may set
+        // FJORD_KAFKA_LISTEN); an advertised shorthand does not mix with it.
+        let both = Cli::parse_from([
+            "fjord",
+            "--listeners",
+            "SSL://127.0.0.1:9094",
+            "--kafka-listen",
+            "0.0.0.0:9092",
+            "--ssl-keystore-location",
+            "/k.pem",
+        ])
+        .broker;
+        both.validate().unwrap();
+        let l = both.listeners().unwrap();
+        assert_eq!(l.0.len(), 1);
+        assert_eq!(l.first().bind_address(), "127.0.0.1:9094");
         assert!(Cli::try_parse_from([
             "fjord",
             "--listeners",
             "PLAINTEXT://:9092",
-            "--kafka-listen",
-            "127.0.0.1:9092"
+            "--advertised-listener",
+            "b:9092"
         ])
         .is_err());
         let unmapped = Cli::parse_from(["fjord", "--listeners", "CLIENT://:9092"]).broker;
