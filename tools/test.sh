@@ -37,9 +37,10 @@ step() {
 apt_deps() {
   # kcat for the librdkafka CLI suite; cmake and a C toolchain for rdkafka-sys;
   # curl for readiness probes; python3-venv for the Python suites; faketime (libfaketime)
-  # for the wall-clock step suite.
+  # for the wall-clock step suite; libssl-dev and pkg-config for librdkafka's TLS in the
+  # e2e crate (the client of the TLS listener tests); openssl for e2e/tls/certs.sh.
   local missing=()
-  for pkg in kcat cmake curl python3-venv faketime; do
+  for pkg in kcat cmake curl python3-venv faketime libssl-dev pkg-config openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
