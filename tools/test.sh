@@ -37,9 +37,10 @@ step() {
 apt_deps() {
   # kcat for the librdkafka CLI suite; cmake and a C toolchain for rdkafka-sys;
   # curl for readiness probes; python3-venv for the Python suites; faketime (libfaketime)
-  # for the wall-clock step suite.
+  # for the wall-clock step suite; libssl-dev and pkg-config for librdkafka's TLS in the
+  # e2e crate (the client of the TLS listener tests); openssl for e2e/tls/certs.sh.
   local missing=()
-  for pkg in kcat cmake curl python3-venv faketime; do
+  for pkg in kcat cmake curl python3-venv faketime libssl-dev pkg-config openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [[ ${#missing[@]} -eq 0 ]] && return 0
@@ -60,11 +61,16 @@ free_port() {
 # Start one broker on loopback with a fresh data dir, run the third-party client
 # suites against it, stop it with SIGTERM.
 client_compat() {
-  local dir port=29092 http=29644 internal pid rc
+  local dir port=29092 ssl_port=29093 http=29644 internal pid rc
   dir=$(mktemp -d)
   # Its own internal listener port: the default (9093) may be taken on this machine.
   internal=$(free_port) || return 1
-  "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" --kafka-listen "127.0.0.1:$port" \
+  # A PLAINTEXT listener and an SSL one that requires client certificates (the TLS suites).
+  e2e/tls/certs.sh "$dir/tls" > /dev/null || return 1
+  "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" \
+    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port" \
+    --ssl-keystore-location "$dir/tls/broker.pem" --ssl-key-location "$dir/tls/broker.key" \
+    --ssl-truststore-location "$dir/tls/ca.pem" --ssl-client-auth required \
     --http-listen "127.0.0.1:$http" --internal-listen "127.0.0.1:$internal" > "$dir/fjord.log" 2>&1 &
   pid=$!
   local deadline=$((SECONDS + 60))
@@ -74,7 +80,7 @@ client_compat() {
     fi
     sleep 0.2
   done
-  e2e/compat.sh "127.0.0.1:$port"
+  FJORD_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" FJORD_SSL_DIR="$dir/tls" e2e/compat.sh "127.0.0.1:$port"
   rc=$?
   kill -TERM "$pid"; wait "$pid"
   if [[ $rc -ne 0 ]]; then tail -n 50 "$dir/fjord.log"; fi

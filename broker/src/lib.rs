@@ -5,11 +5,14 @@
 //!
 //! # Layout
 //!
-//! - `auth`: who a client is (Kafka principals) and what it may do (`auth::acl`: ACLs
-//!   and the authorizer).
+//! - `auth`: who a client is (Kafka principals; `auth::ssl_principal` reads a TLS client
+//!   certificate's subject and applies `ssl.principal.mapping.rules`) and what it may do
+//!   (`auth::acl`: ACLs and the authorizer).
 //! - `backoff`: exponential backoff, the one rule for retries.
 //! - `clock`: injected time: monotonic for durations, wall time for timestamps.
-//! - `config`: the typed, validated broker and topic configuration (Kafka's names).
+//! - `config`: the typed, validated broker and topic configuration (Kafka's names);
+//!   `config::listeners` the named listeners and their security protocols,
+//!   `config::ssl` the TLS settings.
 //! - `group`: the consumer group coordinator state machine (classic protocol) and the
 //!   `__consumer_offsets` record formats.
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
@@ -25,7 +28,9 @@
 //!   controller.
 //! - `storage`: the storage seam: every file operation of segments, indexes,
 //!   checkpoints and the metadata log, with fault injection for tests.
-//! - `server`: listeners, connections, request handlers per API, the group coordinator
+//! - `server`: listeners (one accept loop each; `server::tls` the TLS handshake and
+//!   certificate reload, `server::stream` plain or TLS streams), connections, request
+//!   handlers per API, the group coordinator
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
 //!   the background log scrub (`server::scrub`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.

@@ -220,7 +220,8 @@ impl Metrics {
                 "Connections closed for a slow or silent client, by reason: idle (no request \
                  for connections.max.idle.ms), idle_mid_frame (no byte of a begun request for \
                  as long), frame_deadline (request not read within --request-read-timeout-ms), \
-                 no_room (no room in queued.max.request.bytes within as long).",
+                 no_room (no room in queued.max.request.bytes within as long), tls_handshake \
+                 (TLS handshake refused, failed or not done within --request-read-timeout-ms).",
                 &["reason"],
             ),
             groups: gauge_vec(

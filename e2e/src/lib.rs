@@ -244,11 +244,17 @@ impl BrokerProcess {
         let stdout = self.log_file("stdout")?;
         let stderr = self.log_file("stderr")?;
         let mut command = Command::new(&self.binary);
+        command.arg("--data-dir").arg(self.data_dir());
+        // A test that names its listeners binds the harness's Kafka port itself.
+        if !self
+            .options
+            .args
+            .iter()
+            .any(|a| a.starts_with("--listeners"))
+        {
+            command.arg("--kafka-listen").arg(self.bootstrap());
+        }
         command
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .arg("--kafka-listen")
-            .arg(self.bootstrap())
             .arg("--internal-listen")
             .arg(self.internal_addr())
             .arg("--http-listen")

@@ -4,6 +4,8 @@
 
 pub mod acl;
 
+pub mod ssl_principal;
+
 use std::fmt;
 use std::sync::Arc;
 

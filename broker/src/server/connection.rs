@@ -26,18 +26,16 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
 use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use nix::sys::sendfile::sendfile;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
+use super::stream::{ClientStream, StreamReader, StreamWriter};
 use crate::auth::Principal;
-use crate::log::FileSlice;
+use crate::config::listeners::Listener;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
 use crate::protocol::supported_versions;
@@ -133,18 +131,20 @@ impl Close {
 pub async fn serve(
     broker: Arc<Broker>,
     budget: Arc<RequestBudget>,
-    stream: TcpStream,
+    listener: Arc<Listener>,
+    stream: ClientStream,
+    principal: Principal,
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
     broker.metrics.connections.inc();
     let conn = Conn {
         broker: &broker,
         budget: &budget,
+        listener: &listener,
         peer,
     };
-    match serve_inner(conn, stream, &shutdown).await {
+    match serve_inner(conn, stream, principal, &shutdown).await {
         Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) | Err(Close::CutOff) => {}
         Err(Close::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
         Err(e) => {
@@ -166,6 +166,8 @@ pub async fn serve(
 struct Conn<'a> {
     broker: &'a Broker,
     budget: &'a RequestBudget,
+    /// The listener the connection arrived on: its name and security protocol.
+    listener: &'a Arc<Listener>,
     peer: SocketAddr,
 }
 
@@ -175,13 +177,17 @@ type Pending<'a> = Pin<Box<dyn Future<Output = (Request, Option<ProduceResponse>
 
 async fn serve_inner(
     conn: Conn<'_>,
-    mut stream: TcpStream,
+    stream: ClientStream,
+    principal: Principal,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let Conn { broker, peer, .. } = conn;
-    // No listener authenticates yet.
-    let principal = Principal::anonymous();
-    let (reader, mut writer) = stream.split();
+    let Conn {
+        broker,
+        peer,
+        listener,
+        ..
+    } = conn;
+    let (reader, mut writer) = stream.into_split();
     // Frames as a stream: a read in progress survives the select below answering a
     // produce request meanwhile. Its timers start when it is first polled, and it is
     // polled until it completes (the in-flight bound is checked between frames), so
@@ -215,7 +221,7 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
-                let mut request = match parse_frame(broker, frame, peer, &principal)? {
+                let mut request = match parse_frame(broker, frame, peer, listener, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;
                         write_response(&mut writer, response).await?;
@@ -247,7 +253,7 @@ async fn serve_inner(
 /// Encode and write a produce request's answer (nothing for acks=0).
 async fn write_produce_answer(
     broker: &Broker,
-    writer: &mut WriteHalf<'_>,
+    writer: &mut StreamWriter,
     out: &mut BytesMut,
     request: Request,
     answer: Option<ProduceResponse>,
@@ -267,7 +273,7 @@ async fn write_produce_answer(
 async fn drain(
     broker: &Broker,
     pending: &mut VecDeque<Pending<'_>>,
-    writer: &mut WriteHalf<'_>,
+    writer: &mut StreamWriter,
     out: &mut BytesMut,
 ) -> Result<(), Close> {
     while let Some(earlier) = pending.pop_front() {
@@ -278,7 +284,7 @@ async fn drain(
 }
 
 /// The next request frame, within the idle, size, time and memory bounds.
-async fn read_request(conn: Conn<'_>, reader: &mut ReadHalf<'_>) -> Result<Bytes, Close> {
+async fn read_request(conn: Conn<'_>, reader: &mut StreamReader) -> Result<Bytes, Close> {
     let broker = conn.broker;
     let idle_ms = broker.config.connections_max_idle_ms;
     let max = broker.config.socket_request_max_bytes;
@@ -368,49 +374,20 @@ enum Stall {
     Deadline,
 }
 
-async fn write_response(
-    stream: &mut WriteHalf<'_>,
-    response: api::Response,
-) -> std::io::Result<()> {
+async fn write_response(stream: &mut StreamWriter, response: api::Response) -> std::io::Result<()> {
     match response {
-        api::Response::Frame(frame) => stream.write_all(&frame).await,
+        api::Response::Frame(frame) => stream.write_all(&frame).await?,
         api::Response::Parts(parts) => {
             for part in parts {
                 match part {
                     Part::Bytes(b) => stream.write_all(&b).await?,
-                    Part::File(slice, len) => send_file(stream.as_ref(), &slice, len).await?,
+                    Part::File(slice, len) => stream.write_file_range(&slice, len).await?,
                 }
             }
-            Ok(())
         }
     }
-}
-
-/// Send `len` bytes of a segment file straight from the page cache to the socket.
-async fn send_file(stream: &TcpStream, slice: &FileSlice, len: usize) -> std::io::Result<()> {
-    let mut offset = i64::try_from(slice.position).map_err(std::io::Error::other)?;
-    let end = offset + len as i64;
-    while offset < end {
-        stream.writable().await?;
-        let count = (end - offset) as usize;
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            sendfile(stream, &*slice.file, Some(&mut offset), count).map_err(std::io::Error::from)
-        });
-        match sent {
-            // The frame's size is already on the wire: a file that shrank under us
-            // (truncated or deleted segment) leaves no way but closing the connection.
-            Ok(0) => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "segment file ended before the fetched range",
-                ))
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    // TLS holds encrypted records until flushed; plain TCP has nothing to flush.
+    stream.flush().await
 }
 
 /// The capacity of the buffer a frame of `size` bytes is first read into.
@@ -528,6 +505,7 @@ fn parse_frame(
     broker: &Broker,
     frame: Bytes,
     peer: SocketAddr,
+    listener: &Arc<Listener>,
     principal: &Principal,
 ) -> Result<Parsed, Close> {
     let head = match guard::check_request(&frame) {
@@ -616,6 +594,7 @@ fn parse_frame(
             .map(|s| s.to_string())
             .unwrap_or_default(),
         peer,
+        listener: listener.clone(),
         principal: principal.clone(),
     };
     Ok(Parsed::Request(Request { ctx, body: buf }))

@@ -19,6 +19,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
+use crate::config::listeners::Listener;
 use crate::group::{partition_for, JoinRequest, MemberRef, SyncRequest, OFFSETS_TOPIC};
 use crate::metadata::image::{MetadataImage, PartitionState};
 use crate::server::broker::Broker;
@@ -80,9 +81,11 @@ pub(super) fn coordinator_for(
 }
 
 /// Node id, host and port of the coordinator of `group_id`: the current leader of
-/// its `__consumer_offsets` partition, which is created on the first lookup.
+/// its `__consumer_offsets` partition, which is created on the first lookup, at its
+/// endpoint on `listener`.
 async fn find_group_coordinator(
     broker: &Broker,
+    listener: &Listener,
     group_id: &str,
 ) -> Result<(i32, String, i32), ResponseError> {
     runtime(broker)?;
@@ -96,13 +99,19 @@ async fn find_group_coordinator(
     if leader < 0 {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
+    // The coordinator's endpoint on the listener the client used; a coordinator
+    // without that listener cannot be reached by this client.
     match image.broker(leader) {
-        Some(b) => Ok((leader, b.endpoint.host.clone(), b.endpoint.port)),
+        Some(b) => match b.endpoint.listener(listener.name.as_str()) {
+            Some((host, port)) => Ok((leader, host.to_string(), port)),
+            None => Err(ResponseError::CoordinatorNotAvailable),
+        },
         // This broker knows its own listener before (or without) registering.
-        None if leader == broker.node_id() => {
-            let (host, port) = broker.config.advertised();
-            Ok((leader, host, port))
-        }
+        None if leader == broker.node_id() => Ok((
+            leader,
+            listener.advertised_host.clone(),
+            i32::from(listener.advertised_port),
+        )),
         None => Err(ResponseError::CoordinatorNotAvailable),
     }
 }
@@ -117,7 +126,7 @@ pub async fn find_coordinator(
         match req.key_type {
             0 => {
                 group_access(broker, ctx, AclOperation::Describe, &key)?;
-                find_group_coordinator(broker, &key).await
+                find_group_coordinator(broker, &ctx.listener, &key).await
             }
             1 => {
                 let image = broker.image();
@@ -525,6 +534,7 @@ mod tests {
             correlation_id: 1,
             client_id: "test".into(),
             peer: "127.0.0.1:5000".parse().unwrap(),
+            listener: crate::config::listeners::Listener::plaintext_for_tests(),
             principal: crate::auth::Principal::anonymous(),
         }
     }

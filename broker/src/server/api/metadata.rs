@@ -181,7 +181,7 @@ pub async fn handle(
             0
         };
     }
-    let listed = broker.cluster_brokers();
+    let listed = broker.cluster_brokers(&ctx.listener);
     if v >= 1 {
         resp.controller_id = BrokerId(broker.controller_id(&listed));
     }

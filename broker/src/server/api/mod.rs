@@ -15,6 +15,9 @@ pub mod offsets;
 pub mod produce;
 pub mod reassign;
 
+#[cfg(test)]
+mod listener_tests;
+
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +36,9 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The listener the request arrived on (name, security protocol, advertised
+    /// address).
+    pub listener: std::sync::Arc<crate::config::listeners::Listener>,
     /// Who the connection authenticated as.
     pub principal: crate::auth::Principal,
 }

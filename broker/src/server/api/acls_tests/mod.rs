@@ -57,6 +57,7 @@ fn ctx(api_key: ApiKey, version: i16, who: &str) -> RequestContext {
         client_id: "test".into(),
         peer: "127.0.0.1:5000".parse().unwrap(),
         principal: Principal::parse(who).unwrap(),
+        listener: crate::config::listeners::Listener::plaintext_for_tests(),
     }
 }
 
