@@ -1,6 +1,12 @@
 //! Who a client is: the principal a connection authenticated as, in Kafka's
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
 //! Listeners decide it (TLS client certificate, SASL); authorization reads it.
+//!
+//! - `scram`: SCRAM-SHA-256/512 credentials and the server side of an exchange.
+//! - `plain`: SASL/PLAIN, checked against the stored SCRAM credentials.
+
+pub mod plain;
+pub mod scram;
 
 use std::fmt;
 use std::sync::Arc;
