@@ -2,9 +2,11 @@
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
 //! Listeners decide it (TLS client certificate, SASL); authorization reads it.
 //!
+//! - `credentials`: the decisions of Describe/AlterUserScramCredentials.
 //! - `scram`: SCRAM-SHA-256/512 credentials and the server side of an exchange.
 //! - `plain`: SASL/PLAIN, checked against the stored SCRAM credentials.
 
+pub mod credentials;
 pub mod plain;
 pub mod scram;
 

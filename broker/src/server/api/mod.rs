@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod reassign;
+pub mod scram;
 
 use std::net::SocketAddr;
 
@@ -64,6 +65,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::OffsetFetch => "OffsetFetch",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "Other",
     }
 }
@@ -196,6 +199,14 @@ pub async fn dispatch(
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
         ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),
         ApiKey::OffsetDelete => encode(&groups::offset_delete(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeUserScramCredentials => encode(&scram::describe_user_scram_credentials(
+            broker,
+            ctx,
+            decode(body, v)?,
+        )),
+        ApiKey::AlterUserScramCredentials => {
+            encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))
