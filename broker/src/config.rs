@@ -294,6 +294,10 @@ pub struct BrokerConfig {
         default_value_t = 10_000
     )]
     pub metadata_snapshot_interval_entries: u64,
+
+    /// SASL mechanisms, re-authentication and bootstrap SCRAM credentials.
+    #[command(flatten)]
+    pub sasl: crate::auth::config::SaslConfig,
 }
 
 /// One voter of the metadata quorum: `id@host:port`.
@@ -328,6 +332,7 @@ impl std::str::FromStr for Voter {
 impl BrokerConfig {
     /// Check relations between settings that the flag parser cannot.
     pub fn validate(&self) -> Result<(), String> {
+        self.sasl.validate()?;
         if self.node_id < 0 {
             return Err(format!("--node-id {} must be >= 0", self.node_id));
         }

@@ -2,12 +2,16 @@
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
 //! Listeners decide it (TLS client certificate, SASL); authorization reads it.
 //!
+//! - `config`: the SASL flags and the SCRAM credentials created at start.
 //! - `credentials`: the decisions of Describe/AlterUserScramCredentials.
 //! - `scram`: SCRAM-SHA-256/512 credentials and the server side of an exchange.
 //! - `plain`: SASL/PLAIN, checked against the stored SCRAM credentials.
+//! - `sasl`: one connection's SASL state: gating, handshake, authenticate, KIP-368.
 
+pub mod config;
 pub mod credentials;
 pub mod plain;
+pub mod sasl;
 pub mod scram;
 
 use std::fmt;

@@ -32,7 +32,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::UnregisterBroker, 0, 0),
-    // SCRAM credentials (KIP-554).
+    // SASL (KIP-152 framing only: SaslHandshake v0 is followed by unframed tokens,
+    // which are not served) and SCRAM credentials (KIP-554).
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     // Consumer groups, classic protocol (group::GroupCoordinator).

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
+use crate::auth::sasl::{Gate, SaslConnection};
 use crate::auth::Principal;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
@@ -112,6 +113,8 @@ enum Close {
     FrameTooLarge { size: i64, max: u32 },
     #[error("{0}")]
     Refused(String),
+    #[error("SASL: {0}")]
+    Sasl(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -179,8 +182,10 @@ async fn serve_inner(
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
     let Conn { broker, peer, .. } = conn;
-    // No listener authenticates yet.
-    let principal = Principal::anonymous();
+    // SASL listeners authenticate each connection (auth::sasl decides, this loop
+    // carries it out); others serve everyone as User:ANONYMOUS.
+    let mut sasl: Option<SaslConnection> = None;
+    let mut principal = Principal::anonymous();
     let (reader, mut writer) = stream.split();
     // Frames as a stream: a read in progress survives the select below answering a
     // produce request meanwhile. Its timers start when it is first polled, and it is
@@ -223,6 +228,24 @@ async fn serve_inner(
                     }
                     Parsed::Request(request) => request,
                 };
+                if let Some(sasl) = sasl.as_mut() {
+                    match sasl.gate(request.ctx.api_key, broker.clock.now_ms()) {
+                        Gate::Serve => {}
+                        Gate::Close(reason) => return Err(Close::Sasl(reason)),
+                        Gate::Sasl => {
+                            drain(broker, &mut pending, &mut writer, &mut out).await?;
+                            let (frame, close) = request.answer_sasl(broker, sasl, &mut out)?;
+                            write_response(&mut writer, api::Response::Frame(frame)).await?;
+                            if close {
+                                return Err(Close::Sasl("SASL authentication failed".into()));
+                            }
+                            if let Some(p) = sasl.principal() {
+                                principal = p.clone();
+                            }
+                            continue;
+                        }
+                    }
+                }
                 if request.ctx.api_key == ApiKey::Produce {
                     let timer = request.timer(broker);
                     let body = std::mem::take(&mut request.body);
@@ -508,6 +531,21 @@ impl Request {
             self.ctx.version,
             self.ctx.client_id
         ))
+    }
+
+    /// Answer a SaslHandshake or SaslAuthenticate from the connection's SASL state.
+    fn answer_sasl(
+        &mut self,
+        broker: &Broker,
+        sasl: &mut SaslConnection,
+        out: &mut BytesMut,
+    ) -> Result<(BytesMut, bool), Close> {
+        let timer = self.timer(broker);
+        let body = std::mem::take(&mut self.body);
+        let answer = api::scram::answer_sasl(broker, sasl, &self.ctx, body, out)
+            .map_err(|e| self.refused(broker, e))?;
+        timer.observe_duration();
+        Ok(answer)
     }
 
     async fn dispatch(

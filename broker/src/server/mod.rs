@@ -111,6 +111,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         groups,
         serving.clone(),
     ));
+    api::scram::bootstrap_credentials(&broker).await;
     let kafka_listener = kafka_socket
         .listen(KAFKA_BACKLOG)
         .map_err(|source| StartError::Bind {

@@ -65,6 +65,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::OffsetFetch => "OffsetFetch",
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         _ => "Other",
@@ -207,6 +209,10 @@ pub async fn dispatch(
         ApiKey::AlterUserScramCredentials => {
             encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
         }
+        // A SASL listener answers these from the connection's SASL state; here the
+        // listener authenticates no one by SASL.
+        ApiKey::SaslHandshake => encode(&scram::sasl_handshake_not_enabled()),
+        ApiKey::SaslAuthenticate => encode(&scram::sasl_authenticate_not_enabled()),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))
