@@ -12,6 +12,14 @@ use std::path::PathBuf;
 
 use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
+pub mod listeners;
+
+/// Where the Kafka listener binds when no listener is configured.
+pub const DEFAULT_KAFKA_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+    9092,
+);
+
 /// Settings of one broker process.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerConfig {
@@ -19,12 +27,34 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_DATA_DIR", default_value = "./fjord-data")]
     pub data_dir: PathBuf,
 
-    /// Address the Kafka protocol listener binds (host:port).
-    #[arg(long, env = "FJORD_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
-    pub kafka_listen: SocketAddr,
+    /// The Kafka protocol listeners (listeners): `NAME://host:port`, comma separated;
+    /// an empty host binds every interface. Each name has a security protocol in
+    /// --listener-security-protocol-map. Unset: the one PLAINTEXT listener of
+    /// --kafka-listen.
+    #[arg(long, env = "FJORD_LISTENERS")]
+    pub listeners: Option<String>,
 
-    /// Address clients are told to connect to (host:port); defaults to --kafka-listen.
-    #[arg(long, env = "FJORD_ADVERTISED_LISTENER")]
+    /// What clients are told to connect to, per listener (advertised.listeners):
+    /// `NAME://host:port`, comma separated. A listener not named here is advertised at
+    /// its bind address.
+    #[arg(long, env = "FJORD_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+
+    /// The security protocol of each listener (listener.security.protocol.map):
+    /// `NAME:PROTOCOL`, comma separated, with PLAINTEXT, SSL, SASL_PLAINTEXT or
+    /// SASL_SSL. Unset: Kafka's default, each protocol's name mapped to itself (a
+    /// listener named SSL runs SSL).
+    #[arg(long, env = "FJORD_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
+
+    /// Shorthand for `--listeners PLAINTEXT://<address>`: the address of a single
+    /// PLAINTEXT listener (host:port). Default 127.0.0.1:9092.
+    #[arg(long, env = "FJORD_KAFKA_LISTEN", conflicts_with = "listeners")]
+    pub kafka_listen: Option<SocketAddr>,
+
+    /// Shorthand for `--advertised-listeners PLAINTEXT://<host:port>` with
+    /// --kafka-listen: what clients are told to connect to; defaults to --kafka-listen.
+    #[arg(long, env = "FJORD_ADVERTISED_LISTENER", conflicts_with = "listeners")]
     pub advertised_listener: Option<String>,
 
     /// Address of the HTTP listener serving /metrics, /health and /ready.
@@ -406,6 +436,7 @@ impl BrokerConfig {
         if let Some(addr) = &self.advertised_listener {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
         }
+        self.listeners().map_err(|e| e.to_string())?;
         // Checking every topic default through the same validator as topic overrides
         // keeps one definition of what a valid value is.
         let defaults = TopicDefaults::from_broker(self);
@@ -416,15 +447,43 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The (host, port) clients are told to connect to.
+    /// The Kafka listeners: --listeners with the protocol map and advertised
+    /// listeners, or the single PLAINTEXT listener of --kafka-listen.
+    pub fn listeners(&self) -> Result<listeners::Listeners, listeners::ListenerError> {
+        let shorthand;
+        let advertised_shorthand;
+        let (bound, advertised) = match &self.listeners {
+            Some(l) => (l.as_str(), self.advertised_listeners.as_deref()),
+            None => {
+                let addr = self.kafka_listen.unwrap_or(DEFAULT_KAFKA_LISTEN);
+                shorthand = format!("PLAINTEXT://{addr}");
+                advertised_shorthand = self
+                    .advertised_listener
+                    .as_ref()
+                    .map(|a| format!("PLAINTEXT://{a}"));
+                (
+                    shorthand.as_str(),
+                    advertised_shorthand
+                        .as_deref()
+                        .or(self.advertised_listeners.as_deref()),
+                )
+            }
+        };
+        listeners::resolve(&listeners::ListenerSettings {
+            listeners: bound,
+            advertised: advertised.unwrap_or(""),
+            protocol_map: self.listener_security_protocol_map.as_deref().unwrap_or(""),
+        })
+    }
+
+    /// The (host, port) clients are told to connect to on the first listener.
     pub fn advertised(&self) -> (String, i32) {
-        match &self.advertised_listener {
-            Some(a) => parse_host_port(a).expect("validated at startup"),
-            None => (
-                self.kafka_listen.ip().to_string(),
-                i32::from(self.kafka_listen.port()),
-            ),
-        }
+        let listeners = self.listeners().expect("validated at startup");
+        let first = listeners.first();
+        (
+            first.advertised_host.clone(),
+            i32::from(first.advertised_port),
+        )
     }
     /// The voters of the metadata quorum: --voters, or this broker alone.
     pub fn quorum_voters(&self) -> Vec<Voter> {
@@ -846,7 +905,10 @@ mod tests {
     fn defaults_are_kafkas() {
         let c = Cli::parse_from(["fjord"]).broker;
         c.validate().unwrap();
-        assert_eq!(c.kafka_listen.to_string(), "127.0.0.1:9092");
+        assert_eq!(
+            c.listeners().unwrap().first().bind_address(),
+            "127.0.0.1:9092"
+        );
         assert_eq!(c.advertised(), ("127.0.0.1".to_string(), 9092));
         let lc = log_config(&BTreeMap::new(), &defaults());
         assert_eq!(lc, LogConfig::default());
@@ -961,6 +1023,58 @@ mod tests {
         assert_eq!(
             bad.validate().unwrap_err(),
             "--offsets-topic-replication-factor 0 must be >= 1"
+        );
+    }
+
+    #[test]
+    fn named_listeners_come_from_flags_and_the_shorthand_is_one_plaintext_listener() {
+        use listeners::SecurityProtocol;
+        let c = Cli::parse_from([
+            "fjord",
+            "--listeners",
+            "PLAINTEXT://127.0.0.1:9092,SSL://:9093",
+            "--advertised-listeners",
+            "SSL://broker-0.svc:9093",
+        ])
+        .broker;
+        c.validate().unwrap();
+        let l = c.listeners().unwrap();
+        let ssl = &l.0[1];
+        assert_eq!(
+            (ssl.name.as_str(), ssl.protocol),
+            ("SSL", SecurityProtocol::Ssl)
+        );
+        assert_eq!(ssl.advertised_host, "broker-0.svc");
+        assert_eq!(c.advertised(), ("127.0.0.1".to_string(), 9092));
+        let short = Cli::parse_from([
+            "fjord",
+            "--kafka-listen",
+            "0.0.0.0:19092",
+            "--advertised-listener",
+            "b.svc:19092",
+        ])
+        .broker;
+        let l = short.listeners().unwrap();
+        assert_eq!(l.0.len(), 1);
+        assert_eq!(
+            (l.first().name.as_str(), l.first().protocol),
+            ("PLAINTEXT", SecurityProtocol::Plaintext)
+        );
+        assert_eq!(l.first().bind_address(), "0.0.0.0:19092");
+        assert_eq!(short.advertised(), ("b.svc".to_string(), 19092));
+        // The shorthand and the listener list do not mix.
+        assert!(Cli::try_parse_from([
+            "fjord",
+            "--listeners",
+            "PLAINTEXT://:9092",
+            "--kafka-listen",
+            "127.0.0.1:9092"
+        ])
+        .is_err());
+        let unmapped = Cli::parse_from(["fjord", "--listeners", "CLIENT://:9092"]).broker;
+        assert_eq!(
+            unmapped.validate().unwrap_err(),
+            "listener CLIENT has no security protocol in --listener-security-protocol-map"
         );
     }
 

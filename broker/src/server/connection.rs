@@ -38,6 +38,7 @@ use super::broker::Broker;
 use super::request_budget::RequestBudget;
 use crate::auth::sasl::{Gate, SaslConnection};
 use crate::auth::Principal;
+use crate::config::listeners::Listener;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::Part;
 use crate::protocol::guard::{self, GuardError};
@@ -136,6 +137,7 @@ impl Close {
 pub async fn serve(
     broker: Arc<Broker>,
     budget: Arc<RequestBudget>,
+    listener: Arc<Listener>,
     stream: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
@@ -145,6 +147,7 @@ pub async fn serve(
     let conn = Conn {
         broker: &broker,
         budget: &budget,
+        listener: &listener,
         peer,
     };
     match serve_inner(conn, stream, &shutdown).await {
@@ -169,6 +172,8 @@ pub async fn serve(
 struct Conn<'a> {
     broker: &'a Broker,
     budget: &'a RequestBudget,
+    /// The listener the connection arrived on: its name and security protocol.
+    listener: &'a Arc<Listener>,
     peer: SocketAddr,
 }
 
@@ -181,10 +186,18 @@ async fn serve_inner(
     mut stream: TcpStream,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
-    let Conn { broker, peer, .. } = conn;
+    let Conn {
+        broker,
+        peer,
+        listener,
+        ..
+    } = conn;
     // SASL listeners authenticate each connection (auth::sasl decides, this loop
     // carries it out); others serve everyone as User:ANONYMOUS.
-    let mut sasl: Option<SaslConnection> = None;
+    let mut sasl = listener
+        .protocol
+        .is_sasl()
+        .then(|| SaslConnection::new(broker.sasl.clone()));
     let mut principal = Principal::anonymous();
     let (reader, mut writer) = stream.split();
     // Frames as a stream: a read in progress survives the select below answering a
@@ -220,7 +233,7 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
-                let mut request = match parse_frame(broker, frame, peer, &principal)? {
+                let mut request = match parse_frame(broker, frame, peer, listener, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;
                         write_response(&mut writer, response).await?;
@@ -566,6 +579,7 @@ fn parse_frame(
     broker: &Broker,
     frame: Bytes,
     peer: SocketAddr,
+    listener: &Arc<Listener>,
     principal: &Principal,
 ) -> Result<Parsed, Close> {
     let head = match guard::check_request(&frame) {
@@ -654,6 +668,7 @@ fn parse_frame(
             .map(|s| s.to_string())
             .unwrap_or_default(),
         peer,
+        listener: listener.clone(),
         principal: principal.clone(),
     };
     Ok(Parsed::Request(Request { ctx, body: buf }))

@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::listeners::{Listener, ListenerName, Listeners};
 use crate::config::BrokerConfig;
 use broker::Broker;
 
@@ -37,6 +38,12 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("listener {listener}: cannot listen on {addr}: {source}")]
+    ListenerBind {
+        listener: ListenerName,
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// Run one broker until `shutdown` is cancelled; then stop accepting, let requests
@@ -50,7 +57,14 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     // until this broker has joined the cluster and caught up with the metadata log,
     // clients are refused and try another broker, instead of being served from an
     // image that does not know the cluster yet.
-    let kafka_socket = bind_unlistened(config.kafka_listen, "Kafka listener")?;
+    let listeners = config
+        .listeners()
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    refuse_unserved(&listeners)?;
+    let mut kafka_sockets = Vec::new();
+    for listener in listeners.iter() {
+        kafka_sockets.push((listener.clone(), bind_listener(listener).await?));
+    }
     let http_listener = bind(config.http_listen, "HTTP listener").await?;
     let internal_listener = bind(config.internal_listen, "internal listener").await?;
     let broker =
@@ -112,25 +126,99 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         serving.clone(),
     ));
     api::scram::bootstrap_credentials(&broker).await;
-    let kafka_listener = kafka_socket
-        .listen(KAFKA_BACKLOG)
-        .map_err(|source| StartError::Bind {
-            what: "Kafka listener",
-            addr: broker.config.kafka_listen,
-            source,
-        })?;
+    let mut kafka_listeners = Vec::new();
+    for (listener, (socket, addr)) in kafka_sockets {
+        let bound = socket
+            .listen(KAFKA_BACKLOG)
+            .map_err(|source| StartError::ListenerBind {
+                listener: listener.name.clone(),
+                addr: addr.to_string(),
+                source,
+            })?;
+        kafka_listeners.push((listener, bound));
+    }
     broker.set_ready();
-    let (host, port) = broker.config.advertised();
+    // One connection limit and one request budget for all listeners, as Kafka's
+    // max.connections and queued.max.request.bytes are broker-wide.
+    let limits = ConnectionLimits::new(&broker);
+    for (listener, bound) in kafka_listeners {
+        tracing::info!(
+            listener = %listener.name,
+            protocol = %listener.protocol,
+            listen = %bound.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            advertised = %format!("{}:{}", listener.advertised_host, listener.advertised_port),
+            "listening"
+        );
+        tasks.spawn(accept_loop(
+            broker.clone(),
+            listener,
+            bound,
+            limits.clone(),
+            tasks.clone(),
+            serving.clone(),
+        ));
+    }
     tracing::info!(
         node_id = broker.node_id(),
-        listen = %broker.config.kafka_listen,
-        advertised = %format!("{host}:{port}"),
         http = %broker.config.http_listen,
         data_dir = %broker.config.data_dir.display(),
         "fjord broker ready"
     );
-    accept_loop(&broker, kafka_listener, &tasks, &serving).await;
+    serving.cancelled().await;
     stop(&broker, &quorum, &tasks, grace).await
+}
+
+/// Refuse listeners whose security protocol this broker does not serve yet, rather
+/// than serve them without the security they name.
+fn refuse_unserved(listeners: &Listeners) -> Result<(), StartError> {
+    for l in listeners.iter() {
+        // SASL_PLAINTEXT is served (auth::sasl); TLS not yet.
+        if l.protocol.is_tls() {
+            return Err(StartError::Config(format!(
+                "listener {}: security protocol {} is not served yet",
+                l.name, l.protocol
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bind a Kafka listener without listening yet (see `run`), resolving its host.
+async fn bind_listener(
+    listener: &Listener,
+) -> Result<(tokio::net::TcpSocket, std::net::SocketAddr), StartError> {
+    let address = listener.bind_address();
+    let err = |source| StartError::ListenerBind {
+        listener: listener.name.clone(),
+        addr: address.clone(),
+        source,
+    };
+    let addr = tokio::net::lookup_host(&address)
+        .await
+        .map_err(err)?
+        .next()
+        .ok_or_else(|| err(std::io::Error::other("host name resolves to no address")))?;
+    let socket = bind_unlistened(addr, "Kafka listener")?;
+    Ok((socket, addr))
+}
+
+/// What the connections of all listeners share.
+#[derive(Clone)]
+struct ConnectionLimits {
+    permits: Arc<Semaphore>,
+    budget: Arc<request_budget::RequestBudget>,
+}
+
+impl ConnectionLimits {
+    fn new(broker: &Broker) -> ConnectionLimits {
+        ConnectionLimits {
+            permits: Arc::new(Semaphore::new(broker.config.max_connections)),
+            budget: Arc::new(request_budget::RequestBudget::new(
+                broker.config.queued_max_request_bytes,
+                broker.metrics.request_read_bytes.clone(),
+            )),
+        }
+    }
 }
 
 /// Pending connections the Kafka listener queues before they are accepted.
@@ -249,38 +337,40 @@ async fn stop(
 }
 
 async fn accept_loop(
-    broker: &Arc<Broker>,
-    listener: TcpListener,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
+    broker: Arc<Broker>,
+    listener: Arc<Listener>,
+    socket: TcpListener,
+    limits: ConnectionLimits,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
 ) {
-    let permits = Arc::new(Semaphore::new(broker.config.max_connections));
-    let budget = Arc::new(request_budget::RequestBudget::new(
-        broker.config.queued_max_request_bytes,
-        broker.metrics.request_read_bytes.clone(),
-    ));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
-            a = listener.accept() => a,
+            a = socket.accept() => a,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
+                tracing::warn!(listener = %listener.name, error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let Ok(permit) = limits.permits.clone().try_acquire_owned() else {
             broker.metrics.connections_rejected.inc();
             tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
             continue;
         };
-        let (b, budget, s) = (broker.clone(), budget.clone(), shutdown.clone());
+        let (b, budget, s, l) = (
+            broker.clone(),
+            limits.budget.clone(),
+            shutdown.clone(),
+            listener.clone(),
+        );
         tasks.spawn(async move {
-            connection::serve(b, budget, stream, peer, s).await;
+            connection::serve(b, budget, l, stream, peer, s).await;
             drop(permit);
         });
     }

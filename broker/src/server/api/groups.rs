@@ -763,6 +763,7 @@ mod tests {
             correlation_id: 1,
             client_id: "test".into(),
             peer: "127.0.0.1:5000".parse().unwrap(),
+            listener: crate::config::listeners::Listener::plaintext_for_tests(),
             principal: crate::auth::Principal::anonymous(),
         }
     }

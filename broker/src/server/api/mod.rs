@@ -32,6 +32,9 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: String,
     pub peer: SocketAddr,
+    /// The listener the request arrived on (name, security protocol, advertised
+    /// address).
+    pub listener: std::sync::Arc<crate::config::listeners::Listener>,
     /// Who the connection authenticated as.
     pub principal: crate::auth::Principal,
 }
