@@ -63,6 +63,7 @@ APIS: list[tuple[int, str, int]] = [
     (45, "AlterPartitionReassignments", 1),
     (46, "ListPartitionReassignments", 0),
     (47, "OffsetDelete", 0),
+    (48, "DescribeClientQuotas", 1),
     (50, "DescribeUserScramCredentials", 0),
     (51, "AlterUserScramCredentials", 0),
     (60, "DescribeCluster", 2),

@@ -56,6 +56,9 @@ pub struct BrokerOptions {
     pub env: Vec<(String, String)>,
     /// Bound on spawn → ready.
     pub ready_timeout: Duration,
+    /// Security protocol of the Kafka listener (named after it, as Kafka's default
+    /// protocol map does).
+    pub security_protocol: &'static str,
 }
 
 impl Default for BrokerOptions {
@@ -66,6 +69,7 @@ impl Default for BrokerOptions {
             args: Vec::new(),
             env: Vec::new(),
             ready_timeout: READY_TIMEOUT,
+            security_protocol: "PLAINTEXT",
         }
     }
 }
@@ -202,8 +206,13 @@ impl BrokerProcess {
         command
             .arg("--data-dir")
             .arg(self.data_dir())
-            .arg("--kafka-listen")
-            .arg(self.bootstrap())
+            .args(match self.options.security_protocol {
+                "PLAINTEXT" => ["--kafka-listen".to_string(), self.bootstrap()],
+                other => [
+                    "--listeners".to_string(),
+                    format!("{other}://{}", self.bootstrap()),
+                ],
+            })
             .arg("--internal-listen")
             .arg(self.internal_addr())
             .arg("--http-listen")

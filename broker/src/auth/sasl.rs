@@ -14,8 +14,10 @@
 //!   SaslHandshake (same mechanism), and may not change its principal doing so. While it
 //!   re-authenticates, other requests close the connection, as in Kafka.
 //!
-//! Only KIP-152 framing is served: SaslHandshake v0 followed by raw (unframed) SASL
-//! tokens, used by clients older than Kafka 1.0, is not.
+//! Both framings are served: after SaslHandshake v1 the tokens travel in
+//! SaslAuthenticate requests (KIP-152); after v0 they are raw size-prefixed frames
+//! ([`SaslConnection::expects_raw_token`]), and a failure can only close the
+//! connection. Re-authentication needs v1, as in Kafka.
 
 use std::sync::Arc;
 
@@ -136,6 +138,8 @@ pub struct SaslConnection {
     settings: Arc<SaslSettings>,
     phase: Phase,
     session: Option<Session>,
+    /// The handshake was v0: the tokens that follow are raw frames.
+    raw_tokens: bool,
 }
 
 /// The credential store the exchange reads (the metadata image).
@@ -155,6 +159,7 @@ impl SaslConnection {
             settings,
             phase: Phase::Handshake,
             session: None,
+            raw_tokens: false,
         }
     }
 
@@ -196,8 +201,14 @@ impl SaslConnection {
         self.settings.mechanisms.iter().map(|m| m.name()).collect()
     }
 
-    /// Answer a SaslHandshake asking for `mechanism`.
-    pub fn handshake(&mut self, mechanism: &str) -> Answer<HandshakeAnswer> {
+    /// Is the next frame a raw SASL token (after SaslHandshake v0) rather than a
+    /// Kafka request? Answer it with [`SaslConnection::authenticate`], raw too.
+    pub fn expects_raw_token(&self) -> bool {
+        self.raw_tokens && matches!(self.phase, Phase::Authenticate(_))
+    }
+
+    /// Answer a SaslHandshake of `version` asking for `mechanism`.
+    pub fn handshake(&mut self, mechanism: &str, version: i16) -> Answer<HandshakeAnswer> {
         let mechanisms = self.enabled();
         let refuse = |code: ResponseError| Answer {
             body: HandshakeAnswer {
@@ -227,6 +238,8 @@ impl SaslConnection {
             (_, Mechanism::Scram(m)) => Exchange::Scram(ScramServer::new(m)),
         };
         self.phase = Phase::Authenticate(exchange);
+        // KIP-368: only v1 clients re-authenticate; v0 is for the first login.
+        self.raw_tokens = version == 0 && self.session.is_none();
         Answer {
             body: HandshakeAnswer {
                 error_code: 0,

@@ -47,7 +47,7 @@ fn scram_login(
     password: &str,
     now_ms: i64,
 ) -> Answer<AuthenticateAnswer> {
-    let hs = conn.handshake(m.name());
+    let hs = conn.handshake(m.name(), 1);
     assert_eq!(hs.body.error_code, 0);
     assert!(!hs.close);
     let client = TestClient::new(m, user, password);
@@ -92,7 +92,7 @@ fn scram_and_plain_logins_set_the_principal() {
         assert_eq!(conn.gate(ApiKey::Metadata, i64::MAX), Gate::Serve);
     }
     let mut conn = connection(0);
-    assert_eq!(conn.handshake("PLAIN").body.error_code, 0);
+    assert_eq!(conn.handshake("PLAIN", 1).body.error_code, 0);
     let done = conn.authenticate(b"\0alice\0pw", &store, "SRV", 0);
     assert_eq!(done.body.error_code, 0);
     assert!(done.body.auth_bytes.is_empty());
@@ -124,7 +124,7 @@ fn a_wrong_password_is_refused_with_kafkas_message_and_closes() {
     assert_eq!(unknown, done);
 
     let mut conn = connection(0);
-    conn.handshake("PLAIN");
+    conn.handshake("PLAIN", 1);
     let done = conn.authenticate(b"\0alice\0nope", &store, "SRV", 0);
     assert_eq!(done.body.error_code, AUTH_FAILED);
     assert_eq!(
@@ -134,7 +134,7 @@ fn a_wrong_password_is_refused_with_kafkas_message_and_closes() {
     assert!(done.close);
     // Garbage as the first SCRAM message fails the same way.
     let mut conn = connection(0);
-    conn.handshake("SCRAM-SHA-256");
+    conn.handshake("SCRAM-SHA-256", 1);
     let done = conn.authenticate(b"\x00\xff garbage", &store, "SRV", 0);
     assert_eq!(done.body.error_code, AUTH_FAILED);
     assert!(done.close);
@@ -146,14 +146,14 @@ fn handshakes_out_of_turn_or_for_other_mechanisms_are_refused() {
         vec![Mechanism::Scram(ScramMechanism::Sha512)],
         0,
     )));
-    let hs = conn.handshake("PLAIN");
+    let hs = conn.handshake("PLAIN", 1);
     assert_eq!(hs.body.error_code, UNSUPPORTED_MECHANISM);
     assert_eq!(hs.body.mechanisms, vec!["SCRAM-SHA-512"]);
     assert!(hs.close);
 
     let mut conn = connection(0);
-    assert_eq!(conn.handshake("SCRAM-SHA-512").body.error_code, 0);
-    let again = conn.handshake("SCRAM-SHA-512");
+    assert_eq!(conn.handshake("SCRAM-SHA-512", 1).body.error_code, 0);
+    let again = conn.handshake("SCRAM-SHA-512", 1);
     assert_eq!(again.body.error_code, ILLEGAL_STATE);
     assert!(again.close);
     // ApiVersions is served only before the handshake, as in Kafka.
@@ -184,7 +184,7 @@ fn sessions_expire_after_the_reauth_interval_and_reauthentication_renews_them() 
     assert!(matches!(conn.gate(ApiKey::Fetch, 7_500), Gate::Close(_)));
 
     // During a re-authentication other requests close the connection.
-    assert_eq!(conn.handshake(m.name()).body.error_code, 0);
+    assert_eq!(conn.handshake(m.name(), 1).body.error_code, 0);
     assert!(matches!(conn.gate(ApiKey::Fetch, 7_000), Gate::Close(_)));
 }
 
@@ -205,7 +205,7 @@ fn reauthentication_keeps_the_principal_and_the_mechanism() {
     let mut conn = connection(1000);
     scram_login(&mut conn, &store, m, "alice", "pw", 0);
     // Kafka accepts the handshake and fails the authentication that follows.
-    assert_eq!(conn.handshake("SCRAM-SHA-512").body.error_code, 0);
+    assert_eq!(conn.handshake("SCRAM-SHA-512", 1).body.error_code, 0);
     let done = conn.authenticate(b"n,,n=alice,r=x", &store, "SRV", 10);
     assert_eq!(done.body.error_code, AUTH_FAILED);
     assert_eq!(
@@ -243,4 +243,29 @@ fn mechanism_names_parse_strictly() {
     );
     assert!(Mechanism::parse("GSSAPI").is_err());
     assert!(Mechanism::parse("plain").is_err());
+}
+
+#[test]
+fn a_v0_handshake_switches_to_raw_tokens_for_the_first_login_only() {
+    let store = store(&[("alice", "pw")]);
+    let m = ScramMechanism::Sha256;
+    let mut conn = connection(1000);
+    assert!(!conn.expects_raw_token());
+    assert_eq!(conn.handshake(m.name(), 0).body.error_code, 0);
+    assert!(conn.expects_raw_token());
+    let client = TestClient::new(m, "alice", "pw");
+    let first = conn.authenticate(client.first().as_bytes(), &store, "SRV", 0);
+    assert!(conn.expects_raw_token());
+    let done = conn.authenticate(
+        client.last(&first.body.auth_bytes).as_bytes(),
+        &store,
+        "SRV",
+        0,
+    );
+    assert_eq!(done.body.error_code, 0);
+    assert!(!conn.expects_raw_token());
+    assert_eq!(conn.principal(), Some(&Principal::user("alice")));
+    // Re-authentication is a v1 affair even if the client says v0.
+    assert_eq!(conn.handshake(m.name(), 0).body.error_code, 0);
+    assert!(!conn.expects_raw_token());
 }

@@ -633,6 +633,7 @@ mod tests {
         45 => AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
         46 => ListPartitionReassignments(ListPartitionReassignmentsRequest),
         47 => OffsetDelete(OffsetDeleteRequest),
+        48 => DescribeClientQuotas(DescribeClientQuotasRequest),
         50 => DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
         51 => AlterUserScramCredentials(AlterUserScramCredentialsRequest),
         60 => DescribeCluster(DescribeClusterRequest),

@@ -364,6 +364,16 @@ const OFFSET_DELETE: &[Field] = &[
     f("Topics", Array(&Struct(OFFSET_DELETE_OFFSET_DELETE_REQUEST_TOPIC)), V(0, X)),
 ];
 
+const DESCRIBE_CLIENT_QUOTAS_COMPONENT_DATA: &[Field] = &[
+    f("EntityType", Str, V(0, X)),
+    f("MatchType", I8, V(0, X)),
+    f("Match", Str, V(0, X)).nullable(V(0, X)),
+];
+const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
+    f("Components", Array(&Struct(DESCRIBE_CLIENT_QUOTAS_COMPONENT_DATA)), V(0, X)),
+    f("Strict", Bool, V(0, X)),
+];
+
 const DESCRIBE_USER_SCRAM_CREDENTIALS_USER_NAME: &[Field] = &[
     f("Name", Str, V(0, X)),
 ];
@@ -427,6 +437,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 45, name: "AlterPartitionReassignments", valid: V(0, 1), flexible: V(0, X), fields: ALTER_PARTITION_REASSIGNMENTS },
     Api { key: 46, name: "ListPartitionReassignments", valid: V(0, 0), flexible: V(0, X), fields: LIST_PARTITION_REASSIGNMENTS },
     Api { key: 47, name: "OffsetDelete", valid: V(0, 0), flexible: NONE, fields: OFFSET_DELETE },
+    Api { key: 48, name: "DescribeClientQuotas", valid: V(0, 1), flexible: V(1, X), fields: DESCRIBE_CLIENT_QUOTAS },
     Api { key: 50, name: "DescribeUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_USER_SCRAM_CREDENTIALS },
     Api { key: 51, name: "AlterUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: ALTER_USER_SCRAM_CREDENTIALS },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },

@@ -233,6 +233,16 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
+                if let Some(sasl) = sasl.as_mut().filter(|s| s.expects_raw_token()) {
+                    let Some(answer) = api::scram::answer_raw_token(broker, sasl, &frame) else {
+                        return Err(Close::Sasl("SASL authentication (raw tokens) failed".into()));
+                    };
+                    write_response(&mut writer, api::Response::Frame(answer)).await?;
+                    if let Some(p) = sasl.principal() {
+                        principal = p.clone();
+                    }
+                    continue;
+                }
                 let mut request = match parse_frame(broker, frame, peer, listener, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;

@@ -72,6 +72,7 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         _ => "Other",
     }
 }
@@ -211,6 +212,10 @@ pub async fn dispatch(
         )),
         ApiKey::AlterUserScramCredentials => {
             encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeClientQuotas => {
+            let _: DescribeClientQuotasRequest = decode(body, v)?;
+            encode(&DescribeClientQuotasResponse::default().with_entries(Some(Vec::new())))
         }
         // A SASL listener answers these from the connection's SASL state; here the
         // listener authenticates no one by SASL.

@@ -20,8 +20,9 @@ use crate::server::connection::encode_response;
 pub fn sasl_handshake(
     conn: &mut SaslConnection,
     req: SaslHandshakeRequest,
+    version: i16,
 ) -> Answer<SaslHandshakeResponse> {
-    let answer = conn.handshake(&req.mechanism);
+    let answer = conn.handshake(&req.mechanism, version);
     Answer {
         body: SaslHandshakeResponse::default()
             .with_error_code(answer.body.error_code)
@@ -157,7 +158,7 @@ pub fn answer_sasl(
     let now_ms = broker.clock.now_ms();
     Ok(match ctx.api_key {
         ApiKey::SaslHandshake => {
-            let a = sasl_handshake(conn, super::decode(body, v)?);
+            let a = sasl_handshake(conn, super::decode(body, v)?, v);
             (encode_response(ctx.api_key, v, c, &a.body, buf)?, a.close)
         }
         ApiKey::SaslAuthenticate => {
@@ -166,6 +167,27 @@ pub fn answer_sasl(
         }
         other => anyhow::bail!("{other:?} is not a SASL request"),
     })
+}
+
+/// Answer a raw SASL token (after SaslHandshake v0): the size-prefixed answer token,
+/// or None when authentication failed (the raw framing has no way to say why; the
+/// connection closes).
+pub fn answer_raw_token(
+    broker: &Broker,
+    conn: &mut SaslConnection,
+    token: &[u8],
+) -> Option<BytesMut> {
+    let image = broker.image();
+    let now_ms = broker.clock.now_ms();
+    let answer = conn.authenticate(token, &*image, &scram::random_nonce(), now_ms);
+    if answer.close || answer.body.error_code != 0 {
+        return None;
+    }
+    let bytes = answer.body.auth_bytes;
+    let mut frame = BytesMut::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    Some(frame)
 }
 
 /// Create the `--scram-bootstrap` credentials of users that have none for that
