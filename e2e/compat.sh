@@ -14,12 +14,18 @@
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
 # FJORD_REPLICATION_FACTOR: replication factor of the topics the suites create (default 1;
 # 3 against a 3-broker cluster). Topics created without one get the broker's default.
+# TLS suites (kcat-ssl: the kcat suite over SSL; python-ssl: confluent-kafka and
+# kafka-python over SSL, refusals included) run against FJORD_SSL_BOOTSTRAP, an SSL
+# listener with ssl.client.auth=required, with the certificates e2e/tls/certs.sh wrote to
+# FJORD_SSL_DIR; without both they are skipped.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl}"
+ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
+ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
 case "$COMPAT_GROUPS" in
   1) pytest_groups=(); maven_groups=() ;;
@@ -56,8 +62,8 @@ run_suite() {
 summary_of() {
   local name="$1" log="$2"
   case "$name" in
-    kcat) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
-    kafka-python|confluent-kafka)
+    kcat|kcat-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    kafka-python|confluent-kafka|python-ssl)
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     java-*|spring)
@@ -91,6 +97,15 @@ for suite in $SUITES; do
         echo "SKIP spring (COMPAT_GROUPS=0: it needs consumer groups)"
       else
         run_suite spring env FJORD_BOOTSTRAP="$bootstrap" mvn -B -f "$HERE/spring/pom.xml" test
+      fi ;;
+    kcat-ssl|python-ssl)
+      if [[ -z $ssl_bootstrap || -z $ssl_dir ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP $suite (FJORD_SSL_BOOTSTRAP and FJORD_SSL_DIR not set)"
+      elif [[ $suite == kcat-ssl ]]; then
+        run_suite kcat-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
+      else
+        run_suite python-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/python/run.sh" "$ssl_bootstrap" test_tls.py
       fi ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac

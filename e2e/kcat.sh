@@ -9,6 +9,8 @@
 # with the confluent-kafka admin client from the Python suites' venv (e2e/python/venv.sh);
 # nothing relies on the broker creating topics by itself.
 # Environment: MESSAGES (default 100000), KEYS (16), PARTITIONS (4), CODECS.
+# FJORD_SSL_DIR: run over an SSL listener with the client certificate and CA that
+# e2e/tls/certs.sh wrote there (client.pem, client.key, ca.pem).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
@@ -25,16 +27,27 @@ if ! command -v kcat >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >&2
 fi
 python="$("$HERE/python/venv.sh")"
+ssl_dir="${FJORD_SSL_DIR:-}"
+tls=()
+if [[ -n $ssl_dir ]]; then
+  tls=(-X security.protocol=ssl -X "ssl.ca.location=$ssl_dir/ca.pem"
+       -X "ssl.certificate.location=$ssl_dir/client.pem" -X "ssl.key.location=$ssl_dir/client.key")
+fi
 echo "kcat: $(kcat -V 2>&1 | grep -m1 Version)"
 
 # topic_admin create|delete TOPIC
 topic_admin() {
-  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" "${FJORD_REPLICATION_FACTOR:-1}" <<'EOF'
+  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" "${FJORD_REPLICATION_FACTOR:-1}" "$ssl_dir" <<'EOF'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, op, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 replication_factor = int(sys.argv[5])
-admin = AdminClient({"bootstrap.servers": bootstrap})
+config = {"bootstrap.servers": bootstrap}
+if sys.argv[6]:
+    d = sys.argv[6]
+    config.update({"security.protocol": "ssl", "ssl.ca.location": f"{d}/ca.pem",
+                   "ssl.certificate.location": f"{d}/client.pem", "ssl.key.location": f"{d}/client.key"})
+admin = AdminClient(config)
 if op == "create":
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[topic].result(timeout=60)
 else:
@@ -53,20 +66,20 @@ for codec in $CODECS; do
 
   # kcat -L: the topic is in the metadata with all its partitions (waits up to 60 s for it).
   deadline=$((SECONDS + 60))
-  until [[ "$(kcat -b "$bootstrap" -L -t "$topic" 2>/dev/null | grep -c '^    partition ')" == "$PARTITIONS" ]]; do
+  until [[ "$(kcat -b "$bootstrap" "${tls[@]}" -L -t "$topic" 2>/dev/null | grep -c '^    partition ')" == "$PARTITIONS" ]]; do
     ((SECONDS < deadline)) || { echo "FAIL $codec: $topic not in metadata with $PARTITIONS partitions"; failed=1; continue 2; }
     sleep 0.2  # poll interval, not a synchronisation
   done
 
   # key k(i % KEYS), value i. kcat exits non-zero if any message is not delivered.
   if ! awk -v n="$MESSAGES" -v k="$KEYS" 'BEGIN { for (i = 0; i < n; i++) print "k" (i % k) "\t" i }' \
-      | kcat -P -b "$bootstrap" -t "$topic" -K $'\t' -z "$codec" \
+      | kcat -P -b "$bootstrap" "${tls[@]}" -t "$topic" -K $'\t' -z "$codec" \
           -X enable.idempotence=true -X linger.ms=5 2> "$work/produce.err"; then
     echo "FAIL $codec: kcat -P failed: $(tail -3 "$work/produce.err")"; failed=1; continue
   fi
 
   # -e: exit once every partition is read to its end.
-  if ! timeout 120 kcat -C -b "$bootstrap" -t "$topic" -o beginning -e -q \
+  if ! timeout 120 kcat -C -b "$bootstrap" "${tls[@]}" -t "$topic" -o beginning -e -q \
       -f '%k %s %p %o\n' > "$work/read.txt" 2> "$work/consume.err"; then
     echo "FAIL $codec: kcat -C failed: $(tail -3 "$work/consume.err")"; failed=1; continue
   fi

@@ -60,11 +60,16 @@ free_port() {
 # Start one broker on loopback with a fresh data dir, run the third-party client
 # suites against it, stop it with SIGTERM.
 client_compat() {
-  local dir port=29092 http=29644 internal pid rc
+  local dir port=29092 ssl_port=29093 http=29644 internal pid rc
   dir=$(mktemp -d)
   # Its own internal listener port: the default (9093) may be taken on this machine.
   internal=$(free_port) || return 1
-  "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" --kafka-listen "127.0.0.1:$port" \
+  # A PLAINTEXT listener and an SSL one that requires client certificates (the TLS suites).
+  e2e/tls/certs.sh "$dir/tls" > /dev/null || return 1
+  "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" \
+    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port" \
+    --ssl-keystore-location "$dir/tls/broker.pem" --ssl-key-location "$dir/tls/broker.key" \
+    --ssl-truststore-location "$dir/tls/ca.pem" --ssl-client-auth required \
     --http-listen "127.0.0.1:$http" --internal-listen "127.0.0.1:$internal" > "$dir/fjord.log" 2>&1 &
   pid=$!
   local deadline=$((SECONDS + 60))
@@ -74,7 +79,7 @@ client_compat() {
     fi
     sleep 0.2
   done
-  e2e/compat.sh "127.0.0.1:$port"
+  FJORD_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" FJORD_SSL_DIR="$dir/tls" e2e/compat.sh "127.0.0.1:$port"
   rc=$?
   kill -TERM "$pid"; wait "$pid"
   if [[ $rc -ne 0 ]]; then tail -n 50 "$dir/fjord.log"; fi

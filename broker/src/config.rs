@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 pub mod listeners;
+pub mod ssl;
 
 /// Where the Kafka listener binds when no listener is configured.
 pub const DEFAULT_KAFKA_LISTEN: SocketAddr = SocketAddr::new(
@@ -46,6 +47,9 @@ pub struct BrokerConfig {
     /// listener named SSL runs SSL).
     #[arg(long, env = "FJORD_LISTENER_SECURITY_PROTOCOL_MAP")]
     pub listener_security_protocol_map: Option<String>,
+
+    #[command(flatten)]
+    pub ssl: ssl::SslConfig,
 
     /// Shorthand for `--listeners PLAINTEXT://<address>`: the address of a single
     /// PLAINTEXT listener (host:port). Default 127.0.0.1:9092.
@@ -436,7 +440,9 @@ impl BrokerConfig {
         if let Some(addr) = &self.advertised_listener {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
         }
-        self.listeners().map_err(|e| e.to_string())?;
+        let listeners = self.listeners().map_err(|e| e.to_string())?;
+        self.ssl
+            .validate(listeners.iter().any(|l| l.protocol.is_tls()))?;
         // Checking every topic default through the same validator as topic overrides
         // keeps one definition of what a valid value is.
         let defaults = TopicDefaults::from_broker(self);
@@ -1035,9 +1041,23 @@ mod tests {
             "PLAINTEXT://127.0.0.1:9092,SSL://:9093",
             "--advertised-listeners",
             "SSL://broker-0.svc:9093",
+            "--ssl-keystore-location",
+            "/etc/fjord/tls/broker.pem",
         ])
         .broker;
         c.validate().unwrap();
+        let mut no_keystore = c.clone();
+        no_keystore.ssl.ssl_keystore_location = None;
+        assert_eq!(
+            no_keystore.validate().unwrap_err(),
+            "an SSL or SASL_SSL listener needs --ssl-keystore-location (PEM certificate chain)"
+        );
+        let mut no_truststore = c.clone();
+        no_truststore.ssl.ssl_client_auth = ssl::SslClientAuth::Required;
+        assert_eq!(
+            no_truststore.validate().unwrap_err(),
+            "--ssl-client-auth required needs --ssl-truststore-location (PEM CA certificates)"
+        );
         let l = c.listeners().unwrap();
         let ssl = &l.0[1];
         assert_eq!(

@@ -203,16 +203,22 @@ impl BrokerProcess {
         let stdout = self.log_file("stdout")?;
         let stderr = self.log_file("stderr")?;
         let mut command = Command::new(&self.binary);
+        command.arg("--data-dir").arg(self.data_dir());
+        // A test that names its listeners binds the harness's Kafka port itself.
+        if !self
+            .options
+            .args
+            .iter()
+            .any(|a| a.starts_with("--listeners"))
+        {
+            match self.options.security_protocol {
+                "PLAINTEXT" => command.arg("--kafka-listen").arg(self.bootstrap()),
+                other => command
+                    .arg("--listeners")
+                    .arg(format!("{other}://{}", self.bootstrap())),
+            };
+        }
         command
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .args(match self.options.security_protocol {
-                "PLAINTEXT" => ["--kafka-listen".to_string(), self.bootstrap()],
-                other => [
-                    "--listeners".to_string(),
-                    format!("{other}://{}", self.bootstrap()),
-                ],
-            })
             .arg("--internal-listen")
             .arg(self.internal_addr())
             .arg("--http-listen")

@@ -4,7 +4,10 @@
 //!    (`FJORD_SCRAM_BOOTSTRAP`), create a topic, produce and consume it back;
 //! 2. a wrong password is refused with Kafka's authentication error, and nothing is
 //!    served to that client;
-//! 3. with `--connections-max-reauth-ms` small, a consumer reading while a producer
+//! 3. the same over SASL_SSL (SASL inside TLS);
+//! 4. `kafka-configs.sh` (the Java client over SASL_PLAINTEXT) adds, describes and
+//!    deletes a user's credential, and refuses too few iterations;
+//! 5. with `--connections-max-reauth-ms` small, a consumer reading while a producer
 //!    writes keeps working across several re-authentications (KIP-368), and no
 //!    connection is closed for an expired session.
 
@@ -338,4 +341,91 @@ async fn kafka_configs_manages_scram_credentials() -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// A CA and a broker certificate for 127.0.0.1 (PEM), written to `dir`: the CA's path.
+fn broker_certificates(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "Fjord SASL test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate()?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?;
+    params.distinguished_name.push(DnType::CommonName, "broker");
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    std::fs::write(dir.join("broker.pem"), cert.pem())?;
+    std::fs::write(dir.join("broker.key"), key.serialize_pem())?;
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_cert.pem())?;
+    Ok(ca)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scram_and_plain_over_sasl_ssl() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ca = broker_certificates(dir.path())?;
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let broker = BrokerProcess::start(BrokerOptions {
+        security_protocol: "SASL_SSL",
+        args: vec![
+            "--sasl-enabled-mechanisms".into(),
+            "SCRAM-SHA-512,PLAIN".into(),
+            "--ssl-keystore-location".into(),
+            path("broker.pem"),
+            "--ssl-key-location".into(),
+            path("broker.key"),
+        ],
+        env: vec![(
+            "FJORD_SCRAM_BOOTSTRAP".into(),
+            format!("SCRAM-SHA-512=[name=alice,password={PASSWORD}]"),
+        )],
+        ..BrokerOptions::default()
+    })
+    .await?;
+    let bootstrap = broker.bootstrap();
+    let tls = |mechanism: &str, password: &str| {
+        let mut c = config(&bootstrap, mechanism, password);
+        c.set("security.protocol", "SASL_SSL")
+            .set("ssl.ca.location", ca.display().to_string());
+        c
+    };
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        let topic = unique_topic("sasl-ssl");
+        let producer: FutureProducer = tls(mechanism, PASSWORD).create()?;
+        let values: Vec<String> = (0..10).map(|i| format!("{mechanism}-{i}")).collect();
+        for v in &values {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(&topic).partition(0).payload(v),
+                    Duration::from_secs(20),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .with_context(|| format!("{mechanism} over SASL_SSL\n{}", broker.logs()))?;
+        }
+        let consumer: BaseConsumer = tls(mechanism, PASSWORD)
+            .set("group.id", format!("g-{topic}"))
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, Offset::Beginning)?;
+        consumer.assign(&tpl)?;
+        let read = tokio::task::block_in_place(|| consume(&consumer, values.len()))?;
+        ensure!(
+            read == values,
+            "{mechanism} over SASL_SSL: read back {read:?}"
+        );
+        let wrong: BaseConsumer = tls(mechanism, "wrong").create()?;
+        let metadata =
+            tokio::task::block_in_place(|| wrong.fetch_metadata(None, Duration::from_secs(5)));
+        ensure!(
+            metadata.is_err(),
+            "{mechanism}: a wrong password was served over SASL_SSL"
+        );
+    }
+    Ok(())
 }

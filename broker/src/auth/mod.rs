@@ -14,6 +14,8 @@ pub mod plain;
 pub mod sasl;
 pub mod scram;
 
+pub mod ssl_principal;
+
 use std::fmt;
 use std::sync::Arc;
 

@@ -45,11 +45,80 @@ impl PartitionState {
 /// Where clients and other brokers reach a broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerEndpoint {
-    /// Advertised Kafka listener.
+    /// The first advertised Kafka listener.
     pub host: String,
     pub port: i32,
     /// host:port of the internal gRPC listener.
     pub internal: String,
+    /// Every advertised Kafka listener by name (Kafka's RegisterBrokerRecord
+    /// endpoints). Empty in registrations written before listeners had names: then
+    /// `host:port` stands for every listener.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// One advertised listener of a registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    /// The listener's name, upper-case.
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+/// The most listeners a broker may register; Kafka brokers have a handful.
+pub const MAX_REGISTERED_LISTENERS: usize = 32;
+
+/// The longest host name (RFC 1035) or listener name a registration may carry.
+const MAX_ENDPOINT_NAME_BYTES: usize = 253;
+
+impl ListenerEndpoint {
+    /// A registration's listeners as the metadata log may hold them: bounded in
+    /// number and size, named uniquely, with ports in range.
+    pub fn check_registered(
+        listeners: Vec<ListenerEndpoint>,
+    ) -> Result<Vec<ListenerEndpoint>, String> {
+        if listeners.len() > MAX_REGISTERED_LISTENERS {
+            return Err(format!(
+                "{} listeners exceed the limit of {MAX_REGISTERED_LISTENERS}",
+                listeners.len()
+            ));
+        }
+        for (i, l) in listeners.iter().enumerate() {
+            crate::config::listeners::ListenerName::parse(&l.name).map_err(|e| e.to_string())?;
+            if l.name.len() > MAX_ENDPOINT_NAME_BYTES || l.host.len() > MAX_ENDPOINT_NAME_BYTES {
+                return Err(format!(
+                    "listener {:.64}: name or host longer than {MAX_ENDPOINT_NAME_BYTES} bytes",
+                    l.name
+                ));
+            }
+            if l.host.is_empty() || !(0..=i32::from(u16::MAX)).contains(&l.port) {
+                return Err(format!(
+                    "listener {}: host {:?} port {} is not an address",
+                    l.name, l.host, l.port
+                ));
+            }
+            if listeners[..i].iter().any(|o| o.name == l.name) {
+                return Err(format!("listener {} registered twice", l.name));
+            }
+        }
+        Ok(listeners)
+    }
+}
+
+impl BrokerEndpoint {
+    /// Where a client that arrived on listener `name` reaches this broker: Kafka
+    /// answers with the endpoint of the same listener, and leaves out a broker without
+    /// it.
+    pub fn listener(&self, name: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| (l.host.as_str(), l.port))
+    }
 }
 
 /// A registered broker (KIP-631 broker registration with KIP-841 fencing).
@@ -492,6 +561,65 @@ mod tests {
             adding_replicas: vec![],
             removing_replicas: vec![],
             offline_replicas: vec![],
+        }
+    }
+
+    #[test]
+    fn a_broker_is_reached_on_the_listener_a_client_used() {
+        let l = |name: &str, port| ListenerEndpoint {
+            name: name.into(),
+            host: "b1".into(),
+            port,
+        };
+        let e = BrokerEndpoint {
+            host: "b1".into(),
+            port: 9092,
+            internal: "b1:9093".into(),
+            listeners: vec![l("PLAINTEXT", 9092), l("SSL", 9094)],
+        };
+        assert_eq!(e.listener("SSL"), Some(("b1", 9094)));
+        assert_eq!(e.listener("PLAINTEXT"), Some(("b1", 9092)));
+        assert_eq!(e.listener("SASL_SSL"), None);
+        // A registration from before named listeners still loads, and serves any.
+        let old: BrokerEndpoint =
+            serde_json::from_str(r#"{"host":"b1","port":9092,"internal":"b1:9093"}"#).unwrap();
+        assert!(old.listeners.is_empty());
+        assert_eq!(old.listener("SSL"), Some(("b1", 9092)));
+        let back: BrokerEndpoint =
+            serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn registered_listeners_are_bounded_and_checked() {
+        let l = |name: &str, host: &str, port| ListenerEndpoint {
+            name: name.into(),
+            host: host.into(),
+            port,
+        };
+        let many: Vec<_> = (0..MAX_REGISTERED_LISTENERS)
+            .map(|i| l(&format!("L{i}"), "h", 1))
+            .collect();
+        assert_eq!(
+            ListenerEndpoint::check_registered(many.clone())
+                .unwrap()
+                .len(),
+            MAX_REGISTERED_LISTENERS
+        );
+        let mut too_many = many;
+        too_many.push(l("X", "h", 1));
+        assert!(ListenerEndpoint::check_registered(too_many)
+            .unwrap_err()
+            .contains("33 listeners exceed the limit of 32"));
+        for (bad, why) in [
+            (vec![l("A", "h", 65536)], "port 65536"),
+            (vec![l("A", "", 1)], "host \"\""),
+            (vec![l("A B", "h", 1)], "letters"),
+            (vec![l("A", &"h".repeat(254), 1)], "longer than 253"),
+            (vec![l("A", "h", 1), l("A", "g", 2)], "registered twice"),
+        ] {
+            let err = ListenerEndpoint::check_registered(bad).unwrap_err();
+            assert!(err.contains(why), "{err}");
         }
     }
 

@@ -30,7 +30,7 @@ use super::state_machine::Shared;
 use super::{pb, ControllerReply, ControllerRequest, MetadataBatch, NodeId, TypeConfig};
 use crate::backoff::Backoff;
 use crate::metadata::admin::AdminError;
-use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord};
+use crate::metadata::image::{BrokerEndpoint, ListenerEndpoint, MetadataImage, MetadataRecord};
 use crate::replication::controller::{
     BrokerEpoch, ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
 };
@@ -471,6 +471,7 @@ impl Active {
                     host: String::new(),
                     port: -1,
                     internal: String::new(),
+                    listeners: Vec::new(),
                 }),
         };
         let records = records
@@ -487,10 +488,28 @@ impl Active {
     async fn on_cmd(&mut self, cmd: Cmd) -> Result<(), NotCommitted> {
         match cmd {
             Cmd::Register(req, reply) => {
+                let listeners = req.listeners.iter().map(|l| ListenerEndpoint {
+                    name: l.name.clone(),
+                    host: l.host.clone(),
+                    port: l.port,
+                });
+                let listeners = match ListenerEndpoint::check_registered(listeners.collect()) {
+                    Ok(listeners) => listeners,
+                    Err(e) => {
+                        let _ = reply.send(pb::RegisterBrokerResponse {
+                            error_code: code_of(ResponseError::InvalidRequest),
+                            error_message: format!("broker {}: {e}", req.broker_id),
+                            applied_index: self.applied(),
+                            ..Default::default()
+                        });
+                        return Ok(());
+                    }
+                };
                 let endpoint = BrokerEndpoint {
                     host: req.host.clone(),
                     port: req.port,
                     internal: req.internal_address.clone(),
+                    listeners,
                 };
                 let rack = req.has_rack.then(|| req.rack.clone());
                 let (epoch, records) =

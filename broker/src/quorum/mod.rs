@@ -314,6 +314,16 @@ impl Quorum {
                 port,
                 internal_address: config.internal_address(),
                 wants_voter: config.is_voter(),
+                listeners: config
+                    .listeners()
+                    .expect("validated at startup")
+                    .iter()
+                    .map(|l| pb::ListenerEndpoint {
+                        name: l.name.to_string(),
+                        host: l.advertised_host.clone(),
+                        port: i32::from(l.advertised_port),
+                    })
+                    .collect(),
             },
             heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms),

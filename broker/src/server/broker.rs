@@ -11,6 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::partition::{Partition, PartitionMap};
 use crate::clock::SharedClock;
+use crate::config::listeners::Listener;
 use crate::config::{BrokerConfig, TopicDefaults};
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{MetadataImage, MetadataRecord};
@@ -172,28 +173,32 @@ impl Broker {
             .collect()
     }
 
-    /// The brokers clients may connect to: registered and unfenced (before any broker
-    /// registered, this one).
-    pub fn cluster_brokers(&self) -> Vec<ClusterBroker> {
+    /// The brokers clients on `listener` may connect to: registered, unfenced and
+    /// with that listener, at its endpoint (Kafka's rule: a client is told the
+    /// addresses of the listener it arrived on). Before any broker registered, this
+    /// one.
+    pub fn cluster_brokers(&self, listener: &Listener) -> Vec<ClusterBroker> {
         let image = self.image();
         let listed: Vec<ClusterBroker> = image
             .brokers()
             .filter(|b| !b.fenced)
-            .map(|b| ClusterBroker {
-                id: b.id,
-                host: b.endpoint.host.clone(),
-                port: b.endpoint.port,
-                rack: b.rack.clone(),
+            .filter_map(|b| {
+                let (host, port) = b.endpoint.listener(listener.name.as_str())?;
+                Some(ClusterBroker {
+                    id: b.id,
+                    host: host.to_string(),
+                    port,
+                    rack: b.rack.clone(),
+                })
             })
             .collect();
         if !listed.is_empty() {
             return listed;
         }
-        let (host, port) = self.config.advertised();
         vec![ClusterBroker {
             id: self.node_id(),
-            host,
-            port,
+            host: listener.advertised_host.clone(),
+            port: i32::from(listener.advertised_port),
             rack: self.config.rack.clone(),
         }]
     }

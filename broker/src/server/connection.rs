@@ -28,7 +28,6 @@ use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseH
 use kafka_protocol::protocol::{Decodable, Encodable};
 use nix::sys::sendfile::sendfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
+use super::stream::{ClientStream, StreamReader, StreamWriter};
 use crate::auth::sasl::{Gate, SaslConnection};
 use crate::auth::Principal;
 use crate::config::listeners::Listener;
@@ -138,11 +138,11 @@ pub async fn serve(
     broker: Arc<Broker>,
     budget: Arc<RequestBudget>,
     listener: Arc<Listener>,
-    stream: TcpStream,
+    stream: ClientStream,
+    principal: Principal,
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let _ = stream.set_nodelay(true);
     broker.metrics.connections.inc();
     let conn = Conn {
         broker: &broker,
@@ -150,7 +150,7 @@ pub async fn serve(
         listener: &listener,
         peer,
     };
-    match serve_inner(conn, stream, &shutdown).await {
+    match serve_inner(conn, stream, principal, &shutdown).await {
         Ok(()) | Err(Close::Eof) | Err(Close::Shutdown) | Err(Close::CutOff) => {}
         Err(Close::Io(e)) => tracing::debug!(%peer, error = %e, "connection closed"),
         Err(e) => {
@@ -183,7 +183,8 @@ type Pending<'a> = Pin<Box<dyn Future<Output = (Request, Option<ProduceResponse>
 
 async fn serve_inner(
     conn: Conn<'_>,
-    mut stream: TcpStream,
+    stream: ClientStream,
+    principal: Principal,
     shutdown: &CancellationToken,
 ) -> Result<(), Close> {
     let Conn {
@@ -193,13 +194,14 @@ async fn serve_inner(
         ..
     } = conn;
     // SASL listeners authenticate each connection (auth::sasl decides, this loop
-    // carries it out); others serve everyone as User:ANONYMOUS.
+    // carries it out); on others the principal is the listener's (TLS certificate or
+    // User:ANONYMOUS).
     let mut sasl = listener
         .protocol
         .is_sasl()
         .then(|| SaslConnection::new(broker.sasl.clone()));
-    let mut principal = Principal::anonymous();
-    let (reader, mut writer) = stream.split();
+    let mut principal = principal;
+    let (reader, mut writer) = stream.into_split();
     // Frames as a stream: a read in progress survives the select below answering a
     // produce request meanwhile. Its timers start when it is first polled, and it is
     // polled until it completes (the in-flight bound is checked between frames), so
@@ -293,7 +295,7 @@ async fn serve_inner(
 /// Encode and write a produce request's answer (nothing for acks=0).
 async fn write_produce_answer(
     broker: &Broker,
-    writer: &mut WriteHalf<'_>,
+    writer: &mut StreamWriter,
     out: &mut BytesMut,
     request: Request,
     answer: Option<ProduceResponse>,
@@ -313,7 +315,7 @@ async fn write_produce_answer(
 async fn drain(
     broker: &Broker,
     pending: &mut VecDeque<Pending<'_>>,
-    writer: &mut WriteHalf<'_>,
+    writer: &mut StreamWriter,
     out: &mut BytesMut,
 ) -> Result<(), Close> {
     while let Some(earlier) = pending.pop_front() {
@@ -324,7 +326,7 @@ async fn drain(
 }
 
 /// The next request frame, within the idle, size, time and memory bounds.
-async fn read_request(conn: Conn<'_>, reader: &mut ReadHalf<'_>) -> Result<Bytes, Close> {
+async fn read_request(conn: Conn<'_>, reader: &mut StreamReader) -> Result<Bytes, Close> {
     let broker = conn.broker;
     let idle_ms = broker.config.connections_max_idle_ms;
     let max = broker.config.socket_request_max_bytes;
@@ -414,22 +416,56 @@ enum Stall {
     Deadline,
 }
 
-async fn write_response(
-    stream: &mut WriteHalf<'_>,
-    response: api::Response,
-) -> std::io::Result<()> {
+async fn write_response(stream: &mut StreamWriter, response: api::Response) -> std::io::Result<()> {
     match response {
-        api::Response::Frame(frame) => stream.write_all(&frame).await,
+        api::Response::Frame(frame) => stream.write_all(&frame).await?,
         api::Response::Parts(parts) => {
             for part in parts {
                 match part {
                     Part::Bytes(b) => stream.write_all(&b).await?,
-                    Part::File(slice, len) => send_file(stream.as_ref(), &slice, len).await?,
+                    Part::File(slice, len) => match stream.zero_copy_socket() {
+                        Some(socket) => send_file(socket, &slice, len).await?,
+                        None => write_file(stream, &slice, len).await?,
+                    },
                 }
             }
-            Ok(())
         }
     }
+    // TLS holds encrypted records until flushed; plain TCP has nothing to flush.
+    stream.flush().await
+}
+
+/// Bytes of a segment file read at once where sendfile cannot be used.
+const FILE_COPY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Send `len` bytes of a segment file through user space (TLS): read in chunks, so a
+/// large fetch costs one chunk of memory, not the whole range.
+async fn write_file(
+    stream: &mut StreamWriter,
+    slice: &FileSlice,
+    len: usize,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len.min(FILE_COPY_CHUNK_BYTES)];
+    let mut done = 0usize;
+    while done < len {
+        let n = (len - done).min(buf.len());
+        // A read of the page cache, as sendfile's would be; segment data being fetched
+        // is almost always cached.
+        let read = slice
+            .file
+            .read_at(&mut buf[..n], slice.position + done as u64)?;
+        if read == 0 {
+            // As with sendfile: the frame's size is on the wire already.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "segment file ended before the fetched range",
+            ));
+        }
+        stream.write_all(&buf[..read]).await?;
+        done += read;
+    }
+    Ok(())
 }
 
 /// Send `len` bytes of a segment file straight from the page cache to the socket.

@@ -12,6 +12,8 @@ pub mod partition;
 pub mod replica;
 pub mod request_budget;
 pub mod scrub;
+pub mod stream;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::listeners::{Listener, ListenerName, Listeners};
+use crate::auth::Principal;
+use crate::config::listeners::{Listener, ListenerName};
 use crate::config::BrokerConfig;
 use broker::Broker;
 
@@ -60,7 +63,11 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     let listeners = config
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    refuse_unserved(&listeners)?;
+    let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
+        Some(tls::TlsAcceptor::load(&config.ssl).map_err(|e| StartError::Config(e.to_string()))?)
+    } else {
+        None
+    };
     let mut kafka_sockets = Vec::new();
     for listener in listeners.iter() {
         kafka_sockets.push((listener.clone(), bind_listener(listener).await?));
@@ -140,7 +147,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     broker.set_ready();
     // One connection limit and one request budget for all listeners, as Kafka's
     // max.connections and queued.max.request.bytes are broker-wide.
-    let limits = ConnectionLimits::new(&broker);
+    let limits = ConnectionLimits::new(&broker, tls.clone());
+    if let Some(tls) = &tls {
+        tasks.spawn(tls::watch(tls.clone(), serving.clone()));
+    }
     for (listener, bound) in kafka_listeners {
         tracing::info!(
             listener = %listener.name,
@@ -168,21 +178,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     stop(&broker, &quorum, &tasks, grace).await
 }
 
-/// Refuse listeners whose security protocol this broker does not serve yet, rather
-/// than serve them without the security they name.
-fn refuse_unserved(listeners: &Listeners) -> Result<(), StartError> {
-    for l in listeners.iter() {
-        // SASL_PLAINTEXT is served (auth::sasl); TLS not yet.
-        if l.protocol.is_tls() {
-            return Err(StartError::Config(format!(
-                "listener {}: security protocol {} is not served yet",
-                l.name, l.protocol
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Bind a Kafka listener without listening yet (see `run`), resolving its host.
 async fn bind_listener(
     listener: &Listener,
@@ -207,11 +202,14 @@ async fn bind_listener(
 struct ConnectionLimits {
     permits: Arc<Semaphore>,
     budget: Arc<request_budget::RequestBudget>,
+    /// The TLS configuration of SSL and SASL_SSL listeners.
+    tls: Option<Arc<tls::TlsAcceptor>>,
 }
 
 impl ConnectionLimits {
-    fn new(broker: &Broker) -> ConnectionLimits {
+    fn new(broker: &Broker, tls: Option<Arc<tls::TlsAcceptor>>) -> ConnectionLimits {
         ConnectionLimits {
+            tls,
             permits: Arc::new(Semaphore::new(broker.config.max_connections)),
             budget: Arc::new(request_budget::RequestBudget::new(
                 broker.config.queued_max_request_bytes,
@@ -363,14 +361,36 @@ async fn accept_loop(
             tracing::warn!(%peer, max = broker.config.max_connections, "max.connections reached; closing new connection");
             continue;
         };
-        let (b, budget, s, l) = (
+        let _ = stream.set_nodelay(true);
+        let (b, budget, s, l, tls) = (
             broker.clone(),
             limits.budget.clone(),
             shutdown.clone(),
             listener.clone(),
+            limits.tls.clone(),
         );
         tasks.spawn(async move {
-            connection::serve(b, budget, l, stream, peer, s).await;
+            let (stream, principal) = match (l.protocol.is_tls(), tls) {
+                (false, _) => (stream::ClientStream::Tcp(stream), Principal::anonymous()),
+                (true, Some(tls)) => {
+                    // The handshake is bounded like the read of a request.
+                    match tls.accept(stream, b.config.request_read_timeout_ms).await {
+                        Ok((tls_stream, principal)) => {
+                            tracing::debug!(%peer, listener = %l.name, %principal, "TLS client authenticated");
+                            (stream::ClientStream::Tls(Box::new(tls_stream)), principal)
+                        }
+                        Err(e) => {
+                            tracing::info!(%peer, listener = %l.name, error = %e, "TLS connection refused");
+                            return;
+                        }
+                    }
+                }
+                (true, None) => {
+                    tracing::error!(listener = %l.name, "TLS listener without a TLS configuration");
+                    return;
+                }
+            };
+            connection::serve(b, budget, l, stream, principal, peer, s).await;
             drop(permit);
         });
     }

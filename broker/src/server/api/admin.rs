@@ -257,7 +257,7 @@ pub fn describe_cluster(
     ctx: &RequestContext,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let listed = broker.cluster_brokers();
+    let listed = broker.cluster_brokers(&ctx.listener);
     let controller_id = broker.controller_id(&listed);
     let brokers = listed
         .into_iter()

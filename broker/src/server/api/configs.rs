@@ -53,7 +53,7 @@ fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
 
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let c = &broker.config;
-    let (host, port) = c.advertised();
+    let listeners = c.listeners().expect("validated at startup");
     let entry = |name: &str, value: String, config_type, doc| Entry {
         name: name.to_string(),
         value,
@@ -76,10 +76,34 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
             "Rack of this broker.",
         ),
         entry(
-            "advertised.listeners",
-            format!("PLAINTEXT://{host}:{port}"),
+            "listeners",
+            listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.name, l.bind_address()))
+                .collect::<Vec<_>>()
+                .join(","),
             ConfigType::String,
-            "Address clients are told.",
+            "Where the Kafka listeners bind.",
+        ),
+        entry(
+            "advertised.listeners",
+            listeners
+                .iter()
+                .map(|l| format!("{}://{}:{}", l.name, l.advertised_host, l.advertised_port))
+                .collect::<Vec<_>>()
+                .join(","),
+            ConfigType::String,
+            "Addresses clients are told, per listener.",
+        ),
+        entry(
+            "listener.security.protocol.map",
+            listeners
+                .iter()
+                .map(|l| format!("{}:{}", l.name, l.protocol))
+                .collect::<Vec<_>>()
+                .join(","),
+            ConfigType::String,
+            "The security protocol of each listener.",
         ),
         entry(
             "num.partitions",

@@ -28,6 +28,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{count_error, str_bytes, RequestContext};
+use crate::config::listeners::Listener;
 use crate::group::{
     partition_for, CommitRequest, JoinRequest, MemberRef, OffsetValue, SyncRequest, OFFSETS_TOPIC,
 };
@@ -77,9 +78,11 @@ fn coordinator_for(broker: &Broker, group_id: &str) -> Result<Arc<Shard>, Respon
 }
 
 /// Node id, host and port of the coordinator of `group_id`: the current leader of
-/// its `__consumer_offsets` partition, which is created on the first lookup.
+/// its `__consumer_offsets` partition, which is created on the first lookup, at its
+/// endpoint on `listener`.
 async fn find_group_coordinator(
     broker: &Broker,
+    listener: &Listener,
     group_id: &str,
 ) -> Result<(i32, String, i32), ResponseError> {
     runtime(broker)?;
@@ -93,13 +96,19 @@ async fn find_group_coordinator(
     if leader < 0 {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
+    // The coordinator's endpoint on the listener the client used; a coordinator
+    // without that listener cannot be reached by this client.
     match image.broker(leader) {
-        Some(b) => Ok((leader, b.endpoint.host.clone(), b.endpoint.port)),
+        Some(b) => match b.endpoint.listener(listener.name.as_str()) {
+            Some((host, port)) => Ok((leader, host.to_string(), port)),
+            None => Err(ResponseError::CoordinatorNotAvailable),
+        },
         // This broker knows its own listener before (or without) registering.
-        None if leader == broker.node_id() => {
-            let (host, port) = broker.config.advertised();
-            Ok((leader, host, port))
-        }
+        None if leader == broker.node_id() => Ok((
+            leader,
+            listener.advertised_host.clone(),
+            i32::from(listener.advertised_port),
+        )),
         None => Err(ResponseError::CoordinatorNotAvailable),
     }
 }
@@ -112,7 +121,7 @@ pub async fn find_coordinator(
     let v = ctx.version;
     let lookup = |key: String| async move {
         match req.key_type {
-            0 => find_group_coordinator(broker, &key).await,
+            0 => find_group_coordinator(broker, &ctx.listener, &key).await,
             // Transactions are not served (InitProducerId refuses transactional ids),
             // so there is no transaction coordinator to name. Kafka answers this
             // retriable code while its transaction state topic is unavailable.

@@ -144,7 +144,7 @@ pub async fn handle(
         count_error(broker, ctx.api_key, t.error_code);
     }
     let mut resp = MetadataResponse::default().with_topics(topics);
-    let listed = broker.cluster_brokers();
+    let listed = broker.cluster_brokers(&ctx.listener);
     if v >= 1 {
         resp.controller_id = BrokerId(broker.controller_id(&listed));
     }

@@ -14,6 +14,9 @@ pub mod produce;
 pub mod reassign;
 pub mod scram;
 
+#[cfg(test)]
+mod listener_tests;
+
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};

@@ -1,0 +1,256 @@
+//! A broker with a PLAINTEXT and an SSL listener (`ssl.client.auth=required`), and
+//! librdkafka clients over each:
+//!
+//! 1. produce and consume in a group over SSL with a client certificate;
+//! 2. Metadata on each listener advertises that listener's port;
+//! 3. a client without a certificate and one with a certificate from another CA are
+//!    refused;
+//! 4. the client certificate's subject is the connection's principal, in Kafka's
+//!    RFC 2253 form;
+//! 5. replacing the broker's certificate files: the next connection gets the new
+//!    certificate, without a restart.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use fjord_e2e::{free_port, unique_topic, BrokerOptions, BrokerProcess};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+struct Ca {
+    pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+fn new_ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: cert.pem(),
+        issuer: Issuer::new(params, key),
+    }
+}
+
+/// Certificate and key (PEM) for `subject`, valid for localhost and 127.0.0.1.
+fn leaf(ca: &Ca, subject: &[(DnType, &str)], serial: u64) -> (String, String) {
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    for (t, v) in subject {
+        params.distinguished_name.push(t.clone(), *v);
+    }
+    params.serial_number = Some(serial.into());
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, pem).unwrap();
+    path
+}
+
+fn client(bootstrap: &str, tls: Option<(&Path, Option<(&Path, &Path)>)>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("socket.timeout.ms", "5000")
+        .set("message.timeout.ms", "20000");
+    if let Some((ca, identity)) = tls {
+        c.set("security.protocol", "ssl")
+            .set("ssl.ca.location", ca.to_str().unwrap());
+        if let Some((cert, key)) = identity {
+            c.set("ssl.certificate.location", cert.to_str().unwrap())
+                .set("ssl.key.location", key.to_str().unwrap());
+        }
+    }
+    c
+}
+
+/// The port Metadata advertises for the only broker.
+fn advertised_port(config: &ClientConfig) -> Result<u16> {
+    let producer: FutureProducer = config.create()?;
+    let md = producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))?;
+    match md.brokers() {
+        [b] => Ok(b.port() as u16),
+        other => bail!("{} brokers in Metadata", other.len()),
+    }
+}
+
+/// The serial number of the certificate the broker presents to a new TLS connection.
+async fn served_serial(port: u16, ca_pem: &str, client: &(String, String)) -> Result<Vec<u8>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            CertificateDer::pem_slice_iter(client.0.as_bytes()).collect::<Result<_, _>>()?,
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(client.1.as_bytes())?,
+        )?;
+    let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let certs = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .context("no server certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&certs[0])?;
+    Ok(cert.raw_serial().to_vec())
+}
+
+#[tokio::test]
+async fn ssl_listener_with_client_certificates() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let ca = new_ca("Fjord Test CA");
+    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
+    write(d, "server.pem", &server_cert);
+    write(d, "server.key", &server_key);
+    let ca_path = write(d, "ca.pem", &ca.pem);
+    let client_identity = leaf(
+        &ca,
+        &[
+            (DnType::OrganizationName, "Fjord Test"),
+            (DnType::OrganizationalUnitName, "eng"),
+            (DnType::CommonName, "client"),
+        ],
+        10,
+    );
+    let client_cert = write(d, "client.pem", &client_identity.0);
+    let client_key = write(d, "client.key", &client_identity.1);
+    let stranger = leaf(&new_ca("Other CA"), &[(DnType::CommonName, "mallory")], 11);
+    let stranger_cert = write(d, "stranger.pem", &stranger.0);
+    let stranger_key = write(d, "stranger.key", &stranger.1);
+
+    let ssl_port = free_port()?;
+    let mut options = BrokerOptions::default();
+    options.env.push((
+        "FJORD_LOG".into(),
+        "info,openraft=off,fjord_broker::server=debug".into(),
+    ));
+    let mut broker = BrokerProcess::prepare(options)?;
+    // The harness's Kafka port becomes the PLAINTEXT listener.
+    let plain = broker.bootstrap();
+    broker.push_args([
+        "--listeners".to_string(),
+        format!("PLAINTEXT://{plain},SSL://127.0.0.1:{ssl_port}"),
+        "--ssl-keystore-location".into(),
+        d.join("server.pem").display().to_string(),
+        "--ssl-key-location".into(),
+        d.join("server.key").display().to_string(),
+        "--ssl-truststore-location".into(),
+        ca_path.display().to_string(),
+        "--ssl-client-auth".into(),
+        "required".into(),
+        "--ssl-reload-interval-ms".into(),
+        "200".into(),
+    ]);
+    let started = broker.spawn()?;
+    broker.wait_ready(started).await?;
+    let ssl = format!("127.0.0.1:{ssl_port}");
+    let with_cert = client(&ssl, Some((&ca_path, Some((&client_cert, &client_key)))));
+
+    // 1. Produce and consume in a group over SSL.
+    let topic = unique_topic("tls");
+    let producer: FutureProducer = with_cert.create()?;
+    for i in 0..100 {
+        let value = format!("record-{i}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic).payload(&value),
+                Duration::from_secs(20),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("produce over SSL\n{}", broker.logs()))?;
+    }
+    producer.flush(Duration::from_secs(10))?;
+    let consumer: StreamConsumer = with_cert
+        .clone()
+        .set("group.id", unique_topic("tls-group"))
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[&topic])?;
+    let mut got = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while got.len() < 100 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, consumer.recv())
+            .await
+            .with_context(|| format!("{} of 100 records consumed over SSL", got.len()))??;
+        got.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
+    }
+    let want: Vec<String> = (0..100).map(|i| format!("record-{i}")).collect();
+    assert_eq!(got, want);
+
+    // 2. Each listener advertises itself.
+    assert_eq!(advertised_port(&with_cert)?, ssl_port);
+    let plain_port: u16 = plain.rsplit_once(':').unwrap().1.parse()?;
+    assert_eq!(advertised_port(&client(&plain, None))?, plain_port);
+
+    // 3. No certificate, or one from another CA: refused.
+    assert!(advertised_port(&client(&ssl, Some((&ca_path, None)))).is_err());
+    assert!(advertised_port(&client(
+        &ssl,
+        Some((&ca_path, Some((&stranger_cert, &stranger_key))))
+    ))
+    .is_err());
+    let logs = broker.logs();
+    assert!(
+        logs.contains("TLS connection refused"),
+        "no refused handshake logged\n{logs}"
+    );
+
+    // 4. The principal of the client certificate, as Kafka names it.
+    assert!(
+        logs.contains("principal=User:CN=client,OU=eng,O=Fjord Test"),
+        "principal not logged\n{logs}"
+    );
+
+    // 5. Rotation: new files, and the next connection gets the new certificate.
+    assert_eq!(
+        served_serial(ssl_port, &ca.pem, &client_identity).await?,
+        vec![1]
+    );
+    let (rotated_cert, rotated_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 2);
+    // Key first: until the certificate follows, the pair does not match and the old
+    // files stay in use.
+    write(d, "server.key", &rotated_key);
+    write(d, "server.pem", &rotated_cert);
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let serial = served_serial(ssl_port, &ca.pem, &client_identity).await?;
+        if serial == vec![2] {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("still serial {serial:?} after rotation\n{}", broker.logs());
+        }
+        // Poll interval of a condition wait.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Clients keep working across the rotation.
+    assert_eq!(advertised_port(&with_cert)?, ssl_port);
+    Ok(())
+}
