@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //!
-//! - `auth`: who a client is (Kafka principals).
+//! - `auth`: who a client is: Kafka principals, SASL (PLAIN, SCRAM) per connection,
+//!   SCRAM credentials and their admin decisions.
 //! - `backoff`: exponential backoff, the one rule for retries.
 //! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names).
