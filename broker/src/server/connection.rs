@@ -66,6 +66,10 @@ const READ_UPFRONT_BYTES: usize = 2 * 1024 * 1024;
 /// (5 with idempotence in the Java client and librdkafka).
 const MAX_PRODUCE_IN_FLIGHT: usize = 16;
 
+/// How long a connection whose authentication failed is held before it is closed
+/// (Kafka's `connection.failed.authentication.delay.ms` default).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
+
 /// Room reserved before encoding a response; larger ones grow the buffer, which
 /// keeps the larger storage for the next.
 const RESPONSE_BUFFER_BYTES: usize = 1024;
@@ -262,6 +266,12 @@ async fn serve_inner(
                             let (frame, close) = request.answer_sasl(broker, sasl, &mut out)?;
                             write_response(&mut writer, api::Response::Frame(frame)).await?;
                             if close {
+                                // Half-close, then hold the connection a moment
+                                // (Kafka's connection.failed.authentication.delay.ms):
+                                // the refusal reaches the client before the close, and
+                                // password guessing slows down.
+                                let _ = writer.shutdown().await;
+                                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
                                 return Err(Close::Sasl("SASL authentication failed".into()));
                             }
                             if let Some(p) = sasl.principal() {
