@@ -240,7 +240,9 @@ async fn serve_inner(
                     return Err(Close::CutOff);
                 }
                 if let Some(sasl) = sasl.as_mut().filter(|s| s.expects_raw_token()) {
-                    let Some(answer) = api::scram::answer_raw_token(broker, sasl, &frame) else {
+                    let Some(answer) =
+                        cpu_bound(|| api::scram::answer_raw_token(broker, sasl, &frame))
+                    else {
                         return Err(Close::Sasl("SASL authentication (raw tokens) failed".into()));
                     };
                     write_response(&mut writer, api::Response::Frame(answer)).await?;
@@ -263,7 +265,8 @@ async fn serve_inner(
                         Gate::Close(reason) => return Err(Close::Sasl(reason)),
                         Gate::Sasl => {
                             drain(broker, &mut pending, &mut writer, &mut out).await?;
-                            let (frame, close) = request.answer_sasl(broker, sasl, &mut out)?;
+                            let (frame, close) =
+                                cpu_bound(|| request.answer_sasl(broker, sasl, &mut out))?;
                             write_response(&mut writer, api::Response::Frame(frame)).await?;
                             if close {
                                 // Half-close, then hold the connection a moment
@@ -299,6 +302,16 @@ async fn serve_inner(
                 }
             }
         }
+    }
+}
+
+/// Run `f`, which may hold the CPU for milliseconds (a PLAIN login runs PBKDF2 over
+/// the stored credential's iterations), without stalling the other tasks of this
+/// worker thread.
+fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
