@@ -166,7 +166,7 @@ pub fn plan_alteration(
 pub type CredentialInfo = (ScramMechanism, i32);
 
 /// DescribeUserScramCredentials: each user's (mechanism, iterations), or Kafka's
-/// error. `users` None describes every user with a credential.
+/// error. `users` None or empty describes every user with a credential.
 pub fn describe(
     image: &MetadataImage,
     users: Option<&[&str]>,
@@ -174,7 +174,8 @@ pub fn describe(
     fn infos(creds: &BTreeMap<ScramMechanism, ScramCredential>) -> Vec<CredentialInfo> {
         creds.iter().map(|(m, c)| (*m, c.iterations)).collect()
     }
-    let Some(users) = users else {
+    // Kafka describes every user for a null list and for an empty one.
+    let Some(users) = users.filter(|u| !u.is_empty()) else {
         return image
             .scram_users()
             .map(|(u, creds)| (u.to_string(), Ok(infos(creds))))
@@ -316,6 +317,7 @@ mod tests {
         }
         let all = describe(&image, None);
         assert_eq!(all.len(), 2);
+        assert_eq!(describe(&image, Some(&[])), all);
         assert_eq!(
             all[0],
             (
