@@ -18,12 +18,16 @@
 # kafka-python over SSL, refusals included) run against FJORD_SSL_BOOTSTRAP, an SSL
 # listener with ssl.client.auth=required, with the certificates e2e/tls/certs.sh wrote to
 # FJORD_SSL_DIR; without both they are skipped.
+# python-sasl: confluent-kafka and kafka-python with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
+# against FJORD_SASL_BOOTSTRAP, a SASL_PLAINTEXT listener enabling all three, as
+# FJORD_SASL_USER / FJORD_SASL_PASSWORD (a user with both SCRAM credentials); skipped
+# without them.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -63,7 +67,7 @@ summary_of() {
   local name="$1" log="$2"
   case "$name" in
     kcat|kcat-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
-    kafka-python|confluent-kafka|python-ssl)
+    kafka-python|confluent-kafka|python-ssl|python-sasl)
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     java-*|spring)
@@ -106,6 +110,13 @@ for suite in $SUITES; do
         run_suite kcat-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
       else
         run_suite python-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/python/run.sh" "$ssl_bootstrap" test_tls.py
+      fi ;;
+    python-sasl)
+      if [[ -z ${FJORD_SASL_BOOTSTRAP:-} || -z ${FJORD_SASL_USER:-} ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP python-sasl (FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER not set)"
+      else
+        run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" test_sasl.py
       fi ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac

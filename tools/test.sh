@@ -61,14 +61,17 @@ free_port() {
 # Start one broker on loopback with a fresh data dir, run the third-party client
 # suites against it, stop it with SIGTERM.
 client_compat() {
-  local dir port=29092 ssl_port=29093 http=29644 internal pid rc
+  local dir port=29092 ssl_port=29093 sasl_port=29094 http=29644 internal pid rc
   dir=$(mktemp -d)
   # Its own internal listener port: the default (9093) may be taken on this machine.
   internal=$(free_port) || return 1
-  # A PLAINTEXT listener and an SSL one that requires client certificates (the TLS suites).
+  # A PLAINTEXT listener, an SSL one that requires client certificates (the TLS suites)
+  # and a SASL_PLAINTEXT one with a SCRAM user created at start (the SASL suite).
   e2e/tls/certs.sh "$dir/tls" > /dev/null || return 1
+  FJORD_SCRAM_BOOTSTRAP='SCRAM-SHA-256=[name=compat,password=compat-secret] SCRAM-SHA-512=[name=compat,password=compat-secret]' \
   "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" \
-    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port" \
+    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port" \
+    --sasl-enabled-mechanisms SCRAM-SHA-256,SCRAM-SHA-512,PLAIN \
     --ssl-keystore-location "$dir/tls/broker.pem" --ssl-key-location "$dir/tls/broker.key" \
     --ssl-truststore-location "$dir/tls/ca.pem" --ssl-client-auth required \
     --http-listen "127.0.0.1:$http" --internal-listen "127.0.0.1:$internal" > "$dir/fjord.log" 2>&1 &
@@ -80,7 +83,9 @@ client_compat() {
     fi
     sleep 0.2
   done
-  FJORD_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" FJORD_SSL_DIR="$dir/tls" e2e/compat.sh "127.0.0.1:$port"
+  FJORD_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" FJORD_SSL_DIR="$dir/tls" \
+    FJORD_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" FJORD_SASL_USER=compat FJORD_SASL_PASSWORD=compat-secret \
+    e2e/compat.sh "127.0.0.1:$port"
   rc=$?
   kill -TERM "$pid"; wait "$pid"
   if [[ $rc -ne 0 ]]; then tail -n 50 "$dir/fjord.log"; fi

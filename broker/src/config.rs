@@ -331,6 +331,9 @@ pub struct BrokerConfig {
     /// Authorization: `--authorizer`, `--super-users`, `--allow-everyone-if-no-acl-found`.
     #[command(flatten)]
     pub authorizer: crate::auth::acl::AuthorizerConfig,
+    /// SASL mechanisms, re-authentication and bootstrap SCRAM credentials.
+    #[command(flatten)]
+    pub sasl: crate::auth::config::SaslConfig,
 }
 
 /// One voter of the metadata quorum: `id@host:port`.
@@ -365,6 +368,7 @@ impl std::str::FromStr for Voter {
 impl BrokerConfig {
     /// Check relations between settings that the flag parser cannot.
     pub fn validate(&self) -> Result<(), String> {
+        self.sasl.validate()?;
         if self.node_id < 0 {
             return Err(format!("--node-id {} must be >= 0", self.node_id));
         }

@@ -6,8 +6,9 @@
 //! # Layout
 //!
 //! - `auth`: who a client is (Kafka principals; `auth::ssl_principal` reads a TLS client
-//!   certificate's subject and applies `ssl.principal.mapping.rules`) and what it may do
-//!   (`auth::acl`: ACLs and the authorizer).
+//!   certificate's subject and applies `ssl.principal.mapping.rules`; SASL PLAIN and
+//!   SCRAM per connection, SCRAM credentials) and what it may do (`auth::acl`: ACLs and
+//!   the authorizer).
 //! - `backoff`: exponential backoff, the one rule for retries.
 //! - `clock`: injected time: monotonic for durations, wall time for timestamps.
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names);

@@ -126,6 +126,7 @@ impl Cluster {
                 args: Vec::new(),
                 env: options.env.clone(),
                 ready_timeout: options.ready_timeout,
+                ..BrokerOptions::default()
             })?);
         }
         let voters = brokers

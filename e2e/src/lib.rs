@@ -56,6 +56,9 @@ pub struct BrokerOptions {
     pub env: Vec<(String, String)>,
     /// Bound on spawn → ready.
     pub ready_timeout: Duration,
+    /// Security protocol of the Kafka listener (named after it, as Kafka's default
+    /// protocol map does).
+    pub security_protocol: &'static str,
 }
 
 impl Default for BrokerOptions {
@@ -66,6 +69,7 @@ impl Default for BrokerOptions {
             args: Vec::new(),
             env: Vec::new(),
             ready_timeout: READY_TIMEOUT,
+            security_protocol: "PLAINTEXT",
         }
     }
 }
@@ -252,7 +256,12 @@ impl BrokerProcess {
             .iter()
             .any(|a| a.starts_with("--listeners"))
         {
-            command.arg("--kafka-listen").arg(self.bootstrap());
+            match self.options.security_protocol {
+                "PLAINTEXT" => command.arg("--kafka-listen").arg(self.bootstrap()),
+                other => command
+                    .arg("--listeners")
+                    .arg(format!("{other}://{}", self.bootstrap())),
+            };
         }
         command
             .arg("--internal-listen")

@@ -197,13 +197,14 @@ fn help_lists_every_flag_with_env_and_default() -> Result<()> {
             continue;
         }
         let env = format!(
-            "[env: FJORD_{}=",
+            "[env: FJORD_{}",
             flag.trim_start_matches("--")
                 .replace('-', "_")
                 .to_uppercase()
         );
+        // `[env: NAME=value]`, or `[env: NAME]` for a secret whose value is hidden.
         ensure!(
-            entry.contains(&env),
+            entry.contains(&format!("{env}=")) || entry.contains(&format!("{env}]")),
             "{flag} does not show {env}...]: {entry:?}"
         );
         flags.push((flag, entry.clone()));

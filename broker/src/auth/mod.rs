@@ -1,8 +1,20 @@
 //! Who a client is: the principal a connection authenticated as, in Kafka's
 //! `Type:Name` form (`User:alice`, `User:CN=client,O=acme`, `User:ANONYMOUS`).
 //! Listeners decide it (TLS client certificate, SASL); authorization (`acl`) reads it.
+//!
+//! - `acl`: Kafka's ACL model and the authorizer.
+//! - `config`: the SASL flags and the SCRAM credentials created at start.
+//! - `credentials`: the decisions of Describe/AlterUserScramCredentials.
+//! - `scram`: SCRAM-SHA-256/512 credentials and the server side of an exchange.
+//! - `plain`: SASL/PLAIN, checked against the stored SCRAM credentials.
+//! - `sasl`: one connection's SASL state: gating, handshake, authenticate, KIP-368.
 
 pub mod acl;
+pub mod config;
+pub mod credentials;
+pub mod plain;
+pub mod sasl;
+pub mod scram;
 
 pub mod ssl_principal;
 

@@ -618,6 +618,7 @@ mod tests {
         14 => SyncGroup(SyncGroupRequest),
         15 => DescribeGroups(DescribeGroupsRequest),
         16 => ListGroups(ListGroupsRequest),
+        17 => SaslHandshake(SaslHandshakeRequest),
         18 => ApiVersions(ApiVersionsRequest),
         19 => CreateTopics(CreateTopicsRequest),
         20 => DeleteTopics(DeleteTopicsRequest),
@@ -628,12 +629,16 @@ mod tests {
         30 => CreateAcls(CreateAclsRequest),
         31 => DeleteAcls(DeleteAclsRequest),
         32 => DescribeConfigs(DescribeConfigsRequest),
+        36 => SaslAuthenticate(SaslAuthenticateRequest),
         37 => CreatePartitions(CreatePartitionsRequest),
         42 => DeleteGroups(DeleteGroupsRequest),
         44 => IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
         45 => AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
         46 => ListPartitionReassignments(ListPartitionReassignmentsRequest),
         47 => OffsetDelete(OffsetDeleteRequest),
+        48 => DescribeClientQuotas(DescribeClientQuotasRequest),
+        50 => DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+        51 => AlterUserScramCredentials(AlterUserScramCredentialsRequest),
         60 => DescribeCluster(DescribeClusterRequest),
         64 => UnregisterBroker(UnregisterBrokerRequest),
     }
@@ -1117,12 +1122,12 @@ mod tests {
 
     #[test]
     fn unknown_api_and_unsupported_version_still_report_the_header() {
-        // SaslHandshake is not served yet.
-        let frame = raw_frame(17, 1, false, &[]);
+        // UpdateFeatures is not served.
+        let frame = raw_frame(57, 1, false, &[]);
         assert_eq!(
             check_request(&frame),
             Err(GuardError::UnknownApi {
-                api_key: 17,
+                api_key: 57,
                 api_version: 1,
                 correlation_id: 7
             })

@@ -32,6 +32,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::UnregisterBroker, 0, 0),
+    // SASL (SaslHandshake v0 is followed by raw tokens, v1 by SaslAuthenticate,
+    // KIP-152; librdkafka looks for v0 before it offers SCRAM at all) and SCRAM
+    // credentials (KIP-554).
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    // No client quotas exist: answered with none, so that `kafka-configs.sh --describe
+    // --entity-type users` (which asks for quotas and SCRAM credentials) works.
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
     // Consumer groups, classic protocol (group::GroupCoordinator).
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 8),

@@ -203,6 +203,10 @@ const LIST_GROUPS: &[Field] = &[
     f("TypesFilter", Array(&Str), V(5, X)),
 ];
 
+const SASL_HANDSHAKE: &[Field] = &[
+    f("Mechanism", Str, V(0, X)),
+];
+
 const API_VERSIONS: &[Field] = &[
     f("ClientSoftwareName", Str, V(3, X)),
     f("ClientSoftwareVersion", Str, V(3, X)),
@@ -324,6 +328,10 @@ const DESCRIBE_CONFIGS: &[Field] = &[
     f("IncludeDocumentation", Bool, V(3, X)),
 ];
 
+const SASL_AUTHENTICATE: &[Field] = &[
+    f("AuthBytes", Bytes, V(0, X)),
+];
+
 const CREATE_PARTITIONS_CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[
     f("BrokerIds", Array(&I32), V(0, X)),
 ];
@@ -392,6 +400,39 @@ const OFFSET_DELETE: &[Field] = &[
     f("Topics", Array(&Struct(OFFSET_DELETE_OFFSET_DELETE_REQUEST_TOPIC)), V(0, X)),
 ];
 
+const DESCRIBE_CLIENT_QUOTAS_COMPONENT_DATA: &[Field] = &[
+    f("EntityType", Str, V(0, X)),
+    f("MatchType", I8, V(0, X)),
+    f("Match", Str, V(0, X)).nullable(V(0, X)),
+];
+const DESCRIBE_CLIENT_QUOTAS: &[Field] = &[
+    f("Components", Array(&Struct(DESCRIBE_CLIENT_QUOTAS_COMPONENT_DATA)), V(0, X)),
+    f("Strict", Bool, V(0, X)),
+];
+
+const DESCRIBE_USER_SCRAM_CREDENTIALS_USER_NAME: &[Field] = &[
+    f("Name", Str, V(0, X)),
+];
+const DESCRIBE_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    f("Users", Array(&Struct(DESCRIBE_USER_SCRAM_CREDENTIALS_USER_NAME)), V(0, X)).nullable(V(0, X)),
+];
+
+const ALTER_USER_SCRAM_CREDENTIALS_SCRAM_CREDENTIAL_DELETION: &[Field] = &[
+    f("Name", Str, V(0, X)),
+    f("Mechanism", I8, V(0, X)),
+];
+const ALTER_USER_SCRAM_CREDENTIALS_SCRAM_CREDENTIAL_UPSERTION: &[Field] = &[
+    f("Name", Str, V(0, X)),
+    f("Mechanism", I8, V(0, X)),
+    f("Iterations", I32, V(0, X)),
+    f("Salt", Bytes, V(0, X)),
+    f("SaltedPassword", Bytes, V(0, X)),
+];
+const ALTER_USER_SCRAM_CREDENTIALS: &[Field] = &[
+    f("Deletions", Array(&Struct(ALTER_USER_SCRAM_CREDENTIALS_SCRAM_CREDENTIAL_DELETION)), V(0, X)),
+    f("Upsertions", Array(&Struct(ALTER_USER_SCRAM_CREDENTIALS_SCRAM_CREDENTIAL_UPSERTION)), V(0, X)),
+];
+
 const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeClusterAuthorizedOperations", Bool, V(0, X)),
     f("EndpointType", I8, V(1, X)),
@@ -417,6 +458,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 14, name: "SyncGroup", valid: V(0, 5), flexible: V(4, X), fields: SYNC_GROUP },
     Api { key: 15, name: "DescribeGroups", valid: V(0, 6), flexible: V(5, X), fields: DESCRIBE_GROUPS },
     Api { key: 16, name: "ListGroups", valid: V(0, 5), flexible: V(3, X), fields: LIST_GROUPS },
+    Api { key: 17, name: "SaslHandshake", valid: V(0, 1), flexible: NONE, fields: SASL_HANDSHAKE },
     Api { key: 18, name: "ApiVersions", valid: V(0, 4), flexible: V(3, X), fields: API_VERSIONS },
     Api { key: 19, name: "CreateTopics", valid: V(2, 7), flexible: V(5, X), fields: CREATE_TOPICS },
     Api { key: 20, name: "DeleteTopics", valid: V(1, 6), flexible: V(4, X), fields: DELETE_TOPICS },
@@ -427,12 +469,16 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 30, name: "CreateAcls", valid: V(1, 3), flexible: V(2, X), fields: CREATE_ACLS },
     Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
     Api { key: 32, name: "DescribeConfigs", valid: V(1, 4), flexible: V(4, X), fields: DESCRIBE_CONFIGS },
+    Api { key: 36, name: "SaslAuthenticate", valid: V(0, 2), flexible: V(2, X), fields: SASL_AUTHENTICATE },
     Api { key: 37, name: "CreatePartitions", valid: V(0, 3), flexible: V(2, X), fields: CREATE_PARTITIONS },
     Api { key: 42, name: "DeleteGroups", valid: V(0, 2), flexible: V(2, X), fields: DELETE_GROUPS },
     Api { key: 44, name: "IncrementalAlterConfigs", valid: V(0, 1), flexible: V(1, X), fields: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 45, name: "AlterPartitionReassignments", valid: V(0, 1), flexible: V(0, X), fields: ALTER_PARTITION_REASSIGNMENTS },
     Api { key: 46, name: "ListPartitionReassignments", valid: V(0, 0), flexible: V(0, X), fields: LIST_PARTITION_REASSIGNMENTS },
     Api { key: 47, name: "OffsetDelete", valid: V(0, 0), flexible: NONE, fields: OFFSET_DELETE },
+    Api { key: 48, name: "DescribeClientQuotas", valid: V(0, 1), flexible: V(1, X), fields: DESCRIBE_CLIENT_QUOTAS },
+    Api { key: 50, name: "DescribeUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_USER_SCRAM_CREDENTIALS },
+    Api { key: 51, name: "AlterUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: ALTER_USER_SCRAM_CREDENTIALS },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },
     Api { key: 64, name: "UnregisterBroker", valid: V(0, 0), flexible: V(0, X), fields: UNREGISTER_BROKER },
 ];

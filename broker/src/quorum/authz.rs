@@ -143,7 +143,10 @@ pub fn check_broker_records(records: &[MetadataRecord]) -> Result<(), Refusal> {
             | MetadataRecord::PartitionsCreated { partitions, .. } => {
                 partitions.iter().try_for_each(check_placed)?
             }
-            MetadataRecord::TopicConfigsSet { .. } | MetadataRecord::TopicDeleted { .. } => {}
+            MetadataRecord::TopicConfigsSet { .. }
+            | MetadataRecord::TopicDeleted { .. }
+            | MetadataRecord::ScramCredentialSet { .. }
+            | MetadataRecord::ScramCredentialRemoved { .. } => {}
             MetadataRecord::PartitionChanged { .. } => {
                 return Err(Refusal::ControllerRecord("PartitionChanged"))
             }

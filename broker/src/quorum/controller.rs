@@ -869,6 +869,8 @@ fn check_records(
                 _ if message.starts_with("no topic") || message.contains("has no partition") => {
                     ResponseError::UnknownTopicOrPartition
                 }
+                MetadataRecord::ScramCredentialSet { .. } => ResponseError::UnacceptableCredential,
+                MetadataRecord::ScramCredentialRemoved { .. } => ResponseError::ResourceNotFound,
                 _ => ResponseError::InvalidRequest,
             };
             return Err((code, message));

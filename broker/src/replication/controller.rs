@@ -507,6 +507,9 @@ impl Controller {
                     | MetadataRecord::PartitionsCreated { .. }
                     | MetadataRecord::TopicConfigsSet { .. }
                     | MetadataRecord::TopicDeleted { .. }
+                    // Credentials are no part of the cluster state.
+                    | MetadataRecord::ScramCredentialSet { .. }
+                    | MetadataRecord::ScramCredentialRemoved { .. }
             )
         };
         if !records.iter().all(topic_record) {

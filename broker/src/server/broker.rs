@@ -58,6 +58,9 @@ pub struct Broker {
     pub(super) cut_off: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
+    /// What SASL listeners' connections share (one per broker, so an unknown user is
+    /// shown the same made-up salt on every connection).
+    pub sasl: Arc<crate::auth::sasl::SaslSettings>,
 }
 
 /// A broker as Metadata and DescribeCluster list it.
@@ -108,6 +111,7 @@ impl Broker {
             ready: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
+            sasl: Arc::new(config.sasl.settings()),
             config,
             clock,
         }))

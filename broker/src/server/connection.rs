@@ -34,6 +34,7 @@ use super::api;
 use super::broker::Broker;
 use super::request_budget::RequestBudget;
 use super::stream::{ClientStream, StreamReader, StreamWriter};
+use crate::auth::sasl::{Gate, SaslConnection};
 use crate::auth::Principal;
 use crate::config::listeners::Listener;
 use crate::protocol::fetch_response::Part;
@@ -61,6 +62,10 @@ const READ_UPFRONT_BYTES: usize = 2 * 1024 * 1024;
 /// request is read once one of them is answered. Clients keep fewer in flight
 /// (5 with idempotence in the Java client and librdkafka).
 const MAX_PRODUCE_IN_FLIGHT: usize = 16;
+
+/// How long a connection whose authentication failed is held before it is closed
+/// (Kafka's `connection.failed.authentication.delay.ms` default).
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
 
 /// Room reserved before encoding a response; larger ones grow the buffer, which
 /// keeps the larger storage for the next.
@@ -110,6 +115,8 @@ enum Close {
     FrameTooLarge { size: i64, max: u32 },
     #[error("{0}")]
     Refused(String),
+    #[error("SASL: {0}")]
+    Sasl(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -187,6 +194,14 @@ async fn serve_inner(
         listener,
         ..
     } = conn;
+    // SASL listeners authenticate each connection (auth::sasl decides, this loop
+    // carries it out); on others the principal is the listener's (TLS certificate or
+    // User:ANONYMOUS).
+    let mut sasl = listener
+        .protocol
+        .is_sasl()
+        .then(|| SaslConnection::new(broker.sasl.clone()));
+    let mut principal = principal;
     let (reader, mut writer) = stream.into_split();
     // Frames as a stream: a read in progress survives the select below answering a
     // produce request meanwhile. Its timers start when it is first polled, and it is
@@ -221,6 +236,18 @@ async fn serve_inner(
                 if broker.is_cut_off() {
                     return Err(Close::CutOff);
                 }
+                if let Some(sasl) = sasl.as_mut().filter(|s| s.expects_raw_token()) {
+                    let Some(answer) =
+                        cpu_bound(|| api::scram::answer_raw_token(broker, sasl, &frame))
+                    else {
+                        return Err(Close::Sasl("SASL authentication (raw tokens) failed".into()));
+                    };
+                    write_response(&mut writer, api::Response::Frame(answer)).await?;
+                    if let Some(p) = sasl.principal() {
+                        principal = p.clone();
+                    }
+                    continue;
+                }
                 let mut request = match parse_frame(broker, frame, peer, listener, &principal)? {
                     Parsed::Answer(response) => {
                         drain(broker, &mut pending, &mut writer, &mut out).await?;
@@ -229,6 +256,31 @@ async fn serve_inner(
                     }
                     Parsed::Request(request) => request,
                 };
+                if let Some(sasl) = sasl.as_mut() {
+                    match sasl.gate(request.ctx.api_key, broker.clock.now_ms()) {
+                        Gate::Serve => {}
+                        Gate::Close(reason) => return Err(Close::Sasl(reason)),
+                        Gate::Sasl => {
+                            drain(broker, &mut pending, &mut writer, &mut out).await?;
+                            let (frame, close) =
+                                cpu_bound(|| request.answer_sasl(broker, sasl, &mut out))?;
+                            write_response(&mut writer, api::Response::Frame(frame)).await?;
+                            if close {
+                                // Half-close, then hold the connection a moment
+                                // (Kafka's connection.failed.authentication.delay.ms):
+                                // the refusal reaches the client before the close, and
+                                // password guessing slows down.
+                                let _ = writer.shutdown().await;
+                                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+                                return Err(Close::Sasl("SASL authentication failed".into()));
+                            }
+                            if let Some(p) = sasl.principal() {
+                                principal = p.clone();
+                            }
+                            continue;
+                        }
+                    }
+                }
                 if request.ctx.api_key == ApiKey::Produce {
                     let timer = request.timer(broker);
                     let body = std::mem::take(&mut request.body);
@@ -247,6 +299,16 @@ async fn serve_inner(
                 }
             }
         }
+    }
+}
+
+/// Run `f`, which may hold the CPU for milliseconds (a PLAIN login runs PBKDF2 over
+/// the stored credential's iterations), without stalling the other tasks of this
+/// worker thread.
+fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -485,6 +547,21 @@ impl Request {
             self.ctx.version,
             self.ctx.client_id
         ))
+    }
+
+    /// Answer a SaslHandshake or SaslAuthenticate from the connection's SASL state.
+    fn answer_sasl(
+        &mut self,
+        broker: &Broker,
+        sasl: &mut SaslConnection,
+        out: &mut BytesMut,
+    ) -> Result<(BytesMut, bool), Close> {
+        let timer = self.timer(broker);
+        let body = std::mem::take(&mut self.body);
+        let answer = api::scram::answer_sasl(broker, sasl, &self.ctx, body, out)
+            .map_err(|e| self.refused(broker, e))?;
+        timer.observe_duration();
+        Ok(answer)
     }
 
     async fn dispatch(

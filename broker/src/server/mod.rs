@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Principal;
-use crate::config::listeners::{Listener, ListenerName, Listeners};
+use crate::config::listeners::{Listener, ListenerName};
 use crate::config::BrokerConfig;
 use broker::Broker;
 
@@ -63,7 +63,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     let listeners = config
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
-    refuse_unserved(&listeners)?;
     let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
         Some(tls::TlsAcceptor::load(&config.ssl).map_err(|e| StartError::Config(e.to_string()))?)
     } else {
@@ -133,6 +132,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         groups,
         serving.clone(),
     ));
+    api::scram::bootstrap_credentials(&broker).await;
     let mut kafka_listeners = Vec::new();
     for (listener, (socket, addr)) in kafka_sockets {
         let bound = socket
@@ -176,20 +176,6 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     );
     serving.cancelled().await;
     stop(&broker, &quorum, &tasks, grace).await
-}
-
-/// Refuse listeners whose security protocol this broker does not serve yet, rather
-/// than serve them without the security they name.
-fn refuse_unserved(listeners: &Listeners) -> Result<(), StartError> {
-    for l in listeners.iter() {
-        if l.protocol.is_sasl() {
-            return Err(StartError::Config(format!(
-                "listener {}: security protocol {} is not served yet",
-                l.name, l.protocol
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Bind a Kafka listener without listening yet (see `run`), resolving its host.

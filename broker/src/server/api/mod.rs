@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod reassign;
+pub mod scram;
 
 #[cfg(test)]
 mod listener_tests;
@@ -75,6 +76,11 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeAcls => "DescribeAcls",
         ApiKey::CreateAcls => "CreateAcls",
         ApiKey::DeleteAcls => "DeleteAcls",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
+        ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
+        ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
         _ => "Other",
     }
 }
@@ -214,6 +220,22 @@ pub async fn dispatch(
         ApiKey::DescribeAcls => encode(&acls::describe_acls(broker, ctx, decode(body, v)?)),
         ApiKey::CreateAcls => encode(&acls::create_acls(broker, ctx, decode(body, v)?).await),
         ApiKey::DeleteAcls => encode(&acls::delete_acls(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeUserScramCredentials => encode(&scram::describe_user_scram_credentials(
+            broker,
+            ctx,
+            decode(body, v)?,
+        )),
+        ApiKey::AlterUserScramCredentials => {
+            encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeClientQuotas => {
+            let _: DescribeClientQuotasRequest = decode(body, v)?;
+            encode(&DescribeClientQuotasResponse::default().with_entries(Some(Vec::new())))
+        }
+        // A SASL listener answers these from the connection's SASL state; here the
+        // listener authenticates no one by SASL.
+        ApiKey::SaslHandshake => encode(&scram::sasl_handshake_not_enabled()),
+        ApiKey::SaslAuthenticate => encode(&scram::sasl_authenticate_not_enabled()),
         other => anyhow::bail!("{other:?} is not served"),
     }?;
     Ok(Some(Response::Frame(frame)))
