@@ -233,3 +233,64 @@ async fn create_on_the_cluster_creates_any_topic() {
     let codes: Vec<i16> = resp.topics.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![0, 0]);
 }
+
+/// SCRAM credentials are the cluster's: describing them needs DESCRIBE and altering
+/// them ALTER on the cluster (Kafka's rule), answered for the whole request.
+#[tokio::test]
+async fn scram_credentials_need_describe_and_alter_on_the_cluster() {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    let alice = "User:alice";
+    let describe = || {
+        crate::server::api::scram::describe_user_scram_credentials(
+            &b,
+            &ctx(ApiKey::DescribeUserScramCredentials, 0, alice),
+            DescribeUserScramCredentialsRequest::default(),
+        )
+    };
+    let alter = || async {
+        let upsertion = ScramCredentialUpsertion::default()
+            .with_name(str_bytes("bob"))
+            .with_mechanism(2)
+            .with_iterations(4096)
+            .with_salt(bytes::Bytes::from_static(b"0123456789abcdef"))
+            .with_salted_password(bytes::Bytes::from(vec![7u8; 64]));
+        crate::server::api::scram::alter_user_scram_credentials(
+            &b,
+            &ctx(ApiKey::AlterUserScramCredentials, 0, alice),
+            AlterUserScramCredentialsRequest::default().with_upsertions(vec![upsertion]),
+        )
+        .await
+    };
+    assert_eq!(describe().error_code, CAF);
+    let refused = alter().await;
+    assert_eq!(refused.results[0].error_code, CAF);
+    assert!(b
+        .image()
+        .scram_credential("bob", crate::auth::scram::ScramMechanism::Sha512)
+        .is_none());
+
+    let on_cluster = |op| {
+        creation(
+            Rt::Cluster,
+            CLUSTER_NAME,
+            Pt::Literal,
+            alice,
+            op,
+            Perm::Allow,
+        )
+    };
+    grant(&b, vec![on_cluster(Op::Describe), on_cluster(Op::Alter)]).await;
+    assert_eq!(describe().error_code, 0);
+    let done = alter().await;
+    assert_eq!(
+        done.results[0].error_code, 0,
+        "{:?}",
+        done.results[0].error_message
+    );
+    assert!(b
+        .image()
+        .scram_credential("bob", crate::auth::scram::ScramMechanism::Sha512)
+        .is_some());
+}
