@@ -21,15 +21,12 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context as _, Result};
 use fjord_broker::metadata::image::{MetadataRecord, PartitionState};
+use fjord_broker::quorum::internal_ca::LocalCa;
 use fjord_broker::quorum::pb;
 use fjord_broker::quorum::ControllerRequest;
 use fjord_broker::server::replica::proto as replica;
 use fjord_client::{Client, ClientConfig, FetchOptions, NewTopic, ProduceOptions, ProduceRecord};
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -38,29 +35,20 @@ use tonic::transport::{Channel, Endpoint};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// A CA made for the test, and the files of the certificates it issues.
+/// A CA made for the test (the one `fjord dev` makes), and the files of the
+/// certificates it issues.
 struct Authority {
-    issuer: Issuer<'static, KeyPair>,
+    ca: LocalCa,
     dir: PathBuf,
 }
 
 impl Authority {
     fn new(dir: &Path, name: &str) -> Result<Authority> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let ca = LocalCa::new(name)?;
         let dir = dir.join(name);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("ca.pem"), params.self_signed(&key)?.pem())?;
-        Ok(Authority {
-            issuer: Issuer::new(params, key),
-            dir,
-        })
+        std::fs::write(dir.join("ca.pem"), ca.certificate_pem())?;
+        Ok(Authority { ca, dir })
     }
 
     fn ca(&self) -> PathBuf {
@@ -69,21 +57,11 @@ impl Authority {
 
     /// Files (certificate, key) of a certificate naming `node`.
     fn node(&self, node: u32) -> Result<(PathBuf, PathBuf)> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("fjord-node-{node}"));
-        params.subject_alt_names = vec![SanType::URI(format!("fjord://node/{node}").try_into()?)];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        let issued = self.ca.issue_node(i32::try_from(node)?)?;
         let cert = self.dir.join(format!("node-{node}.pem"));
         let key_file = self.dir.join(format!("node-{node}.key"));
-        std::fs::write(&cert, params.signed_by(&key, &self.issuer)?.pem())?;
-        std::fs::write(&key_file, key.serialize_pem())?;
+        std::fs::write(&cert, issued.certificate_pem)?;
+        std::fs::write(&key_file, issued.key_pem)?;
         Ok((cert, key_file))
     }
 
