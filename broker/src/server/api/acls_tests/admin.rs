@@ -207,18 +207,7 @@ async fn create_on_the_cluster_creates_any_topic() {
     let dir = tempfile::tempdir().unwrap();
     let b = secured(dir.path()).await;
     let alice = "User:alice";
-    grant(
-        &b,
-        vec![creation(
-            Rt::Cluster,
-            CLUSTER_NAME,
-            Pt::Literal,
-            alice,
-            Op::Create,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Cluster, CLUSTER_NAME, alice, Op::Create).await;
     let req = CreateTopicsRequest::default().with_topics(vec![
         CreatableTopic::default()
             .with_name(TopicName(str_bytes("x")))

@@ -109,18 +109,7 @@ async fn produce_fetch_and_list_offsets_need_write_read_and_describe() {
     assert_eq!(fetch_code(&b, alice, "orders").await, TAF);
     // WRITE implies DESCRIBE.
     assert_eq!(list_offsets_code(&b, alice, "orders"), 0);
-    grant(
-        &b,
-        vec![creation(
-            Rt::Topic,
-            "orders",
-            Pt::Literal,
-            "User:*",
-            Op::Read,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Topic, "orders", "User:*", Op::Read).await;
     assert_eq!(fetch_code(&b, alice, "orders").await, 0);
 
     // DENY wins over the PREFIXED ALLOW.
@@ -161,18 +150,7 @@ async fn metadata_shows_only_described_topics_and_auto_creates_with_create() {
     create_topic(&b, "orders").await;
     create_topic(&b, "secret").await;
     let alice = "User:alice";
-    grant(
-        &b,
-        vec![creation(
-            Rt::Topic,
-            "orders",
-            Pt::Literal,
-            alice,
-            Op::Read,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Topic, "orders", alice, Op::Read).await;
     let all = metadata_of(&b, alice, None).await;
     let names: Vec<String> = all
         .topics
@@ -192,49 +170,16 @@ async fn metadata_shows_only_described_topics_and_auto_creates_with_create() {
     let codes: Vec<i16> = named.topics.iter().map(|t| t.error_code).collect();
     assert_eq!(codes, vec![TAF, TAF]);
     assert!(named.topics[0].partitions.is_empty());
-    grant(
-        &b,
-        vec![creation(
-            Rt::Topic,
-            "fresh",
-            Pt::Literal,
-            alice,
-            Op::Describe,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Topic, "fresh", alice, Op::Describe).await;
     let named = metadata_of(&b, alice, Some(&["fresh"])).await;
     assert_eq!(named.topics[0].error_code, TAF);
     assert!(b.image().topic("fresh").is_none());
-    grant(
-        &b,
-        vec![creation(
-            Rt::Topic,
-            "fresh",
-            Pt::Literal,
-            alice,
-            Op::Create,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Topic, "fresh", alice, Op::Create).await;
     let named = metadata_of(&b, alice, Some(&["fresh"])).await;
     assert_eq!(named.topics[0].error_code, 0);
     assert!(b.image().topic("fresh").is_some());
 
-    grant(
-        &b,
-        vec![creation(
-            Rt::Cluster,
-            CLUSTER_NAME,
-            Pt::Literal,
-            alice,
-            Op::Describe,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Cluster, CLUSTER_NAME, alice, Op::Describe).await;
     assert_eq!(
         metadata_of(&b, alice, None)
             .await

@@ -52,18 +52,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
     assert_eq!(code(&resp), GAF);
 
     // READ on the group: found, committed only with READ on the topic too.
-    grant(
-        &b,
-        vec![creation(
-            Rt::Group,
-            "g",
-            Pt::Literal,
-            alice,
-            Op::Read,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Group, "g", alice, Op::Read).await;
     let resp = groups::find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3, alice), find).await;
     assert_eq!(resp.error_code, 0);
     let resp = group_offsets::offset_commit(
@@ -73,18 +62,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
     )
     .await;
     assert_eq!(code(&resp), TAF);
-    grant(
-        &b,
-        vec![creation(
-            Rt::Topic,
-            "orders",
-            Pt::Literal,
-            alice,
-            Op::Read,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Topic, "orders", alice, Op::Read).await;
     // The group's coordinator loads in the background.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -126,18 +104,7 @@ async fn groups_need_rights_on_the_group_and_its_topics() {
     let resp =
         group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
     assert_eq!(resp.groups[0].error_code, GAF);
-    grant(
-        &b,
-        vec![creation(
-            Rt::Group,
-            "g",
-            Pt::Literal,
-            bob,
-            Op::Describe,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Group, "g", bob, Op::Describe).await;
     let resp =
         group_offsets::offset_fetch(&b, &ctx(ApiKey::OffsetFetch, 8, bob), fetch(named.clone()));
     assert_eq!(resp.groups[0].topics[0].partitions[0].error_code, TAF);
@@ -209,16 +176,12 @@ async fn cluster_operations_need_rights_on_the_cluster() {
     )
     .await;
     assert_eq!(init(alice).await, 0);
-    grant(
+    allow(
         &b,
-        vec![creation(
-            Rt::Cluster,
-            CLUSTER_NAME,
-            Pt::Literal,
-            "User:bob",
-            Op::IdempotentWrite,
-            Perm::Allow,
-        )],
+        Rt::Cluster,
+        CLUSTER_NAME,
+        "User:bob",
+        Op::IdempotentWrite,
     )
     .await;
     assert_eq!(init("User:bob").await, 0);
@@ -243,18 +206,7 @@ async fn cluster_operations_need_rights_on_the_cluster() {
     )
     .await;
     assert_eq!(alter.error_code, CAF);
-    grant(
-        &b,
-        vec![creation(
-            Rt::Cluster,
-            CLUSTER_NAME,
-            Pt::Literal,
-            alice,
-            Op::Describe,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Cluster, CLUSTER_NAME, alice, Op::Describe).await;
     let list = reassign::list(
         &b,
         &ctx(ApiKey::ListPartitionReassignments, 0, alice),
@@ -297,18 +249,7 @@ async fn offset_delete_needs_delete_on_the_group_and_read_on_the_topic() {
     let resp =
         group_offsets::offset_delete(&b, &ctx(ApiKey::OffsetDelete, 0, alice), req.clone()).await;
     assert_eq!(resp.error_code, GAF);
-    grant(
-        &b,
-        vec![creation(
-            Rt::Group,
-            "g",
-            Pt::Literal,
-            alice,
-            Op::Delete,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Group, "g", alice, Op::Delete).await;
     // The group gets an offset (the coordinator loads in the background first); then
     // alice may delete offsets of the group, but not of a topic she may not read.
     let find = FindCoordinatorRequest::default()

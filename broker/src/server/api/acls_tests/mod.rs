@@ -73,6 +73,15 @@ fn creation(rt: Rt, name: &str, pt: Pt, who: &str, op: Op, perm: Perm) -> AclCre
 }
 
 /// Create ACLs as the super user; every one must succeed.
+/// One LITERAL ALLOW ACL, created by the super user.
+async fn allow(b: &Broker, rt: Rt, name: &str, who: &str, op: Op) {
+    grant(
+        b,
+        vec![creation(rt, name, Pt::Literal, who, op, Perm::Allow)],
+    )
+    .await;
+}
+
 async fn grant(b: &Broker, acls: Vec<AclCreation>) {
     let resp = create_acls(
         b,
@@ -145,18 +154,7 @@ async fn acl_apis_need_an_authorizer_and_rights_on_the_cluster() {
     assert_eq!(resp.results[0].error_code, CAF);
     assert!(b.image().acls().is_empty());
     // ALTER on the cluster lets alice create ACLs; DESCRIBE lets her list them.
-    grant(
-        &b,
-        vec![creation(
-            Rt::Cluster,
-            CLUSTER_NAME,
-            Pt::Literal,
-            "User:alice",
-            Op::Alter,
-            Perm::Allow,
-        )],
-    )
-    .await;
+    allow(&b, Rt::Cluster, CLUSTER_NAME, "User:alice", Op::Alter).await;
     let resp = create_acls(&b, &alice(ApiKey::CreateAcls), create).await;
     assert_eq!(resp.results[0].error_code, 0);
     let resp = describe_acls(
