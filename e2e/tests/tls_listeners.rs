@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use anyhow::{bail, Context, Result};
 use fjord_e2e::{free_port, http_get, unique_topic, BrokerOptions, BrokerProcess};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -246,18 +248,15 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
     // files stay in use.
     write(d, "server.key", &rotated_key);
     write(d, "server.pem", &rotated_cert);
-    let deadline = Instant::now() + DEADLINE;
-    loop {
+    common::wait_for("the rotated certificate served", DEADLINE, || async {
         let serial = served_serial(ssl_port, &ca.pem, &client_identity).await?;
-        if serial == vec![2] {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("still serial {serial:?} after rotation\n{}", broker.logs());
-        }
-        // Poll interval of a condition wait.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(if serial == vec![2] {
+            Ok(())
+        } else {
+            Err(format!("still serial {serial:?}\n{}", broker.logs()))
+        })
+    })
+    .await?;
     // Clients keep working across the rotation.
     assert_eq!(advertised_port(&with_cert)?, ssl_port);
     Ok(())
