@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::broker::Broker;
 use super::partition::Partition;
-use crate::replication::controller::BrokerEpoch;
 use crate::replication::follower::FetchRequest;
 use crate::replication::leader::{FollowerFetch, FollowerFetchAnswer};
+use crate::replication::BrokerEpoch;
 use crate::replication::{HighWatermark, LeaderEpoch};
 
 pub mod proto {

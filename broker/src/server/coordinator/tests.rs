@@ -3,7 +3,7 @@
 use super::*;
 use crate::group::{OffsetValue, OFFSETS_TOPIC};
 use crate::log::LogConfig;
-use crate::replication::controller::BrokerEpoch;
+use crate::replication::BrokerEpoch;
 
 fn offset_record(partition: i32, offset: i64) -> GroupRecord {
     GroupRecord::Offset {
