@@ -64,7 +64,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
-        Some(tls::TlsAcceptor::load(&config.ssl).map_err(|e| StartError::Config(e.to_string()))?)
+        Some(tls::TlsAcceptor::load(&config.ssl, &listeners).map_err(|e| StartError::Config(e.to_string()))?)
     } else {
         None
     };
@@ -372,7 +372,7 @@ async fn accept_loop(
                 (false, _) => (stream::ClientStream::Tcp(stream), Principal::anonymous()),
                 (true, Some(tls)) => {
                     // The handshake is bounded like the read of a request.
-                    match tls.accept(stream, b.config.request_read_timeout_ms).await {
+                    match tls.accept(stream, &l.name, b.config.request_read_timeout_ms).await {
                         Ok((tls_stream, principal)) => {
                             tracing::debug!(%peer, listener = %l.name, %principal, "TLS client authenticated");
                             (stream::ClientStream::Tls(Box::new(tls_stream)), principal)
