@@ -33,7 +33,8 @@ from brokers import (CLUSTER_BROKERS, FJORD_HTTP, FJORD_INTERNAL, FJORD_PORT,
                      fjord_cluster_nodes)
 from clients import Java, RdBench
 from common import FAILURES, fail, log, measured, port_open, proc_hwm_mb
-from table import build_rows, print_table
+import security
+from table import ROWS, build_rows, print_table
 
 
 # ---------------------------------------------------------------- machine limits
@@ -92,7 +93,8 @@ def dd_rate(path, args):
 
 def machine_limits(work, quick):
     log("measuring machine limits (loopback, disk)")
-    m = {"cores": os.cpu_count(), "kernel": os.uname().release}
+    m = {"cores": os.cpu_count(), "kernel": os.uname().release,
+         "kernel_tls": security.kernel_tls()}
     try:
         with open("/proc/meminfo") as f:
             m["mem_total_gb"] = round(int(f.readline().split()[1]) / 1e6, 1)
@@ -352,6 +354,20 @@ def recovery(broker, rd, sizes):
 
 # ---------------------------------------------------------------- main
 
+# The setups --only chooses from: one broker without and with fsync per batch, three
+# brokers with RF=3, and one broker over SSL and SASL_SSL (security.py).
+SETUPS = ("default", "fsync", "rf3", "security")
+
+
+def setups(value):
+    chosen = {v.strip() for v in value.split(",") if v.strip()}
+    unknown = chosen - set(SETUPS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown setup(s) {sorted(unknown)}; choose from {','.join(SETUPS)}")
+    return chosen
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -362,6 +378,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
     ap.add_argument("--profile", action="store_true",
                     help="perf record Fjord under 1 KB produce and consume (first round)")
+    ap.add_argument("--only", type=setups, default=",".join(SETUPS),
+                    help=f"comma-separated setups to run, of {','.join(SETUPS)} (default all)")
     a = ap.parse_args()
 
     out_dir = os.path.join(a.root, "target", "bench")
@@ -371,7 +389,7 @@ def main():
     cluster_ports = ([KAFKA_CLUSTER_PORT + i for i in range(2 * CLUSTER_BROKERS)]
                      + [n[k] for n in fjord_cluster_nodes() for k in ("kafka", "http", "internal")])
     for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP, FJORD_INTERNAL,
-              *cluster_ports):
+              *cluster_ports, *security.PORTS):
         if port_open(p):
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
@@ -387,7 +405,8 @@ def main():
                  "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
                  "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
                  "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
-                 "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000}
+                 "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000,
+                 "n_tls1k": 300_000, "n_jtls1k": 100_000}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -398,6 +417,7 @@ def main():
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
                  "n_jlat": 300_000, "n_warm": 500_000, "n_text": 1_000_000,
+                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
     # BENCH_SCALE multiplies every record count (a smoke run of the script: 0.05).
@@ -441,19 +461,26 @@ def main():
 
     # Alternating: Kafka, Fjord, Kafka, Fjord, ... for each profile, each run on a fresh
     # data directory, so slow drift in the machine's load hits both systems alike.
-    for profile in ("default", "fsync"):
+    for profile in [p for p in ("default", "fsync") if p in a.only]:
         for i in range(sizes["rounds"]):
             one(lambda: Kafka(a.root, work, profile),
                 lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
             one(lambda: Fjord(a.fjord_bin, work, profile),
                 lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
-    for i in range(sizes["rounds"]):
+    for i in range(sizes["rounds"] if "rf3" in a.only else 0):
         one(lambda: KafkaCluster(a.root, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
         one(lambda: FjordCluster(a.fjord_bin, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
+    if "security" in a.only:
+        certs = security.Certs(a.root, work)
+        for i in range(sizes["rounds"]):
+            one(lambda: security.SecureKafka(a.root, work, certs),
+                lambda b: security.run_security(b, rd, java, sizes, i), "security")
+            one(lambda: security.SecureFjord(a.fjord_bin, work, certs),
+                lambda b: security.run_security(b, rd, java, sizes, i), "security")
 
-    rows = build_rows(res, sizes)
+    rows = build_rows(res, ROWS + security.rows())
     machine["elapsed_s"] = round(time.monotonic() - started)
     try:
         machine["loadavg_at_end"] = os.getloadavg()
@@ -464,12 +491,20 @@ def main():
                          "[Java]; kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0 "
                          "for [Java]; kcat for cold start and recovery",
               "partitions": 1, "cluster_brokers": CLUSTER_BROKERS,
-              "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2}
+              "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2,
+              "setups": sorted(a.only, key=SETUPS.index)}
+    if "security" in a.only:
+        params["security"] = {
+            "protocols": list(security.PROTOCOLS), "sasl_mechanism": security.SCRAM_MECHANISM,
+            "ssl_client_auth": "none", "certificate": "ECDSA P-256 (e2e/tls/certs.sh)",
+            "negotiated_with_openssl_defaults": security.negotiated_summary(res)}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "params": params, "rows": rows, "failures": FAILURES,
                    "raw": res}, f, indent=2)
     print_table(rows, machine, params)
+    if "security" in a.only:
+        security.print_goals(rows)
     print(f"\nwrote {os.path.join(out_dir, 'results.json')} ({machine['elapsed_s']} s)")
     for s in ("kafka", "fjord"):
         if not any(r[s] is not None for r in rows):

@@ -37,7 +37,12 @@ class Kafka:
     def launch(self):
         """Starts the process; returns a Popen that ends when the broker reports started."""
         return subprocess.Popen(["bash", self.script, "start", self.dir, str(self.port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env=self.env())
+
+    def env(self):
+        """The launcher's environment (None: this process's)."""
+        return None
 
     def wait_ready(self, proc, timeout=180):
         try:
@@ -89,7 +94,7 @@ class Fjord:
 
     def launch(self):
         args = [self.bin, "--data-dir", os.path.join(self.dir, "data"),
-                "--kafka-listen", f"127.0.0.1:{self.port}",
+                *self.listener_args(),
                 "--http-listen", f"127.0.0.1:{FJORD_HTTP}",
                 "--internal-listen", f"127.0.0.1:{FJORD_INTERNAL}",
                 # Kafka's launcher sets this to 0 too; the first group join is not waited on.
@@ -98,8 +103,16 @@ class Fjord:
             args += ["--log-flush-interval-messages", "1"]
         logf = open(os.path.join(self.dir, "fjord.log"), "ab")
         self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+                                     start_new_session=True, env=self.env())
         return self.proc
+
+    def listener_args(self):
+        """The Kafka listener flags: one PLAINTEXT listener on self.port."""
+        return ["--kafka-listen", f"127.0.0.1:{self.port}"]
+
+    def env(self):
+        """The broker's environment (None: this process's)."""
+        return None
 
     def wait_ready(self, proc, timeout=60):
         deadline = time.monotonic() + timeout

@@ -43,10 +43,13 @@ class Java:
             out = e.stdout
             return out.decode() if isinstance(out, bytes) else (out or "")
 
-    def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600):
+    def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600,
+                config=None):
+        """`config`: a client properties file (security settings), as --command-config."""
         out = self.java("org.apache.kafka.tools.ProducerPerformance", [
             "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-            "--throughput", str(throughput), "--producer-props",
+            "--throughput", str(throughput),
+            *(["--command-config", config] if config else []), "--producer-props",
             f"bootstrap.servers={bootstrap}", f"acks={acks}"], timeout)
         # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency,
         #  p50 ms 50th, p95 ms 95th, p99 ms 99th, p999 ms 99.9th."
@@ -60,9 +63,10 @@ class Java:
                 "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
                 "p99": float(m.group(8)), "p999": float(m.group(9))}
 
-    def consume(self, bootstrap, topic, records, timeout=300):
+    def consume(self, bootstrap, topic, records, timeout=300, config=None):
         out = self.java("org.apache.kafka.tools.ConsumerPerformance", [
             "--bootstrap-server", bootstrap, "--topic", topic,
+            *(["--command-config", config] if config else []),
             "--messages", str(records), "--timeout", "30000",
             "--group", f"bench-{topic}-{time.time_ns()}"], timeout)
         # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
@@ -111,9 +115,9 @@ class RdBench:
         report["client_cpu_s"] = cpu
         return report
 
-    def create_topic(self, bootstrap, topic, configs, replication_factor=1):
+    def create_topic(self, bootstrap, topic, configs, replication_factor=1, extra=()):
         args = ["--bootstrap", bootstrap, "--topic", topic,
-                "--replication-factor", str(replication_factor)]
+                "--replication-factor", str(replication_factor), *extra]
         for c in configs:
             args += ["--config", c]
         return self.run("create-topic", args, timeout=60) is not None
@@ -145,9 +149,9 @@ class RdBench:
                         "e2e_p999": e["p999_ms"]})
         return out
 
-    def consume(self, bootstrap, topic, records, timeout=300):
+    def consume(self, bootstrap, topic, records, timeout=300, extra=()):
         r = self.run("consume", ["--bootstrap", bootstrap, "--topic", topic,
-                                 "--count", str(records)], timeout)
+                                 "--count", str(records), *extra], timeout)
         if r is None:
             return None
         c = r["consume"]

@@ -89,11 +89,14 @@ def rnd(v):
     return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
 
 
-def build_rows(res, sizes):
-    """One row per figure: the median over the rounds that produced it, with every
-    round's value in kafka_runs / fjord_runs (null where a round failed)."""
+def build_rows(res, specs):
+    """One row per figure of `specs` (entries as in ROWS): the median over the rounds
+    that produced it, with every round's value in kafka_runs / fjord_runs (null where a
+    round failed). Rows of a setup that did not run (--only) are left out."""
     rows = []
-    for name, unit, profile, path, hib, client in ROWS:
+    for name, unit, profile, path, hib, client in specs:
+        if not any(profile in res[s] for s in ("kafka", "fjord")):
+            continue
         row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib}
         for s in ("kafka", "fjord"):
             runs = [get(r, *path) for r in res[s].get(profile, [])]
