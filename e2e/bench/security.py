@@ -254,7 +254,7 @@ def negotiated_summary(res):
 
 
 def print_goals(rows_out):
-    """The issue's goals beside what the rows show: over TLS, Fjord consumes at least
+    """Fjord's goals beside what the rows show: over TLS, it consumes at least
     twice and produces at least 1.5 times what Kafka does."""
     by_name = {r["name"]: r for r in rows_out if r["unit"] == "MB/s"}
     lines = []
