@@ -20,7 +20,10 @@
 # min(N, 3) and min.insync.replicas 2 from three nodes up. Environment: KAFKA_VERSION
 # (default 4.4.0), KAFKA_HEAP (default -Xmx1g -Xms256m, per node), START_TIMEOUT_S
 # (default 120), FJORD_CACHE (classpath cache, default ~/.cache/fjord), JAVA (default:
-# $JAVA_HOME/bin/java, else java on PATH).
+# $JAVA_HOME/bin/java, else java on PATH), KAFKA_EXTRA_PROPERTIES (a file appended to each
+# node's server.properties: its keys override the ones above, e.g. more listeners),
+# KAFKA_ADD_SCRAM (a SCRAM credential created when a single node's storage is formatted,
+# as `kafka-storage format --add-scram 'SCRAM-SHA-512=[name=...,password=...]'`).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -122,6 +125,8 @@ share.coordinator.state.topic.replication.factor=$rf
 share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
 EOF
+  # java.util.Properties keeps the last value of a key, so these override the above.
+  [[ -z "${KAFKA_EXTRA_PROPERTIES:-}" ]] || cat "$KAFKA_EXTRA_PROPERTIES" >> "$d/server.properties"
 }
 
 # Sets the array `jvm` to the JVM flags of the node in directory $1.
@@ -181,7 +186,8 @@ start() {
   cp="$(classpath)"
   write_properties "$dir" 1 "$port" "$cport" \
     "controller.quorum.bootstrap.servers=127.0.0.1:$cport" 1 1
-  format "$dir" "$(new_cluster_id)" --standalone || die "storage format failed"
+  format "$dir" "$(new_cluster_id)" --standalone \
+    ${KAFKA_ADD_SCRAM:+--add-scram "$KAFKA_ADD_SCRAM"} || die "storage format failed"
   launch "$dir"
   wait_started "$dir" "$port" $((SECONDS + START_TIMEOUT_S))
   echo "Apache Kafka $KAFKA_VERSION listening on 127.0.0.1:$port" \

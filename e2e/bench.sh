@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of Fjord and Apache Kafka on this machine (issue 6).
 #
-#   e2e/bench.sh [--quick] [--keep] [--profile]
+#   e2e/bench.sh [--quick] [--keep] [--profile] [--only SETUP,...]
 #
 # Starts one system at a time on loopback (Kafka and Fjord alternately, several rounds,
 # per durability profile, then each as a three-broker cluster with replication factor
-# 3), drives both with the same clients (fjord-bench, a librdkafka load generator on the
+# 3, then one broker of each over SSL and SASL_SSL), drives both with the same clients (fjord-bench, a librdkafka load generator on the
 # rdkafka crate; Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools
 # jar; kcat for cold start), measures the machine's limits in the same run, prints one
 # table of medians and writes target/bench/results.json. --profile also records Fjord
 # with `perf record -g` under the 1 KB produce and consume workloads of the first round
 # (target/bench/perf-*.txt), installing Debian's linux-perf when perf is missing.
+# --only runs some of the setups: default, fsync (one broker without and with fsync per
+# batch), rf3 (three brokers) and security (one broker over SSL and SASL_SSL with
+# SCRAM-SHA-512, certificates from e2e/tls/certs.sh); e.g. `--quick --only security`.
 #
 # Environment: FJORD_BIN and FJORD_BENCH_BIN (default: release builds in $CARGO_TARGET_DIR
 # or target/), BENCH_DIR (scratch dir for data, default target/bench/run), BENCH_ROUNDS
 # (default 3 quick, 5 full), BENCH_SCALE (multiplies every record count), KAFKA_PORT /
 # FJORD_PORT / FJORD_HTTP_PORT / FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT /
-# FJORD_CLUSTER_PORT (first port of each three-broker cluster).
+# FJORD_CLUSTER_PORT (first port of each three-broker cluster). The security setup's SSL
+# and SASL_SSL listeners are on KAFKA_PORT+2, +3 and FJORD_PORT+1, +2.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"

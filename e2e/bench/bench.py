@@ -11,50 +11,30 @@ start and recovery.
 Driven by e2e/bench.sh. Every figure is best effort: a workload that fails or times out
 is logged, listed under the table and in results.json ("failures") and records null, and
 the run goes on; the run fails only if a system could not be measured at all.
+
+Layout: bench.py runs the workloads and main; brokers.py starts and stops the systems;
+clients.py wraps fjord-bench and Kafka's Java tools; table.py builds and prints the rows;
+common.py holds the log, the failure list and the /proc figures.
 """
 import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
-KAFKA_PORT = int(os.environ.get("KAFKA_PORT", "19092"))
-FJORD_PORT = int(os.environ.get("FJORD_PORT", "19192"))
-FJORD_HTTP = int(os.environ.get("FJORD_HTTP_PORT", "19644"))
-# The broker's internal listener (quorum, replication), bound even by a single broker; away
-# from its default 9093 and from Kafka's controller port (KAFKA_PORT + 1).
-FJORD_INTERNAL = int(os.environ.get("FJORD_INTERNAL_PORT", "19693"))
-# The three-broker clusters: Kafka's client listeners on KAFKA_CLUSTER_PORT..+2 and its
-# controllers on +3..+5 (e2e/apache-kafka.sh start-cluster); Fjord's Kafka listeners on
-# FJORD_CLUSTER_PORT..+2, HTTP and internal listeners at `fjord dev`'s offsets from them.
-KAFKA_CLUSTER_PORT = int(os.environ.get("KAFKA_CLUSTER_PORT", "19292"))
-FJORD_CLUSTER_PORT = int(os.environ.get("FJORD_CLUSTER_PORT", "19392"))
-CLUSTER_BROKERS = 3
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-# The same java the Kafka launcher picks.
-JAVA = os.environ.get("JAVA") or (os.path.join(os.environ["JAVA_HOME"], "bin", "java")
-                                  if os.environ.get("JAVA_HOME") else "java")
-
-
-def log(msg):
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+from brokers import (CLUSTER_BROKERS, FJORD_HTTP, FJORD_INTERNAL, FJORD_PORT,
+                     KAFKA_CLUSTER_PORT, KAFKA_PORT, Fjord, FjordCluster, Kafka, KafkaCluster,
+                     fjord_cluster_nodes)
+from clients import Java, RdBench
+from common import FAILURES, fail, log, measured, port_open, proc_hwm_mb
+import security
+from table import ROWS, build_rows, print_table
 
 
 # ---------------------------------------------------------------- machine limits
@@ -113,7 +93,8 @@ def dd_rate(path, args):
 
 def machine_limits(work, quick):
     log("measuring machine limits (loopback, disk)")
-    m = {"cores": os.cpu_count(), "kernel": os.uname().release}
+    m = {"cores": os.cpu_count(), "kernel": os.uname().release,
+         "kernel_tls": security.kernel_tls()}
     try:
         with open("/proc/meminfo") as f:
             m["mem_total_gb"] = round(int(f.readline().split()[1]) / 1e6, 1)
@@ -136,413 +117,9 @@ def machine_limits(work, quick):
     return m
 
 
-# ---------------------------------------------------------------- /proc
 
-def proc_cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        # fields[0] is state (field 3); utime, stime are fields 14, 15
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def proc_hwm_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-# ---------------------------------------------------------------- brokers
-
-class Kafka:
-    name = "kafka"
-
-    def __init__(self, root, work, profile):
-        self.script = os.path.join(root, "e2e", "apache-kafka.sh")
-        self.dir = os.path.join(work, f"kafka-{profile}")
-        self.port = KAFKA_PORT
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.fsync = profile == "fsync"
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def launch(self):
-        """Starts the process; returns a Popen that ends when the broker reports started."""
-        return subprocess.Popen(["bash", self.script, "start", self.dir, str(self.port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-    def wait_ready(self, proc, timeout=180):
-        try:
-            _, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return False
-        if proc.returncode != 0:
-            log(f"kafka start failed: {err.strip()[-2000:]}")
-        return proc.returncode == 0
-
-    def pid(self):
-        try:
-            with open(os.path.join(self.dir, "kafka.pid")) as f:
-                return int(f.read().strip())
-        except (OSError, ValueError):
-            return None
-
-    def stop(self):
-        subprocess.run(["bash", self.script, "stop", self.dir], capture_output=True, timeout=90)
-
-    def kill9(self):
-        pid = self.pid()
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-            wait_gone(pid)
-        try:
-            os.unlink(os.path.join(self.dir, "kafka.pid"))
-        except OSError:
-            pass
-
-    def topic_configs(self):
-        # Kafka's per-write durability knob is the topic's flush.messages.
-        return ["flush.messages=1"] if self.fsync else []
-
-
-class Fjord:
-    name = "fjord"
-
-    def __init__(self, fjord_bin, work, profile):
-        self.bin = fjord_bin
-        self.dir = os.path.join(work, f"fjord-{profile}")
-        self.port = FJORD_PORT
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.fsync = profile == "fsync"
-        self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir, exist_ok=True)
-
-    def launch(self):
-        args = [self.bin, "--data-dir", os.path.join(self.dir, "data"),
-                "--kafka-listen", f"127.0.0.1:{self.port}",
-                "--http-listen", f"127.0.0.1:{FJORD_HTTP}",
-                "--internal-listen", f"127.0.0.1:{FJORD_INTERNAL}",
-                # Kafka's launcher sets this to 0 too; the first group join is not waited on.
-                "--group-initial-rebalance-delay-ms", "0"]
-        if self.fsync:
-            args += ["--log-flush-interval-messages", "1"]
-        logf = open(os.path.join(self.dir, "fjord.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        return self.proc
-
-    def wait_ready(self, proc, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                log(f"fjord exited with {proc.returncode}; see {self.dir}/fjord.log")
-                return False
-            if port_open(self.port):
-                return True
-            time.sleep(0.05)  # readiness poll interval
-        return False
-
-    def pid(self):
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill9(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def topic_configs(self):
-        return ["flush.messages=1"] if self.fsync else []
-
-
-class KafkaCluster:
-    """Three combined broker+controller nodes with a static controller quorum, formatted
-    with one cluster id; default replication factor 3, min.insync.replicas 2."""
-    name = "kafka"
-
-    def __init__(self, root, work):
-        self.script = os.path.join(root, "e2e", "apache-kafka.sh")
-        self.dir = os.path.join(work, "kafka-rf3")
-        self.bootstrap = ",".join(f"127.0.0.1:{KAFKA_CLUSTER_PORT + i}"
-                                  for i in range(CLUSTER_BROKERS))
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start(self, timeout=300):
-        try:
-            r = subprocess.run(["bash", self.script, "start-cluster", self.dir,
-                                str(KAFKA_CLUSTER_PORT), str(CLUSTER_BROKERS)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               timeout=timeout)
-        except subprocess.TimeoutExpired:
-            log(f"kafka cluster did not start within {timeout}s")
-            return False
-        if r.returncode != 0:
-            log(f"kafka cluster start failed: {r.stderr.strip()[-2000:]}")
-        return r.returncode == 0
-
-    def stop(self):
-        subprocess.run(["bash", self.script, "stop-cluster", self.dir], capture_output=True,
-                       timeout=120)
-
-
-class FjordCluster:
-    """Three brokers, all voters of the metadata quorum, as `fjord dev --brokers 3` plans
-    them: default replication factor 3, min.insync.replicas 2."""
-    name = "fjord"
-
-    def __init__(self, fjord_bin, work):
-        self.bin = fjord_bin
-        self.dir = os.path.join(work, "fjord-rf3")
-        self.procs = []
-        self.nodes = fjord_cluster_nodes()
-        self.bootstrap = ",".join(f"127.0.0.1:{n['kafka']}" for n in self.nodes)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        os.makedirs(self.dir, exist_ok=True)
-
-    def start(self, timeout=120):
-        voters = ",".join(f"{n['id']}@127.0.0.1:{n['internal']}" for n in self.nodes)
-        for n in self.nodes:
-            d = os.path.join(self.dir, f"node-{n['id']}")
-            os.makedirs(d, exist_ok=True)
-            args = [self.bin, "--node-id", str(n["id"]), "--voters", voters,
-                    "--data-dir", os.path.join(d, "data"),
-                    "--kafka-listen", f"127.0.0.1:{n['kafka']}",
-                    "--http-listen", f"127.0.0.1:{n['http']}",
-                    "--internal-listen", f"127.0.0.1:{n['internal']}",
-                    "--default-replication-factor", "3", "--min-insync-replicas", "2",
-                    "--group-initial-rebalance-delay-ms", "0"]
-            logf = open(os.path.join(d, "fjord.log"), "ab")
-            self.procs.append(subprocess.Popen(args, stdout=logf, stderr=logf,
-                                               stdin=subprocess.DEVNULL,
-                                               start_new_session=True))
-        # Ready when every broker answers /ready 200: registered with the controller and
-        # serving.
-        deadline = time.monotonic() + timeout
-        pending = list(self.nodes)
-        while pending and time.monotonic() < deadline:
-            for p, n in zip(self.procs, self.nodes):
-                if p.poll() is not None:
-                    log(f"fjord node {n['id']} exited with {p.returncode}; "
-                        f"see {self.dir}/node-{n['id']}/fjord.log")
-                    return False
-            pending = [n for n in pending if not http_ok(n["http"], "/ready")]
-            if pending:
-                time.sleep(0.1)  # readiness poll interval
-        if pending:
-            log(f"fjord cluster not ready within {timeout}s: nodes "
-                f"{[n['id'] for n in pending]}")
-        return not pending
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-def fjord_cluster_nodes():
-    return [{"id": i + 1, "kafka": FJORD_CLUSTER_PORT + i, "http": FJORD_CLUSTER_PORT + 552 + i,
-             "internal": FJORD_CLUSTER_PORT + 1000 + i} for i in range(CLUSTER_BROKERS)]
-
-
-def http_ok(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def wait_gone(pid, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)  # poll interval while the process exits
-
-
-# ---------------------------------------------------------------- clients
-
-# Kafka's tools print "MB" meaning 2^20 bytes; every figure here is in 10^6 bytes.
-MIB_TO_MB = 1024 * 1024 / 1e6
-
-
-def child_cpu_seconds():
-    """utime+stime of this process's reaped children: the difference across one blocking
-    client run is that client's CPU time (brokers are reaped only when stopped)."""
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-class Java:
-    """Kafka's own ProducerPerformance / ConsumerPerformance from the kafka-tools jar."""
-
-    def __init__(self, classpath_file, root):
-        with open(classpath_file) as f:
-            self.cp = f.read().strip()
-        self.log4j = os.path.join(root, "e2e", "apache-kafka", "log4j2.xml")
-
-    def java(self, main, args, timeout):
-        cmd = [JAVA, "-Xmx512m", "-XX:+UseG1GC", "-cp", self.cp,
-               f"-Dlog4j2.configurationFile={self.log4j}", "-Dkafka.log.file=/dev/null",
-               main, *args]
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-            if r.returncode != 0:
-                fail(f"{main.rsplit('.', 1)[1]} exited {r.returncode}: "
-                     f"{(r.stderr or r.stdout).strip()[-600:]}")
-            return r.stdout
-        except subprocess.TimeoutExpired as e:
-            fail(f"{main.rsplit('.', 1)[1]} timed out after {timeout}s")
-            out = e.stdout
-            return out.decode() if isinstance(out, bytes) else (out or "")
-
-    def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600):
-        out = self.java("org.apache.kafka.tools.ProducerPerformance", [
-            "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-            "--throughput", str(throughput), "--producer-props",
-            f"bootstrap.servers={bootstrap}", f"acks={acks}"], timeout)
-        # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency,
-        #  p50 ms 50th, p95 ms 95th, p99 ms 99th, p999 ms 99.9th."
-        m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
-                      r"([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, "
-                      r"(\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", out)
-        if not m or int(m.group(1)) < records:
-            fail(f"ProducerPerformance to {topic}: no summary for {records} records")
-            return None
-        return {"msgs": float(m.group(2)), "MBps": float(m.group(3)) * MIB_TO_MB,
-                "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
-                "p99": float(m.group(8)), "p999": float(m.group(9))}
-
-    def consume(self, bootstrap, topic, records, timeout=300):
-        out = self.java("org.apache.kafka.tools.ConsumerPerformance", [
-            "--bootstrap-server", bootstrap, "--topic", topic,
-            "--messages", str(records), "--timeout", "30000",
-            "--group", f"bench-{topic}-{time.time_ns()}"], timeout)
-        # start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg,
-        # nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec
-        for line in out.splitlines():
-            parts = [p.strip() for p in line.split(",")]
-            if len(parts) >= 10:
-                try:
-                    if int(float(parts[4])) < records:
-                        break
-                    return {"MBps": float(parts[3]) * MIB_TO_MB, "msgs": float(parts[5]),
-                            "fetch_MBps": float(parts[8]) * MIB_TO_MB,
-                            "fetch_msgs": float(parts[9])}
-                except ValueError:
-                    continue
-        fail(f"ConsumerPerformance from {topic}: fewer than {records} records read")
-        return None
-
-
-class RdBench:
-    """fjord-bench (e2e/src/bin/fjord-bench.rs): librdkafka through the rdkafka crate. Each
-    call returns the run's JSON report plus `client_cpu_s`, or None after logging why; a
-    run with any delivery or consume error exits non-zero and gives None."""
-
-    def __init__(self, binary):
-        self.bin = binary
-
-    def run(self, sub, args, timeout=600):
-        cmd = [self.bin, sub, *args, "--timeout-s", str(timeout)]
-        cpu0 = child_cpu_seconds()
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60)
-        except subprocess.TimeoutExpired:
-            fail(f"fjord-bench {sub} {' '.join(args)}: no answer within {timeout + 60}s")
-            return None
-        cpu = child_cpu_seconds() - cpu0
-        report = None
-        for line in reversed(r.stdout.splitlines()):
-            if line.startswith("{"):
-                report = json.loads(line)
-                break
-        if r.returncode != 0 or report is None:
-            fail(f"fjord-bench {sub} {' '.join(args)} exited {r.returncode}: "
-                 f"{r.stderr.strip()[-800:]}")
-            return None
-        report["client_cpu_s"] = cpu
-        return report
-
-    def create_topic(self, bootstrap, topic, configs, replication_factor=1):
-        args = ["--bootstrap", bootstrap, "--topic", topic,
-                "--replication-factor", str(replication_factor)]
-        for c in configs:
-            args += ["--config", c]
-        return self.run("create-topic", args, timeout=60) is not None
-
-    def produce(self, bootstrap, topic, records, size, acks, timeout=600, extra=()):
-        r = self.run("produce", ["--bootstrap", bootstrap, "--topic", topic,
-                                 "--count", str(records), "--size", str(size),
-                                 "--acks", str(acks), *extra], timeout)
-        if r is None:
-            return None
-        p = r["produce"]
-        return {"MBps": p["MBps"], "msgs": p["msgs_per_s"], "elapsed_s": p["elapsed_s"],
-                "client_cpu_s": r["client_cpu_s"]}
-
-    def at_rate(self, bootstrap, topic, records, size, acks, rate, end_to_end, linger_ms=5):
-        r = self.run("end-to-end" if end_to_end else "latency",
-                     ["--bootstrap", bootstrap, "--topic", topic, "--count", str(records),
-                      "--size", str(size), "--acks", str(acks), "--rate", str(rate),
-                      "--linger-ms", str(linger_ms)],
-                     timeout=records // rate + 120)
-        if r is None:
-            return None
-        out = {"p50": r["ack_latency"]["p50_ms"], "p99": r["ack_latency"]["p99_ms"],
-               "p999": r["ack_latency"]["p999_ms"],
-               "sender_behind_max_ms": r["sender_behind_max_ms"]}
-        if end_to_end:
-            e = r["e2e_latency"]
-            out.update({"e2e_p50": e["p50_ms"], "e2e_p99": e["p99_ms"],
-                        "e2e_p999": e["p999_ms"]})
-        return out
-
-    def consume(self, bootstrap, topic, records, timeout=300):
-        r = self.run("consume", ["--bootstrap", bootstrap, "--topic", topic,
-                                 "--count", str(records)], timeout)
-        if r is None:
-            return None
-        c = r["consume"]
-        return {"MBps": c["MBps"], "msgs": c["msgs_per_s"], "elapsed_s": c["elapsed_s"],
-                "from_assign_MBps": r["from_assign"]["MBps"],
-                "first_record_ms": r["first_record_ms"], "client_cpu_s": r["client_cpu_s"]}
-
-
-FAILURES = []
 # The codecs of the validation-cost rows (librdkafka's compression.type values).
 CODECS = ("none", "lz4", "zstd")
-
-
-def fail(msg):
-    """A workload that failed: logged now, listed again under the table and in
-    results.json, and its figure left null."""
-    FAILURES.append(msg)
-    log(f"FAILED: {msg}")
 
 
 def kcat_ok(port, topic):
@@ -618,17 +195,8 @@ class Profiler:
             pass
 
 
+
 # ---------------------------------------------------------------- one system, one profile
-
-def measured(broker_pid, fn):
-    """Runs one workload; adds the broker's CPU seconds across it to the result."""
-    cpu0 = proc_cpu_seconds(broker_pid)
-    r = fn()
-    cpu1 = proc_cpu_seconds(broker_pid)
-    if r is not None and cpu0 is not None and cpu1 is not None:
-        r["broker_cpu_s"] = cpu1 - cpu0
-    return r
-
 
 def run_system(broker, rd, java, sizes, profile, rnd, profiler):
     """Figures for one system in one durability profile, in round `rnd` (Kafka's Java
@@ -784,177 +352,21 @@ def recovery(broker, rd, sizes):
     return first
 
 
-# ---------------------------------------------------------------- table
-
-def get(d, *path):
-    for p in path:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(p)
-    return d
-
-
-# (name, unit, profile, path into one run's figures, higher_is_better, client). The rows
-# named as issue 6 names them are measured with librdkafka (fjord-bench); the rows of
-# Kafka's own Java tools say "[Java]" in their names.
-ROWS = [
-    ("produce 1KB acks=1 1 broker", "MB/s", "default", ("p1k", "MBps"), True, "librdkafka"),
-    ("produce 1KB acks=1 1 broker", "msgs/s", "default", ("p1k", "msgs"), True, "librdkafka"),
-    ("produce 100B acks=1 1 broker", "MB/s", "default", ("p100", "MBps"), True, "librdkafka"),
-    ("produce 100B acks=1 1 broker", "msgs/s", "default", ("p100", "msgs"), True,
-     "librdkafka"),
-    ("produce 1KB acks=all 1 broker", "MB/s", "default", ("acksall", "MBps"), True,
-     "librdkafka"),
-    ("produce 1KB acks=all RF=3", "MB/s", "rf3", ("rf3_p1k", "MBps"), True, "librdkafka"),
-    ("produce 1KB acks=all RF=3", "msgs/s", "rf3", ("rf3_p1k", "msgs"), True, "librdkafka"),
-    ("produce 100B acks=all RF=3", "MB/s", "rf3", ("rf3_p100", "MBps"), True, "librdkafka"),
-    ("produce 100B acks=all RF=3", "msgs/s", "rf3", ("rf3_p100", "msgs"), True, "librdkafka"),
-    ("produce 1KB acks=1 RF=3", "MB/s", "rf3", ("rf3_a1", "MBps"), True, "librdkafka"),
-    ("produce 1KB acks=1 1 broker fsync per batch", "MB/s", "fsync", ("p1k", "MBps"), True,
-     "librdkafka"),
-    ("produce 1KB acks=all 1 broker fsync per batch", "MB/s", "fsync", ("acksall", "MBps"),
-     True, "librdkafka"),
-    ("consume 1KB from page cache", "MB/s", "default", ("consume", "MBps"), True,
-     "librdkafka"),
-    ("produce p50 latency at fixed rate", "ms", "default", ("lat", "p50"), False, "librdkafka"),
-    ("produce p99 latency at fixed rate", "ms", "default", ("lat", "p99"), False, "librdkafka"),
-    ("produce p99.9 latency at fixed rate", "ms", "default", ("lat", "p999"), False,
-     "librdkafka"),
-    ("produce p50 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p50"), False,
-     "librdkafka"),
-    ("produce p99 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p99"), False,
-     "librdkafka"),
-    ("produce p99.9 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p999"),
-     False, "librdkafka"),
-    ("end-to-end p50 latency at fixed rate", "ms", "default", ("e2e", "e2e_p50"), False,
-     "librdkafka"),
-    ("end-to-end p99 latency at fixed rate", "ms", "default", ("e2e", "e2e_p99"), False,
-     "librdkafka"),
-    ("end-to-end p99.9 latency at fixed rate", "ms", "default", ("e2e", "e2e_p999"), False,
-     "librdkafka"),
-    ("broker peak RSS", "MB", "default", ("rss_mb",), False, "-"),
-    ("broker CPU seconds per GB", "s/GB", "default", ("cpu_s_per_gb",), False, "librdkafka"),
-    ("broker CPU seconds per GB, 1KB text uncompressed", "s/GB", "default",
-     ("text_none_cpu_s_per_gb",), False, "librdkafka"),
-    ("broker CPU seconds per GB, 1KB text lz4", "s/GB", "default",
-     ("text_lz4_cpu_s_per_gb",), False, "librdkafka"),
-    ("broker CPU seconds per GB, 1KB text zstd", "s/GB", "default",
-     ("text_zstd_cpu_s_per_gb",), False, "librdkafka"),
-    ("produce 1KB text uncompressed acks=1 1 broker", "MB/s", "default", ("text_none", "MBps"),
-     True, "librdkafka"),
-    ("produce 1KB text lz4 acks=1 1 broker", "MB/s", "default", ("text_lz4", "MBps"), True,
-     "librdkafka"),
-    ("produce 1KB text zstd acks=1 1 broker", "MB/s", "default", ("text_zstd", "MBps"), True,
-     "librdkafka"),
-    ("cold start", "s", "default", ("cold_start_s",), False, "kcat"),
-    ("recovery after kill -9", "s", "default", ("recovery_s",), False, "kcat"),
-    ("client CPU seconds per GB, produce 1KB acks=1", "s/GB", "default",
-     ("p1k_client_cpu_s_per_gb",), False, "librdkafka"),
-    ("client CPU seconds per GB, consume 1KB", "s/GB", "default",
-     ("consume_client_cpu_s_per_gb",), False, "librdkafka"),
-    ("produce 1KB acks=1 1 broker [Java]", "MB/s", "default", ("j1k", "MBps"), True, "java"),
-    ("produce 100B acks=1 1 broker [Java]", "MB/s", "default", ("j100", "MBps"), True, "java"),
-    ("produce 1KB acks=all 1 broker [Java]", "MB/s", "default", ("jacksall", "MBps"), True,
-     "java"),
-    ("produce 1KB acks=all RF=3 [Java]", "MB/s", "rf3", ("jrf3_p1k", "MBps"), True, "java"),
-    ("produce 1KB acks=1 1 broker fsync per batch [Java]", "MB/s", "fsync", ("j1k", "MBps"),
-     True, "java"),
-    ("consume 1KB from page cache [Java]", "MB/s", "default", ("jconsume", "fetch_MBps"), True,
-     "java"),
-    ("produce p99 latency at fixed rate [Java]", "ms", "default", ("jlat", "p99"), False,
-     "java"),
-]
-
-
-def rnd(v):
-    return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
-
-
-def build_rows(res, sizes):
-    """One row per figure: the median over the rounds that produced it, with every
-    round's value in kafka_runs / fjord_runs (null where a round failed)."""
-    rows = []
-    for name, unit, profile, path, hib, client in ROWS:
-        row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib}
-        for s in ("kafka", "fjord"):
-            runs = [get(r, *path) for r in res[s].get(profile, [])]
-            vals = [v for v in runs if v is not None]
-            row[s] = rnd(statistics.median(vals)) if vals else None
-            row[f"{s}_runs"] = [rnd(v) for v in runs]
-        if name == "recovery after kill -9" and row["kafka"] is None and row["fjord"] is None:
-            row["note"] = "n/a (full run only)"
-        rows.append(row)
-    return rows
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    if isinstance(v, float) and v >= 100:
-        return f"{v:,.0f}"
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def spread(runs):
-    vals = [v for v in runs if v is not None]
-    if len(vals) < 2:
-        return ""
-    return f"{fmt(min(vals))}-{fmt(max(vals))}"
-
-
-def print_table(rows, machine, params):
-    hdr = ["row", "unit", "client", "Kafka", "Fjord", "Fjord/Kafka", "Kafka min-max",
-           "Fjord min-max"]
-    lines = []
-    for r in rows:
-        if r.get("note"):
-            lines.append([r["name"], r["unit"], r["client"], r["note"], "", "", "", ""])
-            continue
-        ratio = "-"
-        if r["kafka"] and r["fjord"] is not None:
-            ratio = f"{r['fjord'] / r['kafka']:.2f}x"
-        lines.append([r["name"], r["unit"], r["client"], fmt(r["kafka"]), fmt(r["fjord"]), ratio,
-                      spread(r["kafka_runs"]), spread(r["fjord_runs"])])
-    w = [max(len(str(x[i])) for x in lines + [hdr]) for i in range(len(hdr))]
-    out = ["| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)) + " |",
-           "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-    for x in lines:
-        out.append("| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(x)) + " |")
-    print("\n".join(out))
-    print()
-    print("Machine limits (same run):")
-    for k, v in machine.items():
-        print(f"  {k}: {v}")
-
-    def fj(name, unit="MB/s"):
-        return next((r["fjord"] for r in rows if r["name"] == name and r["unit"] == unit), None)
-
-    lb = machine.get("loopback_tcp_MBps")
-    cons = fj("consume 1KB from page cache")
-    prod = fj("produce 1KB acks=1 1 broker")
-    if lb and cons:
-        print(f"  Fjord consume 1KB = {cons / lb:.1%} of loopback TCP bandwidth")
-    if lb and prod:
-        print(f"  Fjord produce 1KB acks=1 = {prod / lb:.1%} of loopback TCP bandwidth")
-    d = machine.get("disk_seq_write_MBps")
-    if d and prod:
-        # Without fsync a produce ends in the page cache, so this may exceed 100%.
-        print(f"  Fjord produce 1KB acks=1 = {prod / d:.1%} of sequential disk write "
-              "(synced once at the end; the produce is not synced)")
-    fs = fj("produce 1KB acks=1 1 broker fsync per batch")
-    dsync = machine.get("disk_seq_write_fdatasync_per_1MiB_MBps")
-    if dsync and fs:
-        # librdkafka's batches are up to 1 MB (batch.size), so the comparable disk figure
-        # is 1 MiB writes each followed by a sync.
-        print(f"  Fjord produce 1KB fsync per batch = {fs / dsync:.1%} of 1 MiB dsync writes")
-    if FAILURES:
-        print(f"\n{len(FAILURES)} workload(s) FAILED (their figures are missing):")
-        for f in FAILURES:
-            print(f"  - {f}")
-    print(f"Parameters: {json.dumps(params)}")
-
-
 # ---------------------------------------------------------------- main
+
+# The setups --only chooses from: one broker without and with fsync per batch, three
+# brokers with RF=3, and one broker over SSL and SASL_SSL (security.py).
+SETUPS = ("default", "fsync", "rf3", "security")
+
+
+def setups(value):
+    chosen = {v.strip() for v in value.split(",") if v.strip()}
+    unknown = chosen - set(SETUPS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown setup(s) {sorted(unknown)}; choose from {','.join(SETUPS)}")
+    return chosen
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -966,6 +378,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the data dirs")
     ap.add_argument("--profile", action="store_true",
                     help="perf record Fjord under 1 KB produce and consume (first round)")
+    ap.add_argument("--only", type=setups, default=",".join(SETUPS),
+                    help=f"comma-separated setups to run, of {','.join(SETUPS)} (default all)")
     a = ap.parse_args()
 
     out_dir = os.path.join(a.root, "target", "bench")
@@ -975,7 +389,7 @@ def main():
     cluster_ports = ([KAFKA_CLUSTER_PORT + i for i in range(2 * CLUSTER_BROKERS)]
                      + [n[k] for n in fjord_cluster_nodes() for k in ("kafka", "http", "internal")])
     for p in (KAFKA_PORT, KAFKA_PORT + 1, FJORD_PORT, FJORD_HTTP, FJORD_INTERNAL,
-              *cluster_ports):
+              *cluster_ports, *security.PORTS):
         if port_open(p):
             sys.exit(f"bench: 127.0.0.1:{p} is in use")
 
@@ -991,7 +405,8 @@ def main():
                  "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
                  "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
                  "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
-                 "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000}
+                 "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000,
+                 "n_tls1k": 300_000, "n_jtls1k": 100_000}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -1002,6 +417,7 @@ def main():
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
                  "n_jlat": 300_000, "n_warm": 500_000, "n_text": 1_000_000,
+                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
     # BENCH_SCALE multiplies every record count (a smoke run of the script: 0.05).
@@ -1045,19 +461,26 @@ def main():
 
     # Alternating: Kafka, Fjord, Kafka, Fjord, ... for each profile, each run on a fresh
     # data directory, so slow drift in the machine's load hits both systems alike.
-    for profile in ("default", "fsync"):
+    for profile in [p for p in ("default", "fsync") if p in a.only]:
         for i in range(sizes["rounds"]):
             one(lambda: Kafka(a.root, work, profile),
                 lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
             one(lambda: Fjord(a.fjord_bin, work, profile),
                 lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
-    for i in range(sizes["rounds"]):
+    for i in range(sizes["rounds"] if "rf3" in a.only else 0):
         one(lambda: KafkaCluster(a.root, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
         one(lambda: FjordCluster(a.fjord_bin, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
+    if "security" in a.only:
+        certs = security.Certs(a.root, work)
+        for i in range(sizes["rounds"]):
+            one(lambda: security.SecureKafka(a.root, work, certs),
+                lambda b: security.run_security(b, rd, java, sizes, i), "security")
+            one(lambda: security.SecureFjord(a.fjord_bin, work, certs),
+                lambda b: security.run_security(b, rd, java, sizes, i), "security")
 
-    rows = build_rows(res, sizes)
+    rows = build_rows(res, ROWS + security.rows())
     machine["elapsed_s"] = round(time.monotonic() - started)
     try:
         machine["loadavg_at_end"] = os.getloadavg()
@@ -1068,12 +491,20 @@ def main():
                          "[Java]; kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0 "
                          "for [Java]; kcat for cold start and recovery",
               "partitions": 1, "cluster_brokers": CLUSTER_BROKERS,
-              "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2}
+              "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2,
+              "setups": sorted(a.only, key=SETUPS.index)}
+    if "security" in a.only:
+        params["security"] = {
+            "protocols": list(security.PROTOCOLS), "sasl_mechanism": security.SCRAM_MECHANISM,
+            "ssl_client_auth": "none", "certificate": "ECDSA P-256 (e2e/tls/certs.sh)",
+            "negotiated_with_openssl_defaults": security.negotiated_summary(res)}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"machine": machine, "params": params, "rows": rows, "failures": FAILURES,
                    "raw": res}, f, indent=2)
     print_table(rows, machine, params)
+    if "security" in a.only:
+        security.print_goals(rows)
     print(f"\nwrote {os.path.join(out_dir, 'results.json')} ({machine['elapsed_s']} s)")
     for s in ("kafka", "fjord"):
         if not any(r[s] is not None for r in rows):
@@ -1082,3 +513,4 @@ def main():
 
 if __name__ == "__main__":
     main()
+

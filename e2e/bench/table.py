@@ -1,0 +1,178 @@
+"""The table: one row per figure, the median over the rounds, printed and written to
+results.json."""
+import json
+import statistics
+
+from common import FAILURES
+
+def get(d, *path):
+    for p in path:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
+
+
+# (name, unit, profile, path into one run's figures, higher_is_better, client). The rows
+# named as issue 6 names them are measured with librdkafka (fjord-bench); the rows of
+# Kafka's own Java tools say "[Java]" in their names.
+ROWS = [
+    ("produce 1KB acks=1 1 broker", "MB/s", "default", ("p1k", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=1 1 broker", "msgs/s", "default", ("p1k", "msgs"), True, "librdkafka"),
+    ("produce 100B acks=1 1 broker", "MB/s", "default", ("p100", "MBps"), True, "librdkafka"),
+    ("produce 100B acks=1 1 broker", "msgs/s", "default", ("p100", "msgs"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all 1 broker", "MB/s", "default", ("acksall", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all RF=3", "MB/s", "rf3", ("rf3_p1k", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=all RF=3", "msgs/s", "rf3", ("rf3_p1k", "msgs"), True, "librdkafka"),
+    ("produce 100B acks=all RF=3", "MB/s", "rf3", ("rf3_p100", "MBps"), True, "librdkafka"),
+    ("produce 100B acks=all RF=3", "msgs/s", "rf3", ("rf3_p100", "msgs"), True, "librdkafka"),
+    ("produce 1KB acks=1 RF=3", "MB/s", "rf3", ("rf3_a1", "MBps"), True, "librdkafka"),
+    ("produce 1KB acks=1 1 broker fsync per batch", "MB/s", "fsync", ("p1k", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB acks=all 1 broker fsync per batch", "MB/s", "fsync", ("acksall", "MBps"),
+     True, "librdkafka"),
+    ("consume 1KB from page cache", "MB/s", "default", ("consume", "MBps"), True,
+     "librdkafka"),
+    ("produce p50 latency at fixed rate", "ms", "default", ("lat", "p50"), False, "librdkafka"),
+    ("produce p99 latency at fixed rate", "ms", "default", ("lat", "p99"), False, "librdkafka"),
+    ("produce p99.9 latency at fixed rate", "ms", "default", ("lat", "p999"), False,
+     "librdkafka"),
+    ("produce p50 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p50"), False,
+     "librdkafka"),
+    ("produce p99 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p99"), False,
+     "librdkafka"),
+    ("produce p99.9 latency at 1,000/s, linger.ms=0", "ms", "default", ("lat0", "p999"),
+     False, "librdkafka"),
+    ("end-to-end p50 latency at fixed rate", "ms", "default", ("e2e", "e2e_p50"), False,
+     "librdkafka"),
+    ("end-to-end p99 latency at fixed rate", "ms", "default", ("e2e", "e2e_p99"), False,
+     "librdkafka"),
+    ("end-to-end p99.9 latency at fixed rate", "ms", "default", ("e2e", "e2e_p999"), False,
+     "librdkafka"),
+    ("broker peak RSS", "MB", "default", ("rss_mb",), False, "-"),
+    ("broker CPU seconds per GB", "s/GB", "default", ("cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text uncompressed", "s/GB", "default",
+     ("text_none_cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text lz4", "s/GB", "default",
+     ("text_lz4_cpu_s_per_gb",), False, "librdkafka"),
+    ("broker CPU seconds per GB, 1KB text zstd", "s/GB", "default",
+     ("text_zstd_cpu_s_per_gb",), False, "librdkafka"),
+    ("produce 1KB text uncompressed acks=1 1 broker", "MB/s", "default", ("text_none", "MBps"),
+     True, "librdkafka"),
+    ("produce 1KB text lz4 acks=1 1 broker", "MB/s", "default", ("text_lz4", "MBps"), True,
+     "librdkafka"),
+    ("produce 1KB text zstd acks=1 1 broker", "MB/s", "default", ("text_zstd", "MBps"), True,
+     "librdkafka"),
+    ("cold start", "s", "default", ("cold_start_s",), False, "kcat"),
+    ("recovery after kill -9", "s", "default", ("recovery_s",), False, "kcat"),
+    ("client CPU seconds per GB, produce 1KB acks=1", "s/GB", "default",
+     ("p1k_client_cpu_s_per_gb",), False, "librdkafka"),
+    ("client CPU seconds per GB, consume 1KB", "s/GB", "default",
+     ("consume_client_cpu_s_per_gb",), False, "librdkafka"),
+    ("produce 1KB acks=1 1 broker [Java]", "MB/s", "default", ("j1k", "MBps"), True, "java"),
+    ("produce 100B acks=1 1 broker [Java]", "MB/s", "default", ("j100", "MBps"), True, "java"),
+    ("produce 1KB acks=all 1 broker [Java]", "MB/s", "default", ("jacksall", "MBps"), True,
+     "java"),
+    ("produce 1KB acks=all RF=3 [Java]", "MB/s", "rf3", ("jrf3_p1k", "MBps"), True, "java"),
+    ("produce 1KB acks=1 1 broker fsync per batch [Java]", "MB/s", "fsync", ("j1k", "MBps"),
+     True, "java"),
+    ("consume 1KB from page cache [Java]", "MB/s", "default", ("jconsume", "fetch_MBps"), True,
+     "java"),
+    ("produce p99 latency at fixed rate [Java]", "ms", "default", ("jlat", "p99"), False,
+     "java"),
+]
+
+
+def rnd(v):
+    return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
+
+
+def build_rows(res, specs):
+    """One row per figure of `specs` (entries as in ROWS): the median over the rounds
+    that produced it, with every round's value in kafka_runs / fjord_runs (null where a
+    round failed). Rows of a setup that did not run (--only) are left out."""
+    rows = []
+    for name, unit, profile, path, hib, client in specs:
+        if not any(profile in res[s] for s in ("kafka", "fjord")):
+            continue
+        row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib}
+        for s in ("kafka", "fjord"):
+            runs = [get(r, *path) for r in res[s].get(profile, [])]
+            vals = [v for v in runs if v is not None]
+            row[s] = rnd(statistics.median(vals)) if vals else None
+            row[f"{s}_runs"] = [rnd(v) for v in runs]
+        if name == "recovery after kill -9" and row["kafka"] is None and row["fjord"] is None:
+            row["note"] = "n/a (full run only)"
+        rows.append(row)
+    return rows
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def spread(runs):
+    vals = [v for v in runs if v is not None]
+    if len(vals) < 2:
+        return ""
+    return f"{fmt(min(vals))}-{fmt(max(vals))}"
+
+
+def print_table(rows, machine, params):
+    hdr = ["row", "unit", "client", "Kafka", "Fjord", "Fjord/Kafka", "Kafka min-max",
+           "Fjord min-max"]
+    lines = []
+    for r in rows:
+        if r.get("note"):
+            lines.append([r["name"], r["unit"], r["client"], r["note"], "", "", "", ""])
+            continue
+        ratio = "-"
+        if r["kafka"] and r["fjord"] is not None:
+            ratio = f"{r['fjord'] / r['kafka']:.2f}x"
+        lines.append([r["name"], r["unit"], r["client"], fmt(r["kafka"]), fmt(r["fjord"]), ratio,
+                      spread(r["kafka_runs"]), spread(r["fjord_runs"])])
+    w = [max(len(str(x[i])) for x in lines + [hdr]) for i in range(len(hdr))]
+    out = ["| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)) + " |",
+           "|" + "|".join("-" * (x + 2) for x in w) + "|"]
+    for x in lines:
+        out.append("| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(x)) + " |")
+    print("\n".join(out))
+    print()
+    print("Machine limits (same run):")
+    for k, v in machine.items():
+        print(f"  {k}: {v}")
+
+    def fj(name, unit="MB/s"):
+        return next((r["fjord"] for r in rows if r["name"] == name and r["unit"] == unit), None)
+
+    lb = machine.get("loopback_tcp_MBps")
+    cons = fj("consume 1KB from page cache")
+    prod = fj("produce 1KB acks=1 1 broker")
+    if lb and cons:
+        print(f"  Fjord consume 1KB = {cons / lb:.1%} of loopback TCP bandwidth")
+    if lb and prod:
+        print(f"  Fjord produce 1KB acks=1 = {prod / lb:.1%} of loopback TCP bandwidth")
+    d = machine.get("disk_seq_write_MBps")
+    if d and prod:
+        # Without fsync a produce ends in the page cache, so this may exceed 100%.
+        print(f"  Fjord produce 1KB acks=1 = {prod / d:.1%} of sequential disk write "
+              "(synced once at the end; the produce is not synced)")
+    fs = fj("produce 1KB acks=1 1 broker fsync per batch")
+    dsync = machine.get("disk_seq_write_fdatasync_per_1MiB_MBps")
+    if dsync and fs:
+        # librdkafka's batches are up to 1 MB (batch.size), so the comparable disk figure
+        # is 1 MiB writes each followed by a sync.
+        print(f"  Fjord produce 1KB fsync per batch = {fs / dsync:.1%} of 1 MiB dsync writes")
+    if FAILURES:
+        print(f"\n{len(FAILURES)} workload(s) FAILED (their figures are missing):")
+        for f in FAILURES:
+            print(f"  - {f}")
+    print(f"Parameters: {json.dumps(params)}")
+
+
