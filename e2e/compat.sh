@@ -18,10 +18,16 @@
 # kafka-python over SSL, refusals included) run against FJORD_SSL_BOOTSTRAP, an SSL
 # listener with ssl.client.auth=required, with the certificates e2e/tls/certs.sh wrote to
 # FJORD_SSL_DIR; without both they are skipped.
+# FJORD_SSL_NOCERT_BOOTSTRAP, an SSL listener with ssl.client.auth=none: python-ssl and the
+# Java suites also go over it without a client certificate.
 # python-sasl: confluent-kafka and kafka-python with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
-# against FJORD_SASL_BOOTSTRAP, a SASL_PLAINTEXT listener enabling all three, as
-# FJORD_SASL_USER / FJORD_SASL_PASSWORD (a user with both SCRAM credentials); skipped
-# without them.
+# against FJORD_SASL_BOOTSTRAP, a SASL_PLAINTEXT listener enabling all three, and
+# FJORD_SASL_SSL_BOOTSTRAP, a SASL_SSL one asking for no client certificate (its CA in
+# FJORD_SSL_DIR), as FJORD_SASL_USER / FJORD_SASL_PASSWORD (a super user with both SCRAM
+# credentials); and the ACL refusals of FJORD_SASL_DENIED_USER / FJORD_SASL_DENIED_PASSWORD
+# (the broker runs the standard authorizer with allow.everyone.if.no.acl.found=true);
+# skipped without FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER. The Java and Spring suites
+# read the same variables and skip what they lack.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
