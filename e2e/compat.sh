@@ -18,6 +18,7 @@
 # kafka-python over SSL, refusals included) run against FJORD_SSL_BOOTSTRAP, an SSL
 # listener with ssl.client.auth=required, with the certificates e2e/tls/certs.sh wrote to
 # FJORD_SSL_DIR; without both they are skipped.
+# kcat-sasl-ssl: the kcat suite with SCRAM-SHA-512 over FJORD_SASL_SSL_BOOTSTRAP (below).
 # FJORD_SSL_NOCERT_BOOTSTRAP, an SSL listener with ssl.client.auth=none: python-ssl and the
 # Java suites also go over it without a client certificate.
 # python-sasl: confluent-kafka and kafka-python with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
@@ -33,7 +34,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -72,7 +73,7 @@ run_suite() {
 summary_of() {
   local name="$1" log="$2"
   case "$name" in
-    kcat|kcat-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    kcat|kcat-ssl|kcat-sasl-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
     kafka-python|confluent-kafka|python-ssl|python-sasl)
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
@@ -87,8 +88,9 @@ need python3
 
 for suite in $SUITES; do
   case "$suite" in
-    # kcat.sh goes over SSL when FJORD_SSL_DIR is set: the plain suite runs without it.
-    kcat) run_suite kcat env -u FJORD_SSL_DIR "$HERE/kcat.sh" "$bootstrap" ;;
+    # kcat.sh goes over SSL when FJORD_SSL_DIR is set and authenticates when
+    # FJORD_SASL_MECHANISM is: the plain suite runs without either.
+    kcat) run_suite kcat env -u FJORD_SSL_DIR -u FJORD_SASL_MECHANISM "$HERE/kcat.sh" "$bootstrap" ;;
     kafka-python)
       run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" "${pytest_groups[@]}" \
         test_checks.py test_group_checks.py test_kafka_python.py test_groups_kafka_python.py ;;
@@ -114,7 +116,7 @@ for suite in $SUITES; do
         skipped=$((skipped + 1))
         echo "SKIP $suite (FJORD_SSL_BOOTSTRAP and FJORD_SSL_DIR not set)"
       elif [[ $suite == kcat-ssl ]]; then
-        run_suite kcat-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
+        run_suite kcat-ssl env -u FJORD_SASL_MECHANISM FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
       else
         run_suite python-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/python/run.sh" "$ssl_bootstrap" test_tls.py
       fi ;;
@@ -124,6 +126,14 @@ for suite in $SUITES; do
         echo "SKIP python-sasl (FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER not set)"
       else
         run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" test_sasl.py
+      fi ;;
+    kcat-sasl-ssl)
+      if [[ -z ${FJORD_SASL_SSL_BOOTSTRAP:-} || -z $ssl_dir || -z ${FJORD_SASL_USER:-} ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP kcat-sasl-ssl (FJORD_SASL_SSL_BOOTSTRAP, FJORD_SSL_DIR and FJORD_SASL_USER not set)"
+      else
+        run_suite kcat-sasl-ssl env FJORD_SSL_DIR="$ssl_dir" FJORD_SASL_MECHANISM=SCRAM-SHA-512 \
+          "$HERE/kcat.sh" "$FJORD_SASL_SSL_BOOTSTRAP"
       fi ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
