@@ -258,7 +258,7 @@ def generate(jar_file: Path) -> str:
         "// Layout facts only: field order, wire types, version ranges, nullability, tags.\n",
         "// `V(a, b)` is an inclusive version range, `X` means open-ended, `NONE` is empty.\n",
         "\n",
-        "use super::guard::schema::{f, Api, Field, Ty::*, NONE, V, X};\n",
+        "use super::layout::{f, Api, Field, Ty::*, NONE, V, X};\n",
         "\n",
     ]
     with zipfile.ZipFile(jar_file) as jar:

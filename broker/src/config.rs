@@ -444,8 +444,7 @@ impl BrokerConfig {
             parse_host_port(addr).map_err(|e| format!("--advertised-listener {addr:?}: {e}"))?;
         }
         let listeners = self.listeners().map_err(|e| e.to_string())?;
-        self.ssl
-            .validate(listeners.iter().any(|l| l.protocol.is_tls()))?;
+        self.ssl.validate(&listeners)?;
         // Checking every topic default through the same validator as topic overrides
         // keeps one definition of what a valid value is.
         let defaults = TopicDefaults::from_broker(self);

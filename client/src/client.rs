@@ -35,45 +35,10 @@ use kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
-use crate::connection::{Connection, DEFAULT_REQUEST_TIMEOUT};
+use crate::config::ClientConfig;
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::records::{self, FetchedRecord, ProduceRecord};
-
-/// Connection and request settings.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// `client.id` sent in every request header.
-    pub client_id: String,
-    /// Bound on establishing a TCP connection.
-    pub connect_timeout: Duration,
-    /// Bound on one request, from waiting for an in-flight slot to the answer; also sent
-    /// to the broker as the timeout of admin and produce requests.
-    pub request_timeout: Duration,
-    /// Requests in flight per connection; more wait for a slot.
-    pub max_in_flight: usize,
-    /// Largest response frame accepted; a larger one closes the connection.
-    pub max_response_bytes: usize,
-    /// Extra attempts of a produce, fetch or list-offsets call after a leadership error
-    /// (NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, ...): the request was not applied,
-    /// so it is safe to send again once Metadata names the new leader.
-    pub leader_retries: u32,
-    /// Pause before such a retry, doubled each time.
-    pub retry_backoff: Duration,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            client_id: "fjord-client".into(),
-            connect_timeout: Duration::from_secs(10),
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            max_in_flight: 64,
-            max_response_bytes: 100 * 1024 * 1024,
-            leader_retries: 5,
-            retry_backoff: Duration::from_millis(50),
-        }
-    }
-}
 
 /// A broker as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

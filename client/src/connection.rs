@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -41,7 +40,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::client::ClientConfig;
+use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::frame;
 use crate::versions::{self, ApiVersions, Handshake};
@@ -386,21 +385,13 @@ async fn read_loop(addr: String, mut read: OwnedReadHalf, max: usize, pending: P
     close(&pending, &addr, reason);
 }
 
-impl ClientConfig {
-    pub(crate) fn request_timeout_ms(&self) -> i32 {
-        i32::try_from(self.request_timeout.as_millis()).unwrap_or(i32::MAX)
-    }
-}
-
-/// A default that callers can rely on in docs and tests.
-pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bytes::BufMut;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+    use std::time::Duration;
     use tokio::net::TcpListener;
 
     /// Reads one request frame; returns (api key, version, correlation id).

@@ -27,6 +27,7 @@
 //! ```
 
 mod client;
+mod config;
 mod connection;
 mod error;
 mod frame;
@@ -35,10 +36,11 @@ mod records;
 mod versions;
 
 pub use client::{
-    AlterConfigOp, BrokerMetadata, Client, ClientConfig, ClusterMetadata, ConfigEntry,
-    ConfigResource, CreatedTopic, FetchOptions, FetchedPartition, ListedOffset, NewTopic,
-    OffsetSpec, PartitionMetadata, ProduceOptions, Produced, Reassignment, TopicMetadata,
+    AlterConfigOp, BrokerMetadata, Client, ClusterMetadata, ConfigEntry, ConfigResource,
+    CreatedTopic, FetchOptions, FetchedPartition, ListedOffset, NewTopic, OffsetSpec,
+    PartitionMetadata, ProduceOptions, Produced, Reassignment, TopicMetadata,
 };
+pub use config::ClientConfig;
 pub use connection::{ApiRequest, Connection};
 pub use error::{Error, Result};
 pub use groups::{

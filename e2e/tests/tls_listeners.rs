@@ -9,6 +9,10 @@
 //!    RFC 2253 form;
 //! 5. replacing the broker's certificate files: the next connection gets the new
 //!    certificate, without a restart.
+//!
+//! And a broker with the five listeners of the client compatibility suites, where
+//! `ssl.client.auth` is per listener (KIP-684): a client without a certificate is
+//! refused on SSL and accepted on SASL_SSL and on an SSL listener set to `none`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -259,5 +263,92 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
     .await?;
     // Clients keep working across the rotation.
     assert_eq!(advertised_port(&with_cert)?, ssl_port);
+    Ok(())
+}
+
+#[tokio::test]
+async fn ssl_client_auth_per_listener() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let ca = new_ca("Fjord Test CA");
+    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
+    let server_pem = write(d, "server.pem", &server_cert);
+    let server_key = write(d, "server.key", &server_key);
+    let ca_path = write(d, "ca.pem", &ca.pem);
+    let identity = leaf(&ca, &[(DnType::CommonName, "client")], 10);
+    let client_cert = write(d, "client.pem", &identity.0);
+    let client_key = write(d, "client.key", &identity.1);
+
+    let [ssl, sasl_plain, sasl_ssl, no_cert] =
+        [free_port()?, free_port()?, free_port()?, free_port()?];
+    let mut options = BrokerOptions::default();
+    options.env.push((
+        "FJORD_SCRAM_BOOTSTRAP".into(),
+        "SCRAM-SHA-512=[name=alice,password=alice-secret]".into(),
+    ));
+    let mut broker = BrokerProcess::prepare(options)?;
+    let plain = broker.bootstrap();
+    // The command line of the client compatibility broker.
+    broker.push_args([
+        "--listeners".to_string(),
+        format!(
+            "PLAINTEXT://{plain},SSL://127.0.0.1:{ssl},SASL_PLAINTEXT://127.0.0.1:{sasl_plain},\
+             SASL_SSL://127.0.0.1:{sasl_ssl},SSLNOCERT://127.0.0.1:{no_cert}"
+        ),
+        "--listener-security-protocol-map".into(),
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,\
+         SSLNOCERT:SSL"
+            .into(),
+        "--ssl-client-auth".into(),
+        "required".into(),
+        "--listener-ssl-client-auth".into(),
+        "SSLNOCERT:none".into(),
+        "--sasl-enabled-mechanisms".into(),
+        "SCRAM-SHA-512,PLAIN".into(),
+        "--ssl-keystore-location".into(),
+        server_pem.display().to_string(),
+        "--ssl-key-location".into(),
+        server_key.display().to_string(),
+        "--ssl-truststore-location".into(),
+        ca_path.display().to_string(),
+    ]);
+    let started = broker.spawn()?;
+    broker.wait_ready(started).await?;
+    let at = |port: u16| format!("127.0.0.1:{port}");
+
+    // SSL: ssl.client.auth=required.
+    let refused = advertised_port(&client(&at(ssl), Some((&ca_path, None))));
+    assert!(
+        refused.is_err(),
+        "SSL accepted a client without a certificate"
+    );
+    assert_eq!(
+        advertised_port(&client(
+            &at(ssl),
+            Some((&ca_path, Some((&client_cert, &client_key))))
+        ))?,
+        ssl
+    );
+    // SSLNOCERT: an SSL listener set to none.
+    assert_eq!(
+        advertised_port(&client(&at(no_cert), Some((&ca_path, None))))
+            .with_context(|| format!("SSLNOCERT without a certificate\n{}", broker.logs()))?,
+        no_cert
+    );
+    // SASL_SSL: the broker-wide mode does not apply; SASL authenticates.
+    for mechanism in ["SCRAM-SHA-512", "PLAIN"] {
+        let mut c = client(&at(sasl_ssl), Some((&ca_path, None)));
+        c.set("security.protocol", "sasl_ssl")
+            .set("sasl.mechanism", mechanism)
+            .set("sasl.username", "alice")
+            .set("sasl.password", "alice-secret");
+        assert_eq!(
+            advertised_port(&c).with_context(|| format!(
+                "SASL_SSL {mechanism} without a certificate\n{}",
+                broker.logs()
+            ))?,
+            sasl_ssl
+        );
+    }
     Ok(())
 }

@@ -13,6 +13,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::ssl::SslClientAuth;
+
 /// How a listener secures its connections (Kafka's `SecurityProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecurityProtocol {
@@ -251,6 +253,20 @@ pub enum ListenerError {
          host (0.0.0.0, ::)"
     )]
     UnroutableAdvertised(String),
+    #[error(
+        "--listener-ssl-client-auth entry {0:?}: expected NAME:MODE with MODE none, \
+         requested or required"
+    )]
+    BadClientAuthEntry(String),
+    #[error("--listener-ssl-client-auth names listener {0} twice")]
+    DuplicateClientAuth(ListenerName),
+    #[error("--listener-ssl-client-auth names listener {0}, which is not in --listeners")]
+    UnknownClientAuthListener(ListenerName),
+    #[error(
+        "--listener-ssl-client-auth names listener {0}, which runs {1}: client certificates \
+         need an SSL or SASL_SSL listener"
+    )]
+    ClientAuthOnPlainListener(ListenerName, SecurityProtocol),
 }
 
 /// Split a comma-separated setting, ignoring empty entries and blanks.
@@ -330,6 +346,55 @@ pub fn resolve(settings: &ListenerSettings<'_>) -> Result<Listeners, ListenerErr
         })
         .collect::<Result<_, ListenerError>>()?;
     Ok(Listeners(listeners))
+}
+
+/// Each TLS listener's `ssl.client.auth`, as KIP-684 has it: the broker-wide mode
+/// (`broker_wide`) applies to SSL listeners only; SASL_SSL listeners ask for no
+/// certificate (SASL authenticates the client) unless `overrides`
+/// (`--listener-ssl-client-auth NAME:MODE,...`, Kafka's
+/// `listener.name.<name>.ssl.client.auth`) sets a mode for that listener.
+pub fn client_auth_by_listener(
+    listeners: &Listeners,
+    broker_wide: SslClientAuth,
+    overrides: &str,
+) -> Result<Vec<(ListenerName, SslClientAuth)>, ListenerError> {
+    let mut given: Vec<(ListenerName, SslClientAuth)> = Vec::new();
+    for entry in entries(overrides) {
+        let bad = || ListenerError::BadClientAuthEntry(entry.to_string());
+        let (name, mode) = entry.split_once(':').ok_or_else(bad)?;
+        let name = ListenerName::parse(name)?;
+        let mode = match mode.trim().to_ascii_lowercase().as_str() {
+            "none" => SslClientAuth::None,
+            "requested" => SslClientAuth::Requested,
+            "required" => SslClientAuth::Required,
+            _ => return Err(bad()),
+        };
+        if given.iter().any(|(n, _)| *n == name) {
+            return Err(ListenerError::DuplicateClientAuth(name));
+        }
+        let listener = listeners
+            .get(&name)
+            .ok_or_else(|| ListenerError::UnknownClientAuthListener(name.clone()))?;
+        if !listener.protocol.is_tls() {
+            return Err(ListenerError::ClientAuthOnPlainListener(
+                name,
+                listener.protocol,
+            ));
+        }
+        given.push((name, mode));
+    }
+    Ok(listeners
+        .iter()
+        .filter(|l| l.protocol.is_tls())
+        .map(|l| {
+            let mode = match given.iter().find(|(n, _)| *n == l.name) {
+                Some((_, mode)) => *mode,
+                None if l.protocol == SecurityProtocol::Ssl => broker_wide,
+                None => SslClientAuth::None,
+            };
+            (l.name.clone(), mode)
+        })
+        .collect())
 }
 
 /// The security protocol map: the one given, or Kafka's default (each protocol's name
@@ -598,5 +663,118 @@ mod tests {
             unmapped.validate().unwrap_err(),
             "listener CLIENT has no security protocol in --listener-security-protocol-map"
         );
+    }
+
+    #[test]
+    fn client_auth_applies_to_ssl_listeners_and_sasl_ssl_only_by_name() {
+        let l = resolve3(
+            "PLAINTEXT://:1,SSL://:2,SASL_PLAINTEXT://:3,SASL_SSL://:4,SSLNOCERT://:5",
+            "",
+            "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,\
+             SSLNOCERT:SSL",
+        )
+        .unwrap();
+        let modes = |overrides: &str| {
+            client_auth_by_listener(&l, SslClientAuth::Required, overrides).map(|m| {
+                m.into_iter()
+                    .map(|(n, m)| format!("{n}:{}", m.name()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+        };
+        assert_eq!(
+            modes("").unwrap(),
+            "SSL:required,SASL_SSL:none,SSLNOCERT:required"
+        );
+        assert_eq!(
+            modes("SSLNOCERT:none").unwrap(),
+            "SSL:required,SASL_SSL:none,SSLNOCERT:none"
+        );
+        assert_eq!(
+            modes(" sasl_ssl:Requested , ssl:none").unwrap(),
+            "SSL:none,SASL_SSL:requested,SSLNOCERT:required"
+        );
+        let err = |o: &str| modes(o).unwrap_err().to_string();
+        assert_eq!(
+            err("OTHER:none"),
+            "--listener-ssl-client-auth names listener OTHER, which is not in --listeners"
+        );
+        assert_eq!(
+            err("SASL_PLAINTEXT:required"),
+            "--listener-ssl-client-auth names listener SASL_PLAINTEXT, which runs \
+             SASL_PLAINTEXT: client certificates need an SSL or SASL_SSL listener"
+        );
+        assert_eq!(
+            err("SSL:none,ssl:required"),
+            "--listener-ssl-client-auth names listener SSL twice"
+        );
+        for bad in ["SSL", "SSL:optional", "SSL:"] {
+            assert!(err(bad).contains("expected NAME:MODE"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_per_listener_flag_and_its_truststore_check() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "fjord",
+                "--listeners",
+                "PLAINTEXT://127.0.0.1:29092,SSL://127.0.0.1:29093,\
+                 SASL_PLAINTEXT://127.0.0.1:29094,SASL_SSL://127.0.0.1:29095,\
+                 SSLNOCERT://127.0.0.1:29096",
+                "--listener-security-protocol-map",
+                "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,\
+                 SSLNOCERT:SSL",
+                "--ssl-keystore-location",
+                "/k.pem",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args).map(|c| c.broker)
+        };
+        let c = parse(&[
+            "--ssl-truststore-location",
+            "/ca.pem",
+            "--ssl-client-auth",
+            "required",
+            "--listener-ssl-client-auth",
+            "SSLNOCERT:none",
+        ])
+        .unwrap();
+        c.validate().unwrap();
+        let modes = c
+            .ssl
+            .client_auth_by_listener(&c.listeners().unwrap())
+            .unwrap();
+        assert_eq!(
+            modes.iter().map(|(_, m)| *m).collect::<Vec<_>>(),
+            vec![
+                SslClientAuth::Required,
+                SslClientAuth::None,
+                SslClientAuth::None
+            ]
+        );
+        // Without a truststore: fine while no listener asks for certificates.
+        let c = parse(&["--listener-ssl-client-auth", "SSL:none,SSLNOCERT:none"]).unwrap();
+        c.validate().unwrap();
+        let c = parse(&["--listener-ssl-client-auth", "SASL_SSL:requested"]).unwrap();
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "--listener-ssl-client-auth SASL_SSL:requested needs --ssl-truststore-location \
+             (PEM CA certificates)"
+        );
+        let c = parse(&["--listener-ssl-client-auth", "PLAINTEXT:none"]).unwrap();
+        assert!(c.validate().unwrap_err().contains("runs PLAINTEXT"));
+        // Only SASL_SSL: the broker-wide mode does not apply to it.
+        let c = Cli::parse_from([
+            "fjord",
+            "--listeners",
+            "SASL_SSL://127.0.0.1:29095",
+            "--ssl-keystore-location",
+            "/k.pem",
+            "--ssl-client-auth",
+            "required",
+        ])
+        .broker;
+        c.validate().unwrap();
     }
 }

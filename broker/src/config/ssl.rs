@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::listeners::{client_auth_by_listener, ListenerName, Listeners};
+
 /// Whether a TLS listener asks clients for a certificate (ssl.client.auth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SslClientAuth {
@@ -13,6 +15,17 @@ pub enum SslClientAuth {
     Requested,
     /// A client without a certificate from the truststore is refused.
     Required,
+}
+
+impl SslClientAuth {
+    /// Kafka's name of the mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslClientAuth::None => "none",
+            SslClientAuth::Requested => "requested",
+            SslClientAuth::Required => "required",
+        }
+    }
 }
 
 /// TLS settings shared by every TLS listener.
@@ -35,7 +48,9 @@ pub struct SslConfig {
     #[arg(long, env = "FJORD_SSL_TRUSTSTORE_LOCATION")]
     pub ssl_truststore_location: Option<PathBuf>,
 
-    /// Ask TLS clients for a certificate (ssl.client.auth).
+    /// Ask TLS clients for a certificate (ssl.client.auth). As in Kafka (KIP-684) this
+    /// applies to SSL listeners; SASL_SSL listeners ask for none unless
+    /// --listener-ssl-client-auth sets their mode.
     #[arg(
         long,
         env = "FJORD_SSL_CLIENT_AUTH",
@@ -43,6 +58,13 @@ pub struct SslConfig {
         default_value = "none"
     )]
     pub ssl_client_auth: SslClientAuth,
+
+    /// ssl.client.auth of single TLS listeners (Kafka's
+    /// `listener.name.<name>.ssl.client.auth`): `NAME:MODE` entries, comma separated,
+    /// MODE none, requested or required. Wins over --ssl-client-auth for those
+    /// listeners; the certificate files stay the same for all.
+    #[arg(long, env = "FJORD_LISTENER_SSL_CLIENT_AUTH", default_value = "")]
+    pub listener_ssl_client_auth: String,
 
     /// How a client certificate's subject (RFC 2253, `CN=x,OU=y,O=z`) becomes the
     /// principal's name (ssl.principal.mapping.rules): `RULE:pattern/replacement/[LU]`
@@ -62,8 +84,21 @@ pub struct SslConfig {
 }
 
 impl SslConfig {
-    /// Check the settings a TLS listener needs, without reading the files.
-    pub fn validate(&self, any_tls_listener: bool) -> Result<(), String> {
+    /// The ssl.client.auth mode of each SSL and SASL_SSL listener.
+    pub fn client_auth_by_listener(
+        &self,
+        listeners: &Listeners,
+    ) -> Result<Vec<(ListenerName, SslClientAuth)>, String> {
+        client_auth_by_listener(
+            listeners,
+            self.ssl_client_auth,
+            &self.listener_ssl_client_auth,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Check the settings the TLS listeners need, without reading the files.
+    pub fn validate(&self, listeners: &Listeners) -> Result<(), String> {
         crate::auth::ssl_principal::SslPrincipalMapper::parse(&self.ssl_principal_mapping_rules)
             .map_err(|e| e.to_string())?;
         if self.ssl_reload_interval_ms < 100 {
@@ -72,7 +107,8 @@ impl SslConfig {
                 self.ssl_reload_interval_ms
             ));
         }
-        if !any_tls_listener {
+        let modes = self.client_auth_by_listener(listeners)?;
+        if modes.is_empty() {
             return Ok(());
         }
         if self.ssl_keystore_location.is_none() {
@@ -81,15 +117,28 @@ impl SslConfig {
                     .into(),
             );
         }
-        if self.ssl_client_auth != SslClientAuth::None && self.ssl_truststore_location.is_none() {
-            let auth = match self.ssl_client_auth {
-                SslClientAuth::Requested => "requested",
-                _ => "required",
-            };
-            return Err(format!(
-                "--ssl-client-auth {auth} needs --ssl-truststore-location (PEM CA certificates)"
-            ));
+        if self.ssl_truststore_location.is_some() {
+            return Ok(());
         }
-        Ok(())
+        let Some((listener, mode)) = modes.iter().find(|(_, m)| *m != SslClientAuth::None) else {
+            return Ok(());
+        };
+        let given = listener_mode_given(&self.listener_ssl_client_auth, listener);
+        let flag = if given {
+            format!("--listener-ssl-client-auth {listener}:{}", mode.name())
+        } else {
+            format!("--ssl-client-auth {}", mode.name())
+        };
+        Err(format!(
+            "{flag} needs --ssl-truststore-location (PEM CA certificates)"
+        ))
     }
+}
+
+/// Whether `listener` has its own entry in --listener-ssl-client-auth (already checked).
+fn listener_mode_given(overrides: &str, listener: &ListenerName) -> bool {
+    overrides
+        .split(',')
+        .filter_map(|e| e.split_once(':'))
+        .any(|(name, _)| ListenerName::parse(name).is_ok_and(|n| n == *listener))
 }

@@ -5,7 +5,7 @@
 // Layout facts only: field order, wire types, version ranges, nullability, tags.
 // `V(a, b)` is an inclusive version range, `X` means open-ended, `NONE` is empty.
 
-use super::guard::schema::{f, Api, Field, Ty::*, NONE, V, X};
+use super::layout::{f, Api, Field, Ty::*, NONE, V, X};
 
 /// Request header, versions 1-2.
 pub(crate) const REQUEST_HEADER: &[Field] = &[

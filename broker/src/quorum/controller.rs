@@ -33,8 +33,9 @@ use crate::backoff::Backoff;
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{BrokerEndpoint, ListenerEndpoint, MetadataImage, MetadataRecord};
 use crate::replication::controller::{
-    BrokerEpoch, ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
+    ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
 };
+use crate::replication::BrokerEpoch;
 
 /// Requests waiting for the controller task.
 const QUEUE_BOUND: usize = 256;

@@ -26,14 +26,10 @@ use uuid::Uuid;
 
 use super::leader::AlterPartitionRequest;
 use super::{
-    BrokerId, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration, TopicPartition, NO_LEADER,
+    BrokerEpoch, BrokerId, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration, TopicPartition,
+    NO_LEADER,
 };
 use crate::metadata::image::{BrokerEndpoint, MetadataImage, MetadataRecord, PartitionState};
-
-/// Changes with each registration of a broker process (Kafka uses the offset of the
-/// registration record). Requests carrying an older one come from a previous process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct BrokerEpoch(pub i64);
 
 /// The topic config that allows electing a replica outside the ISR (losing data).
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";

@@ -14,7 +14,7 @@
 
 use kafka_protocol::error::ResponseError;
 
-use super::controller::BrokerEpoch;
+use super::BrokerEpoch;
 use super::{
     BrokerId, EpochLog, HighWatermark, Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration,
     TopicPartition,

@@ -31,6 +31,11 @@ pub type BrokerId = i32;
 /// Kafka's "no leader" broker id.
 pub const NO_LEADER: BrokerId = -1;
 
+/// Changes with each registration of a broker process (Kafka uses the offset of the
+/// registration record). Requests carrying an older one come from a previous process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BrokerEpoch(pub i64);
+
 /// Bumped by the controller every time a partition's leader changes (KIP-101). Batches
 /// carry the epoch of the leader that wrote them (`partitionLeaderEpoch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

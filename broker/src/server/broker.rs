@@ -252,13 +252,24 @@ impl Broker {
             .map_err(|e| e.code)
     }
 
-    /// Send a partition leader's ISR proposals (if any) to the controller.
+    /// Send a partition leader's ISR proposals (if any) to the controller, each from
+    /// its own task, and feed the answers back (which may produce further proposals).
     pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
-        if proposals.is_empty() {
+        let Some(me) = self.me.upgrade() else {
             return;
-        }
-        if let Some(me) = self.me.upgrade() {
-            super::replica::spawn_isr_proposals(me, partition.clone(), proposals);
+        };
+        for request in proposals {
+            let (broker, partition) = (me.clone(), partition.clone());
+            tokio::spawn(async move {
+                tracing::info!(topic = %partition.topic, partition = partition.index,
+                    isr = %request.new_isr, "proposing an ISR change");
+                let response = broker.alter_partition(request.clone()).await;
+                if let Err(code) = &response {
+                    tracing::info!(topic = %partition.topic, partition = partition.index, ?code, "ISR change refused");
+                }
+                let more = partition.on_alter_partition_response(&request, response);
+                broker.propose_isr(&partition, more);
+            });
         }
     }
 

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt;
-use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::Decodable;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -66,10 +66,6 @@ const MAX_PRODUCE_IN_FLIGHT: usize = 16;
 /// How long a connection whose authentication failed is held before it is closed
 /// (Kafka's `connection.failed.authentication.delay.ms` default).
 const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
-
-/// Room reserved before encoding a response; larger ones grow the buffer, which
-/// keeps the larger storage for the next.
-const RESPONSE_BUFFER_BYTES: usize = 1024;
 
 /// Why a connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -324,7 +320,7 @@ async fn write_produce_answer(
         return Ok(());
     };
     let ctx = &request.ctx;
-    let frame = encode_response(ctx.api_key, ctx.version, ctx.correlation_id, &answer, out)
+    let frame = api::encode_response(ctx.api_key, ctx.version, ctx.correlation_id, &answer, out)
         .map_err(|e| request.refused(broker, e))?;
     write_response(writer, api::Response::Frame(frame)).await?;
     Ok(())
@@ -486,28 +482,6 @@ async fn read_frame<S: AsyncRead + Unpin>(
         last_bytes_at = Instant::now();
     }
     Ok(buf.freeze())
-}
-
-/// Encode a response frame (size, header, body) into `buf`'s storage and split it
-/// off: once the frame is written and dropped, the next encoding into `buf` reuses
-/// the same memory, so a connection does not allocate per response.
-pub fn encode_response<R: Encodable>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-    buf: &mut BytesMut,
-) -> anyhow::Result<BytesMut> {
-    buf.clear();
-    buf.reserve(RESPONSE_BUFFER_BYTES);
-    buf.put_i32(0);
-    ResponseHeader::default()
-        .with_correlation_id(correlation_id)
-        .encode(buf, api_key.response_header_version(version))?;
-    body.encode(buf, version)?;
-    let len = i32::try_from(buf.len() - 4)?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.split())
 }
 
 /// A request frame checked and its header decoded.

@@ -40,7 +40,11 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     let _ = tokio::task::spawn_blocking(move || {
         b.refresh_log_gauges();
         if let Some(groups) = b.groups() {
-            groups.refresh_metrics(&b);
+            groups.refresh_metrics(&b.metrics, |topic, partition| {
+                b.partitions
+                    .get(topic, partition)
+                    .map(|p| p.high_watermark())
+            });
         }
     })
     .await;

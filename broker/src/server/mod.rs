@@ -64,7 +64,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
-        Some(tls::TlsAcceptor::load(&config.ssl).map_err(|e| StartError::Config(e.to_string()))?)
+        Some(tls::TlsAcceptor::load(&config.ssl, &listeners).map_err(|e| StartError::Config(e.to_string()))?)
     } else {
         None
     };
@@ -79,9 +79,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     open_files.log();
     // The group runtime exists before the metadata replay so that it hears of every
     // `__consumer_offsets` leadership from the first one on.
-    let groups = coordinator::start(&broker)
-        .await
-        .map_err(StartError::Storage)?;
+    let groups = Arc::new(coordinator::GroupRuntime::from_config(&broker.config));
     broker.set_groups(groups.clone());
     let quorum = broker.start_quorum().await.map_err(StartError::Storage)?;
     // `serving` stops the listeners and tasks; a shutdown request first moves this
@@ -127,7 +125,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
             return stop(&broker, &quorum, &tasks, grace).await;
         }
     }
-    tasks.spawn(coordinator::run_timer(
+    tasks.spawn(coordinator::lifecycle::run_timer(
         broker.clone(),
         groups,
         serving.clone(),
@@ -374,7 +372,7 @@ async fn accept_loop(
                 (false, _) => (stream::ClientStream::Tcp(stream), Principal::anonymous()),
                 (true, Some(tls)) => {
                     // The handshake is bounded like the read of a request.
-                    match tls.accept(stream, b.config.request_read_timeout_ms).await {
+                    match tls.accept(stream, &l.name, b.config.request_read_timeout_ms).await {
                         Ok((tls_stream, principal)) => {
                             tracing::debug!(%peer, listener = %l.name, %principal, "TLS client authenticated");
                             (stream::ClientStream::Tls(Box::new(tls_stream)), principal)
@@ -465,7 +463,9 @@ pub(crate) async fn test_broker(mut config: BrokerConfig) -> (Arc<Broker>, Cance
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     config.internal_listen = listener.local_addr().unwrap();
     let broker = Broker::open(config, crate::clock::SystemClock::shared()).unwrap();
-    broker.set_groups(coordinator::start(&broker).await.unwrap());
+    broker.set_groups(Arc::new(coordinator::GroupRuntime::from_config(
+        &broker.config,
+    )));
     let quorum = broker.start_quorum().await.unwrap();
     let stop = CancellationToken::new();
     tokio::spawn(serve_internal(

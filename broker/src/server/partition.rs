@@ -851,7 +851,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::log::batch::testing::TestBatch;
-    use crate::replication::controller::BrokerEpoch;
+    use crate::replication::BrokerEpoch;
 
     fn leader(dir: &Path, config: LogConfig) -> Partition {
         let p = Partition::open(

@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::broker::Broker;
 use super::partition::Partition;
-use crate::replication::controller::BrokerEpoch;
 use crate::replication::follower::FetchRequest;
-use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer};
+use crate::replication::leader::{FollowerFetch, FollowerFetchAnswer};
+use crate::replication::BrokerEpoch;
 use crate::replication::{HighWatermark, LeaderEpoch};
 
 pub mod proto {
@@ -159,28 +159,6 @@ pub fn fetch_response(
         FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
     }
     resp
-}
-
-/// Send ISR proposals of `partition`'s leader to the controller and feed the answers
-/// back (which may produce further proposals).
-pub fn spawn_isr_proposals(
-    broker: Arc<Broker>,
-    partition: Arc<Partition>,
-    proposals: Vec<AlterPartitionRequest>,
-) {
-    for request in proposals {
-        let (broker, partition) = (broker.clone(), partition.clone());
-        tokio::spawn(async move {
-            tracing::info!(topic = %partition.topic, partition = partition.index,
-                isr = %request.new_isr, "proposing an ISR change");
-            let response = broker.alter_partition(request.clone()).await;
-            if let Err(code) = &response {
-                tracing::info!(topic = %partition.topic, partition = partition.index, ?code, "ISR change refused");
-            }
-            let more = partition.on_alter_partition_response(&request, response);
-            broker.propose_isr(&partition, more);
-        });
-    }
 }
 
 /// Tick every partition this broker leads, until shutdown.

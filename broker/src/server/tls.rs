@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::ssl_principal::{subject_rfc2253, SslPrincipalError, SslPrincipalMapper};
 use crate::auth::Principal;
+use crate::config::listeners::{ListenerName, Listeners};
 use crate::config::ssl::{SslClientAuth, SslConfig};
 
 /// Why TLS cannot be set up, or a client not accepted.
@@ -41,6 +42,10 @@ pub enum TlsError {
     HandshakeTimeout(u64),
     #[error(transparent)]
     Principal(#[from] SslPrincipalError),
+    #[error("{0}")]
+    Listeners(String),
+    #[error("listener {0} has no TLS configuration")]
+    NotTls(ListenerName),
 }
 
 /// The contents of the PEM files, as last read.
@@ -123,12 +128,29 @@ pub fn client_principal(
     }
 }
 
-/// What a TLS listener hands its new connections to: the configuration in use, swapped
-/// when the files change.
+/// One server configuration for each client authentication mode in `modes`, from the
+/// same files.
+fn server_configs(
+    files: &TlsFiles,
+    modes: &[SslClientAuth],
+) -> Result<Vec<(SslClientAuth, Arc<ServerConfig>)>, TlsError> {
+    let mut configs: Vec<(SslClientAuth, Arc<ServerConfig>)> = Vec::new();
+    for &mode in modes {
+        if !configs.iter().any(|(m, _)| *m == mode) {
+            configs.push((mode, server_config(files, mode)?));
+        }
+    }
+    Ok(configs)
+}
+
+/// What the TLS listeners hand their new connections to: the configurations in use (one
+/// per ssl.client.auth mode the listeners have), swapped together when the files change.
 pub struct TlsAcceptor {
     settings: SslConfig,
     mapper: SslPrincipalMapper,
-    current: RwLock<Arc<ServerConfig>>,
+    /// Each TLS listener's ssl.client.auth.
+    modes: Vec<(ListenerName, SslClientAuth)>,
+    current: RwLock<Vec<(SslClientAuth, Arc<ServerConfig>)>>,
     /// The files the current configuration came from, and the last files that did not
     /// load (so that a bad file is logged once, not at every check).
     seen: Mutex<(TlsFiles, Option<TlsFiles>)>,
@@ -143,15 +165,20 @@ impl std::fmt::Debug for TlsAcceptor {
 }
 
 impl TlsAcceptor {
-    /// Reads the files; a start with files that do not load fails.
-    pub fn load(settings: &SslConfig) -> Result<Arc<TlsAcceptor>, TlsError> {
+    /// Reads the files for the TLS ones of `listeners`; a start with files that do not
+    /// load fails.
+    pub fn load(settings: &SslConfig, listeners: &Listeners) -> Result<Arc<TlsAcceptor>, TlsError> {
         let mapper = SslPrincipalMapper::parse(&settings.ssl_principal_mapping_rules)?;
+        let modes = settings
+            .client_auth_by_listener(listeners)
+            .map_err(TlsError::Listeners)?;
         let files = read_files(settings)?;
-        let config = server_config(&files, settings.ssl_client_auth)?;
+        let configs = server_configs(&files, &modes_in_use(&modes))?;
         Ok(Arc::new(TlsAcceptor {
             settings: settings.clone(),
             mapper,
-            current: RwLock::new(config),
+            modes,
+            current: RwLock::new(configs),
             seen: Mutex::new((files, None)),
         }))
     }
@@ -164,9 +191,9 @@ impl TlsAcceptor {
         if files == seen.0 || Some(&files) == seen.1.as_ref() {
             return Ok(false);
         }
-        match server_config(&files, self.settings.ssl_client_auth) {
-            Ok(config) => {
-                *self.current.write() = config;
+        match server_configs(&files, &modes_in_use(&self.modes)) {
+            Ok(configs) => {
+                *self.current.write() = configs;
                 *seen = (files, None);
                 Ok(true)
             }
@@ -177,13 +204,32 @@ impl TlsAcceptor {
         }
     }
 
-    /// The TLS handshake, within `timeout_ms`, and the client's principal.
+    /// The ssl.client.auth of a TLS listener.
+    pub fn client_auth(&self, listener: &ListenerName) -> Option<SslClientAuth> {
+        self.modes
+            .iter()
+            .find(|(n, _)| n == listener)
+            .map(|(_, m)| *m)
+    }
+
+    /// The TLS handshake of a connection to `listener`, within `timeout_ms`, and the
+    /// client's principal.
     pub async fn accept(
         &self,
         tcp: TcpStream,
+        listener: &ListenerName,
         timeout_ms: u64,
     ) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, Principal), TlsError> {
-        let config = self.current.read().clone();
+        let mode = self
+            .client_auth(listener)
+            .ok_or_else(|| TlsError::NotTls(listener.clone()))?;
+        let config = self
+            .current
+            .read()
+            .iter()
+            .find(|(m, _)| *m == mode)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| TlsError::NotTls(listener.clone()))?;
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
         let stream = tokio::time::timeout(Duration::from_millis(timeout_ms), handshake)
             .await
@@ -192,6 +238,10 @@ impl TlsAcceptor {
         let principal = client_principal(stream.get_ref().1.peer_certificates(), &self.mapper)?;
         Ok((stream, principal))
     }
+}
+
+fn modes_in_use(modes: &[(ListenerName, SslClientAuth)]) -> Vec<SslClientAuth> {
+    modes.iter().map(|(_, m)| *m).collect()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

@@ -68,6 +68,7 @@ fn settings(files: &Files, auth: SslClientAuth, rules: &str) -> SslConfig {
         ssl_key_location: Some(files.dir.path().join("server.key")),
         ssl_truststore_location: Some(files.dir.path().join("ca.pem")),
         ssl_client_auth: auth,
+        listener_ssl_client_auth: String::new(),
         ssl_principal_mapping_rules: rules.into(),
         ssl_reload_interval_ms: 100,
     }
@@ -96,12 +97,36 @@ fn client_config(trusted_ca: &str, identity: Option<(String, String)>) -> Arc<Cl
     })
 }
 
-/// One connection: the client's handshake and a byte each way, the server's outcome,
-/// and the serial number of the server certificate the client saw.
+/// One SSL listener named SSL.
+fn ssl_listener() -> Listeners {
+    listeners("SSL://127.0.0.1:0", "")
+}
+
+fn listeners(listeners: &str, protocol_map: &str) -> Listeners {
+    crate::config::listeners::resolve(&crate::config::listeners::ListenerSettings {
+        listeners,
+        advertised: "",
+        protocol_map,
+    })
+    .unwrap()
+}
+
+/// One connection to the listener named SSL; see [`connect_to`].
 async fn connect(
     acceptor: &TlsAcceptor,
     client: Arc<ClientConfig>,
 ) -> (Result<Principal, String>, Option<Vec<u8>>) {
+    connect_to(acceptor, "SSL", client).await
+}
+
+/// One connection to `listener`: the client's handshake and a byte each way, the
+/// server's outcome, and the serial number of the server certificate the client saw.
+async fn connect_to(
+    acceptor: &TlsAcceptor,
+    listener: &str,
+    client: Arc<ClientConfig>,
+) -> (Result<Principal, String>, Option<Vec<u8>>) {
+    let listener_name = ListenerName::parse(listener).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client_side = tokio::spawn(async move {
@@ -122,7 +147,7 @@ async fn connect(
         serial
     });
     let (tcp, _) = listener.accept().await.unwrap();
-    let outcome = match acceptor.accept(tcp, 10_000).await {
+    let outcome = match acceptor.accept(tcp, &listener_name, 10_000).await {
         Ok((mut stream, principal)) => {
             let mut byte = [0u8; 1];
             stream.read_exact(&mut byte).await.unwrap();
@@ -150,11 +175,14 @@ fn setup() -> (Files, Ca) {
 #[tokio::test]
 async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
     let (files, ca) = setup();
-    let acceptor = TlsAcceptor::load(&settings(
-        &files,
-        SslClientAuth::Required,
-        "RULE:^CN=(.*?),O=Fjord Test$/$1/L,DEFAULT",
-    ))
+    let acceptor = TlsAcceptor::load(
+        &settings(
+            &files,
+            SslClientAuth::Required,
+            "RULE:^CN=(.*?),O=Fjord Test$/$1/L,DEFAULT",
+        ),
+        &ssl_listener(),
+    )
     .unwrap();
     let (principal, serial) = connect(
         &acceptor,
@@ -197,24 +225,90 @@ async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
 #[tokio::test]
 async fn requested_lets_a_client_without_a_certificate_in_as_anonymous() {
     let (files, ca) = setup();
-    let acceptor =
-        TlsAcceptor::load(&settings(&files, SslClientAuth::Requested, "DEFAULT")).unwrap();
+    let acceptor = TlsAcceptor::load(
+        &settings(&files, SslClientAuth::Requested, "DEFAULT"),
+        &ssl_listener(),
+    )
+    .unwrap();
     let (principal, _) = connect(&acceptor, client_config(&ca.pem, None)).await;
     assert_eq!(principal.unwrap(), Principal::anonymous());
     let (principal, _) =
         connect(&acceptor, client_config(&ca.pem, Some(leaf(&ca, "bob", 3)))).await;
     assert_eq!(principal.unwrap(), Principal::user("CN=bob,O=Fjord Test"));
     // With none, a certificate is not even asked for.
-    let acceptor = TlsAcceptor::load(&settings(&files, SslClientAuth::None, "DEFAULT")).unwrap();
+    let acceptor = TlsAcceptor::load(
+        &settings(&files, SslClientAuth::None, "DEFAULT"),
+        &ssl_listener(),
+    )
+    .unwrap();
     let (principal, _) =
         connect(&acceptor, client_config(&ca.pem, Some(leaf(&ca, "bob", 3)))).await;
     assert_eq!(principal.unwrap(), Principal::anonymous());
 }
 
 #[tokio::test]
+async fn client_auth_is_per_listener_and_sasl_ssl_asks_for_no_certificate() {
+    let (files, ca) = setup();
+    let mut s = settings(&files, SslClientAuth::Required, "DEFAULT");
+    s.listener_ssl_client_auth = "sslnocert:none".into();
+    let acceptor = TlsAcceptor::load(
+        &s,
+        &listeners(
+            "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SSLNOCERT://127.0.0.1:0",
+            "SSL:SSL,SASL_SSL:SASL_SSL,SSLNOCERT:SSL",
+        ),
+    )
+    .unwrap();
+    let no_cert = || client_config(&ca.pem, None);
+    let (refused, _) = connect_to(&acceptor, "SSL", no_cert()).await;
+    assert!(refused.unwrap_err().contains("handshake"));
+    for open in ["SASL_SSL", "SSLNOCERT"] {
+        let (principal, serial) = connect_to(&acceptor, open, no_cert()).await;
+        assert_eq!(principal.unwrap(), Principal::anonymous(), "{open}");
+        assert_eq!(serial, Some(vec![1]), "{open}");
+    }
+    // A certificate offered where none is asked for is not even looked at.
+    let (principal, _) = connect_to(
+        &acceptor,
+        "SASL_SSL",
+        client_config(&ca.pem, Some(leaf(&ca, "bob", 3))),
+    )
+    .await;
+    assert_eq!(principal.unwrap(), Principal::anonymous());
+    let (principal, _) = connect_to(
+        &acceptor,
+        "SSL",
+        client_config(&ca.pem, Some(leaf(&ca, "bob", 3))),
+    )
+    .await;
+    assert_eq!(principal.unwrap(), Principal::user("CN=bob,O=Fjord Test"));
+
+    // The files are shared: one rotation serves every listener's new handshakes.
+    let (cert, key) = leaf(&ca, "broker", 2);
+    files.write("server.key", &key);
+    files.write("server.pem", &cert);
+    assert!(acceptor.reload().unwrap());
+    for open in ["SASL_SSL", "SSLNOCERT"] {
+        let (_, serial) = connect_to(&acceptor, open, no_cert()).await;
+        assert_eq!(serial, Some(vec![2]), "{open}");
+    }
+    let (_, serial) = connect_to(
+        &acceptor,
+        "SSL",
+        client_config(&ca.pem, Some(leaf(&ca, "bob", 4))),
+    )
+    .await;
+    assert_eq!(serial, Some(vec![2]));
+}
+
+#[tokio::test]
 async fn rotated_files_serve_new_handshakes_and_a_bad_file_keeps_the_old_ones() {
     let (files, ca) = setup();
-    let acceptor = TlsAcceptor::load(&settings(&files, SslClientAuth::None, "DEFAULT")).unwrap();
+    let acceptor = TlsAcceptor::load(
+        &settings(&files, SslClientAuth::None, "DEFAULT"),
+        &ssl_listener(),
+    )
+    .unwrap();
     assert!(!acceptor.reload().unwrap(), "nothing changed");
     let (_, serial) = connect(&acceptor, client_config(&ca.pem, None)).await;
     assert_eq!(serial, Some(vec![1]));
@@ -243,16 +337,22 @@ fn files_that_cannot_serve_are_refused_with_what_is_wrong() {
     let (files, _) = setup();
     let mut s = settings(&files, SslClientAuth::None, "DEFAULT");
     s.ssl_key_location = None;
-    let err = TlsAcceptor::load(&s).unwrap_err().to_string();
+    let err = TlsAcceptor::load(&s, &ssl_listener())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("private key"), "{err}");
     files.write(
         "enc.key",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
     );
     s.ssl_key_location = Some(files.dir.path().join("enc.key"));
-    let err = TlsAcceptor::load(&s).unwrap_err().to_string();
+    let err = TlsAcceptor::load(&s, &ssl_listener())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("encrypted keys are not supported"), "{err}");
     s.ssl_key_location = Some(files.dir.path().join("missing.key"));
-    let err = TlsAcceptor::load(&s).unwrap_err().to_string();
+    let err = TlsAcceptor::load(&s, &ssl_listener())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing.key"), "{err}");
 }

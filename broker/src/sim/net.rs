@@ -4,9 +4,10 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::replication::controller::{BrokerEpoch, ControllerRecord, Heartbeat, HeartbeatReply};
+use crate::replication::controller::{ControllerRecord, Heartbeat, HeartbeatReply};
 use crate::replication::follower::FetchRequest;
 use crate::replication::leader::AlterPartitionRequest;
+use crate::replication::BrokerEpoch;
 use crate::replication::{BrokerId, PartitionRegistration};
 use crate::server::replica::proto;
 use crate::storage::FileKind;

@@ -5,8 +5,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
+use super::encode_response;
 use crate::protocol::SUPPORTED_APIS;
-use crate::server::connection::encode_response;
 
 fn api_keys() -> Vec<ApiVersion> {
     SUPPORTED_APIS

@@ -90,7 +90,7 @@ async fn find_group_coordinator(
 ) -> Result<(i32, String, i32), ResponseError> {
     runtime(broker)?;
     if broker.image().topic(OFFSETS_TOPIC).is_none() {
-        coordinator::create_offsets_topic(broker).await?;
+        coordinator::lifecycle::create_offsets_topic(broker).await?;
     }
     let image = broker.image();
     let leader = offsets_partition(&image, group_id)

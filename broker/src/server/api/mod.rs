@@ -21,13 +21,12 @@ mod listener_tests;
 
 use std::net::SocketAddr;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::broker::Broker;
-use super::connection::encode_response;
 use crate::log::FileSlice;
 use crate::protocol::fetch_response::{self, Part};
 
@@ -250,4 +249,30 @@ impl<T: kafka_protocol::protocol::Encodable> ErasedEncodable for T {
     fn encode_frame(&self, ctx: &RequestContext, buf: &mut BytesMut) -> anyhow::Result<BytesMut> {
         encode_response(ctx.api_key, ctx.version, ctx.correlation_id, self, buf)
     }
+}
+
+/// Room reserved before encoding a response; larger ones grow the buffer, which
+/// keeps the larger storage for the next.
+const RESPONSE_BUFFER_BYTES: usize = 1024;
+
+/// Encode a response frame (size, header, body) into `buf`'s storage and split it
+/// off: once the frame is written and dropped, the next encoding into `buf` reuses
+/// the same memory, so a connection does not allocate per response.
+pub fn encode_response<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+    buf: &mut BytesMut,
+) -> anyhow::Result<BytesMut> {
+    buf.clear();
+    buf.reserve(RESPONSE_BUFFER_BYTES);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(buf, api_key.response_header_version(version))?;
+    body.encode(buf, version)?;
+    let len = i32::try_from(buf.len() - 4)?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.split())
 }

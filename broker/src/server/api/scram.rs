@@ -10,13 +10,13 @@ use kafka_protocol::messages::describe_user_scram_credentials_response::{
 };
 use kafka_protocol::messages::*;
 
+use super::encode_response;
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::AclOperation;
 use crate::auth::credentials::{self, Upsertion};
 use crate::auth::sasl::{Answer, SaslConnection};
 use crate::auth::scram;
 use crate::server::broker::Broker;
-use crate::server::connection::encode_response;
 
 pub fn sasl_handshake(
     conn: &mut SaslConnection,

@@ -24,22 +24,18 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::broker::Broker;
 use super::partition::Partition;
 use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
-    RequestId, SyncRequest, SyncResult, OFFSETS_TOPIC,
+    RequestId, SyncRequest, SyncResult,
 };
 use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
-use crate::metadata::admin::{plan_create_topic, AdminError, NewTopic};
 
-/// How often the state machines are ticked. Deadlines are seconds apart in
-/// practice (session timeouts are at least group.min.session.timeout.ms).
-const TICK: Duration = Duration::from_millis(100);
+pub mod lifecycle;
+
 /// Bytes of records per appended batch, well under the default max.message.bytes.
 const BATCH_BYTES: usize = 512 * 1024;
 /// Added to a parked request's own bound before the runtime gives up on it; the
@@ -105,100 +101,6 @@ pub struct GroupRuntime {
     rebalances_reported: AtomicU64,
 }
 
-/// The `__consumer_offsets` topic configs, as Kafka sets them: compacted, so the
-/// partition keeps the latest record per group and per committed partition, and
-/// tombstones (deleted groups, expired offsets) eventually leave it. Time retention
-/// is off as well, so a live commit is never deleted with an old segment.
-fn offsets_topic_configs() -> std::collections::BTreeMap<String, String> {
-    let mut c = std::collections::BTreeMap::new();
-    c.insert("cleanup.policy".to_string(), "compact".to_string());
-    c.insert("retention.ms".to_string(), "-1".to_string());
-    // offsets.topic.segment.bytes
-    c.insert("segment.bytes".to_string(), "104857600".to_string());
-    c
-}
-
-/// Build the runtime with no shard loaded: shards come with [`GroupRuntime::become_leader`].
-pub async fn start(broker: &Arc<Broker>) -> Result<Arc<GroupRuntime>, String> {
-    let config = GroupConfig {
-        min_session_timeout_ms: broker.config.group_min_session_timeout_ms,
-        max_session_timeout_ms: broker.config.group_max_session_timeout_ms,
-        initial_rebalance_delay_ms: broker.config.group_initial_rebalance_delay_ms,
-        offsets_retention_ms: broker
-            .config
-            .offsets_retention_minutes
-            .saturating_mul(60_000),
-    };
-    let mut runtime = GroupRuntime::new(config);
-    runtime.write_timeout_ms = i64::try_from(broker.config.request_timeout_ms).unwrap_or(i64::MAX);
-    Ok(Arc::new(runtime))
-}
-
-/// The replication factor `__consumer_offsets` is created with:
-/// offsets.topic.replication.factor, capped at the number of metadata quorum voters.
-/// Kafka does not cap it (its single-broker example configs set it to 1 instead); the
-/// cap lets one broker, its own only voter, serve groups with no flags while a cluster
-/// of three or more voters gets Kafka's three replicas. Voters, not live or registered
-/// brokers, set the cap: every broker reads the same --voters, so the answer does not
-/// depend on how many brokers happen to be up at the first FindCoordinator.
-pub fn offsets_topic_replication_factor(configured: i16, voters: usize) -> i16 {
-    configured.min(i16::try_from(voters).unwrap_or(i16::MAX))
-}
-
-/// Create `__consumer_offsets` unless it exists, as Kafka does on the first
-/// FindCoordinator for a group, with [`offsets_topic_replication_factor`] replicas.
-/// With fewer live brokers than that the topic is not created smaller:
-/// COORDINATOR_NOT_AVAILABLE until enough brokers are up.
-pub async fn create_offsets_topic(broker: &Broker) -> Result<(), ResponseError> {
-    if broker.image().topic(OFFSETS_TOPIC).is_some() {
-        return Ok(());
-    }
-    let voters = broker.config.quorum_voters().len();
-    let rf =
-        offsets_topic_replication_factor(broker.config.offsets_topic_replication_factor, voters);
-    let new = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: broker.config.offsets_topic_num_partitions,
-        replication_factor: rf,
-        assignments: Vec::new(),
-        configs: offsets_topic_configs(),
-    };
-    // Planning runs under the metadata writer's lock, so of two concurrent
-    // FindCoordinators the second plans against the created topic.
-    match broker
-        .change_metadata(true, |image| {
-            let brokers = broker.live_brokers(image);
-            if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
-                return Err(AdminError {
-                    code: ResponseError::CoordinatorNotAvailable,
-                    message: format!(
-                        "not created: {} live brokers, fewer than its replication factor {rf} \
-                         (offsets.topic.replication.factor {}, {voters} quorum voters)",
-                        brokers.len(),
-                        broker.config.offsets_topic_replication_factor
-                    ),
-                });
-            }
-            plan_create_topic(image, &brokers, &new, 1, rf)
-        })
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(
-                partitions = new.num_partitions,
-                replication_factor = rf,
-                "created {OFFSETS_TOPIC}"
-            );
-            Ok(())
-        }
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
-        Err(e) => {
-            tracing::warn!(error = %e.message, "could not create {OFFSETS_TOPIC}");
-            Err(ResponseError::CoordinatorNotAvailable)
-        }
-    }
-}
-
 impl GroupRuntime {
     pub fn new(config: GroupConfig) -> GroupRuntime {
         GroupRuntime {
@@ -209,6 +111,19 @@ impl GroupRuntime {
             rebalances_dropped: AtomicU64::new(0),
             rebalances_reported: AtomicU64::new(0),
         }
+    }
+
+    /// The runtime a broker with `config` starts with, no shard loaded: shards come
+    /// with [`GroupRuntime::become_leader`].
+    pub fn from_config(config: &crate::config::BrokerConfig) -> GroupRuntime {
+        let mut runtime = GroupRuntime::new(GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            offsets_retention_ms: config.offsets_retention_minutes.saturating_mul(60_000),
+        });
+        runtime.write_timeout_ms = i64::try_from(config.request_timeout_ms).unwrap_or(i64::MAX);
+        runtime
     }
 
     /// Coordinate the groups of `partition`, which this broker now leads: read it
@@ -369,7 +284,7 @@ impl GroupRuntime {
         out
     }
 
-    fn each_shard(&self, f: impl Fn(&mut GroupCoordinator) -> Vec<Action>) {
+    pub fn each_shard(&self, f: impl Fn(&mut GroupCoordinator) -> Vec<Action>) {
         for shard in self.loaded() {
             let mut state = shard.state.lock();
             if !state.active {
@@ -381,9 +296,13 @@ impl GroupRuntime {
     }
 
     /// Refresh the group gauges: groups by state, members per group, committed offset
-    /// and lag per group and partition, rebalances.
-    pub fn refresh_metrics(&self, broker: &Broker) {
-        let m = &broker.metrics;
+    /// and lag per group and partition (from `high_watermark` of the partitions hosted
+    /// here), rebalances.
+    pub fn refresh_metrics(
+        &self,
+        m: &crate::metrics::Metrics,
+        high_watermark: impl Fn(&str, i32) -> Option<i64>,
+    ) {
         m.group_members.reset();
         m.group_committed_offset.reset();
         m.group_lag.reset();
@@ -407,8 +326,8 @@ impl GroupRuntime {
                         .with_label_values(&labels)
                         .set(v.offset);
                     // Not hosted here when this broker is no replica of the partition.
-                    if let Some(hosted) = broker.partitions.get(topic, *partition) {
-                        let lag = (hosted.high_watermark() - v.offset).max(0);
+                    if let Some(hw) = high_watermark(topic, *partition) {
+                        let lag = (hw - v.offset).max(0);
                         m.group_lag.with_label_values(&labels).set(lag);
                     }
                 }
@@ -894,46 +813,6 @@ fn read_partition(
     Ok(count)
 }
 
-/// Tick the loaded state machines; expire offsets every
-/// `offsets.retention.check.interval.ms`; on every metadata change drop offsets of
-/// deleted topics.
-pub async fn run_timer(
-    broker: Arc<Broker>,
-    runtime: Arc<GroupRuntime>,
-    shutdown: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let expiry_every = broker.config.offsets_retention_check_interval_ms.max(100);
-    let clock = broker.clock.clone();
-    let mut last_expiry = clock.now_ms();
-    let mut last_image = None;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let image = broker.image();
-        let image_changed = last_image
-            .as_ref()
-            .is_none_or(|last| !Arc::ptr_eq(&image, last));
-        let now = clock.now_ms();
-        runtime.each_shard(|c| c.tick(now));
-        if now - last_expiry >= i64::try_from(expiry_every).unwrap_or(i64::MAX) {
-            last_expiry = now;
-            // Offsets expire by their commit time, a wall-clock timestamp.
-            let wall = clock.wall_ms();
-            runtime.each_shard(|c| c.expire_offsets(wall));
-        }
-        if image_changed {
-            let topics: std::collections::HashSet<String> =
-                image.topics().map(|t| t.name.clone()).collect();
-            runtime.each_shard(|c| c.remove_offsets_of_deleted_topics(|t| topics.contains(t)));
-            last_image = Some(image);
-        }
-    }
-}
-
 /// Kafka reports the client's address as "/ip".
 pub fn client_host(peer: std::net::SocketAddr) -> String {
     format!("/{}", peer.ip())
@@ -944,455 +823,4 @@ pub fn to_str(s: Option<&StrBytes>) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::group::OffsetValue;
-    use crate::log::LogConfig;
-    use crate::replication::controller::BrokerEpoch;
-
-    fn offset_record(partition: i32, offset: i64) -> GroupRecord {
-        GroupRecord::Offset {
-            group: "g".into(),
-            topic: "t".into(),
-            partition,
-            value: Some(OffsetValue {
-                offset,
-                leader_epoch: 1,
-                metadata: "m".into(),
-                commit_timestamp_ms: 5,
-            }),
-        }
-    }
-
-    fn open(dir: &std::path::Path, topic_id: Uuid, index: i32, epoch: i32) -> Arc<Partition> {
-        Arc::new(
-            Partition::open(
-                dir,
-                OFFSETS_TOPIC,
-                topic_id,
-                index,
-                epoch,
-                LogConfig::default(),
-                crate::clock::SystemClock::shared(),
-            )
-            .inspect(|p| p.lead_alone(1))
-            .unwrap(),
-        )
-    }
-
-    fn commit(group: &str, partition: i32, offset: i64) -> CommitRequest {
-        CommitRequest {
-            group_id: group.into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            generation_id: -1,
-            offsets: vec![(
-                "t".into(),
-                partition,
-                OffsetValue {
-                    offset,
-                    leader_epoch: 1,
-                    metadata: "m".into(),
-                    commit_timestamp_ms: 5,
-                },
-            )],
-        }
-    }
-
-    /// (partition, offset) of every offset group "g" committed.
-    fn committed(shard: &Shard) -> Vec<(i32, i64)> {
-        let mut got: Vec<(i32, i64)> = shard
-            .fetch_offsets("g", None)
-            .unwrap()
-            .into_iter()
-            .filter_map(|(_, p, v)| Some((p, v?.offset)))
-            .collect();
-        got.sort_unstable();
-        got
-    }
-
-    #[test]
-    fn offsets_topic_replication_factor_is_capped_at_the_quorum_voters() {
-        // (offsets.topic.replication.factor, voters) -> replicas of the topic.
-        for (configured, voters, rf) in [
-            (3, 1, 1), // one broker, no flags
-            (3, 2, 2),
-            (3, 3, 3), // fjord dev --brokers 3, a 3+ broker StatefulSet
-            (3, 5, 3),
-            (1, 3, 1), // asked for fewer than the voters: as asked
-            (5, 3, 3),
-            (i16::MAX, 100_000, i16::MAX),
-        ] {
-            assert_eq!(
-                offsets_topic_replication_factor(configured, voters),
-                rf,
-                "offsets.topic.replication.factor {configured} with {voters} voters"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn become_leader_loads_the_whole_log_including_past_the_high_watermark() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = open(dir.path(), Uuid::new_v4(), 0, 3);
-        append(
-            &p,
-            &[offset_record(0, 10), offset_record(1, 11)],
-            0,
-            i64::MAX,
-        )
-        .unwrap();
-        // Written by the previous leader but not yet known committed here: a new
-        // leader's whole log is committed, so the load must see it.
-        append_with(&[offset_record(1, 12)], 0, |batch| {
-            p.with_log_mut(|l| l.append_as_leader(batch, 3, 0))
-                .map(|_| ())
-        })
-        .unwrap();
-        assert!(p.high_watermark() < p.with_log(|l| l.log_end_offset()));
-
-        let rt = GroupRuntime::new(GroupConfig::default());
-        rt.become_leader(p.clone());
-        let shard = rt.shard(0).unwrap();
-        assert_eq!(committed(&shard), vec![(0, 10), (1, 12)]);
-        assert_eq!(rt.list().len(), 1);
-
-        // A new commit is appended to the partition and survives a reload.
-        shard.commit(commit("g", 2, 20)).await.unwrap();
-        let again = GroupRuntime::new(GroupConfig::default());
-        again.become_leader(p);
-        assert_eq!(
-            committed(&again.shard(0).unwrap()),
-            vec![(0, 10), (1, 12), (2, 20)]
-        );
-    }
-
-    #[tokio::test]
-    async fn requests_for_shards_not_loaded_here_get_not_coordinator() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = open(dir.path(), Uuid::new_v4(), 4, 0);
-        let rt = GroupRuntime::new(GroupConfig::default());
-        assert_eq!(rt.shard(4).err(), Some(ResponseError::NotCoordinator));
-
-        let load = rt.begin_load(&p, 0).unwrap();
-        assert_eq!(
-            rt.shard(4).err(),
-            Some(ResponseError::CoordinatorLoadInProgress)
-        );
-        // A second leadership call at the same epoch while loading does nothing.
-        assert_eq!(rt.begin_load(&p, 0), None);
-        assert!(rt.finish_load(
-            p.clone(),
-            load,
-            GroupCoordinator::new(GroupConfig::default())
-        ));
-        let shard = rt.shard(4).unwrap();
-        shard.commit(commit("g", 0, 7)).await.unwrap();
-        assert_eq!(rt.shard(3).err(), Some(ResponseError::NotCoordinator));
-
-        rt.resign(4);
-        assert_eq!(rt.shard(4).err(), Some(ResponseError::NotCoordinator));
-        assert!(rt.list().is_empty());
-        // A request that found the shard just before the resign acts on nothing.
-        assert_eq!(
-            shard.heartbeat("g", "m", None, 1),
-            Some(ResponseError::NotCoordinator)
-        );
-        assert_eq!(
-            shard.commit(commit("g", 0, 8)).await,
-            Err(ResponseError::NotCoordinator)
-        );
-        assert_eq!(
-            shard.fetch_offsets("g", None).err(),
-            Some(ResponseError::NotCoordinator)
-        );
-        assert_eq!(p.with_log(|l| l.log_end_offset()), 1);
-    }
-
-    #[test]
-    fn a_load_overtaken_by_a_resign_is_not_installed() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = open(dir.path(), Uuid::new_v4(), 0, 0);
-        let rt = GroupRuntime::new(GroupConfig::default());
-        let load = rt.begin_load(&p, 0).unwrap();
-        rt.resign(0);
-        assert!(!rt.finish_load(p, load, GroupCoordinator::new(GroupConfig::default())));
-        assert_eq!(rt.shard(0).err(), Some(ResponseError::NotCoordinator));
-    }
-
-    #[tokio::test]
-    async fn resign_answers_parked_joins_not_coordinator() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = open(dir.path(), Uuid::new_v4(), 0, 0);
-        let rt = GroupRuntime::new(GroupConfig::default());
-        rt.become_leader(p);
-        let shard = rt.shard(0).unwrap();
-        let join = tokio::spawn({
-            let shard = shard.clone();
-            async move {
-                shard
-                    .join(JoinRequest {
-                        group_id: "g".into(),
-                        member_id: String::new(),
-                        group_instance_id: None,
-                        client_id: "c".into(),
-                        client_host: "/127.0.0.1".into(),
-                        session_timeout_ms: 10_000,
-                        rebalance_timeout_ms: 60_000,
-                        protocol_type: "consumer".into(),
-                        protocols: vec![("range".into(), Bytes::new())],
-                        require_known_member_id: false,
-                        new_member_id: "c-1".into(),
-                    })
-                    .await
-            }
-        });
-        // The first member of an empty group waits out group.initial.rebalance.delay.ms.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while shard.state.lock().joins.is_empty() {
-            assert!(std::time::Instant::now() < deadline, "join never parked");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(!join.is_finished());
-        rt.resign(0);
-        let result = tokio::time::timeout(Duration::from_secs(10), join)
-            .await
-            .expect("resign answers the parked join")
-            .unwrap();
-        assert_eq!(result.error, Some(ResponseError::NotCoordinator));
-    }
-
-    /// A `__consumer_offsets` partition led by broker 1 with followers 2 and 3 in the
-    /// ISR and min.insync.replicas 2, coordinating its groups.
-    fn replicated_shard(dir: &std::path::Path) -> (Arc<Partition>, Arc<Shard>) {
-        use crate::replication::leader::LeaderConfig;
-        use crate::replication::PartitionRegistration;
-        let p = Arc::new(
-            Partition::open(
-                dir,
-                OFFSETS_TOPIC,
-                Uuid::new_v4(),
-                0,
-                0,
-                LogConfig::default(),
-                crate::clock::SystemClock::shared(),
-            )
-            .unwrap(),
-        );
-        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
-        let config = LeaderConfig {
-            min_insync_replicas: 2,
-            ..LeaderConfig::default()
-        };
-        p.make_leader(1, config, registration);
-        let rt = GroupRuntime::new(GroupConfig {
-            initial_rebalance_delay_ms: 0,
-            ..GroupConfig::default()
-        });
-        rt.become_leader(p.clone());
-        let shard = rt.shard(0).unwrap();
-        (p, shard)
-    }
-
-    fn join_request(group: &str) -> JoinRequest {
-        JoinRequest {
-            group_id: group.into(),
-            member_id: String::new(),
-            group_instance_id: None,
-            client_id: "c".into(),
-            client_host: "/127.0.0.1".into(),
-            session_timeout_ms: 10_000,
-            rebalance_timeout_ms: 10_000,
-            protocol_type: "consumer".into(),
-            protocols: vec![("range".into(), Bytes::new())],
-            require_known_member_id: false,
-            new_member_id: "c-1".into(),
-        }
-    }
-
-    /// The leader's SyncGroup of a one-member group, in a task: its assignment is
-    /// written to the partition and the answer waits for the ISR.
-    async fn sync_alone(
-        shard: &Arc<Shard>,
-        p: &Partition,
-        group: &str,
-    ) -> tokio::task::JoinHandle<SyncResult> {
-        let joined = shard.join(join_request(group)).await;
-        assert_eq!(joined.error, None);
-        let before = p.log_end_offset();
-        let sync = tokio::spawn({
-            let shard = shard.clone();
-            let member = joined.member_id.clone();
-            let group = group.to_string();
-            async move {
-                shard
-                    .sync(
-                        SyncRequest {
-                            group_id: group,
-                            member_id: member.clone(),
-                            group_instance_id: None,
-                            generation_id: joined.generation_id,
-                            protocol_type: None,
-                            protocol_name: None,
-                            assignments: vec![(member, Bytes::from_static(b"all of it"))],
-                        },
-                        Duration::from_secs(10),
-                    )
-                    .await
-            }
-        });
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while p.log_end_offset() == before {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "assignment never written"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        sync
-    }
-
-    #[tokio::test]
-    async fn a_sync_is_answered_once_the_isr_holds_the_assignment() {
-        use crate::replication::leader::FollowerFetch;
-        use crate::replication::LeaderEpoch;
-        let dir = tempfile::tempdir().unwrap();
-        let (p, shard) = replicated_shard(dir.path());
-        let sync = sync_alone(&shard, &p, "g").await;
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        assert!(
-            !sync.is_finished(),
-            "answered before the followers had the assignment"
-        );
-        for replica in [2, 3] {
-            let fetch = FollowerFetch {
-                replica,
-                current_leader_epoch: LeaderEpoch(0),
-                fetch_offset: p.log_end_offset(),
-                last_fetched_epoch: 0,
-                broker_epoch: Some(BrokerEpoch(0)),
-            };
-            p.follower_fetch(&fetch, 1 << 20);
-        }
-        let result = tokio::time::timeout(Duration::from_secs(10), sync)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(result.error, None);
-        assert_eq!(&result.assignment[..], b"all of it");
-    }
-
-    #[tokio::test]
-    async fn a_sync_whose_assignment_fell_below_min_insync_replicas_is_refused_and_the_group_rebalances(
-    ) {
-        use crate::replication::leader::LeaderConfig;
-        use crate::replication::PartitionRegistration;
-        let dir = tempfile::tempdir().unwrap();
-        let (p, shard) = replicated_shard(dir.path());
-        let sync = sync_alone(&shard, &p, "g").await;
-        // The controller takes the silent followers out of the ISR.
-        let shrunk = PartitionRegistration::of(&[1, 2, 3], &[1], 1, 0, 1);
-        let config = LeaderConfig {
-            min_insync_replicas: 2,
-            ..LeaderConfig::default()
-        };
-        p.make_leader(1, config, shrunk);
-        let result = tokio::time::timeout(Duration::from_secs(10), sync)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(result.error, Some(ResponseError::CoordinatorNotAvailable));
-        assert!(result.assignment.is_empty());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let state = shard.describe("g").unwrap().state;
-            if state == crate::group::GroupState::PreparingRebalance {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "group stayed {state:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // A commit now is refused before anything is written.
-        let end = p.log_end_offset();
-        assert_eq!(
-            shard.commit(commit("h", 0, 1)).await,
-            Err(ResponseError::CoordinatorNotAvailable)
-        );
-        assert_eq!(p.log_end_offset(), end);
-    }
-
-    #[tokio::test]
-    async fn a_newer_leader_epoch_reloads_and_the_same_epoch_is_idempotent() {
-        let dir = tempfile::tempdir().unwrap();
-        let topic_id = Uuid::new_v4();
-        let p0 = open(dir.path(), topic_id, 0, 0);
-        let rt = GroupRuntime::new(GroupConfig::default());
-        rt.become_leader(p0.clone());
-        let first = rt.shard(0).unwrap();
-        first.commit(commit("g", 0, 5)).await.unwrap();
-        rt.become_leader(p0.clone());
-        assert!(Arc::ptr_eq(&first, &rt.shard(0).unwrap()));
-
-        // The same log at a newer leader epoch (another Partition over a copy, as
-        // the partition's epoch only changes through the replication runtime).
-        let copy = tempfile::tempdir().unwrap();
-        let name = format!("{OFFSETS_TOPIC}-0");
-        std::fs::create_dir(copy.path().join(&name)).unwrap();
-        for f in std::fs::read_dir(dir.path().join(&name)).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), copy.path().join(&name).join(f.file_name())).unwrap();
-        }
-        let p1 = open(copy.path(), topic_id, 0, 1);
-        rt.become_leader(p1);
-        let second = rt.shard(0).unwrap();
-        assert!(!Arc::ptr_eq(&first, &second));
-        assert_eq!(second.leader_epoch, 1);
-        assert_eq!(committed(&second), vec![(0, 5)]);
-        assert_eq!(
-            first.commit(commit("g", 0, 6)).await,
-            Err(ResponseError::NotCoordinator)
-        );
-        // A late call for the older epoch does not take the shard back.
-        rt.become_leader(p0);
-        assert!(Arc::ptr_eq(&second, &rt.shard(0).unwrap()));
-    }
-
-    #[test]
-    fn records_are_appended_as_one_batch_and_read_back_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = Partition::open(
-            dir.path(),
-            OFFSETS_TOPIC,
-            uuid::Uuid::new_v4(),
-            0,
-            0,
-            LogConfig::default(),
-            crate::clock::SystemClock::shared(),
-        )
-        .unwrap();
-        p.lead_alone(1);
-        let first: Vec<GroupRecord> = (0..5)
-            .map(|i| offset_record(i, 10 + i64::from(i)))
-            .collect();
-        // The log takes exactly one batch per append: five records must be one batch.
-        append(&p, &first, 0, i64::MAX).unwrap();
-        let tombstone = GroupRecord::Offset {
-            group: "g".into(),
-            topic: "t".into(),
-            partition: 0,
-            value: None,
-        };
-        append(&p, std::slice::from_ref(&tombstone), 0, i64::MAX).unwrap();
-        assert_eq!(p.high_watermark(), 6);
-        let mut got = Vec::new();
-        assert_eq!(read_partition(&p, |r| got.push(r)).unwrap(), 6);
-        let mut expected = first;
-        expected.push(tombstone);
-        assert_eq!(got, expected);
-    }
-}
+mod tests;
