@@ -37,9 +37,10 @@ awk -v dir="$work" '
 blocks=("$work"/*.sh)
 [[ -e ${blocks[0]} ]] || { echo "readme.sh: no marked block in $README" >&2; exit 2; }
 
+# A new namespace has only a loopback interface, down: `ip` brings it up.
 netns=(unshare -n)
-if ! unshare -n true 2>/dev/null; then
-  echo "readme.sh: no network namespaces here; the blocks use this one's ports" >&2
+if ! unshare -n ip link set lo up 2>/dev/null; then
+  echo "readme.sh: no network namespace with loopback here (needs unshare and ip); the blocks use this one's ports" >&2
   netns=()
 fi
 
@@ -54,7 +55,7 @@ for block in "${blocks[@]}"; do
   # The block runs in a shell that stops its background jobs (the broker) on the way out.
   cat > "$scratch/run.sh" <<RUN
 set -euo pipefail
-ip link set lo up 2>/dev/null || true
+if [[ -n "${netns[*]}" ]]; then ip link set lo up; fi
 trap 'kill \$(jobs -p) 2>/dev/null || true; wait' EXIT
 cd "$scratch"
 PATH="$scratch/bin:\$PATH"
