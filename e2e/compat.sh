@@ -127,7 +127,8 @@ for suite in $SUITES; do
         skipped=$((skipped + 1))
         echo "SKIP python-sasl (FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER not set)"
       else
-        run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" test_sasl.py
+        run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" "${pytest_groups[@]}" \
+          test_sasl.py test_acls.py
       fi ;;
     kcat-sasl-ssl)
       if [[ -z ${FJORD_SASL_SSL_BOOTSTRAP:-} || -z $ssl_dir || -z ${FJORD_SASL_USER:-} ]]; then
