@@ -9,7 +9,8 @@
 # and spring (Spring Kafka with spring-context). Each installs what it needs on first use.
 # One summary line per suite, then "N passed, N failed" (suites; ", N skipped" follows when
 # a suite was skipped); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
-# SUITES picks a subset: any of kcat kafka-python confluent-kafka java spring.
+# readme: the README's worked examples (e2e/readme.sh: their own broker, from FJORD_BIN).
+# SUITES picks a subset: any of the suite names in this comment.
 # COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
 # FJORD_REPLICATION_FACTOR: replication factor of the topics the suites create (default 1;
@@ -18,16 +19,23 @@
 # kafka-python over SSL, refusals included) run against FJORD_SSL_BOOTSTRAP, an SSL
 # listener with ssl.client.auth=required, with the certificates e2e/tls/certs.sh wrote to
 # FJORD_SSL_DIR; without both they are skipped.
+# kcat-sasl-ssl: the kcat suite with SCRAM-SHA-512 over FJORD_SASL_SSL_BOOTSTRAP (below).
+# FJORD_SSL_NOCERT_BOOTSTRAP, an SSL listener with ssl.client.auth=none: python-ssl and the
+# Java suites also go over it without a client certificate.
 # python-sasl: confluent-kafka and kafka-python with SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN
-# against FJORD_SASL_BOOTSTRAP, a SASL_PLAINTEXT listener enabling all three, as
-# FJORD_SASL_USER / FJORD_SASL_PASSWORD (a user with both SCRAM credentials); skipped
-# without them.
+# against FJORD_SASL_BOOTSTRAP, a SASL_PLAINTEXT listener enabling all three, and
+# FJORD_SASL_SSL_BOOTSTRAP, a SASL_SSL one asking for no client certificate (its CA in
+# FJORD_SSL_DIR), as FJORD_SASL_USER / FJORD_SASL_PASSWORD (a super user with both SCRAM
+# credentials); and the ACL refusals of FJORD_SASL_DENIED_USER / FJORD_SASL_DENIED_PASSWORD
+# (the broker runs the standard authorizer with allow.everyone.if.no.acl.found=true);
+# skipped without FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER. The Java and Spring suites
+# read the same variables and skip what they lack.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -66,10 +74,11 @@ run_suite() {
 summary_of() {
   local name="$1" log="$2"
   case "$name" in
-    kcat|kcat-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    kcat|kcat-ssl|kcat-sasl-ssl) echo "$(grep -c '^ok ' "$log") codecs ok, $(grep -c '^FAIL ' "$log") failed" ;;
     kafka-python|confluent-kafka|python-ssl|python-sasl)
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
+    readme) echo "$(grep -c '^ok ' "$log") blocks ok, $(grep -c '^FAIL ' "$log") failed" ;;
     java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
         | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
@@ -81,8 +90,9 @@ need python3
 
 for suite in $SUITES; do
   case "$suite" in
-    # kcat.sh goes over SSL when FJORD_SSL_DIR is set: the plain suite runs without it.
-    kcat) run_suite kcat env -u FJORD_SSL_DIR "$HERE/kcat.sh" "$bootstrap" ;;
+    # kcat.sh goes over SSL when FJORD_SSL_DIR is set and authenticates when
+    # FJORD_SASL_MECHANISM is: the plain suite runs without either.
+    kcat) run_suite kcat env -u FJORD_SSL_DIR -u FJORD_SASL_MECHANISM "$HERE/kcat.sh" "$bootstrap" ;;
     kafka-python)
       run_suite kafka-python "$HERE/python/run.sh" "$bootstrap" "${pytest_groups[@]}" \
         test_checks.py test_group_checks.py test_kafka_python.py test_groups_kafka_python.py ;;
@@ -108,7 +118,7 @@ for suite in $SUITES; do
         skipped=$((skipped + 1))
         echo "SKIP $suite (FJORD_SSL_BOOTSTRAP and FJORD_SSL_DIR not set)"
       elif [[ $suite == kcat-ssl ]]; then
-        run_suite kcat-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
+        run_suite kcat-ssl env -u FJORD_SASL_MECHANISM FJORD_SSL_DIR="$ssl_dir" "$HERE/kcat.sh" "$ssl_bootstrap"
       else
         run_suite python-ssl env FJORD_SSL_DIR="$ssl_dir" "$HERE/python/run.sh" "$ssl_bootstrap" test_tls.py
       fi ;;
@@ -117,8 +127,18 @@ for suite in $SUITES; do
         skipped=$((skipped + 1))
         echo "SKIP python-sasl (FJORD_SASL_BOOTSTRAP and FJORD_SASL_USER not set)"
       else
-        run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" test_sasl.py
+        run_suite python-sasl "$HERE/python/run.sh" "$FJORD_SASL_BOOTSTRAP" "${pytest_groups[@]}" \
+          test_sasl.py test_acls.py
       fi ;;
+    kcat-sasl-ssl)
+      if [[ -z ${FJORD_SASL_SSL_BOOTSTRAP:-} || -z $ssl_dir || -z ${FJORD_SASL_USER:-} ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP kcat-sasl-ssl (FJORD_SASL_SSL_BOOTSTRAP, FJORD_SSL_DIR and FJORD_SASL_USER not set)"
+      else
+        run_suite kcat-sasl-ssl env FJORD_SSL_DIR="$ssl_dir" FJORD_SASL_MECHANISM=SCRAM-SHA-512 \
+          "$HERE/kcat.sh" "$FJORD_SASL_SSL_BOOTSTRAP"
+      fi ;;
+    readme) run_suite readme "$HERE/readme.sh" ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done

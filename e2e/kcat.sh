@@ -11,6 +11,8 @@
 # Environment: MESSAGES (default 100000), KEYS (16), PARTITIONS (4), CODECS.
 # FJORD_SSL_DIR: run over an SSL listener with the client certificate and CA that
 # e2e/tls/certs.sh wrote there (client.pem, client.key, ca.pem).
+# FJORD_SASL_MECHANISM (with FJORD_SASL_USER, FJORD_SASL_PASSWORD): authenticate with SASL,
+# over SASL_SSL with FJORD_SSL_DIR's CA (and no client certificate), else SASL_PLAINTEXT.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
@@ -27,26 +29,35 @@ if ! command -v kcat >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq kcat >&2
 fi
 python="$("$HERE/python/venv.sh")"
+# The librdkafka settings of the listener, as key=value: kcat takes each with -X, the
+# topic admin below as its config.
 ssl_dir="${FJORD_SSL_DIR:-}"
-tls=()
-if [[ -n $ssl_dir ]]; then
-  tls=(-X security.protocol=ssl -X "ssl.ca.location=$ssl_dir/ca.pem"
-       -X "ssl.certificate.location=$ssl_dir/client.pem" -X "ssl.key.location=$ssl_dir/client.key")
+mechanism="${FJORD_SASL_MECHANISM:-}"
+conf=()
+if [[ -n $mechanism ]]; then
+  conf=("sasl.mechanisms=$mechanism" "sasl.username=${FJORD_SASL_USER:?}" "sasl.password=${FJORD_SASL_PASSWORD:?}")
+  if [[ -n $ssl_dir ]]; then
+    conf+=(security.protocol=sasl_ssl "ssl.ca.location=$ssl_dir/ca.pem")
+  else
+    conf+=(security.protocol=sasl_plaintext)
+  fi
+elif [[ -n $ssl_dir ]]; then
+  conf=(security.protocol=ssl "ssl.ca.location=$ssl_dir/ca.pem"
+        "ssl.certificate.location=$ssl_dir/client.pem" "ssl.key.location=$ssl_dir/client.key")
 fi
+tls=()
+for kv in "${conf[@]}"; do tls+=(-X "$kv"); done
 echo "kcat: $(kcat -V 2>&1 | grep -m1 Version)"
 
 # topic_admin create|delete TOPIC
 topic_admin() {
-  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" "${FJORD_REPLICATION_FACTOR:-1}" "$ssl_dir" <<'EOF'
+  "$python" - "$bootstrap" "$1" "$2" "$PARTITIONS" "${FJORD_REPLICATION_FACTOR:-1}" "${conf[@]}" <<'EOF'
 import sys
 from confluent_kafka.admin import AdminClient, NewTopic
 bootstrap, op, topic, partitions = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 replication_factor = int(sys.argv[5])
 config = {"bootstrap.servers": bootstrap}
-if sys.argv[6]:
-    d = sys.argv[6]
-    config.update({"security.protocol": "ssl", "ssl.ca.location": f"{d}/ca.pem",
-                   "ssl.certificate.location": f"{d}/client.pem", "ssl.key.location": f"{d}/client.key"})
+config.update(kv.split("=", 1) for kv in sys.argv[6:])
 admin = AdminClient(config)
 if op == "create":
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)])[topic].result(timeout=60)

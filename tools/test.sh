@@ -61,19 +61,26 @@ free_port() {
 # Start one broker on loopback with a fresh data dir, run the third-party client
 # suites against it, stop it with SIGTERM.
 client_compat() {
-  local dir port=29092 ssl_port=29093 sasl_port=29094 http=29644 internal pid rc
+  local dir port=29092 ssl_port=29093 sasl_port=29094 sasl_ssl_port=29095 nocert_port=29096
+  local http=29644 internal pid rc
   dir=$(mktemp -d)
   # Its own internal listener port: the default (9093) may be taken on this machine.
   internal=$(free_port) || return 1
-  # A PLAINTEXT listener, an SSL one that requires client certificates (the TLS suites)
-  # and a SASL_PLAINTEXT one with a SCRAM user created at start (the SASL suite).
+  # One listener per security protocol: PLAINTEXT, SSL requiring client certificates, SSL
+  # without them (SSLNOCERT), SASL_PLAINTEXT and SASL_SSL (which asks for no certificate,
+  # KIP-684). Two SCRAM users: compat, a super user, and denied, whom the suites' PREFIXED
+  # ACLs leave out of their own topics and groups. allow.everyone.if.no.acl.found keeps
+  # every resource no ACL names open, so the suites that do not authenticate still pass.
   e2e/tls/certs.sh "$dir/tls" > /dev/null || return 1
-  FJORD_SCRAM_BOOTSTRAP='SCRAM-SHA-256=[name=compat,password=compat-secret] SCRAM-SHA-512=[name=compat,password=compat-secret]' \
+  FJORD_SCRAM_BOOTSTRAP='SCRAM-SHA-256=[name=compat,password=compat-secret] SCRAM-SHA-512=[name=compat,password=compat-secret] SCRAM-SHA-256=[name=denied,password=denied-secret] SCRAM-SHA-512=[name=denied,password=denied-secret]' \
   "$CARGO_TARGET_DIR/debug/fjord" --data-dir "$dir/data" \
-    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port" \
+    --listeners "PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$ssl_port,SASL_PLAINTEXT://127.0.0.1:$sasl_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSLNOCERT://127.0.0.1:$nocert_port" \
+    --listener-security-protocol-map 'PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,SSLNOCERT:SSL' \
+    --ssl-client-auth required --listener-ssl-client-auth 'SSLNOCERT:none' \
     --sasl-enabled-mechanisms SCRAM-SHA-256,SCRAM-SHA-512,PLAIN \
     --ssl-keystore-location "$dir/tls/broker.pem" --ssl-key-location "$dir/tls/broker.key" \
-    --ssl-truststore-location "$dir/tls/ca.pem" --ssl-client-auth required \
+    --ssl-truststore-location "$dir/tls/ca.pem" \
+    --authorizer standard --allow-everyone-if-no-acl-found true --super-users User:compat \
     --http-listen "127.0.0.1:$http" --internal-listen "127.0.0.1:$internal" > "$dir/fjord.log" 2>&1 &
   pid=$!
   local deadline=$((SECONDS + 60))
@@ -84,7 +91,10 @@ client_compat() {
     sleep 0.2
   done
   FJORD_SSL_BOOTSTRAP="127.0.0.1:$ssl_port" FJORD_SSL_DIR="$dir/tls" \
-    FJORD_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" FJORD_SASL_USER=compat FJORD_SASL_PASSWORD=compat-secret \
+    FJORD_SSL_NOCERT_BOOTSTRAP="127.0.0.1:$nocert_port" \
+    FJORD_SASL_BOOTSTRAP="127.0.0.1:$sasl_port" FJORD_SASL_SSL_BOOTSTRAP="127.0.0.1:$sasl_ssl_port" \
+    FJORD_SASL_USER=compat FJORD_SASL_PASSWORD=compat-secret \
+    FJORD_SASL_DENIED_USER=denied FJORD_SASL_DENIED_PASSWORD=denied-secret \
     e2e/compat.sh "127.0.0.1:$port"
   rc=$?
   kill -TERM "$pid"; wait "$pid"

@@ -7,7 +7,9 @@
 #   broker.pem, broker.key      the broker's certificate (localhost, 127.0.0.1) and key
 #   client.pem, client.key      a client certificate, subject CN=client,OU=e2e,O=Fjord
 #   stranger.pem, stranger.key  a client certificate from another CA (must be refused)
-#   client-keystore.pem, stranger-keystore.pem
+#   expired.pem, expired.key    a client certificate from the test CA that expired in 2020
+#                               (must be refused)
+#   client-keystore.pem, stranger-keystore.pem, expired-keystore.pem
 #                               key and certificate in one file, for the Java client's
 #                               ssl.keystore.type=PEM
 #
@@ -35,12 +37,28 @@ leaf() { # leaf CA NAME SUBJECT [SAN]
   rm -f "$2.csr" "$ext"
 }
 
+# expired CA NAME SUBJECT: a certificate valid only on 1 January 2020. `openssl x509 -req`
+# can only start a certificate now, so this one is signed with `openssl ca`, which takes
+# both dates.
+expired() {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$3" \
+    -keyout "$2.key" -out "$2.csr" 2>/dev/null
+  local db; db="$(mktemp -d)"
+  : > "$db/index.txt"
+  printf '[ca]\ndefault_ca=d\n[d]\ndatabase=%s/index.txt\nnew_certs_dir=%s\nserial=%s/serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' \
+    "$db" "$db" "$db" > "$db/ca.cnf"
+  echo 01 > "$db/serial"
+  openssl ca -batch -notext -config "$db/ca.cnf" -cert "$1-ca.pem" -keyfile "$1-ca.key" \
+    -in "$2.csr" -startdate 20200101000000Z -enddate 20200102000000Z -out "$2.pem" 2>/dev/null
+  rm -rf "$db" "$2.csr"
+}
+
 ca test
 ca other
 leaf test broker "/CN=localhost" "DNS:localhost,IP:127.0.0.1"
 leaf test client "/O=Fjord/OU=e2e/CN=client"
 leaf other stranger "/CN=stranger"
+expired test expired "/CN=expired"
 cp test-ca.pem ca.pem
-cat client.key client.pem > client-keystore.pem
-cat stranger.key stranger.pem > stranger-keystore.pem
+for who in client stranger expired; do cat "$who.key" "$who.pem" > "$who-keystore.pem"; done
 echo "$dir"
