@@ -117,8 +117,8 @@ def test_kafka_python_round_trip(listener, mechanism):
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kafka_python_wrong_password_is_refused(listener, mechanism):
-    # kafka-python retries until max_block_ms and then gives up bootstrapping. It logs
-    # the broker's SASL_AUTHENTICATION_FAILED, or for SCRAM at times only the close that
-    # follows it, so the test holds it to being refused.
+    # kafka-python retries until bootstrap_timeout_ms and then gives up bootstrapping. It
+    # logs the broker's SASL_AUTHENTICATION_FAILED, or for SCRAM at times only the close
+    # that follows it, so the test holds it to being refused.
     with pytest.raises(KafkaError):
-        KafkaProducer(**kp_config(listener, mechanism, password="wrong"), max_block_ms=3000)
+        KafkaProducer(**kp_config(listener, mechanism, password="wrong"), bootstrap_timeout_ms=3000)

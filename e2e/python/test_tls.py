@@ -126,4 +126,4 @@ def test_kafka_python_round_trip(listener):
 def test_kafka_python_refused_without_a_trusted_certificate(bootstrap, identity):
     # The same client with the trusted certificate bootstraps (test_kafka_python_round_trip).
     with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
-        KafkaProducer(**kp_config(bootstrap, identity), max_block_ms=5000)
+        KafkaProducer(**kp_config(bootstrap, identity), bootstrap_timeout_ms=3000)
