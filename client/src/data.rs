@@ -116,7 +116,8 @@ pub struct ListedOffset {
 
 impl Client {
     /// Appends `records` as one batch to `topic`/`partition` through its leader, retrying
-    /// leadership errors (see [`ClientConfig::leader_retries`]).
+    /// leadership errors (see
+    /// [`ClientConfig::leader_retries`](crate::ClientConfig::leader_retries)).
     pub async fn produce(
         &self,
         topic: &str,

@@ -58,7 +58,8 @@ pub enum CompactionReason {
     TombstonesDue,
 }
 
-/// What [`Log::plan_compaction`] chose; run it with [`CompactionPlan::run`].
+/// What [`Log::plan_compaction`](crate::log::Log::plan_compaction) chose; run it with
+/// [`CompactionPlan::run`].
 #[derive(Debug)]
 pub struct CompactionPlan {
     pub(super) dir: PathBuf,
@@ -88,7 +89,8 @@ pub struct CompactionStats {
     pub keys_mapped: usize,
 }
 
-/// Cleaned segments on disk as `.cleaned` files, ready for [`Log::install_compaction`].
+/// Cleaned segments on disk as `.cleaned` files, ready for
+/// [`Log::install_compaction`](crate::log::Log::install_compaction).
 #[derive(Debug)]
 pub struct CompactionResult {
     pub(super) dir: PathBuf,
