@@ -10,7 +10,9 @@
 //! - `versions`: ApiVersions negotiation (pure): per API, the highest version both sides speak.
 //! - `connection`: one TCP stream, pipelined requests matched by correlation id.
 //! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
-//! - `client`: [`Client`]: bootstrap, metadata, admin calls, produce, fetch, list offsets.
+//! - `client`: [`Client`]: bootstrap, connections, routing to leaders, metadata.
+//! - `admin`: topics, partitions, reassignments, configs (at the controller).
+//! - `data`: produce, fetch, list offsets (at the partition's leader).
 //! - `groups`: consumer group calls at the group's coordinator: describe, list, fetch and
 //!   commit offsets.
 //!
@@ -26,22 +28,24 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod client;
 mod config;
 mod connection;
+mod data;
 mod error;
 mod frame;
 mod groups;
 mod records;
 mod versions;
 
-pub use client::{
-    AlterConfigOp, BrokerMetadata, Client, ClusterMetadata, ConfigEntry, ConfigResource,
-    CreatedTopic, FetchOptions, FetchedPartition, ListedOffset, NewTopic, OffsetSpec,
-    PartitionMetadata, ProduceOptions, Produced, Reassignment, TopicMetadata,
-};
+pub use admin::{AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic, Reassignment};
+pub use client::{BrokerMetadata, Client, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use config::ClientConfig;
 pub use connection::{ApiRequest, Connection};
+pub use data::{
+    FetchOptions, FetchedPartition, ListedOffset, OffsetSpec, ProduceOptions, Produced,
+};
 pub use error::{Error, Result};
 pub use groups::{
     decode_consumer_assignment, GroupDescription, GroupMemberDescription, ListedGroup,

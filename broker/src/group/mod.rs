@@ -6,17 +6,29 @@
 //! # Layout
 //!
 //! - `coordinator`: [`GroupCoordinator`], the per-group state machine
-//!   (Empty → PreparingRebalance → CompletingRebalance → Stable → Dead), committed
-//!   offsets, expiry.
+//!   (Empty → PreparingRebalance → CompletingRebalance → Stable → Dead): JoinGroup,
+//!   SyncGroup, Heartbeat, LeaveGroup, describe/delete, the clock, replay.
+//! - `rebalance`: the membership steps those events share (admit, rebalance, remove).
+//! - `offsets`: committed offsets, OffsetDelete, retention.
+//! - `state`: [`Group`], its members, and the requests and [`Action`]s exchanged with
+//!   the runtime.
 //! - `records`: Kafka's key/value schemas for offsets and group metadata.
 
 pub mod coordinator;
+mod offsets;
+mod rebalance;
 pub mod records;
+pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use coordinator::*;
+pub use coordinator::GroupCoordinator;
 pub use records::{GroupRecord, GroupValue, MemberValue, OffsetValue};
+pub use state::{
+    Action, CommitRequest, Group, GroupConfig, GroupDescription, GroupState, JoinRequest,
+    JoinResult, JoinedMember, MemberDescription, MemberRef, RequestId, SyncRequest, SyncResult,
+    CONSUMER_PROTOCOL_TYPE,
+};
 
 /// Kafka's `String.hashCode` of a group id: the coordinator partition is
 /// `abs(hash) % offsets.topic.num.partitions` (with `abs(Integer.MIN_VALUE)` taken as 0,

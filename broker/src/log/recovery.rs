@@ -210,7 +210,7 @@ fn open_log(
 ) -> Result<(Log, Option<DroppedData>), OpenError> {
     let disk = &storage.disk;
     disk.create_dir_all(dir)?;
-    compaction::recover_interrupted_compaction(disk, dir)?;
+    compaction::install::recover_interrupted_compaction(disk, dir)?;
     let clean = disk.exists(&dir.join(CLEAN_SHUTDOWN_MARKER), FileKind::Checkpoint)?;
     let recovery_point = if clean {
         i64::MAX
@@ -367,7 +367,7 @@ fn open_log(
         recovery_point_written_ms: now_ms,
         clock_ms: now_ms,
         first_dirty_offset: log_start_offset,
-        tombstone_horizon_ms: compaction::no_horizon(),
+        tombstone_horizon_ms: compaction::install::no_horizon(),
         generation: 0,
         compaction_disabled: false,
         sync_failed: Arc::new(AtomicBool::new(false)),
@@ -377,7 +377,7 @@ fn open_log(
         scrub_from: i64::MIN,
     };
     let log_end_offset = log.log_end_offset();
-    if let Some((dirty, horizon)) = compaction::read_cleaner_checkpoint(disk, dir)? {
+    if let Some((dirty, horizon)) = compaction::install::read_cleaner_checkpoint(disk, dir)? {
         // Past the end (the log was truncated behind the checkpoint's back): Kafka
         // starts over from the log start, which is always safe.
         if (log_start_offset..=log_end_offset).contains(&dirty) {

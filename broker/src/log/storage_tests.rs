@@ -1,6 +1,8 @@
 //! The log on a failing disk (faults injected through the storage seam) and under a
 //! bound on open files: what a producer, a consumer or a restart would notice.
 
+use bytes::BytesMut;
+
 use super::batch::testing::TestBatch;
 use super::tests::{append, config, read_all, segment_files, values};
 use super::*;

@@ -92,7 +92,7 @@ pub fn assign_replicas(
         .iter()
         .map(|&b| (b, image.broker(b).and_then(|s| s.rack.clone())))
         .collect();
-    crate::replication::controller::place_replicas(
+    crate::replication::placement::place_replicas(
         &with_racks,
         count,
         usize::try_from(rf).unwrap_or(0),

@@ -32,9 +32,8 @@ use super::{pb, ControllerReply, ControllerRequest, MetadataBatch, NodeId, TypeC
 use crate::backoff::Backoff;
 use crate::metadata::admin::AdminError;
 use crate::metadata::image::{BrokerEndpoint, ListenerEndpoint, MetadataImage, MetadataRecord};
-use crate::replication::controller::{
-    ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
-};
+use crate::replication::cluster_state::{ClusterState, ControllerRecord};
+use crate::replication::controller::{Controller, ControllerConfig, Heartbeat};
 use crate::replication::BrokerEpoch;
 
 /// Requests waiting for the controller task.

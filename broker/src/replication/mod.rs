@@ -6,8 +6,11 @@
 //!   diverging epoch (KIP-101/279/320), leader changes.
 //! - [`controller`]: the cluster controller: broker registration, heartbeats and
 //!   fencing (KIP-841), leader election, AlterPartition, controlled shutdown,
-//!   preferred-leader election, reassignment, rack-aware placement. Its output is
-//!   [`controller::ControllerRecord`]s for the metadata Raft log.
+//!   preferred-leader election, reassignment. Its output is
+//!   [`cluster_state::ControllerRecord`]s for the metadata Raft log.
+//! - [`cluster_state`]: those records and the [`cluster_state::ClusterState`] they
+//!   build, the same on the controller and on every broker.
+//! - [`placement`]: rack-aware replica placement for new partitions.
 //!
 //! The crate's `sim` drives these state machines through the runtime around them
 //! (partitions, logs, the replica fetcher) under faults.
@@ -16,9 +19,11 @@
 //! reads a clock, sleeps, or touches the network or disk. The runtime performs the
 //! actions and feeds the results back as events.
 
+pub mod cluster_state;
 pub mod controller;
 pub mod follower;
 pub mod leader;
+pub mod placement;
 
 use std::fmt;
 

@@ -13,7 +13,7 @@ use crate::config::{log_config, min_insync_replicas};
 use crate::log::OpenError;
 use crate::metadata::image::{MetadataImage, PartitionState, TopicState};
 use crate::quorum::{ControllerRequest, MetadataApplier};
-use crate::replication::controller::registration_of;
+use crate::replication::cluster_state::registration_of;
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::LeaderConfig;
 use crate::replication::TopicPartition;

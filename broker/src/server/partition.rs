@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
-use crate::log::compaction::CompactionStats;
+use crate::log::compaction::run::CompactionStats;
 use crate::log::{
     AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
     ReadInfo,

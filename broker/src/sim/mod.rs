@@ -33,9 +33,8 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use crate::clock::ManualClock;
-use crate::replication::controller::{
-    ClusterState, Controller, ControllerConfig, ControllerRecord, Heartbeat,
-};
+use crate::replication::cluster_state::{ClusterState, ControllerRecord};
+use crate::replication::controller::{Controller, ControllerConfig, Heartbeat};
 use crate::replication::BrokerId;
 use crate::storage::FileKind;
 

@@ -4,7 +4,8 @@
 
 use kafka_protocol::error::ResponseError;
 
-use crate::replication::controller::{ControllerRecord, Heartbeat, HeartbeatReply};
+use crate::replication::cluster_state::ControllerRecord;
+use crate::replication::controller::{Heartbeat, HeartbeatReply};
 use crate::replication::follower::FetchRequest;
 use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::BrokerEpoch;

@@ -5,10 +5,20 @@ use std::io::Write;
 
 use bytes::{BufMut, BytesMut};
 
+use std::path::Path;
+
+use super::decide::*;
+use super::install::*;
+use super::run::*;
 use super::*;
+use crate::log::batch::{compute_crc, BatchHeader, HEADER_BYTES};
 use crate::log::batch::{LOG_OVERHEAD_BYTES, MAGIC_V2, NO_PRODUCER_ID};
+use crate::log::records;
 use crate::log::records::{Compression, DELETE_HORIZON_BIT};
+use crate::log::segment::{self, segment_path};
 use crate::log::{AppendError, AppendInfo, CleanupPolicy};
+use crate::log::{Log, LogConfig};
+use crate::storage::{Disk, FileKind};
 
 const HOUR_MS: i64 = 3600 * 1000;
 

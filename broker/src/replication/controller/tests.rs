@@ -1,4 +1,6 @@
 use super::*;
+use crate::metadata::image::{MetadataImage, PartitionState};
+use crate::replication::cluster_state::{partition_state, UNCLEAN_LEADER_ELECTION};
 
 const TOPIC: Uuid = Uuid::from_u128(7);
 const TP: TopicPartition = TopicPartition {

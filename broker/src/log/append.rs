@@ -1,0 +1,231 @@
+//! The write path: a leader's append (offsets, epochs and timestamps assigned, the
+//! batch validated, idempotent retries answered from producer state), a follower's
+//! append (kept as the leader wrote it), and the roll to a new segment that either may
+//! trigger. Everything that adds data to the log goes through `write_batches`.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BatchHeader};
+use super::producer_state::{BatchMetadata, LeaderCheck};
+use super::segment::{self, Segment};
+use super::{validate, AppendError, AppendInfo, Log, TimestampType};
+
+impl Log {
+    /// Append the record batches of one produce request as leader, with one write.
+    /// Offsets and `partitionLeaderEpoch` are assigned here; a retried idempotent batch
+    /// returns its original offsets without writing. Every record is checked first
+    /// (`validate`). The batch bytes are not copied unless maxTimestamp is restamped
+    /// (LogAppendTime, or a CreateTime maxTimestamp other than the largest record
+    /// timestamp): `records` may be a slice of the request.
+    pub fn append_as_leader(
+        &mut self,
+        records: impl Into<Bytes>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let records: Bytes = records.into();
+        let valid = validate::validate_produce(&records, &self.config)?;
+        let header = valid.header;
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        if header.is_idempotent() {
+            let check = self.producers.check_leader_append(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_sequence(),
+            )?;
+            if let LeaderCheck::Duplicate(original) = check {
+                return Ok(AppendInfo {
+                    base_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: if log_append_time {
+                        original.timestamp_ms
+                    } else {
+                        -1
+                    },
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
+
+        let base_offset = self.log_end_offset();
+        let mut header = BatchHeader {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            ..header
+        };
+        // The two broker-assigned fields (baseOffset, partitionLeaderEpoch) sit in the
+        // first bytes and outside the CRC: they are written from a patched copy of that
+        // prefix, the rest straight from the request buffer.
+        let mut prefix = [0u8; batch::BROKER_ASSIGNED_PREFIX_BYTES];
+        let stamped;
+        // LogAppendTime, or (as Kafka does) a CreateTime maxTimestamp that is not the
+        // largest record timestamp, changes fields inside the CRC: restamp a copy.
+        let restamp = if log_append_time {
+            Some((true, now_ms))
+        } else {
+            valid
+                .needs_restamp(self.config.timestamp_type)
+                .then_some((false, valid.max_timestamp_ms))
+        };
+        let parts: [&[u8]; 2] = if let Some((append_time, max_timestamp_ms)) = restamp {
+            let mut copy = BytesMut::from(&records[..]);
+            batch::set_base_offset(&mut copy, base_offset);
+            batch::set_partition_leader_epoch(&mut copy, leader_epoch);
+            batch::set_max_timestamp(&mut copy, append_time, max_timestamp_ms);
+            header.max_timestamp_ms = max_timestamp_ms;
+            header.attributes &= !batch::TIMESTAMP_TYPE_BIT;
+            if append_time {
+                header.attributes |= batch::TIMESTAMP_TYPE_BIT;
+            }
+            stamped = copy;
+            [&stamped[..], &[]]
+        } else {
+            prefix.copy_from_slice(&records[..batch::BROKER_ASSIGNED_PREFIX_BYTES]);
+            batch::set_base_offset(&mut prefix, base_offset);
+            batch::set_partition_leader_epoch(&mut prefix, leader_epoch);
+            [&prefix, &records[batch::BROKER_ASSIGNED_PREFIX_BYTES..]]
+        };
+        self.write_batches(&parts, &[(0, header)], now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: header.last_offset(),
+            log_append_time_ms: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Append batches replicated from the leader: offsets and epochs are kept as they
+    /// are; CRCs are checked and the offsets must continue the log.
+    pub fn append_as_follower(&mut self, records: Bytes) -> Result<AppendInfo, AppendError> {
+        let now_ms = self.clock_ms;
+        let log_end_offset = self.log_end_offset();
+        let headers = batch::split_batches(&records)?;
+        let (Some((_, first)), Some((_, last))) = (headers.first(), headers.last()) else {
+            return Ok(AppendInfo {
+                base_offset: log_end_offset,
+                last_offset: log_end_offset - 1,
+                log_append_time_ms: -1,
+                log_start_offset: self.log_start_offset,
+                duplicate: false,
+            });
+        };
+        let (base_offset, last_offset) = (first.base_offset, last.last_offset());
+        segment::check_follower_batches(&headers, log_end_offset).map_err(|e| {
+            AppendError::Corrupt(format!(
+                "follower append at log end offset {log_end_offset}: {e}"
+            ))
+        })?;
+        self.write_batches(&[&records], &headers, now_ms)?;
+        // A follower syncs in line: one fetch response brings many batches.
+        if self.flush_due() {
+            self.flush(now_ms)?;
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// The one write path: roll if needed, write `data` once, then update the epoch
+    /// cache, producer state and flush accounting.
+    fn write_batches(
+        &mut self,
+        data: &[&[u8]],
+        headers: &[(usize, BatchHeader)],
+        now_ms: i64,
+    ) -> io::Result<()> {
+        let Some((_, first)) = headers.first() else {
+            return Ok(());
+        };
+        self.clock_ms = self.clock_ms.max(now_ms);
+        let last_offset = headers
+            .last()
+            .map_or(first.last_offset(), |(_, h)| h.last_offset());
+        self.mark_dirty()?;
+        let data_bytes: usize = data.iter().map(|d| d.len()).sum();
+        if self.active().should_roll(
+            data_bytes as u64,
+            first.max_timestamp_ms,
+            last_offset,
+            &self.config,
+            now_ms,
+        ) {
+            self.roll(first.base_offset, now_ms)?;
+        }
+        let config = self.config.clone();
+        self.active_mut().append(data, headers, &config)?;
+        let mut epochs_changed = false;
+        let mut messages = 0i64;
+        for (_, h) in headers {
+            epochs_changed |= self
+                .epoch_cache
+                .assign(h.partition_leader_epoch, h.base_offset);
+            self.record_producer_batch(h);
+            messages += i64::from(h.records_count);
+        }
+        if epochs_changed || self.epoch_checkpoint_stale {
+            // The batches are in the log: failing the append now would tell the client
+            // they are not. The checkpoint is written before the recovery point moves
+            // past them (a flush, a roll, close).
+            match self.write_epoch_checkpoint() {
+                Ok(()) => self.epoch_checkpoint_stale = false,
+                Err(e) => {
+                    self.epoch_checkpoint_stale = true;
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "writing the leader epoch checkpoint failed; retried before the next flush");
+                }
+            }
+        }
+        self.unflushed_messages += messages;
+        debug_assert_eq!(self.log_end_offset(), last_offset + 1);
+        Ok(())
+    }
+
+    fn record_producer_batch(&mut self, h: &BatchHeader) {
+        if h.is_idempotent() {
+            self.producers.record_batch(
+                h.producer_id,
+                h.producer_epoch,
+                BatchMetadata {
+                    first_seq: h.base_sequence,
+                    last_seq: h.last_sequence(),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                    timestamp_ms: h.max_timestamp_ms,
+                },
+            );
+        }
+    }
+
+    /// Seal the active segment (final time index entry, fsync) and start a new one at
+    /// `base_offset` (the log end offset, or past it for a follower's offset gap).
+    pub(super) fn roll(&mut self, base_offset: i64, now_ms: i64) -> io::Result<()> {
+        let log_end_offset = self.log_end_offset();
+        debug_assert!(base_offset >= log_end_offset);
+        if self.active().size_bytes == 0 && self.active().base_offset == base_offset {
+            return Ok(());
+        }
+        self.mark_dirty()?;
+        self.ensure_epoch_checkpoint()?;
+        self.active_mut().seal()?;
+        let segment = Segment::create(&self.storage, &self.dir, base_offset, &self.config, now_ms)?;
+        self.active().set_active(false);
+        self.segments.insert(base_offset, segment);
+        // Every older segment was sealed (fsynced) when it was rolled.
+        if !self.sync_failed.load(Ordering::Acquire) {
+            self.recovery_point = log_end_offset;
+        }
+        self.write_recovery_point()?;
+        self.write_producer_snapshot(log_end_offset)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset, "rolled a new segment");
+        Ok(())
+    }
+}
