@@ -64,7 +64,10 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
-        Some(tls::TlsAcceptor::load(&config.ssl, &listeners).map_err(|e| StartError::Config(e.to_string()))?)
+        Some(
+            tls::TlsAcceptor::load(&config.ssl, &listeners)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+        )
     } else {
         None
     };
