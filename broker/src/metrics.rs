@@ -30,6 +30,8 @@ pub struct Metrics {
     pub request_read_bytes: IntGauge,
     /// Connections closed for a client too slow or silent, by reason.
     pub connections_closed: IntCounterVec,
+    /// TLS connections accepted, by where their records are encrypted.
+    pub tls_connections: IntCounterVec,
     /// Consumer groups by state.
     pub groups: IntGaugeVec,
     pub group_members: IntGaugeVec,
@@ -223,6 +225,13 @@ impl Metrics {
                  no_room (no room in queued.max.request.bytes within as long), tls_handshake \
                  (TLS handshake refused, failed or not done within --request-read-timeout-ms).",
                 &["reason"],
+            ),
+            tls_connections: counter_vec(
+                &registry,
+                "fjord_tls_connections_total",
+                "TLS connections accepted, by mode: kernel (kTLS: the kernel encrypts the \
+                 records and fetches use sendfile) or userspace (rustls encrypts; fetches copy).",
+                &["mode"],
             ),
             groups: gauge_vec(
                 &registry,

@@ -13,6 +13,10 @@
 //! And a broker with the five listeners of the client compatibility suites, where
 //! `ssl.client.auth` is per listener (KIP-684): a client without a certificate is
 //! refused on SSL and accepted on SASL_SSL and on an SSL listener set to `none`.
+//!
+//! And fetches of a multi-megabyte range over SSL, every byte checked, with the TLS
+//! connections counted in the mode this kernel offers: kernel TLS (sendfile) where
+//! /proc/sys/net/ipv4/tcp_available_ulp lists tls, user space otherwise.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use fjord_e2e::{free_port, http_get, unique_topic, BrokerOptions, BrokerProcess};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
@@ -350,5 +354,111 @@ async fn ssl_client_auth_per_listener() -> Result<()> {
             sasl_ssl
         );
     }
+    Ok(())
+}
+
+/// The bytes of record `i` of the fetch test: distinct per record and position.
+fn fetch_record(i: u32, len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|j| (j.wrapping_mul(31) ^ i.wrapping_mul(2_654_435_761)) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_over_ssl_in_the_mode_the_kernel_offers() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let d = dir.path();
+    let ca = new_ca("Fjord Test CA");
+    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
+    let server_pem = write(d, "server.pem", &server_cert);
+    let server_key = write(d, "server.key", &server_key);
+    let ca_path = write(d, "ca.pem", &ca.pem);
+    let ssl_port = free_port()?;
+    let mut broker = BrokerProcess::prepare(BrokerOptions::default())?;
+    let plain = broker.bootstrap();
+    broker.push_args([
+        "--listeners".to_string(),
+        format!("PLAINTEXT://{plain},SSL://127.0.0.1:{ssl_port}"),
+        "--ssl-keystore-location".into(),
+        server_pem.display().to_string(),
+        "--ssl-key-location".into(),
+        server_key.display().to_string(),
+    ]);
+    let started = broker.spawn()?;
+    broker.wait_ready(started).await?;
+    let ssl = client(&format!("127.0.0.1:{ssl_port}"), Some((&ca_path, None)));
+
+    // 64 records of 100 KB in one partition: fetched in ranges of megabytes.
+    const RECORDS: u32 = 64;
+    const SIZE: usize = 100 * 1024;
+    let topic = unique_topic("tls-fetch");
+    let producer: FutureProducer = ssl.clone().set("message.max.bytes", "1000000").create()?;
+    for i in 0..RECORDS {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(&topic)
+                    .partition(0)
+                    .payload(&fetch_record(i, SIZE)),
+                Duration::from_secs(20),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("produce over SSL\n{}", broker.logs()))?;
+    }
+    producer.flush(Duration::from_secs(10))?;
+    let consumer: StreamConsumer = ssl
+        .clone()
+        .set("group.id", unique_topic("tls-fetch"))
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "16777216")
+        .set("max.partition.fetch.bytes", "16777216")
+        .set("receive.message.max.bytes", "33554432")
+        .create()?;
+    consumer.subscribe(&[&topic])?;
+    let deadline = Instant::now() + DEADLINE;
+    for i in 0..RECORDS {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, consumer.recv())
+            .await
+            .with_context(|| format!("{i} of {RECORDS} records fetched over SSL"))??;
+        ensure!(
+            message.offset() == i64::from(i),
+            "offset {} for record {i}",
+            message.offset()
+        );
+        ensure!(
+            message.payload() == Some(&fetch_record(i, SIZE)[..]),
+            "record {i} fetched over SSL differs from what was produced"
+        );
+    }
+
+    let ulps = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+    let (used, unused) = if ulps.split_whitespace().any(|u| u == "tls") {
+        ("kernel", "userspace")
+    } else {
+        ("userspace", "kernel")
+    };
+    let metrics = common::scrape(&broker.http_addr()).await?;
+    let count = |mode| common::metric(&metrics, "fjord_tls_connections_total", &[("mode", mode)]);
+    ensure!(
+        count(used).unwrap_or(0.0) >= 2.0,
+        "tcp_available_ulp {ulps:?}: {:?} {used} TLS connections (producer and consumer)\n{metrics}",
+        count(used)
+    );
+    ensure!(
+        count(unused).unwrap_or(0.0) == 0.0,
+        "tcp_available_ulp {ulps:?}: {:?} {unused} TLS connections",
+        count(unused)
+    );
+    let logs = broker.logs();
+    let said = if used == "kernel" {
+        "kernel TLS available"
+    } else {
+        "kernel TLS unavailable"
+    };
+    ensure!(
+        logs.matches(said).count() == 1,
+        "{said:?} not logged once at start\n{logs}"
+    );
     Ok(())
 }

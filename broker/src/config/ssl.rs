@@ -28,6 +28,17 @@ impl SslClientAuth {
     }
 }
 
+/// Whether TLS connections hand record encryption to the kernel (kTLS), so that
+/// fetches keep sendfile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SslKtls {
+    /// Where the kernel offers TLS (found once at start) and the negotiated cipher is
+    /// one it takes; user space otherwise.
+    Auto,
+    /// Always in user space (rustls).
+    Off,
+}
+
 /// TLS settings shared by every TLS listener.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SslConfig {
@@ -75,6 +86,13 @@ pub struct SslConfig {
         default_value = "DEFAULT"
     )]
     pub ssl_principal_mapping_rules: String,
+
+    /// Kernel TLS for SSL and SASL_SSL connections: rustls does the handshake, the
+    /// kernel encrypts the records, and fetches keep sendfile. auto uses it where the
+    /// kernel offers it (logged once at start otherwise); off keeps every connection in
+    /// user space.
+    #[arg(long, env = "FJORD_SSL_KTLS", value_enum, default_value = "auto")]
+    pub ssl_ktls: SslKtls,
 
     /// How often the keystore, key and truststore files are checked for changes; new
     /// handshakes use the new files, and a file that does not load is logged and the

@@ -7,6 +7,7 @@ pub mod connection;
 pub mod coordinator;
 pub mod http;
 pub mod install;
+pub mod ktls;
 pub mod offline;
 pub mod partition;
 pub mod replica;
@@ -64,8 +65,22 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         .listeners()
         .map_err(|e| StartError::Config(e.to_string()))?;
     let tls = if listeners.iter().any(|l| l.protocol.is_tls()) {
+        // Asked once: a kernel without TLS is said once here, never per connection.
+        let kernel = ktls::KernelTls::decide(config.ssl.ssl_ktls, ktls::KernelTls::probe);
+        match &kernel {
+            ktls::KernelTls::Available(ciphers) => tracing::info!(
+                ?ciphers,
+                "kernel TLS available: TLS records are encrypted by the kernel and fetches \
+                 use sendfile"
+            ),
+            ktls::KernelTls::Unavailable(why) => tracing::info!(
+                reason = %why,
+                "kernel TLS unavailable: TLS records are encrypted in user space and fetches \
+                 over TLS copy"
+            ),
+        }
         Some(
-            tls::TlsAcceptor::load(&config.ssl, &listeners)
+            tls::TlsAcceptor::load(&config.ssl, &listeners, kernel)
                 .map_err(|e| StartError::Config(e.to_string()))?,
         )
     } else {
@@ -376,9 +391,13 @@ async fn accept_loop(
                 (true, Some(tls)) => {
                     // The handshake is bounded like the read of a request.
                     match tls.accept(stream, &l.name, b.config.request_read_timeout_ms).await {
-                        Ok((tls_stream, principal)) => {
-                            tracing::debug!(%peer, listener = %l.name, %principal, "TLS client authenticated");
-                            (stream::ClientStream::Tls(Box::new(tls_stream)), principal)
+                        Ok((tls_stream, principal, mode)) => {
+                            b.metrics
+                                .tls_connections
+                                .with_label_values(&[mode.label()])
+                                .inc();
+                            tracing::debug!(%peer, listener = %l.name, %principal, mode = mode.label(), "TLS client authenticated");
+                            (tls_stream, principal)
                         }
                         Err(e) => {
                             b.metrics

@@ -1,11 +1,13 @@
-//! A client connection's byte stream: plain TCP or TLS over TCP.
+//! A client connection's byte stream: plain TCP, TLS in user space (rustls), or TLS
+//! whose records the kernel encrypts (kTLS, see `server::ktls`).
 //!
 //! The fetch path asks the write side for [`StreamWriter::zero_copy_socket`]: on plain
-//! TCP, file ranges go to the socket with sendfile and never pass through user space;
-//! on TLS the records must be encrypted, so the bytes are read and written. (Kernel TLS
-//! would be a third case that keeps sendfile.)
+//! TCP and on kernel TLS, file ranges go to the socket with sendfile and never pass
+//! through user space; on user-space TLS the records must be encrypted by rustls, so
+//! the bytes are read and written.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -13,13 +15,19 @@ use nix::sys::sendfile::sendfile;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
 
+use super::ktls::{self, KernelTlsReader, KernelTlsStream};
 use crate::log::FileSlice;
+
+/// A TLS stream rustls encrypts: over the socket as it is, or over the record-by-record
+/// reader used where the kernel might take over.
+pub trait UserspaceTls: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> UserspaceTls for T {}
 
 pub enum ClientStream {
     Tcp(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<dyn UserspaceTls>),
+    KernelTls(KernelTlsStream),
 }
 
 impl ClientStream {
@@ -31,8 +39,18 @@ impl ClientStream {
                 (StreamReader::Tcp(r), StreamWriter::Tcp(w))
             }
             ClientStream::Tls(s) => {
-                let (r, w) = tokio::io::split(*s);
+                let (r, w) = tokio::io::split(s);
                 (StreamReader::Tls(r), StreamWriter::Tls(w))
+            }
+            ClientStream::KernelTls(s) => {
+                let (r, w) = s.tcp.into_split();
+                (
+                    StreamReader::KernelTls(KernelTlsReader::new(r, s.drained)),
+                    StreamWriter::KernelTls {
+                        half: w,
+                        close_notify_sent: false,
+                    },
+                )
             }
         }
     }
@@ -40,19 +58,27 @@ impl ClientStream {
 
 pub enum StreamReader {
     Tcp(OwnedReadHalf),
-    Tls(tokio::io::ReadHalf<TlsStream<TcpStream>>),
+    Tls(tokio::io::ReadHalf<Box<dyn UserspaceTls>>),
+    KernelTls(KernelTlsReader),
 }
 
 pub enum StreamWriter {
     Tcp(OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+    Tls(tokio::io::WriteHalf<Box<dyn UserspaceTls>>),
+    /// Writes to the socket are application data records the kernel seals.
+    KernelTls {
+        half: OwnedWriteHalf,
+        close_notify_sent: bool,
+    },
 }
 
 impl StreamWriter {
-    /// The socket that file ranges can be sent to with sendfile: plain TCP only.
+    /// The socket that file ranges can be sent to with sendfile: plain TCP, and kernel
+    /// TLS (the kernel encrypts what sendfile hands it).
     pub fn zero_copy_socket(&self) -> Option<&TcpStream> {
         match self {
             StreamWriter::Tcp(w) => Some(w.as_ref()),
+            StreamWriter::KernelTls { half, .. } => Some(half.as_ref()),
             StreamWriter::Tls(_) => None,
         }
     }
@@ -132,6 +158,7 @@ impl AsyncRead for StreamReader {
         match self.get_mut() {
             StreamReader::Tcp(r) => Pin::new(r).poll_read(cx, buf),
             StreamReader::Tls(r) => Pin::new(r).poll_read(cx, buf),
+            StreamReader::KernelTls(r) => Pin::new(r).poll_read(cx, buf),
         }
     }
 }
@@ -145,6 +172,7 @@ impl AsyncWrite for StreamWriter {
         match self.get_mut() {
             StreamWriter::Tcp(w) => Pin::new(w).poll_write(cx, buf),
             StreamWriter::Tls(w) => Pin::new(w).poll_write(cx, buf),
+            StreamWriter::KernelTls { half, .. } => Pin::new(half).poll_write(cx, buf),
         }
     }
 
@@ -152,6 +180,7 @@ impl AsyncWrite for StreamWriter {
         match self.get_mut() {
             StreamWriter::Tcp(w) => Pin::new(w).poll_flush(cx),
             StreamWriter::Tls(w) => Pin::new(w).poll_flush(cx),
+            StreamWriter::KernelTls { half, .. } => Pin::new(half).poll_flush(cx),
         }
     }
 
@@ -159,6 +188,21 @@ impl AsyncWrite for StreamWriter {
         match self.get_mut() {
             StreamWriter::Tcp(w) => Pin::new(w).poll_shutdown(cx),
             StreamWriter::Tls(w) => Pin::new(w).poll_shutdown(cx),
+            StreamWriter::KernelTls {
+                half,
+                close_notify_sent,
+            } => {
+                // As rustls does on shutdown: close_notify, so the client knows the
+                // stream ended where the broker meant it to (best effort: a full send
+                // buffer or a gone client only loses the alert).
+                if !*close_notify_sent {
+                    *close_notify_sent = true;
+                    if let Err(e) = ktls::send_close_notify(half.as_ref().as_raw_fd()) {
+                        tracing::debug!(error = %e, "kernel TLS close_notify not sent");
+                    }
+                }
+                Pin::new(half).poll_shutdown(cx)
+            }
         }
     }
 }

@@ -17,6 +17,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use ::ktls::CorkStream;
+
+use super::ktls::{self, KernelTls, TlsMode};
+use super::stream::ClientStream;
 use crate::auth::ssl_principal::{subject_rfc2253, SslPrincipalError, SslPrincipalMapper};
 use crate::auth::Principal;
 use crate::config::listeners::{ListenerName, Listeners};
@@ -46,6 +50,8 @@ pub enum TlsError {
     Listeners(String),
     #[error("listener {0} has no TLS configuration")]
     NotTls(ListenerName),
+    #[error("handing the connection to kernel TLS: {0}")]
+    KernelTls(String),
 }
 
 /// The contents of the PEM files, as last read.
@@ -57,10 +63,14 @@ pub struct TlsFiles {
     pub truststore: Option<Vec<u8>>,
 }
 
-/// A rustls server configuration from PEM contents.
+/// A rustls server configuration from PEM contents. With `kernel_tls`, the traffic
+/// secrets can be handed to the kernel after the handshake, and no TLS 1.3 session
+/// ticket is sent: a ticket written after the handshake would take a record sequence
+/// number the kernel does not know of (and Kafka clients do not resume sessions).
 pub fn server_config(
     files: &TlsFiles,
     client_auth: SslClientAuth,
+    kernel_tls: bool,
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&files.keystore)
@@ -106,7 +116,12 @@ pub fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    Ok(Arc::new(builder.with_single_cert(chain, key)?))
+    let mut config = builder.with_single_cert(chain, key)?;
+    if kernel_tls {
+        config.enable_secret_extraction = true;
+        config.send_tls13_tickets = 0;
+    }
+    Ok(Arc::new(config))
 }
 
 fn pem_error(what: &'static str, e: rustls_pki_types::pem::Error) -> TlsError {
@@ -133,11 +148,12 @@ pub fn client_principal(
 fn server_configs(
     files: &TlsFiles,
     modes: &[SslClientAuth],
+    kernel_tls: bool,
 ) -> Result<Vec<(SslClientAuth, Arc<ServerConfig>)>, TlsError> {
     let mut configs: Vec<(SslClientAuth, Arc<ServerConfig>)> = Vec::new();
     for &mode in modes {
         if !configs.iter().any(|(m, _)| *m == mode) {
-            configs.push((mode, server_config(files, mode)?));
+            configs.push((mode, server_config(files, mode, kernel_tls)?));
         }
     }
     Ok(configs)
@@ -150,6 +166,8 @@ pub struct TlsAcceptor {
     mapper: SslPrincipalMapper,
     /// Each TLS listener's ssl.client.auth.
     modes: Vec<(ListenerName, SslClientAuth)>,
+    /// What the kernel offers, decided once at start.
+    kernel: KernelTls,
     current: RwLock<Vec<(SslClientAuth, Arc<ServerConfig>)>>,
     /// The files the current configuration came from, and the last files that did not
     /// load (so that a bad file is logged once, not at every check).
@@ -166,18 +184,23 @@ impl std::fmt::Debug for TlsAcceptor {
 
 impl TlsAcceptor {
     /// Reads the files for the TLS ones of `listeners`; a start with files that do not
-    /// load fails.
-    pub fn load(settings: &SslConfig, listeners: &Listeners) -> Result<Arc<TlsAcceptor>, TlsError> {
+    /// load fails. `kernel` is what the kernel offers for record encryption.
+    pub fn load(
+        settings: &SslConfig,
+        listeners: &Listeners,
+        kernel: KernelTls,
+    ) -> Result<Arc<TlsAcceptor>, TlsError> {
         let mapper = SslPrincipalMapper::parse(&settings.ssl_principal_mapping_rules)?;
         let modes = settings
             .client_auth_by_listener(listeners)
             .map_err(TlsError::Listeners)?;
         let files = read_files(settings)?;
-        let configs = server_configs(&files, &modes_in_use(&modes))?;
+        let configs = server_configs(&files, &modes_in_use(&modes), kernel.is_available())?;
         Ok(Arc::new(TlsAcceptor {
             settings: settings.clone(),
             mapper,
             modes,
+            kernel,
             current: RwLock::new(configs),
             seen: Mutex::new((files, None)),
         }))
@@ -191,7 +214,11 @@ impl TlsAcceptor {
         if files == seen.0 || Some(&files) == seen.1.as_ref() {
             return Ok(false);
         }
-        match server_configs(&files, &modes_in_use(&self.modes)) {
+        match server_configs(
+            &files,
+            &modes_in_use(&self.modes),
+            self.kernel.is_available(),
+        ) {
             Ok(configs) => {
                 *self.current.write() = configs;
                 *seen = (files, None);
@@ -212,14 +239,20 @@ impl TlsAcceptor {
             .map(|(_, m)| *m)
     }
 
-    /// The TLS handshake of a connection to `listener`, within `timeout_ms`, and the
-    /// client's principal.
+    /// What the kernel offers for record encryption.
+    pub fn kernel(&self) -> &KernelTls {
+        &self.kernel
+    }
+
+    /// The TLS handshake of a connection to `listener`, within `timeout_ms`; the
+    /// client's principal; and the connection, handed to the kernel where it offers the
+    /// negotiated cipher.
     pub async fn accept(
         &self,
         tcp: TcpStream,
         listener: &ListenerName,
         timeout_ms: u64,
-    ) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, Principal), TlsError> {
+    ) -> Result<(ClientStream, Principal, TlsMode), TlsError> {
         let mode = self
             .client_auth(listener)
             .ok_or_else(|| TlsError::NotTls(listener.clone()))?;
@@ -230,13 +263,45 @@ impl TlsAcceptor {
             .find(|(m, _)| *m == mode)
             .map(|(_, c)| c.clone())
             .ok_or_else(|| TlsError::NotTls(listener.clone()))?;
-        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(tcp);
-        let stream = tokio::time::timeout(Duration::from_millis(timeout_ms), handshake)
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+        let timed_out = |_| TlsError::HandshakeTimeout(timeout_ms);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        if !self.kernel.is_available() {
+            let stream = tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+                .await
+                .map_err(timed_out)?
+                .map_err(TlsError::Handshake)?;
+            let principal = client_principal(stream.get_ref().1.peer_certificates(), &self.mapper)?;
+            return Ok((
+                ClientStream::Tls(Box::new(stream)),
+                principal,
+                TlsMode::Userspace,
+            ));
+        }
+        // Read record by record, so that at the hand-over rustls holds no partial
+        // record the kernel would never see.
+        let stream = tokio::time::timeout_at(deadline, acceptor.accept(CorkStream::new(tcp)))
             .await
-            .map_err(|_| TlsError::HandshakeTimeout(timeout_ms))?
+            .map_err(timed_out)?
             .map_err(TlsError::Handshake)?;
-        let principal = client_principal(stream.get_ref().1.peer_certificates(), &self.mapper)?;
-        Ok((stream, principal))
+        let connection = stream.get_ref().1;
+        let principal = client_principal(connection.peer_certificates(), &self.mapper)?;
+        match self.kernel.mode_for(connection.negotiated_cipher_suite()) {
+            TlsMode::Userspace => Ok((
+                ClientStream::Tls(Box::new(stream)),
+                principal,
+                TlsMode::Userspace,
+            )),
+            TlsMode::Kernel => {
+                // The secrets are out of rustls once this starts: a failure closes the
+                // connection (the probe makes one unlikely).
+                let stream = tokio::time::timeout_at(deadline, ktls::hand_over(stream))
+                    .await
+                    .map_err(timed_out)?
+                    .map_err(|e| TlsError::KernelTls(e.to_string()))?;
+                Ok((ClientStream::KernelTls(stream), principal, TlsMode::Kernel))
+            }
+        }
     }
 }
 

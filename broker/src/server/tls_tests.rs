@@ -69,6 +69,7 @@ fn settings(files: &Files, auth: SslClientAuth, rules: &str) -> SslConfig {
         ssl_truststore_location: Some(files.dir.path().join("ca.pem")),
         ssl_client_auth: auth,
         listener_ssl_client_auth: String::new(),
+        ssl_ktls: crate::config::ssl::SslKtls::Auto,
         ssl_principal_mapping_rules: rules.into(),
         ssl_reload_interval_ms: 100,
     }
@@ -95,6 +96,12 @@ fn client_config(trusted_ca: &str, identity: Option<(String, String)>) -> Arc<Cl
             )
             .unwrap(),
     })
+}
+
+/// The acceptor with what this kernel offers: on a kernel with TLS, these tests run
+/// their connections through kernel TLS.
+fn load(settings: &SslConfig, listeners: &Listeners) -> Result<Arc<TlsAcceptor>, TlsError> {
+    TlsAcceptor::load(settings, listeners, KernelTls::probe())
 }
 
 /// One SSL listener named SSL.
@@ -148,11 +155,12 @@ async fn connect_to(
     });
     let (tcp, _) = listener.accept().await.unwrap();
     let outcome = match acceptor.accept(tcp, &listener_name, 10_000).await {
-        Ok((mut stream, principal)) => {
+        Ok((stream, principal, _)) => {
+            let (mut read, mut write) = stream.into_split();
             let mut byte = [0u8; 1];
-            stream.read_exact(&mut byte).await.unwrap();
-            stream.write_all(b"y").await.unwrap();
-            stream.flush().await.unwrap();
+            read.read_exact(&mut byte).await.unwrap();
+            write.write_all(b"y").await.unwrap();
+            write.flush().await.unwrap();
             Ok(principal)
         }
         Err(e) => Err(e.to_string()),
@@ -175,7 +183,7 @@ fn setup() -> (Files, Ca) {
 #[tokio::test]
 async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
     let (files, ca) = setup();
-    let acceptor = TlsAcceptor::load(
+    let acceptor = load(
         &settings(
             &files,
             SslClientAuth::Required,
@@ -225,7 +233,7 @@ async fn a_client_certificate_is_the_principal_and_required_refuses_the_rest() {
 #[tokio::test]
 async fn requested_lets_a_client_without_a_certificate_in_as_anonymous() {
     let (files, ca) = setup();
-    let acceptor = TlsAcceptor::load(
+    let acceptor = load(
         &settings(&files, SslClientAuth::Requested, "DEFAULT"),
         &ssl_listener(),
     )
@@ -236,7 +244,7 @@ async fn requested_lets_a_client_without_a_certificate_in_as_anonymous() {
         connect(&acceptor, client_config(&ca.pem, Some(leaf(&ca, "bob", 3)))).await;
     assert_eq!(principal.unwrap(), Principal::user("CN=bob,O=Fjord Test"));
     // With none, a certificate is not even asked for.
-    let acceptor = TlsAcceptor::load(
+    let acceptor = load(
         &settings(&files, SslClientAuth::None, "DEFAULT"),
         &ssl_listener(),
     )
@@ -251,7 +259,7 @@ async fn client_auth_is_per_listener_and_sasl_ssl_asks_for_no_certificate() {
     let (files, ca) = setup();
     let mut s = settings(&files, SslClientAuth::Required, "DEFAULT");
     s.listener_ssl_client_auth = "sslnocert:none".into();
-    let acceptor = TlsAcceptor::load(
+    let acceptor = load(
         &s,
         &listeners(
             "SSL://127.0.0.1:0,SASL_SSL://127.0.0.1:0,SSLNOCERT://127.0.0.1:0",
@@ -304,7 +312,7 @@ async fn client_auth_is_per_listener_and_sasl_ssl_asks_for_no_certificate() {
 #[tokio::test]
 async fn rotated_files_serve_new_handshakes_and_a_bad_file_keeps_the_old_ones() {
     let (files, ca) = setup();
-    let acceptor = TlsAcceptor::load(
+    let acceptor = load(
         &settings(&files, SslClientAuth::None, "DEFAULT"),
         &ssl_listener(),
     )
@@ -337,22 +345,58 @@ fn files_that_cannot_serve_are_refused_with_what_is_wrong() {
     let (files, _) = setup();
     let mut s = settings(&files, SslClientAuth::None, "DEFAULT");
     s.ssl_key_location = None;
-    let err = TlsAcceptor::load(&s, &ssl_listener())
-        .unwrap_err()
-        .to_string();
+    let err = load(&s, &ssl_listener()).unwrap_err().to_string();
     assert!(err.contains("private key"), "{err}");
     files.write(
         "enc.key",
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
     );
     s.ssl_key_location = Some(files.dir.path().join("enc.key"));
-    let err = TlsAcceptor::load(&s, &ssl_listener())
-        .unwrap_err()
-        .to_string();
+    let err = load(&s, &ssl_listener()).unwrap_err().to_string();
     assert!(err.contains("encrypted keys are not supported"), "{err}");
     s.ssl_key_location = Some(files.dir.path().join("missing.key"));
-    let err = TlsAcceptor::load(&s, &ssl_listener())
-        .unwrap_err()
-        .to_string();
+    let err = load(&s, &ssl_listener()).unwrap_err().to_string();
     assert!(err.contains("missing.key"), "{err}");
+}
+
+/// Where the kernel offers TLS but not the negotiated cipher, the connection stays in
+/// rustls over the record-by-record reader: large payloads cross intact both ways.
+#[tokio::test]
+async fn a_cipher_the_kernel_does_not_take_stays_in_user_space() {
+    let (files, ca) = setup();
+    let acceptor = TlsAcceptor::load(
+        &settings(&files, SslClientAuth::None, "DEFAULT"),
+        &ssl_listener(),
+        KernelTls::Available(Vec::new()),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let sent = payload.clone();
+    let client = tokio::spawn(async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(client_config(&ca.pem, None))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(&sent).await.unwrap();
+        tls.flush().await.unwrap();
+        let mut echoed = vec![0u8; sent.len()];
+        tls.read_exact(&mut echoed).await.unwrap();
+        echoed == sent
+    });
+    let (tcp, _) = listener.accept().await.unwrap();
+    let (stream, _, mode) = acceptor
+        .accept(tcp, &ListenerName::parse("SSL").unwrap(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(mode, TlsMode::Userspace);
+    let (mut read, mut write) = stream.into_split();
+    let mut got = vec![0u8; payload.len()];
+    read.read_exact(&mut got).await.unwrap();
+    assert!(got == payload, "payload changed on the way in");
+    write.write_all(&got).await.unwrap();
+    write.flush().await.unwrap();
+    assert!(client.await.unwrap(), "payload changed on the way out");
 }
