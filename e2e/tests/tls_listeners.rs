@@ -30,7 +30,7 @@ use fjord_e2e::{free_port, http_get, unique_topic, BrokerOptions, BrokerProcess}
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -129,6 +129,43 @@ async fn served_serial(port: u16, ca_pem: &str, client: &(String, String)) -> Re
     Ok(cert.raw_serial().to_vec())
 }
 
+/// Produce `payloads` to partition 0 of `topic` over `producer`, each acknowledged.
+async fn produce_all(
+    producer: &FutureProducer,
+    topic: &str,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+    broker: &BrokerProcess,
+) -> Result<()> {
+    for payload in payloads {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(&payload),
+                Duration::from_secs(20),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("produce over SSL\n{}", broker.logs()))?;
+    }
+    producer.flush(Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// The next `n` records `consumer` receives, within [`DEADLINE`].
+async fn consume_n(consumer: &StreamConsumer, n: usize) -> Result<Vec<OwnedMessage>> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, consumer.recv())
+            .await
+            .with_context(|| format!("{} of {n} records consumed over SSL", got.len()))??;
+        got.push(message.detach());
+    }
+    Ok(got)
+}
+
 #[tokio::test]
 async fn ssl_listener_with_client_certificates() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -184,33 +221,19 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
     // 1. Produce and consume in a group over SSL.
     let topic = unique_topic("tls");
     let producer: FutureProducer = with_cert.create()?;
-    for i in 0..100 {
-        let value = format!("record-{i}");
-        producer
-            .send(
-                FutureRecord::<(), _>::to(&topic).payload(&value),
-                Duration::from_secs(20),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("produce over SSL\n{}", broker.logs()))?;
-    }
-    producer.flush(Duration::from_secs(10))?;
+    let values = (0..100).map(|i| format!("record-{i}").into_bytes());
+    produce_all(&producer, &topic, values, &broker).await?;
     let consumer: StreamConsumer = with_cert
         .clone()
         .set("group.id", unique_topic("tls-group"))
         .set("auto.offset.reset", "earliest")
         .create()?;
     consumer.subscribe(&[&topic])?;
-    let mut got = Vec::new();
-    let deadline = Instant::now() + DEADLINE;
-    while got.len() < 100 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, consumer.recv())
-            .await
-            .with_context(|| format!("{} of 100 records consumed over SSL", got.len()))??;
-        got.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
-    }
+    let got: Vec<String> = consume_n(&consumer, 100)
+        .await?
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
+        .collect();
     let want: Vec<String> = (0..100).map(|i| format!("record-{i}")).collect();
     assert_eq!(got, want);
 
@@ -393,19 +416,8 @@ async fn fetch_over_ssl_in_the_mode_the_kernel_offers() -> Result<()> {
     const SIZE: usize = 100 * 1024;
     let topic = unique_topic("tls-fetch");
     let producer: FutureProducer = ssl.clone().set("message.max.bytes", "1000000").create()?;
-    for i in 0..RECORDS {
-        producer
-            .send(
-                FutureRecord::<(), _>::to(&topic)
-                    .partition(0)
-                    .payload(&fetch_record(i, SIZE)),
-                Duration::from_secs(20),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("produce over SSL\n{}", broker.logs()))?;
-    }
-    producer.flush(Duration::from_secs(10))?;
+    let records = (0..RECORDS).map(|i| fetch_record(i, SIZE));
+    produce_all(&producer, &topic, records, &broker).await?;
     let consumer: StreamConsumer = ssl
         .clone()
         .set("group.id", unique_topic("tls-fetch"))
@@ -415,12 +427,7 @@ async fn fetch_over_ssl_in_the_mode_the_kernel_offers() -> Result<()> {
         .set("receive.message.max.bytes", "33554432")
         .create()?;
     consumer.subscribe(&[&topic])?;
-    let deadline = Instant::now() + DEADLINE;
-    for i in 0..RECORDS {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let message = tokio::time::timeout(left, consumer.recv())
-            .await
-            .with_context(|| format!("{i} of {RECORDS} records fetched over SSL"))??;
+    for (i, message) in (0..RECORDS).zip(consume_n(&consumer, RECORDS as usize).await?) {
         ensure!(
             message.offset() == i64::from(i),
             "offset {} for record {i}",
