@@ -13,8 +13,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::ssl::SslClientAuth;
-
 /// How a listener secures its connections (Kafka's `SecurityProtocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SecurityProtocol {
@@ -270,7 +268,7 @@ pub enum ListenerError {
 }
 
 /// Split a comma-separated setting, ignoring empty entries and blanks.
-fn entries(s: &str) -> impl Iterator<Item = &str> {
+pub(super) fn entries(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|e| !e.is_empty())
 }
 
@@ -346,55 +344,6 @@ pub fn resolve(settings: &ListenerSettings<'_>) -> Result<Listeners, ListenerErr
         })
         .collect::<Result<_, ListenerError>>()?;
     Ok(Listeners(listeners))
-}
-
-/// Each TLS listener's `ssl.client.auth`, as KIP-684 has it: the broker-wide mode
-/// (`broker_wide`) applies to SSL listeners only; SASL_SSL listeners ask for no
-/// certificate (SASL authenticates the client) unless `overrides`
-/// (`--listener-ssl-client-auth NAME:MODE,...`, Kafka's
-/// `listener.name.<name>.ssl.client.auth`) sets a mode for that listener.
-pub fn client_auth_by_listener(
-    listeners: &Listeners,
-    broker_wide: SslClientAuth,
-    overrides: &str,
-) -> Result<Vec<(ListenerName, SslClientAuth)>, ListenerError> {
-    let mut given: Vec<(ListenerName, SslClientAuth)> = Vec::new();
-    for entry in entries(overrides) {
-        let bad = || ListenerError::BadClientAuthEntry(entry.to_string());
-        let (name, mode) = entry.split_once(':').ok_or_else(bad)?;
-        let name = ListenerName::parse(name)?;
-        let mode = match mode.trim().to_ascii_lowercase().as_str() {
-            "none" => SslClientAuth::None,
-            "requested" => SslClientAuth::Requested,
-            "required" => SslClientAuth::Required,
-            _ => return Err(bad()),
-        };
-        if given.iter().any(|(n, _)| *n == name) {
-            return Err(ListenerError::DuplicateClientAuth(name));
-        }
-        let listener = listeners
-            .get(&name)
-            .ok_or_else(|| ListenerError::UnknownClientAuthListener(name.clone()))?;
-        if !listener.protocol.is_tls() {
-            return Err(ListenerError::ClientAuthOnPlainListener(
-                name,
-                listener.protocol,
-            ));
-        }
-        given.push((name, mode));
-    }
-    Ok(listeners
-        .iter()
-        .filter(|l| l.protocol.is_tls())
-        .map(|l| {
-            let mode = match given.iter().find(|(n, _)| *n == l.name) {
-                Some((_, mode)) => *mode,
-                None if l.protocol == SecurityProtocol::Ssl => broker_wide,
-                None => SslClientAuth::None,
-            };
-            (l.name.clone(), mode)
-        })
-        .collect())
 }
 
 /// The security protocol map: the one given, or Kafka's default (each protocol's name

@@ -1,6 +1,7 @@
 //! Parsing and checking of the listener settings, and the flags that go with them.
 
 use super::*;
+use crate::config::ssl::{client_auth_by_listener, SslClientAuth};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -176,7 +177,7 @@ fn named_listeners_come_from_flags_and_the_shorthand_is_one_plaintext_listener()
         "an SSL or SASL_SSL listener needs --ssl-keystore-location (PEM certificate chain)"
     );
     let mut no_truststore = c.clone();
-    no_truststore.ssl.ssl_client_auth = crate::config::ssl::SslClientAuth::Required;
+    no_truststore.ssl.ssl_client_auth = SslClientAuth::Required;
     assert_eq!(
         no_truststore.validate().unwrap_err(),
         "--ssl-client-auth required needs --ssl-truststore-location (PEM CA certificates)"

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::listeners::{client_auth_by_listener, ListenerName, Listeners};
+use super::listeners::{entries, ListenerError, ListenerName, Listeners, SecurityProtocol};
 
 /// Whether a TLS listener asks clients for a certificate (ssl.client.auth).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -159,4 +159,53 @@ fn listener_mode_given(overrides: &str, listener: &ListenerName) -> bool {
         .split(',')
         .filter_map(|e| e.split_once(':'))
         .any(|(name, _)| ListenerName::parse(name).is_ok_and(|n| n == *listener))
+}
+
+/// Each TLS listener's `ssl.client.auth`, as KIP-684 has it: the broker-wide mode
+/// (`broker_wide`) applies to SSL listeners only; SASL_SSL listeners ask for no
+/// certificate (SASL authenticates the client) unless `overrides`
+/// (`--listener-ssl-client-auth NAME:MODE,...`, Kafka's
+/// `listener.name.<name>.ssl.client.auth`) sets a mode for that listener.
+pub fn client_auth_by_listener(
+    listeners: &Listeners,
+    broker_wide: SslClientAuth,
+    overrides: &str,
+) -> Result<Vec<(ListenerName, SslClientAuth)>, ListenerError> {
+    let mut given: Vec<(ListenerName, SslClientAuth)> = Vec::new();
+    for entry in entries(overrides) {
+        let bad = || ListenerError::BadClientAuthEntry(entry.to_string());
+        let (name, mode) = entry.split_once(':').ok_or_else(bad)?;
+        let name = ListenerName::parse(name)?;
+        let mode = match mode.trim().to_ascii_lowercase().as_str() {
+            "none" => SslClientAuth::None,
+            "requested" => SslClientAuth::Requested,
+            "required" => SslClientAuth::Required,
+            _ => return Err(bad()),
+        };
+        if given.iter().any(|(n, _)| *n == name) {
+            return Err(ListenerError::DuplicateClientAuth(name));
+        }
+        let listener = listeners
+            .get(&name)
+            .ok_or_else(|| ListenerError::UnknownClientAuthListener(name.clone()))?;
+        if !listener.protocol.is_tls() {
+            return Err(ListenerError::ClientAuthOnPlainListener(
+                name,
+                listener.protocol,
+            ));
+        }
+        given.push((name, mode));
+    }
+    Ok(listeners
+        .iter()
+        .filter(|l| l.protocol.is_tls())
+        .map(|l| {
+            let mode = match given.iter().find(|(n, _)| *n == l.name) {
+                Some((_, mode)) => *mode,
+                None if l.protocol == SecurityProtocol::Ssl => broker_wide,
+                None => SslClientAuth::None,
+            };
+            (l.name.clone(), mode)
+        })
+        .collect())
 }

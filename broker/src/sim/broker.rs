@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::sync::oneshot::error::TryRecvError;
 use uuid::Uuid;
 
-use super::invariants::{check_recovered, LogRead, LogView};
+use super::log_view::{check_recovered, LogRead, LogView};
 use super::net::{Msg, Node, CLIENT, CONTROLLER};
 use crate::clock::{Clock, ManualClock};
 use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
@@ -184,6 +184,13 @@ struct PendingCommit {
     group: usize,
     offset: i64,
     future: CommitFuture,
+}
+
+impl Process {
+    /// This broker's log as read back.
+    pub(super) fn read_log(&mut self) -> Result<LogRead, String> {
+        self.view.read(&self.partition)
+    }
 }
 
 pub(super) fn group_id(group: usize) -> String {

@@ -21,6 +21,7 @@
 
 mod broker;
 mod invariants;
+mod log_view;
 mod net;
 mod tests;
 
