@@ -74,6 +74,17 @@ fn write(dir: &Path, name: &str, pem: &str) -> PathBuf {
     path
 }
 
+/// A test CA and a broker certificate from it, written to `dir` as server.pem,
+/// server.key and ca.pem: the CA, and the paths of the three files.
+fn broker_files(dir: &Path) -> (Ca, PathBuf, PathBuf, PathBuf) {
+    let ca = new_ca("Fjord Test CA");
+    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
+    let server_pem = write(dir, "server.pem", &server_cert);
+    let server_key = write(dir, "server.key", &server_key);
+    let ca_path = write(dir, "ca.pem", &ca.pem);
+    (ca, server_pem, server_key, ca_path)
+}
+
 fn client(bootstrap: &str, tls: Option<(&Path, Option<(&Path, &Path)>)>) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap)
@@ -170,11 +181,7 @@ async fn consume_n(consumer: &StreamConsumer, n: usize) -> Result<Vec<OwnedMessa
 async fn ssl_listener_with_client_certificates() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let ca = new_ca("Fjord Test CA");
-    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
-    write(d, "server.pem", &server_cert);
-    write(d, "server.key", &server_key);
-    let ca_path = write(d, "ca.pem", &ca.pem);
+    let (ca, _, _, ca_path) = broker_files(d);
     let client_identity = leaf(
         &ca,
         &[
@@ -297,11 +304,7 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
 async fn ssl_client_auth_per_listener() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let ca = new_ca("Fjord Test CA");
-    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
-    let server_pem = write(d, "server.pem", &server_cert);
-    let server_key = write(d, "server.key", &server_key);
-    let ca_path = write(d, "ca.pem", &ca.pem);
+    let (ca, server_pem, server_key, ca_path) = broker_files(d);
     let identity = leaf(&ca, &[(DnType::CommonName, "client")], 10);
     let client_cert = write(d, "client.pem", &identity.0);
     let client_key = write(d, "client.key", &identity.1);
@@ -391,11 +394,7 @@ fn fetch_record(i: u32, len: usize) -> Vec<u8> {
 async fn fetch_over_ssl_in_the_mode_the_kernel_offers() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
-    let ca = new_ca("Fjord Test CA");
-    let (server_cert, server_key) = leaf(&ca, &[(DnType::CommonName, "broker")], 1);
-    let server_pem = write(d, "server.pem", &server_cert);
-    let server_key = write(d, "server.key", &server_key);
-    let ca_path = write(d, "ca.pem", &ca.pem);
+    let (_, server_pem, server_key, ca_path) = broker_files(d);
     let ssl_port = free_port()?;
     let mut broker = BrokerProcess::prepare(BrokerOptions::default())?;
     let plain = broker.bootstrap();
