@@ -142,6 +142,7 @@ iptables_dep() {
 }
 
 step "system packages" apt_deps
+step "cargo cache bounded" tools/prune-target.sh "$CARGO_TARGET_DIR"
 step "iptables for the cluster fault suite" iptables_dep
 step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
