@@ -1009,3 +1009,28 @@ fn describe_shows_metadata_only_when_stable() {
     assert_eq!(d.members[0].metadata, Bytes::from_static(b"meta-range"));
     assert_eq!(d.members[0].assignment, Bytes::from_static(b"A"));
 }
+
+#[test]
+fn silent_static_members_expire_at_their_session_timeout() {
+    // KIP-345: a static member sends no LeaveGroup when it shuts down; the coordinator
+    // removes it once its session times out, as it does a dynamic member.
+    let mut c = GroupCoordinator::new(config(3000));
+    c.join(static_join("", "a1", "ia"), 1, 0);
+    c.join(static_join("", "b1", "ib"), 2, 0);
+    c.tick(3000);
+    c.tick(6000);
+    c.sync(sync("b1", 1, &[]), 3, 6000);
+    c.sync(sync("a1", 1, &[("a1", "A"), ("b1", "B")]), 4, 6000);
+    assert_eq!(state(&c), GroupState::Stable);
+    // a keeps heartbeating, b is gone.
+    let t = 6000 + i64::from(SESSION);
+    assert_eq!(c.heartbeat(G, "a1", Some("ia"), 1, t - 1), None);
+    c.tick(t);
+    assert_eq!(c.group(G).unwrap().member_count(), 1);
+    assert_eq!(state(&c), GroupState::PreparingRebalance);
+    // a goes too: the group empties and can be deleted.
+    c.tick(t + 2 * i64::from(SESSION));
+    assert_eq!(c.group(G).unwrap().member_count(), 0);
+    assert_eq!(state(&c), GroupState::Empty);
+    assert!(c.delete_group(G).is_ok());
+}
