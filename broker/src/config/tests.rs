@@ -191,3 +191,129 @@ fn advertised_listener_is_checked() {
     let bad = Cli::parse_from(["fjord", "--advertised-listener", "nohostport"]).broker;
     assert!(bad.validate().is_err());
 }
+
+/// Kafka 4.4's topic configs (LogConfig's definitions, internal ones left out): name,
+/// type and default.
+const KAFKA_TOPIC_CONFIGS: &[(&str, ConfigType, &str)] = &[
+    ("cleanup.policy", ConfigType::List, "delete"),
+    ("compression.gzip.level", ConfigType::Int, "-1"),
+    ("compression.lz4.level", ConfigType::Int, "9"),
+    ("compression.type", ConfigType::String, "producer"),
+    ("compression.zstd.level", ConfigType::Int, "3"),
+    ("delete.retention.ms", ConfigType::Long, "86400000"),
+    (
+        "errors.deadletterqueue.group.enable",
+        ConfigType::Boolean,
+        "false",
+    ),
+    ("file.delete.delay.ms", ConfigType::Long, "60000"),
+    ("flush.messages", ConfigType::Long, "9223372036854775807"),
+    ("flush.ms", ConfigType::Long, "9223372036854775807"),
+    (
+        "follower.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+    ),
+    ("index.interval.bytes", ConfigType::Int, "4096"),
+    (
+        "leader.replication.throttled.replicas",
+        ConfigType::List,
+        "",
+    ),
+    ("local.retention.bytes", ConfigType::Long, "-2"),
+    ("local.retention.ms", ConfigType::Long, "-2"),
+    (
+        "max.compaction.lag.ms",
+        ConfigType::Long,
+        "9223372036854775807",
+    ),
+    (
+        "max.decompressed.message.bytes",
+        ConfigType::Int,
+        "2147483639",
+    ),
+    ("max.message.bytes", ConfigType::Int, "1048588"),
+    (
+        "message.timestamp.after.max.ms",
+        ConfigType::Long,
+        "3600000",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        ConfigType::Long,
+        "9223372036854775807",
+    ),
+    ("message.timestamp.type", ConfigType::String, "CreateTime"),
+    ("min.cleanable.dirty.ratio", ConfigType::Double, "0.5"),
+    ("min.compaction.lag.ms", ConfigType::Long, "0"),
+    ("min.insync.replicas", ConfigType::Int, "1"),
+    ("preallocate", ConfigType::Boolean, "false"),
+    ("remote.copy.lag.bytes", ConfigType::Long, "-1"),
+    ("remote.copy.lag.ms", ConfigType::Long, "0"),
+    ("remote.log.copy.disable", ConfigType::Boolean, "false"),
+    ("remote.log.delete.on.disable", ConfigType::Boolean, "false"),
+    ("remote.storage.enable", ConfigType::Boolean, "false"),
+    ("retention.bytes", ConfigType::Long, "-1"),
+    ("retention.ms", ConfigType::Long, "604800000"),
+    ("segment.bytes", ConfigType::Int, "1073741824"),
+    ("segment.index.bytes", ConfigType::Int, "10485760"),
+    ("segment.jitter.ms", ConfigType::Long, "0"),
+    ("segment.ms", ConfigType::Long, "604800000"),
+    (
+        "unclean.leader.election.enable",
+        ConfigType::Boolean,
+        "false",
+    ),
+];
+
+#[test]
+fn every_kafka_topic_config_is_known_with_kafkas_type_and_default() {
+    let d = defaults();
+    for (name, config_type, default) in KAFKA_TOPIC_CONFIGS {
+        let def = topic_config_def(name).unwrap_or_else(|| panic!("{name} is not known"));
+        assert_eq!(def.config_type, *config_type, "{name}");
+        assert_eq!(&(def.default)(&d), default, "{name}");
+        validate_topic_config(name, default).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert_eq!(TOPIC_CONFIGS.len(), KAFKA_TOPIC_CONFIGS.len());
+    let names: Vec<&str> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "TOPIC_CONFIGS is kept in name order");
+}
+
+#[test]
+fn configs_without_effect_are_accepted_validated_and_documented_as_such() {
+    for (name, good, bad) in [
+        ("compression.type", "lz4", "brotli"),
+        ("compression.type", "uncompressed", "none"),
+        ("compression.gzip.level", "-1", "0"),
+        ("compression.gzip.level", "9", "10"),
+        ("compression.lz4.level", "17", "18"),
+        ("compression.zstd.level", "-131072", "23"),
+        ("file.delete.delay.ms", "0", "-1"),
+        ("preallocate", "true", "yes"),
+        ("segment.jitter.ms", "100", "-1"),
+        ("local.retention.ms", "-2", "-3"),
+        ("message.timestamp.after.max.ms", "0", "-1"),
+        ("leader.replication.throttled.replicas", "*", "0-1"),
+        ("follower.replication.throttled.replicas", "0:1, 1:2", "0:x"),
+        ("remote.storage.enable", "false", "true"),
+    ] {
+        validate_topic_config(name, good).unwrap_or_else(|e| panic!("{name}={good}: {e}"));
+        let err = validate_topic_config(name, bad).unwrap_err();
+        assert!(err.contains(name), "{name}={bad}: {err}");
+    }
+    let stored = topic_config_def("preallocate").unwrap();
+    assert!(!stored.applied);
+    assert!(stored.documentation().contains("does not act on it"));
+    let acted = topic_config_def("retention.ms").unwrap();
+    assert!(!acted.documentation().contains("does not act"));
+    assert_eq!(acted.broker_property, Some("log.retention.ms"));
+    assert_eq!(
+        topic_config_def("remote.storage.enable")
+            .unwrap()
+            .broker_property,
+        None
+    );
+}

@@ -25,8 +25,10 @@ struct Entry {
     value: String,
     source: i8,
     config_type: ConfigType,
-    doc: &'static str,
+    doc: String,
     read_only: bool,
+    /// Kafka's synonyms, most specific first: (name, value, source).
+    synonyms: Vec<(String, String, i8)>,
 }
 
 fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
@@ -35,18 +37,29 @@ fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
     Some(
         TOPIC_CONFIGS
             .iter()
-            .map(|def| Entry {
-                name: def.name.to_string(),
-                value: effective_topic_config(def.name, &t.configs, &broker.defaults)
-                    .unwrap_or_default(),
-                source: if t.configs.contains_key(def.name) {
-                    SOURCE_TOPIC
-                } else {
-                    SOURCE_DEFAULT
-                },
-                config_type: def.config_type,
-                doc: def.doc,
-                read_only: false,
+            .map(|def| {
+                let default = (def.default)(&broker.defaults);
+                let overridden = t.configs.get(def.name);
+                let mut synonyms = Vec::new();
+                if let Some(v) = overridden {
+                    synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
+                }
+                if let Some(p) = def.broker_property {
+                    synonyms.push((p.to_string(), default.clone(), SOURCE_DEFAULT));
+                }
+                Entry {
+                    name: def.name.to_string(),
+                    value: overridden.cloned().unwrap_or(default),
+                    source: if overridden.is_some() {
+                        SOURCE_TOPIC
+                    } else {
+                        SOURCE_DEFAULT
+                    },
+                    config_type: def.config_type,
+                    doc: def.documentation(),
+                    read_only: false,
+                    synonyms,
+                }
             })
             .collect(),
     )
@@ -55,12 +68,13 @@ fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
     let c = &broker.config;
     let listeners = c.listeners().expect("validated at startup");
-    let entry = |name: &str, value: String, config_type, doc| Entry {
+    let entry = |name: &str, value: String, config_type, doc: &str| Entry {
         name: name.to_string(),
+        synonyms: vec![(name.to_string(), value.clone(), SOURCE_STATIC_BROKER)],
         value,
         source: SOURCE_STATIC_BROKER,
         config_type,
-        doc,
+        doc: doc.to_string(),
         read_only: true,
     };
     vec![
@@ -304,10 +318,16 @@ pub fn describe_configs(
                                 .with_read_only(e.read_only)
                                 .with_config_source(e.source);
                             if req.include_synonyms {
-                                c.synonyms = vec![DescribeConfigsSynonym::default()
-                                    .with_name(str_bytes(e.name))
-                                    .with_value(Some(str_bytes(e.value)))
-                                    .with_source(e.source)];
+                                c.synonyms = e
+                                    .synonyms
+                                    .into_iter()
+                                    .map(|(name, value, source)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(str_bytes(name))
+                                            .with_value(Some(str_bytes(value)))
+                                            .with_source(source)
+                                    })
+                                    .collect();
                             }
                             if v >= 3 {
                                 c.config_type = e.config_type as i8;
