@@ -6,11 +6,8 @@
 //! stored as overrides in the cluster metadata; a topic's effective [`LogConfig`] is
 //! the broker default overlaid with its overrides.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-
-use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 pub mod listeners;
 pub mod ssl;

@@ -206,6 +206,44 @@ def test_admin_create_describe_alter_grow_delete(admin):
     assert error_code(e) == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
+def test_kafka_topic_configs_are_accepted_and_the_topic_codec_applies(bootstrap, admin):
+    # Configs a tool copies from a Kafka 4 cluster, some of which Fjord only stores.
+    topic = unique_topic("ck-kafka-configs")
+    configs = {"compression.type": "lz4", "file.delete.delay.ms": "1000", "preallocate": "true",
+               "segment.jitter.ms": "100", "message.timestamp.after.max.ms": "7200000",
+               "leader.replication.throttled.replicas": "*"}
+    create_topic(admin, topic, 1, configs)
+    sent = [f"v{i}" for i in range(200)]
+    p = producer(bootstrap, **{"compression.type": "zstd", "linger.ms": 5})
+    for v in sent:
+        p.produce(topic, value=v)
+    assert p.flush(DEADLINE_S) == 0
+    c = consumer(bootstrap)
+    try:
+        c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        assert [m.value().decode() for m in consume_exactly(c, len(sent))] == sent
+    finally:
+        c.close()
+
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    cfg = result(admin.describe_configs([res])[res])
+    for name, value in configs.items():
+        assert cfg[name].value == value, (name, cfg[name].value)
+        assert cfg[name].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, name
+    # Kafka's synonyms: the topic override, then the broker property behind the default.
+    assert list(cfg["file.delete.delay.ms"].synonyms) == ["file.delete.delay.ms",
+                                                          "log.segment.delete.delay.ms"]
+    assert cfg["retention.ms"].value == "604800000"
+    assert "log.retention.ms" in cfg["retention.ms"].synonyms
+
+    bad = NewTopic(unique_topic("ck-tiered"), num_partitions=1, replication_factor=REPLICATION_FACTOR,
+                   config={"remote.storage.enable": "true"})
+    with pytest.raises(KafkaException) as e:
+        result(admin.create_topics([bad])[bad.topic])
+    assert error_code(e) == KafkaError.INVALID_CONFIG
+    result(admin.delete_topics([topic])[topic])
+
+
 def test_describe_cluster(admin):
     c = result(admin.describe_cluster())
     assert c.cluster_id

@@ -1,5 +1,8 @@
 use super::*;
 use clap::Parser;
+use std::collections::BTreeMap;
+
+use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 #[derive(Parser)]
 struct Cli {
@@ -315,5 +318,44 @@ fn configs_without_effect_are_accepted_validated_and_documented_as_such() {
             .unwrap()
             .broker_property,
         None
+    );
+}
+
+#[test]
+fn compression_type_and_levels_reach_the_log_config() {
+    let lc = |pairs: &[(&str, &str)]| {
+        let o: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        log_config(&o, &defaults()).compression
+    };
+    use crate::log::codec::Compression;
+    use crate::log::recompress::TopicCodec;
+    assert_eq!(lc(&[]), None);
+    assert_eq!(lc(&[("compression.type", "producer")]), None);
+    assert_eq!(
+        lc(&[("compression.type", "uncompressed")]),
+        Some(TopicCodec {
+            compression: Compression::None,
+            level: None
+        })
+    );
+    assert_eq!(
+        lc(&[
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "9")
+        ]),
+        Some(TopicCodec {
+            compression: Compression::Zstd,
+            level: Some(9)
+        })
+    );
+    assert_eq!(
+        lc(&[("compression.type", "gzip")]),
+        Some(TopicCodec {
+            compression: Compression::Gzip,
+            level: Some(-1)
+        })
     );
 }

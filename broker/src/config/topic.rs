@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::BrokerConfig;
+use crate::log::codec::Compression;
+use crate::log::recompress::TopicCodec;
 use crate::log::{CleanupPolicy, LogConfig, TimestampType};
 
 /// Broker-level defaults that topic configs inherit.
@@ -174,7 +176,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
             }
         },
         broker_property: Some("compression.gzip.level"),
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "compression.lz4.level",
@@ -189,7 +191,8 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "compression.type",
         config_type: ConfigType::String,
         doc: "The codec batches are stored in: uncompressed, zstd, lz4, snappy, gzip, or \
-              producer (as the producer compressed them).",
+              producer (as the producer compressed them). A batch in another codec is \
+              recompressed when it is appended.",
         default: |_| "producer".into(),
         validate: |v| {
             let v = v.trim();
@@ -203,7 +206,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
             }
         },
         broker_property: Some("compression.type"),
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "compression.zstd.level",
@@ -212,7 +215,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: |_| "3".into(),
         validate: |v| int_range(v, -131_072, 22),
         broker_property: Some("compression.zstd.level"),
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "delete.retention.ms",
@@ -582,5 +585,21 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &TopicDefaults
             .parse()
             .unwrap_or(0.5),
         producer_id_expiration_ms: defaults.producer_id_expiration_ms,
+        compression: topic_codec(&get("compression.type"), &get),
     }
+}
+
+/// `compression.type` with its level; `None` for `producer` (batches stored as sent).
+fn topic_codec(compression_type: &str, get: &dyn Fn(&str) -> String) -> Option<TopicCodec> {
+    let level = |name: &str| get(name).trim().parse::<i32>().ok();
+    let (compression, level) = match compression_type.trim() {
+        "uncompressed" => (Compression::None, None),
+        "gzip" => (Compression::Gzip, level("compression.gzip.level")),
+        "snappy" => (Compression::Snappy, None),
+        // Fjord's lz4 encoder has one level: compression.lz4.level is stored only.
+        "lz4" => (Compression::Lz4, None),
+        "zstd" => (Compression::Zstd, level("compression.zstd.level")),
+        _ => return None,
+    };
+    Some(TopicCodec { compression, level })
 }

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader};
 use super::producer_state::{BatchMetadata, LeaderCheck};
+use super::recompress::recompress;
 use super::segment::{self, Segment};
 use super::{validate, AppendError, AppendInfo, Log, TimestampType};
 
@@ -27,7 +28,24 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let records: Bytes = records.into();
-        let valid = validate::validate_produce(&records, &self.config)?;
+        let mut valid = validate::validate_produce(&records, &self.config)?;
+        let records = match self.config.compression {
+            Some(target) => {
+                match recompress(
+                    &records,
+                    &valid.header,
+                    target,
+                    self.config.max_message_bytes,
+                )? {
+                    Some((rewritten, header)) => {
+                        valid.header = header;
+                        rewritten
+                    }
+                    None => records,
+                }
+            }
+            None => records,
+        };
         let header = valid.header;
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         if header.is_idempotent() {

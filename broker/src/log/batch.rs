@@ -368,6 +368,18 @@ pub fn set_max_timestamp(batch: &mut [u8], log_append_time: bool, max_timestamp_
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// After the records section was replaced: set the codec bits of attributes to `codec`,
+/// batchLength to the buffer's length, and recompute the CRC.
+pub fn set_codec_and_length(batch: &mut [u8], codec: i16) {
+    let attributes =
+        (i16_at(batch, ATTRIBUTES_AT) & !COMPRESSION_MASK) | (codec & COMPRESSION_MASK);
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// A minimal RecordBatch v2 encoder and decoder for tests.
 #[cfg(test)]
 pub(crate) mod testing {

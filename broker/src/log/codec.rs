@@ -346,12 +346,23 @@ pub fn decompress(codec: Compression, data: &[u8], cap: usize) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// Compress a records section with `codec`, in the framing Java producers use.
+/// Compress a records section with `codec`, in the framing Java producers use, at the
+/// codec's default level.
 pub fn compress(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+    compress_at(codec, data, None)
+}
+
+/// Compress at `level` (`compression.gzip.level` 1-9, `compression.zstd.level`); the
+/// other codecs have no level here, and `None` or gzip's -1 mean the default.
+pub fn compress_at(codec: Compression, data: &[u8], level: Option<i32>) -> io::Result<Vec<u8>> {
     match codec {
         Compression::None => Ok(data.to_vec()),
         Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match level {
+                Some(l @ 1..=9) => flate2::Compression::new(l as u32),
+                _ => flate2::Compression::default(),
+            };
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             e.write_all(data)?;
             e.finish()
         }
@@ -379,7 +390,7 @@ pub fn compress(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
             e.finish().map_err(io::Error::other)
         }
         // Level 3 is Kafka's default compression.zstd.level.
-        Compression::Zstd => zstd::stream::encode_all(data, 3),
+        Compression::Zstd => zstd::stream::encode_all(data, level.unwrap_or(3)),
     }
 }
 

@@ -53,6 +53,7 @@ pub mod handles;
 mod index;
 pub mod producer_state;
 mod read;
+pub mod recompress;
 pub mod records;
 mod recovery;
 mod retention;
@@ -117,6 +118,8 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker setting in Kafka): forget an idempotent
     /// producer whose last batch is older than this.
     pub producer_id_expiration_ms: i64,
+    /// `compression.type`: the codec batches are stored in, `None` for `producer`.
+    pub compression: Option<recompress::TopicCodec>,
 }
 
 impl Default for LogConfig {
@@ -138,6 +141,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            compression: None,
         }
     }
 }

@@ -83,6 +83,41 @@ fn append_and_read_round_trip() {
 }
 
 #[test]
+fn a_topic_codec_other_than_producer_stores_batches_recompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = recompress::TopicCodec {
+        compression: codec::Compression::Zstd,
+        level: None,
+    };
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            compression: Some(target),
+            ..config()
+        },
+    );
+    let a = append(&mut log, &["a", "b"], 10);
+    let b = append(&mut log, &["c"], 20);
+    assert_eq!((a.base_offset, b.base_offset), (0, 2));
+    assert_eq!(
+        values(&read_all(&log, 0)),
+        vec![(0, "a"), (1, "b"), (2, "c")]
+    );
+    let stored = log
+        .read(0, 1 << 20, i64::MAX, true)
+        .unwrap()
+        .slice
+        .unwrap()
+        .read_to_bytes()
+        .unwrap();
+    let header = batch::BatchHeader::parse_prefix(&stored).unwrap();
+    assert_eq!(
+        codec::Compression::of_header(&header).unwrap(),
+        codec::Compression::Zstd
+    );
+}
+
+#[test]
 fn fetch_from_the_middle_of_a_batch_returns_the_whole_batch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), config());
