@@ -244,6 +244,40 @@ def test_kafka_topic_configs_are_accepted_and_the_topic_codec_applies(bootstrap,
     result(admin.delete_topics([topic])[topic])
 
 
+def test_refused_records_are_named_one_by_one(bootstrap, admin):
+    # KIP-467: a batch of 100 records of which 10 have no key, sent to a compacted topic:
+    # the broker names the 10, so exactly they fail with INVALID_RECORD and the others
+    # with librdkafka's "part of a batch with invalid records".
+    topic = unique_topic("ck-record-errors")
+    create_topic(admin, topic, 1, {"cleanup.policy": "compact"})
+    outcome = {}
+
+    def delivered(err, msg):
+        outcome[msg.value().decode()] = err
+
+    p = producer(bootstrap, **{"enable.idempotence": False, "acks": "all", "linger.ms": 1000,
+                               "batch.num.messages": 1000, "retries": 0})
+    for i in range(100):
+        p.produce(topic, key=None if i % 10 == 3 else f"k{i}", value=f"v{i}", on_delivery=delivered)
+    assert p.flush(DEADLINE_S) == 0
+    assert len(outcome) == 100
+    bad = {v for v, err in outcome.items() if err is not None and err.code() == KafkaError.INVALID_RECORD}
+    assert bad == {f"v{i}" for i in range(3, 100, 10)}, sorted(bad)
+    others = {err.code() for v, err in outcome.items() if v not in bad}
+    assert others == {KafkaError._INVALID_DIFFERENT_RECORD}, others
+
+    # A record an hour and more ahead of the broker's clock is refused by its timestamp.
+    late = unique_topic("ck-timestamps")
+    create_topic(admin, late, 1, {"message.timestamp.after.max.ms": "60000"})
+    outcome.clear()
+    now_ms = int(time.time() * 1000)
+    p.produce(late, value="future", timestamp=now_ms + 3_600_000, on_delivery=delivered)
+    p.produce(late, value="now", timestamp=now_ms, on_delivery=delivered)
+    assert p.flush(DEADLINE_S) == 0
+    assert outcome["future"] is not None and outcome["future"].code() == KafkaError.INVALID_TIMESTAMP
+    result(admin.delete_topics([topic, late])[topic])
+
+
 def test_describe_cluster(admin):
     c = result(admin.describe_cluster())
     assert c.cluster_id

@@ -340,20 +340,22 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
         name: "message.timestamp.after.max.ms",
         config_type: ConfigType::Long,
-        doc: "How far ahead of the broker's clock a CreateTime timestamp may be.",
+        doc: "How far ahead of the broker's clock a CreateTime record timestamp may be; \
+              a record further ahead is refused with INVALID_TIMESTAMP.",
         default: |_| "3600000".into(),
         validate: at_least!(0),
         broker_property: Some("log.message.timestamp.after.max.ms"),
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "message.timestamp.before.max.ms",
         config_type: ConfigType::Long,
-        doc: "How far behind the broker's clock a CreateTime timestamp may be.",
+        doc: "How far behind the broker's clock a CreateTime record timestamp may be; \
+              a record further behind is refused with INVALID_TIMESTAMP.",
         default: |_| i64::MAX.to_string(),
         validate: at_least!(0),
         broker_property: Some("log.message.timestamp.before.max.ms"),
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "message.timestamp.type",
@@ -585,6 +587,8 @@ pub fn log_config(overrides: &BTreeMap<String, String>, defaults: &TopicDefaults
             .parse()
             .unwrap_or(0.5),
         producer_id_expiration_ms: defaults.producer_id_expiration_ms,
+        timestamp_before_max_ms: num("message.timestamp.before.max.ms"),
+        timestamp_after_max_ms: num("message.timestamp.after.max.ms"),
         compression: topic_codec(&get("compression.type"), &get),
     }
 }

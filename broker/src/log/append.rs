@@ -28,7 +28,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         let records: Bytes = records.into();
-        let mut valid = validate::validate_produce(&records, &self.config)?;
+        let mut valid = validate::validate_produce(&records, &self.config, now_ms)?;
         let records = match self.config.compression {
             Some(target) => {
                 match recompress(

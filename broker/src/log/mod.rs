@@ -118,6 +118,10 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker setting in Kafka): forget an idempotent
     /// producer whose last batch is older than this.
     pub producer_id_expiration_ms: i64,
+    /// `message.timestamp.before.max.ms` / `after.max.ms`: how far a CreateTime record
+    /// timestamp may be behind / ahead of the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     /// `compression.type`: the codec batches are stored in, `None` for `producer`.
     pub compression: Option<recompress::TopicCodec>,
 }
@@ -141,6 +145,8 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             producer_id_expiration_ms: 24 * 3600 * 1000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
             compression: None,
         }
     }
@@ -223,9 +229,41 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
+/// Records of one batch refused by a per-record rule (KIP-467): the produce answer
+/// names each by its index in the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRefusals {
+    /// A timestamp outside message.timestamp.before/after.max.ms was among them
+    /// (INVALID_TIMESTAMP; otherwise INVALID_RECORD), as Kafka decides the code.
+    pub timestamp: bool,
+    /// (index in the batch, why); messages only for the first
+    /// [`RecordRefusals::MAX_MESSAGES`], so the answer stays small.
+    pub records: Vec<(i32, Option<String>)>,
+}
+
+impl RecordRefusals {
+    pub const MAX_MESSAGES: usize = 100;
+
+    pub(crate) fn push(&mut self, index: usize, why: impl FnOnce() -> String) {
+        let message = (self.records.len() < Self::MAX_MESSAGES).then(why);
+        self.records.push((index as i32, message));
+    }
+
+    /// The first refusal's reason, for the partition's error message.
+    pub fn first(&self) -> &str {
+        self.records
+            .first()
+            .and_then(|(_, m)| m.as_deref())
+            .unwrap_or("")
+    }
+}
+
 /// Why an append was refused. Nothing was written in any of these cases.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
+    /// Records refused one by one; the rest of the batch was valid.
+    #[error("{} of the batch's records refused, the first: {}", .0.records.len(), .0.first())]
+    RecordsRefused(RecordRefusals),
     #[error("corrupt record batch: {0}")]
     Corrupt(String),
     #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]

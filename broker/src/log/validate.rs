@@ -16,6 +16,12 @@
 //!   does not have: records that decompress past the cap, a zstd window over 16 MiB.
 //! - MESSAGE_TOO_LARGE: the batch is larger than `max.message.bytes`.
 //!
+//! Two rules are checked record by record and reported per record (KIP-467: the
+//! produce answer's `record_errors` name each refused record's index in the batch): a
+//! record without a key on a compacted topic (INVALID_RECORD), and on a CreateTime topic
+//! a timestamp further behind or ahead of the broker's clock than
+//! `message.timestamp.before.max.ms` / `after.max.ms` (INVALID_TIMESTAMP).
+//!
 //! One rule Kafka enforces by rewriting is kept here by restamping: the header's
 //! maxTimestamp must be the largest record timestamp (see [`ValidBatch`]).
 
@@ -24,7 +30,7 @@ use crate::log::records::{
     codec_of, decompressed_cap, read_record, Compression, RecordError, RecordFault, RecordSource,
     SliceSource, StreamSource, MIN_RECORD_BYTES,
 };
-use crate::log::{AppendError, LogConfig, TimestampType};
+use crate::log::{AppendError, LogConfig, RecordRefusals, TimestampType};
 
 /// A record timestamp of -1: the producer set none.
 const NO_TIMESTAMP: i64 = -1;
@@ -50,41 +56,72 @@ impl ValidBatch {
     }
 }
 
-/// Check one partition's records of a produce request against the topic's `config`.
-pub fn validate_produce(records: &[u8], config: &LogConfig) -> Result<ValidBatch, AppendError> {
+/// The rules checked record by record, whose refusals name the record (KIP-467).
+struct RecordRules {
+    compacted: bool,
+    /// The CreateTime window `[earliest, latest]` of record timestamps; `None` on a
+    /// LogAppendTime topic, whose timestamps the broker sets.
+    timestamps: Option<(i64, i64)>,
+}
+
+/// What walking the records found.
+struct Checked {
+    max_timestamp_ms: i64,
+    refusals: RecordRefusals,
+}
+
+/// Check one partition's records of a produce request against the topic's `config`,
+/// at broker time `now_ms`.
+pub fn validate_produce(
+    records: &[u8],
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<ValidBatch, AppendError> {
     let header = batch::validate_client_records(records, config.max_message_bytes)?;
-    let compacted = config.cleanup_policy.compact;
+    let rules = RecordRules {
+        compacted: config.cleanup_policy.compact,
+        timestamps: (config.timestamp_type == TimestampType::CreateTime).then(|| {
+            (
+                now_ms.saturating_sub(config.timestamp_before_max_ms),
+                now_ms.saturating_add(config.timestamp_after_max_ms),
+            )
+        }),
+    };
     let section = &records[HEADER_BYTES..];
     let checked = match codec_of(&header).map_err(refusal)? {
         Compression::None => {
             let mut src = SliceSource::new(section);
-            check_records(&header, &mut src, section.len(), section.len(), compacted)
+            check_records(&header, &mut src, section.len(), section.len(), &rules)
         }
         codec => {
             let cap = decompressed_cap(section.len());
             match StreamSource::new(codec, section, cap) {
-                Ok(mut src) => check_records(&header, &mut src, cap, section.len(), compacted),
+                Ok(mut src) => check_records(&header, &mut src, cap, section.len(), &rules),
                 Err(e) => Err(RecordError::from_codec(e, &header, section.len())),
             }
         }
-    };
+    }
+    .map_err(refusal)?;
+    if !checked.refusals.records.is_empty() {
+        return Err(AppendError::RecordsRefused(checked.refusals));
+    }
     Ok(ValidBatch {
         header,
-        max_timestamp_ms: checked.map_err(refusal)?,
+        max_timestamp_ms: checked.max_timestamp_ms,
     })
 }
 
-/// Walk every record: count, structure, offset deltas 0, 1, 2, ..., keys when
-/// `compacted`, nothing after the last. `room` is the most bytes `src` can yield,
-/// `compressed` the size of the records section as sent. Returns the largest record
-/// timestamp.
+/// Walk every record: count, structure, offset deltas 0, 1, 2, ..., nothing after the
+/// last; and the per-record `rules`, whose refusals are collected rather than ending the
+/// walk. `room` is the most bytes `src` can yield, `compressed` the size of the records
+/// section as sent.
 fn check_records<S: RecordSource>(
     header: &BatchHeader,
     src: &mut S,
     room: usize,
     compressed: usize,
-    compacted: bool,
-) -> Result<i64, RecordError> {
+    rules: &RecordRules,
+) -> Result<Checked, RecordError> {
     let malformed = |reason: String| RecordError::Malformed {
         base_offset: header.base_offset,
         reason,
@@ -99,6 +136,10 @@ fn check_records<S: RecordSource>(
         )));
     }
     let mut max_timestamp_ms = NO_TIMESTAMP;
+    let mut refusals = RecordRefusals {
+        timestamp: false,
+        records: Vec::new(),
+    };
     for i in 0..count {
         let r = read_record(src).map_err(|f| f.at(header, i, compressed))?;
         // Kafka rewrites a compressed batch with other deltas and stores an uncompressed
@@ -111,17 +152,31 @@ fn check_records<S: RecordSource>(
                 r.offset_delta
             )));
         }
-        // A record without a key could never be compacted (the cleaner would drop it);
-        // Kafka looks at keys on compacted topics only.
-        if compacted && r.key.is_none() {
-            return Err(malformed(format!(
-                "record {i} has no key; a compacted topic (cleanup.policy=compact) accepts \
-                 only keyed records"
-            )));
-        }
         // Java consumers compute base + delta in wrapping 64-bit arithmetic.
         let timestamp_ms = header.base_timestamp_ms.wrapping_add(r.timestamp_delta);
         max_timestamp_ms = max_timestamp_ms.max(timestamp_ms);
+        // A record without a key could never be compacted (the cleaner would drop it);
+        // Kafka looks at keys on compacted topics only.
+        if rules.compacted && r.key.is_none() {
+            refusals.push(i, || {
+                format!(
+                    "record {i} has no key; a compacted topic (cleanup.policy=compact) \
+                     accepts only keyed records"
+                )
+            });
+        } else if let Some((earliest, latest)) = rules.timestamps {
+            // A record without a timestamp (-1) is not checked, as in Kafka.
+            if timestamp_ms != NO_TIMESTAMP && !(earliest..=latest).contains(&timestamp_ms) {
+                refusals.timestamp = true;
+                refusals.push(i, || {
+                    format!(
+                        "record {i} has timestamp {timestamp_ms}, outside [{earliest}, \
+                         {latest}] (message.timestamp.before.max.ms and \
+                         message.timestamp.after.max.ms around the broker's clock)"
+                    )
+                });
+            }
+        }
     }
     let at_end = src
         .at_end()
@@ -131,7 +186,10 @@ fn check_records<S: RecordSource>(
             "bytes follow the last of the {count} records the header declares"
         )));
     }
-    Ok(max_timestamp_ms)
+    Ok(Checked {
+        max_timestamp_ms,
+        refusals,
+    })
 }
 
 /// The produce error for a batch whose records were refused.

@@ -783,6 +783,8 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
         AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        AppendError::RecordsRefused(r) if r.timestamp => ResponseError::InvalidTimestamp,
+        AppendError::RecordsRefused(_) => ResponseError::InvalidRecord,
         AppendError::Io(_) => ResponseError::KafkaStorageError,
         AppendError::NotLeader => ResponseError::NotLeaderOrFollower,
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,

@@ -452,7 +452,7 @@ fn keyless_records_are_refused_on_compacted_topics_only() {
     let keyless = encode(&[kv("a", "1"), (None, Some("x"))], 5);
     let err = log.append_as_leader(keyless.clone(), 1, 5).unwrap_err();
     assert!(
-        matches!(&err, AppendError::InvalidRecord(m) if m.contains("record 1 has no key")),
+        matches!(&err, AppendError::RecordsRefused(r) if r.first().contains("record 1 has no key")),
         "{err}"
     );
     assert_eq!(log.log_end_offset(), 0, "nothing written");
@@ -465,7 +465,7 @@ fn keyless_records_are_refused_on_compacted_topics_only() {
     );
     assert!(matches!(
         log.append_as_leader(compressed, 1, 5),
-        Err(AppendError::InvalidRecord(_))
+        Err(AppendError::RecordsRefused(_))
     ));
     // Tombstones have keys: accepted.
     log.append_as_leader(encode(&[tombstone("a")], 6), 1, 6)

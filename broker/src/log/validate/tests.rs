@@ -10,6 +10,8 @@ use crate::log::records::put_varlong;
 use crate::log::CleanupPolicy;
 
 const TS: i64 = 1_700_000_000_000;
+/// The broker's clock in these tests: the batches' own time.
+const NOW: i64 = TS;
 
 /// One record's fields as a producer encodes them; tests bend any of them.
 #[derive(Debug, Clone)]
@@ -149,6 +151,24 @@ fn invalid(result: Result<ValidBatch, AppendError>, says: &str) {
     }
 }
 
+/// Refused record by record (KIP-467), at exactly `indexes`, the first saying `says`.
+#[track_caller]
+fn refused(result: Result<ValidBatch, AppendError>, indexes: &[i32], timestamp: bool, says: &str) {
+    match result {
+        Err(AppendError::RecordsRefused(r)) => {
+            let got: Vec<i32> = r.records.iter().map(|(i, _)| *i).collect();
+            assert_eq!(got, indexes);
+            assert_eq!(r.timestamp, timestamp);
+            assert!(
+                r.first().contains(says),
+                "{:?} does not say {says:?}",
+                r.first()
+            );
+        }
+        other => panic!("expected records {indexes:?} refused, got {other:?}"),
+    }
+}
+
 #[track_caller]
 fn corrupt(result: Result<ValidBatch, AppendError>, says: &str) {
     match result {
@@ -181,7 +201,7 @@ fn valid_batches_of_every_codec_pass_with_their_largest_timestamp() {
     records[9].timestamp_delta = -5;
     each_codec(|codec, framing| {
         let b = batch_of(&section(&records), 50, codec, framing);
-        let valid = validate_produce(&b, &delete_topic()).unwrap();
+        let valid = validate_produce(&b, &delete_topic(), NOW).unwrap();
         assert_eq!(valid.header.records_count, 50, "{codec:?}");
         assert_eq!(valid.max_timestamp_ms, TS + 1_000, "{codec:?} {framing:?}");
         // The header says TS + 49: Kafka would overwrite it, and so does the log.
@@ -189,7 +209,7 @@ fn valid_batches_of_every_codec_pass_with_their_largest_timestamp() {
         assert!(!valid.needs_restamp(TimestampType::LogAppendTime));
     });
     let exact = batch(&[rec(0, "a"), rec(1, "b")], Compression::Lz4);
-    let valid = validate_produce(&exact, &delete_topic()).unwrap();
+    let valid = validate_produce(&exact, &delete_topic(), NOW).unwrap();
     assert_eq!(valid.max_timestamp_ms, TS + 1);
     assert!(!valid.needs_restamp(TimestampType::CreateTime));
 }
@@ -200,7 +220,7 @@ fn the_poison_batches_of_issue_13_are_refused() {
     let mut gzip_flag = batch(&[rec(0, "not gzip")], Compression::None);
     gzip_flag[21..23].copy_from_slice(&(Compression::Gzip as i16).to_be_bytes());
     recrc(&mut gzip_flag);
-    corrupt(validate_produce(&gzip_flag, &delete_topic()), "gzip");
+    corrupt(validate_produce(&gzip_flag, &delete_topic(), NOW), "gzip");
     // Uncompressed, a valid CRC, a record claiming a value of 2^31-1 bytes.
     let mut section = vec![0u8, 0, 0];
     put_varlong(&mut section, -1);
@@ -209,7 +229,7 @@ fn the_poison_batches_of_issue_13_are_refused() {
     put_varlong(&mut section, 0);
     let poison = batch_of(&with_length(&section), 1, Compression::None, Framing::Java);
     invalid(
-        validate_produce(&poison, &delete_topic()),
+        validate_produce(&poison, &delete_topic(), NOW),
         "value length 2147483647 overruns the record",
     );
 }
@@ -240,7 +260,7 @@ fn a_payload_that_is_not_its_codec_is_corrupt_for_every_codec() {
             b[23..27].copy_from_slice(&1i32.to_be_bytes());
             b[57..61].copy_from_slice(&2i32.to_be_bytes());
             recrc(&mut b);
-            match validate_produce(&b, &delete_topic()) {
+            match validate_produce(&b, &delete_topic(), NOW) {
                 // A flip inside a literal run can leave a stream that decodes; its records
                 // then do not parse.
                 Err(AppendError::Corrupt(m)) => assert!(m.contains(codec.name()), "{m}"),
@@ -263,6 +283,7 @@ fn lengths_that_do_not_fit_are_invalid_records() {
         validate_produce(
             &batch_of(&longer, 1, Compression::None, Framing::Java),
             &delete_topic(),
+            NOW,
         ),
         "record length 21 does not match the 11 bytes of its fields",
     );
@@ -274,6 +295,7 @@ fn lengths_that_do_not_fit_are_invalid_records() {
         validate_produce(
             &batch_of(&shorter, 1, Compression::None, Framing::Java),
             &delete_topic(),
+            NOW,
         ),
         "overruns the record",
     );
@@ -281,7 +303,7 @@ fn lengths_that_do_not_fit_are_invalid_records() {
     let mut padded = good.clone();
     padded.push(0);
     invalid(
-        validate_produce(&one(padded), &delete_topic()),
+        validate_produce(&one(padded), &delete_topic(), NOW),
         "record length 12 does not match the 11 bytes of its fields",
     );
     // Negative and too-small record lengths.
@@ -293,6 +315,7 @@ fn lengths_that_do_not_fit_are_invalid_records() {
             validate_produce(
                 &batch_of(&s, 1, Compression::None, Framing::Java),
                 &delete_topic(),
+                NOW,
             ),
             &format!("record length {len} is below"),
         );
@@ -306,7 +329,7 @@ fn lengths_that_do_not_fit_are_invalid_records() {
         put_varlong(&mut b, key_len);
         put_varlong(&mut b, -1);
         put_varlong(&mut b, 0);
-        invalid(validate_produce(&one(b), &delete_topic()), says);
+        invalid(validate_produce(&one(b), &delete_topic(), NOW), says);
     }
 }
 
@@ -324,6 +347,7 @@ fn varints_longer_than_their_width_are_invalid_records() {
     validate_produce(
         &with_offset_delta(&[0x80, 0x80, 0x80, 0x80, 0x00]),
         &delete_topic(),
+        NOW,
     )
     .unwrap();
     // Six bytes, and five carrying bits past 32.
@@ -332,7 +356,7 @@ fn varints_longer_than_their_width_are_invalid_records() {
         &[0x80, 0x80, 0x80, 0x80, 0x10],
     ] {
         invalid(
-            validate_produce(&with_offset_delta(bad), &delete_topic()),
+            validate_produce(&with_offset_delta(bad), &delete_topic(), NOW),
             "varint is longer than 32 bits",
         );
     }
@@ -345,11 +369,16 @@ fn varints_longer_than_their_width_are_invalid_records() {
     };
     let mut max = vec![0xffu8; 9];
     max.push(0x01);
-    validate_produce(&with_timestamp_delta(&max), &delete_topic()).unwrap();
+    // (The timestamp this makes is far outside any CreateTime window.)
+    let any_time = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..delete_topic()
+    };
+    validate_produce(&with_timestamp_delta(&max), &any_time, NOW).unwrap();
     let mut eleven = vec![0x80u8; 10];
     eleven.push(0);
     invalid(
-        validate_produce(&with_timestamp_delta(&eleven), &delete_topic()),
+        validate_produce(&with_timestamp_delta(&eleven), &delete_topic(), NOW),
         "varlong is longer than 64 bits",
     );
     // A record that ends inside a varint.
@@ -361,7 +390,7 @@ fn varints_longer_than_their_width_are_invalid_records() {
         Framing::Java,
     );
     invalid(
-        validate_produce(&cut, &delete_topic()),
+        validate_produce(&cut, &delete_topic(), NOW),
         "records end inside it",
     );
 }
@@ -377,13 +406,13 @@ fn the_record_count_must_match_the_records() {
         // The header claims three; two are there.
         let fewer = batch_of(&section(&records[..2]), 3, codec, framing);
         invalid(
-            validate_produce(&fewer, &delete_topic()),
+            validate_produce(&fewer, &delete_topic(), NOW),
             "record 2 of 3: the records end inside it",
         );
         // The header claims two; three are there.
         let more = batch_of(&section(&records), 2, codec, framing);
         invalid(
-            validate_produce(&more, &delete_topic()),
+            validate_produce(&more, &delete_topic(), NOW),
             "bytes follow the last of the 2 records",
         );
     });
@@ -395,7 +424,7 @@ fn the_record_count_must_match_the_records() {
         Framing::Java,
     );
     invalid(
-        validate_produce(&huge, &delete_topic()),
+        validate_produce(&huge, &delete_topic(), NOW),
         "1000000 records cannot fit in",
     );
 }
@@ -414,7 +443,7 @@ fn offset_deltas_must_be_0_1_2() {
             },
         ];
         each_codec(|codec, _| {
-            let err = validate_produce(&batch(&records, codec), &delete_topic());
+            let err = validate_produce(&batch(&records, codec), &delete_topic(), NOW);
             invalid(err, "a produced batch numbers its records 0, 1, 2");
         });
     }
@@ -439,25 +468,29 @@ fn header_counts_must_fit_the_record() {
         batch_of(&with_length(&b), 1, Compression::None, Framing::Java)
     };
     let two: &[RawHeader] = &[(Some(b"a"), Some(b"1")), (Some(b"b"), None)];
-    validate_produce(&with_headers(2, two), &delete_topic()).unwrap();
+    validate_produce(&with_headers(2, two), &delete_topic(), NOW).unwrap();
     invalid(
-        validate_produce(&with_headers(1_000_000_000, two), &delete_topic()),
+        validate_produce(&with_headers(1_000_000_000, two), &delete_topic(), NOW),
         "header count 1000000000 is more than the record's",
     );
     invalid(
-        validate_produce(&with_headers(3, two), &delete_topic()),
+        validate_produce(&with_headers(3, two), &delete_topic(), NOW),
         "header count 3 is more than",
     );
     invalid(
-        validate_produce(&with_headers(1, two), &delete_topic()),
+        validate_produce(&with_headers(1, two), &delete_topic(), NOW),
         "does not match",
     );
     invalid(
-        validate_produce(&with_headers(-1, &[]), &delete_topic()),
+        validate_produce(&with_headers(-1, &[]), &delete_topic(), NOW),
         "header count -1 is negative",
     );
     invalid(
-        validate_produce(&with_headers(1, &[(None, Some(b"v"))]), &delete_topic()),
+        validate_produce(
+            &with_headers(1, &[(None, Some(b"v"))]),
+            &delete_topic(),
+            NOW,
+        ),
         "header 0 has a null key",
     );
 }
@@ -470,14 +503,16 @@ fn compacted_topics_take_keyed_records_only() {
     };
     each_codec(|codec, _| {
         let ok = batch(&[keyed(0), keyed(1)], codec);
-        validate_produce(&ok, &compacted_topic()).unwrap();
-        let unkeyed = batch(&[keyed(0), rec(1, "v")], codec);
-        invalid(
-            validate_produce(&unkeyed, &compacted_topic()),
+        validate_produce(&ok, &compacted_topic(), NOW).unwrap();
+        let unkeyed = batch(&[keyed(0), rec(1, "v"), keyed(2), rec(3, "v")], codec);
+        refused(
+            validate_produce(&unkeyed, &compacted_topic(), NOW),
+            &[1, 3],
+            false,
             "record 1 has no key",
         );
         // The same batch is fine where nothing is compacted.
-        validate_produce(&unkeyed, &delete_topic()).unwrap();
+        validate_produce(&unkeyed, &delete_topic(), NOW).unwrap();
     });
 }
 
@@ -505,10 +540,10 @@ fn a_decompression_bomb_is_refused_at_the_cap() {
             decompressed_cap(b.len()) == floor,
             "{codec:?} compresses less than 64:1"
         );
-        validate_produce(&b, &delete_topic()).unwrap();
+        validate_produce(&b, &delete_topic(), NOW).unwrap();
         let past = batch_of(&zeros_record(floor - overhead + 1), 1, codec, Framing::Java);
         invalid(
-            validate_produce(&past, &delete_topic()),
+            validate_produce(&past, &delete_topic(), NOW),
             "records decompress to more than 67108864 bytes",
         );
     }
@@ -523,7 +558,7 @@ fn validation_is_the_only_gate_to_the_log() {
     let unkeyed = batch(&[rec(0, "v")], Compression::Zstd);
     assert!(matches!(
         log.append_as_leader(unkeyed, 0, TS),
-        Err(AppendError::InvalidRecord(_))
+        Err(AppendError::RecordsRefused(_))
     ));
     assert_eq!(log.log_end_offset(), 0);
 }
@@ -676,8 +711,10 @@ const CLIENT_BATCHES: [(&str, &[u8]); 10] = [
 #[test]
 fn batches_as_librdkafka_and_java_send_them_pass_and_are_stored_unchanged() {
     for (name, sent) in CLIENT_BATCHES {
-        let valid =
-            validate_produce(sent, &compacted_topic()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Checked at the time the client stamped them.
+        let sent_at = BatchHeader::parse_prefix(sent).unwrap().max_timestamp_ms;
+        let valid = validate_produce(sent, &compacted_topic(), sent_at)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(valid.header.records_count, 3, "{name}");
         assert!(!valid.needs_restamp(TimestampType::CreateTime), "{name}");
         let section = crate::log::records::records_section(sent, &valid.header).unwrap();
@@ -693,7 +730,7 @@ fn batches_as_librdkafka_and_java_send_them_pass_and_are_stored_unchanged() {
 
         let dir = tempfile::tempdir().unwrap();
         let mut log = crate::log::Log::open(dir.path(), compacted_topic(), 0).unwrap();
-        log.append_as_leader(sent.to_vec(), 7, TS).unwrap();
+        log.append_as_leader(sent.to_vec(), 7, sent_at).unwrap();
         let stored = log
             .read(0, 1 << 20, log.log_end_offset(), true)
             .unwrap()
@@ -707,4 +744,77 @@ fn batches_as_librdkafka_and_java_send_them_pass_and_are_stored_unchanged() {
         assert_eq!(&stored[8..12], &sent[8..12], "{name}");
         assert_eq!(&stored[16..], &sent[16..], "{name}");
     }
+}
+
+#[test]
+fn create_time_outside_the_topics_window_is_refused_record_by_record() {
+    let at = |i: i64, delta: i64| Rec {
+        timestamp_delta: delta,
+        ..rec(i, "v")
+    };
+    let hour = 3_600_000;
+    let config = LogConfig {
+        timestamp_before_max_ms: hour,
+        timestamp_after_max_ms: hour,
+        ..delete_topic()
+    };
+    each_codec(|codec, _| {
+        // Records 1 and 3 are more than an hour ahead of and behind the broker's clock;
+        // the window's edges are inside it.
+        let b = batch(
+            &[
+                at(0, hour),
+                at(1, hour + 1),
+                at(2, -hour),
+                at(3, -hour - 1),
+                at(4, 0),
+            ],
+            codec,
+        );
+        refused(
+            validate_produce(&b, &config, NOW),
+            &[1, 3],
+            true,
+            "record 1 has timestamp",
+        );
+        // LogAppendTime topics stamp their own time: nothing to check.
+        let append_time = LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..config.clone()
+        };
+        validate_produce(&b, &append_time, NOW).unwrap();
+    });
+    // Kafka's default: at most an hour ahead, any age.
+    let far_past = batch(&[at(0, -TS)], Compression::None);
+    validate_produce(&far_past, &delete_topic(), NOW).unwrap();
+    let future = batch(&[at(0, hour + 1)], Compression::None);
+    refused(
+        validate_produce(&future, &delete_topic(), NOW),
+        &[0],
+        true,
+        "message.timestamp.after.max.ms",
+    );
+}
+
+#[test]
+fn a_record_without_a_timestamp_is_not_checked() {
+    // timestamp -1: base -1 with delta 0, as old producers send.
+    let mut b = batch(&[rec(0, "v")], Compression::None);
+    b[27..35].copy_from_slice(&(-1i64).to_be_bytes());
+    b[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+    recrc(&mut b);
+    validate_produce(&b, &delete_topic(), NOW).unwrap();
+}
+
+#[test]
+fn refusals_carry_messages_for_the_first_hundred_only() {
+    let records: Vec<Rec> = (0..300).map(|i| rec(i, "v")).collect();
+    let b = batch(&records, Compression::None);
+    let Err(AppendError::RecordsRefused(r)) = validate_produce(&b, &compacted_topic(), NOW) else {
+        panic!("every record is keyless on a compacted topic");
+    };
+    assert_eq!(r.records.len(), 300);
+    let with_message = r.records.iter().filter(|(_, m)| m.is_some()).count();
+    assert_eq!(with_message, RecordRefusals::MAX_MESSAGES);
+    assert_eq!(r.records[299], (299, None));
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 
 use super::{count_error, str_bytes, RequestContext};
@@ -235,6 +237,19 @@ fn append_one(
     let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");
+        }
+        // KIP-467: each refused record by its index in the batch, so the client fails
+        // exactly those.
+        if let (AppendError::RecordsRefused(refused), true) = (&e, version >= 8) {
+            resp.record_errors = refused
+                .records
+                .iter()
+                .map(|(i, message)| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(*i)
+                        .with_batch_index_error_message(message.clone().map(str_bytes))
+                })
+                .collect();
         }
         (
             crate::server::partition::append_error_code(&e),
