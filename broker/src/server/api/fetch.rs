@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use super::{count_error, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
 use crate::fetch_session::{
-    FetchContext, FetchParams, PartitionKey, PartitionState, ReadOutcome, SessionRequest,
-    FINAL_EPOCH, INVALID_SESSION_ID,
+    FetchContext, FetchParams, PartitionKey, PartitionState, ReadOutcome, SessionCache,
+    SessionRequest, FINAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::log::{FileSlice, ReadError};
 use crate::server::broker::Broker;
@@ -71,18 +71,20 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
     } else {
         (INVALID_SESSION_ID, FINAL_EPOCH)
     };
-    let decided = broker.fetch_sessions.lock().begin(
-        &SessionRequest {
-            session_id,
-            epoch,
-            // Fetch is served up to v12, which names topics.
-            uses_topic_ids: ctx.version >= 13,
-            owner: &owner,
-            partitions: &requested,
-            forgotten: &forgotten,
-        },
-        now_ms(),
-    );
+    let decided = sessions(broker, |cache| {
+        cache.begin(
+            &SessionRequest {
+                session_id,
+                epoch,
+                // Fetch is served up to v12, which names topics.
+                uses_topic_ids: ctx.version >= 13,
+                owner: &owner,
+                partitions: &requested,
+                forgotten: &forgotten,
+            },
+            now_ms(),
+        )
+    });
     let (partitions, mode) = match decided {
         FetchContext::Error(e) => {
             let code = e.code().code();
@@ -134,10 +136,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 .zip(&gathered.reads)
                 .map(|((key, params), read)| (key.clone(), *params, told_state(&read.data)))
                 .collect();
-            let id = broker
-                .fetch_sessions
-                .lock()
-                .create(&owner, false, told, now_ms());
+            let id = sessions(broker, |cache| cache.create(&owner, false, told, now_ms()));
             (id, None)
         }
         Mode::Incremental(id) => {
@@ -146,7 +145,10 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
                 .zip(&gathered.reads)
                 .map(|((key, _), read)| (key.clone(), outcome(read)))
                 .collect();
-            (id, Some(broker.fetch_sessions.lock().select(id, &outcomes)))
+            (
+                id,
+                Some(sessions(broker, |cache| cache.select(id, &outcomes))),
+            )
         }
     };
     let reply = assemble(&partitions, gathered.reads, keep.as_deref(), session_id);
@@ -164,6 +166,21 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, req: FetchRequest) ->
         }
     }
     reply
+}
+
+/// Runs `f` on the broker's session cache, then shows the cache's size in the metrics.
+fn sessions<T>(broker: &Broker, f: impl FnOnce(&mut SessionCache) -> T) -> T {
+    let mut cache = broker.fetch_sessions.lock();
+    let out = f(&mut cache);
+    let (len, partitions) = (cache.len(), cache.cached_partitions());
+    drop(cache);
+    let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    broker.metrics.fetch_sessions.set(gauge(len));
+    broker
+        .metrics
+        .fetch_session_partitions
+        .set(gauge(partitions));
+    out
 }
 
 /// The request's partitions in its order.
