@@ -90,31 +90,42 @@ async fn create_topic(broker: &BrokerProcess, topic: &str) -> Result<()> {
         .await?
         .create_topic(NewTopic::new(topic, PARTITIONS, 1))
         .await;
-    // A slow creation may outlast the client's request timeout; its retry then finds
-    // the topic made.
+    // A slow creation (a loaded machine) may outlast the client's request timeout, or its
+    // retry find the topic made: either way, wait below until the partitions serve.
     if let Err(e) = created {
+        let e = format!("{e}");
         ensure!(
-            format!("{e}").contains("TopicAlreadyExists"),
+            e.contains("TopicAlreadyExists") || e.contains("timed out"),
             "creating {topic}: {e}"
         );
     }
-    let conn = common::connection(&broker.bootstrap()).await?;
     let all: Vec<FetchPartition> = (0..PARTITIONS).map(|p| partition(p, 0)).collect();
-    common::wait_for("every partition served", DEADLINE, || {
+    let bootstrap = broker.bootstrap();
+    common::wait_for("every partition served", 4 * DEADLINE, || {
         let req = fetch(topic, 0, -1, all.clone(), 0);
-        let conn = &conn;
+        let bootstrap = bootstrap.clone();
         async move {
-            let resp = conn.send(&req).await?;
-            let failing = resp
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .filter(|p| p.error_code != 0)
-                .count();
-            Ok(if failing == 0 {
-                Ok(())
-            } else {
-                Err(format!("{failing} partitions failing"))
+            // A broker out of touch with the controller (a loaded machine) closes its
+            // connections until it catches up: a fresh connection per attempt.
+            let answer = async {
+                let conn = common::connection(&bootstrap).await?;
+                conn.send(&req).await.map_err(anyhow::Error::from)
+            };
+            Ok(match answer.await {
+                Err(e) => Err(format!("{e:#}")),
+                Ok(resp) => {
+                    let failing = resp
+                        .responses
+                        .iter()
+                        .flat_map(|t| &t.partitions)
+                        .filter(|p| p.error_code != 0)
+                        .count();
+                    if failing == 0 {
+                        Ok(())
+                    } else {
+                        Err(format!("{failing} partitions failing"))
+                    }
+                }
             })
         }
     })
@@ -284,13 +295,29 @@ async fn measure_idle_consumer_cpu() -> Result<()> {
     let secs: u64 = std::env::var("FETCH_SESSION_CPU_SECS").map_or(Ok(30), |s| s.parse())?;
     let wait_ms: i32 = std::env::var("FETCH_SESSION_CPU_WAIT_MS").map_or(Ok(500), |s| s.parse())?;
     let broker = BrokerProcess::start(BrokerOptions::default()).await?;
+    let result = measure(&broker, secs, wait_ms).await;
+    if let Err(e) = &result {
+        eprintln!("failed: {e:#}\n{}", broker.logs());
+    }
+    result
+}
+
+async fn measure(broker: &BrokerProcess, secs: u64, wait_ms: i32) -> Result<()> {
     let pid = broker.pid().context("broker pid")?;
     let topic = unique_topic("sessions-cpu");
-    create_topic(&broker, &topic).await?;
-    let conn = common::connection(&broker.bootstrap()).await?;
+    create_topic(broker, &topic).await?;
+    let mut conn = common::connection(&broker.bootstrap()).await?;
     let all: Vec<FetchPartition> = (0..PARTITIONS).map(|p| partition(p, 0)).collect();
-    // Let creation settle before measuring.
-    conn.send(&fetch(&topic, 0, -1, all.clone(), 0)).await?;
+    // The broker's own idle cost with these partitions, no consumer polling.
+    let cpu_before = cpu_seconds(pid)?;
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let cpu = cpu_seconds(pid)? - cpu_before;
+    println!(
+        "no consumer: broker CPU {cpu:.2} s in {:.1} s = {:.1}% of a core",
+        started.elapsed().as_secs_f64(),
+        100.0 * cpu / started.elapsed().as_secs_f64()
+    );
     for sessions in [false, true] {
         let (mut session, mut epoch) = (0, if sessions { 0 } else { -1 });
         let cpu_before = cpu_seconds(pid)?;
@@ -299,9 +326,19 @@ async fn measure_idle_consumer_cpu() -> Result<()> {
         let mut answered_partitions = 0usize;
         while started.elapsed() < Duration::from_secs(secs) {
             let parts = if epoch > 0 { vec![] } else { all.clone() };
-            let resp = conn
+            let resp = match conn
                 .send(&fetch(&topic, session, epoch, parts, wait_ms))
-                .await?;
+                .await
+            {
+                Ok(resp) => resp,
+                Err(e) => {
+                    // A broker cut off from the controller closes connections: start over.
+                    println!("reconnecting after: {e}");
+                    conn = common::connection(&broker.bootstrap()).await?;
+                    (session, epoch) = (0, if sessions { 0 } else { -1 });
+                    continue;
+                }
+            };
             ensure!(resp.error_code == 0, "{resp:?}");
             answered_partitions += answered(&resp).len();
             polls += 1;
