@@ -190,6 +190,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     pub request_timeout_ms: u64,
 
+    /// Client fetch sessions (KIP-227) kept at most
+    /// (max.incremental.fetch.session.cache.slots); 0 answers every fetch in full.
+    #[arg(
+        long,
+        env = "FJORD_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS",
+        default_value_t = 1_000
+    )]
+    pub max_incremental_fetch_session_cache_slots: usize,
+
     /// Time allowed for a clean shutdown before the process exits anyway.
     #[arg(long, env = "FJORD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,

@@ -14,6 +14,7 @@
 //! - `config`: the typed, validated broker and topic configuration (Kafka's names);
 //!   `config::listeners` the named listeners and their security protocols,
 //!   `config::ssl` the TLS settings.
+//! - `fetch_session`: client fetch sessions (KIP-227): the session cache and its rules.
 //! - `group`: the consumer group coordinator state machine (classic protocol) and the
 //!   `__consumer_offsets` record formats.
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
@@ -43,6 +44,7 @@ pub mod auth;
 pub mod backoff;
 pub mod clock;
 pub mod config;
+pub mod fetch_session;
 pub mod group;
 pub mod log;
 pub mod metadata;

@@ -71,6 +71,10 @@ pub struct Metrics {
     pub log_damage_found: IntCounterVec,
     /// Segment files held open now, across all partitions.
     pub log_open_segment_files: IntGauge,
+    /// Client fetch sessions cached (Kafka's NumIncrementalFetchSessions).
+    pub fetch_sessions: IntGauge,
+    /// Partitions held by all cached fetch sessions (NumIncrementalFetchPartitionsCached).
+    pub fetch_session_partitions: IntGauge,
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
@@ -343,6 +347,16 @@ impl Metrics {
                 &registry,
                 "fjord_log_open_segment_files",
                 "Segment files (.log, .index, .timeindex) held open, across all partitions.",
+            ),
+            fetch_sessions: gauge(
+                &registry,
+                "fjord_fetch_sessions",
+                "Client fetch sessions (KIP-227) cached.",
+            ),
+            fetch_session_partitions: gauge(
+                &registry,
+                "fjord_fetch_session_partitions",
+                "Partitions held by all cached client fetch sessions.",
             ),
             registry,
         }

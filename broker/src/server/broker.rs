@@ -61,6 +61,8 @@ pub struct Broker {
     /// What SASL listeners' connections share (one per broker, so an unknown user is
     /// shown the same made-up salt on every connection).
     pub sasl: Arc<crate::auth::sasl::SaslSettings>,
+    /// Client fetch sessions (KIP-227).
+    pub fetch_sessions: parking_lot::Mutex<crate::fetch_session::SessionCache>,
 }
 
 /// A broker as Metadata and DescribeCluster list it.
@@ -112,6 +114,12 @@ impl Broker {
             cut_off: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             sasl: Arc::new(config.sasl.settings()),
+            fetch_sessions: parking_lot::Mutex::new(crate::fetch_session::SessionCache::new(
+                crate::fetch_session::SessionLimits::with_slots(
+                    config.max_incremental_fetch_session_cache_slots,
+                ),
+                rand::random(),
+            )),
             config,
             clock,
         }))
