@@ -300,9 +300,31 @@ async fn measure_idle_cpu_and_isr_changes_at_3000_partitions() -> Result<()> {
     let started = Instant::now();
     for chunk in names.chunks(50) {
         let topics: Vec<NewTopic> = chunk.iter().map(|n| NewTopic::new(n, 10, 3)).collect();
-        for (name, result) in client.create_topics(&topics, false).await? {
-            result.with_context(|| format!("creating {name}"))?;
-        }
+        // A request that timed out may still have created its topics: ask again,
+        // taking "already exists" as done.
+        wait_for("topics created", DEADLINE * 10, || async {
+            let results = match client.create_topics(&topics, false).await {
+                Ok(results) => results,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let failed: Vec<String> = results
+                .into_iter()
+                .filter_map(|(name, r)| match r {
+                    Err(e)
+                        if e.kafka() != Some(fjord_client::ResponseError::TopicAlreadyExists) =>
+                    {
+                        Some(format!("{name}: {e}"))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Ok(if failed.is_empty() {
+                Ok(())
+            } else {
+                Err(failed.join(", "))
+            })
+        })
+        .await?;
     }
     println!(
         "created {} partitions in {:?}",
