@@ -18,7 +18,7 @@ use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 
 use common::{metric, scrape, wait_for};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+const DEADLINE: Duration = Duration::from_secs(60);
 const PARTITIONS: i32 = 200;
 /// `replica.fetch.wait.max.ms` of the cluster: an idle session's round.
 const WAIT_MAX_MS: u64 = 500;
