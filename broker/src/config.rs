@@ -310,6 +310,15 @@ pub struct BrokerConfig {
     )]
     pub replica_fetch_max_bytes: u32,
 
+    /// Bytes of records in one response to a follower broker's fetch, over every
+    /// partition it follows on the leader (replica.fetch.response.max.bytes).
+    #[arg(
+        long,
+        env = "FJORD_REPLICA_FETCH_RESPONSE_MAX_BYTES",
+        default_value_t = 10 * 1024 * 1024
+    )]
+    pub replica_fetch_response_max_bytes: u32,
+
     /// How long a follower fetch waits at the leader for new records
     /// (replica.fetch.wait.max.ms).
     #[arg(long, env = "FJORD_REPLICA_FETCH_WAIT_MAX_MS", default_value_t = 500)]

@@ -51,6 +51,11 @@ pub struct Metrics {
     /// ISR changes of partitions this broker leads, seen in committed metadata.
     pub isr_shrinks: IntCounter,
     pub isr_expands: IntCounter,
+    /// Replica fetch calls this broker answered as a leader (one per round per
+    /// follower broker with fetch sessions).
+    pub replica_fetch_requests: IntCounter,
+    /// Fetchers this broker runs as a follower: one per leader broker it follows.
+    pub replica_fetchers: IntGauge,
     /// Leader log end offset minus the follower's, per partition and follower.
     pub replica_lag: IntGaugeVec,
     /// 1 when this broker is the active controller (metadata quorum leader).
@@ -292,6 +297,16 @@ impl Metrics {
                 &registry,
                 "fjord_isr_expands_total",
                 "Committed ISR expansions of partitions led here.",
+            ),
+            replica_fetch_requests: counter(
+                &registry,
+                "fjord_replica_fetch_requests_total",
+                "Replica fetch calls answered here as a leader.",
+            ),
+            replica_fetchers: gauge(
+                &registry,
+                "fjord_replica_fetchers",
+                "Replica fetchers running here: one per leader broker followed.",
             ),
             replica_lag: gauge_vec(
                 &registry,

@@ -296,11 +296,21 @@ impl PartitionLeader {
             log_end_offset >= self.log_end_offset,
             "a leader never truncates"
         );
-        self.log_end_offset = self.log_end_offset.max(log_end_offset);
+        if log_end_offset > self.log_end_offset {
+            // A follower that held our whole log until now was caught up until now: with
+            // fetch sessions an idle partition's follower sends no fetch while it has
+            // nothing to ask, so its last fetch may be long past.
+            let before = Some(self.log_end_offset);
+            for f in self.followers.values_mut() {
+                if f.log_end_offset == before {
+                    f.last_caught_up_ms = Some(now_ms);
+                }
+            }
+            self.log_end_offset = log_end_offset;
+        }
         if let Some(w) = waiter {
             self.waiters.push(w);
         }
-        let _ = now_ms;
         let mut actions = Vec::new();
         self.maybe_advance_high_watermark(&mut actions);
         actions
@@ -429,6 +439,18 @@ impl PartitionLeader {
             }
         } else {
             self.maybe_shrink_isr(now_ms, &mut actions);
+            // A caught-up follower outside the ISR (its last proposal refused, say while
+            // it was fenced) is proposed again here: with fetch sessions, the follower
+            // of an idle partition sends no fetch that would do it.
+            let outside: Vec<BrokerId> = self
+                .followers
+                .keys()
+                .copied()
+                .filter(|&b| !self.committed.isr.contains(b))
+                .collect();
+            for b in outside {
+                self.maybe_expand_isr(now_ms, b, &mut actions);
+            }
         }
         let (expired, kept): (Vec<_>, Vec<_>) = self
             .waiters
@@ -610,7 +632,12 @@ impl PartitionLeader {
             .copied()
             .filter(|&b| b != self.local)
             .filter(|b| match self.followers.get(b) {
-                Some(f) => now_ms - f.last_caught_up_ms.unwrap_or(i64::MIN / 2) > lag_max,
+                // Kafka's rule: a follower holding our whole log is in sync however
+                // long ago it last fetched.
+                Some(f) => {
+                    f.log_end_offset != Some(self.log_end_offset)
+                        && now_ms - f.last_caught_up_ms.unwrap_or(i64::MIN / 2) > lag_max
+                }
                 // An ISR member that is no replica (cannot happen in a valid state).
                 None => true,
             })

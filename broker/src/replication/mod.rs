@@ -21,6 +21,7 @@
 
 pub mod cluster_state;
 pub mod controller;
+pub mod fetch_session;
 pub mod follower;
 pub mod leader;
 pub mod placement;

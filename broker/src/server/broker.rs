@@ -45,6 +45,8 @@ pub struct Broker {
     pub(super) install: parking_lot::Mutex<()>,
     /// Replicas hosted here that cannot be served (see `offline`).
     pub offline: super::offline::OfflineReplicas,
+    /// One replica fetcher per leader broker this broker follows partitions on.
+    pub fetchers: super::fetcher::Fetchers,
     /// The metadata quorum, set once started.
     quorum: std::sync::OnceLock<Arc<Quorum>>,
     /// Serializes this broker's admin changes: plan against the image, submit, wait
@@ -107,6 +109,7 @@ impl Broker {
             image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
             install: parking_lot::Mutex::new(()),
             offline: Default::default(),
+            fetchers: Default::default(),
             quorum: std::sync::OnceLock::new(),
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),

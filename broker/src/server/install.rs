@@ -198,12 +198,10 @@ impl Broker {
                 )
                 .unwrap_or(i64::MAX),
             };
-            if let Some(stop) = partition.make_follower(me, config, &registration) {
-                if let (Some(me), Ok(rt)) =
-                    (self.me.upgrade(), tokio::runtime::Handle::try_current())
-                {
-                    rt.spawn(super::replica::run_follower(me, partition.clone(), stop));
-                }
+            let stop = partition.make_follower(me, config, &registration);
+            if let Some(broker) = self.me.upgrade() {
+                self.fetchers
+                    .follow(&broker, partition, stop, registration.leader);
             }
         }
     }

@@ -370,6 +370,14 @@ impl Partition {
         Some(stop)
     }
 
+    /// The token that ends this partition's follower role, while it is a follower.
+    pub fn follower_stop(&self) -> Option<CancellationToken> {
+        match &*self.role.lock() {
+            Role::Follower { stop, .. } => Some(stop.clone()),
+            _ => None,
+        }
+    }
+
     /// Lead alone, as the only replica (tests that drive a partition directly).
     #[cfg(test)]
     pub fn lead_alone(&self, local: i32) {

@@ -1,6 +1,8 @@
-//! Follower replication at the edge: the leader's `Replica.Fetch` gRPC service, one
-//! fetch loop per partition this broker follows, the leaders' periodic tick (ISR
-//! shrink, acks=all timeouts) and ISR proposals sent to the controller. The decisions
+//! Follower replication at the edge: the leader's `Replica` gRPC service (the
+//! batched `FetchSession` of `replica_session`, and the one-partition `Fetch`), the
+//! follower's handling of a partition's answer (used by `fetcher`), the leaders'
+//! periodic tick (ISR shrink, acks=all timeouts) and ISR proposals sent to the
+//! controller. The decisions
 //! are the pure state machines of `crate::replication`, held by each [`Partition`].
 
 use std::sync::Arc;
@@ -22,25 +24,31 @@ pub mod proto {
     tonic::include_proto!("fjord.replica");
 }
 
-use proto::replica_client::ReplicaClient;
 use proto::replica_server::{Replica, ReplicaServer};
 
 /// How often leaders are ticked (ISR shrink checks, acks=all deadlines).
 const LEADER_TICK: Duration = Duration::from_millis(100);
-/// How long an idle follower loop sleeps before asking its state machine again.
-const FOLLOWER_IDLE: Duration = Duration::from_millis(50);
 
 /// The leader's side of follower replication.
 pub struct ReplicaService {
     broker: Arc<Broker>,
+    sessions: parking_lot::Mutex<super::replica_session::Sessions>,
 }
+
+/// A session request names each partition in about 40 bytes: room for a full request
+/// of every partition a follower broker may hold in one session.
+const MAX_SESSION_REQUEST_BYTES: usize =
+    64 * crate::replication::fetch_session::MAX_SESSION_PARTITIONS;
 
 impl ReplicaService {
     pub fn server(broker: Arc<Broker>) -> ReplicaServer<ReplicaService> {
-        ReplicaServer::new(ReplicaService { broker })
-            .max_decoding_message_size(64 * 1024)
-            // A response carries at most replica.fetch.max.bytes plus one batch.
-            .max_encoding_message_size(usize::MAX)
+        ReplicaServer::new(ReplicaService {
+            broker,
+            sessions: Default::default(),
+        })
+        .max_decoding_message_size(MAX_SESSION_REQUEST_BYTES)
+        // A response carries at most replica.fetch.max.bytes plus one batch.
+        .max_encoding_message_size(usize::MAX)
     }
 }
 
@@ -52,6 +60,7 @@ impl Replica for ReplicaService {
     ) -> Result<tonic::Response<proto::FetchResponse>, tonic::Status> {
         let caller = crate::quorum::internal_tls::caller_of(&request);
         let req = request.into_inner();
+        self.broker.metrics.replica_fetch_requests.inc();
         let image = self.broker.image();
         let topic_id = Uuid::from_slice(&req.topic_id).ok();
         let state = topic_id
@@ -112,6 +121,17 @@ impl Replica for ReplicaService {
             // The follower's position was recorded either way.
             let _ = tokio::time::timeout_at(deadline, log_end.changed()).await;
         }
+    }
+
+    async fn fetch_session(
+        &self,
+        request: tonic::Request<proto::SessionFetchRequest>,
+    ) -> Result<tonic::Response<proto::SessionFetchResponse>, tonic::Status> {
+        let caller = crate::quorum::internal_tls::caller_of(&request);
+        self.broker.metrics.replica_fetch_requests.inc();
+        super::replica_session::fetch(&self.broker, &self.sessions, caller, request.into_inner())
+            .await
+            .map(tonic::Response::new)
     }
 }
 
@@ -178,58 +198,6 @@ pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) 
     }
 }
 
-/// The fetch loop of one partition this broker follows; ends when `stop` is
-/// cancelled (leadership came here, the partition moved away, shutdown).
-pub async fn run_follower(broker: Arc<Broker>, partition: Arc<Partition>, stop: CancellationToken) {
-    let max_bytes = broker.config.replica_fetch_max_bytes;
-    let max_wait_ms = u32::try_from(broker.config.replica_fetch_wait_max_ms).unwrap_or(u32::MAX);
-    let mut role = partition.watch_role();
-    loop {
-        if stop.is_cancelled() {
-            return;
-        }
-        role.borrow_and_update();
-        let Some(request) = partition.next_fetch() else {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(FOLLOWER_IDLE) => continue,
-            }
-        };
-        let address = broker
-            .image()
-            .broker(request.leader)
-            .map(|b| b.endpoint.internal.clone());
-        let outcome = match address {
-            None => Err(format!("leader {} is not registered", request.leader)),
-            Some(address) => {
-                let call = fetch_from(
-                    &broker,
-                    &address,
-                    &partition,
-                    &request,
-                    max_bytes,
-                    max_wait_ms,
-                );
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    // The leader changed: drop this fetch; the state machine already
-                    // forgot it and fetches from the new leader.
-                    _ = role.changed() => continue,
-                    r = call => r,
-                }
-            }
-        };
-        if let Err(e) = on_fetch_answer(&partition, &request, outcome) {
-            // A disk error: keep trying after the backoff rather than spin.
-            tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "replicating failed");
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_millis(broker.config.replica_fetch_backoff_ms)) => {}
-            }
-        }
-    }
-}
-
 /// A follower's handling of its leader's answer to `request`, or of the call's
 /// failure (`Err`, counted as a network error so the state machine backs off): the
 /// partition truncates, appends and takes the high watermark as its follower state
@@ -268,43 +236,6 @@ pub fn on_fetch_answer(
     };
     partition.on_fetch_response(request, answer, records)?;
     reset_failed.map_or(Ok(()), Err)
-}
-
-async fn fetch_from(
-    broker: &Broker,
-    address: &str,
-    partition: &Partition,
-    request: &FetchRequest,
-    max_bytes: u32,
-    max_wait_ms: u32,
-) -> Result<proto::FetchResponse, String> {
-    let channel = broker.peers.get(request.leader, address)?;
-    let mut client = ReplicaClient::new(channel).max_decoding_message_size(
-        usize::try_from(max_bytes)
-            .unwrap_or(usize::MAX)
-            .saturating_add(broker.config.message_max_bytes as usize)
-            .saturating_add(64 * 1024),
-    );
-    let mut req = tonic::Request::new(proto::FetchRequest {
-        replica_id: broker.node_id(),
-        topic_id: bytes::Bytes::copy_from_slice(partition.topic_id.as_bytes()),
-        partition: partition.index,
-        current_leader_epoch: request.fetch.current_leader_epoch.0,
-        fetch_offset: request.fetch.fetch_offset,
-        last_fetched_epoch: request.fetch.last_fetched_epoch,
-        max_bytes,
-        max_wait_ms,
-        replica_epoch: broker.quorum().and_then(|q| q.broker_epoch()),
-    });
-    req.set_timeout(
-        Duration::from_millis(u64::from(max_wait_ms))
-            + Duration::from_millis(broker.config.request_timeout_ms),
-    );
-    client
-        .fetch(req)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))
 }
 
 fn answer_of(resp: &proto::FetchResponse) -> Result<FollowerFetchAnswer, ResponseError> {

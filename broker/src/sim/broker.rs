@@ -28,12 +28,13 @@ use crate::log::{AppendError, CleanupPolicy, LogConfig, LogStorage};
 use crate::replication::cluster_state::{ClusterState, ControllerRecord};
 use crate::replication::controller::Heartbeat;
 use crate::replication::follower::FollowerConfig;
-use crate::replication::leader::{AlterPartitionRequest, FollowerFetch, LeaderConfig};
+use crate::replication::leader::{AlterPartitionRequest, LeaderConfig};
 use crate::replication::BrokerEpoch;
 use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPartition};
 use crate::server::coordinator::GroupRuntime;
+use crate::server::fetcher::{to_proto, FetcherState};
 use crate::server::partition::{append_error_code, Acks, Partition};
-use crate::server::replica;
+use crate::server::replica_session::{self, Budget, Sessions};
 use crate::storage::{Disk, Fault, FaultPlan, FaultRule, FileKind, Op};
 
 pub(super) const TP: TopicPartition = TopicPartition {
@@ -163,8 +164,15 @@ pub(super) struct Process {
     cut_off: bool,
     metadata: ClusterState,
     metadata_offset: usize,
-    /// A failed replication write: the fetch loop backs off until then.
+    /// A failed replication write: the fetcher backs off until then.
     fetch_paused_until_ms: i64,
+    /// The fetcher of the partition's leader, while following.
+    fetcher: Option<FetcherState>,
+    /// The fetcher's call in flight: its id and when it was sent.
+    fetch_call: Option<(u64, i64)>,
+    calls: u64,
+    /// The leader's fetch sessions, one per follower broker.
+    sessions: parking_lot::Mutex<Sessions>,
     next_housekeeping_ms: i64,
     produces: Vec<PendingProduce>,
     commits: Vec<PendingCommit>,
@@ -259,6 +267,10 @@ impl SimBroker {
             metadata: ClusterState::default(),
             metadata_offset: 0,
             fetch_paused_until_ms: now,
+            fetcher: None,
+            fetch_call: None,
+            calls: 0,
+            sessions: Default::default(),
             next_housekeeping_ms: now + HOUSEKEEPING_MS,
             produces: Vec::new(),
             commits: Vec::new(),
@@ -354,11 +366,27 @@ impl SimBroker {
             }
             propose(me, p.broker_epoch, proposals, out);
         } else if is_replica(&reg, me) {
-            // The runtime starts a fetch loop on the returned token; here the
-            // simulator's ticks are that loop.
-            let _ = partition.make_follower(me, FOLLOWER_CONFIG, &reg);
+            // As `Fetchers::follow`: the partition goes to its leader's fetcher.
+            let stop = partition.make_follower(me, FOLLOWER_CONFIG, &reg);
+            match &mut p.fetcher {
+                Some(f) if f.leader() == reg.leader && stop.is_none() => f.touch(TP),
+                _ => {
+                    p.fetcher = None;
+                    p.fetch_call = None;
+                    if let Some(stop) = stop.or_else(|| partition.follower_stop()) {
+                        let mut f = FetcherState::new(reg.leader);
+                        f.add(partition.clone(), stop);
+                        p.fetcher = Some(f);
+                    }
+                }
+            }
         } else {
             partition.make_offline();
+        }
+        if !p.partition.role_name().eq("follower") {
+            // Its fetcher is left with no partition and ends.
+            p.fetcher = None;
+            p.fetch_call = None;
         }
         if let Some(groups) = &p.groups {
             if !leads {
@@ -430,34 +458,62 @@ impl SimBroker {
                 let proposals = p.partition.on_alter_partition_response(&request, result);
                 propose(b, p.broker_epoch, proposals, out);
             }
-            Msg::Fetch {
-                request,
-                broker_epoch,
-            } => {
-                let fetch = FollowerFetch {
-                    broker_epoch,
-                    ..request.fetch
+            Msg::Fetch { call, request } => {
+                let (session, refused) = replica_session::session_request(&request, |_| true);
+                let budget = Budget {
+                    total: FETCH_MAX_BYTES * 2,
+                    per_partition: FETCH_MAX_BYTES,
                 };
-                let mut result = p.partition.follower_fetch(&fetch, FETCH_MAX_BYTES);
-                propose(
-                    b,
-                    p.broker_epoch,
-                    std::mem::take(&mut result.proposals),
-                    out,
+                p.calls += 1;
+                let partition = p.partition.clone();
+                let begun = Sessions::begin(
+                    &p.sessions,
+                    now,
+                    request.replica_id,
+                    request.replica_epoch.map(BrokerEpoch),
+                    &session,
+                    u32::try_from(p.calls).unwrap_or(1),
+                    budget,
+                    refused,
+                    |tp| (*tp == TP).then(|| partition.clone()),
                 );
-                let outcome = match result.records.take().map(|s| s.read_to_bytes()) {
-                    None => Ok(replica::fetch_response(&result, Default::default())),
-                    Some(Ok(records)) => Ok(replica::fetch_response(&result, records)),
-                    Some(Err(e)) => Err(format!("reading records: {e}")),
+                let outcome = match begun {
+                    Err(e) => Ok(replica_session::refused(e)),
+                    Ok(mut round) => {
+                        for (_, proposals) in round.answer_due(&p.sessions) {
+                            propose(b, p.broker_epoch, proposals, out);
+                        }
+                        let id = round.session_id();
+                        let (answers, slices) = round.finish(&p.sessions);
+                        slices
+                            .into_iter()
+                            .map(|(i, s)| s.read_to_bytes().map(|r| (i, r)))
+                            .collect::<std::io::Result<Vec<_>>>()
+                            .map(|read| replica_session::response(id, answers, read))
+                            .map_err(|e| format!("reading records: {e}"))
+                    }
                 };
-                out.send(from, Msg::FetchReply { request, outcome });
+                out.send(from, Msg::FetchReply { call, outcome });
             }
-            Msg::FetchReply { request, outcome } => {
+            Msg::FetchReply { call, outcome } => {
+                // Only the answer to the call in flight: gRPC pairs them.
+                if p.fetch_call.map(|(c, _)| c) != Some(call) {
+                    return Ok(());
+                }
+                p.fetch_call = None;
+                let Some(fetcher) = &mut p.fetcher else {
+                    return Ok(());
+                };
                 let bounds =
                     |p: &Partition| p.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
                 let (start, end) = bounds(&p.partition);
-                if let Err(e) = replica::on_fetch_answer(&p.partition, &request, outcome) {
-                    return Err(format!("broker {b}: replicating failed: {e}"));
+                match outcome {
+                    Ok(response) => {
+                        if let Some(e) = fetcher.on_response(response).into_iter().next() {
+                            return Err(format!("broker {b}: replicating failed: {e}"));
+                        }
+                    }
+                    Err(e) => fetcher.on_failure(&e),
                 }
                 let (now_start, now_end) = bounds(&p.partition);
                 if now_start > start {
@@ -608,15 +664,28 @@ impl SimBroker {
                 .map_err(|e| format!("broker {b}: log housekeeping failed: {e}"))?;
         }
         if now >= p.fetch_paused_until_ms {
-            if let Some(request) = p.partition.next_fetch() {
-                let broker_epoch = p.broker_epoch;
-                out.send(
-                    request.leader,
-                    Msg::Fetch {
-                        request,
-                        broker_epoch,
-                    },
-                );
+            if let Some(f) = &mut p.fetcher {
+                // An unanswered call is given up (the request's deadline).
+                if p.fetch_call
+                    .is_some_and(|(_, sent)| now - sent >= FOLLOWER_CONFIG.fetch_timeout_ms)
+                {
+                    p.fetch_call = None;
+                    f.on_failure("deadline exceeded");
+                }
+                if p.fetch_call.is_none() {
+                    if let Some(request) = f.next_request(now, FOLLOWER_CONFIG.fetch_backoff_ms) {
+                        p.calls += 1;
+                        p.fetch_call = Some((p.calls, now));
+                        let request = to_proto(&request, b, p.broker_epoch.map(|e| e.0), 0, 0, 0);
+                        out.send(
+                            f.leader(),
+                            Msg::Fetch {
+                                call: p.calls,
+                                request,
+                            },
+                        );
+                    }
+                }
             }
         }
         p.produces.retain_mut(|w| {

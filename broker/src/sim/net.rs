@@ -6,7 +6,6 @@ use kafka_protocol::error::ResponseError;
 
 use crate::replication::cluster_state::ControllerRecord;
 use crate::replication::controller::{Heartbeat, HeartbeatReply};
-use crate::replication::follower::FetchRequest;
 use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::BrokerEpoch;
 use crate::replication::{BrokerId, PartitionRegistration};
@@ -69,15 +68,16 @@ pub(super) enum Msg {
         request: AlterPartitionRequest,
         result: Result<PartitionRegistration, ResponseError>,
     },
-    /// A follower fetch, with the broker epoch of the process that sent it.
+    /// A follower broker's fetch session call; `call` pairs it with its reply, as a
+    /// gRPC call is paired with its answer.
     Fetch {
-        request: FetchRequest,
-        broker_epoch: Option<BrokerEpoch>,
+        call: u64,
+        request: proto::SessionFetchRequest,
     },
     /// The leader's answer as the replica service sends it; `Err` is a failed call.
     FetchReply {
-        request: FetchRequest,
-        outcome: Result<proto::FetchResponse, String>,
+        call: u64,
+        outcome: Result<proto::SessionFetchResponse, String>,
     },
     Produce {
         id: u64,

@@ -195,6 +195,21 @@ fn a_lagging_follower_is_proposed_out_of_the_isr_and_counts_until_the_controller
 }
 
 #[test]
+fn an_idle_follower_holding_the_whole_log_stays_in_sync_without_fetching() {
+    let (mut l, log) = leader(&[1, 2, 3], 5);
+    l.on_follower_fetch(0, &fetch(2, 5), &log);
+    l.on_follower_fetch(0, &fetch(3, 5), &log);
+    // A fetch session sends nothing for an idle partition: no fetch for a long time.
+    assert_eq!(l.on_tick(10 * LAG_MS), vec![]);
+    // A write: both were caught up until it came, so both get a full lag window.
+    l.on_appended(10 * LAG_MS, 6, None);
+    assert_eq!(l.on_tick(10 * LAG_MS + 1), vec![]);
+    assert_eq!(l.on_tick(11 * LAG_MS), vec![], "exactly the lag time");
+    // Neither fetched the write within the lag time.
+    assert_eq!(l.on_tick(11 * LAG_MS + 1), vec![alter(&[1])]);
+}
+
+#[test]
 fn a_write_whose_isr_shrank_below_min_insync_replicas_gets_not_enough_replicas_after_append() {
     let (mut l, log) = leader(&[1, 2], 3);
     l.on_appended(0, 3, waiter(9, 2));
@@ -232,6 +247,18 @@ fn a_follower_joins_the_isr_once_it_reaches_the_high_watermark_and_the_epoch_sta
     assert_eq!(actions, vec![]);
     let (_, actions) = l.on_follower_fetch(1_003, &fetch(3, 6), &log);
     assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+}
+
+#[test]
+fn a_caught_up_follower_refused_once_is_proposed_again_without_fetching_again() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let (_, actions) = l.on_follower_fetch(1, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+    l.on_alter_partition_response(3, Err(ResponseError::IneligibleReplica));
+    // The partition is idle: broker 3's fetch session sends nothing more for it.
+    assert_eq!(l.on_tick(4), vec![], "not before the backoff");
+    assert_eq!(l.on_tick(1_003), vec![expand(&[1, 2, 3], 3)]);
 }
 
 /// KIP-903: the leader proposes a replica only with the broker epoch it fetched with
