@@ -610,7 +610,10 @@ impl PartitionLeader {
             .copied()
             .filter(|&b| b != self.local)
             .filter(|b| match self.followers.get(b) {
-                Some(f) => now_ms - f.last_caught_up_ms.unwrap_or(i64::MIN / 2) > lag_max,
+                Some(f) => {
+                    !self.holds_whole_log(f)
+                        && now_ms - f.last_caught_up_ms.unwrap_or(i64::MIN / 2) > lag_max
+                }
                 // An ISR member that is no replica (cannot happen in a valid state).
                 None => true,
             })
@@ -622,6 +625,55 @@ impl PartitionLeader {
             .iter()
             .fold(self.committed.isr.clone(), |isr, &b| isr.without(b));
         self.propose(now_ms, new_isr, Vec::new(), actions);
+    }
+
+    /// Kafka's `isCaughtUp`: a follower whose log ends where ours does is in sync
+    /// however long ago it fetched (an idle partition's followers stay in the ISR; a
+    /// follower that is gone is fenced by the controller, which drops it from the ISR).
+    fn holds_whole_log(&self, f: &FollowerState) -> bool {
+        f.log_end_offset == Some(self.log_end_offset)
+    }
+
+    /// When the ISR lag check or the AlterPartition retry next has something to do,
+    /// if ever without a new event: the earliest time an ISR member can fall out of
+    /// sync (`replica.lag.time.max.ms` after it last caught up), not before the
+    /// proposal backoff; or the resend of the proposal in flight.
+    pub fn isr_deadline_ms(&self) -> Option<i64> {
+        if let Some(p) = &self.pending {
+            return Some(
+                p.sent_ms
+                    .saturating_add(self.config.alter_partition_retry_ms),
+            );
+        }
+        let lag_max = self.config.replica_lag_time_max_ms;
+        self.committed
+            .isr
+            .members()
+            .iter()
+            .filter(|&&b| b != self.local)
+            .filter_map(|b| match self.followers.get(b) {
+                Some(f) if self.holds_whole_log(f) => None,
+                Some(f) => Some(
+                    f.last_caught_up_ms
+                        .unwrap_or(i64::MIN / 2)
+                        .saturating_add(lag_max)
+                        .saturating_add(1),
+                ),
+                None => Some(i64::MIN),
+            })
+            .min()
+            .map(|at| at.max(self.propose_after_ms))
+    }
+
+    /// When [`PartitionLeader::on_tick`] next has something to do if nothing else
+    /// happens: the ISR deadline or the earliest acks=all deadline. `None`: nothing
+    /// pending, the partition needs no tick.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let waiters = self.waiters.iter().map(|w| w.deadline_ms).min();
+        match (self.isr_deadline_ms(), waiters) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn propose(

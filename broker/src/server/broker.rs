@@ -35,6 +35,8 @@ pub struct Broker {
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
     pub partitions: PartitionMap,
+    /// When each hosted partition next needs attention (see `timers`).
+    pub timers: Arc<super::timers::BrokerTimers>,
     /// The storage seam and the bound on open segment files shared by every log here.
     pub log_storage: crate::log::LogStorage,
     /// The installed image: readers take a cheap snapshot; the quorum's applier
@@ -98,6 +100,7 @@ impl Broker {
             defaults,
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
+            timers: Arc::default(),
             log_storage: crate::log::LogStorage::new(
                 crate::storage::Disk::real(),
                 config.log_open_files_max,
@@ -370,9 +373,12 @@ impl Broker {
 
     /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
     /// compaction; refreshes gauges.
-    pub fn housekeeping(&self) {
-        let now = self.clock.wall_ms();
-        for p in self.partitions.all() {
+    /// Housekeeping of the logs whose timers fired (roll, retention, flush, producer
+    /// expiry, compaction); each then arms its next deadline.
+    pub fn housekeeping(&self, due: &[Arc<Partition>]) {
+        for p in due {
+            p.timer.fired(super::timers::TimerKind::Log);
+            let now = self.clock.wall_ms();
             let hw = p.high_watermark();
             match p.with_log_mut(|log| log.housekeeping(now, hw)) {
                 Ok(0) => {}
@@ -389,8 +395,26 @@ impl Broker {
             if let Err(e) = p.compact() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
+            // The log decides on the wall clock; the timers run on the monotonic one.
+            let (wall_ms, mono_ms) = (self.clock.wall_ms(), self.clock.now_ms());
+            let next = p
+                .with_log(|log| log.next_housekeeping_ms(wall_ms))
+                .map(|at| mono_ms.saturating_add(at.saturating_sub(wall_ms)));
+            p.timer.arm_log(mono_ms, next);
         }
-        self.refresh_log_gauges();
+    }
+
+    /// Arm `partition`'s timers on this broker's, and have its log looked at now.
+    pub(super) fn attach_timers(&self, partition: &Partition) {
+        let check_ms =
+            i64::try_from(self.config.log_retention_check_interval_ms.max(10)).unwrap_or(i64::MAX);
+        partition.timer.attach(
+            self.timers.clone(),
+            &partition.topic,
+            partition.index,
+            check_ms,
+        );
+        partition.timer.arm_log_now(self.clock.now_ms());
     }
 
     pub fn refresh_log_gauges(&self) {

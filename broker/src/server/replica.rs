@@ -25,8 +25,6 @@ pub mod proto {
 use proto::replica_client::ReplicaClient;
 use proto::replica_server::{Replica, ReplicaServer};
 
-/// How often leaders are ticked (ISR shrink checks, acks=all deadlines).
-const LEADER_TICK: Duration = Duration::from_millis(100);
 /// How long an idle follower loop sleeps before asking its state machine again.
 const FOLLOWER_IDLE: Duration = Duration::from_millis(50);
 
@@ -159,23 +157,6 @@ pub fn fetch_response(
         FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
     }
     resp
-}
-
-/// Tick every partition this broker leads, until shutdown.
-pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(LEADER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        broker.check_contact();
-        for p in broker.partitions.all() {
-            let proposals = p.tick();
-            broker.propose_isr(&p, proposals);
-        }
-    }
 }
 
 /// The fetch loop of one partition this broker follows; ends when `stop` is
