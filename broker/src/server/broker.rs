@@ -314,6 +314,65 @@ impl Broker {
         Ok(record)
     }
 
+    /// [`Broker::change_metadata`] for many changes at once (CreateTopics of many
+    /// topics): each is planned against the image with the ones before it applied, and
+    /// those planned are committed as one metadata log entry, so a request of many
+    /// topics costs one Raft round and one installation. Each change still gets its
+    /// own answer: one refused in planning fails alone, and if the controller refuses
+    /// the entry (its image moved since), each is submitted on its own.
+    pub async fn change_metadata_each<T>(
+        &self,
+        commit: bool,
+        changes: &[T],
+        plan: impl Fn(&MetadataImage, &T) -> Result<MetadataRecord, AdminError>,
+    ) -> Vec<Result<MetadataRecord, AdminError>> {
+        let _writer = self.writer.lock().await;
+        if let Err(e) = self.submit(ControllerRequest::Sync).await {
+            return changes.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut image = (*self.image()).clone();
+        let mut planned: Vec<Result<MetadataRecord, AdminError>> =
+            Vec::with_capacity(changes.len());
+        for change in changes {
+            let outcome = plan(&image, change).and_then(|record| {
+                image.apply(&record).map_err(|message| AdminError {
+                    code: ResponseError::InvalidRequest,
+                    message,
+                })?;
+                Ok(record)
+            });
+            planned.push(outcome);
+        }
+        let records: Vec<MetadataRecord> = planned.iter().filter_map(|r| r.clone().ok()).collect();
+        if !commit || records.is_empty() {
+            return planned;
+        }
+        match self.submit(ControllerRequest::Records(records)).await {
+            Ok(_) => return planned,
+            // Refused by the controller's checks, so not committed: answer one by one.
+            Err(e) if refused_by_check(&e) => {}
+            // Maybe committed, maybe not (a timeout, the controller moved): what
+            // happened to the entry is what happened to each change.
+            Err(e) => {
+                return planned
+                    .into_iter()
+                    .map(|outcome| outcome.and(Err(e.clone())))
+                    .collect()
+            }
+        }
+        let mut answers = Vec::with_capacity(planned.len());
+        for outcome in planned {
+            answers.push(match outcome {
+                Ok(record) => self
+                    .submit(ControllerRequest::Records(vec![record.clone()]))
+                    .await
+                    .map(|_| record),
+                Err(e) => Err(e),
+            });
+        }
+        answers
+    }
+
     /// Is this broker cut off from the controller (and so leading nothing)?
     pub fn is_cut_off(&self) -> bool {
         self.cut_off.load(Ordering::Acquire)
@@ -502,4 +561,15 @@ impl Broker {
             }
         }
     }
+}
+
+/// The errors `ControllerRequest::Records` answers when its records do not apply to
+/// the controller's image: nothing was committed.
+fn refused_by_check(e: &AdminError) -> bool {
+    matches!(
+        e.code,
+        ResponseError::TopicAlreadyExists
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::InvalidRequest
+    )
 }
