@@ -373,6 +373,13 @@ impl Broker {
         answers
     }
 
+    /// The image once this broker has installed everything the controller had
+    /// applied when asked (the current image if the controller cannot be reached).
+    pub async fn synced_image(&self) -> Arc<MetadataImage> {
+        let _ = self.submit(ControllerRequest::Sync).await;
+        self.image()
+    }
+
     /// Is this broker cut off from the controller (and so leading nothing)?
     pub fn is_cut_off(&self) -> bool {
         self.cut_off.load(Ordering::Acquire)
