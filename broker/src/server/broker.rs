@@ -363,14 +363,32 @@ impl Broker {
         let mut answers = Vec::with_capacity(planned.len());
         for outcome in planned {
             answers.push(match outcome {
-                Ok(record) => self
-                    .submit(ControllerRequest::Records(vec![record.clone()]))
-                    .await
-                    .map(|_| record),
+                Ok(record) => self.submit_record(record).await,
                 Err(e) => Err(e),
             });
         }
         answers
+    }
+
+    /// Commit one planned record. The quorum resubmits a request whose controller
+    /// moved while it waited; if the first submission was committed, the second is
+    /// refused as a duplicate, and the record is found in the image as planned.
+    async fn submit_record(&self, record: MetadataRecord) -> Result<MetadataRecord, AdminError> {
+        match self
+            .submit(ControllerRequest::Records(vec![record.clone()]))
+            .await
+        {
+            Ok(_) => Ok(record),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                let image = self.synced_image().await;
+                if crate::metadata::admin::already_created(&image, &record) {
+                    Ok(record)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The image once this broker has installed everything the controller had
