@@ -474,6 +474,8 @@ impl Log {
 }
 
 #[cfg(test)]
+mod housekeeping_tests;
+#[cfg(test)]
 mod storage_tests;
 #[cfg(test)]
 mod tests;

@@ -180,6 +180,14 @@ impl ProducerStateManager {
         before - self.producers.len()
     }
 
+    /// The oldest last-batch timestamp among the producers: the first to expire.
+    pub fn earliest_last_timestamp_ms(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.batches.back().map(|b| b.timestamp_ms))
+            .min()
+    }
+
     /// Producer id → last offset of its last batch (the cleaner keeps that batch, even
     /// emptied, so the producer's sequence state survives a reload).
     pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {

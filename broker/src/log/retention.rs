@@ -67,6 +67,52 @@ impl Log {
         Ok(deleted)
     }
 
+    /// When [`Log::housekeeping`] next has something to do if nothing is appended
+    /// meanwhile (wall-clock ms; at or before `now_ms` when due already), or `None`
+    /// when nothing can come due without an append: the active segment's segment.ms
+    /// (or KIP-354 max.compaction.lag.ms) roll, the oldest segment's retention.ms,
+    /// retention.bytes exceeded, flush.ms of unflushed records, the first idle
+    /// producer's expiry, and on a compacted log the cleaner's next look.
+    pub fn next_housekeeping_ms(&self, now_ms: i64) -> Option<i64> {
+        let after = |at: i64, ms: i64| at.saturating_add(ms).saturating_add(1);
+        let active = self.active();
+        let mut due: Option<i64> = None;
+        let mut at = |t: i64| due = Some(due.map_or(t, |d| d.min(t)));
+        if active.size_bytes > 0 {
+            at(after(active.created_ms, self.config.segment_ms));
+            if self.config.cleanup_policy.compact {
+                if let Some(ts) = active.first_batch_timestamp_ms.filter(|ts| *ts >= 0) {
+                    at(after(ts, self.config.max_compaction_lag_ms));
+                }
+            }
+        }
+        if let Some(last_ms) = self.producers.earliest_last_timestamp_ms() {
+            at(after(last_ms, self.config.producer_id_expiration_ms));
+        }
+        let holds_data = self.segments.len() > 1 || active.size_bytes > 0;
+        if self.config.cleanup_policy.delete && holds_data {
+            if self.config.retention_ms >= 0 {
+                let oldest = self.segments.values().next().expect("never empty");
+                at(after(
+                    oldest.largest_timestamp_ms(),
+                    self.config.retention_ms,
+                ));
+            }
+            if self.config.retention_bytes >= 0
+                && self.size_bytes() as i64 > self.config.retention_bytes
+            {
+                at(now_ms);
+            }
+        }
+        if self.recovery_point < self.log_end_offset() && self.config.flush_ms < i64::MAX {
+            at(self.last_flush_ms.saturating_add(self.config.flush_ms));
+        }
+        if self.config.cleanup_policy.compact && holds_data {
+            at(now_ms);
+        }
+        due
+    }
+
     /// Delete the oldest segments while `deletable` says so, as Kafka: stop at the
     /// first one kept; the active segment goes too (after a roll) unless it is empty.
     /// A segment holding offsets at or above the high watermark is never deleted

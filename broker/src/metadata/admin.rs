@@ -242,6 +242,18 @@ pub fn plan_create_topic(
     })
 }
 
+/// Whether `image` already holds the topic `record` creates, under the id planned
+/// for it: a commit whose answer was lost (the controller moved while it waited) and
+/// whose resubmission was refused with TopicAlreadyExists did take effect.
+pub fn already_created(image: &MetadataImage, record: &MetadataRecord) -> bool {
+    match record {
+        MetadataRecord::TopicCreated { name, id, .. } => {
+            image.topic(name).is_some_and(|t| t.id == *id)
+        }
+        _ => false,
+    }
+}
+
 /// Plan growing a topic to `count` partitions.
 pub fn plan_create_partitions(
     image: &MetadataImage,
@@ -528,6 +540,27 @@ mod tests {
                 .code,
             ResponseError::InvalidReplicaAssignment
         );
+    }
+
+    #[test]
+    fn a_topic_is_already_created_only_under_the_planned_id() {
+        let image = image_with("orders", 2);
+        let created = image.topic("orders").unwrap().id;
+        let planned = |id| MetadataRecord::TopicCreated {
+            name: "orders".into(),
+            id,
+            partitions: vec![],
+            configs: BTreeMap::new(),
+        };
+        assert!(already_created(&image, &planned(created)));
+        assert!(!already_created(&image, &planned(Uuid::new_v4())));
+        let elsewhere = MetadataRecord::TopicCreated {
+            name: "other".into(),
+            id: created,
+            partitions: vec![],
+            configs: BTreeMap::new(),
+        };
+        assert!(!already_created(&image, &elsewhere));
     }
 
     #[test]

@@ -508,8 +508,9 @@ impl Active {
         self.commit(records).await
     }
 
+    /// The controller's image index: a broker has caught up once it installed this.
     fn applied(&self) -> u64 {
-        self.sm.applied_index()
+        self.sm.image_index()
     }
 
     async fn on_cmd(&mut self, cmd: Cmd) -> Result<(), NotCommitted> {
@@ -711,7 +712,7 @@ impl Active {
                     .map(|m| m.into_iter().map(|(_, b)| b).collect());
                 Ok(Ok((ControllerReply::AclsDeleted(deleted.collect()), index)))
             }
-            ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.applied_index()))),
+            ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.image_index()))),
             ControllerRequest::ReplicaStorage { partition, offline } => {
                 match self.controller.replica_storage(
                     broker,

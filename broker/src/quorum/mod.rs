@@ -115,8 +115,9 @@ openraft::declare_raft_types!(
 /// Receives the image after each applied step.
 pub trait MetadataApplier: Send + Sync + 'static {
     /// Called after committed metadata records were applied (or a snapshot installed),
-    /// in log order, with the new image. Runs on the state machine's task: must be quick
-    /// and must not call back into the quorum.
+    /// in log order, with the new image; an image superseded before it was taken is
+    /// skipped. Runs on the publisher task (blocking pool), outside openraft's apply:
+    /// it may open logs, but must not wait on the quorum.
     fn apply(&self, image: Arc<MetadataImage>);
 }
 

@@ -48,7 +48,10 @@ pub(crate) struct Shared {
     dir: PathBuf,
     state: Mutex<State>,
     applier: Arc<dyn MetadataApplier>,
-    /// Index of the last applied entry (0 before any).
+    /// The latest image applied and its log index, for the publisher task to install.
+    to_publish: watch::Sender<(Arc<MetadataImage>, u64)>,
+    /// Index of the last entry applied and installed on this broker (0 before any):
+    /// what "applied here" waits for.
     applied: watch::Sender<u64>,
     snapshots_built: AtomicU64,
 }
@@ -62,13 +65,54 @@ impl Shared {
         self.applied.subscribe()
     }
 
+    /// The last entry installed on this broker: what a change submitted here waits
+    /// for.
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
     }
 
+    /// The last entry in the image (installed here or not yet): what the controller
+    /// tells brokers to catch up with.
+    pub fn image_index(&self) -> u64 {
+        self.state.lock().last_applied.map_or(0, |l| l.index)
+    }
+
+    /// Hand the image to the publisher: openraft's apply only updates the image and
+    /// notifies, so a change that opens thousands of logs never holds up the Raft
+    /// log. Images the publisher has not taken yet are superseded (each installation
+    /// works from what changed since the installed image, whichever that was).
     fn publish(&self, image: Arc<MetadataImage>, index: u64) {
+        self.to_publish.send_replace((image, index));
+    }
+
+    /// Install `image` on this broker and say so.
+    fn install(&self, image: Arc<MetadataImage>, index: u64) {
         self.applier.apply(image);
-        self.applied.send_replace(index);
+        self.applied.send_if_modified(|applied| {
+            let newer = index > *applied;
+            if newer {
+                *applied = index;
+            }
+            newer
+        });
+    }
+}
+
+/// The publisher: installs each image the state machine applied, in order, on the
+/// blocking pool (opening logs is file I/O). Ends when the state machine is dropped.
+async fn run_publisher(
+    shared: std::sync::Weak<Shared>,
+    mut images: watch::Receiver<(Arc<MetadataImage>, u64)>,
+) {
+    while images.changed().await.is_ok() {
+        let (image, index) = images.borrow_and_update().clone();
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let installed = tokio::task::spawn_blocking(move || shared.install(image, index)).await;
+        if let Err(e) = installed {
+            tracing::error!(error = %e, index, "installing a metadata image failed");
+        }
     }
 }
 
@@ -113,18 +157,23 @@ impl StateMachine {
         };
         let index = state.last_applied.map_or(0, |l| l.index);
         let image = state.image.clone();
+        let (to_publish, images) = watch::channel((image.clone(), index));
         let shared = Arc::new(Shared {
             disk,
             retry,
             dir: dir.to_path_buf(),
             state: Mutex::new(state),
             applier,
-            applied: watch::channel(index).0,
+            to_publish,
+            applied: watch::channel(0).0,
             snapshots_built: AtomicU64::new(0),
         });
+        // The snapshot is installed before Raft starts, so the broker starts with its
+        // partitions open; later images go through the publisher.
         if index > 0 {
-            shared.publish(image, index);
+            shared.install(image, index);
         }
+        tokio::spawn(run_publisher(Arc::downgrade(&shared), images));
         Ok(StateMachine { shared })
     }
 
@@ -279,3 +328,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+#[path = "state_machine_tests.rs"]
+mod tests;

@@ -604,18 +604,21 @@ impl PartitionLeader {
         if self.committed.isr.contains(follower) {
             return;
         }
-        let Some(FollowerState {
-            log_end_offset: Some(leo),
-            broker_epoch: Some(broker_epoch),
-            ..
-        }) = self.followers.get(&follower).copied()
-        else {
+        let Some(f) = self.followers.get(&follower).copied() else {
             return;
         };
-        if leo >= self.high_watermark.0 && leo >= self.epoch_start_offset {
+        if let (true, Some(broker_epoch)) = (self.may_join_isr(&f), f.broker_epoch) {
             let new_isr = self.committed.isr.with(follower);
             self.propose(now_ms, new_isr, vec![(follower, broker_epoch)], actions);
         }
+    }
+
+    /// A follower whose log reaches the high watermark and this epoch's start, from a
+    /// known broker process, may join the ISR.
+    fn may_join_isr(&self, f: &FollowerState) -> bool {
+        f.broker_epoch.is_some()
+            && f.log_end_offset
+                .is_some_and(|leo| leo >= self.high_watermark.0 && leo >= self.epoch_start_offset)
     }
 
     /// ISR members that have not caught up within `replica.lag.time.max.ms` leave it.
@@ -632,10 +635,8 @@ impl PartitionLeader {
             .copied()
             .filter(|&b| b != self.local)
             .filter(|b| match self.followers.get(b) {
-                // Kafka's rule: a follower holding our whole log is in sync however
-                // long ago it last fetched.
                 Some(f) => {
-                    f.log_end_offset != Some(self.log_end_offset)
+                    !self.holds_whole_log(f)
                         && now_ms - f.last_caught_up_ms.unwrap_or(i64::MIN / 2) > lag_max
                 }
                 // An ISR member that is no replica (cannot happen in a valid state).
@@ -649,6 +650,62 @@ impl PartitionLeader {
             .iter()
             .fold(self.committed.isr.clone(), |isr, &b| isr.without(b));
         self.propose(now_ms, new_isr, Vec::new(), actions);
+    }
+
+    /// Kafka's `isCaughtUp`: a follower whose log ends where ours does is in sync
+    /// however long ago it fetched (an idle partition's followers stay in the ISR; a
+    /// follower that is gone is fenced by the controller, which drops it from the ISR).
+    fn holds_whole_log(&self, f: &FollowerState) -> bool {
+        f.log_end_offset == Some(self.log_end_offset)
+    }
+
+    /// When the ISR lag check or the AlterPartition retry next has something to do,
+    /// if ever without a new event: the earliest time an ISR member can fall out of
+    /// sync (`replica.lag.time.max.ms` after it last caught up), not before the
+    /// proposal backoff; or the resend of the proposal in flight.
+    pub fn isr_deadline_ms(&self) -> Option<i64> {
+        if let Some(p) = &self.pending {
+            return Some(
+                p.sent_ms
+                    .saturating_add(self.config.alter_partition_retry_ms),
+            );
+        }
+        let lag_max = self.config.replica_lag_time_max_ms;
+        // A caught-up follower outside the ISR is proposed by a tick (see on_tick).
+        let joining = self
+            .followers
+            .iter()
+            .any(|(b, f)| !self.committed.isr.contains(*b) && self.may_join_isr(f))
+            .then_some(self.propose_after_ms);
+        self.committed
+            .isr
+            .members()
+            .iter()
+            .filter(|&&b| b != self.local)
+            .filter_map(|b| match self.followers.get(b) {
+                Some(f) if self.holds_whole_log(f) => None,
+                Some(f) => Some(
+                    f.last_caught_up_ms
+                        .unwrap_or(i64::MIN / 2)
+                        .saturating_add(lag_max)
+                        .saturating_add(1),
+                ),
+                None => Some(i64::MIN),
+            })
+            .chain(joining)
+            .min()
+            .map(|at| at.max(self.propose_after_ms))
+    }
+
+    /// When [`PartitionLeader::on_tick`] next has something to do if nothing else
+    /// happens: the ISR deadline or the earliest acks=all deadline. `None`: nothing
+    /// pending, the partition needs no tick.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let waiters = self.waiters.iter().map(|w| w.deadline_ms).min();
+        match (self.isr_deadline_ms(), waiters) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn propose(

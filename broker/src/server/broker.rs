@@ -35,6 +35,8 @@ pub struct Broker {
     pub defaults: TopicDefaults,
     pub metrics: Metrics,
     pub partitions: PartitionMap,
+    /// When each hosted partition next needs attention (see `timers`).
+    pub timers: Arc<super::timers::BrokerTimers>,
     /// The storage seam and the bound on open segment files shared by every log here.
     pub log_storage: crate::log::LogStorage,
     /// The installed image: readers take a cheap snapshot; the quorum's applier
@@ -102,6 +104,7 @@ impl Broker {
             defaults,
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
+            timers: Arc::default(),
             log_storage: crate::log::LogStorage::new(
                 crate::storage::Disk::real(),
                 config.log_open_files_max,
@@ -322,6 +325,90 @@ impl Broker {
         Ok(record)
     }
 
+    /// [`Broker::change_metadata`] for many changes at once (CreateTopics of many
+    /// topics): each is planned against the image with the ones before it applied, and
+    /// those planned are committed as one metadata log entry, so a request of many
+    /// topics costs one Raft round and one installation. Each change still gets its
+    /// own answer: one refused in planning fails alone, and if the controller refuses
+    /// the entry (its image moved since), each is submitted on its own.
+    pub async fn change_metadata_each<T>(
+        &self,
+        commit: bool,
+        changes: &[T],
+        plan: impl Fn(&MetadataImage, &T) -> Result<MetadataRecord, AdminError>,
+    ) -> Vec<Result<MetadataRecord, AdminError>> {
+        let _writer = self.writer.lock().await;
+        if let Err(e) = self.submit(ControllerRequest::Sync).await {
+            return changes.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut image = (*self.image()).clone();
+        let mut planned: Vec<Result<MetadataRecord, AdminError>> =
+            Vec::with_capacity(changes.len());
+        for change in changes {
+            let outcome = plan(&image, change).and_then(|record| {
+                image.apply(&record).map_err(|message| AdminError {
+                    code: ResponseError::InvalidRequest,
+                    message,
+                })?;
+                Ok(record)
+            });
+            planned.push(outcome);
+        }
+        let records: Vec<MetadataRecord> = planned.iter().filter_map(|r| r.clone().ok()).collect();
+        if !commit || records.is_empty() {
+            return planned;
+        }
+        match self.submit(ControllerRequest::Records(records)).await {
+            Ok(_) => return planned,
+            // Refused by the controller's checks, so not committed: answer one by one.
+            Err(e) if refused_by_check(&e) => {}
+            // Maybe committed, maybe not (a timeout, the controller moved): what
+            // happened to the entry is what happened to each change.
+            Err(e) => {
+                return planned
+                    .into_iter()
+                    .map(|outcome| outcome.and(Err(e.clone())))
+                    .collect()
+            }
+        }
+        let mut answers = Vec::with_capacity(planned.len());
+        for outcome in planned {
+            answers.push(match outcome {
+                Ok(record) => self.submit_record(record).await,
+                Err(e) => Err(e),
+            });
+        }
+        answers
+    }
+
+    /// Commit one planned record. The quorum resubmits a request whose controller
+    /// moved while it waited; if the first submission was committed, the second is
+    /// refused as a duplicate, and the record is found in the image as planned.
+    async fn submit_record(&self, record: MetadataRecord) -> Result<MetadataRecord, AdminError> {
+        match self
+            .submit(ControllerRequest::Records(vec![record.clone()]))
+            .await
+        {
+            Ok(_) => Ok(record),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                let image = self.synced_image().await;
+                if crate::metadata::admin::already_created(&image, &record) {
+                    Ok(record)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The image once this broker has installed everything the controller had
+    /// applied when asked (the current image if the controller cannot be reached).
+    pub async fn synced_image(&self) -> Arc<MetadataImage> {
+        let _ = self.submit(ControllerRequest::Sync).await;
+        self.image()
+    }
+
     /// Is this broker cut off from the controller (and so leading nothing)?
     pub fn is_cut_off(&self) -> bool {
         self.cut_off.load(Ordering::Acquire)
@@ -381,9 +468,12 @@ impl Broker {
 
     /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
     /// compaction; refreshes gauges.
-    pub fn housekeeping(&self) {
-        let now = self.clock.wall_ms();
-        for p in self.partitions.all() {
+    /// Housekeeping of the logs whose timers fired (roll, retention, flush, producer
+    /// expiry, compaction); each then arms its next deadline.
+    pub fn housekeeping(&self, due: &[Arc<Partition>]) {
+        for p in due {
+            p.timer.fired(super::timers::TimerKind::Log);
+            let now = self.clock.wall_ms();
             let hw = p.high_watermark();
             match p.with_log_mut(|log| log.housekeeping(now, hw)) {
                 Ok(0) => {}
@@ -400,8 +490,26 @@ impl Broker {
             if let Err(e) = p.compact() {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
+            // The log decides on the wall clock; the timers run on the monotonic one.
+            let (wall_ms, mono_ms) = (self.clock.wall_ms(), self.clock.now_ms());
+            let next = p
+                .with_log(|log| log.next_housekeeping_ms(wall_ms))
+                .map(|at| mono_ms.saturating_add(at.saturating_sub(wall_ms)));
+            p.timer.arm_log(mono_ms, next);
         }
-        self.refresh_log_gauges();
+    }
+
+    /// Arm `partition`'s timers on this broker's, and have its log looked at now.
+    pub(super) fn attach_timers(&self, partition: &Partition) {
+        let check_ms =
+            i64::try_from(self.config.log_retention_check_interval_ms.max(10)).unwrap_or(i64::MAX);
+        partition.timer.attach(
+            self.timers.clone(),
+            &partition.topic,
+            partition.index,
+            check_ms,
+        );
+        partition.timer.arm_log_now(self.clock.now_ms());
     }
 
     pub fn refresh_log_gauges(&self) {
@@ -489,4 +597,15 @@ impl Broker {
             }
         }
     }
+}
+
+/// The errors `ControllerRequest::Records` answers when its records do not apply to
+/// the controller's image: nothing was committed.
+fn refused_by_check(e: &AdminError) -> bool {
+    matches!(
+        e.code,
+        ResponseError::TopicAlreadyExists
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::InvalidRequest
+    )
 }

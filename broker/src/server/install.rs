@@ -93,11 +93,13 @@ impl Broker {
                         if config_changed {
                             let config = log_config(&topic.configs, &self.defaults);
                             h.with_log_mut(|log| log.set_config(config));
+                            h.timer.arm_log_now(self.clock.now_ms());
                         }
                         h
                     }
                     None => match self.open_partition(topic, p.partition, p.leader_epoch) {
                         Ok(opened) => {
+                            self.attach_timers(&opened);
                             let opened = Arc::new(opened);
                             self.partitions.insert(opened.clone());
                             opened
@@ -438,6 +440,7 @@ impl Broker {
             return;
         }
         tracing::info!(topic = %partition.topic, partition = partition.index, "offline replica served again");
+        self.attach_timers(&partition);
         self.partitions.insert(partition.clone());
         self.offline.served_again(&partition.topic, partition.index);
         self.follow_image(&partition, topic, state);

@@ -16,6 +16,7 @@ pub mod replica_session;
 pub mod request_budget;
 pub mod scrub;
 pub mod stream;
+pub mod timers;
 pub mod tls;
 
 use std::sync::Arc;
@@ -113,9 +114,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
         serving.clone(),
     ));
     tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
-    tasks.spawn(housekeeping(broker.clone(), serving.clone()));
+    tasks.spawn(refresh_gauges(broker.clone(), serving.clone()));
     tasks.spawn(scrub::run(broker.clone(), serving.clone()));
-    tasks.spawn(replica::run_leader_ticks(broker.clone(), serving.clone()));
+    tasks.spawn(timers::run(broker.clone(), serving.clone()));
     tasks.spawn(retry_offline_replicas(broker.clone(), serving.clone()));
     let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
     {
@@ -465,7 +466,9 @@ async fn retry_offline_replicas(broker: Arc<Broker>, shutdown: CancellationToken
     }
 }
 
-async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
+/// The partition gauges (leaders, under-replicated, replica lag) are rebuilt from
+/// every hosted partition, so at the retention check period, not per event.
+async fn refresh_gauges(broker: Arc<Broker>, shutdown: CancellationToken) {
     let period = Duration::from_millis(broker.config.log_retention_check_interval_ms.max(10));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -475,8 +478,7 @@ async fn housekeeping(broker: Arc<Broker>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.housekeeping()).await;
+        broker.refresh_log_gauges();
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::run::CompactionStats;
@@ -54,6 +55,8 @@ pub struct Partition {
     /// Held while a produce-driven sync runs (see [`Partition::flush_through`]).
     flush_turn: tokio::sync::Mutex<()>,
     flushes: AtomicU64,
+    /// This partition's entries in the broker's timers.
+    pub timer: PartitionTimer,
 }
 
 /// How a leader's append is acknowledged.
@@ -248,6 +251,7 @@ impl Partition {
             next_waiter: AtomicU64::new(1),
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
+            timer: PartitionTimer::default(),
         }
     }
 
@@ -305,6 +309,7 @@ impl Partition {
             if leader.leader_epoch() == registration.leader_epoch {
                 leader.reconfigure(config);
                 let actions = leader.on_partition_update(now_ms, registration);
+                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
                 drop(role);
                 return self.perform(actions);
             }
@@ -325,6 +330,7 @@ impl Partition {
         );
         // With no other replica in the ISR, everything in the log is committed now.
         actions.extend(leader.on_appended(now_ms, leo, None));
+        self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
         *role = Role::Leader(Box::new(leader));
         drop(role);
         self.perform(actions)
@@ -455,9 +461,16 @@ impl Partition {
     /// Time passed: ISR shrinks and timed-out acks=all waiters (leader), or what the
     /// follower should fetch next.
     pub fn tick(&self) -> Vec<AlterPartitionRequest> {
+        // Before the state is read: a deadline armed from here on is either seen below
+        // or armed anew.
+        self.timer.fired(TimerKind::Leader);
         let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
-            Role::Leader(leader) => leader.on_tick(now_ms),
+            Role::Leader(leader) => {
+                let actions = leader.on_tick(now_ms);
+                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
+                actions
+            }
             _ => return vec![],
         };
         self.perform(actions)
@@ -472,7 +485,9 @@ impl Partition {
         let now_ms = self.clock.now_ms();
         let actions = match &mut *self.role.lock() {
             Role::Leader(leader) if leader.leader_epoch() == request.leader_epoch => {
-                leader.on_alter_partition_response(now_ms, response)
+                let actions = leader.on_alter_partition_response(now_ms, response);
+                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
+                actions
             }
             _ => return vec![],
         };
@@ -495,6 +510,8 @@ impl Partition {
         };
         let log = self.log.read();
         let (answer, actions) = leader.on_follower_fetch(now_ms, fetch, &*log);
+        // A proposal sent here is resent at its retry deadline.
+        self.timer.arm(TimerKind::Leader, leader.isr_deadline_ms());
         let mut records = None;
         let mut answer = answer;
         if let FollowerFetchAnswer::Records { fetch_offset, .. } = answer {
@@ -565,6 +582,7 @@ impl Partition {
                 FollowerAction::AppendRecords => {
                     log.append_as_follower(records.clone())
                         .map_err(|e| format!("appending replicated records: {e}"))?;
+                    self.timer.log_appended(now_ms);
                     self.log_end.send_replace(log.log_end_offset());
                 }
                 FollowerAction::SetHighWatermark(hw) => {
@@ -677,7 +695,16 @@ impl Partition {
             }
         });
         let actions = leader.on_appended(now_ms, leo, waiter);
+        // The append may leave a silent follower behind (its lag deadline), and an
+        // acks=all waiter times out at its deadline.
+        let isr_due = leader.isr_deadline_ms();
+        let due = match waiter {
+            Some(w) => Some(isr_due.map_or(w.deadline_ms, |d| d.min(w.deadline_ms))),
+            None => isr_due,
+        };
+        self.timer.arm(TimerKind::Leader, due);
         drop(role);
+        self.timer.log_appended(now_ms);
         Ok(Appended {
             info,
             replicated,

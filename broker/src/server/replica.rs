@@ -1,16 +1,15 @@
 //! Follower replication at the edge: the leader's `Replica` gRPC service (the
 //! batched `FetchSession` of `replica_session`, and the one-partition `Fetch`), the
-//! follower's handling of a partition's answer (used by `fetcher`), the leaders'
-//! periodic tick (ISR shrink, acks=all timeouts) and ISR proposals sent to the
-//! controller. The decisions
-//! are the pure state machines of `crate::replication`, held by each [`Partition`].
+//! follower's handling of a partition's answer (used by `fetcher`) and ISR proposals
+//! sent to the controller (leaders are ticked by `timers` when a deadline is due). The
+//! decisions are the pure state machines of `crate::replication`, held by each
+//! [`Partition`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::broker::Broker;
@@ -25,9 +24,6 @@ pub mod proto {
 }
 
 use proto::replica_server::{Replica, ReplicaServer};
-
-/// How often leaders are ticked (ISR shrink checks, acks=all deadlines).
-const LEADER_TICK: Duration = Duration::from_millis(100);
 
 /// The leader's side of follower replication.
 pub struct ReplicaService {
@@ -179,23 +175,6 @@ pub fn fetch_response(
         FollowerFetchAnswer::Error(code) => resp.error_code = i32::from(code.code()),
     }
     resp
-}
-
-/// Tick every partition this broker leads, until shutdown.
-pub async fn run_leader_ticks(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(LEADER_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        broker.check_contact();
-        for p in broker.partitions.all() {
-            let proposals = p.tick();
-            broker.propose_isr(&p, proposals);
-        }
-    }
 }
 
 /// A follower's handling of its leader's answer to `request`, or of the call's

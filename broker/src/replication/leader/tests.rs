@@ -605,3 +605,91 @@ fn a_single_replica_isr_commits_on_append() {
     );
     assert_ne!(l.registration().leader, NO_LEADER);
 }
+
+/// Before `next_deadline_ms` a tick has nothing to do; at it, it does.
+fn assert_quiet_until_deadline(l: &PartitionLeader, from_ms: i64) -> i64 {
+    let at = l.next_deadline_ms().expect("a deadline");
+    for t in [from_ms, (from_ms + at) / 2, at - 1] {
+        if t < at {
+            assert_eq!(l.clone().on_tick(t), vec![], "tick at {t} before {at}");
+        }
+    }
+    assert_ne!(l.clone().on_tick(at), vec![], "tick at the deadline {at}");
+    at
+}
+
+#[test]
+fn an_idle_leader_whose_followers_hold_its_whole_log_needs_no_tick() {
+    let (mut l, log) = leader(&[1, 2, 3], 5);
+    l.on_follower_fetch(0, &fetch(2, 5), &log);
+    l.on_follower_fetch(0, &fetch(3, 5), &log);
+    assert_eq!(l.next_deadline_ms(), None);
+    // Kafka's rule: a follower at the leader's log end is in sync however long ago it
+    // fetched; one that is gone is fenced and dropped by the controller instead.
+    assert_eq!(l.on_tick(100 * LAG_MS), vec![]);
+    assert_eq!(l.isr(), &Isr::new(vec![1, 2, 3]));
+}
+
+#[test]
+fn an_append_past_a_silent_follower_arms_its_lag_deadline() {
+    // The log holds a sixth record the leader has yet to be told of.
+    let log = MemLog::with_epochs(&[5; 6]);
+    let mut l = PartitionLeader::new(
+        TP,
+        1,
+        config(),
+        registration(&[1, 2, 3], 5, 7),
+        5,
+        HighWatermark(0),
+        0,
+    );
+    l.on_follower_fetch(0, &fetch(2, 5), &log);
+    l.on_follower_fetch(0, &fetch(3, 5), &log);
+    l.on_appended(2 * LAG_MS, 6, None);
+    // Broker 2 fetches the new record; broker 3 last caught up at 0.
+    l.on_follower_fetch(2 * LAG_MS, &fetch(2, 6), &log);
+    assert_eq!(l.next_deadline_ms(), Some(LAG_MS + 1), "already overdue");
+    assert_eq!(l.on_tick(2 * LAG_MS), vec![alter(&[1, 2])]);
+    // In flight: the next attention is the resend.
+    assert_eq!(l.next_deadline_ms(), Some(2 * LAG_MS + 1_000));
+}
+
+#[test]
+fn a_lagging_follower_is_due_exactly_at_the_lag_time() {
+    let (mut l, log) = leader(&[1, 2, 3], 5);
+    l.on_follower_fetch(100, &fetch(2, 5), &log);
+    l.on_follower_fetch(100, &fetch(3, 3), &log);
+    // Broker 3 was given a full lag window from the election at 0.
+    let at = assert_quiet_until_deadline(&l, 100);
+    assert_eq!(at, LAG_MS + 1);
+}
+
+#[test]
+fn the_earliest_acks_all_deadline_is_the_next_attention() {
+    let (mut l, log) = leader(&[1, 2], 0);
+    l.on_follower_fetch(0, &fetch(2, 0), &log);
+    assert_eq!(l.next_deadline_ms(), None);
+    let w = |id, deadline_ms| {
+        Some(ProduceWaiter {
+            id: ProduceId(id),
+            last_offset: 0,
+            deadline_ms,
+        })
+    };
+    l.on_appended(0, 1, w(1, 9_000));
+    l.on_appended(0, 1, w(2, 4_000));
+    // Broker 2 keeps up, so only the waiters are due.
+    l.on_follower_fetch(1, &fetch(2, 0), &log);
+    let at = assert_quiet_until_deadline(&l, 1);
+    assert_eq!(at, 4_000);
+}
+
+#[test]
+fn a_proposal_backoff_holds_the_lag_deadline() {
+    let (mut l, log) = leader(&[1, 2, 3], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    l.on_follower_fetch(1, &fetch(3, 5), &log);
+    l.on_alter_partition_response(1, Err(ResponseError::IneligibleReplica));
+    // Broker 3 is due at LAG_MS + 1 either way; a refusal's backoff can only delay it.
+    assert_eq!(l.next_deadline_ms(), Some(LAG_MS + 1));
+}

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
@@ -40,51 +41,49 @@ pub async fn create_topics(
     let auth = super::acls::authorizer(broker, ctx, &image);
     // CREATE on the cluster creates any topic; else CREATE on the topic (Kafka).
     let cluster_create = auth.cluster(AclOperation::Create);
-    for t in req.topics {
+    // Refused up front, or planned together below: one metadata entry for the request.
+    let mut outcomes: Vec<Option<Result<MetadataRecord, AdminError>>> = Vec::new();
+    let mut to_plan: Vec<NewTopic> = Vec::new();
+    for t in &req.topics {
         let name = t.name.0.to_string();
-        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
-        let outcome = if duplicated.contains(&name) {
-            Err(AdminError {
+        let refused = if duplicated.contains(&name) {
+            Some(AdminError {
                 code: ResponseError::InvalidRequest,
                 message: format!("topic {name:?} appears more than once in the request"),
             })
         } else if !cluster_create
             && !auth.authorize(AclOperation::Create, ResourceType::Topic, &name)
         {
-            Err(denied(ctx, "create", &name))
+            Some(denied(ctx, "create", &name))
         } else {
-            let new = NewTopic {
-                name: name.clone(),
-                num_partitions: t.num_partitions,
-                replication_factor: t.replication_factor,
-                assignments: t
-                    .assignments
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.partition_index,
-                            a.broker_ids.iter().map(|b| b.0).collect(),
-                        )
-                    })
-                    .collect(),
-                configs: t
-                    .configs
-                    .iter()
-                    .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
-                    .collect(),
-            };
-            broker
-                .change_metadata(!req.validate_only, |image| {
-                    plan_create_topic(
-                        image,
-                        &broker.live_brokers(image),
-                        &new,
-                        broker.config.num_partitions,
-                        broker.config.default_replication_factor,
-                    )
-                })
-                .await
+            None
         };
+        match refused {
+            Some(e) => outcomes.push(Some(Err(e))),
+            None => {
+                outcomes.push(None);
+                to_plan.push(new_topic(name, t));
+            }
+        }
+    }
+    let mut planned = broker
+        .change_metadata_each(!req.validate_only, &to_plan, |image, new| {
+            plan_create_topic(
+                image,
+                &broker.live_brokers(image),
+                new,
+                broker.config.num_partitions,
+                broker.config.default_replication_factor,
+            )
+        })
+        .await
+        .into_iter();
+    for (t, outcome) in req.topics.into_iter().zip(outcomes) {
+        let name = t.name.0.to_string();
+        let mut result = CreatableTopicResult::default().with_name(t.name.clone());
+        let outcome = outcome
+            .or_else(|| planned.next())
+            .expect("one planned outcome per topic not refused");
         match outcome {
             Ok(MetadataRecord::TopicCreated {
                 id,
@@ -119,6 +118,29 @@ pub async fn create_topics(
         results.push(result);
     }
     CreateTopicsResponse::default().with_topics(results)
+}
+
+fn new_topic(name: String, t: &CreatableTopic) -> NewTopic {
+    NewTopic {
+        name,
+        num_partitions: t.num_partitions,
+        replication_factor: t.replication_factor,
+        assignments: t
+            .assignments
+            .iter()
+            .map(|a| {
+                (
+                    a.partition_index,
+                    a.broker_ids.iter().map(|b| b.0).collect(),
+                )
+            })
+            .collect(),
+        configs: t
+            .configs
+            .iter()
+            .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+            .collect(),
+    }
 }
 
 /// TOPIC_AUTHORIZATION_FAILED for `op` on `topic`.

@@ -71,7 +71,12 @@ async fn reassign_one(
     target: Option<Vec<i32>>,
     allow_rf_change: bool,
 ) -> Result<(), (ResponseError, String)> {
-    let image = broker.image();
+    let mut image = broker.image();
+    if image.partition(topic, index).is_none() {
+        // Created a moment ago through another broker: the controller has it, this
+        // broker may not have installed it yet.
+        image = broker.synced_image().await;
+    }
     let (Some(t), Some(state)) = (image.topic(topic), image.partition(topic, index)) else {
         return Err((
             ResponseError::UnknownTopicOrPartition,
