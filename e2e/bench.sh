@@ -38,6 +38,22 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
+# What the bench runs besides Fjord's binaries, installed and cached as the test command does
+# (tools/deps.sh): kcat for cold start, perf for --profile, a JDK and Maven for Kafka's jars
+# and Java tools, rdkafka_performance built once from the librdkafka source Cargo.lock pins,
+# and a venv with matplotlib (the charts) and confluent-kafka (batched topic creation).
+# shellcheck source=tools/deps.sh
+source "$ROOT/tools/deps.sh"
+deps_apt curl openssl python3-venv >&2
+KCAT="$(deps_cmd kcat kcat)" || KCAT=kcat  # cold start then fails its rows
+PERF="$(deps_cmd perf linux-perf)" || PERF=""
+deps_cmd java default-jdk-headless > /dev/null
+deps_cmd mvn maven > /dev/null
+CP_FILE="$(deps_kafka_classpath)"
+RDKAFKA_PERF="${RDKAFKA_PERF:-$(deps_rdkafka_performance)}" || RDKAFKA_PERF=""
+PYTHON="$("$HERE/python/venv.sh" "$HERE/bench/requirements.txt" bench-venv)"
+export KCAT PERF RDKAFKA_PERF
+
 if [[ -z "${FJORD_BIN:-}" ]]; then
   echo "building fjord (release)..." >&2
   (cd "$ROOT" && cargo build --release -q -p fjord-broker --bin fjord)
@@ -50,22 +66,6 @@ if [[ -z "${FJORD_BENCH_BIN:-}" ]]; then
   FJORD_BENCH_BIN="$TARGET/release/fjord-bench"
 fi
 [[ -x "$FJORD_BENCH_BIN" ]] || { echo "bench.sh: no fjord-bench at $FJORD_BENCH_BIN" >&2; exit 1; }
-
-# Everything else the bench runs, installed and cached as the test command does
-# (tools/deps.sh): kcat for cold start, perf for --profile, a JDK and Maven for Kafka's jars
-# and Java tools, rdkafka_performance built once from the librdkafka source Cargo.lock pins,
-# and a venv with matplotlib (the charts) and confluent-kafka (batched topic creation).
-# shellcheck source=tools/deps.sh
-source "$ROOT/tools/deps.sh"
-deps_apt curl openssl python3-venv >&2
-KCAT="$(deps_cmd kcat kcat)"
-PERF="$(deps_cmd perf linux-perf)" || PERF=""
-deps_cmd java default-jdk-headless > /dev/null
-deps_cmd mvn maven > /dev/null
-CP_FILE="$(deps_kafka_classpath)"
-RDKAFKA_PERF="$(deps_rdkafka_performance)"
-PYTHON="$("$HERE/python/venv.sh" "$HERE/bench/requirements.txt" bench-venv)"
-export KCAT PERF RDKAFKA_PERF
 
 exec "$PYTHON" "$HERE/bench/bench.py" --root "$ROOT" --fjord-bin "$FJORD_BIN" \
   --client-bin "$FJORD_BENCH_BIN" --classpath-file "$CP_FILE" "$@"

@@ -7,7 +7,7 @@ import resource
 import subprocess
 import time
 
-from common import JAVA, fail
+from common import JAVA, fail, log
 
 # Kafka's tools print "MB" meaning 2^20 bytes; every figure here is in 10^6 bytes.
 MIB_TO_MB = 1024 * 1024 / 1e6
@@ -64,6 +64,8 @@ class Java:
         windows = [round(float(w.group(1)) * MIB_TO_MB, 1) for w in re.finditer(
             r"records sent, [\d.]+ records/sec \(([\d.]+) MB/sec\), [\d.]+ ms avg latency, "
             r"[\d.]+ ms max latency\.", out)]
+        log(f"ProducerPerformance to {topic}: 5 s windows {windows} MB/s, whole run "
+            f"{float(m.group(3)) * MIB_TO_MB:.1f} MB/s")
         return {"msgs": float(m.group(2)), "MBps": float(m.group(3)) * MIB_TO_MB,
                 "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
                 "p99": float(m.group(8)), "p999": float(m.group(9)), "windows_MBps": windows}

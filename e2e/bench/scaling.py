@@ -21,7 +21,7 @@ import time
 import urllib.request
 
 from brokers import FjordCluster, KafkaCluster
-from common import STEP_ERRORS, Steps, fail, log, proc_cpu_seconds, setup_failed
+from common import STEP_ERRORS, Steps, log, proc_cpu_seconds, setup_failed
 
 POINTS = (100, 1_000, 3_000, 10_000)
 PARTITIONS_PER_TOPIC = 10
@@ -208,11 +208,13 @@ def run_point(cluster, shrinks_of, rd, sizes, n_partitions):
     step("produce", produce)
     rate, n_lat = sizes["scale_lat_rate"], sizes["n_scale_lat"]
     log(f"{cluster.name} [scaling]: end-to-end latency at {rate}/s x 1KB acks=all")
-    if rd.create_topic(b, "scale-lat", [], replication_factor=3):
-        step("e2e", lambda: rd.at_rate(b, "scale-lat", n_lat, 1024, "all", rate, True))
-    else:
-        fail(f"{cluster.name}: could not create topic scale-lat")
-        step("e2e", lambda: None)
+
+    def e2e():
+        if not rd.create_topic(b, "scale-lat", [], replication_factor=3):
+            raise RuntimeError("could not create topic scale-lat")
+        return rd.at_rate(b, "scale-lat", n_lat, 1024, "all", rate, True)
+
+    step("e2e", e2e)
     cluster.stop()
     return r
 
