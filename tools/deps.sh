@@ -69,14 +69,15 @@ deps_rdkafka_performance() {
     echo "building rdkafka_performance from rdkafka-sys $version (once)..." >&2
     build=$(mktemp -d)
     cp -r "$src" "$build/librdkafka"
-    if (cd "$build/librdkafka" && ./configure --disable-gssapi --disable-curl > configure.log 2>&1 &&
-        make -j"$(nproc)" libs > make.log 2>&1 &&
-        make -C examples rdkafka_performance > examples.log 2>&1); then
+    # The logs are not named configure.*: mklove would take them for its modules.
+    if (cd "$build/librdkafka" && ./configure --disable-gssapi --disable-curl > build-configure.log 2>&1 &&
+        make -j"$(nproc)" libs > build-make.log 2>&1 &&
+        make -C examples rdkafka_performance > build-examples.log 2>&1); then
       mkdir -p "$(dirname "$out")"
       cp "$build/librdkafka/examples/rdkafka_performance" "$out.tmp" && mv "$out.tmp" "$out"
       rm -rf "$build"
     else
-      echo "deps: building librdkafka failed; logs in $build/librdkafka/*.log" >&2
+      echo "deps: building librdkafka failed; logs in $build/librdkafka/build-*.log" >&2
       return 1
     fi
   fi

@@ -288,7 +288,7 @@ def run_system(broker, rd, java, rdperf, sizes, profile, rnd, profiler):
             r["consume_client_cpu_s_per_gb"] = c["client_cpu_s"] / gb
             if "broker_cpu_s" in c:
                 r["consume_cpu_s_per_gb"] = c["broker_cpu_s"] / gb
-        partition_rows(broker, rd, rdperf, sizes, step, pid)
+        partition_rows(broker, rd, rdperf, sizes, step, pid, profiler if prof else None)
         # Validation cost: the same JSON-like 1 KB records uncompressed, lz4 and zstd
         # (librdkafka's default level); both brokers decompress every batch to check its
         # records, so broker CPU per GB of record values is what the check costs.
@@ -330,10 +330,21 @@ def run_system(broker, rd, java, rdperf, sizes, profile, rnd, profiler):
 PARTITIONS = (1, 3, 12)
 
 
-def partition_rows(broker, rd, rdperf, sizes, step, pid):
+def partition_rows(broker, rd, rdperf, sizes, step, pid, profiler=None):
     """1 KB produce (acks=1 and acks=all) and consume on topics of 1, 3 and 12 partitions,
     with librdkafka's own rdkafka_performance (its partitioner spreads the records, its
-    group consumer reads every partition). Keys: rp1k_3p, racksall_12p, rconsume_1p."""
+    group consumer reads every partition). Keys: rp1k_3p, racksall_12p, rconsume_1p.
+    `profiler`: records the broker under the 12-partition produce and consume."""
+
+    def profiled(name, fn):
+        if profiler is None or not name:
+            return fn()
+        profiler.start(pid, name)
+        try:
+            return fn()
+        finally:
+            profiler.stop()
+
     b = broker.bootstrap
     n = sizes["n_parts"]
     for parts in PARTITIONS:
@@ -344,12 +355,15 @@ def partition_rows(broker, rd, rdperf, sizes, step, pid):
                 fail(f"{broker.name}: could not create topic {t}")
         log(f"{broker.name}: {n} x 1KB over {parts} partitions, acks=1, acks=all, consume "
             "(rdkafka_performance)")
-        rp = step("rp1k" + sfx, lambda: measured(
-            pid, lambda: rdperf.produce(b, f"rp1k{sfx}", n, 1024, 1)))
+        prof = profiler if parts == PARTITIONS[-1] else None
+        rp = step("rp1k" + sfx, lambda: profiled(
+            f"fjord-rdperf-produce-1k-{parts}p" if prof else "", lambda: measured(
+                pid, lambda: rdperf.produce(b, f"rp1k{sfx}", n, 1024, 1))))
         step("racksall" + sfx, lambda: measured(
             pid, lambda: rdperf.produce(b, f"racksall{sfx}", n, 1024, "all")))
-        step("rconsume" + sfx, lambda: measured(
-            pid, lambda: rdperf.consume(b, f"rp1k{sfx}", n)) if rp else None)
+        step("rconsume" + sfx, lambda: profiled(
+            f"fjord-rdperf-consume-1k-{parts}p" if prof else "", lambda: measured(
+                pid, lambda: rdperf.consume(b, f"rp1k{sfx}", n))) if rp else None)
 
 
 def run_cluster(cluster, rd, java, sizes, rnd):
