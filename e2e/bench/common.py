@@ -30,7 +30,8 @@ FAILURES = []
 # (the system did not start).
 STEP_ERRORS = {}
 # Steps made to fail on purpose, to check that a failure stays within its own rows:
-# BENCH_FAIL_STEPS=cold_start_s,p1k_3p (the keys of run figures, as in table.py).
+# BENCH_FAIL_STEPS=cold_start_s,kafka:rp1k_3p (the keys of run figures, as in table.py,
+# for both systems or, prefixed, for one).
 FORCED_FAILURES = {k.strip() for k in os.environ.get("BENCH_FAIL_STEPS", "").split(",")
                    if k.strip()}
 
@@ -53,7 +54,7 @@ class Steps:
     def __call__(self, key, fn):
         logged = len(FAILURES)
         try:
-            if key in FORCED_FAILURES:
+            if key in FORCED_FAILURES or f"{self.system}:{key}" in FORCED_FAILURES:
                 raise RuntimeError(f"step {key} forced to fail by BENCH_FAIL_STEPS")
             value = fn()
         except Exception as e:  # a figure, never a failure of the run

@@ -47,6 +47,13 @@ class StepsTest(unittest.TestCase):
         self.assertIsNone(r["p1k"])
         self.assertIn("BENCH_FAIL_STEPS", common.STEP_ERRORS[("fjord", "default", "p1k")][0])
 
+    def test_a_forced_failure_names_its_system(self):
+        common.FORCED_FAILURES.add("kafka:cold_start_s")
+        k, f = {}, {}
+        common.Steps("kafka", "default", k)("cold_start_s", lambda: 4.0)
+        common.Steps("fjord", "default", f)("cold_start_s", lambda: 0.1)
+        self.assertEqual((k["cold_start_s"], f["cold_start_s"]), (None, 0.1))
+
 
 class RowsTest(unittest.TestCase):
     def setUp(self):
