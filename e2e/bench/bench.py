@@ -431,6 +431,16 @@ def setups(value):
     return chosen
 
 
+def partial(out_dir, machine, sizes, res, only):
+    rows = build_rows(res, ROWS + security.rows(), gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
+    scale = scaling_rows(res, sizes["scale_points"]) if "scaling" in only else []
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"machine": {**machine, "loadavg_at_end": os.getloadavg(), "partial": True},
+                   "params": sizes, "rows": rows, "scaling_rows": scale,
+                   "failures": FAILURES, "raw": res}, f, indent=2)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -531,6 +541,9 @@ def main():
         if not a.keep:
             shutil.rmtree(b.dir, ignore_errors=True)
         res[b.name].setdefault(key, []).append(out)
+        # The rows so far, after every run: a run cut short still leaves its figures
+        # (e2e/bench/report.py draws the charts and README's sections from them).
+        partial(out_dir, machine, sizes, res, a.only)
 
     # Alternating: Kafka, Fjord, Kafka, Fjord, ... for each profile, each run on a fresh
     # data directory, so slow drift in the machine's load hits both systems alike.
