@@ -476,10 +476,10 @@ def main():
                  "n1k_fsync": 75_000, "n1k_all_fsync": 50_000,
                  "n_rf3_1k": 200_000, "n_rf3_100": 500_000,
                  "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
-                 "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 2_000_000,
+                 "n_j1k": 2_000_000, "n_j1k_all": 1_000_000, "n_j100": 2_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 60_000,
                  "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000,
-                 "n_tls1k": 300_000, "n_jtls1k": 100_000, "n_parts": 300_000,
+                 "n_tls1k": 300_000, "n_jtls1k": 100_000, "n_parts": 1_000_000,
                  "scale_points": list(POINTS), "scale_settle_s": 10, "scale_idle_s": 10,
                  "n_scale": 100_000, "scale_lat_rate": 1_000, "n_scale_lat": 6_000}
     else:
@@ -492,7 +492,7 @@ def main():
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
                  "n_jlat": 300_000, "n_warm": 500_000, "n_text": 1_000_000,
-                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000, "n_parts": 1_000_000,
+                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000, "n_parts": 3_000_000,
                  "scale_points": list(POINTS), "scale_settle_s": 30, "scale_idle_s": 30,
                  "n_scale": 500_000, "scale_lat_rate": 1_000, "n_scale_lat": 30_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
