@@ -259,7 +259,11 @@ def run_note(machine):
     if all(load):
         text += (f", 1-minute load average {load[0][0]:.1f} at the start and "
                  f"{load[1][0]:.1f} at the end (brokers and clients share the cores)")
-    return text + "."
+    text += "."
+    if machine.get("partial"):
+        text += (" The run was cut short: `-` is a figure it did not reach (not a failure; "
+                 "failures read FAILED).")
+    return text
 
 
 def partition_table(rows):
