@@ -5,26 +5,54 @@
 #
 # Starts one system at a time on loopback (Kafka and Fjord alternately, several rounds,
 # per durability profile, then each as a three-broker cluster with replication factor
-# 3, then one broker of each over SSL and SASL_SSL), drives both with the same clients (fjord-bench, a librdkafka load generator on the
-# rdkafka crate; Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools
-# jar; kcat for cold start), measures the machine's limits in the same run, prints one
-# table of medians and writes target/bench/results.json. --profile also records Fjord
-# with `perf record -g` under the 1 KB produce and consume workloads of the first round
-# (target/bench/perf-*.txt), installing Debian's linux-perf when perf is missing.
-# --only runs some of the setups: default, fsync (one broker without and with fsync per
-# batch), rf3 (three brokers) and security (one broker over SSL and SASL_SSL with
-# SCRAM-SHA-512, certificates from e2e/tls/certs.sh); e.g. `--quick --only security`.
+# 3, the partition scaling curve on three brokers, then one broker of each over SSL and
+# SASL_SSL), drives both with the same clients (fjord-bench, a librdkafka load generator
+# on the rdkafka crate; librdkafka's own rdkafka_performance for the partition-count
+# rows; Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools jar; kcat
+# for cold start), measures the machine's limits in the same run, prints one table of
+# medians, writes target/bench/results.json, draws the charts (target/bench/*.png, copied
+# to docs/bench/) and rewrites README's generated benchmark sections (BENCH_README=0: not).
+# --profile also records Fjord with `perf record -g` under the 1 KB produce and consume
+# workloads of the first round (target/bench/perf-*.txt). --only runs some of the setups:
+# default, fsync (one broker without and with fsync per batch), rf3 (three brokers),
+# security (one broker over SSL and SASL_SSL with SCRAM-SHA-512, certificates from
+# e2e/tls/certs.sh) and scaling (100 to 10,000 partitions on three brokers); e.g.
+# `--quick --only scaling`. A step that fails leaves its own rows FAILED with its error.
+#
+# It installs what it needs (tools/deps.sh) and caches it under
+# ${FJORD_CACHE:-~/.cache/fjord}: Debian's kcat, linux-perf, a JDK and Maven when missing,
+# Kafka's jars, rdkafka_performance built once from rdkafka-sys' bundled librdkafka, and a
+# venv with matplotlib and confluent-kafka (e2e/bench/requirements.txt).
 #
 # Environment: FJORD_BIN and FJORD_BENCH_BIN (default: release builds in $CARGO_TARGET_DIR
 # or target/), BENCH_DIR (scratch dir for data, default target/bench/run), BENCH_ROUNDS
 # (default 3 quick, 5 full), BENCH_SCALE (multiplies every record count), KAFKA_PORT /
 # FJORD_PORT / FJORD_HTTP_PORT / FJORD_INTERNAL_PORT, KAFKA_CLUSTER_PORT /
-# FJORD_CLUSTER_PORT (first port of each three-broker cluster). The security setup's SSL
-# and SASL_SSL listeners are on KAFKA_PORT+2, +3 and FJORD_PORT+1, +2.
+# FJORD_CLUSTER_PORT (first port of each three-broker cluster), BENCH_SCALE_POINTS (the
+# scaling curve's partition counts, default 100,1000,3000,10000), BENCH_FAIL_STEPS (steps
+# made to fail, e.g. cold_start_s,rp1k_3p: checks that a failure stays in its rows),
+# BENCH_CHARTS_DIR (default docs/bench). The security setup's SSL and SASL_SSL listeners
+# are on KAFKA_PORT+2, +3 and FJORD_PORT+1, +2.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+# What the bench runs besides Fjord's binaries, installed and cached as the test command does
+# (tools/deps.sh): kcat for cold start, perf for --profile, a JDK and Maven for Kafka's jars
+# and Java tools, rdkafka_performance built once from the librdkafka source Cargo.lock pins,
+# and a venv with matplotlib (the charts) and confluent-kafka (batched topic creation).
+# shellcheck source=tools/deps.sh
+source "$ROOT/tools/deps.sh"
+deps_apt curl openssl python3-venv >&2
+KCAT="$(deps_cmd kcat kcat)" || KCAT=kcat  # cold start then fails its rows
+PERF="$(deps_cmd perf linux-perf)" || PERF=""
+deps_cmd java default-jdk-headless > /dev/null
+deps_cmd mvn maven > /dev/null
+CP_FILE="$(deps_kafka_classpath)"
+RDKAFKA_PERF="${RDKAFKA_PERF:-$(deps_rdkafka_performance)}" || RDKAFKA_PERF=""
+PYTHON="$("$HERE/python/venv.sh" "$HERE/bench/requirements.txt" bench-venv)"
+export KCAT PERF RDKAFKA_PERF
 
 if [[ -z "${FJORD_BIN:-}" ]]; then
   echo "building fjord (release)..." >&2
@@ -39,21 +67,5 @@ if [[ -z "${FJORD_BENCH_BIN:-}" ]]; then
 fi
 [[ -x "$FJORD_BENCH_BIN" ]] || { echo "bench.sh: no fjord-bench at $FJORD_BENCH_BIN" >&2; exit 1; }
 
-for arg in "$@"; do
-  if [[ "$arg" == --profile ]] && ! command -v perf > /dev/null; then
-    echo "installing linux-perf for --profile..." >&2
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
-  fi
-done
-
-# The Java clients run from the classpath the Kafka launcher caches (it includes
-# kafka-tools); resolve it the launcher's way when this machine has not started Kafka yet.
-CP_FILE="${FJORD_CACHE:-$HOME/.cache/fjord}/apache-kafka-${KAFKA_VERSION:-4.4.0}.classpath"
-if [[ ! -s "$CP_FILE" ]]; then
-  mkdir -p "$(dirname "$CP_FILE")"
-  mvn -q -B -Dstyle.color=never -f "$HERE/apache-kafka/pom.xml" dependency:build-classpath \
-    -Dkafka.version="${KAFKA_VERSION:-4.4.0}" -Dmdep.outputFile="$CP_FILE" >&2
-fi
-
-exec python3 "$HERE/bench/bench.py" --root "$ROOT" --fjord-bin "$FJORD_BIN" \
+exec "$PYTHON" "$HERE/bench/bench.py" --root "$ROOT" --fjord-bin "$FJORD_BIN" \
   --client-bin "$FJORD_BENCH_BIN" --classpath-file "$CP_FILE" "$@"

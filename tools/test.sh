@@ -15,6 +15,8 @@ export FJORD_CACHE="$CACHE"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
 FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 mkdir -p "$CACHE"
+# shellcheck source=tools/deps.sh
+source tools/deps.sh
 
 passed=0
 failed=0
@@ -39,13 +41,7 @@ apt_deps() {
   # curl for readiness probes; python3-venv for the Python suites; faketime (libfaketime)
   # for the wall-clock step suite; libssl-dev and pkg-config for librdkafka's TLS in the
   # e2e crate (the client of the TLS listener tests); openssl for e2e/tls/certs.sh.
-  local missing=()
-  for pkg in kcat cmake curl python3-venv faketime libssl-dev pkg-config openssl; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  echo "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  deps_apt kcat cmake curl python3-venv faketime libssl-dev pkg-config openssl
 }
 
 rust_tests() {

@@ -31,10 +31,13 @@ import time
 from brokers import (CLUSTER_BROKERS, FJORD_HTTP, FJORD_INTERNAL, FJORD_PORT,
                      KAFKA_CLUSTER_PORT, KAFKA_PORT, Fjord, FjordCluster, Kafka, KafkaCluster,
                      fjord_cluster_nodes)
-from clients import Java, RdBench
-from common import FAILURES, fail, log, measured, port_open, proc_hwm_mb
+from clients import Java, RdBench, RdPerf
+from common import (FAILURES, STEP_ERRORS, Steps, fail, log, measured, port_open, proc_hwm_mb,
+                    setup_failed)
+import charts
 import security
-from table import ROWS, build_rows, print_table
+from scaling import POINTS, run_scaling, scaling_rows
+from table import ROWS, build_rows, print_scaling, print_table, write_readme
 
 
 # ---------------------------------------------------------------- machine limits
@@ -122,9 +125,13 @@ def machine_limits(work, quick):
 CODECS = ("none", "lz4", "zstd")
 
 
+# kcat as e2e/bench.sh found or installed it.
+KCAT = os.environ.get("KCAT", "kcat")
+
+
 def kcat_ok(port, topic):
     try:
-        r = subprocess.run(["kcat", "-P", "-b", f"127.0.0.1:{port}", "-t", topic,
+        r = subprocess.run([KCAT, "-P", "-b", f"127.0.0.1:{port}", "-t", topic,
                             "-X", "message.timeout.ms=2000",
                             "-X", "socket.connection.setup.timeout.ms=1000"],
                            input=b"cold-start\n", capture_output=True, timeout=10)
@@ -139,15 +146,23 @@ def timed_start(broker, topic, deadline_s):
     t0 = time.monotonic()
     proc = broker.launch()
     first = None
-    while time.monotonic() - t0 < deadline_s:
-        if kcat_ok(broker.port, topic):
-            first = time.monotonic() - t0
-            break
-        if isinstance(broker, Fjord) and proc.poll() is not None:
-            break
-        time.sleep(0.02)  # retry interval of the produce loop
-    ready = broker.wait_ready(proc)
-    return first, ready
+    try:
+        while time.monotonic() - t0 < deadline_s:
+            if kcat_ok(broker.port, topic):
+                first = time.monotonic() - t0
+                break
+            if isinstance(broker, Fjord) and proc.poll() is not None:
+                break
+            time.sleep(0.02)  # retry interval of the produce loop
+    finally:
+        # Ready whatever happened to the produce loop (kcat missing, say), so that a failed
+        # timing fails its own row and the setup's other steps still run.
+        broker.wait_ready(proc)
+    return first
+
+
+# perf as e2e/bench.sh found or installed it.
+PERF = os.environ.get("PERF") or "perf"
 
 
 class Profiler:
@@ -156,7 +171,7 @@ class Profiler:
 
     def __init__(self, out_dir, enabled):
         self.out_dir = out_dir
-        self.enabled = enabled and shutil.which("perf") is not None
+        self.enabled = enabled and shutil.which(PERF) is not None
         self.proc = None
 
     def start(self, pid, name):
@@ -165,7 +180,7 @@ class Profiler:
         self.name = name
         self.data = os.path.join(self.out_dir, f"perf-{name}.data")
         self.err = open(os.path.join(self.out_dir, f"perf-{name}.log"), "w")
-        self.proc = subprocess.Popen(["perf", "record", "-g", "-F", "999", "-p", str(pid),
+        self.proc = subprocess.Popen([PERF, "record", "-g", "-F", "999", "-p", str(pid),
                                       "-o", self.data], stdout=subprocess.DEVNULL,
                                      stderr=self.err)
         # perf gives no sign when it has attached; half a second is ample here, and a
@@ -185,7 +200,7 @@ class Profiler:
         self.err.close()
         txt = os.path.join(self.out_dir, f"perf-{self.name}.txt")
         with open(txt, "w") as f:
-            subprocess.run(["perf", "report", "-i", self.data, "--stdio", "--no-children",
+            subprocess.run([PERF, "report", "-i", self.data, "--stdio", "--no-children",
                             "--percent-limit", "0.5", "-g", "none", "--sort", "dso,symbol"],
                            stdout=f, stderr=subprocess.DEVNULL, timeout=300)
         log(f"profile written to {txt}")
@@ -198,13 +213,15 @@ class Profiler:
 
 # ---------------------------------------------------------------- one system, one profile
 
-def run_system(broker, rd, java, sizes, profile, rnd, profiler):
+def run_system(broker, rd, java, rdperf, sizes, profile, rnd, profiler):
     """Figures for one system in one durability profile, in round `rnd` (Kafka's Java
-    tools run only in the first `java_rounds` rounds)."""
+    tools run only in the first `java_rounds` rounds). Each figure is one step (Steps): a
+    step that fails leaves its own rows empty with its error, and the rest still run."""
     r = {}
+    step = Steps(broker.name, profile, r)
     log(f"{broker.name} [{profile}] round {rnd + 1}: fresh start")
     if not broker.wait_ready(broker.launch()):
-        fail(f"{broker.name} [{profile}] did not start")
+        setup_failed(broker.name, profile, f"{broker.name} [{profile}] did not start")
         return None
     bootstrap = broker.bootstrap
     cfg = broker.topic_configs()
@@ -221,10 +238,11 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
         # Cold start: stop, then time a fresh process to its first acknowledged produce.
         broker.stop()
         log(f"{broker.name}: cold start")
-        first, ready = timed_start(broker, "cold", 180)
-        r["cold_start_s"] = first
-        if not ready:
-            fail(f"{broker.name}: not ready after the cold start")
+        step("cold_start_s", lambda: timed_start(broker, "cold", 180))
+        # A cold start that failed before its launch leaves the broker down: start it
+        # again, so that only the cold start row is lost.
+        if not port_open(broker.port) and not broker.wait_ready(broker.launch()):
+            setup_failed(broker.name, profile, f"{broker.name}: not ready after the cold start")
             return r or None
     pid = broker.pid()
     # Warm-up, the same for both systems: a JVM runs its first requests interpreted, and a
@@ -235,75 +253,119 @@ def run_system(broker, rd, java, sizes, profile, rnd, profiler):
     sfx = "" if profile == "default" else "_fsync"
     n1k, n1k_all = sizes["n1k" + sfx], sizes["n1k_all" + sfx]
     n_j1k, n_j1k_all = sizes["n_j1k" + sfx], sizes["n_j1k_all" + sfx]
+    gb = n1k * 1024 / 1e9
 
     log(f"{broker.name} [{profile}]: produce {n1k} x 1KB acks=1 (librdkafka)")
     prof = profile == "default" and rnd == 0 and isinstance(broker, Fjord)
     if prof:
         profiler.start(pid, "fjord-produce-1k")
-    p = measured(pid, lambda: rd.produce(bootstrap, "p1k", n1k, 1024, 1))
+    p = step("p1k", lambda: measured(pid, lambda: rd.produce(bootstrap, "p1k", n1k, 1024, 1)))
     if prof:
         profiler.stop()
-    r["p1k"] = p
-    gb = n1k * 1024 / 1e9
     if p and "broker_cpu_s" in p:
         r["cpu_s_per_gb"] = p["broker_cpu_s"] / gb
     if p:
         r["p1k_client_cpu_s_per_gb"] = p["client_cpu_s"] / gb
 
     log(f"{broker.name} [{profile}]: produce {n1k_all} x 1KB acks=all (librdkafka)")
-    r["acksall"] = measured(pid, lambda: rd.produce(bootstrap, "acksall", n1k_all, 1024, "all"))
+    step("acksall", lambda: measured(
+        pid, lambda: rd.produce(bootstrap, "acksall", n1k_all, 1024, "all")))
     if with_java:
         log(f"{broker.name} [{profile}]: produce 1KB acks=1 and acks=all (Java)")
-        r["j1k"] = java.produce(bootstrap, "j1k", n_j1k, 1024, 1)
-        r["jacksall"] = java.produce(bootstrap, "jacksall", n_j1k_all, 1024, "all")
+        step("j1k", lambda: java.produce(bootstrap, "j1k", n_j1k, 1024, 1))
+        step("jacksall", lambda: java.produce(bootstrap, "jacksall", n_j1k_all, 1024, "all"))
 
     if profile == "default":
         log(f"{broker.name}: produce {sizes['n100']} x 100B acks=1 (librdkafka)")
-        r["p100"] = measured(pid, lambda: rd.produce(bootstrap, "p100", sizes["n100"], 100, 1))
+        step("p100", lambda: measured(
+            pid, lambda: rd.produce(bootstrap, "p100", sizes["n100"], 100, 1)))
         log(f"{broker.name}: consume {n1k} x 1KB (librdkafka)")
         if prof:
             profiler.start(pid, "fjord-consume-1k")
-        r["consume"] = measured(pid, lambda: rd.consume(bootstrap, "p1k", n1k)) if p else None
+        c = step("consume", lambda: measured(pid, lambda: rd.consume(bootstrap, "p1k", n1k))
+                 if p else None)
         if prof:
             profiler.stop()
-        if r["consume"]:
-            r["consume_client_cpu_s_per_gb"] = r["consume"]["client_cpu_s"] / gb
+        if c:
+            r["consume_client_cpu_s_per_gb"] = c["client_cpu_s"] / gb
+            if "broker_cpu_s" in c:
+                r["consume_cpu_s_per_gb"] = c["broker_cpu_s"] / gb
+        partition_rows(broker, rd, rdperf, sizes, step, pid, profiler if prof else None)
         # Validation cost: the same JSON-like 1 KB records uncompressed, lz4 and zstd
         # (librdkafka's default level); both brokers decompress every batch to check its
         # records, so broker CPU per GB of record values is what the check costs.
         n_text = sizes["n_text"]
         for codec in CODECS:
             log(f"{broker.name}: produce {n_text} x 1KB text, {codec} (librdkafka)")
-            t = measured(pid, lambda: rd.produce(
+            t = step(f"text_{codec}", lambda: measured(pid, lambda: rd.produce(
                 bootstrap, f"text-{codec}", n_text, 1024, 1,
-                extra=["--payload", "text", "-X", f"compression.type={codec}"]))
-            r[f"text_{codec}"] = t
+                extra=["--payload", "text", "-X", f"compression.type={codec}"])))
             if t and "broker_cpu_s" in t:
                 r[f"text_{codec}_cpu_s_per_gb"] = t["broker_cpu_s"] / (n_text * 1024 / 1e9)
         rate, n_lat = sizes["lat_rate"], sizes["n_lat"]
         log(f"{broker.name}: produce-to-ack latency at {rate} msg/s x 1KB (librdkafka)")
-        r["lat"] = rd.at_rate(bootstrap, "lat", n_lat, 1024, 1, rate, False)
+        step("lat", lambda: rd.at_rate(bootstrap, "lat", n_lat, 1024, 1, rate, False))
         log(f"{broker.name}: end-to-end latency at {rate} msg/s x 1KB (librdkafka)")
-        r["e2e"] = rd.at_rate(bootstrap, "e2e", n_lat, 1024, 1, rate, True)
+        step("e2e", lambda: rd.at_rate(bootstrap, "e2e", n_lat, 1024, 1, rate, True))
         # With linger.ms=0 each record leaves the client at once, one produce request
         # each: what remains of the latency is the round trip and the broker. The rate
         # is lower than above because here it is a rate of requests, and Kafka on this
         # machine queues at 5,000 requests/s (p50 above 100 ms).
         rate0 = sizes["lat0_rate"]
         log(f"{broker.name}: produce-to-ack latency at {rate0} msg/s x 1KB, linger.ms=0")
-        r["lat0"] = rd.at_rate(bootstrap, "lat0", sizes["n_lat0"], 1024, 1, rate0, False,
-                               linger_ms=0)
+        step("lat0", lambda: rd.at_rate(bootstrap, "lat0", sizes["n_lat0"], 1024, 1, rate0,
+                                        False, linger_ms=0))
         if with_java:
             log(f"{broker.name}: 100B, consume and latency (Java)")
-            r["j100"] = java.produce(bootstrap, "j100", sizes["n_j100"], 100, 1)
-            r["jconsume"] = java.consume(bootstrap, "j1k", n_j1k) if r["j1k"] else None
-            r["jlat"] = java.produce(bootstrap, "jlat", sizes["n_jlat"], 1024, 1,
-                                     throughput=rate)
+            step("j100", lambda: java.produce(bootstrap, "j100", sizes["n_j100"], 100, 1))
+            step("jconsume", lambda: java.consume(bootstrap, "j1k", n_j1k) if r["j1k"] else None)
+            step("jlat", lambda: java.produce(bootstrap, "jlat", sizes["n_jlat"], 1024, 1,
+                                              throughput=rate))
         r["rss_mb"] = proc_hwm_mb(pid)
         if sizes.get("recovery_bytes") and rnd == 0:
-            r["recovery_s"] = recovery(broker, rd, sizes)
+            step("recovery_s", lambda: recovery(broker, rd, sizes))
     broker.stop()
     return r
+
+
+# The partition counts of the partition rows; one partition is the headline rows'.
+PARTITIONS = (1, 3, 12)
+
+
+def partition_rows(broker, rd, rdperf, sizes, step, pid, profiler=None):
+    """1 KB produce (acks=1 and acks=all) and consume on topics of 1, 3 and 12 partitions,
+    with librdkafka's own rdkafka_performance (its partitioner spreads the records, its
+    group consumer reads every partition). Keys: rp1k_3p, racksall_12p, rconsume_1p.
+    `profiler`: records the broker under the 12-partition produce and consume."""
+
+    def profiled(name, fn):
+        if profiler is None or not name:
+            return fn()
+        profiler.start(pid, name)
+        try:
+            return fn()
+        finally:
+            profiler.stop()
+
+    b = broker.bootstrap
+    n = sizes["n_parts"]
+    for parts in PARTITIONS:
+        sfx = f"_{parts}p"
+        for t in (f"rp1k{sfx}", f"racksall{sfx}"):
+            if not rd.create_topic(b, t, broker.topic_configs(),
+                                   extra=["--partitions", str(parts)]):
+                fail(f"{broker.name}: could not create topic {t}")
+        log(f"{broker.name}: {n} x 1KB over {parts} partitions, acks=1, acks=all, consume "
+            "(rdkafka_performance)")
+        prof = profiler if parts == PARTITIONS[-1] else None
+        rp = step("rp1k" + sfx, lambda: profiled(
+            f"fjord-rdperf-produce-1k-{parts}p" if prof else "", lambda: measured(
+                pid, lambda: rdperf.produce(b, f"rp1k{sfx}", n, 1024, 1))))
+        step("racksall" + sfx, lambda: measured(
+            pid, lambda: rdperf.produce(b, f"racksall{sfx}", n, 1024, "all")))
+        step("rconsume" + sfx, lambda: profiled(
+            f"fjord-rdperf-consume-1k-{parts}p" if prof else "", lambda: measured(
+                pid, lambda: rdperf.consume(b, f"rp1k{sfx}", n))) if rp else None)
 
 
 def run_cluster(cluster, rd, java, sizes, rnd):
@@ -312,9 +374,10 @@ def run_cluster(cluster, rd, java, sizes, rnd):
     log(f"{cluster.name} [3 brokers] round {rnd + 1}: fresh start")
     t0 = time.monotonic()
     if not cluster.start():
-        fail(f"{cluster.name} [3 brokers] did not start")
+        setup_failed(cluster.name, "rf3", f"{cluster.name} [3 brokers] did not start")
         return None
     r = {"start_s": time.monotonic() - t0}
+    step = Steps(cluster.name, "rf3", r)
     with_java = rnd < sizes["java_rounds"]
     topics = ["warm", "rf3p1k", "rf3p100", "rf3a1"] + (["jrf3p1k"] if with_java else [])
     for t in topics:
@@ -325,14 +388,14 @@ def run_cluster(cluster, rd, java, sizes, rnd):
     rd.produce(b, "warm", sizes["n_warm"] // 2, 1024, "all")
     n1k, n100 = sizes["n_rf3_1k"], sizes["n_rf3_100"]
     log(f"{cluster.name} [3 brokers]: produce {n1k} x 1KB acks=all RF=3")
-    r["rf3_p1k"] = rd.produce(b, "rf3p1k", n1k, 1024, "all")
+    step("rf3_p1k", lambda: rd.produce(b, "rf3p1k", n1k, 1024, "all"))
     log(f"{cluster.name} [3 brokers]: produce {n100} x 100B acks=all RF=3")
-    r["rf3_p100"] = rd.produce(b, "rf3p100", n100, 100, "all")
+    step("rf3_p100", lambda: rd.produce(b, "rf3p100", n100, 100, "all"))
     log(f"{cluster.name} [3 brokers]: produce {n1k} x 1KB acks=1 RF=3")
-    r["rf3_a1"] = rd.produce(b, "rf3a1", n1k, 1024, 1)
+    step("rf3_a1", lambda: rd.produce(b, "rf3a1", n1k, 1024, 1))
     if with_java:
         log(f"{cluster.name} [3 brokers]: produce 1KB acks=all RF=3 (Java)")
-        r["jrf3_p1k"] = java.produce(b, "jrf3p1k", sizes["n_jrf3_1k"], 1024, "all")
+        step("jrf3_p1k", lambda: java.produce(b, "jrf3p1k", sizes["n_jrf3_1k"], 1024, "all"))
     cluster.stop()
     return r
 
@@ -348,15 +411,15 @@ def recovery(broker, rd, sizes):
         return None
     broker.kill9()
     log(f"{broker.name}: restart after kill -9")
-    first, _ = timed_start(broker, "big", 900)
-    return first
+    return timed_start(broker, "big", 900)
 
 
 # ---------------------------------------------------------------- main
 
 # The setups --only chooses from: one broker without and with fsync per batch, three
-# brokers with RF=3, and one broker over SSL and SASL_SSL (security.py).
-SETUPS = ("default", "fsync", "rf3", "security")
+# brokers with RF=3, one broker over SSL and SASL_SSL (security.py), and the partition
+# scaling curve on three brokers (scaling.py).
+SETUPS = ("default", "fsync", "rf3", "security", "scaling")
 
 
 def setups(value):
@@ -366,6 +429,16 @@ def setups(value):
         raise argparse.ArgumentTypeError(
             f"unknown setup(s) {sorted(unknown)}; choose from {','.join(SETUPS)}")
     return chosen
+
+
+def partial(out_dir, machine, sizes, res, only):
+    rows = build_rows(res, ROWS + security.rows(), gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
+    scale = scaling_rows(res, sizes["scale_points"]) if "scaling" in only else []
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"machine": {**machine, "loadavg_at_end": os.getloadavg(), "partial": True},
+                   "params": sizes, "rows": rows, "scaling_rows": scale,
+                   "failures": FAILURES, "raw": res}, f, indent=2)
 
 
 def main():
@@ -403,10 +476,12 @@ def main():
                  "n1k_fsync": 75_000, "n1k_all_fsync": 50_000,
                  "n_rf3_1k": 200_000, "n_rf3_100": 500_000,
                  "lat_rate": 5_000, "n_lat": 40_000, "lat0_rate": 1_000, "n_lat0": 6_000,
-                 "n_j1k": 200_000, "n_j1k_all": 100_000, "n_j100": 500_000,
-                 "n_j1k_fsync": 20_000, "n_j1k_all_fsync": 10_000, "n_jrf3_1k": 30_000,
+                 "n_j1k": 2_000_000, "n_j1k_all": 1_000_000, "n_j100": 2_000_000,
+                 "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 60_000,
                  "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000,
-                 "n_tls1k": 300_000, "n_jtls1k": 100_000}
+                 "n_tls1k": 300_000, "n_jtls1k": 100_000, "n_parts": 1_000_000,
+                 "scale_points": list(POINTS), "scale_settle_s": 10, "scale_idle_s": 10,
+                 "n_scale": 100_000, "scale_lat_rate": 1_000, "n_scale_lat": 6_000}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -417,9 +492,14 @@ def main():
                  "n_j1k": 1_000_000, "n_j1k_all": 500_000, "n_j100": 3_000_000,
                  "n_j1k_fsync": 100_000, "n_j1k_all_fsync": 50_000, "n_jrf3_1k": 200_000,
                  "n_jlat": 300_000, "n_warm": 500_000, "n_text": 1_000_000,
-                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000,
+                 "n_tls1k": 1_000_000, "n_jtls1k": 500_000, "n_parts": 3_000_000,
+                 "scale_points": list(POINTS), "scale_settle_s": 30, "scale_idle_s": 30,
+                 "n_scale": 500_000, "scale_lat_rate": 1_000, "n_scale_lat": 30_000,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
+    # BENCH_SCALE_POINTS chooses the scaling curve's partition counts (e.g. 100,1000).
+    if os.environ.get("BENCH_SCALE_POINTS"):
+        sizes["scale_points"] = [int(x) for x in os.environ["BENCH_SCALE_POINTS"].split(",")]
     # BENCH_SCALE multiplies every record count (a smoke run of the script: 0.05).
     scale = float(os.environ.get("BENCH_SCALE", "1"))
     for k in sizes:
@@ -427,7 +507,10 @@ def main():
             sizes[k] = max(1, int(sizes[k] * scale))
     started = time.monotonic()
     machine = machine_limits(work, a.quick)
+    machine["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machine["loadavg_at_start"] = os.getloadavg()
     rd = RdBench(a.client_bin)
+    rdperf = RdPerf(os.environ.get("RDKAFKA_PERF"))
     java = Java(a.classpath_file, a.root)
     profiler = Profiler(out_dir, a.profile)
     if a.profile and not profiler.enabled:
@@ -450,7 +533,7 @@ def main():
         try:
             out = run(b)
         except Exception as e:  # a figure, never a failure
-            fail(f"{b.name} [{key}]: {e!r}")
+            setup_failed(b.name, key, f"{b.name} [{key}]: {e!r}")
             out = None
         finally:
             b.stop()
@@ -458,15 +541,23 @@ def main():
         if not a.keep:
             shutil.rmtree(b.dir, ignore_errors=True)
         res[b.name].setdefault(key, []).append(out)
+        # The rows so far, after every run: a run cut short still leaves its figures
+        # (e2e/bench/report.py draws the charts and README's sections from them).
+        partial(out_dir, machine, sizes, res, a.only)
 
     # Alternating: Kafka, Fjord, Kafka, Fjord, ... for each profile, each run on a fresh
     # data directory, so slow drift in the machine's load hits both systems alike.
-    for profile in [p for p in ("default", "fsync") if p in a.only]:
+    # The scaling curve right after the default setup: the two new parts of the table
+    # come first in a run that gets cut short.
+    for profile in [p for p in ("default", "scaling", "fsync") if p in a.only]:
+        if profile == "scaling":
+            run_scaling(a.root, a.fjord_bin, work, rd, sizes, one)
+            continue
         for i in range(sizes["rounds"]):
             one(lambda: Kafka(a.root, work, profile),
-                lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
+                lambda b: run_system(b, rd, java, rdperf, sizes, profile, i, profiler), profile)
             one(lambda: Fjord(a.fjord_bin, work, profile),
-                lambda b: run_system(b, rd, java, sizes, profile, i, profiler), profile)
+                lambda b: run_system(b, rd, java, rdperf, sizes, profile, i, profiler), profile)
     for i in range(sizes["rounds"] if "rf3" in a.only else 0):
         one(lambda: KafkaCluster(a.root, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
@@ -480,7 +571,8 @@ def main():
             one(lambda: security.SecureFjord(a.fjord_bin, work, certs),
                 lambda b: security.run_security(b, rd, java, sizes, i), "security")
 
-    rows = build_rows(res, ROWS + security.rows())
+    rows = build_rows(res, ROWS + security.rows(), gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
+    scale = scaling_rows(res, sizes["scale_points"]) if "scaling" in a.only else []
     machine["elapsed_s"] = round(time.monotonic() - started)
     try:
         machine["loadavg_at_end"] = os.getloadavg()
@@ -489,8 +581,11 @@ def main():
     params = {"mode": "quick" if a.quick else "full", **sizes,
               "clients": "librdkafka (fjord-bench, rdkafka crate) for the rows without "
                          "[Java]; kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0 "
-                         "for [Java]; kcat for cold start and recovery",
-              "partitions": 1, "cluster_brokers": CLUSTER_BROKERS,
+                         "for [Java]; rdkafka_performance (librdkafka's own, from rdkafka-sys' "
+                         "source) for the rows marked [rdkafka_performance]; confluent-kafka "
+                         "for the scaling curve's produce; kcat for cold start and recovery",
+              "partitions": "1, except the rows that name their partition count",
+              "cluster_brokers": CLUSTER_BROKERS,
               "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2,
               "setups": sorted(a.only, key=SETUPS.index)}
     if "security" in a.only:
@@ -500,14 +595,22 @@ def main():
             "negotiated_with_openssl_defaults": security.negotiated_summary(res)}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump({"machine": machine, "params": params, "rows": rows, "failures": FAILURES,
-                   "raw": res}, f, indent=2)
+        json.dump({"machine": machine, "params": params, "rows": rows,
+                   "scaling_rows": scale, "failures": FAILURES, "raw": res}, f, indent=2)
     print_table(rows, machine, params)
+    if scale:
+        print_scaling(scale)
+    charts_dir = os.environ.get("BENCH_CHARTS_DIR", os.path.join(a.root, "docs", "bench"))
+    for png in charts.draw(rows, scale, machine, out_dir, charts_dir):
+        print(f"wrote {png}")
+    if os.environ.get("BENCH_README", "1") != "0":
+        for section in write_readme(os.path.join(a.root, "README.md"), rows, scale, machine):
+            print(f"wrote README.md section {section}")
     if "security" in a.only:
         security.print_goals(rows)
     print(f"\nwrote {os.path.join(out_dir, 'results.json')} ({machine['elapsed_s']} s)")
     for s in ("kafka", "fjord"):
-        if not any(r[s] is not None for r in rows):
+        if not any(r[s] is not None for r in rows + scale):
             sys.exit(f"bench: {s} could not be measured at all")
 
 

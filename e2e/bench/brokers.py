@@ -151,9 +151,9 @@ class KafkaCluster:
     with one cluster id; default replication factor 3, min.insync.replicas 2."""
     name = "kafka"
 
-    def __init__(self, root, work):
+    def __init__(self, root, work, name="kafka-rf3"):
         self.script = os.path.join(root, "e2e", "apache-kafka.sh")
-        self.dir = os.path.join(work, "kafka-rf3")
+        self.dir = os.path.join(work, name)
         self.bootstrap = ",".join(f"127.0.0.1:{KAFKA_CLUSTER_PORT + i}"
                                   for i in range(CLUSTER_BROKERS))
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -171,9 +171,19 @@ class KafkaCluster:
             log(f"kafka cluster start failed: {r.stderr.strip()[-2000:]}")
         return r.returncode == 0
 
+    def pids(self):
+        out = []
+        for i in range(CLUSTER_BROKERS):
+            try:
+                with open(os.path.join(self.dir, f"node-{i + 1}", "kafka.pid")) as f:
+                    out.append(int(f.read().strip()))
+            except (OSError, ValueError):
+                out.append(None)
+        return out
+
     def stop(self):
         subprocess.run(["bash", self.script, "stop-cluster", self.dir], capture_output=True,
-                       timeout=120)
+                       timeout=240)
 
 
 class FjordCluster:
@@ -181,9 +191,9 @@ class FjordCluster:
     them: default replication factor 3, min.insync.replicas 2."""
     name = "fjord"
 
-    def __init__(self, fjord_bin, work):
+    def __init__(self, fjord_bin, work, name="fjord-rf3"):
         self.bin = fjord_bin
-        self.dir = os.path.join(work, "fjord-rf3")
+        self.dir = os.path.join(work, name)
         self.procs = []
         self.nodes = fjord_cluster_nodes()
         self.bootstrap = ",".join(f"127.0.0.1:{n['kafka']}" for n in self.nodes)
@@ -223,6 +233,9 @@ class FjordCluster:
             log(f"fjord cluster not ready within {timeout}s: nodes "
                 f"{[n['id'] for n in pending]}")
         return not pending
+
+    def pids(self):
+        return [p.pid if p.poll() is None else None for p in self.procs]
 
     def stop(self):
         for p in self.procs:

@@ -4,13 +4,16 @@ import json
 import os
 import re
 import resource
+import statistics
 import subprocess
 import time
 
-from common import JAVA, fail
+from common import JAVA, fail, log
 
 # Kafka's tools print "MB" meaning 2^20 bytes; every figure here is in 10^6 bytes.
 MIB_TO_MB = 1024 * 1024 / 1e6
+# ProducerPerformance's 5 s windows left out of its past-warm-up figure: 20 s.
+JAVA_WARMUP_WINDOWS = 4
 
 
 def child_cpu_seconds():
@@ -59,9 +62,21 @@ class Java:
         if not m or int(m.group(1)) < records:
             fail(f"ProducerPerformance to {topic}: no summary for {records} records")
             return None
+        # The tool's 5 s windows before the summary, kept to show where the JVM's warm-up
+        # ends (the first window, and the second on a loaded machine, run slower).
+        windows = [round(float(w.group(1)) * MIB_TO_MB, 1) for w in re.finditer(
+            r"records sent, [\d.]+ records/sec \(([\d.]+) MB/sec\), [\d.]+ ms avg latency, "
+            r"[\d.]+ ms max latency\.", out)]
+        log(f"ProducerPerformance to {topic}: 5 s windows {windows} MB/s, whole run "
+            f"{float(m.group(3)) * MIB_TO_MB:.1f} MB/s")
+        # Past warm-up: the median of the windows after the first JAVA_WARMUP_WINDOWS (on
+        # this machine, loaded, the producer's rate climbs for about 20 s: 0.1, 1.1, 3.2,
+        # 5.9, then 11-29 MB/s in 5 s windows against one Kafka broker).
+        steady = windows[JAVA_WARMUP_WINDOWS:]
         return {"msgs": float(m.group(2)), "MBps": float(m.group(3)) * MIB_TO_MB,
                 "avg": float(m.group(4)), "p50": float(m.group(6)), "p95": float(m.group(7)),
-                "p99": float(m.group(8)), "p999": float(m.group(9))}
+                "p99": float(m.group(8)), "p999": float(m.group(9)), "windows_MBps": windows,
+                "steady_MBps": statistics.median(steady) if len(steady) >= 2 else None}
 
     def consume(self, bootstrap, topic, records, timeout=300, config=None):
         out = self.java("org.apache.kafka.tools.ConsumerPerformance", [
@@ -160,3 +175,67 @@ class RdBench:
                 "first_record_ms": r["first_record_ms"], "client_cpu_s": r["client_cpu_s"]}
 
 
+
+
+class RdPerf:
+    """librdkafka's own load generator, rdkafka_performance, built from the librdkafka
+    source rdkafka-sys bundles (tools/deps.sh): a client the project did not write, with
+    the same producer settings as fjord-bench (linger.ms 5, batch.size 1 MB). Its MB/s are
+    10^6 bytes per second; produce time runs to the last delivery report, consume time
+    from the first record (after the group join) to the last."""
+
+    PRODUCED = re.compile(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered "
+                          r"\(offset -?\d+, (\d+) failed\) in (\d+)ms: (\d+) msgs/s and "
+                          r"([\d.]+) MB/s")
+    CONSUMED = re.compile(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) "
+                          r"msgs/s \(([\d.]+) MB/s\)")
+
+    def __init__(self, binary):
+        self.bin = binary
+
+    def run(self, what, args, timeout):
+        if not self.bin:
+            raise RuntimeError("no rdkafka_performance (RDKAFKA_PERF unset)")
+        cpu0 = child_cpu_seconds()
+        try:
+            r = subprocess.run([self.bin, *args], capture_output=True, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            fail(f"rdkafka_performance {what}: no answer within {timeout}s")
+            return None, None
+        cpu = child_cpu_seconds() - cpu0
+        if r.returncode != 0:
+            fail(f"rdkafka_performance {what} exited {r.returncode}: "
+                 f"{(r.stderr or r.stdout).strip()[-600:]}")
+            return None, None
+        return r.stdout, cpu
+
+    def produce(self, bootstrap, topic, records, size, acks, timeout=600):
+        out, cpu = self.run(f"produce to {topic}", [
+            "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(records),
+            "-a", str(acks), "-X", "linger.ms=5", "-X", "batch.size=1000000"], timeout)
+        m = list(self.PRODUCED.finditer(out or ""))
+        if out is not None and (not m or int(m[-1].group(3)) < records or int(m[-1].group(4))):
+            fail(f"rdkafka_performance produce to {topic}: not all of {records} delivered: "
+                 f"{out.strip()[-300:]}")
+            return None
+        if not m:
+            return None
+        m = m[-1]
+        return {"MBps": float(m.group(7)), "msgs": float(m.group(6)),
+                "elapsed_s": int(m.group(5)) / 1000, "client_cpu_s": cpu}
+
+    def consume(self, bootstrap, topic, records, timeout=300):
+        out, cpu = self.run(f"consume from {topic}", [
+            "-G", f"bench-{topic}-{time.time_ns()}", "-t", topic, "-b", bootstrap,
+            "-c", str(records), "-X", "auto.offset.reset=earliest"], timeout)
+        m = list(self.CONSUMED.finditer(out or ""))
+        if out is not None and (not m or int(m[-1].group(1)) < records):
+            fail(f"rdkafka_performance consume from {topic}: fewer than {records} records: "
+                 f"{out.strip()[-300:]}")
+            return None
+        if not m:
+            return None
+        m = m[-1]
+        return {"MBps": float(m.group(5)), "msgs": float(m.group(4)),
+                "elapsed_s": int(m.group(3)) / 1000, "client_cpu_s": cpu}

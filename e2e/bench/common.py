@@ -25,6 +25,15 @@ def port_open(port):
 
 
 FAILURES = []
+# The errors of failed steps, by (system, setup, step key): a row whose figure is missing
+# for a system names the error that left it so. The key "*" stands for the whole setup
+# (the system did not start).
+STEP_ERRORS = {}
+# Steps made to fail on purpose, to check that a failure stays within its own rows:
+# BENCH_FAIL_STEPS=cold_start_s,kafka:rp1k_3p (the keys of run figures, as in table.py,
+# for both systems or, prefixed, for one).
+FORCED_FAILURES = {k.strip() for k in os.environ.get("BENCH_FAIL_STEPS", "").split(",")
+                   if k.strip()}
 
 
 def fail(msg):
@@ -32,6 +41,36 @@ def fail(msg):
     results.json, and its figure left null."""
     FAILURES.append(msg)
     log(f"FAILED: {msg}")
+
+
+class Steps:
+    """The steps of one system in one setup, each filling its own key of `figures`. A step
+    that raises or gives nothing fails its own rows only, with the error it logged; the
+    setup's other steps still run."""
+
+    def __init__(self, system, setup, figures):
+        self.system, self.setup, self.figures = system, setup, figures
+
+    def __call__(self, key, fn):
+        logged = len(FAILURES)
+        try:
+            if key in FORCED_FAILURES or f"{self.system}:{key}" in FORCED_FAILURES:
+                raise RuntimeError(f"step {key} forced to fail by BENCH_FAIL_STEPS")
+            value = fn()
+        except Exception as e:  # a figure, never a failure of the run
+            fail(f"{self.system} [{self.setup}] {key}: {e!r}")
+            value = None
+        if value is None:
+            errors = FAILURES[logged:] or [f"{self.system} [{self.setup}] {key}: no figure"]
+            STEP_ERRORS.setdefault((self.system, self.setup, key), []).extend(errors)
+        self.figures[key] = value
+        return value
+
+
+def setup_failed(system, setup, msg):
+    """The whole setup of a system failed (it did not start): every row of it says so."""
+    fail(msg)
+    STEP_ERRORS.setdefault((system, setup, "*"), []).append(msg)
 
 
 # ---------------------------------------------------------------- /proc

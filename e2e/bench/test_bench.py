@@ -1,0 +1,140 @@
+"""Tests of the benchmark's bookkeeping (no broker): a failed step fails its own rows
+only, with its error, and the generated README sections. Run with
+`python3 -m unittest discover -s e2e/bench -p 'test_*.py'`."""
+import os
+import tempfile
+import unittest
+
+import common
+import scaling
+import table
+
+
+def reset():
+    common.FAILURES.clear()
+    common.STEP_ERRORS.clear()
+    common.FORCED_FAILURES.clear()
+
+
+class StepsTest(unittest.TestCase):
+    def setUp(self):
+        reset()
+
+    def test_a_raising_step_fails_only_its_own_key(self):
+        r = {}
+        step = common.Steps("kafka", "default", r)
+        step("cold_start_s", lambda: (_ for _ in ()).throw(FileNotFoundError("kcat")))
+        step("p1k", lambda: {"MBps": 300.0})
+        self.assertIsNone(r["cold_start_s"])
+        self.assertEqual(r["p1k"], {"MBps": 300.0})
+        errs = common.STEP_ERRORS[("kafka", "default", "cold_start_s")]
+        self.assertIn("FileNotFoundError", errs[0])
+        self.assertNotIn(("kafka", "default", "p1k"), common.STEP_ERRORS)
+
+    def test_a_step_without_figure_keeps_the_error_its_client_logged(self):
+        r = {}
+        step = common.Steps("fjord", "default", r)
+        step("acksall", lambda: common.fail("fjord-bench produce exited 1: timed out"))
+        self.assertEqual(common.STEP_ERRORS[("fjord", "default", "acksall")],
+                         ["fjord-bench produce exited 1: timed out"])
+
+    def test_a_forced_failure_fails_that_step(self):
+        common.FORCED_FAILURES.add("p1k")
+        r = {}
+        ran = []
+        common.Steps("fjord", "default", r)("p1k", lambda: ran.append(1) or {"MBps": 1.0})
+        self.assertEqual(ran, [])
+        self.assertIsNone(r["p1k"])
+        self.assertIn("BENCH_FAIL_STEPS", common.STEP_ERRORS[("fjord", "default", "p1k")][0])
+
+    def test_a_forced_failure_names_its_system(self):
+        common.FORCED_FAILURES.add("kafka:cold_start_s")
+        k, f = {}, {}
+        common.Steps("kafka", "default", k)("cold_start_s", lambda: 4.0)
+        common.Steps("fjord", "default", f)("cold_start_s", lambda: 0.1)
+        self.assertEqual((k["cold_start_s"], f["cold_start_s"]), (None, 0.1))
+
+
+class RowsTest(unittest.TestCase):
+    def setUp(self):
+        reset()
+
+    def test_a_failed_step_marks_its_rows_and_keeps_the_others(self):
+        kafka, fjord = {}, {}
+        common.Steps("kafka", "default", kafka)("cold_start_s", lambda: None)
+        kafka["p1k"] = {"MBps": 250.0, "msgs": 1.0}
+        fjord.update({"cold_start_s": 0.1, "p1k": {"MBps": 600.0, "msgs": 2.0}})
+        res = {"kafka": {"default": [kafka]}, "fjord": {"default": [fjord]}}
+        rows = {(r["name"], r["unit"]): r for r in table.build_rows(res, table.ROWS)}
+        cold = rows[("cold start", "s")]
+        self.assertIsNone(cold["kafka"])
+        self.assertIn("no figure", cold["kafka_error"])
+        self.assertEqual(table.cell(cold, "kafka"), "FAILED")
+        self.assertEqual(cold["fjord"], 0.1)
+        p1k = rows[("produce 1KB acks=1 1 broker", "MB/s")]
+        self.assertEqual((p1k["kafka"], p1k["fjord"]), (250.0, 600.0))
+        self.assertNotIn("kafka_error", p1k)
+
+    def test_a_setup_that_did_not_start_names_its_error_in_every_row(self):
+        common.setup_failed("kafka", "default", "kafka [default] did not start")
+        res = {"kafka": {"default": [None]}, "fjord": {"default": [{"cold_start_s": 0.1}]}}
+        rows = table.build_rows(res, table.ROWS)
+        self.assertTrue(all(r.get("kafka_error") == "kafka [default] did not start"
+                            for r in rows if r.get("note") is None))
+
+    def test_cpu_seconds_of_partition_rows_are_per_gb(self):
+        res = {"kafka": {"default": [{"rp1k_3p": {"MBps": 1.0, "broker_cpu_s": 1.5}}]},
+               "fjord": {"default": [{"rp1k_3p": {"MBps": 2.0, "broker_cpu_s": 0.3}}]}}
+        rows = table.build_rows(res, table.ROWS, gb_of_parts=0.3)
+        r = next(r for r in rows if r["name"].startswith("broker CPU seconds per GB, produce "
+                                                          "1KB, 3 partitions"))
+        self.assertEqual((r["kafka"], r["fjord"]), (5.0, 1.0))
+
+
+class ScalingRowsTest(unittest.TestCase):
+    def setUp(self):
+        reset()
+
+    def test_a_point_that_fell_over_is_a_failed_row_and_the_others_stay(self):
+        common.setup_failed("fjord", "scaling-10000", "fjord [scaling 10000]: TimeoutError()")
+        res = {"kafka": {"scaling": [{"partitions": 100, "idle_cpu_pct": 8.0},
+                                     {"partitions": 10000, "idle_cpu_pct": 20.0}]},
+               "fjord": {"scaling": [{"partitions": 100, "idle_cpu_pct": 1.0},
+                                     {"partitions": 10000}]}}
+        rows = scaling.scaling_rows(res, [100, 10000])
+        idle = {r["partitions"]: r for r in rows if r["figure"].startswith("idle CPU")}
+        self.assertEqual((idle[100]["kafka"], idle[100]["fjord"]), (8.0, 1.0))
+        self.assertEqual(idle[10000]["kafka"], 20.0)
+        self.assertIsNone(idle[10000]["fjord"])
+        self.assertIn("TimeoutError", idle[10000]["fjord_error"])
+        self.assertIn("FAILED", table.scaling_table(rows))
+
+
+class ReadmeTest(unittest.TestCase):
+    def setUp(self):
+        reset()
+
+    def test_only_the_generated_sections_are_rewritten(self):
+        res = {"kafka": {"scaling": [{"partitions": 100, "idle_cpu_pct": 8.0}]},
+               "fjord": {"scaling": [{"partitions": 100, "idle_cpu_pct": 1.0}]}}
+        scale = scaling.scaling_rows(res, [100])
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "README.md")
+            with open(path, "w") as f:
+                f.write("head\n<!-- bench:scaling -->\nold\n<!-- /bench:scaling -->\ntail\n"
+                        "<!-- bench:partitions -->\nkept\n<!-- /bench:partitions -->\n")
+            done = table.write_readme(path, [], scale, {"cores": 2, "date": "today",
+                                                        "loadavg_at_start": (3.0, 0, 0),
+                                                        "loadavg_at_end": (4.5, 0, 0)})
+            with open(path) as f:
+                text = f.read()
+        self.assertEqual(done, ["scaling"])
+        self.assertNotIn("old", text)
+        self.assertIn("| 8 / 1 ", text)
+        self.assertIn("load average 3.0 at the start and 4.5 at the end", text)
+        self.assertIn("kept", text)
+        self.assertTrue(text.startswith("head\n") and "tail\n" in text)
+
+
+if __name__ == "__main__":
+    unittest.main()
