@@ -149,6 +149,7 @@ schemas_current() {
 }
 
 step "generated request schemas are current" schemas_current
+step "benchmark harness unit tests" bash -c "cd e2e/bench && python3 -m unittest -q test_bench"
 step "rust unit and integration tests" rust_tests
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
