@@ -113,16 +113,26 @@ fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// After the restart: broker 2 names the damage, is repaired and leads again with
 /// every record.
 async fn expect_repaired(cluster: &mut Cluster, client: &Client, topic: &str) -> Result<()> {
+    // The damage may be found after broker 2 leads again (a caught-up replica rejoins
+    // the ISR at once and takes back its preferred leadership): the scrub then takes the
+    // partition offline here, leadership moves, and the cut log is fetched back.
+    wait_for("broker 2 saying it cut its log", DEADLINE, || {
+        let said = cluster
+            .broker(DAMAGED)
+            .logs()
+            .contains("fetching the rest from the leader");
+        std::future::ready(Ok(if said {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }))
+    })
+    .await?;
     cluster
         .wait_for_leader(topic, 0, DEADLINE, "broker 2 again, 3 in sync", |l| {
             l.node_id == DAMAGED && l.isr.len() == 3
         })
         .await?;
-    let logs = cluster.broker(DAMAGED).logs();
-    ensure!(
-        logs.contains("fetching the rest from the leader"),
-        "broker 2 did not say it cut its log"
-    );
     let metadata = client.metadata(Some(&[topic])).await?;
     let offline = metadata
         .topic(topic)

@@ -831,6 +831,9 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
 #[derive(Default)]
 pub struct PartitionMap {
     inner: RwLock<HashMap<String, BTreeMap<i32, Arc<Partition>>>>,
+    /// Signalled when a partition is added (a log opened): the scrub has new
+    /// unverified data to look at.
+    added: tokio::sync::Notify,
 }
 
 impl PartitionMap {
@@ -862,6 +865,13 @@ impl PartitionMap {
             .entry(partition.topic.clone())
             .or_default()
             .insert(partition.index, partition);
+        // One stored permit is enough: the waiter then looks at every partition.
+        self.added.notify_one();
+    }
+
+    /// Resolves once a partition was added since the last call returned.
+    pub async fn added(&self) {
+        self.added.notified().await
     }
 
     pub fn remove(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {

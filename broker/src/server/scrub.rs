@@ -25,7 +25,9 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
         return;
     }
     let step = step_bytes(rate);
-    // New unverified data only appears when a log is opened: look for it this often.
+    // New unverified data only appears when a log is opened (a partition is added,
+    // which wakes the scrub; logs are opened by the metadata publisher, possibly after
+    // this task starts); look again this often in any case.
     let idle = Duration::from_millis(broker.config.log_retention_check_interval_ms.max(1_000));
     loop {
         for partition in broker.partitions.all() {
@@ -86,6 +88,7 @@ pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(idle) => {}
+            _ = broker.partitions.added() => {}
         }
     }
 }
