@@ -35,10 +35,15 @@ impl ApiRequest for InitProducerId {
     type Response = InitProducerIdResponse;
 }
 
-/// A batch of `count` records from `producer`, values naming their sequence numbers.
+/// A batch of `count` records from `producer`, values naming their sequence numbers,
+/// stamped now: as in Kafka, a producer whose last batch is older than
+/// producer.id.expiration.ms (a day) is forgotten, at the latest when its log is opened.
 fn batch(producer_id: i64, producer_epoch: i16, base_sequence: i32, count: i32) -> Result<Bytes> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let records: Vec<_> = (base_sequence..base_sequence + count)
-        .map(|seq| BatchRecord::new(format!("e{producer_epoch}-s{seq}"), 1_700_000_000_000))
+        .map(|seq| BatchRecord::new(format!("e{producer_epoch}-s{seq}"), now_ms))
         .collect();
     encode_batch(
         &records,

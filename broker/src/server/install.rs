@@ -99,9 +99,12 @@ impl Broker {
                     }
                     None => match self.open_partition(topic, p.partition, p.leader_epoch) {
                         Ok(opened) => {
-                            self.attach_timers(&opened);
                             let opened = Arc::new(opened);
+                            // Listed before its timers are armed: the timer task finds
+                            // due partitions by name, and a first look it cannot find
+                            // would leave the log's timer armed and never firing.
                             self.partitions.insert(opened.clone());
+                            self.attach_timers(&opened);
                             opened
                         }
                         Err(e) => {
@@ -440,8 +443,8 @@ impl Broker {
             return;
         }
         tracing::info!(topic = %partition.topic, partition = partition.index, "offline replica served again");
-        self.attach_timers(&partition);
         self.partitions.insert(partition.clone());
+        self.attach_timers(&partition);
         self.offline.served_again(&partition.topic, partition.index);
         self.follow_image(&partition, topic, state);
         if topic.name == crate::group::OFFSETS_TOPIC {
