@@ -319,7 +319,17 @@ impl Broker {
             match step {
                 Step::Forget => {
                     let _install = self.install.lock();
-                    self.forget_offline(&topic, index);
+                    // Decided on an image read before an installation that may have
+                    // taken this replica offline while adding its topic: decide again
+                    // on the image installed now (installations hold this lock).
+                    let image = self.image();
+                    let state = image
+                        .topic(&topic)
+                        .filter(|t| t.id == topic_id)
+                        .and_then(|t| t.partitions.get(index as usize));
+                    if next_step(&cause, state, me) == Step::Forget {
+                        self.forget_offline(&topic, index);
+                    }
                 }
                 Step::Report => {
                     self.report_storage(topic_id, index, true).await;
