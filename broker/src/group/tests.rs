@@ -603,8 +603,8 @@ fn members_that_never_sync_are_removed_after_the_rebalance_timeout() {
     assert_eq!(c.group(G).unwrap().member_count(), 1);
 }
 
-#[test]
-fn static_member_restart_keeps_its_assignment_without_rebalance() {
+/// Static members a1 (instance ia, leader) and b1 (ib), Stable in generation 1 at 6000.
+fn stable_static_pair() -> GroupCoordinator {
     let mut c = GroupCoordinator::new(config(3000));
     c.join(static_join("", "a1", "ia"), 1, 0);
     c.join(static_join("", "b1", "ib"), 2, 0);
@@ -612,6 +612,12 @@ fn static_member_restart_keeps_its_assignment_without_rebalance() {
     c.tick(6000);
     c.sync(sync("b1", 1, &[]), 3, 6000);
     c.sync(sync("a1", 1, &[("a1", "A"), ("b1", "B")]), 4, 6000);
+    c
+}
+
+#[test]
+fn static_member_restart_keeps_its_assignment_without_rebalance() {
+    let mut c = stable_static_pair();
     let rebalances = c.rebalances_total();
     // b restarts: new member id, same instance id and protocols.
     let actions = c.join(static_join("", "b2", "ib"), 5, 7000);
@@ -1014,13 +1020,7 @@ fn describe_shows_metadata_only_when_stable() {
 fn silent_static_members_expire_at_their_session_timeout() {
     // KIP-345: a static member sends no LeaveGroup when it shuts down; the coordinator
     // removes it once its session times out, as it does a dynamic member.
-    let mut c = GroupCoordinator::new(config(3000));
-    c.join(static_join("", "a1", "ia"), 1, 0);
-    c.join(static_join("", "b1", "ib"), 2, 0);
-    c.tick(3000);
-    c.tick(6000);
-    c.sync(sync("b1", 1, &[]), 3, 6000);
-    c.sync(sync("a1", 1, &[("a1", "A"), ("b1", "B")]), 4, 6000);
+    let mut c = stable_static_pair();
     assert_eq!(state(&c), GroupState::Stable);
     // a keeps heartbeating, b is gone.
     let t = 6000 + i64::from(SESSION);

@@ -36,6 +36,16 @@ pub(crate) fn read_all(log: &Log, mut offset: i64) -> Vec<(i64, String)> {
     out
 }
 
+/// The whole batches stored from `offset`, as a fetch (up to 1 MiB) returns them.
+pub(crate) fn stored_from(log: &Log, offset: i64) -> bytes::Bytes {
+    log.read(offset, 1 << 20, i64::MAX, true)
+        .unwrap()
+        .slice
+        .expect("data at the offset")
+        .read_to_bytes()
+        .unwrap()
+}
+
 pub(crate) fn values(records: &[(i64, String)]) -> Vec<(i64, &str)> {
     records.iter().map(|(o, v)| (*o, v.as_str())).collect()
 }
@@ -103,13 +113,7 @@ fn a_topic_codec_other_than_producer_stores_batches_recompressed() {
         values(&read_all(&log, 0)),
         vec![(0, "a"), (1, "b"), (2, "c")]
     );
-    let stored = log
-        .read(0, 1 << 20, i64::MAX, true)
-        .unwrap()
-        .slice
-        .unwrap()
-        .read_to_bytes()
-        .unwrap();
+    let stored = stored_from(&log, 0);
     let header = batch::BatchHeader::parse_prefix(&stored).unwrap();
     assert_eq!(
         codec::Compression::of_header(&header).unwrap(),
@@ -748,13 +752,7 @@ fn follower_append_keeps_offsets_and_rejects_going_back() {
     let mut leader = open(leader_dir.path(), config());
     append(&mut leader, &["a", "b"], 1);
     append(&mut leader, &["c"], 2);
-    let fetched = leader
-        .read(0, 1 << 20, i64::MAX, true)
-        .unwrap()
-        .slice
-        .unwrap()
-        .read_to_bytes()
-        .unwrap();
+    let fetched = stored_from(&leader, 0);
     let mut follower = open(dir.path(), config());
     let info = follower.append_as_follower(fetched.clone()).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (0, 2));
