@@ -11,6 +11,7 @@ pub mod install;
 pub mod ktls;
 pub mod offline;
 pub mod partition;
+pub mod partition_map;
 pub mod replica;
 pub mod replica_session;
 pub mod request_budget;
