@@ -112,6 +112,16 @@ def rnd(v):
     return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
 
 
+# Rows only a full run measures: recovery fills a 5 GB log, and the Java rows past their
+# first 20 s need runs longer than --quick's (its [Java] rows follow the same warm-up as
+# every other row).
+FULL_RUN_ONLY = {
+    "recovery after kill -9",
+    "produce 1KB acks=1 1 broker [Java, past the first 20 s]",
+    "produce 1KB acks=all 1 broker [Java, past the first 20 s]",
+}
+
+
 def build_rows(res, specs, gb_of_parts=None):
     """One row per figure of `specs` (entries as in ROWS): the median over the rounds
     that produced it, with every round's value in kafka_runs / fjord_runs (null where a
@@ -136,7 +146,7 @@ def build_rows(res, specs, gb_of_parts=None):
                         or STEP_ERRORS.get((s, profile, "*")))
                 if errs:
                     row[f"{s}_error"] = errs[0]
-        if name == "recovery after kill -9" and row["kafka"] is None and row["fjord"] is None:
+        if name in FULL_RUN_ONLY and row["kafka"] is None and row["fjord"] is None:
             row["note"] = "n/a (full run only)"
         rows.append(row)
     return rows
