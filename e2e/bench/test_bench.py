@@ -200,5 +200,32 @@ class ReadmeTest(unittest.TestCase):
         self.assertTrue(text.startswith("head\n") and "tail\n" in text)
 
 
+    def test_headline_partition_and_tls_rows_go_to_their_own_sections(self):
+        res = {"kafka": {"default": [{"p1k": {"MBps": 300.0}, "rp1k_3p": {"MBps": 500.0}}],
+                         "security": [{"ssl_p1k": {"MBps": 150.0}}]},
+               "fjord": {"default": [{"p1k": {"MBps": 600.0}, "rp1k_3p": {"MBps": 900.0}}],
+                         "security": [{"ssl_p1k": {"MBps": 310.0}}]}}
+        rows = table.build_rows(res, table.ROWS + security.rows())
+        sections = "".join(f"<!-- bench:{n} -->\nSTALE\n<!-- /bench:{n} -->\n"
+                           for n in ("main", "partitions", "tls"))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "README.md")
+            with open(path, "w") as f:
+                f.write(sections)
+            done = table.write_readme(path, rows, [], {"cores": 2, "date": "today"})
+            with open(path) as f:
+                text = f.read()
+        self.assertEqual(done, ["main", "partitions", "tls"])
+        main, parts, tls = (text.split(f"<!-- bench:{n} -->")[1].split("<!-- /bench")[0]
+                            for n in ("main", "partitions", "tls"))
+        self.assertIn("| produce 1KB acks=1 1 broker ", main)
+        self.assertIn("n/a (full run only)", main)
+        self.assertNotIn("partitions", main)
+        self.assertNotIn("SSL", main)
+        self.assertIn("3 partitions", parts)
+        self.assertIn("| produce 1KB acks=1 1 broker SSL ", tls)
+        self.assertNotIn("STALE", text)
+
+
 if __name__ == "__main__":
     unittest.main()
