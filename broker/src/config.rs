@@ -122,7 +122,9 @@ pub struct BrokerConfig {
 
     /// The most segment files (`.log`, `.index`, `.timeindex`) held open at once across
     /// all partitions (log.open.files.max); others are opened again when read. The
-    /// files of each partition's active segment stay open on top of it.
+    /// data file of each partition's active segment stays open on top of it, and the
+    /// bound shrinks when those take the process's descriptors (RLIMIT_NOFILE, less
+    /// 1,024 kept for sockets and the metadata log).
     #[arg(long, env = "FJORD_LOG_OPEN_FILES_MAX", default_value_t = crate::log::handles::DEFAULT_MAX_OPEN_FILES)]
     pub log_open_files_max: usize,
 

@@ -388,12 +388,13 @@ fn open_log(
 
     // Leader epochs: the checkpoint covers what is before the first recovered
     // segment; epochs of recovered batches are taken from the batches themselves.
-    let epoch_replay_from = match read_small_file(
+    let epoch_checkpoint = read_small_file(
         disk,
         &dir.join(LEADER_EPOCH_CHECKPOINT),
         MAX_CHECKPOINT_BYTES,
-    )? {
-        Some(bytes) => match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(&bytes)) {
+    )?;
+    let epoch_replay_from = match &epoch_checkpoint {
+        Some(bytes) => match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(bytes)) {
             Ok(cache) => {
                 log.epoch_cache = cache;
                 first_recovered.unwrap_or(log_end_offset)
@@ -413,7 +414,17 @@ fn open_log(
         // The files changed: the marker no longer describes them.
         log.mark_dirty()?;
     }
-    log.write_epoch_checkpoint()?;
+    // Rewritten only when it says something else than the epochs now known: a new,
+    // empty log has none to write (an absent checkpoint reads as an empty cache), so
+    // creating thousands of partitions costs no fsync each.
+    let epochs = log.epoch_cache.encode_checkpoint();
+    let unchanged = match &epoch_checkpoint {
+        Some(bytes) => bytes.as_slice() == epochs.as_bytes(),
+        None => log.epoch_cache == LeaderEpochCache::default(),
+    };
+    if !unchanged {
+        log.write_epoch_checkpoint()?;
+    }
 
     if let Some(first) = first_recovered {
         // Recovered data sits in the page cache; make it durable before claiming it.

@@ -162,13 +162,13 @@ impl Segment {
             path(INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-        )?;
+        );
         let time_index = TimeIndex::create(
             storage,
             path(TIME_INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-        )?;
+        );
         Ok(Segment::assemble(
             base_offset,
             log,
@@ -208,14 +208,15 @@ impl Segment {
         [&self.log, self.offset_index.file(), self.time_index.file()]
     }
 
-    /// Keep the files open (the active segment) or let the cache close them.
+    /// Keep the data file open (the active segment) or let the cache close it. The
+    /// indexes of the active segment are resident in memory and written on flush, so
+    /// their files go through the cache like any other: one pinned descriptor per
+    /// partition, as Kafka holds.
     pub fn set_active(&self, active: bool) {
-        for file in self.files() {
-            if active {
-                file.pin();
-            } else {
-                file.unpin();
-            }
+        if active {
+            self.log.pin();
+        } else {
+            self.log.unpin();
         }
     }
 
