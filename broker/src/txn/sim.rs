@@ -615,8 +615,18 @@ fn end_txn_and_init_producer_id_meeting_a_completing_transaction_are_told_to_ret
     sim.check("concurrent requests");
 }
 
+/// What a run went through, so the property test can tell it exercised something.
+#[derive(Debug, Default)]
+struct RunStats {
+    commits: usize,
+    aborts: usize,
+    crashes: usize,
+    refused_markers: usize,
+}
+
 /// One seeded run of random clients, faults and crashes.
-fn random_run(seed: u64) {
+fn random_run(seed: u64) -> RunStats {
+    let mut stats = RunStats::default();
     let what = format!("seed {seed}");
     let mut rng = Rng(seed);
     let parts = [
@@ -675,6 +685,7 @@ fn random_run(seed: u64) {
                 if rng.chance(20) {
                     let tp = sim.markers[i].1.clone();
                     sim.partitions.get_mut(&tp).unwrap().not_leader += 1;
+                    stats.refused_markers += 1;
                 }
                 sim.deliver_marker(i);
             }
@@ -686,6 +697,7 @@ fn random_run(seed: u64) {
             93..=94 => {
                 let commits: Vec<bool> = (0..sim.persists.len()).map(|_| rng.chance(50)).collect();
                 sim.crash(|i| commits[i]);
+                stats.crashes += 1;
             }
             _ => sim.grant_ids(),
         }
@@ -731,11 +743,33 @@ fn random_run(seed: u64) {
         "{what}: every request is answered once"
     );
     sim.check(&what);
+    for r in &sim.history {
+        match r.value.as_ref().map(|v| v.state) {
+            Some(TxnState::CompleteCommit) => stats.commits += 1,
+            Some(TxnState::CompleteAbort) => stats.aborts += 1,
+            _ => {}
+        }
+    }
+    stats
 }
 
 #[test]
 fn random_interleavings_keep_every_invariant() {
+    let mut total = RunStats::default();
     for seed in 0..300 {
-        random_run(seed);
+        let run = random_run(seed);
+        total.commits += run.commits;
+        total.aborts += run.aborts;
+        total.crashes += run.crashes;
+        total.refused_markers += run.refused_markers;
     }
+    // The runs must have gone through what the invariants are about.
+    assert!(
+        total.commits > 150
+            && total.aborts > 700
+            && total.crashes > 800
+            && total.refused_markers > 500,
+        "{total:?}"
+    );
+    eprintln!("{total:?}");
 }
