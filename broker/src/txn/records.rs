@@ -463,6 +463,28 @@ mod tests {
     }
 
     #[test]
+    fn v1_value_is_the_bytes_kafka_writes() {
+        // Kafka 4.4's TransactionLogValue v1 (MessageUtil.toVersionPrefixedBytes) for
+        // these fields, with PreviousProducerId 999 and ClientTransactionVersion 2.
+        const KAFKA_V1: &str = "000100000000000003e800030000ea600203066175646974020000000700\
+            076f7264657273030000000000000001000000018bcfe5687b0000018bcfe5680002000800000000\
+            000003e702020002";
+        let kafka: Vec<u8> = (0..KAFKA_V1.len() / 2)
+            .map(|i| u8::from_str_radix(&KAFKA_V1[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let mut v = value(TxnState::PrepareCommit);
+        v.previous_producer_id = 999;
+        v.client_transaction_version = 2;
+        let record = TxnRecord {
+            transactional_id: "tx".into(),
+            value: Some(v),
+        };
+        let (k, ours) = record.encode_version(1);
+        assert_eq!(ours.as_deref(), Some(&kafka[..]));
+        assert_eq!(TxnRecord::decode(&k, Some(&kafka[..])).unwrap(), record);
+    }
+
+    #[test]
     fn empty_state_writes_null_partitions_and_tombstones_have_no_value() {
         let mut empty = value(TxnState::Empty);
         empty.partitions.clear();
