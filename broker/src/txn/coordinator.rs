@@ -534,6 +534,15 @@ impl TxnCoordinator {
 
     /// The id's metadata, if `producer` is its current producer and nothing is in flight.
     fn check_producer(&self, producer: &TxnProducer) -> Result<&TxnMetadata, ResponseError> {
+        let meta = self.check_holder(producer)?;
+        if meta.pending.is_some() {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(meta)
+    }
+
+    /// The id's metadata, if `producer` holds its current producer id and epoch.
+    fn check_holder(&self, producer: &TxnProducer) -> Result<&TxnMetadata, ResponseError> {
         self.check_serving(&producer.transactional_id)?;
         let meta = self
             .txns
@@ -544,9 +553,6 @@ impl TxnCoordinator {
         }
         if meta.producer_epoch != producer.epoch {
             return Err(ResponseError::ProducerFenced);
-        }
-        if meta.pending.is_some() {
-            return Err(ResponseError::ConcurrentTransactions);
         }
         Ok(meta)
     }
@@ -637,15 +643,19 @@ impl TxnCoordinator {
         self.add_partitions(producer, &[tp], request, now_ms)
     }
 
-    /// AddPartitionsToTxn v4 with verify_only (KIP-890): is each partition already in
-    /// the producer's open transaction? Changes nothing.
+    /// AddPartitionsToTxn v4 with verify_only (KIP-890 part 1, sent by a partition
+    /// leader before it appends a transactional batch): is each partition already in
+    /// the producer's transaction? Changes nothing. A write in flight is not waited
+    /// for (the append is checked again on the log), as in Kafka; a partition that was
+    /// never added is TRANSACTION_ABORTABLE, so the producer aborts rather than leave
+    /// records no marker will close.
     pub fn verify_partitions(
         &self,
         producer: &TxnProducer,
         partitions: &[TopicPartition],
     ) -> Vec<(TopicPartition, Result<(), ResponseError>)> {
         let verdict = self
-            .check_producer(producer)
+            .check_holder(producer)
             .and_then(|meta| match meta.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
                     Err(ResponseError::ConcurrentTransactions)
@@ -657,10 +667,8 @@ impl TxnCoordinator {
             .map(|tp| {
                 let result = match verdict {
                     Err(code) => Err(code),
-                    Ok(meta) if meta.state == TxnState::Ongoing && meta.partitions.contains(tp) => {
-                        Ok(())
-                    }
-                    Ok(_) => Err(ResponseError::InvalidTxnState),
+                    Ok(meta) if meta.partitions.contains(tp) => Ok(()),
+                    Ok(_) => Err(ResponseError::TransactionAbortable),
                 };
                 (tp.clone(), result)
             })

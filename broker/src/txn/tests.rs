@@ -506,8 +506,16 @@ fn partitions_already_in_the_transaction_are_acknowledged_without_a_write() {
     let verified = c.verify_partitions(&producer(1000, 0), &[tp("a", 0), tp("b", 0)]);
     assert_eq!(
         verified,
-        vec![(tp("a", 0), Ok(())), (tp("b", 0), Err(E::InvalidTxnState))]
+        vec![
+            (tp("a", 0), Ok(())),
+            (tp("b", 0), Err(E::TransactionAbortable))
+        ]
     );
+    // A write in flight does not hold verification up.
+    let a = c.add_partitions(&producer(1000, 0), &[tp("b", 0)], 4, 1500);
+    only_persist(&a);
+    let verified = c.verify_partitions(&producer(1000, 0), &[tp("a", 1)]);
+    assert_eq!(verified, vec![(tp("a", 1), Ok(()))]);
     let verified = c.verify_partitions(&producer(1000, 3), &[tp("a", 0)]);
     assert_eq!(verified, vec![(tp("a", 0), Err(E::ProducerFenced))]);
 }
