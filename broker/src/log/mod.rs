@@ -18,7 +18,10 @@
 //! - `recovery`: [`Log::open`] and its variants; torn tails, damage, [`OpenError`].
 //! - `scrub`: background checksums of data not read since the log was opened.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
-//! - `producer_state`: idempotent producer sequence checks (pure state machine).
+//! - `producer_state`: idempotent producer sequence checks and open transactions
+//!   (pure state machine); the last stable offset.
+//! - `txn`: transaction markers (control batches) and the transactions they end.
+//! - `txn_index`: a segment's aborted-transaction index (Kafka's `.txnindex`).
 //! - `records`: the records inside a batch: the one record parser (in memory or
 //!   streamed), rewriting for the cleaner.
 //! - `codec`: the compression codecs: bounded streaming readers, compression.
@@ -27,7 +30,8 @@
 //!
 //! # Files in a partition directory
 //!
-//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments.
+//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments; `.txnindex` beside
+//!   a segment whose markers aborted transactions.
 //! - `<offset, 20 digits>.snapshot`: producer state as of that offset, written on roll
 //!   and close; the newest two are kept.
 //! - `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch offset` lines).
@@ -59,6 +63,8 @@ mod recovery;
 mod retention;
 pub mod scrub;
 mod segment;
+pub mod txn;
+pub mod txn_index;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -282,6 +288,9 @@ pub enum AppendError {
     },
     #[error("unsupported record batch: {0}")]
     Unsupported(String),
+    /// A transaction marker fenced by the producer or coordinator epoch.
+    #[error("transaction marker refused: {0}")]
+    MarkerRefused(producer_state::MarkerRefusal),
     /// Well-formed but refused by a topic rule, e.g. a record without a key on a
     /// compacted topic (Kafka's InvalidRecordException, INVALID_RECORD).
     #[error("invalid record: {0}")]
@@ -479,3 +488,5 @@ mod housekeeping_tests;
 mod storage_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

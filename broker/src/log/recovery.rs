@@ -43,6 +43,7 @@ use crate::log::epoch_cache::LeaderEpochCache;
 use crate::log::handles::LogStorage;
 use crate::log::producer_state::ProducerStateManager;
 use crate::log::segment::{self, parse_segment_name, segment_path, Segment, SegmentDamage};
+use crate::log::txn_index::{self, TxnIndex};
 use crate::log::{
     compaction, read_small_file, Log, LogConfig, CLEAN_SHUTDOWN_MARKER, LEADER_EPOCH_CHECKPOINT,
     MAX_CHECKPOINT_BYTES, RECOVERY_POINT_CHECKPOINT,
@@ -191,9 +192,10 @@ fn list(disk: &Disk, dir: &Path) -> io::Result<Listing> {
         }
         match parse_segment_name(text) {
             Some((base, segment::LOG_SUFFIX)) => listing.log_bases.push(base),
-            Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => {
-                listing.index_files.push((base, name))
-            }
+            Some((
+                base,
+                segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX | txn_index::TXN_INDEX_SUFFIX,
+            )) => listing.index_files.push((base, name)),
             _ => {}
         }
     }
@@ -343,8 +345,28 @@ fn open_log(
     }
     let count = loaded.len();
     let mut segments = BTreeMap::new();
+    let mut txn_index_damaged = Vec::new();
     for (i, (mut segment, file_bytes)) in loaded.into_iter().enumerate() {
         segment.finish_load(&config, file_bytes, i + 1 == count)?;
+        // A recovered segment may have been cut: its index loses the cut markers'
+        // entries (and the replay below re-adds what the cut kept).
+        let recovered = first_recovered.is_some_and(|f| segment.base_offset >= f);
+        let end = if recovered {
+            i64::MAX
+        } else {
+            segment.next_offset
+        };
+        let path = segment.txn_index.path().to_path_buf();
+        match TxnIndex::load(disk, path, segment.base_offset, end)? {
+            Ok(mut index) => {
+                index.truncate_to(segment.next_offset)?;
+                segment.txn_index = index;
+            }
+            Err(why) => {
+                tracing::warn!(dir = %dir.display(), segment = segment.base_offset, why, "transaction index damaged; rebuilding it from the log");
+                txn_index_damaged.push(segment.base_offset);
+            }
+        }
         segments.insert(segment.base_offset, segment);
     }
     if segments.is_empty() {
@@ -409,6 +431,9 @@ fn open_log(
     log.epoch_cache.truncate_from_end(epoch_replay_from);
     let producer_replay_from = log.load_producer_snapshot()?;
     log.replay(epoch_replay_from, producer_replay_from)?;
+    if !txn_index_damaged.is_empty() {
+        log.rebuild_txn_indexes(&txn_index_damaged)?;
+    }
     log.epoch_cache.truncate_from_start(log_start_offset);
     if dropped.is_some() {
         // The files changed: the marker no longer describes them.
