@@ -4,15 +4,18 @@
 //! Broker settings come from flags or `FJORD_*` environment variables (see
 //! `fjord --help`). Topic settings are Kafka topic configs (`retention.ms`, ...),
 //! stored as overrides in the cluster metadata; a topic's effective [`LogConfig`] is
-//! the broker default overlaid with its overrides.
+//! the broker default overlaid with its overrides. Group settings are Kafka's group
+//! configs (`consumer.session.timeout.ms`, ...), stored the same way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod group;
 pub mod listeners;
 pub mod ssl;
 mod topic;
 
+pub use group::*;
 pub use topic::*;
 
 /// Settings of one broker process.

@@ -7,6 +7,8 @@ pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod describe_partitions;
+pub mod elect;
 pub mod fetch;
 pub mod group_offsets;
 pub mod groups;
@@ -80,6 +82,9 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         _ => "Other",
     }
 }
@@ -199,6 +204,15 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
         }
+        ApiKey::AlterConfigs => {
+            encode(&configs::alter_configs(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::ElectLeaders => encode(&elect::elect_leaders(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeTopicPartitions => encode(&describe_partitions::describe_topic_partitions(
+            broker,
+            ctx,
+            decode(body, v)?,
+        )),
         ApiKey::FindCoordinator => {
             encode(&groups::find_coordinator(broker, ctx, decode(body, v)?).await)
         }

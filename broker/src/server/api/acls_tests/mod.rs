@@ -3,6 +3,7 @@
 //! after an ACL grants it.
 
 mod admin;
+mod admin_apis;
 mod data;
 mod groups;
 
