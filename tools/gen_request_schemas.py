@@ -59,6 +59,7 @@ APIS: list[tuple[int, str, int]] = [
     (30, "CreateAcls", 3),
     (31, "DeleteAcls", 3),
     (32, "DescribeConfigs", 4),
+    (35, "DescribeLogDirs", 4),
     (36, "SaslAuthenticate", 2),
     (37, "CreatePartitions", 3),
     (42, "DeleteGroups", 2),

@@ -17,6 +17,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+};
+use kafka_protocol::messages::{
     ApiVersionsResponse, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
@@ -299,6 +302,8 @@ api_requests! {
     ListOffsets: ListOffsetsRequest => ListOffsetsResponse,
     CreateTopics: CreateTopicsRequest => CreateTopicsResponse,
     DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse,
+    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
     CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
     DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,

@@ -43,6 +43,7 @@ crate_requests! {
     30 => CreateAcls(CreateAclsRequest),
     31 => DeleteAcls(DeleteAclsRequest),
     32 => DescribeConfigs(DescribeConfigsRequest),
+    35 => DescribeLogDirs(DescribeLogDirsRequest),
     36 => SaslAuthenticate(SaslAuthenticateRequest),
     37 => CreatePartitions(CreatePartitionsRequest),
     42 => DeleteGroups(DeleteGroupsRequest),

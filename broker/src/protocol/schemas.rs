@@ -328,6 +328,14 @@ const DESCRIBE_CONFIGS: &[Field] = &[
     f("IncludeDocumentation", Bool, V(3, X)),
 ];
 
+const DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
+    f("Topic", Str, V(0, X)),
+    f("Partitions", Array(&I32), V(0, X)),
+];
+const DESCRIBE_LOG_DIRS: &[Field] = &[
+    f("Topics", Array(&Struct(DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC)), V(0, X)).nullable(V(0, X)),
+];
+
 const SASL_AUTHENTICATE: &[Field] = &[
     f("AuthBytes", Bytes, V(0, X)),
 ];
@@ -469,6 +477,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 30, name: "CreateAcls", valid: V(1, 3), flexible: V(2, X), fields: CREATE_ACLS },
     Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
     Api { key: 32, name: "DescribeConfigs", valid: V(1, 4), flexible: V(4, X), fields: DESCRIBE_CONFIGS },
+    Api { key: 35, name: "DescribeLogDirs", valid: V(1, 4), flexible: V(2, X), fields: DESCRIBE_LOG_DIRS },
     Api { key: 36, name: "SaslAuthenticate", valid: V(0, 2), flexible: V(2, X), fields: SASL_AUTHENTICATE },
     Api { key: 37, name: "CreatePartitions", valid: V(0, 3), flexible: V(2, X), fields: CREATE_PARTITIONS },
     Api { key: 42, name: "DeleteGroups", valid: V(0, 2), flexible: V(2, X), fields: DELETE_GROUPS },

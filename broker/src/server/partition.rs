@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use super::partition_map::PartitionMap;
+
+mod start;
+pub use start::FollowerStarts;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
@@ -57,6 +60,8 @@ pub struct Partition {
     flushes: AtomicU64,
     /// This partition's entries in the broker's timers.
     pub timer: PartitionTimer,
+    /// Leader: the followers' log starts (DeleteRecords waits on them; see `start`).
+    follower_starts: FollowerStarts,
 }
 
 /// How a leader's append is acknowledged.
@@ -252,6 +257,7 @@ impl Partition {
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
             timer: PartitionTimer::default(),
+            follower_starts: FollowerStarts::default(),
         }
     }
 
@@ -316,6 +322,7 @@ impl Partition {
         }
         let previous = std::mem::replace(&mut *role, Role::Offline);
         let mut actions = self.step_down(previous);
+        self.follower_starts.forget();
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
         let leo = self.log.read().log_end_offset();

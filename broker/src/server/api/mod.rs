@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod reassign;
+pub mod records;
 pub mod scram;
 
 #[cfg(test)]
@@ -80,6 +81,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         _ => "Other",
     }
 }
@@ -226,6 +229,12 @@ pub async fn dispatch(
         )),
         ApiKey::AlterUserScramCredentials => {
             encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DeleteRecords => {
+            encode(&records::delete_records(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeLogDirs => {
+            encode(&records::describe_log_dirs(broker, ctx, decode(body, v)?))
         }
         ApiKey::DescribeClientQuotas => {
             let _: DescribeClientQuotasRequest = decode(body, v)?;
