@@ -159,8 +159,8 @@ fn space(dir: &Path) -> Result<(i64, i64), String> {
 }
 
 /// The answer for one log directory, without I/O: KAFKA_STORAGE_ERROR (and no
-/// partitions) when its file system cannot be read or has no space left, as Kafka
-/// reports a directory it took offline; otherwise each partition with its size and
+/// partitions) when its file system cannot be read, has no space left or its writes
+/// fail, as Kafka reports a directory it took offline; otherwise each partition with its size and
 /// Kafka's offset lag (how far the log end is behind the high watermark, 0 on a
 /// leader), grouped by topic in the order given.
 pub fn log_dir_result(
@@ -242,12 +242,14 @@ pub fn describe_log_dirs(
     partitions.sort_by(|a, b| (&a.topic, a.index).cmp(&(&b.topic, b.index)));
     let dir = &broker.config.data_dir;
     let dir_name = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-    let result = log_dir_result(
-        &dir_name.display().to_string(),
-        space(dir),
-        &partitions,
-        v,
-    );
+    // The metadata log lives in the same directory: its writes failing (ENOSPC, EIO)
+    // is the directory failing.
+    let failing = broker.quorum().and_then(|q| q.write_health().failing());
+    let space = match failing {
+        Some(error) => Err(error),
+        None => space(dir),
+    };
+    let result = log_dir_result(&dir_name.display().to_string(), space, &partitions, v);
     if result.error_code != 0 {
         count_error(broker, ctx.api_key, result.error_code);
     }

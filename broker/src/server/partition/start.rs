@@ -145,7 +145,122 @@ impl Partition {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use uuid::Uuid;
+
     use super::*;
+    use crate::log::batch::testing::TestBatch;
+    use crate::log::{CleanupPolicy, LogConfig};
+    use crate::replication::PartitionRegistration;
+    use crate::server::partition::Acks;
+    use crate::server::replica::{on_fetch_answer, proto};
+
+    /// Broker 1 leading alone a partition of 10 records, one batch each.
+    fn leader_with_ten(dir: &Path, config: LogConfig) -> Partition {
+        let clock = crate::clock::ManualClock::new(0);
+        let p = Partition::open(dir, "t", Uuid::new_v4(), 0, 0, config, clock).unwrap();
+        p.lead_alone(1);
+        for i in 0..10 {
+            p.append_produce(TestBatch::new(&["v"], i).encode().into(), Acks::Leader)
+                .unwrap();
+        }
+        assert_eq!(p.client_high_watermark(), Ok(10));
+        p
+    }
+
+    fn start(p: &Partition) -> i64 {
+        p.with_log(|l| l.log_start_offset())
+    }
+
+    #[test]
+    fn delete_records_follows_kafkas_rules_at_the_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_ten(dir.path(), LogConfig::default());
+        assert_eq!(p.delete_records_before(4), Ok(4));
+        assert_eq!(start(&p), 4);
+        // Alone in the ISR, the low watermark is its own start.
+        assert_eq!(p.low_watermark(), Ok(4));
+        // Below the start: nothing moves, the answer is the current low watermark.
+        assert_eq!(p.delete_records_before(2), Ok(2));
+        assert_eq!(start(&p), 4);
+        // Past the high watermark, or a negative offset other than -1: refused.
+        assert_eq!(
+            p.delete_records_before(11),
+            Err(ResponseError::OffsetOutOfRange)
+        );
+        assert_eq!(
+            p.delete_records_before(-2),
+            Err(ResponseError::OffsetOutOfRange)
+        );
+        // -1 is the high watermark.
+        assert_eq!(p.delete_records_before(HIGH_WATERMARK), Ok(10));
+        assert_eq!(start(&p), 10);
+        // Not the leader: NOT_LEADER_OR_FOLLOWER, nothing read.
+        p.make_offline();
+        assert_eq!(
+            p.delete_records_before(10),
+            Err(ResponseError::NotLeaderOrFollower)
+        );
+        assert_eq!(p.low_watermark(), Err(ResponseError::NotLeaderOrFollower));
+    }
+
+    #[test]
+    fn a_compacted_topic_refuses_delete_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            cleanup_policy: CleanupPolicy::COMPACT,
+            ..LogConfig::default()
+        };
+        let p = leader_with_ten(dir.path(), config);
+        assert_eq!(
+            p.delete_records_before(4),
+            Err(ResponseError::PolicyViolation)
+        );
+        assert_eq!(start(&p), 0);
+    }
+
+    #[test]
+    fn the_low_watermark_waits_for_the_followers_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_ten(dir.path(), LogConfig::default());
+        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 1, 1);
+        p.make_leader(1, Default::default(), registration);
+        let mut changes = p.watch_follower_starts();
+        // The leader's own start moves at once; the followers have not said.
+        p.delete_records_before(6).unwrap();
+        assert_eq!(p.low_watermark(), Ok(0));
+        p.on_follower_log_start(2, 6);
+        assert_eq!(p.low_watermark(), Ok(0));
+        p.on_follower_log_start(3, 6);
+        assert_eq!(p.low_watermark(), Ok(6));
+        assert!(changes.has_changed().unwrap());
+        changes.borrow_and_update();
+        // The same report again is no change.
+        p.on_follower_log_start(3, 6);
+        assert!(!changes.has_changed().unwrap());
+    }
+
+    #[test]
+    fn a_follower_takes_its_leaders_start_from_the_fetch_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = leader_with_ten(dir.path(), LogConfig::default());
+        let registration = PartitionRegistration::of(&[1, 2], &[1, 2], 2, 1, 1);
+        assert!(p.make_follower(1, Default::default(), &registration).is_some());
+        let request = p.next_fetch().expect("a new follower fetches");
+        let answer = proto::FetchResponse {
+            high_watermark: 10,
+            log_start_offset: 7,
+            ..Default::default()
+        };
+        on_fetch_answer(&p, &request, Ok(answer)).unwrap();
+        assert_eq!(start(&p), 7);
+        // Never past its own log end, never back.
+        p.follow_log_start(50).unwrap();
+        assert_eq!(start(&p), 10);
+        p.follow_log_start(3).unwrap();
+        assert_eq!(start(&p), 10);
+    }
 
     #[test]
     fn the_low_watermark_is_the_smallest_start_in_the_isr() {

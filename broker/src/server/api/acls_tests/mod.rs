@@ -5,6 +5,7 @@
 mod admin;
 mod data;
 mod groups;
+mod records;
 
 use std::sync::Arc;
 
