@@ -3,7 +3,7 @@
 //!
 //! DeleteRecords moves the leader's log start at once (reads below it are refused from
 //! then on) and answers when the low watermark, the smallest log start among the
-//! replicas in sync, has reached the requested offset, or REQUEST_TIMED_OUT at the
+//! replicas on live brokers, has reached the requested offset, or REQUEST_TIMED_OUT at the
 //! request's timeout: Kafka's delayed DeleteRecords. Followers learn the leader's start
 //! from its fetch answers and report theirs in their next fetch (see
 //! `server::partition::start`).
@@ -93,7 +93,8 @@ pub async fn delete_records(
         }
     }
     for (ti, pi, partition, target) in waiting {
-        let (error, low_watermark) = await_low_watermark(&partition, target, deadline).await;
+        let (error, low_watermark) =
+            await_low_watermark(broker, &partition, target, deadline).await;
         let result = &mut topics[ti].partitions[pi];
         result.low_watermark = low_watermark;
         if let Some(code) = error {
@@ -108,19 +109,22 @@ pub async fn delete_records(
 /// watermark), or REQUEST_TIMED_OUT at `deadline`, or the error that ends the wait
 /// (leadership lost).
 async fn await_low_watermark(
+    broker: &Broker,
     partition: &Partition,
     target: i64,
     deadline: tokio::time::Instant,
 ) -> (Option<ResponseError>, i64) {
     let mut starts = partition.watch_follower_starts();
     let mut role = partition.watch_role();
-    // An ISR shrink moves the high watermark: a follower that left no longer counts.
+    // A broker fenced meanwhile leaves the ISR, which moves the high watermark: look
+    // again then, without it.
     let mut high_watermark = partition.subscribe();
     loop {
         starts.borrow_and_update();
         role.borrow_and_update();
         high_watermark.borrow_and_update();
-        let low_watermark = match partition.low_watermark() {
+        let live = broker.live_brokers(&broker.image());
+        let low_watermark = match partition.low_watermark(&live) {
             Ok(lw) if lw >= target => return (None, lw),
             Ok(lw) => lw,
             Err(code) => return (Some(code), -1),

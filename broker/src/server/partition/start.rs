@@ -1,7 +1,7 @@
 //! A partition's log start offset moved on request: DeleteRecords at the leader, the
 //! followers taking their leader's start from its fetch answers and reporting their
-//! own, and the low watermark (the smallest start among the replicas in sync) that a
-//! DeleteRecords request waits for, as Kafka's delayed DeleteRecords does.
+//! own, and the low watermark (the smallest start among the replicas on live brokers)
+//! that a DeleteRecords request waits for, as Kafka's delayed DeleteRecords does.
 
 use std::collections::BTreeMap;
 
@@ -36,17 +36,20 @@ impl FollowerStarts {
     }
 }
 
-/// Kafka's low watermark: the smallest log start among the leader and the followers in
-/// the ISR. A follower that has not reported a start yet holds it at 0: it may still
-/// serve everything.
+/// Kafka's low watermark: the smallest log start among the leader and the followers on
+/// live brokers (in the ISR or not: any of them may lead after an unclean election or
+/// catch up and join it). A follower that has not reported a start yet holds it at 0:
+/// it may still serve everything.
 pub fn low_watermark(
     leader_start: i64,
     leader: BrokerId,
-    isr: &[BrokerId],
+    replicas: &[BrokerId],
+    live: impl Fn(BrokerId) -> bool,
     reported: &BTreeMap<BrokerId, i64>,
 ) -> i64 {
-    isr.iter()
-        .filter(|&&b| b != leader)
+    replicas
+        .iter()
+        .filter(|&&b| b != leader && live(b))
         .map(|b| reported.get(b).copied().unwrap_or(0))
         .fold(leader_start, i64::min)
 }
@@ -93,18 +96,21 @@ impl Partition {
         Ok(target)
     }
 
-    /// The low watermark while leading (see [`low_watermark`]).
-    pub fn low_watermark(&self) -> Result<i64, ResponseError> {
+    /// The low watermark while leading, counting the followers on `live` brokers (see
+    /// [`low_watermark`]).
+    pub fn low_watermark(&self, live: &[BrokerId]) -> Result<i64, ResponseError> {
         let role = self.role.lock();
         let Role::Leader(leader) = &*role else {
             return Err(ResponseError::NotLeaderOrFollower);
         };
         let leader_start = self.log.read().log_start_offset();
         let reported = self.follower_starts.reported.lock();
+        let registration = leader.registration();
         Ok(low_watermark(
             leader_start,
-            leader.registration().leader,
-            leader.isr().members(),
+            registration.leader,
+            &registration.replicas,
+            |b| live.contains(&b),
             &reported,
         ))
     }
@@ -180,7 +186,7 @@ mod tests {
         assert_eq!(p.delete_records_before(4), Ok(4));
         assert_eq!(start(&p), 4);
         // Alone in the ISR, the low watermark is its own start.
-        assert_eq!(p.low_watermark(), Ok(4));
+        assert_eq!(p.low_watermark(&[1, 2, 3]), Ok(4));
         // Below the start: nothing moves, the answer is the current low watermark.
         assert_eq!(p.delete_records_before(2), Ok(2));
         assert_eq!(start(&p), 4);
@@ -202,7 +208,7 @@ mod tests {
             p.delete_records_before(10),
             Err(ResponseError::NotLeaderOrFollower)
         );
-        assert_eq!(p.low_watermark(), Err(ResponseError::NotLeaderOrFollower));
+        assert_eq!(p.low_watermark(&[1, 2, 3]), Err(ResponseError::NotLeaderOrFollower));
     }
 
     #[test]
@@ -229,11 +235,11 @@ mod tests {
         let mut changes = p.watch_follower_starts();
         // The leader's own start moves at once; the followers have not said.
         p.delete_records_before(6).unwrap();
-        assert_eq!(p.low_watermark(), Ok(0));
+        assert_eq!(p.low_watermark(&[1, 2, 3]), Ok(0));
         p.on_follower_log_start(2, 6);
-        assert_eq!(p.low_watermark(), Ok(0));
+        assert_eq!(p.low_watermark(&[1, 2, 3]), Ok(0));
         p.on_follower_log_start(3, 6);
-        assert_eq!(p.low_watermark(), Ok(6));
+        assert_eq!(p.low_watermark(&[1, 2, 3]), Ok(6));
         assert!(changes.has_changed().unwrap());
         changes.borrow_and_update();
         // The same report again is no change.
@@ -263,16 +269,17 @@ mod tests {
     }
 
     #[test]
-    fn the_low_watermark_is_the_smallest_start_in_the_isr() {
+    fn the_low_watermark_is_the_smallest_start_on_live_brokers() {
         let reported = BTreeMap::from([(2, 40), (3, 10), (4, 0)]);
-        // Broker 4 is out of the ISR: it does not hold the watermark back.
-        assert_eq!(low_watermark(50, 1, &[1, 2, 3], &reported), 10);
-        assert_eq!(low_watermark(50, 1, &[1, 2], &reported), 40);
-        assert_eq!(low_watermark(50, 1, &[1], &reported), 50);
-        // A follower in the ISR that never reported may still serve from 0.
-        assert_eq!(low_watermark(50, 1, &[1, 5], &reported), 0);
+        let all = |_| true;
+        assert_eq!(low_watermark(50, 1, &[1, 2, 3], all, &reported), 10);
+        // Broker 4 is not live: it does not hold the watermark back.
+        assert_eq!(low_watermark(50, 1, &[1, 2, 4], |b| b != 4, &reported), 40);
+        assert_eq!(low_watermark(50, 1, &[1], all, &reported), 50);
+        // A live follower that never reported may still serve from 0.
+        assert_eq!(low_watermark(50, 1, &[1, 5], all, &reported), 0);
         // The leader's own entry, if any, is not used: its log says.
         let with_self = BTreeMap::from([(1, 0), (2, 60)]);
-        assert_eq!(low_watermark(50, 1, &[1, 2], &with_self), 50);
+        assert_eq!(low_watermark(50, 1, &[1, 2], all, &with_self), 50);
     }
 }
