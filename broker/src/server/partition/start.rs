@@ -214,11 +214,14 @@ mod tests {
     #[test]
     fn a_compacted_topic_refuses_delete_records() {
         let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            cleanup_policy: CleanupPolicy::COMPACT,
-            ..LogConfig::default()
-        };
-        let p = leader_with_ten(dir.path(), config);
+        let p = leader_with_ten(dir.path(), LogConfig::default());
+        // Compacted once written (its keyless records would be refused by then).
+        p.with_log_mut(|l| {
+            l.set_config(LogConfig {
+                cleanup_policy: CleanupPolicy::COMPACT,
+                ..l.config().clone()
+            })
+        });
         assert_eq!(
             p.delete_records_before(4),
             Err(ResponseError::PolicyViolation)

@@ -8,7 +8,6 @@ use kafka_protocol::messages::*;
 
 use super::*;
 use crate::auth::acl::{AclOperation as Op, ResourceType as Rt, CLUSTER_NAME};
-use crate::clock::Clock;
 use crate::log::batch::testing::TestBatch;
 use crate::server::api::records;
 use crate::server::partition::Acks;
