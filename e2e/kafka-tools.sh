@@ -35,7 +35,7 @@ new_topic() {
 # produce TOPIC < lines: one record per line ("key:value" lines are keyed), acks=all.
 produce() {
   tool kafka-console-producer --bootstrap-server "$bootstrap" --topic "$1" \
-    --producer-property acks=all --property parse.key=true --property key.separator=:
+    --command-property acks=all --reader-property parse.key=true --reader-property key.separator=:
 }
 
 # offsets TOPIC TIME: "partition:offset" lines of kafka-get-offsets (-2 earliest, -1 latest).
@@ -94,12 +94,15 @@ check_delete_records() {
 # log_dirs TOPIC: "broker partition size offsetLag error" lines from kafka-log-dirs'
 # JSON (the line after its two status lines), one per replica of TOPIC.
 log_dirs() {
-  tool kafka-log-dirs --bootstrap-server "$bootstrap" --describe --topic-list "$1" 2>/dev/null \
+  tool kafka-log-dirs --bootstrap-server "$bootstrap" --describe --topic-list "$1" 2>&1 \
     | python3 -c '
 import json, sys
 topic = sys.argv[1]
-doc = next(json.loads(l) for l in sys.stdin if l.startswith("{"))
-for b in doc["brokers"]:
+lines = sys.stdin.read().splitlines()
+docs = [json.loads(l) for l in lines if l.startswith("{")]
+if not docs:
+    sys.exit("kafka-log-dirs printed no JSON: " + " | ".join(lines[-3:]))
+for b in docs[0]["brokers"]:
     for d in b["logDirs"]:
         if d["error"] is not None:
             print(b["broker"], "-", 0, 0, d["error"])
