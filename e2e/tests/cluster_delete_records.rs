@@ -13,7 +13,9 @@ use fjord_client::{
     ProduceRecord, ResponseError,
 };
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -85,10 +87,12 @@ async fn delete_records(
 /// current leader sees them (retrying while leadership moves).
 async fn expect_trimmed_at(client: &Client, topic: &str, start: i64) -> Result<()> {
     wait_for("the earliest offset", DEADLINE, || async {
-        Ok(match client.list_offsets(topic, 0, OffsetSpec::Earliest).await {
-            Ok(o) if o.offset == start => Ok(()),
-            other => Err(format!("{other:?}")),
-        })
+        Ok(
+            match client.list_offsets(topic, 0, OffsetSpec::Earliest).await {
+                Ok(o) if o.offset == start => Ok(()),
+                other => Err(format!("{other:?}")),
+            },
+        )
     })
     .await?;
     match client
@@ -106,7 +110,10 @@ async fn expect_trimmed_at(client: &Client, topic: &str, start: i64) -> Result<(
         "log start {} in the fetch answer, not {start}",
         fetched.log_start_offset
     );
-    let first = fetched.records.first().context("no records at the log start")?;
+    let first = fetched
+        .records
+        .first()
+        .context("no records at the log start")?;
     ensure!(
         first.offset == start && first.value.as_deref() == Some(format!("v{start}").as_bytes()),
         "first record at the log start: {first:?}"

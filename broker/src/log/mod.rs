@@ -80,8 +80,8 @@ pub use self::handles::{FileHandles, LogStorage};
 use self::producer_state::ProducerStateManager;
 pub use self::recovery::{Damage, DroppedData, OpenError};
 pub use self::scrub::{ScrubJob, ScrubReport};
-pub use self::start_offset::StartOffsetError;
 use self::segment::Segment;
+pub use self::start_offset::StartOffsetError;
 use crate::storage::{Disk, FileKind};
 
 /// Per-topic storage settings, with Kafka's names and defaults.

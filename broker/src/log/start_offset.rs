@@ -131,9 +131,12 @@ mod tests {
         assert_eq!(read.len(), 5);
         // The segments wholly below 5 are gone; the one holding 5 stays.
         assert!(log.segment_count() < segments_before);
-        assert!(segment_files(dir.path(), "log")
-            .iter()
-            .all(|p| p.file_name().unwrap().to_str().unwrap() >= "00000000000000000004"));
+        assert!(segment_files(dir.path(), "log").iter().all(|p| p
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            >= "00000000000000000004"));
     }
 
     #[test]

@@ -17,7 +17,6 @@ use uuid::Uuid;
 pub use super::partition_map::PartitionMap;
 
 mod start;
-pub use start::FollowerStarts;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
@@ -32,6 +31,7 @@ use crate::replication::leader::{
     ProduceId, ProduceWaiter,
 };
 use crate::replication::{HighWatermark, PartitionRegistration};
+pub use start::FollowerStarts;
 
 pub struct Partition {
     pub topic: String,

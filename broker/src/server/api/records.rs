@@ -159,7 +159,10 @@ fn space(dir: &Path) -> Result<(i64, i64), String> {
     let bytes = |blocks: u64| {
         i64::try_from(blocks.saturating_mul(stat.fragment_size() as u64)).unwrap_or(i64::MAX)
     };
-    Ok((bytes(stat.blocks() as u64), bytes(stat.blocks_available() as u64)))
+    Ok((
+        bytes(stat.blocks() as u64),
+        bytes(stat.blocks_available() as u64),
+    ))
 }
 
 /// The answer for one log directory, without I/O: KAFKA_STORAGE_ERROR (and no
@@ -285,7 +288,10 @@ mod tests {
             stored("b", 1, 7, 9, 4),
         ];
         let r = log_dir_result("/data", Ok((1000, 400)), &parts, 4);
-        assert_eq!((r.error_code, r.total_bytes, r.usable_bytes), (0, 1000, 400));
+        assert_eq!(
+            (r.error_code, r.total_bytes, r.usable_bytes),
+            (0, 1000, 400)
+        );
         let got: Vec<(String, Vec<(i32, i64, i64)>)> = r
             .topics
             .iter()

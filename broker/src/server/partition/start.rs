@@ -208,7 +208,10 @@ mod tests {
             p.delete_records_before(10),
             Err(ResponseError::NotLeaderOrFollower)
         );
-        assert_eq!(p.low_watermark(&[1, 2, 3]), Err(ResponseError::NotLeaderOrFollower));
+        assert_eq!(
+            p.low_watermark(&[1, 2, 3]),
+            Err(ResponseError::NotLeaderOrFollower)
+        );
     }
 
     #[test]
@@ -255,7 +258,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = leader_with_ten(dir.path(), LogConfig::default());
         let registration = PartitionRegistration::of(&[1, 2], &[1, 2], 2, 1, 1);
-        assert!(p.make_follower(1, Default::default(), &registration).is_some());
+        assert!(p
+            .make_follower(1, Default::default(), &registration)
+            .is_some());
         let request = p.next_fetch().expect("a new follower fetches");
         let answer = proto::FetchResponse {
             high_watermark: 10,

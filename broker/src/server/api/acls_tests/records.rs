@@ -2,7 +2,9 @@
 //! through their handlers: refused without the right, and what they do with it.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::*;
 
@@ -36,7 +38,11 @@ async fn delete(b: &Broker, who: &str, topic: &str, offset: i64) -> (i16, i64) {
     (p.error_code, p.low_watermark)
 }
 
-fn log_dirs(b: &Broker, who: &str, topics: Option<Vec<DescribableLogDirTopic>>) -> DescribeLogDirsResponse {
+fn log_dirs(
+    b: &Broker,
+    who: &str,
+    topics: Option<Vec<DescribableLogDirTopic>>,
+) -> DescribeLogDirsResponse {
     let req = DescribeLogDirsRequest::default().with_topics(topics);
     records::describe_log_dirs(b, &ctx(ApiKey::DescribeLogDirs, 4, who), req)
 }
@@ -102,9 +108,14 @@ async fn describe_log_dirs_needs_describe_on_the_cluster() {
         .topics
         .iter()
         .flat_map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| (t.name.0.to_string(), p.partition_index, p.partition_size, p.offset_lag))
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.partition_size,
+                    p.offset_lag,
+                )
+            })
         })
         .collect();
     assert_eq!(listed, vec![("orders".to_string(), 0, size, 0)]);
@@ -116,5 +127,8 @@ async fn describe_log_dirs_needs_describe_on_the_cluster() {
         .iter()
         .map(|t| t.name.0.to_string())
         .collect();
-    assert!(names.contains(&"orders".to_string()) && names.contains(&"other".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"orders".to_string()) && names.contains(&"other".to_string()),
+        "{names:?}"
+    );
 }
