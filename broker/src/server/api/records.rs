@@ -292,26 +292,30 @@ mod tests {
             (r.error_code, r.total_bytes, r.usable_bytes),
             (0, 1000, 400)
         );
-        let got: Vec<(String, Vec<(i32, i64, i64)>)> = r
+        // (topic, partition, size, lag), in the order listed.
+        let got: Vec<(String, i32, i64, i64)> = r
             .topics
             .iter()
-            .map(|t| {
-                (
-                    t.name.0.to_string(),
-                    t.partitions
-                        .iter()
-                        .map(|p| (p.partition_index, p.partition_size, p.offset_lag))
-                        .collect(),
-                )
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    let name = t.name.0.to_string();
+                    (name, p.partition_index, p.partition_size, p.offset_lag)
+                })
             })
             .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("a".into(), vec![(0, 100, 0), (1, 0, 0)]),
-                ("b".into(), vec![(0, 7, 5), (1, 7, 0)]),
-            ]
-        );
+        let want = [
+            ("a", 0, 100, 0),
+            ("a", 1, 0, 0),
+            ("b", 0, 7, 5),
+            ("b", 1, 7, 0),
+        ];
+        let want: Vec<_> = want
+            .into_iter()
+            .map(|(t, p, s, l)| (t.to_string(), p, s, l))
+            .collect();
+        assert_eq!(got, want);
+        // One entry per topic, partitions grouped under it.
+        assert_eq!(r.topics.len(), 2);
         // Before v4 the space fields are not sent.
         let r = log_dir_result("/data", Ok((1000, 400)), &parts, 3);
         assert_eq!((r.total_bytes, r.usable_bytes), (-1, -1));
