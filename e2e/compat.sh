@@ -10,6 +10,8 @@
 # One summary line per suite, then "N passed, N failed" (suites; ", N skipped" follows when
 # a suite was skipped); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
 # readme: the README's worked examples (e2e/readme.sh: their own broker, from FJORD_BIN).
+# kafka-tools: Kafka's own shell tools (e2e/kafka-tools.sh: kafka-delete-records,
+# kafka-log-dirs, ...), from the Apache Kafka jars.
 # SUITES picks a subset: any of the suite names in this comment.
 # COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
@@ -35,7 +37,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kafka-tools kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -79,6 +81,7 @@ summary_of() {
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     readme) echo "$(grep -c '^ok ' "$log") blocks ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    kafka-tools) echo "$(grep -c '^ok ' "$log") checks ok, $(grep -c '^FAIL ' "$log") failed" ;;
     java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
         | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
@@ -139,6 +142,7 @@ for suite in $SUITES; do
           "$HERE/kcat.sh" "$FJORD_SASL_SSL_BOOTSTRAP"
       fi ;;
     readme) run_suite readme "$HERE/readme.sh" ;;
+    kafka-tools) need java; need mvn; run_suite kafka-tools "$HERE/kafka-tools.sh" "$bootstrap" ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done

@@ -60,6 +60,7 @@ APIS: list[tuple[int, str, int]] = [
     (31, "DeleteAcls", 3),
     (32, "DescribeConfigs", 4),
     (33, "AlterConfigs", 2),
+    (35, "DescribeLogDirs", 4),
     (36, "SaslAuthenticate", 2),
     (37, "CreatePartitions", 3),
     (42, "DeleteGroups", 2),

@@ -10,6 +10,7 @@
 //! - `append`: the write path (leader and follower appends) and segment rolls.
 //! - `read`: the read path: fetch ranges, offsets by timestamp, leader epoch lookups.
 //! - `retention`: retention from the start and truncation from the end.
+//! - `start_offset`: the log start moved on request (DeleteRecords, followers).
 //! - `durability`: flushes, clean shutdown, checkpoints, producer snapshots, replay.
 //! - `batch`: RecordBatch v2 header parsing, validation, CRC-32C, in-place rewrites.
 //! - `segment`: one `.log` file with its indexes; append, header scans, recovery.
@@ -37,6 +38,8 @@
 //! - `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch offset` lines).
 //! - `recovery-point-offset-checkpoint`: `0` then the offset below which all segments
 //!   are fsynced; recovery starts at the segment holding it.
+//! - `log-start-offset-checkpoint`: `0` then the log start offset last moved on
+//!   request (it may fall inside a segment); the log never starts before it.
 //! - `.clean-shutdown`: written by [`Log::close`], removed before the next change;
 //!   while present nothing needs recovery.
 //! - `cleaner-offset-checkpoint`: where the dirty (not yet compacted) part of the log
@@ -65,6 +68,7 @@ pub mod scrub;
 mod segment;
 pub mod txn;
 pub mod txn_index;
+mod start_offset;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -83,6 +87,7 @@ use self::producer_state::ProducerStateManager;
 pub use self::recovery::{Damage, DroppedData, OpenError};
 pub use self::scrub::{ScrubJob, ScrubReport};
 use self::segment::Segment;
+pub use self::start_offset::StartOffsetError;
 use crate::storage::{Disk, FileKind};
 
 /// Per-topic storage settings, with Kafka's names and defaults.
@@ -334,6 +339,9 @@ pub enum ReadError {
 const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 /// The offset below which every segment is known to be on disk (fsynced).
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// The log start offset set by DeleteRecords or taken from the leader (see
+/// `start_offset`).
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Written by [`Log::close`] after everything is fsynced; removed before the next
 /// change to the log, so its presence means no recovery is needed.
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";

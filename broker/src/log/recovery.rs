@@ -372,7 +372,15 @@ fn open_log(
     if segments.is_empty() {
         segments.insert(0, Segment::create(storage, dir, 0, &config, now_ms)?);
     }
-    let log_start_offset = *segments.keys().next().unwrap_or(&0);
+    // A start moved on request (DeleteRecords) may be inside the first segment; it
+    // never goes back. One past the recovered end is applied once the log is built.
+    let checkpointed_start = super::start_offset::read_log_start_checkpoint(disk, dir)?;
+    let recovered_end = segments.values().next_back().map_or(0, |s| s.next_offset);
+    let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(
+        checkpointed_start
+            .filter(|&start| start <= recovered_end)
+            .unwrap_or(0),
+    );
 
     let mut log = Log {
         dir: dir.to_path_buf(),
@@ -462,6 +470,13 @@ fn open_log(
     log.recovery_point = log_end_offset;
     if !log.clean_marker_present {
         log.write_recovery_point()?;
+    }
+    if let Some(start) = checkpointed_start.filter(|&start| start > log_end_offset) {
+        // The records up to the start were deleted on request, and the crash lost the
+        // tail they were deleted up to: nothing below the start may come back.
+        tracing::warn!(dir = %dir.display(), log_end_offset, log_start_offset = start,
+            "the log ends before its checkpointed start; starting empty there");
+        log.truncate_fully_and_start_at(start)?;
     }
     Ok((log, dropped))
 }

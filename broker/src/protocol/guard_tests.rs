@@ -44,6 +44,7 @@ crate_requests! {
     31 => DeleteAcls(DeleteAclsRequest),
     32 => DescribeConfigs(DescribeConfigsRequest),
     33 => AlterConfigs(AlterConfigsRequest),
+    35 => DescribeLogDirs(DescribeLogDirsRequest),
     36 => SaslAuthenticate(SaslAuthenticateRequest),
     37 => CreatePartitions(CreatePartitionsRequest),
     42 => DeleteGroups(DeleteGroupsRequest),

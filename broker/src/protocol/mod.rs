@@ -39,6 +39,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::UnregisterBroker, 0, 0),
+    // Trimming a partition and describing the log directory (server::api::records);
+    // DescribeLogDirs v0 is gone from Kafka 4 (KIP-896).
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     // SASL (SaslHandshake v0 is followed by raw tokens, v1 by SaslAuthenticate,
     // KIP-152; librdkafka looks for v0 before it offers SCRAM at all) and SCRAM
     // credentials (KIP-554).

@@ -342,6 +342,14 @@ const ALTER_CONFIGS: &[Field] = &[
     f("ValidateOnly", Bool, V(0, X)),
 ];
 
+const DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
+    f("Topic", Str, V(0, X)),
+    f("Partitions", Array(&I32), V(0, X)),
+];
+const DESCRIBE_LOG_DIRS: &[Field] = &[
+    f("Topics", Array(&Struct(DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC)), V(0, X)).nullable(V(0, X)),
+];
+
 const SASL_AUTHENTICATE: &[Field] = &[
     f("AuthBytes", Bytes, V(0, X)),
 ];
@@ -507,6 +515,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
     Api { key: 32, name: "DescribeConfigs", valid: V(1, 4), flexible: V(4, X), fields: DESCRIBE_CONFIGS },
     Api { key: 33, name: "AlterConfigs", valid: V(0, 2), flexible: V(2, X), fields: ALTER_CONFIGS },
+    Api { key: 35, name: "DescribeLogDirs", valid: V(1, 4), flexible: V(2, X), fields: DESCRIBE_LOG_DIRS },
     Api { key: 36, name: "SaslAuthenticate", valid: V(0, 2), flexible: V(2, X), fields: SASL_AUTHENTICATE },
     Api { key: 37, name: "CreatePartitions", valid: V(0, 3), flexible: V(2, X), fields: CREATE_PARTITIONS },
     Api { key: 42, name: "DeleteGroups", valid: V(0, 2), flexible: V(2, X), fields: DELETE_GROUPS },

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use super::partition_map::PartitionMap;
+
+mod start;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
@@ -30,6 +32,7 @@ use crate::replication::leader::{
     ProduceId, ProduceWaiter,
 };
 use crate::replication::{HighWatermark, PartitionRegistration};
+pub use start::FollowerStarts;
 
 pub struct Partition {
     pub topic: String,
@@ -58,6 +61,8 @@ pub struct Partition {
     flushes: AtomicU64,
     /// This partition's entries in the broker's timers.
     pub timer: PartitionTimer,
+    /// Leader: the followers' log starts (DeleteRecords waits on them; see `start`).
+    follower_starts: FollowerStarts,
 }
 
 /// How a leader's append is acknowledged.
@@ -253,6 +258,7 @@ impl Partition {
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
             timer: PartitionTimer::default(),
+            follower_starts: FollowerStarts::default(),
         }
     }
 
@@ -317,6 +323,7 @@ impl Partition {
         }
         let previous = std::mem::replace(&mut *role, Role::Offline);
         let mut actions = self.step_down(previous);
+        self.follower_starts.forget();
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
         let leo = self.log.read().log_end_offset();

@@ -16,6 +16,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod reassign;
+pub mod records;
 pub mod scram;
 
 #[cfg(test)]
@@ -85,6 +86,8 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::AlterConfigs => "AlterConfigs",
         ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         _ => "Other",
     }
 }
@@ -240,6 +243,12 @@ pub async fn dispatch(
         )),
         ApiKey::AlterUserScramCredentials => {
             encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DeleteRecords => {
+            encode(&records::delete_records(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeLogDirs => {
+            encode(&records::describe_log_dirs(broker, ctx, decode(body, v)?))
         }
         ApiKey::DescribeClientQuotas => {
             let _: DescribeClientQuotasRequest = decode(body, v)?;

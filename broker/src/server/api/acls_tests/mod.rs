@@ -6,6 +6,7 @@ mod admin;
 mod admin_apis;
 mod data;
 mod groups;
+mod records;
 
 use std::sync::Arc;
 
