@@ -66,9 +66,9 @@ mod recovery;
 mod retention;
 pub mod scrub;
 mod segment;
+mod start_offset;
 pub mod txn;
 pub mod txn_index;
-mod start_offset;
 pub mod validate;
 
 use std::collections::BTreeMap;
