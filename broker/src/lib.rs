@@ -19,7 +19,9 @@
 //!   `__consumer_offsets` record formats.
 //! - `log`: per-partition segmented log on disk; batches, indexes, recovery, retention.
 //! - `log::batch`: RecordBatch v2 header parsing and CRC validation.
-//! - `log::producer_state`: idempotent producer sequence tracking.
+//! - `log::producer_state`: idempotent producer sequences and open transactions (the
+//!   last stable offset); `log::txn` and `log::txn_index`: commit/abort markers and the
+//!   aborted-transaction index per segment.
 //! - `metadata`: the cluster metadata image (brokers, topics, partitions, configs) and
 //!   the pure admin planners.
 //! - `log::compaction`: log cleaning for `cleanup.policy=compact`.
