@@ -10,6 +10,9 @@
 # One summary line per suite, then "N passed, N failed" (suites; ", N skipped" follows when
 # a suite was skipped); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
 # readme: the README's worked examples (e2e/readme.sh: their own broker, from FJORD_BIN).
+# librdkafka: librdkafka's own test programs (e2e/librdkafka-tests.sh, the quick "ci" set
+# of e2e/librdkafka-tests.list); they assume a 3-broker cluster, so they run only with
+# FJORD_REPLICATION_FACTOR=3 and are skipped otherwise.
 # SUITES picks a subset: any of the suite names in this comment.
 # COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
@@ -35,7 +38,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme librdkafka}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -79,6 +82,7 @@ summary_of() {
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     readme) echo "$(grep -c '^ok ' "$log") blocks ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    librdkafka) grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 ;;
     java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
         | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
@@ -139,6 +143,14 @@ for suite in $SUITES; do
           "$HERE/kcat.sh" "$FJORD_SASL_SSL_BOOTSTRAP"
       fi ;;
     readme) run_suite readme "$HERE/readme.sh" ;;
+    librdkafka)
+      if [[ ${FJORD_REPLICATION_FACTOR:-1} -lt 3 ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP librdkafka (its tests assume a 3-broker cluster: FJORD_REPLICATION_FACTOR=3)"
+      else
+        run_suite librdkafka env LIBRDKAFKA_TESTS_SET=ci LOG_DIR="$LOG_DIR/librdkafka" \
+          "$HERE/librdkafka-tests.sh" "$bootstrap"
+      fi ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done
