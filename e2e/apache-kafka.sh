@@ -11,7 +11,8 @@
 #   e2e/apache-kafka.sh tool NAME ARGS...   # Kafka's own command-line tools, e.g.
 #       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
 #       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
-#       kafka-consumer-groups, kafka-reassign-partitions, kafka-get-offsets, kafka-acls)
+#       kafka-consumer-groups, kafka-reassign-partitions, kafka-get-offsets, kafka-acls,
+#       kafka-delete-records, kafka-log-dirs, kafka-leader-election, kafka-transactions)
 #
 # DIR holds server.properties, the data (formatted on first start, kept across restarts),
 # server.log and kafka.pid. A cluster (N nodes, default 3, every one a voter of a static
@@ -64,6 +65,10 @@ if [[ "${1:-}" == tool ]]; then
     kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
     kafka-get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
     kafka-acls) class=org.apache.kafka.tools.AclCommand ;;
+    kafka-delete-records) class=org.apache.kafka.tools.DeleteRecordsCommand ;;
+    kafka-log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
+    kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
+    kafka-transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
     *) die "unknown tool $2" ;;
   esac
   shift 2

@@ -13,6 +13,8 @@
 # librdkafka: librdkafka's own test programs (e2e/librdkafka-tests.sh, the quick "ci" set
 # of e2e/librdkafka-tests.list); they assume a 3-broker cluster, so they run only with
 # FJORD_REPLICATION_FACTOR=3 and are skipped otherwise.
+# kafka-tools: Kafka's own shell tools (e2e/kafka-tools.sh: kafka-delete-records,
+# kafka-log-dirs, ...), from the Apache Kafka jars.
 # SUITES picks a subset: any of the suite names in this comment.
 # COMPAT_GROUPS=0 leaves out the consumer-group tests (JUnit tag and pytest marker
 # "groups"; the spring suite is all groups, so it is skipped); default 1, included.
@@ -38,7 +40,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme librdkafka}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kafka-tools kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme librdkafka}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -83,6 +85,7 @@ summary_of() {
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     readme) echo "$(grep -c '^ok ' "$log") blocks ok, $(grep -c '^FAIL ' "$log") failed" ;;
     librdkafka) grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 ;;
+    kafka-tools) echo "$(grep -c '^ok ' "$log") checks ok, $(grep -c '^FAIL ' "$log") failed" ;;
     java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
         | tail -1 | sed -E 's/^\[[A-Z]+\] //' ;;
@@ -151,6 +154,7 @@ for suite in $SUITES; do
         run_suite librdkafka env LIBRDKAFKA_TESTS_SET=ci LOG_DIR="$LOG_DIR/librdkafka" \
           "$HERE/librdkafka-tests.sh" "$bootstrap"
       fi ;;
+    kafka-tools) need java; need mvn; run_suite kafka-tools "$HERE/kafka-tools.sh" "$bootstrap" ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac
 done

@@ -4,15 +4,18 @@
 //! Broker settings come from flags or `FJORD_*` environment variables (see
 //! `fjord --help`). Topic settings are Kafka topic configs (`retention.ms`, ...),
 //! stored as overrides in the cluster metadata; a topic's effective [`LogConfig`] is
-//! the broker default overlaid with its overrides.
+//! the broker default overlaid with its overrides. Group settings are Kafka's group
+//! configs (`consumer.session.timeout.ms`, ...), stored the same way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod group;
 pub mod listeners;
 pub mod ssl;
 mod topic;
 
+pub use group::*;
 pub use topic::*;
 
 /// Settings of one broker process.
@@ -122,7 +125,9 @@ pub struct BrokerConfig {
 
     /// The most segment files (`.log`, `.index`, `.timeindex`) held open at once across
     /// all partitions (log.open.files.max); others are opened again when read. The
-    /// files of each partition's active segment stay open on top of it.
+    /// data file of each partition's active segment stays open on top of it, and the
+    /// bound shrinks when those take the process's descriptors (RLIMIT_NOFILE, less
+    /// 1,024 kept for sockets and the metadata log).
     #[arg(long, env = "FJORD_LOG_OPEN_FILES_MAX", default_value_t = crate::log::handles::DEFAULT_MAX_OPEN_FILES)]
     pub log_open_files_max: usize,
 

@@ -36,6 +36,8 @@
 //!   runtime (`server::coordinator`), follower replication (`server::replica`),
 //!   the background log scrub (`server::scrub`), HTTP metrics/health.
 //! - `metrics`: Prometheus metric families.
+//! - `txn`: the transaction coordinator state machine (KIP-98) and the
+//!   `__transaction_state` record formats.
 //! - `sim` (tests only): a seeded simulation of a cluster on the runtime glue (real
 //!   partitions and logs, the replica fetcher's answer handling, the group coordinator
 //!   runtime) under network and process faults, one test per replication invariant.
@@ -56,3 +58,4 @@ pub mod server;
 #[cfg(test)]
 mod sim;
 pub mod storage;
+pub mod txn;

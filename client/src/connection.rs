@@ -28,6 +28,9 @@ use kafka_protocol::messages::{
     DescribeAclsRequest, DescribeAclsResponse,
 };
 use kafka_protocol::messages::{
+    DeleteRecordsRequest, DeleteRecordsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
+};
+use kafka_protocol::messages::{
     DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
     LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, OffsetCommitRequest,
@@ -299,6 +302,8 @@ api_requests! {
     ListOffsets: ListOffsetsRequest => ListOffsetsResponse,
     CreateTopics: CreateTopicsRequest => CreateTopicsResponse,
     DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse,
+    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
     CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
     DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,

@@ -18,7 +18,7 @@ import ssl
 import subprocess
 
 from brokers import FJORD_PORT, KAFKA_PORT, Fjord, Kafka
-from common import fail, log, measured
+from common import Steps, fail, log, measured, setup_failed
 
 PROTOCOLS = ("SSL", "SASL_SSL")
 SCRAM_MECHANISM = "SCRAM-SHA-512"
@@ -166,17 +166,23 @@ class SecureFjord(Fjord):
 def run_security(broker, rd, java, sizes, rnd):
     """Figures for one system over SSL and over SASL_SSL in round `rnd`: 1 KB produce at
     acks=1 and consume from the page cache, with the broker's CPU across each, by
-    librdkafka and (in the first `java_rounds` rounds) by Kafka's Java tools."""
+    librdkafka and (in the first `java_rounds` rounds) by Kafka's Java tools. Each figure
+    is one step (Steps): a step that fails leaves its own rows empty with its error."""
+    r = {"tls": {}}
+    step = Steps(broker.name, "security", r)
     log(f"{broker.name} [security] round {rnd + 1}: fresh start")
     if not broker.wait_ready(broker.launch()):
-        fail(f"{broker.name} [security] did not start")
+        setup_failed(broker.name, "security", f"{broker.name} [security] did not start")
         return None
     pid = broker.pid()
     certs = broker.certs
     with_java = rnd < sizes["java_rounds"]
     n, n_java = sizes["n_tls1k"], sizes["n_jtls1k"]
     gb = n * 1024 / 1e9
-    r = {"tls": {}}
+
+    def per_gb(run):
+        return run["broker_cpu_s"] / gb if run and "broker_cpu_s" in run else None
+
     for proto in PROTOCOLS:
         key = proto.lower()
         b = broker.bootstrap_for(proto)
@@ -193,22 +199,21 @@ def run_security(broker, rd, java, sizes, rnd):
             rd.consume(b, f"{key}-warm", sizes["n_warm"], extra=x)
 
         log(f"{broker.name} [{proto}]: produce {n} x 1KB acks=1 (librdkafka)")
-        p = measured(pid, lambda: rd.produce(b, f"{key}-p1k", n, 1024, 1, extra=x))
-        r[f"{key}_p1k"] = p
-        if p and "broker_cpu_s" in p:
-            r[f"{key}_p1k_cpu_s_per_gb"] = p["broker_cpu_s"] / gb
+        p = step(f"{key}_p1k",
+                 lambda: measured(pid, lambda: rd.produce(b, f"{key}-p1k", n, 1024, 1, extra=x)))
+        step(f"{key}_p1k_cpu_s_per_gb", lambda: per_gb(p))
         log(f"{broker.name} [{proto}]: consume {n} x 1KB (librdkafka)")
-        c = measured(pid, lambda: rd.consume(b, f"{key}-p1k", n, extra=x)) if p else None
-        r[f"{key}_consume"] = c
-        if c and "broker_cpu_s" in c:
-            r[f"{key}_consume_cpu_s_per_gb"] = c["broker_cpu_s"] / gb
+        c = step(f"{key}_consume",
+                 lambda: measured(pid, lambda: rd.consume(b, f"{key}-p1k", n, extra=x))
+                 if p else None)
+        step(f"{key}_consume_cpu_s_per_gb", lambda: per_gb(c))
         if with_java:
             cfg = certs.java_config(proto)
             log(f"{broker.name} [{proto}]: produce and consume {n_java} x 1KB (Java)")
-            jp = java.produce(b, f"{key}-j1k", n_java, 1024, 1, config=cfg)
-            r[f"j{key}_p1k"] = jp
-            r[f"j{key}_consume"] = (java.consume(b, f"{key}-j1k", n_java, config=cfg)
-                                    if jp else None)
+            jp = step(f"j{key}_p1k",
+                      lambda: java.produce(b, f"{key}-j1k", n_java, 1024, 1, config=cfg))
+            step(f"j{key}_consume",
+                 lambda: java.consume(b, f"{key}-j1k", n_java, config=cfg) if jp else None)
     broker.stop()
     return r
 

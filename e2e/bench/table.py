@@ -112,6 +112,16 @@ def rnd(v):
     return round(v, 3 if abs(v) < 10 else 1) if isinstance(v, float) else v
 
 
+# Rows only a full run measures: recovery fills a 5 GB log, and the Java rows past their
+# first 20 s need runs longer than --quick's (its [Java] rows follow the same warm-up as
+# every other row).
+FULL_RUN_ONLY = {
+    "recovery after kill -9",
+    "produce 1KB acks=1 1 broker [Java, past the first 20 s]",
+    "produce 1KB acks=all 1 broker [Java, past the first 20 s]",
+}
+
+
 def build_rows(res, specs, gb_of_parts=None):
     """One row per figure of `specs` (entries as in ROWS): the median over the rounds
     that produced it, with every round's value in kafka_runs / fjord_runs (null where a
@@ -123,7 +133,8 @@ def build_rows(res, specs, gb_of_parts=None):
     for name, unit, profile, path, hib, client in specs:
         if not any(profile in res[s] for s in ("kafka", "fjord")):
             continue
-        row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib}
+        row = {"name": name, "unit": unit, "client": client, "higher_is_better": hib,
+               "setup": profile}
         for s in ("kafka", "fjord"):
             runs = [get(r, *path) for r in res[s].get(profile, [])]
             if path[-1] in PER_GB_OF_PARTS and path[0].startswith("r") and gb_of_parts:
@@ -136,7 +147,7 @@ def build_rows(res, specs, gb_of_parts=None):
                         or STEP_ERRORS.get((s, profile, "*")))
                 if errs:
                     row[f"{s}_error"] = errs[0]
-        if name == "recovery after kill -9" and row["kafka"] is None and row["fjord"] is None:
+        if name in FULL_RUN_ONLY and row["kafka"] is None and row["fjord"] is None:
             row["note"] = "n/a (full run only)"
         rows.append(row)
     return rows
@@ -193,22 +204,22 @@ def print_scaling(rows):
         print(f"  FAILED {s}, {name}: {e}")
 
 
+def full_table(rows):
+    """Every row with its client, median, ratio and the rounds' min-max; a row only a full
+    run measures says so."""
+    def unless_note(f):
+        return lambda r: "" if r.get("note") else f(r)
+
+    return markdown(rows, ["row", "unit", "client", "Kafka", "Fjord", "Fjord/Kafka",
+                           "Kafka min-max", "Fjord min-max"], [
+        lambda r: r["name"], lambda r: r["unit"], lambda r: r["client"],
+        lambda r: r.get("note") or cell(r, "kafka"), unless_note(lambda r: cell(r, "fjord")),
+        unless_note(ratio), unless_note(lambda r: spread(r["kafka_runs"])),
+        unless_note(lambda r: spread(r["fjord_runs"]))]) if rows else ""
+
+
 def print_table(rows, machine, params):
-    hdr = ["row", "unit", "client", "Kafka", "Fjord", "Fjord/Kafka", "Kafka min-max",
-           "Fjord min-max"]
-    lines = []
-    for r in rows:
-        if r.get("note"):
-            lines.append([r["name"], r["unit"], r["client"], r["note"], "", "", "", ""])
-            continue
-        lines.append([r["name"], r["unit"], r["client"], cell(r, "kafka"), cell(r, "fjord"),
-                      ratio(r), spread(r["kafka_runs"]), spread(r["fjord_runs"])])
-    w = [max(len(str(x[i])) for x in lines + [hdr]) for i in range(len(hdr))]
-    out = ["| " + " | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)) + " |",
-           "|" + "|".join("-" * (x + 2) for x in w) + "|"]
-    for x in lines:
-        out.append("| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(x)) + " |")
-    print("\n".join(out))
+    print(full_table(rows))
     print()
     print("Machine limits (same run):")
     for k, v in machine.items():
@@ -250,7 +261,14 @@ def print_table(rows, machine, params):
 
 # README's benchmark section holds the generated tables between these markers; a run that
 # measured a table's rows rewrites it (BENCH_README=0 leaves README alone).
-README_SECTIONS = ("partitions", "scaling")
+README_SECTIONS = ("main", "partitions", "tls", "scaling")
+
+
+def main_rows(rows):
+    """The headline rows: one, three and fsync'd brokers with fjord-bench and Kafka's Java
+    tools (not the partition-count or TLS rows, which have sections of their own)."""
+    return [r for r in rows
+            if r.get("setup") != "security" and r["client"] != "rdkafka_performance"]
 
 
 def run_note(machine):
@@ -312,8 +330,11 @@ def write_readme(path, rows, scale, machine):
             text = f.read()
     except OSError:
         return []
-    bodies = {"partitions": partition_table(rows) + failures_note(
+    tls = [r for r in rows if r.get("setup") == "security"]
+    bodies = {"main": full_table(main_rows(rows)) + failures_note(main_rows(rows)),
+              "partitions": partition_table(rows) + failures_note(
                   [r for r in rows if r["client"] == "rdkafka_performance"]),
+              "tls": full_table(tls) + failures_note(tls),
               "scaling": scaling_table(scale) + failures_note(scale)}
     done = []
     for name in README_SECTIONS:

@@ -7,6 +7,7 @@ import unittest
 
 import common
 import scaling
+import security
 import table
 
 
@@ -91,6 +92,69 @@ class RowsTest(unittest.TestCase):
         self.assertEqual((r["kafka"], r["fjord"]), (5.0, 1.0))
 
 
+class SecurityStepsTest(unittest.TestCase):
+    """run_security with stand-ins for the broker and clients: a failing SSL produce fails
+    the SSL rows that depend on it, and the SASL_SSL rows still get their figures."""
+
+    def setUp(self):
+        reset()
+        self.negotiated = security.negotiated
+        security.negotiated = lambda port, ca: "TLSv1.3"
+
+    def tearDown(self):
+        security.negotiated = self.negotiated
+
+    def test_a_failed_produce_fails_its_own_rows_only(self):
+        class Certs:
+            ca = "ca.pem"
+
+            def librdkafka(self, proto):
+                return [proto]
+
+        class Broker:
+            name, certs, tls_ports = "fjord", Certs(), {"SSL": 1, "SASL_SSL": 2}
+
+            def launch(self):
+                return True
+
+            def wait_ready(self, _started):
+                return True
+
+            def pid(self):
+                return os.getpid()
+
+            def bootstrap_for(self, proto):
+                return proto
+
+            def stop(self):
+                pass
+
+        class Rd:
+            def create_topic(self, *_a, **_k):
+                return True
+
+            def produce(self, bootstrap, topic, *_a, **_k):
+                if topic == "ssl-p1k":
+                    raise ConnectionError("handshake refused")
+                return {"MBps": 100.0}
+
+            def consume(self, *_a, **_k):
+                return {"MBps": 200.0}
+
+        sizes = {"java_rounds": 0, "n_tls1k": 1000, "n_jtls1k": 0, "n_warm": 10}
+        r = security.run_security(Broker(), Rd(), None, sizes, 0)
+        self.assertIsNone(r["ssl_p1k"])
+        self.assertIsNone(r["ssl_consume"])
+        self.assertIn("handshake refused",
+                      common.STEP_ERRORS[("fjord", "security", "ssl_p1k")][0])
+        self.assertEqual(r["sasl_ssl_p1k"]["MBps"], 100.0)
+        self.assertEqual(r["sasl_ssl_consume"]["MBps"], 200.0)
+        res = {"kafka": {}, "fjord": {"security": [r]}}
+        rows = {row["name"]: row for row in table.build_rows(res, security.rows())}
+        self.assertEqual(table.cell(rows["produce 1KB acks=1 1 broker SSL"], "fjord"), "FAILED")
+        self.assertEqual(rows["produce 1KB acks=1 1 broker SASL_SSL"]["fjord"], 100.0)
+
+
 class ScalingRowsTest(unittest.TestCase):
     def setUp(self):
         reset()
@@ -134,6 +198,33 @@ class ReadmeTest(unittest.TestCase):
         self.assertIn("load average 3.0 at the start and 4.5 at the end", text)
         self.assertIn("kept", text)
         self.assertTrue(text.startswith("head\n") and "tail\n" in text)
+
+
+    def test_headline_partition_and_tls_rows_go_to_their_own_sections(self):
+        res = {"kafka": {"default": [{"p1k": {"MBps": 300.0}, "rp1k_3p": {"MBps": 500.0}}],
+                         "security": [{"ssl_p1k": {"MBps": 150.0}}]},
+               "fjord": {"default": [{"p1k": {"MBps": 600.0}, "rp1k_3p": {"MBps": 900.0}}],
+                         "security": [{"ssl_p1k": {"MBps": 310.0}}]}}
+        rows = table.build_rows(res, table.ROWS + security.rows())
+        sections = "".join(f"<!-- bench:{n} -->\nSTALE\n<!-- /bench:{n} -->\n"
+                           for n in ("main", "partitions", "tls"))
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "README.md")
+            with open(path, "w") as f:
+                f.write(sections)
+            done = table.write_readme(path, rows, [], {"cores": 2, "date": "today"})
+            with open(path) as f:
+                text = f.read()
+        self.assertEqual(done, ["main", "partitions", "tls"])
+        main, parts, tls = (text.split(f"<!-- bench:{n} -->")[1].split("<!-- /bench")[0]
+                            for n in ("main", "partitions", "tls"))
+        self.assertIn("| produce 1KB acks=1 1 broker ", main)
+        self.assertIn("n/a (full run only)", main)
+        self.assertNotIn("partitions", main)
+        self.assertNotIn("SSL", main)
+        self.assertIn("3 partitions", parts)
+        self.assertIn("| produce 1KB acks=1 1 broker SSL ", tls)
+        self.assertNotIn("STALE", text)
 
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ impl TopicConfigDef {
     }
 }
 
-fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+pub(super) fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     move |v: &str| match v.trim().parse::<i64>() {
         Ok(n) if n >= min => Ok(()),
         Ok(n) => Err(format!("{n} is below the minimum {min}")),
@@ -108,7 +108,7 @@ fn double_range(v: &str, min: f64, max: f64) -> Result<(), String> {
     }
 }
 
-fn int_range(v: &str, min: i64, max: i64) -> Result<(), String> {
+pub(super) fn int_range(v: &str, min: i64, max: i64) -> Result<(), String> {
     long_at_least(min)(v)?;
     let n: i64 = v
         .trim()
@@ -120,7 +120,7 @@ fn int_range(v: &str, min: i64, max: i64) -> Result<(), String> {
     Ok(())
 }
 
-fn boolean(v: &str) -> Result<(), String> {
+pub(super) fn boolean(v: &str) -> Result<(), String> {
     match v.trim() {
         "true" | "false" => Ok(()),
         other => Err(format!("{other:?} is not true or false")),

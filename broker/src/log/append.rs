@@ -1,7 +1,9 @@
 //! The write path: a leader's append (offsets, epochs and timestamps assigned, the
-//! batch validated, idempotent retries answered from producer state), a follower's
-//! append (kept as the leader wrote it), and the roll to a new segment that either may
-//! trigger. Everything that adds data to the log goes through `write_batches`.
+//! batch validated, idempotent retries answered from producer state), a transaction
+//! marker written by the leader, a follower's append (kept as the leader wrote it), and
+//! the roll to a new segment that any may trigger. Everything that adds data to the log
+//! goes through `write_batches`, which applies each batch to the producer state in log
+//! order, so leader, follower and replay agree on the open transactions.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -9,9 +11,11 @@ use std::sync::atomic::Ordering;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BatchHeader};
-use super::producer_state::{BatchMetadata, LeaderCheck};
+use super::producer_state::{BatchMetadata, LeaderCheck, ProducerStateManager};
 use super::recompress::recompress;
 use super::segment::{self, Segment};
+use super::txn::{CompletedTxn, EndTxnMarker};
+use super::txn_index::AbortedTxn;
 use super::{validate, AppendError, AppendInfo, Log, TimestampType};
 
 impl Log {
@@ -21,14 +25,51 @@ impl Log {
     /// (`validate`). The batch bytes are not copied unless maxTimestamp is restamped
     /// (LogAppendTime, or a CreateTime maxTimestamp other than the largest record
     /// timestamp): `records` may be a slice of the request.
+    ///
+    /// Transactional batches are refused here (UNSUPPORTED_FOR_MESSAGE_FORMAT): only a
+    /// request whose transactional id the coordinator knows may carry them, see
+    /// [`Log::append_transactional_as_leader`].
     pub fn append_as_leader(
         &mut self,
         records: impl Into<Bytes>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
-        let records: Bytes = records.into();
+        self.append_client(records.into(), leader_epoch, now_ms, false)
+    }
+
+    /// [`Log::append_as_leader`] for a producer in a transaction: a transactional batch
+    /// opens the producer's transaction (or continues it), which holds the last stable
+    /// offset until its marker is written.
+    pub fn append_transactional_as_leader(
+        &mut self,
+        records: impl Into<Bytes>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_client(records.into(), leader_epoch, now_ms, true)
+    }
+
+    fn append_client(
+        &mut self,
+        records: Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+        transactions_allowed: bool,
+    ) -> Result<AppendInfo, AppendError> {
         let mut valid = validate::validate_produce(&records, &self.config, now_ms)?;
+        if valid.header.is_transactional() {
+            if !transactions_allowed {
+                return Err(AppendError::Unsupported(
+                    "transactional batches outside a transactional produce request".into(),
+                ));
+            }
+            if !valid.header.is_idempotent() {
+                return Err(AppendError::InvalidRecord(
+                    "transactional batch without a producer id".into(),
+                ));
+            }
+        }
         let records = match self.config.compression {
             Some(target) => {
                 match recompress(
@@ -108,7 +149,7 @@ impl Log {
             batch::set_partition_leader_epoch(&mut prefix, leader_epoch);
             [&prefix, &records[batch::BROKER_ASSIGNED_PREFIX_BYTES..]]
         };
-        self.write_batches(&parts, &[(0, header)], now_ms)?;
+        self.write_batches(&parts, &[(0, header)], &[], now_ms)?;
         Ok(AppendInfo {
             base_offset,
             last_offset: header.last_offset(),
@@ -139,7 +180,14 @@ impl Log {
                 "follower append at log end offset {log_end_offset}: {e}"
             ))
         })?;
-        self.write_batches(&[&records], &headers, now_ms)?;
+        let mut markers = Vec::new();
+        for (position, h) in headers.iter().filter(|(_, h)| h.is_control()) {
+            let bytes = &records[*position..*position + h.size_bytes() as usize];
+            if let Some(marker) = EndTxnMarker::parse(bytes)? {
+                markers.push((h.base_offset, marker));
+            }
+        }
+        self.write_batches(&[&records], &headers, &markers, now_ms)?;
         // A follower syncs in line: one fetch response brings many batches.
         if self.flush_due() {
             self.flush(now_ms)?;
@@ -153,16 +201,62 @@ impl Log {
         })
     }
 
+    /// Write the marker that ends producer `marker.producer_id`'s transaction, as
+    /// leader. Fenced as Kafka fences it (see
+    /// [`ProducerStateManager::check_marker`]); a marker for a producer with no open
+    /// transaction is written all the same. Returns the append and the transaction it
+    /// ended, if one was open.
+    pub fn append_txn_marker(
+        &mut self,
+        marker: &EndTxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<CompletedTxn>), AppendError> {
+        self.producers
+            .check_marker(marker)
+            .map_err(AppendError::MarkerRefused)?;
+        let base_offset = self.log_end_offset();
+        let bytes = marker.encode(base_offset, leader_epoch, now_ms);
+        let header = batch::validate_batch(&bytes)?;
+        let completed =
+            self.write_batches(&[&bytes], &[(0, header)], &[(base_offset, *marker)], now_ms)?;
+        let info = AppendInfo {
+            base_offset,
+            last_offset: base_offset,
+            log_append_time_ms: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        };
+        Ok((info, completed.into_iter().next()))
+    }
+
+    /// The first offset a read_committed reader may not read with the high watermark
+    /// at `high_watermark`: the last stable offset (never above the high watermark).
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.producers
+            .first_unstable_offset(high_watermark)
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// The high watermark moved to `high_watermark`: transactions whose markers it
+    /// passed are stable for good.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.producers.retire_transactions(high_watermark);
+    }
+
     /// The one write path: roll if needed, write `data` once, then update the epoch
-    /// cache, producer state and flush accounting.
+    /// cache, producer state (`markers`: the markers of the control batches among
+    /// `headers`, by offset) and flush accounting. Returns the transactions the
+    /// markers ended.
     fn write_batches(
         &mut self,
         data: &[&[u8]],
         headers: &[(usize, BatchHeader)],
+        markers: &[(i64, EndTxnMarker)],
         now_ms: i64,
-    ) -> io::Result<()> {
+    ) -> io::Result<Vec<CompletedTxn>> {
         let Some((_, first)) = headers.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         self.clock_ms = self.clock_ms.max(now_ms);
         let last_offset = headers
@@ -183,11 +277,20 @@ impl Log {
         self.active_mut().append(data, headers, &config)?;
         let mut epochs_changed = false;
         let mut messages = 0i64;
+        let mut markers = markers.iter().peekable();
+        let mut completed = Vec::new();
         for (_, h) in headers {
             epochs_changed |= self
                 .epoch_cache
                 .assign(h.partition_leader_epoch, h.base_offset);
-            self.record_producer_batch(h);
+            let marker = markers.next_if(|(offset, _)| *offset == h.base_offset);
+            if let Some(txn) = apply_to_producers(&mut self.producers, h, marker.map(|m| &m.1)) {
+                if let Some(entry) = aborted_entry(&self.producers, txn) {
+                    // Every batch of this write went to the active segment.
+                    self.active_mut().txn_index.push(entry);
+                }
+                completed.push(txn);
+            }
             messages += i64::from(h.records_count);
         }
         if epochs_changed || self.epoch_checkpoint_stale {
@@ -204,23 +307,7 @@ impl Log {
         }
         self.unflushed_messages += messages;
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
-        Ok(())
-    }
-
-    fn record_producer_batch(&mut self, h: &BatchHeader) {
-        if h.is_idempotent() {
-            self.producers.record_batch(
-                h.producer_id,
-                h.producer_epoch,
-                BatchMetadata {
-                    first_seq: h.base_sequence,
-                    last_seq: h.last_sequence(),
-                    first_offset: h.base_offset,
-                    last_offset: h.last_offset(),
-                    timestamp_ms: h.max_timestamp_ms,
-                },
-            );
-        }
+        Ok(completed)
     }
 
     /// Seal the active segment (final time index entry, fsync) and start a new one at
@@ -246,4 +333,51 @@ impl Log {
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled a new segment");
         Ok(())
     }
+}
+
+/// Apply one batch now in the log to the producer state (leader and follower appends,
+/// replay): a data batch of an idempotent producer, or a control batch with its
+/// `marker` (`None` for other control batches, which change nothing). Returns the
+/// transaction a marker ended.
+pub(super) fn apply_to_producers(
+    producers: &mut ProducerStateManager,
+    h: &BatchHeader,
+    marker: Option<&EndTxnMarker>,
+) -> Option<CompletedTxn> {
+    if h.is_control() {
+        return producers.record_marker(marker?, h.base_offset);
+    }
+    if h.is_idempotent() {
+        producers.record_batch(
+            h.producer_id,
+            h.producer_epoch,
+            BatchMetadata {
+                first_seq: h.base_sequence,
+                last_seq: h.last_sequence(),
+                first_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                timestamp_ms: h.max_timestamp_ms,
+            },
+            h.is_transactional(),
+        );
+    }
+    None
+}
+
+/// The index entry of a transaction a marker ended, if it was aborted: with the last
+/// stable offset once it ended (the oldest transaction still open, else the offset
+/// after the marker), as Kafka's `ProducerStateManager.lastStableOffset` gives it.
+pub(super) fn aborted_entry(
+    producers: &ProducerStateManager,
+    txn: CompletedTxn,
+) -> Option<AbortedTxn> {
+    txn.aborted.then(|| AbortedTxn {
+        producer_id: txn.producer_id,
+        first_offset: txn.first_offset,
+        last_offset: txn.last_offset,
+        last_stable_offset: producers
+            .open_transactions()
+            .next()
+            .map_or(txn.last_offset + 1, |(_, first)| first),
+    })
 }

@@ -47,7 +47,7 @@ pub const COMPRESSION_MASK: i16 = 0x07;
 const MAX_COMPRESSION_CODEC: i16 = 4;
 /// attributes bit 3: timestamps are LogAppendTime.
 pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
 pub const CONTROL_BIT: i16 = 0x20;
 
 /// "No producer id": the batch is not idempotent.
@@ -301,9 +301,6 @@ pub fn validate_client_records(
     if header.is_control() {
         return invalid("clients may not write control batches".into());
     }
-    if header.is_transactional() {
-        return Err(AppendError::Unsupported("transactional batches".into()));
-    }
     if header.is_idempotent() && (header.producer_epoch < 0 || header.base_sequence < 0) {
         return invalid(format!(
             "idempotent batch of producer {} has epoch {} and base sequence {}",
@@ -394,6 +391,7 @@ pub(crate) mod testing {
         pub producer_id: i64,
         pub producer_epoch: i16,
         pub base_sequence: i32,
+        pub transactional: bool,
     }
 
     impl TestBatch {
@@ -404,6 +402,15 @@ pub(crate) mod testing {
                 producer_id: NO_PRODUCER_ID,
                 producer_epoch: -1,
                 base_sequence: -1,
+                transactional: false,
+            }
+        }
+
+        /// A batch of producer `producer_id`'s transaction (the transactional bit set).
+        pub fn transactional(self, producer_id: i64, epoch: i16, base_sequence: i32) -> Self {
+            TestBatch {
+                transactional: true,
+                ..self.idempotent(producer_id, epoch, base_sequence)
             }
         }
 
@@ -437,7 +444,11 @@ pub(crate) mod testing {
             b.put_i32(-1);
             b.put_i8(MAGIC_V2);
             b.put_u32(0);
-            b.put_i16(0);
+            b.put_i16(if self.transactional {
+                TRANSACTIONAL_BIT
+            } else {
+                0
+            });
             b.put_i32(count - 1);
             b.put_i64(self.base_timestamp_ms);
             b.put_i64(self.base_timestamp_ms + i64::from(count.max(1) - 1));

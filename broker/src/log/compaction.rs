@@ -119,3 +119,5 @@ fn remove_if_exists(disk: &Disk, dir: &Path, base_offset: i64, suffix: &str) -> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

@@ -3,15 +3,18 @@
 //! the atomically replaced checkpoint files, producer snapshots, and the replay of
 //! batch headers that rebuilds leader epochs and producer state past them.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::append::{aborted_entry, apply_to_producers};
 use super::batch::BatchHeader;
-use super::epoch_cache::LeaderEpochCache;
-use super::producer_state::{BatchMetadata, ProducerStateManager};
-use super::segment::parse_segment_name;
+use super::producer_state::ProducerStateManager;
+use super::segment::{parse_segment_name, Segment};
+use super::txn::{EndTxnMarker, MAX_MARKER_BATCH_BYTES};
+use super::txn_index::AbortedTxn;
 use super::{
     read_small_file, Log, CLEAN_SHUTDOWN_MARKER, LEADER_EPOCH_CHECKPOINT, MAX_SNAPSHOT_BYTES,
     RECOVERY_POINT_CHECKPOINT, RECOVERY_POINT_CHECKPOINT_MS, SNAPSHOTS_RETAINED, SNAPSHOT_SUFFIX,
@@ -245,72 +248,124 @@ impl Log {
 
     /// Scan batch headers from the earlier of the two offsets to the end, feeding the
     /// epoch cache (batches at or after `epochs_from`) and producer state (at or after
-    /// `producers_from`).
+    /// `producers_from`; markers are read whole, so open transactions are rebuilt, and
+    /// the aborted-transaction index gets the entries a crash may have lost).
     pub(super) fn replay(&mut self, epochs_from: i64, producers_from: i64) -> io::Result<()> {
         let from = epochs_from.min(producers_from).max(self.log_start_offset);
-        if from >= self.log_end_offset() {
-            return Ok(());
-        }
-        let mut headers = Vec::new();
-        let first_base = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(from, |(b, _)| *b);
-        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
-            let Some((mut position, _)) = segment.find_batch(from)? else {
-                continue;
-            };
-            while let Some(header) = segment.read_header(position)? {
-                headers.push(header);
-                position += header.size_bytes();
-                // Apply in bounded chunks: a long log must not hold every header.
-                if headers.len() >= 4096 {
-                    Self::apply_replayed(
-                        &mut self.epoch_cache,
-                        &mut self.producers,
-                        &headers,
-                        epochs_from,
-                        producers_from,
-                    );
-                    headers.clear();
-                }
-            }
-        }
-        Self::apply_replayed(
-            &mut self.epoch_cache,
-            &mut self.producers,
-            &headers,
-            epochs_from,
-            producers_from,
-        );
-        Ok(())
-    }
-
-    fn apply_replayed(
-        epochs: &mut LeaderEpochCache,
-        producers: &mut ProducerStateManager,
-        headers: &[BatchHeader],
-        epochs_from: i64,
-        producers_from: i64,
-    ) {
-        for h in headers {
+        let mut aborted = Vec::new();
+        let (epochs, producers) = (&mut self.epoch_cache, &mut self.producers);
+        scan_batches(&self.segments, from, producers_from, |h, marker| {
             if h.base_offset >= epochs_from {
                 epochs.assign(h.partition_leader_epoch, h.base_offset);
             }
-            if h.base_offset >= producers_from && h.is_idempotent() {
-                producers.record_batch(
-                    h.producer_id,
-                    h.producer_epoch,
-                    BatchMetadata {
-                        first_seq: h.base_sequence,
-                        last_seq: h.last_sequence(),
-                        first_offset: h.base_offset,
-                        last_offset: h.last_offset(),
-                        timestamp_ms: h.max_timestamp_ms,
-                    },
-                );
+            if h.base_offset >= producers_from {
+                let completed = apply_to_producers(producers, h, marker);
+                aborted.extend(completed.and_then(|t| aborted_entry(producers, t)));
             }
+        })?;
+        for entry in aborted {
+            self.index_aborted(entry);
+        }
+        Ok(())
+    }
+
+    /// Put an aborted transaction in the index of the segment holding its marker.
+    pub(super) fn index_aborted(&mut self, entry: AbortedTxn) {
+        if let Some((_, segment)) = self.segments.range_mut(..=entry.last_offset).next_back() {
+            segment.txn_index.push(entry);
+        }
+    }
+
+    /// Rebuild the aborted-transaction indexes of the segments based at `bases` (found
+    /// damaged) from the log: every batch from the log start, with producer state of
+    /// its own. A transaction begun before the log start is not known to it.
+    pub(super) fn rebuild_txn_indexes(&mut self, bases: &[i64]) -> io::Result<()> {
+        let mut producers = ProducerStateManager::new();
+        let mut rebuilt: BTreeMap<i64, Vec<AbortedTxn>> =
+            bases.iter().map(|b| (*b, Vec::new())).collect();
+        let segments = &self.segments;
+        scan_batches(
+            segments,
+            self.log_start_offset,
+            self.log_start_offset,
+            |h, marker| {
+                let completed = apply_to_producers(&mut producers, h, marker);
+                let Some(entry) = completed.and_then(|t| aborted_entry(&producers, t)) else {
+                    return;
+                };
+                let holder = segments
+                    .range(..=entry.last_offset)
+                    .next_back()
+                    .map(|(b, _)| *b);
+                if let Some(entries) = holder.and_then(|b| rebuilt.get_mut(&b)) {
+                    entries.push(entry);
+                }
+            },
+        )?;
+        for (base, entries) in rebuilt {
+            if let Some(segment) = self.segments.get_mut(&base) {
+                tracing::info!(dir = %self.dir.display(), segment = base, aborted = entries.len(), "rebuilt the transaction index");
+                segment.txn_index.replace(entries)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every batch header from the one holding `from` to the log end, in order, with the
+/// marker of each control batch at or after `markers_from` (read whole).
+fn scan_batches(
+    segments: &BTreeMap<i64, Segment>,
+    from: i64,
+    markers_from: i64,
+    mut visit: impl FnMut(&BatchHeader, Option<&EndTxnMarker>),
+) -> io::Result<()> {
+    let first_base = segments
+        .range(..=from)
+        .next_back()
+        .map_or(from, |(b, _)| *b);
+    for segment in segments.range(first_base..).map(|(_, s)| s) {
+        let Some((mut position, _)) = segment.find_batch(from)? else {
+            continue;
+        };
+        while let Some(header) = segment.read_header(position)? {
+            let marker = if header.is_control() && header.base_offset >= markers_from {
+                read_marker(segment, position, &header)?
+            } else {
+                None
+            };
+            visit(&header, marker.as_ref());
+            position += header.size_bytes();
+        }
+    }
+    Ok(())
+}
+
+/// The marker of the control batch at `position`, read whole and checked (CRC, Kafka's
+/// control record format). A control batch that is too large or not a marker is
+/// skipped with a warning: it cannot end a transaction, and recovery has checked the
+/// bytes it keeps.
+pub(super) fn read_marker(
+    segment: &Segment,
+    position: u64,
+    header: &BatchHeader,
+) -> io::Result<Option<EndTxnMarker>> {
+    let size = header.size_bytes();
+    if size > MAX_MARKER_BATCH_BYTES {
+        tracing::warn!(
+            offset = header.base_offset,
+            size,
+            "control batch too large for a transaction marker; skipped"
+        );
+        return Ok(None);
+    }
+    let mut bytes = vec![0u8; size as usize];
+    segment.log.get()?.read_exact_at(&mut bytes, position)?;
+    match EndTxnMarker::parse(&bytes) {
+        Ok(marker) => Ok(marker),
+        Err(e) => {
+            tracing::warn!(offset = header.base_offset, error = %e, "unreadable transaction marker; skipped");
+            Ok(None)
         }
     }
 }

@@ -8,9 +8,10 @@
 //!
 //! Replacement is CLOCK (second chance), an LRU approximation whose hit path takes no
 //! shared lock: a read of an open file sets its slot's reference bit, and eviction
-//! passes over referenced slots once, clearing the bit. Files of active segments are
-//! pinned (appends and tailing fetches go there) and never closed. Closing drops only
-//! the cache's reference: a [`FileSlice`](crate::log::FileSlice) handed to a fetch
+//! passes over referenced slots once, clearing the bit. The data files of active
+//! segments are pinned (appends and tailing fetches go there) and never closed; their
+//! indexes are resident in memory and go through the cache. Closing drops only the
+//! cache's reference: a [`FileSlice`](crate::log::FileSlice) handed to a fetch
 //! holds its own `Arc<File>`, so a file in flight stays open until it is sent.
 
 use std::collections::VecDeque;
@@ -26,6 +27,9 @@ use crate::storage::{Disk, DiskFile, FileKind, OpenMode};
 
 /// Open segment files kept when the broker's configuration does not say.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 8192;
+/// Descriptors the cache leaves to everything else under the process limit: client and
+/// peer sockets, the metadata log, checkpoints.
+pub const RESERVED_DESCRIPTORS: usize = 1024;
 
 /// What every log of a broker shares: the storage seam and the bound on open files.
 #[derive(Debug, Clone)]
@@ -51,13 +55,17 @@ impl Default for LogStorage {
 }
 
 /// The broker-wide set of open segment files: at most `max_open` of them unpinned.
-/// Pinned files (the active segments') stay open on top of the bound.
+/// Pinned files (the active segments' data files) stay open on top of the bound.
 pub struct FileHandles {
     max_open: usize,
     /// Slots holding an open file, pinned ones included.
     open: AtomicUsize,
     /// Pinned slots holding an open file.
     pinned_open: AtomicUsize,
+    /// The process's descriptor limit (RLIMIT_NOFILE): the unpinned files give way to
+    /// the pinned ones under it, so that many partitions' active segments never leave
+    /// the broker without a descriptor for a new segment or a connection.
+    descriptors: AtomicUsize,
     /// Unpinned slots that may hold an open file, in clock order. Entries of slots
     /// dropped or pinned meanwhile are skipped (and removed) when met.
     clock: Mutex<VecDeque<Weak<Slot>>>,
@@ -79,12 +87,29 @@ impl FileHandles {
             max_open: max_open.max(1),
             open: AtomicUsize::new(0),
             pinned_open: AtomicUsize::new(0),
+            descriptors: AtomicUsize::new(usize::MAX),
             clock: Mutex::new(VecDeque::new()),
         })
     }
 
     pub fn max_open(&self) -> usize {
         self.max_open
+    }
+
+    /// Bound the cache by the process's descriptor limit as well: unpinned files are
+    /// closed while pinned ones, unpinned ones and [`RESERVED_DESCRIPTORS`] would exceed
+    /// it. Takes effect at the next open.
+    pub fn limit_to_descriptors(&self, limit: usize) {
+        self.descriptors.store(limit, Ordering::Release);
+    }
+
+    /// The most unpinned files kept open now: `max_open`, or less when the pinned files
+    /// take the descriptors; at least one.
+    fn bound(&self) -> usize {
+        let room = self.descriptors.load(Ordering::Acquire).saturating_sub(
+            RESERVED_DESCRIPTORS.saturating_add(self.pinned_open.load(Ordering::Acquire)),
+        );
+        self.max_open.min(room).max(1)
     }
 
     /// Segment files held open now, pinned ones included (not counting those only
@@ -134,7 +159,7 @@ impl FileHandles {
     fn evict(&self, clock: &mut VecDeque<Weak<Slot>>) {
         // Two passes at most: the first may only clear reference bits.
         let mut budget = 2 * clock.len() + 1;
-        while self.unpinned_open() > self.max_open && budget > 0 {
+        while self.unpinned_open() > self.bound() && budget > 0 {
             budget -= 1;
             let Some(weak) = clock.pop_front() else {
                 return;
@@ -401,6 +426,32 @@ mod tests {
         assert_eq!(handles.open_count(), 4);
         files[0].unpin();
         assert_eq!(handles.open_count(), 3);
+    }
+
+    #[test]
+    fn pinned_files_take_descriptors_from_the_cache_under_the_process_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let handles = FileHandles::new(100);
+        handles.limit_to_descriptors(RESERVED_DESCRIPTORS + 10);
+        let files = files(dir.path(), &handles, 22);
+        for f in &files[..6] {
+            f.pin();
+            f.get().unwrap();
+        }
+        for (i, f) in files[6..20].iter().enumerate() {
+            assert_eq!(read(f), (i + 6).to_string());
+            // 10 descriptors for segment files, 6 of them pinned: 4 left to the cache.
+            assert!(handles.open_count() <= 10, "{}", handles.open_count());
+        }
+        assert_eq!(handles.open_count(), 10);
+        // Pinned files past the limit still leave one unpinned file open.
+        for f in &files[6..16] {
+            f.pin();
+            f.get().unwrap();
+        }
+        files[20].get().unwrap();
+        files[21].get().unwrap();
+        assert_eq!(handles.open_count(), 17);
     }
 
     #[test]

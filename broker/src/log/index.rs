@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::log::handles::{LogStorage, SegmentFile};
-use crate::storage::{FileKind, OpenMode};
+use crate::storage::FileKind;
 
 pub const OFFSET_ENTRY_BYTES: usize = 8;
 pub const TIME_ENTRY_BYTES: usize = 12;
@@ -233,18 +233,6 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 }
 
-/// The file of a new index, created empty.
-fn create_file(storage: &LogStorage, path: PathBuf, pinned: bool) -> io::Result<SegmentFile> {
-    SegmentFile::open_now(
-        &storage.handles,
-        &storage.disk,
-        path,
-        FileKind::Index,
-        OpenMode::TRUNCATE,
-        pinned,
-    )
-}
-
 fn lazy_file(storage: &LogStorage, path: PathBuf) -> SegmentFile {
     SegmentFile::existing(&storage.handles, &storage.disk, path, FileKind::Index)
 }
@@ -255,17 +243,11 @@ pub struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    /// A new, empty index file (pinned: the segment is active).
-    pub fn create(
-        storage: &LogStorage,
-        path: PathBuf,
-        base_offset: i64,
-        max_bytes: u64,
-    ) -> io::Result<Self> {
-        Ok(OffsetIndex {
-            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
-            base_offset,
-        })
+    /// A new, empty index. Its file is created by the first write (the first entry's
+    /// flush, the segment's roll or the log's close): a partition that holds no data yet
+    /// costs no index files, which makes creating thousands of partitions cheaper.
+    pub fn create(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        OffsetIndex::rebuilt(storage, path, base_offset, max_bytes)
     }
 
     /// An empty index that replaces the file at `path` when first written (filled by
@@ -410,17 +392,9 @@ pub struct TimeIndex {
 }
 
 impl TimeIndex {
-    /// A new, empty index file (pinned: the segment is active).
-    pub fn create(
-        storage: &LogStorage,
-        path: PathBuf,
-        base_offset: i64,
-        max_bytes: u64,
-    ) -> io::Result<Self> {
-        Ok(TimeIndex {
-            inner: IndexFile::new(create_file(storage, path, true)?, Vec::new(), max_bytes),
-            base_offset,
-        })
+    /// A new, empty index; see [`OffsetIndex::create`].
+    pub fn create(storage: &LogStorage, path: PathBuf, base_offset: i64, max_bytes: u64) -> Self {
+        TimeIndex::rebuilt(storage, path, base_offset, max_bytes)
     }
 
     /// See [`OffsetIndex::rebuilt`].
@@ -553,9 +527,8 @@ mod tests {
     fn lookups_agree_in_memory_and_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let storage = LogStorage::default();
-        let mut offsets =
-            OffsetIndex::create(&storage, dir.path().join("i"), 100, 1 << 20).unwrap();
-        let mut times = TimeIndex::create(&storage, dir.path().join("t"), 100, 1 << 20).unwrap();
+        let mut offsets = OffsetIndex::create(&storage, dir.path().join("i"), 100, 1 << 20);
+        let mut times = TimeIndex::create(&storage, dir.path().join("t"), 100, 1 << 20);
         for i in 1..50u64 {
             offsets.push(100 + i as i64 * 10, i * 1000).unwrap();
             times

@@ -10,6 +10,7 @@
 //! - `append`: the write path (leader and follower appends) and segment rolls.
 //! - `read`: the read path: fetch ranges, offsets by timestamp, leader epoch lookups.
 //! - `retention`: retention from the start and truncation from the end.
+//! - `start_offset`: the log start moved on request (DeleteRecords, followers).
 //! - `durability`: flushes, clean shutdown, checkpoints, producer snapshots, replay.
 //! - `batch`: RecordBatch v2 header parsing, validation, CRC-32C, in-place rewrites.
 //! - `segment`: one `.log` file with its indexes; append, header scans, recovery.
@@ -18,7 +19,10 @@
 //! - `recovery`: [`Log::open`] and its variants; torn tails, damage, [`OpenError`].
 //! - `scrub`: background checksums of data not read since the log was opened.
 //! - `epoch_cache`: leader epoch → start offset, OffsetForLeaderEpoch answers.
-//! - `producer_state`: idempotent producer sequence checks (pure state machine).
+//! - `producer_state`: idempotent producer sequence checks and open transactions
+//!   (pure state machine); the last stable offset.
+//! - `txn`: transaction markers (control batches) and the transactions they end.
+//! - `txn_index`: a segment's aborted-transaction index (Kafka's `.txnindex`).
 //! - `records`: the records inside a batch: the one record parser (in memory or
 //!   streamed), rewriting for the cleaner.
 //! - `codec`: the compression codecs: bounded streaming readers, compression.
@@ -27,12 +31,15 @@
 //!
 //! # Files in a partition directory
 //!
-//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments.
+//! - `<base offset, 20 digits>.log|.index|.timeindex`: the segments; `.txnindex` beside
+//!   a segment whose markers aborted transactions.
 //! - `<offset, 20 digits>.snapshot`: producer state as of that offset, written on roll
 //!   and close; the newest two are kept.
 //! - `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch offset` lines).
 //! - `recovery-point-offset-checkpoint`: `0` then the offset below which all segments
 //!   are fsynced; recovery starts at the segment holding it.
+//! - `log-start-offset-checkpoint`: `0` then the log start offset last moved on
+//!   request (it may fall inside a segment); the log never starts before it.
 //! - `.clean-shutdown`: written by [`Log::close`], removed before the next change;
 //!   while present nothing needs recovery.
 //! - `cleaner-offset-checkpoint`: where the dirty (not yet compacted) part of the log
@@ -59,6 +66,9 @@ mod recovery;
 mod retention;
 pub mod scrub;
 mod segment;
+pub mod txn;
+pub mod txn_index;
+mod start_offset;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -77,6 +87,7 @@ use self::producer_state::ProducerStateManager;
 pub use self::recovery::{Damage, DroppedData, OpenError};
 pub use self::scrub::{ScrubJob, ScrubReport};
 use self::segment::Segment;
+pub use self::start_offset::StartOffsetError;
 use crate::storage::{Disk, FileKind};
 
 /// Per-topic storage settings, with Kafka's names and defaults.
@@ -282,6 +293,9 @@ pub enum AppendError {
     },
     #[error("unsupported record batch: {0}")]
     Unsupported(String),
+    /// A transaction marker fenced by the producer or coordinator epoch.
+    #[error("transaction marker refused: {0}")]
+    MarkerRefused(producer_state::MarkerRefusal),
     /// Well-formed but refused by a topic rule, e.g. a record without a key on a
     /// compacted topic (Kafka's InvalidRecordException, INVALID_RECORD).
     #[error("invalid record: {0}")]
@@ -325,6 +339,9 @@ pub enum ReadError {
 const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 /// The offset below which every segment is known to be on disk (fsynced).
 const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// The log start offset set by DeleteRecords or taken from the leader (see
+/// `start_offset`).
+const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Written by [`Log::close`] after everything is fsynced; removed before the next
 /// change to the log, so its presence means no recovery is needed.
 const CLEAN_SHUTDOWN_MARKER: &str = ".clean-shutdown";
@@ -479,3 +496,5 @@ mod housekeeping_tests;
 mod storage_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

@@ -9,11 +9,21 @@
 //!
 //! Entries expire as in Kafka (`producer.id.expiration.ms`): a producer whose last batch
 //! is older than the expiration is forgotten by [`ProducerStateManager::expire`], so
-//! the state of a partition does not grow with every producer it ever saw.
+//! the state of a partition does not grow with every producer it ever saw. A producer
+//! with an open transaction never expires: its transaction holds the last stable offset.
+//!
+//! Transactions (KIP-98): a producer's first transactional batch opens its transaction
+//! at that batch's first offset; the commit or abort marker the coordinator has the
+//! leader write ends it ([`ProducerStateManager::record_marker`]). The last stable
+//! offset is the first offset of the oldest transaction that is still open, or whose
+//! marker the high watermark has not passed yet (Kafka's unreplicated transactions: a
+//! read_committed consumer must not see a transaction's outcome before it is replicated),
+//! and never above the high watermark.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::log::batch::increment_sequence;
+use crate::log::txn::{CompletedTxn, EndTxnMarker};
 use crate::log::AppendError;
 
 /// Batches remembered per producer (Kafka's max.in.flight.requests.per.connection bound).
@@ -35,6 +45,58 @@ pub struct ProducerEntry {
     pub producer_epoch: i16,
     /// Oldest first, at most [`BATCHES_RETAINED`].
     pub batches: VecDeque<BatchMetadata>,
+    /// The first offset of the producer's open transaction.
+    pub txn_first_offset: Option<i64>,
+    /// The coordinator epoch of the last marker written for this producer (-1: none);
+    /// a marker from an older coordinator is fenced.
+    pub coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(producer_epoch: i16) -> ProducerEntry {
+        ProducerEntry {
+            producer_epoch,
+            batches: VecDeque::with_capacity(BATCHES_RETAINED),
+            txn_first_offset: None,
+            coordinator_epoch: -1,
+        }
+    }
+
+    /// A newer epoch restarts the sequences (KIP-360): the old batches are forgotten.
+    fn bump_epoch(&mut self, producer_epoch: i16) {
+        if producer_epoch > self.producer_epoch {
+            self.producer_epoch = producer_epoch;
+            self.batches.clear();
+        }
+    }
+}
+
+/// A transaction the last stable offset waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnState {
+    pub producer_id: i64,
+    /// The offset of its marker once written; it stays unstable until the high
+    /// watermark passes the marker.
+    pub marker_offset: Option<i64>,
+}
+
+/// Why a transaction marker was refused (nothing was written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MarkerRefusal {
+    /// INVALID_PRODUCER_EPOCH: the marker names an epoch older than the producer's.
+    #[error("producer {producer_id}: marker epoch {got} is older than {current}")]
+    ProducerEpoch {
+        producer_id: i64,
+        got: i16,
+        current: i16,
+    },
+    /// TRANSACTION_COORDINATOR_FENCED: a newer coordinator already wrote a marker.
+    #[error("producer {producer_id}: coordinator epoch {got} is older than {current}")]
+    CoordinatorEpoch {
+        producer_id: i64,
+        got: i32,
+        current: i32,
+    },
 }
 
 /// What to do with a client batch.
@@ -57,6 +119,8 @@ pub enum SnapshotError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// First offset → the transaction starting there, open or not yet replicated.
+    txns: BTreeMap<i64, TxnState>,
 }
 
 /// `next` follows `last` (sequences wrap from i32::MAX to 0).
@@ -133,15 +197,19 @@ impl ProducerStateManager {
     }
 
     /// Remember a batch that is now in the log (leader append, follower append or
-    /// replay during recovery). Batches arrive in log order.
-    pub fn record_batch(&mut self, producer_id: i64, producer_epoch: i16, batch: BatchMetadata) {
+    /// replay during recovery). Batches arrive in log order. A `transactional` batch
+    /// opens the producer's transaction unless one is open.
+    pub fn record_batch(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        batch: BatchMetadata,
+        transactional: bool,
+    ) {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                producer_epoch,
-                batches: VecDeque::with_capacity(BATCHES_RETAINED),
-            });
+            .or_insert_with(|| ProducerEntry::new(producer_epoch));
         if producer_epoch < entry.producer_epoch {
             // Only a replicated or replayed log can carry this (a zombie's batch that a
             // former leader accepted); it must not lower the fence.
@@ -153,15 +221,95 @@ impl ProducerStateManager {
             );
             return;
         }
-        if producer_epoch > entry.producer_epoch {
-            entry.producer_epoch = producer_epoch;
-            entry.batches.clear();
-        }
+        entry.bump_epoch(producer_epoch);
         if entry.batches.len() == BATCHES_RETAINED {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
         debug_assert!(entry.batches.len() <= BATCHES_RETAINED);
+        if transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(batch.first_offset);
+            self.txns.insert(
+                batch.first_offset,
+                TxnState {
+                    producer_id,
+                    marker_offset: None,
+                },
+            );
+        }
+    }
+
+    /// Decide a marker the leader is asked to write (WriteTxnMarkers), as Kafka's
+    /// `ProducerAppendInfo.appendEndTxnMarker` does for the coordinator: an older
+    /// producer epoch or an older coordinator epoch is fenced. A marker for a producer
+    /// without an open transaction (or unknown here) is written all the same: the
+    /// coordinator retries markers, and the partition may never have seen the data.
+    pub fn check_marker(&self, marker: &EndTxnMarker) -> Result<(), MarkerRefusal> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        if marker.producer_epoch < entry.producer_epoch {
+            return Err(MarkerRefusal::ProducerEpoch {
+                producer_id: marker.producer_id,
+                got: marker.producer_epoch,
+                current: entry.producer_epoch,
+            });
+        }
+        if marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(MarkerRefusal::CoordinatorEpoch {
+                producer_id: marker.producer_id,
+                got: marker.coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Remember a marker now in the log at `offset` (leader, follower or replay): the
+    /// producer's transaction ends there. Returns the transaction it ended, if one was
+    /// open. Replicated markers are applied whatever their epochs (the leader decided).
+    pub fn record_marker(&mut self, marker: &EndTxnMarker, offset: i64) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(marker.producer_id)
+            .or_insert_with(|| ProducerEntry::new(marker.producer_epoch));
+        entry.bump_epoch(marker.producer_epoch);
+        entry.coordinator_epoch = entry.coordinator_epoch.max(marker.coordinator_epoch);
+        let first_offset = entry.txn_first_offset.take()?;
+        if let Some(txn) = self.txns.get_mut(&first_offset) {
+            txn.marker_offset = Some(offset);
+        }
+        Some(CompletedTxn {
+            producer_id: marker.producer_id,
+            first_offset,
+            last_offset: offset,
+            aborted: !marker.commit,
+        })
+    }
+
+    /// The first offset of the oldest transaction a read_committed reader must not
+    /// pass with the high watermark at `high_watermark`: one still open, or ended by a
+    /// marker the high watermark has not passed. `None` when there is none.
+    pub fn first_unstable_offset(&self, high_watermark: i64) -> Option<i64> {
+        self.txns
+            .iter()
+            .find(|(_, t)| t.marker_offset.is_none_or(|m| m >= high_watermark))
+            .map(|(first, _)| *first)
+    }
+
+    /// Forget transactions whose marker is below the high watermark: they are stable
+    /// on every in-sync replica. Keeps [`Self::first_unstable_offset`] cheap.
+    pub fn retire_transactions(&mut self, high_watermark: i64) {
+        self.txns
+            .retain(|_, t| t.marker_offset.is_none_or(|m| m >= high_watermark));
+    }
+
+    /// The open transactions: (producer id, first offset), oldest first.
+    pub fn open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.txns
+            .iter()
+            .filter(|(_, t)| t.marker_offset.is_none())
+            .map(|(first, t)| (t.producer_id, *first))
     }
 
     /// Forget producers whose last batch's timestamp is more than `expiration_ms` before
@@ -172,10 +320,11 @@ impl ProducerStateManager {
         let before = self.producers.len();
         let cutoff_ms = now_ms.saturating_sub(expiration_ms);
         self.producers.retain(|_, entry| {
-            entry
-                .batches
-                .back()
-                .is_some_and(|last| last.timestamp_ms >= cutoff_ms)
+            entry.txn_first_offset.is_some()
+                || entry
+                    .batches
+                    .back()
+                    .is_some_and(|last| last.timestamp_ms >= cutoff_ms)
         });
         before - self.producers.len()
     }
@@ -184,6 +333,7 @@ impl ProducerStateManager {
     pub fn earliest_last_timestamp_ms(&self) -> Option<i64> {
         self.producers
             .values()
+            .filter(|e| e.txn_first_offset.is_none())
             .filter_map(|e| e.batches.back().map(|b| b.timestamp_ms))
             .min()
     }
@@ -197,16 +347,21 @@ impl ProducerStateManager {
             .collect()
     }
 
-    /// Encode for a `.snapshot` file. Format (big-endian), version 1:
+    /// Encode for a `.snapshot` file. Format (big-endian), version 2:
     /// `version u16, crc32c u32 (of everything after it), count u32`, then per producer
-    /// `id i64, epoch i16, n u8` and n times `first_seq i32, last_seq i32,
-    /// first_offset i64, last_offset i64, timestamp i64`.
+    /// `id i64, epoch i16, coordinator_epoch i32, txn_first_offset i64 (-1: no open
+    /// transaction), n u8` and n times `first_seq i32, last_seq i32, first_offset i64,
+    /// last_offset i64, timestamp i64`. Version 1 (no transaction fields) is still read.
+    /// Transactions already ended are not kept: the high watermark is not known on the
+    /// next open, and their markers are in the log.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(4 + self.producers.len() * 50);
         body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         for (id, entry) in &self.producers {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&entry.producer_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&entry.txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(entry.batches.len() as u8);
             for b in &entry.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -227,7 +382,7 @@ impl ProducerStateManager {
     pub fn decode_snapshot(bytes: &[u8]) -> Result<Self, SnapshotError> {
         let mut r = Reader { b: bytes, pos: 0 };
         let version = r.u16()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
             return Err(SnapshotError::Invalid(format!("unknown version {version}")));
         }
         let crc = r.u32()?;
@@ -247,6 +402,18 @@ impl ProducerStateManager {
         for _ in 0..count {
             let id = r.u64()? as i64;
             let producer_epoch = r.u16()? as i16;
+            let (coordinator_epoch, txn_first_offset) = if version == SNAPSHOT_VERSION_1 {
+                (-1, None)
+            } else {
+                let coordinator_epoch = r.u32()? as i32;
+                let first = r.u64()? as i64;
+                if first < -1 {
+                    return Err(SnapshotError::Invalid(format!(
+                        "producer {id}: transaction first offset {first}"
+                    )));
+                }
+                (coordinator_epoch, (first >= 0).then_some(first))
+            };
             let n = r.u8()? as usize;
             if n > BATCHES_RETAINED {
                 return Err(SnapshotError::Invalid(format!(
@@ -263,13 +430,29 @@ impl ProducerStateManager {
                     timestamp_ms: r.u64()? as i64,
                 });
             }
-            state.producers.insert(
+            if let Some(first) = txn_first_offset {
+                let txn = TxnState {
+                    producer_id: id,
+                    marker_offset: None,
+                };
+                if state.txns.insert(first, txn).is_some() {
+                    return Err(SnapshotError::Invalid(format!(
+                        "two open transactions start at offset {first}"
+                    )));
+                }
+            }
+            let previous = state.producers.insert(
                 id,
                 ProducerEntry {
                     producer_epoch,
                     batches,
+                    txn_first_offset,
+                    coordinator_epoch,
                 },
             );
+            if previous.is_some() {
+                return Err(SnapshotError::Invalid(format!("producer {id} twice")));
+            }
         }
         if r.remaining() != 0 {
             return Err(SnapshotError::Invalid(format!(
@@ -281,7 +464,9 @@ impl ProducerStateManager {
     }
 }
 
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
+/// Written before transactions were kept: no coordinator epoch, no open transaction.
+const SNAPSHOT_VERSION_1: u16 = 1;
 
 struct Reader<'a> {
     b: &'a [u8],
@@ -343,7 +528,7 @@ mod tests {
     fn duplicate_of_any_of_the_last_five_batches_returns_the_original() {
         let mut s = ProducerStateManager::new();
         for i in 0..7 {
-            s.record_batch(1, 0, meta(i * 2, i * 2 + 1, i64::from(i) * 2 + 100));
+            s.record_batch(1, 0, meta(i * 2, i * 2 + 1, i64::from(i) * 2 + 100), false);
         }
         // Batches 2..=6 are retained.
         assert_eq!(
@@ -372,7 +557,7 @@ mod tests {
     #[test]
     fn gap_is_out_of_order() {
         let mut s = ProducerStateManager::new();
-        s.record_batch(1, 0, meta(0, 4, 0));
+        s.record_batch(1, 0, meta(0, 4, 0), false);
         assert!(matches!(
             s.check_leader_append(1, 0, 6, 6),
             Err(AppendError::OutOfOrderSequence {
@@ -386,7 +571,7 @@ mod tests {
     #[test]
     fn epochs_fence_and_restart_sequences() {
         let mut s = ProducerStateManager::new();
-        s.record_batch(1, 3, meta(0, 4, 0));
+        s.record_batch(1, 3, meta(0, 4, 0), false);
         assert!(matches!(
             s.check_leader_append(1, 2, 5, 5),
             Err(AppendError::InvalidProducerEpoch {
@@ -407,17 +592,17 @@ mod tests {
             s.check_leader_append(1, 4, 0, 2).unwrap(),
             LeaderCheck::Append
         );
-        s.record_batch(1, 4, meta(0, 2, 5));
+        s.record_batch(1, 4, meta(0, 2, 5), false);
         assert_eq!(s.entry(1).unwrap().batches.len(), 1);
         // A replayed batch of the old epoch does not lower the fence.
-        s.record_batch(1, 3, meta(5, 5, 8));
+        s.record_batch(1, 3, meta(5, 5, 8), false);
         assert_eq!(s.entry(1).unwrap().producer_epoch, 4);
     }
 
     #[test]
     fn sequence_wraps_at_i32_max() {
         let mut s = ProducerStateManager::new();
-        s.record_batch(1, 0, meta(i32::MAX - 1, i32::MAX, 0));
+        s.record_batch(1, 0, meta(i32::MAX - 1, i32::MAX, 0), false);
         assert_eq!(
             s.check_leader_append(1, 0, 0, 3).unwrap(),
             LeaderCheck::Append
@@ -431,9 +616,9 @@ mod tests {
             timestamp_ms,
             ..meta(first_seq, first_seq, offset)
         };
-        s.record_batch(1, 0, at(0, 0, 1_000));
-        s.record_batch(2, 0, at(0, 1, 1_000));
-        s.record_batch(2, 0, at(1, 2, 5_000));
+        s.record_batch(1, 0, at(0, 0, 1_000), false);
+        s.record_batch(2, 0, at(0, 1, 1_000), false);
+        s.record_batch(2, 0, at(1, 2, 5_000), false);
         // Producer 1's last batch is 1000 ms old at 2000: kept at expiration 1000.
         assert_eq!(s.expire(2_000, 1_000), 0);
         assert_eq!(s.expire(2_001, 1_000), 1);
@@ -453,8 +638,8 @@ mod tests {
     #[test]
     fn snapshot_round_trip_and_rejects_damage() {
         let mut s = ProducerStateManager::new();
-        s.record_batch(1, 0, meta(0, 4, 0));
-        s.record_batch(9, 2, meta(7, 9, 5));
+        s.record_batch(1, 0, meta(0, 4, 0), false);
+        s.record_batch(9, 2, meta(7, 9, 5), false);
         let bytes = s.encode_snapshot();
         assert_eq!(ProducerStateManager::decode_snapshot(&bytes).unwrap(), s);
         let mut bad = bytes.clone();
@@ -467,5 +652,72 @@ mod tests {
         huge.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
         huge.extend_from_slice(&body);
         assert!(ProducerStateManager::decode_snapshot(&huge).is_err());
+    }
+
+    fn txn_marker(producer_id: i64, producer_epoch: i16, coordinator_epoch: i32) -> EndTxnMarker {
+        EndTxnMarker {
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit: true,
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trip_keeps_open_transactions() {
+        let mut s = ProducerStateManager::new();
+        s.record_batch(1, 0, meta(0, 0, 10), true);
+        s.record_batch(2, 3, meta(0, 1, 11), true);
+        s.record_marker(&txn_marker(2, 3, 7), 13);
+        s.record_batch(3, 0, meta(0, 0, 14), true);
+        s.retire_transactions(14);
+        let decoded = ProducerStateManager::decode_snapshot(&s.encode_snapshot()).unwrap();
+        assert_eq!(decoded, s);
+        assert_eq!(decoded.first_unstable_offset(20), Some(10));
+        assert_eq!(
+            decoded.open_transactions().collect::<Vec<_>>(),
+            vec![(1, 10), (3, 14)]
+        );
+        assert_eq!(decoded.entry(2).unwrap().coordinator_epoch, 7);
+        assert!(decoded.check_marker(&txn_marker(2, 3, 6)).is_err());
+
+        // Two producers claiming one transaction start are refused.
+        let mut twice = ProducerStateManager::new();
+        twice.record_batch(1, 0, meta(0, 0, 10), true);
+        let mut bytes = twice.encode_snapshot();
+        // The count is at bytes 6..10, the one producer's entry after it.
+        let entry = bytes[10..].to_vec();
+        bytes[9] = 2;
+        let mut second = entry.clone();
+        second[7] = 2; // producer id 2
+        bytes.extend_from_slice(&second);
+        let crc = crc32c::crc32c(&bytes[6..]);
+        bytes[2..6].copy_from_slice(&crc.to_be_bytes());
+        assert!(ProducerStateManager::decode_snapshot(&bytes).is_err());
+
+        // A version 1 snapshot (before transactions) is still read.
+        let mut body = 1u32.to_be_bytes().to_vec();
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.push(0);
+        let mut v1 = vec![0, 1];
+        v1.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        v1.extend_from_slice(&body);
+        let old = ProducerStateManager::decode_snapshot(&v1).unwrap();
+        assert_eq!(old.entry(5).unwrap().producer_epoch, 2);
+        assert_eq!(old.open_transactions().count(), 0);
+    }
+
+    #[test]
+    fn a_producer_with_an_open_transaction_never_expires() {
+        let mut s = ProducerStateManager::new();
+        s.record_batch(1, 0, meta(0, 0, 0), true);
+        s.record_batch(2, 0, meta(0, 0, 1), false);
+        assert_eq!(s.expire(1_000_000, 1_000), 1);
+        assert!(s.entry(1).is_some());
+        assert_eq!(s.earliest_last_timestamp_ms(), None);
+        s.record_marker(&txn_marker(1, 0, 0), 2);
+        assert_eq!(s.expire(1_000_000, 1_000), 1);
+        assert!(s.is_empty());
     }
 }

@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::Arc;
 
+use super::txn_index::AbortedTxn;
 use super::{FileSlice, Log, ReadError, ReadInfo};
 
 impl Log {
@@ -89,6 +90,25 @@ impl Log {
             });
         }
         Ok(nothing)
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` must name
+    /// (KIP-98): every one with data in the range, found in the indexes of the
+    /// segments from the one holding `from` on (a transaction's marker may lie far
+    /// past its data), until an entry shows none could be left.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for (_, segment) in self.segments.range(first..) {
+            if segment.txn_index.collect(from, upper, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// The first offset whose batch max timestamp is at least `timestamp_ms`, with

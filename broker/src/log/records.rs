@@ -602,7 +602,7 @@ pub fn build_empty_batch(original: &BatchHeader) -> Vec<u8> {
     )
 }
 
-fn encode_batch(
+pub(crate) fn encode_batch(
     original: &BatchHeader,
     attributes: i16,
     base_timestamp_ms: i64,

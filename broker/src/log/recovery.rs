@@ -43,6 +43,7 @@ use crate::log::epoch_cache::LeaderEpochCache;
 use crate::log::handles::LogStorage;
 use crate::log::producer_state::ProducerStateManager;
 use crate::log::segment::{self, parse_segment_name, segment_path, Segment, SegmentDamage};
+use crate::log::txn_index::{self, TxnIndex};
 use crate::log::{
     compaction, read_small_file, Log, LogConfig, CLEAN_SHUTDOWN_MARKER, LEADER_EPOCH_CHECKPOINT,
     MAX_CHECKPOINT_BYTES, RECOVERY_POINT_CHECKPOINT,
@@ -191,9 +192,10 @@ fn list(disk: &Disk, dir: &Path) -> io::Result<Listing> {
         }
         match parse_segment_name(text) {
             Some((base, segment::LOG_SUFFIX)) => listing.log_bases.push(base),
-            Some((base, segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX)) => {
-                listing.index_files.push((base, name))
-            }
+            Some((
+                base,
+                segment::INDEX_SUFFIX | segment::TIME_INDEX_SUFFIX | txn_index::TXN_INDEX_SUFFIX,
+            )) => listing.index_files.push((base, name)),
             _ => {}
         }
     }
@@ -343,14 +345,42 @@ fn open_log(
     }
     let count = loaded.len();
     let mut segments = BTreeMap::new();
+    let mut txn_index_damaged = Vec::new();
     for (i, (mut segment, file_bytes)) in loaded.into_iter().enumerate() {
         segment.finish_load(&config, file_bytes, i + 1 == count)?;
+        // A recovered segment may have been cut: its index loses the cut markers'
+        // entries (and the replay below re-adds what the cut kept).
+        let recovered = first_recovered.is_some_and(|f| segment.base_offset >= f);
+        let end = if recovered {
+            i64::MAX
+        } else {
+            segment.next_offset
+        };
+        let path = segment.txn_index.path().to_path_buf();
+        match TxnIndex::load(disk, path, segment.base_offset, end)? {
+            Ok(mut index) => {
+                index.truncate_to(segment.next_offset)?;
+                segment.txn_index = index;
+            }
+            Err(why) => {
+                tracing::warn!(dir = %dir.display(), segment = segment.base_offset, why, "transaction index damaged; rebuilding it from the log");
+                txn_index_damaged.push(segment.base_offset);
+            }
+        }
         segments.insert(segment.base_offset, segment);
     }
     if segments.is_empty() {
         segments.insert(0, Segment::create(storage, dir, 0, &config, now_ms)?);
     }
-    let log_start_offset = *segments.keys().next().unwrap_or(&0);
+    // A start moved on request (DeleteRecords) may be inside the first segment; it
+    // never goes back. One past the recovered end is applied once the log is built.
+    let checkpointed_start = super::start_offset::read_log_start_checkpoint(disk, dir)?;
+    let recovered_end = segments.values().next_back().map_or(0, |s| s.next_offset);
+    let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(
+        checkpointed_start
+            .filter(|&start| start <= recovered_end)
+            .unwrap_or(0),
+    );
 
     let mut log = Log {
         dir: dir.to_path_buf(),
@@ -388,12 +418,13 @@ fn open_log(
 
     // Leader epochs: the checkpoint covers what is before the first recovered
     // segment; epochs of recovered batches are taken from the batches themselves.
-    let epoch_replay_from = match read_small_file(
+    let epoch_checkpoint = read_small_file(
         disk,
         &dir.join(LEADER_EPOCH_CHECKPOINT),
         MAX_CHECKPOINT_BYTES,
-    )? {
-        Some(bytes) => match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(&bytes)) {
+    )?;
+    let epoch_replay_from = match &epoch_checkpoint {
+        Some(bytes) => match LeaderEpochCache::parse_checkpoint(&String::from_utf8_lossy(bytes)) {
             Ok(cache) => {
                 log.epoch_cache = cache;
                 first_recovered.unwrap_or(log_end_offset)
@@ -408,12 +439,25 @@ fn open_log(
     log.epoch_cache.truncate_from_end(epoch_replay_from);
     let producer_replay_from = log.load_producer_snapshot()?;
     log.replay(epoch_replay_from, producer_replay_from)?;
+    if !txn_index_damaged.is_empty() {
+        log.rebuild_txn_indexes(&txn_index_damaged)?;
+    }
     log.epoch_cache.truncate_from_start(log_start_offset);
     if dropped.is_some() {
         // The files changed: the marker no longer describes them.
         log.mark_dirty()?;
     }
-    log.write_epoch_checkpoint()?;
+    // Rewritten only when it says something else than the epochs now known: a new,
+    // empty log has none to write (an absent checkpoint reads as an empty cache), so
+    // creating thousands of partitions costs no fsync each.
+    let epochs = log.epoch_cache.encode_checkpoint();
+    let unchanged = match &epoch_checkpoint {
+        Some(bytes) => bytes.as_slice() == epochs.as_bytes(),
+        None => log.epoch_cache == LeaderEpochCache::default(),
+    };
+    if !unchanged {
+        log.write_epoch_checkpoint()?;
+    }
 
     if let Some(first) = first_recovered {
         // Recovered data sits in the page cache; make it durable before claiming it.
@@ -426,6 +470,13 @@ fn open_log(
     log.recovery_point = log_end_offset;
     if !log.clean_marker_present {
         log.write_recovery_point()?;
+    }
+    if let Some(start) = checkpointed_start.filter(|&start| start > log_end_offset) {
+        // The records up to the start were deleted on request, and the crash lost the
+        // tail they were deleted up to: nothing below the start may come back.
+        tracing::warn!(dir = %dir.display(), log_end_offset, log_start_offset = start,
+            "the log ends before its checkpointed start; starting empty there");
+        log.truncate_fully_and_start_at(start)?;
     }
     Ok((log, dropped))
 }

@@ -117,7 +117,7 @@ impl Log {
     /// first one kept; the active segment goes too (after a roll) unless it is empty.
     /// A segment holding offsets at or above the high watermark is never deleted
     /// (Kafka's rule: consumers and followers may not have it yet).
-    fn delete_segments(
+    pub(super) fn delete_segments(
         &mut self,
         now_ms: i64,
         high_watermark: i64,
@@ -200,6 +200,7 @@ impl Log {
                 self.storage.disk.remove_file(&path, FileKind::Checkpoint)?;
             }
             self.log_start_offset = start;
+            self.write_log_start_checkpoint()?;
         } else {
             let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
             for base in doomed {

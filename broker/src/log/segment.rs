@@ -18,6 +18,7 @@ use crate::log::batch::{BatchHeader, TIMESTAMP_TYPE_BIT};
 use crate::log::handles::{LogStorage, SegmentFile};
 use crate::log::index::{IndexLoad, OffsetIndex, TimeIndex};
 use crate::log::records;
+use crate::log::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 use crate::log::LogConfig;
 use crate::storage::{DiskFile, FileKind, OpenMode};
 
@@ -86,6 +87,9 @@ pub struct Segment {
     pub next_offset: i64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
+    /// The transactions aborted by markers in this segment (`.txnindex`). Empty when
+    /// loaded: the log loads it once the segment's end is known.
+    pub txn_index: TxnIndex,
     bytes_since_last_index_entry: u64,
     /// Largest batch max timestamp (-1 when none) and the last offset of its batch.
     pub max_timestamp_ms: i64,
@@ -162,18 +166,20 @@ impl Segment {
             path(INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-        )?;
+        );
         let time_index = TimeIndex::create(
             storage,
             path(TIME_INDEX_SUFFIX),
             base_offset,
             config.segment_index_bytes,
-        )?;
+        );
+        let txn_index = TxnIndex::empty(storage.disk.clone(), path(TXN_INDEX_SUFFIX));
         Ok(Segment::assemble(
             base_offset,
             log,
             offset_index,
             time_index,
+            txn_index,
             now_ms,
         ))
     }
@@ -183,10 +189,12 @@ impl Segment {
         log: SegmentFile,
         offset_index: OffsetIndex,
         time_index: TimeIndex,
+        txn_index: TxnIndex,
         now_ms: i64,
     ) -> Segment {
         Segment {
             base_offset,
+            txn_index,
             log,
             size_bytes: 0,
             next_offset: base_offset,
@@ -208,14 +216,15 @@ impl Segment {
         [&self.log, self.offset_index.file(), self.time_index.file()]
     }
 
-    /// Keep the files open (the active segment) or let the cache close them.
+    /// Keep the data file open (the active segment) or let the cache close it. The
+    /// indexes of the active segment are resident in memory and written on flush, so
+    /// their files go through the cache like any other: one pinned descriptor per
+    /// partition, as Kafka holds.
     pub fn set_active(&self, active: bool) {
-        for file in self.files() {
-            if active {
-                file.pin();
-            } else {
-                file.unpin();
-            }
+        if active {
+            self.log.pin();
+        } else {
+            self.log.unpin();
         }
     }
 
@@ -278,7 +287,18 @@ impl Segment {
             base_offset,
             config.segment_index_bytes,
         );
-        let mut segment = Segment::assemble(base_offset, log, offset_index, time_index, now_ms);
+        let txn_index = TxnIndex::empty(
+            storage.disk.clone(),
+            segment_path(dir, base_offset, TXN_INDEX_SUFFIX),
+        );
+        let mut segment = Segment::assemble(
+            base_offset,
+            log,
+            offset_index,
+            time_index,
+            txn_index,
+            now_ms,
+        );
         segment.size_bytes = scan.end;
         segment.next_offset = scan.next_offset;
         segment.verified_bytes = scan.end;
@@ -376,8 +396,18 @@ impl Segment {
             tracing::warn!(path = %time_path.display(), "time index lost its entries; checking the segment to rebuild it");
             return Ok(Trust::Verify);
         }
-        let mut segment =
-            Segment::assemble(base_offset, log.clone(), offset_index, time_index, now_ms);
+        let txn_index = TxnIndex::empty(
+            storage.disk.clone(),
+            segment_path(dir, base_offset, TXN_INDEX_SUFFIX),
+        );
+        let mut segment = Segment::assemble(
+            base_offset,
+            log.clone(),
+            offset_index,
+            time_index,
+            txn_index,
+            now_ms,
+        );
         segment.size_bytes = size_bytes;
         segment.next_offset = next_offset;
         segment.bytes_since_last_index_entry = size_bytes - scan_from;
@@ -568,6 +598,7 @@ impl Segment {
         if file.size_bytes()? > self.size_bytes {
             file.set_len(self.size_bytes)?;
         }
+        self.txn_index.sync()?;
         self.flush()?;
         self.unload_indexes()
     }
@@ -692,6 +723,7 @@ impl Segment {
         };
         // Indexes first: an index left longer than its log reads as lost data on the
         // next open, a log left longer than its index is only scanned further.
+        self.txn_index.truncate_to(offset)?;
         self.offset_index.truncate_to(offset)?;
         self.time_index.truncate_to(offset)?;
         let file = self.log.get()?;
@@ -752,7 +784,7 @@ impl Segment {
         for file in self.files() {
             file.remove()?;
         }
-        Ok(())
+        self.txn_index.delete()
     }
 }
 

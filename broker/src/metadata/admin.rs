@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::image::{MetadataImage, MetadataRecord, PartitionState};
-use crate::config::validate_topic_config;
+use crate::config::{validate_group_config, validate_topic_config};
 
 /// A refused admin request: the error code clients act on and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -357,7 +357,64 @@ pub fn plan_alter_topic_configs(
             format!("topic {topic:?} does not exist"),
         )
     })?;
-    let mut configs = t.configs.clone();
+    let configs = apply_config_ops(&t.configs, ops, defaults_for_list, validate_topic_config)?;
+    Ok(MetadataRecord::TopicConfigsSet {
+        topic_id: t.id,
+        configs,
+    })
+}
+
+/// Plan config changes of a group (KIP-848 group configs), as for a topic. A group's
+/// configs may be set before the group exists, as in Kafka.
+pub fn plan_alter_group_configs(
+    image: &MetadataImage,
+    group: &str,
+    ops: &[ConfigOp],
+    defaults_for_list: impl Fn(&str) -> Option<String>,
+) -> AdminResult<MetadataRecord> {
+    if group.is_empty() {
+        return Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            "the group id is empty",
+        ));
+    }
+    let current = image.group_configs(group).cloned().unwrap_or_default();
+    let configs = apply_config_ops(&current, ops, defaults_for_list, validate_group_config)?;
+    Ok(MetadataRecord::GroupConfigsSet {
+        group: group.to_string(),
+        configs,
+    })
+}
+
+/// Legacy AlterConfigs replaces a resource's whole override set: the operations that
+/// turn `current` into `requested` (a null value sets nothing), so that the result is
+/// validated exactly as IncrementalAlterConfigs' operations are.
+pub fn replace_config_ops(
+    current: &BTreeMap<String, String>,
+    requested: &[(String, Option<String>)],
+) -> Vec<ConfigOp> {
+    let kept = |k: &String| requested.iter().any(|(n, v)| n == k && v.is_some());
+    current
+        .keys()
+        .filter(|k| !kept(k))
+        .map(|k| ConfigOp::Delete(k.clone()))
+        .chain(
+            requested
+                .iter()
+                .filter_map(|(k, v)| Some(ConfigOp::Set(k.clone(), v.clone()?))),
+        )
+        .collect()
+}
+
+/// `ops` applied in order to `current`, then every name they touch checked with
+/// `validate` (name, value): INVALID_CONFIG names the config and the rule.
+fn apply_config_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[ConfigOp],
+    defaults_for_list: impl Fn(&str) -> Option<String>,
+    validate: fn(&str, &str) -> Result<(), String>,
+) -> AdminResult<BTreeMap<String, String>> {
+    let mut configs = current.clone();
     for op in ops {
         match op {
             ConfigOp::Set(k, v) => {
@@ -399,11 +456,10 @@ pub fn plan_alter_topic_configs(
             | ConfigOp::Subtract(k, _) => k,
         };
         if let Some(v) = configs.get(name) {
-            validate_topic_config(name, v)
-                .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
+            validate(name, v).map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
         } else {
             // Deleting an unknown name is still a typo worth reporting.
-            validate_topic_config(name, "0")
+            validate(name, "0")
                 .or_else(|e| {
                     if e.starts_with("unknown") {
                         Err(e)
@@ -414,10 +470,7 @@ pub fn plan_alter_topic_configs(
                 .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e))?;
         }
     }
-    Ok(MetadataRecord::TopicConfigsSet {
-        topic_id: t.id,
-        configs,
-    })
+    Ok(configs)
 }
 
 pub fn plan_delete_topic(image: &MetadataImage, topic: &str) -> AdminResult<MetadataRecord> {
@@ -621,5 +674,92 @@ mod tests {
             panic!()
         };
         assert_eq!(configs["cleanup.policy"], "delete");
+    }
+
+    #[test]
+    fn legacy_alter_configs_replaces_the_whole_set() {
+        let current = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("segment.bytes".to_string(), "2048".to_string()),
+        ]);
+        let ops = replace_config_ops(
+            &current,
+            &[
+                ("segment.bytes".into(), Some("4096".into())),
+                ("cleanup.policy".into(), None),
+            ],
+        );
+        assert_eq!(
+            ops,
+            vec![
+                ConfigOp::Delete("retention.ms".into()),
+                ConfigOp::Set("segment.bytes".into(), "4096".into()),
+            ]
+        );
+        let mut image = image_with("orders", 1);
+        let id = image.topic("orders").unwrap().id;
+        image
+            .apply(&MetadataRecord::TopicConfigsSet {
+                topic_id: id,
+                configs: current.clone(),
+            })
+            .unwrap();
+        let rec = plan_alter_topic_configs(&image, "orders", &ops, |_| None).unwrap();
+        assert_eq!(
+            rec,
+            MetadataRecord::TopicConfigsSet {
+                topic_id: id,
+                configs: BTreeMap::from([("segment.bytes".into(), "4096".into())]),
+            }
+        );
+        // The same validation as the incremental form.
+        let bad = replace_config_ops(&current, &[("segment.bytes".into(), Some("x".into()))]);
+        let refused = plan_alter_topic_configs(&image, "orders", &bad, |_| None).unwrap_err();
+        assert_eq!(refused.code, ResponseError::InvalidConfig);
+        // An empty request clears every override.
+        let rec =
+            plan_alter_topic_configs(&image, "orders", &replace_config_ops(&current, &[]), |_| {
+                None
+            });
+        assert_eq!(
+            rec.unwrap(),
+            MetadataRecord::TopicConfigsSet {
+                topic_id: id,
+                configs: BTreeMap::new(),
+            }
+        );
+    }
+
+    #[test]
+    fn group_configs_are_planned_and_validated_like_topic_configs() {
+        let image = MetadataImage::default();
+        let set = |name: &str, value: &str| {
+            plan_alter_group_configs(
+                &image,
+                "g",
+                &[ConfigOp::Set(name.into(), value.into())],
+                |_| None,
+            )
+        };
+        assert_eq!(
+            set("consumer.session.timeout.ms", "50000").unwrap(),
+            MetadataRecord::GroupConfigsSet {
+                group: "g".into(),
+                configs: BTreeMap::from([("consumer.session.timeout.ms".into(), "50000".into())]),
+            }
+        );
+        for (name, value) in [
+            ("consumer.session.timeout.ms", "x"),
+            ("consumer.session.timeout.ms", "1"),
+            ("retention.ms", "1000"),
+        ] {
+            assert_eq!(
+                set(name, value).unwrap_err().code,
+                ResponseError::InvalidConfig,
+                "{name}={value}"
+            );
+        }
+        let empty = plan_alter_group_configs(&image, "", &[], |_| None).unwrap_err();
+        assert_eq!(empty.code, ResponseError::InvalidRequest);
     }
 }

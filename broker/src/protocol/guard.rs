@@ -298,7 +298,11 @@ fn min_size(ty: &Ty, compact: bool, version: i16, flexible: bool) -> usize {
             let plain: usize = fields
                 .iter()
                 .filter(|f| f.is_plain_in(version))
-                .map(|f| min_size(&f.ty, f.compact_in(version, flexible), version, flexible))
+                .map(|f| match f.ty {
+                    // A null struct is its presence byte alone.
+                    Ty::Struct(_) if f.nullable.contains(version) => 1,
+                    _ => min_size(&f.ty, f.compact_in(version, flexible), version, flexible),
+                })
                 .sum();
             plain + usize::from(flexible)
         }
@@ -426,7 +430,23 @@ fn check_value(
             }
             Ok(())
         }
-        Ty::Struct(fields) => check_struct(r, fields, version, flexible, depth + 1),
+        Ty::Struct(fields) => {
+            if nullable {
+                // A nullable struct is preceded by a presence byte: -1 null, 1 present.
+                // The decoder reads any other value as null; refusing it keeps the two
+                // from reading the bytes after it differently.
+                match r.take(1, "struct presence")?[0] as i8 {
+                    -1 => return Ok(()),
+                    1 => {}
+                    other => {
+                        return Err(Fail::new(format!(
+                            "struct presence byte is {other}, not -1 (null) or 1"
+                        )))
+                    }
+                }
+            }
+            check_struct(r, fields, version, flexible, depth + 1)
+        }
     }
 }
 

@@ -43,9 +43,12 @@ crate_requests! {
     30 => CreateAcls(CreateAclsRequest),
     31 => DeleteAcls(DeleteAclsRequest),
     32 => DescribeConfigs(DescribeConfigsRequest),
+    33 => AlterConfigs(AlterConfigsRequest),
+    35 => DescribeLogDirs(DescribeLogDirsRequest),
     36 => SaslAuthenticate(SaslAuthenticateRequest),
     37 => CreatePartitions(CreatePartitionsRequest),
     42 => DeleteGroups(DeleteGroupsRequest),
+    43 => ElectLeaders(ElectLeadersRequest),
     44 => IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     45 => AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     46 => ListPartitionReassignments(ListPartitionReassignmentsRequest),
@@ -55,6 +58,7 @@ crate_requests! {
     51 => AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     60 => DescribeCluster(DescribeClusterRequest),
     64 => UnregisterBroker(UnregisterBrokerRequest),
+    75 => DescribeTopicPartitions(DescribeTopicPartitionsRequest),
 }
 
 fn versions(api: &Api) -> std::ops::RangeInclusive<i16> {
@@ -404,6 +408,13 @@ fn synth_struct(out: &mut Vec<u8>, fields: &[Field], version: i16, flexible: boo
 
 fn synth_field(out: &mut Vec<u8>, f: &Field, version: i16, flexible: bool, nulls: bool) {
     let nullable = nulls && f.nullable.contains(version);
+    if matches!(f.ty, Ty::Struct(_)) && f.nullable.contains(version) {
+        // The presence byte of a nullable struct.
+        out.push(if nullable { 0xff } else { 1 });
+        if nullable {
+            return;
+        }
+    }
     synth_value(
         out,
         &f.ty,
@@ -798,4 +809,36 @@ fn write_fuzz_seeds() {
     for (name, frame) in frames {
         std::fs::write(dir.join(name.to_lowercase()), frame).unwrap();
     }
+}
+
+#[test]
+fn nullable_struct_presence_is_minus_one_or_one() {
+    // DescribeTopicPartitions v0: no topics, limit, then the Cursor's presence byte.
+    let body = |presence: u8| {
+        let mut b = vec![1u8, 0, 0, 0, 10, presence];
+        if presence == 1 {
+            b.extend_from_slice(&[2, b'a', 0, 0, 0, 3, 0]);
+        }
+        b.push(0);
+        raw_frame(75, 0, true, &b)
+    };
+    let (_, _, req) = guarded_decode(&body(0xff)).expect("null cursor");
+    let RequestKind::DescribeTopicPartitions(req) = req else {
+        panic!("decoded as another request")
+    };
+    assert!(req.cursor.is_none());
+    let (_, _, req) = guarded_decode(&body(1)).expect("present cursor");
+    let RequestKind::DescribeTopicPartitions(req) = req else {
+        panic!("decoded as another request")
+    };
+    let cursor = req.cursor.expect("cursor present");
+    assert_eq!(
+        (cursor.topic_name.as_str(), cursor.partition_index),
+        ("a", 3)
+    );
+    let reason = malformed_reason(&body(0));
+    assert!(
+        reason.contains("presence byte is 0"),
+        "presence 0 must be refused, got {reason}"
+    );
 }

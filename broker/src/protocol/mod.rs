@@ -29,10 +29,20 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    // The legacy whole-set AlterConfigs (librdkafka's AlterConfigs, older tools).
+    (ApiKey::AlterConfigs, 0, 2),
+    // Preferred and unclean leader election (KIP-183, KIP-460).
+    (ApiKey::ElectLeaders, 0, 2),
+    // Kafka 4's describeTopics and `kafka-topics.sh --describe` (KIP-966).
+    (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::UnregisterBroker, 0, 0),
+    // Trimming a partition and describing the log directory (server::api::records);
+    // DescribeLogDirs v0 is gone from Kafka 4 (KIP-896).
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
     // SASL (SaslHandshake v0 is followed by raw tokens, v1 by SaslAuthenticate,
     // KIP-152; librdkafka looks for v0 before it offers SCRAM at all) and SCRAM
     // credentials (KIP-554).
@@ -52,7 +62,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::SyncGroup, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::ListGroups, 0, 4),
+    // v5 filters by group type (KIP-848): every group here is classic.
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     // ACLs (server::api::acls); v0 is gone from Kafka 4 (KIP-896).

@@ -328,6 +328,28 @@ const DESCRIBE_CONFIGS: &[Field] = &[
     f("IncludeDocumentation", Bool, V(3, X)),
 ];
 
+const ALTER_CONFIGS_ALTERABLE_CONFIG: &[Field] = &[
+    f("Name", Str, V(0, X)),
+    f("Value", Str, V(0, X)).nullable(V(0, X)),
+];
+const ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    f("ResourceType", I8, V(0, X)),
+    f("ResourceName", Str, V(0, X)),
+    f("Configs", Array(&Struct(ALTER_CONFIGS_ALTERABLE_CONFIG)), V(0, X)),
+];
+const ALTER_CONFIGS: &[Field] = &[
+    f("Resources", Array(&Struct(ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE)), V(0, X)),
+    f("ValidateOnly", Bool, V(0, X)),
+];
+
+const DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
+    f("Topic", Str, V(0, X)),
+    f("Partitions", Array(&I32), V(0, X)),
+];
+const DESCRIBE_LOG_DIRS: &[Field] = &[
+    f("Topics", Array(&Struct(DESCRIBE_LOG_DIRS_DESCRIBABLE_LOG_DIR_TOPIC)), V(0, X)).nullable(V(0, X)),
+];
+
 const SASL_AUTHENTICATE: &[Field] = &[
     f("AuthBytes", Bytes, V(0, X)),
 ];
@@ -348,6 +370,16 @@ const CREATE_PARTITIONS: &[Field] = &[
 
 const DELETE_GROUPS: &[Field] = &[
     f("GroupsNames", Array(&Str), V(0, X)),
+];
+
+const ELECT_LEADERS_TOPIC_PARTITIONS: &[Field] = &[
+    f("Topic", Str, V(0, X)),
+    f("Partitions", Array(&I32), V(0, X)),
+];
+const ELECT_LEADERS: &[Field] = &[
+    f("ElectionType", I8, V(1, X)),
+    f("TopicPartitions", Array(&Struct(ELECT_LEADERS_TOPIC_PARTITIONS)), V(0, X)).nullable(V(0, X)),
+    f("TimeoutMs", I32, V(0, X)),
 ];
 
 const INCREMENTAL_ALTER_CONFIGS_ALTERABLE_CONFIG: &[Field] = &[
@@ -443,6 +475,19 @@ const UNREGISTER_BROKER: &[Field] = &[
     f("BrokerId", I32, V(0, X)),
 ];
 
+const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
+    f("Name", Str, V(0, X)),
+];
+const DESCRIBE_TOPIC_PARTITIONS_CURSOR: &[Field] = &[
+    f("TopicName", Str, V(0, X)),
+    f("PartitionIndex", I32, V(0, X)),
+];
+const DESCRIBE_TOPIC_PARTITIONS: &[Field] = &[
+    f("Topics", Array(&Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST)), V(0, X)),
+    f("ResponsePartitionLimit", I32, V(0, X)),
+    f("Cursor", Struct(DESCRIBE_TOPIC_PARTITIONS_CURSOR), V(0, X)).nullable(V(0, X)),
+];
+
 /// The request APIs the guard lets through, by api key.
 pub(crate) static APIS: &[Api] = &[
     Api { key: 0, name: "Produce", valid: V(3, 13), flexible: V(9, X), fields: PRODUCE },
@@ -469,9 +514,12 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 30, name: "CreateAcls", valid: V(1, 3), flexible: V(2, X), fields: CREATE_ACLS },
     Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
     Api { key: 32, name: "DescribeConfigs", valid: V(1, 4), flexible: V(4, X), fields: DESCRIBE_CONFIGS },
+    Api { key: 33, name: "AlterConfigs", valid: V(0, 2), flexible: V(2, X), fields: ALTER_CONFIGS },
+    Api { key: 35, name: "DescribeLogDirs", valid: V(1, 4), flexible: V(2, X), fields: DESCRIBE_LOG_DIRS },
     Api { key: 36, name: "SaslAuthenticate", valid: V(0, 2), flexible: V(2, X), fields: SASL_AUTHENTICATE },
     Api { key: 37, name: "CreatePartitions", valid: V(0, 3), flexible: V(2, X), fields: CREATE_PARTITIONS },
     Api { key: 42, name: "DeleteGroups", valid: V(0, 2), flexible: V(2, X), fields: DELETE_GROUPS },
+    Api { key: 43, name: "ElectLeaders", valid: V(0, 2), flexible: V(2, X), fields: ELECT_LEADERS },
     Api { key: 44, name: "IncrementalAlterConfigs", valid: V(0, 1), flexible: V(1, X), fields: INCREMENTAL_ALTER_CONFIGS },
     Api { key: 45, name: "AlterPartitionReassignments", valid: V(0, 1), flexible: V(0, X), fields: ALTER_PARTITION_REASSIGNMENTS },
     Api { key: 46, name: "ListPartitionReassignments", valid: V(0, 0), flexible: V(0, X), fields: LIST_PARTITION_REASSIGNMENTS },
@@ -481,4 +529,5 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 51, name: "AlterUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: ALTER_USER_SCRAM_CREDENTIALS },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },
     Api { key: 64, name: "UnregisterBroker", valid: V(0, 0), flexible: V(0, X), fields: UNREGISTER_BROKER },
+    Api { key: 75, name: "DescribeTopicPartitions", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_TOPIC_PARTITIONS },
 ];

@@ -146,7 +146,8 @@ pub fn check_broker_records(records: &[MetadataRecord]) -> Result<(), Refusal> {
             MetadataRecord::TopicConfigsSet { .. }
             | MetadataRecord::TopicDeleted { .. }
             | MetadataRecord::ScramCredentialSet { .. }
-            | MetadataRecord::ScramCredentialRemoved { .. } => {}
+            | MetadataRecord::ScramCredentialRemoved { .. }
+            | MetadataRecord::GroupConfigsSet { .. } => {}
             MetadataRecord::PartitionChanged { .. } => {
                 return Err(Refusal::ControllerRecord("PartitionChanged"))
             }

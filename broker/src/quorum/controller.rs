@@ -712,6 +712,22 @@ impl Active {
                     .map(|m| m.into_iter().map(|(_, b)| b).collect());
                 Ok(Ok((ControllerReply::AclsDeleted(deleted.collect()), index)))
             }
+            ControllerRequest::ElectLeaders(req) => {
+                let (results, records) = self.controller.elect_leaders(&req);
+                let index = if records.is_empty() {
+                    self.applied()
+                } else {
+                    self.commit_decided(records, None).await?
+                };
+                let results = results
+                    .into_iter()
+                    .map(|(topic, partition, r)| match r {
+                        Ok(()) => (topic, partition, 0, None),
+                        Err((code, message)) => (topic, partition, code.code(), Some(message)),
+                    })
+                    .collect();
+                Ok(Ok((ControllerReply::Elected(results), index)))
+            }
             ControllerRequest::Sync => Ok(Ok((ControllerReply::Done, self.sm.image_index()))),
             ControllerRequest::ReplicaStorage { partition, offline } => {
                 match self.controller.replica_storage(

@@ -153,6 +153,8 @@ pub enum ControllerRequest {
     /// DeleteAcls: commits an ACL-removed record for every ACL of the controller's
     /// image that a filter matches; answered with `AclsDeleted`.
     DeleteAcls(Vec<AclBindingFilter>),
+    /// ElectLeaders: `Controller::elect_leaders`, answered with `Elected`.
+    ElectLeaders(crate::replication::controller::ElectLeaders),
     /// Nothing to commit: answered with the controller's last applied entry, so that
     /// the caller's image, once caught up with it, holds everything the controller had
     /// decided when it answered (a barrier before planning an admin change).
@@ -171,6 +173,9 @@ pub enum ControllerReply {
     },
     /// Per DeleteAcls filter, the ACLs it removed.
     AclsDeleted(Vec<Vec<AclBinding>>),
+    /// Per partition of an ElectLeaders: topic, partition, error code (0 when elected)
+    /// and message.
+    Elected(Vec<(String, i32, i16, Option<String>)>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

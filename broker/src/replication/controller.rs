@@ -1,6 +1,6 @@
 //! The controller's decisions: broker registration, heartbeats and fencing, partition
 //! leader election, AlterPartition, controlled shutdown, preferred-leader election,
-//! reassignment and rack-aware placement.
+//! reassignment, rack-aware placement, and the elections operators ask for (`elect`).
 //!
 //! Every decision is a list of [`ControllerRecord`]s. The controller applies them to its
 //! own [`ClusterState`] at once (so the next decision sees them, as Kafka's active
@@ -25,6 +25,9 @@ use super::{
     NO_LEADER,
 };
 use crate::metadata::image::MetadataRecord;
+
+mod elect;
+pub use elect::{ElectLeaders, ElectionResult, ElectionType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ControllerConfig {
@@ -100,6 +103,8 @@ impl Controller {
                     // Credentials are no part of the cluster state.
                     | MetadataRecord::ScramCredentialSet { .. }
                     | MetadataRecord::ScramCredentialRemoved { .. }
+                    // Nor are group configs.
+                    | MetadataRecord::GroupConfigsSet { .. }
             )
         };
         if !records.iter().all(topic_record) {

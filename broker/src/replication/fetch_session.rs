@@ -33,6 +33,9 @@ pub struct Position {
     pub current_leader_epoch: LeaderEpoch,
     pub fetch_offset: i64,
     pub last_fetched_epoch: i32,
+    /// The follower's log start offset (-1: not told); a change is sent like a move,
+    /// so the leader learns when a start it sent has been taken.
+    pub log_start_offset: i64,
 }
 
 /// The session part of a request: `id` 0 opens a new session with a full request.

@@ -16,6 +16,7 @@ fn at(fetch_offset: i64) -> Position {
         current_leader_epoch: LeaderEpoch(3),
         fetch_offset,
         last_fetched_epoch: 3,
+        log_start_offset: 0,
     }
 }
 

@@ -105,10 +105,7 @@ impl Broker {
             metrics: Metrics::new(),
             partitions: PartitionMap::default(),
             timers: Arc::default(),
-            log_storage: crate::log::LogStorage::new(
-                crate::storage::Disk::real(),
-                config.log_open_files_max,
-            ),
+            log_storage: log_storage(config.log_open_files_max),
             image: parking_lot::RwLock::new(Arc::new(MetadataImage::default())),
             install: parking_lot::Mutex::new(()),
             offline: Default::default(),
@@ -608,4 +605,17 @@ fn refused_by_check(e: &AdminError) -> bool {
             | ResponseError::UnknownTopicOrPartition
             | ResponseError::InvalidRequest
     )
+}
+
+/// The broker's segment files: at most `max_open` unpinned ones, and fewer when the
+/// active segments' pinned files take the descriptors the process may open (its limit
+/// was raised to the hard limit before this runs).
+fn log_storage(max_open: usize) -> crate::log::LogStorage {
+    let storage = crate::log::LogStorage::new(crate::storage::Disk::real(), max_open);
+    use nix::sys::resource::{getrlimit, Resource};
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let limit = usize::try_from(soft).unwrap_or(usize::MAX);
+        storage.handles.limit_to_descriptors(limit);
+    }
+    storage
 }

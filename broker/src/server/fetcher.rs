@@ -267,6 +267,7 @@ impl FetcherState {
                         current_leader_epoch: r.fetch.current_leader_epoch,
                         fetch_offset: r.fetch.fetch_offset,
                         last_fetched_epoch: r.fetch.last_fetched_epoch,
+                        log_start_offset: member.partition.with_log(|l| l.log_start_offset()),
                     },
                 );
             }
@@ -358,6 +359,7 @@ pub fn to_proto(
                 current_leader_epoch: p.current_leader_epoch.0,
                 fetch_offset: p.fetch_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: Some(p.log_start_offset),
             })
             .collect(),
         forgotten: request

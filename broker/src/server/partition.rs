@@ -15,10 +15,13 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub use super::partition_map::PartitionMap;
+
+mod start;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
 use crate::log::batch::BatchHeader;
 use crate::log::compaction::run::CompactionStats;
+use crate::log::producer_state::MarkerRefusal;
 use crate::log::{
     AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
     ReadInfo,
@@ -29,6 +32,7 @@ use crate::replication::leader::{
     ProduceId, ProduceWaiter,
 };
 use crate::replication::{HighWatermark, PartitionRegistration};
+pub use start::FollowerStarts;
 
 pub struct Partition {
     pub topic: String,
@@ -57,6 +61,8 @@ pub struct Partition {
     flushes: AtomicU64,
     /// This partition's entries in the broker's timers.
     pub timer: PartitionTimer,
+    /// Leader: the followers' log starts (DeleteRecords waits on them; see `start`).
+    follower_starts: FollowerStarts,
 }
 
 /// How a leader's append is acknowledged.
@@ -252,6 +258,7 @@ impl Partition {
             flush_turn: tokio::sync::Mutex::new(()),
             flushes: AtomicU64::new(0),
             timer: PartitionTimer::default(),
+            follower_starts: FollowerStarts::default(),
         }
     }
 
@@ -316,6 +323,7 @@ impl Partition {
         }
         let previous = std::mem::replace(&mut *role, Role::Offline);
         let mut actions = self.step_down(previous);
+        self.follower_starts.forget();
         self.leader_epoch
             .store(registration.leader_epoch.0, Ordering::Release);
         let leo = self.log.read().log_end_offset();
@@ -586,6 +594,7 @@ impl Partition {
                     self.log_end.send_replace(log.log_end_offset());
                 }
                 FollowerAction::SetHighWatermark(hw) => {
+                    log.on_high_watermark(hw.0);
                     self.high_watermark.send_replace(hw.0);
                 }
                 FollowerAction::Fetch(_) => {}
@@ -661,6 +670,18 @@ impl Partition {
     /// leadership lost). The batch is not synced here: see [`Appended::flush_due`] and
     /// [`Partition::flush_through`].
     pub fn append_produce(&self, records: Bytes, acks: Acks) -> Result<Appended, AppendError> {
+        self.append_as_leader(acks, |log, epoch, now_ms, _| {
+            log.append_as_leader(records, epoch, now_ms)
+        })
+    }
+
+    /// The leader's append: `append` writes to the log (given the leader epoch, the
+    /// wall time and the high watermark); the leader state machine decides the rest.
+    fn append_as_leader(
+        &self,
+        acks: Acks,
+        append: impl FnOnce(&mut Log, i32, i64, i64) -> Result<AppendInfo, AppendError>,
+    ) -> Result<Appended, AppendError> {
         let now_ms = self.clock.now_ms();
         let mut role = self.role.lock();
         let Role::Leader(leader) = &mut *role else {
@@ -678,7 +699,12 @@ impl Partition {
         }
         let (info, leo, flush_due) = {
             let mut log = self.log.write();
-            let info = log.append_as_leader(records, self.leader_epoch(), self.clock.wall_ms())?;
+            let info = append(
+                &mut log,
+                self.leader_epoch(),
+                self.clock.wall_ms(),
+                self.high_watermark(),
+            )?;
             (info, log.log_end_offset(), log.flush_due())
         };
         self.log_end.send_replace(leo);
@@ -816,6 +842,12 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         AppendError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        AppendError::MarkerRefused(MarkerRefusal::ProducerEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        AppendError::MarkerRefused(MarkerRefusal::CoordinatorEpoch { .. }) => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         AppendError::Unsupported(_) => ResponseError::UnsupportedForMessageFormat,
         AppendError::InvalidRecord(_) => ResponseError::InvalidRecord,
         AppendError::RecordsRefused(r) if r.timestamp => ResponseError::InvalidTimestamp,
@@ -825,6 +857,14 @@ pub fn append_error_code(e: &AppendError) -> ResponseError {
         AppendError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
     }
 }
+
+#[path = "partition_txn.rs"]
+mod txn;
+pub use txn::IsolatedRead;
+
+#[cfg(test)]
+#[path = "partition_txn_tests.rs"]
+mod txn_tests;
 
 #[cfg(test)]
 mod tests {
@@ -850,7 +890,7 @@ mod tests {
 
     /// Leader (broker 1) of replicas [1,2,3], all in sync, on `clock`, with followers
     /// 2 and 3 caught up.
-    fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
+    pub(super) fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
         use crate::replication::leader::{FollowerFetch, LeaderConfig};
         use crate::replication::LeaderEpoch;
         let p =

@@ -181,17 +181,22 @@ pub fn fetch_response(
 /// failure (`Err`, counted as a network error so the state machine backs off): the
 /// partition truncates, appends and takes the high watermark as its follower state
 /// machine decides. A follower whose log ends before the leader's log start
-/// (retention there moved past it) starts over at that log start. `Err` is a failed
-/// write of this broker's log.
+/// (retention there moved past it) starts over at that log start; one past it
+/// advances its own start to the leader's. `Err` is a failed write of this broker's
+/// log.
 pub fn on_fetch_answer(
     partition: &Partition,
     request: &FetchRequest,
     outcome: Result<proto::FetchResponse, String>,
 ) -> Result<(), String> {
     let mut reset_failed = None;
+    let mut leader_log_start = None;
     let (answer, records) = match outcome {
         Ok(resp) => match answer_of(&resp) {
-            Ok(answer) => (answer, resp.records),
+            Ok(answer) => {
+                leader_log_start = Some(resp.log_start_offset);
+                (answer, resp.records)
+            }
             Err(ResponseError::OffsetOutOfRange)
                 if resp.log_start_offset > partition.log_end_offset() =>
             {
@@ -214,6 +219,11 @@ pub fn on_fetch_answer(
         }
     };
     partition.on_fetch_response(request, answer, records)?;
+    // The leader's start moved (DeleteRecords, retention): ours follows, so a new
+    // leader after a failover does not serve what was deleted.
+    if let Some(start) = leader_log_start {
+        partition.follow_log_start(start)?;
+    }
     reset_failed.map_or(Ok(()), Err)
 }
 

@@ -41,6 +41,8 @@ struct Watched {
     generation: u64,
     /// The high watermark last sent: a new one is something to say.
     high_watermark_sent: i64,
+    /// The log start last sent: a new one (DeleteRecords) is something to say too.
+    log_start_sent: i64,
 }
 
 struct Fired {
@@ -90,6 +92,7 @@ impl SessionWatch {
                 partition,
                 generation,
                 high_watermark_sent: -1,
+                log_start_sent: -1,
             },
         );
         self.mark_due(tp);
@@ -346,6 +349,7 @@ pub fn session_request(
                 current_leader_epoch: LeaderEpoch(p.current_leader_epoch),
                 fetch_offset: p.fetch_offset,
                 last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset.unwrap_or(-1),
             },
         ));
     }
@@ -524,6 +528,11 @@ fn answer_due(
         let (Some(position), Some(watched)) = (position, watch.watched.get_mut(&tp)) else {
             continue;
         };
+        if position.log_start_offset >= 0 {
+            watched
+                .partition
+                .on_follower_log_start(replica, position.log_start_offset);
+        }
         let fetch = FollowerFetch {
             replica,
             current_leader_epoch: position.current_leader_epoch,
@@ -541,13 +550,16 @@ fn answer_due(
         let slice = result.records.take();
         match result.answer {
             FollowerFetchAnswer::Records { high_watermark, .. }
-                if slice.is_none() && high_watermark.0 == watched.high_watermark_sent =>
+                if slice.is_none()
+                    && high_watermark.0 == watched.high_watermark_sent
+                    && result.log_start_offset == watched.log_start_sent =>
             {
                 continue;
             }
             FollowerFetchAnswer::Records { high_watermark, .. }
             | FollowerFetchAnswer::Diverging { high_watermark, .. } => {
                 watched.high_watermark_sent = high_watermark.0;
+                watched.log_start_sent = result.log_start_offset;
             }
             FollowerFetchAnswer::Error(_) => errors.push(tp),
         }

@@ -24,6 +24,7 @@ use super::net::{Msg, Node, CLIENT, CONTROLLER};
 use crate::clock::{Clock, ManualClock};
 use crate::group::{CommitRequest, GroupConfig, OffsetValue, OFFSETS_TOPIC};
 use crate::log::batch::testing::TestBatch;
+use crate::log::txn::EndTxnMarker;
 use crate::log::{AppendError, CleanupPolicy, LogConfig, LogStorage};
 use crate::replication::cluster_state::{ClusterState, ControllerRecord};
 use crate::replication::controller::Heartbeat;
@@ -33,7 +34,7 @@ use crate::replication::BrokerEpoch;
 use crate::replication::{BrokerId, LeaderEpoch, PartitionRegistration, TopicPartition};
 use crate::server::coordinator::GroupRuntime;
 use crate::server::fetcher::{to_proto, FetcherState};
-use crate::server::partition::{append_error_code, Acks, Partition};
+use crate::server::partition::{append_error_code, Acks, Appended, Partition};
 use crate::server::replica_session::{self, Budget, Sessions};
 use crate::storage::{Disk, Fault, FaultPlan, FaultRule, FileKind, Op};
 
@@ -75,12 +76,14 @@ pub(super) enum Workload {
     /// Offset commits; the partition is `__consumer_offsets` partition 0 and its
     /// leader runs the group coordinator.
     Commit,
+    /// Transactions of a few producers to topic "sim", with their markers.
+    Transactions,
 }
 
 impl Workload {
     pub fn topic(self) -> &'static str {
         match self {
-            Workload::Produce => "sim",
+            Workload::Produce | Workload::Transactions => "sim",
             Workload::Commit => OFFSETS_TOPIC,
         }
     }
@@ -104,6 +107,9 @@ impl Workload {
                 cleanup_policy: CleanupPolicy::COMPACT,
                 ..config
             },
+            // No retention: a follower starting over at its leader's log start would
+            // not know a transaction open before it (as in Kafka).
+            Workload::Transactions => config,
         }
     }
 }
@@ -183,6 +189,8 @@ struct PendingProduce {
     id: u64,
     offset: i64,
     replicated: oneshot::Receiver<Option<ResponseError>>,
+    /// A transaction marker (it holds no record of the client's).
+    marker: bool,
 }
 
 type CommitFuture = Pin<Box<dyn Future<Output = Result<(), ResponseError>>>>;
@@ -533,23 +541,40 @@ impl SimBroker {
                 let acks = Acks::All {
                     deadline_ms: now + REQUEST_TIMEOUT_MS,
                 };
-                match p.partition.append_produce(batch.freeze(), acks) {
-                    Ok(appended) => {
-                        propose(b, p.broker_epoch, appended.proposals, out);
-                        p.produces.push(PendingProduce {
-                            id,
-                            offset: appended.info.base_offset,
-                            replicated: appended.replicated.expect("acks=all waits"),
-                        });
-                    }
-                    Err(e @ AppendError::Io(_)) => {
-                        return Err(format!("broker {b}: appending record {id} failed: {e}"))
-                    }
-                    Err(e) => {
-                        let result = Err(append_error_code(&e));
-                        out.send(CLIENT, Msg::ProduceReply { id, result });
-                    }
-                }
+                let appended = p.partition.append_produce(batch.freeze(), acks);
+                wait_for_isr(b, p, id, false, appended, out)?;
+            }
+            Msg::TxnProduce {
+                id,
+                producer_id,
+                epoch,
+                seq,
+            } => {
+                let batch = TestBatch::new(&[&id.to_string()], self.clock.wall_ms())
+                    .transactional(producer_id, epoch, seq)
+                    .encode();
+                let acks = Acks::All {
+                    deadline_ms: now + REQUEST_TIMEOUT_MS,
+                };
+                let appended = p.partition.append_transactional(batch.freeze(), acks);
+                wait_for_isr(b, p, id, false, appended, out)?;
+            }
+            Msg::TxnMarker {
+                id,
+                producer_id,
+                epoch,
+                commit,
+            } => {
+                let marker = EndTxnMarker {
+                    producer_id,
+                    producer_epoch: epoch,
+                    coordinator_epoch: 0,
+                    commit,
+                };
+                let appended = p
+                    .partition
+                    .append_txn_marker(&marker, now + REQUEST_TIMEOUT_MS);
+                wait_for_isr(b, p, id, true, appended, out)?;
             }
             Msg::Commit { id, group, offset } => {
                 let groups = p.groups.as_ref().expect("commits go to a coordinator");
@@ -692,7 +717,9 @@ impl SimBroker {
             let result = match w.replicated.try_recv() {
                 Err(TryRecvError::Empty) => return true,
                 Ok(None) => {
-                    out.acknowledged.push((w.id, w.offset));
+                    if !w.marker {
+                        out.acknowledged.push((w.id, w.offset));
+                    }
                     Ok(w.offset)
                 }
                 Ok(Some(code)) => Err(code),
@@ -705,6 +732,37 @@ impl SimBroker {
         poll_commits(p, out);
         Ok(())
     }
+}
+
+/// An acks=all append of request `id`: answered when the ISR holds it (see `tick`),
+/// or now with the error that refused it.
+fn wait_for_isr(
+    b: BrokerId,
+    p: &mut Process,
+    id: u64,
+    marker: bool,
+    appended: Result<Appended, AppendError>,
+    out: &mut Outbox,
+) -> Result<(), String> {
+    match appended {
+        Ok(appended) => {
+            propose(b, p.broker_epoch, appended.proposals, out);
+            p.produces.push(PendingProduce {
+                id,
+                offset: appended.info.base_offset,
+                replicated: appended.replicated.expect("acks=all waits"),
+                marker,
+            });
+        }
+        Err(e @ AppendError::Io(_)) => {
+            return Err(format!("broker {b}: appending record {id} failed: {e}"))
+        }
+        Err(e) => {
+            let result = Err(append_error_code(&e));
+            out.send(CLIENT, Msg::ProduceReply { id, result });
+        }
+    }
+    Ok(())
 }
 
 fn is_replica(reg: &PartitionRegistration, b: BrokerId) -> bool {

@@ -24,12 +24,19 @@ pub(super) enum Invariant {
     /// An acknowledged offset commit is served by every later coordinator: the one
     /// loaded after each failover reads it back from the partition.
     AckedCommitSurvivesFailover,
+    /// Transactions across failovers: while a transaction with acknowledged data is
+    /// open, the acting leader's last stable offset stays at or below its first offset
+    /// (a new leader knows the open transactions from the batches it replicated); once
+    /// the cluster settles, every replica has ended every transaction whose marker was
+    /// acknowledged, and indexes exactly the aborted ones' acknowledged records.
+    TransactionsEndOnEveryReplica,
 }
 
 impl Invariant {
     pub fn workload(self) -> Workload {
         match self {
             Invariant::AckedCommitSurvivesFailover => Workload::Commit,
+            Invariant::TransactionsEndOnEveryReplica => Workload::Transactions,
             _ => Workload::Produce,
         }
     }
@@ -111,7 +118,59 @@ impl Sim {
             Invariant::OneLeaderPerEpoch => Ok(()), // checked as leaders are made
             Invariant::FollowerPrefixOfLeader => self.check_follower_prefixes(leader),
             Invariant::AckedCommitSurvivesFailover => self.check_acked_commits(leader, at_end),
+            Invariant::TransactionsEndOnEveryReplica => self.check_transactions(leader, at_end),
         }
+    }
+
+    fn check_transactions(&mut self, leader: BrokerId, at_end: bool) -> Result<(), String> {
+        let lso = self.process(leader).partition.last_stable_offset();
+        if let Some((pid, first)) = self.txn.open().find(|&(_, first)| lso > first) {
+            return Err(format!(
+                "leader {leader} shows last stable offset {lso} while producer {pid}'s transaction is open from offset {first}"
+            ));
+        }
+        if !at_end {
+            return Ok(());
+        }
+        if !self.txn.all_ended() {
+            return Err("transactions still open after the cluster settled".into());
+        }
+        let (hw, lso) = self.process(leader).partition.stable_offsets();
+        if lso != hw {
+            return Err(format!(
+                "leader {leader}: last stable offset {lso} below the high watermark {hw} with every transaction ended"
+            ));
+        }
+        for b in 1..=self.brokers.len() as BrokerId {
+            let partition = self.process(b).partition.clone();
+            let open: Vec<(i64, i64)> =
+                partition.with_log(|l| l.producer_state().open_transactions().collect());
+            if !open.is_empty() {
+                return Err(format!(
+                    "broker {b} still has open transactions {open:?} (producer, first offset)"
+                ));
+            }
+            for txn in &self.txn.ended {
+                for &offset in &txn.offsets {
+                    let covered = partition.with_log(|l| {
+                        l.aborted_transactions(offset, offset + 1).iter().any(|t| {
+                            t.producer_id == txn.producer_id
+                                && t.first_offset <= offset
+                                && offset < t.last_offset
+                        })
+                    });
+                    if covered == txn.commit {
+                        return Err(format!(
+                            "broker {b}: producer {}'s record at {offset} ({}) is {} an aborted transaction",
+                            txn.producer_id,
+                            if txn.commit { "committed" } else { "aborted" },
+                            if covered { "in" } else { "not in" },
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Once faults stop, the cluster heals: every replica is back in the ISR with the

@@ -16,7 +16,7 @@
 //!
 //! The client either produces acks=all records with unique ids, or (the group
 //! coordinator's run) commits offsets to the `GroupRuntime` on the partition's leader,
-//! the partition being `__consumer_offsets`. One test per invariant, each over many
+//! the partition being `__consumer_offsets`, or runs transactions (`txn_client`). One test per invariant, each over many
 //! seeds (see [`invariants::Invariant`]).
 
 mod broker;
@@ -24,6 +24,7 @@ mod invariants;
 mod log_view;
 mod net;
 mod tests;
+mod txn_client;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -42,6 +43,7 @@ use crate::storage::FileKind;
 use broker::{Outbox, SimBroker, Workload, REQUEST_TIMEOUT_MS, SESSION_TIMEOUT_MS, TP};
 use invariants::{Checked, Invariant};
 use net::{Fault, Msg, Network, Node, Rng, CLIENT, CONTROLLER};
+use txn_client::TxnClient;
 
 const BROKERS: i32 = 3;
 const STEP_MS: i64 = 10;
@@ -98,6 +100,7 @@ struct Sim {
     /// Highest acknowledged committed offset, by group.
     acked_commits: BTreeMap<usize, i64>,
     group_clients: Vec<GroupClient>,
+    txn: TxnClient,
     /// What the invariant checks remember between steps.
     checked: Checked,
     trace: VecDeque<String>,
@@ -168,6 +171,7 @@ impl Sim {
             acked_writes: BTreeMap::new(),
             acked_commits: BTreeMap::new(),
             group_clients: (0..GROUPS).map(|_| GroupClient::default()).collect(),
+            txn: TxnClient::new(),
             checked: Checked::default(),
             trace: VecDeque::new(),
             fingerprint: std::hash::DefaultHasher::new(),
@@ -220,13 +224,14 @@ impl Sim {
                 let now = self.now;
                 self.on_broker(b, |broker, out| broker.tick(now, out))?;
             }
-            if faulty {
+            // The transactional client also ends its open transactions after faults.
+            if faulty || self.workload == Workload::Transactions {
                 self.client();
             }
             self.check_invariants(false)?;
         }
         self.check_invariants(true)?;
-        self.outcome.acked += self.acked_writes.len();
+        self.outcome.acked += self.acked_writes.len() + self.txn.acked;
         self.outcome.leader_epochs = self.checked.leaders_by_epoch.len();
         self.outcome.fingerprint = self.fingerprint.finish();
         Ok(std::mem::take(&mut self.outcome))
@@ -429,6 +434,20 @@ impl Sim {
                     }
                 }
             }
+            Workload::Transactions => {
+                let start_new = self.now < FAULTY_MS;
+                let sends = self.txn.step(
+                    &mut self.rng,
+                    self.now,
+                    &mut self.next_request_id,
+                    start_new,
+                );
+                if let Some(leader) = self.routed_leader() {
+                    for msg in sends {
+                        self.send(CLIENT, leader, msg);
+                    }
+                }
+            }
             Workload::Commit => {
                 for group in 0..GROUPS {
                     let now = self.now;
@@ -455,6 +474,11 @@ impl Sim {
 
     fn on_client_message(&mut self, msg: Msg) {
         match msg {
+            Msg::ProduceReply { id, result } if self.workload == Workload::Transactions => {
+                if let Some(line) = self.txn.on_reply(id, result) {
+                    self.trace(line);
+                }
+            }
             Msg::ProduceReply { id, result } => match result {
                 Ok(offset) => {
                     self.trace(format!("client: {id} acked at {offset}"));

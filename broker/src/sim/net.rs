@@ -86,6 +86,22 @@ pub(super) enum Msg {
         id: u64,
         result: Result<i64, ResponseError>,
     },
+    /// A transactional batch (one record, the id) of producer `producer_id`; answered
+    /// with `ProduceReply`.
+    TxnProduce {
+        id: u64,
+        producer_id: i64,
+        epoch: i16,
+        seq: i32,
+    },
+    /// The marker ending the producer's transaction, as WriteTxnMarkers asks the
+    /// leader; answered with `ProduceReply` once the ISR holds it.
+    TxnMarker {
+        id: u64,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    },
     /// OffsetCommit of `offset` for partition 0 of the client's topic, by group index.
     Commit {
         id: u64,

@@ -146,6 +146,11 @@ fn an_acknowledged_commit_survives_every_coordinator_failover() {
     check_seeds(Invariant::AckedCommitSurvivesFailover);
 }
 
+#[test]
+fn transactions_end_on_every_replica_and_keep_their_last_stable_offset() {
+    check_seeds(Invariant::TransactionsEndOnEveryReplica);
+}
+
 /// Nothing outside the seed steers a run: no wall clock, no thread scheduling, no
 /// hash order, no temp dir name.
 #[test]
@@ -153,6 +158,7 @@ fn a_seed_replays_exactly() {
     for invariant in [
         Invariant::NoAckedWriteLost,
         Invariant::AckedCommitSurvivesFailover,
+        Invariant::TransactionsEndOnEveryReplica,
     ] {
         let first = run_seed(7, invariant).expect("seed 7 passes");
         let again = run_seed(7, invariant).expect("seed 7 passes");

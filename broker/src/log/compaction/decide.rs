@@ -2,9 +2,10 @@
 //! sight. Which record survives, what a batch becomes, how small cleaned segments
 //! are grouped: the rules a test can drive record by record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::log::segment::MAX_RELATIVE_OFFSET;
+use crate::log::txn_index::AbortedTxn;
 
 /// What one map entry costs beyond its key bytes (hash table slot, box, offset).
 pub(super) const OFFSET_MAP_ENTRY_OVERHEAD_BYTES: usize = 48;
@@ -168,4 +169,98 @@ pub fn group_by_size(segments: &[(i64, i64, u64)], max_bytes: u64) -> Vec<usize>
         i += n;
     }
     groups
+}
+
+/// Transactions while the cleaner walks the log in offset order (Kafka's
+/// `CleanedTransactionMetadata`): which transactional batches belong to an aborted
+/// transaction (removed whole: a read_committed reader never sees them anyway), and
+/// which markers may go. A marker stays while the cleaning found data of its
+/// transaction (its readers need it); one whose transaction has no data left may go
+/// once delete.retention.ms passed, as a tombstone does. Batches of open transactions
+/// never reach the cleaner: it stops at the last stable offset.
+#[derive(Debug, Default)]
+pub struct TxnCleaning {
+    /// Aborted transactions not yet reached, by first offset.
+    upcoming: VecDeque<AbortedTxn>,
+    /// Producer → its aborted transaction being walked, and whether data of it was
+    /// seen.
+    aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers whose committed (not aborted) transactional data was seen.
+    committed: HashSet<i64>,
+}
+
+/// What becomes of a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerFate {
+    /// No data of its transaction was found: it may go after delete.retention.ms.
+    pub removable: bool,
+    /// The aborted transaction it ends, for the cleaned segment's index.
+    pub aborted: Option<AbortedTxn>,
+}
+
+impl TxnCleaning {
+    /// `aborted`: the aborted transactions overlapping the range to clean.
+    pub fn new(mut aborted: Vec<AbortedTxn>) -> Self {
+        aborted.sort_by_key(|t| t.first_offset);
+        TxnCleaning {
+            upcoming: aborted.into(),
+            ..TxnCleaning::default()
+        }
+    }
+
+    fn reach(&mut self, offset: i64) {
+        while self
+            .upcoming
+            .front()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
+            let txn = self.upcoming.pop_front().expect("checked above");
+            self.aborted.insert(txn.producer_id, (txn, false));
+        }
+    }
+
+    /// A data batch of `producer_id` ending at `last_offset`: true when it belongs to
+    /// an aborted transaction.
+    pub fn on_data_batch(
+        &mut self,
+        producer_id: i64,
+        last_offset: i64,
+        transactional: bool,
+    ) -> bool {
+        self.reach(last_offset);
+        if !transactional {
+            return false;
+        }
+        match self.aborted.get_mut(&producer_id) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.committed.insert(producer_id);
+                false
+            }
+        }
+    }
+
+    /// The marker at `offset` ending `producer_id`'s transaction.
+    pub fn on_marker(&mut self, producer_id: i64, offset: i64, commit: bool) -> MarkerFate {
+        self.reach(offset);
+        if commit {
+            return MarkerFate {
+                removable: !self.committed.remove(&producer_id),
+                aborted: None,
+            };
+        }
+        match self.aborted.remove(&producer_id) {
+            Some((txn, seen)) => MarkerFate {
+                removable: !seen,
+                aborted: Some(txn),
+            },
+            None => MarkerFate {
+                removable: true,
+                aborted: None,
+            },
+        }
+    }
 }

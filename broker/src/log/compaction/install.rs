@@ -13,6 +13,7 @@ use super::{
     DEFAULT_OFFSET_MAP_MAX_BYTES, NO_HORIZON, SWAP_MANIFEST, SWAP_SUFFIX,
 };
 use crate::log::segment::{self, segment_path, Segment};
+use crate::log::txn_index::TXN_INDEX_SUFFIX;
 use crate::log::Log;
 use crate::storage::{Disk, FileKind};
 
@@ -27,12 +28,15 @@ impl Log {
         }
         let active_base = self.active().base_offset;
         let lag_cutoff_ms = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        // Open transactions are never cleaned: their outcome decides what stays.
+        let last_stable_offset = self.last_stable_offset(high_watermark);
         let mut segments = Vec::new();
         for s in self.segments.values() {
-            // Never the active segment, nothing at or above the high watermark, nothing
-            // newer than min.compaction.lag.ms (Kafka stops at the first such segment).
+            // Never the active segment, nothing at or above the last stable offset,
+            // nothing newer than min.compaction.lag.ms (Kafka stops at the first such
+            // segment).
             if s.base_offset >= active_base
-                || s.next_offset > high_watermark
+                || s.next_offset > last_stable_offset
                 || (config.min_compaction_lag_ms > 0 && s.largest_timestamp_ms() > lag_cutoff_ms)
             {
                 break;
@@ -70,6 +74,10 @@ impl Log {
         } else {
             return None;
         };
+        let aborted = self.aborted_transactions(
+            segments[0].base_offset,
+            segments.last().map_or(0, |s| s.next_offset),
+        );
         Some(CompactionPlan {
             dir: self.dir.clone(),
             storage: self.storage.clone(),
@@ -79,6 +87,7 @@ impl Log {
             segments,
             first_dirty_offset,
             producers_last_batch: self.producers.last_batch_offsets(),
+            aborted,
             reason,
             offset_map_max_bytes: DEFAULT_OFFSET_MAP_MAX_BYTES,
         })
@@ -160,6 +169,7 @@ impl Log {
                     segment::LOG_SUFFIX,
                     segment::INDEX_SUFFIX,
                     segment::TIME_INDEX_SUFFIX,
+                    TXN_INDEX_SUFFIX,
                 ] {
                     remove_if_exists(&disk, &dir, source.base_offset, suffix)?;
                 }
@@ -200,7 +210,10 @@ impl Log {
         for source in result.groups.iter().flatten() {
             self.segments.remove(&source.base_offset);
         }
-        for segment in cleaned {
+        // A cleaned segment's index (the first source's file) lists the aborts whose
+        // markers it kept.
+        for (mut segment, entries) in cleaned.into_iter().zip(&result.aborted) {
+            segment.txn_index.replace(entries.clone())?;
             self.segments.insert(segment.base_offset, segment);
         }
         disk.remove_file(&dir.join(SWAP_MANIFEST), FileKind::Checkpoint)?;

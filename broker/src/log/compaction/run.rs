@@ -9,13 +9,15 @@ use std::io;
 use std::path::PathBuf;
 
 use super::decide::{
-    decide_batch, group_by_size, BatchDecision, BatchFacts, OffsetMap, RecordFacts,
+    decide_batch, group_by_size, BatchDecision, BatchFacts, OffsetMap, RecordFacts, TxnCleaning,
 };
 use super::{remove_segment_files, CLEANED_SUFFIX, NO_HORIZON};
 use crate::log::batch::{compute_crc, BatchHeader, HEADER_BYTES};
 use crate::log::handles::{LogStorage, SegmentFile};
 use crate::log::records::{self, Record};
 use crate::log::segment::Segment;
+use crate::log::txn::EndTxnMarker;
+use crate::log::txn_index::AbortedTxn;
 use crate::log::LogConfig;
 use crate::storage::Disk;
 
@@ -72,6 +74,8 @@ pub struct CompactionPlan {
     pub(super) first_dirty_offset: i64,
     /// Producer id → last offset of its last batch in the log.
     pub(super) producers_last_batch: HashMap<i64, i64>,
+    /// The aborted transactions with data in the cleanable segments.
+    pub(super) aborted: Vec<AbortedTxn>,
     pub reason: CompactionReason,
     /// The offset map's memory budget.
     pub offset_map_max_bytes: usize,
@@ -98,6 +102,9 @@ pub struct CompactionResult {
     pub(super) generation: u64,
     /// Each cleaned segment with the source segments it replaces (the first has its base).
     pub(super) groups: Vec<Vec<SourceSegment>>,
+    /// Each cleaned segment's aborted-transaction index: the aborts whose markers it
+    /// kept.
+    pub(super) aborted: Vec<Vec<AbortedTxn>>,
     pub(super) next_first_dirty_offset: i64,
     pub(super) tombstone_horizon_ms: i64,
     pub stats: CompactionStats,
@@ -201,6 +208,8 @@ struct CleanedWriter {
     pending: Vec<u8>,
     headers: Vec<(usize, BatchHeader)>,
     config: LogConfig,
+    /// The aborted transactions whose markers were kept.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl CleanedWriter {
@@ -224,11 +233,12 @@ impl CleanedWriter {
         Ok(())
     }
 
-    /// Write the rest, the final time index entry, and fsync; returns the size.
-    fn finish(mut self) -> io::Result<u64> {
+    /// Write the rest, the final time index entry, and fsync; returns the size and
+    /// the aborted transactions of the cleaned segment.
+    fn finish(mut self) -> io::Result<(u64, Vec<AbortedTxn>)> {
         self.flush()?;
         self.segment.seal()?;
-        Ok(self.segment.size_bytes)
+        Ok((self.segment.size_bytes, std::mem::take(&mut self.aborted)))
     }
 }
 
@@ -263,6 +273,8 @@ impl CompactionPlan {
             .map(|s| (s.base_offset, s.next_offset, s.size_bytes))
             .collect();
         let mut groups = Vec::new();
+        let mut aborted = Vec::new();
+        let mut txns = TxnCleaning::new(self.aborted.clone());
         let mut tombstone_horizon_ms = NO_HORIZON;
         let mut at = 0;
         for n in group_by_size(&shapes, self.config.segment_bytes) {
@@ -283,16 +295,20 @@ impl CompactionPlan {
                 pending: Vec::new(),
                 headers: Vec::new(),
                 config: self.config.clone(),
+                aborted: Vec::new(),
             };
             for source in &group {
                 stats.segments_read += 1;
                 stats.bytes_read += source.size_bytes;
-                let horizon = self.clean_segment(source, &map, &mut writer, &mut stats)?;
+                let horizon =
+                    self.clean_segment(source, &map, &mut txns, &mut writer, &mut stats)?;
                 tombstone_horizon_ms = tombstone_horizon_ms.min(horizon);
             }
-            stats.bytes_written += writer.finish()?;
+            let (bytes, group_aborted) = writer.finish()?;
+            stats.bytes_written += bytes;
             stats.segments_written += 1;
             groups.push(group);
+            aborted.push(group_aborted);
         }
         self.storage.disk.sync_dir(&self.dir)?;
         Ok(CompactionResult {
@@ -300,6 +316,7 @@ impl CompactionPlan {
             disk: self.storage.disk.clone(),
             generation: self.generation,
             groups,
+            aborted,
             next_first_dirty_offset: end_offset,
             tombstone_horizon_ms,
             stats,
@@ -313,10 +330,24 @@ impl CompactionPlan {
         let mut map = OffsetMap::new(self.offset_map_max_bytes);
         let first_dirty = self.first_dirty_offset;
         let end = self.segments.last().map_or(first_dirty, |s| s.next_offset);
+        // Records of aborted transactions are not mapped: they must not hide an earlier
+        // committed record of their key.
+        let mut txns = TxnCleaning::new(self.aborted.clone());
         for source in self.segments.iter().filter(|s| s.next_offset > first_dirty) {
             let mut reader = BatchReader::new(source);
             while let Some((header, batch)) = reader.next_batch()? {
-                if header.last_offset() < first_dirty || records::is_control(&header) {
+                if records::is_control(&header) {
+                    if let Some(m) = EndTxnMarker::parse(batch).map_err(io::Error::other)? {
+                        txns.on_marker(m.producer_id, header.base_offset, m.commit);
+                    }
+                    continue;
+                }
+                let aborted = txns.on_data_batch(
+                    header.producer_id,
+                    header.last_offset(),
+                    header.is_transactional(),
+                );
+                if header.last_offset() < first_dirty || aborted {
                     continue;
                 }
                 let section = records::records_section(batch, &header)?;
@@ -346,21 +377,37 @@ impl CompactionPlan {
         &self,
         source: &SourceSegment,
         map: &OffsetMap,
+        txns: &mut TxnCleaning,
         writer: &mut CleanedWriter,
         stats: &mut CompactionStats,
     ) -> io::Result<i64> {
         let mut horizon_ms = NO_HORIZON;
         let mut reader = BatchReader::new(source);
         while let Some((header, batch)) = reader.next_batch()? {
+            let producers_last_batch = header.is_idempotent()
+                && self.producers_last_batch.get(&header.producer_id)
+                    == Some(&header.last_offset());
             if records::is_control(&header) {
-                // Fjord writes no transaction markers; one replicated from elsewhere is
-                // kept as it is rather than interpreted.
-                writer.push(batch)?;
+                if let Some(h) = self.clean_marker(&header, batch, txns, writer)? {
+                    horizon_ms = horizon_ms.min(h);
+                }
                 continue;
             }
             let section = records::records_section(batch, &header)?;
             let records = records::parse_records(&header, &section)?;
             stats.records_read += records.len() as u64;
+            if txns.on_data_batch(
+                header.producer_id,
+                header.last_offset(),
+                header.is_transactional(),
+            ) {
+                // An aborted transaction's batch goes whole (emptied when the
+                // producer's sequence state needs its header).
+                if producers_last_batch {
+                    writer.push(&records::build_empty_batch(&header))?;
+                }
+                continue;
+            }
             let facts: Vec<RecordFacts<'_>> = records
                 .iter()
                 .map(|r| RecordFacts {
@@ -372,9 +419,7 @@ impl CompactionPlan {
             let existing_horizon = records::delete_horizon_ms(&header);
             let batch_facts = BatchFacts {
                 delete_horizon_ms: existing_horizon,
-                producers_last_batch: header.is_idempotent()
-                    && self.producers_last_batch.get(&header.producer_id)
-                        == Some(&header.last_offset()),
+                producers_last_batch,
             };
             match decide_batch(&facts, |k| map.get(k), batch_facts, self.now_ms) {
                 BatchDecision::KeepOriginal => {
@@ -408,5 +453,45 @@ impl CompactionPlan {
             }
         }
         Ok(horizon_ms)
+    }
+
+    /// A control batch: a marker goes once its transaction has no data left and its
+    /// delete horizon (set by the cleaning that first found it removable, KIP-534)
+    /// passed; until then it is kept, and an abort marker keeps its index entry.
+    /// Returns the delete horizon of a marker kept with one.
+    fn clean_marker(
+        &self,
+        header: &BatchHeader,
+        batch: &[u8],
+        txns: &mut TxnCleaning,
+        writer: &mut CleanedWriter,
+    ) -> io::Result<Option<i64>> {
+        let Some(marker) = EndTxnMarker::parse(batch).map_err(io::Error::other)? else {
+            // A control batch of a type Fjord does not know is kept as it is.
+            writer.push(batch)?;
+            return Ok(None);
+        };
+        let fate = txns.on_marker(marker.producer_id, header.base_offset, marker.commit);
+        let existing = records::delete_horizon_ms(header);
+        let horizon = match (fate.removable, existing) {
+            (true, Some(h)) if self.now_ms >= h => return Ok(None),
+            (true, Some(h)) => {
+                writer.push(batch)?;
+                Some(h)
+            }
+            (true, None) => {
+                let h = self.now_ms.saturating_add(self.config.delete_retention_ms);
+                let section = records::records_section(batch, header)?;
+                let records = records::parse_records(header, &section)?;
+                writer.push(&records::build_batch(header, &records, Some(h))?)?;
+                Some(h)
+            }
+            (false, _) => {
+                writer.push(batch)?;
+                None
+            }
+        };
+        writer.aborted.extend(fate.aborted);
+        Ok(horizon)
     }
 }

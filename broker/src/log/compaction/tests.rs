@@ -22,9 +22,9 @@ use crate::storage::{Disk, FileKind};
 
 const HOUR_MS: i64 = 3600 * 1000;
 
-type Kv<'a> = (Option<&'a str>, Option<&'a str>);
+pub(super) type Kv<'a> = (Option<&'a str>, Option<&'a str>);
 
-fn kv<'a>(k: &'a str, v: &'a str) -> Kv<'a> {
+pub(super) fn kv<'a>(k: &'a str, v: &'a str) -> Kv<'a> {
     (Some(k), Some(v))
 }
 
@@ -32,7 +32,7 @@ fn tombstone(k: &str) -> Kv<'_> {
     (Some(k), None)
 }
 
-fn compact_config() -> LogConfig {
+pub(super) fn compact_config() -> LogConfig {
     LogConfig {
         cleanup_policy: CleanupPolicy::COMPACT,
         index_interval_bytes: 0,
@@ -64,7 +64,7 @@ fn put_bytes(out: &mut Vec<u8>, b: Option<&str>) {
 /// A producer's batch, written here independently of the cleaner's encoder and
 /// compressed with the codec crates directly (snappy raw, as librdkafka writes it).
 /// Record i has timestamp `ts + i` and one header.
-fn encode_with(
+pub(super) fn encode_with(
     records: &[Kv<'_>],
     ts: i64,
     codec: Compression,
@@ -119,21 +119,21 @@ fn encode_with(
     b
 }
 
-fn encode(records: &[Kv<'_>], ts: i64) -> BytesMut {
+pub(super) fn encode(records: &[Kv<'_>], ts: i64) -> BytesMut {
     encode_with(records, ts, Compression::None, (NO_PRODUCER_ID, -1, -1))
 }
 
-fn put(log: &mut Log, records: &[Kv<'_>], ts: i64) -> AppendInfo {
+pub(super) fn put(log: &mut Log, records: &[Kv<'_>], ts: i64) -> AppendInfo {
     log.append_as_leader(encode(records, ts), 1, ts).unwrap()
 }
 
-fn roll(log: &mut Log) {
+pub(super) fn roll(log: &mut Log) {
     let base = log.log_end_offset();
     log.roll(base, log.clock_ms).unwrap();
 }
 
 /// Plan, run and install with the high watermark at the log end; whether it installed.
-fn compact(log: &mut Log, now_ms: i64) -> bool {
+pub(super) fn compact(log: &mut Log, now_ms: i64) -> bool {
     let hw = log.log_end_offset();
     match log.plan_compaction(now_ms, hw) {
         Some(plan) => log.install_compaction(plan.run().unwrap()).unwrap(),
@@ -150,7 +150,7 @@ struct Read {
 }
 
 /// Every batch a consumer fetching from the log start receives, in order.
-fn read_batches(log: &Log) -> Vec<(BatchHeader, Vec<u8>)> {
+pub(super) fn read_batches(log: &Log) -> Vec<(BatchHeader, Vec<u8>)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     while offset < log.log_end_offset() {
@@ -194,7 +194,7 @@ fn read_records(log: &Log) -> Vec<Read> {
 }
 
 /// (offset, key, value) with a tombstone shown as value "∅".
-fn kvs(log: &Log) -> Vec<(i64, String, String)> {
+pub(super) fn kvs(log: &Log) -> Vec<(i64, String, String)> {
     read_records(log)
         .into_iter()
         .map(|r| {

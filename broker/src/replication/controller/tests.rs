@@ -607,3 +607,116 @@ fn a_replica_back_online_rejoins_the_isr_by_catching_up() {
         Err(ResponseError::UnknownTopicOrPartition)
     );
 }
+
+/// `cluster(3)` without automatic preferred-leader election, so that only ElectLeaders
+/// moves leadership back.
+fn cluster_without_rebalance() -> Controller {
+    let mut c = cluster(3, &[]);
+    c.config.auto_leader_rebalance = false;
+    c
+}
+
+fn elect(c: &mut Controller, election: ElectionType, named: bool) -> Vec<(i32, Option<i16>)> {
+    let req = ElectLeaders {
+        election,
+        partitions: named.then(|| vec![("orders".to_string(), 0), ("orders".to_string(), 9)]),
+    };
+    c.elect_leaders(&req)
+        .0
+        .into_iter()
+        .map(|(_, p, r)| (p, r.err().map(|(code, _)| code.code())))
+        .collect()
+}
+
+/// Broker 1 fenced (leadership moves to 2), then back and in the ISR again.
+fn preferred_replica_back_in_the_isr(c: &mut Controller) {
+    tick_without(c, SESSION_MS + 1, &[1]);
+    let (epoch, _) = c.register_broker(SESSION_MS + 2, 1, None);
+    c.heartbeat(SESSION_MS + 2, heartbeat(1, epoch.0))
+        .0
+        .unwrap();
+    let (result, _) = c.alter_partition(
+        2,
+        BrokerEpoch(1),
+        &AlterPartitionRequest {
+            partition: TP,
+            leader_epoch: LeaderEpoch(1),
+            partition_epoch: PartitionEpoch(1),
+            new_isr: Isr::new(vec![1, 2, 3]),
+            added_epochs: vec![(1, epoch)],
+        },
+    );
+    assert_eq!(result, Ok(reg(&[1, 2, 3], &[1, 2, 3], 2, 1, 2)));
+    assert_eq!(
+        tick_without(c, SESSION_MS + 3, &[]),
+        vec![],
+        "no automatic move"
+    );
+}
+
+#[test]
+fn preferred_election_moves_leadership_to_the_first_replica_in_the_isr() {
+    let mut c = cluster_without_rebalance();
+    const UNKNOWN: i16 = 3;
+    const NOT_AVAILABLE: i16 = 80;
+    const NOT_NEEDED: i16 = 84;
+    // Led by its preferred replica: nothing to do, and nothing listed when every
+    // partition is asked for.
+    assert_eq!(
+        elect(&mut c, ElectionType::Preferred, true),
+        vec![(0, Some(NOT_NEEDED)), (9, Some(UNKNOWN))]
+    );
+    assert_eq!(elect(&mut c, ElectionType::Preferred, false), vec![]);
+    // Preferred replica fenced: not available.
+    tick_without(&mut c, SESSION_MS + 1, &[1]);
+    assert_eq!(
+        elect(&mut c, ElectionType::Preferred, false),
+        vec![(0, Some(NOT_AVAILABLE))]
+    );
+    let mut c = cluster_without_rebalance();
+    preferred_replica_back_in_the_isr(&mut c);
+    let (results, records) = c.elect_leaders(&ElectLeaders {
+        election: ElectionType::Preferred,
+        partitions: None,
+    });
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].2, Ok(()));
+    assert_eq!(records, vec![changed(reg(&[1, 2, 3], &[1, 2, 3], 1, 2, 3))]);
+    assert_eq!(c.state().partition(&TP).unwrap().leader, 1);
+}
+
+#[test]
+fn unclean_election_only_for_a_partition_without_a_leader() {
+    let mut c = cluster_without_rebalance();
+    const NOT_NEEDED: i16 = 84;
+    const NO_ELIGIBLE: i16 = 83;
+    assert_eq!(
+        elect(&mut c, ElectionType::Unclean, true)[0],
+        (0, Some(NOT_NEEDED))
+    );
+    // 2 and 3 leave the ISR; then 1, its last member, cannot serve its copy: no leader.
+    tick_without(&mut c, SESSION_MS + 1, &[2, 3]);
+    let (e2, _) = c.register_broker(SESSION_MS + 2, 2, None);
+    c.heartbeat(SESSION_MS + 2, heartbeat(2, e2.0)).0.unwrap();
+    c.replica_storage(1, BrokerEpoch(0), TP, true).unwrap();
+    let before = c.state().partition(&TP).unwrap().clone();
+    assert_eq!((before.leader, before.isr.members()), (NO_LEADER, &[1][..]));
+    // The topic does not allow unclean election, but an operator's request does.
+    let (results, records) = c.elect_leaders(&ElectLeaders {
+        election: ElectionType::Unclean,
+        partitions: Some(vec![("orders".to_string(), 0)]),
+    });
+    assert_eq!(results[0].2, Ok(()));
+    let after = c.state().partition(&TP).unwrap().clone();
+    assert_eq!((after.leader, after.isr.members()), (2, &[2][..]));
+    assert_eq!(after.leader_epoch.0, before.leader_epoch.0 + 1);
+    assert_eq!(records, vec![changed(after)]);
+    // No replica can serve at all: nothing to elect.
+    let mut c = cluster_without_rebalance();
+    tick_without(&mut c, SESSION_MS + 1, &[2, 3]);
+    c.replica_storage(1, BrokerEpoch(0), TP, true).unwrap();
+    assert_eq!(
+        elect(&mut c, ElectionType::Unclean, false),
+        vec![(0, Some(NO_ELIGIBLE))]
+    );
+}

@@ -1,4 +1,7 @@
-//! DescribeConfigs and IncrementalAlterConfigs for topics (and, read-only, the broker).
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics and
+//! groups (and, read-only, the broker).
+
+use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -9,16 +12,23 @@ use kafka_protocol::messages::*;
 
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, Authorizer, ResourceType};
-use crate::config::{effective_topic_config, ConfigType, TOPIC_CONFIGS};
-use crate::metadata::admin::{plan_alter_topic_configs, AdminError, ConfigOp};
+use crate::config::{
+    effective_topic_config, group_config_def, ConfigType, TopicConfigDef, TopicDefaults,
+    GROUP_CONFIGS, TOPIC_CONFIGS,
+};
+use crate::metadata::admin::{
+    plan_alter_group_configs, plan_alter_topic_configs, replace_config_ops, AdminError, ConfigOp,
+};
 use crate::server::broker::Broker;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 // Kafka's ConfigSource numbers.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+const SOURCE_GROUP: i8 = 8;
 
 struct Entry {
     name: String,
@@ -31,38 +41,60 @@ struct Entry {
     synonyms: Vec<(String, String, i8)>,
 }
 
+/// A resource's configs from their definitions: each override with `override_source`,
+/// else the default, with Kafka's synonyms (the override, then the broker property the
+/// default comes from).
+fn entries(
+    defs: &[TopicConfigDef],
+    overrides: &BTreeMap<String, String>,
+    defaults: &TopicDefaults,
+    override_source: i8,
+) -> Vec<Entry> {
+    defs.iter()
+        .map(|def| {
+            let default = (def.default)(defaults);
+            let overridden = overrides.get(def.name);
+            let mut synonyms = Vec::new();
+            if let Some(v) = overridden {
+                synonyms.push((def.name.to_string(), v.clone(), override_source));
+            }
+            if let Some(p) = def.broker_property {
+                synonyms.push((p.to_string(), default.clone(), SOURCE_DEFAULT));
+            }
+            Entry {
+                name: def.name.to_string(),
+                value: overridden.cloned().unwrap_or(default),
+                source: if overridden.is_some() {
+                    override_source
+                } else {
+                    SOURCE_DEFAULT
+                },
+                config_type: def.config_type,
+                doc: def.documentation(),
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
 fn topic_entries(broker: &Broker, topic: &str) -> Option<Vec<Entry>> {
     let image = broker.image();
     let t = image.topic(topic)?;
-    Some(
-        TOPIC_CONFIGS
-            .iter()
-            .map(|def| {
-                let default = (def.default)(&broker.defaults);
-                let overridden = t.configs.get(def.name);
-                let mut synonyms = Vec::new();
-                if let Some(v) = overridden {
-                    synonyms.push((def.name.to_string(), v.clone(), SOURCE_TOPIC));
-                }
-                if let Some(p) = def.broker_property {
-                    synonyms.push((p.to_string(), default.clone(), SOURCE_DEFAULT));
-                }
-                Entry {
-                    name: def.name.to_string(),
-                    value: overridden.cloned().unwrap_or(default),
-                    source: if overridden.is_some() {
-                        SOURCE_TOPIC
-                    } else {
-                        SOURCE_DEFAULT
-                    },
-                    config_type: def.config_type,
-                    doc: def.documentation(),
-                    read_only: false,
-                    synonyms,
-                }
-            })
-            .collect(),
-    )
+    Some(entries(
+        TOPIC_CONFIGS,
+        &t.configs,
+        &broker.defaults,
+        SOURCE_TOPIC,
+    ))
+}
+
+/// A group's configs: described whether or not the group exists, as in Kafka.
+fn group_entries(broker: &Broker, group: &str) -> Vec<Entry> {
+    let image = broker.image();
+    let none = BTreeMap::new();
+    let overrides = image.group_configs(group).unwrap_or(&none);
+    entries(GROUP_CONFIGS, overrides, &broker.defaults, SOURCE_GROUP)
 }
 
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
@@ -221,7 +253,8 @@ fn broker_entries(broker: &Broker) -> Vec<Entry> {
 
 /// Kafka's rule for config resources: a topic's configs need `op` on the topic
 /// (TOPIC_AUTHORIZATION_FAILED), a broker's need `op` on the cluster
-/// (CLUSTER_AUTHORIZATION_FAILED). Other types are refused later as unsupported.
+/// (CLUSTER_AUTHORIZATION_FAILED), a group's `op` on the group
+/// (GROUP_AUTHORIZATION_FAILED). Other types are refused later as unsupported.
 fn may_configure(
     auth: &Authorizer,
     ctx: &RequestContext,
@@ -239,6 +272,11 @@ fn may_configure(
             auth.cluster(op),
             ResponseError::ClusterAuthorizationFailed,
             "the cluster".to_string(),
+        ),
+        RESOURCE_GROUP => (
+            auth.authorize(op, ResourceType::Group, name),
+            ResponseError::GroupAuthorizationFailed,
+            format!("group {name:?}"),
         ),
         _ => return Ok(()),
     };
@@ -284,6 +322,7 @@ pub fn describe_configs(
                         format!("topic {:?} does not exist", r.resource_name.as_str()),
                     )
                 }),
+                RESOURCE_GROUP => Ok(group_entries(broker, &r.resource_name)),
                 RESOURCE_BROKER
                     if r.resource_name.is_empty()
                         || r.resource_name.as_str() == broker.node_id().to_string() =>
@@ -351,6 +390,79 @@ pub fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// How a request changes a resource's overrides.
+enum Change {
+    /// IncrementalAlterConfigs: these operations, in order.
+    Ops(Vec<ConfigOp>),
+    /// Legacy AlterConfigs: the whole set replaced by these (a null value sets nothing).
+    Replace(Vec<(String, Option<String>)>),
+}
+
+impl Change {
+    fn ops(&self, current: Option<&BTreeMap<String, String>>) -> Vec<ConfigOp> {
+        match self {
+            Change::Ops(ops) => ops.clone(),
+            Change::Replace(requested) => {
+                replace_config_ops(current.unwrap_or(&BTreeMap::new()), requested)
+            }
+        }
+    }
+}
+
+/// Plan (and unless `validate_only`, commit) one resource's config change; both
+/// AlterConfigs forms come here, so they validate alike.
+async fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: Change,
+) -> Result<(), AdminError> {
+    let defaults = &broker.defaults;
+    match resource_type {
+        RESOURCE_TOPIC => broker
+            .change_metadata(!validate_only, |image| {
+                let list_default =
+                    |k: &str| effective_topic_config(k, &Default::default(), defaults);
+                let ops = change.ops(image.topic(name).map(|t| &t.configs));
+                plan_alter_topic_configs(image, name, &ops, list_default)
+            })
+            .await
+            .map(|_| tracing::info!(topic = %name, validate_only, "altered topic configs")),
+        RESOURCE_GROUP => broker
+            .change_metadata(!validate_only, |image| {
+                let list_default = |k: &str| group_config_def(k).map(|d| (d.default)(defaults));
+                let ops = change.ops(image.group_configs(name));
+                plan_alter_group_configs(image, name, &ops, list_default)
+            })
+            .await
+            .map(|_| tracing::info!(group = %name, validate_only, "altered group configs")),
+        RESOURCE_BROKER => Err(AdminError {
+            code: ResponseError::InvalidConfig,
+            message: "broker configs are static: set them with flags or FJORD_* variables".into(),
+        }),
+        other => Err(AdminError {
+            code: ResponseError::InvalidRequest,
+            message: format!("resource type {other} is not supported"),
+        }),
+    }
+}
+
+/// The error code and message of one resource's outcome, counted.
+fn outcome_error(
+    broker: &Broker,
+    ctx: &RequestContext,
+    outcome: Result<(), AdminError>,
+) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => {
+            count_error(broker, ctx.api_key, e.code.code());
+            (e.code.code(), Some(str_bytes(e.message)))
+        }
+    }
+}
+
 pub async fn incremental_alter_configs(
     broker: &Broker,
     ctx: &RequestContext,
@@ -368,53 +480,86 @@ pub async fn incremental_alter_configs(
             r.resource_type,
             &name,
         );
-        let outcome: Result<(), AdminError> = match r.resource_type {
-            _ if allowed.is_err() => allowed,
-            RESOURCE_TOPIC => {
-                let ops: Result<Vec<ConfigOp>, AdminError> = r
-                    .configs
-                    .into_iter()
-                    .map(|c| {
-                        ConfigOp::from_wire(
-                            c.config_operation,
-                            c.name.to_string(),
-                            c.value.map(|v| v.to_string()),
-                        )
-                    })
-                    .collect();
-                match ops {
-                    Ok(ops) => {
-                        let defaults = &broker.defaults;
-                        broker
-                            .change_metadata(!req.validate_only, |image| {
-                                let list_default = |k: &str| effective_topic_config(k, &Default::default(), defaults);
-                                plan_alter_topic_configs(image, &name, &ops, list_default)
-                            })
-                            .await
-                            .map(|_| tracing::info!(topic = %name, validate_only = req.validate_only, "altered topic configs"))
-                    }
-                    Err(e) => Err(e),
-                }
+        let ops: Result<Vec<ConfigOp>, AdminError> = r
+            .configs
+            .into_iter()
+            .map(|c| {
+                ConfigOp::from_wire(
+                    c.config_operation,
+                    c.name.to_string(),
+                    c.value.map(|v| v.to_string()),
+                )
+            })
+            .collect();
+        let outcome = match (allowed, ops) {
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(ops)) => {
+                alter_resource(
+                    broker,
+                    r.resource_type,
+                    &name,
+                    req.validate_only,
+                    Change::Ops(ops),
+                )
+                .await
             }
-            RESOURCE_BROKER => Err(AdminError {
-                code: ResponseError::InvalidConfig,
-                message: "broker configs are static: set them with flags or FJORD_* variables"
-                    .into(),
-            }),
-            other => Err(AdminError {
-                code: ResponseError::InvalidRequest,
-                message: format!("resource type {other} is not supported"),
-            }),
         };
-        let mut resp = AlterConfigsResourceResponse::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name);
-        if let Err(e) = outcome {
-            count_error(broker, ctx.api_key, e.code.code());
-            resp.error_code = e.code.code();
-            resp.error_message = Some(str_bytes(e.message));
-        }
-        responses.push(resp);
+        let (error_code, error_message) = outcome_error(broker, ctx, outcome);
+        responses.push(
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
     }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Legacy AlterConfigs (key 33): each resource's dynamic configs become exactly the
+/// request's; what it does not name returns to its default.
+pub async fn alter_configs(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut responses = Vec::with_capacity(req.resources.len());
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    for r in req.resources {
+        let name = r.resource_name.to_string();
+        let outcome = match may_configure(
+            &auth,
+            ctx,
+            AclOperation::AlterConfigs,
+            r.resource_type,
+            &name,
+        ) {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let requested = r
+                    .configs
+                    .into_iter()
+                    .map(|c| (c.name.to_string(), c.value.map(|v| v.to_string())))
+                    .collect();
+                alter_resource(
+                    broker,
+                    r.resource_type,
+                    &name,
+                    req.validate_only,
+                    Change::Replace(requested),
+                )
+                .await
+            }
+        };
+        let (error_code, error_message) = outcome_error(broker, ctx, outcome);
+        responses.push(
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(error_code)
+                .with_error_message(error_message),
+        );
+    }
+    AlterConfigsResponse::default().with_responses(responses)
 }

@@ -1,5 +1,8 @@
-//! Fetch: whole batches from each partition up to the high watermark, waiting up to
-//! max_wait_ms for min_bytes to arrive.
+//! Fetch: whole batches from each partition up to the high watermark (read_uncommitted)
+//! or the last stable offset (read_committed, with the aborted transactions the
+//! batches overlap, KIP-98), waiting up to max_wait_ms for min_bytes to arrive. The
+//! last stable offset moves only with the high watermark (a marker is stable once the
+//! high watermark passes it), so waiting on the high watermark wakes both.
 //!
 //! Record data is not read here: each partition contributes a file range that the
 //! connection sends with sendfile (see `protocol::fetch_response`).
@@ -13,8 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 
@@ -328,8 +333,28 @@ fn gather(
                     // Kafka's rule: the first batch of the response is returned whole
                     // even above the limits, or a consumer facing a large batch stalls.
                     let min_one = bytes == 0;
-                    match partition.read(fp.fetch_offset, limit, min_one) {
-                        Ok(info) => {
+                    let read_committed = req.isolation_level == 1;
+                    let read =
+                        partition.read_isolated(fp.fetch_offset, limit, min_one, read_committed);
+                    let (hw, lso) = match &read {
+                        Ok(r) => (r.high_watermark, r.last_stable_offset),
+                        Err(_) => partition.stable_offsets(),
+                    };
+                    match read {
+                        Ok(read) => {
+                            let info = read.info;
+                            if read_committed {
+                                pd.aborted_transactions = Some(
+                                    read.aborted
+                                        .iter()
+                                        .map(|t| {
+                                            AbortedTransaction::default()
+                                                .with_producer_id(ProducerId(t.producer_id))
+                                                .with_first_offset(t.first_offset)
+                                        })
+                                        .collect(),
+                                );
+                            }
                             pd.log_start_offset = info.log_start_offset;
                             if let Some(s) = info.slice {
                                 let records_out = info.next_offset - fp.fetch_offset.max(0);
@@ -354,10 +379,8 @@ fn gather(
                             pd.error_code = ResponseError::KafkaStorageError.code();
                         }
                     }
-                    let hw = partition.high_watermark();
                     pd.high_watermark = hw;
-                    // No transactions: everything below the high watermark is stable.
-                    pd.last_stable_offset = hw;
+                    pd.last_stable_offset = lso;
                 }
             }
         }
@@ -365,7 +388,12 @@ fn gather(
         if v < 5 {
             pd.log_start_offset = -1;
         }
-        pd.aborted_transactions = (req.isolation_level == 1).then(Vec::new);
+        // Only read_committed answers name aborted transactions (null otherwise).
+        if req.isolation_level != 1 {
+            pd.aborted_transactions = None;
+        } else if pd.aborted_transactions.is_none() {
+            pd.aborted_transactions = Some(Vec::new());
+        }
         reads.push(Read { data: pd, slice });
     }
     Gathered {
@@ -374,3 +402,7 @@ fn gather(
         any_error,
     }
 }
+
+#[cfg(test)]
+#[path = "fetch_txn_tests.rs"]
+mod txn_tests;

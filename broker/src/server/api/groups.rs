@@ -116,32 +116,50 @@ async fn find_group_coordinator(
     }
 }
 
+/// Until transactions are served there is no transaction coordinator to name. A
+/// retriable code (COORDINATOR_NOT_AVAILABLE) would make `init_transactions()` wait for
+/// its whole timeout: librdkafka retries every FindCoordinator error but the two
+/// authorization ones, and the Java producer retries every retriable one. This code is
+/// fatal to both, so a transactional producer fails at once, as InitProducerId with a
+/// transactional id does.
+const TRANSACTIONS_NOT_SERVED: (ResponseError, Option<&str>) = (
+    ResponseError::TransactionalIdAuthorizationFailed,
+    Some("transactions are not served by this broker: no transaction coordinator"),
+);
+
 pub async fn find_coordinator(
     broker: &Broker,
     ctx: &RequestContext,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     let v = ctx.version;
+    // The error and, where it says more than the code, a message.
     let lookup = |key: String| async move {
         match req.key_type {
             0 => {
-                group_access(broker, ctx, AclOperation::Describe, &key)?;
-                find_group_coordinator(broker, &ctx.listener, &key).await
+                group_access(broker, ctx, AclOperation::Describe, &key)
+                    .map_err(|e| (e, None::<&'static str>))?;
+                find_group_coordinator(broker, &ctx.listener, &key)
+                    .await
+                    .map_err(|e| (e, None::<&'static str>))
             }
             1 => {
                 let image = broker.image();
                 let auth = super::acls::authorizer(broker, ctx, &image);
                 if !auth.authorize(AclOperation::Describe, ResourceType::TransactionalId, &key) {
-                    return Err(ResponseError::TransactionalIdAuthorizationFailed);
+                    return Err((
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        None::<&'static str>,
+                    ));
                 }
-                Err(ResponseError::CoordinatorNotAvailable)
+                Err(TRANSACTIONS_NOT_SERVED)
             }
-            // Transactions are not served (InitProducerId refuses transactional ids),
-            // so there is no transaction coordinator to name (key type 1 above). Kafka
-            // answers that retriable code while its transaction state topic is
-            // unavailable.
-            _ => Err(ResponseError::InvalidRequest),
+            // Share groups (KIP-932) are not served.
+            _ => Err((ResponseError::InvalidRequest, None)),
         }
+    };
+    let message = |e: ResponseError, m: Option<&str>| {
+        Some(str_bytes(m.map_or_else(|| e.to_string(), str::to_string)))
     };
     if v >= 4 {
         let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
@@ -152,11 +170,11 @@ pub async fn find_coordinator(
                     .with_node_id(BrokerId(node_id))
                     .with_host(str_bytes(host))
                     .with_port(port),
-                Err(e) => c
+                Err((e, m)) => c
                     .with_node_id(BrokerId(-1))
                     .with_port(-1)
                     .with_error_code(err(broker, ctx, Some(e)))
-                    .with_error_message(Some(str_bytes(e.to_string()))),
+                    .with_error_message(message(e, m)),
             });
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
@@ -168,12 +186,12 @@ pub async fn find_coordinator(
             resp.host = str_bytes(host);
             resp.port = port;
         }
-        Err(e) => {
+        Err((e, m)) => {
             resp.error_code = err(broker, ctx, Some(e));
             resp.node_id = BrokerId(-1);
             resp.port = -1;
             if v >= 1 {
-                resp.error_message = Some(str_bytes(e.to_string()));
+                resp.error_message = message(e, m);
             }
         }
     }
@@ -455,8 +473,14 @@ pub fn list_groups(
         Ok(rt) => rt,
         Err(e) => return ListGroupsResponse::default().with_error_code(err(broker, ctx, Some(e))),
     };
-    let filter: Vec<String> = if v >= 4 {
-        req.states_filter.iter().map(|s| s.to_lowercase()).collect()
+    let lower = |list: &[StrBytes]| list.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+    let states = if v >= 4 {
+        lower(&req.states_filter)
+    } else {
+        Vec::new()
+    };
+    let types = if v >= 5 {
+        lower(&req.types_filter)
     } else {
         Vec::new()
     };
@@ -467,7 +491,7 @@ pub fn list_groups(
     let groups = rt
         .list()
         .into_iter()
-        .filter(|(_, _, s)| filter.is_empty() || filter.contains(&s.as_str().to_lowercase()))
+        .filter(|(_, _, s)| listed(s.as_str(), &states, &types))
         .filter(|(id, _, _)| all || auth.authorize(AclOperation::Describe, ResourceType::Group, id))
         .map(|(id, protocol_type, state)| {
             let mut g = ListedGroup::default()
@@ -476,10 +500,24 @@ pub fn list_groups(
             if v >= 4 {
                 g.group_state = str_bytes(state.as_str());
             }
+            if v >= 5 {
+                g.group_type = str_bytes(GROUP_TYPE);
+            }
             g
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
+}
+
+/// Every group Fjord coordinates is a classic one (KIP-848's types: classic, consumer,
+/// share, streams).
+const GROUP_TYPE: &str = "classic";
+
+/// ListGroups' filters (lower-cased; empty lets everything through): states (v4+,
+/// KIP-518) and types (v5+, KIP-848), both matched without regard to case, as Kafka.
+fn listed(state: &str, states: &[String], types: &[String]) -> bool {
+    (states.is_empty() || states.contains(&state.to_lowercase()))
+        && (types.is_empty() || types.iter().any(|t| t == GROUP_TYPE))
 }
 
 pub async fn delete_groups(
@@ -621,5 +659,35 @@ mod tests {
         for p in &topic.partitions {
             assert_eq!(p.replicas, vec![b.node_id()], "partition {}", p.partition);
         }
+    }
+
+    /// A transactional producer must fail at once, not retry FindCoordinator until its
+    /// timeout: the code is one librdkafka and the Java client treat as fatal.
+    #[tokio::test]
+    async fn find_coordinator_for_a_transaction_fails_with_a_fatal_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path(), &[]).await;
+        let fatal = ResponseError::TransactionalIdAuthorizationFailed.code();
+        let req = FindCoordinatorRequest::default()
+            .with_key(str_bytes("txn".to_string()))
+            .with_key_type(1);
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3), req).await;
+        assert_eq!(resp.error_code, fatal);
+        let message = resp.error_message.unwrap().to_string();
+        assert!(message.contains("transactions are not served"), "{message}");
+        let req = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![str_bytes("txn".to_string())]);
+        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 4), req).await;
+        assert_eq!(resp.coordinators[0].error_code, fatal);
+    }
+
+    #[test]
+    fn list_groups_filters_by_state_and_type_without_regard_to_case() {
+        let lower = |l: &[&str]| l.iter().map(|x| x.to_lowercase()).collect::<Vec<_>>();
+        assert!(listed("Stable", &[], &[]));
+        assert!(listed("Stable", &lower(&["stable"]), &lower(&["Classic"])));
+        assert!(!listed("Stable", &lower(&["Empty"]), &[]));
+        assert!(!listed("Stable", &[], &lower(&["consumer", "share"])));
     }
 }

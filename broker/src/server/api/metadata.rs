@@ -12,7 +12,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::metadata::admin::{plan_create_topic, validate_topic_name, NewTopic};
-use crate::metadata::image::{MetadataImage, TopicState};
+use crate::metadata::image::{MetadataImage, PartitionState, TopicState};
 use crate::server::broker::{Broker, ClusterBroker};
 
 fn broker_entries(listed: Vec<ClusterBroker>) -> Vec<MetadataResponseBroker> {
@@ -54,16 +54,7 @@ fn topic_entry(
                 e.leader_epoch = p.leader_epoch;
             }
             if version >= 5 {
-                // Replicas whose broker reported them unusable, or on fenced brokers.
-                e.offline_replicas = p
-                    .replicas
-                    .iter()
-                    .copied()
-                    .filter(|&r| {
-                        p.offline_replicas.contains(&r) || image.broker(r).is_some_and(|b| b.fenced)
-                    })
-                    .map(BrokerId)
-                    .collect();
+                e.offline_replicas = offline_replicas(p, image);
             }
             if leader < 0 {
                 e.error_code = ResponseError::LeaderNotAvailable.code();
@@ -83,7 +74,17 @@ fn topic_entry(
     e
 }
 
-fn hidden(broker: &Broker) -> Option<i32> {
+/// Replicas whose broker reported them unusable, or on fenced brokers.
+pub(super) fn offline_replicas(p: &PartitionState, image: &MetadataImage) -> Vec<BrokerId> {
+    p.replicas
+        .iter()
+        .copied()
+        .filter(|&r| p.offline_replicas.contains(&r) || image.broker(r).is_some_and(|b| b.fenced))
+        .map(BrokerId)
+        .collect()
+}
+
+pub(super) fn hidden(broker: &Broker) -> Option<i32> {
     broker.is_cut_off().then(|| broker.node_id())
 }
 

@@ -7,6 +7,8 @@ pub mod acls;
 pub mod admin;
 pub mod api_versions;
 pub mod configs;
+pub mod describe_partitions;
+pub mod elect;
 pub mod fetch;
 pub mod group_offsets;
 pub mod groups;
@@ -14,6 +16,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod reassign;
+pub mod records;
 pub mod scram;
 
 #[cfg(test)]
@@ -80,6 +83,11 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeUserScramCredentials => "DescribeUserScramCredentials",
         ApiKey::AlterUserScramCredentials => "AlterUserScramCredentials",
         ApiKey::DescribeClientQuotas => "DescribeClientQuotas",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
         _ => "Other",
     }
 }
@@ -199,6 +207,15 @@ pub async fn dispatch(
         ApiKey::IncrementalAlterConfigs => {
             encode(&configs::incremental_alter_configs(broker, ctx, decode(body, v)?).await)
         }
+        ApiKey::AlterConfigs => {
+            encode(&configs::alter_configs(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::ElectLeaders => encode(&elect::elect_leaders(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeTopicPartitions => encode(&describe_partitions::describe_topic_partitions(
+            broker,
+            ctx,
+            decode(body, v)?,
+        )),
         ApiKey::FindCoordinator => {
             encode(&groups::find_coordinator(broker, ctx, decode(body, v)?).await)
         }
@@ -226,6 +243,12 @@ pub async fn dispatch(
         )),
         ApiKey::AlterUserScramCredentials => {
             encode(&scram::alter_user_scram_credentials(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DeleteRecords => {
+            encode(&records::delete_records(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::DescribeLogDirs => {
+            encode(&records::describe_log_dirs(broker, ctx, decode(body, v)?))
         }
         ApiKey::DescribeClientQuotas => {
             let _: DescribeClientQuotasRequest = decode(body, v)?;

@@ -1,6 +1,8 @@
 //! Offset lookups: ListOffsets (earliest -2, latest -1, max timestamp -3, or the first
 //! offset at or after a timestamp) and OffsetForLeaderEpoch (where an epoch ended, so
-//! a consumer can check its position after a leader change, KIP-320).
+//! a consumer can check its position after a leader change, KIP-320). With
+//! isolation_level=1 (read_committed) ListOffsets answers as far as the last stable
+//! offset instead of the high watermark, as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
@@ -32,6 +34,7 @@ pub fn handle(
     let v = ctx.version;
     let image = broker.image();
     let auth = super::acls::authorizer(broker, ctx, &image);
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -48,7 +51,7 @@ pub fn handle(
                         .and_then(|()| {
                             super::led_partition(broker, &image, name, lp.partition_index)
                         })
-                        .and_then(|p| lookup(&p, lp, v, name));
+                        .and_then(|p| lookup(&p, lp, v, read_committed, name));
                     match result {
                         Ok(Some((ts, offset, epoch))) => {
                             resp.timestamp = ts;
@@ -81,11 +84,13 @@ pub fn handle(
 }
 
 /// The (timestamp, offset, leader epoch) a ListOffsets entry asks for; None when no
-/// record is at or after the timestamp.
+/// record is at or after the timestamp below what the reader may fetch (the last
+/// stable offset when `read_committed`, else the high watermark).
 fn lookup(
     p: &Partition,
     lp: &ListOffsetsPartition,
     v: i16,
+    read_committed: bool,
     topic: &str,
 ) -> Result<Option<(i64, i64, i32)>, ResponseError> {
     if v >= 4 {
@@ -93,8 +98,13 @@ fn lookup(
     }
     let hw = p.client_high_watermark()?;
     p.with_log(|log| {
+        let fetchable = if read_committed {
+            log.last_stable_offset(hw)
+        } else {
+            hw
+        };
         let found = match lp.timestamp {
-            LATEST => Some((-1, hw)),
+            LATEST => Some((-1, fetchable)),
             EARLIEST => Some((-1, log.log_start_offset())),
             MAX_TIMESTAMP if v >= 7 => log.max_timestamp_offset().map(|(o, ts)| (ts, o)),
             ts if ts >= 0 => log
@@ -104,7 +114,7 @@ fn lookup(
                     ResponseError::KafkaStorageError
                 })?
                 .map(|(o, ts)| (ts, o))
-                .filter(|&(_, o)| o < hw),
+                .filter(|&(_, o)| o < fetchable),
             _ => return Err(ResponseError::InvalidRequest),
         };
         Ok(found.map(|(ts, o)| (ts, o, log.epoch_for_offset(o).unwrap_or_else(|| log.latest_epoch()))))

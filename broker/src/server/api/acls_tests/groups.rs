@@ -298,11 +298,22 @@ async fn a_transaction_coordinator_lookup_needs_describe_on_the_transactional_id
         resp.error_code,
         ResponseError::TransactionalIdAuthorizationFailed.code()
     );
-    // Allowed, it meets the absence of transactions here.
+    let denied = resp
+        .error_message
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(!denied.contains("not served"), "{denied}");
+    // Allowed, it meets the absence of transactions here: the same fatal code, so that
+    // a transactional producer stops at once, with a message that says why.
     let resp =
         groups::find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3, "User:admin"), find).await;
     assert_eq!(
         resp.error_code,
-        ResponseError::CoordinatorNotAvailable.code()
+        ResponseError::TransactionalIdAuthorizationFailed.code()
     );
+    let message = resp
+        .error_message
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    assert!(message.contains("transactions are not served"), "{message}");
 }

@@ -3,8 +3,10 @@
 //! after an ACL grants it.
 
 mod admin;
+mod admin_apis;
 mod data;
 mod groups;
+mod records;
 
 use std::sync::Arc;
 
