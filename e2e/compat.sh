@@ -10,6 +10,9 @@
 # One summary line per suite, then "N passed, N failed" (suites; ", N skipped" follows when
 # a suite was skipped); full logs stay in $LOG_DIR. Exits 1 if any suite failed.
 # readme: the README's worked examples (e2e/readme.sh: their own broker, from FJORD_BIN).
+# librdkafka: librdkafka's own test programs (e2e/librdkafka-tests.sh, the quick "ci" set
+# of e2e/librdkafka-tests.list); they assume a 3-broker cluster, so they run only with
+# FJORD_REPLICATION_FACTOR=3 and are skipped otherwise.
 # kafka-tools: Kafka's own shell tools (e2e/kafka-tools.sh: kafka-delete-records,
 # kafka-log-dirs, ...), from the Apache Kafka jars.
 # SUITES picks a subset: any of the suite names in this comment.
@@ -37,7 +40,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -eq 1 ]] || { echo "usage: $0 BOOTSTRAP" >&2; exit 2; }
 bootstrap="$1"
 JAVA_CLIENT_VERSIONS="${JAVA_CLIENT_VERSIONS:-3.9.2 4.4.0}"
-SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kafka-tools kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme}"
+SUITES="${SUITES:-kcat kafka-python confluent-kafka java spring kafka-tools kcat-ssl python-ssl python-sasl kcat-sasl-ssl readme librdkafka}"
 ssl_bootstrap="${FJORD_SSL_BOOTSTRAP:-}"
 ssl_dir="${FJORD_SSL_DIR:-}"
 COMPAT_GROUPS="${COMPAT_GROUPS:-1}"
@@ -81,6 +84,7 @@ summary_of() {
       grep -E '^=+ .*(passed|failed|error|no tests ran).* =+$|^[0-9]+ (passed|failed)' "$log" \
         | tail -1 | sed -E 's/^=+ //; s/ =+$//' ;;
     readme) echo "$(grep -c '^ok ' "$log") blocks ok, $(grep -c '^FAIL ' "$log") failed" ;;
+    librdkafka) grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 ;;
     kafka-tools) echo "$(grep -c '^ok ' "$log") checks ok, $(grep -c '^FAIL ' "$log") failed" ;;
     java-*|spring)
       grep -E '^\[(INFO|ERROR|WARNING)\] Tests run: [0-9]+, Failures: [0-9]+, Errors: [0-9]+, Skipped: [0-9]+$' "$log" \
@@ -142,6 +146,14 @@ for suite in $SUITES; do
           "$HERE/kcat.sh" "$FJORD_SASL_SSL_BOOTSTRAP"
       fi ;;
     readme) run_suite readme "$HERE/readme.sh" ;;
+    librdkafka)
+      if [[ ${FJORD_REPLICATION_FACTOR:-1} -lt 3 ]]; then
+        skipped=$((skipped + 1))
+        echo "SKIP librdkafka (its tests assume a 3-broker cluster: FJORD_REPLICATION_FACTOR=3)"
+      else
+        run_suite librdkafka env LIBRDKAFKA_TESTS_SET=ci LOG_DIR="$LOG_DIR/librdkafka" \
+          "$HERE/librdkafka-tests.sh" "$bootstrap"
+      fi ;;
     kafka-tools) need java; need mvn; run_suite kafka-tools "$HERE/kafka-tools.sh" "$bootstrap" ;;
     *) echo "compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac

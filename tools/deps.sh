@@ -8,6 +8,8 @@
 #   deps_kafka_classpath     print the file holding Apache Kafka's classpath (Maven)
 #   deps_rdkafka_performance print librdkafka's rdkafka_performance, built from the
 #                            source the rdkafka-sys crate of Cargo.lock bundles
+#   deps_librdkafka_tests    print the tests/ directory of that same librdkafka, its
+#                            test-runner built (librdkafka's own test programs)
 
 DEPS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS_CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
@@ -51,20 +53,33 @@ deps_kafka_classpath() {
 # The librdkafka version the project pins is the one rdkafka-sys bundles (its version's
 # build metadata, e.g. 4.10.0+2.12.1); its source is in cargo's registry once the crate
 # has been fetched.
-deps_rdkafka_performance() {
-  local version src out build
+deps_rdkafka_sys_version() {
+  local version
   version=$(sed -n '/^name = "rdkafka-sys"$/{n;s/^version = "\(.*\)"$/\1/p;}' "$DEPS_ROOT/Cargo.lock")
   [[ -n "$version" ]] || { echo "deps: no rdkafka-sys in Cargo.lock" >&2; return 1; }
-  out="$DEPS_CACHE/rdkafka-performance-$version/rdkafka_performance"
-  if [[ ! -x "$out" ]]; then
+  echo "$version"
+}
+
+# The librdkafka source tree rdkafka-sys VERSION bundles, fetched by cargo if need be.
+deps_librdkafka_source() {
+  local version="$1" src
+  src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$version"/librdkafka \
+    2>/dev/null | head -n 1)
+  if [[ -z "$src" ]]; then
+    (cd "$DEPS_ROOT" && cargo fetch -q >&2) || return 1
     src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$version"/librdkafka \
       2>/dev/null | head -n 1)
-    if [[ -z "$src" ]]; then
-      (cd "$DEPS_ROOT" && cargo fetch -q >&2) || return 1
-      src=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"rdkafka-sys-$version"/librdkafka \
-        2>/dev/null | head -n 1)
-    fi
-    [[ -n "$src" ]] || { echo "deps: no source of rdkafka-sys $version" >&2; return 1; }
+  fi
+  [[ -n "$src" ]] || { echo "deps: no source of rdkafka-sys $version" >&2; return 1; }
+  echo "$src"
+}
+
+deps_rdkafka_performance() {
+  local version src out build
+  version=$(deps_rdkafka_sys_version) || return 1
+  out="$DEPS_CACHE/rdkafka-performance-$version/rdkafka_performance"
+  if [[ ! -x "$out" ]]; then
+    src=$(deps_librdkafka_source "$version") || return 1
     deps_apt build-essential libssl-dev zlib1g-dev libzstd-dev pkg-config python3 >&2 || return 1
     echo "building rdkafka_performance from rdkafka-sys $version (once)..." >&2
     build=$(mktemp -d)
@@ -82,4 +97,33 @@ deps_rdkafka_performance() {
     fi
   fi
   echo "$out"
+}
+
+# librdkafka's tests/ directory with its test-runner built, from the same source. The
+# whole built tree is kept: the runner loads ../src and ../src-cpp's shared libraries and
+# runs from tests/ (some tests build helpers there, e.g. 0098's Java producer).
+deps_librdkafka_tests() {
+  local version src root tree
+  version=$(deps_rdkafka_sys_version) || return 1
+  root="$DEPS_CACHE/librdkafka-tests-$version"
+  if [[ ! -x "$root/librdkafka/tests/test-runner" ]]; then
+    src=$(deps_librdkafka_source "$version") || return 1
+    deps_apt build-essential libssl-dev zlib1g-dev libzstd-dev pkg-config python3 >&2 || return 1
+    echo "building librdkafka's test-runner from rdkafka-sys $version (once)..." >&2
+    rm -rf "$root.tmp"
+    mkdir -p "$root.tmp"
+    tree="$root.tmp/librdkafka"
+    cp -r "$src" "$tree"
+    # The logs are not named configure.*: mklove would take them for its modules.
+    if (cd "$tree" && ./configure --disable-gssapi --disable-curl > build-configure.log 2>&1 &&
+        make -j"$(nproc)" libs > build-make.log 2>&1 &&
+        make -j"$(nproc)" -C tests test-runner > build-tests.log 2>&1); then
+      rm -rf "$root"
+      mv "$root.tmp" "$root"
+    else
+      echo "deps: building librdkafka's tests failed; logs in $tree/build-*.log" >&2
+      return 1
+    fi
+  fi
+  echo "$root/librdkafka/tests"
 }

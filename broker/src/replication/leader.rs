@@ -278,10 +278,19 @@ impl PartitionLeader {
     /// Before appending a produce: acks=all is refused with NOT_ENOUGH_REPLICAS when the
     /// committed ISR is smaller than `min.insync.replicas` (nothing is written).
     pub fn check_produce(&self, acks_all: bool) -> Result<(), ResponseError> {
-        if acks_all && self.committed.isr.len() < self.config.min_insync_replicas {
+        if acks_all && self.committed.isr.len() < self.effective_min_isr() {
             return Err(ResponseError::NotEnoughReplicas);
         }
         Ok(())
+    }
+
+    /// `min.insync.replicas`, but never more than the partition has replicas, as Kafka
+    /// counts it (`Partition.effectiveMinIsr`): a topic of replication factor 1 on a
+    /// cluster whose default is 2 takes acks=all writes instead of refusing them all.
+    pub fn effective_min_isr(&self) -> usize {
+        self.config
+            .min_insync_replicas
+            .min(self.followers.len() + 1)
     }
 
     /// The runtime appended to the log, which now ends at `log_end_offset`; `waiter` is
@@ -581,7 +590,7 @@ impl PartitionLeader {
             .iter()
             .take_while(|w| w.last_offset < hw)
             .count();
-        let error = (self.committed.isr.len() < self.config.min_insync_replicas)
+        let error = (self.committed.isr.len() < self.effective_min_isr())
             .then_some(ResponseError::NotEnoughReplicasAfterAppend);
         actions.extend(
             self.waiters

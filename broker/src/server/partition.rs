@@ -694,7 +694,7 @@ impl Partition {
         if leader.check_produce(deadline_ms.is_some()).is_err() {
             return Err(AppendError::NotEnoughReplicas {
                 isr: leader.isr().len(),
-                min: leader.config().min_insync_replicas,
+                min: leader.effective_min_isr(),
             });
         }
         let (info, leo, flush_due) = {

@@ -140,6 +140,35 @@ fn acks_all_is_refused_when_the_isr_is_below_min_insync_replicas() {
 }
 
 #[test]
+fn min_insync_replicas_above_the_replica_count_asks_for_every_replica() {
+    // Kafka's effective min ISR is min(min.insync.replicas, replicas): a topic of
+    // replication factor 1 on a cluster whose min.insync.replicas is 2 takes acks=all.
+    let single = PartitionRegistration {
+        replicas: vec![1],
+        ..registration(&[1], 5, 7)
+    };
+    let mut l = PartitionLeader::new(TP, 1, config(), single, 0, HighWatermark(0), 0);
+    assert_eq!(l.check_produce(true), Ok(()));
+    assert_eq!(l.effective_min_isr(), 1);
+    let waiter = ProduceWaiter {
+        id: ProduceId(1),
+        last_offset: 0,
+        deadline_ms: 1_000,
+    };
+    let actions = l.on_appended(0, 1, Some(waiter));
+    assert!(
+        actions.contains(&LeaderAction::CompleteProduce {
+            id: ProduceId(1),
+            error: None
+        }),
+        "{actions:?}"
+    );
+    // Three replicas: the configured 2 holds.
+    let (l, _) = leader(&[1], 0);
+    assert_eq!(l.effective_min_isr(), 2);
+}
+
+#[test]
 fn acks_all_completes_when_the_high_watermark_passes_the_batch() {
     let (mut l, _) = leader(&[1, 2], 0);
     let log = MemLog::with_epochs(&[5, 5, 5]);
