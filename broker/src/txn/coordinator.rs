@@ -25,9 +25,10 @@ use kafka_protocol::error::ResponseError;
 use super::records::{TxnRecord, TxnValue, MAX_STRING_BYTES};
 use super::state::{
     epoch_exhausted, Action, Answer, InitProducerIdRequest, ListFilter, ListedTxn, Pending,
-    ProducerIdAndEpoch, Purpose, RequestId, TopicPartition, TxnConfig, TxnDescription, TxnListing,
-    TxnMetadata, TxnProducer, TxnResult, TxnState, WriteId, NO_PRODUCER_EPOCH,
+    ProducerIdAndEpoch, Purpose, RequestId, TxnConfig, TxnDescription, TxnListing, TxnMetadata,
+    TxnProducer, TxnResult, WriteId, NO_PRODUCER_EPOCH,
 };
+use super::types::{TopicPartition, TxnState};
 use crate::backoff::Backoff;
 use crate::group::OFFSETS_TOPIC;
 

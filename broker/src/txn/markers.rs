@@ -8,9 +8,9 @@ use kafka_protocol::error::ResponseError;
 
 use super::coordinator::TxnCoordinator;
 use super::state::{
-    Action, MarkerOutcome, MarkerResults, MarkerSlot, MarkerWrite, Purpose, TopicPartition,
-    TxnResult, TxnState,
+    Action, MarkerOutcome, MarkerResults, MarkerSlot, MarkerWrite, Purpose, TxnResult,
 };
+use super::types::{TopicPartition, TxnState};
 
 impl TxnCoordinator {
     /// The id's Prepare* record is durable (or was loaded): send a marker to every

@@ -75,15 +75,16 @@ mod sim;
 pub mod state;
 #[cfg(test)]
 mod tests;
+pub mod types;
 
 pub use coordinator::{client_error, for_old_client, ReplayError, TxnCoordinator};
 pub use records::{TxnRecord, TxnRecordError, TxnValue};
 pub use state::{
     epoch_exhausted, Action, Answer, InitProducerIdRequest, ListFilter, ListedTxn, MarkerOutcome,
-    MarkerResults, MarkerWrite, ProducerIdAndEpoch, RequestId, TopicPartition, TxnConfig,
-    TxnDescription, TxnListing, TxnMetadata, TxnProducer, TxnResult, TxnState, WriteId,
-    NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    MarkerResults, MarkerWrite, ProducerIdAndEpoch, RequestId, TxnConfig, TxnDescription,
+    TxnListing, TxnMetadata, TxnProducer, TxnResult, WriteId, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
+pub use types::{TopicPartition, TxnState};
 
 /// The internal topic holding transaction state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

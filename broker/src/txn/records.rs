@@ -26,7 +26,7 @@ use std::collections::BTreeSet;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::state::{TopicPartition, TxnState};
+use super::types::{TopicPartition, TxnState};
 
 /// The longest string the classic encoding can hold (int16 length).
 pub const MAX_STRING_BYTES: usize = i16::MAX as usize;
