@@ -419,6 +419,32 @@ impl std::fmt::Debug for Log {
 
 /// Read a small file whole; `None` when missing or larger than `max_bytes` (a damaged
 /// checkpoint is ignored, not trusted).
+/// A one-offset checkpoint in Kafka's form (`0`, then the offset) in `dir`: `None` when
+/// the file is missing, and when it does not read as one (with a warning naming `what`
+/// and what the caller does instead, `fallback`).
+fn read_offset_checkpoint(
+    disk: &Disk,
+    dir: &Path,
+    name: &str,
+    (what, fallback): (&str, &str),
+) -> io::Result<Option<i64>> {
+    let Some(bytes) = read_small_file(disk, &dir.join(name), 4096)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines = text.lines();
+    match (
+        lines.next(),
+        lines.next().and_then(|l| l.trim().parse::<i64>().ok()),
+    ) {
+        (Some("0"), Some(offset)) if offset >= 0 => Ok(Some(offset)),
+        _ => {
+            tracing::warn!(dir = %dir.display(), "unreadable {what}; {fallback}");
+            Ok(None)
+        }
+    }
+}
+
 fn read_small_file(disk: &Disk, path: &Path, max_bytes: u64) -> io::Result<Option<Vec<u8>>> {
     match disk.read_if_exists(path, FileKind::Checkpoint, max_bytes) {
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {

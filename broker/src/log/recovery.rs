@@ -45,8 +45,8 @@ use crate::log::producer_state::ProducerStateManager;
 use crate::log::segment::{self, parse_segment_name, segment_path, Segment, SegmentDamage};
 use crate::log::txn_index::{self, TxnIndex};
 use crate::log::{
-    compaction, read_small_file, Log, LogConfig, CLEAN_SHUTDOWN_MARKER, LEADER_EPOCH_CHECKPOINT,
-    MAX_CHECKPOINT_BYTES, RECOVERY_POINT_CHECKPOINT,
+    compaction, read_offset_checkpoint, read_small_file, Log, LogConfig, CLEAN_SHUTDOWN_MARKER,
+    LEADER_EPOCH_CHECKPOINT, MAX_CHECKPOINT_BYTES, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::storage::{Disk, FileKind, OpenMode};
 
@@ -217,7 +217,13 @@ fn open_log(
     let recovery_point = if clean {
         i64::MAX
     } else {
-        read_recovery_point(disk, dir)?.unwrap_or(0)
+        read_offset_checkpoint(
+            disk,
+            dir,
+            RECOVERY_POINT_CHECKPOINT,
+            ("recovery point", "recovering every segment"),
+        )?
+        .unwrap_or(0)
     };
     let listing = list(disk, dir)?;
 
@@ -479,24 +485,6 @@ fn open_log(
         log.truncate_fully_and_start_at(start)?;
     }
     Ok((log, dropped))
-}
-
-fn read_recovery_point(disk: &Disk, dir: &Path) -> io::Result<Option<i64>> {
-    let Some(bytes) = read_small_file(disk, &dir.join(RECOVERY_POINT_CHECKPOINT), 4096)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines = text.lines();
-    match (
-        lines.next(),
-        lines.next().and_then(|l| l.trim().parse::<i64>().ok()),
-    ) {
-        (Some("0"), Some(offset)) => Ok(Some(offset)),
-        _ => {
-            tracing::warn!(dir = %dir.display(), "unreadable recovery point; recovering every segment");
-            Ok(None)
-        }
-    }
 }
 
 #[cfg(test)]

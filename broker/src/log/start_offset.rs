@@ -12,7 +12,7 @@
 use std::io;
 use std::path::Path;
 
-use super::{read_small_file, Log, LOG_START_CHECKPOINT};
+use super::{read_offset_checkpoint, Log, LOG_START_CHECKPOINT};
 use crate::storage::Disk;
 
 /// Why the log start could not move.
@@ -66,25 +66,15 @@ impl Log {
     }
 }
 
-/// The checkpointed log start, if the file exists and reads as Kafka's one-entry
-/// checkpoint (`0`, then the offset). An unreadable one is ignored with a warning: the
-/// start then falls back to the first segment's base offset.
+/// The checkpointed log start, if the file exists and reads as a one-offset checkpoint;
+/// otherwise the start falls back to the first segment's base offset.
 pub(super) fn read_log_start_checkpoint(disk: &Disk, dir: &Path) -> io::Result<Option<i64>> {
-    let Some(bytes) = read_small_file(disk, &dir.join(LOG_START_CHECKPOINT), 4096)? else {
-        return Ok(None);
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines = text.lines();
-    match (
-        lines.next(),
-        lines.next().and_then(|l| l.trim().parse::<i64>().ok()),
-    ) {
-        (Some("0"), Some(offset)) if offset >= 0 => Ok(Some(offset)),
-        _ => {
-            tracing::warn!(dir = %dir.display(), "unreadable log start offset checkpoint; ignoring it");
-            Ok(None)
-        }
-    }
+    read_offset_checkpoint(
+        disk,
+        dir,
+        LOG_START_CHECKPOINT,
+        ("log start offset checkpoint", "ignoring it"),
+    )
 }
 
 #[cfg(test)]
