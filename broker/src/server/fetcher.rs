@@ -3,7 +3,7 @@
 //! and keeps one `Replica.FetchSession` call in flight, carrying only what moved since
 //! the last round (`replication::fetch_session`); the leader long-polls it until any
 //! partition has something to say. Each partition's decisions stay with its follower
-//! state machine (`Partition::next_fetch`, `replica::on_fetch_answer`); a fetcher only
+//! state machine (`Partition::next_fetch`, `replica_wire::on_fetch_answer`); a fetcher only
 //! carries them out, and looks only at partitions something happened to.
 //!
 //! Partitions are handed over by the metadata install (`Fetchers::follow`); one whose
@@ -12,24 +12,17 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::broker::Broker;
 use super::partition::Partition;
-use super::replica::{on_fetch_answer, proto};
+use super::replica_wire::{on_fetch_answer, proto};
 use crate::replication::fetch_session::{FollowerSession, Position, SessionRequest};
 use crate::replication::follower::FetchRequest;
 use crate::replication::{BrokerId, TopicPartition, NO_LEADER};
-
-use proto::replica_client::ReplicaClient;
 
 /// This broker's fetchers, by leader broker.
 #[derive(Default)]
@@ -45,31 +38,35 @@ struct Registry {
 
 /// What the install hands a running fetcher.
 #[derive(Default)]
-struct Mailbox {
-    inbox: parking_lot::Mutex<Inbox>,
-    wake: Notify,
+pub struct Mailbox {
+    pub(super) inbox: parking_lot::Mutex<Inbox>,
+    pub(super) wake: Notify,
 }
 
 #[derive(Default)]
-struct Inbox {
-    added: Vec<(Arc<Partition>, CancellationToken)>,
+pub(super) struct Inbox {
+    pub(super) added: Vec<(Arc<Partition>, CancellationToken)>,
     /// Partitions whose leader epoch moved (same leader): look at them again.
-    touched: Vec<TopicPartition>,
+    pub(super) touched: Vec<TopicPartition>,
     /// Partitions now fetched from another leader, or from none.
-    removed: Vec<TopicPartition>,
+    pub(super) removed: Vec<TopicPartition>,
 }
 
 impl Fetchers {
     /// `partition` follows `leader` (after `Partition::make_follower`, whose `stop` is
     /// `Some` when the partition just became a follower). Hands it to that leader's
     /// fetcher, starting one if needed, and takes it from the fetcher it was with.
+    ///
+    /// Returns the mailbox of a fetcher to start for `leader` when there was none:
+    /// the caller runs it (`fetcher_task::run`).
+    #[must_use]
     pub fn follow(
         &self,
-        broker: &Arc<Broker>,
+        me: BrokerId,
         partition: &Arc<Partition>,
         stop: Option<CancellationToken>,
         leader: BrokerId,
-    ) {
+    ) -> Option<Arc<Mailbox>> {
         let tp = partition.topic_partition();
         let mut registry = self.registry.lock();
         let before = registry.leader_of.get(&tp).copied();
@@ -78,40 +75,36 @@ impl Fetchers {
                 mailbox.inbox.lock().touched.push(tp);
                 mailbox.wake.notify_one();
             }
-            return;
+            return None;
         }
         if let Some(old) = before.and_then(|l| registry.by_leader.get(&l)) {
             old.inbox.lock().removed.push(tp);
             old.wake.notify_one();
         }
         registry.leader_of.remove(&tp);
-        if leader == NO_LEADER || leader == broker.node_id() {
-            return;
+        if leader == NO_LEADER || leader == me {
+            return None;
         }
         // The partition's follower role, as the fetcher watches it: the token of this
         // call, or the one the partition holds since it became a follower.
-        let Some(stop) = stop.or_else(|| partition.follower_stop()) else {
-            return;
-        };
+        let stop = stop.or_else(|| partition.follower_stop())?;
         registry.leader_of.insert(tp, leader);
-        let mailbox = match registry.by_leader.get(&leader) {
-            Some(m) => m.clone(),
+        let (mailbox, start) = match registry.by_leader.get(&leader) {
+            Some(m) => (m.clone(), false),
             None => {
                 let mailbox = Arc::new(Mailbox::default());
                 registry.by_leader.insert(leader, mailbox.clone());
-                if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                    rt.spawn(run(broker.clone(), leader, mailbox.clone()));
-                }
-                mailbox
+                (mailbox, true)
             }
         };
         mailbox.inbox.lock().added.push((partition.clone(), stop));
         mailbox.wake.notify_one();
+        start.then_some(mailbox)
     }
 
     /// The fetcher of `leader` has no partitions left: it ends unless some were handed
     /// to it meanwhile.
-    fn end_if_empty(&self, leader: BrokerId, mailbox: &Arc<Mailbox>) -> bool {
+    pub(super) fn end_if_empty(&self, leader: BrokerId, mailbox: &Arc<Mailbox>) -> bool {
         let mut registry = self.registry.lock();
         let inbox = mailbox.inbox.lock();
         if !inbox.added.is_empty() {
@@ -128,7 +121,7 @@ impl Fetchers {
     }
 
     /// The follower role of `tp` ended while with the fetcher of `leader`.
-    fn left(&self, tp: &TopicPartition, leader: BrokerId) {
+    pub(super) fn left(&self, tp: &TopicPartition, leader: BrokerId) {
         let mut registry = self.registry.lock();
         if registry.leader_of.get(tp) == Some(&leader) {
             registry.leader_of.remove(tp);
@@ -371,105 +364,4 @@ pub fn to_proto(
             })
             .collect(),
     }
-}
-
-type Stopped = BoxFuture<'static, (TopicPartition, CancellationToken)>;
-
-async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
-    broker.metrics.replica_fetchers.inc();
-    let mut f = FetcherState::new(leader);
-    let mut stops: FuturesUnordered<Stopped> = FuturesUnordered::new();
-    let backoff_ms = i64::try_from(broker.config.replica_fetch_backoff_ms).unwrap_or(i64::MAX);
-    loop {
-        let inbox = std::mem::take(&mut *mailbox.inbox.lock());
-        for tp in inbox.removed {
-            f.remove(&tp);
-        }
-        for (partition, stop) in inbox.added {
-            let (tp, owned) = (partition.topic_partition(), stop.clone());
-            stops.push(Box::pin(async move {
-                owned.cancelled().await;
-                (tp, owned)
-            }));
-            f.add(partition, stop);
-        }
-        inbox.touched.into_iter().for_each(|tp| f.touch(tp));
-        while let Some(Some((tp, _))) = stops.next().now_or_never() {
-            if f.leave_if_stopped(&tp) {
-                broker.fetchers.left(&tp, leader);
-            }
-        }
-        if f.is_empty() && broker.fetchers.end_if_empty(leader, &mailbox) {
-            break;
-        }
-        let now_ms = broker.clock.now_ms();
-        let Some(request) = f.next_request(now_ms, backoff_ms) else {
-            // Nothing to fetch now (backing off, or no leader yet): wait for news.
-            let wait_ms = f.next_retry_ms().map_or(backoff_ms, |at| at - now_ms);
-            let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-            tokio::select! {
-                _ = mailbox.wake.notified() => {}
-                Some((tp, _)) = stops.next() => {
-                    if f.leave_if_stopped(&tp) {
-                        broker.fetchers.left(&tp, leader);
-                    }
-                }
-                _ = tokio::time::sleep(wait) => {}
-            }
-            continue;
-        };
-        match call(&broker, leader, f.len(), &request).await {
-            Ok(response) => {
-                for e in f.on_response(response) {
-                    tracing::error!(leader, error = %e, "replicating failed");
-                }
-            }
-            // Every partition backs off; the wait is the retries' (above).
-            Err(e) => {
-                tracing::debug!(leader, error = %e, "replica fetch failed");
-                f.on_failure(&e);
-            }
-        }
-    }
-    broker.metrics.replica_fetchers.dec();
-}
-
-async fn call(
-    broker: &Broker,
-    leader: BrokerId,
-    partitions: usize,
-    request: &SessionRequest,
-) -> Result<proto::SessionFetchResponse, String> {
-    let address = broker
-        .image()
-        .broker(leader)
-        .map(|b| b.endpoint.internal.clone())
-        .ok_or_else(|| format!("leader {leader} is not registered"))?;
-    let channel = broker.peers.get(leader, &address)?;
-    let max_bytes = broker.config.replica_fetch_response_max_bytes;
-    let max_wait_ms = u32::try_from(broker.config.replica_fetch_wait_max_ms).unwrap_or(u32::MAX);
-    // The budget, one batch beyond it, and each partition's framing.
-    let decode_max = usize::try_from(max_bytes)
-        .unwrap_or(usize::MAX)
-        .saturating_add(broker.config.message_max_bytes as usize)
-        .saturating_add(64 * partitions)
-        .saturating_add(64 * 1024);
-    let mut client = ReplicaClient::new(channel).max_decoding_message_size(decode_max);
-    let mut req = tonic::Request::new(to_proto(
-        request,
-        broker.node_id(),
-        broker.quorum().and_then(|q| q.broker_epoch()),
-        max_wait_ms,
-        max_bytes,
-        broker.config.replica_fetch_max_bytes,
-    ));
-    req.set_timeout(
-        Duration::from_millis(u64::from(max_wait_ms))
-            + Duration::from_millis(broker.config.request_timeout_ms),
-    );
-    client
-        .fetch_session(req)
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))
 }

@@ -204,9 +204,13 @@ impl Broker {
                 .unwrap_or(i64::MAX),
             };
             let stop = partition.make_follower(me, config, &registration);
-            if let Some(broker) = self.me.upgrade() {
-                self.fetchers
-                    .follow(&broker, partition, stop, registration.leader);
+            let leader = registration.leader;
+            if let Some(mailbox) = self.fetchers.follow(me, partition, stop, leader) {
+                if let (Some(broker), Ok(rt)) =
+                    (self.me.upgrade(), tokio::runtime::Handle::try_current())
+                {
+                    rt.spawn(super::fetcher_task::run(broker, leader, mailbox));
+                }
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod connection;
 pub mod coordinator;
 pub mod fetcher;
+pub mod fetcher_task;
 pub mod http;
 pub mod install;
 pub mod ktls;
@@ -14,9 +15,11 @@ pub mod partition;
 pub mod partition_map;
 pub mod replica;
 pub mod replica_session;
+pub mod replica_wire;
 pub mod request_budget;
 pub mod scrub;
 pub mod stream;
+pub mod timer_task;
 pub mod timers;
 pub mod tls;
 
@@ -117,7 +120,7 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     tasks.spawn(http::serve(broker.clone(), http_listener, serving.clone()));
     tasks.spawn(refresh_gauges(broker.clone(), serving.clone()));
     tasks.spawn(scrub::run(broker.clone(), serving.clone()));
-    tasks.spawn(timers::run(broker.clone(), serving.clone()));
+    tasks.spawn(timer_task::run(broker.clone(), serving.clone()));
     tasks.spawn(retry_offline_replicas(broker.clone(), serving.clone()));
     let grace = Duration::from_millis(broker.config.shutdown_grace_ms);
     {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::broker::Broker;
 use super::partition::Partition;
-use super::replica::{fetch_response, proto};
+use super::replica_wire::{fetch_response, proto};
 use crate::quorum::authz::{self, InternalCall, Refusal, Roles};
 use crate::quorum::internal_tls::Caller;
 use crate::replication::fetch_session::{Position, SessionCache, SessionError, SessionRequest};

@@ -6,7 +6,8 @@
 //! proportion to what is due, never to the number of partitions hosted.
 //!
 //! [`Timers`] is the pure deadline queue; [`BrokerTimers`] shares it between the
-//! partitions that arm it and [`run`], which fires it on the broker's monotonic clock.
+//! partitions that arm it and the timer task (`timer_task::run`), which fires it on the
+//! broker's monotonic clock.
 //! A deadline is only ever moved earlier by arming; a partition whose deadline moved
 //! later (a follower fetched) is visited at the old time, finds nothing due and arms
 //! its new deadline (lazy deletion), which keeps the hot paths to a compare.
@@ -15,13 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
-use super::broker::Broker;
 
 /// A deadline queue keyed by `K`: at most one deadline per key, the earliest armed.
 #[derive(Debug)]
@@ -123,8 +120,9 @@ pub struct TimerKey {
 #[derive(Debug, Default)]
 pub struct BrokerTimers {
     queue: Mutex<Timers<TimerKey>>,
-    /// Wakes [`run`] when a deadline earlier than the one it sleeps for was armed.
-    earlier: Notify,
+    /// Wakes the timer task when a deadline earlier than the one it sleeps for was
+    /// armed.
+    pub(super) earlier: Notify,
 }
 
 impl BrokerTimers {
@@ -265,55 +263,6 @@ impl PartitionTimer {
     /// Look at the log now (opened with data, or its configuration changed).
     pub fn arm_log_now(&self, now_ms: i64) {
         self.arm(TimerKind::Log, Some(now_ms));
-    }
-}
-
-/// How often the broker checks its contact with the controller; also the longest
-/// sleep of [`run`], so a deadline armed without a wake-up is late by at most this.
-const CONTACT_CHECK: Duration = Duration::from_millis(100);
-/// Partitions visited per round before the task yields to others.
-const DUE_PER_ROUND: usize = 1024;
-
-/// Fire the broker's timers until shutdown: leader ticks inline (pure decisions and
-/// channel sends), log housekeeping on the blocking pool (file I/O).
-pub async fn run(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let timers = broker.timers.clone();
-    loop {
-        broker.check_contact();
-        let now_ms = broker.clock.now_ms();
-        let due = timers.pop_due(now_ms, DUE_PER_ROUND);
-        let full = due.len() == DUE_PER_ROUND;
-        let mut housekeeping = Vec::new();
-        for key in due {
-            let Some(p) = broker.partitions.get(&key.topic, key.partition) else {
-                continue;
-            };
-            match key.kind {
-                TimerKind::Leader => {
-                    let proposals = p.tick();
-                    broker.propose_isr(&p, proposals);
-                }
-                TimerKind::Log => housekeeping.push(p),
-            }
-        }
-        if !housekeeping.is_empty() {
-            let b = broker.clone();
-            let _ = tokio::task::spawn_blocking(move || b.housekeeping(&housekeeping)).await;
-        }
-        if full {
-            tokio::task::yield_now().await;
-            continue;
-        }
-        let sleep_ms = timers
-            .next_deadline_ms()
-            .map_or(CONTACT_CHECK.as_millis() as i64, |at| {
-                (at - broker.clock.now_ms()).clamp(0, CONTACT_CHECK.as_millis() as i64)
-            });
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = timers.earlier.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
-        }
     }
 }
 

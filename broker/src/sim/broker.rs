@@ -2,8 +2,9 @@
 //! process, driven through the calls the broker's runtime makes. Leadership comes from
 //! the metadata the broker applied, as `Broker::follow_image` takes it up; follower
 //! fetches go through `next_fetch`, the leader's `follower_fetch` and the replica
-//! fetcher's own answer handling ([`replica::on_fetch_answer`]); acks=all produce and
-//! offset commits are answered when the partition's waiters complete. A crash drops
+//! fetcher's own answer handling
+//! ([`crate::server::replica_wire::on_fetch_answer`]); acks=all produce and offset
+//! commits are answered when the partition's waiters complete. A crash drops
 //! the process and everything it held in memory; a restart reopens the partition,
 //! which runs the log's recovery. The log's files go through the storage seam, whose
 //! fault plan can tear the process's next write and kill it there.

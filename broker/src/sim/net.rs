@@ -9,7 +9,7 @@ use crate::replication::controller::{Heartbeat, HeartbeatReply};
 use crate::replication::leader::AlterPartitionRequest;
 use crate::replication::BrokerEpoch;
 use crate::replication::{BrokerId, PartitionRegistration};
-use crate::server::replica::proto;
+use crate::server::replica_wire::proto;
 use crate::storage::FileKind;
 
 /// A broker id, or one of the two other nodes.

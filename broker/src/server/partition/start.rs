@@ -130,7 +130,7 @@ impl Partition {
 
     /// Follower: the leader's log starts at `leader_start`; ours follows it, up to our
     /// log end (a follower below the leader's start starts over there instead, see
-    /// `replica::on_fetch_answer`). Kafka's followers do the same on every fetch.
+    /// `replica_wire::on_fetch_answer`). Kafka's followers do the same on every fetch.
     pub fn follow_log_start(&self, leader_start: i64) -> Result<(), String> {
         if !matches!(*self.role.lock(), Role::Follower { .. }) {
             return Ok(());
@@ -160,7 +160,7 @@ mod tests {
     use crate::log::{CleanupPolicy, LogConfig};
     use crate::replication::PartitionRegistration;
     use crate::server::partition::Acks;
-    use crate::server::replica::{on_fetch_answer, proto};
+    use crate::server::replica_wire::{on_fetch_answer, proto};
 
     /// Broker 1 leading alone a partition of 10 records, one batch each.
     fn leader_with_ten(dir: &Path, config: LogConfig) -> Partition {
