@@ -24,7 +24,7 @@ use fjord_broker::metadata::image::{MetadataRecord, PartitionState};
 use fjord_broker::quorum::internal_ca::LocalCa;
 use fjord_broker::quorum::pb;
 use fjord_broker::quorum::ControllerRequest;
-use fjord_broker::server::replica::proto as replica;
+use fjord_broker::server::replica_wire::proto as replica;
 use fjord_client::{Client, ClientConfig, FetchOptions, NewTopic, ProduceOptions, ProduceRecord};
 use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
