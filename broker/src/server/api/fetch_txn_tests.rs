@@ -25,15 +25,7 @@ struct Cli {
 }
 
 fn ctx(api_key: ApiKey, version: i16) -> RequestContext {
-    RequestContext {
-        api_key,
-        version,
-        correlation_id: 1,
-        client_id: "test".into(),
-        peer: "127.0.0.1:5000".parse().unwrap(),
-        principal: crate::auth::Principal::anonymous(),
-        listener: crate::config::listeners::Listener::plaintext_for_tests(),
-    }
+    RequestContext::for_tests(api_key, version)
 }
 
 async fn led_topic(b: &Broker, name: &str) -> Arc<Partition> {

@@ -566,15 +566,7 @@ mod tests {
     }
 
     fn ctx(api_key: ApiKey, version: i16) -> RequestContext {
-        RequestContext {
-            api_key,
-            version,
-            correlation_id: 1,
-            client_id: "test".into(),
-            peer: "127.0.0.1:5000".parse().unwrap(),
-            listener: crate::config::listeners::Listener::plaintext_for_tests(),
-            principal: crate::auth::Principal::anonymous(),
-        }
+        RequestContext::for_tests(api_key, version)
     }
 
     fn find(key: &str) -> FindCoordinatorRequest {

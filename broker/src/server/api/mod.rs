@@ -46,6 +46,22 @@ pub struct RequestContext {
     pub principal: crate::auth::Principal,
 }
 
+#[cfg(test)]
+impl RequestContext {
+    /// An anonymous plaintext request, as handler tests send them.
+    pub fn for_tests(api_key: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api_key,
+            version,
+            correlation_id: 1,
+            client_id: "test".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            listener: crate::config::listeners::Listener::plaintext_for_tests(),
+            principal: crate::auth::Principal::anonymous(),
+        }
+    }
+}
+
 pub fn api_name(key: ApiKey) -> &'static str {
     match key {
         ApiKey::Produce => "Produce",
