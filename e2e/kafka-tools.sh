@@ -264,7 +264,8 @@ check_transactions() {
   fi
   out="$(tool kafka-transactions --bootstrap-server "$bootstrap" describe-producers --topic "$t" \
     --partition 0 2>&1)"
-  if grep -qP "^\d+\s+\d+\s+\d+\s+\d+\s+\d+\s+None" <<<"$out"; then
+  # Coordinator epoch and last sequence may be -1 (Kafka's transaction version 2).
+  if grep -qP "^\d+\s+\d+\s+-?\d+\s+-?\d+\s+\d+\s+None" <<<"$out"; then
     ok "kafka-transactions describe-producers: no open transaction"
   else
     fail "kafka-transactions describe-producers: $out" || rc=1
