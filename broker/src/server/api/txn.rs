@@ -459,3 +459,7 @@ pub fn describe_producers(
         .collect();
     DescribeProducersResponse::default().with_topics(topics)
 }
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod tests;
