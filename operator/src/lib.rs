@@ -9,6 +9,7 @@
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
+//! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders.
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
@@ -26,6 +27,7 @@ pub mod group;
 pub mod lease;
 pub mod metrics;
 pub mod plan;
+pub mod rebalance;
 pub mod scale;
 pub mod topic;
 pub mod types;
