@@ -16,9 +16,10 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, ApiKey, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, ElectLeadersRequest,
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, UnregisterBrokerRequest,
 };
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::client::{missing, opt_string, str_bytes, topic_name, Client};
@@ -368,6 +369,51 @@ impl Client {
                     replicas: ids(&p.replicas),
                     adding: ids(&p.adding_replicas),
                     removing: ids(&p.removing_replicas),
+                })
+            })
+            .collect())
+    }
+
+    /// Moves leadership of each named partition to its preferred replica, the first in
+    /// its replica list (ElectLeaders, election type 0). Returns the partitions whose
+    /// election failed, with the error; a partition already led by its preferred
+    /// replica (ELECTION_NOT_NEEDED) is not a failure.
+    pub async fn elect_preferred_leaders(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<(String, i32, ResponseError)>> {
+        use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut by_topic: std::collections::BTreeMap<&str, Vec<i32>> = Default::default();
+        for (topic, partition) in partitions {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        let request = ElectLeadersRequest::default()
+            .with_election_type(0)
+            .with_timeout_ms(self.config.request_timeout_ms())
+            .with_topic_partitions(Some(
+                by_topic
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        TopicPartitions::default()
+                            .with_topic(topic_name(topic))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            ));
+        let response = self.controller_connection().await?.send(&request).await?;
+        Error::check(response.error_code, || "leader election".to_string(), None)?;
+        Ok(response
+            .replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result.iter().filter_map(move |p| {
+                    match ResponseError::try_from_code(p.error_code) {
+                        None | Some(ResponseError::ElectionNotNeeded) => None,
+                        Some(e) => Some((t.topic.to_string(), p.partition_id, e)),
+                    }
                 })
             })
             .collect())

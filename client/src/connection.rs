@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, UnregisterBrokerRequest,
-    UnregisterBrokerResponse,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    UnregisterBrokerRequest, UnregisterBrokerResponse,
 };
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest};
 use kafka_protocol::messages::{
@@ -310,6 +310,7 @@ api_requests! {
     AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
     UnregisterBroker: UnregisterBrokerRequest => UnregisterBrokerResponse,
+    ElectLeaders: ElectLeadersRequest => ElectLeadersResponse,
     FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse,
     DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse,
     ListGroups: ListGroupsRequest => ListGroupsResponse,
