@@ -10,6 +10,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -21,8 +23,9 @@ use serde::Serialize;
 use crate::conditions;
 use crate::context::{paused, Context};
 use crate::desired::{self, FIELD_MANAGER};
+use crate::rebalance::{self, Broker, RunAction};
 use crate::scale::{self, BrokerState, PartitionReplicas, ScaleDecision};
-use crate::types::{BrokerStatus, FjordCluster};
+use crate::types::{BrokerStatus, FjordCluster, FjordClusterStatus, REBALANCE_ANNOTATION};
 use crate::{Error, Result};
 
 const KIND: &str = "FjordCluster";
@@ -114,8 +117,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         .and_then(|s| s.spec.replicas);
 
     let bootstrap = desired::bootstrap_address(cluster);
-    let scaling_in = current.is_some_and(|c| cluster.spec.replicas < c);
-    let brokers = match broker_state(ctx, &bootstrap, scaling_in).await {
+    let brokers = match broker_state(ctx, &bootstrap).await {
         Ok(state) => Some(state),
         Err(e) => {
             tracing::debug!(cluster = %cluster.name_any(), error = %e, "brokers not reachable");
@@ -124,7 +126,13 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     };
     let decision = scale::decide(cluster.spec.replicas, current, brokers.as_ref());
     if let ScaleDecision::Drain { moves, .. } = &decision {
-        start_moves(ctx, &bootstrap, moves).await?;
+        start_moves(
+            ctx,
+            &bootstrap,
+            moves,
+            "moving replicas off a broker being removed",
+        )
+        .await?;
     }
     let sts = apply(
         &statefulsets,
@@ -153,7 +161,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     status.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
     status.label_selector = Some(desired::selector_string(cluster));
     status.observed_generation = generation;
-    status.bootstrap = Some(bootstrap);
+    status.bootstrap = Some(bootstrap.clone());
     status.controller_id = brokers.as_ref().and_then(|b| b.controller_id);
     status.under_replicated_partitions = brokers
         .as_ref()
@@ -272,6 +280,10 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         ),
         generation,
     );
+    let rebalancing = match &brokers {
+        Some(b) => rebalance_step(ctx, cluster, &bootstrap, &mut status, b, wanted, ready).await?,
+        None => false,
+    };
     let was_ready = conditions::is_true(&status.conditions, "Ready");
     let (ready_reason, ready_message) = if ready {
         ("Ready", format!("{wanted} brokers ready"))
@@ -302,23 +314,120 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
             .await;
     }
     apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
-    Ok(Action::requeue(Duration::from_secs(if ready {
-        60
-    } else {
-        5
-    })))
+    Ok(Action::requeue(Duration::from_secs(
+        if ready && !rebalancing { 60 } else { 5 },
+    )))
 }
 
-/// What the brokers report; the reassignments in progress only when scaling in.
-async fn broker_state(ctx: &Context, bootstrap: &str, scaling_in: bool) -> Result<BrokerState> {
+/// Runs one step of a rebalance ([`rebalance::step`]) and carries out its action:
+/// a batch of reassignments, or at the end preferred leader elections, an Event and
+/// the removal of the annotation that asked for the run. Returns whether a run is in
+/// progress.
+async fn rebalance_step(
+    ctx: &Context,
+    cluster: &FjordCluster,
+    bootstrap: &str,
+    status: &mut FjordClusterStatus,
+    state: &BrokerState,
+    wanted: i32,
+    steady: bool,
+) -> Result<bool> {
+    let brokers: Vec<Broker> = (0..wanted)
+        .filter(|id| state.registered.contains_key(id))
+        .map(|id| Broker {
+            id,
+            rack: state.racks.get(&id).cloned(),
+        })
+        .collect();
+    let requested = cluster
+        .annotations()
+        .get(REBALANCE_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    let was_running = status
+        .rebalance
+        .as_ref()
+        .is_some_and(|r| r.state == "Running");
+    let observed = rebalance::Observed {
+        steady,
+        auto: cluster.spec.auto_rebalance(),
+        requested,
+        brokers: &brokers,
+        state,
+    };
+    let (next, action) =
+        rebalance::step(status.rebalance.as_ref(), observed, &Time(Timestamp::now()));
+    let generation = cluster.meta().generation;
+    let running = next.state == "Running";
+    if running && !was_running {
+        ctx.event(
+            cluster,
+            EventType::Normal,
+            "RebalanceStarted",
+            next.message.clone(),
+        )
+        .await;
+    }
+    match &action {
+        RunAction::None | RunAction::Wait => {}
+        RunAction::Submit(batch) => {
+            start_moves(ctx, bootstrap, batch, "rebalancing").await?;
+        }
+        RunAction::Finish(elect) => {
+            let client = ctx.broker(bootstrap).await?;
+            for (topic, partition, error) in client.elect_preferred_leaders(elect).await? {
+                tracing::info!(%topic, partition, ?error, "preferred leader not elected yet");
+            }
+            ctx.event(
+                cluster,
+                EventType::Normal,
+                "Rebalanced",
+                next.message.clone(),
+            )
+            .await;
+            if requested {
+                let api: Api<FjordCluster> =
+                    Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+                let patch = serde_json::json!({
+                    "metadata": {"annotations": {REBALANCE_ANNOTATION: null}}
+                });
+                api.patch(
+                    &cluster.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            }
+        }
+    }
+    let (reason, message) = if running {
+        (
+            next.reason.clone().unwrap_or_else(|| "Rebalancing".into()),
+            next.message.clone(),
+        )
+    } else {
+        ("Balanced".to_string(), next.message.clone())
+    };
+    if next.state != "Idle" {
+        conditions::set(
+            &mut status.conditions,
+            "Rebalancing",
+            running,
+            &reason,
+            message,
+            generation,
+        );
+    }
+    status.rebalance = Some(next);
+    Ok(running)
+}
+
+/// What the brokers report, with the reassignments in progress (a drain and a
+/// rebalance both wait for theirs).
+async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
     let client = ctx.broker(bootstrap).await?;
     let asked = async {
         let md = client.metadata(None).await?;
-        let reassignments = if scaling_in {
-            client.list_partition_reassignments().await?
-        } else {
-            Vec::new()
-        };
+        let reassignments = client.list_partition_reassignments().await?;
         Ok::<_, fjord_client::Error>(BrokerState::from_metadata(&md, &reassignments))
     };
     match asked.await {
@@ -330,14 +439,19 @@ async fn broker_state(ctx: &Context, bootstrap: &str, scaling_in: bool) -> Resul
     }
 }
 
-/// Starts the reassignments that drain brokers about to be removed.
-async fn start_moves(ctx: &Context, bootstrap: &str, moves: &[PartitionReplicas]) -> Result<()> {
+/// Starts reassignments (a drain's or a rebalance's; `why` goes to the log).
+async fn start_moves(
+    ctx: &Context,
+    bootstrap: &str,
+    moves: &[PartitionReplicas],
+    why: &str,
+) -> Result<()> {
     if moves.is_empty() {
         return Ok(());
     }
     let client = ctx.broker(bootstrap).await?;
     for m in moves {
-        tracing::info!(topic = %m.topic, partition = m.partition, replicas = ?m.replicas, "moving replicas off a broker being removed");
+        tracing::info!(topic = %m.topic, partition = m.partition, replicas = ?m.replicas, "{why}");
         client
             .alter_partition_reassignment(&m.topic, m.partition, Some(m.replicas.clone()))
             .await?;

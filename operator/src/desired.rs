@@ -496,6 +496,7 @@ mod tests {
                 listeners: None,
                 rack: None,
                 pod_template: None,
+                rebalance: None,
             },
         );
         c.metadata.namespace = Some("ns".into());

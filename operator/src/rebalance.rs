@@ -24,7 +24,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::scale::PartitionReplicas;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::scale::{BrokerState, PartitionReplicas};
+use crate::types::{PartitionRef, RebalanceStatus};
 
 /// A slot being refilled. Kafka node ids are never negative, and brokers with one are
 /// left out of a plan, so no broker has this id.
@@ -400,6 +403,176 @@ pub fn plan(brokers: &[Broker], partitions: &[PartitionReplicas]) -> Plan {
         }
     }
     result
+}
+
+/// Partitions reassigned at once by a rebalance: bounds the data in flight between
+/// brokers and the size of `status.rebalance.batch`.
+pub const BATCH_PARTITIONS: usize = 16;
+
+/// What a rebalance run does now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunAction {
+    /// Nothing: no run, or the cluster is not steady (a rollout or a drain goes first).
+    None,
+    /// Reassignments are in progress; look again later.
+    Wait,
+    /// Start these reassignments (one batch).
+    Submit(Vec<PartitionReplicas>),
+    /// The run is done: elect the preferred leader of these partitions (those led by
+    /// another replica).
+    Finish(Vec<(String, i32)>),
+}
+
+/// What the controller observed, for [`step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// Whether every wanted broker is registered and ready, nothing is being drained
+    /// and the StatefulSet is rolled out: the only time replicas may move.
+    pub steady: bool,
+    /// `spec.rebalance.auto`.
+    pub auto: bool,
+    /// Whether the rebalance annotation asks for a run.
+    pub requested: bool,
+    /// The brokers of the cluster (registered, node id below the wanted replicas).
+    pub brokers: &'a [Broker],
+    /// What the brokers report.
+    pub state: &'a BrokerState,
+}
+
+/// Replicas and preferred leaders per broker as `max/min`, for messages.
+fn describe_spread(brokers: &[Broker], partitions: &[PartitionReplicas]) -> String {
+    let ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
+    let (replicas, leaders) = counts(&ids, partitions);
+    let (rmax, rmin) = spread(&replicas, &ids);
+    let (lmax, lmin) = spread(&leaders, &ids);
+    format!(
+        "{} brokers: {rmin}..{rmax} replicas and {lmin}..{lmax} preferred leaders per broker",
+        ids.len()
+    )
+}
+
+/// One step of a rebalance run, from the last status and what the brokers report now.
+/// Returns the next status and what to do. Progress lives in the status so that a
+/// restarted operator continues: a batch in flight is waited for (no reassignment in
+/// progress), and the next batch comes from a plan recomputed from the brokers, so a
+/// finished batch is never sent again. `now` stamps the start and end.
+pub fn step(
+    previous: Option<&RebalanceStatus>,
+    observed: Observed<'_>,
+    now: &Time,
+) -> (RebalanceStatus, RunAction) {
+    let brokers = observed.brokers.len() as i32;
+    let mut status = previous.cloned().unwrap_or_else(|| RebalanceStatus {
+        state: "Idle".into(),
+        brokers,
+        ..RebalanceStatus::default()
+    });
+    if !observed.steady {
+        return (status, RunAction::None);
+    }
+    if status.state != "Running" {
+        let scaled_out = observed.auto && previous.is_some() && brokers > status.brokers;
+        let reason = if observed.requested {
+            "Requested"
+        } else if scaled_out {
+            "ScaleOut"
+        } else {
+            // A scale-in was drained onto the brokers that stay: they are the new
+            // baseline, as are brokers added while automatic runs are off.
+            status.brokers = brokers;
+            return (status, RunAction::None);
+        };
+        status = RebalanceStatus {
+            state: "Running".into(),
+            reason: Some(reason.into()),
+            brokers: status.brokers,
+            started_at: Some(now.clone()),
+            message: format!(
+                "started: {}",
+                describe_spread(observed.brokers, &observed.state.partitions)
+            ),
+            ..RebalanceStatus::default()
+        };
+    }
+    let state = observed.state;
+    if !state.reassigning.is_empty() {
+        let in_batch = status
+            .batch
+            .iter()
+            .filter(|p| state.reassigning.contains(&(p.topic.clone(), p.partition)))
+            .count();
+        status.message = format!(
+            "waiting for {} reassignments in progress ({in_batch} of this run's batch of {})",
+            state.reassigning.len(),
+            status.batch.len()
+        );
+        return (status, RunAction::Wait);
+    }
+    status.partitions_moved += status.batch.len() as i32;
+    status.batch.clear();
+    let plan = plan(observed.brokers, &state.partitions);
+    // Each batch brings the cluster closer to even, so a run moves each partition at
+    // most a few times; far more means plans that do not settle, and the run stops
+    // rather than move data forever.
+    let moves_max = 2 * state.partitions.len() + BATCH_PARTITIONS;
+    if status.partitions_moved as usize > moves_max && !plan.moves.is_empty() {
+        status.state = "Done".into();
+        status.brokers = brokers;
+        status.finished_at = Some(now.clone());
+        status.message = format!(
+            "stopped after {} partition moves, more than {moves_max} (twice the {} \
+             partitions plus a batch): {} moves still planned",
+            status.partitions_moved,
+            state.partitions.len(),
+            plan.moves.len()
+        );
+        return (status, RunAction::Finish(Vec::new()));
+    }
+    status.partitions_to_move = status.partitions_moved + plan.moves.len() as i32;
+    if !plan.moves.is_empty() {
+        let batch: Vec<PartitionReplicas> = plan.moves.into_iter().take(BATCH_PARTITIONS).collect();
+        status.batch = batch
+            .iter()
+            .map(|m| PartitionRef {
+                topic: m.topic.clone(),
+                partition: m.partition,
+            })
+            .collect();
+        status.message = format!(
+            "moving {} partitions ({} of {} moved)",
+            batch.len(),
+            status.partitions_moved,
+            status.partitions_to_move
+        );
+        return (status, RunAction::Submit(batch));
+    }
+    let elect: Vec<(String, i32)> = state
+        .partitions
+        .iter()
+        .filter(|p| {
+            let leader = state.leaders.get(&(p.topic.clone(), p.partition));
+            p.replicas
+                .first()
+                .is_some_and(|&preferred| leader != Some(&preferred))
+        })
+        .map(|p| (p.topic.clone(), p.partition))
+        .collect();
+    status.state = "Done".into();
+    status.brokers = brokers;
+    status.finished_at = Some(now.clone());
+    status.message = format!(
+        "balanced: {}{}",
+        describe_spread(observed.brokers, &state.partitions),
+        if plan.unplaceable.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} partitions left alone (more replicas than brokers)",
+                plan.unplaceable.len()
+            )
+        }
+    );
+    (status, RunAction::Finish(elect))
 }
 
 #[cfg(test)]

@@ -373,3 +373,247 @@ fn replanning_after_a_batch_never_moves_more_than_what_was_left() {
         );
     }
 }
+
+/// A fake cluster for [`step`]: brokers `0..n` registered, partitions led by their
+/// preferred replica, reassignments carried out when the test says so.
+struct FakeBrokers {
+    brokers: Vec<Broker>,
+    state: BrokerState,
+}
+
+impl FakeBrokers {
+    fn new(n: i32, partitions: Vec<PartitionReplicas>) -> Self {
+        let mut fake = FakeBrokers {
+            brokers: brokers(n),
+            state: BrokerState {
+                registered: (0..n).map(|id| (id, format!("b{id}:9092"))).collect(),
+                partitions,
+                ..BrokerState::default()
+            },
+        };
+        fake.elect_preferred();
+        fake
+    }
+
+    fn elect_preferred(&mut self) {
+        self.state.leaders = self
+            .state
+            .partitions
+            .iter()
+            .map(|p| ((p.topic.clone(), p.partition), p.replicas[0]))
+            .collect();
+    }
+
+    fn observed(&self, auto: bool, requested: bool) -> Observed<'_> {
+        Observed {
+            steady: true,
+            auto,
+            requested,
+            brokers: &self.brokers,
+            state: &self.state,
+        }
+    }
+
+    /// AlterPartitionReassignments: the moves are in progress.
+    fn submit(&mut self, batch: &[PartitionReplicas]) {
+        for m in batch {
+            let p = self
+                .state
+                .partitions
+                .iter()
+                .find(|p| p.topic == m.topic && p.partition == m.partition)
+                .unwrap();
+            assert_ne!(p.replicas, m.replicas, "a move that changes nothing: {m:?}");
+            self.state
+                .reassigning
+                .insert((m.topic.clone(), m.partition));
+        }
+        self.state.partitions = apply(&self.state.partitions, batch);
+    }
+
+    /// The reassignments in progress complete.
+    fn complete(&mut self) {
+        self.state.reassigning.clear();
+    }
+}
+
+fn at(seconds: i64) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(seconds).unwrap())
+}
+
+fn idle(brokers: i32) -> RebalanceStatus {
+    RebalanceStatus {
+        state: "Idle".into(),
+        brokers,
+        ..RebalanceStatus::default()
+    }
+}
+
+#[test]
+fn a_scale_out_runs_in_batches_until_balanced() {
+    // 100 partitions of RF 3 on brokers 0-2, seen as a 3-broker cluster; now 5.
+    let mut fake = FakeBrokers::new(5, round_robin(100, 3, 3));
+    let first = plan(&fake.brokers, &fake.state.partitions);
+    assert!(
+        first.moves.len() > 3 * BATCH_PARTITIONS,
+        "{}",
+        first.moves.len()
+    );
+    let mut status = idle(3);
+    let mut batches = 0;
+    let mut submitted = 0;
+    let mut now = 0;
+    loop {
+        now += 5;
+        let (next, action) = step(Some(&status), fake.observed(true, false), &at(now));
+        status = next;
+        match action {
+            RunAction::Submit(batch) => {
+                assert!(batch.len() <= BATCH_PARTITIONS);
+                assert_eq!(status.state, "Running");
+                assert_eq!(status.reason.as_deref(), Some("ScaleOut"));
+                assert_eq!(status.batch.len(), batch.len());
+                assert_eq!(status.started_at, Some(at(5)));
+                batches += 1;
+                submitted += batch.len();
+                fake.submit(&batch);
+                // While the batch is in flight the run waits, twice over.
+                for _ in 0..2 {
+                    now += 5;
+                    let (next, action) = step(Some(&status), fake.observed(true, false), &at(now));
+                    assert_eq!(action, RunAction::Wait);
+                    assert!(next.message.contains("waiting for"), "{}", next.message);
+                    status = next;
+                }
+                fake.complete();
+            }
+            RunAction::Finish(elect) => {
+                // The fake brokers do not move leaders: each partition whose preferred
+                // replica changed is elected.
+                assert!(!elect.is_empty());
+                break;
+            }
+            other => panic!("unexpected {other:?} with {status:?}"),
+        }
+        assert!(batches < 100, "the run does not end: {status:?}");
+    }
+    assert_eq!(status.state, "Done");
+    assert_eq!(status.brokers, 5);
+    // Replans after each batch may reorder a few more replica lists to even out the
+    // leaders; the count is of every partition reassigned.
+    assert_eq!(status.partitions_moved, submitted as i32);
+    assert_eq!(status.partitions_to_move, submitted as i32);
+    assert!(submitted >= first.moves.len());
+    assert!(status.batch.is_empty());
+    assert_eq!(status.finished_at, Some(at(now)));
+    assert_eq!(batches, submitted.div_ceil(BATCH_PARTITIONS));
+    let (replicas, leaders) = counts(&ids(&fake.brokers), &fake.state.partitions);
+    assert!(even(&replicas, &ids(&fake.brokers)), "{replicas:?}");
+    assert!(even(&leaders, &ids(&fake.brokers)), "{leaders:?}");
+    assert!(
+        status
+            .message
+            .starts_with("balanced: 5 brokers: 60..60 replicas"),
+        "{}",
+        status.message
+    );
+    // Done and balanced: the next step does nothing.
+    fake.elect_preferred();
+    let (again, action) = step(Some(&status), fake.observed(true, false), &at(now + 5));
+    assert_eq!((again, action), (status, RunAction::None));
+}
+
+#[test]
+fn a_restarted_operator_continues_without_repeating_a_move() {
+    // The operator dies after submitting each batch and before writing status, so
+    // every step starts from the status written one step earlier.
+    let mut fake = FakeBrokers::new(5, round_robin(60, 3, 3));
+    let first = plan(&fake.brokers, &fake.state.partitions);
+    let mut status = idle(3);
+    let mut copied = 0;
+    for round in 0..100 {
+        let (next, action) = step(Some(&status), fake.observed(true, false), &at(round));
+        match action {
+            RunAction::Submit(batch) => {
+                let before = fake.state.partitions.clone();
+                fake.submit(&batch);
+                copied += batch
+                    .iter()
+                    .map(|m| {
+                        let old = &before
+                            .iter()
+                            .find(|p| p.partition == m.partition)
+                            .unwrap()
+                            .replicas;
+                        m.replicas.iter().filter(|r| !old.contains(r)).count()
+                    })
+                    .sum::<usize>();
+                // Lost: `next` is never written. The step after sees the batch in
+                // flight and waits for it.
+                let (_, action) = step(Some(&status), fake.observed(true, false), &at(round));
+                assert_eq!(action, RunAction::Wait);
+                fake.complete();
+                if status.state != "Running" {
+                    status = next;
+                }
+            }
+            RunAction::Finish(_) => {
+                status = next;
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(status.state, "Done");
+    // Exactly the replicas the first plan copied: none twice.
+    assert_eq!(copied, first.replicas_moved);
+    let (replicas, _) = counts(&ids(&fake.brokers), &fake.state.partitions);
+    assert!(even(&replicas, &ids(&fake.brokers)), "{replicas:?}");
+}
+
+#[test]
+fn runs_start_only_after_a_scale_out_or_when_asked() {
+    let mut fake = FakeBrokers::new(5, round_robin(30, 3, 3));
+    // First sight of a cluster: its brokers are the baseline, nothing moves.
+    let (status, action) = step(None, fake.observed(true, false), &at(1));
+    assert_eq!((status.clone(), action), (idle(5), RunAction::None));
+    // Brokers added while automatic runs are off become the baseline.
+    let (status, action) = step(Some(&idle(3)), fake.observed(false, false), &at(1));
+    assert_eq!((status, action), (idle(5), RunAction::None));
+    // A scale-in (5 -> 3 after a drain) too.
+    let (status, action) = step(Some(&idle(7)), fake.observed(true, false), &at(1));
+    assert_eq!((status, action), (idle(5), RunAction::None));
+    // The annotation starts a run even with automatic runs off.
+    let (status, action) = step(Some(&idle(5)), fake.observed(false, true), &at(1));
+    assert_eq!(status.state, "Running");
+    assert_eq!(status.reason.as_deref(), Some("Requested"));
+    assert!(matches!(action, RunAction::Submit(_)), "{action:?}");
+    // A cluster that is not steady (rolling out, draining) is left alone, mid-run too.
+    fake.state.reassigning.clear();
+    let unsteady = Observed {
+        steady: false,
+        ..fake.observed(true, false)
+    };
+    assert_eq!(
+        step(Some(&status), unsteady, &at(2)),
+        (status.clone(), RunAction::None)
+    );
+    assert_eq!(
+        step(Some(&idle(3)), unsteady, &at(2)),
+        (idle(3), RunAction::None)
+    );
+    // Another's reassignment (a drain, a replication factor change) is waited for.
+    fake.state.reassigning.insert(("other".into(), 0));
+    let (_, action) = step(Some(&idle(3)), fake.observed(true, false), &at(3));
+    assert_eq!(action, RunAction::Wait);
+}
+
+#[test]
+fn the_end_of_a_run_elects_preferred_leaders_that_do_not_lead() {
+    let mut fake = FakeBrokers::new(3, round_robin(3, 3, 3));
+    fake.state.leaders.insert(("t".into(), 1), 0);
+    let (status, action) = step(Some(&idle(3)), fake.observed(true, true), &at(1));
+    assert_eq!(status.state, "Done");
+    assert_eq!(status.partitions_to_move, 0);
+    assert_eq!(action, RunAction::Finish(vec![("t".into(), 1)]));
+}

@@ -42,6 +42,10 @@ pub struct BrokerState {
     /// Partitions with a reassignment in progress (their replica lists hold the old
     /// and the new replicas until it completes).
     pub reassigning: BTreeSet<(String, i32)>,
+    /// Rack of each registered broker that reports one.
+    pub racks: BTreeMap<i32, String>,
+    /// Leader of each partition that has one.
+    pub leaders: BTreeMap<(String, i32), i32>,
 }
 
 impl BrokerState {
@@ -52,6 +56,11 @@ impl BrokerState {
                 .brokers
                 .iter()
                 .map(|b| (b.node_id, b.addr()))
+                .collect(),
+            racks: metadata
+                .brokers
+                .iter()
+                .filter_map(|b| Some((b.node_id, b.rack.clone()?)))
                 .collect(),
             controller_id: (metadata.controller_id >= 0).then_some(metadata.controller_id),
             reassigning: reassignments
@@ -70,6 +79,10 @@ impl BrokerState {
                 }
                 if p.leader_id < 0 {
                     state.offline_partitions += 1;
+                } else {
+                    state
+                        .leaders
+                        .insert((t.name.clone(), p.partition), p.leader_id);
                 }
                 state.partitions.push(PartitionReplicas {
                     topic: t.name.clone(),
@@ -435,7 +448,7 @@ mod tests {
                 node_id: 0,
                 host: "h0".into(),
                 port: 9092,
-                rack: None,
+                rack: Some("zone-a".into()),
             }],
             topics: vec![TopicMetadata {
                 name: "t".into(),
@@ -468,5 +481,10 @@ mod tests {
         assert_eq!(s.partitions.len(), 3);
         assert_eq!(s.partitions[1].replicas, vec![1, 2]);
         assert_eq!(s.reassigning, BTreeSet::from([("t".to_string(), 1)]));
+        assert_eq!(s.racks, BTreeMap::from([(0, "zone-a".to_string())]));
+        assert_eq!(
+            s.leaders,
+            BTreeMap::from([(("t".to_string(), 0), 0), (("t".to_string(), 1), 1)])
+        );
     }
 }

@@ -27,6 +27,10 @@ pub const PAUSE_ANNOTATION: &str = "fjord.dev/pause-reconciliation";
 /// deletion.
 pub const MANAGED_ANNOTATION: &str = "fjord.dev/managed";
 
+/// Annotation on a FjordCluster: `"true"` asks for a rebalance now. The operator
+/// removes it when the run it started has finished.
+pub const REBALANCE_ANNOTATION: &str = "fjord.dev/rebalance";
+
 /// Default broker image when `spec.image` is not set.
 pub const DEFAULT_IMAGE: &str = "fjord:0.1.0";
 
@@ -112,6 +116,33 @@ pub struct FjordClusterSpec {
     /// Additions to the broker pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplateOverrides>,
+    /// Moving partitions so that every broker holds an even share of replicas and
+    /// preferred leaders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+}
+
+impl FjordClusterSpec {
+    /// Whether a scale-out is followed by a rebalance (`spec.rebalance.auto`, default
+    /// true).
+    pub fn auto_rebalance(&self) -> bool {
+        self.rebalance.as_ref().is_none_or(|r| r.auto)
+    }
+}
+
+/// Rebalancing: replicas and preferred leaders spread evenly over the brokers, moved by
+/// partition reassignment in batches. A run can also be asked for at any time with the
+/// annotation `fjord.dev/rebalance: "true"`.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Rebalance once all brokers of a scale-out are registered and ready.
+    #[serde(default = "default_true")]
+    pub auto: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Persistent storage of each broker: one PersistentVolumeClaim per pod.
@@ -264,6 +295,53 @@ pub struct FjordClusterStatus {
     /// Per-broker state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub brokers: Vec<BrokerStatus>,
+    /// The last or current rebalance. A restarted operator continues a run from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// Progress of a rebalance.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// Idle (no run yet: the brokers seen so far), Running or Done.
+    pub state: String,
+    /// What started the run: ScaleOut or Requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Brokers the cluster had when the last run finished (or when first seen); more
+    /// registered brokers than this is a scale-out to balance.
+    #[serde(default)]
+    pub brokers: i32,
+    /// Partitions this run moves: those moved so far plus those the current plan
+    /// still moves (the plan is recomputed from the brokers after every batch).
+    #[serde(default)]
+    pub partitions_to_move: i32,
+    /// Partitions whose reassignment has completed in this run.
+    #[serde(default)]
+    pub partitions_moved: i32,
+    /// Partitions of the batch in progress.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<PartitionRef>,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// When the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// What the run is doing or how it ended.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One partition of a topic.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionRef {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
 }
 
 /// One broker as the operator sees it.
