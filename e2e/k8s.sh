@@ -18,7 +18,8 @@
 #    lag through Kafka's console clients; topic growth, config drift set back and a
 #    partition increase made by Kafka's kafka-configs / kafka-topics (NotSupported);
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
-#    out to 4 brokers and back to 3, draining the removed broker; topic deletion through
+#    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
+#    to 3, draining the removed brokers; a rebalance asked for by annotation; topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
@@ -222,12 +223,17 @@ contexts:
   context: {cluster: e2e, user: operator, namespace: fjord-system}
 current-context: e2e
 EOF
-KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
-  "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
-    --topic-resync-seconds 5 \
-  > "$WORK/logs/fjord-operator.log" 2>&1 &
-PIDS+=($!)
-log "fjord-operator started as ServiceAccount fjord-system/fjord-fjord-operator (pid $!)"
+# start_operator: runs the operator in the background; OP_PID is its pid.
+start_operator() {
+  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
+    "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
+      --topic-resync-seconds 5 \
+    >> "$WORK/logs/fjord-operator.log" 2>&1 &
+  OP_PID=$!
+  PIDS+=("$OP_PID")
+  log "fjord-operator started as ServiceAccount fjord-system/fjord-fjord-operator (pid $OP_PID)"
+}
+start_operator
 wait_for "operator /healthz" 30 curl -sf "http://127.0.0.1:$OP_PORT/healthz"
 wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-operator"
 
@@ -391,16 +397,52 @@ wait_for "scale-in to 2 refused (ScaleDownBlocked)" 60 blocked
 log "ScaleDownBlocked: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].message}')"
 expect "statefulset replicas while blocked" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "pod template while blocked" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args[6]}')" "--voters=$VOTERS"
-kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":4}}' >/dev/null
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":5}}' >/dev/null
 brokers_up() { [[ "$(check brokers "$BOOT" | grep -o '"up":\[[0-9,]*\]')" == "\"up\":[$1]" ]]; }
-four_ready() { cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 4 ]] && brokers_up 0,1,2,3; }
+five_ready() { cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 5 ]] && brokers_up 0,1,2,3,4; }
 t0=$(now)
-wait_for "scaled out to 4 brokers" 120 four_ready
-log "figure: 4th broker up and cluster Ready $(since "$t0")s after the edit"
+wait_for "scaled out to 5 brokers" 180 five_ready
+log "figure: 5th broker up and cluster Ready $(since "$t0")s after the edit"
 expect "ScaleDownBlocked cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].status}')" ""
 
-# Scaling in from 4 to 3 drains broker 3 first: its replicas move, then its pod goes,
-# then it is unregistered; every record stays readable.
+# The scale-out is followed by a rebalance: replicas and leaders move onto brokers 3
+# and 4 in batches until every broker holds an even share (max - min <= 1, or max/min
+# <= 1.1 once the share reaches 10).
+# spread KEY BROKERS: "min max" of the per-broker counts of `fjord-check brokers`.
+spread() {
+  check brokers "$BOOT" | python3 -c "
+import json, sys
+counts = json.load(sys.stdin)['$1']
+v = [counts.get(str(b), 0) for b in range($2)]
+print(min(v), max(v))"
+}
+even() { local lo hi; read -r lo hi < <(spread "$1" "$2"); (( hi - lo <= 1 || hi * 10 <= lo * 11 )); }
+rebalance_state() { jp fjordcluster/demo '{.status.rebalance.state}/{.status.rebalance.reason}'; }
+rebalanced() {
+  [[ "$(rebalance_state)" == "Done/$1" ]] && even replicas "$2" && even leaders "$2" &&
+    [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Rebalancing")].status}')" == False ]]
+}
+# The operator is killed mid-run and started again: it continues from status.rebalance
+# (one run, one RebalanceStarted Event) and ends with every planned partition moved.
+midrun() { [[ "$(rebalance_state)" == Running/ScaleOut ]] && (( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )); }
+wait_for "rebalance running with a batch moved" 120 midrun
+log "killing the operator mid-rebalance: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+kill -KILL "$OP_PID"
+wait "$OP_PID" 2>/dev/null || true
+start_operator
+t0=$(now)
+wait_for "rebalanced over 5 brokers" 300 rebalanced ScaleOut 5
+log "figure: rebalance 3 -> 5 done $(since "$t0")s after the 5th broker was up; $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') partitions moved; $(check brokers "$BOOT")"
+log "rebalance: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+expect "RebalanceStarted events (one run across the restart)" \
+  "$(kubectl get events -n "$NS" --field-selector reason=RebalanceStarted -o name | wc -l)" 1
+[[ -n "$(kubectl get events -n "$NS" --field-selector reason=Rebalanced -o name)" ]] || fail "no Rebalanced event"
+(( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )) || fail "the rebalance moved nothing"
+expect "partitions moved = partitions to move" "$(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}')" \
+  "$(jp fjordcluster/demo '{.status.rebalance.partitionsToMove}')"
+
+# Scaling in from 5 to 3 drains brokers 3 and 4 first: their replicas move, then their
+# pods go, then they are unregistered; every record stays readable.
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"moving"},"spec":{"clusterRef":"demo","partitions":4,"replicationFactor":2}}'
 wait_for "Topic moving Ready" 60 topic_ready moving
 replicas_on() { check brokers "$BOOT" | python3 -c "import json,sys; print(json.load(sys.stdin)['replicas'].get('$1', 0))"; }
@@ -411,18 +453,25 @@ t0=$(now)
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":3}}' >/dev/null
 drained() {
   cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 3 ]] && brokers_up 0,1,2 &&
-    ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 &&
+    ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 && ! kubectl get pod demo-4 -n "$NS" >/dev/null 2>&1 &&
     [[ -n "$(kubectl get events -n "$NS" --field-selector reason=BrokerRemoved -o name)" ]]
 }
-wait_for "broker 3 drained ($on_broker_3 replicas), removed and unregistered" 180 drained
-log "figure: scale-in 4 -> 3 done $(since "$t0")s after the edit"
+wait_for "brokers 3 and 4 drained ($on_broker_3 replicas on 3), removed and unregistered" 300 drained
+log "figure: scale-in 5 -> 3 done $(since "$t0")s after the edit"
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name)" ]] || fail "no Draining event"
 expect "replicas on broker 3" "$(replicas_on 3)" 0
+expect "replicas on broker 4" "$(replicas_on 4)" 0
 # The example keeps claims on scale-in (storage.claimPolicyOnScaleDown: Retain).
-expect "claim of the removed broker" "$(jp pvc/data-demo-3 '{.metadata.name}')" data-demo-3
+expect "claims of the removed brokers" "$(jp pvc/data-demo-3 '{.metadata.name}') $(jp pvc/data-demo-4 '{.metadata.name}')" "data-demo-3 data-demo-4"
 got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic moving --from-beginning \
   --max-messages 200 --timeout-ms 60000 2>/dev/null | sort -n | uniq | wc -l)
 expect "records of topic moving readable after the drain" "$got" 200
+
+# A rebalance on request: the annotation starts a run, which removes it when done.
+kubectl annotate fjordcluster demo -n "$NS" fjord.dev/rebalance=true >/dev/null
+requested_done() { rebalanced Requested 3 && [[ -z "$(jp fjordcluster/demo '{.metadata.annotations.fjord\.dev/rebalance}')" ]]; }
+wait_for "requested rebalance done and annotation removed" 180 requested_done
+log "rebalance on request: $(jp fjordcluster/demo '{.status.rebalance.message}')"
 
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic
@@ -468,6 +517,6 @@ log "ConsumerGroup reconciled ${group_reconciles:-0} times in ${group_age}s"
 kubectl delete fjordcluster demo -n "$NS" --wait=true --timeout 60s >/dev/null
 owned_gone() { ! kubectl get statefulset/demo service/demo-bootstrap configmap/demo-config -n "$NS" 2>/dev/null | grep -q .; }
 wait_for "StatefulSet, Services and ConfigMap of demo deleted" 120 owned_gone
-expect "claims kept after the cluster is deleted" "$(jp pvc '{.items[*].metadata.name}')" "data-demo-0 data-demo-1 data-demo-2 data-demo-3"
+expect "claims kept after the cluster is deleted" "$(jp pvc '{.items[*].metadata.name}')" "data-demo-0 data-demo-1 data-demo-2 data-demo-3 data-demo-4"
 log "PASS"
 echo "1 passed, 0 failed"

@@ -6,8 +6,9 @@
 //! - `fjord-check topic <bootstrap> <topic>`: prints the topic's partition count,
 //!   replication factor and topic-level configs as JSON
 //!   (`{"partitions":3,"replicationFactor":3,"configs":{"retention.ms":"1"}}`).
-//! - `fjord-check brokers <bootstrap>`: prints the brokers that are up and the partition
-//!   replicas each broker holds, as JSON (`{"up":[0,1],"replicas":{"0":4,"1":4}}`).
+//! - `fjord-check brokers <bootstrap>`: prints the brokers that are up, the partition
+//!   replicas each broker holds and the partitions each leads, as JSON
+//!   (`{"up":[0,1],"replicas":{"0":4,"1":4},"leaders":{"0":2,"1":2}}`).
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,14 +36,21 @@ async fn main() -> anyhow::Result<()> {
         "brokers" => {
             let md = client.metadata(None).await?;
             let mut replicas: BTreeMap<String, usize> = BTreeMap::new();
+            let mut leaders: BTreeMap<String, usize> = BTreeMap::new();
             for p in md.topics.iter().flat_map(|t| &t.partitions) {
                 for r in &p.replicas {
                     *replicas.entry(r.to_string()).or_default() += 1;
                 }
+                if p.leader_id >= 0 {
+                    *leaders.entry(p.leader_id.to_string()).or_default() += 1;
+                }
             }
             let mut up: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
             up.sort_unstable();
-            println!("{}", serde_json::json!({"up": up, "replicas": replicas}));
+            println!(
+                "{}",
+                serde_json::json!({"up": up, "replicas": replicas, "leaders": leaders})
+            );
         }
         "roundtrip" => {
             match client.create_topic(NewTopic::new(topic, 1, -1)).await {
