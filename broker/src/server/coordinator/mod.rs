@@ -16,12 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -31,13 +27,12 @@ use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
     RequestId, SyncRequest, SyncResult,
 };
-use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
+use load::{append_with, read_partition, LoadEvent};
 
 pub mod lifecycle;
-
-/// Bytes of records per appended batch, well under the default max.message.bytes.
-const BATCH_BYTES: usize = 512 * 1024;
+mod load;
+mod txn;
 /// Added to a parked request's own bound before the runtime gives up on it; the
 /// state machine answers every parked request by its deadline, so this only guards
 /// against a bug leaving a client hanging.
@@ -71,6 +66,10 @@ enum Slot {
         leader_epoch: i32,
         /// Tells this load from a later one for the same partition.
         load: u64,
+        /// Transaction markers written while the load reads ([`GroupRuntime::complete_txn`]),
+        /// applied once it is done: the load may have read the log before them. One
+        /// seen by the load as well is a no-op the second time (nothing pending).
+        completed: Vec<(i64, bool)>,
     },
     Loaded(Arc<Shard>),
 }
@@ -139,7 +138,18 @@ impl GroupRuntime {
         let started = std::time::Instant::now();
         let mut coordinator = GroupCoordinator::new(self.config.clone());
         let now = partition.clock().now_ms();
-        match read_partition(&partition, |r| coordinator.replay(r, now)) {
+        let replay = |event| match event {
+            LoadEvent::Record(r) => coordinator.replay(r, now),
+            LoadEvent::Txn {
+                producer_id,
+                record,
+            } => coordinator.replay_txn_offset(producer_id, record, now),
+            LoadEvent::Marker {
+                producer_id,
+                commit,
+            } => coordinator.complete_txn(producer_id, commit, now),
+        };
+        match read_partition(&partition, replay) {
             Ok(records) => {
                 let groups = coordinator.groups().count();
                 if self.finish_load(partition.clone(), load, coordinator) {
@@ -184,6 +194,7 @@ impl GroupRuntime {
                     topic_id: partition.topic_id,
                     leader_epoch: epoch,
                     load,
+                    completed: Vec::new(),
                 },
             )
         };
@@ -199,17 +210,24 @@ impl GroupRuntime {
         &self,
         partition: Arc<Partition>,
         load: u64,
-        coordinator: GroupCoordinator,
+        mut coordinator: GroupCoordinator,
     ) -> bool {
         let mut slots = self.slots.lock();
         // The epoch the load began at: if the partition's epoch moved on meanwhile,
         // the call for the newer epoch loads again.
-        let leader_epoch = match slots.get(&partition.index) {
+        let leader_epoch = match slots.get_mut(&partition.index) {
             Some(Slot::Loading {
                 load: l,
                 leader_epoch,
+                completed,
                 ..
-            }) if *l == load => *leader_epoch,
+            }) if *l == load => {
+                let now = partition.clock().now_ms();
+                for (producer_id, commit) in completed.drain(..) {
+                    coordinator.complete_txn(producer_id, commit, now);
+                }
+                *leader_epoch
+            }
             _ => return false,
         };
         let shard = Shard {
@@ -684,133 +702,12 @@ fn append(
     deadline_ms: i64,
 ) -> Result<Vec<AckWait>, AppendError> {
     let mut acks = Vec::new();
-    append_with(records, wall_ms, |batch| {
+    append_with(records, wall_ms, None, |batch, _| {
         let appended = partition.append_replicated(batch, deadline_ms)?;
         acks.extend(appended.replicated);
         Ok(())
     })?;
     Ok(acks)
-}
-
-/// Encode `records` as batches of at most [`BATCH_BYTES`] and hand each to `write`.
-fn append_with(
-    records: &[GroupRecord],
-    now: i64,
-    mut write: impl FnMut(BytesMut) -> Result<(), AppendError>,
-) -> Result<(), AppendError> {
-    let mut pending: Vec<Record> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut flush = |batch: &mut Vec<Record>| -> Result<(), AppendError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            batch.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| AppendError::Corrupt(format!("encoding group records: {e}")))?;
-        batch.clear();
-        write(buf)
-    };
-    for r in records {
-        let (key, value) = r.encode();
-        let size = key.len() + value.as_ref().map_or(0, Bytes::len) + 32;
-        if pending_bytes + size > BATCH_BYTES {
-            flush(&mut pending)?;
-            pending_bytes = 0;
-        }
-        pending_bytes += size;
-        let offset = i64::try_from(pending.len()).unwrap_or(i64::MAX);
-        pending.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The encoder keeps records in one batch only while offset - sequence is
-            // constant; the batch's base sequence is the first record's, -1 (no
-            // producer), which the log requires of a batch without producer id.
-            sequence: i32::try_from(offset).unwrap_or(i32::MAX) - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-        });
-    }
-    flush(&mut pending)
-}
-
-/// Replay every record of `partition` up to its log end offset into `apply`;
-/// returns how many were read. Reads past the high watermark on purpose: when a
-/// broker becomes leader, its whole log is committed.
-fn read_partition(
-    partition: &Partition,
-    mut apply: impl FnMut(GroupRecord),
-) -> Result<usize, String> {
-    let what = |e: &dyn std::fmt::Display| {
-        format!(
-            "reading {} partition {}: {e}",
-            partition.topic, partition.index
-        )
-    };
-    let mut offset = partition.with_log(|l| l.log_start_offset());
-    let end = partition.with_log(|l| l.log_end_offset());
-    let mut count = 0;
-    while offset < end {
-        let info = partition
-            .with_log(|l| l.read(offset, 1 << 20, end, true))
-            .map_err(|e| what(&e))?;
-        let Some(slice) = info.slice else { break };
-        let bytes = slice.read_to_bytes().map_err(|e| what(&e))?;
-        // Advance by the batch headers, so a batch emptied by compaction still moves on.
-        let mut next = offset;
-        let mut rest = &bytes[..];
-        while let Some(h) = BatchHeader::parse_prefix(rest) {
-            next = next.max(h.last_offset() + 1);
-            let size = usize::try_from(h.size_bytes()).unwrap_or(usize::MAX);
-            if size > rest.len() {
-                break;
-            }
-            rest = &rest[size..];
-        }
-        let mut buf = bytes.clone();
-        let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| what(&e))?;
-        for set in sets {
-            for r in set.records {
-                if r.offset < offset || r.control {
-                    continue;
-                }
-                let Some(key) = r.key else { continue };
-                match GroupRecord::decode(&key, r.value.as_deref()) {
-                    Ok(record) => {
-                        apply(record);
-                        count += 1;
-                    }
-                    // Kafka skips records it does not understand rather than refuse
-                    // to load the partition.
-                    Err(e) => tracing::warn!(
-                        partition = partition.index,
-                        offset = r.offset,
-                        error = %e,
-                        "skipping unreadable group record"
-                    ),
-                }
-            }
-        }
-        if next <= offset {
-            return Err(what(&"no progress"));
-        }
-        offset = next;
-    }
-    Ok(count)
 }
 
 /// Kafka reports the client's address as "/ip".
@@ -824,3 +721,5 @@ pub fn to_str(s: Option<&StrBytes>) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
