@@ -8,8 +8,15 @@
 //! together with the JoinGroup and SyncGroup requests parked on it. Records the state
 //! machine asks to persist are appended to that partition (one RecordBatch v2 per
 //! event, uncompressed, no producer id) before the answers that depend on them are
-//! sent. A timer task ticks the loaded state machines (session, rebalance and sync
-//! deadlines), expires offsets and drops the offsets of deleted topics.
+//! sent; a TxnOffsetCommit's offsets go as the producer's transactional batch and stay
+//! pending until its transaction's marker (`txn`). A timer task ticks the loaded state
+//! machines (session, rebalance and sync deadlines), expires offsets and drops the
+//! offsets of deleted topics.
+//!
+//! - `load`: the records' batches, and reading a partition back (records, transactional
+//!   records and markers, in log order).
+//! - `txn`: TxnOffsetCommit and [`GroupRuntime::complete_txn`].
+//! - `lifecycle`: `__consumer_offsets` creation and the timer task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
