@@ -130,6 +130,11 @@ impl GroupCoordinator {
         if req.group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        // A transactional batch needs a producer: without one the log would refuse
+        // the batch, and a retriable answer would have the client retry for ever.
+        if req.producer_id < 0 || req.producer_epoch < 0 {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
         let group = match self.groups.get_mut(&req.group_id) {
             Some(g) => g,
             // A producer committing for a consumer outside group management (or a

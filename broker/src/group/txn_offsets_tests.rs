@@ -200,6 +200,14 @@ fn txn_commit_checks_member_and_generation_from_kip_447() {
         ..old
     };
     assert_eq!(c.txn_commit(&no_group, 0), Err(E::InvalidGroupId));
+    let no_producer = TxnCommitRequest {
+        producer_id: -1,
+        ..txn_req(0, 1)
+    };
+    assert_eq!(
+        c.txn_commit(&no_producer, 0),
+        Err(E::InvalidProducerIdMapping)
+    );
 }
 
 #[test]
