@@ -75,8 +75,12 @@ enum Slot {
         load: u64,
         /// Transaction markers written while the load reads ([`GroupRuntime::complete_txn`]),
         /// applied once it is done: the load may have read the log before them. One
-        /// seen by the load as well is a no-op the second time (nothing pending).
-        completed: Vec<(i64, bool)>,
+        /// seen by the load as well is a no-op the second time (nothing pending). By
+        /// producer, the first marker only: nothing can become pending while the shard
+        /// loads, so a later one (a retry, or the end of a transaction that committed
+        /// no offsets here) has nothing to complete; this bounds the map by the
+        /// producers, not by the markers.
+        completed: std::collections::BTreeMap<i64, bool>,
     },
     Loaded(Arc<Shard>),
 }
@@ -201,7 +205,7 @@ impl GroupRuntime {
                     topic_id: partition.topic_id,
                     leader_epoch: epoch,
                     load,
-                    completed: Vec::new(),
+                    completed: Default::default(),
                 },
             )
         };
@@ -230,7 +234,7 @@ impl GroupRuntime {
                 ..
             }) if *l == load => {
                 let now = partition.clock().now_ms();
-                for (producer_id, commit) in completed.drain(..) {
+                for (producer_id, commit) in std::mem::take(completed) {
                     coordinator.complete_txn(producer_id, commit, now);
                 }
                 *leader_epoch

@@ -24,7 +24,7 @@ impl GroupRuntime {
         let shard = match self.slots.lock().get_mut(&offsets_partition) {
             None => return,
             Some(Slot::Loading { completed, .. }) => {
-                completed.push((producer_id, commit));
+                completed.entry(producer_id).or_insert(commit);
                 return;
             }
             Some(Slot::Loaded(shard)) => shard.clone(),

@@ -219,6 +219,10 @@ async fn a_marker_written_while_the_shard_loads_is_applied_when_the_load_is_done
     .unwrap();
     marker(&p, 4, 0, true);
     rt.complete_txn(0, 4, true);
+    // A later marker of the same producer (a transaction without offsets here)
+    // completes nothing: the first one did.
+    marker(&p, 4, 0, false);
+    rt.complete_txn(0, 4, false);
     assert!(rt.finish_load(p.clone(), load, coordinator));
     assert_eq!(stable(&rt.shard(0).unwrap(), &[0]), vec![Ok(Some(40))]);
 }
