@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::partition::Partition;
+use super::shards::{Load, Shards};
 use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
     RequestId, SyncRequest, SyncResult,
@@ -65,36 +66,20 @@ struct ShardState {
     syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
 }
 
-/// What this broker holds for one `__consumer_offsets` partition; no entry means
-/// it does not coordinate that partition's groups.
-enum Slot {
-    Loading {
-        topic_id: Uuid,
-        leader_epoch: i32,
-        /// Tells this load from a later one for the same partition.
-        load: u64,
-        /// Transaction markers written while the load reads ([`GroupRuntime::complete_txn`]),
-        /// applied once it is done: the load may have read the log before them. One
-        /// seen by the load as well is a no-op the second time (nothing pending). By
-        /// producer, the first marker only: nothing can become pending while the shard
-        /// loads, so a later one (a retry, or the end of a transaction that committed
-        /// no offsets here) has nothing to complete; this bounds the map by the
-        /// producers, not by the markers.
-        completed: std::collections::BTreeMap<i64, bool>,
-    },
-    Loaded(Arc<Shard>),
-}
+/// Transaction markers written while a shard loads ([`GroupRuntime::complete_txn`]),
+/// applied once it is done: the load may have read the log before them. One seen by
+/// the load as well is a no-op the second time (nothing pending). By producer, the
+/// first marker only: nothing can become pending while the shard loads, so a later
+/// one (a retry, or the end of a transaction that committed no offsets here) has
+/// nothing to complete; this bounds the map by the producers, not by the markers.
+type MarkersWhileLoading = std::collections::BTreeMap<i64, bool>;
 
-impl Slot {
-    fn leads(&self, topic_id: Uuid, epoch: i32) -> bool {
-        match self {
-            Slot::Loading {
-                topic_id: t,
-                leader_epoch,
-                ..
-            } => *t == topic_id && *leader_epoch >= epoch,
-            Slot::Loaded(s) => s.partition.topic_id == topic_id && s.leader_epoch >= epoch,
-        }
+impl super::shards::Shard for Shard {
+    fn topic_id(&self) -> Uuid {
+        self.partition.topic_id
+    }
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
     }
 }
 
@@ -103,8 +88,7 @@ pub struct GroupRuntime {
     /// How long a group write may wait for the ISR (request.timeout.ms).
     write_timeout_ms: i64,
     /// By `__consumer_offsets` partition index.
-    slots: Mutex<HashMap<i32, Slot>>,
-    next_load: AtomicU64,
+    shards: Shards<Shard, MarkersWhileLoading>,
     /// Rebalances counted by shards that have since been dropped.
     rebalances_dropped: AtomicU64,
     /// For the rebalance counter: total already added to the metric.
@@ -116,8 +100,7 @@ impl GroupRuntime {
         GroupRuntime {
             config,
             write_timeout_ms: 30_000,
-            slots: Mutex::new(HashMap::new()),
-            next_load: AtomicU64::new(1),
+            shards: Shards::default(),
             rebalances_dropped: AtomicU64::new(0),
             rebalances_reported: AtomicU64::new(0),
         }
@@ -163,7 +146,8 @@ impl GroupRuntime {
         match read_partition(&partition, replay) {
             Ok(records) => {
                 let groups = coordinator.groups().count();
-                if self.finish_load(partition.clone(), load, coordinator) {
+                let installed = self.finish_load(partition.clone(), load, coordinator);
+                if installed {
                     tracing::info!(
                         partition = partition.index,
                         leader_epoch = load_epoch,
@@ -178,90 +162,55 @@ impl GroupRuntime {
                 // Clients hear NOT_COORDINATOR and retry; the next leadership change
                 // or restart loads again.
                 tracing::error!(error = %e, "could not load group coordinator shard");
-                let mut slots = self.slots.lock();
-                if matches!(slots.get(&partition.index), Some(Slot::Loading { load: l, .. }) if *l == load)
-                {
-                    slots.remove(&partition.index);
-                }
+                self.shards.abandon_load(partition.index, &load);
             }
         }
     }
 
     /// Mark the partition's shard as loading at `epoch`, unless it is already loaded
-    /// or loading at that leader epoch (or a newer one). Returns the load's token.
-    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<u64> {
-        let load = self.next_load.fetch_add(1, Ordering::Relaxed);
-        let replaced = {
-            let mut slots = self.slots.lock();
-            if slots
-                .get(&partition.index)
-                .is_some_and(|s| s.leads(partition.topic_id, epoch))
-            {
-                return None;
-            }
-            slots.insert(
-                partition.index,
-                Slot::Loading {
-                    topic_id: partition.topic_id,
-                    leader_epoch: epoch,
-                    load,
-                    completed: Default::default(),
-                },
-            )
-        };
-        if let Some(Slot::Loaded(old)) = replaced {
+    /// or loading at that leader epoch (or a newer one); a replaced shard is retired.
+    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<Load> {
+        let (load, replaced) = self.shards.begin_load(partition, epoch)?;
+        if let Some(old) = replaced {
             self.retire(&old);
         }
         Some(load)
     }
 
-    /// Install a loaded coordinator unless the load was superseded meanwhile (by a
-    /// resign or a newer epoch's load).
+    /// Install a loaded coordinator, with the markers that arrived while it loaded,
+    /// unless the load was superseded meanwhile (by a resign or a newer epoch's load).
     fn finish_load(
         &self,
         partition: Arc<Partition>,
-        load: u64,
+        load: Load,
         mut coordinator: GroupCoordinator,
     ) -> bool {
-        let mut slots = self.slots.lock();
-        // The epoch the load began at: if the partition's epoch moved on meanwhile,
-        // the call for the newer epoch loads again.
-        let leader_epoch = match slots.get_mut(&partition.index) {
-            Some(Slot::Loading {
-                load: l,
-                leader_epoch,
-                completed,
-                ..
-            }) if *l == load => {
+        self.shards
+            .finish_load(partition.index, &load, |markers| {
                 let now = partition.clock().now_ms();
-                for (producer_id, commit) in std::mem::take(completed) {
+                for (producer_id, commit) in markers {
                     coordinator.complete_txn(producer_id, commit, now);
                 }
-                *leader_epoch
-            }
-            _ => return false,
-        };
-        let shard = Shard {
-            leader_epoch,
-            write_timeout_ms: self.write_timeout_ms,
-            partition: partition.clone(),
-            next_request: AtomicU64::new(1),
-            state: Mutex::new(ShardState {
-                active: true,
-                coordinator,
-                joins: HashMap::new(),
-                syncs: HashMap::new(),
-            }),
-        };
-        slots.insert(partition.index, Slot::Loaded(Arc::new(shard)));
-        true
+                Shard {
+                    leader_epoch: load.leader_epoch,
+                    write_timeout_ms: self.write_timeout_ms,
+                    partition: partition.clone(),
+                    next_request: AtomicU64::new(1),
+                    state: Mutex::new(ShardState {
+                        active: true,
+                        coordinator,
+                        joins: HashMap::new(),
+                        syncs: HashMap::new(),
+                    }),
+                }
+            })
+            .is_some()
     }
 
     /// Stop coordinating the groups of partition `index`: its state is dropped and
     /// requests parked on it are answered NOT_COORDINATOR.
     pub fn resign(&self, index: i32) {
-        let removed = self.slots.lock().remove(&index);
-        if let Some(Slot::Loaded(old)) = removed {
+        if let Some(old) = self.shards.remove(index) {
             tracing::info!(partition = index, "resigned group coordinator shard");
             self.retire(&old);
         }
@@ -280,22 +229,11 @@ impl GroupRuntime {
     /// The shard coordinating the groups of `__consumer_offsets` partition `index`:
     /// NOT_COORDINATOR when not led here, COORDINATOR_LOAD_IN_PROGRESS while loading.
     pub fn shard(&self, index: i32) -> Result<Arc<Shard>, ResponseError> {
-        match self.slots.lock().get(&index) {
-            None => Err(ResponseError::NotCoordinator),
-            Some(Slot::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress),
-            Some(Slot::Loaded(s)) => Ok(s.clone()),
-        }
+        self.shards.get(index)
     }
 
     fn loaded(&self) -> Vec<Arc<Shard>> {
-        self.slots
-            .lock()
-            .values()
-            .filter_map(|s| match s {
-                Slot::Loaded(s) => Some(s.clone()),
-                Slot::Loading { .. } => None,
-            })
-            .collect()
+        self.shards.loaded()
     }
 
     /// (group id, protocol type, state) of every group coordinated here.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use super::load::{append_with, TxnProducer};
-use super::{write_error, GroupRuntime, Shard, Slot, Write, WriteExt, WriteKind};
+use super::{write_error, GroupRuntime, Shard, Write, WriteExt, WriteKind};
 use crate::group::{FetchedOffset, TxnCommitRequest};
 use crate::log::batch::increment_sequence;
 use crate::server::partition::{append_error_code, Acks, Partition};
@@ -21,13 +21,10 @@ impl GroupRuntime {
     /// coordinator reads the marker back from the log when it loads. One still loading
     /// gets the marker when its load is done.
     pub fn complete_txn(&self, offsets_partition: i32, producer_id: i64, commit: bool) {
-        let shard = match self.slots.lock().get_mut(&offsets_partition) {
-            None => return,
-            Some(Slot::Loading { completed, .. }) => {
-                completed.entry(producer_id).or_insert(commit);
-                return;
-            }
-            Some(Slot::Loaded(shard)) => shard.clone(),
+        let Some(shard) = self.shards.loaded_or_note(offsets_partition, |markers| {
+            markers.entry(producer_id).or_insert(commit);
+        }) else {
+            return;
         };
         let now = shard.now_ms();
         let mut state = shard.state.lock();
