@@ -15,7 +15,7 @@
 
 pub mod apply;
 
-use crate::types::{Autoscale, AutoscaleStatus, Recommendation};
+use crate::types::{Autoscale, AutoscaleStatus, Recommendation, AUTOSCALE_MAX_REPLICAS};
 
 /// One topic the group has committed offsets for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +111,10 @@ pub struct Decision {
 pub fn decide(spec: &Autoscale, observed: &Observation, status: &mut AutoscaleStatus) -> Decision {
     let now = observed.now_ms;
     let current = observed.current_replicas;
-    let (min, max) = (spec.min_replicas, spec.max_replicas.max(spec.min_replicas));
+    // The CRD's rules keep these in range; clamped again so that an object written
+    // around them can neither panic `clamp` nor ask for negative replicas.
+    let min = spec.min_replicas.clamp(0, AUTOSCALE_MAX_REPLICAS);
+    let max = spec.max_replicas.clamp(min, AUTOSCALE_MAX_REPLICAS);
     let partitions: i32 = observed
         .topics
         .iter()
@@ -184,13 +187,14 @@ pub fn decide(spec: &Autoscale, observed: &Observation, status: &mut AutoscaleSt
             format!("{why}: scale out from {current} to {replicas}"),
         )
     } else if replicas < current {
+        let window = match spec.scale_in_stabilization_window_seconds {
+            0 => String::new(),
+            s => format!(", the highest recommendation of the last {s}s"),
+        };
         scaled(
             Verdict::ScaleIn,
             replicas,
-            format!(
-                "{why}: scale in from {current} to {replicas}, the highest recommendation of the last {}s",
-                spec.scale_in_stabilization_window_seconds
-            ),
+            format!("{why}: scale in from {current} to {replicas}{window}"),
         )
     } else if recommended < current {
         hold(

@@ -307,6 +307,19 @@ fn no_committed_offsets_holds_within_bounds() {
 }
 
 #[test]
+fn bounds_written_around_the_crd_rules_do_not_panic() {
+    let mut s = spec();
+    s.min_replicas = -5;
+    s.max_replicas = -7;
+    let d = decide(&s, &seen(0, 3, vec![orders(8, 0)]), &mut settled(0));
+    assert_eq!(d.replicas, 0, "{d:?}");
+    s.min_replicas = 20;
+    s.max_replicas = i32::MAX;
+    let d = decide(&s, &seen(0, 3, vec![orders(8, 0)]), &mut settled(0));
+    assert_eq!(d.replicas, 20, "{d:?}");
+}
+
+#[test]
 fn bounds_changed_in_the_spec_apply_at_once() {
     let mut s = spec();
     s.max_replicas = 3;
