@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //!
-//! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules.
+//! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules
+//!   (`types::autoscale`: the ConsumerGroup's autoscaling spec and status).
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
