@@ -438,6 +438,12 @@ reject "topicName change" "topicName is immutable" patch topic orders --type mer
 reject "replicas 0" "replicas must be at least 1" patch fjordcluster demo --type merge -p '{"spec":{"replicas":0}}'
 reject "storage shrink" "storage size may grow but never shrink" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"512Mi"}}}'
 reject "bad quantity" "storage size must be a quantity" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"lots"}}}'
+autoscale_patch() { # autoscale_patch MIN MAX LAG_THRESHOLD: a patch of payments' spec.autoscale
+  echo "{\"spec\":{\"autoscale\":{\"scaleTargetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"c\"},\"minReplicas\":$1,\"maxReplicas\":$2,\"lagThreshold\":$3}}}"
+}
+reject "autoscale max below min" "maxReplicas must be at least minReplicas" patch consumergroup payments --type merge -p "$(autoscale_patch 3 2 10)"
+reject "autoscale lagThreshold 0" "lagThreshold must be at least 1" patch consumergroup payments --type merge -p "$(autoscale_patch 1 2 0)"
+reject "autoscale maxReplicas 1001" "maxReplicas must be between 1 and 1000" patch consumergroup payments --type merge -p "$(autoscale_patch 1 1001 10)"
 
 # A Topic on a missing cluster.
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"orphan"},"spec":{"clusterRef":"nope","partitions":1}}'
