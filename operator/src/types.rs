@@ -414,6 +414,20 @@ pub struct TopicStatus {
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.memberCount"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.totalLag"),
     printcolumn(
+        name = "Consumers",
+        type_ = "integer",
+        json_path = ".status.autoscale.desiredReplicas",
+        priority = 1,
+        description = "Replicas the autoscaler set the consumer workload to"
+    ),
+    printcolumn(
+        name = "Decision",
+        type_ = "string",
+        json_path = ".status.autoscale.decision",
+        priority = 1,
+        description = "The autoscaler's last decision"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

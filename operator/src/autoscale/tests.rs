@@ -474,6 +474,18 @@ fn crd_validates_the_autoscale_bounds() {
     ] {
         assert!(yaml.contains(rule), "ConsumerGroup CRD lacks {rule:?}");
     }
+    let group = &crate::crd::all()[2];
+    let columns: Vec<_> = group.spec.versions[0]
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.as_str(), c.json_path.as_str()))
+        .collect();
+    assert!(
+        columns.contains(&("Consumers", ".status.autoscale.desiredReplicas"))
+            && columns.contains(&("Decision", ".status.autoscale.decision")),
+        "{columns:?}"
+    );
     // The history bound in status rests on this limit.
     assert!(yaml.contains(&format!("self <= {}", crate::types::AUTOSCALE_MAX_REPLICAS)));
 }
