@@ -58,6 +58,15 @@ class StepsTest(unittest.TestCase):
         self.assertEqual((k["cold_start_s"], f["cold_start_s"]), (None, 0.1))
 
 
+class CpuTest(unittest.TestCase):
+    def test_a_cluster_cpu_figure_is_the_sum_or_nothing(self):
+        me = common.proc_cpu_seconds(os.getpid())
+        self.assertGreaterEqual(common.cpu_seconds_of([os.getpid(), os.getpid()]), 2 * me)
+        # A process that is gone leaves no figure rather than a part of one.
+        self.assertIsNone(common.cpu_seconds_of([os.getpid(), None]))
+        self.assertIsNone(common.cpu_seconds_of([]))
+
+
 class RowsTest(unittest.TestCase):
     def setUp(self):
         reset()
@@ -301,6 +310,9 @@ class TxnRowsTest(unittest.TestCase):
         class Cluster:
             name, bootstrap = "fjord", "b"
 
+            def pids(self):
+                return [os.getpid(), os.getpid()]
+
             def start(self):
                 return True
 
@@ -354,6 +366,9 @@ class TxnRowsTest(unittest.TestCase):
         self.assertIn("--transaction-duration-ms", java.args)
         self.assertIn("--transactional-id", java.args)
         self.assertEqual(r["jtxn_p1k"]["records_per_txn"], 100.0)
+        # Summed over the cluster's processes (here this one, twice).
+        self.assertGreaterEqual(r["txn_p1k"]["broker_cpu_s"], 0.0)
+        self.assertIn("txn_cpu_s_per_gb", r)
 
     def test_a_failed_transactional_produce_fails_its_rows_only(self):
         r, _, _ = self.run_with(fail_txn_produce=True)

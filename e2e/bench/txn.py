@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from common import Steps, fail, log, setup_failed
+from common import Steps, fail, log, measured, setup_failed
 from clients import child_cpu_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,7 +137,12 @@ def run_txn(cluster, rd, java, rdperf, txn, sizes, rnd, work, end=end_offset):
     n, per = sizes["n_txn"], sizes["txn_records"]
     log(f"{cluster.name} [txn]: {n} x 1KB in transactions of {per}, acks=all RF=3 "
         "(txn_client)")
-    p = step("txn_p1k", lambda: txn.produce(b, "txn1k", n, 1024, per))
+    # The three brokers' CPU seconds across the produce, summed: a transaction's work is
+    # spread over its coordinator, the partition's leader and the followers.
+    pids = cluster.pids()
+    p = step("txn_p1k", lambda: measured(pids, lambda: txn.produce(b, "txn1k", n, 1024, per)))
+    if p and "broker_cpu_s" in p:
+        r["txn_cpu_s_per_gb"] = p["broker_cpu_s"] / (n * 1024 / 1e9)
     log(f"{cluster.name} [txn]: read_committed consume of {n} x 1KB (rdkafka_performance)")
     step("txn_consume", lambda: rdperf.consume(b, "txn1k", n, extra=READ_COMMITTED)
          if p else None)
@@ -163,6 +168,8 @@ def rows():
     return [
         (name, "MB/s", "txn", ("txn_p1k", "MBps"), True, "confluent-kafka"),
         (name, "txns/s", "txn", ("txn_p1k", "txns_per_s"), True, "confluent-kafka"),
+        ("broker CPU seconds per GB, transactional produce 1KB (3 brokers)", "s/GB", "txn",
+         ("txn_cpu_s_per_gb",), False, "confluent-kafka"),
         ("read_committed consume 1KB of the transactional produce [rdkafka_performance]",
          "MB/s", "txn", ("txn_consume", "MBps"), True, "rdkafka_performance"),
         (jname, "MB/s", "txn", ("jtxn_p1k", "MBps"), True, "java"),
