@@ -99,6 +99,8 @@ def with_transactions(run, records, end):
         return None
     txns = committed_transactions(end(), records)
     elapsed = records / run["msgs"]
+    log(f"ProducerPerformance: {txns} transactions of {records / txns:.0f} records on "
+        "average")
     return {**run, "transactions": txns, "txns_per_s": txns / elapsed,
             "records_per_txn": records / txns}
 
