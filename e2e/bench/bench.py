@@ -486,7 +486,7 @@ def main():
                  "scale_points": list(POINTS), "scale_settle_s": 10, "scale_idle_s": 10,
                  "n_scale": 100_000, "scale_lat_rate": 1_000, "n_scale_lat": 6_000,
                  "n_txn": 60_000, "n_jtxn": 40_000, "n_txn_warm": 3_000,
-                 "txn_records": 100, "jtxn_duration_ms": 1}
+                 "txn_records": 100, "jtxn_duration_ms": 1, "txn_consume_reads": 5}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -501,7 +501,7 @@ def main():
                  "scale_points": list(POINTS), "scale_settle_s": 30, "scale_idle_s": 30,
                  "n_scale": 500_000, "scale_lat_rate": 1_000, "n_scale_lat": 30_000,
                  "n_txn": 200_000, "n_jtxn": 150_000, "n_txn_warm": 10_000,
-                 "txn_records": 100, "jtxn_duration_ms": 1,
+                 "txn_records": 100, "jtxn_duration_ms": 1, "txn_consume_reads": 5,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
     # BENCH_SCALE_POINTS chooses the scaling curve's partition counts (e.g. 100,1000).

@@ -283,6 +283,14 @@ class TxnRowsTest(unittest.TestCase):
         self.assertAlmostEqual(r["txns_per_s"], 25.0)
         self.assertIsNone(txn.with_transactions(None, 30_000, lambda: 1 / 0))
 
+    def test_several_reads_give_the_median_one_and_a_failed_read_gives_none(self):
+        runs = [{"MBps": 900.0}, {"MBps": 300.0}, {"MBps": 600.0}]
+        self.assertEqual(txn.median_run(runs), {"MBps": 600.0,
+                                                "MBps_runs": [900.0, 300.0, 600.0]})
+        self.assertEqual(txn.median_run(runs[:2])["MBps"], 300.0)
+        self.assertIsNone(txn.median_run([{"MBps": 1.0}, None]))
+        self.assertIsNone(txn.median_run([]))
+
     def test_a_client_that_fails_gives_no_figure_and_names_its_error(self):
         with tempfile.TemporaryDirectory() as d:
             script = os.path.join(d, "client.py")
@@ -352,7 +360,8 @@ class TxnRowsTest(unittest.TestCase):
                 return {"fetch_MBps": 80.0}
 
         sizes = {"java_rounds": 1, "n_warm": 10, "n_txn_warm": 10, "n_txn": 1000,
-                 "txn_records": 100, "n_jtxn": 1000, "jtxn_duration_ms": 1}
+                 "txn_records": 100, "n_jtxn": 1000, "jtxn_duration_ms": 1,
+                 "txn_consume_reads": 3}
         rdperf, java = RdPerf(), Java()
         with tempfile.TemporaryDirectory() as d:
             r = txn.run_txn(Cluster(), Rd(), java, rdperf, Txn(), sizes, 0, d,
@@ -362,6 +371,7 @@ class TxnRowsTest(unittest.TestCase):
     def test_every_consumer_reads_committed_and_the_java_producer_is_transactional(self):
         r, rdperf, java = self.run_with(fail_txn_produce=False)
         self.assertIn("isolation.level=read_committed", rdperf.extra)
+        self.assertEqual(len(r["txn_consume"]["MBps_runs"]), 3)
         self.assertIn("isolation.level=read_committed", java.config)
         self.assertIn("--transaction-duration-ms", java.args)
         self.assertIn("--transactional-id", java.args)
