@@ -97,9 +97,16 @@ running_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Base64url of 16 random bytes, the form of a Kafka cluster id.
+# Base64url of 16 random bytes, the form of a Kafka cluster id, without "-": one that starts
+# with it is taken for an option by kafka-storage's argument parser, which refuses the
+# format (one id in 64). Kafka's own Uuid.randomUuid draws again on any "-" too.
 new_cluster_id() {
-  python3 -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))'
+  python3 -c 'import base64,os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if "-" not in i:
+        print(i)
+        break'
 }
 
 # write_properties NODE_DIR NODE_ID PORT CPORT QUORUM RF MIN_ISR
