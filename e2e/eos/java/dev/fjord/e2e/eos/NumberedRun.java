@@ -54,16 +54,24 @@ public final class NumberedRun {
       throws Exception {
     try (var producer = inputProducer(cluster.bootstrap());
         var watcher = new Watcher(cluster.bootstrap(), output)) {
+      long start = System.nanoTime();
       send(producer, input, 0, n / 3);
       watcher.awaitAtLeast(n / 6, "before the kill");
+      progress(start, n / 6 + " committed; killing");
       int node = victim.choose();
       cluster.kill(node);
       send(producer, input, n / 3, 2 * n / 3);
       watcher.awaitAtLeast(n / 2, "with broker " + node + " down");
+      progress(start, n / 2 + " committed with broker " + node + " down; restarting it");
       cluster.restart(node);
       send(producer, input, 2 * n / 3, n);
       watcher.awaitAtLeast(n, "after broker " + node + " came back");
+      progress(start, n + " committed");
     }
+  }
+
+  private static void progress(long start, String what) {
+    System.err.printf("eos: %.1fs: %s%n", (System.nanoTime() - start) / 1e9, what);
   }
 
   /** An idempotent producer (acks=all): each input record is in the log once. */
