@@ -64,7 +64,8 @@ fjord_launch() {
   mapfile -t argv < "$d/argv"
   # Appended, not truncated: the lines before a kill stay for the post-mortem.
   echo "=== started $(date -u +%FT%TZ)" >> "$d/broker.log"
-  setsid "$(fjord_bin)" "${argv[@]}" >> "$d/broker.log" 2>&1 < /dev/null &
+  # FJORD_BIN is this script's, not a broker setting (the broker warns of unknown FJORD_*).
+  env -u FJORD_BIN setsid "$(fjord_bin)" "${argv[@]}" >> "$d/broker.log" 2>&1 < /dev/null &
   echo "$!" > "$d/fjord.pid"
 }
 
@@ -104,8 +105,16 @@ fjord_start() {
 
 # --- both ------------------------------------------------------------------------------
 
+port_open() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
+
 start() {
   [[ "$arg" =~ ^[0-9]+$ ]] || die "PORT must be a number, got '$arg'"
+  local p
+  for ((p = arg; p < arg + 26; p++)); do
+    ! port_open "$p" || die "127.0.0.1:$p is already in use"
+  done
+  # A start that fails half way stops what it started: nothing outlives a failed test.
+  trap 'stop >&2' EXIT
   if [[ $EOS_BROKER == kafka ]]; then
     "$HERE/../apache-kafka.sh" start-cluster "$dir" "$arg" "$NODES" >&2
   else
@@ -113,6 +122,7 @@ start() {
   fi
   local i bootstrap=""
   for ((i = 1; i <= NODES; i++)); do bootstrap+="${bootstrap:+,}127.0.0.1:$((arg + i - 1))"; done
+  trap - EXIT
   echo "bootstrap: $bootstrap"
 }
 

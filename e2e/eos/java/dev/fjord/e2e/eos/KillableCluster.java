@@ -25,6 +25,8 @@ import org.apache.kafka.common.Node;
 public final class KillableCluster implements AutoCloseable {
   /** Bound on one script call: a start (Kafka's JVMs take a while), a kill or a restart. */
   private static final Duration SCRIPT_TIMEOUT = Duration.ofSeconds(240);
+  private static final int START_TRIES = 3;
+  private static final int PORT_STEP = 26;
 
   private final Path script;
   private final Path dir;
@@ -36,13 +38,30 @@ public final class KillableCluster implements AutoCloseable {
     this.bootstrap = bootstrap;
   }
 
-  /** Starts a fresh cluster with Kafka ports port..port+2, its files in target/NAME. */
+  /**
+   * Starts a fresh cluster with Kafka ports port..port+2 (26 ports from port in all), its
+   * files in target/NAME. The fixed ports lie in the kernel's ephemeral range, so a
+   * client connection may hold one: a start that finds a port taken tries again PORT_STEP
+   * higher, up to START_TRIES times.
+   */
   public static KillableCluster start(String name, int port) throws Exception {
     Path base = Path.of(System.getProperty("basedir", ".")).toAbsolutePath();
     Path script = base.resolve("../eos/cluster.sh").normalize();
     Path dir = base.resolve("target").resolve(name);
-    deleteTree(dir);
-    Files.createDirectories(dir);
+    for (int attempt = 1; ; attempt++) {
+      deleteTree(dir);
+      Files.createDirectories(dir);
+      try {
+        return start(script, dir, port);
+      } catch (IllegalStateException e) {
+        if (attempt == START_TRIES || !e.getMessage().contains("in use")) throw e;
+        System.err.println("eos: a port of " + port + ".." + (port + PORT_STEP - 1) + " is taken; trying higher");
+        port += PORT_STEP;
+      }
+    }
+  }
+
+  private static KillableCluster start(Path script, Path dir, int port) throws Exception {
     String out = run(script, "start", dir.toString(), Integer.toString(port));
     String bootstrap = out.lines().filter(l -> l.startsWith("bootstrap: "))
         .map(l -> l.substring("bootstrap: ".length())).findFirst()
