@@ -28,14 +28,14 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * The run both exactly-once tests share: input records numbered 0..N-1 (value "i") go in
  * by thirds while an application turns each into one output record whose value starts
- * with "i" ("i" alone or "i:something"); one broker is killed with SIGKILL while the
- * first third is being processed and started again once the second third is through, so
- * the application keeps working with a broker gone. Then the output is read back to check
+ * with "i" ("i" alone or "i:something"); one broker is killed with SIGKILL as the second
+ * third goes in and started again as the last does, once the second is through, so the
+ * application keeps working with a broker gone and while it comes back. Then the output is read back to check
  * that every input is there exactly once.
  */
 public final class NumberedRun {
   /** Bound on each phase's progress (a failover included) and on reading the output back. */
-  public static final Duration PHASE_TIMEOUT = Duration.ofSeconds(90);
+  public static final Duration PHASE_TIMEOUT = Duration.ofSeconds(120);
   /** Keys of the input records; the applications key their work by them. */
   public static final int KEYS = 32;
 
@@ -55,16 +55,20 @@ public final class NumberedRun {
     try (var producer = inputProducer(cluster.bootstrap());
         var watcher = new Watcher(cluster.bootstrap(), output)) {
       long start = System.nanoTime();
-      send(producer, input, 0, n / 3);
+      awaitAcks(send(producer, input, 0, n / 3));
       watcher.awaitAtLeast(n / 6, "before the kill");
-      progress(start, n / 6 + " committed; killing");
       int node = victim.choose();
+      progress(start, n / 6 + " committed; killing broker " + node);
+      // The next third goes out as the broker dies, so transactions are open at the kill
+      // even when the application has caught up with the first.
+      List<Future<RecordMetadata>> acks = send(producer, input, n / 3, 2 * n / 3);
       cluster.kill(node);
-      send(producer, input, n / 3, 2 * n / 3);
+      awaitAcks(acks);
       watcher.awaitAtLeast(n / 2, "with broker " + node + " down");
       progress(start, n / 2 + " committed with broker " + node + " down; restarting it");
+      acks = send(producer, input, 2 * n / 3, n);
       cluster.restart(node);
-      send(producer, input, 2 * n / 3, n);
+      awaitAcks(acks);
       watcher.awaitAtLeast(n, "after broker " + node + " came back");
       progress(start, n + " committed");
     }
@@ -84,14 +88,18 @@ public final class NumberedRun {
         ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class));
   }
 
-  /** Sends records from..to-1 and waits for every acknowledgement. */
-  static void send(KafkaProducer<String, String> producer, String topic, int from, int to) throws Exception {
+  /** Sends records from..to-1 without waiting: their acknowledgements. */
+  static List<Future<RecordMetadata>> send(KafkaProducer<String, String> producer, String topic, int from, int to) {
     List<Future<RecordMetadata>> acks = new ArrayList<>();
     for (int i = from; i < to; i++) {
       acks.add(producer.send(new ProducerRecord<>(topic, "k" + (i % KEYS), Integer.toString(i))));
     }
-    producer.flush();
-    for (var ack : acks) ack.get(PHASE_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+    return acks;
+  }
+
+  static void awaitAcks(List<Future<RecordMetadata>> acks) throws Exception {
+    long deadline = System.nanoTime() + PHASE_TIMEOUT.toNanos();
+    for (var ack : acks) ack.get(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
   }
 
   /** The input number an output value carries: what comes before the first ':'. */

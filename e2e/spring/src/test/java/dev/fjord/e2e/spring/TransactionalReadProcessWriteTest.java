@@ -1,6 +1,7 @@
 package dev.fjord.e2e.spring;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fjord.e2e.eos.KillableCluster;
@@ -13,35 +14,32 @@ import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.common.IsolationLevel;
-import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.springframework.beans.factory.annotation.Value;
-import org.springframework.context.annotation.AnnotationConfigApplicationContext;
+import org.springframework.boot.Banner;
+import org.springframework.boot.WebApplicationType;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.builder.SpringApplicationBuilder;
+import org.springframework.boot.logging.LoggingSystem;
+import org.springframework.context.ConfigurableApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
-import org.springframework.core.env.MapPropertySource;
-import org.springframework.kafka.annotation.EnableKafka;
 import org.springframework.kafka.annotation.KafkaListener;
 import org.springframework.kafka.config.ConcurrentKafkaListenerContainerFactory;
-import org.springframework.kafka.core.ConsumerFactory;
-import org.springframework.kafka.core.DefaultKafkaConsumerFactory;
-import org.springframework.kafka.core.DefaultKafkaProducerFactory;
 import org.springframework.kafka.core.KafkaTemplate;
-import org.springframework.kafka.core.ProducerFactory;
+import org.springframework.kafka.listener.AfterRollbackProcessor;
 import org.springframework.kafka.listener.DefaultAfterRollbackProcessor;
 import org.springframework.kafka.transaction.KafkaTransactionManager;
 import org.springframework.util.backoff.FixedBackOff;
 
 /**
- * A read-process-write application as Spring Kafka users write it: a @KafkaListener whose
- * container runs each record in a transaction of the KafkaTransactionManager (the
+ * A read-process-write Spring Boot application as Spring Kafka users write it: a
+ * @KafkaListener whose container runs each record in a transaction of the
+ * KafkaTransactionManager Boot configures (the
  * consumer's offsets are sent to that transaction, KIP-447), writing one output record
  * per input through the transactional KafkaTemplate. One transaction in ten throws on
  * purpose after its output record reached the log, so it aborts and the record comes
@@ -53,7 +51,7 @@ import org.springframework.util.backoff.FixedBackOff;
  * e2e/eos/run.sh, with the JUnit tag "eos".
  */
 @Tag("eos")
-@Timeout(value = 420, unit = TimeUnit.SECONDS)
+@Timeout(value = 600, unit = TimeUnit.SECONDS)
 class TransactionalReadProcessWriteTest {
   static final int RECORDS = 1500;
   static final int PARTITIONS = 4;
@@ -75,7 +73,7 @@ class TransactionalReadProcessWriteTest {
       this.output = output;
     }
 
-    @KafkaListener(id = "eos-processor", topics = "${eos.input}", groupId = "${eos.group}", concurrency = "2")
+    @KafkaListener(id = "eos-processor", topics = "${eos.input}", groupId = "${eos.group}")
     void process(ConsumerRecord<String, String> r) throws Exception {
       int i = Integer.parseInt(r.value());
       if (i % 10 == DOOMED_DIGIT && failedOnce.add(i)) {
@@ -88,66 +86,46 @@ class TransactionalReadProcessWriteTest {
     }
   }
 
+  /**
+   * The application as Spring Boot wires it from properties alone: with
+   * spring.kafka.producer.transaction-id-prefix set, Boot's Kafka auto-configuration makes
+   * the producer factory transactional, defines the KafkaTransactionManager and gives it
+   * to the listener container factory, which also takes the AfterRollbackProcessor bean.
+   * No component scan: the other test classes' configurations stay out.
+   */
   @Configuration
-  @EnableKafka
+  @EnableAutoConfiguration
   static class App {
-    @Value("${eos.bootstrap}")
-    String bootstrap;
-
+    /**
+     * Retry a rolled-back record for ever: the default gives up after ten tries and skips
+     * it, which a broker failover can reach and which would lose the record.
+     */
     @Bean
-    ProducerFactory<String, String> producerFactory(@Value("${eos.txn-prefix}") String prefix) {
-      var pf = new DefaultKafkaProducerFactory<String, String>(Map.of(
-          ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap,
-          ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class,
-          ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class));
-      pf.setTransactionIdPrefix(prefix);
-      return pf;
-    }
-
-    @Bean
-    KafkaTransactionManager<String, String> kafkaTransactionManager(ProducerFactory<String, String> pf) {
-      return new KafkaTransactionManager<>(pf);
-    }
-
-    @Bean
-    KafkaTemplate<String, String> kafkaTemplate(ProducerFactory<String, String> pf) {
-      return new KafkaTemplate<>(pf);
-    }
-
-    @Bean
-    ConsumerFactory<String, String> consumerFactory() {
-      Map<String, Object> p = new HashMap<>();
-      p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-      p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
-      // Only committed input: the test's input is not transactional, but an application
-      // reading another one's output must not see its aborted records.
-      p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-      p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-      p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10000);
-      p.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1000);
-      p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 50);
-      p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class);
-      p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class);
-      return new DefaultKafkaConsumerFactory<>(p);
-    }
-
-    @Bean
-    ConcurrentKafkaListenerContainerFactory<String, String> kafkaListenerContainerFactory(
-        ConsumerFactory<String, String> cf, KafkaTransactionManager<String, String> tm) {
-      var factory = new ConcurrentKafkaListenerContainerFactory<String, String>();
-      factory.setConsumerFactory(cf);
-      factory.getContainerProperties().setKafkaAwareTransactionManager(tm);
-      // Retry a rolled-back record for ever: the default gives up after ten tries and
-      // skips it, which a broker failover can reach and which would lose the record.
-      factory.setAfterRollbackProcessor(
-          new DefaultAfterRollbackProcessor<>(new FixedBackOff(100, FixedBackOff.UNLIMITED_ATTEMPTS)));
-      return factory;
+    AfterRollbackProcessor<Object, Object> afterRollbackProcessor() {
+      return new DefaultAfterRollbackProcessor<>(new FixedBackOff(100, FixedBackOff.UNLIMITED_ATTEMPTS));
     }
 
     @Bean
     Processor processor(KafkaTemplate<String, String> template, @Value("${eos.output}") String output) {
       return new Processor(template, output);
     }
+  }
+
+  static ConfigurableApplicationContext startApp(String bootstrap, Map<String, Object> eos) {
+    // Logging stays with slf4j-simple, as in the rest of the suite.
+    System.setProperty(LoggingSystem.SYSTEM_PROPERTY, LoggingSystem.NONE);
+    Map<String, Object> props = new HashMap<>(eos);
+    props.put("spring.kafka.bootstrap-servers", bootstrap);
+    props.put("spring.kafka.consumer.isolation-level", "read-committed");
+    props.put("spring.kafka.consumer.auto-offset-reset", "earliest");
+    props.put("spring.kafka.consumer.max-poll-records", 50);
+    props.put("spring.kafka.consumer.properties.group.protocol", "classic");
+    props.put("spring.kafka.consumer.properties.session.timeout.ms", 10000);
+    props.put("spring.kafka.consumer.properties.heartbeat.interval.ms", 1000);
+    props.put("spring.kafka.producer.transaction-id-prefix", eos.get("eos.txn-prefix"));
+    props.put("spring.kafka.listener.concurrency", PARTITIONS);
+    return new SpringApplicationBuilder(App.class).web(WebApplicationType.NONE)
+        .bannerMode(Banner.Mode.OFF).properties(props).run();
   }
 
   @Test
@@ -159,12 +137,12 @@ class TransactionalReadProcessWriteTest {
     try (var cluster = KillableCluster.start("spring-eos-cluster", PORT)) {
       cluster.createTopics(PARTITIONS, input, output);
       Processor processor;
-      try (var ctx = new AnnotationConfigApplicationContext()) {
-        ctx.getEnvironment().getPropertySources().addFirst(new MapPropertySource("eos", Map.of(
-            "eos.bootstrap", cluster.bootstrap(), "eos.input", input, "eos.output", output,
-            "eos.group", "eos-spring-group-" + suffix, "eos.txn-prefix", prefix)));
-        ctx.register(App.class);
-        ctx.refresh();
+      try (var ctx = startApp(cluster.bootstrap(), Map.of("eos.input", input, "eos.output", output,
+          "eos.group", "eos-spring-group-" + suffix, "eos.txn-prefix", prefix))) {
+        var factory = ctx.getBean(ConcurrentKafkaListenerContainerFactory.class);
+        assertInstanceOf(KafkaTransactionManager.class,
+            factory.getContainerProperties().getKafkaAwareTransactionManager(),
+            "Boot gave the listener containers the KafkaTransactionManager");
         processor = ctx.getBean(Processor.class);
         NumberedRun.run(cluster, input, output, RECORDS, () -> cluster.victim(prefix, output));
       }

@@ -43,7 +43,7 @@ import org.junit.jupiter.api.Timeout;
  * each group's counts exactly 1..n with none skipped or repeated, so the state store
  * (restored from its changelog after a failover) moved in step with the output.
  */
-@Timeout(value = 420, unit = TimeUnit.SECONDS)
+@Timeout(value = 600, unit = TimeUnit.SECONDS)
 class ExactlyOnceStreamsTest {
   static final int RECORDS = 3000;
   static final int PARTITIONS = 4;
