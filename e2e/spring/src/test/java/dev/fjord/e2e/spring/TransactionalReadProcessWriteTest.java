@@ -53,7 +53,7 @@ import org.springframework.util.backoff.FixedBackOff;
 @Tag("eos")
 @Timeout(value = 600, unit = TimeUnit.SECONDS)
 class TransactionalReadProcessWriteTest {
-  static final int RECORDS = 1500;
+  static final int RECORDS = 600;
   static final int PARTITIONS = 4;
   static final int PORT = 43100;
   /** Inputs whose number ends in this digit fail their first transaction. */
