@@ -134,7 +134,17 @@ pub struct FollowerState {
     pub last_caught_up_ms: Option<i64>,
     /// The broker epoch of its latest fetch that carried one.
     pub broker_epoch: Option<BrokerEpoch>,
+    /// Proposals to add it the controller refused as ineligible (a fenced or shutting
+    /// down broker, KIP-841) since that broker epoch fetched.
+    refusals: u32,
+    /// Not proposed again before this time: a broker the controller fenced stays
+    /// fenced until it heartbeats again, so asking each tick only loads the controller.
+    retry_after_ms: i64,
 }
+
+/// The longest a refused follower waits before it is proposed again, unless a fetch
+/// from a new broker process comes first.
+const MAX_REFUSED_BACKOFF_MS: i64 = 30_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingIsr {
@@ -410,6 +420,11 @@ impl PartitionLeader {
         let leader_end = self.log_end_offset;
         let state = self.followers.get_mut(&fetch.replica).expect("checked");
         if fetch.broker_epoch.is_some() {
+            if fetch.broker_epoch != state.broker_epoch {
+                // A new broker process: what was refused of the old one does not hold.
+                state.refusals = 0;
+                state.retry_after_ms = 0;
+            }
             state.broker_epoch = fetch.broker_epoch;
         }
         if fetch.fetch_offset >= leader_end {
@@ -485,7 +500,21 @@ impl PartitionLeader {
             // the state it was built on and did not apply it: forget it; the metadata
             // update or a later fetch brings a fresh one, not before the backoff so a
             // refused replica does not loop.
-            Err(ResponseError::IneligibleReplica | ResponseError::InvalidRequest) => {
+            Err(code @ (ResponseError::IneligibleReplica | ResponseError::InvalidRequest)) => {
+                if let (Some(p), ResponseError::IneligibleReplica) = (&self.pending, code) {
+                    // The followers it would have added wait longer each time, until
+                    // their broker fetches from a new process.
+                    let retry = self.config.alter_partition_retry_ms.max(1);
+                    for (b, _) in &p.request.added_epochs {
+                        if let Some(f) = self.followers.get_mut(b) {
+                            f.refusals = f.refusals.saturating_add(1);
+                            let backoff = retry
+                                .saturating_mul(1 << (f.refusals - 1).min(16))
+                                .min(MAX_REFUSED_BACKOFF_MS.max(retry));
+                            f.retry_after_ms = now_ms.saturating_add(backoff);
+                        }
+                    }
+                }
                 self.pending = None;
                 self.propose_after_ms = now_ms + self.config.alter_partition_retry_ms;
                 let mut actions = Vec::new();
@@ -616,6 +645,9 @@ impl PartitionLeader {
         let Some(f) = self.followers.get(&follower).copied() else {
             return;
         };
+        if now_ms < f.retry_after_ms {
+            return;
+        }
         if let (true, Some(broker_epoch)) = (self.may_join_isr(&f), f.broker_epoch) {
             let new_isr = self.committed.isr.with(follower);
             self.propose(now_ms, new_isr, vec![(follower, broker_epoch)], actions);
@@ -684,8 +716,9 @@ impl PartitionLeader {
         let joining = self
             .followers
             .iter()
-            .any(|(b, f)| !self.committed.isr.contains(*b) && self.may_join_isr(f))
-            .then_some(self.propose_after_ms);
+            .filter(|(b, f)| !self.committed.isr.contains(**b) && self.may_join_isr(f))
+            .map(|(_, f)| f.retry_after_ms.max(self.propose_after_ms))
+            .min();
         self.committed
             .isr
             .members()

@@ -290,6 +290,43 @@ fn a_caught_up_follower_refused_once_is_proposed_again_without_fetching_again() 
     assert_eq!(l.on_tick(1_003), vec![expand(&[1, 2, 3], 3)]);
 }
 
+/// A killed broker stays fenced until its process comes back: the proposals to add it
+/// back, each refused, come ever further apart (up to 30 s) instead of every second,
+/// and a fetch from its new process is proposed at once.
+#[test]
+fn a_follower_refused_again_and_again_is_proposed_ever_less_often() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let (_, actions) = l.on_follower_fetch(1, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+    l.on_alter_partition_response(1, Err(ResponseError::IneligibleReplica));
+    let mut refused_at = 1;
+    let mut proposals = Vec::new();
+    let mut now = 1;
+    while now < 120_000 {
+        now += 100;
+        let actions = l.on_tick(now);
+        if !actions.is_empty() {
+            assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+            proposals.push(now - refused_at);
+            refused_at = now;
+            l.on_alter_partition_response(now, Err(ResponseError::IneligibleReplica));
+        }
+    }
+    // Gaps after each refusal: 1 s, 2 s, 4 s, ... up to the 30 s cap (to the tick).
+    let gaps: Vec<i64> = proposals.iter().map(|g| (g + 99) / 1_000).collect();
+    assert_eq!(&gaps[..6], &[1, 2, 4, 8, 16, 30], "{proposals:?}");
+    assert!(gaps[6..].iter().all(|&g| g == 30), "{proposals:?}");
+
+    // Its restarted process fetches: proposed with its new epoch straight away.
+    let restarted = FollowerFetch {
+        broker_epoch: Some(BrokerEpoch(900)),
+        ..fetch(3, 6)
+    };
+    let (_, actions) = l.on_follower_fetch(now + 1_001, &restarted, &log);
+    assert_eq!(actions.len(), 1, "{actions:?}");
+}
+
 /// KIP-903: the leader proposes a replica only with the broker epoch it fetched with
 /// (the controller checks it is the current one), and a fetch from an earlier process
 /// of that broker (a long poll that outlived it) is refused without being counted.
