@@ -332,6 +332,8 @@ async fn rebalance_step(
     wanted: i32,
     steady: bool,
 ) -> Result<bool> {
+    let api: Api<FjordCluster> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let brokers: Vec<Broker> = (0..wanted)
         .filter(|id| state.registered.contains_key(id))
         .map(|id| Broker {
@@ -370,6 +372,10 @@ async fn rebalance_step(
     match &action {
         RunAction::None | RunAction::Wait => {}
         RunAction::Submit(batch) => {
+            // The batch is recorded before it is sent: an operator that dies in
+            // between finds it in status and counts only what actually moved.
+            status.rebalance = Some(next.clone());
+            apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
             start_moves(ctx, bootstrap, batch, "rebalancing").await?;
         }
         RunAction::Finish(elect) => {
@@ -385,8 +391,6 @@ async fn rebalance_step(
             )
             .await;
             if requested {
-                let api: Api<FjordCluster> =
-                    Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
                 let patch = serde_json::json!({
                     "metadata": {"annotations": {REBALANCE_ANNOTATION: null}}
                 });

@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::scale::{BrokerState, PartitionReplicas};
-use crate::types::{PartitionRef, RebalanceStatus};
+use crate::types::{PartitionMove, RebalanceStatus};
 
 /// A slot being refilled. Kafka node ids are never negative, and brokers with one are
 /// left out of a plan, so no broker has this id.
@@ -452,10 +452,11 @@ fn describe_spread(brokers: &[Broker], partitions: &[PartitionReplicas]) -> Stri
 }
 
 /// One step of a rebalance run, from the last status and what the brokers report now.
-/// Returns the next status and what to do. Progress lives in the status so that a
+/// Returns the next status and what to do; a [`RunAction::Submit`]'s status must be
+/// written before its reassignments are sent. Progress lives in the status so that a
 /// restarted operator continues: a batch in flight is waited for (no reassignment in
 /// progress), and the next batch comes from a plan recomputed from the brokers, so a
-/// finished batch is never sent again. `now` stamps the start and end.
+/// finished move is never sent again. `now` stamps the start and end.
 pub fn step(
     previous: Option<&RebalanceStatus>,
     observed: Observed<'_>,
@@ -508,7 +509,19 @@ pub fn step(
         );
         return (status, RunAction::Wait);
     }
-    status.partitions_moved += status.batch.len() as i32;
+    // A partition of the last batch counts once its replicas are the target: a batch
+    // recorded by an operator that died before sending it counts nothing, and its
+    // partitions are planned again.
+    let done = status
+        .batch
+        .iter()
+        .filter(|m| {
+            state.partitions.iter().any(|p| {
+                p.topic == m.topic && p.partition == m.partition && p.replicas == m.replicas
+            })
+        })
+        .count();
+    status.partitions_moved += done as i32;
     status.batch.clear();
     let plan = plan(observed.brokers, &state.partitions);
     // Each batch brings the cluster closer to even, so a run moves each partition at
@@ -533,9 +546,10 @@ pub fn step(
         let batch: Vec<PartitionReplicas> = plan.moves.into_iter().take(BATCH_PARTITIONS).collect();
         status.batch = batch
             .iter()
-            .map(|m| PartitionRef {
+            .map(|m| PartitionMove {
                 topic: m.topic.clone(),
                 partition: m.partition,
+                replicas: m.replicas.clone(),
             })
             .collect();
         status.message = format!(

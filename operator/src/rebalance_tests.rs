@@ -525,18 +525,29 @@ fn a_scale_out_runs_in_batches_until_balanced() {
 
 #[test]
 fn a_restarted_operator_continues_without_repeating_a_move() {
-    // The operator dies after submitting each batch and before writing status, so
-    // every step starts from the status written one step earlier.
+    // The status of each batch is written before the batch is sent. The operator dies
+    // after every write: on even rounds before sending (the batch is lost), on odd
+    // rounds after (the batch runs while nobody watches). Each restart continues from
+    // the status written last.
     let mut fake = FakeBrokers::new(5, round_robin(60, 3, 3));
     let first = plan(&fake.brokers, &fake.state.partitions);
     let mut status = idle(3);
     let mut copied = 0;
+    let mut sent = 0;
+    let mut lost = 0;
     for round in 0..100 {
         let (next, action) = step(Some(&status), fake.observed(true, false), &at(round));
+        status = next;
         match action {
             RunAction::Submit(batch) => {
+                assert_eq!(status.batch.len(), batch.len());
+                if round % 2 == 0 {
+                    lost += 1;
+                    continue;
+                }
                 let before = fake.state.partitions.clone();
                 fake.submit(&batch);
+                sent += batch.len();
                 copied += batch
                     .iter()
                     .map(|m| {
@@ -548,25 +559,23 @@ fn a_restarted_operator_continues_without_repeating_a_move() {
                         m.replicas.iter().filter(|r| !old.contains(r)).count()
                     })
                     .sum::<usize>();
-                // Lost: `next` is never written. The step after sees the batch in
-                // flight and waits for it.
-                let (_, action) = step(Some(&status), fake.observed(true, false), &at(round));
+                // The restarted operator sees the batch in flight and waits for it.
+                let (again, action) = step(Some(&status), fake.observed(true, false), &at(round));
                 assert_eq!(action, RunAction::Wait);
+                assert_eq!(again.batch, status.batch);
                 fake.complete();
-                if status.state != "Running" {
-                    status = next;
-                }
             }
-            RunAction::Finish(_) => {
-                status = next;
-                break;
-            }
+            RunAction::Finish(_) => break,
             other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(status.state, "Done");
-    // Exactly the replicas the first plan copied: none twice.
+    assert!(lost > 0 && sent > 0);
+    // Exactly the replicas the first plan copied, none twice, and every partition
+    // sent counted once: lost batches count nothing.
     assert_eq!(copied, first.replicas_moved);
+    assert_eq!(status.partitions_moved, sent as i32);
+    assert_eq!(status.partitions_to_move, sent as i32);
     let (replicas, _) = counts(&ids(&fake.brokers), &fake.state.partitions);
     assert!(even(&replicas, &ids(&fake.brokers)), "{replicas:?}");
 }

@@ -326,9 +326,11 @@ pub struct RebalanceStatus {
     /// Partitions whose reassignment has completed in this run.
     #[serde(default)]
     pub partitions_moved: i32,
-    /// Partitions of the batch in progress.
+    /// The batch in progress: each partition with the replicas it moves to. Written
+    /// before the reassignments are sent, so that a restarted operator counts a
+    /// partition as moved only once its replicas are these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub batch: Vec<PartitionRef>,
+    pub batch: Vec<PartitionMove>,
     /// When the run started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
@@ -340,14 +342,17 @@ pub struct RebalanceStatus {
     pub message: String,
 }
 
-/// One partition of a topic.
+/// One partition's reassignment.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
-pub struct PartitionRef {
+pub struct PartitionMove {
     /// Topic name.
     pub topic: String,
     /// Partition index.
     pub partition: i32,
+    /// Target replicas, preferred leader first.
+    #[serde(default)]
+    pub replicas: Vec<i32>,
 }
 
 /// One broker as the operator sees it.
