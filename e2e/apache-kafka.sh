@@ -8,6 +8,7 @@
 #   e2e/apache-kafka.sh status DIR
 #   e2e/apache-kafka.sh start-cluster DIR [PORT [N]]
 #   e2e/apache-kafka.sh stop-cluster  DIR
+#   e2e/apache-kafka.sh start-node DIR/node-I   # node I of a cluster again, e.g. after a kill
 #   e2e/apache-kafka.sh tool NAME ARGS...   # Kafka's own command-line tools, e.g.
 #       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
 #       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
@@ -36,7 +37,7 @@ if [[ -n "${JAVA:-}" ]]; then :; elif [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAV
 
 die() { echo "apache-kafka.sh: $*" >&2; exit 1; }
 usage() {
-  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR | tool NAME ARGS..."
+  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR | start-node DIR/node-I | tool NAME ARGS..."
 }
 
 # The classpath is resolved once per Kafka version and pom, then cached.
@@ -239,6 +240,20 @@ start_cluster() {
     "127.0.0.1:$port-$((port + nodes - 1)) (dir $dir)"
 }
 
+# start_node NODE_DIR: one node of an existing cluster again, on its kept configuration and
+# data, e.g. after a fault test killed it; its client port is the listener's.
+start_node() {
+  if pid="$(running_pid "$dir")"; then die "already running in $dir (pid $pid)"; fi
+  [[ -s "$dir/server.properties" ]] || die "no server.properties in $dir: start-cluster first"
+  local p
+  p="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")"
+  [[ -n "$p" ]] || die "no PLAINTEXT listener in $dir/server.properties"
+  cp="$(classpath)"
+  launch "$dir"
+  wait_started "$dir" "$p" $((SECONDS + START_TIMEOUT_S))
+  echo "Apache Kafka $KAFKA_VERSION node listening on 127.0.0.1:$p (pid $(cat "$dir/kafka.pid"), dir $dir)"
+}
+
 # stop NODE_DIR
 stop() {
   local d="$1" pid
@@ -275,5 +290,6 @@ case "$cmd" in
   status) if pid="$(running_pid "$dir")"; then echo "running (pid $pid)"; else echo "not running"; exit 1; fi ;;
   start-cluster) start_cluster ;;
   stop-cluster) stop_cluster ;;
+  start-node) start_node ;;
   *) usage ;;
 esac
