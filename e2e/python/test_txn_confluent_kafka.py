@@ -161,7 +161,11 @@ class Processor:
         self.aborted_on_purpose = {}  # tag -> output values the log acknowledged
         self.forced_aborts = 0
         self.recreated = 0
-        self._new_producer()
+        try:
+            self._new_producer()
+        except BaseException:
+            self.consumer.close()
+            raise
 
     def _new_producer(self):
         self.generation += 1
@@ -269,8 +273,10 @@ class Processor:
             self.step()
 
     def close(self):
+        """Leaves the group; the producer has nothing in flight between transactions."""
         self.consumer.close()
-        self.producer.flush(CALL_TIMEOUT_S)
+        if self.producer is not None:
+            self.producer.purge()
 
 
 def read_all(bootstrap, topic, isolation):
@@ -300,19 +306,11 @@ def read_all(bootstrap, topic, isolation):
     return values
 
 
-def test_read_process_write_exactly_once_through_a_broker_kill(cluster):
-    bootstrap = cluster.bootstrap()
-    run = uuid.uuid4().hex[:8]
-    input_topic, output_topic = f"e2e-py-txn-in-{run}", f"e2e-py-txn-out-{run}"
-    txn_id = f"e2e-py-txn-{run}"
-    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": CLIENT})
-    create_topics(admin, [input_topic, output_topic])
-    produce_input(bootstrap, input_topic)
-
-    proc = Processor(bootstrap, input_topic, output_topic, f"e2e-py-txn-group-{run}", txn_id)
+def process_through_a_kill(cluster, admin, proc, topics, txn_id):
+    """A quarter of the input before the kill, a quarter with the broker down, a quarter
+    while it restarts, the rest once it is back in every ISR."""
     proc.run_until("before the kill", RECORDS // 4)
-
-    victim, why = victim_node(admin, txn_id, output_topic)
+    victim, why = victim_node(admin, txn_id, topics[1])
     print(f"killing broker {victim}, the {why}")
     cluster.kill(victim)
     proc.run_until(f"with broker {victim} down", RECORDS // 2)
@@ -330,9 +328,24 @@ def test_read_process_write_exactly_once_through_a_broker_kill(cluster):
     restarting.join(PHASE_DEADLINE_S)
     assert not restarting.is_alive(), f"broker {victim} still restarting after {PHASE_DEADLINE_S}s"
     assert not restart_error, f"broker {victim} did not restart: {restart_error[0]}"
-    wait_until(f"broker {victim} back in every ISR", lambda: all_in_sync(admin, [input_topic, output_topic]))
+    wait_until(f"broker {victim} back in every ISR", lambda: all_in_sync(admin, topics))
     proc.run_until(f"after broker {victim} came back", RECORDS)
-    proc.close()
+
+
+def test_read_process_write_exactly_once_through_a_broker_kill(cluster):
+    bootstrap = cluster.bootstrap()
+    run = uuid.uuid4().hex[:8]
+    input_topic, output_topic = f"e2e-py-txn-in-{run}", f"e2e-py-txn-out-{run}"
+    txn_id = f"e2e-py-txn-{run}"
+    admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": CLIENT})
+    create_topics(admin, [input_topic, output_topic])
+    produce_input(bootstrap, input_topic)
+
+    proc = Processor(bootstrap, input_topic, output_topic, f"e2e-py-txn-group-{run}", txn_id)
+    try:
+        process_through_a_kill(cluster, admin, proc, [input_topic, output_topic], txn_id)
+    finally:
+        proc.close()
     print(f"{proc.txn_no} transactions: {len(proc.committed_tags)} committed, "
           f"{len(proc.aborted_on_purpose)} aborted on purpose, {proc.forced_aborts} aborted on errors, "
           f"{proc.recreated} producers re-created")
@@ -349,7 +362,7 @@ def test_read_process_write_exactly_once_through_a_broker_kill(cluster):
     assert len(seen) == RECORDS
 
     # The aborted records are in the log: only the transaction markers hide them.
-    aborted_acked = {f"{v}" for values in proc.aborted_on_purpose.values() for v in values}
+    aborted_acked = {v for values in proc.aborted_on_purpose.values() for v in values}
     assert aborted_acked, "no transaction aborted on purpose had its records acknowledged"
     uncommitted = set(read_all(bootstrap, output_topic, "read_uncommitted"))
     not_there = aborted_acked - uncommitted
