@@ -55,6 +55,10 @@ APIS: list[tuple[int, str, int]] = [
     (21, "DeleteRecords", 2),
     (22, "InitProducerId", 5),
     (23, "OffsetForLeaderEpoch", 4),
+    (24, "AddPartitionsToTxn", 5),
+    (25, "AddOffsetsToTxn", 4),
+    (26, "EndTxn", 5),
+    (28, "TxnOffsetCommit", 5),
     (29, "DescribeAcls", 3),
     (30, "CreateAcls", 3),
     (31, "DeleteAcls", 3),
@@ -74,6 +78,8 @@ APIS: list[tuple[int, str, int]] = [
     (51, "AlterUserScramCredentials", 0),
     (60, "DescribeCluster", 2),
     (64, "UnregisterBroker", 0),
+    (65, "DescribeTransactions", 0),
+    (66, "ListTransactions", 2),
     (75, "DescribeTopicPartitions", 0),
 ]
 

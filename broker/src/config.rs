@@ -228,6 +228,48 @@ pub struct BrokerConfig {
     )]
     pub offsets_topic_replication_factor: i16,
 
+    /// Partitions of the internal `__transaction_state` topic when it is created
+    /// (transaction.state.log.num.partitions); a transactional id's coordinator is
+    /// partition abs(hash(id)) % this. An existing topic keeps its count.
+    #[arg(
+        long,
+        env = "FJORD_TRANSACTION_STATE_LOG_NUM_PARTITIONS",
+        default_value_t = 50
+    )]
+    pub transaction_state_log_num_partitions: i32,
+
+    /// Replication factor of `__transaction_state` when it is created
+    /// (transaction.state.log.replication.factor), capped at the number of metadata
+    /// quorum voters as --offsets-topic-replication-factor is.
+    #[arg(
+        long,
+        env = "FJORD_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        default_value_t = 3
+    )]
+    pub transaction_state_log_replication_factor: i16,
+
+    /// min.insync.replicas of `__transaction_state` (transaction.state.log.min.isr);
+    /// a topic with fewer replicas needs all of them.
+    #[arg(long, env = "FJORD_TRANSACTION_STATE_LOG_MIN_ISR", default_value_t = 2)]
+    pub transaction_state_log_min_isr: i32,
+
+    /// The longest transaction.timeout.ms a producer may ask for
+    /// (transaction.max.timeout.ms).
+    #[arg(
+        long,
+        env = "FJORD_TRANSACTION_MAX_TIMEOUT_MS",
+        default_value_t = 900_000
+    )]
+    pub transaction_max_timeout_ms: i32,
+
+    /// A transactional id idle this long is forgotten (transactional.id.expiration.ms).
+    #[arg(
+        long,
+        env = "FJORD_TRANSACTIONAL_ID_EXPIRATION_MS",
+        default_value_t = 604_800_000
+    )]
+    pub transactional_id_expiration_ms: i64,
+
     /// The shortest session.timeout.ms a group member may ask for
     /// (group.min.session.timeout.ms).
     #[arg(
@@ -423,6 +465,24 @@ impl BrokerConfig {
             return Err(format!(
                 "--offsets-topic-replication-factor {} must be >= 1",
                 self.offsets_topic_replication_factor
+            ));
+        }
+        if self.transaction_state_log_num_partitions < 1
+            || self.transaction_state_log_replication_factor < 1
+            || self.transaction_state_log_min_isr < 1
+        {
+            return Err(format!(
+                "--transaction-state-log-num-partitions {}, --transaction-state-log-replication-factor {} \
+                 and --transaction-state-log-min-isr {} must be >= 1",
+                self.transaction_state_log_num_partitions,
+                self.transaction_state_log_replication_factor,
+                self.transaction_state_log_min_isr
+            ));
+        }
+        if self.transaction_max_timeout_ms < 1 || self.transactional_id_expiration_ms < 1 {
+            return Err(format!(
+                "--transaction-max-timeout-ms {} and --transactional-id-expiration-ms {} must be >= 1",
+                self.transaction_max_timeout_ms, self.transactional_id_expiration_ms
             ));
         }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {

@@ -39,6 +39,10 @@ crate_requests! {
     21 => DeleteRecords(DeleteRecordsRequest),
     22 => InitProducerId(InitProducerIdRequest),
     23 => OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    24 => AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    25 => AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    26 => EndTxn(EndTxnRequest),
+    28 => TxnOffsetCommit(TxnOffsetCommitRequest),
     29 => DescribeAcls(DescribeAclsRequest),
     30 => CreateAcls(CreateAclsRequest),
     31 => DeleteAcls(DeleteAclsRequest),
@@ -58,6 +62,8 @@ crate_requests! {
     51 => AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     60 => DescribeCluster(DescribeClusterRequest),
     64 => UnregisterBroker(UnregisterBrokerRequest),
+    65 => DescribeTransactions(DescribeTransactionsRequest),
+    66 => ListTransactions(ListTransactionsRequest),
     75 => DescribeTopicPartitions(DescribeTopicPartitionsRequest),
 }
 

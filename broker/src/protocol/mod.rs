@@ -25,6 +25,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    // Transactions, protocol of transaction version 1 (KIP-98; KIP-890 part 2 is not
+    // served, so no finalized transaction.version is advertised): AddPartitionsToTxn v4+
+    // is the brokers' batched form, EndTxn v4+ and AddOffsetsToTxn v4 are version 2's.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    // `kafka-transactions.sh describe` and `list` (KIP-664; duration filter, KIP-994).
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),

@@ -281,6 +281,61 @@ const OFFSET_FOR_LEADER_EPOCH: &[Field] = &[
     f("Topics", Array(&Struct(OFFSET_FOR_LEADER_EPOCH_OFFSET_FOR_LEADER_TOPIC)), V(0, X)),
 ];
 
+const ADD_PARTITIONS_TO_TXN_ADD_PARTITIONS_TO_TXN_TOPIC: &[Field] = &[
+    f("Name", Str, V(0, X)),
+    f("Partitions", Array(&I32), V(0, X)),
+];
+const ADD_PARTITIONS_TO_TXN_ADD_PARTITIONS_TO_TXN_TRANSACTION: &[Field] = &[
+    f("TransactionalId", Str, V(4, X)),
+    f("ProducerId", I64, V(4, X)),
+    f("ProducerEpoch", I16, V(4, X)),
+    f("VerifyOnly", Bool, V(4, X)),
+    f("Topics", Array(&Struct(ADD_PARTITIONS_TO_TXN_ADD_PARTITIONS_TO_TXN_TOPIC)), V(4, X)),
+];
+const ADD_PARTITIONS_TO_TXN: &[Field] = &[
+    f("Transactions", Array(&Struct(ADD_PARTITIONS_TO_TXN_ADD_PARTITIONS_TO_TXN_TRANSACTION)), V(4, X)),
+    f("V3AndBelowTransactionalId", Str, V(0, 3)),
+    f("V3AndBelowProducerId", I64, V(0, 3)),
+    f("V3AndBelowProducerEpoch", I16, V(0, 3)),
+    f("V3AndBelowTopics", Array(&Struct(ADD_PARTITIONS_TO_TXN_ADD_PARTITIONS_TO_TXN_TOPIC)), V(0, 3)),
+];
+
+const ADD_OFFSETS_TO_TXN: &[Field] = &[
+    f("TransactionalId", Str, V(0, X)),
+    f("ProducerId", I64, V(0, X)),
+    f("ProducerEpoch", I16, V(0, X)),
+    f("GroupId", Str, V(0, X)),
+];
+
+const END_TXN: &[Field] = &[
+    f("TransactionalId", Str, V(0, X)),
+    f("ProducerId", I64, V(0, X)),
+    f("ProducerEpoch", I16, V(0, X)),
+    f("Committed", Bool, V(0, X)),
+];
+
+const TXN_OFFSET_COMMIT_TXN_OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
+    f("PartitionIndex", I32, V(0, X)),
+    f("CommittedOffset", I64, V(0, X)),
+    f("CommittedLeaderEpoch", I32, V(2, X)),
+    f("CommittedMetadata", Str, V(0, X)).nullable(V(0, X)),
+];
+const TXN_OFFSET_COMMIT_TXN_OFFSET_COMMIT_REQUEST_TOPIC: &[Field] = &[
+    f("Name", Str, V(0, 5)),
+    f("TopicId", Uuid, V(6, X)),
+    f("Partitions", Array(&Struct(TXN_OFFSET_COMMIT_TXN_OFFSET_COMMIT_REQUEST_PARTITION)), V(0, X)),
+];
+const TXN_OFFSET_COMMIT: &[Field] = &[
+    f("TransactionalId", Str, V(0, X)),
+    f("GroupId", Str, V(0, X)),
+    f("ProducerId", I64, V(0, X)),
+    f("ProducerEpoch", I16, V(0, X)),
+    f("GenerationIdOrMemberEpoch", I32, V(3, X)),
+    f("MemberId", Str, V(3, X)),
+    f("GroupInstanceId", Str, V(3, X)).nullable(V(3, X)),
+    f("Topics", Array(&Struct(TXN_OFFSET_COMMIT_TXN_OFFSET_COMMIT_REQUEST_TOPIC)), V(0, X)),
+];
+
 const DESCRIBE_ACLS: &[Field] = &[
     f("ResourceTypeFilter", I8, V(0, X)),
     f("ResourceNameFilter", Str, V(0, X)).nullable(V(0, X)),
@@ -475,6 +530,17 @@ const UNREGISTER_BROKER: &[Field] = &[
     f("BrokerId", I32, V(0, X)),
 ];
 
+const DESCRIBE_TRANSACTIONS: &[Field] = &[
+    f("TransactionalIds", Array(&Str), V(0, X)),
+];
+
+const LIST_TRANSACTIONS: &[Field] = &[
+    f("StateFilters", Array(&Str), V(0, X)),
+    f("ProducerIdFilters", Array(&I64), V(0, X)),
+    f("DurationFilter", I64, V(1, X)),
+    f("TransactionalIdPattern", Str, V(2, X)).nullable(V(2, X)),
+];
+
 const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[
     f("Name", Str, V(0, X)),
 ];
@@ -510,6 +576,10 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 21, name: "DeleteRecords", valid: V(0, 2), flexible: V(2, X), fields: DELETE_RECORDS },
     Api { key: 22, name: "InitProducerId", valid: V(0, 5), flexible: V(2, X), fields: INIT_PRODUCER_ID },
     Api { key: 23, name: "OffsetForLeaderEpoch", valid: V(2, 4), flexible: V(4, X), fields: OFFSET_FOR_LEADER_EPOCH },
+    Api { key: 24, name: "AddPartitionsToTxn", valid: V(0, 5), flexible: V(3, X), fields: ADD_PARTITIONS_TO_TXN },
+    Api { key: 25, name: "AddOffsetsToTxn", valid: V(0, 4), flexible: V(3, X), fields: ADD_OFFSETS_TO_TXN },
+    Api { key: 26, name: "EndTxn", valid: V(0, 5), flexible: V(3, X), fields: END_TXN },
+    Api { key: 28, name: "TxnOffsetCommit", valid: V(0, 5), flexible: V(3, X), fields: TXN_OFFSET_COMMIT },
     Api { key: 29, name: "DescribeAcls", valid: V(1, 3), flexible: V(2, X), fields: DESCRIBE_ACLS },
     Api { key: 30, name: "CreateAcls", valid: V(1, 3), flexible: V(2, X), fields: CREATE_ACLS },
     Api { key: 31, name: "DeleteAcls", valid: V(1, 3), flexible: V(2, X), fields: DELETE_ACLS },
@@ -529,5 +599,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 51, name: "AlterUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: ALTER_USER_SCRAM_CREDENTIALS },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },
     Api { key: 64, name: "UnregisterBroker", valid: V(0, 0), flexible: V(0, X), fields: UNREGISTER_BROKER },
+    Api { key: 65, name: "DescribeTransactions", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_TRANSACTIONS },
+    Api { key: 66, name: "ListTransactions", valid: V(0, 2), flexible: V(0, X), fields: LIST_TRANSACTIONS },
     Api { key: 75, name: "DescribeTopicPartitions", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_TOPIC_PARTITIONS },
 ];

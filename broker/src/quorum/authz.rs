@@ -53,6 +53,10 @@ pub enum InternalCall<'a> {
         replica: i32,
         partition: Option<&'a PartitionState>,
     },
+    /// A transaction coordinator's markers; `coordinator` is the node it names.
+    WriteTxnMarkers {
+        coordinator: i32,
+    },
 }
 
 /// Why a call was refused: for the refusing broker's log only.
@@ -124,6 +128,10 @@ pub fn authorize(
         // planned for its clients (their ACLs are checked on the Kafka side; records
         // limited above), producer id blocks and barriers.
         InternalCall::Submit { broker, .. } => in_own_name(broker),
+        // Any broker may coordinate transactions (the leader of a `__transaction_state`
+        // partition); the data partition's log fences markers of an old coordinator
+        // epoch or producer epoch.
+        InternalCall::WriteTxnMarkers { coordinator } => in_own_name(coordinator),
         InternalCall::ReplicaFetch { replica, partition } => {
             in_own_name(replica)?;
             if partition.is_some_and(|p| p.is_replica(node)) {

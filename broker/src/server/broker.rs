@@ -62,6 +62,8 @@ pub struct Broker {
     pub(super) cut_off: AtomicBool,
     /// The group coordinator, set once `__consumer_offsets` is loaded.
     groups: std::sync::OnceLock<Arc<super::coordinator::GroupRuntime>>,
+    /// The transaction coordinator, set at start like the group coordinator.
+    txns: std::sync::OnceLock<Arc<super::txn::TxnRuntime>>,
     /// What SASL listeners' connections share (one per broker, so an unknown user is
     /// shown the same made-up salt on every connection).
     pub sasl: Arc<crate::auth::sasl::SaslSettings>,
@@ -116,6 +118,7 @@ impl Broker {
             ready: AtomicBool::new(false),
             cut_off: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
+            txns: std::sync::OnceLock::new(),
             sasl: Arc::new(config.sasl.settings()),
             fetch_sessions: parking_lot::Mutex::new(crate::fetch_session::SessionCache::new(
                 crate::fetch_session::SessionLimits::with_slots(
@@ -293,6 +296,14 @@ impl Broker {
         let _ = self.groups.set(runtime);
     }
 
+    pub fn txns(&self) -> Option<&Arc<super::txn::TxnRuntime>> {
+        self.txns.get()
+    }
+
+    pub fn set_txns(&self, runtime: Arc<super::txn::TxnRuntime>) {
+        let _ = self.txns.set(runtime);
+    }
+
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
@@ -447,20 +458,24 @@ impl Broker {
     pub async fn allocate_producer_id(&self) -> Result<i64, String> {
         let mut ids = self.producer_ids.lock().await;
         if ids.0 >= ids.1 {
-            match self
-                .submit(ControllerRequest::AllocateProducerIds {
-                    count: PRODUCER_ID_BLOCK,
-                })
-                .await
-            {
-                Ok(ControllerReply::ProducerIds { first, count }) => *ids = (first, first + count),
-                Ok(other) => return Err(format!("unexpected controller reply {other:?}")),
-                Err(e) => return Err(e.message),
-            }
+            let (first, count) = self.reserve_producer_ids(PRODUCER_ID_BLOCK).await?;
+            *ids = (first, first + count);
         }
         let id = ids.0;
         ids.0 += 1;
         Ok(id)
+    }
+
+    /// Reserve a block of `count` producer ids from the controller: (first, count).
+    pub async fn reserve_producer_ids(&self, count: i64) -> Result<(i64, i64), String> {
+        match self
+            .submit(ControllerRequest::AllocateProducerIds { count })
+            .await
+        {
+            Ok(ControllerReply::ProducerIds { first, count }) => Ok((first, count)),
+            Ok(other) => Err(format!("unexpected controller reply {other:?}")),
+            Err(e) => Err(e.message),
+        }
     }
 
     /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and

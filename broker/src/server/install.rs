@@ -142,33 +142,61 @@ impl Broker {
                     self.offline.served_again(&topic.name, p.partition);
                 }
                 self.follow_image(&partition, topic, p);
-                if topic.name == crate::group::OFFSETS_TOPIC {
-                    self.follow_coordination(&partition, p.leader == me);
-                }
+                self.follow_coordination(&partition, p.leader == me);
             }
         }
     }
 
-    /// The group coordinator of a `__consumer_offsets` partition is its leader: load
-    /// the partition's groups when leadership came here, drop them when it left.
+    /// The group coordinator of a `__consumer_offsets` partition, and the transaction
+    /// coordinator of a `__transaction_state` partition, is its leader: load the
+    /// partition's state when leadership came here, drop it when it left. Other
+    /// partitions coordinate nothing.
     fn follow_coordination(&self, partition: &Arc<Partition>, leads: bool) {
-        let Some(groups) = self.groups().cloned() else {
-            return;
-        };
-        if !leads {
-            groups.resign(partition.index);
-            return;
-        }
+        let become_leader: Box<dyn FnOnce(Arc<Partition>) + Send> =
+            if partition.topic == crate::group::OFFSETS_TOPIC {
+                let Some(groups) = self.groups().cloned() else {
+                    return;
+                };
+                if !leads {
+                    groups.resign(partition.index);
+                    return;
+                }
+                Box::new(move |p| groups.become_leader(p))
+            } else if partition.topic == crate::txn::TRANSACTION_STATE_TOPIC {
+                let Some(txns) = self.txns().cloned() else {
+                    return;
+                };
+                if !leads {
+                    txns.resign(partition.index);
+                    return;
+                }
+                Box::new(move |p| txns.become_leader(p))
+            } else {
+                return;
+            };
         let (p, epoch) = (partition.clone(), partition.leader_epoch());
         let load = move || {
             // Leadership may have moved on while this waited for a thread.
             if p.is_leader() && p.leader_epoch() == epoch {
-                groups.become_leader(p);
+                become_leader(p);
             }
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn_blocking(load)),
             Err(_) => load(),
+        }
+    }
+
+    /// `p` is no longer served here: nor is what it coordinates.
+    fn stop_coordinating(&self, p: &Partition) {
+        if p.topic == crate::group::OFFSETS_TOPIC {
+            if let Some(groups) = self.groups() {
+                groups.resign(p.index);
+            }
+        } else if p.topic == crate::txn::TRANSACTION_STATE_TOPIC {
+            if let Some(txns) = self.txns() {
+                txns.resign(p.index);
+            }
         }
     }
 
@@ -248,11 +276,7 @@ impl Broker {
 
     fn delete_partition(&self, p: &Partition) {
         p.make_offline();
-        if p.topic == crate::group::OFFSETS_TOPIC {
-            if let Some(groups) = self.groups() {
-                groups.resign(p.index);
-            }
-        }
+        self.stop_coordinating(p);
         self.metrics.forget_partition(&p.topic, p.index);
         let dir = p.with_log(|l| l.dir().to_path_buf());
         remove_dir(&dir);
@@ -273,11 +297,7 @@ impl Broker {
             "taking the replica offline");
         partition.make_offline();
         self.partitions.remove(&partition.topic, partition.index);
-        if partition.topic == crate::group::OFFSETS_TOPIC {
-            if let Some(groups) = self.groups() {
-                groups.resign(partition.index);
-            }
-        }
+        self.stop_coordinating(partition);
         let now = self.clock.now_ms();
         self.offline.insert(
             &partition.topic,
@@ -461,9 +481,7 @@ impl Broker {
         self.attach_timers(&partition);
         self.offline.served_again(&partition.topic, partition.index);
         self.follow_image(&partition, topic, state);
-        if topic.name == crate::group::OFFSETS_TOPIC {
-            self.follow_coordination(&partition, state.leader == me);
-        }
+        self.follow_coordination(&partition, state.leader == me);
     }
 
     /// Tell the controller this broker's copy of the partition can (not) be served.

@@ -9,6 +9,7 @@ pub mod fetcher;
 pub mod fetcher_task;
 pub mod http;
 pub mod install;
+pub mod internal_topic;
 pub mod ktls;
 pub mod offline;
 pub mod partition;
@@ -18,10 +19,12 @@ pub mod replica_session;
 pub mod replica_wire;
 pub mod request_budget;
 pub mod scrub;
+pub mod shards;
 pub mod stream;
 pub mod timer_task;
 pub mod timers;
 pub mod tls;
+pub mod txn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +109,9 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     // `__consumer_offsets` leadership from the first one on.
     let groups = Arc::new(coordinator::GroupRuntime::from_config(&broker.config));
     broker.set_groups(groups.clone());
+    let (txns, txn_effects) = txn::TxnRuntime::from_config(&broker.config);
+    let txns = Arc::new(txns);
+    broker.set_txns(txns.clone());
     let quorum = broker.start_quorum().await.map_err(StartError::Storage)?;
     // `serving` stops the listeners and tasks; a shutdown request first moves this
     // broker's leaderships away (controlled shutdown) while it still serves.
@@ -153,6 +159,16 @@ pub async fn run(config: BrokerConfig, shutdown: CancellationToken) -> Result<()
     tasks.spawn(coordinator::lifecycle::run_timer(
         broker.clone(),
         groups,
+        serving.clone(),
+    ));
+    tasks.spawn(txn::lifecycle::run_timer(
+        broker.clone(),
+        txns,
+        serving.clone(),
+    ));
+    tasks.spawn(txn::lifecycle::run_effects(
+        broker.clone(),
+        txn_effects,
         serving.clone(),
     ));
     api::scram::bootstrap_credentials(&broker).await;
@@ -448,6 +464,7 @@ async fn serve_internal(
     let served = tonic::transport::Server::builder()
         .add_routes(quorum_routes)
         .add_service(replica::ReplicaService::server(broker.clone()))
+        .add_service(txn::markers::TxnMarkersService::server(broker.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await;
     if let Err(e) = served {
@@ -496,8 +513,21 @@ pub(crate) async fn test_broker(mut config: BrokerConfig) -> (Arc<Broker>, Cance
     broker.set_groups(Arc::new(coordinator::GroupRuntime::from_config(
         &broker.config,
     )));
+    let (txns, txn_effects) = txn::TxnRuntime::from_config(&broker.config);
+    let txns = Arc::new(txns);
+    broker.set_txns(txns.clone());
     let quorum = broker.start_quorum().await.unwrap();
     let stop = CancellationToken::new();
+    tokio::spawn(txn::lifecycle::run_timer(
+        broker.clone(),
+        txns,
+        stop.clone(),
+    ));
+    tokio::spawn(txn::lifecycle::run_effects(
+        broker.clone(),
+        txn_effects,
+        stop.clone(),
+    ));
     tokio::spawn(serve_internal(
         broker.clone(),
         quorum.routes(),

@@ -312,9 +312,9 @@ pub async fn init_producer_id(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if req.transactional_id.is_some() {
-        // Transactions are not served (their APIs are not advertised).
-        return fail(ResponseError::TransactionalIdAuthorizationFailed);
+    // An empty transactional id is none, as Kafka reads it.
+    if let Some(id) = req.transactional_id.as_ref().filter(|id| !id.is_empty()) {
+        return super::txn::init_producer_id(broker, ctx, &req, &id.0.to_string()).await;
     }
     // IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
     let image = broker.image();

@@ -24,6 +24,7 @@ use crate::group::{partition_for, JoinRequest, MemberRef, SyncRequest, OFFSETS_T
 use crate::metadata::image::{MetadataImage, PartitionState};
 use crate::server::broker::Broker;
 use crate::server::coordinator::{self, client_host, to_str, GroupRuntime, Shard};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
@@ -92,16 +93,43 @@ async fn find_group_coordinator(
     if broker.image().topic(OFFSETS_TOPIC).is_none() {
         coordinator::lifecycle::create_offsets_topic(broker).await?;
     }
-    let image = broker.image();
-    let leader = offsets_partition(&image, group_id)
+    let leader = offsets_partition(&broker.image(), group_id)
         .ok_or(ResponseError::CoordinatorNotAvailable)?
         .leader;
+    coordinator_endpoint(broker, listener, leader)
+}
+
+/// Node id, host and port of the coordinator of `transactional_id`: the current
+/// leader of its `__transaction_state` partition, which is created on the first
+/// lookup, at its endpoint on `listener`.
+async fn find_txn_coordinator(
+    broker: &Broker,
+    listener: &Listener,
+    transactional_id: &str,
+) -> Result<(i32, String, i32), ResponseError> {
+    if broker.txns().is_none() {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    if broker.image().topic(TRANSACTION_STATE_TOPIC).is_none() {
+        crate::server::txn::lifecycle::create_transaction_topic(broker).await?;
+    }
+    let leader = super::txn::txn_partition(&broker.image(), transactional_id)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?
+        .leader;
+    coordinator_endpoint(broker, listener, leader)
+}
+
+/// The endpoint of coordinator `leader` on the listener the client used; a
+/// coordinator without that listener cannot be reached by this client.
+fn coordinator_endpoint(
+    broker: &Broker,
+    listener: &Listener,
+    leader: i32,
+) -> Result<(i32, String, i32), ResponseError> {
     if leader < 0 {
         return Err(ResponseError::CoordinatorNotAvailable);
     }
-    // The coordinator's endpoint on the listener the client used; a coordinator
-    // without that listener cannot be reached by this client.
-    match image.broker(leader) {
+    match broker.image().broker(leader) {
         Some(b) => match b.endpoint.listener(listener.name.as_str()) {
             Some((host, port)) => Ok((leader, host.to_string(), port)),
             None => Err(ResponseError::CoordinatorNotAvailable),
@@ -115,17 +143,6 @@ async fn find_group_coordinator(
         None => Err(ResponseError::CoordinatorNotAvailable),
     }
 }
-
-/// Until transactions are served there is no transaction coordinator to name. A
-/// retriable code (COORDINATOR_NOT_AVAILABLE) would make `init_transactions()` wait for
-/// its whole timeout: librdkafka retries every FindCoordinator error but the two
-/// authorization ones, and the Java producer retries every retriable one. This code is
-/// fatal to both, so a transactional producer fails at once, as InitProducerId with a
-/// transactional id does.
-const TRANSACTIONS_NOT_SERVED: (ResponseError, Option<&str>) = (
-    ResponseError::TransactionalIdAuthorizationFailed,
-    Some("transactions are not served by this broker: no transaction coordinator"),
-);
 
 pub async fn find_coordinator(
     broker: &Broker,
@@ -152,7 +169,9 @@ pub async fn find_coordinator(
                         None::<&'static str>,
                     ));
                 }
-                Err(TRANSACTIONS_NOT_SERVED)
+                find_txn_coordinator(broker, &ctx.listener, &key)
+                    .await
+                    .map_err(|e| (e, None))
             }
             // Share groups (KIP-932) are not served.
             _ => Err((ResponseError::InvalidRequest, None)),
@@ -653,25 +672,33 @@ mod tests {
         }
     }
 
-    /// A transactional producer must fail at once, not retry FindCoordinator until its
-    /// timeout: the code is one librdkafka and the Java client treat as fatal.
+    /// The first FindCoordinator for a transactional id creates `__transaction_state`
+    /// (one replica on a one-voter cluster, min.insync.replicas capped by it) and
+    /// names the leader of the id's partition.
     #[tokio::test]
-    async fn find_coordinator_for_a_transaction_fails_with_a_fatal_code() {
+    async fn find_coordinator_for_a_transaction_creates_the_transaction_state_topic() {
         let dir = tempfile::tempdir().unwrap();
-        let b = broker(dir.path(), &[]).await;
-        let fatal = ResponseError::TransactionalIdAuthorizationFailed.code();
-        let req = FindCoordinatorRequest::default()
-            .with_key(str_bytes("txn".to_string()))
-            .with_key_type(1);
-        let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 3), req).await;
-        assert_eq!(resp.error_code, fatal);
-        let message = resp.error_message.unwrap().to_string();
-        assert!(message.contains("transactions are not served"), "{message}");
+        let b = broker(dir.path(), &["--transaction-state-log-num-partitions", "5"]).await;
         let req = FindCoordinatorRequest::default()
             .with_key_type(1)
             .with_coordinator_keys(vec![str_bytes("txn".to_string())]);
         let resp = find_coordinator(&b, &ctx(ApiKey::FindCoordinator, 4), req).await;
-        assert_eq!(resp.coordinators[0].error_code, fatal);
+        assert_eq!(
+            resp.coordinators[0].error_code, 0,
+            "{:?}",
+            resp.coordinators[0]
+        );
+        assert_eq!(resp.coordinators[0].node_id, BrokerId(b.node_id()));
+        let image = b.image();
+        let topic = image.topic(TRANSACTION_STATE_TOPIC).unwrap();
+        assert_eq!(topic.partitions.len(), 5);
+        assert_eq!(
+            topic.configs.get("cleanup.policy").map(String::as_str),
+            Some("compact")
+        );
+        for p in &topic.partitions {
+            assert_eq!(p.replicas, vec![b.node_id()], "partition {}", p.partition);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod produce;
 pub mod reassign;
 pub mod records;
 pub mod scram;
+pub mod txn;
 
 #[cfg(test)]
 mod listener_tests;
@@ -207,6 +208,17 @@ pub async fn dispatch(
         ApiKey::InitProducerId => {
             encode(&admin::init_producer_id(broker, ctx, decode(body, v)?).await)
         }
+        ApiKey::AddPartitionsToTxn => {
+            encode(&txn::add_partitions_to_txn(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::AddOffsetsToTxn => {
+            encode(&txn::add_offsets_to_txn(broker, ctx, decode(body, v)?).await)
+        }
+        ApiKey::EndTxn => encode(&txn::end_txn(broker, ctx, decode(body, v)?).await),
+        ApiKey::DescribeTransactions => {
+            encode(&txn::describe_transactions(broker, ctx, decode(body, v)?))
+        }
+        ApiKey::ListTransactions => encode(&txn::list_transactions(broker, ctx, decode(body, v)?)),
         ApiKey::DescribeCluster => encode(&admin::describe_cluster(broker, ctx, decode(body, v)?)),
         ApiKey::AlterPartitionReassignments => {
             encode(&reassign::alter(broker, ctx, decode(body, v)?).await)

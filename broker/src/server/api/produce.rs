@@ -107,6 +107,17 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let auth = super::acls::authorizer(broker, ctx, &image);
+    // A transactional id makes the request a transaction's: its batches may be
+    // transactional (the log checks each against the producer's epoch). An empty id
+    // is none, as Kafka reads it.
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.to_string())
+        .filter(|id| !id.is_empty());
+    let may_transact = transactional_id
+        .as_ref()
+        .is_none_or(|id| auth.authorize(AclOperation::Write, ResourceType::TransactionalId, id));
     for topic in req.topic_data {
         let name = topic.name.0.to_string();
         // Kafka answers an unauthorized topic so whether or not it exists.
@@ -119,10 +130,14 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
                     ResponseError::InvalidRequiredAcks,
                     format!("acks={acks} is not -1, 0 or 1"),
                 ))
-            } else if req.transactional_id.is_some() {
+            } else if !may_transact {
                 Err((
                     ResponseError::TransactionalIdAuthorizationFailed,
-                    "transactions are not supported".into(),
+                    format!(
+                        "{} may not write as transactional id {:?}",
+                        ctx.principal,
+                        transactional_id.as_deref().unwrap_or_default()
+                    ),
                 ))
             } else if !may_write {
                 Err((
@@ -137,6 +152,7 @@ pub fn start(broker: &Broker, ctx: &RequestContext, req: ProduceRequest) -> Prod
                     pd.index,
                     pd.records,
                     (acks, deadline_ms),
+                    transactional_id.is_some(),
                     v,
                     &mut resp,
                 )
@@ -183,6 +199,7 @@ fn append_one(
     index: i32,
     records: Option<bytes::Bytes>,
     (acks, deadline_ms): (i16, i64),
+    transactional: bool,
     version: i16,
     resp: &mut PartitionProduceResponse,
 ) -> Result<Option<PartitionWait>, (ResponseError, String)> {
@@ -233,7 +250,11 @@ fn append_one(
     } else {
         Acks::Leader
     };
-    let appended = partition.append_produce(records, acks);
+    let appended = if transactional {
+        partition.append_transactional(records, acks)
+    } else {
+        partition.append_produce(records, acks)
+    };
     let appended = appended.map_err(|e| {
         if let AppendError::Io(io) = &e {
             tracing::error!(topic, partition = index, error = %io, "log append failed");

@@ -1,0 +1,210 @@
+//! The internal topics coordinators keep their state in (`__consumer_offsets`,
+//! `__transaction_state`): created on first use, as Kafka creates them, and written as
+//! key/value records in uncompressed RecordBatch v2 batches without a producer id,
+//! read back in offset order when a broker becomes a partition's leader.
+
+use std::collections::BTreeMap;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::broker::Broker;
+use super::partition::Partition;
+use crate::log::batch::BatchHeader;
+use crate::log::AppendError;
+use crate::metadata::admin::{plan_create_topic, AdminError, NewTopic};
+
+/// Bytes of records per appended batch, well under the default max.message.bytes.
+pub const BATCH_BYTES: usize = 512 * 1024;
+
+/// Encode `records` (key, value; None is a tombstone) stamped `wall_ms` as batches of
+/// at most [`BATCH_BYTES`] and hand each to `write`.
+pub fn encode_batches(
+    records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+    wall_ms: i64,
+    mut write: impl FnMut(BytesMut) -> Result<(), AppendError>,
+) -> Result<(), AppendError> {
+    let mut pending: Vec<Record> = Vec::new();
+    let mut pending_bytes = 0usize;
+    let mut flush = |batch: &mut Vec<Record>| -> Result<(), AppendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            batch.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| AppendError::Corrupt(format!("encoding coordinator records: {e}")))?;
+        batch.clear();
+        write(buf)
+    };
+    for (key, value) in records {
+        let size = key.len() + value.as_ref().map_or(0, Bytes::len) + 32;
+        if pending_bytes + size > BATCH_BYTES {
+            flush(&mut pending)?;
+            pending_bytes = 0;
+        }
+        pending_bytes += size;
+        let offset = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+        pending.push(Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            // The encoder keeps records in one batch only while offset - sequence is
+            // constant; the batch's base sequence is the first record's, -1 (no
+            // producer), which the log requires of a batch without producer id.
+            sequence: i32::try_from(offset).unwrap_or(i32::MAX) - 1,
+            timestamp: wall_ms,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        });
+    }
+    flush(&mut pending)
+}
+
+/// Hand every record of `partition`, from its log start to its log end offset, to
+/// `apply` in offset order, control records included; returns how many were read.
+/// Reads past the high watermark on purpose: when a broker becomes leader, its whole
+/// log is committed. Does file I/O.
+pub fn read_partition(
+    partition: &Partition,
+    mut apply: impl FnMut(Record) -> Result<(), String>,
+) -> Result<usize, String> {
+    let what = |e: &dyn std::fmt::Display| {
+        format!(
+            "reading {} partition {}: {e}",
+            partition.topic, partition.index
+        )
+    };
+    let mut offset = partition.with_log(|l| l.log_start_offset());
+    let end = partition.with_log(|l| l.log_end_offset());
+    let mut count = 0;
+    while offset < end {
+        let info = partition
+            .with_log(|l| l.read(offset, 1 << 20, end, true))
+            .map_err(|e| what(&e))?;
+        let Some(slice) = info.slice else { break };
+        let bytes = slice.read_to_bytes().map_err(|e| what(&e))?;
+        // Advance by the batch headers, so a batch emptied by compaction still moves on.
+        let mut next = offset;
+        let mut rest = &bytes[..];
+        while let Some(h) = BatchHeader::parse_prefix(rest) {
+            next = next.max(h.last_offset() + 1);
+            let size = usize::try_from(h.size_bytes()).unwrap_or(usize::MAX);
+            if size > rest.len() {
+                break;
+            }
+            rest = &rest[size..];
+        }
+        let mut buf = bytes.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| what(&e))?;
+        for set in sets {
+            for r in set.records {
+                if r.offset < offset {
+                    continue;
+                }
+                apply(r).map_err(|e| what(&e))?;
+                count += 1;
+            }
+        }
+        if next <= offset {
+            return Err(what(&"no progress"));
+        }
+        offset = next;
+    }
+    Ok(count)
+}
+
+/// The replication factor an internal topic is created with: its configured one
+/// (offsets.topic.replication.factor, transaction.state.log.replication.factor),
+/// capped at the number of metadata quorum voters. Kafka does not cap it (its
+/// single-broker example configs set it to 1 instead); the cap lets one broker, its
+/// own only voter, serve groups and transactions with no flags while a cluster of
+/// three or more voters gets Kafka's three replicas. Voters, not live or registered
+/// brokers, set the cap: every broker reads the same --voters, so the answer does not
+/// depend on how many brokers happen to be up at the first FindCoordinator.
+pub fn internal_replication_factor(configured: i16, voters: usize) -> i16 {
+    configured.min(i16::try_from(voters).unwrap_or(i16::MAX))
+}
+
+/// An internal topic to create: its name, partitions, configured replication factor
+/// (capped by [`internal_replication_factor`]) and topic configs.
+pub struct InternalTopic {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// The flag that sets the replication factor, for the refusal's message.
+    pub replication_flag: &'static str,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Create `topic` unless it exists, as Kafka does on the first FindCoordinator that
+/// needs it. With fewer live brokers than its replication factor the topic is not
+/// created smaller: COORDINATOR_NOT_AVAILABLE until enough brokers are up.
+pub async fn create_internal_topic(
+    broker: &Broker,
+    topic: InternalTopic,
+) -> Result<(), ResponseError> {
+    if broker.image().topic(topic.name).is_some() {
+        return Ok(());
+    }
+    let voters = broker.config.quorum_voters().len();
+    let rf = internal_replication_factor(topic.replication_factor, voters);
+    let new = NewTopic {
+        name: topic.name.to_string(),
+        num_partitions: topic.partitions,
+        replication_factor: rf,
+        assignments: Vec::new(),
+        configs: topic.configs,
+    };
+    // Planning runs under the metadata writer's lock, so of two concurrent
+    // FindCoordinators the second plans against the created topic.
+    match broker
+        .change_metadata(true, |image| {
+            let brokers = broker.live_brokers(image);
+            if brokers.len() < usize::try_from(rf).unwrap_or(usize::MAX) {
+                return Err(AdminError {
+                    code: ResponseError::CoordinatorNotAvailable,
+                    message: format!(
+                        "not created: {} live brokers, fewer than its replication factor {rf} \
+                         ({} {}, {voters} quorum voters)",
+                        brokers.len(),
+                        topic.replication_flag,
+                        topic.replication_factor
+                    ),
+                });
+            }
+            plan_create_topic(image, &brokers, &new, 1, rf)
+        })
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(
+                partitions = new.num_partitions,
+                replication_factor = rf,
+                "created {}",
+                topic.name
+            );
+            Ok(())
+        }
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => {
+            tracing::warn!(error = %e.message, "could not create {}", topic.name);
+            Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
