@@ -58,19 +58,20 @@ def cluster(tmp_path, request):
             print(c.log_tails())
 
 
-def retrying(what, call):
-    """Calls `call` until it does not raise a retriable error, up to RETRY_DEADLINE_S."""
+def retrying(what, call, also=()):
+    """Calls `call` until it does not raise a retriable error (or one of the codes in
+    `also`), up to RETRY_DEADLINE_S."""
     end = time.monotonic() + RETRY_DEADLINE_S
     while True:
         try:
             return call()
         except KafkaException as e:
             err = e.args[0]
-            if not err.retriable() or err.txn_requires_abort() or err.fatal():
+            if err.txn_requires_abort() or err.fatal() or not (err.retriable() or err.code() in also):
                 raise
             if time.monotonic() > end:
-                pytest.fail(f"{what}: still retriable after {RETRY_DEADLINE_S}s: {err}")
-            print(f"{what}: retriable {err}; retrying")
+                pytest.fail(f"{what}: still failing after {RETRY_DEADLINE_S}s: {err}")
+            print(f"{what}: {err}; retrying")
 
 
 def wait_until(what, condition, deadline_s=PHASE_DEADLINE_S):
@@ -180,7 +181,10 @@ class Processor:
         assignment = self.consumer.assignment()
         if not assignment:
             return
-        offsets = retrying("committed", lambda: self.consumer.committed(assignment, timeout=CALL_TIMEOUT_S))
+        # A time-out here is a coordinator that moved with the killed broker, or offsets
+        # still pending (UNSTABLE_OFFSET_COMMIT, KIP-447) until a marker lands.
+        offsets = retrying("committed", lambda: self.consumer.committed(assignment, timeout=CALL_TIMEOUT_S),
+                           also=(KafkaError._TIMED_OUT,))
         for tp in offsets:
             if tp.error is not None:
                 raise KafkaException(tp.error)
@@ -220,9 +224,16 @@ class Processor:
             for m in records:
                 tp = (m.topic(), m.partition())
                 next_offsets[tp] = max(next_offsets.get(tp, 0), m.offset() + 1)
-            retrying("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                self.consumer.consumer_group_metadata(), CALL_TIMEOUT_S))
+            try:
+                retrying("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                    self.consumer.consumer_group_metadata(), CALL_TIMEOUT_S))
+            except KafkaException as e:
+                # Issue #19: until Fjord serves TxnOffsetCommit (API key 28) the client
+                # refuses before sending; any other failure fails the test.
+                if e.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
+                    pytest.xfail(f"the broker does not serve TxnOffsetCommit: {e.args[0]}")
+                raise
             if on_purpose:
                 # The records reach the log first, so the abort marker has something to hide.
                 assert self.producer.flush(CALL_TIMEOUT_S) == 0, f"{tag}: records undelivered before abort"
