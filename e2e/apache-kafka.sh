@@ -70,6 +70,7 @@ if [[ "${1:-}" == tool ]]; then
     kafka-log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
     kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
     kafka-transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
+    kafka-producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
     *) die "unknown tool $2" ;;
   esac
   shift 2

@@ -3,7 +3,7 @@
 # against a broker, each checked on what it prints: the admin APIs as operators meet them
 # (kafka-delete-records, kafka-log-dirs, kafka-topics --describe with
 # DescribeTopicPartitions paging, kafka-configs --entity-type groups,
-# kafka-leader-election).
+# kafka-leader-election, kafka-transactions).
 #
 #   e2e/kafka-tools.sh BOOTSTRAP
 #
@@ -234,7 +234,58 @@ check_leader_election() {
   return $rc
 }
 
-CHECKS="${CHECKS:-check_delete_records check_log_dirs check_topics_describe check_configs_groups check_leader_election}"
+# kafka-transactions: a transactional producer (kafka-producer-perf-test in its
+# transaction mode) commits; the tool lists and describes its transactional id as
+# complete, describes the partition's producer without an open transaction, finds
+# nothing hanging; a read_committed consumer reads every record.
+check_transactions() {
+  local t id rc=0 out
+  t="$(new_topic e2e-tools-txn 1)" || { fail "kafka-transactions: topic not created"; return 1; }
+  id="e2e-tools-txn-$(suffix)"
+  out="$(tool kafka-producer-perf-test --topic "$t" --num-records 200 --record-size 100 \
+    --throughput -1 --transactional-id "$id" --transaction-duration-ms 100 \
+    --producer-props bootstrap.servers="$bootstrap" acks=all 2>&1)"
+  if grep -q "200 records sent" <<<"$out"; then
+    ok "kafka-producer-perf-test: 200 records in transactions"
+  else
+    fail "kafka-producer-perf-test: $out" || return 1
+  fi
+  out="$(tool kafka-transactions --bootstrap-server "$bootstrap" list 2>&1)"
+  if grep -qP "^$id\s+\d+\s+\d+\s+CompleteCommit" <<<"$out"; then
+    ok "kafka-transactions list: $id CompleteCommit"
+  else
+    fail "kafka-transactions list: $out" || rc=1
+  fi
+  out="$(tool kafka-transactions --bootstrap-server "$bootstrap" describe --transactional-id "$id" 2>&1)"
+  if grep -qP "^\d+\s+$id\s+\d+\s+\d+\s+CompleteCommit" <<<"$out"; then
+    ok "kafka-transactions describe: CompleteCommit"
+  else
+    fail "kafka-transactions describe: $out" || rc=1
+  fi
+  out="$(tool kafka-transactions --bootstrap-server "$bootstrap" describe-producers --topic "$t" \
+    --partition 0 2>&1)"
+  # Coordinator epoch and last sequence may be -1 (Kafka's transaction version 2).
+  if grep -qP "^\d+\s+\d+\s+-?\d+\s+-?\d+\s+\d+\s+None" <<<"$out"; then
+    ok "kafka-transactions describe-producers: no open transaction"
+  else
+    fail "kafka-transactions describe-producers: $out" || rc=1
+  fi
+  out="$(tool kafka-transactions --bootstrap-server "$bootstrap" find-hanging --topic "$t" 2>&1)"
+  if [[ "$(grep -c "^$t" <<<"$out")" == 0 ]] && grep -q "^Topic" <<<"$out"; then
+    ok "kafka-transactions find-hanging: none"
+  else
+    fail "kafka-transactions find-hanging: $out" || rc=1
+  fi
+  local consumed
+  consumed="$(tool kafka-console-consumer --bootstrap-server "$bootstrap" --topic "$t" \
+    --from-beginning --isolation-level read_committed --max-messages 200 --timeout-ms 30000 \
+    2>/dev/null | wc -l)"
+  expect_eq "kafka-console-consumer read_committed: every committed record" "$consumed" 200 || rc=1
+  tool kafka-topics --bootstrap-server "$bootstrap" --delete --topic "$t" >/dev/null 2>&1
+  return $rc
+}
+
+CHECKS="${CHECKS:-check_delete_records check_log_dirs check_topics_describe check_configs_groups check_leader_election check_transactions}"
 failed=0
 for check in $CHECKS; do
   echo "--- $check" >&2

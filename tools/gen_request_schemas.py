@@ -77,6 +77,7 @@ APIS: list[tuple[int, str, int]] = [
     (50, "DescribeUserScramCredentials", 0),
     (51, "AlterUserScramCredentials", 0),
     (60, "DescribeCluster", 2),
+    (61, "DescribeProducers", 0),
     (64, "UnregisterBroker", 0),
     (65, "DescribeTransactions", 0),
     (66, "ListTransactions", 2),

@@ -141,6 +141,11 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Every producer remembered, by id (DescribeProducers).
+    pub fn producers(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     pub fn entry(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

@@ -61,6 +61,7 @@ crate_requests! {
     50 => DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     51 => AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     60 => DescribeCluster(DescribeClusterRequest),
+    61 => DescribeProducers(DescribeProducersRequest),
     64 => UnregisterBroker(UnregisterBrokerRequest),
     65 => DescribeTransactions(DescribeTransactionsRequest),
     66 => ListTransactions(ListTransactionsRequest),

@@ -34,6 +34,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     // `kafka-transactions.sh describe` and `list` (KIP-664; duration filter, KIP-994).
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // A replica's producers (`kafka-transactions.sh describe-producers`, `find-hanging`).
+    (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),

@@ -526,6 +526,14 @@ const DESCRIBE_CLUSTER: &[Field] = &[
     f("IncludeFencedBrokers", Bool, V(2, X)),
 ];
 
+const DESCRIBE_PRODUCERS_TOPIC_REQUEST: &[Field] = &[
+    f("Name", Str, V(0, X)),
+    f("PartitionIndexes", Array(&I32), V(0, X)),
+];
+const DESCRIBE_PRODUCERS: &[Field] = &[
+    f("Topics", Array(&Struct(DESCRIBE_PRODUCERS_TOPIC_REQUEST)), V(0, X)),
+];
+
 const UNREGISTER_BROKER: &[Field] = &[
     f("BrokerId", I32, V(0, X)),
 ];
@@ -598,6 +606,7 @@ pub(crate) static APIS: &[Api] = &[
     Api { key: 50, name: "DescribeUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_USER_SCRAM_CREDENTIALS },
     Api { key: 51, name: "AlterUserScramCredentials", valid: V(0, 0), flexible: V(0, X), fields: ALTER_USER_SCRAM_CREDENTIALS },
     Api { key: 60, name: "DescribeCluster", valid: V(0, 2), flexible: V(0, X), fields: DESCRIBE_CLUSTER },
+    Api { key: 61, name: "DescribeProducers", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_PRODUCERS },
     Api { key: 64, name: "UnregisterBroker", valid: V(0, 0), flexible: V(0, X), fields: UNREGISTER_BROKER },
     Api { key: 65, name: "DescribeTransactions", valid: V(0, 0), flexible: V(0, X), fields: DESCRIBE_TRANSACTIONS },
     Api { key: 66, name: "ListTransactions", valid: V(0, 2), flexible: V(0, X), fields: LIST_TRANSACTIONS },

@@ -53,9 +53,12 @@ pub enum InternalCall<'a> {
         replica: i32,
         partition: Option<&'a PartitionState>,
     },
-    /// A transaction coordinator's markers; `coordinator` is the node it names.
+    /// A transaction coordinator's markers; `coordinator` is the node it names,
+    /// `state_partition` the `__transaction_state` partition it says it leads (None
+    /// when the image has no such partition).
     WriteTxnMarkers {
         coordinator: i32,
+        state_partition: Option<&'a PartitionState>,
     },
 }
 
@@ -70,6 +73,8 @@ pub enum Refusal {
     NotAVoter(i32),
     #[error("node {0} is not an assigned replica of the partition")]
     NotAReplica(i32),
+    #[error("node {0} does not lead the transaction state partition it names")]
+    NotTheCoordinator(i32),
     #[error("a {0} record is the controller's own decision")]
     ControllerRecord(&'static str),
     #[error("partition {partition} of a new topic or partition is not as placed: {what}")]
@@ -128,10 +133,20 @@ pub fn authorize(
         // planned for its clients (their ACLs are checked on the Kafka side; records
         // limited above), producer id blocks and barriers.
         InternalCall::Submit { broker, .. } => in_own_name(broker),
-        // Any broker may coordinate transactions (the leader of a `__transaction_state`
-        // partition); the data partition's log fences markers of an old coordinator
-        // epoch or producer epoch.
-        InternalCall::WriteTxnMarkers { coordinator } => in_own_name(coordinator),
+        // Only the leader of a `__transaction_state` partition coordinates
+        // transactions; the data partition's log also fences markers of an older
+        // coordinator epoch or producer epoch.
+        InternalCall::WriteTxnMarkers {
+            coordinator,
+            state_partition,
+        } => {
+            in_own_name(coordinator)?;
+            if state_partition.is_some_and(|p| p.leader == node) {
+                Ok(())
+            } else {
+                Err(Refusal::NotTheCoordinator(node))
+            }
+        }
         InternalCall::ReplicaFetch { replica, partition } => {
             in_own_name(replica)?;
             if partition.is_some_and(|p| p.is_replica(node)) {

@@ -277,6 +277,36 @@ fn followers_fetch_only_partitions_they_replicate() {
 }
 
 #[test]
+fn only_the_leader_of_a_transaction_state_partition_writes_markers() {
+    let image = image();
+    let led_by_1 = &image.topic_by_id(&TOPIC).unwrap().partitions[0];
+    let markers = |caller, coordinator, state_partition| {
+        decide(
+            N(caller),
+            InternalCall::WriteTxnMarkers {
+                coordinator,
+                state_partition,
+            },
+        )
+    };
+    assert_eq!(markers(1, 1, Some(led_by_1)), Ok(()));
+    // A follower of the partition, and a broker naming a partition that does not exist.
+    assert_eq!(
+        markers(2, 2, Some(led_by_1)),
+        Err(Refusal::NotTheCoordinator(2))
+    );
+    assert_eq!(markers(1, 1, None), Err(Refusal::NotTheCoordinator(1)));
+    // A peer in the leader's name.
+    assert_eq!(
+        markers(2, 1, Some(led_by_1)),
+        Err(Refusal::ClaimsAnotherNode {
+            caller: 2,
+            claimed: 1
+        })
+    );
+}
+
+#[test]
 fn a_plaintext_plane_takes_peers_at_their_word_and_no_identity_is_nobody() {
     let unauthenticated = Some(Caller::Unauthenticated);
     assert_eq!(

@@ -219,6 +219,9 @@ pub async fn dispatch(
             encode(&txn::describe_transactions(broker, ctx, decode(body, v)?))
         }
         ApiKey::ListTransactions => encode(&txn::list_transactions(broker, ctx, decode(body, v)?)),
+        ApiKey::DescribeProducers => {
+            encode(&txn::describe_producers(broker, ctx, decode(body, v)?))
+        }
         ApiKey::DescribeCluster => encode(&admin::describe_cluster(broker, ctx, decode(body, v)?)),
         ApiKey::AlterPartitionReassignments => {
             encode(&reassign::alter(broker, ctx, decode(body, v)?).await)

@@ -1,6 +1,6 @@
 //! Transaction APIs (KIP-98): InitProducerId with a transactional id,
-//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions and
-//! ListTransactions. Decisions come from `txn::TxnCoordinator` through `server::txn`;
+//! AddPartitionsToTxn, AddOffsetsToTxn, EndTxn, DescribeTransactions,
+//! ListTransactions, and DescribeProducers (a replica's producer state, KIP-664). Decisions come from `txn::TxnCoordinator` through `server::txn`;
 //! this layer checks ACLs and that partitions exist, and maps the wire types in and
 //! out (PRODUCER_FENCED only to the versions that know it, KIP-588).
 
@@ -393,3 +393,73 @@ pub fn list_transactions(
     resp.unknown_state_filters = unknown.into_iter().map(str_bytes).collect();
     resp
 }
+
+/// DescribeProducers (KIP-664): the producers a partition replica remembers, with the
+/// first offset of each one's open transaction (`kafka-transactions.sh
+/// describe-producers` and `find-hanging`).
+pub fn describe_producers(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    use describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let may_read = auth.authorize(AclOperation::Read, ResourceType::Topic, &name);
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let resp = PartitionResponse::default().with_partition_index(index);
+                    let leader = if !may_read {
+                        Err(ResponseError::TopicAuthorizationFailed)
+                    } else if image.partition(&name, index).is_none() {
+                        Err(ResponseError::UnknownTopicOrPartition)
+                    } else {
+                        // Any replica answers from its own producer state, so that
+                        // `find-hanging --broker-id` can ask one broker for all it hosts.
+                        broker
+                            .partitions
+                            .get(&name, index)
+                            .ok_or(ResponseError::NotLeaderOrFollower)
+                    };
+                    match leader {
+                        Ok(p) => resp.with_active_producers(p.with_log(|log| {
+                            log.producer_state()
+                                .producers()
+                                .map(|(id, e)| {
+                                    let last = e.batches.back();
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(id))
+                                        .with_producer_epoch(i32::from(e.producer_epoch))
+                                        .with_last_sequence(last.map_or(-1, |b| b.last_seq))
+                                        .with_last_timestamp(last.map_or(-1, |b| b.timestamp_ms))
+                                        .with_coordinator_epoch(e.coordinator_epoch)
+                                        .with_current_txn_start_offset(
+                                            e.txn_first_offset.unwrap_or(-1),
+                                        )
+                                })
+                                .collect()
+                        })),
+                        Err(code) => resp
+                            .with_error_code(fail(broker, ctx, code))
+                            .with_error_message(Some(str_bytes(code.to_string()))),
+                    }
+                })
+                .collect();
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod tests;

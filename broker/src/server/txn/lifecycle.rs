@@ -96,7 +96,7 @@ pub async fn run_effects(
         tokio::spawn(async move {
             match effect {
                 Effect::Markers { shard, write } => {
-                    let results = super::markers::send(&broker, &write).await;
+                    let results = super::markers::send(&broker, shard.index(), &write).await;
                     shard.markers_done(&results);
                 }
                 Effect::ReserveProducerIds { shard } => {

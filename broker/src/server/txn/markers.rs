@@ -21,9 +21,10 @@ use proto::txn_markers_server::{TxnMarkers, TxnMarkersServer};
 /// `__transaction_state` record (max.message.bytes), a few tens of bytes each.
 const MAX_PARTITIONS_PER_CALL: usize = 100_000;
 
-/// Write `write`'s markers: locally for the partitions this broker leads, by one call
-/// per other leader; one outcome per partition.
-pub async fn send(broker: &Broker, write: &MarkerWrite) -> MarkerResults {
+/// Write `write`'s markers, for the coordinator of `__transaction_state` partition
+/// `state_partition`: locally for the partitions this broker leads, by one call per
+/// other leader; one outcome per partition.
+pub async fn send(broker: &Broker, state_partition: i32, write: &MarkerWrite) -> MarkerResults {
     let image = broker.image();
     let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(write.partitions.len());
@@ -55,7 +56,7 @@ pub async fn send(broker: &Broker, write: &MarkerWrite) -> MarkerResults {
             let codes = if leader == broker.node_id() {
                 write_local(broker, &marker, &partitions).await
             } else {
-                call(broker, leader, &marker, &partitions).await
+                call(broker, leader, state_partition, &marker, &partitions).await
             };
             partitions.into_iter().zip(codes).collect::<Vec<_>>()
         });
@@ -81,6 +82,7 @@ pub async fn send(broker: &Broker, write: &MarkerWrite) -> MarkerResults {
 async fn call(
     broker: &Broker,
     leader: i32,
+    state_partition: i32,
     marker: &EndTxnMarker,
     partitions: &[TopicPartition],
 ) -> Vec<Option<ResponseError>> {
@@ -105,6 +107,7 @@ async fn call(
         producer_epoch: i32::from(marker.producer_epoch),
         commit: marker.commit,
         coordinator_epoch: marker.coordinator_epoch,
+        state_partition,
         partitions: partitions
             .iter()
             .map(|tp| proto::TxnPartition {
@@ -193,10 +196,15 @@ impl TxnMarkers for TxnMarkersService {
     ) -> Result<tonic::Response<proto::WriteTxnMarkersResponse>, tonic::Status> {
         let caller = crate::quorum::internal_tls::caller_of(&request);
         let req = request.into_inner();
+        let image = self.broker.image();
+        let state_partition = image
+            .topic(crate::txn::TRANSACTION_STATE_TOPIC)
+            .and_then(|t| t.partitions.get(usize::try_from(req.state_partition).ok()?));
         crate::quorum::authz::check(
             caller,
             &crate::quorum::authz::InternalCall::WriteTxnMarkers {
                 coordinator: req.coordinator_id,
+                state_partition,
             },
             &crate::quorum::authz::Roles {
                 voters: &Default::default(),

@@ -206,6 +206,11 @@ impl TxnRuntime {
 }
 
 impl TxnShard {
+    /// The `__transaction_state` partition this shard coordinates.
+    pub fn index(&self) -> i32 {
+        self.partition.index
+    }
+
     /// The coordinator's time: the broker clock's wall time, as the records carry it.
     fn now_ms(&self) -> i64 {
         self.partition.clock().wall_ms()
