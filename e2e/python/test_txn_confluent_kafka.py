@@ -171,6 +171,9 @@ class Processor:
         self.aborted_on_purpose = {}  # tag -> output values the log acknowledged
         self.forced_aborts = 0
         self.recreated = 0
+        # Called once, in the next transaction to commit, between its last write and its
+        # commit: the fault lands while a transaction is open.
+        self.before_commit = None
         try:
             self._new_producer()
         except BaseException:
@@ -251,6 +254,9 @@ class Processor:
                 self.aborted_on_purpose[tag] = list(acked)
                 self._rewind()
                 return 0
+            if self.before_commit is not None:
+                fault, self.before_commit = self.before_commit, None
+                fault()
             retrying("commit_transaction", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S))
         except KafkaException as e:
             self._recover(tag, e.args[0])
@@ -337,13 +343,18 @@ def read_all(bootstrap, topic, isolation):
 
 
 def process_through_a_kill(cluster, admin, proc, topics, txn_id):
-    """A quarter of the input before the kill, a quarter with the broker down, a quarter
-    while it restarts, the rest once it is back in every ISR."""
+    """A quarter of the input before the kill, which lands inside a transaction, between
+    its writes and its commit; a quarter with the broker down, a quarter while it
+    restarts, the rest once it is back in every ISR."""
     proc.run_until("before the kill", RECORDS // 4)
     victim, why = victim_node(admin, txn_id, topics[1])
-    print(f"killing broker {victim}, the {why}")
-    cluster.kill(victim)
+
+    def kill():
+        print(f"killing broker {victim}, the {why}, in transaction {proc.txn_no}")
+        cluster.kill(victim)
+    proc.before_commit = kill
     proc.run_until(f"with broker {victim} down", RECORDS // 2)
+    assert proc.before_commit is None, f"no transaction committed after {RECORDS // 4} inputs to kill broker {victim} in"
 
     restart_error = []
 
