@@ -8,7 +8,7 @@
 #   e2e/apache-kafka.sh status DIR
 #   e2e/apache-kafka.sh start-cluster DIR [PORT [N]]
 #   e2e/apache-kafka.sh stop-cluster  DIR
-#   e2e/apache-kafka.sh start-node DIR/node-I   # node I of a cluster again, e.g. after a kill
+#   e2e/apache-kafka.sh start-node    DIR I   # node I of that cluster again, on its data
 #   e2e/apache-kafka.sh tool NAME ARGS...   # Kafka's own command-line tools, e.g.
 #       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
 #       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
@@ -37,7 +37,7 @@ if [[ -n "${JAVA:-}" ]]; then :; elif [[ -n "${JAVA_HOME:-}" ]]; then JAVA="$JAV
 
 die() { echo "apache-kafka.sh: $*" >&2; exit 1; }
 usage() {
-  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR | start-node DIR/node-I | tool NAME ARGS..."
+  die "usage: $0 start|stop|status DIR [PORT] | start-cluster DIR [PORT [N]] | stop-cluster DIR | start-node DIR I | tool NAME ARGS..."
 }
 
 # The classpath is resolved once per Kafka version and pom, then cached.
@@ -98,9 +98,16 @@ running_pid() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Base64url of 16 random bytes, the form of a Kafka cluster id.
+# Base64url of 16 random bytes, the form of a Kafka cluster id, without "-": one that starts
+# with it is taken for an option by kafka-storage's argument parser, which refuses the
+# format (one id in 64). Kafka's own Uuid.randomUuid draws again on any "-" too.
 new_cluster_id() {
-  python3 -c 'import base64,os;print(base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("="))'
+  python3 -c 'import base64,os
+while True:
+    i = base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+    if "-" not in i:
+        print(i)
+        break'
 }
 
 # write_properties NODE_DIR NODE_ID PORT CPORT QUORUM RF MIN_ISR
@@ -241,18 +248,19 @@ start_cluster() {
     "127.0.0.1:$port-$((port + nodes - 1)) (dir $dir)"
 }
 
-# start_node NODE_DIR: one node of an existing cluster again, on its kept configuration and
-# data, e.g. after a fault test killed it; its client port is the listener's.
+# start_node I: node I of the cluster in $dir again (after it was killed), with the
+# configuration and data start-cluster left; the others must be running for it to start.
 start_node() {
-  if pid="$(running_pid "$dir")"; then die "already running in $dir (pid $pid)"; fi
-  [[ -s "$dir/server.properties" ]] || die "no server.properties in $dir: start-cluster first"
-  local p
-  p="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$dir/server.properties")"
-  [[ -n "$p" ]] || die "no PLAINTEXT listener in $dir/server.properties"
+  local i="$1" d p pid
+  [[ "$i" =~ ^[0-9]+$ ]] || die "I must be a node number, got '$i'"
+  d="$dir/node-$i"
+  [[ -s "$d/server.properties" ]] || die "no cluster node in $d (start-cluster first)"
+  if pid="$(running_pid "$d")"; then die "already running in $d (pid $pid)"; fi
+  p="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$d/server.properties")"
   cp="$(classpath)"
-  launch "$dir"
-  wait_started "$dir" "$p" $((SECONDS + START_TIMEOUT_S))
-  echo "Apache Kafka $KAFKA_VERSION node listening on 127.0.0.1:$p (pid $(cat "$dir/kafka.pid"), dir $dir)"
+  launch "$d"
+  wait_started "$d" "$p" $((SECONDS + START_TIMEOUT_S))
+  echo "Apache Kafka node $i listening on 127.0.0.1:$p (pid $(cat "$d/kafka.pid"))"
 }
 
 # stop NODE_DIR
@@ -291,6 +299,6 @@ case "$cmd" in
   status) if pid="$(running_pid "$dir")"; then echo "running (pid $pid)"; else echo "not running"; exit 1; fi ;;
   start-cluster) start_cluster ;;
   stop-cluster) stop_cluster ;;
-  start-node) start_node ;;
+  start-node) start_node "$port" ;;
   *) usage ;;
 esac

@@ -5,19 +5,23 @@
 #
 # Starts one system at a time on loopback (Kafka and Fjord alternately, several rounds,
 # per durability profile, then each as a three-broker cluster with replication factor
-# 3, the partition scaling curve on three brokers, then one broker of each over SSL and
-# SASL_SSL), drives both with the same clients (fjord-bench, a librdkafka load generator
-# on the rdkafka crate; librdkafka's own rdkafka_performance for the partition-count
-# rows; Kafka's ProducerPerformance / ConsumerPerformance from the kafka-tools jar; kcat
-# for cold start), measures the machine's limits in the same run, prints one table of
+# 3, the partition scaling curve on three brokers, transactions on three brokers, then
+# one broker of each over SSL and SASL_SSL), drives both with the same clients
+# (fjord-bench, a librdkafka load generator on the rdkafka crate; librdkafka's own
+# rdkafka_performance for the partition-count and read_committed rows; Kafka's
+# ProducerPerformance / ConsumerPerformance from the kafka-tools jar; e2e/bench/
+# txn_client.py on confluent-kafka for transactions of exactly 100 records; kcat for cold
+# start), measures the machine's limits in the same run, prints one table of
 # medians, writes target/bench/results.json, draws the charts (target/bench/*.png, copied
 # to docs/bench/) and rewrites README's generated benchmark sections (BENCH_README=0: not).
 # --profile also records Fjord with `perf record -g` under the 1 KB produce and consume
 # workloads of the first round (target/bench/perf-*.txt). --only runs some of the setups:
 # default, fsync (one broker without and with fsync per batch), rf3 (three brokers),
 # security (one broker over SSL and SASL_SSL with SCRAM-SHA-512, certificates from
-# e2e/tls/certs.sh) and scaling (100 to 10,000 partitions on three brokers); e.g.
-# `--quick --only scaling`. A step that fails leaves its own rows FAILED with its error.
+# e2e/tls/certs.sh), scaling (100 to 10,000 partitions on three brokers) and txn
+# (transactional produce of 1 KB records, 100 a transaction, acks=all, RF 3, and
+# read_committed consume of it, on three brokers); e.g. `--quick --only txn`. A step that
+# fails leaves its own rows FAILED with its error.
 #
 # It installs what it needs (tools/deps.sh) and caches it under
 # ${FJORD_CACHE:-~/.cache/fjord}: Debian's kcat, linux-perf, a JDK and Maven when missing,

@@ -15,8 +15,10 @@
 #    RBAC is what it gets.
 # 4. Applies e2e/k8s/examples (a 3-broker FjordCluster, a Topic, a ConsumerGroup) and
 #    checks what the API server holds and what the brokers report; a consumer group's
-#    lag through Kafka's console clients; topic growth, config drift set back and a
-#    partition increase made by Kafka's kafka-configs / kafka-topics (NotSupported);
+#    lag through Kafka's console clients; a Deployment autoscaled from that lag (scale
+#    out to the partition count, partition growth, scale in); topic growth, config
+#    drift set back and a partition increase made by Kafka's kafka-configs /
+#    kafka-topics (NotSupported);
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
 #    out to 4 brokers and back to 3, draining the removed broker; topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
@@ -321,6 +323,72 @@ wait_for "ConsumerGroup payments: Empty, lag 5, committed offsets 2 5 3" 60 grou
 log "kubectl get consumergroups:"
 kubectl get consumergroups -n "$NS" | sed 's/^/k8s:   /'
 
+# Lag-driven autoscaling: a second ConsumerGroup resource on group "payments" scales a
+# Deployment from the group's lag. Its pods stay Pending (no node has the label its
+# selector wants): what is checked is the scale the operator sets, the Topic it grows,
+# status.autoscale and the Events.
+kubectl apply -n "$NS" -f - >/dev/null <<'EOF'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: payments-consumer}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: payments-consumer}}
+  template:
+    metadata: {labels: {app: payments-consumer}}
+    spec:
+      nodeSelector: {fjord.dev/e2e-no-such-node: "true"}
+      containers: [{name: consumer, image: "consumer:test"}]
+---
+apiVersion: fjord.dev/v1alpha1
+kind: ConsumerGroup
+metadata: {name: payments-autoscale}
+spec:
+  clusterRef: demo
+  groupId: payments
+  resyncSeconds: 2
+  autoscale:
+    scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: payments-consumer}
+    minReplicas: 1
+    maxReplicas: 5
+    lagThreshold: 1
+    scaleInStabilizationWindowSeconds: 0
+    partitionGrowth: {enabled: true, maxPartitions: 4}
+EOF
+deployment_replicas() { # deployment_replicas N: the operator set the scale to N
+  local seen; seen=$(jp deployment/payments-consumer '{.spec.replicas}')
+  echo "Deployment payments-consumer: replicas $seen; autoscale $(jp consumergroup/payments-autoscale '{.status.autoscale}')" >&2
+  [[ "$seen" == "$1" ]]
+}
+event_seen() { # event_seen REASON: an Event about the ConsumerGroup with that reason
+  [[ -n "$(kubectl get events -n "$NS" --field-selector "involvedObject.name=payments-autoscale,reason=$1" -o name)" ]]
+}
+autoscale_says() { # autoscale_says DECISION SUBSTRING-OF-REASON
+  [[ "$(jp consumergroup/payments-autoscale '{.status.autoscale.decision}')" == "$1" &&
+     "$(jp consumergroup/payments-autoscale '{.status.autoscale.reason}')" == *"$2"* ]]
+}
+# Lag 5 at one record per consumer asks for 5, capped at the topic's 3 partitions.
+wait_for "autoscale: Deployment scaled out to the 3 partitions" 60 deployment_replicas 3
+wait_for "autoscale: ScaledOut Event" 30 event_seen ScaledOut
+wait_for "autoscale: holding at the partition count" 30 autoscale_says Hold "capped at the 3 partitions"
+# Lag grows with a consumer on every partition: the Topic grows, up to maxPartitions 4,
+# and the workload follows onto the new partition.
+keyed 16 25 | produce_keyed
+orders_partitions() { [[ "$(jp topic/orders '{.spec.partitions}')" == "$1" ]]; }
+wait_for "autoscale: Topic orders grown to maxPartitions 4" 60 orders_partitions 4
+wait_for "autoscale: PartitionsGrown Event" 30 event_seen PartitionsGrown
+wait_for "autoscale: Deployment scaled out to 4" 60 deployment_replicas 4
+wait_for "autoscale: growth stops at maxPartitions" 60 autoscale_says Hold "the maxPartitions limit 4"
+# The backlog is skipped (offsets reset to the end): lag 0, back to minReplicas.
+kubectl patch consumergroup payments-autoscale -n "$NS" --type merge \
+  -p '{"spec":{"offsetReset":{"token":"drain","to":"Latest"}}}' >/dev/null
+wait_for "autoscale: Deployment scaled in to 1 once lag is 0" 60 deployment_replicas 1
+wait_for "autoscale: ScaledIn Event" 30 event_seen ScaledIn
+log "autoscale Events: $(kubectl get events -n "$NS" --field-selector involvedObject.name=payments-autoscale -o jsonpath='{range .items[*]}{.reason} {end}')"
+kubectl delete consumergroup payments-autoscale -n "$NS" >/dev/null
+kubectl delete deployment payments-consumer -n "$NS" >/dev/null
+wait_for "Topic orders Ready at 4 partitions" 60 topic_ready orders
+
 # Grow partitions and change configs through the resource.
 kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"partitions":6,"config":{"retention.ms":"3600000","cleanup.policy":"delete"}}}' >/dev/null
 SPEC6='{"configs":{"cleanup.policy":"delete","min.insync.replicas":"2","retention.ms":"3600000"},"partitions":6,"replicationFactor":3}'
@@ -370,6 +438,12 @@ reject "topicName change" "topicName is immutable" patch topic orders --type mer
 reject "replicas 0" "replicas must be at least 1" patch fjordcluster demo --type merge -p '{"spec":{"replicas":0}}'
 reject "storage shrink" "storage size may grow but never shrink" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"512Mi"}}}'
 reject "bad quantity" "storage size must be a quantity" patch fjordcluster demo --type merge -p '{"spec":{"storage":{"size":"lots"}}}'
+autoscale_patch() { # autoscale_patch MIN MAX LAG_THRESHOLD: a patch of payments' spec.autoscale
+  echo "{\"spec\":{\"autoscale\":{\"scaleTargetRef\":{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"c\"},\"minReplicas\":$1,\"maxReplicas\":$2,\"lagThreshold\":$3}}}"
+}
+reject "autoscale max below min" "maxReplicas must be at least minReplicas" patch consumergroup payments --type merge -p "$(autoscale_patch 3 2 10)"
+reject "autoscale lagThreshold 0" "lagThreshold must be at least 1" patch consumergroup payments --type merge -p "$(autoscale_patch 1 2 0)"
+reject "autoscale maxReplicas 1001" "maxReplicas must be between 1 and 1000" patch consumergroup payments --type merge -p "$(autoscale_patch 1 1001 10)"
 
 # A Topic on a missing cluster.
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"orphan"},"spec":{"clusterRef":"nope","partitions":1}}'

@@ -161,6 +161,10 @@ step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
 step "client suites against a 3-broker cluster" cluster_compat
 step "confluent-kafka transactions through a broker kill" txn_kill_compat
+# Spring's KafkaTransactionManager and Kafka Streams exactly_once_v2, each on its own
+# 3-broker cluster with one broker killed mid-run (not the shared cluster above).
+step "exactly-once clients under a broker kill" \
+  env FJORD_BIN="$CARGO_TARGET_DIR/debug/fjord" e2e/eos/run.sh
 step "container images" e2e/images.sh
 step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fjord vs Apache Kafka, same clients, same machine, one system at a time: a single broker
 in two durability profiles, then a cluster of three brokers on loopback with replication
-factor 3. Each setup runs several rounds, alternating Kafka and Fjord (K, F, K, F, ...),
+factor 3 (plain, and transactional in txn.py). Each setup runs several rounds, alternating Kafka and Fjord (K, F, K, F, ...),
 each on a fresh data directory; the table shows the median and the spread of the rounds.
 
 The clients: fjord-bench (librdkafka through the rdkafka crate) for the main rows, Kafka's
@@ -13,7 +13,8 @@ is logged, listed under the table and in results.json ("failures") and records n
 the run goes on; the run fails only if a system could not be measured at all.
 
 Layout: bench.py runs the workloads and main; brokers.py starts and stops the systems;
-clients.py wraps fjord-bench and Kafka's Java tools; table.py builds and prints the rows;
+clients.py wraps fjord-bench and Kafka's Java tools; txn.py runs the transaction setup
+with txn_client.py; table.py builds and prints the rows;
 common.py holds the log, the failure list and the /proc figures.
 """
 import argparse
@@ -36,6 +37,7 @@ from common import (FAILURES, STEP_ERRORS, Steps, fail, log, measured, port_open
                     setup_failed)
 import charts
 import security
+import txn
 from scaling import POINTS, run_scaling, scaling_rows
 from table import ROWS, build_rows, print_scaling, print_table, write_readme
 
@@ -417,9 +419,9 @@ def recovery(broker, rd, sizes):
 # ---------------------------------------------------------------- main
 
 # The setups --only chooses from: one broker without and with fsync per batch, three
-# brokers with RF=3, one broker over SSL and SASL_SSL (security.py), and the partition
-# scaling curve on three brokers (scaling.py).
-SETUPS = ("default", "fsync", "rf3", "security", "scaling")
+# brokers with RF=3, one broker over SSL and SASL_SSL (security.py), the partition
+# scaling curve on three brokers (scaling.py), and transactions on three brokers (txn.py).
+SETUPS = ("default", "fsync", "rf3", "security", "scaling", "txn")
 
 
 def setups(value):
@@ -432,7 +434,8 @@ def setups(value):
 
 
 def partial(out_dir, machine, sizes, res, only):
-    rows = build_rows(res, ROWS + security.rows(), gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
+    rows = build_rows(res, ROWS + security.rows() + txn.rows(),
+                      gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
     scale = scaling_rows(res, sizes["scale_points"]) if "scaling" in only else []
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -481,7 +484,9 @@ def main():
                  "n_jlat": 75_000, "n_warm": 200_000, "n_text": 300_000,
                  "n_tls1k": 300_000, "n_jtls1k": 100_000, "n_parts": 1_000_000,
                  "scale_points": list(POINTS), "scale_settle_s": 10, "scale_idle_s": 10,
-                 "n_scale": 100_000, "scale_lat_rate": 1_000, "n_scale_lat": 6_000}
+                 "n_scale": 100_000, "scale_lat_rate": 1_000, "n_scale_lat": 6_000,
+                 "n_txn": 60_000, "n_jtxn": 40_000, "n_txn_warm": 3_000,
+                 "txn_records": 100, "jtxn_duration_ms": 1, "txn_consume_reads": 5}
     else:
         sizes = {"rounds": 5, "java_rounds": 5,
                  "n1k": 3_000_000, "n1k_all": 1_000_000, "n100": 10_000_000,
@@ -495,6 +500,8 @@ def main():
                  "n_tls1k": 1_000_000, "n_jtls1k": 500_000, "n_parts": 3_000_000,
                  "scale_points": list(POINTS), "scale_settle_s": 30, "scale_idle_s": 30,
                  "n_scale": 500_000, "scale_lat_rate": 1_000, "n_scale_lat": 30_000,
+                 "n_txn": 200_000, "n_jtxn": 150_000, "n_txn_warm": 10_000,
+                 "txn_records": 100, "jtxn_duration_ms": 1, "txn_consume_reads": 5,
                  "recovery_bytes": int(os.environ.get("BENCH_RECOVERY_BYTES", 5 * 10**9))}
     sizes["rounds"] = int(os.environ.get("BENCH_ROUNDS", sizes["rounds"]))
     # BENCH_SCALE_POINTS chooses the scaling curve's partition counts (e.g. 100,1000).
@@ -512,6 +519,7 @@ def main():
     rd = RdBench(a.client_bin)
     rdperf = RdPerf(os.environ.get("RDKAFKA_PERF"))
     java = Java(a.classpath_file, a.root)
+    txn_client = txn.TxnClient()
     profiler = Profiler(out_dir, a.profile)
     if a.profile and not profiler.enabled:
         log("perf not found: running without profiles")
@@ -563,6 +571,11 @@ def main():
             "rf3")
         one(lambda: FjordCluster(a.fjord_bin, work), lambda c: run_cluster(c, rd, java, sizes, i),
             "rf3")
+    for i in range(sizes["rounds"] if "txn" in a.only else 0):
+        one(lambda: KafkaCluster(a.root, work, "kafka-txn"),
+            lambda c: txn.run_txn(c, rd, java, rdperf, txn_client, sizes, i, work), "txn")
+        one(lambda: FjordCluster(a.fjord_bin, work, "fjord-txn"),
+            lambda c: txn.run_txn(c, rd, java, rdperf, txn_client, sizes, i, work), "txn")
     if "security" in a.only:
         certs = security.Certs(a.root, work)
         for i in range(sizes["rounds"]):
@@ -571,7 +584,8 @@ def main():
             one(lambda: security.SecureFjord(a.fjord_bin, work, certs),
                 lambda b: security.run_security(b, rd, java, sizes, i), "security")
 
-    rows = build_rows(res, ROWS + security.rows(), gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
+    rows = build_rows(res, ROWS + security.rows() + txn.rows(),
+                      gb_of_parts=sizes["n_parts"] * 1024 / 1e9)
     scale = scaling_rows(res, sizes["scale_points"]) if "scaling" in a.only else []
     machine["elapsed_s"] = round(time.monotonic() - started)
     try:
@@ -583,7 +597,8 @@ def main():
                          "[Java]; kafka-tools ProducerPerformance/ConsumerPerformance 4.4.0 "
                          "for [Java]; rdkafka_performance (librdkafka's own, from rdkafka-sys' "
                          "source) for the rows marked [rdkafka_performance]; confluent-kafka "
-                         "for the scaling curve's produce; kcat for cold start and recovery",
+                         "for the scaling curve's produce and the transactional produce "
+                         "(e2e/bench/txn_client.py); kcat for cold start and recovery",
               "partitions": "1, except the rows that name their partition count",
               "cluster_brokers": CLUSTER_BROKERS,
               "cluster_replication_factor": 3, "cluster_min_insync_replicas": 2,

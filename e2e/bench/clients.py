@@ -47,13 +47,15 @@ class Java:
             return out.decode() if isinstance(out, bytes) else (out or "")
 
     def produce(self, bootstrap, topic, records, size, acks, throughput=-1, timeout=600,
-                config=None):
-        """`config`: a client properties file (security settings), as --command-config."""
+                config=None, props=(), args=()):
+        """`config`: a client properties file (security settings), as --command-config;
+        `props`: more producer properties (key=value); `args`: more tool flags (e.g. its
+        transaction mode)."""
         out = self.java("org.apache.kafka.tools.ProducerPerformance", [
             "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-            "--throughput", str(throughput),
+            "--throughput", str(throughput), *args,
             *(["--command-config", config] if config else []), "--producer-props",
-            f"bootstrap.servers={bootstrap}", f"acks={acks}"], timeout)
+            f"bootstrap.servers={bootstrap}", f"acks={acks}", *props], timeout)
         # "N records sent, R records/sec (M MB/sec), A ms avg latency, X ms max latency,
         #  p50 ms 50th, p95 ms 95th, p99 ms 99th, p999 ms 99.9th."
         m = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), "
@@ -225,10 +227,11 @@ class RdPerf:
         return {"MBps": float(m.group(7)), "msgs": float(m.group(6)),
                 "elapsed_s": int(m.group(5)) / 1000, "client_cpu_s": cpu}
 
-    def consume(self, bootstrap, topic, records, timeout=300):
+    def consume(self, bootstrap, topic, records, timeout=300, extra=()):
+        """`extra`: more arguments, e.g. ("-X", "isolation.level=read_committed")."""
         out, cpu = self.run(f"consume from {topic}", [
             "-G", f"bench-{topic}-{time.time_ns()}", "-t", topic, "-b", bootstrap,
-            "-c", str(records), "-X", "auto.offset.reset=earliest"], timeout)
+            "-c", str(records), "-X", "auto.offset.reset=earliest", *extra], timeout)
         m = list(self.CONSUMED.finditer(out or ""))
         if out is not None and (not m or int(m[-1].group(1)) < records):
             fail(f"rdkafka_performance consume from {topic}: fewer than {records} records: "

@@ -96,11 +96,19 @@ def proc_hwm_mb(pid):
     return None
 
 
+def cpu_seconds_of(pids):
+    """The CPU seconds of one process, or the sum over a list of them (a cluster); None if
+    any cannot be read."""
+    cpus = [proc_cpu_seconds(p) for p in (pids if isinstance(pids, (list, tuple)) else [pids])]
+    return None if not cpus or None in cpus else sum(cpus)
+
+
 def measured(broker_pid, fn):
-    """Runs one workload; adds the broker's CPU seconds across it to the result."""
-    cpu0 = proc_cpu_seconds(broker_pid)
+    """Runs one workload; adds the broker's CPU seconds across it to the result
+    (`broker_pid`: one process, or a list of them whose CPU seconds are summed)."""
+    cpu0 = cpu_seconds_of(broker_pid)
     r = fn()
-    cpu1 = proc_cpu_seconds(broker_pid)
+    cpu1 = cpu_seconds_of(broker_pid)
     if r is not None and cpu0 is not None and cpu1 is not None:
         r["broker_cpu_s"] = cpu1 - cpu0
     return r

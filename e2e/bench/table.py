@@ -261,14 +261,23 @@ def print_table(rows, machine, params):
 
 # README's benchmark section holds the generated tables between these markers; a run that
 # measured a table's rows rewrites it (BENCH_README=0 leaves README alone).
-README_SECTIONS = ("main", "partitions", "tls", "scaling")
+README_SECTIONS = ("main", "partitions", "tls", "scaling", "txn")
+# The setups whose rows have a README section of their own.
+OWN_SECTION_SETUPS = {"security", "txn"}
 
 
 def main_rows(rows):
     """The headline rows: one, three and fsync'd brokers with fjord-bench and Kafka's Java
-    tools (not the partition-count or TLS rows, which have sections of their own)."""
+    tools (not the partition-count, TLS or transaction rows, which have sections of their
+    own)."""
     return [r for r in rows
-            if r.get("setup") != "security" and r["client"] != "rdkafka_performance"]
+            if r.get("setup") not in OWN_SECTION_SETUPS and r["client"] != "rdkafka_performance"]
+
+
+def partition_rows(rows):
+    """The rdkafka_performance rows of the partition counts (one broker)."""
+    return [r for r in rows
+            if r["client"] == "rdkafka_performance" and r.get("setup") not in OWN_SECTION_SETUPS]
 
 
 def run_note(machine):
@@ -285,7 +294,7 @@ def run_note(machine):
 
 
 def partition_table(rows):
-    rs = [r for r in rows if r["client"] == "rdkafka_performance"]
+    rs = partition_rows(rows)
     return markdown(rs, ["row", "unit", "Kafka", "Fjord", "Fjord/Kafka", "Kafka min-max",
                          "Fjord min-max"], [
         lambda r: r["name"].replace(" [rdkafka_performance]", ""), lambda r: r["unit"],
@@ -331,10 +340,11 @@ def write_readme(path, rows, scale, machine):
     except OSError:
         return []
     tls = [r for r in rows if r.get("setup") == "security"]
+    txn = [r for r in rows if r.get("setup") == "txn"]
     bodies = {"main": full_table(main_rows(rows)) + failures_note(main_rows(rows)),
-              "partitions": partition_table(rows) + failures_note(
-                  [r for r in rows if r["client"] == "rdkafka_performance"]),
+              "partitions": partition_table(rows) + failures_note(partition_rows(rows)),
               "tls": full_table(tls) + failures_note(tls),
+              "txn": full_table(txn) + failures_note(txn),
               "scaling": scaling_table(scale) + failures_note(scale)}
     done = []
     for name in README_SECTIONS:

@@ -168,7 +168,7 @@ class KafkaCluster:
             time.sleep(0.1)  # poll interval, not a synchronisation
 
     def restart(self, node):
-        self._script("start-node", str(self.root / f"node-{node}"))
+        self._script("start-node", str(self.root), str(node))
 
     def stop(self):
         self._script("stop-cluster", str(self.root))

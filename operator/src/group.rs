@@ -5,6 +5,9 @@
 //! token, and only while the group has no members (the coordinator refuses an admin
 //! commit otherwise); until then the ResetBlocked condition says why.
 //!
+//! With `spec.autoscale`, each refresh then scales the consumer workload from the lag
+//! just read (see [`crate::autoscale`]); a paused resource or a failed read skips it.
+//!
 //! Deleting the resource never touches the group, so there is no finalizer; the lag
 //! series go at the next scheduled refresh, which finds the resource gone.
 //!
@@ -23,6 +26,7 @@ use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use crate::autoscale::apply::autoscale;
 use crate::cluster::apply_status;
 use crate::conditions;
 use crate::context::{paused, Context};
@@ -448,11 +452,15 @@ async fn reconcile_group(group: &ConsumerGroup, ctx: &Context) -> Result<Action>
 
     let bootstrap = desired::bootstrap_address(&cluster);
     let synced = match ctx.broker(&bootstrap).await {
-        Ok(client) => sync_group(group, &mut status, &client).await,
+        Ok(client) => match sync_group(group, &mut status, &client).await {
+            // The autoscaler decides from the lag just read, never from a stale one.
+            Ok(note) => Ok((note, autoscale(ctx, group, &mut status, &client).await)),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match synced {
-        Ok(note) => {
+        Ok((note, autoscaled)) => {
             status.last_refresh = Some(Timestamp::now().to_string());
             let lags: Vec<(String, i32, i64)> = status
                 .partitions
@@ -479,6 +487,9 @@ async fn reconcile_group(group: &ConsumerGroup, ctx: &Context) -> Result<Action>
             if let Some(note) = note {
                 ctx.event(group, EventType::Normal, "OffsetsReset", note)
                     .await;
+            }
+            for (type_, reason, note) in autoscaled {
+                ctx.event(group, type_, reason, note).await;
             }
             ctx.reset_backoff(group);
             Ok(Action::requeue(resync))

@@ -4,11 +4,14 @@
 //!
 //! # Layout
 //!
-//! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules.
+//! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules
+//!   (`types::autoscale`: the ConsumerGroup's autoscaling spec and status).
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
+//! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
+//!   workload (and partition growth), and its runtime.
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
@@ -16,6 +19,7 @@
 //! - `metrics`: Prometheus metrics of the operator.
 //! - `error`: the crate's error type.
 
+pub mod autoscale;
 pub mod cluster;
 pub mod conditions;
 pub mod context;

@@ -31,7 +31,9 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 /// DescribeConfigs source of a config set on the topic itself (DYNAMIC_TOPIC_CONFIG).
 const SOURCE_TOPIC: i8 = 1;
 
-fn managed(topic: &Topic) -> bool {
+/// Whether the broker's topic is the operator's to change (not annotated
+/// `fjord.dev/managed: "false"`).
+pub(crate) fn managed(topic: &Topic) -> bool {
     topic
         .annotations()
         .get(MANAGED_ANNOTATION)

@@ -17,6 +17,12 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod autoscale;
+pub use autoscale::{
+    Autoscale, AutoscaleStatus, PartitionGrowth, Recommendation, ScaleTargetRef,
+    AUTOSCALE_MAX_REPLICAS,
+};
+
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
 
@@ -408,6 +414,20 @@ pub struct TopicStatus {
     printcolumn(name = "Members", type_ = "integer", json_path = ".status.memberCount"),
     printcolumn(name = "Lag", type_ = "integer", json_path = ".status.totalLag"),
     printcolumn(
+        name = "Consumers",
+        type_ = "integer",
+        json_path = ".status.autoscale.desiredReplicas",
+        priority = 1,
+        description = "Replicas the autoscaler set the consumer workload to"
+    ),
+    printcolumn(
+        name = "Decision",
+        type_ = "string",
+        json_path = ".status.autoscale.decision",
+        priority = 1,
+        description = "The autoscaler's last decision"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -428,6 +448,10 @@ pub struct ConsumerGroupSpec {
     /// members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_reset: Option<OffsetReset>,
+    /// Lag-driven scaling of the workload that runs the group's consumers, decided at
+    /// every refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
 }
 
 fn default_resync_seconds() -> i32 {
@@ -517,6 +541,9 @@ pub struct ConsumerGroupStatus {
     /// When the status was last refreshed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_refresh: Option<String>,
+    /// The autoscaler's last decision, when `spec.autoscale` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
 }
 
 /// One member of a consumer group.

@@ -31,6 +31,7 @@ use super::state::{
     Action, Group, GroupConfig, GroupDescription, GroupState, InitialDelay, JoinRequest,
     JoinResult, Member, MemberDescription, MemberRef, RequestId, SyncRequest, SyncResult,
 };
+use super::txn_offsets::TxnOffsets;
 
 /// The groups coordinated through one `__consumer_offsets` partition.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,8 @@ pub struct GroupCoordinator {
     pub(super) config: GroupConfig,
     pub(super) groups: BTreeMap<String, Group>,
     pub(super) rebalances_total: u64,
+    /// Offsets committed in transactions still open.
+    pub(super) txn: TxnOffsets,
 }
 
 impl GroupCoordinator {
@@ -46,6 +49,7 @@ impl GroupCoordinator {
             config,
             groups: BTreeMap::new(),
             rebalances_total: 0,
+            txn: TxnOffsets::default(),
         }
     }
 
@@ -379,11 +383,19 @@ impl GroupCoordinator {
             return Err(ResponseError::NonEmptyGroup);
         }
         let group = self.groups.remove(group_id).expect("present");
-        let mut out: Vec<Action> = group
-            .offsets
-            .keys()
-            .map(|(t, p)| group.offset_tombstone(t, *p))
-            .collect();
+        // As Kafka does, the partitions that only a transaction holds an offset for
+        // get a tombstone too, so the transaction's marker cannot bring the group back.
+        let mut partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
+        for k in self.txn.pending_partitions(group_id) {
+            if !group.offsets.contains_key(&k) {
+                partitions.push(k);
+            }
+        }
+        let mut out = Vec::with_capacity(partitions.len() + 1);
+        for (t, p) in partitions {
+            self.txn.removed(group_id, &t, p);
+            out.push(group.offset_tombstone(&t, p));
+        }
         out.push(Action::Persist(GroupRecord::Group {
             group: group_id.to_string(),
             value: None,
@@ -486,6 +498,7 @@ impl GroupCoordinator {
                 partition,
                 value: Some(v),
             } => {
+                self.txn.committed(&group, &topic, partition);
                 self.groups
                     .entry(group.clone())
                     .or_insert_with(|| Group::new(&group, now_ms))
@@ -498,6 +511,7 @@ impl GroupCoordinator {
                 partition,
                 value: None,
             } => {
+                self.txn.removed(&group, &topic, partition);
                 if let Some(g) = self.groups.get_mut(&group) {
                     g.offsets.remove(&(topic, partition));
                 }

@@ -13,6 +13,8 @@
 //! - `state`: [`Group`], its members, and the requests and [`Action`]s exchanged with
 //!   the runtime.
 //! - `records`: Kafka's key/value schemas for offsets and group metadata.
+//! - `txn_offsets`: offsets committed in transactions, pending until their marker
+//!   (TxnOffsetCommit, KIP-98/KIP-447).
 
 pub mod coordinator;
 mod offsets;
@@ -21,6 +23,9 @@ pub mod records;
 pub mod state;
 #[cfg(test)]
 mod tests;
+mod txn_offsets;
+#[cfg(test)]
+mod txn_offsets_tests;
 
 pub use coordinator::GroupCoordinator;
 pub use records::{GroupRecord, GroupValue, MemberValue, OffsetValue};
@@ -29,6 +34,7 @@ pub use state::{
     JoinResult, JoinedMember, MemberDescription, MemberRef, RequestId, SyncRequest, SyncResult,
     CONSUMER_PROTOCOL_TYPE,
 };
+pub use txn_offsets::{FetchedOffset, TxnCommitRequest};
 
 /// Kafka's `String.hashCode` of a group id: the coordinator partition is
 /// `abs(hash) % offsets.topic.num.partitions` (with `abs(Integer.MIN_VALUE)` taken as 0,

@@ -57,6 +57,7 @@ impl GroupCoordinator {
                 partition,
                 value: Some(value.clone()),
             }));
+            self.txn.committed(&req.group_id, &topic, partition);
             group.offsets.insert((topic, partition), value);
         }
         Ok(out)
@@ -114,7 +115,11 @@ impl GroupCoordinator {
                 errors.push(Some(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
-            if group.offsets.remove(&(t.clone(), *p)).is_some() {
+            // A partition only a transaction holds an offset for gets its tombstone
+            // too (Kafka's rule), which drops the pending offset.
+            let pending = self.txn.is_pending(group_id, t, *p);
+            if group.offsets.remove(&(t.clone(), *p)).is_some() || pending {
+                self.txn.removed(group_id, t, *p);
                 out.push(group.offset_tombstone(t, *p));
             }
             errors.push(None);
@@ -131,6 +136,7 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut out = Vec::new();
         let mut dead = Vec::new();
+        let txn = &mut self.txn;
         for group in self.groups.values_mut() {
             let expired: Vec<(String, i32)> = match (group.state, group.protocol_type.as_deref()) {
                 (GroupState::Empty, Some(_)) => {
@@ -162,12 +168,19 @@ impl GroupCoordinator {
                 _ => Vec::new(),
             };
             for (t, p) in expired {
+                // Not while a transaction holds a pending offset for the partition:
+                // its marker may still make that offset the committed one.
+                if txn.is_pending(&group.id, &t, p) {
+                    continue;
+                }
                 group.offsets.remove(&(t.clone(), p));
+                txn.removed(&group.id, &t, p);
                 out.push(group.offset_tombstone(&t, p));
             }
             if group.state == GroupState::Empty
                 && group.offsets.is_empty()
                 && group.pending_members.is_empty()
+                && !txn.group_has_pending(&group.id)
             {
                 dead.push(group.id.clone());
             }
@@ -189,15 +202,23 @@ impl GroupCoordinator {
         topic_exists: impl Fn(&str) -> bool,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        let txn = &mut self.txn;
         for group in self.groups.values_mut() {
-            let gone: Vec<(String, i32)> = group
+            // Pending transactional offsets of a deleted topic go as well (Kafka).
+            let mut gone: BTreeSet<(String, i32)> = group
                 .offsets
                 .keys()
                 .filter(|(t, _)| !topic_exists(t))
                 .cloned()
                 .collect();
+            gone.extend(
+                txn.pending_partitions(&group.id)
+                    .into_iter()
+                    .filter(|(t, _)| !topic_exists(t)),
+            );
             for (t, p) in gone {
                 group.offsets.remove(&(t.clone(), p));
+                txn.removed(&group.id, &t, p);
                 out.push(group.offset_tombstone(&t, p));
             }
         }

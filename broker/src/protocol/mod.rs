@@ -31,6 +31,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    // Offsets committed in a transaction (KIP-98; member checks from v3, KIP-447).
+    // v5 is transaction version 2's (KIP-890 part 2).
+    (ApiKey::TxnOffsetCommit, 0, 4),
     // `kafka-transactions.sh describe` and `list` (KIP-664; duration filter, KIP-994).
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),

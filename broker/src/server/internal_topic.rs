@@ -13,19 +13,34 @@ use kafka_protocol::records::{
 
 use super::broker::Broker;
 use super::partition::Partition;
-use crate::log::batch::BatchHeader;
+use crate::log::batch::{increment_sequence, BatchHeader};
+use crate::log::txn::EndTxnMarker;
 use crate::log::AppendError;
 use crate::metadata::admin::{plan_create_topic, AdminError, NewTopic};
 
 /// Bytes of records per appended batch, well under the default max.message.bytes.
 pub const BATCH_BYTES: usize = 512 * 1024;
 
-/// Encode `records` (key, value; None is a tombstone) stamped `wall_ms` as batches of
-/// at most [`BATCH_BYTES`] and hand each to `write`.
+/// The producer whose transactional batches carry a coordinator's records (a
+/// TxnOffsetCommit's offsets): its id and epoch, so the log fences a stale epoch, and
+/// sequences that follow its previous batches on the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+/// Encode `records` (key, value; None is a tombstone) stamped `wall_ms` as
+/// uncompressed RecordBatch v2 batches of at most [`BATCH_BYTES`] and hand each to
+/// `write` with the number of records it holds. Without `producer` the batches have no
+/// producer id; with it they are the producer's transactional batches, sequences
+/// running on from its base sequence.
 pub fn encode_batches(
     records: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
     wall_ms: i64,
-    mut write: impl FnMut(BytesMut) -> Result<(), AppendError>,
+    producer: Option<TxnProducer>,
+    mut write: impl FnMut(BytesMut, usize) -> Result<(), AppendError>,
 ) -> Result<(), AppendError> {
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_bytes = 0usize;
@@ -43,10 +58,11 @@ pub fn encode_batches(
             },
         )
         .map_err(|e| AppendError::Corrupt(format!("encoding coordinator records: {e}")))?;
+        let n = batch.len();
         batch.clear();
-        write(buf)
+        write(buf, n)
     };
-    for (key, value) in records {
+    for (i, (key, value)) in records.into_iter().enumerate() {
         let size = key.len() + value.as_ref().map_or(0, Bytes::len) + 32;
         if pending_bytes + size > BATCH_BYTES {
             flush(&mut pending)?;
@@ -54,19 +70,27 @@ pub fn encode_batches(
         }
         pending_bytes += size;
         let offset = i64::try_from(pending.len()).unwrap_or(i64::MAX);
+        // The encoder keeps records in one batch only while offset - sequence is
+        // constant; the batch's base sequence is its first record's. Without a
+        // producer that is -1, which the log requires of a batch without producer id.
+        let (producer_id, producer_epoch, sequence) = match producer {
+            None => (-1, -1, i32::try_from(offset).unwrap_or(i32::MAX) - 1),
+            Some(p) => (
+                p.producer_id,
+                p.producer_epoch,
+                increment_sequence(p.base_sequence, i32::try_from(i).unwrap_or(i32::MAX)),
+            ),
+        };
         pending.push(Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset,
-            // The encoder keeps records in one batch only while offset - sequence is
-            // constant; the batch's base sequence is the first record's, -1 (no
-            // producer), which the log requires of a batch without producer id.
-            sequence: i32::try_from(offset).unwrap_or(i32::MAX) - 1,
+            sequence,
             timestamp: wall_ms,
             key: Some(key),
             value,
@@ -76,14 +100,22 @@ pub fn encode_batches(
     flush(&mut pending)
 }
 
-/// Hand every record of `partition`, from its log start to its log end offset, to
-/// `apply` in offset order, control records included; returns how many were read.
-/// Reads past the high watermark on purpose: when a broker becomes leader, its whole
-/// log is committed. Does file I/O.
+/// What a partition holds, in log order, as a load reads it back.
+#[derive(Debug)]
+pub enum Entry {
+    /// A data record (transactional ones carry their producer id).
+    Record(Record),
+    /// The marker that ended a producer's transaction.
+    Marker(EndTxnMarker),
+}
+
+/// Hand every record and transaction marker of `partition`, from its log start to its
+/// log end offset, to `apply` in offset order. Reads past the high watermark on
+/// purpose: when a broker becomes leader, its whole log is committed. Does file I/O.
 pub fn read_partition(
     partition: &Partition,
-    mut apply: impl FnMut(Record) -> Result<(), String>,
-) -> Result<usize, String> {
+    mut apply: impl FnMut(Entry) -> Result<(), String>,
+) -> Result<(), String> {
     let what = |e: &dyn std::fmt::Display| {
         format!(
             "reading {} partition {}: {e}",
@@ -92,33 +124,48 @@ pub fn read_partition(
     };
     let mut offset = partition.with_log(|l| l.log_start_offset());
     let end = partition.with_log(|l| l.log_end_offset());
-    let mut count = 0;
     while offset < end {
         let info = partition
             .with_log(|l| l.read(offset, 1 << 20, end, true))
             .map_err(|e| what(&e))?;
         let Some(slice) = info.slice else { break };
         let bytes = slice.read_to_bytes().map_err(|e| what(&e))?;
-        // Advance by the batch headers, so a batch emptied by compaction still moves on.
+        // Batch by batch, by their headers, so a batch emptied by compaction still
+        // moves the read on and a control batch is told from a data batch.
         let mut next = offset;
-        let mut rest = &bytes[..];
-        while let Some(h) = BatchHeader::parse_prefix(rest) {
-            next = next.max(h.last_offset() + 1);
+        let mut at = 0usize;
+        while let Some(h) = BatchHeader::parse_prefix(&bytes[at..]) {
             let size = usize::try_from(h.size_bytes()).unwrap_or(usize::MAX);
-            if size > rest.len() {
+            if size > bytes.len() - at {
                 break;
             }
-            rest = &rest[size..];
-        }
-        let mut buf = bytes.clone();
-        let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| what(&e))?;
-        for set in sets {
-            for r in set.records {
-                if r.offset < offset {
-                    continue;
+            let batch = bytes.slice(at..at + size);
+            at += size;
+            next = next.max(h.last_offset() + 1);
+            if h.last_offset() < offset {
+                continue;
+            }
+            if h.is_control() {
+                match EndTxnMarker::parse(&batch) {
+                    Ok(Some(m)) => apply(Entry::Marker(m)).map_err(|e| what(&e))?,
+                    // A control record type this broker does not know: skipped, as
+                    // Kafka and every client skip it.
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(
+                        partition = partition.index,
+                        offset = h.base_offset,
+                        error = %e,
+                        "skipping unreadable transaction marker"
+                    ),
                 }
-                apply(r).map_err(|e| what(&e))?;
-                count += 1;
+                continue;
+            }
+            let mut buf = batch;
+            let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| what(&e))?;
+            for set in sets {
+                for r in set.records.into_iter().filter(|r| r.offset >= offset) {
+                    apply(Entry::Record(r)).map_err(|e| what(&e))?;
+                }
             }
         }
         if next <= offset {
@@ -126,7 +173,7 @@ pub fn read_partition(
         }
         offset = next;
     }
-    Ok(count)
+    Ok(())
 }
 
 /// The replication factor an internal topic is created with: its configured one
@@ -205,6 +252,31 @@ pub async fn create_internal_topic(
         Err(e) => {
             tracing::warn!(error = %e.message, "could not create {}", topic.name);
             Err(ResponseError::CoordinatorNotAvailable)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_replication_factor_is_capped_at_the_quorum_voters() {
+        // (configured replication factor, voters) -> replicas of the topic.
+        for (configured, voters, rf) in [
+            (3, 1, 1), // one broker, no flags
+            (3, 2, 2),
+            (3, 3, 3), // fjord dev --brokers 3, a 3+ broker StatefulSet
+            (3, 5, 3),
+            (1, 3, 1), // asked for fewer than the voters: as asked
+            (5, 3, 3),
+            (i16::MAX, 100_000, i16::MAX),
+        ] {
+            assert_eq!(
+                internal_replication_factor(configured, voters),
+                rf,
+                "replication factor {configured} with {voters} voters"
+            );
         }
     }
 }

@@ -3,7 +3,9 @@
 //! leader of its partition, so it keeps one shard per partition it leads: loading
 //! while it reads the partition back, then loaded. A shard is tied to the leader epoch
 //! it was loaded at; a newer epoch's load replaces it, and a load overtaken by a
-//! resignation or a newer load is dropped when it finishes.
+//! resignation or a newer load is dropped when it finishes. A loading slot may collect
+//! what happens meanwhile (`L`, e.g. transaction markers) for the shard to apply once
+//! it is built.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,17 +23,19 @@ pub trait Shard {
     fn leader_epoch(&self) -> i32;
 }
 
-enum Slot<S> {
+enum Slot<S, L> {
     Loading {
         topic_id: Uuid,
         leader_epoch: i32,
         /// Tells this load from a later one for the same partition.
         load: u64,
+        /// What arrived while the load read the partition.
+        meanwhile: L,
     },
     Loaded(Arc<S>),
 }
 
-impl<S: Shard> Slot<S> {
+impl<S: Shard, L> Slot<S, L> {
     fn leads(&self, topic_id: Uuid, epoch: i32) -> bool {
         match self {
             Slot::Loading {
@@ -45,18 +49,19 @@ impl<S: Shard> Slot<S> {
 }
 
 /// A load in progress, from [`Shards::begin_load`].
+#[derive(Debug, PartialEq, Eq)]
 pub struct Load {
     pub token: u64,
     pub leader_epoch: i32,
 }
 
 /// The shards of one internal topic, by partition index.
-pub struct Shards<S> {
-    slots: Mutex<HashMap<i32, Slot<S>>>,
+pub struct Shards<S, L = ()> {
+    slots: Mutex<HashMap<i32, Slot<S, L>>>,
     next_load: AtomicU64,
 }
 
-impl<S: Shard> Default for Shards<S> {
+impl<S: Shard, L: Default> Default for Shards<S, L> {
     fn default() -> Self {
         Shards {
             slots: Mutex::new(HashMap::new()),
@@ -65,7 +70,7 @@ impl<S: Shard> Default for Shards<S> {
     }
 }
 
-impl<S: Shard> Shards<S> {
+impl<S: Shard, L: Default> Shards<S, L> {
     /// Mark `partition` as loading at `epoch`, unless it is already loaded or loading
     /// at that leader epoch (or a newer one). Returns the load and the shard it
     /// replaces, which the caller retires.
@@ -84,6 +89,7 @@ impl<S: Shard> Shards<S> {
                 topic_id: partition.topic_id,
                 leader_epoch: epoch,
                 load: token,
+                meanwhile: L::default(),
             },
         );
         let replaced = match replaced {
@@ -99,16 +105,38 @@ impl<S: Shard> Shards<S> {
         ))
     }
 
-    /// Install the shard `make` builds, unless the load was superseded meanwhile (by
-    /// a resignation or a newer epoch's load). `make` runs under the table's lock.
-    pub fn finish_load(&self, index: i32, load: &Load, make: impl FnOnce() -> S) -> Option<Arc<S>> {
+    /// Install the shard `make` builds from what arrived during the load, unless the
+    /// load was superseded meanwhile (by a resignation or a newer epoch's load).
+    /// `make` runs under the table's lock, so nothing arrives between the two.
+    pub fn finish_load(
+        &self,
+        index: i32,
+        load: &Load,
+        make: impl FnOnce(L) -> S,
+    ) -> Option<Arc<S>> {
         let mut slots = self.slots.lock();
-        if !matches!(slots.get(&index), Some(Slot::Loading { load: l, .. }) if *l == load.token) {
-            return None;
-        }
-        let shard = Arc::new(make());
+        let meanwhile = match slots.get_mut(&index) {
+            Some(Slot::Loading {
+                load: l, meanwhile, ..
+            }) if *l == load.token => std::mem::take(meanwhile),
+            _ => return None,
+        };
+        let shard = Arc::new(make(meanwhile));
         slots.insert(index, Slot::Loaded(shard.clone()));
         Some(shard)
+    }
+
+    /// The loaded shard of partition `index`; while it loads, `meanwhile` records
+    /// what arrived for it (and None is returned), and without a slot, None.
+    pub fn loaded_or_note(&self, index: i32, meanwhile: impl FnOnce(&mut L)) -> Option<Arc<S>> {
+        match self.slots.lock().get_mut(&index) {
+            None => None,
+            Some(Slot::Loading { meanwhile: m, .. }) => {
+                meanwhile(m);
+                None
+            }
+            Some(Slot::Loaded(s)) => Some(s.clone()),
+        }
     }
 
     /// The load failed: forget it, unless a newer one took its place.

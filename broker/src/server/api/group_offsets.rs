@@ -1,7 +1,7 @@
-//! Consumer group offset APIs: OffsetCommit, OffsetFetch, OffsetDelete. Offsets are
-//! written by the group's coordinator (`server::coordinator`) as acks=all records of
-//! `__consumer_offsets`; this layer maps the wire types in and out, gating fields by
-//! version.
+//! Consumer group offset APIs: OffsetCommit, TxnOffsetCommit, OffsetFetch,
+//! OffsetDelete. Offsets are written by the group's coordinator
+//! (`server::coordinator`) as acks=all records of `__consumer_offsets`; this layer maps
+//! the wire types in and out, gating fields by version.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
@@ -14,13 +14,16 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::groups::{coordinator_for, err, group_access};
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
-use crate::group::{CommitRequest, OffsetValue};
+use crate::group::{CommitRequest, OffsetValue, TxnCommitRequest};
 use crate::server::broker::Broker;
 use crate::server::coordinator::to_str;
 
@@ -106,11 +109,109 @@ pub async fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// TxnOffsetCommit (KIP-98): offsets a transactional producer commits for a consumer
+/// group inside its transaction; the coordinator keeps them pending until the
+/// transaction's marker. Checks as Kafka's: WRITE on the transactional id, READ on the
+/// group, READ on each topic, then the coordinator's (KIP-447 member and generation
+/// from v3, the producer epoch through the log). v4 differs from v3 only by allowing
+/// TRANSACTION_ABORTABLE, which is never answered here.
+pub async fn txn_offset_commit(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let group_id = req.group_id.0.to_string();
+    let image = broker.image();
+    let auth = super::acls::authorizer(broker, ctx, &image);
+    let denied = if !auth.authorize(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        group_access(broker, ctx, AclOperation::Read, &group_id).err()
+    };
+    let now = broker.clock.wall_ms();
+    let mut per_partition: Vec<(usize, i32, Option<ResponseError>)> = Vec::new();
+    let mut offsets = Vec::new();
+    for (ti, t) in req.topics.iter().enumerate() {
+        let may_read = auth.authorize(AclOperation::Read, ResourceType::Topic, &t.name);
+        let exists = image.topic(&t.name).is_some();
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_deref().unwrap_or("").to_string();
+            let own = if denied.is_some() {
+                denied
+            } else if !may_read {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if !exists {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if metadata.len() > OFFSET_METADATA_MAX_BYTES {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                None
+            };
+            if own.is_none() {
+                offsets.push((
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    OffsetValue {
+                        offset: p.committed_offset,
+                        // v2+ carries it; the wire type defaults it to -1 before.
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now,
+                    },
+                ));
+            }
+            per_partition.push((ti, p.partition_index, own));
+        }
+    }
+    let request_error = match denied {
+        Some(e) => Some(e),
+        // Every partition refused already: nothing for the coordinator to write.
+        None if offsets.is_empty() => None,
+        None => match coordinator_for(broker, &group_id) {
+            Err(e) => Some(e),
+            Ok(shard) => shard
+                .txn_commit(TxnCommitRequest {
+                    group_id,
+                    producer_id: req.producer_id.0,
+                    producer_epoch: req.producer_epoch,
+                    // Before v3 the wire type holds the defaults: no member, -1.
+                    member_id: req.member_id.to_string(),
+                    group_instance_id: to_str(req.group_instance_id.as_ref()),
+                    generation_id: req.generation_id,
+                    offsets,
+                })
+                .await
+                .err(),
+        },
+    };
+    let mut topics: Vec<TxnOffsetCommitResponseTopic> = req
+        .topics
+        .iter()
+        .map(|t| TxnOffsetCommitResponseTopic::default().with_name(t.name.clone()))
+        .collect();
+    for (ti, partition, own) in per_partition {
+        topics[ti].partitions.push(
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(partition)
+                .with_error_code(err(broker, ctx, own.or(request_error))),
+        );
+    }
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
 type Wanted = Option<Vec<(String, i32)>>;
 /// Topics (with the partitions asked) the principal may not describe.
 type Denied = Vec<(String, Vec<i32>)>;
-/// Committed offsets by topic, each partition with its offset if any.
-type ByTopic = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+/// Committed offsets by topic, each partition with its offset if any, or its error
+/// (UNSTABLE_OFFSET_COMMIT).
+type ByTopic = Vec<(
+    String,
+    Vec<(i32, Result<Option<OffsetValue>, ResponseError>)>,
+)>;
 
 /// Committed offsets of one group: Ok(topic → partitions) or a group-level error.
 /// As in Kafka: GROUP_AUTHORIZATION_FAILED without DESCRIBE on the group; topics the
@@ -121,6 +222,7 @@ fn fetch_group(
     ctx: &RequestContext,
     group_id: &str,
     wanted: &Wanted,
+    require_stable: bool,
 ) -> Result<(ByTopic, Denied), ResponseError> {
     group_access(broker, ctx, AclOperation::Describe, group_id)?;
     let image = broker.image();
@@ -142,9 +244,13 @@ fn fetch_group(
             .cloned()
             .collect()
     });
-    let found = coordinator_for(broker, group_id)?.fetch_offsets(group_id, wanted.as_deref())?;
-    // require_stable (KIP-447) waits for pending transactional offsets; without
-    // transactions no offset is ever pending, so every answer is stable.
+    // require_stable (KIP-447): a partition with a pending transactional offset answers
+    // UNSTABLE_OFFSET_COMMIT and the consumer retries until the transaction ends.
+    let found = coordinator_for(broker, group_id)?.fetch_stable_offsets(
+        group_id,
+        wanted.as_deref(),
+        require_stable,
+    )?;
     let mut by_topic: ByTopic = Vec::new();
     for (t, p, v) in found.into_iter().filter(|(t, _, _)| describable(t)) {
         match by_topic.iter_mut().find(|(n, _)| *n == t) {
@@ -194,7 +300,7 @@ pub fn offset_fetch(
                         .collect()
                 });
                 let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-                match fetch_group(broker, ctx, &group_id, &wanted) {
+                match fetch_group(broker, ctx, &group_id, &wanted, req.require_stable) {
                     Ok((topics, denied)) => {
                         out.topics = topics
                             .into_iter()
@@ -204,8 +310,14 @@ pub fn offset_fetch(
                                     .with_partitions(
                                         ps.into_iter()
                                             .map(|(p, o)| {
+                                                let code = match &o {
+                                                    Ok(_) => 0,
+                                                    Err(e) => err(broker, ctx, Some(*e)),
+                                                };
+                                                let o = o.ok().flatten();
                                                 let o = o.as_ref();
                                                 OffsetFetchResponsePartitions::default()
+                                                    .with_error_code(code)
                                                     .with_partition_index(p)
                                                     .with_committed_offset(
                                                         o.map_or(-1, |o| o.offset),
@@ -263,12 +375,16 @@ pub fn offset_fetch(
         }
         r
     };
-    match fetch_group(broker, ctx, &group_id, &wanted) {
+    // require_stable is v7's; the wire type holds false before.
+    match fetch_group(broker, ctx, &group_id, &wanted, req.require_stable) {
         Ok((topics, denied)) => {
             let found = topics.into_iter().map(|(t, ps)| {
                 let ps: Vec<_> = ps
                     .into_iter()
-                    .map(|(p, o)| partition(p, o.as_ref(), 0))
+                    .map(|(p, o)| match o {
+                        Ok(o) => partition(p, o.as_ref(), 0),
+                        Err(e) => partition(p, None, err(broker, ctx, Some(e))),
+                    })
                     .collect();
                 (t, ps)
             });

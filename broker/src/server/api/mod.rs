@@ -258,6 +258,9 @@ pub async fn dispatch(
             encode(&group_offsets::offset_commit(broker, ctx, decode(body, v)?).await)
         }
         ApiKey::OffsetFetch => encode(&group_offsets::offset_fetch(broker, ctx, decode(body, v)?)),
+        ApiKey::TxnOffsetCommit => {
+            encode(&group_offsets::txn_offset_commit(broker, ctx, decode(body, v)?).await)
+        }
         ApiKey::DescribeGroups => encode(&groups::describe_groups(broker, ctx, decode(body, v)?)),
         ApiKey::ListGroups => encode(&groups::list_groups(broker, ctx, decode(body, v)?)),
         ApiKey::DeleteGroups => encode(&groups::delete_groups(broker, ctx, decode(body, v)?).await),

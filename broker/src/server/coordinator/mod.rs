@@ -8,36 +8,39 @@
 //! together with the JoinGroup and SyncGroup requests parked on it. Records the state
 //! machine asks to persist are appended to that partition (one RecordBatch v2 per
 //! event, uncompressed, no producer id) before the answers that depend on them are
-//! sent. A timer task ticks the loaded state machines (session, rebalance and sync
-//! deadlines), expires offsets and drops the offsets of deleted topics.
+//! sent; a TxnOffsetCommit's offsets go as the producer's transactional batch and stay
+//! pending until its transaction's marker (`txn`). A timer task ticks the loaded state
+//! machines (session, rebalance and sync deadlines), expires offsets and drops the
+//! offsets of deleted topics.
+//!
+//! - `load`: the records' batches, and reading a partition back (records, transactional
+//!   records and markers, in log order).
+//! - `txn`: TxnOffsetCommit and [`GroupRuntime::complete_txn`].
+//! - `lifecycle`: `__consumer_offsets` creation and the timer task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::partition::Partition;
+use super::shards::{Load, Shards};
 use crate::group::{
     Action, CommitRequest, GroupConfig, GroupCoordinator, GroupRecord, JoinRequest, JoinResult,
     RequestId, SyncRequest, SyncResult,
 };
-use crate::log::batch::BatchHeader;
 use crate::log::AppendError;
+use load::{append_with, read_partition, LoadEvent};
 
 pub mod lifecycle;
-
-/// Bytes of records per appended batch, well under the default max.message.bytes.
-const BATCH_BYTES: usize = 512 * 1024;
+mod load;
+mod txn;
 /// Added to a parked request's own bound before the runtime gives up on it; the
 /// state machine answers every parked request by its deadline, so this only guards
 /// against a bug leaving a client hanging.
@@ -63,28 +66,20 @@ struct ShardState {
     syncs: HashMap<RequestId, oneshot::Sender<SyncResult>>,
 }
 
-/// What this broker holds for one `__consumer_offsets` partition; no entry means
-/// it does not coordinate that partition's groups.
-enum Slot {
-    Loading {
-        topic_id: Uuid,
-        leader_epoch: i32,
-        /// Tells this load from a later one for the same partition.
-        load: u64,
-    },
-    Loaded(Arc<Shard>),
-}
+/// Transaction markers written while a shard loads ([`GroupRuntime::complete_txn`]),
+/// applied once it is done: the load may have read the log before them. One seen by
+/// the load as well is a no-op the second time (nothing pending). By producer, the
+/// first marker only: nothing can become pending while the shard loads, so a later
+/// one (a retry, or the end of a transaction that committed no offsets here) has
+/// nothing to complete; this bounds the map by the producers, not by the markers.
+type MarkersWhileLoading = std::collections::BTreeMap<i64, bool>;
 
-impl Slot {
-    fn leads(&self, topic_id: Uuid, epoch: i32) -> bool {
-        match self {
-            Slot::Loading {
-                topic_id: t,
-                leader_epoch,
-                ..
-            } => *t == topic_id && *leader_epoch >= epoch,
-            Slot::Loaded(s) => s.partition.topic_id == topic_id && s.leader_epoch >= epoch,
-        }
+impl super::shards::Shard for Shard {
+    fn topic_id(&self) -> Uuid {
+        self.partition.topic_id
+    }
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
     }
 }
 
@@ -93,8 +88,7 @@ pub struct GroupRuntime {
     /// How long a group write may wait for the ISR (request.timeout.ms).
     write_timeout_ms: i64,
     /// By `__consumer_offsets` partition index.
-    slots: Mutex<HashMap<i32, Slot>>,
-    next_load: AtomicU64,
+    shards: Shards<Shard, MarkersWhileLoading>,
     /// Rebalances counted by shards that have since been dropped.
     rebalances_dropped: AtomicU64,
     /// For the rebalance counter: total already added to the metric.
@@ -106,8 +100,7 @@ impl GroupRuntime {
         GroupRuntime {
             config,
             write_timeout_ms: 30_000,
-            slots: Mutex::new(HashMap::new()),
-            next_load: AtomicU64::new(1),
+            shards: Shards::default(),
             rebalances_dropped: AtomicU64::new(0),
             rebalances_reported: AtomicU64::new(0),
         }
@@ -139,10 +132,22 @@ impl GroupRuntime {
         let started = std::time::Instant::now();
         let mut coordinator = GroupCoordinator::new(self.config.clone());
         let now = partition.clock().now_ms();
-        match read_partition(&partition, |r| coordinator.replay(r, now)) {
+        let replay = |event| match event {
+            LoadEvent::Record(r) => coordinator.replay(r, now),
+            LoadEvent::Txn {
+                producer_id,
+                record,
+            } => coordinator.replay_txn_offset(producer_id, record, now),
+            LoadEvent::Marker {
+                producer_id,
+                commit,
+            } => coordinator.complete_txn(producer_id, commit, now),
+        };
+        match read_partition(&partition, replay) {
             Ok(records) => {
                 let groups = coordinator.groups().count();
-                if self.finish_load(partition.clone(), load, coordinator) {
+                let installed = self.finish_load(partition.clone(), load, coordinator);
+                if installed {
                     tracing::info!(
                         partition = partition.index,
                         leader_epoch = load_epoch,
@@ -157,82 +162,55 @@ impl GroupRuntime {
                 // Clients hear NOT_COORDINATOR and retry; the next leadership change
                 // or restart loads again.
                 tracing::error!(error = %e, "could not load group coordinator shard");
-                let mut slots = self.slots.lock();
-                if matches!(slots.get(&partition.index), Some(Slot::Loading { load: l, .. }) if *l == load)
-                {
-                    slots.remove(&partition.index);
-                }
+                self.shards.abandon_load(partition.index, &load);
             }
         }
     }
 
     /// Mark the partition's shard as loading at `epoch`, unless it is already loaded
-    /// or loading at that leader epoch (or a newer one). Returns the load's token.
-    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<u64> {
-        let load = self.next_load.fetch_add(1, Ordering::Relaxed);
-        let replaced = {
-            let mut slots = self.slots.lock();
-            if slots
-                .get(&partition.index)
-                .is_some_and(|s| s.leads(partition.topic_id, epoch))
-            {
-                return None;
-            }
-            slots.insert(
-                partition.index,
-                Slot::Loading {
-                    topic_id: partition.topic_id,
-                    leader_epoch: epoch,
-                    load,
-                },
-            )
-        };
-        if let Some(Slot::Loaded(old)) = replaced {
+    /// or loading at that leader epoch (or a newer one); a replaced shard is retired.
+    fn begin_load(&self, partition: &Partition, epoch: i32) -> Option<Load> {
+        let (load, replaced) = self.shards.begin_load(partition, epoch)?;
+        if let Some(old) = replaced {
             self.retire(&old);
         }
         Some(load)
     }
 
-    /// Install a loaded coordinator unless the load was superseded meanwhile (by a
-    /// resign or a newer epoch's load).
+    /// Install a loaded coordinator, with the markers that arrived while it loaded,
+    /// unless the load was superseded meanwhile (by a resign or a newer epoch's load).
     fn finish_load(
         &self,
         partition: Arc<Partition>,
-        load: u64,
-        coordinator: GroupCoordinator,
+        load: Load,
+        mut coordinator: GroupCoordinator,
     ) -> bool {
-        let mut slots = self.slots.lock();
-        // The epoch the load began at: if the partition's epoch moved on meanwhile,
-        // the call for the newer epoch loads again.
-        let leader_epoch = match slots.get(&partition.index) {
-            Some(Slot::Loading {
-                load: l,
-                leader_epoch,
-                ..
-            }) if *l == load => *leader_epoch,
-            _ => return false,
-        };
-        let shard = Shard {
-            leader_epoch,
-            write_timeout_ms: self.write_timeout_ms,
-            partition: partition.clone(),
-            next_request: AtomicU64::new(1),
-            state: Mutex::new(ShardState {
-                active: true,
-                coordinator,
-                joins: HashMap::new(),
-                syncs: HashMap::new(),
-            }),
-        };
-        slots.insert(partition.index, Slot::Loaded(Arc::new(shard)));
-        true
+        self.shards
+            .finish_load(partition.index, &load, |markers| {
+                let now = partition.clock().now_ms();
+                for (producer_id, commit) in markers {
+                    coordinator.complete_txn(producer_id, commit, now);
+                }
+                Shard {
+                    leader_epoch: load.leader_epoch,
+                    write_timeout_ms: self.write_timeout_ms,
+                    partition: partition.clone(),
+                    next_request: AtomicU64::new(1),
+                    state: Mutex::new(ShardState {
+                        active: true,
+                        coordinator,
+                        joins: HashMap::new(),
+                        syncs: HashMap::new(),
+                    }),
+                }
+            })
+            .is_some()
     }
 
     /// Stop coordinating the groups of partition `index`: its state is dropped and
     /// requests parked on it are answered NOT_COORDINATOR.
     pub fn resign(&self, index: i32) {
-        let removed = self.slots.lock().remove(&index);
-        if let Some(Slot::Loaded(old)) = removed {
+        if let Some(old) = self.shards.remove(index) {
             tracing::info!(partition = index, "resigned group coordinator shard");
             self.retire(&old);
         }
@@ -251,22 +229,11 @@ impl GroupRuntime {
     /// The shard coordinating the groups of `__consumer_offsets` partition `index`:
     /// NOT_COORDINATOR when not led here, COORDINATOR_LOAD_IN_PROGRESS while loading.
     pub fn shard(&self, index: i32) -> Result<Arc<Shard>, ResponseError> {
-        match self.slots.lock().get(&index) {
-            None => Err(ResponseError::NotCoordinator),
-            Some(Slot::Loading { .. }) => Err(ResponseError::CoordinatorLoadInProgress),
-            Some(Slot::Loaded(s)) => Ok(s.clone()),
-        }
+        self.shards.get(index)
     }
 
     fn loaded(&self) -> Vec<Arc<Shard>> {
-        self.slots
-            .lock()
-            .values()
-            .filter_map(|s| match s {
-                Slot::Loaded(s) => Some(s.clone()),
-                Slot::Loading { .. } => None,
-            })
-            .collect()
+        self.shards.loaded()
     }
 
     /// (group id, protocol type, state) of every group coordinated here.
@@ -684,133 +651,12 @@ fn append(
     deadline_ms: i64,
 ) -> Result<Vec<AckWait>, AppendError> {
     let mut acks = Vec::new();
-    append_with(records, wall_ms, |batch| {
+    append_with(records, wall_ms, None, |batch, _| {
         let appended = partition.append_replicated(batch, deadline_ms)?;
         acks.extend(appended.replicated);
         Ok(())
     })?;
     Ok(acks)
-}
-
-/// Encode `records` as batches of at most [`BATCH_BYTES`] and hand each to `write`.
-fn append_with(
-    records: &[GroupRecord],
-    now: i64,
-    mut write: impl FnMut(BytesMut) -> Result<(), AppendError>,
-) -> Result<(), AppendError> {
-    let mut pending: Vec<Record> = Vec::new();
-    let mut pending_bytes = 0usize;
-    let mut flush = |batch: &mut Vec<Record>| -> Result<(), AppendError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            batch.iter(),
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| AppendError::Corrupt(format!("encoding group records: {e}")))?;
-        batch.clear();
-        write(buf)
-    };
-    for r in records {
-        let (key, value) = r.encode();
-        let size = key.len() + value.as_ref().map_or(0, Bytes::len) + 32;
-        if pending_bytes + size > BATCH_BYTES {
-            flush(&mut pending)?;
-            pending_bytes = 0;
-        }
-        pending_bytes += size;
-        let offset = i64::try_from(pending.len()).unwrap_or(i64::MAX);
-        pending.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset,
-            // The encoder keeps records in one batch only while offset - sequence is
-            // constant; the batch's base sequence is the first record's, -1 (no
-            // producer), which the log requires of a batch without producer id.
-            sequence: i32::try_from(offset).unwrap_or(i32::MAX) - 1,
-            timestamp: now,
-            key: Some(key),
-            value,
-            headers: Default::default(),
-        });
-    }
-    flush(&mut pending)
-}
-
-/// Replay every record of `partition` up to its log end offset into `apply`;
-/// returns how many were read. Reads past the high watermark on purpose: when a
-/// broker becomes leader, its whole log is committed.
-fn read_partition(
-    partition: &Partition,
-    mut apply: impl FnMut(GroupRecord),
-) -> Result<usize, String> {
-    let what = |e: &dyn std::fmt::Display| {
-        format!(
-            "reading {} partition {}: {e}",
-            partition.topic, partition.index
-        )
-    };
-    let mut offset = partition.with_log(|l| l.log_start_offset());
-    let end = partition.with_log(|l| l.log_end_offset());
-    let mut count = 0;
-    while offset < end {
-        let info = partition
-            .with_log(|l| l.read(offset, 1 << 20, end, true))
-            .map_err(|e| what(&e))?;
-        let Some(slice) = info.slice else { break };
-        let bytes = slice.read_to_bytes().map_err(|e| what(&e))?;
-        // Advance by the batch headers, so a batch emptied by compaction still moves on.
-        let mut next = offset;
-        let mut rest = &bytes[..];
-        while let Some(h) = BatchHeader::parse_prefix(rest) {
-            next = next.max(h.last_offset() + 1);
-            let size = usize::try_from(h.size_bytes()).unwrap_or(usize::MAX);
-            if size > rest.len() {
-                break;
-            }
-            rest = &rest[size..];
-        }
-        let mut buf = bytes.clone();
-        let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| what(&e))?;
-        for set in sets {
-            for r in set.records {
-                if r.offset < offset || r.control {
-                    continue;
-                }
-                let Some(key) = r.key else { continue };
-                match GroupRecord::decode(&key, r.value.as_deref()) {
-                    Ok(record) => {
-                        apply(record);
-                        count += 1;
-                    }
-                    // Kafka skips records it does not understand rather than refuse
-                    // to load the partition.
-                    Err(e) => tracing::warn!(
-                        partition = partition.index,
-                        offset = r.offset,
-                        error = %e,
-                        "skipping unreadable group record"
-                    ),
-                }
-            }
-        }
-        if next <= offset {
-            return Err(what(&"no progress"));
-        }
-        offset = next;
-    }
-    Ok(count)
 }
 
 /// Kafka reports the client's address as "/ip".
@@ -824,3 +670,5 @@ pub fn to_str(s: Option<&StrBytes>) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;

@@ -1,5 +1,7 @@
 //! The coordinator runtime against real partitions.
 
+use bytes::Bytes;
+
 use super::*;
 use crate::group::{OffsetValue, OFFSETS_TOPIC};
 use crate::log::LogConfig;
@@ -19,7 +21,12 @@ fn offset_record(partition: i32, offset: i64) -> GroupRecord {
     }
 }
 
-fn open(dir: &std::path::Path, topic_id: Uuid, index: i32, epoch: i32) -> Arc<Partition> {
+pub(super) fn open(
+    dir: &std::path::Path,
+    topic_id: Uuid,
+    index: i32,
+    epoch: i32,
+) -> Arc<Partition> {
     Arc::new(
         Partition::open(
             dir,
@@ -79,7 +86,7 @@ async fn become_leader_loads_the_whole_log_including_past_the_high_watermark() {
     .unwrap();
     // Written by the previous leader but not yet known committed here: a new
     // leader's whole log is committed, so the load must see it.
-    append_with(&[offset_record(1, 12)], 0, |batch| {
+    append_with(&[offset_record(1, 12)], 0, None, |batch, _| {
         p.with_log_mut(|l| l.append_as_leader(batch, 3, 0))
             .map(|_| ())
     })
@@ -428,5 +435,6 @@ fn records_are_appended_as_one_batch_and_read_back_in_order() {
     assert_eq!(read_partition(&p, |r| got.push(r)).unwrap(), 6);
     let mut expected = first;
     expected.push(tombstone);
+    let expected: Vec<LoadEvent> = expected.into_iter().map(LoadEvent::Record).collect();
     assert_eq!(got, expected);
 }

@@ -174,6 +174,13 @@ async fn write_one(
             Err(_) => return Some(ResponseError::NotLeaderOrFollower),
         }
     }
+    // Offsets a TxnOffsetCommit left pending in the groups of this partition end with
+    // the marker.
+    if tp.topic == crate::group::OFFSETS_TOPIC {
+        if let Some(groups) = broker.groups() {
+            groups.complete_txn(tp.partition, marker.producer_id, marker.commit);
+        }
+    }
     None
 }
 

@@ -23,7 +23,7 @@ use kafka_protocol::error::ResponseError;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use super::internal_topic::{encode_batches, read_partition};
+use super::internal_topic::{encode_batches, read_partition, Entry};
 use super::partition::{append_error_code, Partition};
 use super::shards::{Load, Shards};
 use crate::txn::{
@@ -122,10 +122,11 @@ impl TxnRuntime {
         }
         let started = std::time::Instant::now();
         let mut coordinator = TxnCoordinator::new(partition.index, epoch, self.config.clone());
-        let replayed = read_partition(&partition, |r| {
-            if r.control {
+        let mut records = 0usize;
+        let replayed = read_partition(&partition, |entry| {
+            let Entry::Record(r) = entry else {
                 return Ok(());
-            }
+            };
             let Some(key) = r.key else {
                 return Err("a record without a key".to_string());
             };
@@ -133,12 +134,13 @@ impl TxnRuntime {
             // than coordinate from a partial state.
             let record = TxnRecord::decode(&key, r.value.as_deref())
                 .map_err(|e| format!("offset {}: {e}", r.offset))?;
+            records += 1;
             coordinator
                 .replay(&record)
                 .map_err(|e| format!("offset {}: {e}", r.offset))
         });
-        let records = match replayed {
-            Ok(n) => n,
+        match replayed {
+            Ok(()) => {}
             Err(e) => {
                 // Clients hear NOT_COORDINATOR and retry; the next leadership change
                 // or restart loads again.
@@ -146,7 +148,7 @@ impl TxnRuntime {
                 self.shards.abandon_load(partition.index, &load);
                 return;
             }
-        };
+        }
         let Some(shard) = self.install(&partition, &load, coordinator) else {
             return;
         };
@@ -173,18 +175,19 @@ impl TxnRuntime {
         load: &Load,
         coordinator: TxnCoordinator,
     ) -> Option<Arc<TxnShard>> {
-        self.shards.finish_load(partition.index, load, || TxnShard {
-            partition: partition.clone(),
-            leader_epoch: load.leader_epoch,
-            write_timeout_ms: self.write_timeout_ms,
-            next_request: AtomicU64::new(1),
-            effects: self.effects.clone(),
-            state: Mutex::new(ShardState {
-                active: true,
-                coordinator,
-                waiting: HashMap::new(),
-            }),
-        })
+        self.shards
+            .finish_load(partition.index, load, |()| TxnShard {
+                partition: partition.clone(),
+                leader_epoch: load.leader_epoch,
+                write_timeout_ms: self.write_timeout_ms,
+                next_request: AtomicU64::new(1),
+                effects: self.effects.clone(),
+                state: Mutex::new(ShardState {
+                    active: true,
+                    coordinator,
+                    waiting: HashMap::new(),
+                }),
+            })
     }
 
     /// Stop coordinating the ids of partition `index`.
@@ -312,7 +315,7 @@ impl TxnShard {
     fn persist(self: &Arc<Self>, state: &mut ShardState, write: u64, record: &TxnRecord) {
         let deadline_ms = self.partition.clock().now_ms() + self.write_timeout_ms;
         let mut acks = Vec::new();
-        let appended = encode_batches([record.encode()], self.now_ms(), |batch| {
+        let appended = encode_batches([record.encode()], self.now_ms(), None, |batch, _| {
             let appended = self.partition.append_replicated(batch, deadline_ms)?;
             acks.extend(appended.replicated);
             Ok(())

@@ -7,6 +7,7 @@ mod admin_apis;
 mod data;
 mod groups;
 mod records;
+mod txn_offsets;
 
 use std::sync::Arc;
 
