@@ -16,9 +16,7 @@ check is known to be able to fail.
 The processor handles the client's errors as confluent-kafka's documentation prescribes:
 retriable errors are retried, abortable ones abort the transaction and rewind the consumer
 to the group's committed offsets, fatal ones (a fenced producer) re-create the producer,
-whose init_transactions fences and aborts the old one's open transaction. A broker that
-does not serve TxnOffsetCommit makes the test an expected failure (issue #19); any other
-failure fails it.
+whose init_transactions fences and aborts the old one's open transaction.
 
 The test starts and owns its cluster (owned_cluster.py): Fjord from FJORD_BIN, or Apache
 Kafka with TXN_BROKER=kafka; TXN_BASE_PORT moves its ports. It uses no shared bootstrap:
@@ -241,16 +239,9 @@ class Processor:
             for m in records:
                 tp = (m.topic(), m.partition())
                 next_offsets[tp] = max(next_offsets.get(tp, 0), m.offset() + 1)
-            try:
-                retrying("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
-                    [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                    self.consumer.consumer_group_metadata(), CALL_TIMEOUT_S))
-            except KafkaException as e:
-                # Issue #19: until Fjord serves TxnOffsetCommit (API key 28) the client
-                # refuses before sending; any other failure fails the test.
-                if e.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
-                    pytest.xfail(f"the broker does not serve TxnOffsetCommit: {e.args[0]}")
-                raise
+            retrying("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
+                [TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                self.consumer.consumer_group_metadata(), CALL_TIMEOUT_S))
             if on_purpose:
                 # The records reach the log first, so the abort marker has something to hide;
                 # those the log acknowledged are checked at the end.
