@@ -130,6 +130,12 @@ cluster_compat() {
   return $rc
 }
 
+# confluent-kafka transactions while a broker is killed with SIGKILL and restarted: the
+# suite starts and owns its 3-broker cluster (ports 42000-42022), as it kills a broker.
+txn_kill_compat() {
+  FJORD_BIN="$CARGO_TARGET_DIR/debug/fjord" e2e/python/run.sh - test_txn_confluent_kafka.py
+}
+
 iptables_dep() {
   # The cluster fault suite cuts a broker off with iptables rules on loopback.
   command -v iptables >/dev/null && return 0
@@ -154,6 +160,7 @@ step "rust unit and integration tests" rust_tests
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 step "third-party client suites" client_compat
 step "client suites against a 3-broker cluster" cluster_compat
+step "confluent-kafka transactions through a broker kill" txn_kill_compat
 # Spring's KafkaTransactionManager and Kafka Streams exactly_once_v2, each on its own
 # 3-broker cluster with one broker killed mid-run (not the shared cluster above).
 step "exactly-once clients under a broker kill" \
