@@ -93,3 +93,35 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
         .find(|(k, _, _)| *k == key)
         .map(|&(_, lo, hi)| (lo, hi))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SUPPORTED_APIS;
+
+    /// README's protocol table is what ApiVersions advertises: every served key with
+    /// its versions, nothing more.
+    #[test]
+    fn readme_lists_every_served_api_with_its_versions() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("| key | API | versions | notes |")
+            .nth(1)
+            .expect("README has the protocol table");
+        let mut listed: Vec<(i16, String)> = table
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with("| "))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].parse().expect("a key"), cells[3].to_string())
+            })
+            .collect();
+        listed.sort();
+        let mut served: Vec<(i16, String)> = SUPPORTED_APIS
+            .iter()
+            .map(|&(k, lo, hi)| (k as i16, format!("{lo}-{hi}")))
+            .collect();
+        served.sort();
+        assert_eq!(listed, served);
+    }
+}
