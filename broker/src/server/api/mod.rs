@@ -105,7 +105,22 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
         ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::ListTransactions => "ListTransactions",
+        ApiKey::DescribeProducers => "DescribeProducers",
         _ => "Other",
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn every_served_api_has_its_own_metric_label() {
+    for &(key, _, _) in crate::protocol::SUPPORTED_APIS {
+        assert_ne!(api_name(key), "Other", "{key:?}");
     }
 }
 
