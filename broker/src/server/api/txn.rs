@@ -29,12 +29,10 @@ fn shard_for(broker: &Broker, transactional_id: &str) -> Result<Arc<TxnShard>, R
     let runtime = broker
         .txns()
         .ok_or(ResponseError::CoordinatorNotAvailable)?;
-    let image = broker.image();
-    let topic = image
-        .topic(TRANSACTION_STATE_TOPIC)
-        .ok_or(ResponseError::NotCoordinator)?;
-    let n = i32::try_from(topic.partitions.len()).map_err(|_| ResponseError::NotCoordinator)?;
-    runtime.shard(partition_for(transactional_id, n))
+    let partition = txn_partition(&broker.image(), transactional_id)
+        .ok_or(ResponseError::NotCoordinator)?
+        .partition;
+    runtime.shard(partition)
 }
 
 /// The `__transaction_state` partition coordinating `transactional_id`, if the topic
