@@ -52,6 +52,10 @@ esac
 CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
 LOG_DIR="${LOG_DIR:-$CACHE/compat-logs/$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$LOG_DIR"
+# Maven builds of this run, apart from those of any run beside it (tools/test.sh runs
+# the one-broker and the 3-broker passes at once).
+build_root="$(mktemp -d)"
+trap 'rm -rf "$build_root"' EXIT
 
 passed=0
 failed=0
@@ -110,7 +114,8 @@ for suite in $SUITES; do
       need java; need mvn
       for v in $JAVA_CLIENT_VERSIONS; do
         run_suite "java-$v" env FJORD_BOOTSTRAP="$bootstrap" \
-          mvn -B -f "$HERE/java/pom.xml" test -Dkafka.version="$v" "${maven_groups[@]}"
+          mvn -B -f "$HERE/java/pom.xml" test -Dkafka.version="$v" -Dfjord.build.root="$build_root/java" \
+          "${maven_groups[@]}"
       done ;;
     spring)
       need java; need mvn
@@ -118,7 +123,8 @@ for suite in $SUITES; do
         skipped=$((skipped + 1))
         echo "SKIP spring (COMPAT_GROUPS=0: it needs consumer groups)"
       else
-        run_suite spring env FJORD_BOOTSTRAP="$bootstrap" mvn -B -f "$HERE/spring/pom.xml" test
+        run_suite spring env FJORD_BOOTSTRAP="$bootstrap" mvn -B -f "$HERE/spring/pom.xml" test \
+          -Dfjord.build.root="$build_root/spring"
       fi ;;
     kcat-ssl|python-ssl)
       if [[ -z $ssl_bootstrap || -z $ssl_dir ]]; then

@@ -26,11 +26,14 @@ if [[ $EOS_BROKER == fjord ]]; then
   export FJORD_BIN
 fi
 
+build_root="$(mktemp -d)"
+trap 'rm -rf "$build_root"' EXIT
 passed=0
 failed=0
 for suite in $SUITES; do
   case "$suite" in
-    spring) cmd=(mvn -B -f "$HERE/../spring/pom.xml" -P eos test) ;;
+    # Its own build dir: the client suites may build the same pom at the same time.
+    spring) cmd=(mvn -B -f "$HERE/../spring/pom.xml" -P eos test -Dfjord.build.root="$build_root/spring") ;;
     streams) cmd=(mvn -B -f "$HERE/../streams/pom.xml" test) ;;
     *) echo "eos/run.sh: unknown suite '$suite'" >&2; exit 2 ;;
   esac

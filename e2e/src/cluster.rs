@@ -1,7 +1,8 @@
 //! A replicated cluster of `fjord` processes on loopback, for fault-injection suites.
 //!
 //! Every broker binds all its listeners to its own loopback address, 127.0.B.(10+id)
-//! (B counts the clusters of this test process, so parallel tests never share one), so
+//! (B is leased through a lock file, so parallel tests and test processes never share
+//! one), so
 //! that an iptables rule can name one broker: [`Cluster::isolate`] drops every packet
 //! between that broker's address and the others', both ways, while the test process
 //! (whose connections come from 127.0.0.1) still reaches every broker.
@@ -13,7 +14,6 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +77,8 @@ pub struct Cluster {
     firewall: Option<Firewall>,
     brokers: Vec<BrokerProcess>,
     block: u8,
+    // After the brokers: the block is free again only once they are gone.
+    _lease: BlockLease,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -84,6 +86,42 @@ impl std::fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("brokers", &self.brokers)
             .finish()
+    }
+}
+
+/// An address block 127.0.B.0/24 held by this process: an exclusive lock on a file named
+/// after B, released when dropped or when the process dies. Test binaries run in
+/// parallel, and two clusters on one block would share addresses, and the firewall
+/// rules of one would cut off the other.
+struct BlockLease {
+    block: u8,
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl BlockLease {
+    /// Blocks 1..=250, tried from a random one on, so processes rarely contend.
+    fn take() -> Result<BlockLease> {
+        let dir = std::env::temp_dir().join("fjord-e2e-address-blocks");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let start = (crate::random_u64() % 250) as u8;
+        for i in 0..250u8 {
+            let block = 1 + (start + i) % 250;
+            let path = dir.join(block.to_string());
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(BlockLease { block, _lock: lock }),
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+                Err((_, e)) => {
+                    return Err(e).with_context(|| format!("locking {}", path.display()))
+                }
+            }
+        }
+        bail!("all 250 loopback address blocks are held by other test clusters")
     }
 }
 
@@ -108,11 +146,11 @@ impl Cluster {
     /// Spawns every broker and returns at once, with each one's spawn time: for tests of
     /// what clients meet while a cluster starts.
     pub async fn spawn(options: ClusterOptions) -> Result<(Cluster, Vec<Instant>)> {
-        static BLOCKS: AtomicU8 = AtomicU8::new(0);
         if options.brokers == 0 || options.brokers > 200 {
             bail!("a cluster of {} brokers", options.brokers);
         }
-        let block = BLOCKS.fetch_add(1, Ordering::Relaxed);
+        let lease = BlockLease::take()?;
+        let block = lease.block;
         let firewall = if options.firewall {
             Some(Firewall::install(block).await?)
         } else {
@@ -161,6 +199,7 @@ impl Cluster {
             firewall,
             brokers,
             block,
+            _lease: lease,
         };
         let mut started = Vec::new();
         for broker in &mut cluster.brokers {
