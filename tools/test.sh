@@ -197,8 +197,7 @@ step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 
 # The client suites: the one-broker pass with the kill tests after it, beside the
 # 3-broker pass. Their ports do not overlap (29092-29644, 29192-30194, 42000-42022,
-# 43100-43222). The first run on a machine runs them one after the other: two Maven
-# builds filling one empty local repository at once, or two venv installs, can collide.
+# 43100-43222), and each Maven run builds in its own directory.
 lane_one_broker() {
   step "third-party client suites" client_compat
   step "confluent-kafka transactions through a broker kill" txn_kill_compat
@@ -210,17 +209,25 @@ lane_one_broker() {
 lane_cluster() {
   step "client suites against a 3-broker cluster" cluster_compat
 }
-clients_warm="$CACHE/client-suites-warm"
-clients_key=$(cat e2e/java/pom.xml e2e/spring/pom.xml e2e/streams/pom.xml e2e/apache-kafka/pom.xml \
-  e2e/python/requirements.txt | sha256sum | cut -d' ' -f1)
-if [[ "$(cat "$clients_warm" 2>/dev/null)" == "$clients_key" ]]; then
-  side_by_side lane_one_broker lane_cluster
-else
-  failed_before=$failed
-  lane_one_broker
-  lane_cluster
-  if [[ $failed -eq $failed_before ]]; then echo "$clients_key" > "$clients_warm"; fi
-fi
+# What both passes install on first use is installed once before them: the Python venv,
+# Kafka's tool classpath, and every Maven artifact of the client builds (go-offline, once
+# per version of the poms), so that two passes never fill one cache at the same time.
+client_deps() {
+  local poms=(e2e/java/pom.xml e2e/spring/pom.xml e2e/streams/pom.xml) stamp key v
+  e2e/python/venv.sh > /dev/null || return 1
+  e2e/apache-kafka.sh tool kafka-topics --version > /dev/null || return 1
+  stamp="$CACHE/client-maven-offline"
+  key=$(cat "${poms[@]}" | sha256sum | cut -d' ' -f1)
+  [[ "$(cat "$stamp" 2>/dev/null)" == "$key" ]] && return 0
+  for v in 3.9.2 4.4.0; do
+    mvn -q -B -f e2e/java/pom.xml dependency:go-offline -Dkafka.version="$v" || return 1
+  done
+  mvn -q -B -f e2e/spring/pom.xml -P eos dependency:go-offline &&
+    mvn -q -B -f e2e/streams/pom.xml dependency:go-offline &&
+    echo "$key" > "$stamp"
+}
+step "client suite dependencies" client_deps
+side_by_side lane_one_broker lane_cluster
 step "container images" e2e/images.sh
 step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh
 
