@@ -195,12 +195,11 @@ step "benchmark harness unit tests" bash -c "cd e2e/bench && python3 -m unittest
 step "rust unit and integration tests" tools/rust-tests.sh
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 
-# The client suites: the one-broker pass with the kill tests after it, beside the
-# 3-broker pass. Their ports do not overlap (29092-29644, 29192-30194, 42000-42022,
+# The client suites: the one-broker pass, then the exactly-once kill tests, beside the
+# 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here). Their ports do not overlap (29092-29644, 29192-30194, 42000-42022,
 # 43100-43222), and each Maven run builds in its own directory.
 lane_one_broker() {
   step "third-party client suites" client_compat
-  step "confluent-kafka transactions through a broker kill" txn_kill_compat
   # Spring's KafkaTransactionManager and Kafka Streams exactly_once_v2, each on its own
   # 3-broker cluster with one broker killed mid-run.
   step "exactly-once clients under a broker kill" \
@@ -208,6 +207,7 @@ lane_one_broker() {
 }
 lane_cluster() {
   step "client suites against a 3-broker cluster" cluster_compat
+  step "confluent-kafka transactions through a broker kill" txn_kill_compat
 }
 # What both passes install on first use is installed once before them: the Python venv,
 # Kafka's tool classpath, and every Maven artifact of the client builds (go-offline, once
