@@ -196,8 +196,9 @@ step "rust unit and integration tests" tools/rust-tests.sh
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 
 # The client suites: the one-broker pass, then the exactly-once kill tests, beside the
-# 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here). Their ports do not overlap (29092-29644, 29192-30194, 42000-42022,
-# 43100-43222), and each Maven run builds in its own directory.
+# 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here). Their
+# ports do not overlap (29092-29644, 29192-30194, 42000-42022, 43100-43222), and each
+# Maven run builds in its own directory.
 lane_one_broker() {
   step "third-party client suites" client_compat
   # Spring's KafkaTransactionManager and Kafka Streams exactly_once_v2, each on its own
