@@ -239,7 +239,14 @@ pub fn step(
         .filter(|p| p.replicas.len() != want as usize)
         .filter(|p| !in_flight.iter().any(|m| m.partition == p.partition))
         .collect();
-    if running.is_none() && off_target.is_empty() {
+    // A partition another reassignment moves (a rebalance, a drain) lists its old and
+    // new replicas until that finishes: it is planned, and judged, only afterwards.
+    let startable: Vec<&PartitionState> = off_target
+        .iter()
+        .copied()
+        .filter(|p| !observed.reassigning.contains(&p.partition))
+        .collect();
+    if running.is_none() && startable.is_empty() {
         let kept = previous.filter(|s| s.state != "Refused").cloned();
         return (kept, Action::None);
     }
@@ -256,14 +263,14 @@ pub fn step(
     status.partitions_moved += done;
     status.batch = in_flight;
 
-    if !off_target.is_empty() {
+    if !startable.is_empty() {
         let refusal = if want as usize > observed.brokers.len() {
             Some(Refusal::TooFewBrokers {
                 want,
                 brokers: observed.brokers.len(),
             })
         } else if want < observed.min_insync
-            && off_target.iter().any(|p| p.replicas.len() > want as usize)
+            && startable.iter().any(|p| p.replicas.len() > want as usize)
         {
             Some(Refusal::BelowMinInsync {
                 want,
@@ -286,9 +293,8 @@ pub fn step(
 
     let room = BATCH_PARTITIONS.saturating_sub(status.batch.len());
     let mut load = observed.load.clone();
-    let start: Vec<PartitionReplicas> = off_target
+    let start: Vec<PartitionReplicas> = startable
         .iter()
-        .filter(|p| !observed.reassigning.contains(&p.partition))
         .take(room)
         .map(|p| PartitionReplicas {
             topic: observed.topic.to_string(),

@@ -390,3 +390,12 @@ fn a_new_wanted_factor_mid_run_starts_a_new_run() {
     assert_eq!(next.state, "Running");
     assert!(matches!(action, Action::Submit(ref m) if sorted(&m[0].replicas) == vec![0, 1, 2]));
 }
+
+#[test]
+fn another_reassignment_in_flight_is_not_a_replication_factor_change() {
+    // A rebalance moving partition 0 from [0, 1] to [0, 2] lists all three meanwhile.
+    let mut w = World::new(3, vec![part(0, &[0, 1, 2]), part(1, &[1, 2])]);
+    w.reassigning.insert(0);
+    w.min_insync = 3;
+    assert_eq!(step(None, w.observed(2), &now()), (None, Action::None));
+}
