@@ -560,6 +560,8 @@ rf_in_sync() {
     /Partition: / {
       n++; r = 0; s = 0
       for (i = 1; i < NF; i++) {
+        # An empty list is followed by the next label ("Isr: \tElr: ...").
+        if ($(i + 1) ~ /:$/) continue
         if ($i == "Replicas:") r = split($(i + 1), a, ",")
         if ($i == "Isr:") s = split($(i + 1), b, ",")
       }
