@@ -21,7 +21,8 @@
 #    kafka-topics (NotSupported);
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
 #    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
-#    to 3, draining the removed brokers; a rebalance asked for by annotation; topic deletion through
+#    to 3, draining the removed brokers; a rebalance asked for by annotation; a Topic's
+#    replication factor raised and lowered with its data (and refused changes); topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
@@ -546,6 +547,64 @@ kubectl annotate fjordcluster demo -n "$NS" fjord.dev/rebalance=true >/dev/null
 requested_done() { rebalanced Requested 3 && [[ -z "$(jp fjordcluster/demo '{.metadata.annotations.fjord\.dev/rebalance}')" ]]; }
 wait_for "requested rebalance done and annotation removed" 180 requested_done
 log "rebalance on request: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+
+# Replication-factor changes: a Topic with data goes from 1 to 3 replicas, then to 2.
+# Each change moves replicas in batches (status.reassignment; Ready False/Reassigning
+# meanwhile) and ends with every partition's replicas in sync, as kafka-topics reports.
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"rf"},"spec":{"clusterRef":"demo","partitions":12,"replicationFactor":1}}'
+wait_for "Topic rf Ready" 60 topic_ready rf
+seq 1 3000 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic rf --producer-property acks=all >/dev/null
+# rf_in_sync RF: each of the 12 partitions has RF replicas, all in the ISR.
+rf_in_sync() {
+  kt kafka-topics --bootstrap-server "$BOOT" --describe --topic rf | awk -v rf="$1" '
+    /Partition: / {
+      n++; r = 0; s = 0
+      for (i = 1; i < NF; i++) {
+        # An empty list is followed by the next label ("Isr: \tElr: ...").
+        if ($(i + 1) ~ /:$/) continue
+        if ($i == "Replicas:") r = split($(i + 1), a, ",")
+        if ($i == "Isr:") s = split($(i + 1), b, ",")
+      }
+      if (r != rf || s != rf) bad++
+    }
+    END { exit !(n == 12 && bad == 0) }'
+}
+rf_running() {
+  [[ "$(jp topic/rf '{.status.reassignment.state}/{.status.reassignment.replicationFactor}/{.status.conditions[?(@.type=="Ready")].reason}')" == "Running/$1/Reassigning" ]]
+}
+rf_done() {
+  topic_ready rf && [[ "$(jp topic/rf '{.status.reassignment.state}/{.status.replicationFactor}')" == "Done/$1" ]]
+}
+for want in 3 2; do
+  t0=$(now)
+  kubectl patch topic rf -n "$NS" --type merge -p "{\"spec\":{\"replicationFactor\":$want}}" >/dev/null
+  wait_for "Topic rf reassigning to $want replicas" 60 rf_running "$want"
+  log "rf progress: $(jp topic/rf '{.status.reassignment}')"
+  wait_for "Topic rf Ready with $want replicas" 180 rf_done "$want"
+  log "figure: replication factor of 12 partitions changed to $want in $(since "$t0")s: $(jp topic/rf '{.status.reassignment.message}')"
+  wait_for "every partition of rf with $want in-sync replicas (kafka-topics)" 60 rf_in_sync "$want"
+  expect "partitions moved = partitions to move" "$(jp topic/rf '{.status.reassignment.partitionsMoved}')" \
+    "$(jp topic/rf '{.status.reassignment.partitionsToMove}')"
+done
+[[ -n "$(kubectl get events -n "$NS" --field-selector reason=ReplicationFactorChanged -o name)" ]] || fail "no ReplicationFactorChanged event"
+got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic rf --from-beginning \
+  --max-messages 3000 --timeout-ms 60000 2>/dev/null | sort -n | uniq | wc -l)
+expect "records of topic rf readable after the changes" "$got" 3000
+# Refused, changing nothing: more replicas than brokers, and fewer than the topic's
+# min.insync.replicas (orders has min.insync.replicas=2).
+rf_refused() { [[ "$(jp topic/"$1" '{.status.conditions[?(@.type=="Ready")].status}/{.status.conditions[?(@.type=="Ready")].reason}')" == "False/$2" ]]; }
+kubectl patch topic rf -n "$NS" --type merge -p '{"spec":{"replicationFactor":4}}' >/dev/null
+wait_for "replication factor 4 on 3 brokers refused" 60 rf_refused rf TooFewBrokers
+log "refused: $(jp topic/rf '{.status.conditions[?(@.type=="NotSupported")].message}')"
+kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"replicationFactor":1}}' >/dev/null
+wait_for "replication factor 1 below min.insync.replicas=2 refused" 60 rf_refused orders BelowMinInsyncReplicas
+log "refused: $(jp topic/orders '{.status.conditions[?(@.type=="NotSupported")].message}')"
+expect "orders keeps its replicas" "$(check topic "$BOOT" orders | grep -o '"replicationFactor":[0-9]*')" '"replicationFactor":3'
+kubectl patch topic orders -n "$NS" --type merge -p '{"spec":{"replicationFactor":3}}' >/dev/null
+kubectl patch topic rf -n "$NS" --type merge -p '{"spec":{"replicationFactor":2}}' >/dev/null
+wait_for "Topic orders Ready again at 3 replicas" 60 topic_ready orders
+wait_for "Topic rf Ready again at 2 replicas" 60 topic_ready rf
+kubectl delete topic rf -n "$NS" --wait=true --timeout 60s >/dev/null
 
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic

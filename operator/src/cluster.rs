@@ -427,7 +427,7 @@ async fn rebalance_step(
 
 /// What the brokers report, with the reassignments in progress (a drain and a
 /// rebalance both wait for theirs).
-async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
+pub(crate) async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
     let client = ctx.broker(bootstrap).await?;
     let asked = async {
         let md = client.metadata(None).await?;
@@ -444,7 +444,7 @@ async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
 }
 
 /// Starts reassignments (a drain's or a rebalance's; `why` goes to the log).
-async fn start_moves(
+pub(crate) async fn start_moves(
     ctx: &Context,
     bootstrap: &str,
     moves: &[PartitionReplicas],

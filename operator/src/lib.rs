@@ -5,13 +5,15 @@
 //! # Layout
 //!
 //! - `types`: the custom resources (fjord.dev/v1alpha1) and their CEL rules
-//!   (`types::autoscale`: the ConsumerGroup's autoscaling spec and status).
+//!   (`types::autoscale`: the ConsumerGroup's autoscaling spec and status;
+//!   `types::reassignment`: a Topic's replication-factor change in status).
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
 //!   and the steps of a rebalance run.
+//! - `topic_rf`: pure plan and steps of a Topic's replication-factor change.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
 //! - `conditions`: status conditions helpers.
@@ -35,6 +37,7 @@ pub mod plan;
 pub mod rebalance;
 pub mod scale;
 pub mod topic;
+pub mod topic_rf;
 pub mod types;
 
 pub use error::{Error, Result};

@@ -1,24 +1,30 @@
 //! Topic controller: brings the broker's topic to the spec with the steps of
 //! [`crate::plan`], reverting drift on every periodic resync, and deletes the topic
 //! through a finalizer unless `deletionPolicy: Retain` or `fjord.dev/managed: "false"`.
+//! A changed replication factor runs as partition reassignments ([`crate::topic_rf`]),
+//! one batch per reconcile, with its progress in `status.reassignment`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fjord_client::{ConfigResource, NewTopic, ResponseError};
+use fjord_client::{ConfigResource, NewTopic, PartitionMetadata, ResponseError};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Resource, ResourceExt};
 
-use crate::cluster::apply_status;
+use crate::cluster::{apply_status, broker_state, start_moves};
 use crate::conditions;
 use crate::context::{paused, Context};
 use crate::desired;
 use crate::plan::{plan_topic, ObservedTopic, PlanError, TopicStep};
+use crate::rebalance::Broker;
+use crate::topic_rf::{self, PartitionState};
 use crate::types::{DeletionPolicy, FjordCluster, Topic, TopicStatus, MANAGED_ANNOTATION};
 use crate::{Error, Result};
 
@@ -30,6 +36,10 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 
 /// DescribeConfigs source of a config set on the topic itself (DYNAMIC_TOPIC_CONFIG).
 const SOURCE_TOPIC: i8 = 1;
+/// How soon a Topic whose replication factor is changing is looked at again.
+const REASSIGNING_RESYNC: Duration = Duration::from_secs(3);
+/// Kafka's default min.insync.replicas, when the broker does not report one.
+const DEFAULT_MIN_INSYNC: i32 = 1;
 
 /// Whether the broker's topic is the operator's to change (not annotated
 /// `fjord.dev/managed: "false"`).
@@ -126,34 +136,104 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
     };
 
     let bootstrap = desired::bootstrap_address(&cluster);
-    match sync_broker(topic, &name, &bootstrap, ctx).await {
-        Ok(Synced::Done {
-            partitions,
-            replication_factor,
-            topic_id,
-            changed,
-        }) => {
+    let synced = async {
+        let synced = sync_broker(topic, &name, &bootstrap, ctx).await?;
+        let action = match &synced {
+            Synced::Done { assignment, .. } => {
+                change_replication(
+                    api,
+                    topic,
+                    &cluster,
+                    &bootstrap,
+                    ctx,
+                    &mut status,
+                    assignment,
+                )
+                .await?
+            }
+            Synced::NotSupported(_) => topic_rf::Action::None,
+        };
+        Ok::<_, Error>((synced, action))
+    }
+    .await;
+    match synced {
+        Ok((
+            Synced::Done {
+                partitions,
+                replication_factor,
+                topic_id,
+                changed,
+                ..
+            },
+            action,
+        )) => {
             status.partitions = Some(partitions);
-            status.replication_factor = Some(replication_factor);
             status.topic_id = Some(topic_id);
-            conditions::remove(&mut status.conditions, "NotSupported");
-            conditions::set(
-                &mut status.conditions,
-                "Ready",
-                true,
-                "Reconciled",
-                format!("topic {name:?} has {partitions} partitions"),
-                generation,
-            );
+            let reassignment = status.reassignment.as_ref();
+            let running = reassignment.is_some_and(|r| r.state == "Running");
+            // While replicas move, partition 0 lists old and new ones: the factor
+            // reported is the one before the change until the change is done.
+            if !running || status.replication_factor.is_none() {
+                status.replication_factor = Some(replication_factor);
+            }
+            if let Some(r) = reassignment.filter(|_| action == topic_rf::Action::Finished) {
+                status.replication_factor = Some(r.replication_factor);
+            }
+            let message = reassignment.map(|r| r.message.clone()).unwrap_or_default();
+            if let topic_rf::Action::Refused(refusal) = &action {
+                conditions::set(
+                    &mut status.conditions,
+                    "NotSupported",
+                    true,
+                    refusal.reason(),
+                    message.clone(),
+                    generation,
+                );
+                conditions::set(
+                    &mut status.conditions,
+                    "Ready",
+                    false,
+                    refusal.reason(),
+                    message,
+                    generation,
+                );
+            } else if running {
+                conditions::remove(&mut status.conditions, "NotSupported");
+                conditions::set(
+                    &mut status.conditions,
+                    "Ready",
+                    false,
+                    "Reassigning",
+                    message,
+                    generation,
+                );
+            } else {
+                conditions::remove(&mut status.conditions, "NotSupported");
+                conditions::set(
+                    &mut status.conditions,
+                    "Ready",
+                    true,
+                    "Reconciled",
+                    format!(
+                        "topic {name:?} has {partitions} partitions of {} replicas",
+                        status.replication_factor.unwrap_or(replication_factor)
+                    ),
+                    generation,
+                );
+            }
             if !changed.is_empty() {
                 ctx.event(topic, EventType::Normal, "Reconciled", changed.join("; "))
                     .await;
             }
             write_status(api, topic, &status).await?;
             ctx.reset_backoff(topic);
-            Ok(Action::requeue(ctx.topic_resync))
+            Ok(Action::requeue(if running {
+                REASSIGNING_RESYNC
+            } else {
+                ctx.topic_resync
+            }))
         }
-        Ok(Synced::NotSupported(message)) => {
+        Ok((Synced::NotSupported(message), _)) => {
             conditions::set(
                 &mut status.conditions,
                 "NotSupported",
@@ -204,6 +284,8 @@ enum Synced {
         replication_factor: i32,
         topic_id: String,
         changed: Vec<String>,
+        /// Every partition's replicas, in-sync replicas and leader.
+        assignment: Vec<PartitionState>,
     },
     NotSupported(String),
 }
@@ -263,7 +345,115 @@ async fn sync_broker(topic: &Topic, name: &str, bootstrap: &str, ctx: &Context) 
         replication_factor: t.partitions.first().map_or(0, |p| p.replicas.len() as i32),
         topic_id: t.topic_id.to_string(),
         changed,
+        assignment: t.partitions.iter().map(partition_state).collect(),
     })
+}
+
+fn partition_state(p: &PartitionMetadata) -> PartitionState {
+    PartitionState {
+        partition: p.partition,
+        replicas: p.replicas.clone(),
+        isr: p.isr.clone(),
+        leader: (p.leader_id >= 0).then_some(p.leader_id),
+    }
+}
+
+/// Runs one step of a replication-factor change ([`topic_rf::step`]) when the spec's
+/// factor differs from the broker's or a run is open, and carries out its action:
+/// a batch of reassignments (recorded in status before it is sent), or an Event when
+/// the run finishes or is refused. Leaves `status.reassignment` for the next step.
+async fn change_replication(
+    api: &Api<Topic>,
+    topic: &Topic,
+    cluster: &FjordCluster,
+    bootstrap: &str,
+    ctx: &Context,
+    status: &mut TopicStatus,
+    assignment: &[PartitionState],
+) -> Result<topic_rf::Action> {
+    let want = topic.spec.replication_factor;
+    let previous = status.reassignment.clone();
+    let open = previous
+        .as_ref()
+        .is_some_and(|r| r.state == "Running" || r.state == "Refused");
+    if !open && assignment.iter().all(|p| p.replicas.len() == want as usize) {
+        return Ok(topic_rf::Action::None);
+    }
+    let name = topic.topic_name();
+    let state = broker_state(ctx, bootstrap).await?;
+    // Brokers at or above the wanted count are being drained by a scale-in.
+    let brokers: Vec<Broker> = state
+        .registered
+        .keys()
+        .filter(|&&id| id < cluster.spec.replicas)
+        .map(|&id| Broker {
+            id,
+            rack: state.racks.get(&id).cloned(),
+        })
+        .collect();
+    let load = state
+        .replicas_per_broker
+        .iter()
+        .map(|(&b, &n)| (b, n.max(0) as usize))
+        .collect();
+    let reassigning = state
+        .reassigning
+        .iter()
+        .filter(|(t, _)| *t == name)
+        .map(|(_, p)| *p)
+        .collect();
+    let client = ctx.broker(bootstrap).await?;
+    let min_insync = client
+        .describe_configs(&ConfigResource::Topic(name.clone()))
+        .await?
+        .into_iter()
+        .find(|c| c.name == "min.insync.replicas")
+        .and_then(|c| c.value?.parse().ok())
+        .unwrap_or(DEFAULT_MIN_INSYNC);
+    let observed = topic_rf::Observed {
+        topic: &name,
+        want,
+        min_insync,
+        brokers: &brokers,
+        load: &load,
+        partitions: assignment,
+        reassigning: &reassigning,
+    };
+    let (next, action) = topic_rf::step(previous.as_ref(), observed, &Time(Timestamp::now()));
+    let was = previous.as_ref().map(|r| r.state.as_str());
+    status.reassignment = next;
+    let message = status
+        .reassignment
+        .as_ref()
+        .map(|r| r.message.clone())
+        .unwrap_or_default();
+    match &action {
+        topic_rf::Action::Submit(batch) => {
+            if was != Some("Running") {
+                ctx.event(topic, EventType::Normal, "Reassigning", message)
+                    .await;
+            }
+            // Recorded before it is sent: an operator that dies in between finds the
+            // batch in status and counts only what actually moved.
+            write_status(api, topic, status).await?;
+            start_moves(ctx, bootstrap, batch, "changing the replication factor").await?;
+        }
+        topic_rf::Action::Finished => {
+            ctx.event(
+                topic,
+                EventType::Normal,
+                "ReplicationFactorChanged",
+                message,
+            )
+            .await;
+        }
+        topic_rf::Action::Refused(_) if was != Some("Refused") => {
+            ctx.event(topic, EventType::Warning, "NotSupported", message)
+                .await;
+        }
+        _ => {}
+    }
+    Ok(action)
 }
 
 async fn observe(client: &fjord_client::Client, name: &str) -> Result<Option<ObservedTopic>> {

@@ -22,6 +22,8 @@ pub use autoscale::{
     Autoscale, AutoscaleStatus, PartitionGrowth, Recommendation, ScaleTargetRef,
     AUTOSCALE_MAX_REPLICAS,
 };
+mod reassignment;
+pub use reassignment::TopicReassignmentStatus;
 
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
@@ -417,7 +419,9 @@ pub struct TopicSpec {
         validation = Rule::new("self >= oldSelf").message("partitions may grow but never shrink")
     )]
     pub partitions: i32,
-    /// Copies of each partition, on different brokers.
+    /// Copies of each partition, on different brokers. A change moves replicas in
+    /// batches (status.reassignment shows the progress); it is refused above the
+    /// brokers' count and below the topic's min.insync.replicas.
     #[serde(default = "default_replication_factor")]
     #[x_kube(validation = Rule::new("self >= 1").message("replicationFactor must be at least 1"))]
     pub replication_factor: i32,
@@ -462,7 +466,9 @@ pub struct TopicStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, NotSupported, ClusterNotFound, BrokerError, Paused, Unmanaged.
+    /// Ready (reason Reassigning while the replication factor changes), NotSupported
+    /// (PartitionDecrease, TooFewBrokers, BelowMinInsyncReplicas), ClusterNotFound,
+    /// BrokerError, Paused, Unmanaged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Topic name on the broker.
@@ -474,9 +480,13 @@ pub struct TopicStatus {
     /// Partitions the topic has on the broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<i32>,
-    /// Replicas of partition 0 on the broker.
+    /// Replicas of partition 0 on the broker; while the replication factor changes,
+    /// the one before the change, until every partition has the new one in sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_factor: Option<i32>,
+    /// The last or current change of the replication factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignment: Option<TopicReassignmentStatus>,
 }
 
 /// A consumer group on a FjordCluster in the same namespace: its state, members and lag,
