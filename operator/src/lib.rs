@@ -14,6 +14,8 @@
 //!   and the steps of a rebalance run.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
+//! - `storage`: pure steps of growing the brokers' claims when `spec.storage.size` grows.
+//! - `storage_run`: carries out the storage steps (claims, StatefulSet re-creation).
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
@@ -34,6 +36,8 @@ pub mod metrics;
 pub mod plan;
 pub mod rebalance;
 pub mod scale;
+pub mod storage;
+pub mod storage_run;
 pub mod topic;
 pub mod types;
 
