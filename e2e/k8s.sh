@@ -559,6 +559,8 @@ pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jso
 claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
 uids_before=$(pod_uids)
 sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
+ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
+ready_before=$(ready_since)
 kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
 unexpandable() {
@@ -588,6 +590,7 @@ sts_uid=$(jp statefulset/demo '{.metadata.uid}')
 for i in 0 1 2; do
   expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
 done
+expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
 expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
 

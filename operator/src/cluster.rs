@@ -144,6 +144,10 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     let mut desired_sts = desired::desired_statefulset(cluster, decision.replicas());
     crate::storage::keep_template_size(&mut desired_sts, storage.template_size.as_deref());
     let sts = apply(&statefulsets, &desired_sts).await?;
+    if storage.recreating {
+        apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
 
     // Brokers removed by a scale-in leave the cluster's registry once their pods are
     // gone: those shrunk away now, and those an earlier reconcile could not finish.

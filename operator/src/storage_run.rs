@@ -32,6 +32,10 @@ pub struct Outcome {
     pub hold: bool,
     /// Claims are still growing (reconcile again soon).
     pub resizing: bool,
+    /// The StatefulSet is gone for its re-creation: the apply creates it, and until its
+    /// controller has adopted the running pods its empty status says nothing about the
+    /// brokers (so the rest of the status is left as it was).
+    pub recreating: bool,
 }
 
 /// One storage step for `cluster`, whose StatefulSet is `existing`; updates `status`.
@@ -138,6 +142,11 @@ pub async fn reconcile(
         template_size: step.template_size.clone(),
         hold: false,
         resizing: step.status.as_ref().is_some_and(|s| s.state == "Resizing"),
+        recreating: statefulset == StatefulSetState::Absent
+            && step
+                .status
+                .as_ref()
+                .is_some_and(|s| s.recreate_replicas.is_some()),
     };
     match step.action {
         Action::None => {}

@@ -397,3 +397,98 @@ fn the_applied_template_keeps_the_existing_size() {
     keep_template_size(&mut sts, Some("1Gi"));
     assert_eq!(size(&sts), "1Gi");
 }
+
+/// A cluster the steps act on: claims grow one step after their request is raised
+/// (the resizer), a deleted StatefulSet is gone one step later, and a missing one is
+/// created by the apply with the size it is given.
+struct World {
+    claims: Vec<Claim>,
+    statefulset: Option<(bool, String)>, // (deleting, template size)
+    patches: usize,
+    recreations: usize,
+}
+
+impl World {
+    fn observe(&self) -> StatefulSetState<'_> {
+        match &self.statefulset {
+            None => StatefulSetState::Absent,
+            Some((true, _)) => StatefulSetState::Deleting,
+            Some((false, t)) => StatefulSetState::Present {
+                replicas: 3,
+                template_size: Some(t),
+            },
+        }
+    }
+
+    /// One reconcile; `lose_status` drops what it would write (the operator died
+    /// before the status write), except what is written before a deletion.
+    fn reconcile(&mut self, last: &mut Option<StorageStatus>, wanted: &str, lose_status: bool) {
+        for c in &mut self.claims {
+            if c.request != c.capacity {
+                c.capacity = c.request.clone();
+            }
+        }
+        if matches!(self.statefulset, Some((true, _))) {
+            self.statefulset = None;
+        }
+        let s = step(
+            last.as_ref(),
+            Observed {
+                wanted,
+                statefulset: self.observe(),
+                claims: &self.claims,
+                classes: &classes(true),
+            },
+        )
+        .unwrap();
+        match &s.action {
+            Action::PatchClaims(names) => {
+                for c in &mut self.claims {
+                    if names.contains(&c.name) {
+                        c.request = Some(wanted.into());
+                        self.patches += 1;
+                    }
+                }
+            }
+            Action::RecreateStatefulSet => {
+                *last = s.status.clone();
+                self.statefulset.as_mut().unwrap().0 = true;
+                self.recreations += 1;
+                return;
+            }
+            Action::WaitForDeletion => {}
+            Action::None => {
+                if self.statefulset.is_none() {
+                    let size = s.template_size.clone().unwrap_or_else(|| wanted.into());
+                    self.statefulset = Some((false, size));
+                }
+            }
+        }
+        if !lose_status {
+            *last = s.status;
+        }
+    }
+}
+
+#[test]
+fn killed_at_any_step_it_finishes_without_repeating_a_step() {
+    for killed_at in 0..8 {
+        let mut world = World {
+            claims: three("1Gi", "1Gi"),
+            statefulset: Some((false, "1Gi".into())),
+            patches: 0,
+            recreations: 0,
+        };
+        let mut last = None;
+        for i in 0..12 {
+            world.reconcile(&mut last, "2Gi", i == killed_at);
+        }
+        let st = last.unwrap();
+        assert_eq!(st.state, "Done", "killed at {killed_at}: {st:?}");
+        assert_eq!((st.claims_resized, st.claims_total), (3, 3));
+        assert_eq!(st.recreate_replicas, None);
+        assert_eq!(world.statefulset, Some((false, "2Gi".into())));
+        assert_eq!(world.patches, 3, "killed at {killed_at}");
+        assert_eq!(world.recreations, 1, "killed at {killed_at}");
+    }
+}
