@@ -22,7 +22,9 @@
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
 #    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
 #    to 3, draining the removed brokers; a rebalance asked for by annotation; a Topic's
-#    replication factor raised and lowered with its data (and refused changes); topic deletion through
+#    replication factor raised and lowered with its data (and refused changes); storage
+#    growth (refused by a class without expansion, then claims expanded in place and the
+#    StatefulSet re-created around its running pods); topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
@@ -188,6 +190,8 @@ metadata:
 provisioner: kubernetes.io/host-path
 reclaimPolicy: Delete
 volumeBindingMode: Immediate
+# Expanded by fake-kubelet's resizer (playing the CSI external-resizer).
+allowVolumeExpansion: true
 EOF
 
 # --- chart -----------------------------------------------------------------------------
@@ -605,6 +609,49 @@ kubectl patch topic rf -n "$NS" --type merge -p '{"spec":{"replicationFactor":2}
 wait_for "Topic orders Ready again at 3 replicas" 60 topic_ready orders
 wait_for "Topic rf Ready again at 2 replicas" 60 topic_ready rf
 kubectl delete topic rf -n "$NS" --wait=true --timeout 60s >/dev/null
+
+# Storage growth. A class that does not allow expansion: nothing changes, and a
+# condition says so. Then one that does: every claim (also those kept from brokers 3
+# and 4) grows in place, the StatefulSet is re-created with its pods orphaned so its
+# template carries the new size, and no broker pod is replaced.
+pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
+claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
+uids_before=$(pod_uids)
+sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
+ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
+ready_before=$(ready_since)
+kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
+unexpandable() {
+  [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
+}
+wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
+message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
+grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
+log "StorageResizeUnsupported: $message"
+expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
+expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
+expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
+kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
+grown() {
+  [[ "$(claim_sizes)" == "3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi " ]] &&
+    [[ "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" == 3Gi ]] &&
+    [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}')" == Done/5/5 ]] &&
+    cluster_ready && brokers_up 0,1,2
+}
+wait_for "claims grown to 3Gi and the StatefulSet re-created with them" 120 grown
+log "figure: storage 1Gi -> 3Gi on 5 claims done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}')"
+[[ "$(jp statefulset/demo '{.metadata.uid}')" != "$sts_uid_before" ]] || fail "the StatefulSet was not re-created"
+expect "broker pods after storage growth (none replaced)" "$(pod_uids)" "$uids_before"
+sts_uid=$(jp statefulset/demo '{.metadata.uid}')
+for i in 0 1 2; do
+  expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
+done
+expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
+expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
+[[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
 
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic

@@ -111,10 +111,17 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     .await?;
 
     let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), &ns);
-    let current = statefulsets
-        .get_opt(&cluster.name_any())
-        .await?
-        .and_then(|s| s.spec.replicas);
+    let existing = statefulsets.get_opt(&cluster.name_any()).await?;
+    let current = crate::storage::current_replicas(
+        existing.as_ref().and_then(|s| s.spec.replicas),
+        status.storage.as_ref(),
+    );
+    let storage =
+        crate::storage_run::reconcile(ctx, cluster, &mut status, existing.as_ref()).await?;
+    if storage.hold {
+        apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
 
     let bootstrap = desired::bootstrap_address(cluster);
     let brokers = match broker_state(ctx, &bootstrap).await {
@@ -134,11 +141,13 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         )
         .await?;
     }
-    let sts = apply(
-        &statefulsets,
-        &desired::desired_statefulset(cluster, decision.replicas()),
-    )
-    .await?;
+    let mut desired_sts = desired::desired_statefulset(cluster, decision.replicas());
+    crate::storage::keep_template_size(&mut desired_sts, storage.template_size.as_deref());
+    let sts = apply(&statefulsets, &desired_sts).await?;
+    if storage.recreating {
+        apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
 
     // Brokers removed by a scale-in leave the cluster's registry once their pods are
     // gone: those shrunk away now, and those an earlier reconcile could not finish.
@@ -315,7 +324,11 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     }
     apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
     Ok(Action::requeue(Duration::from_secs(
-        if ready && !rebalancing { 60 } else { 5 },
+        if ready && !rebalancing && !storage.resizing {
+            60
+        } else {
+            5
+        },
     )))
 }
 

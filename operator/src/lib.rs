@@ -16,6 +16,8 @@
 //! - `topic_rf`: pure plan and steps of a Topic's replication-factor change.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
+//! - `storage`: pure steps of growing the brokers' claims when `spec.storage.size` grows.
+//! - `storage_run`: carries out the storage steps (claims, StatefulSet re-creation).
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
@@ -36,6 +38,8 @@ pub mod metrics;
 pub mod plan;
 pub mod rebalance;
 pub mod scale;
+pub mod storage;
+pub mod storage_run;
 pub mod topic;
 pub mod topic_rf;
 pub mod types;

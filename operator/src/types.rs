@@ -24,6 +24,8 @@ pub use autoscale::{
 };
 mod reassignment;
 pub use reassignment::TopicReassignmentStatus;
+mod storage;
+pub use storage::{ClaimResize, StorageStatus};
 
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
@@ -158,7 +160,8 @@ fn default_true() -> bool {
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
     /// Size of each broker's claim, as a Kubernetes quantity (for example `10Gi`). May
-    /// grow, never shrink.
+    /// grow, never shrink: growing expands every claim in place (the StorageClass must
+    /// allow volume expansion), progress in `status.storage`.
     #[x_kube(
         validation = Rule::new("isQuantity(self)").message("storage size must be a quantity such as 10Gi"),
         validation = Rule::new("!isQuantity(oldSelf) || !isQuantity(self) || !quantity(self).isLessThan(quantity(oldSelf))").message("storage size may grow but never shrink")
@@ -285,7 +288,7 @@ pub struct FjordClusterStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Reconciling, Degraded, ScaleDownBlocked, Paused.
+    /// Ready, Reconciling, Degraded, ScaleDownBlocked, StorageResizeUnsupported, Paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Address clients bootstrap from (`host:port` of the bootstrap Service).
@@ -306,6 +309,10 @@ pub struct FjordClusterStatus {
     /// The last or current rebalance. A restarted operator continues a run from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
+    /// Growth of the brokers' claims after `spec.storage.size` was raised. A restarted
+    /// operator continues from here and from the claims themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageStatus>,
 }
 
 /// Progress of a rebalance.

@@ -13,6 +13,9 @@
 //     once the process exits (no restarts: a `helm test` pod runs once);
 //   - on pod deletion sends SIGTERM, then SIGKILL after the grace period, and removes
 //     the pod object, as a kubelet does;
+//   - plays the CSI external-resizer: a claim whose request grew past its capacity,
+//     on a StorageClass that allows volume expansion, gets the new capacity on its
+//     PersistentVolume and in its status (resizer.go);
 //   - plays cluster DNS: a marked block of /etc/hosts maps each pod's
 //     <hostname>.<subdomain>.<ns>.svc name, and each Service's <svc>.<ns>.svc name to
 //     the IP of a ready pod it selects (there is no kube-proxy).
@@ -80,6 +83,7 @@ func main() {
 	binDir := flag.String("bin-dir", "", "directory holding the commands pods may run")
 	logDir := flag.String("log-dir", "", "directory for pod logs")
 	hosts := flag.String("hosts-file", "/etc/hosts", "hosts file whose marked block plays cluster DNS")
+	resize := flag.Bool("resize", true, "play the CSI external-resizer for expandable claims (see resizer.go)")
 	flag.Parse()
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
@@ -99,6 +103,9 @@ func main() {
 	}
 	log.Printf("fake-kubelet: node %s registered", k.node)
 	go k.heartbeat(ctx)
+	if *resize {
+		go resizeLoop(ctx, k.cs)
+	}
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
 	for {
