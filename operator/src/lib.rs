@@ -12,6 +12,8 @@
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
 //!   and the steps of a rebalance run.
+//! - `throttle`: the replication throttle (KIP-73 configs) set for a rebalance batch
+//!   and removed after it.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
 //! - `conditions`: status conditions helpers.
@@ -34,6 +36,7 @@ pub mod metrics;
 pub mod plan;
 pub mod rebalance;
 pub mod scale;
+pub mod throttle;
 pub mod topic;
 pub mod types;
 
