@@ -624,3 +624,7 @@ fn answer_due(
     }
     (proposals, held_until_ms)
 }
+
+#[cfg(test)]
+#[path = "replica_session_tests.rs"]
+mod tests;
