@@ -400,3 +400,7 @@ pub fn to_proto(
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;
