@@ -505,7 +505,7 @@ rebalanced() {
 # (one run, one RebalanceStarted Event) and ends with every planned partition moved.
 midrun() { [[ "$(rebalance_state)" == Running/ScaleOut ]] && (( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )); }
 wait_for "rebalance running with a batch moved" 120 midrun
-log "killing the operator mid-rebalance: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+log "killing the operator mid-rebalance: $(jp fjordcluster/demo '{.status.rebalance.message}'); throttle $(jp fjordcluster/demo '{.status.rebalance.throttle}')"
 kill -KILL "$OP_PID"
 wait "$OP_PID" 2>/dev/null || true
 start_operator
@@ -519,6 +519,14 @@ expect "RebalanceStarted events (one run across the restart)" \
 (( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )) || fail "the rebalance moved nothing"
 expect "partitions moved = partitions to move" "$(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}')" \
   "$(jp fjordcluster/demo '{.status.rebalance.partitionsToMove}')"
+# Each batch moved under a replication throttle (spec.rebalance.throttleBytesPerSecond),
+# removed when its batch ended, the one in flight at the kill included: no rate is left
+# on any broker and no throttle in status.
+expect "throttle left in status.rebalance" "$(jp fjordcluster/demo '{.status.rebalance.throttle}')" ""
+for b in 0 1 2 3 4; do
+  out="$(kt kafka-configs --bootstrap-server "$BOOT" --describe --entity-type brokers --entity-name "$b" 2>&1)"
+  if grep -q "replication.throttled.rate" <<<"$out"; then fail "broker $b still has a throttle rate: $out"; fi
+done
 
 # Scaling in from 5 to 3 drains brokers 3 and 4 first: their replicas move, then their
 # pods go, then they are unregistered; every record stays readable.

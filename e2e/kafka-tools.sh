@@ -2,7 +2,7 @@
 # Kafka's own command-line tools (from the Apache Kafka jars, see `apache-kafka.sh tool`)
 # against a broker, each checked on what it prints: the admin APIs as operators meet them
 # (kafka-delete-records, kafka-log-dirs, kafka-topics --describe with
-# DescribeTopicPartitions paging, kafka-configs --entity-type groups,
+# DescribeTopicPartitions paging, kafka-configs --entity-type groups and brokers,
 # kafka-leader-election, kafka-transactions).
 #
 #   e2e/kafka-tools.sh BOOTSTRAP
@@ -204,6 +204,56 @@ check_configs_groups() {
   return $rc
 }
 
+# kafka-configs --entity-type brokers: the replication quota rates (KIP-73) are dynamic
+# broker configs, set on one broker and as the cluster default, described with their
+# source, refused when negative, and deleted again.
+check_configs_brokers() {
+  local id rc=0 out
+  id="$(tool kafka-log-dirs --bootstrap-server "$bootstrap" --describe 2>/dev/null |
+    sed -n 's/.*"broker":\([0-9]*\).*/\1/p' | head -1)"
+  [[ -n "$id" ]] || { fail "kafka-log-dirs --describe: no broker id"; return 1; }
+  brokers() { tool kafka-configs --bootstrap-server "$bootstrap" --entity-type brokers "$@" 2>&1; }
+  out="$(brokers --entity-name "$id" --alter --add-config leader.replication.throttled.rate=1048576,follower.replication.throttled.rate=2097152)"
+  if grep -q "Completed updating config" <<<"$out"; then
+    ok "kafka-configs --alter --entity-type brokers --entity-name $id: the throttle rates"
+  else
+    fail "kafka-configs --alter broker $id: $out" || rc=1
+  fi
+  out="$(brokers --entity-name "$id" --describe)"
+  if grep -q "leader.replication.throttled.rate=1048576.*DYNAMIC_BROKER_CONFIG" <<<"$out" &&
+    grep -q "follower.replication.throttled.rate=2097152" <<<"$out"; then
+    ok "kafka-configs --describe --entity-type brokers: the rates, as dynamic broker configs"
+  else
+    fail "kafka-configs --describe broker $id: $out" || rc=1
+  fi
+  out="$(brokers --entity-default --alter --add-config follower.replication.throttled.rate=3145728)"
+  if grep -q "Completed updating default config" <<<"$out"; then
+    ok "kafka-configs --alter --entity-default: the cluster default rate"
+  else
+    fail "kafka-configs --alter --entity-default: $out" || rc=1
+  fi
+  out="$(brokers --entity-default --describe)"
+  if grep -q "follower.replication.throttled.rate=3145728" <<<"$out"; then
+    ok "kafka-configs --describe --entity-default: the default rate"
+  else
+    fail "kafka-configs --describe --entity-default: $out" || rc=1
+  fi
+  if out="$(brokers --entity-name "$id" --alter --add-config leader.replication.throttled.rate=-1)"; then
+    fail "kafka-configs --alter: a negative rate accepted: $out" || rc=1
+  else
+    ok "kafka-configs --alter: a negative rate is refused"
+  fi
+  brokers --entity-name "$id" --alter --delete-config leader.replication.throttled.rate,follower.replication.throttled.rate >/dev/null
+  brokers --entity-default --alter --delete-config follower.replication.throttled.rate >/dev/null
+  out="$(brokers --entity-name "$id" --describe)"
+  if grep -q "throttled.rate" <<<"$out"; then
+    fail "kafka-configs --delete-config: the rates are still set: $out" || rc=1
+  else
+    ok "kafka-configs --delete-config: the rates are gone"
+  fi
+  return $rc
+}
+
 # kafka-leader-election: on a healthy cluster every partition is on its preferred
 # leader already; the tool says so for a named partition and succeeds for all of them.
 check_leader_election() {
@@ -285,7 +335,7 @@ check_transactions() {
   return $rc
 }
 
-CHECKS="${CHECKS:-check_delete_records check_log_dirs check_topics_describe check_configs_groups check_leader_election check_transactions}"
+CHECKS="${CHECKS:-check_delete_records check_log_dirs check_topics_describe check_configs_groups check_configs_brokers check_leader_election check_transactions}"
 failed=0
 for check in $CHECKS; do
   echo "--- $check" >&2

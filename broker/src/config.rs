@@ -10,11 +10,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod dynamic;
 mod group;
 pub mod listeners;
 pub mod ssl;
 mod topic;
 
+pub use dynamic::*;
 pub use group::*;
 pub use topic::*;
 

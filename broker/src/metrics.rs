@@ -58,6 +58,13 @@ pub struct Metrics {
     pub replica_fetchers: IntGauge,
     /// Leader log end offset minus the follower's, per partition and follower.
     pub replica_lag: IntGaugeVec,
+    /// Bytes of throttled replicas passed under a replication quota (KIP-73), by
+    /// direction (leader, follower).
+    pub replication_throttled_bytes: IntCounterVec,
+    /// Milliseconds a replication quota was spent and held throttled replicas back.
+    pub replication_throttled_time_ms: IntCounterVec,
+    /// The replication quota rate in force (bytes/s; 0 when unthrottled), by direction.
+    pub replication_throttle_rate: IntGaugeVec,
     /// 1 when this broker is the active controller (metadata quorum leader).
     pub active_controller: IntGauge,
     /// The metadata quorum's Raft term, commit index and applied index here.
@@ -313,6 +320,24 @@ impl Metrics {
                 "fjord_replica_lag_messages",
                 "Leader log end offset minus the follower's, per partition and follower.",
                 &["topic", "partition", "follower"],
+            ),
+            replication_throttled_bytes: counter_vec(
+                &registry,
+                "fjord_replication_throttled_bytes_total",
+                "Bytes of throttled replicas passed under a replication quota, by direction.",
+                &["direction"],
+            ),
+            replication_throttled_time_ms: counter_vec(
+                &registry,
+                "fjord_replication_throttled_time_ms_total",
+                "Milliseconds a replication quota held throttled replicas back, by direction.",
+                &["direction"],
+            ),
+            replication_throttle_rate: gauge_vec(
+                &registry,
+                "fjord_replication_throttle_rate_bytes",
+                "The replication quota rate in force (bytes/s, 0: unthrottled), by direction.",
+                &["direction"],
             ),
             active_controller: gauge(
                 &registry,

@@ -25,6 +25,7 @@ use crate::context::{paused, Context};
 use crate::desired::{self, FIELD_MANAGER};
 use crate::rebalance::{self, Broker, RunAction};
 use crate::scale::{self, BrokerState, PartitionReplicas, ScaleDecision};
+use crate::throttle;
 use crate::types::{BrokerStatus, FjordCluster, FjordClusterStatus, REBALANCE_ANNOTATION};
 use crate::{Error, Result};
 
@@ -369,7 +370,18 @@ async fn rebalance_step(
         brokers: &brokers,
         state,
     };
-    let (next, action) =
+    // A batch's replication throttle goes once nothing moves, also when the batch
+    // was sent by an operator that died before removing it.
+    let recorded = status.rebalance.as_ref().and_then(|r| r.throttle.as_ref());
+    if let Some(recorded) = throttle::due_for_removal(recorded, state.reassigning.len()) {
+        let client = ctx.broker(bootstrap).await?;
+        throttle::apply(&client, &throttle::remove_ops(recorded)).await?;
+        if let Some(r) = status.rebalance.as_mut() {
+            r.throttle = None;
+        }
+        apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
+    }
+    let (mut next, action) =
         rebalance::step(status.rebalance.as_ref(), observed, &Time(Timestamp::now()));
     let generation = cluster.meta().generation;
     let running = next.state == "Running";
@@ -385,10 +397,17 @@ async fn rebalance_step(
     match &action {
         RunAction::None | RunAction::Wait => {}
         RunAction::Submit(batch) => {
-            // The batch is recorded before it is sent: an operator that dies in
-            // between finds it in status and counts only what actually moved.
+            // The batch is recorded before it is sent, and its throttle before it is
+            // set: an operator that dies in between finds both in status, counts only
+            // what actually moved and removes the throttle.
+            let throttle =
+                throttle::plan(cluster.spec.rebalance_throttle(), &state.partitions, batch);
+            next.throttle = throttle.as_ref().map(throttle::Throttle::status);
             status.rebalance = Some(next.clone());
             apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
+            if let Some(t) = &throttle {
+                throttle::apply(&*ctx.broker(bootstrap).await?, &t.set_ops()).await?;
+            }
             start_moves(ctx, bootstrap, batch, "rebalancing").await?;
         }
         RunAction::Finish(elect) => {

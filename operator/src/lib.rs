@@ -14,6 +14,8 @@
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
 //!   and the steps of a rebalance run.
 //! - `topic_rf`: pure plan and steps of a Topic's replication-factor change.
+//! - `throttle`: the replication throttle (KIP-73 configs) set for a rebalance batch
+//!   and removed after it.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
 //! - `storage`: pure steps of growing the brokers' claims when `spec.storage.size` grows.
@@ -40,6 +42,7 @@ pub mod rebalance;
 pub mod scale;
 pub mod storage;
 pub mod storage_run;
+pub mod throttle;
 pub mod topic;
 pub mod topic_rf;
 pub mod types;

@@ -71,6 +71,8 @@ pub fn plan_topic(
             .topic_configs
             .keys()
             .filter(|k| !spec.config.contains_key(*k))
+            // A rebalance's throttle lists come and go with its batches.
+            .filter(|k| !crate::throttle::REBALANCE_OWNED_TOPIC_CONFIGS.contains(&k.as_str()))
             .map(|k| AlterConfigOp::Delete(k.clone())),
     );
     if !ops.is_empty() {
@@ -140,6 +142,19 @@ mod tests {
                 ]),
             ])
         );
+    }
+
+    #[test]
+    fn a_rebalances_throttle_lists_are_not_drift() {
+        let s = spec(1, &[]);
+        let o = observed(
+            1,
+            &[
+                ("leader.replication.throttled.replicas", "0:1"),
+                ("follower.replication.throttled.replicas", "0:2"),
+            ],
+        );
+        assert_eq!(plan_topic(&s, Some(&o)), Ok(vec![]));
     }
 
     #[test]

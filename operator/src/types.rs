@@ -138,6 +138,23 @@ impl FjordClusterSpec {
     pub fn auto_rebalance(&self) -> bool {
         self.rebalance.as_ref().is_none_or(|r| r.auto)
     }
+
+    /// The replication throttle of rebalance moves in bytes per second
+    /// (`spec.rebalance.throttleBytesPerSecond`, default 50 MiB/s); 0 is none.
+    pub fn rebalance_throttle(&self) -> u64 {
+        self.rebalance
+            .as_ref()
+            .map_or(DEFAULT_THROTTLE_BYTES_PER_SECOND, |r| {
+                r.throttle_bytes_per_second
+            })
+    }
+}
+
+/// The default replication throttle of rebalance moves: 50 MiB/s.
+pub const DEFAULT_THROTTLE_BYTES_PER_SECOND: u64 = 50 * 1024 * 1024;
+
+fn default_throttle() -> u64 {
+    DEFAULT_THROTTLE_BYTES_PER_SECOND
 }
 
 /// Rebalancing: replicas and preferred leaders spread evenly over the brokers, moved by
@@ -149,6 +166,12 @@ pub struct RebalanceSpec {
     /// Rebalance once all brokers of a scale-out are registered and ready.
     #[serde(default = "default_true")]
     pub auto: bool,
+    /// Replication throttle of the moves, bytes per second per broker and direction
+    /// (Kafka's `leader/follower.replication.throttled.rate`, applied only to the
+    /// moving replicas while their batch runs), so clients keep their bandwidth. 0
+    /// moves at full speed.
+    #[serde(default = "default_throttle")]
+    pub throttle_bytes_per_second: u64,
 }
 
 fn default_true() -> bool {
@@ -315,6 +338,20 @@ pub struct FjordClusterStatus {
     pub storage: Option<StorageStatus>,
 }
 
+/// A replication throttle set for a rebalance batch.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleStatus {
+    /// The rate set on each broker, per direction.
+    pub rate_bytes_per_second: i64,
+    /// Brokers the rates are set on.
+    #[serde(default)]
+    pub brokers: Vec<i32>,
+    /// Topics whose throttled-replica lists are set.
+    #[serde(default)]
+    pub topics: Vec<String>,
+}
+
 /// Progress of a rebalance.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -349,6 +386,10 @@ pub struct RebalanceStatus {
     /// What the run is doing or how it ended.
     #[serde(default)]
     pub message: String,
+    /// The replication throttle in force for the batch, recorded before it is set
+    /// and cleared once removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleStatus>,
 }
 
 /// One partition's reassignment.

@@ -307,6 +307,12 @@ fn configs_without_effect_are_accepted_validated_and_documented_as_such() {
         let err = validate_topic_config(name, bad).unwrap_err();
         assert!(err.contains(name), "{name}={bad}: {err}");
     }
+    for listed in [
+        "leader.replication.throttled.replicas",
+        "follower.replication.throttled.replicas",
+    ] {
+        assert!(topic_config_def(listed).unwrap().applied, "{listed}");
+    }
     let stored = topic_config_def("preallocate").unwrap();
     assert!(!stored.applied);
     assert!(stored.documentation().contains("does not act on it"));

@@ -267,11 +267,12 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "follower.replication.throttled.replicas",
         config_type: ConfigType::List,
         doc: "Replicas whose follower-side replication is throttled: `*` or \
-              partitionId:brokerId pairs.",
+              partitionId:brokerId pairs; the broker named fetches them within its \
+              follower.replication.throttled.rate while they are out of the ISR.",
         default: |_| String::new(),
         validate: throttled_replicas,
         broker_property: None,
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "index.interval.bytes",
@@ -286,11 +287,12 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         name: "leader.replication.throttled.replicas",
         config_type: ConfigType::List,
         doc: "Replicas whose leader-side replication is throttled: `*` or \
-              partitionId:brokerId pairs.",
+              partitionId:brokerId pairs; the broker named, leading, sends to followers \
+              out of the ISR within its leader.replication.throttled.rate.",
         default: |_| String::new(),
         validate: throttled_replicas,
         broker_property: None,
-        applied: false,
+        applied: true,
     },
     TopicConfigDef {
         name: "local.retention.bytes",

@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::image::{MetadataImage, MetadataRecord, PartitionState};
-use crate::config::{validate_group_config, validate_topic_config};
+use crate::config::{validate_broker_dynamic_config, validate_group_config, validate_topic_config};
 
 /// A refused admin request: the error code clients act on and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,6 +382,28 @@ pub fn plan_alter_group_configs(
     let configs = apply_config_ops(&current, ops, defaults_for_list, validate_group_config)?;
     Ok(MetadataRecord::GroupConfigsSet {
         group: group.to_string(),
+        configs,
+    })
+}
+
+/// Plan dynamic config changes of one broker (`broker` its id) or of the cluster
+/// default (`broker` empty), as for a topic; only the dynamic broker configs may be
+/// named.
+pub fn plan_alter_broker_configs(
+    image: &MetadataImage,
+    broker: &str,
+    ops: &[ConfigOp],
+) -> AdminResult<MetadataRecord> {
+    if !broker.is_empty() && broker.parse::<u32>().is_err() {
+        return Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            format!("broker {broker:?} is not a broker id (or empty, for the cluster default)"),
+        ));
+    }
+    let current = image.broker_configs(broker).cloned().unwrap_or_default();
+    let configs = apply_config_ops(&current, ops, |_| None, validate_broker_dynamic_config)?;
+    Ok(MetadataRecord::BrokerConfigsSet {
+        broker: broker.to_string(),
         configs,
     })
 }
@@ -761,5 +783,34 @@ mod tests {
         }
         let empty = plan_alter_group_configs(&image, "", &[], |_| None).unwrap_err();
         assert_eq!(empty.code, ResponseError::InvalidRequest);
+    }
+
+    #[test]
+    fn broker_configs_take_only_the_dynamic_rates_for_a_broker_or_the_default() {
+        let image = MetadataImage::default();
+        let set = |broker: &str, name: &str, value: &str| {
+            plan_alter_broker_configs(&image, broker, &[ConfigOp::Set(name.into(), value.into())])
+        };
+        let rate = "leader.replication.throttled.rate";
+        for broker in ["", "3"] {
+            assert_eq!(
+                set(broker, rate, "1048576").unwrap(),
+                MetadataRecord::BrokerConfigsSet {
+                    broker: broker.into(),
+                    configs: BTreeMap::from([(rate.into(), "1048576".into())]),
+                }
+            );
+        }
+        for (name, value) in [(rate, "-1"), (rate, "fast"), ("log.retention.ms", "1")] {
+            assert_eq!(
+                set("1", name, value).unwrap_err().code,
+                ResponseError::InvalidConfig,
+                "{name}={value}"
+            );
+        }
+        assert_eq!(
+            set("x", rate, "1").unwrap_err().code,
+            ResponseError::InvalidRequest
+        );
     }
 }

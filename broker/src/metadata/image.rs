@@ -238,6 +238,13 @@ pub enum MetadataRecord {
         group: String,
         configs: BTreeMap<String, String>,
     },
+    /// Replaces the dynamic config set of one broker (`broker` its id) or of the
+    /// cluster default (`broker` empty), Kafka's ConfigRecord for a BROKER resource;
+    /// an empty set removes the entry.
+    BrokerConfigsSet {
+        broker: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 /// Topics added or changed, and topics gone, between two images.
@@ -269,6 +276,9 @@ pub struct MetadataImage {
     /// Config overrides of consumer groups, by group id (KIP-848 group configs).
     #[serde(default)]
     group_configs: OrdMap<String, BTreeMap<String, String>>,
+    /// Dynamic broker configs by broker id as text, the cluster default under "".
+    #[serde(default)]
+    broker_configs: OrdMap<String, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -339,6 +349,22 @@ impl MetadataImage {
     /// A group's config overrides, if any were set.
     pub fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
         self.group_configs.get(group)
+    }
+
+    /// The dynamic configs set on one broker (`broker` its id) or, for "", the
+    /// cluster default.
+    pub fn broker_configs(&self, broker: &str) -> Option<&BTreeMap<String, String>> {
+        self.broker_configs.get(broker)
+    }
+
+    /// A dynamic broker config in force on broker `id`: its own value, else the
+    /// cluster default, else none.
+    pub fn dynamic_broker_config(&self, id: i32, name: &str) -> Option<&str> {
+        self.broker_configs
+            .get(&id.to_string())
+            .and_then(|c| c.get(name))
+            .or_else(|| self.broker_configs.get("").and_then(|c| c.get(name)))
+            .map(String::as_str)
     }
 
     pub fn acls(&self) -> &AclStore {
@@ -571,6 +597,16 @@ impl MetadataImage {
                     self.group_configs.remove(group);
                 } else {
                     self.group_configs.insert(group.clone(), configs.clone());
+                }
+            }
+            MetadataRecord::BrokerConfigsSet { broker, configs } => {
+                if !broker.is_empty() && broker.parse::<u32>().is_err() {
+                    return Err(format!("broker configs for {broker:?}, not a broker id"));
+                }
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                } else {
+                    self.broker_configs.insert(broker.clone(), configs.clone());
                 }
             }
         }
@@ -839,5 +875,34 @@ mod tests {
         image.apply(&set("g", &[])).unwrap();
         assert_eq!(image.group_configs("g"), None);
         assert!(image.apply(&set("", &[("a", "1")])).is_err());
+    }
+
+    #[test]
+    fn broker_configs_fall_back_to_the_cluster_default_and_survive_a_snapshot() {
+        let mut image = MetadataImage::default();
+        let set = |broker: &str, configs: &[(&str, &str)]| MetadataRecord::BrokerConfigsSet {
+            broker: broker.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        image.apply(&set("", &[("r", "10")])).unwrap();
+        image.apply(&set("2", &[("r", "20")])).unwrap();
+        assert_eq!(image.dynamic_broker_config(2, "r"), Some("20"));
+        assert_eq!(image.dynamic_broker_config(1, "r"), Some("10"));
+        assert_eq!(image.dynamic_broker_config(1, "other"), None);
+        let json = serde_json::to_string(&image).unwrap();
+        assert_eq!(serde_json::from_str::<MetadataImage>(&json).unwrap(), image);
+        let old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let mut old = old.as_object().unwrap().clone();
+        old.remove("broker_configs");
+        let loaded: MetadataImage = serde_json::from_value(old.into()).unwrap();
+        assert_eq!(loaded.dynamic_broker_config(2, "r"), None);
+        image.apply(&set("", &[])).unwrap();
+        assert_eq!(image.dynamic_broker_config(1, "r"), None);
+        assert_eq!(image.broker_configs(""), None);
+        assert!(image.apply(&set("-1", &[("r", "1")])).is_err());
+        assert!(image.apply(&set("b", &[("r", "1")])).is_err());
     }
 }

@@ -170,7 +170,8 @@ pub fn check_broker_records(records: &[MetadataRecord]) -> Result<(), Refusal> {
             | MetadataRecord::TopicDeleted { .. }
             | MetadataRecord::ScramCredentialSet { .. }
             | MetadataRecord::ScramCredentialRemoved { .. }
-            | MetadataRecord::GroupConfigsSet { .. } => {}
+            | MetadataRecord::GroupConfigsSet { .. }
+            | MetadataRecord::BrokerConfigsSet { .. } => {}
             MetadataRecord::PartitionChanged { .. } => {
                 return Err(Refusal::ControllerRecord("PartitionChanged"))
             }

@@ -11,6 +11,8 @@
 //! - [`cluster_state`]: those records and the [`cluster_state::ClusterState`] they
 //!   build, the same on the controller and on every broker.
 //! - [`placement`]: rack-aware replica placement for new partitions.
+//! - [`throttle`]: replication quotas (KIP-73): which replicas are throttled and the
+//!   token bucket that limits their bytes.
 //!
 //! The crate's `sim` drives these state machines through the runtime around them
 //! (partitions, logs, the replica fetcher) under faults.
@@ -25,6 +27,7 @@ pub mod fetch_session;
 pub mod follower;
 pub mod leader;
 pub mod placement;
+pub mod throttle;
 
 use std::fmt;
 

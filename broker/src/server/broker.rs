@@ -49,6 +49,8 @@ pub struct Broker {
     pub offline: super::offline::OfflineReplicas,
     /// One replica fetcher per leader broker this broker follows partitions on.
     pub fetchers: super::fetcher::Fetchers,
+    /// This broker's replication quotas (KIP-73), one per direction.
+    pub replication_quotas: super::throttle::ReplicationQuotas,
     /// The metadata quorum, set once started.
     quorum: std::sync::OnceLock<Arc<Quorum>>,
     /// Serializes this broker's admin changes: plan against the image, submit, wait
@@ -112,6 +114,7 @@ impl Broker {
             install: parking_lot::Mutex::new(()),
             offline: Default::default(),
             fetchers: Default::default(),
+            replication_quotas: Default::default(),
             quorum: std::sync::OnceLock::new(),
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::partition::Partition;
 use super::replica_wire::{on_fetch_answer, proto};
+use super::throttle::ThrottleGate;
 use crate::replication::fetch_session::{FollowerSession, Position, SessionRequest};
 use crate::replication::follower::FetchRequest;
 use crate::replication::{BrokerId, TopicPartition, NO_LEADER};
@@ -216,8 +217,14 @@ impl FetcherState {
     }
 
     /// The next request, after asking each partition looked at what it fetches now;
-    /// `None` when there is nothing to fetch (all backing off or without a leader).
-    pub fn next_request(&mut self, now_ms: i64, backoff_ms: i64) -> Option<SessionRequest> {
+    /// `None` when there is nothing to fetch (all backing off, held back by the
+    /// replication quota, or without a leader).
+    pub fn next_request(
+        &mut self,
+        now_ms: i64,
+        backoff_ms: i64,
+        gate: &dyn ThrottleGate,
+    ) -> Option<SessionRequest> {
         while let Some(Reverse((at, tp))) = self.retries.peek().copied() {
             if at > now_ms {
                 break;
@@ -227,7 +234,7 @@ impl FetcherState {
         }
         let touched = std::mem::take(&mut self.touched);
         for tp in &touched {
-            self.refresh(tp, now_ms, backoff_ms);
+            self.refresh(tp, now_ms, backoff_ms, gate);
         }
         if self.positions.is_empty() {
             return None;
@@ -235,7 +242,13 @@ impl FetcherState {
         Some(self.session.request(&self.positions, touched))
     }
 
-    fn refresh(&mut self, tp: &TopicPartition, now_ms: i64, backoff_ms: i64) {
+    fn refresh(
+        &mut self,
+        tp: &TopicPartition,
+        now_ms: i64,
+        backoff_ms: i64,
+        gate: &dyn ThrottleGate,
+    ) {
         let Some(member) = self.members.get_mut(tp) else {
             self.positions.remove(tp);
             return;
@@ -252,7 +265,21 @@ impl FetcherState {
             // Its fetch is still in flight (or its follower role ended).
             None => {}
         }
+        // KIP-73 on the follower: a throttled partition leaves the session while the
+        // quota is spent (its fetch stays pending) and comes back when it refills.
+        let held = member.request.is_some()
+            && gate.throttled(&member.partition, None)
+            && match gate.held_until_ms() {
+                Some(until) => {
+                    self.retries.push(Reverse((until.max(now_ms + 1), *tp)));
+                    true
+                }
+                None => false,
+            };
         match member.request {
+            Some(_) if held => {
+                self.positions.remove(tp);
+            }
             Some(r) => {
                 self.positions.insert(
                     *tp,
@@ -272,7 +299,11 @@ impl FetcherState {
 
     /// The leader's answer to the last request. `Err` is a failed write of this
     /// broker's log, for the runtime to report (the partition retries after its backoff).
-    pub fn on_response(&mut self, response: proto::SessionFetchResponse) -> Vec<String> {
+    pub fn on_response(
+        &mut self,
+        response: proto::SessionFetchResponse,
+        gate: &dyn ThrottleGate,
+    ) -> Vec<String> {
         let mut failed = Vec::new();
         if response.error_code != 0 {
             tracing::debug!(
@@ -301,7 +332,11 @@ impl FetcherState {
             let Some(request) = member.request.take() else {
                 continue;
             };
-            let outcome = Ok(answer.answer.unwrap_or_default());
+            let answer = answer.answer.unwrap_or_default();
+            if !answer.records.is_empty() && gate.throttled(&member.partition, None) {
+                gate.passed(answer.records.len() as u64);
+            }
+            let outcome = Ok(answer);
             if let Err(e) = on_fetch_answer(&member.partition, &request, outcome) {
                 failed.push(format!(
                     "{}-{}: {e}",
@@ -365,3 +400,7 @@ pub fn to_proto(
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "fetcher_tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::broker::Broker;
 use super::fetcher::{to_proto, FetcherState, Mailbox};
 use super::replica_wire::proto;
+use super::throttle::BrokerGate;
 use crate::replication::fetch_session::SessionRequest;
 use crate::replication::{BrokerId, TopicPartition};
 
@@ -48,7 +49,8 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
             break;
         }
         let now_ms = broker.clock.now_ms();
-        let Some(request) = f.next_request(now_ms, backoff_ms) else {
+        let Some(request) = f.next_request(now_ms, backoff_ms, &BrokerGate::follower(&broker))
+        else {
             // Nothing to fetch now (backing off, or no leader yet): wait for news.
             let wait_ms = f.next_retry_ms().map_or(backoff_ms, |at| at - now_ms);
             let wait = Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
@@ -65,7 +67,7 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
         };
         match call(&broker, leader, f.len(), &request).await {
             Ok(response) => {
-                for e in f.on_response(response) {
+                for e in f.on_response(response, &BrokerGate::follower(&broker)) {
                     tracing::error!(leader, error = %e, "replicating failed");
                 }
             }

@@ -21,6 +21,7 @@ pub mod request_budget;
 pub mod scrub;
 pub mod shards;
 pub mod stream;
+pub mod throttle;
 pub mod timer_task;
 pub mod timers;
 pub mod tls;

@@ -301,6 +301,14 @@ impl Partition {
         }
     }
 
+    /// Is `replica` in the ISR of this partition led here? False when not leading.
+    pub fn isr_contains(&self, replica: i32) -> bool {
+        match &*self.role.lock() {
+            Role::Leader(l) => l.isr().contains(replica),
+            _ => false,
+        }
+    }
+
     /// Become (or stay) leader of `registration`'s leader epoch. A new epoch starts a
     /// fresh leader from the log; the same epoch updates the ISR and replicas. Returns
     /// ISR proposals to send.

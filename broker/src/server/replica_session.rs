@@ -22,6 +22,7 @@ use uuid::Uuid;
 use super::broker::Broker;
 use super::partition::Partition;
 use super::replica_wire::{fetch_response, proto};
+use super::throttle::{BrokerGate, ThrottleGate};
 use crate::quorum::authz::{self, InternalCall, Refusal, Roles};
 use crate::quorum::internal_tls::Caller;
 use crate::replication::fetch_session::{Position, SessionCache, SessionError, SessionRequest};
@@ -178,6 +179,8 @@ pub struct Round {
     answers: Vec<proto::PartitionAnswer>,
     /// Stored bytes to read into `answers[i]`.
     slices: Vec<(usize, crate::log::FileSlice)>,
+    /// When the replication quota lets the partitions it holds back pass again.
+    held_until_ms: Option<i64>,
 }
 
 impl Sessions {
@@ -232,6 +235,7 @@ impl Sessions {
             watch,
             answers,
             slices: Vec::new(),
+            held_until_ms: None,
         })
     }
 }
@@ -246,20 +250,35 @@ impl Round {
     }
 
     /// Look at the partitions due; returns the ISR proposals their leaders made.
+    /// Throttled partitions `gate` holds back stay due.
     pub fn answer_due(
         &mut self,
         sessions: &parking_lot::Mutex<Sessions>,
+        gate: &dyn ThrottleGate,
     ) -> Vec<(Arc<Partition>, Vec<AlterPartitionRequest>)> {
         self.watch.collect_fired();
-        answer_due(
+        let (proposals, held_until_ms) = answer_due(
             sessions,
             self.replica,
             self.broker_epoch,
             self.budget,
+            gate,
             &mut self.watch,
             &mut self.answers,
             &mut self.slices,
-        )
+        );
+        self.held_until_ms = held_until_ms;
+        proposals
+    }
+
+    /// When partitions held back by the replication quota may pass (`now_ms` the
+    /// clock that quota reads), as a deadline to wake at.
+    fn held_deadline(&self, now_ms: i64) -> Option<tokio::time::Instant> {
+        let until = self.held_until_ms?;
+        let wait_ms = u64::try_from(until.saturating_sub(now_ms))
+            .unwrap_or(0)
+            .max(1);
+        Some(tokio::time::Instant::now() + Duration::from_millis(wait_ms))
     }
 
     /// Wait until a partition of the session changes or `deadline` passes.
@@ -457,14 +476,18 @@ pub async fn fetch(
     let max_wait = Duration::from_millis(u64::from(req.max_wait_ms))
         .min(Duration::from_millis(broker.config.request_timeout_ms));
     let deadline = tokio::time::Instant::now() + max_wait;
+    let gate = BrokerGate::leader(broker);
     loop {
-        for (partition, proposals) in round.answer_due(sessions) {
+        for (partition, proposals) in round.answer_due(sessions, &gate) {
             broker.propose_isr(&partition, proposals);
         }
         if round.has_answers() || tokio::time::Instant::now() >= deadline {
             break;
         }
-        round.wait(deadline).await;
+        let wake = round
+            .held_deadline(broker.clock.now_ms())
+            .map_or(deadline, |held| held.min(deadline));
+        round.wait(wake).await;
     }
     let session_id = round.session_id();
     let (answers, slices) = round.finish(sessions);
@@ -491,20 +514,29 @@ pub async fn fetch(
     }
 }
 
+/// ISR proposals of the partitions looked at, with the partition that made them.
+type Proposals = Vec<(Arc<Partition>, Vec<AlterPartitionRequest>)>;
+
 /// Look at the partitions due, in order, while the response has room; those left
 /// stay due (first in line next round). Each look records the follower's position.
+/// A throttled partition whose quota is spent is not looked at and stays due (at the
+/// back); the second value says when the quota lets it pass.
+#[allow(clippy::too_many_arguments)]
 fn answer_due(
     sessions: &parking_lot::Mutex<Sessions>,
     replica: BrokerId,
     broker_epoch: Option<BrokerEpoch>,
     budget: Budget,
+    gate: &dyn ThrottleGate,
     watch: &mut SessionWatch,
     answers: &mut Vec<proto::PartitionAnswer>,
     slices: &mut Vec<(usize, crate::log::FileSlice)>,
-) -> Vec<(Arc<Partition>, Vec<AlterPartitionRequest>)> {
+) -> (Proposals, Option<i64>) {
     let mut proposals = Vec::new();
+    let mut held = Vec::new();
+    let mut held_until_ms = None;
     if watch.due.is_empty() {
-        return proposals;
+        return (proposals, held_until_ms);
     }
     let mut left = budget
         .total
@@ -528,6 +560,14 @@ fn answer_due(
         let (Some(position), Some(watched)) = (position, watch.watched.get_mut(&tp)) else {
             continue;
         };
+        let throttled = gate.throttled(&watched.partition, Some(replica));
+        if throttled {
+            if let Some(until) = gate.held_until_ms() {
+                held.push(tp);
+                held_until_ms = Some(until);
+                continue;
+            }
+        }
         if position.log_start_offset >= 0 {
             watched
                 .partition
@@ -564,10 +604,16 @@ fn answer_due(
             FollowerFetchAnswer::Error(_) => errors.push(tp),
         }
         if let Some(slice) = slice {
+            if throttled {
+                gate.passed(slice.len as u64);
+            }
             left = left.saturating_sub(slice.len);
             slices.push((answers.len(), slice));
         }
         answers.push(answer_for(&tp, fetch_response(&result, Bytes::new())));
+    }
+    for tp in held {
+        watch.mark_due(tp);
     }
     if !errors.is_empty() {
         let mut s = sessions.lock();
@@ -576,5 +622,9 @@ fn answer_due(
             s.cache.remove_partition(replica, &tp);
         }
     }
-    proposals
+    (proposals, held_until_ms)
 }
+
+#[cfg(test)]
+#[path = "replica_session_tests.rs"]
+mod tests;

@@ -489,7 +489,9 @@ impl SimBroker {
                 let outcome = match begun {
                     Err(e) => Ok(replica_session::refused(e)),
                     Ok(mut round) => {
-                        for (_, proposals) in round.answer_due(&p.sessions) {
+                        for (_, proposals) in
+                            round.answer_due(&p.sessions, &crate::server::throttle::Unthrottled)
+                        {
                             propose(b, p.broker_epoch, proposals, out);
                         }
                         let id = round.session_id();
@@ -518,7 +520,11 @@ impl SimBroker {
                 let (start, end) = bounds(&p.partition);
                 match outcome {
                     Ok(response) => {
-                        if let Some(e) = fetcher.on_response(response).into_iter().next() {
+                        if let Some(e) = fetcher
+                            .on_response(response, &crate::server::throttle::Unthrottled)
+                            .into_iter()
+                            .next()
+                        {
                             return Err(format!("broker {b}: replicating failed: {e}"));
                         }
                     }
@@ -699,7 +705,11 @@ impl SimBroker {
                     f.on_failure("deadline exceeded");
                 }
                 if p.fetch_call.is_none() {
-                    if let Some(request) = f.next_request(now, FOLLOWER_CONFIG.fetch_backoff_ms) {
+                    if let Some(request) = f.next_request(
+                        now,
+                        FOLLOWER_CONFIG.fetch_backoff_ms,
+                        &crate::server::throttle::Unthrottled,
+                    ) {
                         p.calls += 1;
                         p.fetch_call = Some((p.calls, now));
                         let request = to_proto(&request, b, p.broker_epoch.map(|e| e.0), 0, 0, 0);

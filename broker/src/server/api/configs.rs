@@ -1,5 +1,6 @@
-//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics and
-//! groups (and, read-only, the broker).
+//! DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics,
+//! groups and brokers (the broker's static configs read-only, its dynamic ones, the
+//! replication quota rates, per broker id or as the cluster default).
 
 use std::collections::BTreeMap;
 
@@ -14,10 +15,11 @@ use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, Authorizer, ResourceType};
 use crate::config::{
     effective_topic_config, group_config_def, ConfigType, TopicConfigDef, TopicDefaults,
-    GROUP_CONFIGS, TOPIC_CONFIGS,
+    BROKER_DYNAMIC_CONFIGS, GROUP_CONFIGS, TOPIC_CONFIGS,
 };
 use crate::metadata::admin::{
-    plan_alter_group_configs, plan_alter_topic_configs, replace_config_ops, AdminError, ConfigOp,
+    plan_alter_broker_configs, plan_alter_group_configs, plan_alter_topic_configs,
+    replace_config_ops, AdminError, ConfigOp,
 };
 use crate::server::broker::Broker;
 
@@ -26,6 +28,8 @@ const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_GROUP: i8 = 32;
 // Kafka's ConfigSource numbers.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 const SOURCE_GROUP: i8 = 8;
@@ -95,6 +99,47 @@ fn group_entries(broker: &Broker, group: &str) -> Vec<Entry> {
     let none = BTreeMap::new();
     let overrides = image.group_configs(group).unwrap_or(&none);
     entries(GROUP_CONFIGS, overrides, &broker.defaults, SOURCE_GROUP)
+}
+
+/// A broker's dynamic configs as Kafka describes them: for one broker, each with its
+/// own value, else the cluster default's, else Kafka's default, with that chain as
+/// synonyms; for the cluster default (`id` None), only the values set there.
+fn broker_dynamic_entries(broker: &Broker, id: Option<&str>) -> Vec<Entry> {
+    let image = broker.image();
+    let none = BTreeMap::new();
+    let cluster = image.broker_configs("").unwrap_or(&none);
+    let own = id.and_then(|id| image.broker_configs(id)).unwrap_or(&none);
+    BROKER_DYNAMIC_CONFIGS
+        .iter()
+        .filter(|def| id.is_some() || cluster.contains_key(def.name))
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = own.get(def.name) {
+                synonyms.push((def.name.to_string(), v.clone(), SOURCE_DYNAMIC_BROKER));
+            }
+            if let Some(v) = cluster.get(def.name) {
+                synonyms.push((
+                    def.name.to_string(),
+                    v.clone(),
+                    SOURCE_DYNAMIC_DEFAULT_BROKER,
+                ));
+            }
+            let default = (def.default)(&broker.defaults);
+            let (value, source) = synonyms
+                .first()
+                .map(|(_, v, s)| (v.clone(), *s))
+                .unwrap_or((default, SOURCE_DEFAULT));
+            Entry {
+                name: def.name.to_string(),
+                value,
+                source,
+                config_type: def.config_type,
+                doc: def.documentation(),
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
 }
 
 fn broker_entries(broker: &Broker) -> Vec<Entry> {
@@ -323,18 +368,24 @@ pub fn describe_configs(
                     )
                 }),
                 RESOURCE_GROUP => Ok(group_entries(broker, &r.resource_name)),
-                RESOURCE_BROKER
-                    if r.resource_name.is_empty()
-                        || r.resource_name.as_str() == broker.node_id().to_string() =>
-                {
-                    Ok(broker_entries(broker))
+                RESOURCE_BROKER if r.resource_name.is_empty() => {
+                    Ok(broker_dynamic_entries(broker, None))
+                }
+                RESOURCE_BROKER if r.resource_name.as_str() == broker.node_id().to_string() => {
+                    let mut entries = broker_entries(broker);
+                    entries.extend(broker_dynamic_entries(broker, Some(&r.resource_name)));
+                    Ok(entries)
+                }
+                // Another broker: its dynamic configs are in the metadata every broker
+                // holds; its static ones only it knows.
+                RESOURCE_BROKER if r.resource_name.parse::<u32>().is_ok() => {
+                    Ok(broker_dynamic_entries(broker, Some(&r.resource_name)))
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,
                     format!(
-                        "broker {:?} is not this broker ({})",
+                        "broker {:?} is not a broker id (or empty, for the cluster default)",
                         r.resource_name.as_str(),
-                        broker.node_id()
                     ),
                 )),
                 other => Err((
@@ -437,10 +488,13 @@ async fn alter_resource(
             })
             .await
             .map(|_| tracing::info!(group = %name, validate_only, "altered group configs")),
-        RESOURCE_BROKER => Err(AdminError {
-            code: ResponseError::InvalidConfig,
-            message: "broker configs are static: set them with flags or FJORD_* variables".into(),
-        }),
+        RESOURCE_BROKER => broker
+            .change_metadata(!validate_only, |image| {
+                let ops = change.ops(image.broker_configs(name));
+                plan_alter_broker_configs(image, name, &ops)
+            })
+            .await
+            .map(|_| tracing::info!(broker = %name, validate_only, "altered broker configs")),
         other => Err(AdminError {
             code: ResponseError::InvalidRequest,
             message: format!("resource type {other} is not supported"),

@@ -408,3 +408,91 @@ async fn elect_leaders_asks_the_controller_and_needs_alter_on_the_cluster() {
     allow(&b, Rt::Cluster, CLUSTER_NAME, alice, Op::Alter).await;
     assert_eq!(codes(run(alice, all, 2).await), vec![0]);
 }
+
+#[tokio::test]
+async fn replication_rates_are_dynamic_broker_configs_per_broker_and_by_default() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = secured(dir.path()).await;
+    let admin = "User:admin";
+    let leader = "leader.replication.throttled.rate";
+    let follower = "follower.replication.throttled.rate";
+    let alter = |who: &'static str, broker: &'static str, name: &'static str, op: i8, v: &str| {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(BROKER)
+                .with_resource_name(str_bytes(broker))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(str_bytes(name))
+                    .with_config_operation(op)
+                    .with_value(Some(str_bytes(v.to_string())))]),
+        ]);
+        let b = b.clone();
+        async move {
+            configs::incremental_alter_configs(
+                &b,
+                &ctx(ApiKey::IncrementalAlterConfigs, 1, who),
+                req,
+            )
+            .await
+            .responses[0]
+                .error_code
+        }
+    };
+    // Unset: Kafka's default (no limit), and the default resource lists nothing.
+    let (code, rows) = describe(&b, admin, BROKER, "1", &[leader]);
+    assert_eq!(code, 0);
+    assert_eq!(rows[0].1, i64::MAX.to_string());
+    assert_eq!(rows[0].2, 5);
+    assert_eq!(
+        describe(&b, admin, BROKER, "", &[leader, follower]).1,
+        vec![]
+    );
+    // The cluster default, then this broker's own value over it.
+    assert_eq!(alter(admin, "", follower, 0, "2000000").await, 0);
+    assert_eq!(alter(admin, "1", follower, 0, "1000000").await, 0);
+    assert_eq!(alter(admin, "", leader, 0, "3000000").await, 0);
+    let (_, rows) = describe(&b, admin, BROKER, "1", &[leader, follower]);
+    assert_eq!(
+        rows,
+        vec![
+            (
+                follower.to_string(),
+                "1000000".to_string(),
+                2,
+                vec![(follower.to_string(), 2), (follower.to_string(), 3)]
+            ),
+            (
+                leader.to_string(),
+                "3000000".to_string(),
+                3,
+                vec![(leader.to_string(), 3)]
+            ),
+        ]
+    );
+    let (_, rows) = describe(&b, admin, BROKER, "", &[leader, follower]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // Another broker's dynamic configs are described from the metadata.
+    let (code, rows) = describe(&b, admin, BROKER, "7", &[follower]);
+    assert_eq!((code, rows[0].1.as_str()), (0, "2000000"));
+    // Validated: a non-negative long, only the dynamic names.
+    assert_eq!(alter(admin, "1", leader, 0, "-1").await, INVALID_CONFIG);
+    assert_eq!(
+        alter(admin, "1", "num.partitions", 0, "3").await,
+        INVALID_CONFIG
+    );
+    assert_eq!(
+        alter(admin, "one", leader, 0, "1").await,
+        ResponseError::InvalidRequest.code()
+    );
+    // Deleting the broker's value falls back to the default.
+    assert_eq!(alter(admin, "1", follower, 1, "").await, 0);
+    assert_eq!(
+        b.image().dynamic_broker_config(1, follower),
+        Some("2000000")
+    );
+    // ALTER_CONFIGS on the cluster.
+    assert_eq!(alter("User:alice", "1", leader, 0, "1").await, CAF);
+}
