@@ -23,6 +23,12 @@
 #    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
 #    to 3, draining the removed brokers; a rebalance asked for by annotation; topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
+# 5. `scaling`: from before the scale-out until after the requested rebalance, live
+#    traffic (e2e/src/bin/scaling-workload.rs: an acks=all idempotent producer and a
+#    3-member consumer group); the operator is killed once mid-rebalance and once
+#    mid-drain. Its summary line, `scaling: acked=N lost=L duplicates=D
+#    consumer_missed=M moved_partitions=P balance_max_over_min=B
+#    max_produce_stall_ms=T`, fails the suite unless L, D and M are 0 and B <= 1.1.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
@@ -60,6 +66,7 @@ wait_for() {
 "$HERE/k8s/build.sh"
 log "building broker, operator and harness"
 cargo build -q -p fjord-broker -p fjord-operator --bins
+cargo build -q -p fjord-e2e --bin scaling-workload
 (cd "$HERE/k8s" && GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false" go build -p 2 -o "$BIN/fake-kubelet" ./cmd/fake-kubelet)
 
 WORK="$(mktemp -d /tmp/fjord-k8s.XXXXXX)"
@@ -463,6 +470,30 @@ wait_for "Topic badconfig refused with INVALID_CONFIG (40)" 30 broker_refused
 log "badconfig: $(jp topic/badconfig '{.status.conditions[?(@.type=="Ready")].message}')"
 kubectl delete topic badconfig -n "$NS" --wait=true --timeout 60s >/dev/null
 
+# --- scaling under live traffic ------------------------------------------------------
+# The `scaling` scenario: from here until after the scale-in, the rolling restart and
+# the storage growth below, an acks=all idempotent producer and a 3-member consumer
+# group (e2e/src/bin/scaling-workload.rs) run on topic `scaling`, RF 3 over 24
+# partitions; its summary is the suite's `scaling:` line, and it fails the suite unless
+# nothing is lost, duplicated or missed by the group and the brokers end even.
+SCALING_PARTITIONS=24
+SCALING_STOP="$WORK/scaling.stop"
+kubectl apply -n "$NS" -f - >/dev/null <<<"{\"apiVersion\":\"fjord.dev/v1alpha1\",\"kind\":\"Topic\",\"metadata\":{\"name\":\"scaling\"},\"spec\":{\"clusterRef\":\"demo\",\"partitions\":$SCALING_PARTITIONS,\"replicationFactor\":3,\"config\":{\"min.insync.replicas\":\"2\"}}}"
+"$TARGET/debug/scaling-workload" --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
+  --group scaling --consumers 3 --stop-file "$SCALING_STOP" \
+  > "$WORK/logs/scaling-workload.out" 2> "$WORK/logs/scaling-workload.log" &
+WORKLOAD_PID=$!
+PIDS+=("$WORKLOAD_PID")
+log "scaling workload started (pid $WORKLOAD_PID)"
+exec {SUITE_ERR}>&2  # wait_for silences its condition's stderr; an early exit must show
+workload_ready() {
+  kill -0 "$WORKLOAD_PID" 2>/dev/null ||
+    fail "the scaling workload exited early: $(tail -n 5 "$WORK/logs/scaling-workload.log")" 2>&"$SUITE_ERR"
+  grep -qx "scaling-workload: ready" "$WORK/logs/scaling-workload.out"
+}
+# Partitions moved by the rebalances and the drain, for the summary.
+SCALING_MOVED=0
+
 # Scaling. Below three brokers the metadata quorum would lose voters: refused, and the
 # StatefulSet keeps its pods.
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":2}}' >/dev/null
@@ -471,6 +502,7 @@ wait_for "scale-in to 2 refused (ScaleDownBlocked)" 60 blocked
 log "ScaleDownBlocked: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].message}')"
 expect "statefulset replicas while blocked" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "pod template while blocked" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args[6]}')" "--voters=$VOTERS"
+wait_for "scaling workload producing, its group of 3 assigned" 120 workload_ready
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":5}}' >/dev/null
 brokers_up() { [[ "$(check brokers "$BOOT" | grep -o '"up":\[[0-9,]*\]')" == "\"up\":[$1]" ]]; }
 five_ready() { cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 5 ]] && brokers_up 0,1,2,3,4; }
@@ -514,6 +546,7 @@ expect "RebalanceStarted events (one run across the restart)" \
 (( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )) || fail "the rebalance moved nothing"
 expect "partitions moved = partitions to move" "$(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}')" \
   "$(jp fjordcluster/demo '{.status.rebalance.partitionsToMove}')"
+SCALING_MOVED=$(( SCALING_MOVED + $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') ))
 
 # Scaling in from 5 to 3 drains brokers 3 and 4 first: their replicas move, then their
 # pods go, then they are unregistered; every record stays readable.
@@ -525,6 +558,15 @@ on_broker_3=$(replicas_on 3)
 seq 1 200 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic moving --producer-property acks=all >/dev/null
 t0=$(now)
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+# The operator is killed mid-drain and started again: the drain continues from what the
+# brokers and status report, starting no partition's move twice (one Draining Event,
+# one logged move per partition) and leaving none behind (brokers 3 and 4 end empty).
+draining() { [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].reason}')" == Draining ]]; }
+wait_for "drain running" 120 draining
+log "killing the operator mid-drain: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].message}')"
+kill -KILL "$OP_PID"
+wait "$OP_PID" 2>/dev/null || true
+start_operator
 drained() {
   cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 3 ]] && brokers_up 0,1,2 &&
     ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 && ! kubectl get pod demo-4 -n "$NS" >/dev/null 2>&1 &&
@@ -532,7 +574,20 @@ drained() {
 }
 wait_for "brokers 3 and 4 drained ($on_broker_3 replicas on 3), removed and unregistered" 300 drained
 log "figure: scale-in 5 -> 3 done $(since "$t0")s after the edit"
-[[ -n "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name)" ]] || fail "no Draining event"
+expect "Draining events (one drain across the restart)" \
+  "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name | wc -l)" 1
+# Each drain move the operator started, as "topic partition", from its log.
+drain_moves() {
+  sed 's/\x1b\[[0-9;]*m//g' "$WORK/logs/fjord-operator.log" |
+    grep -o 'moving replicas off a broker being removed topic=[^ ]* partition=[0-9]*' |
+    sed 's/.* topic=\([^ ]*\) partition=/\1 /'
+}
+repeated=$(drain_moves | sort | uniq -d | paste -sd,)
+[[ -z "$repeated" ]] || fail "drain moves started twice: $repeated"
+drain_moved=$(drain_moves | wc -l)
+(( drain_moved > 0 )) || fail "the drain started no moves"
+SCALING_MOVED=$(( SCALING_MOVED + drain_moved ))
+log "drain: $drain_moved partitions moved, none twice, across the operator restart"
 expect "replicas on broker 3" "$(replicas_on 3)" 0
 expect "replicas on broker 4" "$(replicas_on 4)" 0
 # The example keeps claims on scale-in (storage.claimPolicyOnScaleDown: Retain).
@@ -541,17 +596,51 @@ got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic moving --from
   --max-messages 200 --timeout-ms 60000 2>/dev/null | sort -n | uniq | wc -l)
 expect "records of topic moving readable after the drain" "$got" 200
 
+# --- scaling: the steps that follow the scale-in under the same live traffic ------------
+# scaling_rolling_restart: a broker config change rolls the brokers one at a time, the
+# operator killed once mid-roll. (Added with the operator-driven rolling restart.)
+scaling_rolling_restart() { :; }
+# scaling_storage_growth: a larger spec.storage.size grows every claim. (Added with
+# storage growth.)
+scaling_storage_growth() { :; }
+scaling_rolling_restart
+scaling_storage_growth
+
 # A rebalance on request: the annotation starts a run, which removes it when done.
 kubectl annotate fjordcluster demo -n "$NS" fjord.dev/rebalance=true >/dev/null
 requested_done() { rebalanced Requested 3 && [[ -z "$(jp fjordcluster/demo '{.metadata.annotations.fjord\.dev/rebalance}')" ]]; }
 wait_for "requested rebalance done and annotation removed" 180 requested_done
 log "rebalance on request: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+SCALING_MOVED=$(( SCALING_MOVED + $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') ))
+
+# The scaling workload stops: the stop file carries the figures the suite measured
+# (written whole by a rename); its summary is collected below, while other steps run.
+# balance_max_over_min: the larger max/min of replicas and of leaders per broker.
+balance=$(check brokers "$BOOT" | python3 -c "
+import json, sys
+b = json.load(sys.stdin)
+ratios = [max(v) / min(v) if min(v) else float('inf')
+          for key in ('replicas', 'leaders')
+          for v in [[b[key].get(str(i), 0) for i in b['up']]]]
+print('%.4f' % max(ratios))")
+printf 'moved_partitions=%s\nbalance_max_over_min=%s\n' "$SCALING_MOVED" "$balance" > "$SCALING_STOP.tmp"
+mv "$SCALING_STOP.tmp" "$SCALING_STOP"
+scaling_summary() {
+  local rc=0 line
+  wait "$WORKLOAD_PID" || rc=$?
+  line=$(tail -n 1 "$WORK/logs/scaling-workload.out")
+  [[ "$line" == "scaling: "* ]] || fail "the scaling workload printed no summary (exit $rc): $(tail -n 5 "$WORK/logs/scaling-workload.log")"
+  echo "$line"
+  (( rc == 0 )) || fail "scaling: lost, duplicated or missed records, or brokers uneven (exit $rc)"
+}
 
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic
 kubectl delete topic orders -n "$NS" --wait=true --timeout 60s >/dev/null
 topic_gone() { ! check topic "$BOOT" orders; }
 wait_for "topic orders deleted on the broker" 30 topic_gone
+
+scaling_summary
 
 # Deleting a broker pod: the harness stops the process, the StatefulSet brings it back.
 old_uid=$(jp pod/demo-0 '{.metadata.uid}')
