@@ -234,7 +234,11 @@ current-context: e2e
 EOF
 # start_operator: runs the operator in the background; OP_PID is its pid.
 start_operator() {
-  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
+  # One POD_NAME across restarts, as a container restarted in its pod keeps it: a
+  # restarted operator takes its own Lease back at once instead of waiting out the 15 s
+  # lease of the one killed.
+  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system POD_NAME=fjord-operator-e2e \
+    RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
     "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
       --topic-resync-seconds 5 \
     >> "$WORK/logs/fjord-operator.log" 2>&1 &
@@ -301,6 +305,31 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+
+# --- scaling under live traffic ------------------------------------------------------
+# The `scaling` scenario: from here until after the scale-out, the scale-in, the rolling
+# restart and the storage growth below, an acks=all idempotent producer and a 3-member
+# consumer group (e2e/src/bin/scaling-workload.rs) run on topic `scaling`, RF 3 over 6
+# partitions; its summary is the suite's `scaling:` line, and it fails the suite unless
+# nothing is lost, duplicated or missed by the group and the brokers end even. It starts
+# here, early, so that its start-up overlaps the steps before the scale-out.
+SCALING_PARTITIONS=6
+SCALING_STOP="$WORK/scaling.stop"
+kubectl apply -n "$NS" -f - >/dev/null <<<"{\"apiVersion\":\"fjord.dev/v1alpha1\",\"kind\":\"Topic\",\"metadata\":{\"name\":\"scaling\"},\"spec\":{\"clusterRef\":\"demo\",\"partitions\":$SCALING_PARTITIONS,\"replicationFactor\":3,\"config\":{\"min.insync.replicas\":\"2\"}}}"
+"$TARGET/debug/scaling-workload" --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
+  --group scaling --consumers 3 --stop-file "$SCALING_STOP" \
+  > "$WORK/logs/scaling-workload.out" 2> "$WORK/logs/scaling-workload.log" &
+WORKLOAD_PID=$!
+PIDS+=("$WORKLOAD_PID")
+log "scaling workload started (pid $WORKLOAD_PID)"
+exec {SUITE_ERR}>&2  # wait_for silences its condition's stderr; an early exit must show
+workload_ready() {
+  kill -0 "$WORKLOAD_PID" 2>/dev/null ||
+    fail "the scaling workload exited early: $(tail -n 5 "$WORK/logs/scaling-workload.log")" 2>&"$SUITE_ERR"
+  grep -qx "scaling-workload: ready" "$WORK/logs/scaling-workload.out"
+}
+# Partitions moved by the rebalances and the drain, for the summary.
+SCALING_MOVED=0
 
 # The chart's test hook: a pod that produces one record and reads it back.
 helm upgrade fjord "$CHART" --namespace fjord-system --reuse-values --set test.bootstrap="$BOOT" >/dev/null
@@ -469,30 +498,6 @@ broker_refused() { [[ "$(jp topic/badconfig '{.status.conditions[?(@.type=="Read
 wait_for "Topic badconfig refused with INVALID_CONFIG (40)" 30 broker_refused
 log "badconfig: $(jp topic/badconfig '{.status.conditions[?(@.type=="Ready")].message}')"
 kubectl delete topic badconfig -n "$NS" --wait=true --timeout 60s >/dev/null
-
-# --- scaling under live traffic ------------------------------------------------------
-# The `scaling` scenario: from here until after the scale-in, the rolling restart and
-# the storage growth below, an acks=all idempotent producer and a 3-member consumer
-# group (e2e/src/bin/scaling-workload.rs) run on topic `scaling`, RF 3 over 24
-# partitions; its summary is the suite's `scaling:` line, and it fails the suite unless
-# nothing is lost, duplicated or missed by the group and the brokers end even.
-SCALING_PARTITIONS=24
-SCALING_STOP="$WORK/scaling.stop"
-kubectl apply -n "$NS" -f - >/dev/null <<<"{\"apiVersion\":\"fjord.dev/v1alpha1\",\"kind\":\"Topic\",\"metadata\":{\"name\":\"scaling\"},\"spec\":{\"clusterRef\":\"demo\",\"partitions\":$SCALING_PARTITIONS,\"replicationFactor\":3,\"config\":{\"min.insync.replicas\":\"2\"}}}"
-"$TARGET/debug/scaling-workload" --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
-  --group scaling --consumers 3 --stop-file "$SCALING_STOP" \
-  > "$WORK/logs/scaling-workload.out" 2> "$WORK/logs/scaling-workload.log" &
-WORKLOAD_PID=$!
-PIDS+=("$WORKLOAD_PID")
-log "scaling workload started (pid $WORKLOAD_PID)"
-exec {SUITE_ERR}>&2  # wait_for silences its condition's stderr; an early exit must show
-workload_ready() {
-  kill -0 "$WORKLOAD_PID" 2>/dev/null ||
-    fail "the scaling workload exited early: $(tail -n 5 "$WORK/logs/scaling-workload.log")" 2>&"$SUITE_ERR"
-  grep -qx "scaling-workload: ready" "$WORK/logs/scaling-workload.out"
-}
-# Partitions moved by the rebalances and the drain, for the summary.
-SCALING_MOVED=0
 
 # Scaling. Below three brokers the metadata quorum would lose voters: refused, and the
 # StatefulSet keeps its pods.
