@@ -16,7 +16,8 @@
 //! `--drain-timeout-s` passes), and T is read back in full from the beginning by a
 //! fresh consumer outside the group. The last line on stdout is the summary
 //! (`scaling: acked=...`, see fjord_e2e::scaling); the exit status is 0 only when it
-//! passes. Every wait has a deadline.
+//! passes. Every wait has a deadline, and the workload stops if the process that
+//! started it exits.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -282,6 +283,7 @@ fn produce(
     let start = Instant::now();
     let mut next_check = start;
     let mut ready = false;
+    let parent = std::os::unix::process::parent_id();
     for id in 1u64.. {
         let now = Instant::now();
         if now >= next_check {
@@ -291,6 +293,11 @@ fn produce(
             }
             if now > deadline {
                 bail!("no stop file {} by the deadline", cli.stop_file.display());
+            }
+            // A suite killed without its cleanup must not leave the workload running
+            // (it would hold what the suite held, such as the suite's lock file).
+            if std::os::unix::process::parent_id() != parent {
+                bail!("the process that started the workload has exited");
             }
             if !ready
                 && assigned.load(Ordering::Relaxed) == cli.consumers as u64
