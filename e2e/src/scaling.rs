@@ -104,7 +104,9 @@ impl SuiteFigures {
                     let b: f64 = value.parse().with_context(|| {
                         format!("balance_max_over_min {value:?} is not a number")
                     })?;
-                    if !b.is_finite() || b < 1.0 {
+                    // Infinite when a broker holds nothing: a failing figure, not an
+                    // error.
+                    if b.is_nan() || b < 1.0 {
                         bail!("balance_max_over_min {value:?} is not a ratio of at least 1");
                     }
                     balance = Some(b)
@@ -237,6 +239,10 @@ mod tests {
         // A slow run still passes: the stall is a figure with a goal, not a verdict.
         assert!(clean(MAX_BALANCE).passed());
         assert!(!clean(1.11).passed());
+        // A broker left with nothing.
+        assert!(!clean(f64::INFINITY).passed());
+        let f = SuiteFigures::parse("moved_partitions=0\nbalance_max_over_min=inf").unwrap();
+        assert!(f.balance_max_over_min.is_infinite());
         // Nothing acknowledged proves nothing.
         let none = Summary::compute(&HashSet::new(), &[], &HashSet::new(), figures(1.0), 0);
         assert!(!none.passed());
@@ -270,7 +276,7 @@ mod tests {
             "balance_max_over_min=1.0",
             "moved_partitions=x\nbalance_max_over_min=1",
             "moved_partitions=1\nbalance_max_over_min=0.5",
-            "moved_partitions=1\nbalance_max_over_min=inf",
+            "moved_partitions=1\nbalance_max_over_min=NaN",
             "moved_partitions=1\nbalance_max_over_min=1\nbalance=2",
             "moved_partitions 1",
         ] {
