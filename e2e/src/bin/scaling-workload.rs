@@ -377,8 +377,10 @@ fn run_member(
             assigned.fetch_add(1, Ordering::Relaxed);
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        eprintln!("scaling-workload: final commit: {e}");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing read since the last automatic commit.
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => eprintln!("scaling-workload: final commit: {e}"),
     }
     Ok(())
 }
