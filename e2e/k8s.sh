@@ -26,6 +26,12 @@
 #    growth (refused by a class without expansion, then claims expanded in place and the
 #    StatefulSet re-created around its running pods); topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
+# 5. `scaling`: from before the scale-out until after the requested rebalance, live
+#    traffic (e2e/src/bin/scaling-workload.rs: an acks=all idempotent producer and a
+#    3-member consumer group); the operator is killed once mid-rebalance and once
+#    mid-drain. Its summary line, `scaling: acked=N lost=L duplicates=D
+#    consumer_missed=M moved_partitions=P balance_max_over_min=B
+#    max_produce_stall_ms=T`, fails the suite unless L, D and M are 0 and B <= 1.1.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
@@ -63,6 +69,7 @@ wait_for() {
 "$HERE/k8s/build.sh"
 log "building broker, operator and harness"
 cargo build -q -p fjord-broker -p fjord-operator --bins
+cargo build -q -p fjord-e2e --bin scaling-workload
 (cd "$HERE/k8s" && GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false" go build -p 2 -o "$BIN/fake-kubelet" ./cmd/fake-kubelet)
 
 WORK="$(mktemp -d /tmp/fjord-k8s.XXXXXX)"
@@ -232,7 +239,11 @@ current-context: e2e
 EOF
 # start_operator: runs the operator in the background; OP_PID is its pid.
 start_operator() {
-  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
+  # One POD_NAME across restarts, as a container restarted in its pod keeps it: a
+  # restarted operator takes its own Lease back at once instead of waiting out the 15 s
+  # lease of the one killed.
+  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system POD_NAME=fjord-operator-e2e \
+    RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
     "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
       --topic-resync-seconds 5 \
     >> "$WORK/logs/fjord-operator.log" 2>&1 &
@@ -299,6 +310,31 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+
+# --- scaling under live traffic ------------------------------------------------------
+# The `scaling` scenario: from here until after the scale-out, the scale-in, the rolling
+# restart and the storage growth below, an acks=all idempotent producer and a 3-member
+# consumer group (e2e/src/bin/scaling-workload.rs) run on topic `scaling`, RF 3 over 6
+# partitions; its summary is the suite's `scaling:` line, and it fails the suite unless
+# nothing is lost, duplicated or missed by the group and the brokers end even. It starts
+# here, early, so that its start-up overlaps the steps before the scale-out.
+SCALING_PARTITIONS=6
+SCALING_STOP="$WORK/scaling.stop"
+kubectl apply -n "$NS" -f - >/dev/null <<<"{\"apiVersion\":\"fjord.dev/v1alpha1\",\"kind\":\"Topic\",\"metadata\":{\"name\":\"scaling\"},\"spec\":{\"clusterRef\":\"demo\",\"partitions\":$SCALING_PARTITIONS,\"replicationFactor\":3,\"config\":{\"min.insync.replicas\":\"2\"}}}"
+"$TARGET/debug/scaling-workload" --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
+  --group scaling --consumers 3 --stop-file "$SCALING_STOP" \
+  > "$WORK/logs/scaling-workload.out" 2> "$WORK/logs/scaling-workload.log" &
+WORKLOAD_PID=$!
+PIDS+=("$WORKLOAD_PID")
+log "scaling workload started (pid $WORKLOAD_PID)"
+exec {SUITE_ERR}>&2  # wait_for silences its condition's stderr; an early exit must show
+workload_ready() {
+  kill -0 "$WORKLOAD_PID" 2>/dev/null ||
+    fail "the scaling workload exited early: $(tail -n 5 "$WORK/logs/scaling-workload.log")" 2>&"$SUITE_ERR"
+  grep -qx "scaling-workload: ready" "$WORK/logs/scaling-workload.out"
+}
+# Partitions moved by the rebalances and the drain, for the summary.
+SCALING_MOVED=0
 
 # The chart's test hook: a pod that produces one record and reads it back.
 helm upgrade fjord "$CHART" --namespace fjord-system --reuse-values --set test.bootstrap="$BOOT" >/dev/null
@@ -476,6 +512,7 @@ wait_for "scale-in to 2 refused (ScaleDownBlocked)" 60 blocked
 log "ScaleDownBlocked: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].message}')"
 expect "statefulset replicas while blocked" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "pod template while blocked" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args[6]}')" "--voters=$VOTERS"
+wait_for "scaling workload producing, its group of 3 assigned" 120 workload_ready
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":5}}' >/dev/null
 brokers_up() { [[ "$(check brokers "$BOOT" | grep -o '"up":\[[0-9,]*\]')" == "\"up\":[$1]" ]]; }
 five_ready() { cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 5 ]] && brokers_up 0,1,2,3,4; }
@@ -527,6 +564,7 @@ for b in 0 1 2 3 4; do
   out="$(kt kafka-configs --bootstrap-server "$BOOT" --describe --entity-type brokers --entity-name "$b" 2>&1)"
   if grep -q "replication.throttled.rate" <<<"$out"; then fail "broker $b still has a throttle rate: $out"; fi
 done
+SCALING_MOVED=$(( SCALING_MOVED + $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') ))
 
 # Scaling in from 5 to 3 drains brokers 3 and 4 first: their replicas move, then their
 # pods go, then they are unregistered; every record stays readable.
@@ -538,6 +576,15 @@ on_broker_3=$(replicas_on 3)
 seq 1 200 | kt kafka-console-producer --bootstrap-server "$BOOT" --topic moving --producer-property acks=all >/dev/null
 t0=$(now)
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":3}}' >/dev/null
+# The operator is killed mid-drain and started again: the drain continues from what the
+# brokers and status report, starting no partition's move twice (one Draining Event,
+# one logged move per partition) and leaving none behind (brokers 3 and 4 end empty).
+draining() { [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].reason}')" == Draining ]]; }
+wait_for "drain running" 120 draining
+log "killing the operator mid-drain: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].message}')"
+kill -KILL "$OP_PID"
+wait "$OP_PID" 2>/dev/null || true
+start_operator
 drained() {
   cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 3 ]] && brokers_up 0,1,2 &&
     ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 && ! kubectl get pod demo-4 -n "$NS" >/dev/null 2>&1 &&
@@ -545,7 +592,20 @@ drained() {
 }
 wait_for "brokers 3 and 4 drained ($on_broker_3 replicas on 3), removed and unregistered" 300 drained
 log "figure: scale-in 5 -> 3 done $(since "$t0")s after the edit"
-[[ -n "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name)" ]] || fail "no Draining event"
+expect "Draining events (one drain across the restart)" \
+  "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name | wc -l)" 1
+# Each drain move the operator started, as "topic partition", from its log.
+drain_moves() {
+  sed 's/\x1b\[[0-9;]*m//g' "$WORK/logs/fjord-operator.log" |
+    grep -o 'moving replicas off a broker being removed topic=[^ ]* partition=[0-9]*' |
+    sed 's/.* topic=\([^ ]*\) partition=/\1 /'
+}
+repeated=$(drain_moves | sort | uniq -d | paste -sd,)
+[[ -z "$repeated" ]] || fail "drain moves started twice: $repeated"
+drain_moved=$(drain_moves | wc -l)
+(( drain_moved > 0 )) || fail "the drain started no moves"
+SCALING_MOVED=$(( SCALING_MOVED + drain_moved ))
+log "drain: $drain_moved partitions moved, none twice, across the operator restart"
 expect "replicas on broker 3" "$(replicas_on 3)" 0
 expect "replicas on broker 4" "$(replicas_on 4)" 0
 # The example keeps claims on scale-in (storage.claimPolicyOnScaleDown: Retain).
@@ -554,11 +614,86 @@ got=$(kt kafka-console-consumer --bootstrap-server "$BOOT" --topic moving --from
   --max-messages 200 --timeout-ms 60000 2>/dev/null | sort -n | uniq | wc -l)
 expect "records of topic moving readable after the drain" "$got" 200
 
+# --- scaling: the steps that follow the scale-in under the same live traffic ------------
+# scaling_rolling_restart: a broker config change rolls the brokers one at a time, the
+# operator killed once mid-roll. (Added with the operator-driven rolling restart.)
+scaling_rolling_restart() { :; }
+# scaling_storage_growth: a larger spec.storage.size grows every claim, under the
+# workload's traffic.
+scaling_storage_growth() {
+  # Storage growth. A class that does not allow expansion: nothing changes, and a
+  # condition says so. Then one that does: every claim (also those kept from brokers 3
+  # and 4) grows in place, the StatefulSet is re-created with its pods orphaned so its
+  # template carries the new size, and no broker pod is replaced.
+  pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
+  claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
+  uids_before=$(pod_uids)
+  sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
+  ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
+  ready_before=$(ready_since)
+  kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
+  kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
+  unexpandable() {
+    [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
+  }
+  wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
+  message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
+  grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
+  log "StorageResizeUnsupported: $message"
+  expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
+  expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
+  expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
+  kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
+  t0=$(now)
+  kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
+  grown() {
+    [[ "$(claim_sizes)" == "3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi " ]] &&
+      [[ "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" == 3Gi ]] &&
+      [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}')" == Done/5/5 ]] &&
+      cluster_ready && brokers_up 0,1,2
+  }
+  wait_for "claims grown to 3Gi and the StatefulSet re-created with them" 120 grown
+  log "figure: storage 1Gi -> 3Gi on 5 claims done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}')"
+  [[ "$(jp statefulset/demo '{.metadata.uid}')" != "$sts_uid_before" ]] || fail "the StatefulSet was not re-created"
+  expect "broker pods after storage growth (none replaced)" "$(pod_uids)" "$uids_before"
+  sts_uid=$(jp statefulset/demo '{.metadata.uid}')
+  for i in 0 1 2; do
+    expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
+  done
+  expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
+  expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
+  [[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
+}
+scaling_rolling_restart
+scaling_storage_growth
+
 # A rebalance on request: the annotation starts a run, which removes it when done.
 kubectl annotate fjordcluster demo -n "$NS" fjord.dev/rebalance=true >/dev/null
 requested_done() { rebalanced Requested 3 && [[ -z "$(jp fjordcluster/demo '{.metadata.annotations.fjord\.dev/rebalance}')" ]]; }
 wait_for "requested rebalance done and annotation removed" 180 requested_done
 log "rebalance on request: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+SCALING_MOVED=$(( SCALING_MOVED + $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') ))
+
+# The scaling workload stops: the stop file carries the figures the suite measured
+# (written whole by a rename); its summary is collected below, while other steps run.
+# balance_max_over_min: the larger max/min of replicas and of leaders per broker.
+balance=$(check brokers "$BOOT" | python3 -c "
+import json, sys
+b = json.load(sys.stdin)
+ratios = [max(v) / min(v) if min(v) else float('inf')
+          for key in ('replicas', 'leaders')
+          for v in [[b[key].get(str(i), 0) for i in b['up']]]]
+print('%.4f' % max(ratios))")
+printf 'moved_partitions=%s\nbalance_max_over_min=%s\n' "$SCALING_MOVED" "$balance" > "$SCALING_STOP.tmp"
+mv "$SCALING_STOP.tmp" "$SCALING_STOP"
+scaling_summary() {
+  local rc=0 line
+  wait "$WORKLOAD_PID" || rc=$?
+  line=$(tail -n 1 "$WORK/logs/scaling-workload.out")
+  [[ "$line" == "scaling: "* ]] || fail "the scaling workload printed no summary (exit $rc): $(tail -n 5 "$WORK/logs/scaling-workload.log")"
+  echo "$line"
+  (( rc == 0 )) || fail "scaling: lost, duplicated or missed records, or brokers uneven (exit $rc)"
+}
 
 # Replication-factor changes: a Topic with data goes from 1 to 3 replicas, then to 2.
 # Each change moves replicas in batches (status.reassignment; Ready False/Reassigning
@@ -618,54 +753,13 @@ wait_for "Topic orders Ready again at 3 replicas" 60 topic_ready orders
 wait_for "Topic rf Ready again at 2 replicas" 60 topic_ready rf
 kubectl delete topic rf -n "$NS" --wait=true --timeout 60s >/dev/null
 
-# Storage growth. A class that does not allow expansion: nothing changes, and a
-# condition says so. Then one that does: every claim (also those kept from brokers 3
-# and 4) grows in place, the StatefulSet is re-created with its pods orphaned so its
-# template carries the new size, and no broker pod is replaced.
-pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
-claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
-uids_before=$(pod_uids)
-sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
-ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
-ready_before=$(ready_since)
-kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
-kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
-unexpandable() {
-  [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
-}
-wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
-message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
-grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
-log "StorageResizeUnsupported: $message"
-expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
-expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
-expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
-kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
-t0=$(now)
-kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
-grown() {
-  [[ "$(claim_sizes)" == "3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi " ]] &&
-    [[ "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" == 3Gi ]] &&
-    [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}')" == Done/5/5 ]] &&
-    cluster_ready && brokers_up 0,1,2
-}
-wait_for "claims grown to 3Gi and the StatefulSet re-created with them" 120 grown
-log "figure: storage 1Gi -> 3Gi on 5 claims done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}')"
-[[ "$(jp statefulset/demo '{.metadata.uid}')" != "$sts_uid_before" ]] || fail "the StatefulSet was not re-created"
-expect "broker pods after storage growth (none replaced)" "$(pod_uids)" "$uids_before"
-sts_uid=$(jp statefulset/demo '{.metadata.uid}')
-for i in 0 1 2; do
-  expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
-done
-expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
-expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
-[[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
-
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic
 kubectl delete topic orders -n "$NS" --wait=true --timeout 60s >/dev/null
 topic_gone() { ! check topic "$BOOT" orders; }
 wait_for "topic orders deleted on the broker" 30 topic_gone
+
+scaling_summary
 
 # Deleting a broker pod: the harness stops the process, the StatefulSet brings it back.
 old_uid=$(jp pod/demo-0 '{.metadata.uid}')

@@ -16,6 +16,9 @@
 //! - [`bench`]: the I/O-free parts of the benchmark client `fjord-bench`
 //!   (src/bin/fjord-bench.rs, driven by e2e/bench.sh): fixed-rate schedule, send times
 //!   carried in records, latency and throughput figures.
+//! - [`scaling`]: the I/O-free parts of the Kubernetes suite's live-traffic workload
+//!   `scaling-workload` (src/bin/scaling-workload.rs, driven by e2e/k8s.sh): record ids,
+//!   the longest gap between acknowledgements, the summary line and its verdict.
 //!
 //! The binary is `FJORD_BIN`, else `fjord` in the target directory of the running test
 //! executable (build it first: `cargo build -p fjord-broker --bin fjord`).
@@ -37,6 +40,7 @@ use tokio::process::{Child, Command};
 
 pub mod bench;
 pub mod cluster;
+pub mod scaling;
 
 pub use cluster::{Cluster, ClusterOptions};
 

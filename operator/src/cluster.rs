@@ -461,9 +461,12 @@ async fn rebalance_step(
 /// rebalance both wait for theirs).
 pub(crate) async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
     let client = ctx.broker(bootstrap).await?;
+    // Reassignments first: a move that completes between the two answers then shows
+    // with its final replicas, never as the old and new replicas of a move no longer
+    // listed, which a drain would take for replicas still to move and send again.
     let asked = async {
-        let md = client.metadata(None).await?;
         let reassignments = client.list_partition_reassignments().await?;
+        let md = client.metadata(None).await?;
         Ok::<_, fjord_client::Error>(BrokerState::from_metadata(&md, &reassignments))
     };
     match asked.await {

@@ -378,6 +378,52 @@ mod tests {
     }
 
     #[test]
+    fn a_drain_resumed_after_a_restart_starts_only_the_moves_not_yet_made() {
+        // The drain keeps no progress of its own: each reconcile derives it from the
+        // brokers, so an operator killed mid-drain continues where the brokers are.
+        let before = state(&[0, 1, 2, 3, 4], &[&[0, 3], &[1, 4], &[3, 4], &[2, 0]]);
+        let ScaleDecision::Drain { moves, .. } = decide(3, Some(5), Some(&before)) else {
+            panic!("not a drain")
+        };
+        assert_eq!(
+            moves.iter().map(|m| m.partition).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        // Killed after sending p0 and p1: p0 has completed, p1 is still being
+        // reassigned (its list holds the old and the new replicas), p2 was never sent.
+        let mut after = state(
+            &[0, 1, 2, 3, 4],
+            &[&moves[0].replicas, &[1, 4, 2], &[3, 4], &[2, 0]],
+        );
+        after.reassigning.insert(("t".into(), 1));
+        let d = decide(3, Some(5), Some(&after));
+        let ScaleDecision::Drain {
+            moves: resumed,
+            in_progress,
+            ..
+        } = &d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(*in_progress, 1, "p1 is waited for, not sent again");
+        assert_eq!(resumed.len(), 1, "{resumed:?}");
+        assert_eq!(resumed[0].partition, 2, "only p2 is left to start");
+        assert!(resumed[0].replicas.iter().all(|r| (0..3).contains(r)));
+        // Once p1 and p2 complete, nothing is left on brokers 3 and 4: the StatefulSet
+        // shrinks.
+        let done = state(
+            &[0, 1, 2, 3, 4],
+            &[
+                &moves[0].replicas,
+                &moves[1].replicas,
+                &resumed[0].replicas,
+                &[2, 0],
+            ],
+        );
+        assert_eq!(decide(3, Some(5), Some(&done)), ScaleDecision::Apply(3));
+    }
+
+    #[test]
     fn scale_in_applies_once_removed_brokers_are_empty() {
         let s = state(&[0, 1, 2, 3], &[&[0, 1], &[2, 1]]);
         assert_eq!(decide(3, Some(4), Some(&s)), ScaleDecision::Apply(3));
