@@ -21,7 +21,10 @@
 #    kafka-topics (NotSupported);
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
 #    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
-#    to 3, draining the removed brokers; a rebalance asked for by annotation; topic deletion through
+#    to 3, draining the removed brokers; a rebalance asked for by annotation; a rolling
+#    restart from a config change under an acks=all producer, the operator killed
+#    mid-roll (one broker at a time, the controller last, nothing acknowledged lost);
+#    topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
 #
 # Waits are on conditions with deadlines; timing figures are printed, never asserted.
@@ -546,6 +549,69 @@ kubectl annotate fjordcluster demo -n "$NS" fjord.dev/rebalance=true >/dev/null
 requested_done() { rebalanced Requested 3 && [[ -z "$(jp fjordcluster/demo '{.metadata.annotations.fjord\.dev/rebalance}')" ]]; }
 wait_for "requested rebalance done and annotation removed" 180 requested_done
 log "rebalance on request: $(jp fjordcluster/demo '{.status.rebalance.message}')"
+
+# --- rolling restart --------------------------------------------------------------------
+# A broker config change rolls the brokers: the operator (StatefulSet OnDelete) restarts
+# one at a time, the controller last, each once the cluster is in sync again, while an
+# acks=all producer runs. The operator is killed mid-roll and continues from
+# status.roll: every broker restarts exactly once, and no acknowledged record is lost.
+expect "update strategy" "$(jp statefulset/demo '{.spec.updateStrategy.type}')" OnDelete
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"rolling"},"spec":{"clusterRef":"demo","partitions":3,"replicationFactor":3,"config":{"min.insync.replicas":"2"}}}'
+wait_for "Topic rolling Ready" 60 topic_ready rolling
+roll_controller=$(jp fjordcluster/demo '{.status.controllerId}')
+roll_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
+kt kafka-verifiable-producer --bootstrap-server "$BOOT" --topic rolling --acks -1 --throughput 100 \
+  --max-messages 1000000 > "$WORK/roll-producer.out" 2> "$WORK/logs/roll-producer.log" &
+roll_producer=$!
+PIDS+=("$roll_producer")
+acked_at_least() { (( $(grep -c producer_send_success "$WORK/roll-producer.out") >= $1 )); }
+wait_for "producer acknowledging" 120 acked_at_least 100
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"config":{"log.retention.ms":"604800001"}}}' >/dev/null
+roll() { jp fjordcluster/demo "{.status.roll.$1}"; }
+# Killed once the first broker is done and the second one's pod was deleted.
+midroll() {
+  [[ "$(roll state)" == Rolling && "$(roll done)" =~ ^\[[0-9]\]$ && "$(roll reason)" =~ ^(BrokerRestarting|CatchingUp)$ ]]
+}
+wait_for "second broker of the roll restarting" 300 midroll
+log "killing the operator mid-roll: $(roll done) done; $(roll message)"
+kill -KILL "$OP_PID"
+wait "$OP_PID" 2>/dev/null || true
+start_operator
+rolled() { [[ "$(roll state)" == Done ]] && cluster_ready; }
+wait_for "rolling restart done" 300 rolled
+log "figure: rolling restart of 3 brokers done $(since "$t0")s after the config change; $(roll message)"
+revision=$(jp statefulset/demo '{.status.updateRevision}')
+for i in 0 1 2; do
+  expect "pod demo-$i revision" "$(jp "pod/demo-$i" "{.metadata.labels.controller-revision-hash}")" "$revision"
+  [[ " $roll_uids " != *" $(jp "pod/demo-$i" '{.metadata.uid}') "* ]] || fail "pod demo-$i was not restarted"
+done
+roll_done=$(roll done)
+[[ "$roll_done" =~ ^\[[0-2],[0-2],$roll_controller\]$ ]] || fail "roll order $roll_done: want the controller $roll_controller last"
+# One broker at a time, each once across the operator restart: the Events alternate.
+sequence=$(kubectl get events.events.k8s.io -n "$NS" --sort-by=.eventTime \
+  -o jsonpath='{range .items[*]}{.reason} {.note}{"\n"}{end}' |
+  awk '$1 == "RestartingBroker" { printf "R%s ", $4 } $1 == "BrokerRestarted" { printf "B%s ", $3 }')
+expect "restart Events" "$sequence" \
+  "$(python3 -c "import json; print(' '.join(f'R{b} B{b}' for b in json.loads('$roll_done')) + ' ')")"
+kill -TERM "$roll_producer"
+wait "$roll_producer" 2>/dev/null || true
+python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        continue
+    if event.get("name") == "producer_send_success":
+        print(event["value"])' < "$WORK/roll-producer.out" | sort -u > "$WORK/roll-acked"
+acked=$(wc -l < "$WORK/roll-acked")
+kt kafka-console-consumer --bootstrap-server "$BOOT" --topic rolling --from-beginning \
+  --timeout-ms 20000 2>/dev/null | sort -u > "$WORK/roll-read"
+lost=$(comm -23 "$WORK/roll-acked" "$WORK/roll-read" | wc -l)
+log "rolling restart under acks=all: acked=$acked lost=$lost failed_sends=$(grep -c producer_send_error "$WORK/roll-producer.out" || true)"
+(( acked > 100 )) || fail "the producer had only $acked records acknowledged"
+expect "acknowledged records lost in the roll" "$lost" 0
 
 # Deleting a Topic deletes the broker topic through the finalizer.
 expect "finalizer" "$(jp topic/orders '{.metadata.finalizers[0]}')" fjord.dev/topic

@@ -12,6 +12,8 @@
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
 //!   and the steps of a rebalance run.
+//! - `roll`: pure rolling-restart steps (one broker at a time, the controller last,
+//!   never below min.insync.replicas) and their runtime.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
 //! - `conditions`: status conditions helpers.
@@ -33,6 +35,7 @@ pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod rebalance;
+pub mod roll;
 pub mod scale;
 pub mod topic;
 pub mod types;

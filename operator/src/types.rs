@@ -22,6 +22,8 @@ pub use autoscale::{
     Autoscale, AutoscaleStatus, PartitionGrowth, Recommendation, ScaleTargetRef,
     AUTOSCALE_MAX_REPLICAS,
 };
+mod roll;
+pub use roll::RollStatus;
 
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
@@ -304,6 +306,10 @@ pub struct FjordClusterStatus {
     /// The last or current rebalance. A restarted operator continues a run from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
+    /// The last or current rolling restart. A restarted operator continues it from
+    /// here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
 }
 
 /// Progress of a rebalance.
