@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use fjord_client::ConfigResource;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod as KubePod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod as KubePod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
@@ -55,6 +55,17 @@ async fn broker_pods(ctx: &Context, cluster: &FjordCluster, ns: &str) -> Result<
             })
         })
         .collect())
+}
+
+/// The pod of broker `id`, as an Event's related object.
+fn pod_ref(cluster: &FjordCluster, ns: &str, id: i32) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(format!("{}-{id}", cluster.name_any())),
+        namespace: Some(ns.into()),
+        ..ObjectReference::default()
+    }
 }
 
 /// `min.insync.replicas` of each topic with more than one replica (a single replica
@@ -164,8 +175,9 @@ pub async fn run(
     let done_before = previous.as_ref().map_or(0, |p| p.done.len());
     if rolling && next.done.len() > done_before {
         for b in &next.done[done_before..] {
-            ctx.event(
+            ctx.event_related(
                 cluster,
+                Some(pod_ref(cluster, &ns, *b)),
                 EventType::Normal,
                 "BrokerRestarted",
                 format!(
@@ -218,8 +230,9 @@ pub async fn run(
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(cluster = %cluster.name_any(), broker, pod = %name, "rolling restart: pod deleted");
-            ctx.event(
+            ctx.event_related(
                 cluster,
+                Some(pod_ref(cluster, &ns, *broker)),
                 EventType::Normal,
                 "RestartingBroker",
                 format!(
