@@ -360,21 +360,23 @@ fn the_restarted_broker_must_be_back_ready_and_caught_up_before_the_next() {
 
 #[test]
 fn resumed_before_the_deletion_the_same_broker_is_deleted() {
-    // Status says broker 2 is restarting but its pod still runs the old revision:
-    // the operator died between writing the status and deleting the pod.
-    let pods: Vec<Pod> = vec![pod(0, OLD), pod(1, NEW), pod(2, OLD)];
-    let s = cluster(3, 0);
+    // Status says broker 3 is restarting but its pod still runs the old revision:
+    // the operator died between writing the status and deleting the pod. It is the
+    // one deleted, though broker 2 comes first in the order.
+    let pods: Vec<Pod> = vec![pod(0, OLD), pod(1, NEW), pod(2, OLD), pod(3, OLD)];
+    let s = cluster(4, 0);
     let m = min_isr(&[("t", 2)]);
-    let previous = rolling(Some(2), Some("Restarting"), &[1]);
+    let previous = rolling(Some(3), Some("Restarting"), &[1]);
     let (status, action) = step(Some(&previous), observed(&pods, &s, &m), &now());
     assert_eq!(
         action,
         RollAction::Delete {
-            broker: 2,
-            uid: "uid-2-rev-old".into()
+            broker: 3,
+            uid: "uid-3-rev-old".into()
         }
     );
     assert_eq!(status.done, [1]);
+    assert_eq!(status.broker, Some(3));
 }
 
 #[test]
