@@ -632,6 +632,8 @@ lost=$(comm -23 "$WORK/roll-acked" "$WORK/roll-read" | wc -l)
 failed=$(grep -c producer_send_error "$WORK/roll-producer.out" || true)
 log "rolling restart under acks=all: acked=$acked lost=$lost failed_sends=$failed"
 if (( failed > 0 )); then
+  # kafka-verifiable-producer sends with retries=0: a leadership move mid-send fails
+  # the record rather than retrying it; it was never acknowledged.
   log "failed sends (not acknowledged, so not counted as lost): $(grep producer_send_error "$WORK/roll-producer.out" |
     python3 -c 'import json, sys, collections; print(dict(collections.Counter(json.loads(l).get("exception", "?") + ": " + json.loads(l).get("message", "")[:120] for l in sys.stdin)))')"
 fi
