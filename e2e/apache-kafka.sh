@@ -13,7 +13,8 @@
 #       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
 #       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
 #       kafka-consumer-groups, kafka-reassign-partitions, kafka-get-offsets, kafka-acls,
-#       kafka-delete-records, kafka-log-dirs, kafka-leader-election, kafka-transactions)
+#       kafka-delete-records, kafka-log-dirs, kafka-leader-election, kafka-transactions,
+#       kafka-producer-perf-test, kafka-verifiable-producer)
 #
 # DIR holds server.properties, the data (formatted on first start, kept across restarts),
 # server.log and kafka.pid. A cluster (N nodes, default 3, every one a voter of a static
@@ -71,6 +72,7 @@ if [[ "${1:-}" == tool ]]; then
     kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
     kafka-transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
     kafka-producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
+    kafka-verifiable-producer) class=org.apache.kafka.tools.VerifiableProducer ;;
     *) die "unknown tool $2" ;;
   esac
   shift 2

@@ -21,10 +21,13 @@
 #    kafka-topics (NotSupported);
 #    CEL rejections by server-side dry run; a refused scale-in (quorum voters); scaling
 #    out to 5 brokers with the rebalance that follows (replicas and leaders even), back
-#    to 3, draining the removed brokers; a rebalance asked for by annotation; a Topic's
-#    replication factor raised and lowered with its data (and refused changes); storage
-#    growth (refused by a class without expansion, then claims expanded in place and the
-#    StatefulSet re-created around its running pods); topic deletion through
+#    to 3, draining the removed brokers, all under a live producer and consumer group
+#    (the `scaling` line); a rolling restart from a config change (one broker at a time,
+#    the controller last, the operator killed mid-roll) and storage growth (refused by a
+#    class without expansion, then claims expanded in place and the StatefulSet re-created
+#    around its running pods) under the same traffic; a rebalance asked for by
+#    annotation; a Topic's replication factor raised and lowered with its data (and
+#    refused changes); topic deletion through
 #    the finalizer; a deleted broker pod coming back; many Topics at once.
 # 5. `scaling`: from before the scale-out until after the requested rebalance, live
 #    traffic (e2e/src/bin/scaling-workload.rs: an acks=all idempotent producer and a
@@ -616,53 +619,142 @@ expect "records of topic moving readable after the drain" "$got" 200
 
 # --- scaling: the steps that follow the scale-in under the same live traffic ------------
 # scaling_rolling_restart: a broker config change rolls the brokers one at a time, the
-# operator killed once mid-roll. (Added with the operator-driven rolling restart.)
-scaling_rolling_restart() { :; }
+# operator killed once mid-roll, under the workload's traffic and one more producer.
+scaling_rolling_restart() {
+# A broker config change rolls the brokers: the operator (StatefulSet OnDelete) restarts
+# one at a time, the controller last, each once the cluster is in sync again, while an
+# acks=all producer runs. The operator is killed mid-roll and continues from
+# status.roll: every broker restarts exactly once, and no acknowledged record is lost.
+expect "update strategy" "$(jp statefulset/demo '{.spec.updateStrategy.type}')" OnDelete
+kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"rolling"},"spec":{"clusterRef":"demo","partitions":3,"replicationFactor":3,"config":{"min.insync.replicas":"2"}}}'
+wait_for "Topic rolling Ready" 60 topic_ready rolling
+roll_controller=$(jp fjordcluster/demo '{.status.controllerId}')
+roll_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
+# Run directly (not through kt) so that $! is the JVM, which stops on SIGTERM after
+# its in-flight records are answered.
+"$HERE/apache-kafka.sh" tool kafka-verifiable-producer --bootstrap-server "$BOOT" --topic rolling \
+  --acks -1 --throughput 100 --max-messages 60000 > "$WORK/roll-producer.out" 2> "$WORK/logs/roll-producer.log" &
+roll_producer=$!
+PIDS+=("$roll_producer")
+acked_at_least() { (( $(grep -c producer_send_success "$WORK/roll-producer.out") >= $1 )); }
+wait_for "producer acknowledging" 120 acked_at_least 100
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"config":{"log.retention.ms":"604800001"}}}' >/dev/null
+roll() { jp fjordcluster/demo "{.status.roll.$1}"; }
+# Killed once the first broker is done and the second one's pod was deleted.
+midroll() {
+  [[ "$(roll state)" == Rolling && "$(roll done)" =~ ^\[[0-9]\]$ && "$(roll reason)" =~ ^(BrokerRestarting|CatchingUp)$ ]]
+}
+wait_for "second broker of the roll restarting" 300 midroll
+log "killing the operator mid-roll: $(roll done) done; $(roll message)"
+kill -KILL "$OP_PID"
+wait "$OP_PID" 2>/dev/null || true
+start_operator
+rolled() { [[ "$(roll state)" == Done ]] && cluster_ready; }
+wait_for "rolling restart done" 300 rolled
+log "figure: rolling restart of 3 brokers done $(since "$t0")s after the config change; $(roll message)"
+revision=$(jp statefulset/demo '{.status.updateRevision}')
+for i in 0 1 2; do
+  expect "pod demo-$i revision" "$(jp "pod/demo-$i" "{.metadata.labels.controller-revision-hash}")" "$revision"
+  [[ " $roll_uids " != *" $(jp "pod/demo-$i" '{.metadata.uid}') "* ]] || fail "pod demo-$i was not restarted"
+done
+roll_done=$(roll done)
+[[ "$roll_done" =~ ^\[[0-2],[0-2],$roll_controller\]$ ]] || fail "roll order $roll_done: want the controller $roll_controller last"
+# One broker at a time: each new pod was created after the one before it was Ready
+# again (timestamps the API server set).
+kubectl get pods -n "$NS" -o json | python3 -c '
+import json, sys
+order = json.loads(sys.argv[1])
+pods = {p["metadata"]["name"]: p for p in json.load(sys.stdin)["items"]}
+def ready_at(b):
+    c = [c for c in pods[f"demo-{b}"]["status"]["conditions"] if c["type"] == "Ready"]
+    return c[0]["lastTransitionTime"]
+for a, b in zip(order, order[1:]):
+    created = pods[f"demo-{b}"]["metadata"]["creationTimestamp"]
+    if created < ready_at(a):
+        sys.exit(f"pod demo-{b} created at {created}, before demo-{a} was Ready ({ready_at(a)})")
+' "$roll_done" || fail "brokers restarted more than one at a time"
+# Each broker restarted once across the operator restart: Events of one reason about
+# one object are counted in a series.
+restarts() {
+  kubectl get events.events.k8s.io -n "$NS" -o json | python3 -c "
+import json, sys
+print(sum((e.get('series') or {}).get('count', 1) for e in json.load(sys.stdin)['items'] if e['reason'] == '$1'))"
+}
+expect "RestartingBroker Events" "$(restarts RestartingBroker)" 3
+expect "BrokerRestarted Events" "$(restarts BrokerRestarted)" 3
+kill -TERM "$roll_producer"
+wait "$roll_producer" 2>/dev/null || true
+python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        continue
+    if event.get("name") == "producer_send_success":
+        print(event["value"])' < "$WORK/roll-producer.out" | sort -u > "$WORK/roll-acked"
+acked=$(wc -l < "$WORK/roll-acked")
+# Reads until nothing comes for 20 s (then the consumer exits).
+{ kt kafka-console-consumer --bootstrap-server "$BOOT" --topic rolling --from-beginning \
+  --timeout-ms 20000 2>/dev/null || true; } | sort -u > "$WORK/roll-read"
+lost=$(comm -23 "$WORK/roll-acked" "$WORK/roll-read" | wc -l)
+failed=$(grep -c producer_send_error "$WORK/roll-producer.out" || true)
+log "rolling restart under acks=all: acked=$acked lost=$lost failed_sends=$failed"
+if (( failed > 0 )); then
+  # kafka-verifiable-producer sends with retries=0: a leadership move mid-send fails
+  # the record rather than retrying it; it was never acknowledged.
+  log "failed sends (not acknowledged, so not counted as lost): $(grep producer_send_error "$WORK/roll-producer.out" |
+    python3 -c 'import json, sys, collections; print(dict(collections.Counter(json.loads(l).get("exception", "?") + ": " + json.loads(l).get("message", "")[:120] for l in sys.stdin)))')"
+fi
+(( acked > 100 )) || fail "the producer had only $acked records acknowledged"
+expect "acknowledged records lost in the roll" "$lost" 0
+}
 # scaling_storage_growth: a larger spec.storage.size grows every claim, under the
 # workload's traffic.
 scaling_storage_growth() {
-  # Storage growth. A class that does not allow expansion: nothing changes, and a
-  # condition says so. Then one that does: every claim (also those kept from brokers 3
-  # and 4) grows in place, the StatefulSet is re-created with its pods orphaned so its
-  # template carries the new size, and no broker pod is replaced.
-  pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
-  claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
-  uids_before=$(pod_uids)
-  sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
-  ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
-  ready_before=$(ready_since)
-  kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
-  kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
-  unexpandable() {
-    [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
-  }
-  wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
-  message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
-  grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
-  log "StorageResizeUnsupported: $message"
-  expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
-  expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
-  expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
-  kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
-  t0=$(now)
-  kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
-  grown() {
-    [[ "$(claim_sizes)" == "3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi " ]] &&
-      [[ "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" == 3Gi ]] &&
-      [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}')" == Done/5/5 ]] &&
-      cluster_ready && brokers_up 0,1,2
-  }
-  wait_for "claims grown to 3Gi and the StatefulSet re-created with them" 120 grown
-  log "figure: storage 1Gi -> 3Gi on 5 claims done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}')"
-  [[ "$(jp statefulset/demo '{.metadata.uid}')" != "$sts_uid_before" ]] || fail "the StatefulSet was not re-created"
-  expect "broker pods after storage growth (none replaced)" "$(pod_uids)" "$uids_before"
-  sts_uid=$(jp statefulset/demo '{.metadata.uid}')
-  for i in 0 1 2; do
-    expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
-  done
-  expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
-  expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
-  [[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
+# Storage growth. A class that does not allow expansion: nothing changes, and a
+# condition says so. Then one that does: every claim (also those kept from brokers 3
+# and 4) grows in place, the StatefulSet is re-created with its pods orphaned so its
+# template carries the new size, and no broker pod is replaced.
+pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
+claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
+uids_before=$(pod_uids)
+sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
+ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
+ready_before=$(ready_since)
+kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
+unexpandable() {
+  [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
+}
+wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
+message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
+grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
+log "StorageResizeUnsupported: $message"
+expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
+expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
+expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
+kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
+grown() {
+  [[ "$(claim_sizes)" == "3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi 3Gi/3Gi " ]] &&
+    [[ "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" == 3Gi ]] &&
+    [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}')" == Done/5/5 ]] &&
+    cluster_ready && brokers_up 0,1,2
+}
+wait_for "claims grown to 3Gi and the StatefulSet re-created with them" 120 grown
+log "figure: storage 1Gi -> 3Gi on 5 claims done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}')"
+[[ "$(jp statefulset/demo '{.metadata.uid}')" != "$sts_uid_before" ]] || fail "the StatefulSet was not re-created"
+expect "broker pods after storage growth (none replaced)" "$(pod_uids)" "$uids_before"
+sts_uid=$(jp statefulset/demo '{.metadata.uid}')
+for i in 0 1 2; do
+  expect "pod demo-$i adopted by the new StatefulSet" "$(jp "pod/demo-$i" '{.metadata.ownerReferences[0].uid}')" "$sts_uid"
+done
+expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
+expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
+[[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
 }
 scaling_rolling_restart
 scaling_storage_growth

@@ -245,7 +245,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         && registered == wanted
         && draining.is_none()
         && leaving.is_empty();
-    let (reconciling_reason, reconciling_message) = match draining {
+    let (reconciling_reason, reconciling_message) = match draining.clone() {
         Some(message) => ("Draining", message),
         None if !leaving.is_empty() && rolled_out => (
             "RemovingBrokers",
@@ -290,6 +290,28 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         ),
         generation,
     );
+    let busy = match (&draining, &brokers) {
+        (Some(message), _) => Some(("Draining", message.clone())),
+        (None, Some(b)) if !b.reassigning.is_empty() => Some((
+            "ReassignmentInProgress",
+            format!(
+                "{} partition reassignments in progress",
+                b.reassigning.len()
+            ),
+        )),
+        _ => None,
+    };
+    let rolling = crate::roll::run(
+        ctx,
+        cluster,
+        &bootstrap,
+        &sts,
+        &mut status,
+        brokers.as_ref(),
+        wanted,
+        busy.as_ref().map(|(r, m)| (*r, m.as_str())),
+    )
+    .await?;
     let rebalancing = match &brokers {
         Some(b) => rebalance_step(ctx, cluster, &bootstrap, &mut status, b, wanted, ready).await?,
         None => false,
@@ -325,7 +347,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     }
     apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
     Ok(Action::requeue(Duration::from_secs(
-        if ready && !rebalancing && !storage.resizing {
+        if ready && !rebalancing && !storage.resizing && !rolling {
             60
         } else {
             5

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fjord_client::{Client as BrokerClient, ClientConfig};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex;
@@ -102,12 +103,26 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        self.event_related(obj, None, type_, reason, note).await;
+    }
+
+    /// Publishes an Event about `obj` that names a `related` object too. The recorder
+    /// folds Events of one reason about one object into a series that keeps the first
+    /// note; a related object keeps each one apart (one per broker pod restarted).
+    pub async fn event_related<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        related: Option<ObjectReference>,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: "Reconcile".into(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(object = %obj.name_any(), error = %e, "publishing event failed");

@@ -414,8 +414,11 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
             // Brokers of a quorum must start together; one-by-one start would wait
             // forever for a broker that is ready only once a quorum exists.
             pod_management_policy: Some("Parallel".into()),
+            // The operator restarts pods itself (crate::roll), one broker at a time
+            // once the cluster is in sync again; Kubernetes' rolling update would
+            // wait for readiness only.
             update_strategy: Some(StatefulSetUpdateStrategy {
-                type_: Some("RollingUpdate".into()),
+                type_: Some("OnDelete".into()),
                 ..StatefulSetUpdateStrategy::default()
             }),
             selector: LabelSelector {
@@ -620,6 +623,14 @@ mod tests {
             .insert("log.retention.ms".into(), "1".into());
         assert_ne!(config_hash(&changed), config_hash(&c));
         assert_eq!(meta.labels.unwrap()["app.kubernetes.io/instance"], "demo");
+    }
+
+    #[test]
+    fn statefulset_pods_are_restarted_by_the_operator_only() {
+        let spec = desired_statefulset(&cluster(3), 3).spec;
+        let strategy = spec.update_strategy.unwrap();
+        assert_eq!(strategy.type_.as_deref(), Some("OnDelete"));
+        assert!(strategy.rolling_update.is_none());
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! - `topic_rf`: pure plan and steps of a Topic's replication-factor change.
 //! - `throttle`: the replication throttle (KIP-73 configs) set for a rebalance batch
 //!   and removed after it.
+//! - `roll`: pure rolling-restart steps (one broker at a time, the controller last,
+//!   never below min.insync.replicas) and their runtime.
 //! - `autoscale`: pure lag-driven scaling decision for a ConsumerGroup's consumer
 //!   workload (and partition growth), and its runtime.
 //! - `storage`: pure steps of growing the brokers' claims when `spec.storage.size` grows.
@@ -39,6 +41,7 @@ pub mod lease;
 pub mod metrics;
 pub mod plan;
 pub mod rebalance;
+pub mod roll;
 pub mod scale;
 pub mod storage;
 pub mod storage_run;

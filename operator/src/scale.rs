@@ -46,6 +46,8 @@ pub struct BrokerState {
     pub racks: BTreeMap<i32, String>,
     /// Leader of each partition that has one.
     pub leaders: BTreeMap<(String, i32), i32>,
+    /// In-sync replicas of each partition.
+    pub isr: BTreeMap<(String, i32), Vec<i32>>,
 }
 
 impl BrokerState {
@@ -84,6 +86,9 @@ impl BrokerState {
                         .leaders
                         .insert((t.name.clone(), p.partition), p.leader_id);
                 }
+                state
+                    .isr
+                    .insert((t.name.clone(), p.partition), p.isr.clone());
                 state.partitions.push(PartitionReplicas {
                     topic: t.name.clone(),
                     partition: p.partition,

@@ -26,6 +26,8 @@ mod reassignment;
 pub use reassignment::TopicReassignmentStatus;
 mod storage;
 pub use storage::{ClaimResize, StorageStatus};
+mod roll;
+pub use roll::RollStatus;
 
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
@@ -336,6 +338,10 @@ pub struct FjordClusterStatus {
     /// operator continues from here and from the claims themselves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageStatus>,
+    /// The last or current rolling restart. A restarted operator continues it from
+    /// here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
 }
 
 /// A replication throttle set for a rebalance batch.
