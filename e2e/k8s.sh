@@ -859,7 +859,8 @@ kubectl delete pod demo-0 -n "$NS" --wait=true --timeout 90s >/dev/null
 new_pod() { [[ "$(jp pod/demo-0 '{.metadata.uid}')" != "$old_uid" ]] && cluster_ready && brokers_up 0,1,2; }
 wait_for "broker pod recreated and cluster Ready again" 120 new_pod
 
-# Many topics at once: a figure, not a pass/fail timer.
+# topics-at-scale: many Topic resources applied at once, all Ready. The time is a
+# figure, not a pass/fail timer (the wait's deadline only bounds a stuck run).
 if (( K8S_TOPICS > 0 )); then
   for i in $(seq 1 "$K8S_TOPICS"); do
     printf -- '---\napiVersion: fjord.dev/v1alpha1\nkind: Topic\nmetadata: {name: bulk-%d}\nspec: {clusterRef: demo, partitions: 1}\n' "$i"
@@ -874,7 +875,7 @@ if (( K8S_TOPICS > 0 )); then
     [[ "$n" -eq "$K8S_TOPICS" ]]
   }
   wait_for "$K8S_TOPICS Topics Ready" 900 all_ready
-  log "figure: $K8S_TOPICS topics Ready $(since "$t0")s after apply"
+  echo "topics-at-scale: $K8S_TOPICS Topics Ready $(since "$t0")s after apply"
 fi
 
 metrics=$(curl -sf "http://127.0.0.1:$OP_PORT/metrics")
