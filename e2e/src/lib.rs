@@ -40,6 +40,7 @@ use tokio::process::{Child, Command};
 
 pub mod bench;
 pub mod cluster;
+pub mod rdkafka_context;
 pub mod scaling;
 
 pub use cluster::{Cluster, ClusterOptions};

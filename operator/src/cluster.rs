@@ -433,10 +433,7 @@ async fn rebalance_step(
             start_moves(ctx, bootstrap, batch, "rebalancing").await?;
         }
         RunAction::Finish(elect) => {
-            let client = ctx.broker(bootstrap).await?;
-            for (topic, partition, error) in client.elect_preferred_leaders(elect).await? {
-                tracing::info!(%topic, partition, ?error, "preferred leader not elected yet");
-            }
+            elect_preferred(ctx, bootstrap, elect, "rebalanced").await?;
             ctx.event(
                 cluster,
                 EventType::Normal,
@@ -498,6 +495,22 @@ pub(crate) async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<Broke
             Err(e.into())
         }
     }
+}
+
+/// Asks for preferred-leader elections of `partitions` (a rebalance's or a roll's; `why`
+/// goes to the log). A partition whose preferred leader is not in sync yet stays as it
+/// is; a later run asks again.
+pub(crate) async fn elect_preferred(
+    ctx: &Context,
+    bootstrap: &str,
+    partitions: &[(String, i32)],
+    why: &str,
+) -> Result<()> {
+    let client = ctx.broker(bootstrap).await?;
+    for (topic, partition, error) in client.elect_preferred_leaders(partitions).await? {
+        tracing::info!(%topic, partition, ?error, "{why}: preferred leader not elected yet");
+    }
+    Ok(())
 }
 
 /// Starts reassignments (a drain's or a rebalance's; `why` goes to the log).

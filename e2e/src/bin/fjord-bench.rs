@@ -25,11 +25,12 @@ use fjord_e2e::bench::{
     check_record_size, due, latency_histogram, latency_summary, parse_acks, parse_property,
     read_stamp, record_latency, stamp, throughput,
 };
+use fjord_e2e::rdkafka_context::Diagnostics;
 use hdrhistogram::Histogram;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -225,25 +226,6 @@ fn main() {
         }
     }
 }
-
-/// Errors and warnings librdkafka reports outside any one request (connection refused,
-/// broker down): printed, since they explain a slow or failed run; the run itself fails
-/// only through a delivery or consume error.
-struct Diagnostics;
-
-impl ClientContext for Diagnostics {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        if level as i32 <= RDKafkaLogLevel::Warning as i32 {
-            eprintln!("librdkafka {level:?} {fac}: {message}");
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("librdkafka error: {error}: {reason}");
-    }
-}
-
-impl ConsumerContext for Diagnostics {}
 
 /// Delivery reports, counted from the producer's polling thread. The delivery opaque of
 /// each record is its send time in nanoseconds since `epoch`, so no per-record state is

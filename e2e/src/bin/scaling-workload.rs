@@ -29,10 +29,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use fjord_e2e::bench::due;
+use fjord_e2e::rdkafka_context::Diagnostics;
 use fjord_e2e::scaling::{id_of, value_for, StallTracker, SuiteFigures, Summary};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -77,22 +78,6 @@ struct Cli {
 
 /// How often the producer looks for the stop file and the consumers for their stop.
 const POLL: Duration = Duration::from_millis(100);
-
-struct Diagnostics;
-
-impl ClientContext for Diagnostics {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        if level as i32 <= RDKafkaLogLevel::Warning as i32 {
-            eprintln!("librdkafka {level:?} {fac}: {message}");
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("librdkafka error: {error}: {reason}");
-    }
-}
-
-impl ConsumerContext for Diagnostics {}
 
 /// Acknowledged ids and the gaps between acknowledgements, from the producer's polling
 /// thread. The delivery opaque of each record is its id.

@@ -204,10 +204,8 @@ pub async fn run(
         RollAction::Elect { broker, partitions } => {
             status.roll = Some(next.clone());
             apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
-            let client = ctx.broker(bootstrap).await?;
-            for (topic, partition, error) in client.elect_preferred_leaders(partitions).await? {
-                tracing::info!(broker, %topic, partition, ?error, "leadership not moved yet");
-            }
+            let why = format!("moving leadership off broker {broker}");
+            crate::cluster::elect_preferred(ctx, bootstrap, partitions, &why).await?;
         }
         RollAction::Delete { broker, uid } => {
             // Recorded first: a restarted operator finds the broker in progress and
@@ -243,10 +241,7 @@ pub async fn run(
             .await;
         }
         RollAction::Finish(elect) => {
-            let client = ctx.broker(bootstrap).await?;
-            for (topic, partition, error) in client.elect_preferred_leaders(elect).await? {
-                tracing::info!(%topic, partition, ?error, "preferred leader not elected yet");
-            }
+            crate::cluster::elect_preferred(ctx, bootstrap, elect, "roll done").await?;
             ctx.event(
                 cluster,
                 EventType::Normal,
