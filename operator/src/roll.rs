@@ -19,10 +19,18 @@
 //! every partition is in sync again. The active controller goes last, so the quorum
 //! fails over once.
 //!
-//! Every action is recorded in `status.roll` before it is carried out, and each step
-//! reads the pods again: a restarted operator never deletes a pod already at the
-//! target revision (it was restarted), and deletes a pod of the broker in progress
-//! that is still at the old one (the deletion never happened).
+//! A pod at the target revision is restarted too when its claim's volume grew but its
+//! file system grows only when a pod mounts it again (`status.storage.podsToRestart`,
+//! see [`crate::storage`]): that restart goes through the same safe steps.
+//!
+//! Every action is recorded in `status.roll` before it is carried out (with the uid of
+//! the pod deleted), and each step reads the pods again: a restarted operator never
+//! deletes a pod already replaced (a different uid, or at the target revision), and
+//! deletes the pod of the broker in progress when it is still the one named in status
+//! (the deletion never happened). A replacement pod may still report that its volume
+//! needs a restart until it has mounted it, so a broker restarted for that in this roll
+//! is never restarted again for it, and the roll finishes only once those flags are
+//! gone (else the next reconcile would start a roll for a flag that is about to clear).
 
 use std::collections::BTreeMap;
 
@@ -48,6 +56,9 @@ pub struct Pod {
     pub ready: bool,
     /// Whether it is being deleted.
     pub terminating: bool,
+    /// Its claim's volume grew but the file system grows only once a pod mounts it
+    /// again (`status.storage.podsToRestart` lists it).
+    pub restart_required: bool,
 }
 
 /// What the controller observed, for [`step`].
@@ -98,11 +109,14 @@ pub enum RollAction {
     Finish(Vec<(String, i32)>),
 }
 
-/// Broker pods `0..replicas` not at `update_revision` and not already being deleted.
-pub fn pods_to_roll(update_revision: &str, replicas: i32, pods: &[Pod]) -> Vec<i32> {
+/// Broker pods `0..replicas` not already being deleted that are not at
+/// `update_revision`, or whose volume needs a restart (unless they are in `done`:
+/// restarted for it in this roll already).
+pub fn pods_to_roll(update_revision: &str, replicas: i32, pods: &[Pod], done: &[i32]) -> Vec<i32> {
     let mut ids: Vec<i32> = pods
         .iter()
-        .filter(|p| p.id < replicas && stale(p, update_revision))
+        .filter(|p| p.id < replicas && !p.terminating)
+        .filter(|p| stale(p, update_revision) || (p.restart_required && !done.contains(&p.id)))
         .map(|p| p.id)
         .collect();
     ids.sort_unstable();
@@ -112,6 +126,15 @@ pub fn pods_to_roll(update_revision: &str, replicas: i32, pods: &[Pod]) -> Vec<i
 
 fn stale(pod: &Pod, target: &str) -> bool {
     !pod.terminating && pod.revision.as_deref() != Some(target)
+}
+
+/// Why `pod` restarts: a new revision, or its volume.
+fn why(pod: &Pod, target: &str) -> String {
+    if pod.revision.as_deref() != Some(target) {
+        format!("to revision {target}")
+    } else {
+        "to finish growing its volume".into()
+    }
 }
 
 /// The first partition (topic, partition) with a replica other than `except` out of
@@ -201,7 +224,6 @@ pub fn step(
         .filter(|p| p.id < observed.replicas)
         .map(|p| (p.id, p))
         .collect();
-    let to_roll = pods_to_roll(target, observed.replicas, observed.pods);
 
     if status.state == "Rolling" && status.revision.as_deref() != Some(target) {
         // The template changed again mid-roll: the brokers done so far run the old
@@ -209,6 +231,12 @@ pub fn step(
         status.revision = Some(target.into());
         status.done.clear();
     }
+    let done = if status.state == "Rolling" {
+        status.done.clone()
+    } else {
+        Vec::new()
+    };
+    let to_roll = pods_to_roll(target, observed.replicas, observed.pods, &done);
     if status.state != "Rolling" {
         if to_roll.is_empty() {
             status.revision = Some(target.into());
@@ -226,13 +254,19 @@ pub fn step(
     if status.broker.is_some_and(|b| b >= observed.replicas) {
         status.broker = None;
         status.phase = None;
+        status.restarted_uid = None;
     }
 
     let state = observed.brokers;
     let mut candidate = None;
     if let Some(b) = status.broker {
         let pod = pods.get(&b).copied();
-        if pod.is_some_and(|p| stale(p, target)) {
+        // The pod this roll deleted for `b`, if it did: a pod with another uid is its
+        // replacement, even while that still reports that its volume needs a restart
+        // (it grows once the new pod has mounted it).
+        let replaced = |p: &Pod| status.restarted_uid.as_ref().is_some_and(|u| *u != p.uid);
+        let needs_volume_restart = |p: &Pod| !p.terminating && p.restart_required && !replaced(p);
+        if pod.is_some_and(|p| stale(p, target) || needs_volume_restart(p)) {
             // Not deleted yet (or the target changed since): it is still the one.
             candidate = Some(b);
         } else {
@@ -276,6 +310,7 @@ pub fn step(
                     status.broker = None;
                     status.phase = None;
                     status.phase_started_at = None;
+                    status.restarted_uid = None;
                     status.elections = 0;
                 }
             }
@@ -285,7 +320,28 @@ pub fn step(
     let candidate = match candidate {
         Some(b) => b,
         None => {
+            // Without the broker just finished: its replacement may still report
+            // that its volume needs a restart.
+            let to_roll = pods_to_roll(target, observed.replicas, observed.pods, &status.done);
             if to_roll.is_empty() {
+                // A replacement pod reports its volume grown once it has mounted it;
+                // finishing before would start another roll for the stale flag.
+                let growing: Vec<i32> = status
+                    .done
+                    .iter()
+                    .copied()
+                    .filter(|b| pods.get(b).is_some_and(|p| p.restart_required))
+                    .collect();
+                if !growing.is_empty() {
+                    return wait(
+                        status,
+                        "VolumeGrowing",
+                        format!(
+                            "brokers {growing:?} restarted; waiting for their volumes to \
+                             report the grown file system"
+                        ),
+                    );
+                }
                 let elect = state.map_or_else(Vec::new, |s| off_preferred(s, None));
                 status.state = "Done".into();
                 status.reason = None;
@@ -345,6 +401,7 @@ pub fn step(
     if status.broker != Some(candidate) {
         status.broker = Some(candidate);
         status.elections = 0;
+        status.restarted_uid = None;
     }
     status.reason = None;
     let movable = off_preferred(state, Some(candidate));
@@ -368,7 +425,8 @@ pub fn step(
     }
     status.phase = Some("Restarting".into());
     status.phase_started_at = Some(now.clone());
-    status.message = format!("restarting broker {candidate} to revision {target}");
+    status.restarted_uid = Some(pod.uid.clone());
+    status.message = format!("restarting broker {candidate} {}", why(pod, target));
     (
         status,
         RollAction::Delete {

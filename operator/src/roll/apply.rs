@@ -52,6 +52,7 @@ async fn broker_pods(ctx: &Context, cluster: &FjordCluster, ns: &str) -> Result<
                 revision: p.labels().get(REVISION_LABEL).cloned(),
                 ready,
                 terminating: p.metadata.deletion_timestamp.is_some(),
+                restart_required: false,
             })
         })
         .collect())
@@ -137,11 +138,20 @@ pub async fn run(
     let update_revision = (sts_status.observed_generation == sts.metadata.generation)
         .then_some(sts_status.update_revision)
         .flatten();
-    let pods = broker_pods(ctx, cluster, &ns).await?;
+    let mut pods = broker_pods(ctx, cluster, &ns).await?;
+    // Written by the storage step earlier in this reconcile.
+    let to_restart = status
+        .storage
+        .as_ref()
+        .map_or(&[][..], |s| s.pods_to_restart.as_slice());
+    for pod in &mut pods {
+        let name = format!("{}-{}", cluster.name_any(), pod.id);
+        pod.restart_required = to_restart.contains(&name);
+    }
     let rolling = status.roll.as_ref().is_some_and(|r| r.state == "Rolling");
     let min_isr = match (brokers, update_revision.as_deref()) {
         (Some(state), Some(target))
-            if rolling || !pods_to_roll(target, replicas, &pods).is_empty() =>
+            if rolling || !pods_to_roll(target, replicas, &pods, &[]).is_empty() =>
         {
             topic_min_isr(ctx, bootstrap, state).await
         }
@@ -233,10 +243,7 @@ pub async fn run(
                 Some(pod_ref(cluster, &ns, *broker)),
                 EventType::Normal,
                 "RestartingBroker",
-                format!(
-                    "restarting broker {broker} (pod {name}) to revision {}",
-                    next.revision.as_deref().unwrap_or_default()
-                ),
+                format!("{} (pod {name})", next.message),
             )
             .await;
         }

@@ -20,6 +20,15 @@ fn pod(id: i32, revision: &str) -> Pod {
         revision: Some(revision.into()),
         ready: true,
         terminating: false,
+        restart_required: false,
+    }
+}
+
+/// A pod at `revision` whose volume needs a restart to finish growing.
+fn flagged(id: i32, revision: &str) -> Pod {
+    Pod {
+        restart_required: true,
+        ..pod(id, revision)
     }
 }
 
@@ -421,8 +430,8 @@ fn pods_removed_by_a_scale_in_are_not_rolled() {
         ..observed(&pods, &s, &m)
     };
     assert_eq!(step(None, o, &now()).1, RollAction::None);
-    assert_eq!(pods_to_roll(NEW, 3, &pods), Vec::<i32>::new());
-    assert_eq!(pods_to_roll(NEW, 4, &pods), [3]);
+    assert_eq!(pods_to_roll(NEW, 3, &pods, &[]), Vec::<i32>::new());
+    assert_eq!(pods_to_roll(NEW, 4, &pods, &[]), [3]);
 }
 
 #[test]
@@ -453,6 +462,11 @@ struct Model {
     deletions: Vec<i32>,
     /// The most brokers down at once.
     most_down: usize,
+    /// Pods created so far, for fresh uids.
+    created: u32,
+    /// Per broker restarted for its volume: ticks after it is back in sync before its
+    /// claim stops reporting that it needs a restart.
+    settling: BTreeMap<i32, u32>,
 }
 
 impl Model {
@@ -474,7 +488,22 @@ impl Model {
             restarting: BTreeMap::new(),
             deletions: Vec::new(),
             most_down: 0,
+            created: 0,
+            settling: BTreeMap::new(),
         }
+    }
+
+    /// The same cluster with pods at `revisions` (by broker), those in `flagged`
+    /// needing a restart for their volume.
+    fn with_pods(n: i32, controller: i32, revisions: &[&str], flagged: &[i32]) -> Self {
+        let mut model = Model::new(n, controller);
+        model.pods = (0..n)
+            .map(|id| Pod {
+                restart_required: flagged.contains(&id),
+                ..pod(id, revisions[id as usize])
+            })
+            .collect();
+        model
     }
 
     fn act(&mut self, action: &RollAction) {
@@ -493,6 +522,9 @@ impl Model {
             RollAction::Delete { broker, uid } => {
                 let pod = self.pods.iter_mut().find(|p| p.id == *broker).unwrap();
                 if pod.uid == *uid && !pod.terminating {
+                    if pod.restart_required {
+                        self.settling.insert(*broker, 2);
+                    }
                     pod.terminating = true;
                     self.deletions.push(*broker);
                     self.restarting.insert(*broker, 1);
@@ -512,12 +544,28 @@ impl Model {
     /// Time passes: each restarting broker comes one stage closer to in sync.
     fn tick(&mut self) {
         self.most_down = self.most_down.max(self.restarting.len());
+        // A replacement reports its volume grown a little after it is back in sync.
+        for (b, left) in self.settling.iter_mut() {
+            if self.restarting.contains_key(b) {
+                continue;
+            }
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                if let Some(p) = self.pods.iter_mut().find(|p| p.id == *b) {
+                    p.restart_required = false;
+                }
+            }
+        }
+        self.settling.retain(|_, left| *left > 0);
         let stages: Vec<(i32, u32)> = self.restarting.iter().map(|(&b, &s)| (b, s)).collect();
         for (b, stage) in stages {
             match stage {
                 1 => self.pods.retain(|p| p.id != b),
                 2 => {
+                    self.created += 1;
                     let mut p = pod(b, NEW);
+                    p.uid = format!("uid-{b}-new-{}", self.created);
+                    p.restart_required = self.settling.contains_key(&b);
                     p.ready = false;
                     self.pods.push(p);
                     self.pods.sort_by_key(|p| p.id);
@@ -551,8 +599,11 @@ impl Model {
 /// the action is dropped, the status read back from its JSON, and the next step runs
 /// as a fresh operator would.
 fn drive(n: i32, controller: i32, kill: bool) -> (Model, RollStatus) {
+    drive_model(Model::new(n, controller), n, kill)
+}
+
+fn drive_model(mut model: Model, n: i32, kill: bool) -> (Model, RollStatus) {
     let m = min_isr(&[("t", 2), ("orders", 2)]);
-    let mut model = Model::new(n, controller);
     let mut status: Option<RollStatus> = None;
     let mut killed = false;
     for _ in 0..500 {
@@ -604,5 +655,98 @@ fn a_roll_killed_between_every_write_and_its_action_restarts_each_broker_once() 
         assert_eq!(status.done, expected);
         assert_eq!(model.most_down, 1);
         assert_eq!(status.state, "Done");
+    }
+}
+
+#[test]
+fn a_pod_at_the_target_revision_whose_volume_needs_a_restart_is_rolled() {
+    let pods: Vec<Pod> = vec![pod(0, NEW), flagged(1, NEW), pod(2, NEW)];
+    let s = cluster(3, 0);
+    let m = min_isr(&[("t", 2)]);
+    let (status, action) = step(None, observed(&pods, &s, &m), &now());
+    assert_eq!(
+        action,
+        RollAction::Delete {
+            broker: 1,
+            uid: "uid-1-rev-new".into()
+        }
+    );
+    assert_eq!(status.state, "Rolling");
+    assert_eq!(status.restarted_uid.as_deref(), Some("uid-1-rev-new"));
+    assert!(
+        status.message.contains("to finish growing its volume"),
+        "{}",
+        status.message
+    );
+}
+
+#[test]
+fn a_replacement_still_flagged_is_not_deleted_again() {
+    let s = cluster(3, 0);
+    let m = min_isr(&[("t", 2)]);
+    let mut previous = rolling(Some(1), Some("Restarting"), &[]);
+    previous.restarted_uid = Some("uid-1-rev-new".into());
+    // The operator restarted between the status write and the deletion: the pod named
+    // in status is still there, so it is deleted.
+    let previous: RollStatus =
+        serde_json::from_str(&serde_json::to_string(&previous).unwrap()).unwrap();
+    let pods: Vec<Pod> = vec![pod(0, NEW), flagged(1, NEW), pod(2, NEW)];
+    let (_, action) = step(Some(&previous), observed(&pods, &s, &m), &now());
+    assert!(
+        matches!(action, RollAction::Delete { broker: 1, .. }),
+        "{action:?}"
+    );
+
+    // Its replacement (another uid) still reports that its volume needs a restart:
+    // it is done, not deleted again, and the roll waits for the flag to clear.
+    let replacement = Pod {
+        uid: "uid-1-second".into(),
+        ..flagged(1, NEW)
+    };
+    let pods: Vec<Pod> = vec![pod(0, NEW), replacement.clone(), pod(2, NEW)];
+    let (status, action) = step(Some(&previous), observed(&pods, &s, &m), &now());
+    assert_eq!(action, RollAction::Wait);
+    assert_eq!(status.done, [1]);
+    assert_eq!(status.reason.as_deref(), Some("VolumeGrowing"));
+    let status: RollStatus =
+        serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
+    let (again, action) = step(Some(&status), observed(&pods, &s, &m), &now());
+    assert_eq!(action, RollAction::Wait);
+    assert_eq!(again.done, [1]);
+
+    let pods: Vec<Pod> = vec![
+        pod(0, NEW),
+        Pod {
+            restart_required: false,
+            ..replacement
+        },
+        pod(2, NEW),
+    ];
+    let (status, action) = step(Some(&again), observed(&pods, &s, &m), &now());
+    assert!(matches!(action, RollAction::Finish(_)), "{action:?}");
+    assert_eq!(status.state, "Done");
+}
+
+#[test]
+fn revision_and_volume_restarts_in_one_roll_restart_each_broker_once() {
+    for kill in [false, true] {
+        for controller in 0..4 {
+            // Brokers 0 and 1 run the old revision (1's volume needs a restart too),
+            // broker 2 only needs one for its volume, broker 3 nothing.
+            let model = Model::with_pods(4, controller, &[OLD, OLD, NEW, NEW], &[1, 2]);
+            let (model, status) = drive_model(model, 4, kill);
+            let mut expected: Vec<i32> = (0..3).filter(|&b| b != controller).collect();
+            if controller < 3 {
+                expected.push(controller);
+            }
+            assert_eq!(
+                model.deletions, expected,
+                "controller {controller} kill {kill}"
+            );
+            assert_eq!(status.done, expected);
+            assert_eq!(model.most_down, 1);
+            assert_eq!(status.state, "Done");
+            assert!(model.pods.iter().all(|p| !p.restart_required && p.ready));
+        }
     }
 }

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Progress of a rolling restart: the broker pods whose revision differs from the
-/// StatefulSet's update revision are restarted one at a time by the operator. Written
+/// StatefulSet's update revision, and those whose volume needs a restart to finish
+/// growing, are restarted one at a time by the operator. Written
 /// before every action, so that a restarted operator continues from here.
 #[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -24,6 +25,10 @@ pub struct RollStatus {
     /// up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The uid of `broker`'s pod deleted by this roll (written before the deletion): a
+    /// pod with another uid is its replacement, so it is not restarted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_uid: Option<String>,
     /// Leader elections asked for to move leadership off `broker`.
     #[serde(default)]
     pub elections: i32,
