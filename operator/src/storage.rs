@@ -7,8 +7,12 @@
 //! with the new template: the pods keep running and are adopted by the new
 //! StatefulSet (their pod template, so their revision, is unchanged), and claims made
 //! later for new brokers get the new size. Nothing restarts, unless a volume reports
-//! `FileSystemResizePending` (its file system grows only when its pod restarts): that
-//! is reported in status.
+//! `FileSystemResizePending` (its file system grows only when a pod mounts it again):
+//! its pod is listed in `status.storage.podsToRestart`, and the rolling restart
+//! ([`crate::roll`]) restarts it with the same care as for a new revision. A claim
+//! kept from a broker removed by a scale-in has no pod to restart: its file system
+//! grows when a broker of that ordinal mounts it again, so it is reported as
+//! `PendingMount` and does not hold the growth in Resizing.
 //!
 //! Every step is decided by [`step`] from what is observed (the claims, the
 //! StatefulSet, the StorageClasses) and the last status, so an operator killed between
@@ -160,6 +164,11 @@ pub struct Observed<'a> {
     pub statefulset: StatefulSetState<'a>,
     /// The brokers' claims.
     pub claims: &'a [Claim],
+    /// The brokers the cluster keeps (`spec.replicas`): claims of higher ordinals
+    /// belong to brokers removed by a scale-in.
+    pub replicas: i32,
+    /// The names of the broker pods that exist.
+    pub pods: &'a [String],
     /// `allowVolumeExpansion` of each StorageClass read (see [`classes_to_read`]); a
     /// class missing here was not found.
     pub classes: &'a BTreeMap<String, bool>,
@@ -205,7 +214,10 @@ pub struct Step {
 /// Whether the claims must be read at all: not once a run is done (or none was ever
 /// needed) and the StatefulSet's template already has the wanted size.
 pub fn needs_claims(wanted: &str, template: Option<&str>, last: Option<&StorageStatus>) -> bool {
-    let settled = last.is_none_or(|s| s.state == "Done" && s.size == wanted);
+    // A claim waiting for a pod to mount it is read until it reports its size.
+    let settled = last.is_none_or(|s| {
+        s.state == "Done" && s.size == wanted && s.claims.iter().all(|c| c.state == "Resized")
+    });
     let template_ok = match (template.map(bytes), bytes(wanted)) {
         (Some(Ok(t)), Ok(w)) => t >= w,
         _ => false,
@@ -249,13 +261,24 @@ pub fn step(last: Option<&StorageStatus>, observed: Observed<'_>) -> Result<Step
         _ => None,
     };
     let template_small = template.is_some_and(|t| below(Some(t), wanted));
+    let state_of = |c: &Claim| {
+        let state = claim_state(c, wanted);
+        // A claim without an ordinal is counted as kept: it holds the growth rather
+        // than being forgotten.
+        let removed = ordinal(&c.name).is_some_and(|o| o >= observed.replicas);
+        if state == "FileSystemResizePending" && removed {
+            "PendingMount"
+        } else {
+            state
+        }
+    };
     let claims: Vec<ClaimResize> = observed
         .claims
         .iter()
         .map(|c| ClaimResize {
             name: c.name.clone(),
             capacity: c.capacity.clone(),
-            state: claim_state(c, wanted).into(),
+            state: state_of(c).into(),
         })
         .collect();
     let pending: Vec<&Claim> = observed
@@ -275,12 +298,16 @@ pub fn step(last: Option<&StorageStatus>, observed: Observed<'_>) -> Result<Step
         return Ok(step);
     }
     let resized = claims.iter().filter(|c| c.state == "Resized").count() as i32;
+    let pending_mount = claims.iter().filter(|c| c.state == "PendingMount").count() as i32;
     let total = claims.len() as i32;
+    // Only pods that exist can be restarted; a kept broker's pod missing now (being
+    // re-created) is listed again once it is back.
     let pods_to_restart: Vec<String> = observed
         .claims
         .iter()
-        .filter(|c| claim_state(c, wanted) == "FileSystemResizePending")
+        .filter(|c| state_of(c) == "FileSystemResizePending")
         .map(|c| pod_of(&c.name))
+        .filter(|p| observed.pods.contains(p))
         .collect();
     let mut status = StorageStatus {
         size: observed.wanted.to_string(),
@@ -334,7 +361,7 @@ pub fn step(last: Option<&StorageStatus>, observed: Observed<'_>) -> Result<Step
         status.message = progress_message(&status, observed.wanted);
     }
     if status.state == "Resizing"
-        && status.claims_resized == status.claims_total
+        && status.claims_resized + pending_mount == status.claims_total
         && !template_small
         && matches!(observed.statefulset, StatefulSetState::Present { .. })
     {
@@ -364,6 +391,11 @@ fn pod_of(claim: &str) -> String {
         .strip_prefix(&format!("{}-", crate::desired::DATA_VOLUME))
         .unwrap_or(claim)
         .to_string()
+}
+
+/// The broker ordinal of a claim (`data-<cluster>-<ordinal>`).
+fn ordinal(claim: &str) -> Option<i32> {
+    claim.rsplit_once('-')?.1.parse().ok()
 }
 
 /// Why the claims that must grow cannot: the first claim without class, class not
@@ -414,8 +446,21 @@ fn progress_message(status: &StorageStatus, wanted: &str) -> String {
     }
     if !status.pods_to_restart.is_empty() {
         message += &format!(
-            "; pods {:?} must restart to finish growing their file systems",
+            "; pods {:?} are restarted by the rolling restart to finish growing their \
+             file systems",
             status.pods_to_restart
+        );
+    }
+    let pending_mount: Vec<&str> = status
+        .claims
+        .iter()
+        .filter(|c| c.state == "PendingMount")
+        .map(|c| c.name.as_str())
+        .collect();
+    if !pending_mount.is_empty() {
+        message += &format!(
+            "; claims {pending_mount:?} of removed brokers finish growing when a broker \
+             mounts them again"
         );
     }
     message

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::EventType;
@@ -95,6 +95,15 @@ pub async fn reconcile(
         }
     }
 
+    // The pods that exist: only those can be restarted to finish a file system resize.
+    let pods: Vec<String> = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .list_metadata(&ListParams::default().labels(&desired::selector_string(cluster)))
+        .await?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .collect();
+
     let last = status.storage.clone();
     let step = storage::step(
         last.as_ref(),
@@ -103,6 +112,8 @@ pub async fn reconcile(
             statefulset,
             claims: &claims,
             classes: &classes,
+            replicas: cluster.spec.replicas,
+            pods: &pods,
         },
     )
     .map_err(|e| {

@@ -43,9 +43,15 @@ fn run(
             statefulset,
             claims,
             classes,
+            replicas: 3,
+            pods: &pods3(),
         },
     )
     .unwrap()
+}
+
+fn pods3() -> Vec<String> {
+    (0..3).map(|i| format!("demo-{i}")).collect()
 }
 
 fn states(s: &StorageStatus) -> Vec<&str> {
@@ -359,6 +365,8 @@ fn a_bad_wanted_size_is_an_error() {
             statefulset: present("1Gi"),
             claims: &claims,
             classes: &classes(true),
+            replicas: 3,
+            pods: &pods3(),
         },
     )
     .unwrap_err();
@@ -438,6 +446,8 @@ impl World {
                 statefulset: self.observe(),
                 claims: &self.claims,
                 classes: &classes(true),
+                replicas: 3,
+                pods: &pods3(),
             },
         )
         .unwrap();
@@ -491,4 +501,63 @@ fn killed_at_any_step_it_finishes_without_repeating_a_step() {
         assert_eq!(world.patches, 3, "killed at {killed_at}");
         assert_eq!(world.recreations, 1, "killed at {killed_at}");
     }
+}
+
+#[test]
+fn a_pending_claim_of_a_removed_broker_or_a_missing_pod_is_not_restarted() {
+    // Broker 3 was removed by a scale-in: its claim waits for a pod to mount it and
+    // does not hold the run; broker 2's pod is being re-created (not listed now).
+    let mut claims: Vec<Claim> = (0..4)
+        .map(|i| claim(&format!("data-demo-{i}"), "2Gi", "1Gi"))
+        .collect();
+    for c in &mut claims {
+        c.file_system_resize_pending = true;
+    }
+    claims[0].capacity = Some("2Gi".into());
+    claims[0].file_system_resize_pending = false;
+    let pods = vec!["demo-0".to_string(), "demo-1".into(), "demo-3".into()];
+    let observe = |claims: &[Claim], last: Option<&StorageStatus>| {
+        step(
+            last,
+            Observed {
+                wanted: "2Gi",
+                statefulset: present("2Gi"),
+                claims,
+                classes: &classes(true),
+                replicas: 3,
+                pods: &pods,
+            },
+        )
+        .unwrap()
+    };
+    let st = observe(&claims, None).status.unwrap();
+    assert_eq!(
+        states(&st),
+        [
+            "Resized",
+            "FileSystemResizePending",
+            "FileSystemResizePending",
+            "PendingMount"
+        ]
+    );
+    assert_eq!(st.pods_to_restart, ["demo-1"]);
+    assert_eq!(st.state, "Resizing");
+
+    // Brokers 1 and 2 restarted: done although the removed broker's claim waits.
+    for c in &mut claims[1..3] {
+        c.capacity = Some("2Gi".into());
+        c.file_system_resize_pending = false;
+    }
+    let st = observe(&claims, Some(&st)).status.unwrap();
+    assert_eq!(st.state, "Done");
+    assert_eq!((st.claims_resized, st.claims_total), (3, 4));
+    assert!(st.pods_to_restart.is_empty());
+    assert!(st.message.contains("data-demo-3"), "{}", st.message);
+    // Read again until that claim reports its size.
+    assert!(needs_claims("2Gi", Some("2Gi"), Some(&st)));
+    claims[3].capacity = Some("2Gi".into());
+    claims[3].file_system_resize_pending = false;
+    let st = observe(&claims, Some(&st)).status.unwrap();
+    assert_eq!((st.claims_resized, st.claims_total), (4, 4));
+    assert!(!needs_claims("2Gi", Some("2Gi"), Some(&st)));
 }

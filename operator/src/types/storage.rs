@@ -14,7 +14,8 @@ pub struct StorageStatus {
     /// claim template carries the new size), Done, or Unsupported (the StorageClass does
     /// not allow volume expansion: nothing is changed).
     pub state: String,
-    /// Claims whose capacity has reached `size`.
+    /// Claims whose capacity has reached `size` (the run is Done once every other claim
+    /// is PendingMount).
     #[serde(default)]
     pub claims_resized: i32,
     /// Claims of the cluster's brokers (also those kept from brokers removed by a
@@ -24,9 +25,9 @@ pub struct StorageStatus {
     /// Each claim's progress.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<ClaimResize>,
-    /// Broker pods that must restart before their claim's file system grows (the
-    /// volume reported FileSystemResizePending). Nothing restarts them yet: until they
-    /// do, their claims stay below `size`.
+    /// Broker pods (existing, of the brokers the cluster keeps) that must restart
+    /// before their claim's file system grows (the volume reported
+    /// FileSystemResizePending): the rolling restart restarts them (`status.roll`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods_to_restart: Vec<String>,
     /// Replicas of the StatefulSet deleted (with its pods orphaned) to be re-created
@@ -49,7 +50,9 @@ pub struct ClaimResize {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<String>,
     /// Pending (request not raised yet), Resizing (the volume is growing),
-    /// FileSystemResizePending (the pod must restart to finish), Infeasible (the
-    /// storage driver refused the size), Resized.
+    /// FileSystemResizePending (the pod must restart to finish), PendingMount (the
+    /// same, for the claim of a broker removed by a scale-in: it finishes when a broker
+    /// mounts it again, and does not hold the run), Infeasible (the storage driver
+    /// refused the size), Resized.
     pub state: String,
 }
