@@ -660,8 +660,9 @@ for i in 0 1 2; do
 done
 roll_done=$(roll done)
 [[ "$roll_done" =~ ^\[[0-2],[0-2],$roll_controller\]$ ]] || fail "roll order $roll_done: want the controller $roll_controller last"
-# One broker at a time: each new pod was created after the one before it was Ready
-# again (timestamps the API server set).
+# one_at_a_time ORDER: each pod of ORDER (a JSON list of brokers) was created after
+# the one before it was Ready again (timestamps the API server set).
+one_at_a_time() {
 kubectl get pods -n "$NS" -o json | python3 -c '
 import json, sys
 order = json.loads(sys.argv[1])
@@ -673,7 +674,9 @@ for a, b in zip(order, order[1:]):
     created = pods[f"demo-{b}"]["metadata"]["creationTimestamp"]
     if created < ready_at(a):
         sys.exit(f"pod demo-{b} created at {created}, before demo-{a} was Ready ({ready_at(a)})")
-' "$roll_done" || fail "brokers restarted more than one at a time"
+' "$1" || fail "brokers restarted more than one at a time"
+}
+one_at_a_time "$roll_done"
 # Each broker restarted once across the operator restart: Events of one reason about
 # one object are counted in a series.
 restarts() {
@@ -755,6 +758,36 @@ done
 expect "Ready throughout the storage growth" "$(ready_since)" "$ready_before"
 expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}')" ""
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=StorageResized -o name)" ]] || fail "no StorageResized event"
+
+# A volume whose file system grows only when a pod mounts it again (the resizer's
+# on-restart mode): the brokers' claims report FileSystemResizePending and the rolling
+# restart restarts their pods, one at a time, the controller last; the claims of
+# removed brokers 3 and 4 (no pod) wait for a mount as PendingMount without holding
+# the growth.
+kubectl annotate storageclass hostpath fjord.dev/e2e-filesystem-resize=on-restart >/dev/null
+fs_controller=$(jp fjordcluster/demo '{.status.controllerId}')
+fs_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
+fs_roll_before=$(jp fjordcluster/demo '{.status.roll.startedAt}')
+t0=$(now)
+kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"4Gi"}}}' >/dev/null
+fs_grown() {
+  [[ "$(claim_sizes)" == "4Gi/4Gi 4Gi/4Gi 4Gi/4Gi 4Gi/3Gi 4Gi/3Gi " ]] &&
+    [[ "$(jp fjordcluster/demo '{.status.storage.state}/{.status.storage.claimsResized}/{.status.storage.claimsTotal}/{.status.storage.claims[3].state}/{.status.storage.claims[4].state}')" == Done/3/5/PendingMount/PendingMount ]] &&
+    [[ "$(jp fjordcluster/demo '{.status.roll.startedAt}')" != "$fs_roll_before" ]] &&
+    [[ "$(jp fjordcluster/demo '{.status.roll.state}')" == Done ]] &&
+    cluster_ready && brokers_up 0,1,2
+}
+wait_for "claims grown to 4Gi by restarting the brokers" 300 fs_grown
+log "figure: storage 3Gi -> 4Gi with file system resize on restart done $(since "$t0")s after the edit; $(jp fjordcluster/demo '{.status.storage.message}'); $(jp fjordcluster/demo '{.status.roll.message}')"
+for i in 0 1 2; do
+  [[ " $fs_uids " != *" $(jp "pod/demo-$i" '{.metadata.uid}') "* ]] || fail "pod demo-$i was not restarted for its volume"
+done
+fs_done=$(jp fjordcluster/demo '{.status.roll.done}')
+[[ "$fs_done" =~ ^\[[0-2],[0-2],$fs_controller\]$ ]] || fail "volume roll order $fs_done: want each broker once, the controller $fs_controller last"
+one_at_a_time "$fs_done"
+kubectl get events -n "$NS" --field-selector reason=RestartingBroker -o jsonpath='{.items[*].message}' |
+  grep -q "to finish growing its volume" || fail "no RestartingBroker Event says the volume is why"
+kubectl annotate storageclass hostpath fjord.dev/e2e-filesystem-resize- >/dev/null
 }
 scaling_rolling_restart
 scaling_storage_growth

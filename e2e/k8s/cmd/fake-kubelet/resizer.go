@@ -6,6 +6,12 @@ package main
 // and whose StorageClass allows volume expansion, gets the request as the capacity of
 // its PersistentVolume and as its own status.capacity. A class without expansion is
 // left alone, as the API server already refuses to raise such a claim's request.
+//
+// A class annotated fileSystemResizeAnnotation: on-restart plays a volume whose file
+// system grows only when a pod mounts it again: the volume grows, the claim gets the
+// condition FileSystemResizePending and keeps its capacity, and it completes (capacity
+// set, condition cleared) once a pod mounting the claim was created after the
+// condition appeared. A claim no pod mounts stays pending.
 
 import (
 	"context"
@@ -17,6 +23,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
+
+// fileSystemResizeAnnotation on a StorageClass chooses when a file system grows.
+const fileSystemResizeAnnotation = "fjord.dev/e2e-filesystem-resize"
 
 // resizeLoop runs resizeOnce every second until ctx ends.
 func resizeLoop(ctx context.Context, cs *kubernetes.Clientset) {
@@ -51,6 +60,15 @@ func resizeOnce(ctx context.Context, cs *kubernetes.Clientset) {
 		class, err := cs.StorageV1().StorageClasses().Get(ctx, *pvc.Spec.StorageClassName, metav1.GetOptions{})
 		if err != nil || class.AllowVolumeExpansion == nil || !*class.AllowVolumeExpansion {
 			continue
+		}
+		if class.Annotations[fileSystemResizeAnnotation] == "on-restart" {
+			done, err := resizeOnRestart(ctx, cs, pvc, want)
+			if err != nil && ctx.Err() == nil {
+				log.Printf("resizer: claim %s/%s: %v", pvc.Namespace, pvc.Name, err)
+			}
+			if !done {
+				continue
+			}
 		}
 		if err := resizeClaim(ctx, cs, pvc, want); err != nil && ctx.Err() == nil {
 			log.Printf("resizer: claim %s/%s: %v", pvc.Namespace, pvc.Name, err)
@@ -89,4 +107,58 @@ func resizeClaim(ctx context.Context, cs *kubernetes.Clientset, pvc *corev1.Pers
 	}
 	log.Printf("resizer: claim %s/%s and volume %s grown to %s", pvc.Namespace, pvc.Name, pv.Name, want.String())
 	return nil
+}
+
+// resizeOnRestart grows the volume and marks the claim FileSystemResizePending;
+// returns true once a pod mounting the claim was created after that mark (the file
+// system grows on mount), so the caller completes the resize.
+func resizeOnRestart(ctx context.Context, cs *kubernetes.Clientset, pvc *corev1.PersistentVolumeClaim, want resource.Quantity) (bool, error) {
+	var since *metav1.Time
+	for i := range pvc.Status.Conditions {
+		c := &pvc.Status.Conditions[i]
+		if c.Type == corev1.PersistentVolumeClaimFileSystemResizePending && c.Status == corev1.ConditionTrue {
+			since = &c.LastTransitionTime
+		}
+	}
+	if since == nil {
+		pv, err := cs.CoreV1().PersistentVolumes().Get(ctx, pvc.Spec.VolumeName, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if have := pv.Spec.Capacity[corev1.ResourceStorage]; have.Cmp(want) < 0 {
+			pv.Spec.Capacity[corev1.ResourceStorage] = want
+			if _, err := cs.CoreV1().PersistentVolumes().Update(ctx, pv, metav1.UpdateOptions{}); err != nil {
+				return false, err
+			}
+		}
+		pvc.Status.Conditions = append(pvc.Status.Conditions, corev1.PersistentVolumeClaimCondition{
+			Type:               corev1.PersistentVolumeClaimFileSystemResizePending,
+			Status:             corev1.ConditionTrue,
+			LastTransitionTime: metav1.Now(),
+			Message:            "waiting for a pod to mount the volume to grow its file system",
+		})
+		if _, err := cs.CoreV1().PersistentVolumeClaims(pvc.Namespace).UpdateStatus(ctx, pvc, metav1.UpdateOptions{}); err != nil {
+			return false, err
+		}
+		log.Printf("resizer: volume of claim %s/%s grown to %s; file system resize pending until a pod mounts it", pvc.Namespace, pvc.Name, want.String())
+		return false, nil
+	}
+	pods, err := cs.CoreV1().Pods(pvc.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	for _, pod := range pods.Items {
+		// Timestamps have a resolution of a second: a pod counts only when created in
+		// a later second than the condition, so a pod that mounted the claim before
+		// never completes it.
+		if pod.DeletionTimestamp != nil || !since.Before(&pod.CreationTimestamp) {
+			continue
+		}
+		for _, v := range pod.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
