@@ -196,6 +196,23 @@ fn off_preferred(state: &BrokerState, led_by: Option<i32>) -> Vec<(String, i32)>
         .collect()
 }
 
+/// The brokers a roll starts with, and which of them only for their volume.
+fn start_message(to_roll: &[i32], pods: &BTreeMap<i32, &Pod>, target: &str) -> String {
+    let volume: Vec<i32> = to_roll
+        .iter()
+        .copied()
+        .filter(|id| {
+            pods.get(id)
+                .is_some_and(|p| p.revision.as_deref() == Some(target))
+        })
+        .collect();
+    if volume.is_empty() {
+        format!("brokers {to_roll:?} to restart")
+    } else {
+        format!("brokers {to_roll:?} to restart ({volume:?} to finish growing their volumes)")
+    }
+}
+
 fn wait(mut status: RollStatus, reason: &str, message: String) -> (RollStatus, RollAction) {
     status.reason = Some(reason.into());
     status.message = message;
@@ -246,7 +263,7 @@ pub fn step(
             state: "Rolling".into(),
             revision: Some(target.into()),
             started_at: Some(now.clone()),
-            message: format!("brokers {to_roll:?} to restart"),
+            message: start_message(&to_roll, &pods, target),
             ..RollStatus::default()
         };
     }
@@ -346,8 +363,10 @@ pub fn step(
                 status.state = "Done".into();
                 status.reason = None;
                 status.finished_at = Some(now.clone());
-                status.message =
-                    format!("restarted brokers {:?} to revision {target}", status.done);
+                status.message = format!(
+                    "restarted brokers {:?}; every broker at revision {target}",
+                    status.done
+                );
                 return (status, RollAction::Finish(elect));
             }
             let controller = state.and_then(|s| s.controller_id);
