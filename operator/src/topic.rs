@@ -77,6 +77,33 @@ pub async fn reconcile(topic: Arc<Topic>, ctx: Arc<Context>) -> Result<Action> {
     result
 }
 
+/// The spec asks for what the broker's topic cannot become: condition NotSupported
+/// (`reason`) and Ready false (`ready_reason`), both with `message`.
+fn not_supported(
+    status: &mut TopicStatus,
+    reason: &str,
+    ready_reason: &str,
+    message: String,
+    generation: Option<i64>,
+) {
+    conditions::set(
+        &mut status.conditions,
+        "NotSupported",
+        true,
+        reason,
+        message.clone(),
+        generation,
+    );
+    conditions::set(
+        &mut status.conditions,
+        "Ready",
+        false,
+        ready_reason,
+        message,
+        generation,
+    );
+}
+
 async fn write_status(api: &Api<Topic>, topic: &Topic, status: &TopicStatus) -> Result<()> {
     apply_status(api, topic, serde_json::to_value(status).unwrap()).await
 }
@@ -181,18 +208,9 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
             }
             let message = reassignment.map(|r| r.message.clone()).unwrap_or_default();
             if let topic_rf::Action::Refused(refusal) = &action {
-                conditions::set(
-                    &mut status.conditions,
-                    "NotSupported",
-                    true,
+                not_supported(
+                    &mut status,
                     refusal.reason(),
-                    message.clone(),
-                    generation,
-                );
-                conditions::set(
-                    &mut status.conditions,
-                    "Ready",
-                    false,
                     refusal.reason(),
                     message,
                     generation,
@@ -234,18 +252,9 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
             }))
         }
         Ok((Synced::NotSupported(message), _)) => {
-            conditions::set(
-                &mut status.conditions,
-                "NotSupported",
-                true,
+            not_supported(
+                &mut status,
                 "PartitionDecrease",
-                message.clone(),
-                generation,
-            );
-            conditions::set(
-                &mut status.conditions,
-                "Ready",
-                false,
                 "NotSupported",
                 message.clone(),
                 generation,
