@@ -13,6 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${FJORD_CACHE:-$HOME/.cache/fjord}/k8s
 bin=$cache/bin
 mkdir -p "$bin"
+# One build at a time: a second suite started meanwhile waits, then finds the cache.
+exec 9>"$bin/.lock"
+flock 9
 
 export GOTOOLCHAIN=local
 export GOFLAGS="-trimpath -buildvcs=false"

@@ -3,13 +3,18 @@
 
 use kube::CustomResourceExt;
 
-use crate::types::{ConsumerGroup, FjordCluster, Topic};
+use crate::types::{ConsumerGroup, FjordCluster, Topic, User};
 
 /// Every CRD of the operator, in a fixed order.
 pub fn all(
 ) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
-    vec![FjordCluster::crd(), Topic::crd(), ConsumerGroup::crd()]
+    vec![
+        FjordCluster::crd(),
+        Topic::crd(),
+        ConsumerGroup::crd(),
+        User::crd(),
+    ]
 }
 
 /// All CRDs as one multi-document YAML stream.

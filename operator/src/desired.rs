@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::types::{FjordCluster, ListenersSpec, DEFAULT_IMAGE};
+use crate::types::{FjordCluster, DEFAULT_IMAGE};
 
 /// The field manager of every server-side apply the operator makes.
 pub const FIELD_MANAGER: &str = "fjord-operator";
@@ -56,8 +56,21 @@ pub fn configmap_name(cluster: &FjordCluster) -> String {
     format!("{}-config", cluster.name_any())
 }
 
-fn listeners(cluster: &FjordCluster) -> ListenersSpec {
-    cluster.spec.listeners.clone().unwrap_or_default()
+/// The ports of a broker pod by name: the first client listener as `kafka`, then the
+/// internal and HTTP ports.
+struct Ports {
+    kafka: i32,
+    internal: i32,
+    http: i32,
+}
+
+fn listeners(cluster: &FjordCluster) -> Ports {
+    let own = cluster.spec.ports();
+    Ports {
+        kafka: cluster.spec.client_listeners()[0].port,
+        internal: own.internal,
+        http: own.http,
+    }
 }
 
 /// `host:port` clients bootstrap from.
@@ -182,7 +195,7 @@ pub fn config_hash(cluster: &FjordCluster) -> String {
     format!("{hash:016x}")
 }
 
-fn ports(l: &ListenersSpec) -> Vec<(&'static str, i32)> {
+fn ports(l: &Ports) -> Vec<(&'static str, i32)> {
     vec![
         ("kafka", l.kafka),
         ("internal", l.internal),
@@ -496,7 +509,10 @@ mod tests {
                     claim_policy_on_delete: ClaimPolicy::Retain,
                 },
                 config: BTreeMap::from([("log.retention.ms".into(), "60000".into())]),
-                listeners: None,
+                listeners: vec![],
+                ports: None,
+                authorization: None,
+                certificates: None,
                 rack: None,
                 pod_template: None,
                 rebalance: None,

@@ -28,6 +28,16 @@ mod storage;
 pub use storage::{ClaimResize, StorageStatus};
 mod roll;
 pub use roll::RollStatus;
+mod security;
+pub use security::{
+    AuthorizationSpec, AuthorizationType, CaSecretRef, CertificatesSpec, ListenerAuthentication,
+    ListenerSpec, PortsSpec,
+};
+mod user;
+pub use user::{
+    AclOperation, AclPatternType, AclPermission, AclResource, AclResourceType, AclRule, User,
+    UserAuthentication, UserAuthenticationType, UserAuthorization, UserSpec, UserStatus,
+};
 
 /// API group of every Fjord resource.
 pub const GROUP: &str = "fjord.dev";
@@ -118,9 +128,25 @@ pub struct FjordClusterSpec {
     /// `broker.properties`; a change rolls the brokers one at a time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
-    /// Ports the brokers listen on.
+    /// Kafka protocol listeners for clients; one `plain` listener on 9092 (no TLS, no
+    /// authentication) when none is given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(
+        validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("listener names must be unique"),
+        validation = Rule::new("self.all(a, self.exists_one(b, b.port == a.port))").message("listener ports must be unique"),
+        validation = Rule::new("self.all(l, !(l.name in ['internal', 'operator', 'http']))").message("internal, operator and http are the names of the brokers' own ports")
+    )]
+    pub listeners: Vec<ListenerSpec>,
+    /// Ports of the brokers' own planes: internal (between brokers), operator and HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listeners: Option<ListenersSpec>,
+    pub ports: Option<PortsSpec>,
+    /// Kafka ACLs; none (everyone may do everything) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<AuthorizationSpec>,
+    /// The cluster and clients CAs and the lifetime of the certificates they sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesSpec>,
     /// Rack awareness: brokers spread over the values of a node label and report it as
     /// their rack, so replicas of a partition land in different racks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +161,25 @@ pub struct FjordClusterSpec {
 }
 
 impl FjordClusterSpec {
+    /// The client listeners: those of the spec, or the default `plain` one.
+    pub fn client_listeners(&self) -> Vec<ListenerSpec> {
+        if self.listeners.is_empty() {
+            vec![ListenerSpec::default_plain()]
+        } else {
+            self.listeners.clone()
+        }
+    }
+
+    /// The ports of the brokers' own planes, defaults filled in.
+    pub fn ports(&self) -> PortsSpec {
+        self.ports.clone().unwrap_or_default()
+    }
+
+    /// The certificate settings, defaults filled in.
+    pub fn certificates(&self) -> CertificatesSpec {
+        self.certificates.clone().unwrap_or_default()
+    }
+
     /// Whether a scale-out is followed by a rebalance (`spec.rebalance.auto`, default
     /// true).
     pub fn auto_rebalance(&self) -> bool {
@@ -219,41 +264,6 @@ impl ClaimPolicy {
         match self {
             ClaimPolicy::Retain => "Retain",
             ClaimPolicy::Delete => "Delete",
-        }
-    }
-}
-
-/// Broker ports.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ListenersSpec {
-    /// Kafka protocol port for clients.
-    #[serde(default = "default_kafka_port")]
-    pub kafka: i32,
-    /// Port between brokers (metadata quorum and replication).
-    #[serde(default = "default_internal_port")]
-    pub internal: i32,
-    /// HTTP port: /metrics, /health, /ready.
-    #[serde(default = "default_http_port")]
-    pub http: i32,
-}
-
-fn default_kafka_port() -> i32 {
-    9092
-}
-fn default_internal_port() -> i32 {
-    9093
-}
-fn default_http_port() -> i32 {
-    9644
-}
-
-impl Default for ListenersSpec {
-    fn default() -> Self {
-        ListenersSpec {
-            kafka: default_kafka_port(),
-            internal: default_internal_port(),
-            http: default_http_port(),
         }
     }
 }
