@@ -481,16 +481,12 @@ impl Broker {
         }
     }
 
-    /// Periodic log maintenance: roll, retention, producer expiry, flush.ms and
-    /// compaction; refreshes gauges.
     /// Housekeeping of the logs whose timers fired (roll, retention, flush, producer
     /// expiry, compaction); each then arms its next deadline.
     pub fn housekeeping(&self, due: &[Arc<Partition>]) {
         for p in due {
-            p.timer.fired(super::timers::TimerKind::Log);
-            let now = self.clock.wall_ms();
-            let hw = p.high_watermark();
-            match p.with_log_mut(|log| log.housekeeping(now, hw)) {
+            let done = p.housekeep();
+            match done.deleted {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(topic = %p.topic, partition = p.index, segments = n, "deleted segments past retention")
@@ -499,18 +495,9 @@ impl Broker {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log housekeeping failed")
                 }
             }
-            // A cleaning that fails before its swap leaves the log as it was and is
-            // retried next round; one that fails during the swap keeps serving the old
-            // segments, stops compacting that log, and is completed on the next open.
-            if let Err(e) = p.compact() {
+            if let Err(e) = done.compacted {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed")
             }
-            // The log decides on the wall clock; the timers run on the monotonic one.
-            let (wall_ms, mono_ms) = (self.clock.wall_ms(), self.clock.now_ms());
-            let next = p
-                .with_log(|log| log.next_housekeeping_ms(wall_ms))
-                .map(|at| mono_ms.saturating_add(at.saturating_sub(wall_ms)));
-            p.timer.arm_log(mono_ms, next);
         }
     }
 

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 pub use super::partition_map::PartitionMap;
 
+mod housekeeping;
 mod start;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
@@ -32,6 +33,7 @@ use crate::replication::leader::{
     ProduceId, ProduceWaiter,
 };
 use crate::replication::{HighWatermark, PartitionRegistration};
+pub use housekeeping::Housekept;
 pub use start::FollowerStarts;
 
 pub struct Partition {

@@ -188,8 +188,8 @@ impl Default for PartitionTimer {
 }
 
 impl PartitionTimer {
-    /// Arm on `timers` from now on. A partition never attached (tests driving it
-    /// directly) arms nothing.
+    /// Arm on `timers` from now on, with nothing armed yet. A partition never
+    /// attached (tests driving it directly) arms nothing.
     pub fn attach(
         &self,
         timers: Arc<BrokerTimers>,
@@ -203,6 +203,12 @@ impl PartitionTimer {
             partition,
             log_check_ms,
         });
+        // Attached again (an offline replica served again): entries that came due
+        // while it was not listed were popped by the timer task, which found no
+        // partition to visit. Their deadlines are forgotten here, or no deadline at
+        // or after them could ever be armed again.
+        self.leader_armed_ms.store(i64::MAX, Ordering::Release);
+        self.log_armed_ms.store(i64::MAX, Ordering::Release);
     }
 
     fn armed(&self, kind: TimerKind) -> &AtomicI64 {
@@ -240,10 +246,15 @@ impl PartitionTimer {
 
     /// Records were appended: make sure the log's housekeeping looks at it within
     /// `log.retention.check.interval.ms` (it then arms its exact next deadline).
+    ///
+    /// Whatever the last visit armed does not stand in for this: it armed what was
+    /// due without an append (a segment.ms roll or a retention.ms deletion days
+    /// away), while an append can make work due at once (retention.bytes exceeded,
+    /// a first record for segment.ms or flush.ms, a new producer to expire). So a
+    /// later entry is moved to one interval from now; an entry already armed within
+    /// it costs a load and a compare, no lock, and a log appended to without pause
+    /// is visited once per interval, as Kafka visits every log.
     pub fn log_appended(&self, now_ms: i64) {
-        if self.log_armed_ms.load(Ordering::Acquire) != i64::MAX {
-            return;
-        }
         if let Some(a) = self.attached.get() {
             self.arm(TimerKind::Log, Some(now_ms.saturating_add(a.log_check_ms)));
         }

@@ -237,3 +237,221 @@ fn an_unanswered_produce_times_out_at_its_deadline_through_the_timers() {
         Ok(Some(kafka_protocol::error::ResponseError::RequestTimedOut))
     );
 }
+
+/// A wall-clock time for the log tests: record timestamps are compared with it.
+const T0: i64 = 1_700_000_000_000;
+
+/// Partition 0 of topic "t" with `config`, led by broker 1 alone (an append is
+/// committed at once), attached to `timers` as the broker attaches a partition it
+/// opens.
+fn log_partition(
+    dir: &Path,
+    config: LogConfig,
+    clock: &Arc<ManualClock>,
+    timers: &Arc<BrokerTimers>,
+) -> Partition {
+    let p = Partition::open(dir, "t", Uuid::nil(), 0, 0, config, clock.clone()).unwrap();
+    p.lead_alone(1);
+    p.timer.attach(timers.clone(), "t", 0, CHECK_MS);
+    p.timer.arm_log_now(clock.now_ms());
+    p
+}
+
+/// `count` batches of four 100-byte records, stamped now.
+fn append(p: &Partition, clock: &ManualClock, count: usize) {
+    let value = "v".repeat(100);
+    for _ in 0..count {
+        let batch = TestBatch::new(&[value.as_str(); 4], clock.wall_ms());
+        p.append_produce(batch.encode().into(), Acks::Leader)
+            .unwrap();
+    }
+}
+
+/// The broker's timer task over `p` until `until_ms`: the clock moves from one due
+/// deadline to the next, and each visit is what the task does. Returns the log
+/// visits.
+fn run_until(clock: &ManualClock, timers: &BrokerTimers, p: &Partition, until_ms: i64) -> usize {
+    let mut visits = 0;
+    while let Some(at) = timers.next_deadline_ms().filter(|at| *at <= until_ms) {
+        clock.advance((at - clock.now_ms()).max(0));
+        for key in timers.pop_due(clock.now_ms(), usize::MAX) {
+            match key.kind {
+                TimerKind::Leader => {
+                    p.tick();
+                }
+                TimerKind::Log => {
+                    let done = p.housekeep();
+                    done.deleted.unwrap();
+                    done.compacted.unwrap();
+                    visits += 1;
+                }
+            }
+        }
+    }
+    clock.advance((until_ms - clock.now_ms()).max(0));
+    visits
+}
+
+/// When the log's entry is armed, if it is.
+fn log_deadline(timers: &BrokerTimers) -> Option<i64> {
+    timers.queue.lock().deadline_of(&TimerKey {
+        topic: Arc::from("t"),
+        partition: 0,
+        kind: TimerKind::Log,
+    })
+}
+
+/// A log whose last visit armed its next deadline a week away (its segment.ms roll,
+/// its oldest segment's retention.ms): the appends that follow must still have it
+/// looked at within one check interval.
+fn far_deadline_armed(clock: &ManualClock, timers: &BrokerTimers) {
+    let far = log_deadline(timers).expect("a deadline armed");
+    assert!(
+        far > clock.now_ms() + 24 * 3_600_000,
+        "the next deadline is {} ms away",
+        far - clock.now_ms()
+    );
+}
+
+#[test]
+fn retention_bytes_deletes_within_a_check_interval_of_the_appends_past_it() {
+    const SEGMENT_BYTES: u64 = 1024;
+    const RETENTION_BYTES: i64 = 4096;
+    let clock = ManualClock::new(T0);
+    let timers = Arc::new(BrokerTimers::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: SEGMENT_BYTES,
+        retention_bytes: RETENTION_BYTES,
+        ..LogConfig::default()
+    };
+    let p = log_partition(dir.path(), config, &clock, &timers);
+    // Opened empty: one look, and nothing armed.
+    assert_eq!(run_until(&clock, &timers, &p, clock.now_ms()), 1);
+    assert_eq!(log_deadline(&timers), None);
+    // A first batch, under retention.bytes: looked at one check interval later.
+    append(&p, &clock, 1);
+    assert_eq!(run_until(&clock, &timers, &p, clock.now_ms() + CHECK_MS), 1);
+    assert_eq!(p.with_log(|log| log.log_start_offset()), 0);
+    far_deadline_armed(&clock, &timers);
+    // Fifty segments' worth: past retention.bytes.
+    append(&p, &clock, 100);
+    assert_eq!(p.high_watermark(), 404);
+    run_until(&clock, &timers, &p, clock.now_ms() + CHECK_MS);
+    let (start, size) = p.with_log(|log| (log.log_start_offset(), log.size_bytes() as i64));
+    assert!(start > 0, "nothing deleted: {size} bytes");
+    assert!(
+        (RETENTION_BYTES..RETENTION_BYTES + SEGMENT_BYTES as i64).contains(&size),
+        "{size} bytes left"
+    );
+}
+
+#[test]
+fn segment_ms_rolls_a_segment_appended_to_after_a_far_deadline_was_armed() {
+    const SEGMENT_MS: i64 = 60_000;
+    let clock = ManualClock::new(T0);
+    let timers = Arc::new(BrokerTimers::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: SEGMENT_MS,
+        ..LogConfig::default()
+    };
+    let p = log_partition(dir.path(), config, &clock, &timers);
+    append(&p, &clock, 1);
+    run_until(&clock, &timers, &p, clock.now_ms() + SEGMENT_MS + CHECK_MS);
+    assert_eq!(p.with_log(|log| log.segment_count()), 2, "rolled once");
+    // The new active segment is empty: next comes the old one's retention.ms.
+    far_deadline_armed(&clock, &timers);
+    append(&p, &clock, 1);
+    run_until(&clock, &timers, &p, clock.now_ms() + SEGMENT_MS + CHECK_MS);
+    assert_eq!(
+        p.with_log(|log| log.segment_count()),
+        3,
+        "the segment appended to is rolled at segment.ms"
+    );
+}
+
+#[test]
+fn flush_ms_syncs_records_appended_after_a_far_deadline_was_armed() {
+    const FLUSH_MS: i64 = 10_000;
+    let clock = ManualClock::new(T0);
+    let timers = Arc::new(BrokerTimers::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        flush_ms: FLUSH_MS,
+        ..LogConfig::default()
+    };
+    let p = log_partition(dir.path(), config, &clock, &timers);
+    append(&p, &clock, 1);
+    run_until(&clock, &timers, &p, clock.now_ms() + FLUSH_MS + CHECK_MS);
+    assert_eq!(p.with_log(|log| log.recovery_point()), 4);
+    // Everything is synced: next comes the segment.ms roll.
+    far_deadline_armed(&clock, &timers);
+    append(&p, &clock, 1);
+    run_until(&clock, &timers, &p, clock.now_ms() + FLUSH_MS + CHECK_MS);
+    assert_eq!(
+        p.with_log(|log| log.recovery_point()),
+        8,
+        "records appended are synced at flush.ms"
+    );
+}
+
+#[test]
+fn an_idle_producer_that_appended_after_a_far_deadline_was_armed_expires() {
+    const EXPIRATION_MS: i64 = 60_000;
+    let clock = ManualClock::new(T0);
+    let timers = Arc::new(BrokerTimers::default());
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        producer_id_expiration_ms: EXPIRATION_MS,
+        ..LogConfig::default()
+    };
+    let p = log_partition(dir.path(), config, &clock, &timers);
+    append(&p, &clock, 1);
+    run_until(&clock, &timers, &p, clock.now_ms() + CHECK_MS);
+    far_deadline_armed(&clock, &timers);
+    let batch = TestBatch::new(&["v"], clock.wall_ms()).idempotent(7, 0, 0);
+    p.append_produce(batch.encode().into(), Acks::Leader)
+        .unwrap();
+    let producers = |p: &Partition| p.with_log(|log| log.producer_state().producers().count());
+    assert_eq!(producers(&p), 1);
+    run_until(
+        &clock,
+        &timers,
+        &p,
+        clock.now_ms() + EXPIRATION_MS + CHECK_MS,
+    );
+    assert_eq!(producers(&p), 0, "the idle producer expired");
+}
+
+#[test]
+fn a_partition_attached_again_arms_anew_what_came_due_while_it_was_not_listed() {
+    let timers = Arc::new(BrokerTimers::default());
+    let t = PartitionTimer::default();
+    t.attach(timers.clone(), "t", 0, CHECK_MS);
+    t.arm_log_now(100);
+    t.arm(TimerKind::Leader, Some(150));
+    // Offline meanwhile: the timer task pops its entries, finds no partition by that
+    // name, and visits nothing.
+    assert_eq!(timers.pop_due(150, usize::MAX).len(), 2);
+    // Served again: attached, its log looked at now, its leader deadline armed.
+    t.attach(timers.clone(), "t", 0, CHECK_MS);
+    t.arm_log_now(200);
+    t.arm(TimerKind::Leader, Some(250));
+    assert_eq!(timers.pop_due(250, usize::MAX).len(), 2);
+}
+
+#[test]
+fn an_append_brings_a_later_log_deadline_within_one_check_interval() {
+    let timers = Arc::new(BrokerTimers::default());
+    let t = PartitionTimer::default();
+    t.attach(timers.clone(), "t", 0, CHECK_MS);
+    // The last visit armed the log's next deadline far away.
+    t.arm_log(0, Some(1_000_000));
+    t.log_appended(10);
+    assert_eq!(timers.next_deadline_ms(), Some(10 + CHECK_MS));
+    // Appends within that interval leave the entry as it is.
+    t.log_appended(20);
+    assert_eq!(timers.next_deadline_ms(), Some(10 + CHECK_MS));
+    assert_eq!(timers.len(), 1);
+}
