@@ -574,6 +574,43 @@ mod tests {
                 "--http-listen=$(POD_IP):9644",
                 "--internal-listen=$(POD_IP):9093",
                 "--voters=0@demo-0.demo-brokers.ns.svc:9093",
+                "--internal-ssl-certificate=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--internal-ssl-key=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--internal-ssl-ca=/etc/fjord/tls/cluster-ca/ca.crt",
+                "--ssl-keystore-location=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--ssl-key-location=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt",
+            ]
+        );
+        // The certificate Secrets, mounted read-only where the flags point.
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("data", "/var/lib/fjord", None),
+                ("broker-certs", "/etc/fjord/tls/broker", Some(true)),
+                ("cluster-ca", "/etc/fjord/tls/cluster-ca", Some(true)),
+            ]
+        );
+        let volumes: Vec<_> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| {
+                let s = v.secret.as_ref().unwrap();
+                (v.name.as_str(), s.secret_name.as_deref().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                ("broker-certs", "demo-broker-certs"),
+                ("cluster-ca", "demo-cluster-ca-cert")
             ]
         );
         let env = c.env.as_ref().unwrap();

@@ -83,7 +83,16 @@ mod tests {
         assert_eq!(d("1.5h"), Duration::from_secs(5400));
         assert_eq!(d("300ms"), Duration::from_millis(300));
         assert_eq!(d("0"), Duration::ZERO);
-        for bad in ["", "h", "10", "-5s", "5d", "1..5s", "5 s", "99999999999999999999999h"] {
+        for bad in [
+            "",
+            "h",
+            "10",
+            "-5s",
+            "5d",
+            "1..5s",
+            "5 s",
+            "99999999999999999999999h",
+        ] {
             assert!(parse_duration("validity", bad).is_err(), "{bad:?}");
         }
         let e = parse_duration("renewBefore", "5d").unwrap_err().to_string();

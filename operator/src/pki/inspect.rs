@@ -81,13 +81,19 @@ pub(crate) fn pem_of(der: &[u8]) -> String {
 /// certificate, too many, too large, or none at all.
 pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertInfo>, String> {
     if pem.len() > MAX_PEM_BYTES {
-        return Err(format!("{} bytes of PEM, more than {MAX_PEM_BYTES}", pem.len()));
+        return Err(format!(
+            "{} bytes of PEM, more than {MAX_PEM_BYTES}",
+            pem.len()
+        ));
     }
     let mut out = Vec::new();
     for block in Pem::iter_from_buffer(pem) {
         let block = block.map_err(|e| format!("not PEM: {e}"))?;
         if block.label != "CERTIFICATE" {
-            return Err(format!("a {} block where a CERTIFICATE was expected", block.label));
+            return Err(format!(
+                "a {} block where a CERTIFICATE was expected",
+                block.label
+            ));
         }
         if out.len() == MAX_CERTIFICATES {
             return Err(format!("more than {MAX_CERTIFICATES} certificates"));

@@ -243,8 +243,11 @@ pub fn plan(o: &Observed<'_>) -> Result<Plan> {
         let leaf = broker_leaf(o, n);
         let (crt, key) = (format!("{pod}.crt"), format!("{pod}.key"));
         let (chain, key_pem) =
-            keep_or_issue(o, &cluster, &leaf, &life, existing, (&crt, &key), &mut out)?
-                .note(&format!("broker {pod}"), &mut issued, &mut renewed);
+            keep_or_issue(o, &cluster, &leaf, &life, existing, (&crt, &key), &mut out)?.note(
+                &format!("broker {pod}"),
+                &mut issued,
+                &mut renewed,
+            );
         data.insert(crt, chain);
         data.insert(key, key_pem);
     }
@@ -403,12 +406,12 @@ fn resolve_ca(
         .and_then(|s| s.annotations.get(CA_GENERATION_ANNOTATION))
         .and_then(|g| g.parse().ok())
         .unwrap_or(0);
-    let loaded = existing.map(|s| {
-        match (s.data.get(CA_CERT_KEY), s.data.get(CA_KEY_KEY)) {
+    let loaded = existing.map(
+        |s| match (s.data.get(CA_CERT_KEY), s.data.get(CA_KEY_KEY)) {
             (Some(crt), Some(key)) => Ca::load(crt, key, generation_seen, i64::MIN),
             _ => Err(format!("needs keys {CA_CERT_KEY} and {CA_KEY_KEY}")),
-        }
-    });
+        },
+    );
     let fresh = |generation: u32| {
         Ca::create(
             &kind.common_name(o.cluster, generation),
@@ -565,7 +568,12 @@ enum Leaf {
 }
 
 impl Leaf {
-    fn note(self, what: &str, issued: &mut Vec<String>, renewed: &mut Vec<String>) -> (String, String) {
+    fn note(
+        self,
+        what: &str,
+        issued: &mut Vec<String>,
+        renewed: &mut Vec<String>,
+    ) -> (String, String) {
         match self {
             Leaf::Kept(c, k) => (c, k),
             Leaf::Issued(c, k) => {
@@ -596,8 +604,14 @@ fn renewal_reason(
         return Some("key does not match");
     }
     let names_match = leaf.common_name.as_deref() == Some(spec.common_name.as_str())
-        && leaf.dns_names.iter().eq(spec.dns_names.iter().collect::<std::collections::BTreeSet<_>>())
-        && leaf.uris.iter().eq(spec.uris.iter().collect::<std::collections::BTreeSet<_>>());
+        && leaf.dns_names.iter().eq(spec
+            .dns_names
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>())
+        && leaf
+            .uris
+            .iter()
+            .eq(spec.uris.iter().collect::<std::collections::BTreeSet<_>>());
     if !names_match {
         return Some("names changed");
     }
@@ -635,7 +649,10 @@ fn keep_or_issue(
                     for c in ca.chain_tail() {
                         wanted.push_str(&c.pem());
                     }
-                    let tail_same = certs[1..].iter().map(|c| &c.der).eq(ca.chain_tail().iter().map(|c| &c.der));
+                    let tail_same = certs[1..]
+                        .iter()
+                        .map(|c| &c.der)
+                        .eq(ca.chain_tail().iter().map(|c| &c.der));
                     let chain = if tail_same { chain.clone() } else { wanted };
                     return Ok(Leaf::Kept(chain, key.clone()));
                 }
@@ -644,7 +661,9 @@ fn keep_or_issue(
         _ => None,
     };
     let issued = ca.issue(spec, o.now, life.validity)?;
-    out.due(o.now + i64::try_from(life.validity.as_secs()).unwrap_or(i64::MAX / 4) - life.renew_before);
+    out.due(
+        o.now + i64::try_from(life.validity.as_secs()).unwrap_or(i64::MAX / 4) - life.renew_before,
+    );
     Ok(match why {
         None => Leaf::Issued(issued.chain_pem, issued.key_pem),
         Some(why) => Leaf::Renewed(issued.chain_pem, issued.key_pem, why.to_string()),

@@ -167,7 +167,10 @@ fn first_plan_makes_both_cas_and_every_certificate() {
         "1"
     );
     let clients = leaf(&w.get("demo-clients-ca", CA_CERT_KEY));
-    assert_eq!(clients.common_name.as_deref(), Some("fjord-clients-ca demo 1"));
+    assert_eq!(
+        clients.common_name.as_deref(),
+        Some("fjord-clients-ca demo 1")
+    );
     assert_eq!(p.cluster_ca.generation, Some(1));
 
     let bundle = w.get("demo-cluster-ca-cert", CA_CERT_KEY);
@@ -246,7 +249,11 @@ fn a_second_plan_writes_nothing_until_a_leaf_is_due() {
     assert_eq!(written(&p), ["demo-broker-certs", "demo-operator-cert"]);
     assert_eq!(p.events.len(), 1);
     assert_eq!(p.events[0].kind, EventKind::CertificatesRenewed);
-    assert!(p.events[0].message.contains("broker demo-0 (due)"), "{}", p.events[0].message);
+    assert!(
+        p.events[0].message.contains("broker demo-0 (due)"),
+        "{}",
+        p.events[0].message
+    );
     let new = leaf(&w.get("demo-broker-certs", "demo-0.crt"));
     assert!(new.not_after > leaf(&old).not_after);
     assert_eq!(new.not_after, due + 8760 * HOUR);
@@ -306,7 +313,6 @@ fn a_due_ca_is_renewed_with_a_cross_signed_overlap_until_the_old_one_ends() {
     let mut w = World::new();
     w.step(T0);
     let old_ca = w.get("demo-cluster-ca", CA_CERT_KEY);
-    let old_b0 = w.get("demo-broker-certs", "demo-0.crt");
     let ca_end = leaf(&old_ca).not_after;
     let due = ca_end - 4380 * HOUR;
     let p = w.step(due - 1);
@@ -315,20 +321,31 @@ fn a_due_ca_is_renewed_with_a_cross_signed_overlap_until_the_old_one_ends() {
         "not yet: {:?}",
         written(&p)
     );
+    let old_b0 = w.get("demo-broker-certs", "demo-0.crt");
     let p = w.step(due);
     let kinds: Vec<_> = p.events.iter().map(|e| e.kind).collect();
     assert!(kinds.contains(&EventKind::CaRenewed), "{kinds:?}");
     assert_eq!(p.cluster_ca.generation, Some(2));
     assert_eq!(p.cluster_ca.previous_not_after, Some(ca_end));
-    assert_eq!(p.clients_ca.generation, Some(2), "made with the cluster CA, due with it");
+    assert_eq!(
+        p.clients_ca.generation,
+        Some(2),
+        "made with the cluster CA, due with it"
+    );
     let new_ca = w.get("demo-cluster-ca", CA_CERT_KEY);
     assert_eq!(
         leaf(&new_ca).common_name.as_deref(),
         Some("fjord-cluster-ca demo 2")
     );
-    assert_eq!(w.secrets["demo-cluster-ca"].annotations[CA_GENERATION_ANNOTATION], "2");
-    assert!(p.events.iter().any(|e| e.kind == EventKind::CertificatesRenewed
-        && e.message.contains("signed by another CA")));
+    assert_eq!(
+        w.secrets["demo-cluster-ca"].annotations[CA_GENERATION_ANNOTATION],
+        "2"
+    );
+    assert!(p
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::CertificatesRenewed
+            && e.message.contains("signed by another CA")));
     assert_both_trusted(&w, &old_ca, &new_ca, &old_b0, due + 1);
     // The next thing due is the end of the overlap.
     assert_eq!(p.next_renewal, ca_end);
@@ -341,14 +358,19 @@ fn a_due_ca_is_renewed_with_a_cross_signed_overlap_until_the_old_one_ends() {
     let b0_key = w.get("demo-broker-certs", "demo-0.key");
     let p = w.step(ca_end);
     assert!(p.events.iter().any(|e| e.kind == EventKind::CaOverlapEnded));
-    assert!(!p.events.iter().any(|e| e.kind == EventKind::CertificatesRenewed));
+    assert!(!p
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::CertificatesRenewed));
     assert_eq!(w.get("demo-broker-certs", "demo-0.key"), b0_key);
     let bundle = w.get("demo-cluster-ca-cert", CA_CERT_KEY);
     assert_eq!(ders(&bundle).len(), 1);
     let chain = w.get("demo-broker-certs", "demo-0.crt");
     assert_eq!(ders(&chain).len(), 1);
     verify_server(&chain, &new_ca, "demo-0.demo-brokers.ns.svc", ca_end + 1).unwrap();
-    assert!(!w.secrets["demo-cluster-ca"].data.contains_key(CA_PREVIOUS_KEY));
+    assert!(!w.secrets["demo-cluster-ca"]
+        .data
+        .contains_key(CA_PREVIOUS_KEY));
 }
 
 #[test]
@@ -360,8 +382,10 @@ fn the_annotation_renews_the_ca_at_once_and_only_once() {
     w.renew_cluster_ca = true;
     let p = w.step(T0 + HOUR);
     assert_eq!(p.cluster_ca.generation, Some(2));
-    assert!(p.events.iter().any(|e| e.kind == EventKind::CaRenewed
-        && e.message.contains("annotation")));
+    assert!(p
+        .events
+        .iter()
+        .any(|e| e.kind == EventKind::CaRenewed && e.message.contains("annotation")));
     let new_ca = w.get("demo-cluster-ca", CA_CERT_KEY);
     assert_both_trusted(&w, &old_ca, &new_ca, &old_b0, T0 + HOUR + 1);
     // The operator stopped before removing the annotation: the next reconcile does
@@ -411,12 +435,22 @@ fn garbage_secrets_are_replaced_not_crashed_on() {
         .find(|e| e.kind == EventKind::CaReplaced)
         .expect("reported");
     assert!(replaced.kind.warning());
-    assert!(replaced.message.contains("demo-cluster-ca"), "{}", replaced.message);
+    assert!(
+        replaced.message.contains("demo-cluster-ca"),
+        "{}",
+        replaced.message
+    );
     assert_eq!(p.cluster_ca.generation, Some(2));
     let bundle = w.get("demo-cluster-ca-cert", CA_CERT_KEY);
     for n in 0..3 {
         let chain = w.get("demo-broker-certs", &format!("demo-{n}.crt"));
-        verify_server(&chain, &bundle, &format!("demo-{n}.demo-brokers.ns.svc"), T0 + 11).unwrap();
+        verify_server(
+            &chain,
+            &bundle,
+            &format!("demo-{n}.demo-brokers.ns.svc"),
+            T0 + 11,
+        )
+        .unwrap();
     }
     assert!(w.step(T0 + 20).writes.is_empty(), "settled");
 
@@ -445,12 +479,21 @@ fn garbage_secrets_are_replaced_not_crashed_on() {
 #[test]
 fn a_user_supplied_ca_is_used_and_never_replaced() {
     let mut w = World::new();
-    let mine = Ca::create("my corporate CA", 0, T0 - HOUR, Duration::from_secs(1000 * 3600)).unwrap();
+    let mine = Ca::create(
+        "my corporate CA",
+        0,
+        T0 - HOUR,
+        Duration::from_secs(1000 * 3600),
+    )
+    .unwrap();
     w.secrets.insert(
         "my-ca".into(),
         SecretData {
             data: BTreeMap::from([
-                (CA_CERT_KEY.to_string(), mine.certificate().pem().into_bytes()),
+                (
+                    CA_CERT_KEY.to_string(),
+                    mine.certificate().pem().into_bytes(),
+                ),
                 (CA_KEY_KEY.to_string(), mine.key_pem().as_bytes().to_vec()),
             ]),
             annotations: BTreeMap::new(),
@@ -492,11 +535,15 @@ fn certificates_follow_the_broker_count() {
     let p = w.step(T0 + 1);
     assert_eq!(written(&p), ["demo-broker-certs"]);
     assert!(p.events[0].message.contains("broker demo-3"));
-    assert!(w.secrets["demo-broker-certs"].data.contains_key("demo-3.key"));
+    assert!(w.secrets["demo-broker-certs"]
+        .data
+        .contains_key("demo-3.key"));
     w.brokers = 2;
     let p = w.step(T0 + 2);
     assert_eq!(written(&p), ["demo-broker-certs"]);
-    assert!(!w.secrets["demo-broker-certs"].data.contains_key("demo-2.crt"));
+    assert!(!w.secrets["demo-broker-certs"]
+        .data
+        .contains_key("demo-2.crt"));
     assert!(p.events.is_empty(), "removing certificates issues none");
 }
 
@@ -514,8 +561,18 @@ fn user_certificates_name_the_user_and_chain_to_the_clients_ca() {
     let l = leaf(&issued.chain_pem);
     assert_eq!(l.common_name.as_deref(), Some("alice"));
     assert!(l.key_matches(&issued.key_pem));
-    verify_client(&issued.chain_pem, &w.get("demo-broker-certs", TRUSTSTORE_KEY), T0).unwrap();
-    assert!(verify_client(&issued.chain_pem, &w.get("demo-cluster-ca-cert", CA_CERT_KEY), T0).is_err());
+    verify_client(
+        &issued.chain_pem,
+        &w.get("demo-broker-certs", TRUSTSTORE_KEY),
+        T0,
+    )
+    .unwrap();
+    assert!(verify_client(
+        &issued.chain_pem,
+        &w.get("demo-cluster-ca-cert", CA_CERT_KEY),
+        T0
+    )
+    .is_err());
 }
 
 #[test]
@@ -526,4 +583,40 @@ fn invalid_lifetimes_are_refused() {
     w.spec = spec();
     w.spec.validity = "a year".into();
     assert!(w.plan(T0).unwrap_err().to_string().contains("validity"));
+}
+
+#[test]
+fn current_ca_reads_the_ca_as_the_secrets_hold_it() {
+    let mut w = World::new();
+    let observed = |w: &World, now| {
+        current_ca(
+            &Observed {
+                cluster: "demo",
+                namespace: "ns",
+                now,
+                spec: &w.spec,
+                renew_cluster_ca: false,
+                renew_clients_ca: false,
+                brokers: 0,
+                secrets: &w.secrets,
+            },
+            CaKind::Cluster,
+        )
+    };
+    assert!(observed(&w, T0).unwrap().is_none(), "not made yet");
+    w.step(T0);
+    let ca = observed(&w, T0 + 1).unwrap().unwrap();
+    assert_eq!(ca.generation, 1);
+    assert!(ca.chain_tail().is_empty());
+    w.renew_cluster_ca = true;
+    w.step(T0 + HOUR);
+    let ca = observed(&w, T0 + HOUR + 1).unwrap().unwrap();
+    assert_eq!(ca.generation, 2);
+    assert_eq!(ca.chain_tail().len(), 1, "the cross-signed certificate");
+    w.secrets
+        .get_mut("demo-cluster-ca")
+        .unwrap()
+        .data
+        .insert(CA_KEY_KEY.into(), b"junk".to_vec());
+    assert!(observed(&w, T0 + HOUR + 2).is_err());
 }
