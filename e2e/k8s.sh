@@ -277,7 +277,7 @@ VOTERS="0@demo-0.demo-brokers.demo.svc:9093,1@demo-1.demo-brokers.demo.svc:9093,
 expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "statefulset serviceName" "$(jp statefulset/demo '{.spec.serviceName}')" demo-brokers
 expect "statefulset args" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args}')" \
-  "[\"--node-id=\$(POD_INDEX)\",\"--data-dir=/var/lib/fjord/data\",\"--kafka-listen=\$(POD_IP):9092\",\"--advertised-listener=\$(POD_NAME).demo-brokers.demo.svc:9092\",\"--http-listen=\$(POD_IP):9644\",\"--internal-listen=\$(POD_IP):9093\",\"--voters=$VOTERS\"]"
+  "[\"--node-id=\$(POD_INDEX)\",\"--data-dir=/var/lib/fjord/data\",\"--kafka-listen=\$(POD_IP):9092\",\"--advertised-listener=\$(POD_NAME).demo-brokers.demo.svc:9092\",\"--http-listen=\$(POD_IP):9644\",\"--internal-listen=\$(POD_IP):9093\",\"--voters=$VOTERS\",\"--internal-ssl-certificate=/etc/fjord/tls/broker/\$(POD_NAME).crt\",\"--internal-ssl-key=/etc/fjord/tls/broker/\$(POD_NAME).key\",\"--internal-ssl-ca=/etc/fjord/tls/cluster-ca/ca.crt\",\"--ssl-keystore-location=/etc/fjord/tls/broker/\$(POD_NAME).crt\",\"--ssl-key-location=/etc/fjord/tls/broker/\$(POD_NAME).key\",\"--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt\"]"
 expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready
 expect "scrape annotation" "$(jp statefulset/demo '{.spec.template.metadata.annotations.prometheus\.io/scrape}')" true
 expect "claim size" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
@@ -891,6 +891,9 @@ old_uid=$(jp pod/demo-0 '{.metadata.uid}')
 kubectl delete pod demo-0 -n "$NS" --wait=true --timeout 90s >/dev/null
 new_pod() { [[ "$(jp pod/demo-0 '{.metadata.uid}')" != "$old_uid" ]] && cluster_ready && brokers_up 0,1,2; }
 wait_for "broker pod recreated and cluster Ready again" 120 new_pod
+
+# certs: the internal plane's mutual TLS, certificate and CA renewals under traffic.
+source "$HERE/k8s/sections/certs.sh"
 
 # topics-at-scale: many Topic resources applied at once, all Ready. The time is a
 # figure, not a pass/fail timer (the wait's deadline only bounds a stuck run).

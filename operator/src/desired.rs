@@ -311,6 +311,7 @@ pub fn broker_args(cluster: &FjordCluster, replicas: i32) -> Vec<String> {
     ];
     args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
     args.push(format!("--voters={}", voters(cluster, replicas)));
+    args.extend(crate::pki::pod::broker_args());
     args
 }
 
@@ -411,11 +412,16 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
             ..Probe::default()
         }),
         resources: cluster.spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: DATA_MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(
+            [VolumeMount {
+                name: DATA_VOLUME.into(),
+                mount_path: DATA_MOUNT.into(),
+                ..VolumeMount::default()
+            }]
+            .into_iter()
+            .chain(crate::pki::pod::volume_mounts())
+            .collect(),
+        ),
         ..Container::default()
     };
 
@@ -452,6 +458,7 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    volumes: Some(crate::pki::pod::volumes(&cluster.name_any())),
                     termination_grace_period_seconds: Some(60),
                     node_selector: (!overrides.node_selector.is_empty())
                         .then(|| overrides.node_selector.clone()),
@@ -567,6 +574,43 @@ mod tests {
                 "--http-listen=$(POD_IP):9644",
                 "--internal-listen=$(POD_IP):9093",
                 "--voters=0@demo-0.demo-brokers.ns.svc:9093",
+                "--internal-ssl-certificate=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--internal-ssl-key=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--internal-ssl-ca=/etc/fjord/tls/cluster-ca/ca.crt",
+                "--ssl-keystore-location=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--ssl-key-location=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt",
+            ]
+        );
+        // The certificate Secrets, mounted read-only where the flags point.
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("data", "/var/lib/fjord", None),
+                ("broker-certs", "/etc/fjord/tls/broker", Some(true)),
+                ("cluster-ca", "/etc/fjord/tls/cluster-ca", Some(true)),
+            ]
+        );
+        let volumes: Vec<_> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| {
+                let s = v.secret.as_ref().unwrap();
+                (v.name.as_str(), s.secret_name.as_deref().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                ("broker-certs", "demo-broker-certs"),
+                ("cluster-ca", "demo-cluster-ca-cert")
             ]
         );
         let env = c.env.as_ref().unwrap();
