@@ -619,7 +619,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         .owns(crate::api::<StatefulSet>(&client, namespace), owned.clone())
         .owns(crate::api::<Service>(&client, namespace), owned.clone())
         .owns(crate::api::<ConfigMap>(&client, namespace), owned.clone())
-        .owns(crate::api::<NetworkPolicy>(&client, namespace), owned.clone())
+        .owns(
+            crate::api::<NetworkPolicy>(&client, namespace),
+            owned.clone(),
+        )
         .owns(crate::api::<PodDisruptionBudget>(&client, namespace), owned)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

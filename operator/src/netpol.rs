@@ -176,8 +176,7 @@ mod tests {
     use super::*;
     use crate::types::{
         ClaimPolicy, FjordClusterSpec, ListenerAuthentication as Authentication, ListenerSpec,
-        NetworkPolicySpec,
-        StorageSpec,
+        NetworkPolicySpec, StorageSpec,
     };
 
     fn cluster() -> FjordCluster {
@@ -265,7 +264,10 @@ mod tests {
         assert_eq!(np.metadata.name.as_deref(), Some("demo-brokers"));
         assert_eq!(np.metadata.namespace.as_deref(), Some("ns"));
         let owner = &np.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.uid.as_str()), ("FjordCluster", "uid-1"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("FjordCluster", "uid-1")
+        );
         assert_eq!(owner.controller, Some(true));
         assert_eq!(
             np.metadata.labels.as_ref().unwrap()["app.kubernetes.io/managed-by"],
@@ -276,7 +278,10 @@ mod tests {
             spec.pod_selector.as_ref().unwrap().match_labels,
             Some(selector_labels(&c))
         );
-        assert_eq!(spec.policy_types.as_deref(), Some(&["Ingress".to_string()][..]));
+        assert_eq!(
+            spec.policy_types.as_deref(),
+            Some(&["Ingress".to_string()][..])
+        );
         assert!(spec.egress.is_none());
     }
 
@@ -316,11 +321,13 @@ mod tests {
             ..operator()
         };
         let from = sources(&desired_network_policy(&cluster(), &anywhere), 9091).unwrap();
-        assert_eq!(
-            from[0].namespace_selector,
-            Some(LabelSelector::default())
-        );
-        assert!(from[0].pod_selector.as_ref().unwrap().match_labels.is_some());
+        assert_eq!(from[0].namespace_selector, Some(LabelSelector::default()));
+        assert!(from[0]
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .is_some());
     }
 
     #[test]

@@ -334,8 +334,7 @@ pub fn step(last: Option<&StorageStatus>, observed: Observed<'_>) -> Result<Step
         }
         StatefulSetState::Present { replicas, .. } => {
             status.recreate_replicas = None;
-            if let Some(u) = unsupported(&pending, observed.classes, observed.classes_unreadable)
-            {
+            if let Some(u) = unsupported(&pending, observed.classes, observed.classes_unreadable) {
                 status.state = "Unsupported".into();
                 status.message = u.message.clone();
                 step.unsupported = Some(u);

@@ -191,7 +191,11 @@ fn unreadable_classes_patch_the_claims_and_a_refusal_is_unsupported() {
     );
     assert_eq!(u.reason, "ExpansionRefused");
     assert_eq!(st.state, "Unsupported");
-    assert!(u.message.contains("claim data-demo-0 to 2Gi"), "{}", u.message);
+    assert!(
+        u.message.contains("claim data-demo-0 to 2Gi"),
+        "{}",
+        u.message
+    );
     assert!(u.message.contains("must support resize"), "{}", u.message);
     assert_eq!(st.message, u.message);
     // A class that was read still decides, readable or not.

@@ -73,7 +73,7 @@ hardening_demo() {
   reject "podTemplate env setting a broker flag" "podTemplate.env may not set FJORD_* variables" \
     patch fjordcluster demo --type merge \
     -p '{"spec":{"podTemplate":{"env":[{"name":"FJORD_SUPER_USERS","value":"User:mallory"}]}}}'
-  reject "podTemplate env shadowing POD_NAME" "podTemplate.env may not set POD_NAME" \
+  reject "podTemplate env shadowing POD_NAME" "podTemplate.env may not set POD_* variables" \
     patch fjordcluster demo --type merge \
     -p '{"spec":{"podTemplate":{"env":[{"name":"POD_NAME","value":"demo-9"}]}}}'
   # A plain value is a setting the CRD defines: accepted.
