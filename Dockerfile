@@ -39,6 +39,9 @@ ENV FJORD_DATA_DIR=/data \
 # 9092 Kafka clients; 9093 broker-to-broker (replicated cluster); 9644 HTTP (health, metrics).
 EXPOSE 9092 9093 9644
 VOLUME /data
+# The operator's broker pods run as this uid and gid too (runAsUser, runAsGroup and
+# fsGroup 10001 in operator/src/desired.rs), on a read-only root file system: the broker
+# writes only to its data directory (a volume) and, if ever, /tmp (an emptyDir there).
 USER 10001:10001
 WORKDIR /data
 ENTRYPOINT ["/usr/local/bin/fjord"]

@@ -293,10 +293,14 @@ voters="0@$(cctr 0):9093,1@$(cctr 1):9093,2@$(cctr 2):9093"
 # bind 0.0.0.0 (the container's address is only known once it runs), the advertised
 # address is the published port (kcat runs on the host, which cannot resolve container
 # names), and the data dir is on the image's /data volume, which the broker's user owns.
+# The container is as locked down as the operator's broker pods (desired.rs,
+# pod_security_context and container_security_context): uid 10001, a read-only root file
+# system with a scratch /tmp, no capabilities, no privilege escalation.
 run_cluster_broker() {
   local n="$1"
   docker rm -f "$(cctr "$n")" >/dev/null 2>&1
   docker run -d --name "$(cctr "$n")" --hostname "$(cctr "$n")" --network "$NET" \
+    --user 10001:10001 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
     -v "$(cvol "$n"):/data" \
     -p "127.0.0.1:$((CLUSTER_KAFKA_PORT + n)):9092" -p "127.0.0.1:$((CLUSTER_HTTP_PORT + n)):9644" \
     -e FJORD_DEFAULT_REPLICATION_FACTOR=3 -e FJORD_MIN_INSYNC_REPLICAS=2 \

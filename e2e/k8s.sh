@@ -494,6 +494,8 @@ autoscale_patch() { # autoscale_patch MIN MAX LAG_THRESHOLD: a patch of payments
 reject "autoscale max below min" "maxReplicas must be at least minReplicas" patch consumergroup payments --type merge -p "$(autoscale_patch 3 2 10)"
 reject "autoscale lagThreshold 0" "lagThreshold must be at least 1" patch consumergroup payments --type merge -p "$(autoscale_patch 1 2 0)"
 reject "autoscale maxReplicas 1001" "maxReplicas must be between 1 and 1000" patch consumergroup payments --type merge -p "$(autoscale_patch 1 1001 10)"
+# Hardened pods: StatefulSet and NetworkPolicy goldens, Pod Security, podTemplate CEL.
+source "$HERE/k8s/sections/hardening.sh" && hardening_demo
 
 # A Topic on a missing cluster.
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"orphan"},"spec":{"clusterRef":"nope","partitions":1}}'
@@ -929,5 +931,6 @@ kubectl delete fjordcluster demo -n "$NS" --wait=true --timeout 60s >/dev/null
 owned_gone() { ! kubectl get statefulset/demo service/demo-bootstrap configmap/demo-config -n "$NS" 2>/dev/null | grep -q .; }
 wait_for "StatefulSet, Services and ConfigMap of demo deleted" 120 owned_gone
 expect "claims kept after the cluster is deleted" "$(jp pvc '{.items[*].metadata.name}')" "data-demo-0 data-demo-1 data-demo-2 data-demo-3 data-demo-4"
+hardening_namespaced  # last: it re-installs the chart for one namespace
 log "PASS"
 echo "1 passed, 0 failed"

@@ -9,6 +9,7 @@ use fjord_client::ResponseError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -105,6 +106,11 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     apply(&services, &desired::desired_headless_service(cluster)).await?;
     apply(&services, &desired::desired_bootstrap_service(cluster)).await?;
+    apply(
+        &Api::<NetworkPolicy>::namespaced(client.clone(), &ns),
+        &crate::netpol::desired_network_policy(cluster, &ctx.operator_peer),
+    )
+    .await?;
     apply(
         &Api::<PodDisruptionBudget>::namespaced(client.clone(), &ns),
         &desired::desired_pdb(cluster),
@@ -621,6 +627,10 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         .owns(crate::api::<Service>(&client, namespace), owned.clone())
         .owns(crate::api::<ConfigMap>(&client, namespace), owned.clone())
         .owns(crate::api::<Secret>(&client, namespace), owned.clone())
+        .owns(
+            crate::api::<NetworkPolicy>(&client, namespace),
+            owned.clone(),
+        )
         .owns(crate::api::<PodDisruptionBudget>(&client, namespace), owned)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

@@ -23,6 +23,8 @@ pub struct Context {
     /// How often a Ready Topic is compared with its broker topic again, to set back
     /// changes made by other tools (which raise no Kubernetes event).
     pub topic_resync: Duration,
+    /// Where the operator's pods are, for the operator port of each NetworkPolicy.
+    pub operator_peer: crate::netpol::OperatorPeer,
     recorder: Recorder,
     /// Broker clients by bootstrap address; dropped on error and reconnected on demand.
     brokers: Mutex<HashMap<String, Arc<BrokerClient>>>,
@@ -48,6 +50,7 @@ impl Context {
             client,
             metrics,
             topic_resync: crate::topic::DEFAULT_RESYNC,
+            operator_peer: crate::netpol::OperatorPeer::default(),
             brokers: Mutex::default(),
             failures: std::sync::Mutex::default(),
         }

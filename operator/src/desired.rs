@@ -16,9 +16,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, EnvVar, EnvVarSource,
-    HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
+    Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvFromSource, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
+    SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
     VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -37,6 +38,12 @@ pub const DATA_MOUNT: &str = "/var/lib/fjord";
 pub const DATA_VOLUME: &str = "data";
 /// Pod annotation carrying a hash of the broker config, so a config change rolls pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "fjord.dev/config-hash";
+/// The uid and gid the broker runs as: the image's `USER` (see the Dockerfile).
+pub const BROKER_UID: i64 = 10001;
+/// Name of the writable scratch volume mounted at [`TMP_MOUNT`].
+pub const TMP_VOLUME: &str = "tmp";
+/// The one writable path outside the data volume: the root file system is read-only.
+pub const TMP_MOUNT: &str = "/tmp";
 /// Voters of the metadata quorum: the first brokers, at most this many. Brokers beyond
 /// follow as learners, so scaling never changes the voter set (nor restarts pods).
 pub const MAX_VOTERS: i32 = 3;
@@ -292,6 +299,40 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
+/// The broker pods' security context: not root, the image's uid, and `fsGroup` so the
+/// data volume (owned by root when provisioned) is writable by that uid. The ownership
+/// change walks the volume only when its root does not already belong to the group, so
+/// a restart of a broker with a large log does not wait for a recursive chown.
+pub fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(BROKER_UID),
+        run_as_group: Some(BROKER_UID),
+        fs_group: Some(BROKER_UID),
+        fs_group_change_policy: Some("OnRootMismatch".into()),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// The broker container's security context: the broker needs no capability (its ports
+/// are above 1024), never gains privileges, and writes only to its volumes.
+pub fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
 /// The broker container's arguments. `$(VAR)` references are expanded by the kubelet
 /// from the container's environment: POD_INDEX (the StatefulSet ordinal label),
 /// POD_NAME and POD_IP come from the downward API.
@@ -413,15 +454,23 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
         }),
         resources: cluster.spec.resources.clone(),
         volume_mounts: Some(
-            [VolumeMount {
-                name: DATA_VOLUME.into(),
-                mount_path: DATA_MOUNT.into(),
-                ..VolumeMount::default()
-            }]
+            [
+                VolumeMount {
+                    name: DATA_VOLUME.into(),
+                    mount_path: DATA_MOUNT.into(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: TMP_VOLUME.into(),
+                    mount_path: TMP_MOUNT.into(),
+                    ..VolumeMount::default()
+                },
+            ]
             .into_iter()
             .chain(crate::pki::pod::volume_mounts())
             .collect(),
         ),
+        security_context: Some(container_security_context()),
         ..Container::default()
     };
 
@@ -458,7 +507,6 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
-                    volumes: Some(crate::pki::pod::volumes(&cluster.name_any())),
                     termination_grace_period_seconds: Some(60),
                     node_selector: (!overrides.node_selector.is_empty())
                         .then(|| overrides.node_selector.clone()),
@@ -466,6 +514,23 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
                         .then(|| overrides.tolerations.clone()),
                     priority_class_name: overrides.priority_class_name.clone(),
                     service_account_name: overrides.service_account_name.clone(),
+                    // Brokers never call the Kubernetes API: no token in the pod, whatever
+                    // ServiceAccount it runs as.
+                    automount_service_account_token: Some(false),
+                    security_context: Some(pod_security_context()),
+                    volumes: Some(
+                        [Volume {
+                            name: TMP_VOLUME.into(),
+                            empty_dir: Some(EmptyDirVolumeSource {
+                                size_limit: Some(Quantity("64Mi".into())),
+                                ..EmptyDirVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        }]
+                        .into_iter()
+                        .chain(crate::pki::pod::volumes(&cluster.name_any()))
+                        .collect(),
+                    ),
                     topology_spread_constraints: spread,
                     ..PodSpec::default()
                 }),
@@ -523,6 +588,7 @@ mod tests {
                 rack: None,
                 pod_template: None,
                 rebalance: None,
+                network_policy: None,
             },
         );
         c.metadata.namespace = Some("ns".into());
@@ -593,6 +659,7 @@ mod tests {
             mounts,
             [
                 ("data", "/var/lib/fjord", None),
+                ("tmp", "/tmp", None),
                 ("broker-certs", "/etc/fjord/tls/broker", Some(true)),
                 ("cluster-ca", "/etc/fjord/tls/cluster-ca", Some(true)),
             ]
@@ -601,9 +668,9 @@ mod tests {
             .volumes
             .iter()
             .flatten()
-            .map(|v| {
-                let s = v.secret.as_ref().unwrap();
-                (v.name.as_str(), s.secret_name.as_deref().unwrap())
+            .filter_map(|v| {
+                let s = v.secret.as_ref()?;
+                Some((v.name.as_str(), s.secret_name.as_deref().unwrap()))
             })
             .collect();
         assert_eq!(
@@ -664,6 +731,64 @@ mod tests {
             c.volume_mounts.as_ref().unwrap()[0].mount_path,
             "/var/lib/fjord"
         );
+    }
+
+    #[test]
+    fn broker_pods_are_hardened() {
+        let pod = desired_statefulset(&cluster(3), 3)
+            .spec
+            .template
+            .spec
+            .unwrap();
+        let psc = pod.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(
+            (psc.run_as_user, psc.run_as_group, psc.fs_group),
+            (Some(10001), Some(10001), Some(10001))
+        );
+        assert_eq!(
+            psc.fs_group_change_policy.as_deref(),
+            Some("OnRootMismatch")
+        );
+        assert_eq!(
+            psc.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let c = &pod.containers[0];
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        assert!(sc.capabilities.as_ref().unwrap().add.is_none());
+        // The root file system is read-only: /tmp is an emptyDir, the data a claim.
+        let tmp = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == TMP_VOLUME)
+            .unwrap();
+        assert!(tmp.empty_dir.is_some());
+        let mounts: Vec<_> = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert!(mounts.contains(&("tmp", "/tmp")), "{mounts:?}");
+        assert!(mounts.contains(&("data", "/var/lib/fjord")), "{mounts:?}");
+        // A ServiceAccount named in the spec is kept (image pull secrets), its token not.
+        let mut c = cluster(3);
+        c.spec.pod_template = Some(crate::types::PodTemplateOverrides {
+            service_account_name: Some("brokers".into()),
+            ..Default::default()
+        });
+        let pod = desired_statefulset(&c, 3).spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("brokers"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
     }
 
     #[test]

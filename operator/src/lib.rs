@@ -9,6 +9,7 @@
 //!   `types::reassignment`: a Topic's replication-factor change in status).
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
+//! - `netpol`: pure builder of a FjordCluster's NetworkPolicy (who may reach which port).
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
@@ -46,6 +47,7 @@ pub mod group;
 pub mod lease;
 pub mod metrics;
 pub mod pki;
+pub mod netpol;
 pub mod plan;
 pub mod rebalance;
 pub mod roll;

@@ -10,14 +10,32 @@ use clap::Parser;
 use fjord_operator::context::Context;
 use fjord_operator::lease::LeaderElector;
 use fjord_operator::metrics::Metrics;
+use fjord_operator::netpol::OperatorPeer;
 use fjord_operator::{cluster, group, topic};
 
 #[derive(Parser, Debug)]
 #[command(name = "fjord-operator", version, about)]
 struct Args {
-    /// Watch only this namespace; all namespaces when unset.
-    #[arg(long, env = "FJORD_OPERATOR_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated, or the flag repeated); all
+    /// namespaces when none is given. The chart's `watchNamespaces` sets it, with RBAC
+    /// in those namespaces only.
+    #[arg(
+        long = "watch-namespaces",
+        alias = "namespace",
+        env = "FJORD_OPERATOR_WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    watch_namespaces: Vec<String>,
+    /// Labels of the operator's own pods (`k=v,k=v`): each FjordCluster's NetworkPolicy
+    /// opens the brokers' operator port to these pods, in the operator's namespace
+    /// (POD_NAMESPACE), only.
+    #[arg(
+        long,
+        env = "FJORD_OPERATOR_POD_LABELS",
+        default_value = fjord_operator::netpol::DEFAULT_OPERATOR_POD_LABELS,
+        value_parser = fjord_operator::netpol::parse_labels
+    )]
+    operator_pod_labels: std::collections::BTreeMap<String, String>,
     /// Address of the HTTP endpoint (/metrics, /healthz).
     #[arg(
         long,
@@ -68,6 +86,10 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Metrics::default();
     let mut ctx = Context::new(client.clone(), metrics.clone());
     ctx.topic_resync = Duration::from_secs(args.topic_resync_seconds);
+    ctx.operator_peer = OperatorPeer {
+        namespace: Some(args.lease_namespace.clone()),
+        pod_labels: args.operator_pod_labels.clone(),
+    };
     let ctx = Arc::new(ctx);
 
     let app = axum::Router::new()
@@ -102,15 +124,21 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("leading");
     }
 
-    let ns = args.namespace.as_deref();
-    tracing::info!(namespace = ns.unwrap_or("<all>"), "starting controllers");
-    let controllers = async {
-        tokio::join!(
-            cluster::run(ctx.clone(), ns),
-            topic::run(ctx.clone(), ns),
-            group::run(ctx.clone(), ns)
-        )
-    };
+    let namespaces = watched(&args.watch_namespaces);
+    tracing::info!(namespaces = ?namespaces, "starting controllers (None: all namespaces)");
+    // One set of controllers per watched namespace: a namespaced install has RBAC in
+    // those namespaces only, so nothing may list or watch across all of them.
+    let controllers = futures::future::join_all(namespaces.into_iter().map(|ns| {
+        let ctx = ctx.clone();
+        async move {
+            let ns = ns.as_deref();
+            tokio::join!(
+                cluster::run(ctx.clone(), ns),
+                topic::run(ctx.clone(), ns),
+                group::run(ctx.clone(), ns)
+            );
+        }
+    }));
     match &elector {
         Some(elector) => tokio::select! {
             _ = controllers => {}
@@ -124,4 +152,46 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The namespaces to run controllers for: each listed one once, or `None` (all) when
+/// the list is empty.
+fn watched(list: &[String]) -> Vec<Option<String>> {
+    let mut namespaces: Vec<String> = list
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_namespaces() {
+        assert_eq!(watched(&[]), [None]);
+        assert_eq!(watched(&["".into()]), [None]);
+        assert_eq!(
+            watched(&["b".into(), " a".into(), "b".into()]),
+            [Some("a".to_string()), Some("b".to_string())]
+        );
+        let args = Args::parse_from(["fjord-operator", "--watch-namespaces", "x,y"]);
+        assert_eq!(args.watch_namespaces, ["x", "y"]);
+        let args = Args::parse_from(["fjord-operator", "--namespace=x"]);
+        assert_eq!(args.watch_namespaces, ["x"]);
+        let args = Args::parse_from([
+            "fjord-operator",
+            "--operator-pod-labels=app.kubernetes.io/name=fjord-operator,app.kubernetes.io/instance=r",
+        ]);
+        assert_eq!(args.operator_pod_labels.len(), 2);
+        assert!(Args::try_parse_from(["fjord-operator", "--operator-pod-labels=nope"]).is_err());
+    }
 }

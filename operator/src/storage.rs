@@ -170,8 +170,12 @@ pub struct Observed<'a> {
     /// The names of the broker pods that exist.
     pub pods: &'a [String],
     /// `allowVolumeExpansion` of each StorageClass read (see [`classes_to_read`]); a
-    /// class missing here was not found.
+    /// class missing here was not found, unless `classes_unreadable`.
     pub classes: &'a BTreeMap<String, bool>,
+    /// The operator may not read StorageClasses (cluster-scoped; a namespaced install
+    /// has no such permission): a class missing from `classes` is then unknown, and the
+    /// claims are patched anyway, the API server deciding (see [`expansion_refused`]).
+    pub classes_unreadable: bool,
 }
 
 /// What the runtime does next.
@@ -330,7 +334,7 @@ pub fn step(last: Option<&StorageStatus>, observed: Observed<'_>) -> Result<Step
         }
         StatefulSetState::Present { replicas, .. } => {
             status.recreate_replicas = None;
-            if let Some(u) = unsupported(&pending, observed.classes) {
+            if let Some(u) = unsupported(&pending, observed.classes, observed.classes_unreadable) {
                 status.state = "Unsupported".into();
                 status.message = u.message.clone();
                 step.unsupported = Some(u);
@@ -400,8 +404,13 @@ fn ordinal(claim: &str) -> Option<i32> {
 
 /// Why the claims that must grow cannot: the first claim without class, class not
 /// found, or class without volume expansion.
-fn unsupported(pending: &[&Claim], classes: &BTreeMap<String, bool>) -> Option<Unsupported> {
+fn unsupported(
+    pending: &[&Claim],
+    classes: &BTreeMap<String, bool>,
+    classes_unreadable: bool,
+) -> Option<Unsupported> {
     pending.iter().find_map(|c| match &c.class {
+        Some(class) if classes_unreadable && !classes.contains_key(class) => None,
         None => Some(Unsupported {
             reason: "NoStorageClass",
             message: format!(
@@ -428,6 +437,23 @@ fn unsupported(pending: &[&Claim], classes: &BTreeMap<String, bool>) -> Option<U
             Some(true) => None,
         },
     })
+}
+
+/// The API server refused to raise `claim`'s request (the claim's StorageClass does
+/// not allow expansion, or the operator may not patch claims): the growth is
+/// `Unsupported` with the server's words, as when the class was read and said no. The
+/// next reconcile tries again, so fixing the class or the RBAC resumes it.
+pub fn expansion_refused(status: &mut StorageStatus, claim: &str, server: &str) -> Unsupported {
+    let message = format!(
+        "the API server refused to expand claim {claim} to {}: {server}",
+        status.size
+    );
+    status.state = "Unsupported".into();
+    status.message = message.clone();
+    Unsupported {
+        reason: "ExpansionRefused",
+        message,
+    }
 }
 
 fn progress_message(status: &StorageStatus, wanted: &str) -> String {

@@ -89,9 +89,20 @@ pub async fn reconcile(
 
     let storage_classes = Api::<StorageClass>::all(ctx.client.clone());
     let mut classes = BTreeMap::new();
+    let mut classes_unreadable = false;
     for name in storage::classes_to_read(wanted, &claims) {
-        if let Some(class) = storage_classes.get_opt(&name).await? {
-            classes.insert(name, class.allow_volume_expansion.unwrap_or(false));
+        match storage_classes.get_opt(&name).await {
+            Ok(Some(class)) => {
+                classes.insert(name, class.allow_volume_expansion.unwrap_or(false));
+            }
+            Ok(None) => {}
+            // A namespaced install has no cluster-scoped permission: the API server
+            // decides when the claims are patched.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::debug!(class = %name, "may not read StorageClasses: expanding the claims without checking");
+                classes_unreadable = true;
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 
@@ -105,7 +116,7 @@ pub async fn reconcile(
         .collect();
 
     let last = status.storage.clone();
-    let step = storage::step(
+    let mut step = storage::step(
         last.as_ref(),
         Observed {
             wanted,
@@ -114,6 +125,7 @@ pub async fn reconcile(
             classes: &classes,
             replicas: cluster.spec.replicas,
             pods: &pods,
+            classes_unreadable,
         },
     )
     .map_err(|e| {
@@ -122,6 +134,32 @@ pub async fn reconcile(
             cluster.name_any()
         ))
     })?;
+
+    // Claims are patched before the status and Events are written, so that a refusal
+    // shows as Unsupported (one Warning Event, not one per reconcile).
+    if let Action::PatchClaims(names) = &step.action {
+        let patch = serde_json::json!({
+            "spec": {"resources": {"requests": {"storage": wanted}}}
+        });
+        for name in names {
+            tracing::info!(cluster = %cluster.name_any(), claim = %name, size = wanted, "expanding claim");
+            match claims_api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                // Forbidden (admission: the class does not allow expansion; or RBAC) or
+                // Invalid: what the API server says becomes the condition.
+                Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                    if let Some(next) = step.status.as_mut() {
+                        step.unsupported = Some(storage::expansion_refused(next, name, &e.message));
+                    }
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
 
     let generation = cluster.metadata.generation;
     match &step.unsupported {
@@ -160,18 +198,8 @@ pub async fn reconcile(
                 .is_some_and(|s| s.recreate_replicas.is_some()),
     };
     match step.action {
-        Action::None => {}
-        Action::PatchClaims(names) => {
-            let patch = serde_json::json!({
-                "spec": {"resources": {"requests": {"storage": wanted}}}
-            });
-            for name in names {
-                tracing::info!(cluster = %cluster.name_any(), claim = %name, size = wanted, "expanding claim");
-                claims_api
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await?;
-            }
-        }
+        // Claims were patched above.
+        Action::None | Action::PatchClaims(_) => {}
         Action::RecreateStatefulSet => {
             // Recorded first: an operator that dies after the deletion re-creates the
             // StatefulSet with as many pods (see storage::current_replicas).

@@ -45,6 +45,7 @@ fn run(
             classes,
             replicas: 3,
             pods: &pods3(),
+            classes_unreadable: false,
         },
     )
     .unwrap()
@@ -152,6 +153,66 @@ fn a_class_without_expansion_changes_nothing_and_says_so() {
     assert_eq!(st.state, "Unsupported");
     assert_eq!(st.message, u.message);
     assert_eq!(states(&st), ["Pending", "Pending", "Pending"]);
+}
+
+#[test]
+fn unreadable_classes_patch_the_claims_and_a_refusal_is_unsupported() {
+    // A namespaced install may not read StorageClasses: the claims are patched anyway.
+    let claims = three("1Gi", "1Gi");
+    let s = step(
+        None,
+        Observed {
+            wanted: "2Gi",
+            statefulset: present("1Gi"),
+            claims: &claims,
+            classes: &BTreeMap::new(),
+            replicas: 3,
+            pods: &pods3(),
+            classes_unreadable: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.unsupported, None);
+    assert_eq!(
+        s.action,
+        Action::PatchClaims(vec![
+            "data-demo-0".into(),
+            "data-demo-1".into(),
+            "data-demo-2".into()
+        ])
+    );
+    // The API server refuses: Unsupported, in its words.
+    let mut st = s.status.unwrap();
+    assert_eq!(st.state, "Resizing");
+    let u = expansion_refused(
+        &mut st,
+        "data-demo-0",
+        "only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize",
+    );
+    assert_eq!(u.reason, "ExpansionRefused");
+    assert_eq!(st.state, "Unsupported");
+    assert!(
+        u.message.contains("claim data-demo-0 to 2Gi"),
+        "{}",
+        u.message
+    );
+    assert!(u.message.contains("must support resize"), "{}", u.message);
+    assert_eq!(st.message, u.message);
+    // A class that was read still decides, readable or not.
+    let s = step(
+        None,
+        Observed {
+            wanted: "2Gi",
+            statefulset: present("1Gi"),
+            claims: &claims,
+            classes: &classes(false),
+            replicas: 3,
+            pods: &pods3(),
+            classes_unreadable: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.unsupported.unwrap().reason, "StorageClassNotExpandable");
 }
 
 #[test]
@@ -367,6 +428,7 @@ fn a_bad_wanted_size_is_an_error() {
             classes: &classes(true),
             replicas: 3,
             pods: &pods3(),
+            classes_unreadable: false,
         },
     )
     .unwrap_err();
@@ -448,6 +510,7 @@ impl World {
                 classes: &classes(true),
                 replicas: 3,
                 pods: &pods3(),
+                classes_unreadable: false,
             },
         )
         .unwrap();
@@ -526,6 +589,7 @@ fn a_pending_claim_of_a_removed_broker_or_a_missing_pod_is_not_restarted() {
                 classes: &classes(true),
                 replicas: 3,
                 pods: &pods,
+                classes_unreadable: false,
             },
         )
         .unwrap()

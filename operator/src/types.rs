@@ -168,6 +168,23 @@ pub struct FjordClusterSpec {
     /// preferred leaders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceSpec>,
+    /// Who may reach the brokers' HTTP port, in the cluster's NetworkPolicy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
+}
+
+/// The cluster's NetworkPolicy: the internal port is open to this cluster's brokers
+/// only, the operator port to the operator's pods only, every client listener to any
+/// source. These rules are fixed; what is configurable is the HTTP port.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Sources allowed to the HTTP port (`/metrics`, `/health`, `/ready`), such as the
+    /// Prometheus pods. Empty (the default): any source, as the port serves read-only
+    /// health and metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub http_from: Vec<k8s_openapi::api::networking::v1::NetworkPolicyPeer>,
 }
 
 impl FjordClusterSpec {
@@ -291,7 +308,7 @@ pub struct RackSpec {
 
 /// Additions to the broker pods. Labels and annotations are added to the operator's own;
 /// the operator's win on conflict.
-#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct PodTemplateOverrides {
     /// Extra pod labels.
@@ -309,11 +326,23 @@ pub struct PodTemplateOverrides {
     /// PriorityClass of the broker pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
-    /// ServiceAccount the broker pods run as.
+    /// ServiceAccount the broker pods run as (for its image pull secrets, say). Brokers
+    /// never call the Kubernetes API: the pods mount no ServiceAccount token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
-    /// Extra environment variables of the broker container.
+    /// Extra environment variables of the broker container: plain values, ConfigMap keys
+    /// or downward-API fields. Broker settings belong in `spec.config`, credentials in the
+    /// Secrets the operator manages: values from Secrets, `FJORD_*` names and `POD_*`
+    /// names (the operator's downward-API variables) are refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(
+        validation = Rule::new("self.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef))").message("podTemplate.env may not take values from Secrets (valueFrom.secretKeyRef)"),
+        validation = Rule::new("self.all(e, !e.name.startsWith('FJORD_'))").message("podTemplate.env may not set FJORD_* variables: broker settings belong in spec.config"),
+        // startsWith, not equality with each name: its estimated cost does not grow
+        // with the (unbounded) length of a name.
+        validation = Rule::new("self.all(e, !e.name.startsWith('POD_'))").message("podTemplate.env may not set POD_* variables: the operator sets POD_NAME, POD_NAMESPACE, POD_IP and POD_INDEX")
+    )]
     pub env: Vec<k8s_openapi::api::core::v1::EnvVar>,
 }
 
