@@ -178,7 +178,8 @@ impl AclDiff {
 /// Desired against what the brokers hold (`actual`, from DescribeAcls on the
 /// principal). Bindings of other principals are never deleted, whatever `actual` holds.
 pub fn acl_diff(principal: &str, desired: &BTreeSet<AclBinding>, actual: &[AclBinding]) -> AclDiff {
-    let actual: BTreeSet<&AclBinding> = actual.iter().filter(|b| b.principal == principal).collect();
+    let actual: BTreeSet<&AclBinding> =
+        actual.iter().filter(|b| b.principal == principal).collect();
     AclDiff {
         create: desired
             .iter()
@@ -195,7 +196,10 @@ pub fn acl_diff(principal: &str, desired: &BTreeSet<AclBinding>, actual: &[AclBi
 
 /// A client listener of `cluster` with `authentication`: the first one, as clients of
 /// that kind of user connect to it.
-pub fn listener_for(cluster: &FjordCluster, authentication: ListenerAuthentication) -> Option<ListenerSpec> {
+pub fn listener_for(
+    cluster: &FjordCluster,
+    authentication: ListenerAuthentication,
+) -> Option<ListenerSpec> {
     cluster
         .spec
         .client_listeners()
@@ -279,13 +283,19 @@ pub fn scram_secret_data(
     let tls = listener.is_some_and(|l| l.tls);
     let protocol = if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" };
     props.push_str(&format!("security.protocol={protocol}\n"));
-    props.push_str(&format!("sasl.mechanism={}\n", ScramMechanism::Sha512.name()));
+    props.push_str(&format!(
+        "sasl.mechanism={}\n",
+        ScramMechanism::Sha512.name()
+    ));
     props.push_str(&format!("sasl.jaas.config={}\n", property_value(&jaas)));
     if let Some(ca) = ca_bundle {
         data.insert("ca.crt".into(), ca.to_string());
         if tls {
             props.push_str("ssl.truststore.type=PEM\n");
-            props.push_str(&format!("ssl.truststore.certificates={}\n", property_value(ca)));
+            props.push_str(&format!(
+                "ssl.truststore.certificates={}\n",
+                property_value(ca)
+            ));
         }
     }
     data.insert("password".into(), password.to_string());
@@ -319,7 +329,10 @@ pub fn tls_secret_data(
     if let Some(ca) = ca_bundle {
         data.insert("ca.crt".into(), ca.to_string());
         props.push_str("ssl.truststore.type=PEM\n");
-        props.push_str(&format!("ssl.truststore.certificates={}\n", property_value(ca)));
+        props.push_str(&format!(
+            "ssl.truststore.certificates={}\n",
+            property_value(ca)
+        ));
     }
     data.insert("user.crt".into(), chain_pem.to_string());
     data.insert("user.key".into(), key_pem.to_string());
@@ -413,10 +426,14 @@ pub fn go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "h" => Duration::from_secs(3600),
             "m" => Duration::from_secs(60),
@@ -486,7 +503,12 @@ struct Synced {
     not_ready: Option<(&'static str, String)>,
 }
 
-async fn apply_user(api: &Api<User>, user: &User, ctx: &Context, resync: Duration) -> Result<Action> {
+async fn apply_user(
+    api: &Api<User>,
+    user: &User,
+    ctx: &Context,
+    resync: Duration,
+) -> Result<Action> {
     let generation = user.meta().generation;
     let name = user.name_any();
     let mut status = user.status.clone().unwrap_or_default();
@@ -535,7 +557,14 @@ async fn apply_user(api: &Api<User>, user: &User, ctx: &Context, resync: Duratio
     let desired = match desired_acls(&principal(&name), rules) {
         Ok(d) => d,
         Err(e) => {
-            conditions::set(&mut status.conditions, "Ready", false, "InvalidAcl", e.0.clone(), generation);
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                "InvalidAcl",
+                e.0.clone(),
+                generation,
+            );
             ctx.event(user, EventType::Warning, "InvalidAcl", e.0).await;
             write_status(api, user, &status).await?;
             return Ok(Action::requeue(resync));
@@ -569,8 +598,13 @@ async fn apply_user(api: &Api<User>, user: &User, ctx: &Context, resync: Duratio
                 ),
             }
             if !synced.changes.is_empty() {
-                ctx.event(user, EventType::Normal, "Reconciled", synced.changes.join("; "))
-                    .await;
+                ctx.event(
+                    user,
+                    EventType::Normal,
+                    "Reconciled",
+                    synced.changes.join("; "),
+                )
+                .await;
             }
             write_status(api, user, &status).await?;
             ctx.reset_backoff(user);
@@ -582,8 +616,16 @@ async fn apply_user(api: &Api<User>, user: &User, ctx: &Context, resync: Duratio
                 other => other.kind(),
             };
             ctx.forget_broker(&bootstrap).await;
-            conditions::set(&mut status.conditions, "Ready", false, reason, e.to_string(), generation);
-            ctx.event(user, EventType::Warning, reason, e.to_string()).await;
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                reason,
+                e.to_string(),
+                generation,
+            );
+            ctx.event(user, EventType::Warning, reason, e.to_string())
+                .await;
             write_status(api, user, &status).await?;
             Err(e)
         }
@@ -592,7 +634,8 @@ async fn apply_user(api: &Api<User>, user: &User, ctx: &Context, resync: Duratio
 
 /// The cluster CA bundle from `<cluster>-cluster-ca-cert`, when that Secret exists.
 async fn cluster_ca_bundle(ctx: &Context, cluster: &FjordCluster) -> Result<Option<String>> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
     let name = format!("{}-cluster-ca-cert", cluster.name_any());
     Ok(secrets
         .get_opt(&name)
@@ -603,7 +646,9 @@ async fn cluster_ca_bundle(ctx: &Context, cluster: &FjordCluster) -> Result<Opti
 
 /// The user's SCRAM credentials on the brokers (none for a user the brokers do not know).
 async fn scram_mechanisms(client: &BrokerClient, name: &str) -> Result<Vec<ScramMechanism>> {
-    let described = client.describe_user_scram_credentials(Some(&[name])).await?;
+    let described = client
+        .describe_user_scram_credentials(Some(&[name]))
+        .await?;
     let mut out = Vec::new();
     for (user, result) in described {
         if user != name {
@@ -624,7 +669,8 @@ async fn remove_scram(client: &BrokerClient, name: &str) -> Result<bool> {
     if held.is_empty() {
         return Ok(false);
     }
-    let deletions: Vec<(String, ScramMechanism)> = held.into_iter().map(|m| (name.to_string(), m)).collect();
+    let deletions: Vec<(String, ScramMechanism)> =
+        held.into_iter().map(|m| (name.to_string(), m)).collect();
     for (_, result) in client.alter_user_scram_credentials(&[], &deletions).await? {
         match result {
             Ok(()) => {}
@@ -645,7 +691,9 @@ pub async fn apply_acls(
     principal: &str,
     desired: &BTreeSet<AclBinding>,
 ) -> Result<AclDiff> {
-    let actual = client.describe_acls(&AclFilter::principal(principal)).await?;
+    let actual = client
+        .describe_acls(&AclFilter::principal(principal))
+        .await?;
     let diff = acl_diff(principal, desired, &actual);
     for result in client.create_acls(&diff.create).await? {
         result?;
@@ -666,11 +714,18 @@ pub async fn ensure_scram(
     password: &str,
     fresh: bool,
 ) -> Result<bool> {
-    if !fresh && scram_mechanisms(client, name).await?.contains(&ScramMechanism::Sha512) {
+    if !fresh
+        && scram_mechanisms(client, name)
+            .await?
+            .contains(&ScramMechanism::Sha512)
+    {
         return Ok(false);
     }
     let upsertion = ScramUpsertion::new(name, ScramMechanism::Sha512, password, SCRAM_ITERATIONS)?;
-    for (_, result) in client.alter_user_scram_credentials(&[upsertion], &[]).await? {
+    for (_, result) in client
+        .alter_user_scram_credentials(&[upsertion], &[])
+        .await?
+    {
         result?;
     }
     Ok(true)
@@ -681,7 +736,10 @@ pub async fn ensure_scram(
 pub async fn remove_user(client: &BrokerClient, name: &str, acls: bool) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     if acls {
-        for result in client.delete_acls(&[AclFilter::principal(principal(name))]).await? {
+        for result in client
+            .delete_acls(&[AclFilter::principal(principal(name))])
+            .await?
+        {
             let n = result?.len();
             if n > 0 {
                 removed.push(format!("deleted {n} ACLs"));
@@ -706,14 +764,15 @@ async fn sync_user(
     let uid = user.meta().uid.clone().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let existing = secrets.get_opt(&name).await?;
-    if let Some(s) = existing.as_ref().filter(|s| !owned_by(s, &uid)) {
-        let _ = s;
+    if existing.as_ref().is_some_and(|s| !owned_by(s, &uid)) {
         return Ok(Synced {
             acls: 0,
             changes: Vec::new(),
             not_ready: Some((
                 "SecretConflict",
-                format!("Secret {name:?} exists and does not belong to this User: it is left alone"),
+                format!(
+                    "Secret {name:?} exists and does not belong to this User: it is left alone"
+                ),
             )),
         });
     }
@@ -729,15 +788,19 @@ async fn sync_user(
                 .filter(|p| usable_password(p));
             let fresh = kept.is_none();
             let password = kept.unwrap_or_else(generate_password);
-            let listener = listener_for(cluster, ListenerAuthentication::ScramSha512).map(|l| ClientListener {
-                bootstrap: listener_bootstrap(cluster, &l),
-                tls: l.tls,
+            let listener = listener_for(cluster, ListenerAuthentication::ScramSha512).map(|l| {
+                ClientListener {
+                    bootstrap: listener_bootstrap(cluster, &l),
+                    tls: l.tls,
+                }
             });
             let data = scram_secret_data(&name, &password, listener.as_ref(), ca.as_deref());
             // The password is kept before the brokers get it: a pass that fails between
             // the two sets the same password next time.
             let secret = desired_secret(user, &cluster.name_any(), data);
-            secrets.patch(&name, &params, &Patch::Apply(&secret)).await?;
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
             if fresh {
                 changes.push(format!("generated a password in Secret {name:?}"));
             }
@@ -749,12 +812,12 @@ async fn sync_user(
             let renew_before = go_duration(&cluster.spec.certificates().renew_before)
                 .unwrap_or(Duration::from_secs(720 * 3600));
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
-            let current = existing.as_ref().and_then(|s| {
-                Some((secret_text(s, "user.crt")?, secret_text(s, "user.key")?))
-            });
-            let due = current
+            let current = existing
                 .as_ref()
-                .is_none_or(|(crt, _)| certificate_due(certificate_not_after(crt), now, renew_before));
+                .and_then(|s| Some((secret_text(s, "user.crt")?, secret_text(s, "user.key")?)));
+            let due = current.as_ref().is_none_or(|(crt, _)| {
+                certificate_due(certificate_not_after(crt), now, renew_before)
+            });
             let (chain, key) = match current.filter(|_| !due) {
                 Some(c) => c,
                 None => {
@@ -763,13 +826,16 @@ async fn sync_user(
                     (issued.chain_pem, issued.key_pem)
                 }
             };
-            let listener = listener_for(cluster, ListenerAuthentication::Tls).map(|l| ClientListener {
-                bootstrap: listener_bootstrap(cluster, &l),
-                tls: true,
-            });
+            let listener =
+                listener_for(cluster, ListenerAuthentication::Tls).map(|l| ClientListener {
+                    bootstrap: listener_bootstrap(cluster, &l),
+                    tls: true,
+                });
             let data = tls_secret_data(&chain, &key, listener.as_ref(), ca.as_deref());
             let secret = desired_secret(user, &cluster.name_any(), data);
-            secrets.patch(&name, &params, &Patch::Apply(&secret)).await?;
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
             // A user that moved from SCRAM to TLS keeps no password on the brokers.
             if remove_scram(&client, &name).await? {
                 changes.push("removed the SCRAM credential".into());
@@ -788,14 +854,21 @@ async fn sync_user(
                 ),
             )
         });
-        return Ok(Synced { acls: 0, changes, not_ready });
+        return Ok(Synced {
+            acls: 0,
+            changes,
+            not_ready,
+        });
     }
     let diff = apply_acls(&client, &principal, desired).await?;
     if !diff.create.is_empty() {
         changes.push(format!("created {} ACLs", diff.create.len()));
     }
     if !diff.delete.is_empty() {
-        changes.push(format!("deleted {} ACLs not in the spec", diff.delete.len()));
+        changes.push(format!(
+            "deleted {} ACLs not in the spec",
+            diff.delete.len()
+        ));
     }
     Ok(Synced {
         acls: desired.len(),
@@ -823,8 +896,13 @@ async fn cleanup_user(user: &User, ctx: &Context) -> Result<Action> {
         .await;
         if let Err(e) = done {
             ctx.forget_broker(&bootstrap).await;
-            ctx.event(user, EventType::Warning, "BrokerError", format!("removing the user: {e}"))
-                .await;
+            ctx.event(
+                user,
+                EventType::Warning,
+                "BrokerError",
+                format!("removing the user: {e}"),
+            )
+            .await;
             return Err(e);
         }
     }

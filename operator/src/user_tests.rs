@@ -39,18 +39,40 @@ fn rules_expand_to_one_binding_per_operation() {
         rule(
             AclResourceType::Topic,
             Some("orders"),
-            &[AclOperation::Write, AclOperation::Read, AclOperation::Describe],
+            &[
+                AclOperation::Write,
+                AclOperation::Read,
+                AclOperation::Describe,
+            ],
         ),
         // The same operation twice is one binding.
-        rule(AclResourceType::Topic, Some("orders"), &[AclOperation::Read]),
+        rule(
+            AclResourceType::Topic,
+            Some("orders"),
+            &[AclOperation::Read],
+        ),
         rule(AclResourceType::Group, Some("*"), &[AclOperation::Read]),
-        rule(AclResourceType::Cluster, None, &[AclOperation::IdempotentWrite]),
+        rule(
+            AclResourceType::Cluster,
+            None,
+            &[AclOperation::IdempotentWrite],
+        ),
         prefixed,
     ];
     let acls = desired_acls("User:alice", &rules).unwrap();
     assert_eq!(acls.len(), 6);
-    assert!(acls.contains(&binding(WireResource::Topic, "orders", WireOperation::Write, "User:alice")));
-    assert!(acls.contains(&binding(WireResource::Group, "*", WireOperation::Read, "User:alice")));
+    assert!(acls.contains(&binding(
+        WireResource::Topic,
+        "orders",
+        WireOperation::Write,
+        "User:alice"
+    )));
+    assert!(acls.contains(&binding(
+        WireResource::Group,
+        "*",
+        WireOperation::Read,
+        "User:alice"
+    )));
     assert!(acls.contains(&binding(
         WireResource::Cluster,
         "kafka-cluster",
@@ -62,7 +84,11 @@ fn rules_expand_to_one_binding_per_operation() {
         .find(|b| b.pattern_type == WirePattern::Prefixed)
         .unwrap();
     assert_eq!(
-        (deny.resource_name.as_str(), deny.host.as_str(), deny.permission),
+        (
+            deny.resource_name.as_str(),
+            deny.host.as_str(),
+            deny.permission
+        ),
         ("logs-", "10.0.0.1", WirePermission::Deny)
     );
     assert!(acls.iter().all(|b| b.principal == "User:alice"));
@@ -71,10 +97,17 @@ fn rules_expand_to_one_binding_per_operation() {
 #[test]
 fn rules_the_brokers_would_refuse_are_invalid() {
     let no_name = rule(AclResourceType::Topic, None, &[AclOperation::Read]);
-    assert!(desired_acls("User:a", &[no_name]).unwrap_err().0.contains("acls[0]"));
+    assert!(desired_acls("User:a", &[no_name])
+        .unwrap_err()
+        .0
+        .contains("acls[0]"));
     let empty = rule(AclResourceType::Group, Some(""), &[AclOperation::Read]);
     assert!(desired_acls("User:a", &[empty]).is_err());
-    let cluster = rule(AclResourceType::Cluster, Some("other"), &[AclOperation::Alter]);
+    let cluster = rule(
+        AclResourceType::Cluster,
+        Some("other"),
+        &[AclOperation::Alter],
+    );
     assert!(desired_acls("User:a", &[cluster]).is_err());
     let long = "t".repeat(300);
     let long = rule(AclResourceType::Topic, Some(&long), &[AclOperation::Read]);
@@ -86,31 +119,69 @@ fn rules_the_brokers_would_refuse_are_invalid() {
 #[test]
 fn diff_creates_missing_and_deletes_extra_of_the_principal_only() {
     let desired: BTreeSet<AclBinding> = [
-        binding(WireResource::Topic, "orders", WireOperation::Write, "User:alice"),
-        binding(WireResource::Topic, "orders", WireOperation::Read, "User:alice"),
+        binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Write,
+            "User:alice",
+        ),
+        binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Read,
+            "User:alice",
+        ),
     ]
     .into();
     let actual = vec![
-        binding(WireResource::Topic, "orders", WireOperation::Read, "User:alice"),
+        binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Read,
+            "User:alice",
+        ),
         // Added behind the operator's back: removed.
-        binding(WireResource::Topic, "orders", WireOperation::Delete, "User:alice"),
+        binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Delete,
+            "User:alice",
+        ),
         // Another principal's: never touched, even if DescribeAcls returned it.
-        binding(WireResource::Topic, "orders", WireOperation::Delete, "User:bob"),
+        binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Delete,
+            "User:bob",
+        ),
     ];
     let diff = acl_diff("User:alice", &desired, &actual);
     assert_eq!(
         diff.create,
-        vec![binding(WireResource::Topic, "orders", WireOperation::Write, "User:alice")]
+        vec![binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Write,
+            "User:alice"
+        )]
     );
     assert_eq!(
         diff.delete,
-        vec![binding(WireResource::Topic, "orders", WireOperation::Delete, "User:alice")]
+        vec![binding(
+            WireResource::Topic,
+            "orders",
+            WireOperation::Delete,
+            "User:alice"
+        )]
     );
     // In sync: nothing to do.
     let all: Vec<AclBinding> = desired.iter().cloned().collect();
     assert!(acl_diff("User:alice", &desired, &all).is_empty());
     // An empty spec removes everything of the principal.
-    assert_eq!(acl_diff("User:alice", &BTreeSet::new(), &all).delete.len(), 2);
+    assert_eq!(
+        acl_diff("User:alice", &BTreeSet::new(), &all).delete.len(),
+        2
+    );
 }
 
 const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBcA==\n-----END CERTIFICATE-----\n";
@@ -149,7 +220,13 @@ fn scram_secret_has_password_jaas_bootstrap_ca_and_properties() {
     let data = scram_secret_data("alice", "s3cret", Some(&listener), Some(CA));
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["bootstrap", "ca.crt", "client.properties", "password", "sasl.jaas.config"]
+        [
+            "bootstrap",
+            "ca.crt",
+            "client.properties",
+            "password",
+            "sasl.jaas.config"
+        ]
     );
     assert_eq!(data["password"], "s3cret");
     assert_eq!(data["bootstrap"], "secure-bootstrap.ns.svc:9094");
@@ -189,7 +266,13 @@ fn tls_secret_has_certificate_key_ca_and_pem_properties() {
     let data = tls_secret_data(chain, key, Some(&listener), Some(CA));
     assert_eq!(
         data.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["bootstrap", "ca.crt", "client.properties", "user.crt", "user.key"]
+        [
+            "bootstrap",
+            "ca.crt",
+            "client.properties",
+            "user.crt",
+            "user.key"
+        ]
     );
     let props = properties(&data["client.properties"]);
     assert_eq!(props["security.protocol"], "SSL");
@@ -234,7 +317,11 @@ fn user(name: &str, uid: &str) -> User {
 #[test]
 fn secret_is_owned_by_the_user_and_read_back() {
     let u = user("alice", "uid-1");
-    let s = desired_secret(&u, "secure", BTreeMap::from([("password".into(), "pw".into())]));
+    let s = desired_secret(
+        &u,
+        "secure",
+        BTreeMap::from([("password".into(), "pw".into())]),
+    );
     assert_eq!(s.metadata.name.as_deref(), Some("alice"));
     assert_eq!(s.metadata.namespace.as_deref(), Some("ns"));
     assert!(owned_by(&s, "uid-1"));

@@ -92,9 +92,15 @@ fn consume(bootstrap: &str, user: &str, password: &str, n: usize) -> Result<Vec<
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
     while out.len() < n {
-        ensure!(Instant::now() < deadline, "read {} of {n} records", out.len());
+        ensure!(
+            Instant::now() < deadline,
+            "read {} of {n} records",
+            out.len()
+        );
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into()),
+            Some(Ok(m)) => {
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into())
+            }
             Some(Err(e)) => bail!("consumer error: {e}"),
             None => {}
         }
@@ -133,20 +139,28 @@ async fn client_acl_and_scram_admin_calls() -> Result<()> {
     let (broker, _) = secure_broker().await?;
     let admin = Client::connect(&[broker.bootstrap()], ClientConfig::default()).await?;
 
-    let described = admin.describe_user_scram_credentials(Some(&["carol"])).await?;
+    let described = admin
+        .describe_user_scram_credentials(Some(&["carol"]))
+        .await?;
     ensure!(described.len() == 1 && described[0].0 == "carol");
     ensure!(
-        described[0].1.as_ref().err().and_then(|e| e.kafka()) == Some(ResponseError::ResourceNotFound),
+        described[0].1.as_ref().err().and_then(|e| e.kafka())
+            == Some(ResponseError::ResourceNotFound),
         "a user without credentials: {described:?}"
     );
     let upsert = ScramUpsertion::new("carol", ScramMechanism::Sha512, "pw-carol", 8192)?;
     let altered = admin.alter_user_scram_credentials(&[upsert], &[]).await?;
     ensure!(altered.len() == 1 && altered[0].1.is_ok(), "{altered:?}");
     let described = admin.describe_user_scram_credentials(None).await?;
-    let carol = described.iter().find(|(u, _)| u == "carol").expect("carol listed");
+    let carol = described
+        .iter()
+        .find(|(u, _)| u == "carol")
+        .expect("carol listed");
     let infos = carol.1.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     ensure!(
-        infos.len() == 1 && infos[0].mechanism == ScramMechanism::Sha512 && infos[0].iterations == 8192,
+        infos.len() == 1
+            && infos[0].mechanism == ScramMechanism::Sha512
+            && infos[0].iterations == 8192,
         "{infos:?}"
     );
 
@@ -154,13 +168,23 @@ async fn client_acl_and_scram_admin_calls() -> Result<()> {
     let write = topic_acl("carol", AclOperation::Write);
     let created = admin.create_acls(&[read.clone(), write.clone()]).await?;
     ensure!(created.iter().all(Result::is_ok), "{created:?}");
-    let mut listed = admin.describe_acls(&AclFilter::principal("User:carol")).await?;
+    let mut listed = admin
+        .describe_acls(&AclFilter::principal("User:carol"))
+        .await?;
     listed.sort();
     ensure!(listed == vec![read.clone(), write.clone()], "{listed:?}");
     let deleted = admin.delete_acls(&[AclFilter::exact(&write)]).await?;
     ensure!(deleted.len() == 1, "{deleted:?}");
-    ensure!(deleted[0].as_ref().ok() == Some(&vec![write.clone()]), "{deleted:?}");
-    ensure!(admin.describe_acls(&AclFilter::principal("User:carol")).await? == vec![read]);
+    ensure!(
+        deleted[0].as_ref().ok() == Some(&vec![write.clone()]),
+        "{deleted:?}"
+    );
+    ensure!(
+        admin
+            .describe_acls(&AclFilter::principal("User:carol"))
+            .await?
+            == vec![read]
+    );
 
     let removed = admin
         .alter_user_scram_credentials(&[], &[("carol".into(), ScramMechanism::Sha512)])
@@ -194,15 +218,23 @@ async fn user_steps_grant_refuse_revert_and_remove() -> Result<()> {
         ],
     )?;
     // Bob may describe another topic only.
-    let bob_acls = desired_acls(&principal("bob"), &[rule(Res::Topic, "other", &[Op::Describe])])?;
+    let bob_acls = desired_acls(
+        &principal("bob"),
+        &[rule(Res::Topic, "other", &[Op::Describe])],
+    )?;
     ensure!(ensure_scram(&admin, "alice", &alice_pw, true).await?);
     ensure!(ensure_scram(&admin, "bob", &bob_pw, true).await?);
     // A password the brokers hold is not set again on the next pass.
     ensure!(!ensure_scram(&admin, "alice", &alice_pw, false).await?);
     let first = apply_acls(&admin, &principal("alice"), &alice_acls).await?;
-    ensure!(first.create.len() == 4 && first.delete.is_empty(), "{first:?}");
+    ensure!(
+        first.create.len() == 4 && first.delete.is_empty(),
+        "{first:?}"
+    );
     apply_acls(&admin, &principal("bob"), &bob_acls).await?;
-    ensure!(apply_acls(&admin, &principal("alice"), &alice_acls).await?.is_empty());
+    ensure!(apply_acls(&admin, &principal("alice"), &alice_acls)
+        .await?
+        .is_empty());
 
     // Alice produces and consumes in her group; bob is refused.
     if let Err(e) = produce(&sasl, "alice", &alice_pw).await? {
@@ -220,7 +252,9 @@ async fn user_steps_grant_refuse_revert_and_remove() -> Result<()> {
     admin
         .delete_acls(&[AclFilter::exact(&topic_acl("alice", AclOperation::Write))])
         .await?;
-    admin.create_acls(&[topic_acl("alice", AclOperation::Delete)]).await?;
+    admin
+        .create_acls(&[topic_acl("alice", AclOperation::Delete)])
+        .await?;
     let drifted = produce(&sasl, "alice", &alice_pw).await?;
     ensure!(
         drifted.as_ref().err().and_then(code) == Some(RDKafkaErrorCode::TopicAuthorizationFailed),
@@ -232,9 +266,14 @@ async fn user_steps_grant_refuse_revert_and_remove() -> Result<()> {
             && reverted.delete == vec![topic_acl("alice", AclOperation::Delete)],
         "{reverted:?}"
     );
-    let mut held: Vec<AclBinding> = admin.describe_acls(&AclFilter::principal(principal("alice"))).await?;
+    let mut held: Vec<AclBinding> = admin
+        .describe_acls(&AclFilter::principal(principal("alice")))
+        .await?;
     held.sort();
-    ensure!(held == alice_acls.iter().cloned().collect::<Vec<_>>(), "{held:?}");
+    ensure!(
+        held == alice_acls.iter().cloned().collect::<Vec<_>>(),
+        "{held:?}"
+    );
     if let Err(e) = produce(&sasl, "alice", &alice_pw).await? {
         bail!("alice after the ACL came back: {e}");
     }
@@ -248,7 +287,10 @@ async fn user_steps_grant_refuse_revert_and_remove() -> Result<()> {
     // Removing the user: no ACLs, no credential, no access; bob keeps his.
     let removed = remove_user(&admin, "alice", true).await?;
     ensure!(removed.len() == 2, "{removed:?}");
-    ensure!(admin.describe_acls(&AclFilter::principal(principal("alice"))).await?.is_empty());
+    ensure!(admin
+        .describe_acls(&AclFilter::principal(principal("alice")))
+        .await?
+        .is_empty());
     let gone = produce(&sasl, "alice", &alice_pw).await?;
     ensure!(gone.is_err(), "alice after removal produced");
     let bob_left: BTreeSet<AclBinding> = admin
