@@ -55,7 +55,8 @@ t0=$(now)
 wait_for "User alice Ready" 120 user_ready alice
 wait_for "User bob Ready" 60 user_ready bob
 log "Users alice and bob Ready $(since "$t0")s after apply"
-wait_for "Topic alice-orders Ready" 60 bash -c "[[ \$(\"$BIN/kubectl\" get topic alice-orders -n $UNS -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}') == True ]]"
+alice_topic_ready() { [[ "$(ujp topic/alice-orders '{.status.conditions[?(@.type=="Ready")].status}')" == True ]]; }
+wait_for "Topic alice-orders Ready" 60 alice_topic_ready
 
 expect "alice principal" "$(ujp user/alice '{.status.principal}')" "User:alice"
 expect "alice secret" "$(ujp user/alice '{.status.secret}')" alice
