@@ -248,7 +248,7 @@ start_operator() {
   KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system POD_NAME=fjord-operator-e2e \
     RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
     "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
-      --topic-resync-seconds 5 \
+      --topic-resync-seconds 5 --user-resync-seconds 5 \
     >> "$WORK/logs/fjord-operator.log" 2>&1 &
   OP_PID=$!
   PIDS+=("$OP_PID")
@@ -924,6 +924,9 @@ group_reconciles=$(awk '/^fjord_operator_reconciles_total\{kind="ConsumerGroup"\
 group_age=$(( $(date +%s) - group_applied ))
 log "ConsumerGroup reconciled ${group_reconciles:-0} times in ${group_age}s"
 (( ${group_reconciles:-0} <= group_age / 10 * 2 + 20 )) || fail "ConsumerGroup reconciled $group_reconciles times in ${group_age}s with resyncSeconds 10"
+
+# Users on the secure cluster (after the listeners section, which applies it).
+source "$HERE/k8s/sections/users.sh"
 
 # Deleting the FjordCluster removes what it owns (garbage collection through owner
 # references) and keeps the claims (storage.claimPolicyOnDelete: Retain).

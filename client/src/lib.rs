@@ -12,6 +12,9 @@
 //! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
 //! - `client`: [`Client`]: bootstrap, connections, routing to leaders, metadata.
 //! - `admin`: topics, partitions, reassignments, configs (at the controller).
+//! - `acls`: ACLs: describe, create, delete (KIP-140).
+//! - `scram`: SCRAM credentials: describe, and alter with the password salted here
+//!   (KIP-554).
 //! - `data`: produce, fetch, list offsets (at the partition's leader).
 //! - `groups`: consumer group calls at the group's coordinator: describe, list, fetch and
 //!   commit offsets.
@@ -28,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acls;
 mod admin;
 mod client;
 mod config;
@@ -37,8 +41,12 @@ mod error;
 mod frame;
 mod groups;
 mod records;
+mod scram;
 mod versions;
 
+pub use acls::{
+    AclBinding, AclFilter, AclOperation, AclPatternType, AclPermission, AclResourceType,
+};
 pub use admin::{AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic, Reassignment};
 pub use client::{BrokerMetadata, Client, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use config::ClientConfig;
@@ -53,4 +61,7 @@ pub use groups::{
 pub use kafka_protocol::records::Compression;
 pub use kafka_protocol::ResponseError;
 pub use records::{FetchedRecord, ProduceRecord};
+pub use scram::{
+    ScramCredentialInfo, ScramMechanism, ScramUpsertion, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS,
+};
 pub use versions::ApiVersions;

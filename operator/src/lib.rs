@@ -31,6 +31,8 @@
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
+//! - `user`: the User controller: SCRAM credential or client certificate, the Secret
+//!   for its clients, and its ACLs as the whole truth for its principal.
 //! - `lease`: leader election through a Lease.
 //! - `metrics`: Prometheus metrics of the operator.
 //! - `error`: the crate's error type.
@@ -58,6 +60,7 @@ pub mod throttle;
 pub mod topic;
 pub mod topic_rf;
 pub mod types;
+pub mod user;
 
 pub use error::{Error, Result};
 

@@ -1,4 +1,4 @@
-//! `fjord-operator`: runs the FjordCluster, Topic and ConsumerGroup controllers, with
+//! `fjord-operator`: runs the FjordCluster, Topic, ConsumerGroup and User controllers, with
 //! leader election through a Lease and an HTTP endpoint for `/metrics` and `/healthz`.
 
 use std::net::SocketAddr;
@@ -11,7 +11,7 @@ use fjord_operator::context::Context;
 use fjord_operator::lease::LeaderElector;
 use fjord_operator::metrics::Metrics;
 use fjord_operator::netpol::OperatorPeer;
-use fjord_operator::{cluster, group, topic};
+use fjord_operator::{cluster, group, topic, user};
 
 #[derive(Parser, Debug)]
 #[command(name = "fjord-operator", version, about)]
@@ -61,6 +61,15 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     topic_resync_seconds: u64,
+    /// Seconds between comparisons of a Ready User's ACLs and credential with the
+    /// brokers', which set back ACLs changed by other tools.
+    #[arg(
+        long,
+        env = "FJORD_OPERATOR_USER_RESYNC_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    user_resync_seconds: u64,
     /// Log format: text or json.
     #[arg(long, env = "FJORD_OPERATOR_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -128,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(namespaces = ?namespaces, "starting controllers (None: all namespaces)");
     // One set of controllers per watched namespace: a namespaced install has RBAC in
     // those namespaces only, so nothing may list or watch across all of them.
+    let user_resync = Duration::from_secs(args.user_resync_seconds);
     let controllers = futures::future::join_all(namespaces.into_iter().map(|ns| {
         let ctx = ctx.clone();
         async move {
@@ -135,7 +145,8 @@ async fn main() -> anyhow::Result<()> {
             tokio::join!(
                 cluster::run(ctx.clone(), ns),
                 topic::run(ctx.clone(), ns),
-                group::run(ctx.clone(), ns)
+                group::run(ctx.clone(), ns),
+                user::run(ctx.clone(), ns, user_resync)
             );
         }
     }));

@@ -1,0 +1,961 @@
+//! User controller: a Kafka user of a FjordCluster. It keeps the user's credentials
+//! (a SCRAM-SHA-512 credential on the brokers, or a client certificate from the
+//! clients CA) and a Secret named after the User for its clients, and makes the
+//! User's ACL rules the whole truth for its principal `User:<name>`: missing ACLs are
+//! created and others deleted, on every change and at each resync (so ACLs changed
+//! behind the operator's back come back). A finalizer removes the ACLs, the SCRAM
+//! credential and the Secret before the User goes.
+//!
+//! The pure parts (desired ACLs and their difference with the brokers', the Secret's
+//! contents) come first and are unit-tested in `user_tests.rs`; the runtime follows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fjord_client::{
+    AclBinding, AclFilter, AclOperation as WireOperation, AclPatternType as WirePattern,
+    AclPermission as WirePermission, AclResourceType as WireResource, Client as BrokerClient,
+    ResponseError, ScramMechanism, ScramUpsertion, SCRAM_MIN_ITERATIONS,
+};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::ByteString;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+
+use crate::cluster::apply_status;
+use crate::conditions;
+use crate::context::{paused, Context};
+use crate::desired::{self, FIELD_MANAGER};
+use crate::types::{
+    AclOperation, AclPatternType, AclPermission, AclResourceType, AclRule, FjordCluster,
+    ListenerAuthentication, ListenerSpec, User, UserAuthenticationType, UserStatus,
+};
+use crate::{Error, Result};
+
+const KIND: &str = "User";
+/// Finalizer that removes the user's ACLs, credential and Secret first.
+pub const FINALIZER: &str = "fjord.dev/user";
+/// Default of `--user-resync-seconds`: how often a Ready User's ACLs and credential are
+/// compared with the brokers' again.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
+/// PBKDF2 iterations of the SCRAM credentials the operator sets (Kafka's minimum and
+/// default for `kafka-configs --alter --add-config SCRAM-SHA-512=[...]`).
+pub const SCRAM_ITERATIONS: i32 = SCRAM_MIN_ITERATIONS;
+/// Length of a generated password: 32 letters and digits, about 190 bits.
+const PASSWORD_LEN: usize = 32;
+/// Longest password taken from an existing Secret.
+const PASSWORD_MAX_LEN: usize = 256;
+/// Kafka's name of the one CLUSTER resource.
+const CLUSTER_NAME: &str = "kafka-cluster";
+/// Longest ACL resource name accepted (Kafka's topic names stop at 249).
+const RESOURCE_NAME_MAX_LEN: usize = 255;
+/// Kafka's JAAS login module for SCRAM.
+const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+// ---- Desired state (pure) ----
+
+/// The principal the brokers give the user: `User:<name>` for SCRAM and for a client
+/// certificate whose common name is the user name.
+pub fn principal(user_name: &str) -> String {
+    format!("User:{user_name}")
+}
+
+/// An ACL rule that cannot be written as Kafka ACLs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidAcl(pub String);
+
+fn wire_operation(op: AclOperation) -> WireOperation {
+    match op {
+        AclOperation::All => WireOperation::All,
+        AclOperation::Read => WireOperation::Read,
+        AclOperation::Write => WireOperation::Write,
+        AclOperation::Create => WireOperation::Create,
+        AclOperation::Delete => WireOperation::Delete,
+        AclOperation::Alter => WireOperation::Alter,
+        AclOperation::Describe => WireOperation::Describe,
+        AclOperation::ClusterAction => WireOperation::ClusterAction,
+        AclOperation::DescribeConfigs => WireOperation::DescribeConfigs,
+        AclOperation::AlterConfigs => WireOperation::AlterConfigs,
+        AclOperation::IdempotentWrite => WireOperation::IdempotentWrite,
+    }
+}
+
+/// The ACL bindings `rules` stand for: one per rule and operation, for `principal`.
+/// Duplicates collapse (the brokers keep a binding once).
+pub fn desired_acls(
+    principal: &str,
+    rules: &[AclRule],
+) -> Result<BTreeSet<AclBinding>, InvalidAcl> {
+    let mut out = BTreeSet::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let r = &rule.resource;
+        let (resource_type, name) = match r.type_ {
+            AclResourceType::Cluster => match r.name.as_deref() {
+                None | Some(CLUSTER_NAME) => (WireResource::Cluster, CLUSTER_NAME.to_string()),
+                Some(other) => {
+                    return Err(InvalidAcl(format!(
+                        "acls[{i}]: the cluster resource is named {CLUSTER_NAME}, not {other:?}"
+                    )))
+                }
+            },
+            other => {
+                let kind = match other {
+                    AclResourceType::Topic => WireResource::Topic,
+                    AclResourceType::Group => WireResource::Group,
+                    _ => WireResource::TransactionalId,
+                };
+                match r.name.as_deref() {
+                    Some(n) if !n.is_empty() && n.len() <= RESOURCE_NAME_MAX_LEN => {
+                        (kind, n.to_string())
+                    }
+                    Some(n) if !n.is_empty() => {
+                        return Err(InvalidAcl(format!(
+                            "acls[{i}]: resource name of {} bytes exceeds {RESOURCE_NAME_MAX_LEN}",
+                            n.len()
+                        )))
+                    }
+                    _ => {
+                        return Err(InvalidAcl(format!(
+                            "acls[{i}]: a {other:?} resource needs a name (or \"*\")"
+                        )))
+                    }
+                }
+            }
+        };
+        if rule.operations.is_empty() {
+            return Err(InvalidAcl(format!("acls[{i}]: no operations")));
+        }
+        if rule.host.is_empty() || rule.host.len() > RESOURCE_NAME_MAX_LEN {
+            return Err(InvalidAcl(format!(
+                "acls[{i}]: host must be \"*\" or an address"
+            )));
+        }
+        let pattern_type = match r.pattern_type {
+            AclPatternType::Literal => WirePattern::Literal,
+            AclPatternType::Prefixed => WirePattern::Prefixed,
+        };
+        let permission = match rule.type_ {
+            AclPermission::Allow => WirePermission::Allow,
+            AclPermission::Deny => WirePermission::Deny,
+        };
+        for &op in &rule.operations {
+            out.insert(AclBinding {
+                resource_type,
+                resource_name: name.clone(),
+                pattern_type,
+                principal: principal.to_string(),
+                host: rule.host.clone(),
+                operation: wire_operation(op),
+                permission,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What to change on the brokers so that `principal`'s ACLs are `desired`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AclDiff {
+    /// Desired ACLs the brokers lack.
+    pub create: Vec<AclBinding>,
+    /// ACLs of the principal that the User does not list.
+    pub delete: Vec<AclBinding>,
+}
+
+impl AclDiff {
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Desired against what the brokers hold (`actual`, from DescribeAcls on the
+/// principal). Bindings of other principals are never deleted, whatever `actual` holds.
+pub fn acl_diff(principal: &str, desired: &BTreeSet<AclBinding>, actual: &[AclBinding]) -> AclDiff {
+    let actual: BTreeSet<&AclBinding> =
+        actual.iter().filter(|b| b.principal == principal).collect();
+    AclDiff {
+        create: desired
+            .iter()
+            .filter(|b| !actual.contains(b))
+            .cloned()
+            .collect(),
+        delete: actual
+            .into_iter()
+            .filter(|b| !desired.contains(*b))
+            .cloned()
+            .collect(),
+    }
+}
+
+/// A client listener of `cluster` with `authentication`: the first one, as clients of
+/// that kind of user connect to it.
+pub fn listener_for(
+    cluster: &FjordCluster,
+    authentication: ListenerAuthentication,
+) -> Option<ListenerSpec> {
+    cluster
+        .spec
+        .client_listeners()
+        .into_iter()
+        .find(|l| l.authentication == authentication)
+}
+
+/// The bootstrap address of `listener` through the cluster's bootstrap Service.
+pub fn listener_bootstrap(cluster: &FjordCluster, listener: &ListenerSpec) -> String {
+    format!(
+        "{}.{}.svc:{}",
+        desired::bootstrap_service_name(cluster),
+        cluster.namespace().unwrap_or_default(),
+        listener.port
+    )
+}
+
+/// Whether a password found in an existing Secret can be used: printable ASCII
+/// without the quote and backslash that would break the JAAS line, and not too long.
+pub fn usable_password(password: &str) -> bool {
+    !password.is_empty()
+        && password.len() <= PASSWORD_MAX_LEN
+        && password
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+/// A fresh random password of letters and digits.
+pub fn generate_password() -> String {
+    let mut rng = rand::rng();
+    (0..PASSWORD_LEN)
+        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
+        .collect()
+}
+
+/// Kafka's `sasl.jaas.config` for a SCRAM user.
+pub fn jaas_config(user_name: &str, password: &str) -> String {
+    format!("{SCRAM_LOGIN_MODULE} required username=\"{user_name}\" password=\"{password}\";")
+}
+
+/// A value of a Java properties file on one line: backslashes doubled, line breaks as
+/// `\n` (so a PEM bundle is one `key=value` line, which Kafka's PEM settings accept).
+fn property_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The listener a user's clients connect to, as the Secret describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientListener {
+    /// `host:port` through the bootstrap Service.
+    pub bootstrap: String,
+    /// Whether the listener runs TLS.
+    pub tls: bool,
+}
+
+/// Secret keys of a `scram-sha-512` user: `password`, `sasl.jaas.config`, and when the
+/// cluster has them `bootstrap` (its first SCRAM listener) and `ca.crt` (the cluster
+/// CA bundle); `client.properties` gathers them for Kafka's Java clients.
+pub fn scram_secret_data(
+    user_name: &str,
+    password: &str,
+    listener: Option<&ClientListener>,
+    ca_bundle: Option<&str>,
+) -> BTreeMap<String, String> {
+    let jaas = jaas_config(user_name, password);
+    let mut data = BTreeMap::new();
+    let mut props = String::new();
+    if let Some(l) = listener {
+        data.insert("bootstrap".into(), l.bootstrap.clone());
+        props.push_str(&format!("bootstrap.servers={}\n", l.bootstrap));
+    }
+    let tls = listener.is_some_and(|l| l.tls);
+    let protocol = if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" };
+    props.push_str(&format!("security.protocol={protocol}\n"));
+    props.push_str(&format!(
+        "sasl.mechanism={}\n",
+        ScramMechanism::Sha512.name()
+    ));
+    props.push_str(&format!("sasl.jaas.config={}\n", property_value(&jaas)));
+    if let Some(ca) = ca_bundle {
+        data.insert("ca.crt".into(), ca.to_string());
+        if tls {
+            props.push_str("ssl.truststore.type=PEM\n");
+            props.push_str(&format!(
+                "ssl.truststore.certificates={}\n",
+                property_value(ca)
+            ));
+        }
+    }
+    data.insert("password".into(), password.to_string());
+    data.insert("sasl.jaas.config".into(), jaas);
+    data.insert("client.properties".into(), props);
+    data
+}
+
+/// Secret keys of a `tls` user: `user.crt` (the chain), `user.key` (PKCS#8), `ca.crt`
+/// (cluster CA bundle, to verify the brokers), `bootstrap` when the cluster has a TLS
+/// client-authentication listener, and `client.properties` with the PEM inline.
+pub fn tls_secret_data(
+    chain_pem: &str,
+    key_pem: &str,
+    listener: Option<&ClientListener>,
+    ca_bundle: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut data = BTreeMap::new();
+    let mut props = String::new();
+    if let Some(l) = listener {
+        data.insert("bootstrap".into(), l.bootstrap.clone());
+        props.push_str(&format!("bootstrap.servers={}\n", l.bootstrap));
+    }
+    props.push_str("security.protocol=SSL\n");
+    props.push_str("ssl.keystore.type=PEM\n");
+    props.push_str(&format!(
+        "ssl.keystore.certificate.chain={}\n",
+        property_value(chain_pem)
+    ));
+    props.push_str(&format!("ssl.keystore.key={}\n", property_value(key_pem)));
+    if let Some(ca) = ca_bundle {
+        data.insert("ca.crt".into(), ca.to_string());
+        props.push_str("ssl.truststore.type=PEM\n");
+        props.push_str(&format!(
+            "ssl.truststore.certificates={}\n",
+            property_value(ca)
+        ));
+    }
+    data.insert("user.crt".into(), chain_pem.to_string());
+    data.insert("user.key".into(), key_pem.to_string());
+    data.insert("client.properties".into(), props);
+    data
+}
+
+/// The Secret of `user` holding `data`, owned by the User (so it goes with it even if
+/// the finalizer is bypassed).
+pub fn desired_secret(user: &User, cluster_name: &str, data: BTreeMap<String, String>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(user.name_any()),
+            namespace: user.namespace(),
+            labels: Some(BTreeMap::from([
+                (
+                    "app.kubernetes.io/managed-by".to_string(),
+                    FIELD_MANAGER.to_string(),
+                ),
+                ("fjord.dev/cluster".to_string(), cluster_name.to_string()),
+                ("fjord.dev/user".to_string(), user.name_any()),
+            ])),
+            owner_references: user.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        ..Secret::default()
+    }
+}
+
+/// A key of a Secret as UTF-8 text.
+pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// Whether `secret` belongs to the User with `uid` (its owner reference), so the
+/// operator may write it. A Secret of the same name made by someone else is left alone.
+pub fn owned_by(secret: &Secret, uid: &str) -> bool {
+    secret
+        .metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid && r.kind == KIND))
+}
+
+// ---- TLS users ----
+
+/// A client certificate and its key, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCertificate {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// Whether a certificate valid until `not_after` (Unix seconds; `None` when there is
+/// none or it cannot be read) must be replaced at `now`.
+pub fn certificate_due(not_after: Option<i64>, now: i64, renew_before: Duration) -> bool {
+    match not_after {
+        None => true,
+        Some(end) => end.saturating_sub(renew_before.as_secs() as i64) <= now,
+    }
+}
+
+/// A client certificate for `user_name` (subject `CN=<name>`) from `cluster`'s clients
+/// CA. The clients CA and its issuance belong to the certificates module of the
+/// FjordCluster; until a build carries it, a TLS user is refused here with a message.
+async fn issue_user_certificate(
+    _ctx: &Context,
+    cluster: &FjordCluster,
+    user_name: &str,
+) -> Result<IssuedCertificate> {
+    Err(Error::Invalid(format!(
+        "user {user_name:?}: client certificates need the clients CA of FjordCluster {:?}, \
+         which this operator build does not issue",
+        cluster.name_any()
+    )))
+}
+
+/// A Go duration of whole units (`720h`, `1h30m`, `90s`, `500ms`), as the certificate
+/// settings are written; `None` for anything else.
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "h" => Duration::from_secs(3600),
+            "m" => Duration::from_secs(60),
+            "s" => Duration::from_secs(1),
+            "ms" => Duration::from_millis(1),
+            _ => return None,
+        };
+        total = total.checked_add(unit.checked_mul(u32::try_from(n).ok()?)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// The end of validity of the first certificate in `pem`, in Unix seconds.
+fn certificate_not_after(_pem: &str) -> Option<i64> {
+    // Read with the certificates module's parser once it is part of the build; until
+    // then every certificate counts as due, which only re-issues it.
+    None
+}
+
+// ---- Runtime ----
+
+/// The User controller's state: the shared context and its resync interval.
+pub struct UserContext {
+    pub ctx: Arc<Context>,
+    /// How often a Ready User is compared with the brokers again.
+    pub resync: Duration,
+}
+
+/// One reconcile of a User.
+pub async fn reconcile(user: Arc<User>, uctx: Arc<UserContext>) -> Result<Action> {
+    let ctx = &uctx.ctx;
+    let started = Instant::now();
+    ctx.metrics.reconciles.with_label_values(&[KIND]).inc();
+    let ns = user
+        .namespace()
+        .ok_or_else(|| Error::Invalid("User without namespace".into()))?;
+    let api: Api<User> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, user, |event| async {
+        match event {
+            Finalizer::Apply(user) => apply_user(&api, &user, ctx, uctx.resync).await,
+            Finalizer::Cleanup(user) => cleanup_user(&user, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    });
+    ctx.metrics
+        .duration
+        .with_label_values(&[KIND])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn write_status(api: &Api<User>, user: &User, status: &UserStatus) -> Result<()> {
+    apply_status(api, user, serde_json::to_value(status).unwrap()).await
+}
+
+/// What one pass changed on the brokers and in the Secret.
+struct Synced {
+    acls: usize,
+    changes: Vec<String>,
+    /// Why the user is not ready although nothing failed.
+    not_ready: Option<(&'static str, String)>,
+}
+
+async fn apply_user(
+    api: &Api<User>,
+    user: &User,
+    ctx: &Context,
+    resync: Duration,
+) -> Result<Action> {
+    let generation = user.meta().generation;
+    let name = user.name_any();
+    let mut status = user.status.clone().unwrap_or_default();
+    status.observed_generation = generation;
+    status.principal = Some(principal(&name));
+    status.secret = Some(name.clone());
+
+    if paused(user) {
+        conditions::set(
+            &mut status.conditions,
+            "Paused",
+            true,
+            "ReconciliationPaused",
+            format!("annotation {} is \"true\"", crate::types::PAUSE_ANNOTATION),
+            generation,
+        );
+        write_status(api, user, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    conditions::remove(&mut status.conditions, "Paused");
+
+    let ns = user.namespace().unwrap_or_default();
+    let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(cluster) = clusters.get_opt(&user.spec.cluster_ref).await? else {
+        conditions::set(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "ClusterNotFound",
+            format!(
+                "FjordCluster {:?} not found in namespace {ns:?}",
+                user.spec.cluster_ref
+            ),
+            generation,
+        );
+        write_status(api, user, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    };
+
+    let rules = user
+        .spec
+        .authorization
+        .as_ref()
+        .map(|a| a.acls.as_slice())
+        .unwrap_or_default();
+    let desired = match desired_acls(&principal(&name), rules) {
+        Ok(d) => d,
+        Err(e) => {
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                "InvalidAcl",
+                e.0.clone(),
+                generation,
+            );
+            ctx.event(user, EventType::Warning, "InvalidAcl", e.0).await;
+            write_status(api, user, &status).await?;
+            return Ok(Action::requeue(resync));
+        }
+    };
+
+    let bootstrap = desired::bootstrap_address(&cluster);
+    match sync_user(user, &cluster, &bootstrap, &desired, ctx).await {
+        Ok(synced) => {
+            status.acls = Some(synced.acls as i32);
+            match &synced.not_ready {
+                Some((reason, message)) => conditions::set(
+                    &mut status.conditions,
+                    "Ready",
+                    false,
+                    reason,
+                    message.clone(),
+                    generation,
+                ),
+                None => conditions::set(
+                    &mut status.conditions,
+                    "Ready",
+                    true,
+                    "Reconciled",
+                    format!(
+                        "credentials in Secret {name:?}; {} ACLs of {} on the brokers",
+                        synced.acls,
+                        principal(&name)
+                    ),
+                    generation,
+                ),
+            }
+            if !synced.changes.is_empty() {
+                ctx.event(
+                    user,
+                    EventType::Normal,
+                    "Reconciled",
+                    synced.changes.join("; "),
+                )
+                .await;
+            }
+            write_status(api, user, &status).await?;
+            ctx.reset_backoff(user);
+            Ok(Action::requeue(resync))
+        }
+        Err(e) => {
+            let reason = match &e {
+                Error::Broker(_) => "BrokerError",
+                other => other.kind(),
+            };
+            ctx.forget_broker(&bootstrap).await;
+            conditions::set(
+                &mut status.conditions,
+                "Ready",
+                false,
+                reason,
+                e.to_string(),
+                generation,
+            );
+            ctx.event(user, EventType::Warning, reason, e.to_string())
+                .await;
+            write_status(api, user, &status).await?;
+            Err(e)
+        }
+    }
+}
+
+/// The cluster CA bundle from `<cluster>-cluster-ca-cert`, when that Secret exists.
+async fn cluster_ca_bundle(ctx: &Context, cluster: &FjordCluster) -> Result<Option<String>> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
+    let name = format!("{}-cluster-ca-cert", cluster.name_any());
+    Ok(secrets
+        .get_opt(&name)
+        .await?
+        .and_then(|s| secret_text(&s, "ca.crt"))
+        .filter(|ca| ca.contains("-----BEGIN CERTIFICATE-----")))
+}
+
+/// The user's SCRAM credentials on the brokers (none for a user the brokers do not know).
+async fn scram_mechanisms(client: &BrokerClient, name: &str) -> Result<Vec<ScramMechanism>> {
+    let described = client
+        .describe_user_scram_credentials(Some(&[name]))
+        .await?;
+    let mut out = Vec::new();
+    for (user, result) in described {
+        if user != name {
+            continue;
+        }
+        match result {
+            Ok(infos) => out.extend(infos.into_iter().map(|i| i.mechanism)),
+            Err(e) if e.kafka() == Some(ResponseError::ResourceNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Removes every SCRAM credential of `name` that the brokers hold.
+async fn remove_scram(client: &BrokerClient, name: &str) -> Result<bool> {
+    let held = scram_mechanisms(client, name).await?;
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let deletions: Vec<(String, ScramMechanism)> =
+        held.into_iter().map(|m| (name.to_string(), m)).collect();
+    for (_, result) in client.alter_user_scram_credentials(&[], &deletions).await? {
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kafka() == Some(ResponseError::ResourceNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+// ---- Broker-side steps (also driven by operator/tests/user_broker.rs) ----
+
+/// Makes `principal`'s ACLs on the brokers exactly `desired`: DescribeAcls on the
+/// principal, then CreateAcls for the missing and DeleteAcls (one exact filter each)
+/// for the extra. Returns what it changed.
+pub async fn apply_acls(
+    client: &BrokerClient,
+    principal: &str,
+    desired: &BTreeSet<AclBinding>,
+) -> Result<AclDiff> {
+    let actual = client
+        .describe_acls(&AclFilter::principal(principal))
+        .await?;
+    let diff = acl_diff(principal, desired, &actual);
+    for result in client.create_acls(&diff.create).await? {
+        result?;
+    }
+    let filters: Vec<AclFilter> = diff.delete.iter().map(AclFilter::exact).collect();
+    for result in client.delete_acls(&filters).await? {
+        result?;
+    }
+    Ok(diff)
+}
+
+/// Sets `name`'s SCRAM-SHA-512 credential to `password` when the password is `fresh`
+/// or the brokers hold none (removed behind the operator's back); a password the
+/// brokers already have is not salted again on every pass. Returns whether it set it.
+pub async fn ensure_scram(
+    client: &BrokerClient,
+    name: &str,
+    password: &str,
+    fresh: bool,
+) -> Result<bool> {
+    if !fresh
+        && scram_mechanisms(client, name)
+            .await?
+            .contains(&ScramMechanism::Sha512)
+    {
+        return Ok(false);
+    }
+    let upsertion = ScramUpsertion::new(name, ScramMechanism::Sha512, password, SCRAM_ITERATIONS)?;
+    for (_, result) in client
+        .alter_user_scram_credentials(&[upsertion], &[])
+        .await?
+    {
+        result?;
+    }
+    Ok(true)
+}
+
+/// Removes what the brokers hold for user `name`: every ACL of its principal (when the
+/// cluster has an authorizer) and its SCRAM credentials. Returns what it removed.
+pub async fn remove_user(client: &BrokerClient, name: &str, acls: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    if acls {
+        for result in client
+            .delete_acls(&[AclFilter::principal(principal(name))])
+            .await?
+        {
+            let n = result?.len();
+            if n > 0 {
+                removed.push(format!("deleted {n} ACLs"));
+            }
+        }
+    }
+    if remove_scram(client, name).await? {
+        removed.push("removed the SCRAM credential".into());
+    }
+    Ok(removed)
+}
+
+async fn sync_user(
+    user: &User,
+    cluster: &FjordCluster,
+    bootstrap: &str,
+    desired: &BTreeSet<AclBinding>,
+    ctx: &Context,
+) -> Result<Synced> {
+    let name = user.name_any();
+    let ns = user.namespace().unwrap_or_default();
+    let uid = user.meta().uid.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let existing = secrets.get_opt(&name).await?;
+    if existing.as_ref().is_some_and(|s| !owned_by(s, &uid)) {
+        return Ok(Synced {
+            acls: 0,
+            changes: Vec::new(),
+            not_ready: Some((
+                "SecretConflict",
+                format!(
+                    "Secret {name:?} exists and does not belong to this User: it is left alone"
+                ),
+            )),
+        });
+    }
+    let ca = cluster_ca_bundle(ctx, cluster).await?;
+    let client = ctx.broker(bootstrap).await?;
+    let mut changes = Vec::new();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match user.spec.authentication.type_ {
+        UserAuthenticationType::ScramSha512 => {
+            let kept = existing
+                .as_ref()
+                .and_then(|s| secret_text(s, "password"))
+                .filter(|p| usable_password(p));
+            let fresh = kept.is_none();
+            let password = kept.unwrap_or_else(generate_password);
+            let listener = listener_for(cluster, ListenerAuthentication::ScramSha512).map(|l| {
+                ClientListener {
+                    bootstrap: listener_bootstrap(cluster, &l),
+                    tls: l.tls,
+                }
+            });
+            let data = scram_secret_data(&name, &password, listener.as_ref(), ca.as_deref());
+            // The password is kept before the brokers get it: a pass that fails between
+            // the two sets the same password next time.
+            let secret = desired_secret(user, &cluster.name_any(), data);
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
+            if fresh {
+                changes.push(format!("generated a password in Secret {name:?}"));
+            }
+            if ensure_scram(&client, &name, &password, fresh).await? {
+                changes.push("set the SCRAM-SHA-512 credential".into());
+            }
+        }
+        UserAuthenticationType::Tls => {
+            let renew_before = go_duration(&cluster.spec.certificates().renew_before)
+                .unwrap_or(Duration::from_secs(720 * 3600));
+            let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            let current = existing
+                .as_ref()
+                .and_then(|s| Some((secret_text(s, "user.crt")?, secret_text(s, "user.key")?)));
+            let due = current.as_ref().is_none_or(|(crt, _)| {
+                certificate_due(certificate_not_after(crt), now, renew_before)
+            });
+            let (chain, key) = match current.filter(|_| !due) {
+                Some(c) => c,
+                None => {
+                    let issued = issue_user_certificate(ctx, cluster, &name).await?;
+                    changes.push(format!("issued a client certificate in Secret {name:?}"));
+                    (issued.chain_pem, issued.key_pem)
+                }
+            };
+            let listener =
+                listener_for(cluster, ListenerAuthentication::Tls).map(|l| ClientListener {
+                    bootstrap: listener_bootstrap(cluster, &l),
+                    tls: true,
+                });
+            let data = tls_secret_data(&chain, &key, listener.as_ref(), ca.as_deref());
+            let secret = desired_secret(user, &cluster.name_any(), data);
+            secrets
+                .patch(&name, &params, &Patch::Apply(&secret))
+                .await?;
+            // A user that moved from SCRAM to TLS keeps no password on the brokers.
+            if remove_scram(&client, &name).await? {
+                changes.push("removed the SCRAM credential".into());
+            }
+        }
+    }
+
+    let principal = principal(&name);
+    if cluster.spec.authorization.is_none() {
+        let not_ready = (!desired.is_empty()).then(|| {
+            (
+                "AuthorizationDisabled",
+                format!(
+                    "FjordCluster {:?} has no spec.authorization: its brokers keep no ACLs",
+                    cluster.name_any()
+                ),
+            )
+        });
+        return Ok(Synced {
+            acls: 0,
+            changes,
+            not_ready,
+        });
+    }
+    let diff = apply_acls(&client, &principal, desired).await?;
+    if !diff.create.is_empty() {
+        changes.push(format!("created {} ACLs", diff.create.len()));
+    }
+    if !diff.delete.is_empty() {
+        changes.push(format!(
+            "deleted {} ACLs not in the spec",
+            diff.delete.len()
+        ));
+    }
+    Ok(Synced {
+        acls: desired.len(),
+        changes,
+        not_ready: None,
+    })
+}
+
+async fn cleanup_user(user: &User, ctx: &Context) -> Result<Action> {
+    let name = user.name_any();
+    if paused(user) {
+        tracing::info!(user = %name, "resource deleted while paused; credentials and ACLs kept");
+        return Ok(Action::await_change());
+    }
+    let ns = user.namespace().unwrap_or_default();
+    let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut removed = Vec::new();
+    if let Some(cluster) = clusters.get_opt(&user.spec.cluster_ref).await? {
+        let bootstrap = desired::bootstrap_address(&cluster);
+        let done = async {
+            let client = ctx.broker(&bootstrap).await?;
+            removed = remove_user(&client, &name, cluster.spec.authorization.is_some()).await?;
+            Ok::<_, Error>(())
+        }
+        .await;
+        if let Err(e) = done {
+            ctx.forget_broker(&bootstrap).await;
+            ctx.event(
+                user,
+                EventType::Warning,
+                "BrokerError",
+                format!("removing the user: {e}"),
+            )
+            .await;
+            return Err(e);
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let uid = user.meta().uid.clone().unwrap_or_default();
+    if let Some(secret) = secrets.get_opt(&name).await? {
+        if owned_by(&secret, &uid) {
+            match secrets.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => removed.push(format!("deleted Secret {name:?}")),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    ctx.event(
+        user,
+        EventType::Normal,
+        "Deleted",
+        if removed.is_empty() {
+            "nothing left to remove".into()
+        } else {
+            removed.join("; ")
+        },
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn error_policy(user: Arc<User>, error: &Error, uctx: Arc<UserContext>) -> Action {
+    tracing::warn!(user = %user.name_any(), %error, "reconcile failed");
+    uctx.ctx
+        .metrics
+        .errors
+        .with_label_values(&[KIND, error.kind()])
+        .inc();
+    Action::requeue(uctx.ctx.backoff(&*user))
+}
+
+/// Runs the User controller until the stream ends.
+pub async fn run(ctx: Arc<Context>, namespace: Option<&str>, resync: Duration) {
+    let api = crate::api::<User>(&ctx.client, namespace);
+    let uctx = Arc::new(UserContext { ctx, resync });
+    crate::controller(api)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, uctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(kind = KIND, error = %e, "controller");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+#[path = "user_tests.rs"]
+mod tests;
