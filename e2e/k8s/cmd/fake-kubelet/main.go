@@ -364,12 +364,21 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 			}
 		}
 	}
+	// One pass over each argument, longest mount path first: a directory substituted
+	// for one mount must not be rewritten again by another (a hostPath PV under /tmp
+	// and an emptyDir mounted at /tmp, say).
+	paths := make([]string, 0, len(mounts))
+	for mountPath := range mounts {
+		paths = append(paths, mountPath)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
+	pairs := make([]string, 0, 2*len(paths))
+	for _, mountPath := range paths {
+		pairs = append(pairs, mountPath, mounts[mountPath])
+	}
+	replacer := strings.NewReplacer(pairs...)
 	rewrite := func(s string) string {
-		s = expand(s, env)
-		for mountPath, dir := range mounts {
-			s = strings.ReplaceAll(s, mountPath, dir)
-		}
-		return s
+		return replacer.Replace(expand(s, env))
 	}
 	var args []string
 	for _, a := range append(append([]string{}, c.Command[1:]...), c.Args...) {
