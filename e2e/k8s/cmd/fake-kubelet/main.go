@@ -300,6 +300,22 @@ func (k *kubelet) volumeDir(ctx context.Context, pod *corev1.Pod, v corev1.Volum
 	return dir, os.MkdirAll(dir, 0o755)
 }
 
+// mountRewriter replaces each mount path in a string with the host directory behind it,
+// in one pass, longest mount path first: a directory substituted for one mount is not
+// rewritten again by another (a hostPath PV under /tmp and an emptyDir mounted at /tmp).
+func mountRewriter(mounts map[string]string) *strings.Replacer {
+	paths := make([]string, 0, len(mounts))
+	for mountPath := range mounts {
+		paths = append(paths, mountPath)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
+	pairs := make([]string, 0, 2*len(paths))
+	for _, mountPath := range paths {
+		pairs = append(pairs, mountPath, mounts[mountPath])
+	}
+	return strings.NewReplacer(pairs...)
+}
+
 func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	if len(pod.Spec.Containers) == 0 || len(pod.Spec.Containers[0].Command) == 0 {
 		return
@@ -364,19 +380,7 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 			}
 		}
 	}
-	// One pass over each argument, longest mount path first: a directory substituted
-	// for one mount must not be rewritten again by another (a hostPath PV under /tmp
-	// and an emptyDir mounted at /tmp, say).
-	paths := make([]string, 0, len(mounts))
-	for mountPath := range mounts {
-		paths = append(paths, mountPath)
-	}
-	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
-	pairs := make([]string, 0, 2*len(paths))
-	for _, mountPath := range paths {
-		pairs = append(pairs, mountPath, mounts[mountPath])
-	}
-	replacer := strings.NewReplacer(pairs...)
+	replacer := mountRewriter(mounts)
 	rewrite := func(s string) string {
 		return replacer.Replace(expand(s, env))
 	}
