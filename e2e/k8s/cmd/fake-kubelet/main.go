@@ -313,6 +313,22 @@ func (k *kubelet) volumeDir(ctx context.Context, pod *corev1.Pod, v corev1.Volum
 	return dir, os.MkdirAll(dir, 0o755)
 }
 
+// mountRewriter replaces each mount path in a string with the host directory behind it,
+// in one pass, longest mount path first: a directory substituted for one mount is not
+// rewritten again by another (a hostPath PV under /tmp and an emptyDir mounted at /tmp).
+func mountRewriter(mounts map[string]string) *strings.Replacer {
+	paths := make([]string, 0, len(mounts))
+	for mountPath := range mounts {
+		paths = append(paths, mountPath)
+	}
+	sort.Slice(paths, func(i, j int) bool { return len(paths[i]) > len(paths[j]) })
+	pairs := make([]string, 0, 2*len(paths))
+	for _, mountPath := range paths {
+		pairs = append(pairs, mountPath, mounts[mountPath])
+	}
+	return strings.NewReplacer(pairs...)
+}
+
 func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	if len(pod.Spec.Containers) == 0 || len(pod.Spec.Containers[0].Command) == 0 {
 		return
@@ -377,12 +393,9 @@ func (k *kubelet) start(ctx context.Context, pod *corev1.Pod) {
 			}
 		}
 	}
+	replacer := mountRewriter(mounts)
 	rewrite := func(s string) string {
-		s = expand(s, env)
-		for mountPath, dir := range mounts {
-			s = strings.ReplaceAll(s, mountPath, dir)
-		}
-		return s
+		return replacer.Replace(expand(s, env))
 	}
 	var args []string
 	for _, a := range append(append([]string{}, c.Command[1:]...), c.Args...) {
