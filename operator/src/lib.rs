@@ -32,7 +32,8 @@
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
 //! - `user`: the User controller: SCRAM credential or client certificate, the Secret
-//!   for its clients, and its ACLs as the whole truth for its principal.
+//!   for its clients, and its ACLs as the whole truth for its principal
+//!   (`user_secret`: the Secret's contents, pure).
 //! - `lease`: leader election through a Lease.
 //! - `metrics`: Prometheus metrics of the operator.
 //! - `error`: the crate's error type.
@@ -61,6 +62,7 @@ pub mod topic;
 pub mod topic_rf;
 pub mod types;
 pub mod user;
+pub mod user_secret;
 
 pub use error::{Error, Result};
 

@@ -9,7 +9,7 @@
 //! The pure parts (desired ACLs and their difference with the brokers', the Secret's
 //! contents) come first and are unit-tested in `user_tests.rs`; the runtime follows.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,13 +20,11 @@ use fjord_client::{
 };
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::ByteString;
-use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Resource, ResourceExt};
-use rand::Rng;
 
 use crate::cluster::apply_status;
 use crate::conditions;
@@ -47,16 +45,10 @@ pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 /// PBKDF2 iterations of the SCRAM credentials the operator sets (Kafka's minimum and
 /// default for `kafka-configs --alter --add-config SCRAM-SHA-512=[...]`).
 pub const SCRAM_ITERATIONS: i32 = SCRAM_MIN_ITERATIONS;
-/// Length of a generated password: 32 letters and digits, about 190 bits.
-const PASSWORD_LEN: usize = 32;
-/// Longest password taken from an existing Secret.
-const PASSWORD_MAX_LEN: usize = 256;
 /// Kafka's name of the one CLUSTER resource.
 const CLUSTER_NAME: &str = "kafka-cluster";
 /// Longest ACL resource name accepted (Kafka's topic names stop at 249).
 const RESOURCE_NAME_MAX_LEN: usize = 255;
-/// Kafka's JAAS login module for SCRAM.
-const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 
 // ---- Desired state (pure) ----
 
@@ -215,173 +207,6 @@ pub fn listener_bootstrap(cluster: &FjordCluster, listener: &ListenerSpec) -> St
         cluster.namespace().unwrap_or_default(),
         listener.port
     )
-}
-
-/// Whether a password found in an existing Secret can be used: printable ASCII
-/// without the quote and backslash that would break the JAAS line, and not too long.
-pub fn usable_password(password: &str) -> bool {
-    !password.is_empty()
-        && password.len() <= PASSWORD_MAX_LEN
-        && password
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-}
-
-/// A fresh random password of letters and digits.
-pub fn generate_password() -> String {
-    let mut rng = rand::rng();
-    (0..PASSWORD_LEN)
-        .map(|_| rng.sample(rand::distr::Alphanumeric) as char)
-        .collect()
-}
-
-/// Kafka's `sasl.jaas.config` for a SCRAM user.
-pub fn jaas_config(user_name: &str, password: &str) -> String {
-    format!("{SCRAM_LOGIN_MODULE} required username=\"{user_name}\" password=\"{password}\";")
-}
-
-/// A value of a Java properties file on one line: backslashes doubled, line breaks as
-/// `\n` (so a PEM bundle is one `key=value` line, which Kafka's PEM settings accept).
-fn property_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The listener a user's clients connect to, as the Secret describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientListener {
-    /// `host:port` through the bootstrap Service.
-    pub bootstrap: String,
-    /// Whether the listener runs TLS.
-    pub tls: bool,
-}
-
-/// Secret keys of a `scram-sha-512` user: `password`, `sasl.jaas.config`, and when the
-/// cluster has them `bootstrap` (its first SCRAM listener) and `ca.crt` (the cluster
-/// CA bundle); `client.properties` gathers them for Kafka's Java clients.
-pub fn scram_secret_data(
-    user_name: &str,
-    password: &str,
-    listener: Option<&ClientListener>,
-    ca_bundle: Option<&str>,
-) -> BTreeMap<String, String> {
-    let jaas = jaas_config(user_name, password);
-    let mut data = BTreeMap::new();
-    let mut props = String::new();
-    if let Some(l) = listener {
-        data.insert("bootstrap".into(), l.bootstrap.clone());
-        props.push_str(&format!("bootstrap.servers={}\n", l.bootstrap));
-    }
-    let tls = listener.is_some_and(|l| l.tls);
-    let protocol = if tls { "SASL_SSL" } else { "SASL_PLAINTEXT" };
-    props.push_str(&format!("security.protocol={protocol}\n"));
-    props.push_str(&format!(
-        "sasl.mechanism={}\n",
-        ScramMechanism::Sha512.name()
-    ));
-    props.push_str(&format!("sasl.jaas.config={}\n", property_value(&jaas)));
-    if let Some(ca) = ca_bundle {
-        data.insert("ca.crt".into(), ca.to_string());
-        if tls {
-            props.push_str("ssl.truststore.type=PEM\n");
-            props.push_str(&format!(
-                "ssl.truststore.certificates={}\n",
-                property_value(ca)
-            ));
-        }
-    }
-    data.insert("password".into(), password.to_string());
-    data.insert("sasl.jaas.config".into(), jaas);
-    data.insert("client.properties".into(), props);
-    data
-}
-
-/// Secret keys of a `tls` user: `user.crt` (the chain), `user.key` (PKCS#8), `ca.crt`
-/// (cluster CA bundle, to verify the brokers), `bootstrap` when the cluster has a TLS
-/// client-authentication listener, and `client.properties` with the PEM inline.
-pub fn tls_secret_data(
-    chain_pem: &str,
-    key_pem: &str,
-    listener: Option<&ClientListener>,
-    ca_bundle: Option<&str>,
-) -> BTreeMap<String, String> {
-    let mut data = BTreeMap::new();
-    let mut props = String::new();
-    if let Some(l) = listener {
-        data.insert("bootstrap".into(), l.bootstrap.clone());
-        props.push_str(&format!("bootstrap.servers={}\n", l.bootstrap));
-    }
-    props.push_str("security.protocol=SSL\n");
-    props.push_str("ssl.keystore.type=PEM\n");
-    props.push_str(&format!(
-        "ssl.keystore.certificate.chain={}\n",
-        property_value(chain_pem)
-    ));
-    props.push_str(&format!("ssl.keystore.key={}\n", property_value(key_pem)));
-    if let Some(ca) = ca_bundle {
-        data.insert("ca.crt".into(), ca.to_string());
-        props.push_str("ssl.truststore.type=PEM\n");
-        props.push_str(&format!(
-            "ssl.truststore.certificates={}\n",
-            property_value(ca)
-        ));
-    }
-    data.insert("user.crt".into(), chain_pem.to_string());
-    data.insert("user.key".into(), key_pem.to_string());
-    data.insert("client.properties".into(), props);
-    data
-}
-
-/// The Secret of `user` holding `data`, owned by the User (so it goes with it even if
-/// the finalizer is bypassed).
-pub fn desired_secret(user: &User, cluster_name: &str, data: BTreeMap<String, String>) -> Secret {
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(user.name_any()),
-            namespace: user.namespace(),
-            labels: Some(BTreeMap::from([
-                (
-                    "app.kubernetes.io/managed-by".to_string(),
-                    FIELD_MANAGER.to_string(),
-                ),
-                ("fjord.dev/cluster".to_string(), cluster_name.to_string()),
-                ("fjord.dev/user".to_string(), user.name_any()),
-            ])),
-            owner_references: user.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".into()),
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        ..Secret::default()
-    }
-}
-
-/// A key of a Secret as UTF-8 text.
-pub fn secret_text(secret: &Secret, key: &str) -> Option<String> {
-    let bytes = secret.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok()
-}
-
-/// Whether `secret` belongs to the User with `uid` (its owner reference), so the
-/// operator may write it. A Secret of the same name made by someone else is left alone.
-pub fn owned_by(secret: &Secret, uid: &str) -> bool {
-    secret
-        .metadata
-        .owner_references
-        .as_ref()
-        .is_some_and(|refs| refs.iter().any(|r| r.uid == uid && r.kind == KIND))
 }
 
 // ---- TLS users ----
@@ -955,6 +780,8 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>, resync: Duration) {
         })
         .await;
 }
+
+pub use crate::user_secret::*;
 
 #[cfg(test)]
 #[path = "user_tests.rs"]

@@ -1,6 +1,8 @@
 //! Tests of the User's desired ACLs, their difference with the brokers', and the
 //! Secret's contents.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::types::{AclResource, UserAuthentication, UserAuthorization, UserSpec};
 
