@@ -228,55 +228,34 @@ pub fn certificate_due(not_after: Option<i64>, now: i64, renew_before: Duration)
 }
 
 /// A client certificate for `user_name` (subject `CN=<name>`) from `cluster`'s clients
-/// CA. The clients CA and its issuance belong to the certificates module of the
-/// FjordCluster; until a build carries it, a TLS user is refused here with a message.
+/// CA, valid for the cluster's `certificates.validity`.
 async fn issue_user_certificate(
-    _ctx: &Context,
+    ctx: &Context,
     cluster: &FjordCluster,
     user_name: &str,
 ) -> Result<IssuedCertificate> {
-    Err(Error::Invalid(format!(
-        "user {user_name:?}: client certificates need the clients CA of FjordCluster {:?}, \
-         which this operator build does not issue",
-        cluster.name_any()
-    )))
-}
-
-/// A Go duration of whole units (`720h`, `1h30m`, `90s`, `500ms`), as the certificate
-/// settings are written; `None` for anything else.
-pub fn go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "h" => Duration::from_secs(3600),
-            "m" => Duration::from_secs(60),
-            "s" => Duration::from_secs(1),
-            "ms" => Duration::from_millis(1),
-            _ => return None,
-        };
-        total = total.checked_add(unit.checked_mul(u32::try_from(n).ok()?)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
+    let ca = crate::certs::load_clients_ca(&ctx.client, cluster).await?;
+    let validity = crate::pki::parse_duration("validity", &cluster.spec.certificates().validity)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let issued = crate::pki::issue_user_certificate(
+        &ca,
+        user_name,
+        k8s_openapi::jiff::Timestamp::now(),
+        validity,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok(IssuedCertificate {
+        chain_pem: issued.chain_pem,
+        key_pem: issued.key_pem,
+    })
 }
 
 /// The end of validity of the first certificate in `pem`, in Unix seconds.
-fn certificate_not_after(_pem: &str) -> Option<i64> {
-    // Read with the certificates module's parser once it is part of the build; until
-    // then every certificate counts as due, which only re-issues it.
-    None
+fn certificate_not_after(pem: &str) -> Option<i64> {
+    crate::pki::parse_certificates(pem.as_bytes())
+        .ok()?
+        .first()
+        .map(|c| c.not_after)
 }
 
 // ---- Runtime ----
@@ -634,8 +613,11 @@ async fn sync_user(
             }
         }
         UserAuthenticationType::Tls => {
-            let renew_before = go_duration(&cluster.spec.certificates().renew_before)
-                .unwrap_or(Duration::from_secs(720 * 3600));
+            let renew_before = crate::pki::parse_duration(
+                "renewBefore",
+                &cluster.spec.certificates().renew_before,
+            )
+            .unwrap_or(Duration::from_secs(720 * 3600));
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
             let current = existing
                 .as_ref()

@@ -332,19 +332,3 @@ fn secret_is_owned_by_the_user_and_read_back() {
     assert_eq!(secret_text(&s, "missing"), None);
     assert_eq!(principal("alice"), "User:alice");
 }
-
-#[test]
-fn certificates_are_renewed_inside_the_window() {
-    let day = Duration::from_secs(86_400);
-    assert!(certificate_due(None, 0, day));
-    assert!(!certificate_due(Some(10 * 86_400), 0, day));
-    assert!(certificate_due(Some(10 * 86_400), 9 * 86_400, day));
-    assert!(certificate_due(Some(10 * 86_400), 11 * 86_400, day));
-    assert_eq!(go_duration("720h"), Some(Duration::from_secs(720 * 3600)));
-    assert_eq!(go_duration("1h30m"), Some(Duration::from_secs(5400)));
-    assert_eq!(go_duration("90s"), Some(Duration::from_secs(90)));
-    assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
-    assert_eq!(go_duration(""), None);
-    assert_eq!(go_duration("5d"), None);
-    assert_eq!(go_duration("h"), None);
-}
