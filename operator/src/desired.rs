@@ -582,37 +582,10 @@ mod tests {
                 "--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt",
             ]
         );
-        // The certificate Secrets, mounted read-only where the flags point.
-        let mounts: Vec<_> = c
-            .volume_mounts
-            .iter()
-            .flatten()
-            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
-            .collect();
-        assert_eq!(
-            mounts,
-            [
-                ("data", "/var/lib/fjord", None),
-                ("broker-certs", "/etc/fjord/tls/broker", Some(true)),
-                ("cluster-ca", "/etc/fjord/tls/cluster-ca", Some(true)),
-            ]
-        );
-        let volumes: Vec<_> = pod
-            .volumes
-            .iter()
-            .flatten()
-            .map(|v| {
-                let s = v.secret.as_ref().unwrap();
-                (v.name.as_str(), s.secret_name.as_deref().unwrap())
-            })
-            .collect();
-        assert_eq!(
-            volumes,
-            [
-                ("broker-certs", "demo-broker-certs"),
-                ("cluster-ca", "demo-cluster-ca-cert")
-            ]
-        );
+        // The certificate Secrets, mounted where the flags point (crate::pki::pod).
+        let mounts = c.volume_mounts.as_deref().unwrap();
+        assert_eq!(mounts[1..], crate::pki::pod::volume_mounts());
+        assert_eq!(pod.volumes, Some(crate::pki::pod::volumes("demo")));
         let env = c.env.as_ref().unwrap();
         let index = env.iter().find(|e| e.name == "POD_INDEX").unwrap();
         assert_eq!(
