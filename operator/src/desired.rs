@@ -648,38 +648,12 @@ mod tests {
                 "--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt",
             ]
         );
-        // The certificate Secrets, mounted read-only where the flags point.
-        let mounts: Vec<_> = c
-            .volume_mounts
-            .iter()
-            .flatten()
-            .map(|m| (m.name.as_str(), m.mount_path.as_str(), m.read_only))
-            .collect();
-        assert_eq!(
-            mounts,
-            [
-                ("data", "/var/lib/fjord", None),
-                ("tmp", "/tmp", None),
-                ("broker-certs", "/etc/fjord/tls/broker", Some(true)),
-                ("cluster-ca", "/etc/fjord/tls/cluster-ca", Some(true)),
-            ]
-        );
-        let volumes: Vec<_> = pod
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| {
-                let s = v.secret.as_ref()?;
-                Some((v.name.as_str(), s.secret_name.as_deref().unwrap()))
-            })
-            .collect();
-        assert_eq!(
-            volumes,
-            [
-                ("broker-certs", "demo-broker-certs"),
-                ("cluster-ca", "demo-cluster-ca-cert")
-            ]
-        );
+        // The certificate Secrets, mounted where the flags point (crate::pki::pod),
+        // after the data volume and /tmp.
+        let mounts = c.volume_mounts.as_deref().unwrap();
+        assert_eq!(mounts[2..], crate::pki::pod::volume_mounts());
+        let volumes = pod.volumes.as_deref().unwrap();
+        assert_eq!(volumes[1..], crate::pki::pod::volumes("demo"));
         let env = c.env.as_ref().unwrap();
         let index = env.iter().find(|e| e.name == "POD_INDEX").unwrap();
         assert_eq!(

@@ -68,3 +68,52 @@ pub fn broker_args() -> Vec<String> {
         format!("--ssl-truststore-location={BROKER_CERTS_MOUNT}/{TRUSTSTORE_KEY}"),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_certificates_and_cluster_ca_are_mounted_read_only_where_the_flags_point() {
+        let volumes: Vec<_> = volumes("demo")
+            .into_iter()
+            .map(|v| {
+                let s = v.secret.unwrap();
+                (v.name, s.secret_name.unwrap(), s.default_mode)
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                (
+                    "broker-certs".into(),
+                    "demo-broker-certs".into(),
+                    Some(0o440)
+                ),
+                (
+                    "cluster-ca".into(),
+                    "demo-cluster-ca-cert".into(),
+                    Some(0o440)
+                ),
+            ]
+        );
+        let mounts: Vec<_> = volume_mounts()
+            .into_iter()
+            .map(|m| (m.name, m.mount_path, m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("broker-certs".into(), BROKER_CERTS_MOUNT.into(), Some(true)),
+                ("cluster-ca".into(), CLUSTER_CA_MOUNT.into(), Some(true)),
+            ]
+        );
+        for arg in broker_args() {
+            let path = arg.split_once('=').unwrap().1;
+            assert!(
+                path.starts_with(BROKER_CERTS_MOUNT) || path.starts_with(CLUSTER_CA_MOUNT),
+                "{arg}"
+            );
+        }
+    }
+}
