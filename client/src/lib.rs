@@ -9,6 +9,7 @@
 //! - `frame`: size-prefixed request/response frames (pure, bounded).
 //! - `versions`: ApiVersions negotiation (pure): per API, the highest version both sides speak.
 //! - `connection`: one TCP stream, pipelined requests matched by correlation id.
+//! - `tls`: [`TlsConfig`]: trusted CAs and the client certificate for SSL listeners.
 //! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
 //! - `client`: [`Client`]: bootstrap, connections, routing to leaders, metadata.
 //! - `admin`: topics, partitions, reassignments, configs (at the controller).
@@ -37,6 +38,7 @@ mod error;
 mod frame;
 mod groups;
 mod records;
+mod tls;
 mod versions;
 
 pub use admin::{AlterConfigOp, ConfigEntry, ConfigResource, CreatedTopic, NewTopic, Reassignment};
@@ -53,4 +55,5 @@ pub use groups::{
 pub use kafka_protocol::records::Compression;
 pub use kafka_protocol::ResponseError;
 pub use records::{FetchedRecord, ProduceRecord};
+pub use tls::TlsConfig;
 pub use versions::ApiVersions;

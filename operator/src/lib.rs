@@ -9,6 +9,8 @@
 //!   `types::reassignment`: a Topic's replication-factor change in status).
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
+//! - `listeners`: pure broker listener, authentication and authorizer flags and the
+//!   named ports of a FjordCluster (client listeners and the operator's mTLS listener).
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
@@ -38,6 +40,7 @@ pub mod desired;
 mod error;
 pub mod group;
 pub mod lease;
+pub mod listeners;
 pub mod metrics;
 pub mod plan;
 pub mod rebalance;
