@@ -274,3 +274,74 @@ pub fn paused<K: Resource>(obj: &K) -> bool {
         .and_then(|a| a.get(crate::types::PAUSE_ANNOTATION))
         .is_some_and(|v| v == "true")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use std::collections::BTreeMap;
+
+    fn secret(keys: &[(&str, &[u8])]) -> Secret {
+        Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("demo-operator-cert".into()),
+                ..Default::default()
+            },
+            data: Some(
+                keys.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    #[test]
+    fn endpoint_is_the_operator_port_behind_the_bootstrap_service() {
+        let mut c = FjordCluster::new(
+            "demo",
+            serde_json::from_value(serde_json::json!({
+                "replicas": 3, "storage": {"size": "1Gi"}, "ports": {"operator": 9191}
+            }))
+            .unwrap(),
+        );
+        c.metadata.namespace = Some("ns".into());
+        let e = BrokerEndpoint::of(&c);
+        assert_eq!(e.address, "demo-bootstrap.ns.svc:9191");
+        assert_eq!(e.to_string(), "demo-bootstrap.ns.svc:9191");
+        assert_eq!(e.secret_name(), "demo-operator-cert");
+        assert_eq!(e.namespace, "ns");
+    }
+
+    #[test]
+    fn identity_is_read_from_the_secret_and_checked() {
+        let id = OperatorIdentity::from_secret(&secret(&[
+            ("tls.crt", b"CHAIN"),
+            ("tls.key", b"KEY"),
+            ("ca.crt", b"CA"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (id.chain_pem.as_str(), id.key_pem.as_str(), id.ca_pem.as_str()),
+            ("CHAIN", "KEY", "CA")
+        );
+        // The key never shows in logs.
+        assert!(!format!("{id:?}").contains("KEY"));
+        // Not PEM: the TLS settings say so instead of connecting.
+        assert!(id.tls().is_err());
+        let missing = OperatorIdentity::from_secret(&secret(&[("tls.crt", b"x")]));
+        assert_eq!(
+            missing.unwrap_err(),
+            "Secret demo-operator-cert has no tls.key"
+        );
+        let binary = OperatorIdentity::from_secret(&secret(&[
+            ("tls.crt", b"x"),
+            ("tls.key", &[0xff, 0xfe]),
+            ("ca.crt", b"x"),
+        ]));
+        assert_eq!(
+            binary.unwrap_err(),
+            "Secret demo-operator-cert: tls.key is not PEM text"
+        );
+    }
+}
