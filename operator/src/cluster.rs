@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fjord_client::ResponseError;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -133,6 +133,14 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         existing.as_ref().and_then(|s| s.spec.replicas),
         status.storage.as_ref(),
     );
+    // Certificates before the StatefulSet: every broker it runs has one.
+    let certs = crate::certs::reconcile(
+        ctx,
+        cluster,
+        cluster.spec.replicas.max(current.unwrap_or(0)),
+    )
+    .await?;
+    status.certificates = Some(certs.status);
     let storage =
         crate::storage_run::reconcile(ctx, cluster, &mut status, existing.as_ref()).await?;
     if storage.hold {
@@ -359,13 +367,12 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
             .await;
     }
     apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
-    Ok(Action::requeue(Duration::from_secs(
-        if ready && !rebalancing && !storage.resizing && !rolling {
-            60
-        } else {
-            5
-        },
-    )))
+    let recheck = Duration::from_secs(if ready && !rebalancing && !storage.resizing && !rolling {
+        60
+    } else {
+        5
+    });
+    Ok(Action::requeue(recheck.min(certs.requeue_after)))
 }
 
 /// Runs one step of a rebalance ([`rebalance::step`]) and carries out its action:
@@ -626,6 +633,7 @@ pub async fn run(ctx: Arc<Context>, namespace: Option<&str>) {
         .owns(crate::api::<StatefulSet>(&client, namespace), owned.clone())
         .owns(crate::api::<Service>(&client, namespace), owned.clone())
         .owns(crate::api::<ConfigMap>(&client, namespace), owned.clone())
+        .owns(crate::api::<Secret>(&client, namespace), owned.clone())
         .owns(crate::api::<PodDisruptionBudget>(&client, namespace), owned)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)

@@ -306,6 +306,7 @@ pub fn broker_args(cluster: &FjordCluster, replicas: i32) -> Vec<String> {
     args.extend(listeners::listener_args(cluster));
     args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
     args.push(format!("--voters={}", voters(cluster, replicas)));
+    args.extend(crate::pki::pod::broker_args());
     args
 }
 
@@ -406,11 +407,16 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
             ..Probe::default()
         }),
         resources: cluster.spec.resources.clone(),
-        volume_mounts: Some(vec![VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: DATA_MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(
+            [VolumeMount {
+                name: DATA_VOLUME.into(),
+                mount_path: DATA_MOUNT.into(),
+                ..VolumeMount::default()
+            }]
+            .into_iter()
+            .chain(crate::pki::pod::volume_mounts())
+            .collect(),
+        ),
         ..Container::default()
     };
 
@@ -447,6 +453,7 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    volumes: Some(crate::pki::pod::volumes(&cluster.name_any())),
                     termination_grace_period_seconds: Some(60),
                     node_selector: (!overrides.node_selector.is_empty())
                         .then(|| overrides.node_selector.clone()),

@@ -15,6 +15,10 @@ pub enum Error {
     /// A finalizer step failed.
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Certificates could not be made or read (a user-supplied CA, the spec's
+    /// lifetimes).
+    #[error("certificates: {0}")]
+    Certificates(#[from] crate::pki::PkiError),
     /// The resource lacks something the API server always sets (name, namespace, uid).
     #[error("{0}")]
     Invalid(String),
@@ -28,6 +32,7 @@ impl Error {
             Error::Broker(_) => "BrokerError",
             Error::Finalizer(_) => "FinalizerError",
             Error::Invalid(_) => "Invalid",
+            Error::Certificates(_) => "CertificateError",
         }
     }
 }

@@ -24,6 +24,11 @@
 //!   workload (and partition growth), and its runtime.
 //! - `storage`: pure steps of growing the brokers' claims when `spec.storage.size` grows.
 //! - `storage_run`: carries out the storage steps (claims, StatefulSet re-creation).
+//! - `pki`: pure certificate authority work: the cluster and clients CAs, broker,
+//!   operator and user certificates, CA renewal with cross-signing, and the renewal
+//!   planner; `pki::pod`: the certificate volumes and flags of broker pods.
+//! - `certs`: reads and writes the certificate Secrets of a FjordCluster from the pki
+//!   plan (called by the FjordCluster reconcile before the StatefulSet).
 //! - `conditions`: status conditions helpers.
 //! - `context`: shared controller state (clients, metrics, Events, backoff).
 //! - `cluster`, `topic`, `group`: the controllers (apply, status, Events).
@@ -32,6 +37,7 @@
 //! - `error`: the crate's error type.
 
 pub mod autoscale;
+pub mod certs;
 pub mod cluster;
 pub mod conditions;
 pub mod context;
@@ -42,6 +48,7 @@ pub mod group;
 pub mod lease;
 pub mod listeners;
 pub mod metrics;
+pub mod pki;
 pub mod plan;
 pub mod rebalance;
 pub mod roll;

@@ -28,6 +28,8 @@ mod storage;
 pub use storage::{ClaimResize, StorageStatus};
 mod roll;
 pub use roll::RollStatus;
+mod certificates;
+pub use certificates::{CaStatus, CertificatesStatus};
 mod security;
 pub use security::{
     AuthorizationSpec, AuthorizationType, CaSecretRef, CertificatesSpec, ListenerAuthentication,
@@ -52,6 +54,14 @@ pub const MANAGED_ANNOTATION: &str = "fjord.dev/managed";
 /// Annotation on a FjordCluster: `"true"` asks for a rebalance now. The operator
 /// removes it when the run it started has finished.
 pub const REBALANCE_ANNOTATION: &str = "fjord.dev/rebalance";
+
+/// Annotation on a FjordCluster: `"true"` renews the cluster CA now (the operator's own
+/// CA; a user-supplied one is never replaced). The operator removes it once done.
+pub const RENEW_CA_ANNOTATION: &str = "fjord.dev/renew-ca";
+
+/// Annotation on a FjordCluster: `"true"` renews the clients CA now, as
+/// [`RENEW_CA_ANNOTATION`] does the cluster CA.
+pub const RENEW_CLIENTS_CA_ANNOTATION: &str = "fjord.dev/renew-clients-ca";
 
 /// Default broker image when `spec.image` is not set.
 pub const DEFAULT_IMAGE: &str = "fjord:0.1.0";
@@ -352,6 +362,9 @@ pub struct FjordClusterStatus {
     /// here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roll: Option<RollStatus>,
+    /// The certificate authorities and when the operator renews something next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<CertificatesStatus>,
 }
 
 /// A replication throttle set for a rebalance batch.

@@ -8,6 +8,11 @@
 //     ConfigMap keys), $(VAR) references in command and args expanded, its own loopback
 //     address 127.0.0.N as pod IP, and each PersistentVolumeClaim volume replaced by
 //     the bound hostPath PV's directory (mount paths in args are rewritten to it);
+//   - writes Secret and ConfigMap volumes into a per-pod directory as the kubelet
+//     does (a `..data` symlink to a timestamped directory, one symlink per key), and
+//     re-syncs them while the pod runs: a changed Secret is swapped in atomically by
+//     renaming `..data`, so brokers see rotated certificates (projected.go). A pod
+//     whose Secret does not exist yet waits, as with a real kubelet;
 //   - writes pod status through the API server: Running, podIP, and Ready from the
 //     container's readiness probe (httpGet); Succeeded or Failed with the exit code
 //     once the process exits (no restarts: a `helm test` pod runs once);
@@ -75,6 +80,8 @@ type kubelet struct {
 	pods    map[string]*running // by pod UID
 	nextIP  int
 	freeIPs []string
+	// resourceVersion of each Secret or ConfigMap volume written, by "<pod uid>/<volume>"
+	projected map[string]string
 }
 
 func main() {
@@ -94,6 +101,7 @@ func main() {
 	k := &kubelet{
 		cs: kubernetes.NewForConfigOrDie(cfg), node: *node, binDir: *binDir,
 		logDir: *logDir, hosts: *hosts, pods: map[string]*running{}, nextIP: 10,
+		projected: map[string]string{},
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -209,6 +217,7 @@ func (k *kubelet) sync(ctx context.Context) {
 		case r == nil && pod.Status.Phase == corev1.PodPending:
 			k.start(ctx, pod)
 		case r != nil && !r.stopped:
+			k.refreshProjected(ctx, pod)
 			k.probe(ctx, pod, r)
 		}
 	}
@@ -219,6 +228,7 @@ func (k *kubelet) sync(ctx context.Context) {
 			r.kill(0)
 			k.freeIPs = append(k.freeIPs, r.ip)
 			delete(k.pods, uid)
+			k.forgetProjected(uid)
 		}
 	}
 	k.mu.Unlock()
@@ -295,6 +305,9 @@ func (k *kubelet) volumeDir(ctx context.Context, pod *corev1.Pod, v corev1.Volum
 			return "", fmt.Errorf("volume %s is not a hostPath volume", pv.Name)
 		}
 		return pv.Spec.HostPath.Path, os.MkdirAll(pv.Spec.HostPath.Path, 0o755)
+	}
+	if v.Secret != nil || v.ConfigMap != nil {
+		return k.project(ctx, pod, v)
 	}
 	dir := filepath.Join(k.logDir, "volumes", string(pod.UID), v.Name)
 	return dir, os.MkdirAll(dir, 0o755)
@@ -528,6 +541,7 @@ func (k *kubelet) stop(ctx context.Context, pod *corev1.Pod, r *running) {
 		k.mu.Lock()
 		delete(k.pods, string(pod.UID))
 		k.freeIPs = append(k.freeIPs, r.ip)
+		k.forgetProjected(string(pod.UID))
 		k.mu.Unlock()
 	}
 	zero := int64(0)
