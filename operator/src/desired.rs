@@ -572,6 +572,12 @@ mod tests {
                 "--ssl-principal-mapping-rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
                 "--internal-listen=$(POD_IP):9093",
                 "--voters=0@demo-0.demo-brokers.ns.svc:9093",
+                "--internal-ssl-certificate=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--internal-ssl-key=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--internal-ssl-ca=/etc/fjord/tls/cluster-ca/ca.crt",
+                "--ssl-keystore-location=/etc/fjord/tls/broker/$(POD_NAME).crt",
+                "--ssl-key-location=/etc/fjord/tls/broker/$(POD_NAME).key",
+                "--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt",
             ]
         );
         let env = c.env.as_ref().unwrap();
