@@ -322,7 +322,11 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            (id.chain_pem.as_str(), id.key_pem.as_str(), id.ca_pem.as_str()),
+            (
+                id.chain_pem.as_str(),
+                id.key_pem.as_str(),
+                id.ca_pem.as_str()
+            ),
             ("CHAIN", "KEY", "CA")
         );
         // The key never shows in logs.

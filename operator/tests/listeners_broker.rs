@@ -83,9 +83,15 @@ async fn broker_runs_the_operator_listener_flags() -> Result<()> {
     let mut broker = BrokerProcess::prepare(BrokerOptions::default())?;
     broker.push_args(args);
     broker.push_args([
-        format!("--ssl-keystore-location={}", write(d, "demo-0.crt", &broker_cert)),
+        format!(
+            "--ssl-keystore-location={}",
+            write(d, "demo-0.crt", &broker_cert)
+        ),
         format!("--ssl-key-location={}", write(d, "demo-0.key", &broker_key)),
-        format!("--ssl-truststore-location={}", write(d, "truststore.crt", &ca_pem)),
+        format!(
+            "--ssl-truststore-location={}",
+            write(d, "truststore.crt", &ca_pem)
+        ),
     ]);
     let started = broker.spawn()?;
     broker.wait_ready(started).await?;
@@ -108,7 +114,9 @@ async fn broker_runs_the_operator_listener_flags() -> Result<()> {
     assert!(
         matches!(
             err.kafka(),
-            Some(ResponseError::TopicAuthorizationFailed | ResponseError::ClusterAuthorizationFailed)
+            Some(
+                ResponseError::TopicAuthorizationFailed | ResponseError::ClusterAuthorizationFailed
+            )
         ),
         "{err}"
     );
