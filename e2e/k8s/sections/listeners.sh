@@ -9,7 +9,7 @@
 # operator listener with its own certificate (mutual TLS). Its Services publish each
 # listener port by name. A Topic resource on it becomes Ready (the Topic controller goes
 # through the operator listener too). The SCRAM credential of `admin` is created with
-# Kafka's kafka-configs over the operator listener, as the operator (its certificate from
+# Kafka's kafka-configs on the mtls listener, as the operator (its certificate from
 # Secret secure-operator-cert, a super user on every secure cluster): this section does
 # not depend on the User resource. Kafka's console producer and consumer then produce
 # and consume over the SCRAM listener with the cluster CA of secure-cluster-ca-cert; a
@@ -82,11 +82,14 @@ SECURE_OP="$SC-bootstrap.$SECURE_NS.svc:9091"
 SECURE_TLS="$SC-bootstrap.$SECURE_NS.svc:9094"
 SECURE_MTLS="$SC-bootstrap.$SECURE_NS.svc:9095"
 
-timeout 120 "$HERE/apache-kafka.sh" tool kafka-configs --bootstrap-server "$SECURE_OP" \
+# On the mtls listener, which the NetworkPolicy opens to clients (the operator port is
+# the operator's alone): the operator's certificate is of the cluster CA, which the
+# brokers' truststore holds next to the clients CA.
+timeout 120 "$HERE/apache-kafka.sh" tool kafka-configs --bootstrap-server "$SECURE_MTLS" \
   --command-config "$WORK/secure-operator.properties" --alter --entity-type users --entity-name admin \
   --add-config "SCRAM-SHA-512=[iterations=4096,password=$ADMIN_PASSWORD]" >/dev/null 2>"$WORK/secure-configs.err" ||
   { grep -v SLF4J "$WORK/secure-configs.err" >&2; fail "kafka-configs over the operator listener"; }
-log "SCRAM-SHA-512 credential of admin set over the operator listener"
+log "SCRAM-SHA-512 credential of admin set as the operator, with its certificate"
 
 # Produce and consume over SASL_SSL with SCRAM-SHA-512.
 seq 1 200 | timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-producer --bootstrap-server "$SECURE_TLS" \
@@ -113,8 +116,8 @@ if timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SE
 fi
 grep -qiE "ssl|handshake" "$WORK/secure-nocert.out" ||
   { grep -v SLF4J "$WORK/secure-nocert.out" >&2; fail "no certificate: no TLS failure"; }
-# The same tool with a certificate of the cluster CA lists the topic on mtls.
-listed=$(timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SECURE_MTLS" \
+# The operator's certificate on the operator listener (the operator's own path).
+listed=$(timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SECURE_OP" \
   --command-config "$WORK/secure-operator.properties" --list 2>/dev/null)
-grep -qx secure-orders <<<"$listed" || fail "kafka-topics over mtls with a certificate: $listed"
+grep -qx secure-orders <<<"$listed" || fail "kafka-topics on the operator listener with its certificate: $listed"
 log "refused: a wrong password (SCRAM listener), no client certificate (mtls listener)"
