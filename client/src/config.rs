@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::tls::TlsConfig;
+
 /// A default that callers can rely on in docs and tests.
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -25,6 +27,8 @@ pub struct ClientConfig {
     pub leader_retries: u32,
     /// Pause before such a retry, doubled each time.
     pub retry_backoff: Duration,
+    /// TLS on every connection (SSL and SASL_SSL listeners); `None` is plaintext.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ClientConfig {
@@ -37,6 +41,7 @@ impl Default for ClientConfig {
             max_response_bytes: 100 * 1024 * 1024,
             leader_retries: 5,
             retry_backoff: Duration::from_millis(50),
+            tls: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! One TCP connection to one broker, with pipelined requests.
+//! One TCP connection to one broker, plaintext or TLS, with pipelined requests.
 //!
 //! A writer task owns the write half and a reader task the read half. Callers register a
 //! oneshot sender under a fresh correlation id, hand the encoded frame to the writer and
@@ -38,8 +38,7 @@ use kafka_protocol::messages::{
     SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -103,16 +102,33 @@ impl Connection {
             })?
             .map_err(io_err)?;
         stream.set_nodelay(true).map_err(io_err)?;
-        let (read, write) = stream.into_split();
         let pending: Pending = Arc::default();
         let (writer, frames) = mpsc::channel(config.max_in_flight.max(1));
-        tokio::spawn(write_loop(addr.to_string(), write, frames, pending.clone()));
-        let reader_task = tokio::spawn(read_loop(
-            addr.to_string(),
-            read,
-            config.max_response_bytes,
-            pending.clone(),
-        ));
+        let reader_task = match &config.tls {
+            None => {
+                let (read, write) = stream.into_split();
+                spawn_loops(addr, config, read, write, frames, &pending)
+            }
+            Some(tls) => {
+                // The handshake shares the connect bound: a listener that never answers
+                // the ClientHello (a plaintext one, say) fails like a dead address.
+                let stream =
+                    tokio::time::timeout(config.connect_timeout, tls.connect(addr, stream))
+                        .await
+                        .map_err(|_| {
+                            io_err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!(
+                                    "TLS handshake timed out after {:?}",
+                                    config.connect_timeout
+                                ),
+                            ))
+                        })?
+                        .map_err(io_err)?;
+                let (read, write) = tokio::io::split(stream);
+                spawn_loops(addr, config, read, write, frames, &pending)
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             config: config.clone(),
@@ -338,9 +354,32 @@ fn close(pending: &Pending, addr: &str, reason: String) {
     }
 }
 
+/// Starts the writer and reader tasks of a connection over `read`/`write` (a TCP
+/// stream's halves, or a TLS stream's); returns the reader task.
+fn spawn_loops<R, W>(
+    addr: &str,
+    config: &ClientConfig,
+    read: R,
+    write: W,
+    frames: mpsc::Receiver<Bytes>,
+    pending: &Pending,
+) -> tokio::task::JoinHandle<()>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(write_loop(addr.to_string(), write, frames, pending.clone()));
+    tokio::spawn(read_loop(
+        addr.to_string(),
+        read,
+        config.max_response_bytes,
+        pending.clone(),
+    ))
+}
+
 async fn write_loop(
     addr: String,
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut frames: mpsc::Receiver<Bytes>,
     pending: Pending,
 ) {
@@ -353,7 +392,7 @@ async fn write_loop(
     let _ = write.shutdown().await;
 }
 
-async fn read_loop(addr: String, mut read: OwnedReadHalf, max: usize, pending: Pending) {
+async fn read_loop(addr: String, mut read: impl AsyncRead + Unpin, max: usize, pending: Pending) {
     let reason = loop {
         let mut prefix = [0u8; 4];
         if let Err(e) = read.read_exact(&mut prefix).await {

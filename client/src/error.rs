@@ -69,6 +69,10 @@ pub enum Error {
         /// The API.
         api: ApiKey,
     },
+    /// TLS settings that cannot be used: a PEM without certificates, a key that does
+    /// not match, ...
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Encoding a request or decoding a response or record batch failed.
     #[error("protocol: {0}")]
     Protocol(String),

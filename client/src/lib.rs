@@ -9,6 +9,7 @@
 //! - `frame`: size-prefixed request/response frames (pure, bounded).
 //! - `versions`: ApiVersions negotiation (pure): per API, the highest version both sides speak.
 //! - `connection`: one TCP stream, pipelined requests matched by correlation id.
+//! - `tls`: [`TlsConfig`]: trusted CAs and the client certificate for SSL listeners.
 //! - `records`: records to RecordBatch v2 and back, including a fetch's partial last batch.
 //! - `client`: [`Client`]: bootstrap, connections, routing to leaders, metadata.
 //! - `admin`: topics, partitions, reassignments, configs (at the controller).
@@ -42,6 +43,7 @@ mod frame;
 mod groups;
 mod records;
 mod scram;
+mod tls;
 mod versions;
 
 pub use acls::{
@@ -64,4 +66,5 @@ pub use records::{FetchedRecord, ProduceRecord};
 pub use scram::{
     ScramCredentialInfo, ScramMechanism, ScramUpsertion, SCRAM_MAX_ITERATIONS, SCRAM_MIN_ITERATIONS,
 };
+pub use tls::TlsConfig;
 pub use versions::ApiVersions;

@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::conditions;
-use crate::context::{paused, Context};
+use crate::context::{paused, BrokerEndpoint, Context};
 use crate::desired::{self, FIELD_MANAGER};
 use crate::rebalance::{self, Broker, RunAction};
 use crate::scale::{self, BrokerState, PartitionReplicas, ScaleDecision};
@@ -97,6 +97,22 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     }
     conditions::remove(&mut status.conditions, "Paused");
 
+    // What the CRD's rules cannot check (a listener on a port the brokers use for
+    // themselves) leaves the running brokers as they are and says why.
+    if let Err(why) = crate::listeners::validate(&cluster.spec) {
+        conditions::set(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "InvalidListeners",
+            why,
+            generation,
+        );
+        status.observed_generation = generation;
+        apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+
     let client = ctx.client.clone();
     apply(
         &Api::<ConfigMap>::namespaced(client.clone(), &ns),
@@ -138,7 +154,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
 
-    let bootstrap = desired::bootstrap_address(cluster);
+    let bootstrap = BrokerEndpoint::of(cluster);
     let brokers = match broker_state(ctx, &bootstrap).await {
         Ok(state) => Some(state),
         Err(e) => {
@@ -185,7 +201,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     status.ready_replicas = sts_status.ready_replicas.unwrap_or(0);
     status.label_selector = Some(desired::selector_string(cluster));
     status.observed_generation = generation;
-    status.bootstrap = Some(bootstrap.clone());
+    status.bootstrap = Some(desired::bootstrap_address(cluster));
     status.controller_id = brokers.as_ref().and_then(|b| b.controller_id);
     status.under_replicated_partitions = brokers
         .as_ref()
@@ -336,10 +352,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
     } else if brokers.is_none() {
         (
             "BrokersUnreachable",
-            format!(
-                "bootstrap {} not answering",
-                desired::bootstrap_address(cluster)
-            ),
+            format!("brokers not answering the operator at {bootstrap}"),
         )
     } else {
         (
@@ -375,7 +388,7 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
 async fn rebalance_step(
     ctx: &Context,
     cluster: &FjordCluster,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     status: &mut FjordClusterStatus,
     state: &BrokerState,
     wanted: i32,
@@ -491,7 +504,7 @@ async fn rebalance_step(
 
 /// What the brokers report, with the reassignments in progress (a drain and a
 /// rebalance both wait for theirs).
-pub(crate) async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<BrokerState> {
+pub(crate) async fn broker_state(ctx: &Context, bootstrap: &BrokerEndpoint) -> Result<BrokerState> {
     let client = ctx.broker(bootstrap).await?;
     // Reassignments first: a move that completes between the two answers then shows
     // with its final replicas, never as the old and new replicas of a move no longer
@@ -515,7 +528,7 @@ pub(crate) async fn broker_state(ctx: &Context, bootstrap: &str) -> Result<Broke
 /// is; a later run asks again.
 pub(crate) async fn elect_preferred(
     ctx: &Context,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     partitions: &[(String, i32)],
     why: &str,
 ) -> Result<()> {
@@ -529,7 +542,7 @@ pub(crate) async fn elect_preferred(
 /// Starts reassignments (a drain's or a rebalance's; `why` goes to the log).
 pub(crate) async fn start_moves(
     ctx: &Context,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     moves: &[PartitionReplicas],
     why: &str,
 ) -> Result<()> {
@@ -552,7 +565,7 @@ pub(crate) async fn start_moves(
 async fn unregister_removed(
     ctx: &Context,
     cluster: &FjordCluster,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     brokers: &BrokerState,
     leaving: Vec<i32>,
 ) -> Vec<i32> {

@@ -28,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
+use crate::listeners;
 use crate::types::{FjordCluster, DEFAULT_IMAGE};
 
 /// The field manager of every server-side apply the operator makes.
@@ -63,8 +64,8 @@ pub fn configmap_name(cluster: &FjordCluster) -> String {
     format!("{}-config", cluster.name_any())
 }
 
-/// The ports of a broker pod by name: the first client listener as `kafka`, then the
-/// internal and HTTP ports.
+/// The ports a broker pod's arguments need: the first client listener's, the internal
+/// and the HTTP port.
 struct Ports {
     kafka: i32,
     internal: i32,
@@ -87,6 +88,17 @@ pub fn bootstrap_address(cluster: &FjordCluster) -> String {
         bootstrap_service_name(cluster),
         cluster.namespace().unwrap_or_default(),
         listeners(cluster).kafka
+    )
+}
+
+/// `host:port` of the operator's own listener behind the bootstrap Service (mutual
+/// TLS, see [`crate::listeners`]).
+pub fn operator_address(cluster: &FjordCluster) -> String {
+    format!(
+        "{}.{}.svc:{}",
+        bootstrap_service_name(cluster),
+        cluster.namespace().unwrap_or_default(),
+        cluster.spec.ports().operator
     )
 }
 
@@ -202,12 +214,16 @@ pub fn config_hash(cluster: &FjordCluster) -> String {
     format!("{hash:016x}")
 }
 
-fn ports(l: &Ports) -> Vec<(&'static str, i32)> {
-    vec![
-        ("kafka", l.kafka),
-        ("internal", l.internal),
-        ("http", l.http),
-    ]
+fn service_ports(ports: Vec<(String, i32)>) -> Vec<ServicePort> {
+    ports
+        .into_iter()
+        .map(|(name, port)| ServicePort {
+            target_port: Some(IntOrString::String(name.clone())),
+            name: Some(name),
+            port,
+            ..ServicePort::default()
+        })
+        .collect()
 }
 
 /// Headless Service: one DNS name per broker. Not-ready addresses are published
@@ -219,17 +235,7 @@ pub fn desired_headless_service(cluster: &FjordCluster) -> Service {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector_labels(cluster)),
-            ports: Some(
-                ports(&listeners(cluster))
-                    .into_iter()
-                    .map(|(name, port)| ServicePort {
-                        name: Some(name.into()),
-                        port,
-                        target_port: Some(IntOrString::String(name.into())),
-                        ..ServicePort::default()
-                    })
-                    .collect(),
-            ),
+            ports: Some(service_ports(listeners::pod_ports(&cluster.spec))),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -244,12 +250,7 @@ pub fn desired_bootstrap_service(cluster: &FjordCluster) -> Service {
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".into()),
             selector: Some(selector_labels(cluster)),
-            ports: Some(vec![ServicePort {
-                name: Some("kafka".into()),
-                port: listeners(cluster).kafka,
-                target_port: Some(IntOrString::String("kafka".into())),
-                ..ServicePort::default()
-            }]),
+            ports: Some(service_ports(listeners::bootstrap_ports(&cluster.spec))),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -341,15 +342,9 @@ pub fn broker_args(cluster: &FjordCluster, replicas: i32) -> Vec<String> {
     let mut args = vec![
         "--node-id=$(POD_INDEX)".to_string(),
         format!("--data-dir={DATA_MOUNT}/data"),
-        format!("--kafka-listen=$(POD_IP):{}", l.kafka),
-        format!(
-            "--advertised-listener=$(POD_NAME).{}.{}.svc:{}",
-            headless_service_name(cluster),
-            cluster.namespace().unwrap_or_default(),
-            l.kafka
-        ),
         format!("--http-listen=$(POD_IP):{}", l.http),
     ];
+    args.extend(listeners::listener_args(cluster));
     args.push(format!("--internal-listen=$(POD_IP):{}", l.internal));
     args.push(format!("--voters={}", voters(cluster, replicas)));
     args.extend(crate::pki::pod::broker_args());
@@ -423,11 +418,11 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
             ..EnvFromSource::default()
         }]),
         ports: Some(
-            ports(&l)
+            listeners::pod_ports(&cluster.spec)
                 .into_iter()
-                .map(|(name, port)| ContainerPort {
-                    name: Some(name.into()),
-                    container_port: port,
+                .map(|(name, container_port)| ContainerPort {
+                    name: Some(name),
+                    container_port,
                     ..ContainerPort::default()
                 })
                 .collect(),
@@ -635,9 +630,12 @@ mod tests {
             [
                 "--node-id=$(POD_INDEX)",
                 "--data-dir=/var/lib/fjord/data",
-                "--kafka-listen=$(POD_IP):9092",
-                "--advertised-listener=$(POD_NAME).demo-brokers.ns.svc:9092",
                 "--http-listen=$(POD_IP):9644",
+                "--listeners=PLAIN://$(POD_IP):9092,OPERATOR://$(POD_IP):9091",
+                "--advertised-listeners=PLAIN://$(POD_NAME).demo-brokers.ns.svc:9092,OPERATOR://$(POD_NAME).demo-brokers.ns.svc:9091",
+                "--listener-security-protocol-map=PLAIN:PLAINTEXT,OPERATOR:SSL",
+                "--listener-ssl-client-auth=OPERATOR:required",
+                "--ssl-principal-mapping-rules=RULE:^CN=([^,]+)$/$1/,DEFAULT",
                 "--internal-listen=$(POD_IP):9093",
                 "--voters=0@demo-0.demo-brokers.ns.svc:9093",
                 "--internal-ssl-certificate=/etc/fjord/tls/broker/$(POD_NAME).crt",
@@ -696,7 +694,8 @@ mod tests {
         assert_eq!(
             ports,
             [
-                ("kafka".into(), 9092),
+                ("plain".into(), 9092),
+                ("operator".into(), 9091),
                 ("internal".into(), 9093),
                 ("http".into(), 9644)
             ]
@@ -874,7 +873,7 @@ mod tests {
         assert_eq!(hs.cluster_ip.as_deref(), Some("None"));
         assert_eq!(hs.publish_not_ready_addresses, Some(true));
         assert_eq!(hs.selector, Some(selector_labels(&c)));
-        assert_eq!(hs.ports.unwrap().len(), 3);
+        assert_eq!(hs.ports.unwrap().len(), 4);
 
         let b = desired_bootstrap_service(&c);
         assert_eq!(b.metadata.name.as_deref(), Some("demo-bootstrap"));
@@ -883,7 +882,7 @@ mod tests {
         assert_eq!(bs.cluster_ip, None);
         assert_eq!(bs.selector, Some(selector_labels(&c)));
         let port = &bs.ports.unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.port), (Some("kafka"), 9092));
+        assert_eq!((port.name.as_deref(), port.port), (Some("plain"), 9092));
         assert_eq!(bootstrap_address(&c), "demo-bootstrap.ns.svc:9092");
     }
 

@@ -29,8 +29,7 @@ use kube::{Resource, ResourceExt};
 use crate::autoscale::apply::autoscale;
 use crate::cluster::apply_status;
 use crate::conditions;
-use crate::context::{paused, Context};
-use crate::desired;
+use crate::context::{paused, BrokerEndpoint, Context};
 use crate::types::{
     ConsumerGroup, ConsumerGroupStatus, FjordCluster, GroupMember, OffsetReset, PartitionLag,
     ResetTarget,
@@ -450,7 +449,7 @@ async fn reconcile_group(group: &ConsumerGroup, ctx: &Context) -> Result<Action>
         return Ok(Action::requeue(resync));
     };
 
-    let bootstrap = desired::bootstrap_address(&cluster);
+    let bootstrap = BrokerEndpoint::of(&cluster);
     let synced = match ctx.broker(&bootstrap).await {
         Ok(client) => match sync_group(group, &mut status, &client).await {
             // The autoscaler decides from the lag just read, never from a stale one.

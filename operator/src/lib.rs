@@ -10,6 +10,8 @@
 //! - `crd`: CRD manifests generated from the types (what `crdgen` prints).
 //! - `desired`: pure builders of a FjordCluster's StatefulSet, Services, ConfigMap, PDB.
 //! - `netpol`: pure builder of a FjordCluster's NetworkPolicy (who may reach which port).
+//! - `listeners`: pure broker listener, authentication and authorizer flags and the
+//!   named ports of a FjordCluster (client listeners and the operator's mTLS listener).
 //! - `scale`: pure scale-in/out decision from the spec and observed broker state.
 //! - `plan`: pure plan of broker-side steps for a Topic.
 //! - `rebalance`: pure reassignment plan that balances replicas and preferred leaders,
@@ -48,6 +50,7 @@ pub mod desired;
 mod error;
 pub mod group;
 pub mod lease;
+pub mod listeners;
 pub mod metrics;
 pub mod netpol;
 pub mod pki;

@@ -20,8 +20,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::cluster::{apply_status, broker_state, start_moves};
 use crate::conditions;
-use crate::context::{paused, Context};
-use crate::desired;
+use crate::context::{paused, BrokerEndpoint, Context};
 use crate::plan::{plan_topic, ObservedTopic, PlanError, TopicStep};
 use crate::rebalance::Broker;
 use crate::topic_rf::{self, PartitionState};
@@ -162,7 +161,7 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
         return Ok(Action::requeue(Duration::from_secs(30)));
     };
 
-    let bootstrap = desired::bootstrap_address(&cluster);
+    let bootstrap = BrokerEndpoint::of(&cluster);
     let synced = async {
         let synced = sync_broker(topic, &name, &bootstrap, ctx).await?;
         let action = match &synced {
@@ -299,7 +298,12 @@ enum Synced {
     NotSupported(String),
 }
 
-async fn sync_broker(topic: &Topic, name: &str, bootstrap: &str, ctx: &Context) -> Result<Synced> {
+async fn sync_broker(
+    topic: &Topic,
+    name: &str,
+    bootstrap: &BrokerEndpoint,
+    ctx: &Context,
+) -> Result<Synced> {
     let client = ctx.broker(bootstrap).await?;
     let observed = observe(&client, name).await?;
     let steps = match plan_topic(&topic.spec, observed.as_ref()) {
@@ -375,7 +379,7 @@ async fn change_replication(
     api: &Api<Topic>,
     topic: &Topic,
     cluster: &FjordCluster,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     ctx: &Context,
     status: &mut TopicStatus,
     assignment: &[PartitionState],
@@ -507,7 +511,7 @@ async fn cleanup_topic(topic: &Topic, ctx: &Context) -> Result<Action> {
         // No cluster, no topic to delete.
         return Ok(Action::await_change());
     };
-    let bootstrap = desired::bootstrap_address(&cluster);
+    let bootstrap = BrokerEndpoint::of(&cluster);
     let client = ctx.broker(&bootstrap).await?;
     for (_, result) in client.delete_topics(&[&name]).await? {
         match result {

@@ -28,7 +28,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::cluster::apply_status;
 use crate::conditions;
-use crate::context::{paused, Context};
+use crate::context::{paused, BrokerEndpoint, Context};
 use crate::desired::{self, FIELD_MANAGER};
 use crate::types::{
     AclOperation, AclPatternType, AclPermission, AclResourceType, AclRule, FjordCluster,
@@ -375,7 +375,7 @@ async fn apply_user(
         }
     };
 
-    let bootstrap = desired::bootstrap_address(&cluster);
+    let bootstrap = BrokerEndpoint::of(&cluster);
     match sync_user(user, &cluster, &bootstrap, &desired, ctx).await {
         Ok(synced) => {
             status.acls = Some(synced.acls as i32);
@@ -559,7 +559,7 @@ pub async fn remove_user(client: &BrokerClient, name: &str, acls: bool) -> Resul
 async fn sync_user(
     user: &User,
     cluster: &FjordCluster,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     desired: &BTreeSet<AclBinding>,
     ctx: &Context,
 ) -> Result<Synced> {
@@ -694,7 +694,7 @@ async fn cleanup_user(user: &User, ctx: &Context) -> Result<Action> {
     let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let mut removed = Vec::new();
     if let Some(cluster) = clusters.get_opt(&user.spec.cluster_ref).await? {
-        let bootstrap = desired::bootstrap_address(&cluster);
+        let bootstrap = BrokerEndpoint::of(&cluster);
         let done = async {
             let client = ctx.broker(&bootstrap).await?;
             removed = remove_user(&client, &name, cluster.spec.authorization.is_some()).await?;

@@ -17,7 +17,7 @@ use kube::ResourceExt;
 use super::{pods_to_roll, step, Observed, Pod, RollAction};
 use crate::cluster::apply_status;
 use crate::conditions;
-use crate::context::Context;
+use crate::context::{BrokerEndpoint, Context};
 use crate::desired;
 use crate::scale::BrokerState;
 use crate::types::{FjordCluster, FjordClusterStatus};
@@ -74,7 +74,7 @@ fn pod_ref(cluster: &FjordCluster, ns: &str, id: i32) -> ObjectReference {
 /// waits and names it.
 async fn topic_min_isr(
     ctx: &Context,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     state: &BrokerState,
 ) -> BTreeMap<String, i32> {
     let Ok(client) = ctx.broker(bootstrap).await else {
@@ -123,7 +123,7 @@ async fn topic_min_isr(
 pub async fn run(
     ctx: &Context,
     cluster: &FjordCluster,
-    bootstrap: &str,
+    bootstrap: &BrokerEndpoint,
     sts: &StatefulSet,
     status: &mut FjordClusterStatus,
     brokers: Option<&BrokerState>,
