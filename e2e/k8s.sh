@@ -516,7 +516,8 @@ blocked() { [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDown
 wait_for "scale-in to 2 refused (ScaleDownBlocked)" 60 blocked
 log "ScaleDownBlocked: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="ScaleDownBlocked")].message}')"
 expect "statefulset replicas while blocked" "$(jp statefulset/demo '{.spec.replicas}')" 3
-expect "pod template while blocked" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args[6]}')" "--voters=$VOTERS"
+voters_arg() { jp statefulset/demo '{range .spec.template.spec.containers[0].args[*]}{@}{"\n"}{end}' | grep -- '^--voters='; }
+expect "pod template while blocked" "$(voters_arg)" "--voters=$VOTERS"
 wait_for "scaling workload producing, its group of 3 assigned" 120 workload_ready
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":5}}' >/dev/null
 brokers_up() { [[ "$(check brokers "$BOOT" | grep -o '"up":\[[0-9,]*\]')" == "\"up\":[$1]" ]]; }

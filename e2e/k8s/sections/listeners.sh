@@ -93,11 +93,11 @@ log "SCRAM-SHA-512 credential of admin set as the operator, with its certificate
 
 # Produce and consume over SASL_SSL with SCRAM-SHA-512.
 seq 1 200 | timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-producer --bootstrap-server "$SECURE_TLS" \
-  --topic secure-orders --producer.config "$WORK/secure-admin.properties" >/dev/null 2>"$WORK/secure-producer.err" ||
+  --topic secure-orders --command-config "$WORK/secure-admin.properties" >/dev/null 2>"$WORK/secure-producer.err" ||
   { grep -v SLF4J "$WORK/secure-producer.err" >&2; fail "console producer over the SCRAM listener"; }
 got=$(timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-consumer --bootstrap-server "$SECURE_TLS" \
   --topic secure-orders --from-beginning --max-messages 200 --timeout-ms 60000 \
-  --consumer.config "$WORK/secure-admin.properties" 2>"$WORK/secure-consumer.err" | sort -n | uniq | tr '\n' ' ')
+  --command-config "$WORK/secure-admin.properties" 2>"$WORK/secure-consumer.err" | sort -n | uniq | tr '\n' ' ')
 expect "records consumed over SASL_SSL" "$got" "$(seq 1 200 | tr '\n' ' ')"
 log "console producer and consumer: 200 records over SASL_SSL/SCRAM-SHA-512 with the cluster CA"
 

@@ -83,13 +83,13 @@ expect "kubectl get users bob" "$(kubectl get users -n "$UNS" --no-headers | awk
 # alice produces and consumes with her Secret's properties alone.
 alice_produce() { # alice_produce FIRST LAST: records FIRST..LAST, acknowledged
   seq "$1" "$2" | timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-producer --bootstrap-server "$ABOOT" \
-    --topic alice-orders --producer.config "$WORK/alice.properties" \
+    --topic alice-orders --command-config "$WORK/alice.properties" \
     --producer-property acks=all --producer-property max.block.ms=20000 2>"$WORK/alice-producer.err" >/dev/null &&
     ! grep -q 'Error when sending message' "$WORK/alice-producer.err"
 }
 alice_consume() { # alice_consume N: the first N records of the topic, comma separated
   timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-consumer --bootstrap-server "$ABOOT" \
-    --topic alice-orders --group alice-group --consumer.config "$WORK/alice.properties" \
+    --topic alice-orders --group alice-group --command-config "$WORK/alice.properties" \
     --from-beginning --max-messages "$1" --timeout-ms 60000 2>"$WORK/alice-consumer.err" | paste -sd,
 }
 alice_produce 1 3 || { grep -v SLF4J "$WORK/alice-producer.err" >&2; fail "alice's console producer"; }
@@ -98,7 +98,7 @@ log "alice produced and consumed with her Secret's client.properties"
 
 # bob has no ACL on the topic.
 timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-producer --bootstrap-server "$ABOOT" \
-  --topic alice-orders --producer.config "$WORK/bob.properties" --producer-property max.block.ms=20000 \
+  --topic alice-orders --command-config "$WORK/bob.properties" --producer-property max.block.ms=20000 \
   <<<"from-bob" >/dev/null 2>"$WORK/bob-producer.err" || true
 grep -qE 'TOPIC_AUTHORIZATION_FAILED|TopicAuthorizationException' "$WORK/bob-producer.err" ||
   { grep -v SLF4J "$WORK/bob-producer.err" >&2; fail "bob was not refused with TOPIC_AUTHORIZATION_FAILED"; }
