@@ -36,6 +36,24 @@ pub fn set(
 }
 
 /// Removes condition `type_`.
+/// Sets Ready false with reason ClusterNotFound: the resource's `clusterRef` names no
+/// FjordCluster in its namespace.
+pub fn cluster_not_found(
+    conditions: &mut Vec<Condition>,
+    cluster_ref: &str,
+    namespace: &str,
+    generation: Option<i64>,
+) {
+    set(
+        conditions,
+        "Ready",
+        false,
+        "ClusterNotFound",
+        format!("FjordCluster {cluster_ref:?} not found in namespace {namespace:?}"),
+        generation,
+    );
+}
+
 pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
 }

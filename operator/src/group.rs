@@ -434,15 +434,10 @@ async fn reconcile_group(group: &ConsumerGroup, ctx: &Context) -> Result<Action>
     let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(cluster) = clusters.get_opt(&group.spec.cluster_ref).await? else {
         ctx.metrics.remove_group_lag(&ns, &name);
-        conditions::set(
+        conditions::cluster_not_found(
             &mut status.conditions,
-            "Ready",
-            false,
-            "ClusterNotFound",
-            format!(
-                "FjordCluster {:?} not found in namespace {ns:?}",
-                group.spec.cluster_ref
-            ),
+            &group.spec.cluster_ref,
+            &ns,
             generation,
         );
         apply_status(&api, group, serde_json::to_value(&status).unwrap()).await?;

@@ -146,15 +146,10 @@ async fn apply_topic(api: &Api<Topic>, topic: &Topic, ctx: &Context) -> Result<A
     let ns = topic.namespace().unwrap_or_default();
     let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(cluster) = clusters.get_opt(&topic.spec.cluster_ref).await? else {
-        conditions::set(
+        conditions::cluster_not_found(
             &mut status.conditions,
-            "Ready",
-            false,
-            "ClusterNotFound",
-            format!(
-                "FjordCluster {:?} not found in namespace {ns:?}",
-                topic.spec.cluster_ref
-            ),
+            &topic.spec.cluster_ref,
+            &ns,
             generation,
         );
         write_status(api, topic, &status).await?;

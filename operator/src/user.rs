@@ -337,15 +337,10 @@ async fn apply_user(
     let ns = user.namespace().unwrap_or_default();
     let clusters: Api<FjordCluster> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(cluster) = clusters.get_opt(&user.spec.cluster_ref).await? else {
-        conditions::set(
+        conditions::cluster_not_found(
             &mut status.conditions,
-            "Ready",
-            false,
-            "ClusterNotFound",
-            format!(
-                "FjordCluster {:?} not found in namespace {ns:?}",
-                user.spec.cluster_ref
-            ),
+            &user.spec.cluster_ref,
+            &ns,
             generation,
         );
         write_status(api, user, &status).await?;
