@@ -42,6 +42,13 @@
 # the control plane running after the suite (for poking with kubectl), K8S_OPERATOR_LOG
 # (the operator's RUST_LOG). A failed run keeps its logs under $FJORD_CACHE/k8s-logs.
 set -euo pipefail
+# One suite at a time on a machine: it owns a block of /etc/hosts and fixed ports. A caller
+# that already holds /tmp/k8s-suite.lock (to keep the control plane for poking) says so
+# with FJORD_K8S_LOCK=held.
+if [[ ${FJORD_K8S_LOCK:-} != held ]]; then
+  export FJORD_K8S_LOCK=held
+  exec flock /tmp/k8s-suite.lock "$0" "$@"
+fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 CACHE="${FJORD_CACHE:-$HOME/.cache/fjord}"
