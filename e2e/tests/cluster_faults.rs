@@ -309,7 +309,11 @@ impl Workload {
             // Failovers take seconds; a record is retried until it is acknowledged.
             .set("message.timeout.ms", "120000")
             // A paused leader answers nothing: give up on a request in time to fail over.
+            // request.timeout.ms bounds produce requests; every other request (the
+            // metadata request that finds the new leader among them) waits up to
+            // socket.timeout.ms, 60 s by default, when it went to the paused broker.
             .set("request.timeout.ms", "5000")
+            .set("socket.timeout.ms", "5000")
             .set("topic.metadata.refresh.interval.ms", "1000")
             .set("retry.backoff.ms", "100")
             .create()
