@@ -461,14 +461,21 @@ impl BrokerProcess {
 
 impl Drop for BrokerProcess {
     fn drop(&mut self) {
+        // A broker that exited before the end of its test, unasked, has its logs shown
+        // whatever the test's outcome: a test failing through an error (not a panic)
+        // would lose them otherwise.
+        let mut why = std::thread::panicking().then(|| "test failed".to_string());
         if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                why = Some(format!("exited unasked: {status}"));
+            }
             let _ = child.start_kill();
             // Reap where possible so no zombie lingers for the rest of the test binary.
             let _ = child.try_wait();
         }
-        if std::thread::panicking() {
+        if let Some(why) = why {
             eprintln!(
-                "fjord broker {} logs (test failed):\n{}",
+                "fjord broker {} logs ({why}):\n{}",
                 self.options.node_id,
                 self.logs()
             );

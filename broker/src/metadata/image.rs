@@ -375,6 +375,32 @@ impl MetadataImage {
         self.brokers.get(&id)
     }
 
+    /// The broker epoch under which broker `id` is registered, unfenced and not in
+    /// controlled shutdown (KIP-841); `None` when it is not all three.
+    pub fn eligible_epoch(&self, id: i32) -> Option<i64> {
+        self.broker(id).filter(|b| b.is_eligible()).map(|b| b.epoch)
+    }
+
+    /// A leader may propose broker `id` into an ISR on a fetch of its process
+    /// `broker_epoch` (KIP-841 with KIP-903).
+    pub fn isr_eligible(&self, id: i32, broker_epoch: Option<i64>) -> bool {
+        broker_epoch.is_some() && self.eligible_epoch(id) == broker_epoch
+    }
+
+    /// Brokers whose [`Self::eligible_epoch`] differs from `old`'s, with the new one.
+    pub fn eligibility_changes(&self, old: &MetadataImage) -> Vec<(i32, Option<i64>)> {
+        let ids: std::collections::BTreeSet<i32> = self
+            .brokers
+            .keys()
+            .chain(old.brokers.keys())
+            .copied()
+            .collect();
+        ids.into_iter()
+            .map(|id| (id, self.eligible_epoch(id)))
+            .filter(|&(id, now)| old.eligible_epoch(id) != now)
+            .collect()
+    }
+
     /// Registered brokers in id order.
     pub fn brokers(&self) -> impl Iterator<Item = &BrokerState> {
         self.brokers.values()

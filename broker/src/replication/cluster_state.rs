@@ -206,6 +206,20 @@ impl ClusterState {
             .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
     }
 
+    /// A leader may propose `broker` into an ISR on the fetch of its process
+    /// `broker_epoch`: eligible, and that process the registered one (KIP-841, KIP-903).
+    pub fn isr_eligible(&self, broker: BrokerId, broker_epoch: Option<BrokerEpoch>) -> bool {
+        broker_epoch.is_some() && self.eligible_epoch(broker) == broker_epoch
+    }
+
+    /// The epoch under which `broker` is eligible, `None` when it is not.
+    pub fn eligible_epoch(&self, broker: BrokerId) -> Option<BrokerEpoch> {
+        self.brokers
+            .get(&broker)
+            .filter(|_| self.is_eligible(broker))
+            .map(|r| r.epoch)
+    }
+
     /// A request from `broker` carrying `broker_epoch` comes from its current process.
     pub fn check_broker_epoch(
         &self,

@@ -132,8 +132,10 @@ impl PartitionFollower {
                 current_leader_epoch: self.leader_epoch,
                 fetch_offset: log.log_end_offset(),
                 last_fetched_epoch: log.latest_epoch(),
-                // The runtime sends its broker epoch with the fetch.
+                // The runtime sends its broker epoch with the fetch; the leader's
+                // runtime sets what its metadata says of that epoch.
                 broker_epoch: None,
+                isr_eligible: false,
             },
         };
         self.in_flight = Some((request, now_ms));
@@ -251,6 +253,7 @@ mod tests {
                 fetch_offset,
                 last_fetched_epoch,
                 broker_epoch: None,
+                isr_eligible: false,
             },
         }
     }

@@ -70,6 +70,12 @@ pub struct FollowerFetch {
     /// without it never adds the follower to the ISR, and one carrying an epoch older
     /// than the follower's last is from a process that is gone.
     pub broker_epoch: Option<BrokerEpoch>,
+    /// KIP-841: the leader's metadata shows the follower's broker registered under
+    /// `broker_epoch`, unfenced and not in controlled shutdown. A fetch without it still
+    /// counts for the high watermark when the follower is in the ISR, but never adds the
+    /// follower to it: a broker on its way out, proposed back, would hold acks=all
+    /// writes until the controller refused it.
+    pub isr_eligible: bool,
 }
 
 /// The answer to a follower fetch.
@@ -134,6 +140,8 @@ pub struct FollowerState {
     pub last_caught_up_ms: Option<i64>,
     /// The broker epoch of its latest fetch that carried one.
     pub broker_epoch: Option<BrokerEpoch>,
+    /// What that latest fetch said of the broker's registration (KIP-841).
+    isr_eligible: bool,
     /// Proposals to add it the controller refused as ineligible (a fenced or shutting
     /// down broker, KIP-841) since that broker epoch fetched.
     refusals: u32,
@@ -426,6 +434,7 @@ impl PartitionLeader {
                 state.retry_after_ms = 0;
             }
             state.broker_epoch = fetch.broker_epoch;
+            state.isr_eligible = fetch.isr_eligible;
         }
         if fetch.fetch_offset >= leader_end {
             state.last_caught_up_ms = Some(now_ms);
@@ -447,6 +456,24 @@ impl PartitionLeader {
             },
             actions,
         )
+    }
+
+    /// The metadata changed what it says of `broker`: eligible for an ISR under
+    /// `eligible_epoch` (KIP-841), or not at all (`None`). A follower of that broker
+    /// process that had everything when it last fetched is proposed now, without
+    /// waiting for a fetch that new records would bring.
+    pub fn on_broker_state(
+        &mut self,
+        now_ms: i64,
+        broker: BrokerId,
+        eligible_epoch: Option<BrokerEpoch>,
+    ) -> Vec<LeaderAction> {
+        let mut actions = Vec::new();
+        if let Some(f) = self.followers.get_mut(&broker) {
+            f.isr_eligible = f.broker_epoch.is_some() && f.broker_epoch == eligible_epoch;
+            self.maybe_expand_isr(now_ms, broker, &mut actions);
+        }
+        actions
     }
 
     /// Time passed: shrink the ISR of followers that fell behind, resend an unanswered
@@ -655,9 +682,10 @@ impl PartitionLeader {
     }
 
     /// A follower whose log reaches the high watermark and this epoch's start, from a
-    /// known broker process, may join the ISR.
+    /// known broker process the metadata shows eligible, may join the ISR.
     fn may_join_isr(&self, f: &FollowerState) -> bool {
         f.broker_epoch.is_some()
+            && f.isr_eligible
             && f.log_end_offset
                 .is_some_and(|leo| leo >= self.high_watermark.0 && leo >= self.epoch_start_offset)
     }

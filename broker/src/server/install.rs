@@ -16,7 +16,7 @@ use crate::quorum::{ControllerRequest, MetadataApplier};
 use crate::replication::cluster_state::registration_of;
 use crate::replication::follower::FollowerConfig;
 use crate::replication::leader::LeaderConfig;
-use crate::replication::TopicPartition;
+use crate::replication::{BrokerEpoch, TopicPartition};
 
 /// What went wrong opening or using a log, as the offline replica's cause: the damage
 /// an `OpenError::Corrupt` names, or an error that may go away.
@@ -60,7 +60,18 @@ impl Broker {
             }
         }
         self.install_topics(&old, &changes.changed, me);
+        let eligibility = image.eligibility_changes(&old);
         *self.image.write() = image;
+        // A broker that became eligible may join the ISRs it has caught up with, idle
+        // partitions included (their followers' fetches bring no news to look at).
+        if !eligibility.is_empty() {
+            for partition in self.partitions.all() {
+                for &(broker, epoch) in &eligibility {
+                    let proposals = partition.on_broker_state(broker, epoch.map(BrokerEpoch));
+                    self.propose_isr(&partition, proposals);
+                }
+            }
+        }
     }
 
     /// Open, lead or follow, and configure the replicas here of `changed` topics.

@@ -32,7 +32,7 @@ use crate::replication::leader::{
     AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
     ProduceId, ProduceWaiter,
 };
-use crate::replication::{HighWatermark, PartitionRegistration};
+use crate::replication::{BrokerEpoch, HighWatermark, PartitionRegistration};
 pub use housekeeping::Housekept;
 pub use start::FollowerStarts;
 
@@ -494,6 +494,25 @@ impl Partition {
         self.perform(actions)
     }
 
+    /// The metadata changed what it says of `broker` (see
+    /// [`PartitionLeader::on_broker_state`]); nothing when not leading.
+    pub fn on_broker_state(
+        &self,
+        broker: i32,
+        eligible_epoch: Option<BrokerEpoch>,
+    ) -> Vec<AlterPartitionRequest> {
+        let now_ms = self.clock.now_ms();
+        let actions = match &mut *self.role.lock() {
+            Role::Leader(leader) => {
+                let actions = leader.on_broker_state(now_ms, broker, eligible_epoch);
+                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
+                actions
+            }
+            _ => return vec![],
+        };
+        self.perform(actions)
+    }
+
     /// The controller's answer to an ISR proposal of this partition's leader.
     pub fn on_alter_partition_response(
         &self,
@@ -919,6 +938,7 @@ mod tests {
                 fetch_offset: 0,
                 last_fetched_epoch: -1,
                 broker_epoch: Some(BrokerEpoch(0)),
+                isr_eligible: true,
             };
             p.follower_fetch(&fetch, 1 << 20);
         }

@@ -15,6 +15,7 @@ fn fetch_at(p: &Partition, replica: i32, fetch_offset: i64) {
         fetch_offset,
         last_fetched_epoch: 0,
         broker_epoch: Some(BrokerEpoch(0)),
+        isr_eligible: true,
     };
     p.follower_fetch(&fetch, 1 << 20);
 }

@@ -92,6 +92,7 @@ impl Replica for ReplicaService {
             fetch_offset: req.fetch_offset,
             last_fetched_epoch: req.last_fetched_epoch,
             broker_epoch: req.replica_epoch.map(BrokerEpoch),
+            isr_eligible: image.isr_eligible(req.replica_id, req.replica_epoch),
         };
         let max_wait = Duration::from_millis(u64::from(req.max_wait_ms))
             .min(Duration::from_millis(self.broker.config.request_timeout_ms));

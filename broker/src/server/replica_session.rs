@@ -251,16 +251,18 @@ impl Round {
 
     /// Look at the partitions due; returns the ISR proposals their leaders made.
     /// Throttled partitions `gate` holds back stay due.
+    /// `isr_eligible`: what this broker's metadata now says of the follower (see
+    /// [`FollowerFetch::isr_eligible`]).
     pub fn answer_due(
         &mut self,
         sessions: &parking_lot::Mutex<Sessions>,
         gate: &dyn ThrottleGate,
+        isr_eligible: bool,
     ) -> Vec<(Arc<Partition>, Vec<AlterPartitionRequest>)> {
         self.watch.collect_fired();
         let (proposals, held_until_ms) = answer_due(
             sessions,
-            self.replica,
-            self.broker_epoch,
+            (self.replica, self.broker_epoch, isr_eligible),
             self.budget,
             gate,
             &mut self.watch,
@@ -478,7 +480,8 @@ pub async fn fetch(
     let deadline = tokio::time::Instant::now() + max_wait;
     let gate = BrokerGate::leader(broker);
     loop {
-        for (partition, proposals) in round.answer_due(sessions, &gate) {
+        let isr_eligible = broker.image().isr_eligible(replica, req.replica_epoch);
+        for (partition, proposals) in round.answer_due(sessions, &gate, isr_eligible) {
             broker.propose_isr(&partition, proposals);
         }
         if round.has_answers() || tokio::time::Instant::now() >= deadline {
@@ -524,8 +527,7 @@ type Proposals = Vec<(Arc<Partition>, Vec<AlterPartitionRequest>)>;
 #[allow(clippy::too_many_arguments)]
 fn answer_due(
     sessions: &parking_lot::Mutex<Sessions>,
-    replica: BrokerId,
-    broker_epoch: Option<BrokerEpoch>,
+    (replica, broker_epoch, isr_eligible): (BrokerId, Option<BrokerEpoch>, bool),
     budget: Budget,
     gate: &dyn ThrottleGate,
     watch: &mut SessionWatch,
@@ -579,6 +581,7 @@ fn answer_due(
             fetch_offset: position.fetch_offset,
             last_fetched_epoch: position.last_fetched_epoch,
             broker_epoch,
+            isr_eligible,
         };
         let mut result = watched
             .partition

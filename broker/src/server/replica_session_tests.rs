@@ -93,13 +93,13 @@ async fn a_held_partition_stays_due_and_passes_once_the_quota_refills() {
         held_until_ms: Cell::new(Some(1_500)),
         passed: Cell::new(0),
     };
-    round.answer_due(&sessions, &gate);
+    round.answer_due(&sessions, &gate, true);
     assert!(!round.has_answers(), "a held partition was answered");
     assert_eq!(round.held_until_ms, Some(1_500));
     assert_eq!(gate.passed.get(), 0);
     // The quota refilled: the same round looks at it again, without a new request.
     gate.held_until_ms.set(None);
-    round.answer_due(&sessions, &gate);
+    round.answer_due(&sessions, &gate, true);
     assert!(round.has_answers(), "the partition was not due any more");
     assert_eq!(round.held_until_ms, None);
     let (answers, slices) = round.finish(&sessions);

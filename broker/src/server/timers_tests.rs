@@ -118,6 +118,7 @@ fn follower_fetch(p: &Partition, replica: i32, fetch_offset: i64) {
         fetch_offset,
         last_fetched_epoch: if fetch_offset == 0 { -1 } else { 0 },
         broker_epoch: Some(BrokerEpoch(0)),
+        isr_eligible: true,
     };
     p.follower_fetch(&fetch, 1 << 20);
 }

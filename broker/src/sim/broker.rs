@@ -459,8 +459,20 @@ impl SimBroker {
                 if from_offset != p.metadata_offset {
                     return Ok(());
                 }
+                let before: Vec<_> = (1..=super::BROKERS)
+                    .map(|id| p.metadata.eligible_epoch(id))
+                    .collect();
                 apply_metadata(b, &mut p.metadata, &records)?;
                 p.metadata_offset += records.len();
+                // As `Broker::install_image`: leaders hear of brokers that became
+                // eligible (or stopped being).
+                for (id, was) in (1..=super::BROKERS).zip(before) {
+                    let now = p.metadata.eligible_epoch(id);
+                    if now != was {
+                        let proposals = p.partition.on_broker_state(id, now);
+                        propose(b, p.broker_epoch, proposals, out);
+                    }
+                }
                 self.follow_metadata(out);
             }
             Msg::AlterPartitionReply { request, result } => {
@@ -489,9 +501,15 @@ impl SimBroker {
                 let outcome = match begun {
                     Err(e) => Ok(replica_session::refused(e)),
                     Ok(mut round) => {
-                        for (_, proposals) in
-                            round.answer_due(&p.sessions, &crate::server::throttle::Unthrottled)
-                        {
+                        let isr_eligible = p.metadata.isr_eligible(
+                            request.replica_id,
+                            request.replica_epoch.map(BrokerEpoch),
+                        );
+                        for (_, proposals) in round.answer_due(
+                            &p.sessions,
+                            &crate::server::throttle::Unthrottled,
+                            isr_eligible,
+                        ) {
                             propose(b, p.broker_epoch, proposals, out);
                         }
                         let id = round.session_id();

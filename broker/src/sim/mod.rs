@@ -45,7 +45,7 @@ use invariants::{Checked, Invariant};
 use net::{Fault, Msg, Network, Node, Rng, CLIENT, CONTROLLER};
 use txn_client::TxnClient;
 
-const BROKERS: i32 = 3;
+pub(super) const BROKERS: i32 = 3;
 const STEP_MS: i64 = 10;
 /// Faults and traffic run this long, then the network heals and the cluster settles.
 const FAULTY_MS: i64 = 15_000;

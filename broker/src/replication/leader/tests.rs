@@ -57,6 +57,7 @@ fn fetch(replica: BrokerId, fetch_offset: i64) -> FollowerFetch {
         fetch_offset,
         last_fetched_epoch: if fetch_offset == 0 { -1 } else { 5 },
         broker_epoch: Some(broker_epoch(replica)),
+        isr_eligible: true,
     }
 }
 
@@ -433,6 +434,7 @@ fn a_follower_below_the_epoch_start_does_not_join_even_at_the_high_watermark() {
         fetch_offset: 4,
         last_fetched_epoch: 3,
         broker_epoch: Some(broker_epoch(2)),
+        isr_eligible: true,
     };
     let (answer, actions) = l.on_follower_fetch(1, &f, &log);
     assert!(matches!(answer, FollowerFetchAnswer::Records { .. }));
@@ -473,6 +475,7 @@ fn a_follower_whose_log_diverged_is_told_where_its_epoch_ends_here() {
         fetch_offset: 6,
         last_fetched_epoch: 4,
         broker_epoch: Some(broker_epoch(2)),
+        isr_eligible: true,
     };
     let (answer, actions) = l.on_follower_fetch(1, &f, &log);
     assert_eq!(
@@ -549,6 +552,7 @@ fn a_follower_ahead_of_our_epochs_is_told_where_our_epoch_starts() {
         fetch_offset: 4,
         last_fetched_epoch: 4,
         broker_epoch: Some(broker_epoch(2)),
+        isr_eligible: true,
     };
     let (answer, _) = l.on_follower_fetch(1, &f, &log);
     assert_eq!(
@@ -758,4 +762,58 @@ fn a_proposal_backoff_holds_the_lag_deadline() {
     l.on_alter_partition_response(1, Err(ResponseError::IneligibleReplica));
     // Broker 3 is due at LAG_MS + 1 either way; a refusal's backoff can only delay it.
     assert_eq!(l.next_deadline_ms(), Some(LAG_MS + 1));
+}
+
+/// KIP-841: a follower whose broker the leader's metadata shows fenced or in controlled
+/// shutdown is not proposed into the ISR, by its fetches or by ticks, though it has
+/// everything; once a fetch finds it eligible again, it is.
+#[test]
+fn a_follower_on_a_broker_shutting_down_is_not_proposed_into_the_isr() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let shutting_down = FollowerFetch {
+        isr_eligible: false,
+        ..fetch(3, 6)
+    };
+    let (answer, actions) = l.on_follower_fetch(1, &shutting_down, &log);
+    assert!(matches!(answer, FollowerFetchAnswer::Records { .. }));
+    assert_eq!(actions, vec![], "proposed while shutting down");
+    for now in [1_000, 5_000, 60_000] {
+        l.on_follower_fetch(now, &fetch(2, 6), &log);
+        let (_, mut actions) = l.on_follower_fetch(now, &shutting_down, &log);
+        actions.extend(l.on_tick(now + 1));
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a, LeaderAction::AlterPartition(r) if r.new_isr.contains(3))),
+            "proposed at {now}: {actions:?}"
+        );
+    }
+    assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2]));
+    let (_, actions) = l.on_follower_fetch(60_001, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+}
+
+/// A follower that caught up while its broker was ineligible is proposed as soon as the
+/// metadata shows that broker process eligible, with no fetch in between (an idle
+/// partition's follower brings no news); not for another process of that broker.
+#[test]
+fn a_follower_is_proposed_when_its_broker_becomes_eligible() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let fenced = FollowerFetch {
+        isr_eligible: false,
+        ..fetch(3, 6)
+    };
+    l.on_follower_fetch(1, &fenced, &log);
+    assert_eq!(
+        l.on_broker_state(2, 3, Some(BrokerEpoch(7))),
+        vec![],
+        "another process of broker 3"
+    );
+    assert_eq!(l.on_broker_state(3, 3, None), vec![]);
+    assert_eq!(
+        l.on_broker_state(4, 3, Some(broker_epoch(3))),
+        vec![expand(&[1, 2, 3], 3)]
+    );
 }

@@ -315,6 +315,7 @@ async fn a_sync_is_answered_once_the_isr_holds_the_assignment() {
             fetch_offset: p.log_end_offset(),
             last_fetched_epoch: 0,
             broker_epoch: Some(BrokerEpoch(0)),
+            isr_eligible: true,
         };
         p.follower_fetch(&fetch, 1 << 20);
     }
