@@ -166,7 +166,7 @@ pub async fn reconcile(ctx: &Context, cluster: &FjordCluster, brokers: i32) -> R
     };
     for w in &plan.writes {
         tracing::info!(cluster = %name, secret = %w.name, "writing certificates");
-        crate::cluster::apply(&api, &desired_secret(cluster, w)).await?;
+        crate::apply::apply(&api, &desired_secret(cluster, w)).await?;
     }
     for e in &plan.events {
         let type_ = if e.kind.warning() {

@@ -18,50 +18,19 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use crate::apply::{apply, apply_status};
+use crate::broker_calls::{broker_state, elect_preferred, start_moves};
 use crate::conditions;
 use crate::context::{paused, BrokerEndpoint, Context};
-use crate::desired::{self, FIELD_MANAGER};
+use crate::desired;
 use crate::rebalance::{self, Broker, RunAction};
-use crate::scale::{self, BrokerState, PartitionReplicas, ScaleDecision};
+use crate::scale::{self, BrokerState, ScaleDecision};
 use crate::throttle;
 use crate::types::{BrokerStatus, FjordCluster, FjordClusterStatus, REBALANCE_ANNOTATION};
 use crate::{Error, Result};
 
 const KIND: &str = "FjordCluster";
-
-/// Server-side apply of `obj` under the operator's field manager. `force` takes over
-/// fields another manager set: the desired objects are the operator's alone.
-pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-{
-    let name = obj
-        .meta()
-        .name
-        .clone()
-        .ok_or_else(|| Error::Invalid("object without name".into()))?;
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
-}
-
-/// Writes `status` with server-side apply on the status subresource.
-pub async fn apply_status<K>(api: &Api<K>, obj: &K, status: serde_json::Value) -> Result<()>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-{
-    let body = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(&obj.name_any(), &params, &Patch::Apply(&body))
-        .await?;
-    Ok(())
-}
 
 /// One reconcile of a FjordCluster.
 pub async fn reconcile(cluster: Arc<FjordCluster>, ctx: Arc<Context>) -> Result<Action> {
@@ -500,63 +469,6 @@ async fn rebalance_step(
     }
     status.rebalance = Some(next);
     Ok(running)
-}
-
-/// What the brokers report, with the reassignments in progress (a drain and a
-/// rebalance both wait for theirs).
-pub(crate) async fn broker_state(ctx: &Context, bootstrap: &BrokerEndpoint) -> Result<BrokerState> {
-    let client = ctx.broker(bootstrap).await?;
-    // Reassignments first: a move that completes between the two answers then shows
-    // with its final replicas, never as the old and new replicas of a move no longer
-    // listed, which a drain would take for replicas still to move and send again.
-    let asked = async {
-        let reassignments = client.list_partition_reassignments().await?;
-        let md = client.metadata(None).await?;
-        Ok::<_, fjord_client::Error>(BrokerState::from_metadata(&md, &reassignments))
-    };
-    match asked.await {
-        Ok(state) => Ok(state),
-        Err(e) => {
-            ctx.forget_broker(bootstrap).await;
-            Err(e.into())
-        }
-    }
-}
-
-/// Asks for preferred-leader elections of `partitions` (a rebalance's or a roll's; `why`
-/// goes to the log). A partition whose preferred leader is not in sync yet stays as it
-/// is; a later run asks again.
-pub(crate) async fn elect_preferred(
-    ctx: &Context,
-    bootstrap: &BrokerEndpoint,
-    partitions: &[(String, i32)],
-    why: &str,
-) -> Result<()> {
-    let client = ctx.broker(bootstrap).await?;
-    for (topic, partition, error) in client.elect_preferred_leaders(partitions).await? {
-        tracing::info!(%topic, partition, ?error, "{why}: preferred leader not elected yet");
-    }
-    Ok(())
-}
-
-/// Starts reassignments (a drain's or a rebalance's; `why` goes to the log).
-pub(crate) async fn start_moves(
-    ctx: &Context,
-    bootstrap: &BrokerEndpoint,
-    moves: &[PartitionReplicas],
-    why: &str,
-) -> Result<()> {
-    if moves.is_empty() {
-        return Ok(());
-    }
-    let client = ctx.broker(bootstrap).await?;
-    for m in moves {
-        tracing::info!(topic = %m.topic, partition = m.partition, replicas = ?m.replicas, "{why}");
-        client
-            .alter_partition_reassignment(&m.topic, m.partition, Some(m.replicas.clone()))
-            .await?;
-    }
-    Ok(())
 }
 
 /// Unregisters the removed brokers among `leaving` that have stopped (no longer listed

@@ -112,6 +112,10 @@ struct Cached {
     checked: Instant,
 }
 
+/// How often a Ready Topic or User is compared with the brokers again, unless
+/// `--topic-resync-seconds` or `--user-resync-seconds` say otherwise.
+pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
+
 /// Shared state of the controllers.
 pub struct Context {
     /// Kubernetes client.
@@ -147,7 +151,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
-            topic_resync: crate::topic::DEFAULT_RESYNC,
+            topic_resync: DEFAULT_RESYNC,
             operator_peer: crate::netpol::OperatorPeer::default(),
             brokers: Mutex::default(),
             failures: std::sync::Mutex::default(),

@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
-use crate::listeners;
+use crate::listeners::{self, bootstrap_service_name, headless_service_name};
 use crate::types::{FjordCluster, DEFAULT_IMAGE};
 
 /// The field manager of every server-side apply the operator makes.
@@ -48,16 +48,6 @@ pub const TMP_MOUNT: &str = "/tmp";
 /// Voters of the metadata quorum: the first brokers, at most this many. Brokers beyond
 /// follow as learners, so scaling never changes the voter set (nor restarts pods).
 pub const MAX_VOTERS: i32 = 3;
-
-/// Name of the headless Service.
-pub fn headless_service_name(cluster: &FjordCluster) -> String {
-    format!("{}-brokers", cluster.name_any())
-}
-
-/// Name of the bootstrap Service.
-pub fn bootstrap_service_name(cluster: &FjordCluster) -> String {
-    format!("{}-bootstrap", cluster.name_any())
-}
 
 /// Name of the ConfigMap.
 pub fn configmap_name(cluster: &FjordCluster) -> String {

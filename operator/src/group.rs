@@ -26,8 +26,8 @@ use kube::runtime::controller::{self, Action};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use crate::apply::apply_status;
 use crate::autoscale::apply::autoscale;
-use crate::cluster::apply_status;
 use crate::conditions;
 use crate::context::{paused, BrokerEndpoint, Context};
 use crate::types::{

@@ -40,7 +40,9 @@
 //! - `metrics`: Prometheus metrics of the operator.
 //! - `error`: the crate's error type.
 
+pub mod apply;
 pub mod autoscale;
+pub mod broker_calls;
 pub mod certs;
 pub mod cluster;
 pub mod conditions;

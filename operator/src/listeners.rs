@@ -91,6 +91,16 @@ pub fn validate(spec: &FjordClusterSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// Name of the headless Service.
+pub fn headless_service_name(cluster: &FjordCluster) -> String {
+    format!("{}-brokers", cluster.name_any())
+}
+
+/// Name of the bootstrap Service.
+pub fn bootstrap_service_name(cluster: &FjordCluster) -> String {
+    format!("{}-bootstrap", cluster.name_any())
+}
+
 /// The listener flags of a broker pod. `$(POD_IP)` and `$(POD_NAME)` are expanded by
 /// the kubelet; each listener is advertised at the pod's name under the headless
 /// Service, which the broker certificates name.
@@ -99,7 +109,7 @@ pub fn listener_args(cluster: &FjordCluster) -> Vec<String> {
     let operator_port = spec.ports().operator;
     let host = format!(
         "$(POD_NAME).{}.{}.svc",
-        crate::desired::headless_service_name(cluster),
+        headless_service_name(cluster),
         cluster.namespace().unwrap_or_default()
     );
     let listeners = spec.client_listeners();

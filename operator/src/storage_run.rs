@@ -12,7 +12,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
 
-use crate::cluster::apply_status;
+use crate::apply::apply_status;
 use crate::context::Context;
 use crate::desired::{self, DATA_VOLUME};
 use crate::storage::{self, Action, Claim, Observed, StatefulSetState};

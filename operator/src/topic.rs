@@ -18,7 +18,8 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Resource, ResourceExt};
 
-use crate::cluster::{apply_status, broker_state, start_moves};
+use crate::apply::apply_status;
+use crate::broker_calls::{broker_state, start_moves};
 use crate::conditions;
 use crate::context::{paused, BrokerEndpoint, Context};
 use crate::plan::{plan_topic, ObservedTopic, PlanError, TopicStep};
@@ -30,8 +31,6 @@ use crate::{Error, Result};
 const KIND: &str = "Topic";
 /// Finalizer that deletes the broker's topic before the resource goes away.
 pub const FINALIZER: &str = "fjord.dev/topic";
-/// Default of [`Context::topic_resync`].
-pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 
 /// DescribeConfigs source of a config set on the topic itself (DYNAMIC_TOPIC_CONFIG).
 const SOURCE_TOPIC: i8 = 1;

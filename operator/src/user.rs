@@ -26,10 +26,10 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::{Resource, ResourceExt};
 
-use crate::cluster::apply_status;
+use crate::apply::apply_status;
 use crate::conditions;
 use crate::context::{paused, BrokerEndpoint, Context};
-use crate::desired::{self, FIELD_MANAGER};
+use crate::desired::FIELD_MANAGER;
 use crate::types::{
     AclOperation, AclPatternType, AclPermission, AclResourceType, AclRule, FjordCluster,
     ListenerAuthentication, ListenerSpec, User, UserAuthenticationType, UserStatus,
@@ -39,9 +39,6 @@ use crate::{Error, Result};
 const KIND: &str = "User";
 /// Finalizer that removes the user's ACLs, credential and Secret first.
 pub const FINALIZER: &str = "fjord.dev/user";
-/// Default of `--user-resync-seconds`: how often a Ready User's ACLs and credential are
-/// compared with the brokers' again.
-pub const DEFAULT_RESYNC: Duration = Duration::from_secs(60);
 /// PBKDF2 iterations of the SCRAM credentials the operator sets (Kafka's minimum and
 /// default for `kafka-configs --alter --add-config SCRAM-SHA-512=[...]`).
 pub const SCRAM_ITERATIONS: i32 = SCRAM_MIN_ITERATIONS;
@@ -203,7 +200,7 @@ pub fn listener_for(
 pub fn listener_bootstrap(cluster: &FjordCluster, listener: &ListenerSpec) -> String {
     format!(
         "{}.{}.svc:{}",
-        desired::bootstrap_service_name(cluster),
+        crate::listeners::bootstrap_service_name(cluster),
         cluster.namespace().unwrap_or_default(),
         listener.port
     )

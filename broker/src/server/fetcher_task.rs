@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::broker::Broker;
 use super::fetcher::{to_proto, FetcherState, Mailbox};
 use super::replica_wire::proto;
-use super::throttle::BrokerGate;
+use super::throttle_gate::BrokerGate;
 use crate::replication::fetch_session::SessionRequest;
 use crate::replication::{BrokerId, TopicPartition};
 

@@ -1,14 +1,13 @@
 //! The replication quotas at work (KIP-73; the rules are `replication::throttle`):
-//! one token bucket per direction for this broker, the rates read from the dynamic
-//! broker configs and the throttled replicas from the topic configs in the installed
-//! image. The leader's session rounds (`replica_session`) and the follower's fetcher
-//! (`fetcher`) ask a [`ThrottleGate`] before moving a partition's records.
+//! one token bucket per direction for this broker. The leader's session rounds
+//! (`replica_session`) and the follower's fetcher (`fetcher`) ask a [`ThrottleGate`]
+//! before moving a partition's records; on a running broker that is
+//! `throttle_gate::BrokerGate`.
 
 use parking_lot::Mutex;
 
-use super::broker::Broker;
 use super::partition::Partition;
-use crate::replication::throttle::{is_throttled, parse_rate, Direction, Quota, ThrottledReplicas};
+use crate::replication::throttle::{Direction, Quota};
 use crate::replication::BrokerId;
 
 /// What replication asks before moving a partition's records to or from `follower`.
@@ -36,10 +35,10 @@ impl ThrottleGate for Unthrottled {
     fn passed(&self, _: u64) {}
 }
 
-struct DirectionQuota {
-    quota: Quota,
+pub(super) struct DirectionQuota {
+    pub(super) quota: Quota,
     /// Up to when spent time was already counted in the metric.
-    counted_until_ms: i64,
+    pub(super) counted_until_ms: i64,
 }
 
 /// This broker's two replication quotas.
@@ -64,113 +63,10 @@ impl Default for ReplicationQuotas {
 }
 
 impl ReplicationQuotas {
-    fn of(&self, direction: Direction) -> &Mutex<DirectionQuota> {
+    pub(super) fn of(&self, direction: Direction) -> &Mutex<DirectionQuota> {
         match direction {
             Direction::Leader => &self.leader,
             Direction::Follower => &self.follower,
         }
-    }
-}
-
-/// The gate of one direction on a running broker.
-pub struct BrokerGate<'a> {
-    broker: &'a Broker,
-    direction: Direction,
-}
-
-impl<'a> BrokerGate<'a> {
-    pub fn leader(broker: &'a Broker) -> Self {
-        BrokerGate {
-            broker,
-            direction: Direction::Leader,
-        }
-    }
-
-    pub fn follower(broker: &'a Broker) -> Self {
-        BrokerGate {
-            broker,
-            direction: Direction::Follower,
-        }
-    }
-
-    /// The rate in force here, put into the quota.
-    fn rate(&self, image: &crate::metadata::image::MetadataImage) -> Option<u64> {
-        let rate = image
-            .dynamic_broker_config(self.broker.node_id(), self.direction.rate_config())
-            .and_then(|v| parse_rate(v).ok());
-        let now_ms = self.broker.clock.now_ms();
-        let mut q = self.broker.replication_quotas.of(self.direction).lock();
-        if q.quota.rate_bytes_per_s() != rate {
-            q.quota.set_rate(rate, now_ms);
-            self.broker
-                .metrics
-                .replication_throttle_rate
-                .with_label_values(&[self.direction.label()])
-                .set(rate.map_or(0, |r| i64::try_from(r).unwrap_or(i64::MAX)));
-        }
-        rate
-    }
-}
-
-impl ThrottleGate for BrokerGate<'_> {
-    fn throttled(&self, partition: &Partition, follower: Option<BrokerId>) -> bool {
-        let image = self.broker.image();
-        if self.rate(&image).is_none() {
-            return false;
-        }
-        let Some(topic) = image.topic_by_id(&partition.topic_id) else {
-            return false;
-        };
-        let listed = topic
-            .configs
-            .get(self.direction.replicas_config())
-            .is_some_and(|v| {
-                ThrottledReplicas::parse(v).lists(partition.index, self.broker.node_id())
-            });
-        let follower = follower.unwrap_or(self.broker.node_id());
-        let in_sync = match self.direction {
-            // The leader's own ISR, fresher than the metadata's.
-            Direction::Leader => partition.isr_contains(follower),
-            Direction::Follower => usize::try_from(partition.index)
-                .ok()
-                .and_then(|i| topic.partitions.get(i))
-                .is_some_and(|p| p.isr.contains(&follower)),
-        };
-        is_throttled(listed, in_sync)
-    }
-
-    fn held_until_ms(&self) -> Option<i64> {
-        let now_ms = self.broker.clock.now_ms();
-        let mut q = self.broker.replication_quotas.of(self.direction).lock();
-        if !q.quota.exceeded(now_ms) {
-            return None;
-        }
-        let until = q.quota.ready_at_ms(now_ms);
-        // Each spent stretch counted once, however often it is asked about.
-        let from = now_ms.max(q.counted_until_ms);
-        if until > from && until != i64::MAX {
-            self.broker
-                .metrics
-                .replication_throttled_time_ms
-                .with_label_values(&[self.direction.label()])
-                .inc_by(u64::try_from(until - from).unwrap_or(0));
-            q.counted_until_ms = until;
-        }
-        Some(until)
-    }
-
-    fn passed(&self, bytes: u64) {
-        let now_ms = self.broker.clock.now_ms();
-        self.broker
-            .replication_quotas
-            .of(self.direction)
-            .lock()
-            .quota
-            .record(bytes, now_ms);
-        self.broker
-            .metrics
-            .replication_throttled_bytes
-            .with_label_values(&[self.direction.label()])
-            .inc_by(bytes);
     }
 }

@@ -40,6 +40,9 @@ pub use plan::{
 /// CA of a cluster, one more at every renewal (also in the CA's common name).
 pub const CA_GENERATION_ANNOTATION: &str = "fjord.dev/ca-generation";
 
+/// The scheme and path before the node id in a broker certificate's SAN URI (the
+/// broker's `internal_tls` takes the node identity from it).
+pub const NODE_URI_PREFIX: &str = "fjord://node/";
 /// Keys of the CA Secrets.
 pub const CA_CERT_KEY: &str = "ca.crt";
 pub const CA_KEY_KEY: &str = "ca.key";

@@ -13,7 +13,7 @@ use super::{
     parse_duration, PkiError, Result, CA_CERT_KEY, CA_CROSS_SIGNED_KEY, CA_GENERATION_ANNOTATION,
     CA_KEY_KEY, CA_PREVIOUS_KEY, OPERATOR_COMMON_NAME, TLS_CERT_KEY, TLS_KEY_KEY, TRUSTSTORE_KEY,
 };
-use crate::pki::pod::NODE_URI_PREFIX;
+use crate::pki::NODE_URI_PREFIX;
 
 /// A renewal asked for by annotation while the CA is younger than this was served by
 /// that CA (the operator stopped before it could remove the annotation): renewing again

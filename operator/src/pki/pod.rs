@@ -7,9 +7,6 @@ use k8s_openapi::api::core::v1::{SecretVolumeSource, Volume, VolumeMount};
 use super::plan::secret_names;
 use super::{CA_CERT_KEY, TRUSTSTORE_KEY};
 
-/// The scheme and path before the node id in a broker certificate's SAN URI (the
-/// broker's `internal_tls` takes the node identity from it).
-pub const NODE_URI_PREFIX: &str = "fjord://node/";
 /// Where the broker certificates Secret is mounted.
 pub const BROKER_CERTS_MOUNT: &str = "/etc/fjord/tls/broker";
 /// Where the cluster CA's trust bundle is mounted.

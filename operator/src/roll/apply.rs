@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::ResourceExt;
 
 use super::{pods_to_roll, step, Observed, Pod, RollAction};
-use crate::cluster::apply_status;
+use crate::apply::apply_status;
 use crate::conditions;
 use crate::context::{BrokerEndpoint, Context};
 use crate::desired;
@@ -215,7 +215,7 @@ pub async fn run(
             status.roll = Some(next.clone());
             apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
             let why = format!("moving leadership off broker {broker}");
-            crate::cluster::elect_preferred(ctx, bootstrap, partitions, &why).await?;
+            crate::broker_calls::elect_preferred(ctx, bootstrap, partitions, &why).await?;
         }
         RollAction::Delete { broker, uid } => {
             // Recorded first: a restarted operator finds the broker in progress and
@@ -248,7 +248,7 @@ pub async fn run(
             .await;
         }
         RollAction::Finish(elect) => {
-            crate::cluster::elect_preferred(ctx, bootstrap, elect, "roll done").await?;
+            crate::broker_calls::elect_preferred(ctx, bootstrap, elect, "roll done").await?;
             ctx.event(
                 cluster,
                 EventType::Normal,

@@ -29,6 +29,20 @@ use crate::metadata::image::MetadataImage;
 use crate::quorum::{ControllerReply, ControllerRequest};
 use crate::server::broker::Broker;
 
+/// GROUP_AUTHORIZATION_FAILED unless the principal may do `op` on the group.
+pub(super) fn group_access(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    group_id: &str,
+) -> Result<(), ResponseError> {
+    let image = broker.image();
+    authorizer(broker, ctx, &image)
+        .authorize(op, ResourceType::Group, group_id)
+        .then_some(())
+        .ok_or(ResponseError::GroupAuthorizationFailed)
+}
+
 /// The authorizer's decisions for this request's principal and client address,
 /// against the ACLs of `image`.
 pub fn authorizer<'a>(

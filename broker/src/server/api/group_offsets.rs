@@ -20,7 +20,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::groups::{coordinator_for, err, group_access};
+use super::acls::group_access;
+use super::groups::{coordinator_for, err};
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
 use crate::group::{CommitRequest, OffsetValue, TxnCommitRequest};

@@ -17,6 +17,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::acls::group_access;
 use super::{count_error, str_bytes, RequestContext};
 use crate::auth::acl::{AclOperation, ResourceType};
 use crate::config::listeners::Listener;
@@ -34,20 +35,6 @@ pub(super) fn err(broker: &Broker, ctx: &RequestContext, e: Option<ResponseError
     let c = code(e);
     count_error(broker, ctx.api_key, c);
     c
-}
-
-/// GROUP_AUTHORIZATION_FAILED unless the principal may do `op` on the group.
-pub(super) fn group_access(
-    broker: &Broker,
-    ctx: &RequestContext,
-    op: AclOperation,
-    group_id: &str,
-) -> Result<(), ResponseError> {
-    let image = broker.image();
-    super::acls::authorizer(broker, ctx, &image)
-        .authorize(op, ResourceType::Group, group_id)
-        .then_some(())
-        .ok_or(ResponseError::GroupAuthorizationFailed)
 }
 
 /// The coordinator runtime, or COORDINATOR_NOT_AVAILABLE before it is built.

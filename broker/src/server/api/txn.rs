@@ -218,7 +218,7 @@ pub async fn add_offsets_to_txn(
     let group_id = req.group_id.0.to_string();
     let outcome = async {
         txn_access(broker, ctx, AclOperation::Write, &transactional_id)?;
-        super::groups::group_access(broker, ctx, AclOperation::Read, &group_id)?;
+        super::acls::group_access(broker, ctx, AclOperation::Read, &group_id)?;
         let image = broker.image();
         // The group's coordinator partition: of the topic as it stands, or as it will
         // be created.

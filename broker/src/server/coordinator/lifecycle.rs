@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::GroupRuntime;
 use crate::group::OFFSETS_TOPIC;
 use crate::server::broker::Broker;
-use crate::server::internal_topic::{create_internal_topic, InternalTopic};
+use crate::server::internal_topic_create::{create_internal_topic, InternalTopic};
 
 /// How often the state machines are ticked. Deadlines are seconds apart in
 /// practice (session timeouts are at least group.min.session.timeout.ms).

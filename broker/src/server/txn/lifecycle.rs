@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Effect, TxnRuntime};
 use crate::server::broker::Broker;
-use crate::server::internal_topic::{create_internal_topic, InternalTopic};
+use crate::server::internal_topic_create::{create_internal_topic, InternalTopic};
 use crate::txn::TRANSACTION_STATE_TOPIC;
 
 /// How often the coordinators' deadlines are looked at. Transaction timeouts are
