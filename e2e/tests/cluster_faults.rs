@@ -7,7 +7,8 @@
 //! - the partition leader is cut off from the other brokers with iptables, then healed;
 //!   while cut off it must not acknowledge any acks=all write;
 //! - the partition leader is stopped with SIGTERM (controlled shutdown: it hands its
-//!   leadership over and exits 0 within the grace period), then started again.
+//!   leadership over and exits 0 within the grace period), then started again; once
+//!   more when it is also the active controller.
 //!
 //! After each, a checker reads the partition from the beginning and compares it with what
 //! the producer was told was acknowledged: nothing acknowledged may be missing, nothing
@@ -129,6 +130,81 @@ async fn leader_stopped_with_sigterm_hands_over_and_loses_nothing() -> Result<()
 
     let outcome = workload.finish().await?;
     check(&cluster, &topic, &outcome).await
+}
+
+/// The broker stopped is the active controller and the partition's leader: its
+/// leadership moves in its controlled shutdown while a new controller is elected. The
+/// new leader must not propose the stopping broker back into the ISR (KIP-841): with
+/// no controller to refuse it, acks=all writes would wait for the election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_controller_stopped_with_sigterm_hands_over_and_loses_nothing() -> Result<()> {
+    let (mut cluster, _) = cluster_with_topic(3, false).await?;
+    let controller = active_controller(&cluster).await?;
+    let topic = unique_topic("faults-controller");
+    let mut replicas = vec![controller];
+    replicas.extend(cluster.node_ids().into_iter().filter(|&n| n != controller));
+    let bootstrap: Vec<String> = cluster.bootstrap().split(',').map(String::from).collect();
+    Client::connect(&bootstrap, ClientConfig::default())
+        .await?
+        .create_topic(NewTopic {
+            assignments: vec![replicas],
+            ..NewTopic::new(&topic, -1, -1).with_config("min.insync.replicas", "2")
+        })
+        .await
+        .with_context(|| format!("creating {topic}"))?;
+    let old = cluster
+        .wait_for_leader(
+            &topic,
+            PARTITION,
+            FAILOVER_TIMEOUT,
+            &format!("broker {controller}, the controller, leading with all 3 in sync"),
+            |l| l.node_id == controller && l.isr.len() == 3,
+        )
+        .await?;
+    let workload = Workload::start(&cluster.bootstrap(), &topic)?;
+    workload.wait_for_acks(PROGRESS, "before the stop").await?;
+
+    let before = workload.longest_gap();
+    let status = cluster.sigterm(old.node_id, SHUTDOWN_TIMEOUT).await?;
+    ensure!(
+        status.success(),
+        "broker {} stopped with {status}",
+        old.node_id
+    );
+    new_leader_after(&cluster, &topic, &old).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the controlled shutdown")
+        .await?;
+    println!(
+        "longest wait between two acknowledgements: {:?} before the stop, {:?} through the \
+         controlled shutdown of the active controller",
+        before,
+        workload.longest_gap()
+    );
+
+    cluster.restart(old.node_id).await?;
+    in_sync_leader(&cluster, &topic).await?;
+    workload
+        .wait_for_acks(workload.acked() + PROGRESS, "after the restart")
+        .await?;
+    let outcome = workload.finish().await?;
+    check(&cluster, &topic, &outcome).await
+}
+
+/// The broker whose `fjord_active_controller` gauge is 1.
+async fn active_controller(cluster: &Cluster) -> Result<i32> {
+    common::wait_for("an active controller", FAILOVER_TIMEOUT, || async {
+        for id in cluster.node_ids() {
+            let text = common::scrape(&cluster.broker(id).http_addr()).await?;
+            if common::metric(&text, "fjord_active_controller", &[]) == Some(1.0) {
+                return Ok(Ok(id));
+            }
+        }
+        Ok(Err(
+            "no broker reports fjord_active_controller 1".to_string()
+        ))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,6 +364,10 @@ struct Outcome {
     /// in the log).
     failed: u64,
     first_errors: Vec<String>,
+    /// When the latest acknowledgement arrived, and the longest wait between two: a
+    /// figure for the reader (how long a failover held acks=all writes), not asserted.
+    last_ack_at: Option<Instant>,
+    longest_gap: Duration,
 }
 
 impl Outcome {
@@ -337,6 +417,10 @@ impl Workload {
         self.progress.lock().unwrap().acked.len()
     }
 
+    fn longest_gap(&self) -> Duration {
+        self.progress.lock().unwrap().longest_gap
+    }
+
     async fn wait_for_acks(&self, at_least: usize, what: &str) -> Result<()> {
         let progress = self.progress.clone();
         common::wait_for(
@@ -384,6 +468,10 @@ async fn produce(
         let mut p = progress.lock().unwrap();
         match answer {
             Ok(Ok(delivery)) => {
+                let now = Instant::now();
+                if let Some(last) = p.last_ack_at.replace(now) {
+                    p.longest_gap = p.longest_gap.max(now - last);
+                }
                 p.acked.push((key, seq));
                 p.last_acked_offset = p.last_acked_offset.max(delivery.offset);
             }
