@@ -215,27 +215,39 @@ pub struct IssuedCertificate {
     pub key_pem: String,
 }
 
-/// Whether a certificate valid until `not_after` (Unix seconds; `None` when there is
-/// none or it cannot be read) must be replaced at `now`.
-pub fn certificate_due(not_after: Option<i64>, now: i64, renew_before: Duration) -> bool {
-    match not_after {
-        None => true,
-        Some(end) => end.saturating_sub(renew_before.as_secs() as i64) <= now,
-    }
+/// Whether the client certificate `crt_pem` must be replaced at `now`: unreadable,
+/// within `renew_before` of its end, or not signed by the clients CA in use (`ca`). A
+/// certificate of the CA before a renewal works through the overlap only, so it is
+/// replaced as soon as the renewal shows.
+pub fn certificate_due(
+    crt_pem: &str,
+    ca: &crate::pki::CertInfo,
+    now: i64,
+    renew_before: Duration,
+) -> bool {
+    let first = crate::pki::parse_certificates(crt_pem.as_bytes())
+        .ok()
+        .and_then(|certs| certs.into_iter().next());
+    let Some(cert) = first else {
+        return true;
+    };
+    let renew_at = cert
+        .not_after
+        .saturating_sub(i64::try_from(renew_before.as_secs()).unwrap_or(i64::MAX));
+    renew_at <= now || !cert.signed_by(ca)
 }
 
-/// A client certificate for `user_name` (subject `CN=<name>`) from `cluster`'s clients
-/// CA, valid for the cluster's `certificates.validity`.
-async fn issue_user_certificate(
-    ctx: &Context,
+/// A client certificate for `user_name` (subject `CN=<name>`) from the clients CA `ca`,
+/// valid for the cluster's `certificates.validity`.
+fn issue_user_certificate(
+    ca: &crate::pki::Ca,
     cluster: &FjordCluster,
     user_name: &str,
 ) -> Result<IssuedCertificate> {
-    let ca = crate::certs::load_clients_ca(&ctx.client, cluster).await?;
     let validity = crate::pki::parse_duration("validity", &cluster.spec.certificates().validity)
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let issued = crate::pki::issue_user_certificate(
-        &ca,
+        ca,
         user_name,
         k8s_openapi::jiff::Timestamp::now(),
         validity,
@@ -245,14 +257,6 @@ async fn issue_user_certificate(
         chain_pem: issued.chain_pem,
         key_pem: issued.key_pem,
     })
-}
-
-/// The end of validity of the first certificate in `pem`, in Unix seconds.
-fn certificate_not_after(pem: &str) -> Option<i64> {
-    crate::pki::parse_certificates(pem.as_bytes())
-        .ok()?
-        .first()
-        .map(|c| c.not_after)
 }
 
 // ---- Runtime ----
@@ -611,16 +615,17 @@ async fn sync_user(
             )
             .unwrap_or(Duration::from_secs(720 * 3600));
             let now = k8s_openapi::jiff::Timestamp::now().as_second();
+            let clients_ca = crate::certs::load_clients_ca(&ctx.client, cluster).await?;
             let current = existing
                 .as_ref()
                 .and_then(|s| Some((secret_text(s, "user.crt")?, secret_text(s, "user.key")?)));
             let due = current.as_ref().is_none_or(|(crt, _)| {
-                certificate_due(certificate_not_after(crt), now, renew_before)
+                certificate_due(crt, clients_ca.certificate(), now, renew_before)
             });
             let (chain, key) = match current.filter(|_| !due) {
                 Some(c) => c,
                 None => {
-                    let issued = issue_user_certificate(ctx, cluster, &name).await?;
+                    let issued = issue_user_certificate(&clients_ca, cluster, &name)?;
                     changes.push(format!("issued a client certificate in Secret {name:?}"));
                     (issued.chain_pem, issued.key_pem)
                 }

@@ -332,3 +332,35 @@ fn secret_is_owned_by_the_user_and_read_back() {
     assert_eq!(secret_text(&s, "missing"), None);
     assert_eq!(principal("alice"), "User:alice");
 }
+
+/// A TLS User's certificate is replaced when it nears its end, when it cannot be read,
+/// and when the clients CA was renewed (it was signed by the CA before).
+#[test]
+fn a_user_certificate_is_due_near_its_end_or_from_another_ca() {
+    let day = Duration::from_secs(86_400);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let t = now.as_second();
+    let ca = crate::pki::Ca::create("clients", 1, t, 365 * day).unwrap();
+    let issued = crate::pki::issue_user_certificate(&ca, "alice", now, 90 * day).unwrap();
+    let crt = issued.chain_pem.as_str();
+    assert!(!certificate_due(crt, ca.certificate(), t, 30 * day));
+    assert!(certificate_due(
+        crt,
+        ca.certificate(),
+        t + 61 * 86_400,
+        30 * day
+    ));
+    assert!(certificate_due("garbage", ca.certificate(), t, 30 * day));
+    let (renewed, _) = ca.renew("clients", t, 365 * day).unwrap();
+    assert!(
+        certificate_due(crt, renewed.certificate(), t, 30 * day),
+        "a certificate of the CA before the renewal is kept"
+    );
+    let reissued = crate::pki::issue_user_certificate(&renewed, "alice", now, 90 * day).unwrap();
+    assert!(!certificate_due(
+        &reissued.chain_pem,
+        renewed.certificate(),
+        t,
+        30 * day
+    ));
+}
