@@ -505,16 +505,17 @@ pub async fn apply_acls(
     Ok(diff)
 }
 
-/// Sets `name`'s SCRAM-SHA-512 credential to `password` when the password is `fresh`
-/// or the brokers hold none (removed behind the operator's back); a password the
-/// brokers already have is not salted again on every pass. Returns whether it set it.
+/// Sets `name`'s SCRAM-SHA-512 credential to `password` when the password `changed`
+/// (generated, or edited in the Secret) or the brokers hold none (removed behind the
+/// operator's back); a password the brokers already have is not salted again on every
+/// pass. Returns whether it set it.
 pub async fn ensure_scram(
     client: &BrokerClient,
     name: &str,
     password: &str,
-    fresh: bool,
+    changed: bool,
 ) -> Result<bool> {
-    if !fresh
+    if !changed
         && scram_mechanisms(client, name)
             .await?
             .contains(&ScramMechanism::Sha512)
@@ -595,17 +596,35 @@ async fn sync_user(
                 }
             });
             let data = scram_secret_data(&name, &password, listener.as_ref(), ca.as_deref());
-            // The password is kept before the brokers get it: a pass that fails between
-            // the two sets the same password next time.
-            let secret = desired_secret(user, &cluster.name_any(), data);
+            // What the brokers were last given; a password edited in the Secret differs.
+            let given = existing
+                .as_ref()
+                .and_then(|s| s.annotations().get(PASSWORD_DIGEST_ANNOTATION).cloned());
+            let digest = password_digest(&password);
+            let changed = fresh || given.as_deref().is_some_and(|g| g != digest);
+            // The password is kept before the brokers get it, and recorded as given
+            // after: a pass that fails between the two gives it again next time.
+            let secret = |given: Option<&str>| {
+                with_password_digest(
+                    desired_secret(user, &cluster.name_any(), data.clone()),
+                    given,
+                )
+            };
             secrets
-                .patch(&name, &params, &Patch::Apply(&secret))
+                .patch(&name, &params, &Patch::Apply(&secret(given.as_deref())))
                 .await?;
             if fresh {
                 changes.push(format!("generated a password in Secret {name:?}"));
+            } else if changed {
+                changes.push(format!("took the password edited in Secret {name:?}"));
             }
-            if ensure_scram(&client, &name, &password, fresh).await? {
+            if ensure_scram(&client, &name, &password, changed).await? {
                 changes.push("set the SCRAM-SHA-512 credential".into());
+            }
+            if given.as_deref() != Some(digest.as_str()) {
+                secrets
+                    .patch(&name, &params, &Patch::Apply(&secret(Some(&digest))))
+                    .await?;
             }
         }
         UserAuthenticationType::Tls => {

@@ -148,6 +148,32 @@ pub fn tls_secret_data(
 
 /// The Secret of `user` holding `data`, owned by the User (so it goes with it even if
 /// the finalizer is bypassed).
+/// Annotation of a SCRAM User's Secret: the SHA-256 (hex) of the password the brokers
+/// were last given. A password edited in the Secret no longer matches it and is given
+/// to the brokers at the next reconcile.
+pub const PASSWORD_DIGEST_ANNOTATION: &str = "fjord.dev/password-sha256";
+
+/// The value of [`PASSWORD_DIGEST_ANNOTATION`] for `password`.
+pub fn password_digest(password: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(password.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `secret` recording `digest` as the password the brokers hold (none: not given yet).
+pub fn with_password_digest(mut secret: Secret, digest: Option<&str>) -> Secret {
+    if let Some(digest) = digest {
+        secret
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(PASSWORD_DIGEST_ANNOTATION.to_string(), digest.to_string());
+    }
+    secret
+}
+
 pub fn desired_secret(user: &User, cluster_name: &str, data: BTreeMap<String, String>) -> Secret {
     Secret {
         metadata: ObjectMeta {

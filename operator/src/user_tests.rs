@@ -364,3 +364,22 @@ fn a_user_certificate_is_due_near_its_end_or_from_another_ca() {
         30 * day
     ));
 }
+
+/// The digest recorded on a SCRAM User's Secret names the password the brokers hold:
+/// another password (edited in the Secret) has another digest.
+#[test]
+fn the_password_digest_tells_an_edited_password() {
+    let a = password_digest("first-password");
+    assert_eq!(a.len(), 64);
+    assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(a, password_digest("first-password"));
+    assert_ne!(a, password_digest("edited-password"));
+    let user = user("alice", "uid-1");
+    let secret = with_password_digest(desired_secret(&user, "demo", BTreeMap::new()), Some(&a));
+    assert_eq!(
+        secret.annotations().get(PASSWORD_DIGEST_ANNOTATION),
+        Some(&a)
+    );
+    let unrecorded = with_password_digest(desired_secret(&user, "demo", BTreeMap::new()), None);
+    assert!(unrecorded.annotations().is_empty());
+}
