@@ -109,27 +109,7 @@ async fn leader_stopped_with_sigterm_hands_over_and_loses_nothing() -> Result<()
     workload.wait_for_acks(PROGRESS, "before the stop").await?;
 
     let old = in_sync_leader(&cluster, &topic).await?;
-    // The broker's own grace is 10 s (--shutdown-grace-ms); a controlled shutdown that
-    // does not finish well inside what Kubernetes or docker allow is a failure.
-    let status = cluster.sigterm(old.node_id, SHUTDOWN_TIMEOUT).await?;
-    ensure!(
-        status.success(),
-        "broker {} stopped with {status}",
-        old.node_id
-    );
-    new_leader_after(&cluster, &topic, &old).await?;
-    workload
-        .wait_for_acks(workload.acked() + PROGRESS, "after the controlled shutdown")
-        .await?;
-
-    cluster.restart(old.node_id).await?;
-    in_sync_leader(&cluster, &topic).await?;
-    workload
-        .wait_for_acks(workload.acked() + PROGRESS, "after the restart")
-        .await?;
-
-    let outcome = workload.finish().await?;
-    check(&cluster, &topic, &outcome).await
+    stop_and_restart(&mut cluster, &topic, workload, &old).await
 }
 
 /// The broker stopped is the active controller and the partition's leader: its
@@ -163,32 +143,45 @@ async fn active_controller_stopped_with_sigterm_hands_over_and_loses_nothing() -
         .await?;
     let workload = Workload::start(&cluster.bootstrap(), &topic)?;
     workload.wait_for_acks(PROGRESS, "before the stop").await?;
+    stop_and_restart(&mut cluster, &topic, workload, &old).await
+}
 
+/// Stops the leader `old` with SIGTERM, has the producer go on through the new leader,
+/// restarts `old`, and checks what was acknowledged; prints the longest wait between
+/// two acknowledgements before the stop and through it.
+async fn stop_and_restart(
+    cluster: &mut Cluster,
+    topic: &str,
+    workload: Workload,
+    old: &PartitionLeader,
+) -> Result<()> {
     let before = workload.longest_gap();
+    // The broker's own grace is 10 s (--shutdown-grace-ms); a controlled shutdown that
+    // does not finish well inside what Kubernetes or docker allow is a failure.
     let status = cluster.sigterm(old.node_id, SHUTDOWN_TIMEOUT).await?;
     ensure!(
         status.success(),
         "broker {} stopped with {status}",
         old.node_id
     );
-    new_leader_after(&cluster, &topic, &old).await?;
+    new_leader_after(cluster, topic, old).await?;
     workload
         .wait_for_acks(workload.acked() + PROGRESS, "after the controlled shutdown")
         .await?;
     println!(
-        "longest wait between two acknowledgements: {:?} before the stop, {:?} through the \
-         controlled shutdown of the active controller",
-        before,
-        workload.longest_gap()
+        "longest wait between two acknowledgements: {before:?} before the stop, {:?} \
+         through the controlled shutdown of broker {}",
+        workload.longest_gap(),
+        old.node_id
     );
 
     cluster.restart(old.node_id).await?;
-    in_sync_leader(&cluster, &topic).await?;
+    in_sync_leader(cluster, topic).await?;
     workload
         .wait_for_acks(workload.acked() + PROGRESS, "after the restart")
         .await?;
     let outcome = workload.finish().await?;
-    check(&cluster, &topic, &outcome).await
+    check(cluster, topic, &outcome).await
 }
 
 /// The broker whose `fjord_active_controller` gauge is 1.
