@@ -76,7 +76,12 @@ wait_for() {
   log "$what after $(since "$t0")s"
 }
 
-"$HERE/k8s/build.sh"
+# K8S_NODE=real: a real node (kubelet, kube-proxy, containerd, CNI; e2e/k8s/node.sh) in
+# place of fake-kubelet. For now it runs its own section (sections/realnode.sh) and stops
+# there; the rest of the suite still needs fake-kubelet.
+K8S_NODE="${K8S_NODE:-fake}"
+[[ $K8S_NODE == fake || $K8S_NODE == real ]] || { echo "k8s: K8S_NODE is fake or real, not '$K8S_NODE'" >&2; exit 1; }
+if [[ $K8S_NODE == real ]]; then "$HERE/k8s/build.sh" node; else "$HERE/k8s/build.sh"; fi
 log "building broker, operator and harness"
 cargo build -q -p fjord-broker -p fjord-operator --bins
 cargo build -q -p fjord-e2e --bin scaling-workload
@@ -89,6 +94,10 @@ cleanup() {
   if [[ -n "${K8S_KEEP:-}" ]]; then
     log "K8S_KEEP set: control plane left running; KUBECONFIG=$WORK/admin.kubeconfig; pids ${PIDS[*]}"
     return
+  fi
+  if [[ $K8S_NODE == real ]] && declare -F node_stop >/dev/null; then
+    [[ $rc == 0 ]] || cp -r "$WORK/node/pod-logs" "$WORK/pods/" 2>/dev/null || true
+    node_stop
   fi
   # Newest first: operator, harness (stops its pods and clears /etc/hosts), then the
   # control plane.
@@ -154,6 +163,10 @@ contexts:
 current-context: e2e
 EOF
 
+# The real node's kubelet authenticates the API server (logs, exec) by this certificate.
+APISERVER_KUBELET_CLIENT=""
+[[ $K8S_NODE == fake ]] || APISERVER_KUBELET_CLIENT=1
+
 # --- control plane -------------------------------------------------------------------
 "$BIN/etcd" --name e2e --data-dir "$WORK/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -170,6 +183,7 @@ log "etcd started on 127.0.0.1:$ETCD_PORT (pid $!)"
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
   --endpoint-reconciler-type none \
+  ${APISERVER_KUBELET_CLIENT:+--kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" --kubelet-preferred-address-types InternalIP} \
   > "$WORK/logs/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
 log "kube-apiserver started on 127.0.0.1:$API_PORT (pid $!)"
@@ -191,6 +205,16 @@ log "kube-scheduler started (pid $!)"
 # Pods run `fjord` from the build; the harness finds commands in this directory only.
 ln -sf "$TARGET/debug/fjord" "$BIN/fjord"
 ln -sf "$TARGET/debug/fjord-check" "$BIN/fjord-check"  # the chart's `helm test` pod
+if [[ $K8S_NODE == real ]]; then
+  source "$HERE/k8s/node.sh"
+  node_start
+  wait_for "node Ready" 180 bash -c "\"$BIN/kubectl\" get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  wait_for "default ServiceAccount" 60 kubectl get serviceaccount default -n default
+  source "$HERE/k8s/sections/realnode.sh"
+  realnode_section
+  log "real node: all checks passed"
+  exit 0
+fi
 "$BIN/fake-kubelet" -kubeconfig "$KUBECONFIG" -bin-dir "$BIN" -log-dir "$WORK/pods" \
   > "$WORK/logs/fake-kubelet.log" 2>&1 &
 PIDS+=($!)
