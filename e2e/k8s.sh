@@ -139,7 +139,7 @@ pki="$WORK/pki"; mkdir -p "$pki"
 distinguished_name = dn
 [dn]
 [ext]
-subjectAltName = IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName = IP:127.0.0.1,IP:10.0.0.1,IP:10.244.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 EOF
   openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr 2>/dev/null
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.cnf -extensions ext -out apiserver.crt 2>/dev/null
@@ -163,9 +163,18 @@ contexts:
 current-context: e2e
 EOF
 
-# The real node's kubelet authenticates the API server (logs, exec) by this certificate.
-APISERVER_KUBELET_CLIENT=""
-[[ $K8S_NODE == fake ]] || APISERVER_KUBELET_CLIENT=1
+# On loopback only, with no endpoints for the `kubernetes` Service, for fake-kubelet. For
+# the real node, pods reach it through that Service: it listens on every address (node.sh
+# drops what does not come from loopback or the pods' bridge), advertises the node's
+# bridge address (10.244.0.1), and the real node's kubelet authenticates it (logs, exec)
+# by the admin certificate.
+APISERVER_ADDRESSES=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1)
+APISERVER_NODE=(--endpoint-reconciler-type none)
+if [[ $K8S_NODE == real ]]; then
+  APISERVER_ADDRESSES=(--bind-address 0.0.0.0 --advertise-address 10.244.0.1)
+  APISERVER_NODE=(--endpoint-reconciler-type lease --kubelet-client-certificate "$pki/admin.crt"
+    --kubelet-client-key "$pki/admin.key" --kubelet-preferred-address-types InternalIP)
+fi
 
 # --- control plane -------------------------------------------------------------------
 "$BIN/etcd" --name e2e --data-dir "$WORK/etcd" \
@@ -177,13 +186,12 @@ PIDS+=($!)
 log "etcd started on 127.0.0.1:$ETCD_PORT (pid $!)"
 
 "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  "${APISERVER_ADDRESSES[@]}" --secure-port "$API_PORT" \
   --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
-  --endpoint-reconciler-type none \
-  ${APISERVER_KUBELET_CLIENT:+--kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" --kubelet-preferred-address-types InternalIP} \
+  "${APISERVER_NODE[@]}" \
   > "$WORK/logs/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
 log "kube-apiserver started on 127.0.0.1:$API_PORT (pid $!)"

@@ -8,12 +8,16 @@
 # `build.sh node` builds, in addition, what the real-node tier (K8S_NODE=real, node.sh)
 # runs: kubelet and kube-proxy from k8s.io/kubernetes at the same version (module
 # node/go.mod, kept apart so that its pins never invalidate the control plane's stamp),
-# into the same directory, stamped separately (.stamp-node).
+# into the same directory, stamped separately (.stamp-node); CoreDNS and rancher's
+# local-path-provisioner by `go install` at the versions below.
 #
 # Prints the build time of each part; nothing here is timed against a limit.
 set -euo pipefail
 
 HELM_VERSION=v4.3.1
+# The real node's cluster DNS and dynamic PersistentVolumes (build.sh node).
+COREDNS_VERSION=v1.15.0
+LOCAL_PATH_VERSION=v0.0.30
 here=$(cd "$(dirname "$0")" && pwd)
 self=$here/$(basename "$0")
 cache=${FJORD_CACHE:-$HOME/.cache/fjord}/k8s
@@ -42,9 +46,10 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$kver -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 done
 
-# build_node: kubelet and kube-proxy, at the control plane's Kubernetes version.
+# build_node: kubelet and kube-proxy at the control plane's Kubernetes version, CoreDNS and
+# local-path-provisioner.
 build_node() {
-    local nver want_node t0 t1
+    local nver want_node t0 t1 t2 t3
     nver=$(go -C "$here/node" list -m -f "{{.Version}}" k8s.io/kubernetes)
     if [[ $nver != "$kver" ]]; then
         echo "node/go.mod pins k8s.io/kubernetes $nver, go.mod $kver: they must match" >&2
@@ -59,7 +64,12 @@ build_node() {
     (cd "$here/node" && go build -p "$par" -ldflags "$ldflags" -o "$bin/" \
         k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
     t1=$(date +%s)
-    echo "k8s node built: kubelet and kube-proxy $kver in $((t1 - t0))s"
+    GOBIN=$bin go install -p "$par" "github.com/coredns/coredns@$COREDNS_VERSION"
+    t2=$(date +%s)
+    GOBIN=$bin go install -p "$par" "github.com/rancher/local-path-provisioner@$LOCAL_PATH_VERSION"
+    t3=$(date +%s)
+    echo "k8s node built: kubelet and kube-proxy $kver in $((t1 - t0))s, coredns $COREDNS_VERSION in $((t2 - t1))s," \
+        "local-path-provisioner $LOCAL_PATH_VERSION in $((t3 - t2))s"
     echo "$want_node" > "$bin/.stamp-node"
 }
 

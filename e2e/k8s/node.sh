@@ -7,8 +7,10 @@
 # it: containerd's root, state and socket; the bridge fjord0 with 10.244.0.1/24 (the
 # node's IP; pods get 10.244.0.2-254 from host-local); a route sending the Service range
 # (10.0.0.0/24) to that bridge, so a Service IP that kube-proxy has not translated yet
-# stays on this machine; the iptables chain FJORD-E2E-NODE, which drops anything a pod
-# sends out of the bridge (pods talk to each other and to the host only); the cgroup
+# stays on this machine; the iptables chain FJORD-E2E-NODE, first in FORWARD, which
+# passes what pods send each other and drops anything else a pod sends through the host
+# (pods talk to each other and to the host only), and
+# FJORD-E2E-NODE-IN, which keeps the API server's port to loopback and the bridge; the cgroup
 # fjord-e2e in each cgroup v1 hierarchy (kubelet's cgroupRoot); the CNI network
 # namespaces containerd made; kube-proxy's chains (kube-proxy --cleanup).
 #
@@ -29,6 +31,10 @@ NODE_SERVICE_CIDR=10.0.0.0/24
 NODE_CHAIN=FJORD-E2E-NODE
 NODE_CGROUP=fjord-e2e
 NODE_PAUSE_IMAGE=fjord.dev/e2e/pause:3.10
+# Debian's busybox-static as an image: local-path-provisioner's helper pods (mkdir, rm)
+# and the DNS checks (nslookup) run it.
+NODE_BUSYBOX_IMAGE=fjord.dev/e2e/busybox:1.35
+NODE_STORAGE_NS=local-path-storage
 NODE_PIDS=()
 NODE_NETNS_BEFORE=""
 
@@ -75,11 +81,26 @@ node_images() {
     printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' > "$WORK/node/pause/Dockerfile"
     DOCKER_BUILDKIT=0 docker build -q -t "$NODE_PAUSE_IMAGE" "$WORK/node/pause" >/dev/null 2>&1 || fail "docker build $NODE_PAUSE_IMAGE"
   fi
-  local ids; ids="$(docker image inspect -f '{{.Id}}' "$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" | sha256sum | cut -c1-16)"
+  NODE_BUSYBOX="$dir/busybox"
+  if [[ ! -x $NODE_BUSYBOX ]]; then
+    mkdir -p "$WORK/node/busybox"
+    (cd "$WORK/node/busybox" && apt-get download busybox-static >/dev/null 2>&1 && dpkg-deb -x busybox-static_*.deb x) \
+      || fail "apt-get download busybox-static"
+    cp "$WORK/node/busybox/x/bin/busybox" "$NODE_BUSYBOX"
+  fi
+  if ! docker image inspect "$NODE_BUSYBOX_IMAGE" >/dev/null 2>&1; then
+    mkdir -p "$WORK/node/busybox-image"
+    cp "$NODE_BUSYBOX" "$WORK/node/busybox-image/busybox"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$WORK/node/busybox-image/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BUSYBOX_IMAGE" "$WORK/node/busybox-image" >/dev/null 2>&1 \
+      || fail "docker build $NODE_BUSYBOX_IMAGE"
+  fi
+  local images=("$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" "$NODE_BUSYBOX_IMAGE")
+  local ids; ids="$(docker image inspect -f '{{.Id}}' "${images[@]}" | sha256sum | cut -c1-16)"
   NODE_IMAGES_TAR="$dir/node-images-$ids.tar"
   if [[ ! -f $NODE_IMAGES_TAR ]]; then
     rm -f "$dir"/node-images-*.tar
-    docker save -o "$NODE_IMAGES_TAR.tmp" "$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" && mv "$NODE_IMAGES_TAR.tmp" "$NODE_IMAGES_TAR"
+    docker save -o "$NODE_IMAGES_TAR.tmp" "${images[@]}" && mv "$NODE_IMAGES_TAR.tmp" "$NODE_IMAGES_TAR"
   fi
 }
 
@@ -93,8 +114,19 @@ node_network() {
   ip link set "$NODE_BRIDGE" up
   ip route add "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE"
   iptables -w -N "$NODE_CHAIN"
-  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" ! -o "$NODE_BRIDGE" -j DROP
+  # Frames between two pods cross the bridge, and with br_netfilter on (as here) they
+  # go through iptables' FORWARD chain, whose policy docker sets to DROP: without this
+  # ACCEPT, pods reach the host but not each other (brokers wait for their quorum).
+  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -o "$NODE_BRIDGE" -j ACCEPT
+  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -j DROP
   iptables -w -I FORWARD 1 -j "$NODE_CHAIN"
+  # The API server listens on every address for the pods' sake (k8s.sh): only loopback
+  # and the bridge may reach it.
+  iptables -w -N "$NODE_CHAIN-IN"
+  iptables -w -A "$NODE_CHAIN-IN" -i lo -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -i "$NODE_BRIDGE" -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -p tcp --dport "$API_PORT" -j DROP
+  iptables -w -I INPUT 1 -j "$NODE_CHAIN-IN"
   cat > "$dir/net.d/10-fjord-e2e.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -240,6 +272,70 @@ EOF
   log "kube-proxy started (pid $!)"
 }
 
+# node_dns: CoreDNS as a process of the node, serving cluster.local (kubernetes plugin)
+# on the node's IP, which kubelet gives pods as their nameserver. Nothing else is
+# resolved: there is no forward plugin, so no query leaves the machine.
+node_dns() {
+  local dir="$WORK/node"
+  cat > "$dir/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 {
+    bind $NODE_IP
+    errors
+    kubernetes cluster.local in-addr.arpa {
+        kubeconfig $KUBECONFIG e2e
+        pods insecure
+        ttl 5
+    }
+}
+EOF
+  "$BIN/coredns" -conf "$dir/Corefile" > "$WORK/logs/coredns.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "coredns $("$BIN/coredns" -version | head -1 | awk '{print $1}') started on $NODE_IP:53 (pid $!)"
+  wait_for "cluster DNS answers kubernetes.default.svc.cluster.local" 60 \
+    "$NODE_BUSYBOX" nslookup kubernetes.default.svc.cluster.local "$NODE_IP"
+}
+
+# node_storage: rancher's local-path-provisioner as a process of the node, its volumes
+# under $WORK/node/local-path; its helper pods (busybox) make each volume's directory
+# (mode 0777) and remove it. StorageClass local-path, the default, binds on first use.
+node_storage() {
+  local dir="$WORK/node"
+  mkdir -p "$dir/local-path"
+  kubectl create namespace "$NODE_STORAGE_NS" >/dev/null
+  kubectl create serviceaccount local-path-provisioner -n "$NODE_STORAGE_NS" >/dev/null
+  printf '{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["%s"]}]}\n' "$dir/local-path" > "$dir/local-path.json"
+  cat > "$dir/local-path-helper.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: helper-pod}
+spec:
+  priorityClassName: system-node-critical
+  containers:
+  - {name: helper-pod, image: $NODE_BUSYBOX_IMAGE, imagePullPolicy: IfNotPresent}
+EOF
+  kubectl create configmap local-path-config -n "$NODE_STORAGE_NS" \
+    --from-file config.json="$dir/local-path.json" --from-file helperPod.yaml="$dir/local-path-helper.yaml" \
+    --from-literal setup=$'#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n' \
+    --from-literal teardown=$'#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n' >/dev/null
+  "$BIN/local-path-provisioner" start --kubeconfig "$KUBECONFIG" --namespace "$NODE_STORAGE_NS" \
+    --config "$dir/local-path.json" --helper-pod-file "$dir/local-path-helper.yaml" \
+    --configmap-name local-path-config --service-account-name local-path-provisioner \
+    --provisioner-name rancher.io/local-path --helper-image "$NODE_BUSYBOX_IMAGE" \
+    > "$WORK/logs/local-path-provisioner.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "local-path-provisioner started (pid $!)"
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+EOF
+}
+
 node_start() {
   mkdir -p "$WORK/node"
   command -v containerd >/dev/null && command -v runc >/dev/null || fail "containerd and runc (Debian's) are needed"
@@ -254,6 +350,8 @@ node_start() {
   node_cgroups
   node_kubelet
   node_proxy
+  node_dns
+  node_storage
 }
 
 # node_kubelet_chains_remove: the chains kubelet keeps in iptables and ip6tables
@@ -311,6 +409,8 @@ node_stop() {
   done
   iptables -w -D FORWARD -j "$NODE_CHAIN" 2>/dev/null
   iptables -w -F "$NODE_CHAIN" 2>/dev/null && iptables -w -X "$NODE_CHAIN" 2>/dev/null
+  iptables -w -D INPUT -j "$NODE_CHAIN-IN" 2>/dev/null
+  iptables -w -F "$NODE_CHAIN-IN" 2>/dev/null && iptables -w -X "$NODE_CHAIN-IN" 2>/dev/null
   # Pod ends of the bridge whose namespace is still held somewhere.
   for d in $(ls "/sys/class/net/$NODE_BRIDGE/brif" 2>/dev/null); do ip link del "$d" 2>/dev/null; done
   ip route del "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null
