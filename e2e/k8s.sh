@@ -76,9 +76,11 @@ wait_for() {
   log "$what after $(since "$t0")s"
 }
 
-# K8S_NODE=real: a real node (kubelet, kube-proxy, containerd, CNI; e2e/k8s/node.sh) in
-# place of fake-kubelet. For now it runs its own section (sections/realnode.sh) and stops
-# there; the rest of the suite still needs fake-kubelet.
+# K8S_NODE=real: a real node (kubelet, kube-proxy, containerd, CNI, CoreDNS, local-path
+# volumes; e2e/k8s/node.sh) in place of fake-kubelet, the operator as the chart's
+# Deployment. It runs the node's own checks (sections/realnode.sh), the chart and the
+# README path, then its failure checks, and stops there: the rest of the suite still
+# needs fake-kubelet.
 K8S_NODE="${K8S_NODE:-fake}"
 [[ $K8S_NODE == fake || $K8S_NODE == real ]] || { echo "k8s: K8S_NODE is fake or real, not '$K8S_NODE'" >&2; exit 1; }
 if [[ $K8S_NODE == real ]]; then "$HERE/k8s/build.sh" node; else "$HERE/k8s/build.sh"; fi
@@ -219,10 +221,8 @@ if [[ $K8S_NODE == real ]]; then
   wait_for "node Ready" 180 bash -c "\"$BIN/kubectl\" get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
   wait_for "default ServiceAccount" 60 kubectl get serviceaccount default -n default
   source "$HERE/k8s/sections/realnode.sh"
-  realnode_section
-  log "real node: all checks passed"
-  exit 0
-fi
+  realnode_basics
+else
 "$BIN/fake-kubelet" -kubeconfig "$KUBECONFIG" -bin-dir "$BIN" -log-dir "$WORK/pods" \
   > "$WORK/logs/fake-kubelet.log" 2>&1 &
 PIDS+=($!)
@@ -242,6 +242,7 @@ volumeBindingMode: Immediate
 # Expanded by fake-kubelet's resizer (playing the CSI external-resizer).
 allowVolumeExpansion: true
 EOF
+fi
 
 # --- chart -----------------------------------------------------------------------------
 CHART="$ROOT/charts/fjord-operator"
@@ -256,13 +257,23 @@ log "helm template matches $golden"
 
 kubectl create namespace fjord-system >/dev/null
 t0=$(now)
+if [[ $K8S_NODE == real ]]; then
+  # The operator runs as the chart's Deployment, in a pod of the imported image.
+  helm install fjord "$CHART" --namespace fjord-system --set topicResyncSeconds=5 --set logFormat=text \
+    --wait --timeout 3m >/dev/null || { kubectl get pods -n fjord-system -o wide >&2; fail "helm install"; }
+  log "helm install, the operator's Deployment available, after $(since "$t0")s"
+else
 helm install fjord "$CHART" --namespace fjord-system --set replicaCount=0 --wait --timeout 2m >/dev/null
 log "helm install after $(since "$t0")s"
+fi
 for crd in fjordclusters topics consumergroups; do
   kubectl wait --for condition=Established "crd/$crd.fjord.dev" --timeout 60s >/dev/null
 done
 kubectl get clusterrole fjord-fjord-operator >/dev/null || fail "chart created no ClusterRole"
 
+if [[ $K8S_NODE == real ]]; then
+  wait_for "operator pod holds the Lease" 90 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-fjord-operator-"
+else
 # The operator runs as the chart's ServiceAccount, so missing RBAC shows up here.
 token=$(kubectl create token fjord-fjord-operator -n fjord-system --duration 2h)
 cat > "$WORK/operator.kubeconfig" <<EOF
@@ -296,6 +307,7 @@ start_operator() {
 start_operator
 wait_for "operator /healthz" 30 curl -sf "http://127.0.0.1:$OP_PORT/healthz"
 wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-operator"
+fi
 
 # --- the README path ---------------------------------------------------------------------
 kubectl create namespace "$NS" >/dev/null
@@ -344,6 +356,8 @@ log "FjordCluster objects, owner references, status and scale subresource as exp
 
 BOOT=demo-bootstrap.demo.svc:9092
 check() { "$TARGET/debug/fjord-check" "$@"; }
+# On the real node, clients run in pods (realnode.sh's image of fjord-check).
+[[ $K8S_NODE == fake ]] || check() { rn_in_pod check fjord-check "$@"; }
 # Kafka's own command-line tools (kafka-configs, kafka-topics, console clients).
 kt() { "$HERE/apache-kafka.sh" tool "$@"; }
 topic_ready() {
@@ -352,6 +366,12 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+if [[ $K8S_NODE == real ]]; then
+  # The rest of the suite still needs fake-kubelet (host clients, /etc/hosts).
+  realnode_after_readme
+  log "real node: all checks passed"
+  exit 0
+fi
 
 # --- scaling under live traffic ------------------------------------------------------
 # The `scaling` scenario: from here until after the scale-out, the scale-in, the rolling

@@ -35,6 +35,10 @@ NODE_PAUSE_IMAGE=fjord.dev/e2e/pause:3.10
 # and the DNS checks (nslookup) run it.
 NODE_BUSYBOX_IMAGE=fjord.dev/e2e/busybox:1.35
 NODE_STORAGE_NS=local-path-storage
+# The suite's clients as an image: fjord-check and scaling-workload from the build
+# ($TARGET/debug), busybox, on the broker's runtime base with Debian's libssl3; tagged by
+# the content, so a new build makes a new image.
+NODE_CLIENTS_REPO=fjord.dev/e2e/clients
 NODE_PIDS=()
 NODE_NETNS_BEFORE=""
 
@@ -95,7 +99,28 @@ node_images() {
     DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BUSYBOX_IMAGE" "$WORK/node/busybox-image" >/dev/null 2>&1 \
       || fail "docker build $NODE_BUSYBOX_IMAGE"
   fi
-  local images=("$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" "$NODE_BUSYBOX_IMAGE")
+  local clients="$WORK/node/clients-image" tag
+  mkdir -p "$clients/root/usr/local/bin" "$clients/root/bin"
+  if [[ ! -f $dir/libssl3.deb ]]; then
+    (cd "$WORK/node" && apt-get download libssl3 >/dev/null 2>&1 && mv libssl3_*.deb "$dir/libssl3.deb") \
+      || fail "apt-get download libssl3"
+  fi
+  dpkg-deb -x "$dir/libssl3.deb" "$clients/root"
+  rm -rf "$clients/root/usr/share"
+  objcopy --strip-debug "$TARGET/debug/fjord-check" "$clients/root/usr/local/bin/fjord-check"
+  objcopy --strip-debug "$TARGET/debug/scaling-workload" "$clients/root/usr/local/bin/scaling-workload"
+  cp "$NODE_BUSYBOX" "$clients/root/bin/busybox"
+  tag=$( (cd "$clients/root" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
+  NODE_CLIENTS_IMAGE="$NODE_CLIENTS_REPO:$tag"
+  if ! docker image inspect "$NODE_CLIENTS_IMAGE" >/dev/null 2>&1; then
+    printf 'FROM %s\nCOPY root/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' fjord-base:bookworm > "$clients/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$NODE_CLIENTS_IMAGE" "$clients" >/dev/null 2>&1 \
+      || fail "docker build $NODE_CLIENTS_IMAGE"
+    # Older client images of this suite: replaced by this one.
+    docker images --format '{{.Repository}}:{{.Tag}}' "$NODE_CLIENTS_REPO" | grep -vx "$NODE_CLIENTS_IMAGE" \
+      | xargs -r docker rmi >/dev/null 2>&1 || true
+  fi
+  local images=("$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" "$NODE_BUSYBOX_IMAGE" "$NODE_CLIENTS_IMAGE")
   local ids; ids="$(docker image inspect -f '{{.Id}}' "${images[@]}" | sha256sum | cut -c1-16)"
   NODE_IMAGES_TAR="$dir/node-images-$ids.tar"
   if [[ ! -f $NODE_IMAGES_TAR ]]; then
