@@ -130,12 +130,26 @@ rn_pod_stdout() {
     st == "stdout" { buf = buf $0; if (tag == "F") { print buf; buf = "" } }'
 }
 
+# rn_network_state: what a failed client needs, on stderr: pods and their IPs, the
+# Services' endpoints, kube-proxy's NAT rules for them, the bridge's ports.
+rn_network_state() {
+  {
+    kubectl get pods -A -o wide
+    kubectl get endpointslices -A -o wide
+    iptables-save -t nat | grep -E "demo/|KUBE-SERVICES"
+    bridge link show 2>/dev/null || ls "/sys/class/net/$NODE_BRIDGE/brif"
+    ip neigh show dev "$NODE_BRIDGE"
+  } >&2
+}
+
+# Pod names of rn_in_pod: numbered by the caller's shell ($RANDOM: `check` often runs in
+# a command substitution, whose counter would not outlive it).
 RN_CLIENT_N=0
 # rn_in_pod NAME COMMAND ARGS...: runs COMMAND of the clients image (fjord-check,
 # scaling-workload, busybox) in a pod of namespace realnode and prints its stdout; fails
 # with its output unless it exits 0 within 120 s.
 rn_in_pod() {
-  local name="$1-$RN_CLIENT_N" json; shift
+  local name="$1-$RN_CLIENT_N-$RANDOM" json; shift
   RN_CLIENT_N=$((RN_CLIENT_N + 1))
   json=$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")
   kubectl apply -n "$RN_NS" -f - >/dev/null <<EOF
@@ -149,7 +163,7 @@ EOF
     (( $(date +%s) < deadline )) || { rn_describe "$name"; fail "$* in pod $name: no exit within 120 s"; }
     sleep 0.3
   done
-  [[ $phase == Succeeded ]] || { rn_describe "$name"; fail "$* in pod $name: $phase"; }
+  [[ $phase == Succeeded ]] || { rn_describe "$name"; rn_network_state; fail "$* in pod $name: $phase"; }
   rn_pod_stdout "$RN_NS" "$name"
   kubectl delete pod "$name" -n "$RN_NS" --wait=false >/dev/null
 }
