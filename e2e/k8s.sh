@@ -40,7 +40,8 @@
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
 # objects applied at once for the scale figure; default 1000, 0 skips), K8S_KEEP=1 keeps
 # the control plane running after the suite (for poking with kubectl), K8S_OPERATOR_LOG
-# (the operator's RUST_LOG). A failed run keeps its logs under $FJORD_CACHE/k8s-logs.
+# (the operator's RUST_LOG), K8S_NODE (fake, the default, or real: see below). A failed
+# run keeps its logs under $FJORD_CACHE/k8s-logs.
 set -euo pipefail
 # One suite at a time on a machine: it owns a block of /etc/hosts and fixed ports. A caller
 # that already holds /tmp/k8s-suite.lock (to keep the control plane for poking) says so
