@@ -137,6 +137,8 @@ rn_network_state() {
     kubectl get pods -A -o wide
     kubectl get endpointslices -A -o wide
     iptables-save -t nat | grep -E "demo/|KUBE-SERVICES"
+    iptables -w -L FORWARD -v -n
+    iptables -w -L KUBE-FORWARD -v -n
     bridge link show 2>/dev/null || ls "/sys/class/net/$NODE_BRIDGE/brif"
     ip neigh show dev "$NODE_BRIDGE"
   } >&2
