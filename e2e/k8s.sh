@@ -40,7 +40,8 @@
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
 # objects applied at once for the scale figure; default 1000, 0 skips), K8S_KEEP=1 keeps
 # the control plane running after the suite (for poking with kubectl), K8S_OPERATOR_LOG
-# (the operator's RUST_LOG). A failed run keeps its logs under $FJORD_CACHE/k8s-logs.
+# (the operator's RUST_LOG), K8S_NODE (fake, the default, or real: see below). A failed
+# run keeps its logs under $FJORD_CACHE/k8s-logs.
 set -euo pipefail
 # One suite at a time on a machine: it owns a block of /etc/hosts and fixed ports. A caller
 # that already holds /tmp/k8s-suite.lock (to keep the control plane for poking) says so
@@ -76,7 +77,14 @@ wait_for() {
   log "$what after $(since "$t0")s"
 }
 
-"$HERE/k8s/build.sh"
+# K8S_NODE=real: a real node (kubelet, kube-proxy, containerd, CNI, CoreDNS, local-path
+# volumes; e2e/k8s/node.sh) in place of fake-kubelet, the operator as the chart's
+# Deployment. It runs the node's own checks (sections/realnode.sh), the chart and the
+# README path, then its failure checks, and stops there: the rest of the suite still
+# needs fake-kubelet.
+K8S_NODE="${K8S_NODE:-fake}"
+[[ $K8S_NODE == fake || $K8S_NODE == real ]] || { echo "k8s: K8S_NODE is fake or real, not '$K8S_NODE'" >&2; exit 1; }
+if [[ $K8S_NODE == real ]]; then "$HERE/k8s/build.sh" node; else "$HERE/k8s/build.sh"; fi
 log "building broker, operator and harness"
 cargo build -q -p fjord-broker -p fjord-operator --bins
 cargo build -q -p fjord-e2e --bin scaling-workload
@@ -89,6 +97,10 @@ cleanup() {
   if [[ -n "${K8S_KEEP:-}" ]]; then
     log "K8S_KEEP set: control plane left running; KUBECONFIG=$WORK/admin.kubeconfig; pids ${PIDS[*]}"
     return
+  fi
+  if [[ $K8S_NODE == real ]] && declare -F node_stop >/dev/null; then
+    [[ $rc == 0 ]] || cp -r "$WORK/node/pod-logs" "$WORK/pods/" 2>/dev/null || true
+    node_stop
   fi
   # Newest first: operator, harness (stops its pods and clears /etc/hosts), then the
   # control plane.
@@ -130,7 +142,7 @@ pki="$WORK/pki"; mkdir -p "$pki"
 distinguished_name = dn
 [dn]
 [ext]
-subjectAltName = IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
+subjectAltName = IP:127.0.0.1,IP:10.0.0.1,IP:10.244.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc
 EOF
   openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key -out apiserver.csr 2>/dev/null
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.cnf -extensions ext -out apiserver.crt 2>/dev/null
@@ -154,6 +166,19 @@ contexts:
 current-context: e2e
 EOF
 
+# On loopback only, with no endpoints for the `kubernetes` Service, for fake-kubelet. For
+# the real node, pods reach it through that Service: it listens on every address (node.sh
+# drops what does not come from loopback or the pods' bridge), advertises the node's
+# bridge address (10.244.0.1), and the real node's kubelet authenticates it (logs, exec)
+# by the admin certificate.
+APISERVER_ADDRESSES=(--bind-address 127.0.0.1 --advertise-address 127.0.0.1)
+APISERVER_NODE=(--endpoint-reconciler-type none)
+if [[ $K8S_NODE == real ]]; then
+  APISERVER_ADDRESSES=(--bind-address 0.0.0.0 --advertise-address 10.244.0.1)
+  APISERVER_NODE=(--endpoint-reconciler-type lease --kubelet-client-certificate "$pki/admin.crt"
+    --kubelet-client-key "$pki/admin.key" --kubelet-preferred-address-types InternalIP)
+fi
+
 # --- control plane -------------------------------------------------------------------
 "$BIN/etcd" --name e2e --data-dir "$WORK/etcd" \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -164,12 +189,12 @@ PIDS+=($!)
 log "etcd started on 127.0.0.1:$ETCD_PORT (pid $!)"
 
 "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  "${APISERVER_ADDRESSES[@]}" --secure-port "$API_PORT" \
   --cert-dir "$pki" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
   --client-ca-file "$pki/ca.crt" --authorization-mode Node,RBAC \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$pki/sa.pub" \
   --service-account-signing-key-file "$pki/sa.key" --service-cluster-ip-range 10.0.0.0/24 \
-  --endpoint-reconciler-type none \
+  "${APISERVER_NODE[@]}" \
   > "$WORK/logs/kube-apiserver.log" 2>&1 &
 PIDS+=($!)
 log "kube-apiserver started on 127.0.0.1:$API_PORT (pid $!)"
@@ -191,6 +216,14 @@ log "kube-scheduler started (pid $!)"
 # Pods run `fjord` from the build; the harness finds commands in this directory only.
 ln -sf "$TARGET/debug/fjord" "$BIN/fjord"
 ln -sf "$TARGET/debug/fjord-check" "$BIN/fjord-check"  # the chart's `helm test` pod
+if [[ $K8S_NODE == real ]]; then
+  source "$HERE/k8s/node.sh"
+  node_start
+  wait_for "node Ready" 180 bash -c "\"$BIN/kubectl\" get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  wait_for "default ServiceAccount" 60 kubectl get serviceaccount default -n default
+  source "$HERE/k8s/sections/realnode.sh"
+  realnode_basics
+else
 "$BIN/fake-kubelet" -kubeconfig "$KUBECONFIG" -bin-dir "$BIN" -log-dir "$WORK/pods" \
   > "$WORK/logs/fake-kubelet.log" 2>&1 &
 PIDS+=($!)
@@ -210,6 +243,7 @@ volumeBindingMode: Immediate
 # Expanded by fake-kubelet's resizer (playing the CSI external-resizer).
 allowVolumeExpansion: true
 EOF
+fi
 
 # --- chart -----------------------------------------------------------------------------
 CHART="$ROOT/charts/fjord-operator"
@@ -224,13 +258,23 @@ log "helm template matches $golden"
 
 kubectl create namespace fjord-system >/dev/null
 t0=$(now)
+if [[ $K8S_NODE == real ]]; then
+  # The operator runs as the chart's Deployment, in a pod of the imported image.
+  helm install fjord "$CHART" --namespace fjord-system --set topicResyncSeconds=5 --set logFormat=text \
+    --wait --timeout 3m >/dev/null || { kubectl get pods -n fjord-system -o wide >&2; fail "helm install"; }
+  log "helm install, the operator's Deployment available, after $(since "$t0")s"
+else
 helm install fjord "$CHART" --namespace fjord-system --set replicaCount=0 --wait --timeout 2m >/dev/null
 log "helm install after $(since "$t0")s"
+fi
 for crd in fjordclusters topics consumergroups; do
   kubectl wait --for condition=Established "crd/$crd.fjord.dev" --timeout 60s >/dev/null
 done
 kubectl get clusterrole fjord-fjord-operator >/dev/null || fail "chart created no ClusterRole"
 
+if [[ $K8S_NODE == real ]]; then
+  wait_for "operator pod holds the Lease" 90 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-fjord-operator-"
+else
 # The operator runs as the chart's ServiceAccount, so missing RBAC shows up here.
 token=$(kubectl create token fjord-fjord-operator -n fjord-system --duration 2h)
 cat > "$WORK/operator.kubeconfig" <<EOF
@@ -264,6 +308,7 @@ start_operator() {
 start_operator
 wait_for "operator /healthz" 30 curl -sf "http://127.0.0.1:$OP_PORT/healthz"
 wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-operator"
+fi
 
 # --- the README path ---------------------------------------------------------------------
 kubectl create namespace "$NS" >/dev/null
@@ -312,6 +357,8 @@ log "FjordCluster objects, owner references, status and scale subresource as exp
 
 BOOT=demo-bootstrap.demo.svc:9092
 check() { "$TARGET/debug/fjord-check" "$@"; }
+# On the real node, clients run in pods (realnode.sh's image of fjord-check).
+[[ $K8S_NODE == fake ]] || check() { rn_in_pod check fjord-check "$@"; }
 # Kafka's own command-line tools (kafka-configs, kafka-topics, console clients).
 kt() { "$HERE/apache-kafka.sh" tool "$@"; }
 topic_ready() {
@@ -320,6 +367,12 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
+if [[ $K8S_NODE == real ]]; then
+  # The rest of the suite still needs fake-kubelet (host clients, /etc/hosts).
+  realnode_after_readme
+  log "real node: all checks passed"
+  exit 0
+fi
 
 # --- scaling under live traffic ------------------------------------------------------
 # The `scaling` scenario: from here until after the scale-out, the scale-in, the rolling

@@ -1,0 +1,444 @@
+# The real node of the Kubernetes suite (K8S_NODE=real), sourced by e2e/k8s.sh after the
+# control plane is up: containerd (Debian's), runc, the CNI bridge and host-local
+# plugins (Debian's containernetworking-plugins), kubelet and kube-proxy (built by
+# build.sh node at the control plane's version), as Node fjord-e2e-node.
+#
+# Everything it creates lives under $WORK/node or is named here, and node_stop removes
+# it: containerd's root, state and socket; the bridge fjord0 with 10.244.0.1/24 (the
+# node's IP; pods get 10.244.0.2-254 from host-local); a route sending the Service range
+# (10.0.0.0/24) to that bridge, so a Service IP that kube-proxy has not translated yet
+# stays on this machine; the iptables chain FJORD-E2E-NODE, first in FORWARD, which
+# passes what pods send each other and drops anything else a pod sends through the host
+# (pods talk to each other and to the host only), and
+# FJORD-E2E-NODE-IN, which keeps the API server's port to loopback and the bridge; the cgroup
+# fjord-e2e in each cgroup v1 hierarchy (kubelet's cgroupRoot); the CNI network
+# namespaces containerd made; kube-proxy's chains (kube-proxy --cleanup).
+#
+# Images: nothing is pulled. The broker and operator images that e2e/images.sh builds
+# with docker, and a pause image built here from kubernetes' pause.c, are saved from
+# docker and imported into containerd's k8s.io namespace; every registry containerd
+# knows of is pointed at 127.0.0.1:9, so a missing image fails to pull instead of
+# reaching out.
+#
+# Needs (from k8s.sh): WORK, BIN, CACHE, pki (with ca.crt and ca.key), API_PORT, log,
+# fail, wait_for. Provides node_start, node_stop, node_ctr, NODE_NAME, NODE_IP.
+
+NODE_NAME=fjord-e2e-node
+NODE_BRIDGE=fjord0
+NODE_IP=10.244.0.1
+NODE_POD_CIDR=10.244.0.0/24
+NODE_SERVICE_CIDR=10.0.0.0/24
+NODE_CHAIN=FJORD-E2E-NODE
+NODE_CGROUP=fjord-e2e
+NODE_PAUSE_IMAGE=fjord.dev/e2e/pause:3.10
+# Debian's busybox-static as an image: local-path-provisioner's helper pods (mkdir, rm)
+# and the DNS checks (nslookup) run it.
+NODE_BUSYBOX_IMAGE=fjord.dev/e2e/busybox:1.35
+NODE_STORAGE_NS=local-path-storage
+# The suite's clients as an image: fjord-check and scaling-workload from the build
+# ($TARGET/debug), busybox, on the broker's runtime base with Debian's libssl3; tagged by
+# the content, so a new build makes a new image.
+NODE_CLIENTS_REPO=fjord.dev/e2e/clients
+NODE_PIDS=()
+NODE_NETNS_BEFORE=""
+
+node_ctr() { ctr --address "$WORK/node/containerd/containerd.sock" -n k8s.io "$@"; }
+
+# node_cert NAME SUBJECT: a client certificate signed by the suite's CA, and a kubeconfig
+# for it.
+node_cert() {
+  local name="$1" subject="$2" dir="$WORK/node"
+  openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$dir/$name.key" -out "$dir/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 2 -out "$dir/$name.crt" 2>/dev/null
+  cat > "$dir/$name.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: "https://127.0.0.1:$API_PORT", certificate-authority: "$pki/ca.crt"}
+users:
+- name: $name
+  user: {client-certificate: "$dir/$name.crt", client-key: "$dir/$name.key"}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: $name}
+current-context: e2e
+EOF
+}
+
+# node_images: the images the node runs, as one docker-save archive in the cache, made
+# again only when one of the images changed.
+node_images() {
+  local version; version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)"
+  NODE_BROKER_IMAGE="fjord:$version"
+  NODE_OPERATOR_IMAGE="fjord-operator:$version"
+  local dir="$CACHE/k8s/images"; mkdir -p "$dir"
+  if ! docker info >/dev/null 2>&1 || ! docker image inspect "$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" >/dev/null 2>&1; then
+    log "broker or operator image missing: e2e/images.sh builds them"
+    "$ROOT/e2e/images.sh" > "$WORK/logs/images.log" 2>&1 || { tail -n 20 "$WORK/logs/images.log"; fail "e2e/images.sh"; }
+  fi
+  if ! docker image inspect "$NODE_PAUSE_IMAGE" >/dev/null 2>&1; then
+    local src; src="$(cd "$HERE/k8s/node" && GOTOOLCHAIN=local go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+    mkdir -p "$WORK/node/pause"
+    gcc -Os -static -o "$WORK/node/pause/pause" "$src" || fail "gcc $src"
+    printf 'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n' > "$WORK/node/pause/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$NODE_PAUSE_IMAGE" "$WORK/node/pause" >/dev/null 2>&1 || fail "docker build $NODE_PAUSE_IMAGE"
+  fi
+  NODE_BUSYBOX="$dir/busybox"
+  if [[ ! -x $NODE_BUSYBOX ]]; then
+    mkdir -p "$WORK/node/busybox"
+    (cd "$WORK/node/busybox" && apt-get download busybox-static >/dev/null 2>&1 && dpkg-deb -x busybox-static_*.deb x) \
+      || fail "apt-get download busybox-static"
+    cp "$WORK/node/busybox/x/bin/busybox" "$NODE_BUSYBOX"
+  fi
+  if ! docker image inspect "$NODE_BUSYBOX_IMAGE" >/dev/null 2>&1; then
+    mkdir -p "$WORK/node/busybox-image"
+    cp "$NODE_BUSYBOX" "$WORK/node/busybox-image/busybox"
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' > "$WORK/node/busybox-image/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BUSYBOX_IMAGE" "$WORK/node/busybox-image" >/dev/null 2>&1 \
+      || fail "docker build $NODE_BUSYBOX_IMAGE"
+  fi
+  local clients="$WORK/node/clients-image" tag
+  mkdir -p "$clients/root/usr/local/bin" "$clients/root/bin"
+  if [[ ! -f $dir/libssl3.deb ]]; then
+    (cd "$WORK/node" && apt-get download libssl3 >/dev/null 2>&1 && mv libssl3_*.deb "$dir/libssl3.deb") \
+      || fail "apt-get download libssl3"
+  fi
+  dpkg-deb -x "$dir/libssl3.deb" "$clients/root"
+  rm -rf "$clients/root/usr/share"
+  objcopy --strip-debug "$TARGET/debug/fjord-check" "$clients/root/usr/local/bin/fjord-check"
+  objcopy --strip-debug "$TARGET/debug/scaling-workload" "$clients/root/usr/local/bin/scaling-workload"
+  cp "$NODE_BUSYBOX" "$clients/root/bin/busybox"
+  tag=$( (cd "$clients/root" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
+  NODE_CLIENTS_IMAGE="$NODE_CLIENTS_REPO:$tag"
+  if ! docker image inspect "$NODE_CLIENTS_IMAGE" >/dev/null 2>&1; then
+    printf 'FROM %s\nCOPY root/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' fjord-base:bookworm > "$clients/Dockerfile"
+    DOCKER_BUILDKIT=0 docker build -q -t "$NODE_CLIENTS_IMAGE" "$clients" >/dev/null 2>&1 \
+      || fail "docker build $NODE_CLIENTS_IMAGE"
+    # Older client images of this suite: replaced by this one.
+    docker images --format '{{.Repository}}:{{.Tag}}' "$NODE_CLIENTS_REPO" | grep -vx "$NODE_CLIENTS_IMAGE" \
+      | xargs -r docker rmi >/dev/null 2>&1 || true
+  fi
+  local images=("$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" "$NODE_PAUSE_IMAGE" "$NODE_BUSYBOX_IMAGE" "$NODE_CLIENTS_IMAGE")
+  local ids; ids="$(docker image inspect -f '{{.Id}}' "${images[@]}" | sha256sum | cut -c1-16)"
+  NODE_IMAGES_TAR="$dir/node-images-$ids.tar"
+  if [[ ! -f $NODE_IMAGES_TAR ]]; then
+    rm -f "$dir"/node-images-*.tar
+    docker save -o "$NODE_IMAGES_TAR.tmp" "${images[@]}" && mv "$NODE_IMAGES_TAR.tmp" "$NODE_IMAGES_TAR"
+  fi
+}
+
+node_network() {
+  local dir="$WORK/node/cni"
+  mkdir -p "$dir/net.d" "$dir/ipam"
+  # The bridge exists before the first pod, so the node has its IP from the start; the
+  # bridge plugin finds and uses it.
+  ip link add "$NODE_BRIDGE" type bridge || fail "ip link add $NODE_BRIDGE type bridge"
+  ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
+  ip link set "$NODE_BRIDGE" up
+  ip route add "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE"
+  iptables -w -N "$NODE_CHAIN"
+  # Frames between two pods cross the bridge, and with br_netfilter on (as here) they
+  # go through iptables' FORWARD chain, whose policy docker sets to DROP: without this
+  # ACCEPT, pods reach the host but not each other (brokers wait for their quorum).
+  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -o "$NODE_BRIDGE" -j ACCEPT
+  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -j DROP
+  iptables -w -I FORWARD 1 -j "$NODE_CHAIN"
+  # The API server listens on every address for the pods' sake (k8s.sh): only loopback
+  # and the bridge may reach it.
+  iptables -w -N "$NODE_CHAIN-IN"
+  iptables -w -A "$NODE_CHAIN-IN" -i lo -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -i "$NODE_BRIDGE" -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -p tcp --dport "$API_PORT" -j DROP
+  iptables -w -I INPUT 1 -j "$NODE_CHAIN-IN"
+  cat > "$dir/net.d/10-fjord-e2e.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "fjord-e2e",
+  "plugins": [{
+    "type": "bridge", "bridge": "$NODE_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "ipam": {"type": "host-local", "dataDir": "$dir/ipam",
+             "ranges": [[{"subnet": "$NODE_POD_CIDR", "gateway": "$NODE_IP"}]],
+             "routes": [{"dst": "0.0.0.0/0"}]}
+  }]
+}
+EOF
+}
+
+node_containerd() {
+  local dir="$WORK/node/containerd" reg
+  mkdir -p "$dir/root" "$dir/state" "$dir/certs.d"
+  # No registry is reachable from here, and none may be tried.
+  for reg in _default docker.io registry.k8s.io fjord.dev; do
+    mkdir -p "$dir/certs.d/$reg"
+    printf 'server = "http://127.0.0.1:9"\n' > "$dir/certs.d/$reg/hosts.toml"
+  done
+  cat > "$dir/config.toml" <<EOF
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd-ttrpc.sock"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$NODE_PAUSE_IMAGE"
+  # This sandbox's bounding set lacks CAP_SYS_RESOURCE, so no process here can lower an
+  # oom_score_adj (echo -998 > /proc/self/oom_score_adj: Permission denied). kubelet asks
+  # -998 for every pod sandbox and -997 for Guaranteed containers, and runc then fails
+  # with "can't get final child's PID from pipe: EOF". Restricted, containerd raises such
+  # requests to its own score (0).
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$WORK/node/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+EOF
+  NODE_NETNS_BEFORE="$( (ls /var/run/netns 2>/dev/null || true) | sort)"
+  containerd --config "$dir/config.toml" > "$WORK/logs/containerd.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "containerd $(containerd --version | awk '{print $3}') started (pid $!)"
+  wait_for "containerd socket" 30 node_ctr version
+  local t0; t0=$(now)
+  node_ctr images import "$NODE_IMAGES_TAR" >/dev/null || fail "ctr images import $NODE_IMAGES_TAR"
+  log "images imported into containerd in $(since "$t0")s: $(node_ctr images ls -q | grep -v '^sha256:' | paste -sd' ')"
+}
+
+# node_cgroups: kubelet's cgroupRoot, one directory per cgroup v1 hierarchy; cpuset needs
+# its cpus and mems before anything can join it.
+node_cgroups() {
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [[ -f $h/cgroup.procs && $(basename "$h") != unified ]] || continue
+    mkdir -p "$h$NODE_CGROUP"
+  done
+  if [[ -d /sys/fs/cgroup/cpuset/$NODE_CGROUP ]]; then
+    cat /sys/fs/cgroup/cpuset/cpuset.cpus > "/sys/fs/cgroup/cpuset/$NODE_CGROUP/cpuset.cpus"
+    cat /sys/fs/cgroup/cpuset/cpuset.mems > "/sys/fs/cgroup/cpuset/$NODE_CGROUP/cpuset.mems"
+  fi
+}
+
+node_kubelet() {
+  local dir="$WORK/node"
+  mkdir -p "$dir/kubelet" "$dir/pod-logs"
+  node_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
+  cat > "$dir/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# This machine's cgroups are v1; kubelet 1.35+ refuses them unless told otherwise.
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /$NODE_CGROUP
+failSwapOn: false
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 10248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: "$pki/ca.crt"}
+authorization: {mode: Webhook}
+clusterDomain: cluster.local
+clusterDNS: [$NODE_IP]
+# Pods get the cluster's DNS only, never the host's resolvers.
+resolvConf: ""
+podCIDR: $NODE_POD_CIDR
+containerRuntimeEndpoint: unix://$dir/containerd/containerd.sock
+podLogsDir: $dir/pod-logs
+# The shared disk of this machine is fuller than kubelet's defaults allow (imagefs 15%).
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%, nodefs.inodesFree: 1%}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 60
+EOF
+  "$BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
+    --root-dir "$dir/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 2 \
+    > "$WORK/logs/kubelet.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "kubelet $("$BIN/kubelet" --version | awk '{print $2}') started (pid $!)"
+}
+
+node_proxy() {
+  local dir="$WORK/node"
+  node_cert kube-proxy "/CN=system:kube-proxy"
+  cat > "$dir/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clientConnection: {kubeconfig: "$dir/kube-proxy.kubeconfig"}
+hostnameOverride: $NODE_NAME
+clusterCIDR: $NODE_POD_CIDR
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$NODE_IP/32"]
+# Leave the host's conntrack settings as they are.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+  "$BIN/kube-proxy" --config "$dir/kube-proxy.yaml" --v 2 > "$WORK/logs/kube-proxy.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "kube-proxy started (pid $!)"
+}
+
+# node_dns: CoreDNS as a process of the node, serving cluster.local (kubernetes plugin)
+# on the node's IP, which kubelet gives pods as their nameserver. Nothing else is
+# resolved: there is no forward plugin, so no query leaves the machine.
+node_dns() {
+  local dir="$WORK/node"
+  cat > "$dir/Corefile" <<EOF
+cluster.local:53 in-addr.arpa:53 {
+    bind $NODE_IP
+    errors
+    kubernetes cluster.local in-addr.arpa {
+        kubeconfig $KUBECONFIG e2e
+        pods insecure
+        ttl 5
+    }
+}
+EOF
+  "$BIN/coredns" -conf "$dir/Corefile" > "$WORK/logs/coredns.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "coredns $("$BIN/coredns" -version | head -1 | awk '{print $1}') started on $NODE_IP:53 (pid $!)"
+  wait_for "cluster DNS answers kubernetes.default.svc.cluster.local" 60 \
+    "$NODE_BUSYBOX" nslookup kubernetes.default.svc.cluster.local "$NODE_IP"
+}
+
+# node_storage: rancher's local-path-provisioner as a process of the node, its volumes
+# under $WORK/node/local-path; its helper pods (busybox) make each volume's directory
+# (mode 0777) and remove it. StorageClass local-path, the default, binds on first use.
+node_storage() {
+  local dir="$WORK/node"
+  mkdir -p "$dir/local-path"
+  kubectl create namespace "$NODE_STORAGE_NS" >/dev/null
+  kubectl create serviceaccount local-path-provisioner -n "$NODE_STORAGE_NS" >/dev/null
+  printf '{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["%s"]}]}\n' "$dir/local-path" > "$dir/local-path.json"
+  cat > "$dir/local-path-helper.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: helper-pod}
+spec:
+  priorityClassName: system-node-critical
+  containers:
+  - {name: helper-pod, image: $NODE_BUSYBOX_IMAGE, imagePullPolicy: IfNotPresent}
+EOF
+  kubectl create configmap local-path-config -n "$NODE_STORAGE_NS" \
+    --from-file config.json="$dir/local-path.json" --from-file helperPod.yaml="$dir/local-path-helper.yaml" \
+    --from-literal setup=$'#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n' \
+    --from-literal teardown=$'#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n' >/dev/null
+  "$BIN/local-path-provisioner" start --kubeconfig "$KUBECONFIG" --namespace "$NODE_STORAGE_NS" \
+    --config "$dir/local-path.json" --helper-pod-file "$dir/local-path-helper.yaml" \
+    --configmap-name local-path-config --service-account-name local-path-provisioner \
+    --provisioner-name rancher.io/local-path --helper-image "$NODE_BUSYBOX_IMAGE" \
+    > "$WORK/logs/local-path-provisioner.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "local-path-provisioner started (pid $!)"
+  kubectl apply -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-path
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: rancher.io/local-path
+reclaimPolicy: Delete
+volumeBindingMode: WaitForFirstConsumer
+EOF
+}
+
+node_start() {
+  mkdir -p "$WORK/node"
+  command -v containerd >/dev/null && command -v runc >/dev/null || fail "containerd and runc (Debian's) are needed"
+  if [[ ! -x /usr/lib/cni/bridge ]]; then
+    log "installing containernetworking-plugins from Debian"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq containernetworking-plugins >/dev/null \
+      || fail "apt-get install containernetworking-plugins"
+  fi
+  node_images
+  node_network
+  node_containerd
+  node_cgroups
+  node_kubelet
+  node_proxy
+  node_dns
+  node_storage
+}
+
+# node_kubelet_chains_remove: the chains kubelet keeps in iptables and ip6tables
+# (KUBE-FIREWALL, which drops outside packets to 127.0.0.0/8, and its canaries), which
+# kube-proxy --cleanup leaves. Only one node runs on a machine (the suite's lock).
+node_kubelet_chains_remove() {
+  local cmd table chain
+  for cmd in iptables ip6tables; do
+    for table in filter nat mangle; do
+      for chain in INPUT OUTPUT; do
+        while $cmd -w -t "$table" -D "$chain" -j KUBE-FIREWALL 2>/dev/null; do :; done
+      done
+      for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        $cmd -w -t "$table" -F "$chain" 2>/dev/null && $cmd -w -t "$table" -X "$chain" 2>/dev/null
+      done
+    done
+  done
+}
+
+# node_stop: kubelet first (nothing restarts after it), then every container and the
+# runtime, then what they left: mounts, network namespaces, cgroups, the network.
+node_stop() {
+  set +e  # clean up as much as there is, whatever fails
+  local pid i
+  [[ -d $WORK/node ]] || return 0
+  for (( i=${#NODE_PIDS[@]}-1; i>=1; i-- )); do  # kube-proxy, kubelet; containerd last
+    kill "${NODE_PIDS[$i]}" 2>/dev/null && wait "${NODE_PIDS[$i]}" 2>/dev/null
+  done
+  if node_ctr version >/dev/null 2>&1; then
+    for i in $(node_ctr tasks ls -q 2>/dev/null); do node_ctr tasks kill -s SIGKILL "$i" >/dev/null 2>&1; done
+    for i in $(node_ctr tasks ls -q 2>/dev/null); do node_ctr tasks rm -f "$i" >/dev/null 2>&1; done
+  fi
+  if (( ${#NODE_PIDS[@]} )); then
+    kill "${NODE_PIDS[0]}" 2>/dev/null && wait "${NODE_PIDS[0]}" 2>/dev/null
+  fi
+  # Shims of this containerd that outlived it, by their -address argument.
+  for pid in $(grep -lsF -- "$WORK/node/containerd/containerd.sock" /proc/[0-9]*/cmdline | cut -d/ -f3); do
+    kill -KILL "$pid" 2>/dev/null
+  done
+  # Mounts under the work dir, deepest first.
+  awk -v w="$WORK/node/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null
+  done
+  local ns
+  for ns in $(comm -13 <(echo "$NODE_NETNS_BEFORE") <( (ls /var/run/netns 2>/dev/null || true) | sort)); do
+    [[ $ns == cni-* ]] || continue
+    umount "/var/run/netns/$ns" 2>/dev/null; rm -f "/var/run/netns/$ns"
+  done
+  "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  node_kubelet_chains_remove
+  local h d
+  for h in /sys/fs/cgroup/*/; do
+    [[ -d $h$NODE_CGROUP ]] || continue
+    find "$h$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
+  iptables -w -D FORWARD -j "$NODE_CHAIN" 2>/dev/null
+  iptables -w -F "$NODE_CHAIN" 2>/dev/null && iptables -w -X "$NODE_CHAIN" 2>/dev/null
+  iptables -w -D INPUT -j "$NODE_CHAIN-IN" 2>/dev/null
+  iptables -w -F "$NODE_CHAIN-IN" 2>/dev/null && iptables -w -X "$NODE_CHAIN-IN" 2>/dev/null
+  # Pod ends of the bridge whose namespace is still held somewhere.
+  for d in $(ls "/sys/class/net/$NODE_BRIDGE/brif" 2>/dev/null); do ip link del "$d" 2>/dev/null; done
+  ip route del "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null
+  ip link del "$NODE_BRIDGE" 2>/dev/null
+  return 0
+}
