@@ -1,10 +1,12 @@
 # The Fjord operator image (`fjord-operator`): the Kubernetes controller for FjordCluster
 # and FjordTopic objects. Build from the repository root:
 #   docker build -f docker/operator.Dockerfile -t fjord-operator:0.1.0 .
-# or from a host-built binary on the same runtime layer (what e2e/images.sh does):
-#   cargo build --release --locked -p fjord-operator --bin fjord-operator
+# or from host-built binaries on the same runtime layer (what e2e/images.sh does):
+#   cargo build --release --locked -p fjord-operator --bin fjord-operator --bin fjord-check
 #   docker build -f docker/operator.Dockerfile --target prebuilt \
 #     --build-arg RUNTIME_IMAGE=fjord-base:bookworm -t fjord-operator:0.1.0 .
+#
+# The image also holds `fjord-check`, the client the chart's `helm test` pod runs.
 #
 # Same bases and same stage order as the broker's Dockerfile (see the notes there): the
 # runtime has only the C runtime and CA certificates (the operator talks TLS to the API
@@ -27,14 +29,17 @@ ENTRYPOINT ["/usr/local/bin/fjord-operator"]
 
 FROM runtime AS prebuilt
 ARG PREBUILT=target/release/fjord-operator
+ARG PREBUILT_CHECK=target/release/fjord-check
 COPY ${PREBUILT} /usr/local/bin/fjord-operator
+COPY ${PREBUILT_CHECK} /usr/local/bin/fjord-check
 
 FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p fjord-operator --bin fjord-operator \
+RUN cargo build --release --locked -p fjord-operator --bin fjord-operator --bin fjord-check \
  && mkdir -p /out \
- && objcopy --strip-debug target/release/fjord-operator /out/fjord-operator
+ && objcopy --strip-debug target/release/fjord-operator /out/fjord-operator \
+ && objcopy --strip-debug target/release/fjord-check /out/fjord-check
 
 FROM runtime AS operator
-COPY --from=builder /out/fjord-operator /usr/local/bin/fjord-operator
+COPY --from=builder /out/fjord-operator /out/fjord-check /usr/local/bin/

@@ -124,18 +124,27 @@ docker buildx version >/dev/null 2>&1 || export DOCKER_BUILDKIT=0
 # ---- 2. images ---------------------------------------------------------------------------
 if docker/base-image.sh "$BASE"; then ok "base image $BASE"; else fail "base image $BASE"; finish; fi
 
-# build_image NAME DOCKERFILE PACKAGE BIN: host binary, then the image's prebuilt target.
+# build_image NAME DOCKERFILE PACKAGE BIN [ARG=BIN...]: host binaries, then the image's
+# prebuilt target (BIN is PREBUILT; each ARG=BIN another binary the Dockerfile takes).
 build_image() {
-  local image="$1" dockerfile="$2" package="$3" bin="$4" start=$SECONDS
-  if ! cargo build --release --locked -q -p "$package" --bin "$bin"; then
-    fail "cargo build $bin"; return 1
+  local image="$1" dockerfile="$2" package="$3" bin="$4" start=$SECONDS extra b
+  shift 4
+  local bins=("$bin") args=(--build-arg PREBUILT="target/docker/$bin")
+  for extra in "$@"; do
+    bins+=("${extra#*=}")
+    args+=(--build-arg "${extra%%=*}=target/docker/${extra#*=}")
+  done
+  if ! cargo build --release --locked -q -p "$package" "${bins[@]/#/--bin=}"; then
+    fail "cargo build ${bins[*]}"; return 1
   fi
-  # The build context is the checkout; the binary goes where .dockerignore lets it in.
+  # The build context is the checkout; the binaries go where .dockerignore lets them in.
   mkdir -p target/docker
   # Without the release profile's line tables, as the Dockerfile's builder stage does.
-  objcopy --strip-debug "$CARGO_TARGET_DIR/release/$bin" "target/docker/$bin"
+  for b in "${bins[@]}"; do
+    objcopy --strip-debug "$CARGO_TARGET_DIR/release/$b" "target/docker/$b"
+  done
   if docker build -q -f "$dockerfile" --target prebuilt \
-      --build-arg RUNTIME_IMAGE="$BASE" --build-arg PREBUILT="target/docker/$bin" \
+      --build-arg RUNTIME_IMAGE="$BASE" "${args[@]}" \
       --build-arg VERSION="$VERSION" -t "$image" . > "$CACHE/docker/build-$bin.log" 2>&1; then
     ok "image $image built ($((SECONDS - start))s)"
   else
@@ -146,7 +155,8 @@ build_image "$BROKER_IMAGE" Dockerfile fjord-broker fjord || finish
 
 operator=0
 if [[ -f operator/Cargo.toml ]]; then
-  build_image "$OPERATOR_IMAGE" docker/operator.Dockerfile fjord-operator fjord-operator && operator=1
+  build_image "$OPERATOR_IMAGE" docker/operator.Dockerfile fjord-operator fjord-operator \
+    PREBUILT_CHECK=fjord-check && operator=1
 else
   echo "operator image: skipped (operator crate not present: no operator/Cargo.toml)"
 fi
@@ -182,6 +192,13 @@ if ((operator)); then
     ok "operator image runs: $v"
   else
     fail "operator image --version/--help: $v"
+  fi
+  # The chart's `helm test` pod runs fjord-check from the operator image.
+  if docker run --rm --network none --entrypoint fjord-check "$OPERATOR_IMAGE" 2>&1 |
+      grep -q "usage: fjord-check"; then
+    ok "operator image has fjord-check (helm test)"
+  else
+    fail "operator image: no fjord-check for helm test"
   fi
 fi
 
