@@ -194,11 +194,12 @@ if ((operator)); then
     fail "operator image --version/--help: $v"
   fi
   # The chart's `helm test` pod runs fjord-check from the operator image.
-  if docker run --rm --network none --entrypoint fjord-check "$OPERATOR_IMAGE" 2>&1 |
-      grep -q "usage: fjord-check"; then
+  # Without arguments it prints its usage and exits 1.
+  usage="$(docker run --rm --network none --entrypoint fjord-check "$OPERATOR_IMAGE" 2>&1)"
+  if grep -q "usage: fjord-check" <<<"$usage"; then
     ok "operator image has fjord-check (helm test)"
   else
-    fail "operator image: no fjord-check for helm test"
+    fail "operator image: no fjord-check for helm test: $usage"
   fi
 fi
 
