@@ -229,12 +229,10 @@ client_deps() {
 }
 step "client suite dependencies" client_deps
 side_by_side lane_one_broker lane_cluster
-# The container images (release builds of both binaries: the CPU) beside the Kubernetes
-# suite (the control plane, brokers and client JVMs: mostly waiting). Their ports, docker
-# network and loopback addresses do not overlap.
-lane_images() { step "container images" e2e/images.sh; }
-lane_kubernetes() { step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh; }
-side_by_side lane_images lane_kubernetes
+# One after the other: the images publish fixed ports on 127.0.0.1 in the ephemeral
+# range, which the Kubernetes suite's loopback traffic may hold at that moment.
+step "container images" e2e/images.sh
+step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh
 
 echo
 if [[ $failed -gt 0 ]]; then
