@@ -361,6 +361,17 @@ check() { "$TARGET/debug/fjord-check" "$@"; }
 [[ $K8S_NODE == fake ]] || check() { rn_in_pod check fjord-check "$@"; }
 # Kafka's own command-line tools (kafka-configs, kafka-topics, console clients).
 kt() { "$HERE/apache-kafka.sh" tool "$@"; }
+# broker_balance: the larger max/min of replicas and of leaders per broker up, from
+# `fjord-check brokers` (the scaling summary's balance_max_over_min).
+broker_balance() {
+  check brokers "$BOOT" | python3 -c "
+import json, sys
+b = json.load(sys.stdin)
+ratios = [max(v) / min(v) if min(v) else float('inf')
+          for key in ('replicas', 'leaders')
+          for v in [[b[key].get(str(i), 0) for i in b['up']]]]
+print('%.4f' % max(ratios))"
+}
 topic_ready() {
   [[ "$(kubectl get topic "$1" -n "$NS" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
@@ -865,13 +876,7 @@ SCALING_MOVED=$(( SCALING_MOVED + $(jp fjordcluster/demo '{.status.rebalance.par
 # The scaling workload stops: the stop file carries the figures the suite measured
 # (written whole by a rename); its summary is collected below, while other steps run.
 # balance_max_over_min: the larger max/min of replicas and of leaders per broker.
-balance=$(check brokers "$BOOT" | python3 -c "
-import json, sys
-b = json.load(sys.stdin)
-ratios = [max(v) / min(v) if min(v) else float('inf')
-          for key in ('replicas', 'leaders')
-          for v in [[b[key].get(str(i), 0) for i in b['up']]]]
-print('%.4f' % max(ratios))")
+balance=$(broker_balance)
 printf 'moved_partitions=%s\nbalance_max_over_min=%s\n' "$SCALING_MOVED" "$balance" > "$SCALING_STOP.tmp"
 mv "$SCALING_STOP.tmp" "$SCALING_STOP"
 scaling_summary() {

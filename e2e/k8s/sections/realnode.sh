@@ -268,13 +268,7 @@ EOF
   # The workload stops; the stop file carries the balance the suite measures, as the
   # full suite's scaling step does.
   local balance line
-  balance=$(check brokers "$BOOT" | python3 -c "
-import json, sys
-b = json.load(sys.stdin)
-ratios = [max(v) / min(v) if min(v) else float('inf')
-          for key in ('replicas', 'leaders')
-          for v in [[b[key].get(str(i), 0) for i in b['up']]]]
-print('%.4f' % max(ratios))")
+  balance=$(broker_balance)
   kubectl exec -n "$RN_NS" workload -- sh -c \
     "printf 'moved_partitions=0\nbalance_max_over_min=$balance\n' > /run/stop/stop.tmp && mv /run/stop/stop.tmp /run/stop/stop"
   workload_done() { [[ "$(rn_jp pod/workload '{.status.phase}')" == Succeeded || "$(rn_jp pod/workload '{.status.phase}')" == Failed ]]; }
