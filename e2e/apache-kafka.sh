@@ -9,12 +9,10 @@
 #   e2e/apache-kafka.sh start-cluster DIR [PORT [N]]
 #   e2e/apache-kafka.sh stop-cluster  DIR
 #   e2e/apache-kafka.sh start-node    DIR I   # node I of that cluster again, on its data
+#   e2e/apache-kafka.sh classpath           # the jars of Kafka's broker and tools
 #   e2e/apache-kafka.sh tool NAME ARGS...   # Kafka's own command-line tools, e.g.
 #       tool kafka-configs --bootstrap-server HOST:PORT --alter --entity-type topics ...
-#       (kafka-configs, kafka-topics, kafka-console-producer, kafka-console-consumer,
-#       kafka-consumer-groups, kafka-reassign-partitions, kafka-get-offsets, kafka-acls,
-#       kafka-delete-records, kafka-log-dirs, kafka-leader-election, kafka-transactions,
-#       kafka-producer-perf-test, kafka-verifiable-producer)
+#       (the names e2e/apache-kafka/tools.tsv lists)
 #
 # DIR holds server.properties, the data (formatted on first start, kept across restarts),
 # server.log and kafka.pid. A cluster (N nodes, default 3, every one a voter of a static
@@ -55,26 +53,12 @@ classpath() {
   cat "$cpfile"
 }
 
+if [[ "${1:-}" == classpath ]]; then classpath; exit; fi
 # Kafka's command-line tools, as the kafka-*.sh scripts of a Kafka release run them.
 if [[ "${1:-}" == tool ]]; then
   [[ $# -ge 2 ]] || usage
-  case "$2" in
-    kafka-configs) class=org.apache.kafka.tools.ConfigCommand ;;
-    kafka-topics) class=org.apache.kafka.tools.TopicCommand ;;
-    kafka-console-producer) class=org.apache.kafka.tools.ConsoleProducer ;;
-    kafka-console-consumer) class=org.apache.kafka.tools.consumer.ConsoleConsumer ;;
-    kafka-consumer-groups) class=org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
-    kafka-reassign-partitions) class=org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
-    kafka-get-offsets) class=org.apache.kafka.tools.GetOffsetShell ;;
-    kafka-acls) class=org.apache.kafka.tools.AclCommand ;;
-    kafka-delete-records) class=org.apache.kafka.tools.DeleteRecordsCommand ;;
-    kafka-log-dirs) class=org.apache.kafka.tools.LogDirsCommand ;;
-    kafka-leader-election) class=org.apache.kafka.tools.LeaderElectionCommand ;;
-    kafka-transactions) class=org.apache.kafka.tools.TransactionsCommand ;;
-    kafka-producer-perf-test) class=org.apache.kafka.tools.ProducerPerformance ;;
-    kafka-verifiable-producer) class=org.apache.kafka.tools.VerifiableProducer ;;
-    *) die "unknown tool $2" ;;
-  esac
+  class=$(awk -F'\t' -v n="$2" '$1 == n {print $2}' "$HERE/apache-kafka/tools.tsv")
+  [[ -n $class ]] || die "unknown tool $2 (e2e/apache-kafka/tools.tsv lists them)"
   shift 2
   exec "$JAVA" -Xmx256m -Dlog4j2.level=warn -cp "$(classpath)" "$class" "$@"
 fi

@@ -25,7 +25,7 @@
 # Environment: FJORD_CACHE (~/.cache/fjord), CARGO_TARGET_DIR ($FJORD_CACHE/target),
 # RECORDS (20000), STOP_TIMEOUT (20 s), KAFKA_PORT (39192), HTTP_PORT (39644),
 # CLUSTER_KAFKA_PORT (39200: brokers 0..2 on 39200..39202), CLUSTER_HTTP_PORT (39650),
-# DOCKERD_ARGS.
+# DOCKERD_ARGS, IMAGES_BUILD_ONLY (1: steps 1 and 2 only, for e2e/k8s.sh's real node).
 # A dockerd the script starts keeps running after it (later runs reuse it).
 # The last line is "N passed, N failed"; the exit status is non-zero on any failure.
 set -uo pipefail
@@ -160,6 +160,9 @@ if [[ -f operator/Cargo.toml ]]; then
 else
   echo "operator image: skipped (operator crate not present: no operator/Cargo.toml)"
 fi
+
+# IMAGES_BUILD_ONLY=1: the images are built (or found current), nothing is run.
+[[ ${IMAGES_BUILD_ONLY:-0} != 1 ]] || finish
 
 mb() { docker image inspect -f '{{.Size}}' "$1" | awk '{ printf "%.1f MB", $1 / 1000000 }'; }
 echo "image sizes:"

@@ -45,10 +45,11 @@
 set -euo pipefail
 # One suite at a time on a machine: it owns a block of /etc/hosts and fixed ports. A caller
 # that already holds /tmp/k8s-suite.lock (to keep the control plane for poking) says so
-# with FJORD_K8S_LOCK=held.
+# with FJORD_K8S_LOCK=held. (--close: a daemon the suite starts, dockerd, does not inherit
+# the lock and keep it after the suite.)
 if [[ ${FJORD_K8S_LOCK:-} != held ]]; then
   export FJORD_K8S_LOCK=held
-  exec flock /tmp/k8s-suite.lock "$0" "$@"
+  exec flock --close /tmp/k8s-suite.lock "$0" "$@"
 fi
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -88,7 +89,7 @@ if [[ $K8S_NODE == real ]]; then "$HERE/k8s/build.sh" node; else "$HERE/k8s/buil
 log "building broker, operator and harness"
 cargo build -q -p fjord-broker -p fjord-operator --bins
 cargo build -q -p fjord-e2e --bin scaling-workload
-(cd "$HERE/k8s" && GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false" go build -p 2 -o "$BIN/fake-kubelet" ./cmd/fake-kubelet)
+(cd "$HERE/k8s" && GOTOOLCHAIN=local GOFLAGS="-trimpath -buildvcs=false" go build -p 2 -o "$BIN/" ./cmd/fake-kubelet ./cmd/volume-resizer)
 
 WORK="$(mktemp -d /tmp/fjord-k8s.XXXXXX)"
 PIDS=()
@@ -260,7 +261,7 @@ kubectl create namespace fjord-system >/dev/null
 t0=$(now)
 if [[ $K8S_NODE == real ]]; then
   # The operator runs as the chart's Deployment, in a pod of the imported image.
-  helm install fjord "$CHART" --namespace fjord-system --set topicResyncSeconds=5 --set logFormat=text \
+  helm install fjord "$CHART" --namespace fjord-system --set topicResyncSeconds=5 --set userResyncSeconds=5 --set logFormat=text \
     --wait --timeout 3m >/dev/null || { kubectl get pods -n fjord-system -o wide >&2; fail "helm install"; }
   log "helm install, the operator's Deployment available, after $(since "$t0")s"
 else
@@ -300,6 +301,7 @@ start_operator() {
     RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
     "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
       --topic-resync-seconds 5 --user-resync-seconds 5 \
+      --operator-pod-labels app.kubernetes.io/name=fjord-operator,app.kubernetes.io/instance=fjord \
     >> "$WORK/logs/fjord-operator.log" 2>&1 &
   OP_PID=$!
   PIDS+=("$OP_PID")
@@ -308,6 +310,16 @@ start_operator() {
 start_operator
 wait_for "operator /healthz" 30 curl -sf "http://127.0.0.1:$OP_PORT/healthz"
 wait_for "operator holds the Lease" 60 bash -c "\"$BIN/kubectl\" get lease fjord-operator -n fjord-system -o jsonpath='{.spec.holderIdentity}' | grep -q fjord-operator"
+# The operator as the rest of the suite sees it (realnode.sh has the real node's):
+# operator_crash kills it (SIGKILL) and has it start again; operator_log prints its log;
+# operator_metrics its /metrics.
+operator_crash() {
+  kill -KILL "$OP_PID"
+  wait "$OP_PID" 2>/dev/null || true
+  start_operator
+}
+operator_log() { cat "$WORK/logs/fjord-operator.log"; }
+operator_metrics() { curl -sf "http://127.0.0.1:$OP_PORT/metrics"; }
 fi
 
 # --- the README path ---------------------------------------------------------------------
@@ -356,11 +368,41 @@ expect "scale subresource" "$(kubectl get --raw "/apis/fjord.dev/v1alpha1/namesp
 log "FjordCluster objects, owner references, status and scale subresource as expected"
 
 BOOT=demo-bootstrap.demo.svc:9092
-check() { "$TARGET/debug/fjord-check" "$@"; }
-# On the real node, clients run in pods (realnode.sh's image of fjord-check).
-[[ $K8S_NODE == fake ]] || check() { rn_in_pod check fjord-check "$@"; }
-# Kafka's own command-line tools (kafka-configs, kafka-topics, console clients).
-kt() { "$HERE/apache-kafka.sh" tool "$@"; }
+# --- clients -----------------------------------------------------------------------------
+# The suite's clients: Kafka's own command-line tools (`kafka-tool NAME`: kafka-configs,
+# kafka-topics, the console clients, ...), fjord-check, scaling-workload and openssl.
+# Beside fake-kubelet they run on the host, which /etc/hosts lets resolve the brokers'
+# names; on the real node they run in a pod (realnode.sh's client_* functions).
+# client CMD ARGS...: runs one, stdin and stdout passed through.
+# client_start NAME OUT ERR CMD ARGS...: starts one in the background, stdout to OUT,
+#   stderr to ERR; CLIENT_PID[NAME] is a local process that ends when the client does,
+#   with its status.
+# client_term NAME: SIGTERM to the client itself, then waits for it.
+declare -A CLIENT_PID
+client_argv() {
+  case "$1" in
+    kafka-tool) CLIENT_ARGV=("$HERE/apache-kafka.sh" tool "${@:2}") ;;
+    fjord-check|scaling-workload) CLIENT_ARGV=("$TARGET/debug/$1" "${@:2}") ;;
+    *) CLIENT_ARGV=("$@") ;;
+  esac
+}
+client() { client_argv "$@"; "${CLIENT_ARGV[@]}"; }
+client_start() {
+  local name=$1 out=$2 err=$3; shift 3
+  client_argv "$@"
+  "${CLIENT_ARGV[@]}" > "$out" 2> "$err" &
+  CLIENT_PID[$name]=$!
+  PIDS+=($!)
+}
+client_term() { kill -TERM "${CLIENT_PID[$1]}" 2>/dev/null; wait "${CLIENT_PID[$1]}"; }
+# pod_address POD: where the host reaches a broker pod of $NS; pod_log NS POD: its log.
+pod_address() { echo "$1.demo-brokers.$NS.svc"; }
+pod_log() { cat "$WORK/pods/${1}_$2.log"; }
+[[ $K8S_NODE == fake ]] || realnode_clients
+check() { client fjord-check "$@"; }
+kt() { client kafka-tool "$@"; }
+# kt_within SECONDS NAME ARGS...: kt, stopped after SECONDS.
+kt_within() { local s=$1; shift; client_argv kafka-tool "$@"; timeout "$s" "${CLIENT_ARGV[@]}"; }
 # broker_balance: the larger max/min of replicas and of leaders per broker up, from
 # `fjord-check brokers` (the scaling summary's balance_max_over_min).
 broker_balance() {
@@ -378,12 +420,7 @@ topic_ready() {
 wait_for "Topic orders Ready" 60 topic_ready orders
 expect "topic on broker" "$(check topic "$BOOT" orders)" \
   '{"configs":{"min.insync.replicas":"2","retention.ms":"86400000"},"partitions":3,"replicationFactor":3}'
-if [[ $K8S_NODE == real ]]; then
-  # The rest of the suite still needs fake-kubelet (host clients, /etc/hosts).
-  realnode_after_readme
-  log "real node: all checks passed"
-  exit 0
-fi
+[[ $K8S_NODE == fake ]] || realnode_after_readme
 
 # --- scaling under live traffic ------------------------------------------------------
 # The `scaling` scenario: from here until after the scale-out, the scale-in, the rolling
@@ -395,11 +432,10 @@ fi
 SCALING_PARTITIONS=6
 SCALING_STOP="$WORK/scaling.stop"
 kubectl apply -n "$NS" -f - >/dev/null <<<"{\"apiVersion\":\"fjord.dev/v1alpha1\",\"kind\":\"Topic\",\"metadata\":{\"name\":\"scaling\"},\"spec\":{\"clusterRef\":\"demo\",\"partitions\":$SCALING_PARTITIONS,\"replicationFactor\":3,\"config\":{\"min.insync.replicas\":\"2\"}}}"
-"$TARGET/debug/scaling-workload" --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
-  --group scaling --consumers 3 --stop-file "$SCALING_STOP" \
-  > "$WORK/logs/scaling-workload.out" 2> "$WORK/logs/scaling-workload.log" &
-WORKLOAD_PID=$!
-PIDS+=("$WORKLOAD_PID")
+client_start workload "$WORK/logs/scaling-workload.out" "$WORK/logs/scaling-workload.log" \
+  scaling-workload --bootstrap "$BOOT" --topic scaling --partitions "$SCALING_PARTITIONS" \
+  --group scaling --consumers 3 --stop-file "$SCALING_STOP"
+WORKLOAD_PID=${CLIENT_PID[workload]}
 log "scaling workload started (pid $WORKLOAD_PID)"
 exec {SUITE_ERR}>&2  # wait_for silences its condition's stderr; an early exit must show
 workload_ready() {
@@ -620,9 +656,7 @@ rebalanced() {
 midrun() { [[ "$(rebalance_state)" == Running/ScaleOut ]] && (( $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') > 0 )); }
 wait_for "rebalance running with a batch moved" 120 midrun
 log "killing the operator mid-rebalance: $(jp fjordcluster/demo '{.status.rebalance.message}'); throttle $(jp fjordcluster/demo '{.status.rebalance.throttle}')"
-kill -KILL "$OP_PID"
-wait "$OP_PID" 2>/dev/null || true
-start_operator
+operator_crash
 t0=$(now)
 wait_for "rebalanced over 5 brokers" 300 rebalanced ScaleOut 5
 log "figure: rebalance 3 -> 5 done $(since "$t0")s after the 5th broker was up; $(jp fjordcluster/demo '{.status.rebalance.partitionsMoved}') partitions moved; $(check brokers "$BOOT")"
@@ -659,9 +693,7 @@ kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"replicas":3}
 draining() { [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].reason}')" == Draining ]]; }
 wait_for "drain running" 120 draining
 log "killing the operator mid-drain: $(jp fjordcluster/demo '{.status.conditions[?(@.type=="Reconciling")].message}')"
-kill -KILL "$OP_PID"
-wait "$OP_PID" 2>/dev/null || true
-start_operator
+operator_crash
 drained() {
   cluster_ready && [[ "$(jp statefulset/demo '{.spec.replicas}')" == 3 ]] && brokers_up 0,1,2 &&
     ! kubectl get pod demo-3 -n "$NS" >/dev/null 2>&1 && ! kubectl get pod demo-4 -n "$NS" >/dev/null 2>&1 &&
@@ -673,7 +705,7 @@ expect "Draining events (one drain across the restart)" \
   "$(kubectl get events -n "$NS" --field-selector reason=Draining -o name | wc -l)" 1
 # Each drain move the operator started, as "topic partition", from its log.
 drain_moves() {
-  sed 's/\x1b\[[0-9;]*m//g' "$WORK/logs/fjord-operator.log" |
+  operator_log | sed 's/\x1b\[[0-9;]*m//g' |
     grep -o 'moving replicas off a broker being removed topic=[^ ]* partition=[0-9]*' |
     sed 's/.* topic=\([^ ]*\) partition=/\1 /'
 }
@@ -704,12 +736,10 @@ kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","k
 wait_for "Topic rolling Ready" 60 topic_ready rolling
 roll_controller=$(jp fjordcluster/demo '{.status.controllerId}')
 roll_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
-# Run directly (not through kt) so that $! is the JVM, which stops on SIGTERM after
-# its in-flight records are answered.
-"$HERE/apache-kafka.sh" tool kafka-verifiable-producer --bootstrap-server "$BOOT" --topic rolling \
-  --acks -1 --throughput 100 --max-messages 60000 > "$WORK/roll-producer.out" 2> "$WORK/logs/roll-producer.log" &
-roll_producer=$!
-PIDS+=("$roll_producer")
+# Stopped by SIGTERM, after its in-flight records are answered.
+client_start roll-producer "$WORK/roll-producer.out" "$WORK/logs/roll-producer.log" \
+  kafka-tool kafka-verifiable-producer --bootstrap-server "$BOOT" --topic rolling \
+  --acks -1 --throughput 100 --max-messages 60000
 acked_at_least() { (( $(grep -c producer_send_success "$WORK/roll-producer.out") >= $1 )); }
 wait_for "producer acknowledging" 120 acked_at_least 100
 t0=$(now)
@@ -721,9 +751,7 @@ midroll() {
 }
 wait_for "second broker of the roll restarting" 300 midroll
 log "killing the operator mid-roll: $(roll done) done; $(roll message)"
-kill -KILL "$OP_PID"
-wait "$OP_PID" 2>/dev/null || true
-start_operator
+operator_crash
 rolled() { [[ "$(roll state)" == Done ]] && cluster_ready; }
 wait_for "rolling restart done" 300 rolled
 log "figure: rolling restart of 3 brokers done $(since "$t0")s after the config change; $(roll message)"
@@ -760,8 +788,7 @@ print(sum((e.get('series') or {}).get('count', 1) for e in json.load(sys.stdin)[
 }
 expect "RestartingBroker Events" "$(restarts RestartingBroker)" 3
 expect "BrokerRestarted Events" "$(restarts BrokerRestarted)" 3
-kill -TERM "$roll_producer"
-wait "$roll_producer" 2>/dev/null || true
+client_term roll-producer 2>/dev/null || true
 python3 -c '
 import json, sys
 for line in sys.stdin:
@@ -797,22 +824,24 @@ scaling_storage_growth() {
 pod_uids() { kubectl get pods -n "$NS" -l app.kubernetes.io/instance=demo -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.uid} {end}'; }
 claim_sizes() { jp pvc '{range .items[*]}{.spec.resources.requests.storage}/{.status.capacity.storage} {end}'; }
 uids_before=$(pod_uids)
+# The default class: hostpath beside fake-kubelet, local-path on the real node.
+STORAGE_CLASS=$(kubectl get storageclass -o jsonpath='{.items[?(@.metadata.annotations.storageclass\.kubernetes\.io/is-default-class=="true")].metadata.name}')
 sts_uid_before=$(jp statefulset/demo '{.metadata.uid}')
 ready_since() { jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status} since {.status.conditions[?(@.type=="Ready")].lastTransitionTime}'; }
 ready_before=$(ready_since)
-kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":false}' >/dev/null
+kubectl patch storageclass "$STORAGE_CLASS" -p '{"allowVolumeExpansion":false}' >/dev/null
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"2Gi"}}}' >/dev/null
 unexpandable() {
   [[ "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].status}/{.status.conditions[?(@.type=="StorageResizeUnsupported")].reason}/{.status.storage.state}')" == True/StorageClassNotExpandable/Unsupported ]]
 }
 wait_for "StorageResizeUnsupported for a class without expansion" 60 unexpandable
 message=$(jp fjordcluster/demo '{.status.conditions[?(@.type=="StorageResizeUnsupported")].message}')
-grep -q '"hostpath"' <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
+grep -q "\"$STORAGE_CLASS\"" <<<"$message" || fail "StorageResizeUnsupported does not name the class: $message"
 log "StorageResizeUnsupported: $message"
 expect "claims while unsupported" "$(claim_sizes)" "1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi 1Gi/1Gi "
 expect "claim template while unsupported" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
 expect "Ready while unsupported" "$(jp fjordcluster/demo '{.status.conditions[?(@.type=="Ready")].status}')" True
-kubectl patch storageclass hostpath -p '{"allowVolumeExpansion":true}' >/dev/null
+kubectl patch storageclass "$STORAGE_CLASS" -p '{"allowVolumeExpansion":true}' >/dev/null
 t0=$(now)
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"storage":{"size":"3Gi"}}}' >/dev/null
 grown() {
@@ -838,7 +867,7 @@ expect "StorageResizeUnsupported cleared" "$(jp fjordcluster/demo '{.status.cond
 # restart restarts their pods, one at a time, the controller last; the claims of
 # removed brokers 3 and 4 (no pod) wait for a mount as PendingMount without holding
 # the growth.
-kubectl annotate storageclass hostpath fjord.dev/e2e-filesystem-resize=on-restart >/dev/null
+kubectl annotate storageclass "$STORAGE_CLASS" fjord.dev/e2e-filesystem-resize=on-restart >/dev/null
 fs_controller=$(jp fjordcluster/demo '{.status.controllerId}')
 fs_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
 fs_roll_before=$(jp fjordcluster/demo '{.status.roll.startedAt}')
@@ -861,7 +890,7 @@ fs_done=$(jp fjordcluster/demo '{.status.roll.done}')
 one_at_a_time "$fs_done"
 kubectl get events -n "$NS" --field-selector reason=RestartingBroker -o jsonpath='{.items[*].message}' |
   grep -q "to finish growing its volume" || fail "no RestartingBroker Event says the volume is why"
-kubectl annotate storageclass hostpath fjord.dev/e2e-filesystem-resize- >/dev/null
+kubectl annotate storageclass "$STORAGE_CLASS" fjord.dev/e2e-filesystem-resize- >/dev/null
 }
 scaling_rolling_restart
 scaling_storage_growth
@@ -982,7 +1011,7 @@ if (( K8S_TOPICS > 0 )); then
   echo "topics-at-scale: $K8S_TOPICS Topics Ready $(since "$t0")s after apply"
 fi
 
-metrics=$(curl -sf "http://127.0.0.1:$OP_PORT/metrics")
+metrics=$(operator_metrics)
 grep -q 'fjord_operator_reconciles_total{kind="Topic"}' <<<"$metrics" || fail "operator /metrics lacks reconcile counts"
 # Status writes must not wake the controllers: the ConsumerGroup (resync 10 s) is
 # reconciled about once per resync, not in a loop.

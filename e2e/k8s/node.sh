@@ -36,9 +36,16 @@ NODE_PAUSE_IMAGE=fjord.dev/e2e/pause:3.10
 NODE_BUSYBOX_IMAGE=fjord.dev/e2e/busybox:1.35
 NODE_STORAGE_NS=local-path-storage
 # The suite's clients as an image: fjord-check and scaling-workload from the build
-# ($TARGET/debug), busybox, on the broker's runtime base with Debian's libssl3; tagged by
-# the content, so a new build makes a new image.
+# ($TARGET/debug) on the Kafka tools image; tagged by the content, so a new build makes
+# a new image.
 NODE_CLIENTS_REPO=fjord.dev/e2e/clients
+# Kafka's own command-line tools as an image: `kafka-tool NAME ARGS` runs one of
+# e2e/apache-kafka/tools.tsv on the Maven Central jars of e2e/apache-kafka.sh's
+# classpath, with a Java runtime made by jlink from the host's JDK, plus busybox and
+# Debian's openssl, on the broker's runtime base. Tagged by its content.
+NODE_TOOLS_REPO=fjord.dev/e2e/kafka-tools
+# The JDK modules Kafka's tools load (java.desktop for java.beans, which log4j uses).
+NODE_JRE_MODULES=java.base,java.desktop,java.logging,java.management,java.naming,java.net.http,java.security.jgss,java.security.sasl,java.sql,java.xml,jdk.crypto.ec,jdk.management,jdk.naming.dns,jdk.security.auth,jdk.security.jgss,jdk.unsupported,jdk.zipfs
 NODE_PIDS=()
 NODE_NETNS_BEFORE=""
 
@@ -67,6 +74,51 @@ current-context: e2e
 EOF
 }
 
+# node_debs DIR PACKAGE...: Debian packages, downloaded once into DIR/debs.
+node_debs() {
+  local dir="$1/debs" p; shift
+  mkdir -p "$dir"
+  for p in "$@"; do
+    compgen -G "$dir/${p}_*.deb" >/dev/null && continue
+    (cd "$dir" && apt-get -qq -o APT::Sandbox::User=root download "$p" >/dev/null 2>&1) || fail "apt-get download $p"
+  done
+}
+
+# node_tools_image DIR: NODE_TOOLS_IMAGE, built when missing (its parts cached in DIR).
+node_tools_image() {
+  local dir="$1" root="$WORK/node/tools-image/root" cp tag p
+  cp="$("$ROOT/e2e/apache-kafka.sh" classpath)" || fail "Kafka's classpath"
+  tag=$( { echo "$NODE_JRE_MODULES"; java -version 2>&1; sha256sum "$NODE_BUSYBOX" "$ROOT/e2e/apache-kafka/tools.tsv"; tr ':' '\n' <<<"$cp" | xargs sha256sum; } | sha256sum | cut -c1-12)
+  NODE_TOOLS_IMAGE="$NODE_TOOLS_REPO:$tag"
+  docker image inspect "$NODE_TOOLS_IMAGE" >/dev/null 2>&1 && return 0
+  log "building $NODE_TOOLS_IMAGE (Java runtime, Kafka's jars)"
+  rm -rf "$WORK/node/tools-image"; mkdir -p "$root/opt/kafka/libs" "$root/usr/local/bin" "$root/bin"
+  # libstdc++ and zlib for the JVM, openssl (and its libssl3) for the TLS checks.
+  node_debs "$dir" libstdc++6 zlib1g libssl3 openssl
+  for p in libstdc++6 zlib1g libssl3 openssl; do dpkg-deb -x "$dir"/debs/"${p}"_*.deb "$root"; done
+  rm -rf "$root/usr/share" "$root/usr/lib/ssl/misc"
+  jlink --add-modules "$NODE_JRE_MODULES" --strip-debug --no-header-files --no-man-pages --compress=2 \
+    --output "$root/opt/java" || fail "jlink"
+  tr ':' '\n' <<<"$cp" | xargs -I{} cp {} "$root/opt/kafka/libs/"
+  cp "$ROOT/e2e/apache-kafka/tools.tsv" "$root/opt/kafka/tools.tsv"
+  cp "$NODE_BUSYBOX" "$root/bin/busybox"
+  cat > "$root/usr/local/bin/kafka-tool" <<'SH'
+#!/bin/sh
+# kafka-tool NAME ARGS...: Kafka's command-line tool NAME, as its kafka-NAME.sh runs it.
+class=$(awk -F'\t' -v n="$1" '$1 == n {print $2}' /opt/kafka/tools.tsv)
+[ -n "$class" ] || { echo "kafka-tool: unknown tool $1" >&2; exit 2; }
+shift
+exec /opt/java/bin/java -Xmx256m -Dlog4j2.level=warn -cp '/opt/kafka/libs/*' "$class" "$@"
+SH
+  chmod +x "$root/usr/local/bin/kafka-tool"
+  printf 'FROM %s\nCOPY root/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' fjord-base:bookworm > "$WORK/node/tools-image/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$NODE_TOOLS_IMAGE" "$WORK/node/tools-image" >/dev/null 2>&1 \
+    || fail "docker build $NODE_TOOLS_IMAGE"
+  rm -rf "$WORK/node/tools-image"
+  docker images --format '{{.Repository}}:{{.Tag}}' "$NODE_TOOLS_REPO" | grep -vx "$NODE_TOOLS_IMAGE" \
+    | xargs -r docker rmi >/dev/null 2>&1 || true
+}
+
 # node_images: the images the node runs, as one docker-save archive in the cache, made
 # again only when one of the images changed.
 node_images() {
@@ -74,10 +126,9 @@ node_images() {
   NODE_BROKER_IMAGE="fjord:$version"
   NODE_OPERATOR_IMAGE="fjord-operator:$version"
   local dir="$CACHE/k8s/images"; mkdir -p "$dir"
-  if ! docker info >/dev/null 2>&1 || ! docker image inspect "$NODE_BROKER_IMAGE" "$NODE_OPERATOR_IMAGE" >/dev/null 2>&1; then
-    log "broker or operator image missing: e2e/images.sh builds them"
-    "$ROOT/e2e/images.sh" > "$WORK/logs/images.log" 2>&1 || { tail -n 20 "$WORK/logs/images.log"; fail "e2e/images.sh"; }
-  fi
+  # Built from this checkout, or found current (the builds are cached).
+  IMAGES_BUILD_ONLY=1 "$ROOT/e2e/images.sh" > "$WORK/logs/images.log" 2>&1 ||
+    { tail -n 20 "$WORK/logs/images.log"; fail "e2e/images.sh"; }
   if ! docker image inspect "$NODE_PAUSE_IMAGE" >/dev/null 2>&1; then
     local src; src="$(cd "$HERE/k8s/node" && GOTOOLCHAIN=local go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
     mkdir -p "$WORK/node/pause"
@@ -99,21 +150,15 @@ node_images() {
     DOCKER_BUILDKIT=0 docker build -q -t "$NODE_BUSYBOX_IMAGE" "$WORK/node/busybox-image" >/dev/null 2>&1 \
       || fail "docker build $NODE_BUSYBOX_IMAGE"
   fi
+  node_tools_image "$dir"
   local clients="$WORK/node/clients-image" tag
-  mkdir -p "$clients/root/usr/local/bin" "$clients/root/bin"
-  if [[ ! -f $dir/libssl3.deb ]]; then
-    (cd "$WORK/node" && apt-get download libssl3 >/dev/null 2>&1 && mv libssl3_*.deb "$dir/libssl3.deb") \
-      || fail "apt-get download libssl3"
-  fi
-  dpkg-deb -x "$dir/libssl3.deb" "$clients/root"
-  rm -rf "$clients/root/usr/share"
+  mkdir -p "$clients/root/usr/local/bin"
   objcopy --strip-debug "$TARGET/debug/fjord-check" "$clients/root/usr/local/bin/fjord-check"
   objcopy --strip-debug "$TARGET/debug/scaling-workload" "$clients/root/usr/local/bin/scaling-workload"
-  cp "$NODE_BUSYBOX" "$clients/root/bin/busybox"
-  tag=$( (cd "$clients/root" && find . -type f | sort | xargs sha256sum) | sha256sum | cut -c1-12)
+  tag=$( { echo "$NODE_TOOLS_IMAGE"; cd "$clients/root" && find . -type f | sort | xargs sha256sum; } | sha256sum | cut -c1-12)
   NODE_CLIENTS_IMAGE="$NODE_CLIENTS_REPO:$tag"
   if ! docker image inspect "$NODE_CLIENTS_IMAGE" >/dev/null 2>&1; then
-    printf 'FROM %s\nCOPY root/ /\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n' fjord-base:bookworm > "$clients/Dockerfile"
+    printf 'FROM %s\nCOPY root/ /\n' "$NODE_TOOLS_IMAGE" > "$clients/Dockerfile"
     DOCKER_BUILDKIT=0 docker build -q -t "$NODE_CLIENTS_IMAGE" "$clients" >/dev/null 2>&1 \
       || fail "docker build $NODE_CLIENTS_IMAGE"
     # Older client images of this suite: replaced by this one.
@@ -267,6 +312,9 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
+# Secret volumes (the brokers' certificates, renewed every 20 s in the certs section)
+# follow their Secret within a pod sync.
+syncFrequency: 5s
 maxPods: 60
 EOF
   "$BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
@@ -349,6 +397,11 @@ EOF
     > "$WORK/logs/local-path-provisioner.log" 2>&1 &
   NODE_PIDS+=($!)
   log "local-path-provisioner started (pid $!)"
+  # Its volumes are directories, which it cannot expand: volume-resizer grows their
+  # claims (e2e/k8s/resizer).
+  "$BIN/volume-resizer" -kubeconfig "$KUBECONFIG" > "$WORK/logs/volume-resizer.log" 2>&1 &
+  NODE_PIDS+=($!)
+  log "volume-resizer started (pid $!)"
   kubectl apply -f - >/dev/null <<EOF
 apiVersion: storage.k8s.io/v1
 kind: StorageClass

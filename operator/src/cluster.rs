@@ -342,11 +342,11 @@ async fn reconcile_inner(cluster: &FjordCluster, ctx: &Context) -> Result<Action
             .await;
     }
     apply_status(&api, cluster, serde_json::to_value(&status).unwrap()).await?;
-    let recheck = Duration::from_secs(if ready && !rebalancing && !storage.resizing && !rolling {
-        60
-    } else {
-        5
-    });
+    // Settled: checked again in a minute. Anything under way, or a cluster that is
+    // degraded (under-replicated while a broker catches up), every 5 s, so that status
+    // follows the brokers' recovery.
+    let settled = ready && !degraded && !rebalancing && !storage.resizing && !rolling;
+    let recheck = Duration::from_secs(if settled { 60 } else { 5 });
     Ok(Action::requeue(recheck.min(certs.requeue_after)))
 }
 

@@ -24,7 +24,7 @@ probe_internal() {
   secret_key demo-broker-certs demo-1.crt > "$certs_dir/client.crt"
   secret_key demo-broker-certs demo-1.key > "$certs_dir/client.key"
   local host=demo-0.demo-brokers.$NS.svc
-  openssl s_client -connect "$host:9093" -servername "$host" -verify_hostname "$host" \
+  openssl s_client -connect "$(pod_address demo-0):9093" -servername "$host" -verify_hostname "$host" \
     -CAfile "$1" -no-CApath -no-CAstore -verify_return_error \
     -cert "$certs_dir/client.crt" -key "$certs_dir/client.key" </dev/null 2>"$certs_dir/probe.err" |
     openssl x509
@@ -44,11 +44,11 @@ openssl x509 -noout -ext subjectAltName < "$certs_dir/served.pem" | grep -q "URI
 # Without a client certificate the internal listener refuses the connection (in TLS
 # 1.3 the refusal arrives as an alert after the handshake, so read once).
 no_client_cert() {
-  python3 - "demo-0.demo-brokers.$NS.svc" "$certs_dir/ca-1.pem" <<'PY'
+  python3 - "demo-0.demo-brokers.$NS.svc" "$certs_dir/ca-1.pem" "$(pod_address demo-0)" <<'PY'
 import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 try:
-    s = ctx.wrap_socket(socket.create_connection((sys.argv[1], 9093), timeout=10),
+    s = ctx.wrap_socket(socket.create_connection((sys.argv[3], 9093), timeout=10),
                         server_hostname=sys.argv[1])
     data = s.recv(1)
 except ssl.SSLError as e:
@@ -68,10 +68,9 @@ log "internal plane: mutual TLS with certificates of $(openssl x509 -noout -subj
 certs_uids="$(jp pod/demo-0 '{.metadata.uid}') $(jp pod/demo-1 '{.metadata.uid}') $(jp pod/demo-2 '{.metadata.uid}')"
 kubectl apply -n "$NS" -f - >/dev/null <<<'{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"certs"},"spec":{"clusterRef":"demo","partitions":3,"replicationFactor":3,"config":{"min.insync.replicas":"2"}}}'
 wait_for "Topic certs Ready" 60 topic_ready certs
-"$HERE/apache-kafka.sh" tool kafka-verifiable-producer --bootstrap-server "$BOOT" --topic certs \
-  --acks -1 --throughput 100 --max-messages 30000 > "$WORK/certs-producer.out" 2> "$WORK/logs/certs-producer.log" &
-certs_producer=$!
-PIDS+=("$certs_producer")
+client_start certs-producer "$WORK/certs-producer.out" "$WORK/logs/certs-producer.log" \
+  kafka-tool kafka-verifiable-producer --bootstrap-server "$BOOT" --topic certs \
+  --acks -1 --throughput 100 --max-messages 30000
 certs_acked() { grep -c producer_send_success "$WORK/certs-producer.out" || true; }
 certs_acked_at_least() { (( $(certs_acked) >= $1 )); }
 wait_for "certs producer acknowledging" 120 certs_acked_at_least 100
@@ -91,7 +90,7 @@ serves_secret() {
 }
 wait_for "broker 0 serving its renewed certificate" 30 serves_secret
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=CertificatesRenewed -o name)" ]] || fail "no CertificatesRenewed Event"
-grep -q "internal TLS files changed: reloaded" "$WORK/pods/${NS}_demo-0.log" || fail "broker 0 did not reload its internal TLS files"
+pod_log "$NS" demo-0 | grep -q "internal TLS files changed: reloaded" || fail "broker 0 did not reload its internal TLS files"
 log "leaf renewal: not-after $(date -d @"$first_end" -u +%T) -> $(date -d @"$(b0_end)" -u +%T), $(since "$t0")s after the validity change"
 
 # A CA renewal asked for by annotation: the new CA is signed by the old one, bundles hold
@@ -118,8 +117,7 @@ log "CA renewal: broker 0 verified with only the old CA and with only the new CA
 kubectl patch fjordcluster demo -n "$NS" --type merge -p '{"spec":{"certificates":null}}' >/dev/null
 long_lived() { (( $(b0_end) > $(date +%s) + 86400 )); }
 wait_for "broker certificates back to the default validity" 60 long_lived
-kill -TERM "$certs_producer"
-wait "$certs_producer" 2>/dev/null || true
+client_term certs-producer 2>/dev/null || true
 python3 -c '
 import json, sys
 for line in sys.stdin:

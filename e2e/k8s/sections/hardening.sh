@@ -14,8 +14,8 @@
 #   Topic reconciled in the watched namespace (which enforces the restricted profile)
 #   and a Topic in another namespace left alone.
 #
-# Uses k8s.sh's helpers: log, fail, wait_for, expect, kubectl, helm, reject, $WORK, $HERE,
-# $CHART, $TARGET, $NS, $API_PORT, $OP_PORT, $pki, $OP_PID, PIDS.
+# Uses k8s.sh's helpers: log, fail, wait_for, expect, kubectl, helm, reject, check,
+# operator_log, $WORK, $HERE, $CHART, $TARGET, $NS, $K8S_NODE, $OP_PORT, $OP_PID, PIDS.
 
 GOLDEN="$HERE/k8s/golden"
 
@@ -96,15 +96,21 @@ hardening_demo() {
 
 hardening_namespaced() {
   local watched=fjord-hardened other=fjord-unwatched
-  kill "$OP_PID" 2>/dev/null || true
-  wait "$OP_PID" 2>/dev/null || true
-  helm uninstall fjord --namespace fjord-system >/dev/null
+  if [[ $K8S_NODE == fake ]]; then
+    kill "$OP_PID" 2>/dev/null || true
+    wait "$OP_PID" 2>/dev/null || true
+  fi
+  helm uninstall fjord --namespace fjord-system --wait >/dev/null
   # The watched namespace enforces the restricted profile: the broker pods are created
   # only if they pass it.
   kubectl create namespace "$watched" >/dev/null
   kubectl label namespace "$watched" pod-security.kubernetes.io/enforce=restricted >/dev/null
   kubectl create namespace "$other" >/dev/null
-  helm install fjord "$CHART" --namespace fjord-system --set replicaCount=0 \
+  # On the real node the operator is the chart's Deployment again; beside fake-kubelet
+  # it runs on the host below, with the chart's ServiceAccount.
+  local replicas=0; [[ $K8S_NODE == fake ]] || replicas=1
+  helm install fjord "$CHART" --namespace fjord-system --set replicaCount=$replicas \
+    --set topicResyncSeconds=5 --set logFormat=text \
     --set "watchNamespaces={$watched}" --wait --timeout 2m >/dev/null
   local cluster_wide
   cluster_wide=$(kubectl get clusterroles,clusterrolebindings -l app.kubernetes.io/instance=fjord -o name)
@@ -113,19 +119,22 @@ hardening_namespaced() {
   expect "no Role elsewhere" "$(kubectl get role fjord-fjord-operator -n "$other" -o name 2>/dev/null)" ""
   log "namespaced install: Role and RoleBinding in $watched only, no ClusterRole or ClusterRoleBinding"
 
-  # The operator as the re-created ServiceAccount (a new token: the old one's account
-  # is gone), watching $watched only.
-  local token
-  token=$(kubectl create token fjord-fjord-operator -n fjord-system --duration 1h)
-  sed -i "s|token: \".*\"|token: \"$token\"|" "$WORK/operator.kubeconfig"
-  KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system POD_NAME=fjord-operator-e2e \
-    RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
-    "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
-      --topic-resync-seconds 5 --watch-namespaces "$watched" \
-    >> "$WORK/logs/fjord-operator-namespaced.log" 2>&1 &
-  OP_PID=$!
-  PIDS+=("$OP_PID")
-  log "namespaced fjord-operator started (pid $OP_PID), watching $watched"
+  if [[ $K8S_NODE == fake ]]; then
+    # The operator as the re-created ServiceAccount (a new token: the old one's account
+    # is gone), watching $watched only.
+    local token
+    token=$(kubectl create token fjord-fjord-operator -n fjord-system --duration 1h)
+    sed -i "s|token: \".*\"|token: \"$token\"|" "$WORK/operator.kubeconfig"
+    KUBECONFIG="$WORK/operator.kubeconfig" POD_NAMESPACE=fjord-system POD_NAME=fjord-operator-e2e \
+      RUST_LOG="${K8S_OPERATOR_LOG:-info,kube=warn}" \
+      "$TARGET/debug/fjord-operator" --http-listen "127.0.0.1:$OP_PORT" --leader-elect true --log-format text \
+        --topic-resync-seconds 5 --watch-namespaces "$watched" \
+      >> "$WORK/logs/fjord-operator-namespaced.log" 2>&1 &
+    OP_PID=$!
+    PIDS+=("$OP_PID")
+    operator_log() { cat "$WORK/logs/fjord-operator-namespaced.log"; }
+    log "namespaced fjord-operator started (pid $OP_PID), watching $watched"
+  fi
 
   local topic='{"apiVersion":"fjord.dev/v1alpha1","kind":"Topic","metadata":{"name":"events"},"spec":{"clusterRef":"hardened","partitions":1,"replicationFactor":1}}'
   kubectl apply -n "$watched" -f - >/dev/null <<'EOF'
@@ -147,7 +156,7 @@ EOF
   local boot="hardened-bootstrap.$watched.svc:9092"
   events_on_broker() {
     [[ "$(kubectl get topic events -n "$watched" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] &&
-      "$TARGET/debug/fjord-check" topic "$boot" events | grep -q "\"partitions\":$1,"
+      check topic "$boot" events | grep -q "\"partitions\":$1,"
   }
   wait_for "Topic events Ready in $watched, 1 partition on the broker" 60 events_on_broker 1
   kubectl patch topic events -n "$watched" --type merge -p '{"spec":{"partitions":2}}' >/dev/null
@@ -155,8 +164,8 @@ EOF
   # The same Topic in a namespace the operator does not watch: no finalizer, no status.
   expect "Topic in $other left alone" \
     "$(kubectl get topic events -n "$other" -o jsonpath='{.metadata.finalizers}/{.status}')" "/"
-  if grep -q "forbidden" "$WORK/logs/fjord-operator-namespaced.log"; then
-    fail "the namespaced operator was refused by RBAC: $(grep -m3 forbidden "$WORK/logs/fjord-operator-namespaced.log")"
+  if operator_log | grep -q "forbidden"; then
+    fail "the namespaced operator was refused by RBAC: $(operator_log | grep -m3 forbidden)"
   fi
   log "namespaced operator reconciled $watched and left $other alone"
   kubectl delete topic events -n "$other" --wait=false >/dev/null

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # --- Listeners: the secure cluster ------------------------------------------------------
-# Sourced by e2e/k8s.sh after the demo cluster's sections. Uses k8s.sh's kubectl, kt
+# Sourced by e2e/k8s.sh after the demo cluster's sections. Uses k8s.sh's kubectl, kt, kt_within
 # (Kafka's tools), wait_for, expect, log, fail, now, since and $WORK, $HERE.
 #
 # The FjordCluster `secure` of e2e/k8s/examples-secure/ (listeners `tls`: SASL_SSL with
@@ -85,24 +85,24 @@ SECURE_MTLS="$SC-bootstrap.$SECURE_NS.svc:9095"
 # On the mtls listener, which the NetworkPolicy opens to clients (the operator port is
 # the operator's alone): the operator's certificate is of the cluster CA, which the
 # brokers' truststore holds next to the clients CA.
-timeout 120 "$HERE/apache-kafka.sh" tool kafka-configs --bootstrap-server "$SECURE_MTLS" \
+kt_within 120 kafka-configs --bootstrap-server "$SECURE_MTLS" \
   --command-config "$WORK/secure-operator.properties" --alter --entity-type users --entity-name admin \
   --add-config "SCRAM-SHA-512=[iterations=4096,password=$ADMIN_PASSWORD]" >/dev/null 2>"$WORK/secure-configs.err" ||
   { grep -v SLF4J "$WORK/secure-configs.err" >&2 || true; fail "kafka-configs over the operator listener"; }
 log "SCRAM-SHA-512 credential of admin set as the operator, with its certificate"
 
 # Produce and consume over SASL_SSL with SCRAM-SHA-512.
-seq 1 200 | timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-producer --bootstrap-server "$SECURE_TLS" \
+seq 1 200 | kt_within 120 kafka-console-producer --bootstrap-server "$SECURE_TLS" \
   --topic secure-orders --command-config "$WORK/secure-admin.properties" >/dev/null 2>"$WORK/secure-producer.err" ||
   { grep -v SLF4J "$WORK/secure-producer.err" >&2 || true; fail "console producer over the SCRAM listener"; }
-got=$(timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-consumer --bootstrap-server "$SECURE_TLS" \
+got=$(kt_within 120 kafka-console-consumer --bootstrap-server "$SECURE_TLS" \
   --topic secure-orders --from-beginning --max-messages 200 --timeout-ms 60000 \
   --command-config "$WORK/secure-admin.properties" 2>"$WORK/secure-consumer.err" | sort -n | uniq | tr '\n' ' ')
 expect "records consumed over SASL_SSL" "$got" "$(seq 1 200 | tr '\n' ' ')"
 log "console producer and consumer: 200 records over SASL_SSL/SCRAM-SHA-512 with the cluster CA"
 
 # Refused: a wrong password on the SCRAM listener, no client certificate on mtls.
-if timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SECURE_TLS" \
+if kt_within 120 kafka-topics --bootstrap-server "$SECURE_TLS" \
   --command-config "$WORK/secure-wrong.properties" --list >"$WORK/secure-wrong.out" 2>&1; then
   fail "a wrong password was accepted on the SCRAM listener: $(cat "$WORK/secure-wrong.out")"
 fi
@@ -110,14 +110,14 @@ grep -qi "authentication failed" "$WORK/secure-wrong.out" ||
   { grep -v SLF4J "$WORK/secure-wrong.out" >&2 || true; fail "wrong password: no authentication failure"; }
 printf '%s\n' "security.protocol=SSL" "ssl.truststore.type=PEM" "ssl.truststore.location=$WORK/secure-ca.crt" \
   > "$WORK/secure-nocert.properties"
-if timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SECURE_MTLS" \
+if kt_within 120 kafka-topics --bootstrap-server "$SECURE_MTLS" \
   --command-config "$WORK/secure-nocert.properties" --list >"$WORK/secure-nocert.out" 2>&1; then
   fail "a client without a certificate was accepted on the mtls listener: $(cat "$WORK/secure-nocert.out")"
 fi
 grep -qiE "ssl|handshake" "$WORK/secure-nocert.out" ||
   { grep -v SLF4J "$WORK/secure-nocert.out" >&2 || true; fail "no certificate: no TLS failure"; }
 # The operator's certificate on the operator listener (the operator's own path).
-listed=$(timeout 120 "$HERE/apache-kafka.sh" tool kafka-topics --bootstrap-server "$SECURE_OP" \
+listed=$(kt_within 120 kafka-topics --bootstrap-server "$SECURE_OP" \
   --command-config "$WORK/secure-operator.properties" --list 2>/dev/null)
 grep -qx secure-orders <<<"$listed" || fail "kafka-topics on the operator listener with its certificate: $listed"
 log "refused: a wrong password (SCRAM listener), no client certificate (mtls listener)"

@@ -1,23 +1,25 @@
-# The real node's own checks (K8S_NODE=real); sourced by e2e/k8s.sh once node.sh's node
-# is Ready. k8s.sh calls realnode_basics at once, then installs the chart (the operator
-# as its Deployment, in a pod) and runs the README path (the example FjordCluster, Topic
-# and ConsumerGroup, with `check` running fjord-check in a pod), then calls
-# realnode_after_readme.
+# The real node's own checks and client functions (K8S_NODE=real); sourced by
+# e2e/k8s.sh once node.sh's node is Ready. k8s.sh calls realnode_basics at once, then
+# realnode_clients (its clients then run in the tools pod), installs the chart (the
+# operator as its Deployment, in a pod), runs the README path (the example FjordCluster,
+# Topic and ConsumerGroup), calls realnode_after_readme, and goes on with the rest of
+# the suite on this node.
 #
 # realnode_basics:
-# 1. A plain pod of the broker image (imported into containerd, never pulled) as the
+# 1. The tools pod, in which every client of the suite runs (realnode_clients).
+# 2. A plain pod of the broker image (imported into containerd, never pulled) as the
 #    image's non-root user, its data on an emptyDir owned through fsGroup: Running and
 #    Ready from its readiness probe (kubelet's httpGet on the pod IP), the process's uid
 #    on the host, /ready answering the host on the pod IP, a restart of the container
 #    after its process is killed (restartCount 1).
-# 2. Cluster DNS from a pod: kubelet writes the node's IP (CoreDNS) and the cluster's
+# 3. Cluster DNS from a pod: kubelet writes the node's IP (CoreDNS) and the cluster's
 #    search path into a busybox pod's resolv.conf, and the pod resolves the `kubernetes`
 #    Service. (busybox's nslookup does not walk the search path: the brokers' names are
 #    resolved through it, by glibc, in the broker, operator and client pods.)
 # realnode_after_readme:
-# 3. Each broker pod's claim Bound to a volume local-path-provisioner made, the broker's
+# 4. Each broker pod's claim Bound to a volume local-path-provisioner made, the broker's
 #    files on it, owned by uid 10001, the broker process running as uid 10001.
-# 4. Under an acks=all idempotent producer and a consumer group in a pod
+# 5. Under an acks=all idempotent producer and a consumer group in a pod
 #    (scaling-workload, through the bootstrap Service's DNS name): a broker pod deleted
 #    (made again by the StatefulSet, back on its claim), then a broker's process killed
 #    inside its container (restarted by kubelet); each time the FjordCluster is Ready
@@ -26,7 +28,8 @@
 #    group. (Its balance figure is printed, not judged: nothing here rebalances.)
 #
 # Uses k8s.sh's helpers and values: log, fail, wait_for, kubectl, now, since, topic_ready,
-# check, $WORK, $BIN, $BOOT; node.sh's NODE_*, node_ctr.
+# check, broker_balance, CLIENT_PID, PIDS, $WORK, $BIN, $BOOT, $NS; node.sh's NODE_*,
+# node_ctr.
 
 RN_NS=realnode
 
@@ -144,37 +147,89 @@ rn_network_state() {
   } >&2
 }
 
-# Pod names of rn_in_pod: numbered by the caller's shell ($RANDOM: `check` often runs in
-# a command substitution, whose counter would not outlive it).
-RN_CLIENT_N=0
-# rn_in_pod NAME COMMAND ARGS...: runs COMMAND of the clients image (fjord-check,
-# scaling-workload, busybox) in a pod of namespace realnode and prints its stdout; fails
-# with its output unless it exits 0 within 120 s.
-rn_in_pod() {
-  local name="$1-$RN_CLIENT_N-$RANDOM" json; shift
-  RN_CLIENT_N=$((RN_CLIENT_N + 1))
-  json=$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@")
+# rn_tools_pod: the pod every client of the suite runs in (realnode_clients), of the
+# clients image, as root, with the suite's work directory mounted at its own path: the
+# clients' files (client properties, CA files, stop files) are where the suite wrote them.
+rn_tools_pod() {
   kubectl apply -n "$RN_NS" -f - >/dev/null <<EOF
-{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "$name"},
- "spec": {"restartPolicy": "Never", "automountServiceAccountToken": false,
-  "containers": [{"name": "client", "image": "$NODE_CLIENTS_IMAGE", "imagePullPolicy": "IfNotPresent",
-                  "command": $json}]}}
+apiVersion: v1
+kind: Pod
+metadata: {name: tools}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: tools
+    image: $NODE_CLIENTS_IMAGE
+    imagePullPolicy: IfNotPresent
+    command: [sleep, "2147483647"]
+    volumeMounts: [{name: work, mountPath: "$WORK"}]
+  volumes: [{name: work, hostPath: {path: "$WORK", type: Directory}}]
 EOF
-  local deadline=$(( $(date +%s) + 120 )) phase
-  while phase=$(rn_jp "pod/$name" '{.status.phase}'); [[ $phase != Succeeded && $phase != Failed ]]; do
-    (( $(date +%s) < deadline )) || { rn_describe "$name"; fail "$* in pod $name: no exit within 120 s"; }
-    sleep 0.3
-  done
-  [[ $phase == Succeeded ]] || { rn_describe "$name"; rn_network_state; fail "$* in pod $name: $phase"; }
-  rn_pod_stdout "$RN_NS" "$name"
-  kubectl delete pod "$name" -n "$RN_NS" --wait=false >/dev/null
+  rn_wait_ready tools 120
 }
 
 realnode_basics() {
   kubectl create namespace "$RN_NS" >/dev/null
   wait_for "ServiceAccount default in $RN_NS" 60 kubectl get serviceaccount default -n "$RN_NS"
+  rn_tools_pod
   rn_plain_pod
   rn_dns
+}
+
+# realnode_clients: k8s.sh's client functions for the real node. Clients run in the
+# tools pod through `kubectl exec` (the API server and kubelet's exec stream, stdin
+# included) and reach the brokers through cluster DNS and the Services; one started in
+# the background writes its pid to a file in the pod, which client_term signals.
+realnode_clients() {
+  client_argv() { CLIENT_ARGV=("$BIN/kubectl" exec -i -n "$RN_NS" tools -- "$@"); }
+  client_start() {
+    local name=$1 out=$2 err=$3; shift 3
+    "$BIN/kubectl" exec -n "$RN_NS" tools -- sh -c "echo \$\$ > /tmp/client-$name.pid && exec \"\$@\"" sh "$@" \
+      > "$out" 2> "$err" &
+    CLIENT_PID[$name]=$!
+    PIDS+=($!)
+  }
+  client_term() {
+    kubectl exec -n "$RN_NS" tools -- sh -c "kill -TERM \$(cat /tmp/client-$1.pid)"
+    wait "${CLIENT_PID[$1]}"
+  }
+  pod_address() { kubectl get pod "$1" -n "$NS" -o jsonpath='{.status.podIP}'; }
+  pod_log() { kubectl logs "$2" -n "$1"; }
+}
+
+# The operator, the chart's Deployment (k8s.sh's operator_* functions on the real node).
+rn_operator_pod() {
+  kubectl get pods -n fjord-system -l app.kubernetes.io/name=fjord-operator,pod-template-hash \
+    --field-selector status.phase=Running -o jsonpath='{.items[0].metadata.name}'
+}
+# operator_crash: the operator's process killed (SIGKILL) inside its container; kubelet
+# starts it again in the same pod, which takes its own Lease back at once.
+operator_crash() {
+  local pod restarts cid pid
+  pod=$(rn_operator_pod)
+  restarts=$(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].restartCount}')
+  cid=$(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].containerID}')
+  pid=$(node_ctr tasks ls | awk -v c="${cid#containerd://}" '$1 == c {print $2}')
+  [[ -n $pid ]] || fail "no process for the operator's container in $pod"
+  kill -KILL "$pid"
+  operator_back() {
+    (( $(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].restartCount}') > restarts )) &&
+      [[ "$(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+  }
+  wait_for "operator container restarted by kubelet" 120 operator_back
+  log "fjord-operator killed in pod $pod (pid $pid) and restarted by kubelet"
+}
+# operator_log: what the containers of the operator's pods wrote, oldest first, from the
+# node's CRI logs (kubelet keeps the running container's and the one before).
+operator_log() {
+  local f
+  for f in $(ls -tr "$WORK"/node/pod-logs/fjord-system_fjord-fjord-operator-*/operator/*.log 2>/dev/null); do
+    sed -E 's/^[^ ]+ [^ ]+ [^ ]+ ?//' "$f"
+  done
+}
+operator_metrics() {
+  curl -sf "http://$(kubectl get pod "$(rn_operator_pod)" -n fjord-system -o jsonpath='{.status.podIP}'):8080/metrics"
 }
 
 # rn_claims: each broker pod's claim Bound to a volume of local-path-provisioner, the

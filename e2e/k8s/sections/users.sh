@@ -3,8 +3,8 @@
 # Sourced by e2e/k8s.sh after the listeners section, which applied the FjordCluster
 # `secure` of e2e/k8s/examples-secure/ (a TLS + SCRAM-SHA-512 listener, authorization
 # simple) in namespace $SECURE_NS and waited for it to be Ready. Uses k8s.sh's kubectl,
-# kt (Kafka's tools), wait_for, expect, log, fail and $WORK; the operator runs with
-# --user-resync-seconds 5.
+# kt and kt_within (Kafka's tools), wait_for, expect, log, fail and $WORK; the operator runs
+# with --user-resync-seconds 5.
 #
 # A User `alice` (SCRAM, ACLs on topic alice-orders and group alice-group) produces and
 # consumes with Kafka's console clients, configured from nothing but her Secret's
@@ -85,7 +85,7 @@ expect "kubectl get users bob" "$(kubectl get users -n "$UNS" --no-headers | awk
 # failed one) as JSON on stdout, where the console producer only logs it.
 produce_as() { # produce_as WHO N: N records with WHO's properties; events in $WORK/WHO-producer.out
   { cat "$WORK/$1.properties"; echo "acks=all"; echo "max.block.ms=20000"; } > "$WORK/$1-producer.properties"
-  timeout 120 "$HERE/apache-kafka.sh" tool kafka-verifiable-producer --bootstrap-server "$ABOOT" \
+  kt_within 120 kafka-verifiable-producer --bootstrap-server "$ABOOT" \
     --topic alice-orders --max-messages "$2" --command-config "$WORK/$1-producer.properties" \
     >"$WORK/$1-producer.out" 2>"$WORK/$1-producer.err" || true
 }
@@ -96,7 +96,7 @@ alice_produce() { # alice_produce N: N records, all acknowledged
 }
 producer_report() { cat "$WORK/$1-producer.out" "$WORK/$1-producer.err" >&2 || true; }
 alice_consume() { # alice_consume N: the first N records of the topic, comma separated
-  timeout 120 "$HERE/apache-kafka.sh" tool kafka-console-consumer --bootstrap-server "$ABOOT" \
+  kt_within 120 kafka-console-consumer --bootstrap-server "$ABOOT" \
     --topic alice-orders --group alice-group --command-config "$WORK/alice.properties" \
     --from-beginning --max-messages "$1" --timeout-ms 60000 2>"$WORK/alice-consumer.err" | paste -sd,
 }
@@ -123,7 +123,7 @@ pem_prop() { awk 'BEGIN { ORS = "\\n" } { print }'; }
   echo "ssl.truststore.type=PEM"
   echo "ssl.truststore.certificates=$(kubectl get secret "$UC-cluster-ca-cert" -n "$UNS" -o 'jsonpath={.data.ca\.crt}' | base64 -d | pem_prop)"
 } > "$WORK/operator-client.properties"
-kacls() { timeout 120 "$HERE/apache-kafka.sh" tool kafka-acls --bootstrap-server "$OPBOOT" --command-config "$WORK/operator-client.properties" "$@"; }
+kacls() { kt_within 120 kafka-acls --bootstrap-server "$OPBOOT" --command-config "$WORK/operator-client.properties" "$@"; }
 alice_acls() { kacls --list --principal User:alice 2>/dev/null; }
 expect "alice's ACLs on the brokers" "$(alice_acls | grep -c 'principal=User:alice')" 4
 kacls --remove --force --allow-principal User:alice --operation Write --topic alice-orders >/dev/null 2>"$WORK/kafka-acls.err" ||

@@ -20,7 +20,7 @@
 //     the pod object, as a kubelet does;
 //   - plays the CSI external-resizer: a claim whose request grew past its capacity,
 //     on a StorageClass that allows volume expansion, gets the new capacity on its
-//     PersistentVolume and in its status (resizer.go);
+//     PersistentVolume and in its status (package resizer);
 //   - plays cluster DNS: a marked block of /etc/hosts maps each pod's
 //     <hostname>.<subdomain>.<ns>.svc name, and each Service's <svc>.<ns>.svc name to
 //     the IP of a ready pod it selects (there is no kube-proxy).
@@ -56,6 +56,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"fjord.dev/e2e/k8s/resizer"
 )
 
 const hostsBegin = "# BEGIN fjord-e2e fake-kubelet"
@@ -112,7 +114,7 @@ func main() {
 	log.Printf("fake-kubelet: node %s registered", k.node)
 	go k.heartbeat(ctx)
 	if *resize {
-		go resizeLoop(ctx, k.cs)
+		go resizer.Loop(ctx, k.cs)
 	}
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()

@@ -1,17 +1,17 @@
-package main
-
-// The suite's volumes are hostPath directories, which no driver expands, so this loop
+// Package resizer grows the suite's volumes. They are directories (hostPath, or
+// local-path-provisioner's on the real node), which no driver expands, so this loop
 // plays the CSI external-resizer (and the node-side file system resize, which a
 // directory does not need): a bound claim whose storage request exceeds its capacity,
 // and whose StorageClass allows volume expansion, gets the request as the capacity of
 // its PersistentVolume and as its own status.capacity. A class without expansion is
 // left alone, as the API server already refuses to raise such a claim's request.
 //
-// A class annotated fileSystemResizeAnnotation: on-restart plays a volume whose file
+// A class annotated FileSystemResizeAnnotation: on-restart plays a volume whose file
 // system grows only when a pod mounts it again: the volume grows, the claim gets the
 // condition FileSystemResizePending and keeps its capacity, and it completes (capacity
 // set, condition cleared) once a pod mounting the claim was created after the
 // condition appeared. A claim no pod mounts stays pending.
+package resizer
 
 import (
 	"context"
@@ -24,11 +24,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// fileSystemResizeAnnotation on a StorageClass chooses when a file system grows.
-const fileSystemResizeAnnotation = "fjord.dev/e2e-filesystem-resize"
+// FileSystemResizeAnnotation on a StorageClass chooses when a file system grows.
+const FileSystemResizeAnnotation = "fjord.dev/e2e-filesystem-resize"
 
-// resizeLoop runs resizeOnce every second until ctx ends.
-func resizeLoop(ctx context.Context, cs *kubernetes.Clientset) {
+// Loop runs resizeOnce every second until ctx ends.
+func Loop(ctx context.Context, cs *kubernetes.Clientset) {
 	for {
 		resizeOnce(ctx, cs)
 		select {
@@ -61,7 +61,7 @@ func resizeOnce(ctx context.Context, cs *kubernetes.Clientset) {
 		if err != nil || class.AllowVolumeExpansion == nil || !*class.AllowVolumeExpansion {
 			continue
 		}
-		if class.Annotations[fileSystemResizeAnnotation] == "on-restart" {
+		if class.Annotations[FileSystemResizeAnnotation] == "on-restart" {
 			done, err := resizeOnRestart(ctx, cs, pvc, want)
 			if err != nil && ctx.Err() == nil {
 				log.Printf("resizer: claim %s/%s: %v", pvc.Namespace, pvc.Name, err)
