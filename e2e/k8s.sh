@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# Kubernetes suite: the operator and chart against a real control plane on loopback.
+# Kubernetes suite: the operator and chart against a real control plane and real nodes.
 #
-#   e2e/k8s.sh
+#   e2e/k8s.sh                  (K8S_NODE=real, the default: what the test command runs)
+#   K8S_NODE=fake e2e/k8s.sh    (the fast development tier: fake-kubelet)
 #
 # 1. Builds (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-#    kubectl and helm from their published Go modules (e2e/k8s/build.sh), the harness
-#    e2e/k8s/cmd/fake-kubelet, and the broker and operator binaries.
+#    kubectl, helm, and for the real nodes kubelet, kube-proxy, CoreDNS and
+#    local-path-provisioner, from their published Go modules (e2e/k8s/build.sh); the
+#    harness e2e/k8s/cmd/fake-kubelet and volume-resizer; the broker and operator
+#    binaries, and (real nodes) their images (e2e/images.sh IMAGES_BUILD_ONLY=1).
 # 2. Starts etcd, kube-apiserver (client-certificate auth, RBAC), kube-controller-manager
-#    (host-path provisioner) and kube-scheduler on 127.0.0.1, and fake-kubelet as the one
-#    Node: it runs each bound broker pod as a local `fjord` process (see its doc).
+#    and kube-scheduler, then the nodes. Real (e2e/k8s/node.sh): two Nodes on this machine,
+#    each with containerd, runc, a CNI bridge and kubelet, one kube-proxy, CoreDNS and
+#    local-path-provisioner; the images imported into containerd, never pulled; every
+#    client of the suite (Kafka's tools, fjord-check, scaling-workload, openssl) runs in a
+#    pod (sections/realnode.sh, which also checks the nodes themselves and deletes a
+#    broker pod, kills a broker in its container and drains a node under traffic).
+#    Fake: fake-kubelet as the one Node runs each bound broker pod as a local `fjord`
+#    process (see its doc), clients run on the host.
 # 3. `helm lint`, `helm template` (compared with e2e/k8s/golden/), `helm install` of the
-#    chart with the operator Deployment scaled to 0; the operator runs as a local process
-#    under the chart's ServiceAccount (a token from the TokenRequest API), so the chart's
-#    RBAC is what it gets.
+#    chart. Real: the operator runs as the chart's Deployment, in a pod. Fake: the
+#    Deployment is scaled to 0 and the operator runs as a local process under the chart's
+#    ServiceAccount (a token from the TokenRequest API), so the chart's RBAC is what it
+#    gets.
 # 4. Applies e2e/k8s/examples (a 3-broker FjordCluster, a Topic, a ConsumerGroup) and
 #    checks what the API server holds and what the brokers report; a consumer group's
 #    lag through Kafka's console clients; a Deployment autoscaled from that lag (scale
@@ -40,7 +50,7 @@
 # Environment: FJORD_CACHE (default ~/.cache/fjord), CARGO_TARGET_DIR, K8S_TOPICS (Topic
 # objects applied at once for the scale figure; default 1000, 0 skips), K8S_KEEP=1 keeps
 # the control plane running after the suite (for poking with kubectl), K8S_OPERATOR_LOG
-# (the operator's RUST_LOG), K8S_NODE (fake, the default, or real: see below). A failed
+# (the operator's RUST_LOG; fake node only), K8S_NODE (real, the default, or fake). A failed
 # run keeps its logs under $FJORD_CACHE/k8s-logs.
 set -euo pipefail
 # One suite at a time on a machine: it owns a block of /etc/hosts and fixed ports. A caller
@@ -78,12 +88,8 @@ wait_for() {
   log "$what after $(since "$t0")s"
 }
 
-# K8S_NODE=real: a real node (kubelet, kube-proxy, containerd, CNI, CoreDNS, local-path
-# volumes; e2e/k8s/node.sh) in place of fake-kubelet, the operator as the chart's
-# Deployment. It runs the node's own checks (sections/realnode.sh), the chart and the
-# README path, then its failure checks, and stops there: the rest of the suite still
-# needs fake-kubelet.
-K8S_NODE="${K8S_NODE:-fake}"
+# K8S_NODE: real (the default) or fake; see 2. above.
+K8S_NODE="${K8S_NODE:-real}"
 [[ $K8S_NODE == fake || $K8S_NODE == real ]] || { echo "k8s: K8S_NODE is fake or real, not '$K8S_NODE'" >&2; exit 1; }
 if [[ $K8S_NODE == real ]]; then "$HERE/k8s/build.sh" node; else "$HERE/k8s/build.sh"; fi
 log "building broker, operator and harness"
@@ -100,7 +106,10 @@ cleanup() {
     return
   fi
   if [[ $K8S_NODE == real ]] && declare -F node_stop >/dev/null; then
-    [[ $rc == 0 ]] || cp -r "$WORK/node/pod-logs" "$WORK/pods/" 2>/dev/null || true
+    if [[ $rc != 0 ]]; then
+      local d
+      for d in "$WORK"/node/n*; do cp -r "$d/pod-logs" "$WORK/pods/$(basename "$d")-pod-logs" 2>/dev/null; done
+    fi
     node_stop
   fi
   # Newest first: operator, harness (stops its pods and clears /etc/hosts), then the
@@ -219,8 +228,7 @@ ln -sf "$TARGET/debug/fjord" "$BIN/fjord"
 ln -sf "$TARGET/debug/fjord-check" "$BIN/fjord-check"  # the chart's `helm test` pod
 if [[ $K8S_NODE == real ]]; then
   source "$HERE/k8s/node.sh"
-  node_start
-  wait_for "node Ready" 180 bash -c "\"$BIN/kubectl\" get node $NODE_NAME -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  node_start  # returns once both nodes are Ready
   wait_for "default ServiceAccount" 60 kubectl get serviceaccount default -n default
   source "$HERE/k8s/sections/realnode.sh"
   realnode_basics

@@ -232,7 +232,7 @@ side_by_side lane_one_broker lane_cluster
 # One after the other: the images publish fixed ports on 127.0.0.1 in the ephemeral
 # range, which the Kubernetes suite's loopback traffic may hold at that moment.
 step "container images" e2e/images.sh
-step "Kubernetes suite (operator, chart, real control plane)" e2e/k8s.sh
+step "Kubernetes suite (operator, chart, real control plane and nodes)" e2e/k8s.sh
 
 echo
 if [[ $failed -gt 0 ]]; then

@@ -1,18 +1,25 @@
-# The real node of the Kubernetes suite (K8S_NODE=real), sourced by e2e/k8s.sh after the
-# control plane is up: containerd (Debian's), runc, the CNI bridge and host-local
-# plugins (Debian's containernetworking-plugins), kubelet and kube-proxy (built by
-# build.sh node at the control plane's version), as Node fjord-e2e-node.
+# The real nodes of the Kubernetes suite (K8S_NODE=real), sourced by e2e/k8s.sh after the
+# control plane is up: two Nodes on this machine, fjord-e2e-node and fjord-e2e-node-2,
+# each with its own containerd (Debian's) and runc, CNI bridge (Debian's
+# containernetworking-plugins: bridge and host-local) and kubelet (built by build.sh node
+# at the control plane's version); one kube-proxy, CoreDNS and local-path-provisioner
+# serve both. Two, so that a node can be drained: its pods go to the other one.
 #
 # Everything it creates lives under $WORK/node or is named here, and node_stop removes
-# it: containerd's root, state and socket; the bridge fjord0 with 10.244.0.1/24 (the
-# node's IP; pods get 10.244.0.2-254 from host-local); a route sending the Service range
-# (10.0.0.0/24) to that bridge, so a Service IP that kube-proxy has not translated yet
-# stays on this machine; the iptables chain FJORD-E2E-NODE, first in FORWARD, which
-# passes what pods send each other and drops anything else a pod sends through the host
-# (pods talk to each other and to the host only), and
-# FJORD-E2E-NODE-IN, which keeps the API server's port to loopback and the bridge; the cgroup
-# fjord-e2e in each cgroup v1 hierarchy (kubelet's cgroupRoot); the CNI network
-# namespaces containerd made; kube-proxy's chains (kube-proxy --cleanup).
+# it. Node I (0 or 1) has: containerd's root, state and socket, its CNI configuration,
+# kubelet's root and the pod logs under $WORK/node/nI; the bridge fjordI with
+# 10.244.I.1/24 (the node's IP; its pods get 10.244.I.2-254 from host-local); the cgroup
+# fjord-e2e (node 0) or fjord-e2e-2 (node 1) in each cgroup v1 hierarchy (its kubelet's
+# cgroupRoot). Shared: a route sending the Service range (10.0.0.0/24) to fjord0, so a
+# Service IP that kube-proxy has not translated yet stays on this machine; the iptables
+# chain FJORD-E2E-NODE, first in FORWARD, which passes what pods send each other (on
+# either bridge) and drops anything else a pod sends through the host (pods talk to each
+# other and to the host only), and FJORD-E2E-NODE-IN, which keeps the API server's port
+# to loopback and the bridges; the CNI network namespaces containerd made; kube-proxy's
+# chains (kube-proxy --cleanup). The nodes share this machine's file system, and
+# local-path-provisioner is told so (sharedFileSystemPath): its volumes carry no node
+# affinity, as network storage would not, and a pod drained off one node mounts its
+# volume on the other.
 #
 # Images: nothing is pulled. The broker and operator images that e2e/images.sh builds
 # with docker, and a pause image built here from kubernetes' pause.c, are saved from
@@ -21,15 +28,16 @@
 # reaching out.
 #
 # Needs (from k8s.sh): WORK, BIN, CACHE, pki (with ca.crt and ca.key), API_PORT, log,
-# fail, wait_for. Provides node_start, node_stop, node_ctr, NODE_NAME, NODE_IP.
+# fail, wait_for. Provides node_start, node_stop, node_task_pid, NODE_NAMES, and
+# NODE_NAME, NODE_IP and NODE_BRIDGE of node 0 (where CoreDNS listens).
 
-NODE_NAME=fjord-e2e-node
+NODE_NAMES=(fjord-e2e-node fjord-e2e-node-2)
+NODE_NAME=${NODE_NAMES[0]}
 NODE_BRIDGE=fjord0
 NODE_IP=10.244.0.1
-NODE_POD_CIDR=10.244.0.0/24
+NODE_CLUSTER_CIDR=10.244.0.0/16
 NODE_SERVICE_CIDR=10.0.0.0/24
 NODE_CHAIN=FJORD-E2E-NODE
-NODE_CGROUP=fjord-e2e
 NODE_PAUSE_IMAGE=fjord.dev/e2e/pause:3.10
 # Debian's busybox-static as an image: local-path-provisioner's helper pods (mkdir, rm)
 # and the DNS checks (nslookup) run it.
@@ -46,10 +54,34 @@ NODE_CLIENTS_REPO=fjord.dev/e2e/clients
 NODE_TOOLS_REPO=fjord.dev/e2e/kafka-tools
 # The JDK modules Kafka's tools load (java.desktop for java.beans, which log4j uses).
 NODE_JRE_MODULES=java.base,java.desktop,java.logging,java.management,java.naming,java.net.http,java.security.jgss,java.security.sasl,java.sql,java.xml,jdk.crypto.ec,jdk.management,jdk.naming.dns,jdk.security.auth,jdk.security.jgss,jdk.unsupported,jdk.zipfs
+# kubelet, kube-proxy, CoreDNS, the provisioner: stopped before the containerds.
 NODE_PIDS=()
+NODE_CONTAINERD_PIDS=()
 NODE_NETNS_BEFORE=""
 
-node_ctr() { ctr --address "$WORK/node/containerd/containerd.sock" -n k8s.io "$@"; }
+# node_vars I: node I's name (N_NAME), bridge (N_BRIDGE), IP (N_IP), pod range (N_CIDR),
+# directory (N_DIR), cgroup (N_CGROUP) and kubelet healthz port (N_HEALTHZ).
+node_vars() {
+  local i=$1 suffix=""
+  (( i == 0 )) || suffix="-$((i + 1))"
+  N_NAME=${NODE_NAMES[$i]}
+  N_BRIDGE="fjord$i"
+  N_IP="10.244.$i.1"
+  N_CIDR="10.244.$i.0/24"
+  N_DIR="$WORK/node/n$i"
+  N_CGROUP="fjord-e2e$suffix"
+  N_HEALTHZ=$((10248 - 2 * i))
+}
+# node_ctr I ARGS...: ctr on node I's containerd.
+node_ctr() { local i=$1; shift; ctr --address "$WORK/node/n$i/containerd/containerd.sock" -n k8s.io "$@"; }
+# node_task_pid CONTAINER_ID: the host pid of a running container, on whichever node.
+node_task_pid() {
+  local i
+  for i in "${!NODE_NAMES[@]}"; do
+    node_ctr "$i" tasks ls 2>/dev/null | awk -v c="${1#containerd://}" '$1 == c {print $2; f = 1} END {exit !f}' && return 0
+  done
+  return 1
+}
 
 # node_cert NAME SUBJECT: a client certificate signed by the suite's CA, and a kubeconfig
 # for it.
@@ -174,45 +206,52 @@ node_images() {
   fi
 }
 
+# node_network: both bridges, the Service route, the suite's iptables chains.
 node_network() {
-  local dir="$WORK/node/cni"
-  mkdir -p "$dir/net.d" "$dir/ipam"
-  # The bridge exists before the first pod, so the node has its IP from the start; the
-  # bridge plugin finds and uses it.
-  ip link add "$NODE_BRIDGE" type bridge || fail "ip link add $NODE_BRIDGE type bridge"
-  ip addr add "$NODE_IP/24" dev "$NODE_BRIDGE"
-  ip link set "$NODE_BRIDGE" up
-  ip route add "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE"
-  iptables -w -N "$NODE_CHAIN"
-  # Frames between two pods cross the bridge, and with br_netfilter on (as here) they
-  # go through iptables' FORWARD chain, whose policy docker sets to DROP: without this
-  # ACCEPT, pods reach the host but not each other (brokers wait for their quorum).
-  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -o "$NODE_BRIDGE" -j ACCEPT
-  iptables -w -A "$NODE_CHAIN" -i "$NODE_BRIDGE" -j DROP
-  iptables -w -I FORWARD 1 -j "$NODE_CHAIN"
-  # The API server listens on every address for the pods' sake (k8s.sh): only loopback
-  # and the bridge may reach it.
-  iptables -w -N "$NODE_CHAIN-IN"
-  iptables -w -A "$NODE_CHAIN-IN" -i lo -j RETURN
-  iptables -w -A "$NODE_CHAIN-IN" -i "$NODE_BRIDGE" -j RETURN
-  iptables -w -A "$NODE_CHAIN-IN" -p tcp --dport "$API_PORT" -j DROP
-  iptables -w -I INPUT 1 -j "$NODE_CHAIN-IN"
-  cat > "$dir/net.d/10-fjord-e2e.conflist" <<EOF
+  local i
+  for i in "${!NODE_NAMES[@]}"; do
+    node_vars "$i"
+    # The bridge exists before the first pod, so the node has its IP from the start; the
+    # bridge plugin finds and uses it.
+    ip link add "$N_BRIDGE" type bridge || fail "ip link add $N_BRIDGE type bridge"
+    ip addr add "$N_IP/24" dev "$N_BRIDGE"
+    ip link set "$N_BRIDGE" up
+    mkdir -p "$N_DIR/cni/net.d" "$N_DIR/cni/ipam"
+    cat > "$N_DIR/cni/net.d/10-fjord-e2e.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "fjord-e2e",
   "plugins": [{
-    "type": "bridge", "bridge": "$NODE_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-    "ipam": {"type": "host-local", "dataDir": "$dir/ipam",
-             "ranges": [[{"subnet": "$NODE_POD_CIDR", "gateway": "$NODE_IP"}]],
+    "type": "bridge", "bridge": "$N_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+    "ipam": {"type": "host-local", "dataDir": "$N_DIR/cni/ipam",
+             "ranges": [[{"subnet": "$N_CIDR", "gateway": "$N_IP"}]],
              "routes": [{"dst": "0.0.0.0/0"}]}
   }]
 }
 EOF
+  done
+  ip route add "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE"
+  iptables -w -N "$NODE_CHAIN"
+  # Frames between two pods cross a bridge, or the host between the two bridges, and
+  # with br_netfilter on (as here) both go through iptables' FORWARD chain, whose policy
+  # docker sets to DROP: without this ACCEPT, pods reach the host but not each other
+  # (brokers wait for their quorum).
+  iptables -w -A "$NODE_CHAIN" -i fjord+ -o fjord+ -j ACCEPT
+  iptables -w -A "$NODE_CHAIN" -i fjord+ -j DROP
+  iptables -w -I FORWARD 1 -j "$NODE_CHAIN"
+  # The API server listens on every address for the pods' sake (k8s.sh): only loopback
+  # and the bridges may reach it.
+  iptables -w -N "$NODE_CHAIN-IN"
+  iptables -w -A "$NODE_CHAIN-IN" -i lo -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -i fjord+ -j RETURN
+  iptables -w -A "$NODE_CHAIN-IN" -p tcp --dport "$API_PORT" -j DROP
+  iptables -w -I INPUT 1 -j "$NODE_CHAIN-IN"
 }
 
+# node_containerd I: node I's containerd, the images imported into it.
 node_containerd() {
-  local dir="$WORK/node/containerd" reg
+  node_vars "$1"
+  local i=$1 dir="$N_DIR/containerd" reg
   mkdir -p "$dir/root" "$dir/state" "$dir/certs.d"
   # No registry is reachable from here, and none may be tried.
   for reg in _default docker.io registry.k8s.io fjord.dev; do
@@ -248,53 +287,55 @@ state = "$dir/state"
         SystemdCgroup = false
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "$WORK/node/cni/net.d"
+    conf_dir = "$N_DIR/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$dir/certs.d"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$dir/opt"
 EOF
-  NODE_NETNS_BEFORE="$( (ls /var/run/netns 2>/dev/null || true) | sort)"
-  containerd --config "$dir/config.toml" > "$WORK/logs/containerd.log" 2>&1 &
-  NODE_PIDS+=($!)
-  log "containerd $(containerd --version | awk '{print $3}') started (pid $!)"
-  wait_for "containerd socket" 30 node_ctr version
+  containerd --config "$dir/config.toml" > "$WORK/logs/containerd-$N_NAME.log" 2>&1 &
+  NODE_CONTAINERD_PIDS+=($!)
+  log "containerd $(containerd --version | awk '{print $3}') of $N_NAME started (pid $!)"
+  wait_for "containerd socket of $N_NAME" 30 node_ctr "$i" version
   local t0; t0=$(now)
-  node_ctr images import "$NODE_IMAGES_TAR" >/dev/null || fail "ctr images import $NODE_IMAGES_TAR"
-  log "images imported into containerd in $(since "$t0")s: $(node_ctr images ls -q | grep -v '^sha256:' | paste -sd' ')"
+  node_ctr "$i" images import "$NODE_IMAGES_TAR" >/dev/null || fail "ctr images import $NODE_IMAGES_TAR"
+  log "images imported into $N_NAME's containerd in $(since "$t0")s: $(node_ctr "$i" images ls -q | grep -v '^sha256:' | paste -sd' ')"
 }
 
-# node_cgroups: kubelet's cgroupRoot, one directory per cgroup v1 hierarchy; cpuset needs
-# its cpus and mems before anything can join it.
+# node_cgroups I: node I's kubelet cgroupRoot, one directory per cgroup v1 hierarchy;
+# cpuset needs its cpus and mems before anything can join it.
 node_cgroups() {
+  node_vars "$1"
   local h
   for h in /sys/fs/cgroup/*/; do
     [[ -f $h/cgroup.procs && $(basename "$h") != unified ]] || continue
-    mkdir -p "$h$NODE_CGROUP"
+    mkdir -p "$h$N_CGROUP"
   done
-  if [[ -d /sys/fs/cgroup/cpuset/$NODE_CGROUP ]]; then
-    cat /sys/fs/cgroup/cpuset/cpuset.cpus > "/sys/fs/cgroup/cpuset/$NODE_CGROUP/cpuset.cpus"
-    cat /sys/fs/cgroup/cpuset/cpuset.mems > "/sys/fs/cgroup/cpuset/$NODE_CGROUP/cpuset.mems"
+  if [[ -d /sys/fs/cgroup/cpuset/$N_CGROUP ]]; then
+    cat /sys/fs/cgroup/cpuset/cpuset.cpus > "/sys/fs/cgroup/cpuset/$N_CGROUP/cpuset.cpus"
+    cat /sys/fs/cgroup/cpuset/cpuset.mems > "/sys/fs/cgroup/cpuset/$N_CGROUP/cpuset.mems"
   fi
 }
 
+# node_kubelet I: node I's kubelet.
 node_kubelet() {
-  local dir="$WORK/node"
+  node_vars "$1"
+  local dir="$N_DIR" name="kubelet-$1"
   mkdir -p "$dir/kubelet" "$dir/pod-logs"
-  node_cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME"
+  node_cert "$name" "/O=system:nodes/CN=system:node:$N_NAME"
   cat > "$dir/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # This machine's cgroups are v1; kubelet 1.35+ refuses them unless told otherwise.
 failCgroupV1: false
 cgroupDriver: cgroupfs
-cgroupRoot: /$NODE_CGROUP
+cgroupRoot: /$N_CGROUP
 failSwapOn: false
-address: $NODE_IP
+address: $N_IP
 port: 10250
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
-healthzPort: 10248
+healthzPort: $N_HEALTHZ
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true}
@@ -304,7 +345,7 @@ clusterDomain: cluster.local
 clusterDNS: [$NODE_IP]
 # Pods get the cluster's DNS only, never the host's resolvers.
 resolvConf: ""
-podCIDR: $NODE_POD_CIDR
+podCIDR: $N_CIDR
 containerRuntimeEndpoint: unix://$dir/containerd/containerd.sock
 podLogsDir: $dir/pod-logs
 # The shared disk of this machine is fuller than kubelet's defaults allow (imagefs 15%).
@@ -317,11 +358,11 @@ serializeImagePulls: false
 syncFrequency: 5s
 maxPods: 60
 EOF
-  "$BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
-    --root-dir "$dir/kubelet" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 2 \
-    > "$WORK/logs/kubelet.log" 2>&1 &
+  "$BIN/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$WORK/node/$name.kubeconfig" \
+    --root-dir "$dir/kubelet" --hostname-override "$N_NAME" --node-ip "$N_IP" --v 2 \
+    > "$WORK/logs/kubelet-$N_NAME.log" 2>&1 &
   NODE_PIDS+=($!)
-  log "kubelet $("$BIN/kubelet" --version | awk '{print $2}') started (pid $!)"
+  log "kubelet $("$BIN/kubelet" --version | awk '{print $2}') of $N_NAME started (pid $!)"
 }
 
 node_proxy() {
@@ -333,10 +374,10 @@ kind: KubeProxyConfiguration
 mode: iptables
 clientConnection: {kubeconfig: "$dir/kube-proxy.kubeconfig"}
 hostnameOverride: $NODE_NAME
-clusterCIDR: $NODE_POD_CIDR
+clusterCIDR: $NODE_CLUSTER_CIDR
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
-nodePortAddresses: ["$NODE_IP/32"]
+nodePortAddresses: ["10.244.0.1/32", "10.244.1.1/32"]
 # Leave the host's conntrack settings as they are.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
@@ -368,15 +409,16 @@ EOF
     "$NODE_BUSYBOX" nslookup kubernetes.default.svc.cluster.local "$NODE_IP"
 }
 
-# node_storage: rancher's local-path-provisioner as a process of the node, its volumes
-# under $WORK/node/local-path; its helper pods (busybox) make each volume's directory
+# node_storage: rancher's local-path-provisioner as a process of the nodes, its volumes
+# under $WORK/node/local-path, shared by both nodes (no node affinity); its helper pods
+# (busybox) make each volume's directory
 # (mode 0777) and remove it. StorageClass local-path, the default, binds on first use.
 node_storage() {
   local dir="$WORK/node"
   mkdir -p "$dir/local-path"
   kubectl create namespace "$NODE_STORAGE_NS" >/dev/null
   kubectl create serviceaccount local-path-provisioner -n "$NODE_STORAGE_NS" >/dev/null
-  printf '{"nodePathMap": [{"node": "DEFAULT_PATH_FOR_NON_LISTED_NODES", "paths": ["%s"]}]}\n' "$dir/local-path" > "$dir/local-path.json"
+  printf '{"sharedFileSystemPath": "%s"}\n' "$dir/local-path" > "$dir/local-path.json"
   cat > "$dir/local-path-helper.yaml" <<EOF
 apiVersion: v1
 kind: Pod
@@ -424,17 +466,25 @@ node_start() {
   fi
   node_images
   node_network
-  node_containerd
-  node_cgroups
-  node_kubelet
+  NODE_NETNS_BEFORE="$( (ls /var/run/netns 2>/dev/null || true) | sort)"
+  local i
+  for i in "${!NODE_NAMES[@]}"; do
+    node_containerd "$i"
+    node_cgroups "$i"
+    node_kubelet "$i"
+  done
   node_proxy
   node_dns
   node_storage
+  for i in "${!NODE_NAMES[@]}"; do
+    wait_for "node ${NODE_NAMES[$i]} Ready" 180 bash -c \
+      "\"$BIN/kubectl\" get node ${NODE_NAMES[$i]} -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+  done
 }
 
 # node_kubelet_chains_remove: the chains kubelet keeps in iptables and ip6tables
 # (KUBE-FIREWALL, which drops outside packets to 127.0.0.0/8, and its canaries), which
-# kube-proxy --cleanup leaves. Only one node runs on a machine (the suite's lock).
+# kube-proxy --cleanup leaves. Only one suite runs on a machine (the suite's lock).
 node_kubelet_chains_remove() {
   local cmd table chain
   for cmd in iptables ip6tables; do
@@ -449,25 +499,27 @@ node_kubelet_chains_remove() {
   done
 }
 
-# node_stop: kubelet first (nothing restarts after it), then every container and the
-# runtime, then what they left: mounts, network namespaces, cgroups, the network.
+# node_stop: kubelets first (nothing restarts after them), then every container and the
+# runtimes, then what they left: mounts, network namespaces, cgroups, the network.
 node_stop() {
   set +e  # clean up as much as there is, whatever fails
   local pid i
   [[ -d $WORK/node ]] || return 0
-  for (( i=${#NODE_PIDS[@]}-1; i>=1; i-- )); do  # kube-proxy, kubelet; containerd last
+  for (( i=${#NODE_PIDS[@]}-1; i>=0; i-- )); do  # the provisioner ... kubelets; containerds last
     kill "${NODE_PIDS[$i]}" 2>/dev/null && wait "${NODE_PIDS[$i]}" 2>/dev/null
   done
-  if node_ctr version >/dev/null 2>&1; then
-    for i in $(node_ctr tasks ls -q 2>/dev/null); do node_ctr tasks kill -s SIGKILL "$i" >/dev/null 2>&1; done
-    for i in $(node_ctr tasks ls -q 2>/dev/null); do node_ctr tasks rm -f "$i" >/dev/null 2>&1; done
-  fi
-  if (( ${#NODE_PIDS[@]} )); then
-    kill "${NODE_PIDS[0]}" 2>/dev/null && wait "${NODE_PIDS[0]}" 2>/dev/null
-  fi
-  # Shims of this containerd that outlived it, by their -address argument.
-  for pid in $(grep -lsF -- "$WORK/node/containerd/containerd.sock" /proc/[0-9]*/cmdline | cut -d/ -f3); do
-    kill -KILL "$pid" 2>/dev/null
+  local n c
+  for n in "${!NODE_NAMES[@]}"; do
+    node_ctr "$n" version >/dev/null 2>&1 || continue
+    for c in $(node_ctr "$n" tasks ls -q 2>/dev/null); do node_ctr "$n" tasks kill -s SIGKILL "$c" >/dev/null 2>&1; done
+    for c in $(node_ctr "$n" tasks ls -q 2>/dev/null); do node_ctr "$n" tasks rm -f "$c" >/dev/null 2>&1; done
+  done
+  for pid in "${NODE_CONTAINERD_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  done
+  # Shims of these containerds that outlived them, by their -address argument.
+  for pid in $(grep -lsF -- "$WORK/node/n" /proc/[0-9]*/cmdline | cut -d/ -f3); do
+    grep -qsF "containerd.sock" "/proc/$pid/cmdline" && kill -KILL "$pid" 2>/dev/null
   done
   # Mounts under the work dir, deepest first.
   awk -v w="$WORK/node/" 'index($2, w) == 1 {print $2}' /proc/self/mounts | sort -r | while read -r m; do
@@ -481,17 +533,23 @@ node_stop() {
   "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   node_kubelet_chains_remove
   local h d
-  for h in /sys/fs/cgroup/*/; do
-    [[ -d $h$NODE_CGROUP ]] || continue
-    find "$h$NODE_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null
+  for n in "${!NODE_NAMES[@]}"; do
+    node_vars "$n"
+    for h in /sys/fs/cgroup/*/; do
+      [[ -d $h$N_CGROUP ]] || continue
+      find "$h$N_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
   done
   iptables -w -D FORWARD -j "$NODE_CHAIN" 2>/dev/null
   iptables -w -F "$NODE_CHAIN" 2>/dev/null && iptables -w -X "$NODE_CHAIN" 2>/dev/null
   iptables -w -D INPUT -j "$NODE_CHAIN-IN" 2>/dev/null
   iptables -w -F "$NODE_CHAIN-IN" 2>/dev/null && iptables -w -X "$NODE_CHAIN-IN" 2>/dev/null
-  # Pod ends of the bridge whose namespace is still held somewhere.
-  for d in $(ls "/sys/class/net/$NODE_BRIDGE/brif" 2>/dev/null); do ip link del "$d" 2>/dev/null; done
   ip route del "$NODE_SERVICE_CIDR" dev "$NODE_BRIDGE" 2>/dev/null
-  ip link del "$NODE_BRIDGE" 2>/dev/null
+  for n in "${!NODE_NAMES[@]}"; do
+    node_vars "$n"
+    # Pod ends of the bridge whose namespace is still held somewhere.
+    for d in $(ls "/sys/class/net/$N_BRIDGE/brif" 2>/dev/null); do ip link del "$d" 2>/dev/null; done
+    ip link del "$N_BRIDGE" 2>/dev/null
+  done
   return 0
 }

@@ -90,7 +90,8 @@ serves_secret() {
 }
 wait_for "broker 0 serving its renewed certificate" 30 serves_secret
 [[ -n "$(kubectl get events -n "$NS" --field-selector reason=CertificatesRenewed -o name)" ]] || fail "no CertificatesRenewed Event"
-pod_log "$NS" demo-0 | grep -q "internal TLS files changed: reloaded" || fail "broker 0 did not reload its internal TLS files"
+internal_reload_logged() { pod_log "$NS" demo-0 | grep -q "internal TLS files changed: reloaded"; }
+wait_for "broker 0 logging the reload of its internal TLS files" 30 internal_reload_logged
 log "leaf renewal: not-after $(date -d @"$first_end" -u +%T) -> $(date -d @"$(b0_end)" -u +%T), $(since "$t0")s after the validity change"
 
 # A CA renewal asked for by annotation: the new CA is signed by the old one, bundles hold

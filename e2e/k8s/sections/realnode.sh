@@ -29,7 +29,7 @@
 #
 # Uses k8s.sh's helpers and values: log, fail, wait_for, kubectl, now, since, topic_ready,
 # check, broker_balance, CLIENT_PID, PIDS, $WORK, $BIN, $BOOT, $NS; node.sh's NODE_*,
-# node_ctr.
+# node_task_pid.
 
 RN_NS=realnode
 
@@ -80,12 +80,11 @@ spec:
 EOF
   rn_wait_ready broker 120
   local ip; ip=$(rn_jp pod/broker '{.status.podIP}')
-  [[ $ip == 10.244.0.* ]] || fail "pod IP '$ip' is not on the node's bridge"
+  [[ $ip == 10.244.[01].* ]] || fail "pod IP '$ip' is not on a node's bridge"
   curl -fsS "http://$ip:9644/ready" >/dev/null || fail "/ready on $ip:9644 from the host"
   local cid pid
   cid=$(rn_jp pod/broker '{.status.containerStatuses[0].containerID}'); cid=${cid#containerd://}
-  pid=$(node_ctr tasks ls | awk -v c="$cid" '$1 == c {print $2}')
-  [[ -n $pid ]] || fail "no containerd task for container $cid"
+  pid=$(node_task_pid "$cid") || fail "no containerd task for container $cid"
   rn_expect "broker process uid on the host" "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" 10001
   log "plain broker pod: IP $ip, /ready answers the host, process $pid runs as uid 10001"
   # The container's process killed: kubelet restarts it in the same pod.
@@ -128,7 +127,7 @@ EOF
 # node's CRI log (`kubectl logs` mixes in stderr).
 rn_pod_stdout() {
   local uid; uid=$(kubectl get pod "$2" -n "$1" -o jsonpath='{.metadata.uid}')
-  cat "$WORK/node/pod-logs/$1_$2_$uid"/*/*.log 2>/dev/null | awk '
+  cat "$WORK"/node/n*/pod-logs/"$1_$2_$uid"/*/*.log 2>/dev/null | awk '
     { st = $2; tag = $3; sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "") }
     st == "stdout" { buf = buf $0; if (tag == "F") { print buf; buf = "" } }'
 }
@@ -142,8 +141,8 @@ rn_network_state() {
     iptables-save -t nat | grep -E "demo/|KUBE-SERVICES"
     iptables -w -L FORWARD -v -n
     iptables -w -L KUBE-FORWARD -v -n
-    bridge link show 2>/dev/null || ls "/sys/class/net/$NODE_BRIDGE/brif"
-    ip neigh show dev "$NODE_BRIDGE"
+    bridge link show 2>/dev/null
+    ip neigh show
   } >&2
 }
 
@@ -210,8 +209,7 @@ operator_crash() {
   pod=$(rn_operator_pod)
   restarts=$(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].restartCount}')
   cid=$(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].containerID}')
-  pid=$(node_ctr tasks ls | awk -v c="${cid#containerd://}" '$1 == c {print $2}')
-  [[ -n $pid ]] || fail "no process for the operator's container in $pod"
+  pid=$(node_task_pid "$cid") || fail "no process for the operator's container in $pod"
   kill -KILL "$pid"
   operator_back() {
     (( $(kubectl get pod "$pod" -n fjord-system -o jsonpath='{.status.containerStatuses[0].restartCount}') > restarts )) &&
@@ -224,7 +222,7 @@ operator_crash() {
 # node's CRI logs (kubelet keeps the running container's and the one before).
 operator_log() {
   local f
-  for f in $(ls -tr "$WORK"/node/pod-logs/fjord-system_fjord-fjord-operator-*/operator/*.log 2>/dev/null); do
+  for f in $(ls -tr "$WORK"/node/n*/pod-logs/fjord-system_fjord-fjord-operator-*/operator/*.log 2>/dev/null); do
     sed -E 's/^[^ ]+ [^ ]+ [^ ]+ ?//' "$f"
   done
 }
@@ -245,7 +243,7 @@ rn_claims() {
     [[ -n "$(find "$path" -type f -user 10001 | head -1)" ]] \
       || fail "no file of the broker (uid 10001) on $pv ($path): $(ls -laR "$path" | head)"
     cid=$(kubectl get pod "demo-$i" -n demo -o jsonpath='{.status.containerStatuses[0].containerID}'); cid=${cid#containerd://}
-    pid=$(node_ctr tasks ls | awk -v c="$cid" '$1 == c {print $2}')
+    pid=$(node_task_pid "$cid")
     rn_expect "demo-$i process uid" "$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")" 10001
     seen+="demo-$i=$pv "
   done
@@ -259,7 +257,37 @@ rn_healthy() {
 # rn_broker_pid N: the host pid of broker N's container process.
 rn_broker_pid() {
   local cid; cid=$(kubectl get pod "demo-$1" -n demo -o jsonpath='{.status.containerStatuses[0].containerID}')
-  node_ctr tasks ls | awk -v c="${cid#containerd://}" '$1 == c {print $2}'
+  node_task_pid "$cid"
+}
+
+# rn_brokers_on NODE: the broker pods of demo that NODE runs.
+rn_brokers_on() {
+  kubectl get pods -n demo -l app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker \
+    -o jsonpath="{range .items[?(@.spec.nodeName==\"$1\")]}{.metadata.name} {end}"
+}
+
+# rn_drain: the node running the most brokers is cordoned and its brokers drained
+# (kubectl drain: evictions, which the brokers' PodDisruptionBudget lets through one at
+# a time); each comes back on the other node, on its own volume, and rejoins. The node
+# is uncordoned after.
+rn_drain() {
+  local node="" most=-1 n on t0
+  for n in "${NODE_NAMES[@]}"; do
+    on=$(rn_brokers_on "$n" | wc -w)
+    (( on > most )) && { most=$on; node=$n; }
+  done
+  log "draining $node, which runs $(rn_brokers_on "$node")"
+  t0=$(now)
+  kubectl drain "$node" --pod-selector app.kubernetes.io/instance=demo,app.kubernetes.io/component=broker \
+    --delete-emptydir-data --timeout 300s > "$WORK/logs/drain.log" 2>&1 ||
+    { cat "$WORK/logs/drain.log" >&2; fail "kubectl drain $node"; }
+  log "kubectl drain $node done after $(since "$t0")s: $(grep -c evicted "$WORK/logs/drain.log") broker pods evicted"
+  [[ "$(kubectl get node "$node" -o jsonpath='{.spec.unschedulable}')" == true ]] || fail "$node not cordoned"
+  [[ -z "$(rn_brokers_on "$node")" ]] || fail "brokers still on $node: $(rn_brokers_on "$node")"
+  all_ready() { [[ "$(kubectl get statefulset demo -n demo -o jsonpath='{.status.readyReplicas}')" == 3 ]]; }
+  wait_for "the drained brokers Ready on the other node" 180 all_ready
+  wait_for "FjordCluster demo Ready, not Degraded, after the drain" 180 rn_healthy
+  kubectl uncordon "$node" >/dev/null
 }
 
 # After the README path: the volumes, then failures under an acks=all producer and a
@@ -316,6 +344,8 @@ EOF
   }
   wait_for "demo-2's broker killed (SIGKILL) in its container, restarted by kubelet and Ready" 180 restarted
   wait_for "FjordCluster demo Ready, not Degraded, after demo-2's restart" 180 rn_healthy
+
+  rn_drain
 
   after=$(rn_claims)
   rn_expect "claims and volumes after the failures" "$after" "$before"
