@@ -136,8 +136,9 @@ export KUBECONFIG="$WORK/admin.kubeconfig"
 kubectl() { "$BIN/kubectl" "$@"; }
 helm() { "$BIN/helm" "$@"; }
 
-# Ports: a per-run base in 20000-29999 so two suites on one machine rarely collide.
-base=$(( 20000 + (RANDOM % 1000) * 10 ))
+# Ports: a per-run base in 20000-28999, below the client suites' ports (29092 and up),
+# which run beside this suite in the test command.
+base=$(( 20000 + (RANDOM % 900) * 10 ))
 ETCD_PORT=$base ETCD_PEER=$((base + 1)) API_PORT=$((base + 2)) OP_PORT=$((base + 3))
 
 log "versions: $("$BIN/kube-apiserver" --version), etcd $("$BIN/etcd" --version | head -1 | awk '{print $3}'), $("$BIN/helm" version --short)"

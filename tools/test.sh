@@ -196,7 +196,8 @@ step "rust unit and integration tests" tools/rust-tests.sh
 step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 
 # The client suites: the one-broker pass, then the exactly-once kill tests, beside the
-# 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here). Their
+# 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here), beside
+# the Kubernetes suite (below). Their
 # ports do not overlap (29092-29644, 29192-30194, 42000-42022, 43100-43222), and each
 # Maven run builds in its own directory.
 lane_one_broker() {
@@ -228,11 +229,16 @@ client_deps() {
     echo "$key" > "$stamp"
 }
 step "client suite dependencies" client_deps
-side_by_side lane_one_broker lane_cluster
-# One after the other: the images publish fixed ports on 127.0.0.1 in the ephemeral
-# range, which the Kubernetes suite's loopback traffic may hold at that moment.
+# The container images before the lanes: their release builds want both cores, and
+# they publish fixed ports on 127.0.0.1 in the ephemeral range, which the other suites'
+# loopback traffic may hold. The Kubernetes suite, which runs those images on its real
+# nodes, is the third lane (its ports: 20000-28999 for the control plane, the nodes'
+# on 10.244.0.0/16 and 127.0.0.1:10246-10256).
 step "container images" e2e/images.sh
-step "Kubernetes suite (operator, chart, real control plane and nodes)" e2e/k8s.sh
+lane_kubernetes() {
+  step "Kubernetes suite (operator, chart, real control plane and nodes)" e2e/k8s.sh
+}
+side_by_side lane_one_broker lane_cluster lane_kubernetes
 
 echo
 if [[ $failed -gt 0 ]]; then
