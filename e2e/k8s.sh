@@ -105,6 +105,12 @@ cleanup() {
     log "K8S_KEEP set: control plane left running; KUBECONFIG=$WORK/admin.kubeconfig; pids ${PIDS[*]}"
     return
   fi
+  if (( rc != 0 )); then
+    # What a failed wait needs: the resources' status (a stuck roll's reason), the pods
+    # and where they run, the Events, while the API server still answers.
+    { kubectl get fjordclusters,topics,users -A -o yaml; kubectl get pods,pvc -A -o wide
+      kubectl get events -A --sort-by=.lastTimestamp | tail -n 200; } > "$WORK/logs/cluster-state.txt" 2>&1 || true
+  fi
   if [[ $K8S_NODE == real ]] && declare -F node_stop >/dev/null; then
     if [[ $rc != 0 ]]; then
       local d
