@@ -110,6 +110,7 @@ cleanup() {
     # and where they run, the Events, while the API server still answers.
     { kubectl get fjordclusters,topics,users -A -o yaml; kubectl get pods,pvc -A -o wide
       kubectl get events -A --sort-by=.lastTimestamp | tail -n 200; } > "$WORK/logs/cluster-state.txt" 2>&1 || true
+    if declare -F rn_network_state >/dev/null; then rn_network_state 2> "$WORK/logs/network-state.txt" || true; fi
   fi
   if [[ $K8S_NODE == real ]] && declare -F node_stop >/dev/null; then
     if [[ $rc != 0 ]]; then

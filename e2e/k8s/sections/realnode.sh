@@ -132,8 +132,9 @@ rn_pod_stdout() {
     st == "stdout" { buf = buf $0; if (tag == "F") { print buf; buf = "" } }'
 }
 
-# rn_network_state: what a failed client needs, on stderr: pods and their IPs, the
-# Services' endpoints, kube-proxy's NAT rules for them, the bridge's ports.
+# rn_network_state: what a failed run needs about the network (k8s.sh keeps it), on
+# stderr: pods and their IPs, the Services' endpoints, kube-proxy's NAT rules for them,
+# the bridges' ports and the host's neighbour table.
 rn_network_state() {
   {
     kubectl get pods -A -o wide
