@@ -11,6 +11,7 @@ use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::broker::Broker;
+use super::fetch_health::{FetchHealth, Report};
 use super::fetcher::{to_proto, FetcherState, Mailbox};
 use super::replica_wire::proto;
 use super::throttle_gate::BrokerGate;
@@ -24,6 +25,7 @@ type Stopped = BoxFuture<'static, (TopicPartition, CancellationToken)>;
 pub async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
     broker.metrics.replica_fetchers.inc();
     let mut f = FetcherState::new(leader);
+    let mut health = FetchHealth::default();
     let mut stops: FuturesUnordered<Stopped> = FuturesUnordered::new();
     let backoff_ms = i64::try_from(broker.config.replica_fetch_backoff_ms).unwrap_or(i64::MAX);
     loop {
@@ -67,6 +69,15 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
         };
         match call(&broker, leader, f.len(), &request).await {
             Ok(response) => {
+                if let Some(Report::Recovered { after_ms }) =
+                    health.on_success(broker.clock.now_ms())
+                {
+                    tracing::info!(
+                        leader,
+                        after_ms,
+                        "replica fetches from the leader succeed again"
+                    );
+                }
                 for e in f.on_response(response, &BrokerGate::follower(&broker)) {
                     tracing::error!(leader, error = %e, "replicating failed");
                 }
@@ -74,6 +85,11 @@ pub async fn run(broker: Arc<Broker>, leader: BrokerId, mailbox: Arc<Mailbox>) {
             // Every partition backs off; the wait is the retries' (above).
             Err(e) => {
                 tracing::debug!(leader, error = %e, "replica fetch failed");
+                if let Some(Report::Failing { failures, for_ms }) =
+                    health.on_failure(broker.clock.now_ms())
+                {
+                    tracing::warn!(leader, failures, for_ms, error = %e, "replica fetches from the leader keep failing");
+                }
                 f.on_failure(&e);
             }
         }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod broker;
 pub mod connection;
 pub mod coordinator;
+pub mod fetch_health;
 pub mod fetcher;
 pub mod fetcher_task;
 pub mod http;
