@@ -50,7 +50,7 @@ fn decide(caller: Option<Caller>, call: InternalCall<'_>) -> Result<(), Refusal>
 }
 
 fn alter(partition: i32) -> ControllerRequest {
-    ControllerRequest::AlterPartition(AlterPartitionRequest {
+    ControllerRequest::AlterPartitions(vec![AlterPartitionRequest {
         partition: TopicPartition {
             topic_id: TOPIC,
             partition,
@@ -59,7 +59,7 @@ fn alter(partition: i32) -> ControllerRequest {
         partition_epoch: PartitionEpoch(0),
         new_isr: Isr::new(vec![1]),
         added_epochs: vec![],
-    })
+    }])
 }
 
 const N: fn(i32) -> Option<Caller> = |n| Some(Caller::Node(n));

@@ -38,6 +38,15 @@ use crate::replication::BrokerEpoch;
 
 /// Requests waiting for the controller task.
 const QUEUE_BOUND: usize = 256;
+/// Heartbeats waiting for the controller task: they have their own queue, served
+/// first, so that they never wait behind a run of requests, each a commit (admin
+/// changes, ISR changes from every broker after one came back). A heartbeat that
+/// waited there past its deadline would go unanswered, and its broker would fence
+/// itself; one left waiting while the tick ran would have its broker fenced.
+const HEARTBEAT_QUEUE_BOUND: usize = 64;
+/// The most partitions one AlterPartition may change (brokers send at most
+/// `server::isr_proposals::MAX_BATCH`).
+pub(crate) const MAX_ALTER_PARTITIONS: usize = 10_000;
 /// Longest wait for one commit before the controller gives up its term's state.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest effort to add a broker to the Raft membership (a learner catching up).
@@ -56,7 +65,7 @@ pub(crate) struct Settings {
 /// while this node is the active controller.
 pub(crate) struct Handle {
     settings: Settings,
-    active: Mutex<Option<mpsc::Sender<Cmd>>>,
+    active: Mutex<Option<Queues>>,
     /// Brokers being promoted from learner to voter.
     promoting: Mutex<BTreeSet<NodeId>>,
     /// Monotonic time origin for the controller's millisecond clock.
@@ -183,6 +192,13 @@ pub(crate) async fn remote(
     }
 }
 
+/// The active controller task's queues.
+#[derive(Clone)]
+struct Queues {
+    heartbeats: mpsc::Sender<Cmd>,
+    requests: mpsc::Sender<Cmd>,
+}
+
 /// Work for the controller task; each carries where its answer goes.
 enum Cmd {
     Register(
@@ -230,12 +246,12 @@ impl Service {
 
     pub async fn handle(&self, call: Call) -> Answer {
         let not_controller = code_of(ResponseError::NotController);
-        let sender = self.handle.active.lock().clone();
+        let queues = self.handle.active.lock().clone();
         macro_rules! forward {
-            ($variant:ident, $req:expr, $resp:ident) => {{
+            ($variant:ident, $req:expr, $resp:ident, $queue:ident) => {{
                 let (tx, rx) = oneshot::channel();
-                let sent = match &sender {
-                    Some(s) => s.try_send(Cmd::$variant($req, tx)).is_ok(),
+                let sent = match &queues {
+                    Some(q) => q.$queue.try_send(Cmd::$variant($req, tx)).is_ok(),
                     None => false,
                 };
                 let answer = if sent { rx.await.ok() } else { None };
@@ -248,9 +264,9 @@ impl Service {
             }};
         }
         match call {
-            Call::Register(r) => forward!(Register, r, RegisterBrokerResponse),
-            Call::Heartbeat(r) => forward!(Heartbeat, r, BrokerHeartbeatResponse),
-            Call::Submit(r) => forward!(Submit, r, SubmitResponse),
+            Call::Register(r) => forward!(Register, r, RegisterBrokerResponse, requests),
+            Call::Heartbeat(r) => forward!(Heartbeat, r, BrokerHeartbeatResponse, heartbeats),
+            Call::Submit(r) => forward!(Submit, r, SubmitResponse, requests),
         }
     }
 }
@@ -338,8 +354,12 @@ pub(crate) async fn run(
                 _ = health_changed.changed() => {}
             }
         };
-        let (tx, rx) = mpsc::channel(QUEUE_BOUND);
-        *handle.active.lock() = Some(tx);
+        let (heartbeats, heartbeat_rx) = mpsc::channel(HEARTBEAT_QUEUE_BOUND);
+        let (requests, request_rx) = mpsc::channel(QUEUE_BOUND);
+        *handle.active.lock() = Some(Queues {
+            heartbeats,
+            requests,
+        });
         tracing::info!(node = me, term, "active controller");
         let mut active = Active {
             handle: handle.clone(),
@@ -354,7 +374,9 @@ pub(crate) async fn run(
                 handle.now_ms(),
             ),
         };
-        active.serve(rx, term, &mut metrics, &cancel).await;
+        active
+            .serve(heartbeat_rx, request_rx, term, &mut metrics, &cancel)
+            .await;
         *handle.active.lock() = None;
         tracing::info!(node = me, term, "no longer the active controller");
         if cancel.is_cancelled() {
@@ -389,7 +411,8 @@ struct Active {
 impl Active {
     async fn serve(
         &mut self,
-        mut rx: mpsc::Receiver<Cmd>,
+        mut heartbeats: mpsc::Receiver<Cmd>,
+        mut requests: mpsc::Receiver<Cmd>,
         term: u64,
         metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
         cancel: &CancellationToken,
@@ -399,7 +422,12 @@ impl Active {
         let me = self.handle.settings.node_id as NodeId;
         let mut degraded = false;
         loop {
+            // In this order: heartbeats before the tick, so that a broker whose
+            // heartbeat is queued is not fenced for the controller's own delay; the
+            // tick before requests, so that a stream of requests does not hold back
+            // fencing and elections.
             let result = tokio::select! {
+                biased;
                 () = cancel.cancelled() => return,
                 changed = metrics.changed() => {
                     if changed.is_err() {
@@ -411,11 +439,15 @@ impl Active {
                     }
                     Ok(())
                 }
+                cmd = heartbeats.recv() => match cmd {
+                    None => return,
+                    Some(cmd) => self.on_cmd(cmd).await,
+                },
                 _ = tick.tick() => {
                     let records = self.controller.tick(self.handle.now_ms());
                     self.commit_decided(records, None).await.map(|_| ())
                 }
-                cmd = rx.recv() => match cmd {
+                cmd = requests.recv() => match cmd {
                     None => return,
                     Some(cmd) => self.on_cmd(cmd).await,
                 }
@@ -639,20 +671,29 @@ impl Active {
                 }
                 Ok(Ok((ControllerReply::Done, index)))
             }
-            ControllerRequest::AlterPartition(request) => {
-                let (result, records) =
-                    self.controller
-                        .alter_partition(broker, BrokerEpoch(broker_epoch), &request);
-                match result {
-                    Err(code) => refuse(
-                        code,
-                        format!("AlterPartition of {} refused", request.partition),
-                    ),
-                    Ok(registration) => {
-                        let index = self.commit_decided(records, None).await?;
-                        Ok(Ok((ControllerReply::Partition(registration), index)))
-                    }
+            ControllerRequest::AlterPartitions(requests) => {
+                if requests.len() > MAX_ALTER_PARTITIONS {
+                    return refuse(
+                        ResponseError::InvalidRequest,
+                        format!("{} partitions in one AlterPartition", requests.len()),
+                    );
                 }
+                let mut records = Vec::new();
+                let answers = requests
+                    .iter()
+                    .map(|request| {
+                        let (result, decided) = self.controller.alter_partition(
+                            broker,
+                            BrokerEpoch(broker_epoch),
+                            request,
+                        );
+                        records.extend(decided);
+                        result.map_err(|code| code.code())
+                    })
+                    .collect();
+                // One entry for all (none if every change was refused).
+                let index = self.commit_decided(records, None).await?;
+                Ok(Ok((ControllerReply::Partitions(answers), index)))
             }
             ControllerRequest::AlterReassignment { partition, target } => {
                 match self.controller.alter_reassignment(partition, target) {

@@ -130,8 +130,10 @@ pub enum ControllerRequest {
     /// UnknownTopicOrPartition for a missing topic, else InvalidRequest) and commits
     /// them as one entry.
     Records(Vec<MetadataRecord>),
-    /// From a partition leader: `Controller::alter_partition` with this broker's epoch.
-    AlterPartition(AlterPartitionRequest),
+    /// From a partition leader, the ISR changes of the partitions it leads:
+    /// `Controller::alter_partition` for each with this broker's epoch, committed as
+    /// one entry; answered with `Partitions`.
+    AlterPartitions(Vec<AlterPartitionRequest>),
     /// `Controller::alter_reassignment` (None cancels).
     AlterReassignment {
         partition: TopicPartition,
@@ -164,8 +166,9 @@ pub enum ControllerRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControllerReply {
     Done,
-    /// The partition after an AlterPartition.
-    Partition(PartitionRegistration),
+    /// Per request of an AlterPartitions: the partition after the change, or the
+    /// Kafka error code of its refusal.
+    Partitions(Vec<Result<PartitionRegistration, i16>>),
     /// Producer ids `first..first + count` are this broker's to hand out.
     ProducerIds {
         first: i64,
@@ -676,7 +679,9 @@ async fn broker_loop(quorum: std::sync::Weak<Quorum>) {
                 want_fence: !caught_up,
                 want_shut_down: q.want_shut_down.load(Ordering::SeqCst),
             });
-            let deadline = Instant::now() + interval.max(Duration::from_millis(500));
+            // A late answer is still contact: wait up to half the session, which
+            // leaves time for another attempt before the session would expire.
+            let deadline = Instant::now() + (q.session_timeout / 2).max(interval);
             match q.call_controller(call, deadline).await {
                 Ok(controller::Answer::Heartbeat(a)) => match controller::error_of(a.error_code) {
                     Some(

@@ -380,6 +380,113 @@ async fn a_broker_whose_heartbeats_stop_is_fenced() {
     }
 }
 
+/// Heartbeats have their own queue at the controller, served first: one sent behind
+/// a queue of commits is answered before the commits are through, so a broker is not
+/// fenced (nor fences itself) while its controller works through a burst of ISR
+/// changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_does_not_wait_behind_queued_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, _) = cluster(1, std::slice::from_ref(&dir), 10_000).await;
+    let q = nodes[0].quorum.clone();
+    within(15, "broker ready", q.wait_ready()).await;
+    const QUEUED: usize = 200;
+    let submits: Vec<_> = (0..QUEUED)
+        .map(|i| {
+            let q = q.clone();
+            tokio::spawn(async move { q.submit(topic(&format!("t{i}")), SUBMIT_TIMEOUT).await })
+        })
+        .collect();
+    until(10, "the first commits", || q.image().topics().count() > 0).await;
+    let call = controller::Call::Heartbeat(pb::BrokerHeartbeatRequest {
+        broker_id: 1,
+        broker_epoch: q.broker_epoch().unwrap(),
+        want_fence: false,
+        want_shut_down: false,
+    });
+    let answer = q.controller_service().handle(call).await;
+    let created = q.image().topics().count();
+    assert!(
+        matches!(&answer, controller::Answer::Heartbeat(a) if a.error_code == 0),
+        "{answer:?}"
+    );
+    assert!(
+        created < QUEUED,
+        "the heartbeat was answered after all {QUEUED} queued commits"
+    );
+    for s in submits {
+        within(30, "the queued commits", s).await.unwrap().unwrap();
+    }
+    assert_eq!(q.image().topics().count(), QUEUED);
+}
+
+/// The ISR changes a broker sends together are decided one by one and committed as
+/// one entry; a request over the bound is refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isr_changes_sent_together_are_answered_each_and_committed_as_one_entry() {
+    use crate::metadata::image::PartitionState;
+    use crate::replication::{Isr, LeaderEpoch, PartitionEpoch, TopicPartition};
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, _) = cluster(1, std::slice::from_ref(&dir), 10_000).await;
+    let q = nodes[0].quorum.clone();
+    within(15, "broker ready", q.wait_ready()).await;
+    let topic_id = uuid::Uuid::new_v4();
+    let partition = |index| PartitionState {
+        partition: index,
+        leader: 1,
+        leader_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+        partition_epoch: 0,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+        offline_replicas: vec![],
+    };
+    let create = ControllerRequest::Records(vec![MetadataRecord::TopicCreated {
+        name: "isr".into(),
+        id: topic_id,
+        partitions: vec![partition(0), partition(1)],
+        configs: BTreeMap::new(),
+    }]);
+    q.submit(create, SUBMIT_TIMEOUT).await.unwrap();
+    let change = |index, leader_epoch| AlterPartitionRequest {
+        partition: TopicPartition {
+            topic_id,
+            partition: index,
+        },
+        leader_epoch: LeaderEpoch(leader_epoch),
+        partition_epoch: PartitionEpoch(0),
+        new_isr: Isr::new(vec![1]),
+        added_epochs: vec![],
+    };
+    let before = q.sm.image_index();
+    let reply = q
+        .submit(
+            ControllerRequest::AlterPartitions(vec![change(0, 0), change(1, 7)]),
+            SUBMIT_TIMEOUT,
+        )
+        .await
+        .unwrap();
+    let ControllerReply::Partitions(answers) = reply else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(answers.len(), 2);
+    assert_eq!(
+        answers[0].as_ref().map(|r| r.partition_epoch),
+        Ok(PartitionEpoch(1))
+    );
+    assert_eq!(answers[1], Err(ResponseError::FencedLeaderEpoch.code()));
+    assert_eq!(q.sm.image_index(), before + 1, "one entry for the batch");
+
+    let too_many = vec![change(0, 0); controller::MAX_ALTER_PARTITIONS + 1];
+    let refused = q
+        .submit(ControllerRequest::AlterPartitions(too_many), SUBMIT_TIMEOUT)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, ResponseError::InvalidRequest);
+    assert_eq!(q.sm.image_index(), before + 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_voter_cluster_grows_to_three_voters() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -154,10 +154,19 @@ pub struct FollowerState {
 /// from a new broker process comes first.
 const MAX_REFUSED_BACKOFF_MS: i64 = 30_000;
 
+/// How long a proposal the controller refused as built on a stale view (another
+/// leader or leader epoch, an older partition epoch) waits before it is sent again.
+/// The metadata that supersedes it normally comes first and settles it; the resend
+/// only covers a refusal from a controller that had not caught up yet. Resending at
+/// the usual pace would have every stale leader of a broker that was cut off ask the
+/// controller again each second, for hundreds of partitions.
+const STALE_PROPOSAL_RESEND_MS: i64 = 10_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PendingIsr {
     request: AlterPartitionRequest,
-    sent_ms: i64,
+    /// When the proposal is sent again if nothing settled it.
+    resend_at_ms: i64,
 }
 
 /// One partition's leader for one leader epoch. A new epoch (or losing leadership)
@@ -481,11 +490,11 @@ impl PartitionLeader {
     pub fn on_tick(&mut self, now_ms: i64) -> Vec<LeaderAction> {
         let mut actions = Vec::new();
         if let Some(p) = &mut self.pending {
-            if now_ms - p.sent_ms >= self.config.alter_partition_retry_ms {
+            if now_ms >= p.resend_at_ms {
                 // Lost or slow: the same proposal again. If the first was applied, the
                 // controller refuses this one (stale partition epoch) and the metadata
                 // update that follows settles it.
-                p.sent_ms = now_ms;
+                p.resend_at_ms = now_ms.saturating_add(self.config.alter_partition_retry_ms);
                 actions.push(LeaderAction::AlterPartition(p.request.clone()));
             }
         } else {
@@ -552,7 +561,19 @@ impl PartitionLeader {
             // resend of a proposal the controller already applied, or precede its
             // application: it stays pending, in the maximal ISR, until the metadata
             // tells what the controller holds (Kafka resets to the committed state only
-            // on INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED).
+            // on INELIGIBLE_REPLICA and OPERATION_NOT_ATTEMPTED). A stale view is not
+            // resent at the usual pace: the metadata is on its way.
+            Err(
+                ResponseError::FencedLeaderEpoch
+                | ResponseError::NotLeaderOrFollower
+                | ResponseError::InvalidUpdateVersion
+                | ResponseError::UnknownTopicOrPartition,
+            ) => {
+                if let Some(p) = &mut self.pending {
+                    p.resend_at_ms = now_ms.saturating_add(STALE_PROPOSAL_RESEND_MS);
+                }
+                Vec::new()
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -734,10 +755,7 @@ impl PartitionLeader {
     /// proposal backoff; or the resend of the proposal in flight.
     pub fn isr_deadline_ms(&self) -> Option<i64> {
         if let Some(p) = &self.pending {
-            return Some(
-                p.sent_ms
-                    .saturating_add(self.config.alter_partition_retry_ms),
-            );
+            return Some(p.resend_at_ms);
         }
         let lag_max = self.config.replica_lag_time_max_ms;
         // A caught-up follower outside the ISR is proposed by a tick (see on_tick).
@@ -795,7 +813,7 @@ impl PartitionLeader {
         actions.push(LeaderAction::AlterPartition(request.clone()));
         self.pending = Some(PendingIsr {
             request,
-            sent_ms: now_ms,
+            resend_at_ms: now_ms.saturating_add(self.config.alter_partition_retry_ms),
         });
     }
 }

@@ -51,6 +51,8 @@ pub struct Broker {
     pub fetchers: super::fetcher::Fetchers,
     /// This broker's replication quotas (KIP-73), one per direction.
     pub replication_quotas: super::throttle::ReplicationQuotas,
+    /// ISR changes of the partitions led here, on their way to the controller.
+    pub(super) isr_proposals: Arc<super::isr_proposals::IsrProposals>,
     /// The metadata quorum, set once started.
     quorum: std::sync::OnceLock<Arc<Quorum>>,
     /// Serializes this broker's admin changes: plan against the image, submit, wait
@@ -115,6 +117,7 @@ impl Broker {
             offline: Default::default(),
             fetchers: Default::default(),
             replication_quotas: Default::default(),
+            isr_proposals: Default::default(),
             quorum: std::sync::OnceLock::new(),
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),
@@ -234,16 +237,27 @@ impl Broker {
             .unwrap_or(-1)
     }
 
-    /// Ask the controller to change a partition's ISR (AlterPartition).
-    pub async fn alter_partition(
+    /// Ask the controller to change partitions' ISRs (AlterPartition): an answer per
+    /// request, or the error of the whole call.
+    pub async fn alter_partitions(
         &self,
-        request: AlterPartitionRequest,
-    ) -> Result<PartitionRegistration, ResponseError> {
-        match self
-            .submit(ControllerRequest::AlterPartition(request))
+        requests: Vec<AlterPartitionRequest>,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Result<PartitionRegistration, ResponseError>>, ResponseError> {
+        let quorum = self.quorum.get().ok_or(ResponseError::NotController)?;
+        match quorum
+            .submit(ControllerRequest::AlterPartitions(requests), timeout)
             .await
         {
-            Ok(ControllerReply::Partition(registration)) => Ok(registration),
+            Ok(ControllerReply::Partitions(answers)) => Ok(answers
+                .into_iter()
+                .map(|a| {
+                    a.map_err(|code| {
+                        ResponseError::try_from_code(code)
+                            .unwrap_or(ResponseError::UnknownServerError)
+                    })
+                })
+                .collect()),
             Ok(_) => Err(ResponseError::UnknownServerError),
             Err(e) => Err(e.code),
         }
@@ -267,27 +281,6 @@ impl Broker {
             .await
             .map(|_| ())
             .map_err(|e| e.code)
-    }
-
-    /// Send a partition leader's ISR proposals (if any) to the controller, each from
-    /// its own task, and feed the answers back (which may produce further proposals).
-    pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        for request in proposals {
-            let (broker, partition) = (me.clone(), partition.clone());
-            tokio::spawn(async move {
-                tracing::info!(topic = %partition.topic, partition = partition.index,
-                    isr = %request.new_isr, "proposing an ISR change");
-                let response = broker.alter_partition(request.clone()).await;
-                if let Err(code) = &response {
-                    tracing::info!(topic = %partition.topic, partition = partition.index, ?code, "ISR change refused");
-                }
-                let more = partition.on_alter_partition_response(&request, response);
-                broker.propose_isr(&partition, more);
-            });
-        }
     }
 
     /// The group coordinator; None until it has loaded.
@@ -434,6 +427,12 @@ impl Broker {
         let Some(quorum) = self.quorum.get() else {
             return;
         };
+        // Under the install lock: an image installed meanwhile reads `cut_off` and
+        // is published under it, so the partitions are taken up (or put down) from
+        // the image that is in force, never from one about to be replaced. Without it,
+        // a leadership that came while cut off, installed as offline, stayed offline
+        // when contact came back before the image was published.
+        let _install = self.install.lock();
         let in_touch = quorum.in_touch() || !self.is_ready();
         let was_cut_off = self.cut_off.swap(!in_touch, Ordering::AcqRel);
         if was_cut_off == in_touch {

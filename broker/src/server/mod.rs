@@ -12,6 +12,7 @@ pub mod http;
 pub mod install;
 pub mod internal_topic;
 pub mod internal_topic_create;
+pub mod isr_proposals;
 pub mod ktls;
 pub mod offline;
 pub mod partition;

@@ -400,12 +400,15 @@ fn a_proposal_refused_as_stale_may_have_been_applied_and_keeps_counting() {
         assert_eq!(l.maximal_isr(), Isr::new(vec![1, 2, 3]), "{refusal:?}");
         assert_eq!(l.high_watermark(), HighWatermark(6));
     }
-    // Sent again until the metadata settles it.
-    assert_eq!(l.on_tick(1_004), vec![expand(&[1, 2, 3], 3)]);
-    let actions = l.on_partition_update(1_005, registration(&[1, 2, 3], 5, 8));
+    // Sent again after a timeout at the usual pace; after a refusal that says the
+    // view is stale, only once the metadata had long enough to settle it.
+    assert_eq!(l.on_tick(1_004), vec![]);
+    assert_eq!(l.isr_deadline_ms(), Some(10_004));
+    assert_eq!(l.on_tick(10_004), vec![expand(&[1, 2, 3], 3)]);
+    let actions = l.on_partition_update(10_005, registration(&[1, 2, 3], 5, 8));
     assert_eq!(actions, vec![]);
     assert_eq!(l.pending_isr(), None);
-    let (_, actions) = l.on_follower_fetch(1_006, &fetch(3, 7), &log);
+    let (_, actions) = l.on_follower_fetch(10_006, &fetch(3, 7), &log);
     assert_eq!(
         actions,
         vec![
@@ -413,6 +416,22 @@ fn a_proposal_refused_as_stale_may_have_been_applied_and_keeps_counting() {
             done(1)
         ]
     );
+}
+
+/// A proposal that timed out is sent again at the usual pace.
+#[test]
+fn a_proposal_without_an_answer_is_sent_again_after_the_retry_interval() {
+    let (mut l, log) = leader(&[1, 2], 6);
+    l.on_follower_fetch(0, &fetch(2, 6), &log);
+    let (_, actions) = l.on_follower_fetch(1, &fetch(3, 6), &log);
+    assert_eq!(actions, vec![expand(&[1, 2, 3], 3)]);
+    assert_eq!(
+        l.on_alter_partition_response(2, Err(ResponseError::RequestTimedOut)),
+        vec![]
+    );
+    assert_eq!(l.on_tick(1_000), vec![]);
+    assert_eq!(l.on_tick(1_001), vec![expand(&[1, 2, 3], 3)]);
+    assert_eq!(l.isr_deadline_ms(), Some(2_001));
 }
 
 #[test]

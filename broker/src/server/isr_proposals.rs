@@ -1,0 +1,120 @@
+//! ISR changes on their way to the controller. The proposals of every partition this
+//! broker leads travel together, in one AlterPartition request at a time (as Kafka's
+//! AlterPartitionManager sends them). When a broker comes back, the leaders of
+//! hundreds of partitions each want it in their ISR: the controller decides them all
+//! and commits them as one entry, not one commit (and one request) each.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use tokio::sync::Notify;
+
+use super::broker::Broker;
+use super::partition::Partition;
+use crate::replication::leader::AlterPartitionRequest;
+use crate::replication::TopicPartition;
+
+/// The most partitions one request carries; the rest go in the next.
+pub const MAX_BATCH: usize = 1000;
+/// How long one request may take, its commit and its application here included. The
+/// leaders resend what is unanswered; a longer wait would hold back every later ISR
+/// change of this broker.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One proposal waiting to be sent, with the partition that answers it.
+type Queued = (Arc<Partition>, AlterPartitionRequest);
+
+#[derive(Default)]
+pub struct IsrProposals {
+    /// At most one per partition: a later proposal (a resend) replaces the queued one.
+    queued: parking_lot::Mutex<Waiting>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Waiting {
+    by_partition: BTreeMap<TopicPartition, Queued>,
+    /// The sending task runs (it is started by the first proposal).
+    sending: bool,
+}
+
+impl IsrProposals {
+    /// Queue `proposals` of `partition`; whether the sending task must be started.
+    fn queue(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) -> bool {
+        if proposals.is_empty() {
+            return false;
+        }
+        let start = {
+            let mut waiting = self.queued.lock();
+            for request in proposals {
+                tracing::info!(topic = %partition.topic, partition = partition.index,
+                    isr = %request.new_isr, "proposing an ISR change");
+                waiting
+                    .by_partition
+                    .insert(request.partition, (partition.clone(), request));
+            }
+            !std::mem::replace(&mut waiting.sending, true)
+        };
+        self.wake.notify_one();
+        start
+    }
+
+    /// Up to [`MAX_BATCH`] queued proposals, oldest partition ids first.
+    fn take_batch(&self) -> Vec<Queued> {
+        let mut waiting = self.queued.lock();
+        let keys: Vec<TopicPartition> = waiting
+            .by_partition
+            .keys()
+            .take(MAX_BATCH)
+            .copied()
+            .collect();
+        keys.iter()
+            .filter_map(|k| waiting.by_partition.remove(k))
+            .collect()
+    }
+}
+
+impl Broker {
+    /// Send a partition leader's ISR proposals (if any) to the controller, and feed
+    /// the answers back (which may produce further proposals).
+    pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
+        if self.isr_proposals.queue(partition, proposals) {
+            tokio::spawn(send_proposals(self.me.clone(), self.isr_proposals.clone()));
+        }
+    }
+}
+
+/// The sending task: one request in flight; what queued meanwhile goes in the next.
+async fn send_proposals(broker: Weak<Broker>, proposals: Arc<IsrProposals>) {
+    loop {
+        let batch = proposals.take_batch();
+        if batch.is_empty() {
+            proposals.wake.notified().await;
+            continue;
+        }
+        let Some(b) = broker.upgrade() else { return };
+        let requests = batch.iter().map(|(_, r)| r.clone()).collect();
+        let answers = match b.alter_partitions(requests, REQUEST_TIMEOUT).await {
+            Ok(answers) if answers.len() == batch.len() => answers,
+            Ok(answers) => {
+                tracing::warn!(
+                    sent = batch.len(),
+                    answered = answers.len(),
+                    "AlterPartition answered for another number of partitions"
+                );
+                vec![Err(ResponseError::UnknownServerError); batch.len()]
+            }
+            Err(code) => vec![Err(code); batch.len()],
+        };
+        for ((partition, request), answer) in batch.into_iter().zip(answers) {
+            if let Err(code) = &answer {
+                tracing::info!(topic = %partition.topic, partition = partition.index, ?code,
+                    "ISR change refused");
+            }
+            let more = partition.on_alter_partition_response(&request, answer);
+            b.propose_isr(&partition, more);
+        }
+    }
+}
