@@ -46,11 +46,17 @@ impl IsrProposals {
         if proposals.is_empty() {
             return false;
         }
+        // Where the leader last saw each follower (None: no fetch from it since this
+        // leader took over), which tells why a replica leaves the ISR.
+        let positions = partition.follower_positions();
+        for request in &proposals {
+            tracing::info!(topic = %partition.topic, partition = partition.index,
+                isr = %request.new_isr, log_end = partition.log_end_offset(),
+                followers = ?positions, "proposing an ISR change");
+        }
         let start = {
             let mut waiting = self.queued.lock();
             for request in proposals {
-                tracing::info!(topic = %partition.topic, partition = partition.index,
-                    isr = %request.new_isr, "proposing an ISR change");
                 waiting
                     .by_partition
                     .insert(request.partition, (partition.clone(), request));

@@ -75,6 +75,18 @@ pub fn on_fetch_answer(
                     Bytes::new(),
                 )
             }
+            Err(ResponseError::OffsetOutOfRange) => {
+                // The leader's log ends before this follower's: the divergence check
+                // did not settle it, and each retry gets the same answer.
+                tracing::warn!(topic = %partition.topic, partition = partition.index,
+                    leader = request.leader, fetch_offset = request.fetch.fetch_offset,
+                    leader_log_start = resp.log_start_offset,
+                    "follower's fetch offset is past the leader's log end");
+                (
+                    FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange),
+                    Bytes::new(),
+                )
+            }
             Err(code) => (FollowerFetchAnswer::Error(code), Bytes::new()),
         },
         Err(e) => {
