@@ -34,7 +34,9 @@ pub struct Fetchers {
 #[derive(Default)]
 struct Registry {
     by_leader: HashMap<BrokerId, Arc<Mailbox>>,
-    leader_of: HashMap<TopicPartition, BrokerId>,
+    /// Each followed partition's leader, with the token of the follower role that
+    /// fetches it there.
+    leader_of: HashMap<TopicPartition, (BrokerId, CancellationToken)>,
 }
 
 /// What the install hands a running fetcher.
@@ -70,7 +72,7 @@ impl Fetchers {
     ) -> Option<Arc<Mailbox>> {
         let tp = partition.topic_partition();
         let mut registry = self.registry.lock();
-        let before = registry.leader_of.get(&tp).copied();
+        let before = registry.leader_of.get(&tp).map(|(l, _)| *l);
         if before == Some(leader) && stop.is_none() {
             if let Some(mailbox) = registry.by_leader.get(&leader) {
                 mailbox.inbox.lock().touched.push(tp);
@@ -89,7 +91,7 @@ impl Fetchers {
         // The partition's follower role, as the fetcher watches it: the token of this
         // call, or the one the partition holds since it became a follower.
         let stop = stop.or_else(|| partition.follower_stop())?;
-        registry.leader_of.insert(tp, leader);
+        registry.leader_of.insert(tp, (leader, stop.clone()));
         let (mailbox, start) = match registry.by_leader.get(&leader) {
             Some(m) => (m.clone(), false),
             None => {
@@ -121,12 +123,23 @@ impl Fetchers {
         true
     }
 
-    /// The follower role of `tp` ended while with the fetcher of `leader`.
+    /// The follower role of `tp` ended while with the fetcher of `leader`. A newer
+    /// role of `tp` may already be registered there (the partition led for a moment
+    /// and follows the same leader again): its registration stays.
     pub(super) fn left(&self, tp: &TopicPartition, leader: BrokerId) {
         let mut registry = self.registry.lock();
-        if registry.leader_of.get(tp) == Some(&leader) {
+        if registry
+            .leader_of
+            .get(tp)
+            .is_some_and(|(l, stop)| *l == leader && stop.is_cancelled())
+        {
             registry.leader_of.remove(tp);
         }
+    }
+
+    /// The leader `tp` is registered as fetched from, if any.
+    pub fn leader_of(&self, tp: &TopicPartition) -> Option<BrokerId> {
+        self.registry.lock().leader_of.get(tp).map(|(l, _)| *l)
     }
 
     pub fn count(&self) -> usize {
@@ -178,15 +191,22 @@ impl FetcherState {
         self.members.is_empty()
     }
 
-    /// Fetch `partition` here while `stop` is not cancelled.
+    /// Fetch `partition` here while `stop` is not cancelled. Handed the partition it
+    /// already fetches, in the same live role, it keeps the fetch in flight: dropping
+    /// it would leave the state machine waiting for an answer no one hands it.
     pub fn add(&mut self, partition: Arc<Partition>, stop: CancellationToken) {
         let tp = partition.topic_partition();
+        let request = self
+            .members
+            .get_mut(&tp)
+            .filter(|m| Arc::ptr_eq(&m.partition, &partition) && !m.stop.is_cancelled())
+            .and_then(|m| m.request.take());
         self.members.insert(
             tp,
             Member {
                 partition,
                 stop,
-                request: None,
+                request,
             },
         );
         self.touched.insert(tp);

@@ -70,3 +70,82 @@ fn a_held_partition_leaves_the_session_until_the_quota_refills() {
     assert_eq!(request.partitions[0].0, tp);
     assert_eq!(request.partitions[0].1.fetch_offset, 0);
 }
+
+/// A gate that holds nothing back.
+struct OpenGate;
+
+impl ThrottleGate for OpenGate {
+    fn throttled(&self, _: &Partition, _: Option<BrokerId>) -> bool {
+        false
+    }
+    fn held_until_ms(&self) -> Option<i64> {
+        None
+    }
+    fn passed(&self, _: u64) {}
+}
+
+fn open_partition(dir: &std::path::Path) -> Arc<Partition> {
+    let clock = crate::clock::ManualClock::new(0);
+    Arc::new(Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap())
+}
+
+/// A partition that follows leader 1, leads for a moment, and follows leader 1 again:
+/// the first role's end, noticed late by the fetcher, must not unregister the second.
+#[test]
+fn a_follower_role_that_ended_late_leaves_the_next_one_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open_partition(dir.path());
+    let tp = p.topic_partition();
+    let fetchers = Fetchers::default();
+    let first = p
+        .make_follower(
+            2,
+            FollowerConfig::default(),
+            &PartitionRegistration::of(&[1, 2], &[1, 2], 1, 0, 0),
+        )
+        .unwrap();
+    assert!(fetchers.follow(2, &p, Some(first.clone()), 1).is_some());
+    p.make_leader(
+        2,
+        Default::default(),
+        PartitionRegistration::of(&[1, 2], &[1, 2], 2, 1, 1),
+    );
+    assert!(first.is_cancelled());
+    let second = p
+        .make_follower(
+            2,
+            FollowerConfig::default(),
+            &PartitionRegistration::of(&[1, 2], &[1, 2], 1, 2, 2),
+        )
+        .unwrap();
+    assert!(fetchers.follow(2, &p, Some(second), 1).is_none());
+    // The fetcher of leader 1 sees the first role's token cancelled only now.
+    fetchers.left(&tp, 1);
+    assert_eq!(fetchers.leader_of(&tp), Some(1));
+}
+
+/// Handed a partition it already fetches in the same role, the fetcher keeps the
+/// fetch in flight, so its answer still reaches the partition.
+#[test]
+fn a_partition_handed_again_keeps_its_fetch_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = open_partition(dir.path());
+    let tp = p.topic_partition();
+    let stop = p
+        .make_follower(
+            2,
+            FollowerConfig::default(),
+            &PartitionRegistration::of(&[1, 2], &[1, 2], 1, 0, 0),
+        )
+        .unwrap();
+    let mut f = FetcherState::new(1);
+    f.add(p.clone(), stop.clone());
+    let request = f.next_request(0, 100, &OpenGate).expect("a request");
+    assert_eq!(request.partitions.len(), 1);
+    assert!(f.members[&tp].request.is_some());
+    f.add(p.clone(), stop);
+    assert!(
+        f.members[&tp].request.is_some(),
+        "the fetch in flight was dropped"
+    );
+}
