@@ -393,8 +393,11 @@ impl PartitionLeader {
         // Divergence (KIP-101/279, checked on fetch since Fetch v12): the follower's last
         // epoch must end, in our log, at or after its fetch offset. Otherwise its tail
         // was written by a leader whose records we do not hold, and its position must
-        // not count for the high watermark.
-        if fetch.last_fetched_epoch >= 0 {
+        // not count for the high watermark. A follower fetching at our log start holds
+        // nothing we could compare (retention deleted it here, and its own start
+        // follows ours): asking about an epoch we may no longer know would answer
+        // "diverging" at the offset it already fetches from, again and again.
+        if fetch.last_fetched_epoch >= 0 && fetch.fetch_offset > log.log_start_offset() {
             match log.end_offset_for_epoch(fetch.last_fetched_epoch) {
                 Some((epoch, end_offset))
                     if epoch == fetch.last_fetched_epoch && end_offset >= fetch.fetch_offset => {}

@@ -178,6 +178,8 @@ impl PartitionRegistration {
 /// storage engine's [`crate::log::Log`]; the simulator has an in-memory one.
 pub trait EpochLog {
     fn log_end_offset(&self) -> i64;
+    /// The first offset the log holds (retention and DeleteRecords move it).
+    fn log_start_offset(&self) -> i64;
     /// The epoch of the last batch in the log, -1 when empty.
     fn latest_epoch(&self) -> i32;
     /// OffsetForLeaderEpoch: the largest epoch <= `epoch` and where it ends (the log end
@@ -188,6 +190,10 @@ pub trait EpochLog {
 impl EpochLog for crate::log::Log {
     fn log_end_offset(&self) -> i64 {
         crate::log::Log::log_end_offset(self)
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        crate::log::Log::log_start_offset(self)
     }
 
     fn latest_epoch(&self) -> i32 {
@@ -207,6 +213,8 @@ impl EpochLog for crate::log::Log {
 pub(crate) struct MemLog {
     pub records: Vec<MemRecord>,
     epochs: crate::log::epoch_cache::LeaderEpochCache,
+    /// Records below it count as deleted (retention).
+    start: i64,
 }
 
 #[cfg(test)]
@@ -234,6 +242,13 @@ impl MemLog {
         self.records.push(record);
     }
 
+    /// Retention deleted everything below `offset`, and the epochs with it (as a
+    /// log whose epoch checkpoint was lost rebuilds them from the batches it holds).
+    pub fn delete_below_forgetting_epochs(&mut self, offset: i64) {
+        self.start = offset;
+        self.epochs = Default::default();
+    }
+
     pub fn truncate_to(&mut self, offset: i64) {
         let offset = offset.max(0) as usize;
         if offset < self.records.len() {
@@ -247,6 +262,10 @@ impl MemLog {
 impl EpochLog for MemLog {
     fn log_end_offset(&self) -> i64 {
         self.records.len() as i64
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.start
     }
 
     fn latest_epoch(&self) -> i32 {

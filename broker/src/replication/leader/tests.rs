@@ -836,3 +836,31 @@ fn a_follower_is_proposed_when_its_broker_becomes_eligible() {
         vec![expand(&[1, 2, 3], 3)]
     );
 }
+
+/// Retention deleted the whole log here, epochs included (a lost epoch checkpoint):
+/// a follower at our log start, with an epoch we no longer know, holds nothing that
+/// could diverge. It is answered and joins the ISR, rather than told "diverging" at
+/// the offset it already fetches from, forever.
+#[test]
+fn a_follower_at_the_log_start_is_not_diverging_when_the_epochs_were_deleted() {
+    let (mut l, mut log) = leader(&[1], 6);
+    log.delete_below_forgetting_epochs(6);
+    let (answer, actions) = l.on_follower_fetch(1, &fetch(2, 6), &log);
+    assert!(
+        matches!(
+            answer,
+            FollowerFetchAnswer::Records {
+                fetch_offset: 6,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    assert!(actions.contains(&expand(&[1, 2], 2)), "{actions:?}");
+    // Past our log start it is checked: what it holds there we do not.
+    let (answer, _) = l.on_follower_fetch(2, &fetch(3, 7), &log);
+    assert!(
+        matches!(answer, FollowerFetchAnswer::Diverging { .. }),
+        "{answer:?}"
+    );
+}
