@@ -1,6 +1,8 @@
 //! The rolling restart's runtime: reads the broker pods and the topics'
 //! `min.insync.replicas`, runs [`step`], writes `status.roll` before each action, then
 //! elects leaders or deletes a pod, and publishes an Event for each broker restarted.
+//! An Event is published only once the status that records its step is written, so a
+//! step retried after a failure (or by a restarted operator) is not announced twice.
 
 use std::collections::BTreeMap;
 
@@ -169,59 +171,62 @@ pub async fn run(
     let (next, action) = step(previous.as_ref(), observed, &Time(Timestamp::now()));
     let generation = cluster.metadata.generation;
 
+    // What this step announces. Recorded before announced: a reconcile that failed
+    // (or an operator that died) between the Event and the status would find the
+    // same step again and announce it twice.
+    let mut announce: Vec<(Option<i32>, EventType, &str, String)> = Vec::new();
     if next.state == "Rolling" && !rolling {
-        ctx.event(
-            cluster,
-            EventType::Normal,
-            "RollStarted",
-            format!(
-                "rolling restart to revision {}: {}",
-                next.revision.as_deref().unwrap_or_default(),
-                next.message
-            ),
-        )
-        .await;
+        let message = format!(
+            "rolling restart to revision {}: {}",
+            next.revision.as_deref().unwrap_or_default(),
+            next.message
+        );
+        announce.push((None, EventType::Normal, "RollStarted", message));
     }
     let done_before = previous.as_ref().map_or(0, |p| p.done.len());
     if rolling && next.done.len() > done_before {
         for b in &next.done[done_before..] {
-            ctx.event_related(
-                cluster,
-                Some(pod_ref(cluster, &ns, *b)),
-                EventType::Normal,
-                "BrokerRestarted",
-                format!(
-                    "broker {b} restarted, Ready and caught up ({} of the roll)",
-                    next.done.len()
-                ),
-            )
-            .await;
+            let message = format!(
+                "broker {b} restarted, Ready and caught up ({} of the roll)",
+                next.done.len()
+            );
+            announce.push((Some(*b), EventType::Normal, "BrokerRestarted", message));
         }
     }
     let previous_reason = previous.as_ref().and_then(|p| p.reason.clone());
     if next.reason.as_deref() == Some("MinInSyncReplicas") && previous_reason != next.reason {
-        ctx.event(
-            cluster,
+        announce.push((
+            None,
             EventType::Warning,
             "RollWaiting",
             next.message.clone(),
-        )
-        .await;
+        ));
+    }
+    if let RollAction::Finish(elect) = &action {
+        // Before the roll is recorded as done: a failed election is tried again.
+        crate::broker_calls::elect_preferred(ctx, bootstrap, elect, "roll done").await?;
+        announce.push((
+            None,
+            EventType::Normal,
+            "RollCompleted",
+            next.message.clone(),
+        ));
+    }
+    // Also recorded before a pod is deleted or leadership moved: a restarted operator
+    // finds the broker in progress and waits for it instead of picking another.
+    let acts = matches!(action, RollAction::Elect { .. } | RollAction::Delete { .. });
+    if acts || !announce.is_empty() {
+        status.roll = Some(next.clone());
+        apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
     }
 
     match &action {
-        RollAction::None | RollAction::Wait => {}
+        RollAction::None | RollAction::Wait | RollAction::Finish(_) => {}
         RollAction::Elect { broker, partitions } => {
-            status.roll = Some(next.clone());
-            apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
             let why = format!("moving leadership off broker {broker}");
             crate::broker_calls::elect_preferred(ctx, bootstrap, partitions, &why).await?;
         }
         RollAction::Delete { broker, uid } => {
-            // Recorded first: a restarted operator finds the broker in progress and
-            // waits for it instead of picking another.
-            status.roll = Some(next.clone());
-            apply_status(&api, cluster, serde_json::to_value(&*status).unwrap()).await?;
             let name = format!("{}-{broker}", cluster.name_any());
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
@@ -238,25 +243,18 @@ pub async fn run(
                 Err(e) => return Err(e.into()),
             }
             tracing::info!(cluster = %cluster.name_any(), broker, pod = %name, "rolling restart: pod deleted");
-            ctx.event_related(
-                cluster,
-                Some(pod_ref(cluster, &ns, *broker)),
+            announce.push((
+                Some(*broker),
                 EventType::Normal,
                 "RestartingBroker",
                 format!("{} (pod {name})", next.message),
-            )
-            .await;
+            ));
         }
-        RollAction::Finish(elect) => {
-            crate::broker_calls::elect_preferred(ctx, bootstrap, elect, "roll done").await?;
-            ctx.event(
-                cluster,
-                EventType::Normal,
-                "RollCompleted",
-                next.message.clone(),
-            )
+    }
+    for (broker, type_, reason, message) in announce {
+        let related = broker.map(|b| pod_ref(cluster, &ns, b));
+        ctx.event_related(cluster, related, type_, reason, message)
             .await;
-        }
     }
     let in_progress = next.state == "Rolling";
     if in_progress {
