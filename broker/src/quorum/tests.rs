@@ -380,6 +380,14 @@ async fn a_broker_whose_heartbeats_stop_is_fenced() {
     }
 }
 
+/// A one-voter cluster in `dir`, its broker ready; the nodes must outlive the test.
+async fn one_ready_node(dir: &tempfile::TempDir) -> (Vec<Node>, Arc<Quorum>) {
+    let (nodes, _) = cluster(1, std::slice::from_ref(dir), 10_000).await;
+    let q = nodes[0].quorum.clone();
+    within(15, "broker ready", q.wait_ready()).await;
+    (nodes, q)
+}
+
 /// Heartbeats have their own queue at the controller, served first: one sent behind
 /// a queue of commits is answered before the commits are through, so a broker is not
 /// fenced (nor fences itself) while its controller works through a burst of ISR
@@ -387,9 +395,7 @@ async fn a_broker_whose_heartbeats_stop_is_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_does_not_wait_behind_queued_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let (nodes, _) = cluster(1, std::slice::from_ref(&dir), 10_000).await;
-    let q = nodes[0].quorum.clone();
-    within(15, "broker ready", q.wait_ready()).await;
+    let (_nodes, q) = one_ready_node(&dir).await;
     const QUEUED: usize = 200;
     let submits: Vec<_> = (0..QUEUED)
         .map(|i| {
@@ -424,24 +430,14 @@ async fn a_heartbeat_does_not_wait_behind_queued_requests() {
 /// one entry; a request over the bound is refused whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isr_changes_sent_together_are_answered_each_and_committed_as_one_entry() {
-    use crate::metadata::image::PartitionState;
-    use crate::replication::{Isr, LeaderEpoch, PartitionEpoch, TopicPartition};
-    let dir = tempfile::tempdir().unwrap();
-    let (nodes, _) = cluster(1, std::slice::from_ref(&dir), 10_000).await;
-    let q = nodes[0].quorum.clone();
-    within(15, "broker ready", q.wait_ready()).await;
-    let topic_id = uuid::Uuid::new_v4();
-    let partition = |index| PartitionState {
-        partition: index,
-        leader: 1,
-        leader_epoch: 0,
-        replicas: vec![1],
-        isr: vec![1],
-        partition_epoch: 0,
-        adding_replicas: vec![],
-        removing_replicas: vec![],
-        offline_replicas: vec![],
+    use crate::replication::cluster_state::partition_state;
+    use crate::replication::{
+        Isr, LeaderEpoch, PartitionEpoch, PartitionRegistration, TopicPartition,
     };
+    let dir = tempfile::tempdir().unwrap();
+    let (_nodes, q) = one_ready_node(&dir).await;
+    let topic_id = uuid::Uuid::new_v4();
+    let partition = |index| partition_state(index, &PartitionRegistration::of(&[1], &[1], 1, 0, 0));
     let create = ControllerRequest::Records(vec![MetadataRecord::TopicCreated {
         name: "isr".into(),
         id: topic_id,

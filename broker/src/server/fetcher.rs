@@ -138,7 +138,8 @@ impl Fetchers {
     }
 
     /// The leader `tp` is registered as fetched from, if any.
-    pub fn leader_of(&self, tp: &TopicPartition) -> Option<BrokerId> {
+    #[cfg(test)]
+    pub(super) fn leader_of(&self, tp: &TopicPartition) -> Option<BrokerId> {
         self.registry.lock().leader_of.get(tp).map(|(l, _)| *l)
     }
 

@@ -71,19 +71,6 @@ fn a_held_partition_leaves_the_session_until_the_quota_refills() {
     assert_eq!(request.partitions[0].1.fetch_offset, 0);
 }
 
-/// A gate that holds nothing back.
-struct OpenGate;
-
-impl ThrottleGate for OpenGate {
-    fn throttled(&self, _: &Partition, _: Option<BrokerId>) -> bool {
-        false
-    }
-    fn held_until_ms(&self) -> Option<i64> {
-        None
-    }
-    fn passed(&self, _: u64) {}
-}
-
 fn open_partition(dir: &std::path::Path) -> Arc<Partition> {
     let clock = crate::clock::ManualClock::new(0);
     Arc::new(Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap())
@@ -140,7 +127,9 @@ fn a_partition_handed_again_keeps_its_fetch_in_flight() {
         .unwrap();
     let mut f = FetcherState::new(1);
     f.add(p.clone(), stop.clone());
-    let request = f.next_request(0, 100, &OpenGate).expect("a request");
+    let request = f
+        .next_request(0, 100, &crate::server::throttle::Unthrottled)
+        .expect("a request");
     assert_eq!(request.partitions.len(), 1);
     assert!(f.members[&tp].request.is_some());
     f.add(p.clone(), stop);
