@@ -167,7 +167,7 @@ cluster_compat() {
 }
 
 # confluent-kafka transactions while a broker is killed with SIGKILL and restarted: the
-# suite starts and owns its 3-broker cluster (ports 42000-42022), as it kills a broker.
+# suite starts and owns its 3-broker cluster (ports 17000-17022), as it kills a broker.
 txn_kill_compat() {
   FJORD_BIN="$CARGO_TARGET_DIR/debug/fjord" e2e/python/run.sh - test_txn_confluent_kafka.py
 }
@@ -198,8 +198,9 @@ step "request decoder fuzzing (${FUZZ_SECONDS}s)" tools/fuzz.sh "$FUZZ_SECONDS"
 # The client suites: the one-broker pass, then the exactly-once kill tests, beside the
 # 3-broker pass, then the confluent-kafka kill test (about 11 minutes each here), beside
 # the Kubernetes suite (below). Their
-# ports do not overlap (29092-29644, 29192-30194, 42000-42022, 43100-43222), and each
-# Maven run builds in its own directory.
+# ports do not overlap (29092-29644, 29192-30194, 17000-17022, 17100-17222) and lie below
+# the kernel's ephemeral range (32768-60999), so no client connection of a neighbouring
+# lane can hold one; each Maven run builds in its own directory.
 lane_one_broker() {
   step "third-party client suites" client_compat
   # Spring's KafkaTransactionManager and Kafka Streams exactly_once_v2, each on its own

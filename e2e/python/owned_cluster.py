@@ -180,14 +180,15 @@ class KafkaCluster:
 
 def owned_cluster(root):
     """The cluster TXN_BROKER names: fjord (default; FJORD_BIN is the broker binary) or
-    kafka. Ports from TXN_BASE_PORT (default 42000 for Fjord, 42100 for Kafka)."""
+    kafka. Ports from TXN_BASE_PORT (default 17000 for Fjord, 17050 for Kafka), below the
+    kernel's ephemeral range (32768-60999), where a client connection could hold one."""
     broker = os.environ.get("TXN_BROKER", "fjord")
     if broker == "fjord":
         binary = os.environ.get("FJORD_BIN", "").strip()
         if not binary or not os.access(binary, os.X_OK):
             raise RuntimeError(f"FJORD_BIN must name the fjord binary (got {binary!r}); "
                                "or TXN_BROKER=kafka for Apache Kafka")
-        return FjordCluster(binary, root, int(os.environ.get("TXN_BASE_PORT", "42000")))
+        return FjordCluster(binary, root, int(os.environ.get("TXN_BASE_PORT", "17000")))
     if broker == "kafka":
-        return KafkaCluster(root, int(os.environ.get("TXN_BASE_PORT", "42100")))
+        return KafkaCluster(root, int(os.environ.get("TXN_BASE_PORT", "17050")))
     raise RuntimeError(f"TXN_BROKER must be fjord or kafka, not {broker!r}")

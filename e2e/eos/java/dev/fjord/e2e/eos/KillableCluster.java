@@ -40,9 +40,9 @@ public final class KillableCluster implements AutoCloseable {
 
   /**
    * Starts a fresh cluster with Kafka ports port..port+2 (26 ports from port in all), its
-   * files in target/NAME. The fixed ports lie in the kernel's ephemeral range, so a
-   * client connection may hold one: a start that finds a port taken tries again PORT_STEP
-   * higher, up to START_TRIES times.
+   * files in target/NAME. The callers' ports lie below the kernel's ephemeral range; a
+   * start that still finds a port taken (a process left over from an earlier run) tries
+   * again PORT_STEP higher, up to START_TRIES times.
    */
   public static KillableCluster start(String name, int port) throws Exception {
     Path base = Path.of(System.getProperty("basedir", ".")).toAbsolutePath();

@@ -47,7 +47,7 @@ import org.springframework.util.backoff.FixedBackOff;
  * and started again (NumberedRun). The read_committed output must hold every input once
  * and no record of an aborted transaction, which a read_uncommitted reader does see.
  *
- * It owns its cluster (ports 43100-43125), so it runs apart from the shared-broker suite:
+ * It owns its cluster (ports 17100-17125), so it runs apart from the shared-broker suite:
  * e2e/eos/run.sh, with the JUnit tag "eos".
  */
 @Tag("eos")
@@ -55,7 +55,7 @@ import org.springframework.util.backoff.FixedBackOff;
 class TransactionalReadProcessWriteTest {
   static final int RECORDS = 600;
   static final int PARTITIONS = 4;
-  static final int PORT = 43100;
+  static final int PORT = 17100;
   /** Inputs whose number ends in this digit fail their first transaction. */
   static final int DOOMED_DIGIT = 3;
   static final String DOOMED = ":doomed";

@@ -52,7 +52,7 @@ class ExactlyOnceStreamsTest {
   static final int RECORDS = 3000;
   static final int PARTITIONS = 4;
   static final int GROUPS = 7;
-  static final int PORT = 43200;
+  static final int PORT = 17200;
   static final String STORE = "counts";
 
   /** Inputs whose number is this modulo 1000 fail once, after their output is sent. */
