@@ -157,12 +157,26 @@ async fn keep_serving(bootstrap: String, topic: String, until: Arc<AtomicBool>) 
     }
 }
 
-/// Sum of `fjord_connections_closed_total` over `reasons`.
-fn closed(text: &str, reasons: &[&str]) -> f64 {
-    reasons
-        .iter()
-        .map(|r| metric(text, "fjord_connections_closed_total", &[("reason", r)]).unwrap_or(0.0))
-        .sum()
+/// Waits until the sum of `fjord_connections_closed_total` over `reasons` is `expected`.
+/// The broker counts a close just after the socket is closed, so a client that saw its
+/// connection end may scrape a moment before the count.
+async fn wait_closed_count(http: &str, reasons: &[&str], expected: usize) -> Result<()> {
+    let what = format!("fjord_connections_closed_total over {reasons:?} at {expected}");
+    common::wait_for(&what, DEADLINE, || async {
+        let text = scrape(http).await?;
+        let counted: f64 = reasons
+            .iter()
+            .map(|r| {
+                metric(&text, "fjord_connections_closed_total", &[("reason", r)]).unwrap_or(0.0)
+            })
+            .sum();
+        Ok(if counted == expected as f64 {
+            Ok(())
+        } else {
+            Err(format!("{counted}"))
+        })
+    })
+    .await
 }
 
 /// Runs `connections` half-sent frames against a broker with the test budget while a
@@ -236,13 +250,12 @@ async fn attack(
             "RSS peak {peak} exceeds {before} before + bound {bound_bytes} + allowance \
              {ALLOWANCE_BYTES}"
         );
-        let text = scrape(&broker.http_addr()).await?;
-        let counted = closed(&text, &["frame_deadline", "no_room"]);
-        ensure!(
-            counted == connections as f64,
-            "fjord_connections_closed_total frame_deadline + no_room = {counted}, expected \
-             {connections}"
-        );
+        wait_closed_count(
+            &broker.http_addr(),
+            &["frame_deadline", "no_room"],
+            connections,
+        )
+        .await?;
         common::wait_for("no request bytes reserved", DEADLINE, || async {
             let text = scrape(&broker.http_addr()).await?;
             let reserved = metric(&text, "fjord_request_read_bytes", &[]);
@@ -296,12 +309,7 @@ async fn a_connection_stalled_mid_frame_is_closed_once_idle() -> Result<()> {
         head.resize(50_000, 0);
         stream.write_all(&head).await?;
         expect_closed_silently(&mut stream, "frame stalled after 50,000 of 100,000 bytes").await?;
-        let text = scrape(&broker.http_addr()).await?;
-        ensure!(
-            closed(&text, &["idle_mid_frame"]) == 1.0,
-            "fjord_connections_closed_total{{reason=\"idle_mid_frame\"}} is not 1"
-        );
-        Ok(())
+        wait_closed_count(&broker.http_addr(), &["idle_mid_frame"], 1).await
     }
     .await;
     if result.is_err() {

@@ -261,14 +261,27 @@ async fn ssl_listener_with_client_certificates() -> Result<()> {
         logs.contains("TLS connection refused"),
         "no refused handshake logged\n{logs}"
     );
-    let (_, metrics) = http_get(&broker.http_addr(), "/metrics", Duration::from_secs(10)).await?;
-    let refused: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("fjord_connections_closed_total{reason=\"tls_handshake\"} "))
-        .with_context(|| format!("no tls_handshake closes in /metrics\n{metrics}"))?
-        .trim()
-        .parse()?;
-    assert!(refused >= 2.0, "{refused} refused handshakes counted");
+    // A refused client may see its handshake fail a moment before the broker counts it.
+    common::wait_for(
+        "two refused handshakes counted",
+        common::DEADLINE,
+        || async {
+            let (_, metrics) =
+                http_get(&broker.http_addr(), "/metrics", Duration::from_secs(10)).await?;
+            let refused: f64 = metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("fjord_connections_closed_total{reason=\"tls_handshake\"} ")
+                })
+                .map_or(Ok(0.0), |v| v.trim().parse())?;
+            Ok(if refused >= 2.0 {
+                Ok(())
+            } else {
+                Err(format!("{refused} counted"))
+            })
+        },
+    )
+    .await?;
 
     // 4. The principal of the client certificate, as Kafka names it.
     assert!(
