@@ -14,7 +14,9 @@
 //!   the runtime.
 //! - `records`: Kafka's key/value schemas for offsets and group metadata.
 //! - `txn_offsets`: offsets committed in transactions, pending until their marker
-//!   (TxnOffsetCommit, KIP-98/KIP-447).
+//!   (TxnOffsetCommit, KIP-98/KIP-447), and the log order that decides between them
+//!   and plain commits.
+//! - `txn_commit`: the coordinator's transactional requests, on top of `txn_offsets`.
 
 pub mod coordinator;
 mod offsets;
@@ -23,6 +25,7 @@ pub mod records;
 pub mod state;
 #[cfg(test)]
 mod tests;
+mod txn_commit;
 mod txn_offsets;
 #[cfg(test)]
 mod txn_offsets_tests;

@@ -24,12 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use kafka_protocol::error::ResponseError;
 
-use super::coordinator::GroupCoordinator;
-use super::records::{GroupRecord, OffsetValue};
-use super::state::{Group, GroupState};
+use super::records::OffsetValue;
 
 /// (group, topic, partition).
-type OffsetKey = (String, String, i32);
+pub(super) type OffsetKey = (String, String, i32);
 
 /// One TxnOffsetCommit, as the coordinator needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,158 +112,53 @@ impl TxnOffsets {
     pub(super) fn group_has_pending(&self, group: &str) -> bool {
         !self.pending_partitions(group).is_empty()
     }
-}
 
-impl GroupCoordinator {
-    /// Validate a TxnOffsetCommit (Kafka's classic-group rules for a transactional
-    /// commit) and return the records to append in the producer's transactional batch.
-    /// Nothing is applied here: once the batch is in the log, the runtime applies each
-    /// record with [`GroupCoordinator::replay_txn_offset`], the same step a load takes,
-    /// so a batch the log refused (a fenced epoch) leaves no pending offset behind.
-    pub fn txn_commit(
+    /// An offset record of `producer_id`'s transactional batch was applied: pending
+    /// until the transaction's marker.
+    pub(super) fn add_pending(
         &mut self,
-        req: &TxnCommitRequest,
-        now_ms: i64,
-    ) -> Result<Vec<GroupRecord>, ResponseError> {
-        if req.group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
-        }
-        // A transactional batch needs a producer: without one the log would refuse
-        // the batch, and a retriable answer would have the client retry for ever.
-        if req.producer_id < 0 || req.producer_epoch < 0 {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        let group = match self.groups.get_mut(&req.group_id) {
-            Some(g) => g,
-            // A producer committing for a consumer outside group management (or a
-            // client older than KIP-447) creates a simple group, as a plain commit does.
-            None if req.generation_id < 0 => self
-                .groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(&req.group_id, now_ms)),
-            None => return Err(ResponseError::IllegalGeneration),
-        };
-        let checked =
-            req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some();
-        if !(req.generation_id < 0 && group.state == GroupState::Empty) && checked {
-            // KIP-447: a member fenced by a rebalance must not commit for partitions it
-            // may no longer own. Unlike a plain commit, the group's state is not checked
-            // (no REBALANCE_IN_PROGRESS): the generation is what fences.
-            group.validate_member(&req.member_id, req.group_instance_id.as_deref())?;
-            if req.generation_id != group.generation_id {
-                return Err(ResponseError::IllegalGeneration);
-            }
-        }
-        Ok(req
-            .offsets
-            .iter()
-            .map(|(topic, partition, value)| GroupRecord::Offset {
-                group: req.group_id.clone(),
-                topic: topic.clone(),
-                partition: *partition,
-                value: Some(value.clone()),
-            })
-            .collect())
-    }
-
-    /// Apply an offset record of `producer_id`'s transactional batch, appended live or
-    /// read back in log order: the offset is pending until the transaction's marker.
-    /// A tombstone in such a batch is applied as any tombstone.
-    pub fn replay_txn_offset(&mut self, producer_id: i64, record: GroupRecord, now_ms: i64) {
-        let GroupRecord::Offset {
-            group,
-            topic,
-            partition,
-            value: Some(value),
-        } = record
-        else {
-            return self.replay(record, now_ms);
-        };
-        // Kafka creates the (simple) group when it reads an offset for a group it
-        // does not know, so the group is listed and described while the commit waits.
-        self.groups
-            .entry(group.clone())
-            .or_insert_with(|| Group::new(&group, now_ms));
-        let position = self.txn.next_position();
+        producer_id: i64,
+        group: String,
+        topic: String,
+        partition: i32,
+        value: OffsetValue,
+    ) {
+        let position = self.next_position();
         let k = (group, topic, partition);
-        self.txn
-            .open
-            .entry(k.clone())
-            .or_default()
-            .insert(producer_id);
-        self.txn
-            .pending
+        self.open.entry(k.clone()).or_default().insert(producer_id);
+        self.pending
             .entry(producer_id)
             .or_default()
             .insert(k, Pending { value, position });
     }
 
-    /// The marker of `producer_id`'s transaction reached this coordinator's partition
-    /// (written live, or read back at load): on commit its pending offsets become the
-    /// committed offsets wherever no later record set them, on abort they are dropped.
-    /// Writes nothing: the marker is the record.
-    pub fn complete_txn(&mut self, producer_id: i64, commit: bool, now_ms: i64) {
-        let Some(offsets) = self.txn.pending.remove(&producer_id) else {
-            return;
+    /// The marker of `producer_id`'s transaction: its pending offsets, no longer
+    /// pending, with the position of the record that wrote each.
+    pub(super) fn take_producer(&mut self, producer_id: i64) -> Vec<(OffsetKey, OffsetValue, u64)> {
+        let Some(offsets) = self.pending.remove(&producer_id) else {
+            return vec![];
         };
-        for (k, pending) in offsets {
-            if let Some(producers) = self.txn.open.get_mut(&k) {
-                producers.remove(&producer_id);
-                if producers.is_empty() {
-                    self.txn.open.remove(&k);
-                }
-            }
-            if !commit {
-                continue;
-            }
-            // Kafka keeps the most recent committed offset when plain and
-            // transactional commits mix: the pending one loses to a record after it.
-            let superseded = self
-                .txn
-                .committed_at
-                .get(&k)
-                .is_some_and(|at| *at > pending.position)
-                && self
-                    .groups
-                    .get(&k.0)
-                    .is_some_and(|g| g.offsets.contains_key(&(k.1.clone(), k.2)));
-            if superseded {
-                continue;
-            }
-            let group = self
-                .groups
-                .entry(k.0.clone())
-                .or_insert_with(|| Group::new(&k.0, now_ms));
-            group.offsets.insert((k.1.clone(), k.2), pending.value);
-            self.txn.committed_at.insert(k, pending.position);
-        }
-    }
-
-    /// Whether a transaction holds a pending offset of `group` for the partition.
-    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
-        self.txn.is_pending(group, topic, partition)
-    }
-
-    /// OffsetFetch: the committed offsets of `group_id` (of the named partitions, or
-    /// all of them when `partitions` is None). With `require_stable` (KIP-447) a
-    /// partition with a pending transactional offset answers UNSTABLE_OFFSET_COMMIT,
-    /// so that a consumer does not start from an offset a transaction is replacing.
-    pub fn fetch_stable_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[(String, i32)]>,
-        require_stable: bool,
-    ) -> Vec<FetchedOffset> {
-        self.fetch_offsets(group_id, partitions)
+        offsets
             .into_iter()
-            .map(|(t, p, v)| {
-                let answer = if require_stable && self.txn.is_pending(group_id, &t, p) {
-                    Err(ResponseError::UnstableOffsetCommit)
-                } else {
-                    Ok(v)
-                };
-                (t, p, answer)
+            .map(|(k, pending)| {
+                if let Some(producers) = self.open.get_mut(&k) {
+                    producers.remove(&producer_id);
+                    if producers.is_empty() {
+                        self.open.remove(&k);
+                    }
+                }
+                (k, pending.value, pending.position)
             })
             .collect()
+    }
+
+    /// Whether a record after `position` set the partition's committed offset.
+    pub(super) fn committed_after(&self, k: &OffsetKey, position: u64) -> bool {
+        self.committed_at.get(k).is_some_and(|at| *at > position)
+    }
+
+    /// A pending offset written at `position` became the partition's committed offset.
+    pub(super) fn committed_from(&mut self, k: OffsetKey, position: u64) {
+        self.committed_at.insert(k, position);
     }
 }

@@ -9,6 +9,7 @@ use tokio::sync::Mutex as AsyncMutex;
 
 use kafka_protocol::error::ResponseError;
 
+use super::isr_proposals::{self, IsrProposals};
 use super::partition::{Partition, PartitionMap};
 use crate::clock::SharedClock;
 use crate::config::listeners::Listener;
@@ -18,7 +19,7 @@ use crate::metadata::image::{MetadataImage, MetadataRecord};
 use crate::metrics::Metrics;
 use crate::quorum::{ControllerReply, ControllerRequest, Quorum};
 use crate::replication::leader::AlterPartitionRequest;
-use crate::replication::{PartitionRegistration, TopicPartition};
+use crate::replication::TopicPartition;
 
 /// Producer ids are reserved in the metadata log this many at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -52,7 +53,7 @@ pub struct Broker {
     /// This broker's replication quotas (KIP-73), one per direction.
     pub replication_quotas: super::throttle::ReplicationQuotas,
     /// ISR changes of the partitions led here, on their way to the controller.
-    pub(super) isr_proposals: Arc<super::isr_proposals::IsrProposals>,
+    isr_proposals: Arc<IsrProposals>,
     /// The metadata quorum, set once started.
     quorum: std::sync::OnceLock<Arc<Quorum>>,
     /// Serializes this broker's admin changes: plan against the image, submit, wait
@@ -237,13 +238,33 @@ impl Broker {
             .unwrap_or(-1)
     }
 
+    /// Send a partition leader's ISR proposals (if any) to the controller, and feed
+    /// the answers back (which may produce further proposals).
+    pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
+        if self.isr_proposals.queue(partition, proposals) {
+            let me = self.me.clone();
+            let alter = move |requests| {
+                let me = me.clone();
+                async move {
+                    let broker = me.upgrade()?;
+                    Some(
+                        broker
+                            .alter_partitions(requests, isr_proposals::REQUEST_TIMEOUT)
+                            .await,
+                    )
+                }
+            };
+            tokio::spawn(isr_proposals::send(self.isr_proposals.clone(), alter));
+        }
+    }
+
     /// Ask the controller to change partitions' ISRs (AlterPartition): an answer per
     /// request, or the error of the whole call.
     pub async fn alter_partitions(
         &self,
         requests: Vec<AlterPartitionRequest>,
         timeout: std::time::Duration,
-    ) -> Result<Vec<Result<PartitionRegistration, ResponseError>>, ResponseError> {
+    ) -> isr_proposals::Answers {
         let quorum = self.quorum.get().ok_or(ResponseError::NotController)?;
         match quorum
             .submit(ControllerRequest::AlterPartitions(requests), timeout)

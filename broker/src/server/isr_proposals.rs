@@ -5,23 +5,27 @@
 //! and commits them as one entry, not one commit (and one request) each.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use tokio::sync::Notify;
 
-use super::broker::Broker;
 use super::partition::Partition;
 use crate::replication::leader::AlterPartitionRequest;
-use crate::replication::TopicPartition;
+use crate::replication::{PartitionRegistration, TopicPartition};
 
 /// The most partitions one request carries; the rest go in the next.
 pub const MAX_BATCH: usize = 1000;
 /// How long one request may take, its commit and its application here included. The
 /// leaders resend what is unanswered; a longer wait would hold back every later ISR
 /// change of this broker.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The controller's answer to one request: an answer per proposal, or the error of
+/// the whole call.
+pub type Answers = Result<Vec<Result<PartitionRegistration, ResponseError>>, ResponseError>;
 
 /// One proposal waiting to be sent, with the partition that answers it.
 type Queued = (Arc<Partition>, AlterPartitionRequest);
@@ -42,7 +46,7 @@ struct Waiting {
 
 impl IsrProposals {
     /// Queue `proposals` of `partition`; whether the sending task must be started.
-    fn queue(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) -> bool {
+    pub fn queue(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) -> bool {
         if proposals.is_empty() {
             return false;
         }
@@ -82,27 +86,26 @@ impl IsrProposals {
     }
 }
 
-impl Broker {
-    /// Send a partition leader's ISR proposals (if any) to the controller, and feed
-    /// the answers back (which may produce further proposals).
-    pub fn propose_isr(&self, partition: &Arc<Partition>, proposals: Vec<AlterPartitionRequest>) {
-        if self.isr_proposals.queue(partition, proposals) {
-            tokio::spawn(send_proposals(self.me.clone(), self.isr_proposals.clone()));
-        }
-    }
-}
-
 /// The sending task: one request in flight; what queued meanwhile goes in the next.
-async fn send_proposals(broker: Weak<Broker>, proposals: Arc<IsrProposals>) {
+/// `alter` sends one request to the controller; `None` (the broker is gone) ends the
+/// task. The answers go back to their partitions, and what those propose next is
+/// queued for a later request.
+pub async fn send<F, Fut>(proposals: Arc<IsrProposals>, alter: F)
+where
+    F: Fn(Vec<AlterPartitionRequest>) -> Fut,
+    Fut: Future<Output = Option<Answers>>,
+{
     loop {
         let batch = proposals.take_batch();
         if batch.is_empty() {
             proposals.wake.notified().await;
             continue;
         }
-        let Some(b) = broker.upgrade() else { return };
         let requests = batch.iter().map(|(_, r)| r.clone()).collect();
-        let answers = match b.alter_partitions(requests, REQUEST_TIMEOUT).await {
+        let Some(answers) = alter(requests).await else {
+            return;
+        };
+        let answers = match answers {
             Ok(answers) if answers.len() == batch.len() => answers,
             Ok(answers) => {
                 tracing::warn!(
@@ -120,7 +123,7 @@ async fn send_proposals(broker: Weak<Broker>, proposals: Arc<IsrProposals>) {
                     "ISR change refused");
             }
             let more = partition.on_alter_partition_response(&request, answer);
-            b.propose_isr(&partition, more);
+            proposals.queue(&partition, more);
         }
     }
 }

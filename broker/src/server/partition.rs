@@ -3,7 +3,7 @@
 //! `crate::replication`, driven here), and watch channels that wake fetches waiting
 //! for data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 pub use super::partition_map::PartitionMap;
 
+mod following;
 mod housekeeping;
+mod leading;
 mod start;
 use super::timers::{PartitionTimer, TimerKind};
 use crate::clock::SharedClock;
@@ -27,12 +29,11 @@ use crate::log::{
     AppendError, AppendInfo, DroppedData, FileSlice, Log, LogConfig, LogStorage, ReadError,
     ReadInfo,
 };
-use crate::replication::follower::{FetchRequest, FollowerAction, PartitionFollower};
+use crate::replication::follower::PartitionFollower;
 use crate::replication::leader::{
-    AlterPartitionRequest, FollowerFetch, FollowerFetchAnswer, LeaderAction, PartitionLeader,
-    ProduceId, ProduceWaiter,
+    AlterPartitionRequest, FollowerFetchAnswer, LeaderAction, PartitionLeader, ProduceId,
+    ProduceWaiter,
 };
-use crate::replication::{BrokerEpoch, HighWatermark, PartitionRegistration};
 pub use housekeeping::Housekept;
 pub use start::FollowerStarts;
 
@@ -311,114 +312,6 @@ impl Partition {
         }
     }
 
-    /// Become (or stay) leader of `registration`'s leader epoch. A new epoch starts a
-    /// fresh leader from the log; the same epoch updates the ISR and replicas. Returns
-    /// ISR proposals to send.
-    pub fn make_leader(
-        &self,
-        local: i32,
-        config: crate::replication::leader::LeaderConfig,
-        registration: PartitionRegistration,
-    ) -> Vec<AlterPartitionRequest> {
-        let now_ms = self.clock.now_ms();
-        let mut role = self.role.lock();
-        if let Role::Leader(leader) = &mut *role {
-            if leader.leader_epoch() == registration.leader_epoch {
-                leader.reconfigure(config);
-                let actions = leader.on_partition_update(now_ms, registration);
-                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
-                drop(role);
-                return self.perform(actions);
-            }
-        }
-        let previous = std::mem::replace(&mut *role, Role::Offline);
-        let mut actions = self.step_down(previous);
-        self.follower_starts.forget();
-        self.leader_epoch
-            .store(registration.leader_epoch.0, Ordering::Release);
-        let leo = self.log.read().log_end_offset();
-        let mut leader = PartitionLeader::new(
-            self.topic_partition(),
-            local,
-            config,
-            registration,
-            leo,
-            HighWatermark(self.high_watermark()),
-            now_ms,
-        );
-        // With no other replica in the ISR, everything in the log is committed now.
-        actions.extend(leader.on_appended(now_ms, leo, None));
-        self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
-        *role = Role::Leader(Box::new(leader));
-        drop(role);
-        self.perform(actions)
-    }
-
-    /// Follow `registration`'s leader. Returns `Some(token)` when a fetch loop must be
-    /// started for this partition (it was not following before), `None` when the
-    /// running loop carries on with the new leader.
-    pub fn make_follower(
-        &self,
-        local: i32,
-        config: crate::replication::follower::FollowerConfig,
-        registration: &PartitionRegistration,
-    ) -> Option<CancellationToken> {
-        let now_ms = self.clock.now_ms();
-        let mut role = self.role.lock();
-        self.leader_epoch
-            .store(registration.leader_epoch.0, Ordering::Release);
-        if let Role::Follower { state, .. } = &mut *role {
-            if registration.leader_epoch > state.leader_epoch() {
-                self.role_version.send_modify(|v| *v += 1);
-            }
-            state.on_leader_change(now_ms, registration.leader, registration.leader_epoch);
-            return None;
-        }
-        let previous = std::mem::replace(&mut *role, Role::Offline);
-        let actions = self.step_down(previous);
-        let stop = CancellationToken::new();
-        *role = Role::Follower {
-            state: PartitionFollower::new(
-                self.topic_partition(),
-                local,
-                config,
-                registration.leader,
-                registration.leader_epoch,
-                HighWatermark(self.high_watermark()),
-                now_ms,
-            ),
-            stop: stop.clone(),
-        };
-        drop(role);
-        self.perform(actions);
-        Some(stop)
-    }
-
-    /// The token that ends this partition's follower role, while it is a follower.
-    pub fn follower_stop(&self) -> Option<CancellationToken> {
-        match &*self.role.lock() {
-            Role::Follower { stop, .. } => Some(stop.clone()),
-            _ => None,
-        }
-    }
-
-    /// Lead alone, as the only replica (tests that drive a partition directly).
-    #[cfg(test)]
-    pub fn lead_alone(&self, local: i32) {
-        let registration = PartitionRegistration {
-            replicas: vec![local],
-            isr: crate::replication::Isr::new(vec![local]),
-            leader: local,
-            leader_epoch: crate::replication::LeaderEpoch(self.leader_epoch()),
-            partition_epoch: crate::replication::PartitionEpoch(0),
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-            offline_replicas: vec![],
-        };
-        let config = crate::replication::leader::LeaderConfig::default();
-        self.make_leader(local, config, registration);
-    }
-
     /// Stop leading or following (partition offline, moved away, or shutting down).
     pub fn make_offline(&self) {
         let previous = std::mem::replace(&mut *self.role.lock(), Role::Offline);
@@ -450,218 +343,12 @@ impl Partition {
         }
     }
 
-    /// Carry out a leader's actions that stay in this partition (high watermark,
-    /// completed produce requests); return the ISR proposals for the controller.
-    fn perform(&self, actions: Vec<LeaderAction>) -> Vec<AlterPartitionRequest> {
-        let mut proposals = Vec::new();
-        for action in actions {
-            match action {
-                LeaderAction::HighWatermarkAdvanced(hw) => {
-                    self.high_watermark.send_if_modified(|cur| {
-                        let advanced = hw.0 > *cur;
-                        if advanced {
-                            *cur = hw.0;
-                        }
-                        advanced
-                    });
-                }
-                LeaderAction::CompleteProduce { id, error } => {
-                    if let Some(tx) = self.waiters.lock().remove(&id.0) {
-                        let _ = tx.send(error);
-                    }
-                }
-                LeaderAction::AlterPartition(request) => proposals.push(request),
-            }
-        }
-        proposals
-    }
-
-    /// Time passed: ISR shrinks and timed-out acks=all waiters (leader), or what the
-    /// follower should fetch next.
-    pub fn tick(&self) -> Vec<AlterPartitionRequest> {
-        // Before the state is read: a deadline armed from here on is either seen below
-        // or armed anew.
-        self.timer.fired(TimerKind::Leader);
-        let now_ms = self.clock.now_ms();
-        let actions = match &mut *self.role.lock() {
-            Role::Leader(leader) => {
-                let actions = leader.on_tick(now_ms);
-                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
-                actions
-            }
-            _ => return vec![],
-        };
-        self.perform(actions)
-    }
-
-    /// The metadata changed what it says of `broker` (see
-    /// [`PartitionLeader::on_broker_state`]); nothing when not leading.
-    pub fn on_broker_state(
-        &self,
-        broker: i32,
-        eligible_epoch: Option<BrokerEpoch>,
-    ) -> Vec<AlterPartitionRequest> {
-        let now_ms = self.clock.now_ms();
-        let actions = match &mut *self.role.lock() {
-            Role::Leader(leader) => {
-                let actions = leader.on_broker_state(now_ms, broker, eligible_epoch);
-                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
-                actions
-            }
-            _ => return vec![],
-        };
-        self.perform(actions)
-    }
-
-    /// The controller's answer to an ISR proposal of this partition's leader.
-    pub fn on_alter_partition_response(
-        &self,
-        request: &AlterPartitionRequest,
-        response: Result<PartitionRegistration, ResponseError>,
-    ) -> Vec<AlterPartitionRequest> {
-        let now_ms = self.clock.now_ms();
-        let actions = match &mut *self.role.lock() {
-            Role::Leader(leader) if leader.leader_epoch() == request.leader_epoch => {
-                let actions = leader.on_alter_partition_response(now_ms, response);
-                self.timer.arm(TimerKind::Leader, leader.next_deadline_ms());
-                actions
-            }
-            _ => return vec![],
-        };
-        self.perform(actions)
-    }
-
-    /// A follower's fetch, at the leader: check its epoch, note its position, and
-    /// hand out the records after `fetch_offset` (up to the log end, not the high
-    /// watermark: followers copy uncommitted records too).
-    pub fn follower_fetch(&self, fetch: &FollowerFetch, max_bytes: usize) -> FollowerFetchResult {
-        let now_ms = self.clock.now_ms();
-        let mut role = self.role.lock();
-        let Role::Leader(leader) = &mut *role else {
-            return FollowerFetchResult {
-                answer: FollowerFetchAnswer::Error(ResponseError::NotLeaderOrFollower),
-                records: None,
-                log_start_offset: -1,
-                proposals: vec![],
-            };
-        };
-        let log = self.log.read();
-        let (answer, actions) = leader.on_follower_fetch(now_ms, fetch, &*log);
-        // A proposal sent here is resent at its retry deadline.
-        self.timer.arm(TimerKind::Leader, leader.isr_deadline_ms());
-        let mut records = None;
-        let mut answer = answer;
-        if let FollowerFetchAnswer::Records { fetch_offset, .. } = answer {
-            match log.read(fetch_offset, max_bytes, log.log_end_offset(), true) {
-                Ok(info) => records = info.slice,
-                Err(ReadError::OffsetOutOfRange { .. }) => {
-                    answer = FollowerFetchAnswer::Error(ResponseError::OffsetOutOfRange)
-                }
-                Err(e) => {
-                    tracing::error!(topic = %self.topic, partition = self.index, error = %e, "reading for a follower failed");
-                    answer = FollowerFetchAnswer::Error(ResponseError::KafkaStorageError)
-                }
-            }
-        }
-        let log_start_offset = log.log_start_offset();
-        drop(log);
-        drop(role);
-        FollowerFetchResult {
-            answer,
-            records,
-            log_start_offset,
-            proposals: self.perform(actions),
-        }
-    }
-
-    /// The follower's next fetch, if it is time for one.
-    pub fn next_fetch(&self) -> Option<FetchRequest> {
-        let now_ms = self.clock.now_ms();
-        let mut role = self.role.lock();
-        let Role::Follower { state, .. } = &mut *role else {
-            return None;
-        };
-        let log = self.log.read();
-        state
-            .on_tick(now_ms, &*log)
-            .into_iter()
-            .find_map(|a| match a {
-                FollowerAction::Fetch(r) => Some(r),
-                _ => None,
-            })
-    }
-
-    /// The leader's answer to this follower's fetch `request`: truncate, append and
-    /// take the high watermark as the follower state machine decides. A follower
-    /// below the leader's log start (retention moved it) restarts from there.
-    pub fn on_fetch_response(
-        &self,
-        request: &FetchRequest,
-        answer: FollowerFetchAnswer,
-        records: Bytes,
-    ) -> Result<(), String> {
-        let mut role = self.role.lock();
-        let Role::Follower { state, .. } = &mut *role else {
-            return Ok(());
-        };
-        let now_ms = self.clock.now_ms();
-        let mut log = self.log.write();
-        let records_end = records_end_offset(&records).unwrap_or(request.fetch.fetch_offset);
-        let actions = state.on_fetch_response(now_ms, request, answer, records_end, &*log);
-        for action in actions {
-            match action {
-                FollowerAction::TruncateTo(offset) => {
-                    tracing::info!(topic = %self.topic, partition = self.index, offset, "truncating a diverged log");
-                    log.truncate_to(offset)
-                        .map_err(|e| format!("truncating to {offset}: {e}"))?;
-                    self.log_end.send_replace(log.log_end_offset());
-                }
-                FollowerAction::AppendRecords => {
-                    log.append_as_follower(records.clone())
-                        .map_err(|e| format!("appending replicated records: {e}"))?;
-                    self.timer.log_appended(now_ms);
-                    self.log_end.send_replace(log.log_end_offset());
-                }
-                FollowerAction::SetHighWatermark(hw) => {
-                    log.on_high_watermark(hw.0);
-                    self.high_watermark.send_replace(hw.0);
-                }
-                FollowerAction::Fetch(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Follower: our log starts after the leader's log end or before its log start;
-    /// start over from `offset` with an empty log (Kafka's behaviour for a follower
-    /// out of range of its leader).
-    pub fn reset_to(&self, offset: i64) -> Result<(), String> {
-        let mut log = self.log.write();
-        log.truncate_fully_and_start_at(offset)
-            .map_err(|e| format!("resetting log to {offset}: {e}"))?;
-        self.log_end.send_replace(log.log_end_offset());
-        Ok(())
-    }
-
     pub fn log_end_offset(&self) -> i64 {
         *self.log_end.borrow()
     }
 
     pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
         self.log_end.subscribe()
-    }
-
-    /// Followers' positions as seen by this leader: (broker, log end offset).
-    pub fn follower_positions(&self) -> BTreeMap<i32, Option<i64>> {
-        match &*self.role.lock() {
-            Role::Leader(l) => l
-                .registration()
-                .replicas
-                .iter()
-                .filter_map(|&b| l.follower(b).map(|f| (b, f.log_end_offset)))
-                .collect(),
-            _ => BTreeMap::new(),
-        }
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -896,126 +583,4 @@ pub use txn::IsolatedRead;
 mod txn_tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::Clock;
-    use crate::log::batch::testing::TestBatch;
-    use crate::replication::BrokerEpoch;
-
-    fn leader(dir: &Path, config: LogConfig) -> Partition {
-        let p = Partition::open(
-            dir,
-            "t",
-            Uuid::new_v4(),
-            0,
-            0,
-            config,
-            crate::clock::ManualClock::new(0),
-        )
-        .unwrap();
-        p.lead_alone(1);
-        p
-    }
-
-    /// Leader (broker 1) of replicas [1,2,3], all in sync, on `clock`, with followers
-    /// 2 and 3 caught up.
-    pub(super) fn replicated_leader(dir: &Path, clock: SharedClock) -> Partition {
-        use crate::replication::leader::{FollowerFetch, LeaderConfig};
-        use crate::replication::LeaderEpoch;
-        let p =
-            Partition::open(dir, "t", Uuid::new_v4(), 0, 0, LogConfig::default(), clock).unwrap();
-        let registration = PartitionRegistration::of(&[1, 2, 3], &[1, 2, 3], 1, 0, 0);
-        let config = LeaderConfig {
-            replica_lag_time_max_ms: 10_000,
-            min_insync_replicas: 2,
-            alter_partition_retry_ms: 1_000,
-        };
-        p.make_leader(1, config, registration);
-        for replica in [2, 3] {
-            let fetch = FollowerFetch {
-                replica,
-                current_leader_epoch: LeaderEpoch(0),
-                fetch_offset: 0,
-                last_fetched_epoch: -1,
-                broker_epoch: Some(BrokerEpoch(0)),
-                isr_eligible: true,
-            };
-            p.follower_fetch(&fetch, 1 << 20);
-        }
-        p
-    }
-
-    #[test]
-    fn a_wall_clock_step_neither_shrinks_the_isr_nor_times_out_acks_all() {
-        let clock = crate::clock::ManualClock::new(1_700_000_000_000);
-        let dir = tempfile::tempdir().unwrap();
-        let p = replicated_leader(dir.path(), clock.clone());
-        let appended = p
-            .append_produce(
-                TestBatch::new(&["v"], 1).encode().into(),
-                Acks::All {
-                    deadline_ms: clock.now_ms() + 5_000,
-                },
-            )
-            .unwrap();
-        let mut replicated = appended.replicated.unwrap();
-        // Someone sets the time an hour ahead, then an hour back.
-        for wall in [clock.wall_ms() + 3_600_000, clock.wall_ms() - 3_600_000] {
-            clock.set_wall(wall);
-            clock.advance(100);
-            assert_eq!(
-                p.tick(),
-                vec![],
-                "ISR change proposed after a wall clock step"
-            );
-            assert!(
-                replicated.try_recv().is_err(),
-                "acks=all answered after a wall clock step"
-            );
-        }
-        // Durations still pass: the deadline, then the followers' lag.
-        clock.advance(5_000);
-        assert_eq!(p.tick(), vec![]);
-        assert_eq!(
-            replicated.try_recv(),
-            Ok(Some(ResponseError::RequestTimedOut))
-        );
-        clock.advance(5_000);
-        let shrink = p.tick();
-        assert_eq!(shrink.len(), 1, "the silent followers leave the ISR");
-        assert_eq!(shrink[0].new_isr.members(), &[1]);
-    }
-
-    #[tokio::test]
-    async fn produce_requests_waiting_for_a_sync_share_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = LogConfig {
-            flush_messages: 1,
-            ..LogConfig::default()
-        };
-        let p = leader(dir.path(), config);
-        let mut last_offsets = Vec::new();
-        for i in 0..8 {
-            let appended = p
-                .append_produce(TestBatch::new(&["v"], i).encode().into(), Acks::Leader)
-                .unwrap();
-            assert!(appended.flush_due);
-            last_offsets.push(appended.info.last_offset);
-        }
-        let waits = last_offsets.iter().map(|&o| p.flush_through(o));
-        for result in futures::future::join_all(waits).await {
-            assert_eq!(result, Ok(()));
-        }
-        // The first sync covered all eight batches; the others found them durable.
-        assert_eq!(p.flushes(), 1);
-        assert_eq!(p.with_log(|log| log.recovery_point()), 8);
-        // A batch appended after it needs a sync of its own.
-        let appended = p
-            .append_produce(TestBatch::new(&["w"], 9).encode().into(), Acks::Leader)
-            .unwrap();
-        assert_eq!(p.flush_through(appended.info.last_offset).await, Ok(()));
-        assert_eq!(p.flushes(), 2);
-        assert_eq!(p.flush_through(0).await, Ok(()));
-        assert_eq!(p.flushes(), 2);
-    }
-}
+mod tests;

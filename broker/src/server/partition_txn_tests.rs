@@ -6,6 +6,7 @@ use super::*;
 use crate::clock::Clock;
 use crate::log::batch::testing::TestBatch;
 use crate::log::txn::EndTxnMarker;
+use crate::replication::leader::FollowerFetch;
 use crate::replication::{BrokerEpoch, LeaderEpoch};
 
 fn fetch_at(p: &Partition, replica: i32, fetch_offset: i64) {

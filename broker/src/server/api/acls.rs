@@ -36,11 +36,24 @@ pub(super) fn group_access(
     op: AclOperation,
     group_id: &str,
 ) -> Result<(), ResponseError> {
+    let denied = ResponseError::GroupAuthorizationFailed;
+    access(broker, ctx, op, ResourceType::Group, group_id, denied)
+}
+
+/// `denied` unless the principal may do `op` on the resource `name` of type `resource`.
+pub(super) fn access(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource: ResourceType,
+    name: &str,
+    denied: ResponseError,
+) -> Result<(), ResponseError> {
     let image = broker.image();
     authorizer(broker, ctx, &image)
-        .authorize(op, ResourceType::Group, group_id)
+        .authorize(op, resource, name)
         .then_some(())
-        .ok_or(ResponseError::GroupAuthorizationFailed)
+        .ok_or(denied)
 }
 
 /// The authorizer's decisions for this request's principal and client address,

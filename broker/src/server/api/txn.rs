@@ -55,11 +55,9 @@ fn txn_access(
     op: AclOperation,
     transactional_id: &str,
 ) -> Result<(), ResponseError> {
-    let image = broker.image();
-    super::acls::authorizer(broker, ctx, &image)
-        .authorize(op, ResourceType::TransactionalId, transactional_id)
-        .then_some(())
-        .ok_or(ResponseError::TransactionalIdAuthorizationFailed)
+    let denied = ResponseError::TransactionalIdAuthorizationFailed;
+    let resource = ResourceType::TransactionalId;
+    super::acls::access(broker, ctx, op, resource, transactional_id, denied)
 }
 
 fn fail(broker: &Broker, ctx: &RequestContext, code: ResponseError) -> i16 {
