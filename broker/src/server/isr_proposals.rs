@@ -105,20 +105,29 @@ where
         let Some(answers) = alter(requests).await else {
             return;
         };
-        let answers = match answers {
-            Ok(answers) if answers.len() == batch.len() => answers,
+        // A call that failed as a whole is logged once, not once per partition.
+        let (answers, each_logged) = match answers {
+            Ok(answers) if answers.len() == batch.len() => (answers, true),
             Ok(answers) => {
                 tracing::warn!(
                     sent = batch.len(),
                     answered = answers.len(),
                     "AlterPartition answered for another number of partitions"
                 );
-                vec![Err(ResponseError::UnknownServerError); batch.len()]
+                let failed = vec![Err(ResponseError::UnknownServerError); batch.len()];
+                (failed, false)
             }
-            Err(code) => vec![Err(code); batch.len()],
+            Err(code) => {
+                tracing::info!(
+                    partitions = batch.len(),
+                    ?code,
+                    "ISR changes not decided by the controller"
+                );
+                (vec![Err(code); batch.len()], false)
+            }
         };
         for ((partition, request), answer) in batch.into_iter().zip(answers) {
-            if let Err(code) = &answer {
+            if let (Err(code), true) = (&answer, each_logged) {
                 tracing::info!(topic = %partition.topic, partition = partition.index, ?code,
                     "ISR change refused");
             }
