@@ -351,6 +351,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "FJORD_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
 
+    /// `/ready/in-sync` answers 200 once this process is back in the ISR of every
+    /// partition it replicates, or once this long passed since it was first asked.
+    #[arg(
+        long,
+        env = "FJORD_IN_SYNC_READY_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub in_sync_ready_timeout_ms: u64,
+
     /// Bytes a follower asks for per partition and fetch (replica.fetch.max.bytes).
     #[arg(
         long,

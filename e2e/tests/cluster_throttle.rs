@@ -6,6 +6,10 @@
 //!
 //! The figures (move times, ack latencies) are printed; the assertions are loose
 //! bounds on conditions, not benchmarks.
+//!
+//! A throttle also holds a restarted broker out of the ISR for as long as a test needs:
+//! `/ready/in-sync` (a broker pod's readiness) stays 503 meanwhile, while `/ready`
+//! answers 200, and turns 200 once the broker is back in the ISR.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +17,7 @@ use anyhow::{bail, ensure, Context, Result};
 use fjord_client::{
     AlterConfigOp, Client, ClientConfig, ConfigResource, NewTopic, ProduceOptions, ProduceRecord,
 };
-use fjord_e2e::{unique_topic, Cluster, ClusterOptions};
+use fjord_e2e::{http_get, unique_topic, Cluster, ClusterOptions};
 
 const RATE: u64 = 1_000_000;
 const RECORD_BYTES: usize = 100_000;
@@ -260,4 +264,83 @@ fn metric(text: &str, name: &str, direction: &str) -> f64 {
         .find_map(|l| l.strip_prefix(&key))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_is_in_sync_ready_only_once_back_in_the_isr() -> Result<()> {
+    let mut cluster = Cluster::start(ClusterOptions::default()).await?;
+    let admin = client(&cluster).await?;
+    let (leader, restarted) = (1, 3);
+    let topic = unique_topic("in-sync-ready");
+    // Every replica listed: KIP-73 throttles only the one out of the ISR.
+    admin
+        .create_topic(
+            NewTopic::with_assignments(&topic, vec![vec![leader, 2, restarted]])
+                .with_config("leader.replication.throttled.replicas", "*"),
+        )
+        .await?;
+    cluster.kill9(restarted).await?;
+    cluster
+        .wait_for_leader(&topic, 0, DEADLINE, "without the killed broker", |l| {
+            l.node_id == leader && !l.isr.contains(&restarted)
+        })
+        .await?;
+    // 8 MB to catch up at 100 kB/s: over a minute behind the throttle.
+    let bytes = fill(&admin, &topic).await?;
+    set_rates(&admin, &[leader], Some(RATE / 10)).await?;
+    cluster.restart(restarted).await?;
+
+    let http = cluster.broker(restarted).http_addr();
+    let status = |path: &'static str| {
+        let http = http.clone();
+        async move { http_get(&http, path, Duration::from_secs(10)).await }
+    };
+    let started = Instant::now();
+    loop {
+        let (code, body) = status("/ready/in-sync").await?;
+        if code == 503 && body.contains("catching up: 1 partitions not back in their ISR") {
+            break;
+        }
+        ensure!(
+            code == 503,
+            "/ready/in-sync {code} {body:?} while {bytes} bytes are held back by the throttle"
+        );
+        if started.elapsed() > DEADLINE {
+            bail!("/ready/in-sync never named the throttled partition: last {code} {body:?}");
+        }
+        // Poll interval of a condition wait.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, body) = status("/ready").await?;
+    ensure!(code == 200, "/ready {code} {body:?}: the broker serves");
+    println!("while held back: /ready {code}, /ready/in-sync 503");
+
+    set_rates(&admin, &[leader], None).await?;
+    let started = Instant::now();
+    loop {
+        let (code, body) = status("/ready/in-sync").await?;
+        if code == 200 {
+            break;
+        }
+        if started.elapsed() > DEADLINE {
+            bail!("/ready/in-sync not 200 within {DEADLINE:?} of the throttle's removal: {code} {body:?}");
+        }
+        // Poll interval of a condition wait.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "/ready/in-sync 200 {:?} after the throttle's removal",
+        started.elapsed()
+    );
+    // The metadata of every broker says so too, a moment later at most.
+    cluster
+        .wait_for_leader(
+            &topic,
+            0,
+            DEADLINE,
+            "with the restarted broker in the ISR",
+            |l| l.isr.contains(&restarted),
+        )
+        .await?;
+    Ok(())
 }

@@ -419,7 +419,7 @@ pub fn desired_statefulset(cluster: &FjordCluster, replicas: i32) -> StatefulSet
         ),
         readiness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
-                path: Some("/ready".into()),
+                path: Some("/ready/in-sync".into()),
                 port: IntOrString::String("http".into()),
                 ..HTTPGetAction::default()
             }),
@@ -673,7 +673,7 @@ mod tests {
             .http_get
             .as_ref()
             .unwrap();
-        assert_eq!(ready.path.as_deref(), Some("/ready"));
+        assert_eq!(ready.path.as_deref(), Some("/ready/in-sync"));
         assert_eq!(ready.port, IntOrString::String("http".into()));
         let ports: Vec<_> = c
             .ports

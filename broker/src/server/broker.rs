@@ -11,6 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::isr_proposals::{self, IsrProposals};
 use super::partition::{Partition, PartitionMap};
+use super::readiness::{self, InSync, InSyncGate};
 use crate::clock::SharedClock;
 use crate::config::listeners::Listener;
 use crate::config::{BrokerConfig, TopicDefaults};
@@ -62,6 +63,8 @@ pub struct Broker {
     /// Producer ids handed to this broker by the controller, `next..end`.
     producer_ids: AsyncMutex<(i64, i64)>,
     ready: AtomicBool,
+    /// `/ready/in-sync`'s gate (see `readiness`).
+    in_sync: parking_lot::Mutex<InSyncGate>,
     /// Out of touch with the controller for longer than the session timeout: lead
     /// nothing until a heartbeat is answered again.
     pub(super) cut_off: AtomicBool,
@@ -123,6 +126,7 @@ impl Broker {
             writer: AsyncMutex::new(()),
             producer_ids: AsyncMutex::new((0, 0)),
             ready: AtomicBool::new(false),
+            in_sync: parking_lot::Mutex::new(InSyncGate::new(config.in_sync_ready_timeout_ms)),
             cut_off: AtomicBool::new(false),
             groups: std::sync::OnceLock::new(),
             txns: std::sync::OnceLock::new(),
@@ -323,6 +327,21 @@ impl Broker {
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Whether this process has been back in the ISR of every partition it replicates
+    /// since it started (see [`super::readiness`]).
+    pub fn in_sync(&self) -> InSync {
+        let local = self.node_id();
+        let out_of_sync = self
+            .quorum()
+            .and_then(|q| q.broker_epoch())
+            .and_then(|epoch| {
+                let image = self.image();
+                (image.eligible_epoch(local) == Some(epoch))
+                    .then(|| readiness::out_of_sync(&image, local))
+            });
+        self.in_sync.lock().check(self.clock.now_ms(), out_of_sync)
     }
 
     pub fn is_ready(&self) -> bool {

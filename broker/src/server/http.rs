@@ -1,7 +1,8 @@
 //! HTTP listener: `/metrics` (Prometheus text), `/health` (process up: a liveness
 //! check), `/ready` (logs loaded, the Kafka listener serving, and the metadata log
 //! writable: while a metadata write fails and is retried, the broker cannot take part
-//! in metadata changes, and says why).
+//! in metadata changes, and says why), `/ready/in-sync` (`/ready`, and back in every
+//! ISR since the start: a broker pod's readiness, see `readiness`).
 
 use std::sync::Arc;
 
@@ -14,12 +15,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::Broker;
+use super::readiness::InSync;
 
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
+        .route("/ready/in-sync", get(ready_in_sync))
         .with_state(broker);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -54,7 +57,7 @@ async fn metrics(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
     )
 }
 
-async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
+async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
     if !broker.is_ready() {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n".to_string());
     }
@@ -64,5 +67,25 @@ async fn ready(State(broker): State<Arc<Broker>>) -> impl IntoResponse {
             format!("metadata write failing, retrying: {why}\n"),
         ),
         None => (StatusCode::OK, "ready\n".to_string()),
+    }
+}
+
+/// `/ready`, and back in sync since the start (see `readiness`): the probe of a broker
+/// pod, so that a drain evicts the next broker only once this one caught up.
+async fn ready_in_sync(State(broker): State<Arc<Broker>>) -> (StatusCode, String) {
+    let (status, body) = ready(State(broker.clone())).await;
+    if status != StatusCode::OK {
+        return (status, body);
+    }
+    match broker.in_sync() {
+        InSync::Open => (StatusCode::OK, "ready, in sync\n".to_string()),
+        InSync::Waiting(None) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching up: not registered and unfenced yet\n".to_string(),
+        ),
+        InSync::Waiting(Some(n)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("catching up: {n} partitions not back in their ISR\n"),
+        ),
     }
 }

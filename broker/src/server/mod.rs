@@ -17,6 +17,7 @@ pub mod ktls;
 pub mod offline;
 pub mod partition;
 pub mod partition_map;
+pub mod readiness;
 pub mod replica;
 pub mod replica_session;
 pub mod replica_wire;

@@ -127,9 +127,9 @@ EOF
 # node's CRI log (`kubectl logs` mixes in stderr).
 rn_pod_stdout() {
   local uid; uid=$(kubectl get pod "$2" -n "$1" -o jsonpath='{.metadata.uid}')
-  cat "$WORK"/node/n*/pod-logs/"$1_$2_$uid"/*/*.log 2>/dev/null | awk '
+  cat "$WORK"/node/n*/pod-logs/"$1_$2_$uid"/*/*.log 2>/dev/null | awk -v want="${3:-stdout}" '
     { st = $2; tag = $3; sub(/^[^ ]+ [^ ]+ [^ ]+ ?/, "") }
-    st == "stdout" { buf = buf $0; if (tag == "F") { print buf; buf = "" } }'
+    st == want { buf = buf $0; if (tag == "F") { print buf; buf = "" } }'
 }
 
 # rn_network_state: what a failed run needs about the network (k8s.sh keeps it), on
@@ -291,6 +291,24 @@ rn_drain() {
   kubectl uncordon "$node" >/dev/null
 }
 
+# rn_longest_gap BEGAN: the workload's longest gap between acknowledgements (from the
+# line it prints on stderr), placed after the last failure that began before it ended
+# (BEGAN: the name of an associative array, failure -> when it began, ms since the
+# Unix epoch).
+rn_longest_gap() {
+  local -n at=$1
+  local gap ms ended what after=""
+  gap=$(rn_pod_stdout "$RN_NS" workload stderr | grep -o 'longest gap between acknowledgements [0-9]* ms, ended at [0-9]*' | tail -n 1)
+  [[ -n $gap ]] || { log "the workload printed no longest gap"; return 0; }
+  ms=$(awk '{print $5}' <<<"$gap"); ended=$(awk '{print $NF}' <<<"$gap")
+  for what in "${!at[@]}"; do
+    (( ended >= at[$what] )) || continue
+    [[ -z $after ]] || (( at[$what] > at[$after] )) && after=$what
+  done
+  [[ -n $after ]] || { log "figure: longest gap between acknowledgements ${ms} ms, before any failure"; return 0; }
+  log "figure: longest gap between acknowledgements ${ms} ms, from $(( ended - ms - at[$after] )) ms to $(( ended - at[$after] )) ms after the ${after} began"
+}
+
 # After the README path: the volumes, then failures under an acks=all producer and a
 # consumer group running in a pod (scaling-workload).
 realnode_after_readme() {
@@ -325,7 +343,11 @@ EOF
 
   # A broker pod deleted: kubelet stops it (SIGTERM, controlled shutdown), the
   # StatefulSet makes it again, and it comes back on its own claim and rejoins.
+  # When each failure began (ms since the Unix epoch), to tell which one the workload's
+  # longest wait for an acknowledgement followed.
+  local -A began
   local old_uid; old_uid=$(kubectl get pod demo-1 -n demo -o jsonpath='{.metadata.uid}')
+  began[pod deletion]=$(date +%s%3N)
   kubectl delete pod demo-1 -n demo --wait=false >/dev/null
   replaced() {
     local uid; uid=$(kubectl get pod demo-1 -n demo -o jsonpath='{.metadata.uid}')
@@ -338,6 +360,7 @@ EOF
   local pid restarts; pid=$(rn_broker_pid 2)
   restarts=$(kubectl get pod demo-2 -n demo -o jsonpath='{.status.containerStatuses[0].restartCount}')
   [[ -n $pid ]] || fail "no process for demo-2"
+  began[kill in the container]=$(date +%s%3N)
   kill -KILL "$pid"
   restarted() {
     [[ "$(kubectl get pod demo-2 -n demo -o jsonpath='{.status.containerStatuses[0].restartCount}')" -gt $restarts ]] &&
@@ -346,6 +369,7 @@ EOF
   wait_for "demo-2's broker killed (SIGKILL) in its container, restarted by kubelet and Ready" 180 restarted
   wait_for "FjordCluster demo Ready, not Degraded, after demo-2's restart" 180 rn_healthy
 
+  began[drain]=$(date +%s%3N)
   rn_drain
 
   after=$(rn_claims)
@@ -362,6 +386,7 @@ EOF
   line=$(rn_pod_stdout "$RN_NS" workload | tail -n 1)
   [[ $line == "scaling: "* ]] || { rn_describe workload; fail "the workload pod printed no summary"; }
   log "real node, broker pod deleted and broker killed under traffic: ${line#scaling: }"
+  rn_longest_gap began
   [[ " $line " == *" lost=0 "* && " $line " == *" duplicates=0 "* && " $line " == *" consumer_missed=0 "* ]] \
     || { rn_describe workload; fail "real node workload: lost, duplicated or missed records"; }
   [[ " $line " == *" acked=0 "* ]] && fail "real node workload: nothing acknowledged"
