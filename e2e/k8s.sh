@@ -358,7 +358,7 @@ expect "statefulset replicas" "$(jp statefulset/demo '{.spec.replicas}')" 3
 expect "statefulset serviceName" "$(jp statefulset/demo '{.spec.serviceName}')" demo-brokers
 expect "statefulset args" "$(jp statefulset/demo '{.spec.template.spec.containers[0].args}')" \
   "[\"--node-id=\$(POD_INDEX)\",\"--data-dir=/var/lib/fjord/data\",\"--http-listen=\$(POD_IP):9644\",\"--listeners=PLAIN://\$(POD_IP):9092,OPERATOR://\$(POD_IP):9091\",\"--advertised-listeners=PLAIN://\$(POD_NAME).demo-brokers.demo.svc:9092,OPERATOR://\$(POD_NAME).demo-brokers.demo.svc:9091\",\"--listener-security-protocol-map=PLAIN:PLAINTEXT,OPERATOR:SSL\",\"--listener-ssl-client-auth=OPERATOR:required\",\"--ssl-principal-mapping-rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT\",\"--internal-listen=\$(POD_IP):9093\",\"--voters=$VOTERS\",\"--internal-ssl-certificate=/etc/fjord/tls/broker/\$(POD_NAME).crt\",\"--internal-ssl-key=/etc/fjord/tls/broker/\$(POD_NAME).key\",\"--internal-ssl-ca=/etc/fjord/tls/cluster-ca/ca.crt\",\"--ssl-keystore-location=/etc/fjord/tls/broker/\$(POD_NAME).crt\",\"--ssl-key-location=/etc/fjord/tls/broker/\$(POD_NAME).key\",\"--ssl-truststore-location=/etc/fjord/tls/broker/truststore.crt\"]"
-expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready
+expect "readiness probe" "$(jp statefulset/demo '{.spec.template.spec.containers[0].readinessProbe.httpGet.path}')" /ready/in-sync
 expect "scrape annotation" "$(jp statefulset/demo '{.spec.template.metadata.annotations.prometheus\.io/scrape}')" true
 expect "claim size" "$(jp statefulset/demo '{.spec.volumeClaimTemplates[0].spec.resources.requests.storage}')" 1Gi
 expect "headless service" "$(jp service/demo-brokers '{.spec.clusterIP}')" None
