@@ -3,7 +3,7 @@
 //! follow their own rules (a simple commit needs no membership), so they stand apart
 //! from the rebalance protocol.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
 
@@ -23,16 +23,8 @@ impl GroupCoordinator {
         }
         let simple =
             req.generation_id < 0 && req.member_id.is_empty() && req.group_instance_id.is_none();
-        let group = match self.groups.get_mut(&req.group_id) {
-            Some(g) => g,
-            // A client managing its own partitions commits with generation -1 and may
-            // create the group that way; anything else is from a generation that is gone.
-            None if req.generation_id < 0 => self
-                .groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(&req.group_id, now_ms)),
-            None => return Err(ResponseError::IllegalGeneration),
-        };
+        let group =
+            Self::group_to_commit(&mut self.groups, &req.group_id, req.generation_id, now_ms)?;
         if req.generation_id < 0 && group.state == GroupState::Empty {
             // Offsets only: the group has no members to check against.
         } else if !simple {
@@ -223,5 +215,25 @@ impl GroupCoordinator {
             }
         }
         out
+    }
+
+    /// The group a commit names. A client managing its own partitions commits with
+    /// generation -1 and may create the group that way; a commit of any other
+    /// generation for a group that does not exist is from a generation that is gone.
+    pub(super) fn group_to_commit<'a>(
+        groups: &'a mut BTreeMap<String, Group>,
+        group_id: &str,
+        generation_id: i32,
+        now_ms: i64,
+    ) -> Result<&'a mut Group, ResponseError> {
+        if !groups.contains_key(group_id) {
+            if generation_id >= 0 {
+                return Err(ResponseError::IllegalGeneration);
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id, now_ms));
+        }
+        groups
+            .get_mut(group_id)
+            .ok_or(ResponseError::IllegalGeneration)
     }
 }

@@ -30,16 +30,10 @@ impl GroupCoordinator {
         if req.producer_id < 0 || req.producer_epoch < 0 {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
-        let group = match self.groups.get_mut(&req.group_id) {
-            Some(g) => g,
-            // A producer committing for a consumer outside group management (or a
-            // client older than KIP-447) creates a simple group, as a plain commit does.
-            None if req.generation_id < 0 => self
-                .groups
-                .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(&req.group_id, now_ms)),
-            None => return Err(ResponseError::IllegalGeneration),
-        };
+        // A producer committing for a consumer outside group management (or a client
+        // older than KIP-447) creates a simple group, as a plain commit does.
+        let group =
+            Self::group_to_commit(&mut self.groups, &req.group_id, req.generation_id, now_ms)?;
         let checked =
             req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some();
         if !(req.generation_id < 0 && group.state == GroupState::Empty) && checked {
